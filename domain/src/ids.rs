@@ -1,0 +1,78 @@
+//! Typed identifiers. Every aggregate id is a UUID wrapped in its own type so
+//! that a `PatientId` can never be passed where a `FamilyId` is expected.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn new() -> Self {
+                Self(Uuid::new_v4())
+            }
+            /// The id as stored in the event store (`aggregate_id`).
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self(Uuid::nil())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(u: Uuid) -> Self {
+                Self(u)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user of any role; recorders and our own doctors are identified by their user id.
+    UserId
+);
+id_type!(
+    /// A household visited under a service package.
+    FamilyId
+);
+id_type!(
+    /// A person cared for; belongs to one family.
+    PatientId
+);
+id_type!(
+    /// A service package offered for sale.
+    PackageId
+);
+id_type!(
+    /// A patient's subscription to a package, assigned to one recorder.
+    SubscriptionId
+);
+id_type!(
+    /// One login session: access and refresh tokens carry it so logout revokes both.
+    SessionId
+);

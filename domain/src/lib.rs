@@ -1,0 +1,21 @@
+//! carelog's domain: aggregates, their commands and events, and the value types
+//! that can only be built valid. Pure logic: no database, HTTP, Kafka or clock.
+//!
+//! # Layout
+//! - [`ids`]: typed UUID identifiers.
+//! - [`values`]: validated value types (phone numbers, resident IDs, dates).
+//! - [`error`]: the one domain error type and field-error collection.
+//! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`].
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod family;
+pub mod ids;
+pub mod package;
+mod patch;
+pub mod patient;
+pub mod subscription;
+pub mod user;
+pub mod values;
+
+pub use error::{DomainError, FieldErrors, Validator};

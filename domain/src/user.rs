@@ -1,0 +1,310 @@
+//! Users of every role. Login sessions live on the user aggregate so that the
+//! history shows every login and logout, and a suspension is one event away from
+//! revoking everything.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::ids::SessionId;
+use crate::values::PhoneNumber;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Recorder,
+    Doctor,
+    Auditor,
+}
+
+impl Role {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "admin" => Ok(Role::Admin),
+            "recorder" => Ok(Role::Recorder),
+            "doctor" => Ok(Role::Doctor),
+            "auditor" => Ok(Role::Auditor),
+            _ => Err("应为admin、recorder、doctor或auditor".into()),
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Recorder => "recorder",
+            Role::Doctor => "doctor",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    #[default]
+    Active,
+    Inactive,
+    Suspended,
+}
+
+impl UserStatus {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "active" => Ok(UserStatus::Active),
+            "inactive" => Ok(UserStatus::Inactive),
+            "suspended" => Ok(UserStatus::Suspended),
+            _ => Err("应为active、inactive或suspended".into()),
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Inactive => "inactive",
+            UserStatus::Suspended => "suspended",
+        }
+    }
+}
+
+/// The recorder's professional profile (required for role `recorder`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecorderProfile {
+    pub employee_id: String,
+    pub qualification_cert: Option<String>,
+    pub health_cert: Option<String>,
+    pub cert_expiry_date: Option<NaiveDate>,
+    pub work_area: Option<String>,
+}
+
+/// Our own doctor's profile (required for role `doctor`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoctorProfile {
+    pub license_number: String,
+    pub specialty: String,
+    pub hospital: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub consultation_fee: Option<Decimal>,
+}
+
+/// A validated new user, built by the server from the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    pub phone: PhoneNumber,
+    pub password_hash: String,
+    pub role: Role,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub recorder: Option<RecorderProfile>,
+    pub doctor: Option<DoctorProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    Create(NewUser),
+    ChangeStatus { status: UserStatus },
+    ChangePassword { password_hash: String },
+    RecordLogin { session_id: SessionId, expires_at: DateTime<Utc> },
+    Logout { session_id: SessionId },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserEvent {
+    UserCreated(NewUser),
+    UserStatusChanged { status: UserStatus, previous: UserStatus },
+    UserPasswordChanged { password_hash: String },
+    UserLoggedIn { session_id: SessionId, expires_at: DateTime<Utc> },
+    UserLoggedOut { session_id: SessionId },
+}
+
+impl DomainEvent for UserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            UserEvent::UserCreated(_) => "UserCreated",
+            UserEvent::UserStatusChanged { .. } => "UserStatusChanged",
+            UserEvent::UserPasswordChanged { .. } => "UserPasswordChanged",
+            UserEvent::UserLoggedIn { .. } => "UserLoggedIn",
+            UserEvent::UserLoggedOut { .. } => "UserLoggedOut",
+        }
+        .to_string()
+    }
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub created: bool,
+    pub role: Option<Role>,
+    pub status: UserStatus,
+    pub username: String,
+    pub name: String,
+    pub open_sessions: Vec<SessionId>,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.created && self.status == UserStatus::Active
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "user";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if !self.created && !matches!(command, UserCommand::Create(_)) {
+            return Err(DomainError::NotFound("user"));
+        }
+        let event = match command {
+            UserCommand::Create(new) => {
+                if self.created {
+                    return Err(DomainError::conflict("用户已存在"));
+                }
+                match new.role {
+                    Role::Recorder if new.recorder.is_none() => {
+                        return Err(DomainError::field("recorder", "记录员必须提供recorder资料"))
+                    }
+                    Role::Doctor if new.doctor.is_none() => {
+                        return Err(DomainError::field("doctor", "医生必须提供doctor资料"))
+                    }
+                    _ => {}
+                }
+                UserEvent::UserCreated(new)
+            }
+            UserCommand::ChangeStatus { status } => {
+                if status == self.status {
+                    return Ok(());
+                }
+                UserEvent::UserStatusChanged { status, previous: self.status }
+            }
+            UserCommand::ChangePassword { password_hash } => {
+                UserEvent::UserPasswordChanged { password_hash }
+            }
+            UserCommand::RecordLogin { session_id, expires_at } => {
+                if !self.is_active() {
+                    return Err(DomainError::conflict("用户不可用"));
+                }
+                UserEvent::UserLoggedIn { session_id, expires_at }
+            }
+            UserCommand::Logout { session_id } => {
+                if !self.open_sessions.contains(&session_id) {
+                    return Ok(());
+                }
+                UserEvent::UserLoggedOut { session_id }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            UserEvent::UserCreated(new) => {
+                self.created = true;
+                self.role = Some(new.role);
+                self.username = new.username;
+                self.name = new.name;
+            }
+            UserEvent::UserStatusChanged { status, .. } => {
+                self.status = status;
+                if status != UserStatus::Active {
+                    self.open_sessions.clear();
+                }
+            }
+            UserEvent::UserPasswordChanged { .. } => self.open_sessions.clear(),
+            UserEvent::UserLoggedIn { session_id, .. } => {
+                // Keep the state small: only the most recent sessions matter for logout.
+                self.open_sessions.push(session_id);
+                if self.open_sessions.len() > 50 {
+                    self.open_sessions.remove(0);
+                }
+            }
+            UserEvent::UserLoggedOut { session_id } => self.open_sessions.retain(|s| *s != session_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type T = TestFramework<User>;
+
+    fn recorder() -> NewUser {
+        NewUser {
+            username: "li".into(),
+            phone: PhoneNumber::parse("13800138000").unwrap(),
+            password_hash: "h".into(),
+            role: Role::Recorder,
+            name: "李".into(),
+            avatar: None,
+            recorder: Some(RecorderProfile {
+                employee_id: "E1".into(),
+                qualification_cert: None,
+                health_cert: None,
+                cert_expiry_date: None,
+                work_area: None,
+            }),
+            doctor: None,
+        }
+    }
+
+    #[test]
+    fn it_should_create_a_recorder_with_a_profile() {
+        T::with(())
+            .given_no_previous_events()
+            .when(UserCommand::Create(recorder()))
+            .then_expect_events(vec![UserEvent::UserCreated(recorder())]);
+    }
+
+    #[test]
+    fn it_should_not_create_a_recorder_without_a_profile() {
+        let mut u = recorder();
+        u.recorder = None;
+        T::with(())
+            .given_no_previous_events()
+            .when(UserCommand::Create(u))
+            .then_expect_error(DomainError::field("recorder", "记录员必须提供recorder资料"));
+    }
+
+    #[test]
+    fn it_should_not_create_a_user_twice() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::Create(recorder()))
+            .then_expect_error(DomainError::conflict("用户已存在"));
+    }
+
+    #[test]
+    fn it_should_not_log_in_a_suspended_user() {
+        T::with(())
+            .given(vec![
+                UserEvent::UserCreated(recorder()),
+                UserEvent::UserStatusChanged { status: UserStatus::Suspended, previous: UserStatus::Active },
+            ])
+            .when(UserCommand::RecordLogin { session_id: SessionId::new(), expires_at: Utc::now() })
+            .then_expect_error(DomainError::conflict("用户不可用"));
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_the_status_does_not_change() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::ChangeStatus { status: UserStatus::Active })
+            .then_expect_events(vec![]);
+    }
+}
