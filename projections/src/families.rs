@@ -1,0 +1,385 @@
+//! Families and their patients, the family list and the family detail.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use domain::family::FamilyEvent;
+use domain::patient::PatientEvent;
+use domain::values::age_on;
+use serde::Serialize;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::page::{Page, PageParams};
+use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::store::{ReadStore, RowExt};
+use crate::subscriptions::{current_subscription, SubscriptionSummary};
+
+pub struct FamiliesProjector;
+
+fn json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+#[async_trait]
+impl Projector for FamiliesProjector {
+    fn name(&self) -> &'static str {
+        "families"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["patients", "families"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let id = e.aggregate_id.as_str();
+        let at = e.at();
+        match e.aggregate_type.as_str() {
+            "family" => match e.decode::<FamilyEvent>()? {
+                FamilyEvent::FamilyCreated(d) => {
+                    sqlx::query(
+                        "INSERT INTO families (id, family_name, primary_address, secondary_address, contact_phone,
+                            emergency_contact, emergency_phone, home_lat, home_lng, created_at, updated_at, version)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(&d.family_name)
+                    .bind(&d.primary_address)
+                    .bind(&d.secondary_address)
+                    .bind(d.contact_phone.as_str())
+                    .bind(&d.emergency_contact)
+                    .bind(d.emergency_phone.as_ref().map(|p| p.as_str().to_string()))
+                    .bind(d.home_lat)
+                    .bind(d.home_lng)
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                FamilyEvent::FamilyUpdated(ch) => {
+                    sqlx::query(
+                        "UPDATE families SET family_name = COALESCE(?, family_name),
+                            primary_address = COALESCE(?, primary_address),
+                            secondary_address = COALESCE(?, secondary_address),
+                            contact_phone = COALESCE(?, contact_phone),
+                            emergency_contact = COALESCE(?, emergency_contact),
+                            emergency_phone = COALESCE(?, emergency_phone),
+                            home_lat = COALESCE(?, home_lat), home_lng = COALESCE(?, home_lng),
+                            updated_at = ?, version = ?
+                         WHERE id = ?",
+                    )
+                    .bind(&ch.family_name)
+                    .bind(&ch.primary_address)
+                    .bind(&ch.secondary_address)
+                    .bind(ch.contact_phone.as_ref().map(|p| p.as_str().to_string()))
+                    .bind(&ch.emergency_contact)
+                    .bind(ch.emergency_phone.as_ref().map(|p| p.as_str().to_string()))
+                    .bind(ch.home_lat)
+                    .bind(ch.home_lng)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                }
+            },
+            "patient" => match e.decode::<PatientEvent>()? {
+                PatientEvent::PatientRegistered { family_id, details: d } => {
+                    sqlx::query(
+                        "INSERT INTO patients (id, family_id, name, gender, birth_date, id_card, phone,
+                            relationship_to_head, medical_history, allergies, current_medications,
+                            service_preferences, created_at, updated_at, version)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(family_id.to_string())
+                    .bind(&d.name)
+                    .bind(d.gender.as_str())
+                    .bind(d.birth_date.to_string())
+                    .bind(d.id_card.as_ref().map(|v| v.as_str().to_string()))
+                    .bind(d.phone.as_ref().map(|v| v.as_str().to_string()))
+                    .bind(&d.relationship_to_head)
+                    .bind(json(&d.medical_history))
+                    .bind(&d.allergies)
+                    .bind(json(&d.current_medications))
+                    .bind(d.service_preferences.as_ref().map(json))
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                PatientEvent::PatientUpdated(ch) => {
+                    sqlx::query(
+                        "UPDATE patients SET name = COALESCE(?, name), gender = COALESCE(?, gender),
+                            birth_date = COALESCE(?, birth_date), id_card = COALESCE(?, id_card),
+                            phone = COALESCE(?, phone), relationship_to_head = COALESCE(?, relationship_to_head),
+                            medical_history = COALESCE(?, medical_history), allergies = COALESCE(?, allergies),
+                            current_medications = COALESCE(?, current_medications),
+                            service_preferences = COALESCE(?, service_preferences),
+                            updated_at = ?, version = ?
+                         WHERE id = ?",
+                    )
+                    .bind(&ch.name)
+                    .bind(ch.gender.map(|g| g.as_str()))
+                    .bind(ch.birth_date.map(|d| d.to_string()))
+                    .bind(ch.id_card.as_ref().map(|v| v.as_str().to_string()))
+                    .bind(ch.phone.as_ref().map(|v| v.as_str().to_string()))
+                    .bind(&ch.relationship_to_head)
+                    .bind(ch.medical_history.as_ref().map(json))
+                    .bind(&ch.allergies)
+                    .bind(ch.current_medications.as_ref().map(json))
+                    .bind(ch.service_preferences.as_ref().map(json))
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                }
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FamilyListItem {
+    pub id: String,
+    pub family_name: String,
+    pub primary_address: String,
+    pub contact_phone: String,
+    pub patient_count: i64,
+    pub active_subscriptions: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LastRecord {
+    pub date: String,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FamilyPatient {
+    pub id: String,
+    pub name: String,
+    pub age: i32,
+    pub gender: String,
+    pub birth_date: String,
+    pub relationship_to_head: String,
+    pub current_subscription: Option<SubscriptionSummary>,
+    pub last_record: Option<LastRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FamilyDetail {
+    pub id: String,
+    pub family_name: String,
+    pub primary_address: String,
+    pub secondary_address: Option<String>,
+    pub contact_phone: String,
+    pub emergency_contact: Option<String>,
+    pub emergency_phone: Option<String>,
+    pub home_lat: Option<f64>,
+    pub home_lng: Option<f64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+    pub patients: Vec<FamilyPatient>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PatientView {
+    pub id: String,
+    pub family_id: String,
+    pub name: String,
+    pub gender: String,
+    pub birth_date: String,
+    pub age: i32,
+    pub id_card: Option<String>,
+    pub phone: Option<String>,
+    pub relationship_to_head: String,
+    #[schema(value_type = Vec<String>)]
+    pub medical_history: serde_json::Value,
+    pub allergies: Option<String>,
+    #[schema(value_type = Vec<String>)]
+    pub current_medications: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub service_preferences: serde_json::Value,
+    pub current_subscription: Option<SubscriptionSummary>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+/// A family is visible to a recorder when one of its patients has an active,
+/// unexpired subscription assigned to that recorder.
+const RECORDER_FAMILY: &str = "EXISTS (SELECT 1 FROM subscriptions s JOIN patients p ON p.id = s.patient_id
+    WHERE p.family_id = f.id AND s.recorder_id = ? AND s.status = 'active' AND s.end_date >= ?)";
+
+fn age(birth: &str, today: NaiveDate) -> i32 {
+    NaiveDate::parse_from_str(birth, "%Y-%m-%d").map(|b| age_on(b, today)).unwrap_or(0)
+}
+
+fn like(search: &str) -> String {
+    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl ReadStore {
+    /// The family list. `recorder` limits it to that recorder's families.
+    pub async fn families(
+        &self,
+        recorder: Option<&str>,
+        search: Option<&str>,
+        today: NaiveDate,
+        page: PageParams,
+    ) -> Result<Page<FamilyListItem>, sqlx::Error> {
+        let today = today.to_string();
+        let pattern = search.map(like);
+        let filter = format!(
+            "(? IS NULL OR {RECORDER_FAMILY})
+             AND (? IS NULL OR f.family_name LIKE ? ESCAPE '\\' OR f.primary_address LIKE ? ESCAPE '\\'
+                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '\\'))"
+        );
+        macro_rules! bind_filter {
+            ($q:expr) => {
+                $q.bind(recorder)
+                    .bind(recorder)
+                    .bind(&today)
+                    .bind(&pattern)
+                    .bind(&pattern)
+                    .bind(&pattern)
+                    .bind(&pattern)
+            };
+        }
+        let total: i64 = bind_filter!(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM families f WHERE {filter}")))
+            .fetch_one(self.pool())
+            .await?;
+        let sql = format!(
+            "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
+                (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id) AS patient_count,
+                (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
+                  WHERE p.family_id = f.id AND s.status = 'active' AND s.end_date >= ?) AS active_subscriptions
+             FROM families f WHERE {filter}
+             ORDER BY f.created_at DESC, f.id LIMIT ? OFFSET ?"
+        );
+        let rows = bind_filter!(sqlx::query(&sql).bind(&today))
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(self.pool())
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(FamilyListItem {
+                    id: r.text("id")?,
+                    family_name: r.text("family_name")?,
+                    primary_address: r.text("primary_address")?,
+                    contact_phone: r.text("contact_phone")?,
+                    patient_count: r.int("patient_count")?,
+                    active_subscriptions: r.int("active_subscriptions")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Page { items, total, page: page.page, limit: page.limit })
+    }
+
+    /// Whether `recorder` may see `family` (see [`RECORDER_FAMILY`]).
+    pub async fn recorder_sees_family(&self, recorder: &str, family: &str, today: NaiveDate) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM families f WHERE f.id = ? AND {RECORDER_FAMILY}"))
+            .bind(family)
+            .bind(recorder)
+            .bind(today.to_string())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The family a patient belongs to.
+    pub async fn patient_family(&self, patient: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT family_id FROM patients WHERE id = ?")
+            .bind(patient)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.text("family_id")).transpose()
+    }
+
+    pub async fn family_detail(&self, id: &str, today: NaiveDate) -> Result<Option<FamilyDetail>, sqlx::Error> {
+        let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?").bind(id).fetch_optional(self.pool()).await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT id, name, gender, birth_date, relationship_to_head FROM patients WHERE family_id = ? ORDER BY created_at, id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let subs = self.family_subscriptions(id).await?;
+        let mut patients = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let pid = r.text("id")?;
+            let birth = r.text("birth_date")?;
+            patients.push(FamilyPatient {
+                current_subscription: current_subscription(subs.iter().filter(|s| s.patient_id == pid), today),
+                last_record: self.last_record(&pid).await?,
+                id: pid,
+                name: r.text("name")?,
+                age: age(&birth, today),
+                gender: r.text("gender")?,
+                birth_date: birth,
+                relationship_to_head: r.text("relationship_to_head")?,
+            });
+        }
+        Ok(Some(FamilyDetail {
+            id: f.text("id")?,
+            family_name: f.text("family_name")?,
+            primary_address: f.text("primary_address")?,
+            secondary_address: f.opt_text("secondary_address")?,
+            contact_phone: f.text("contact_phone")?,
+            emergency_contact: f.opt_text("emergency_contact")?,
+            emergency_phone: f.opt_text("emergency_phone")?,
+            home_lat: f.opt_f64("home_lat")?,
+            home_lng: f.opt_f64("home_lng")?,
+            created_at: f.text("created_at")?,
+            updated_at: f.text("updated_at")?,
+            version: f.int("version")?,
+            patients,
+        }))
+    }
+
+    /// The latest health record of a patient; health records arrive with the
+    /// field-work read models, until then there is none.
+    async fn last_record(&self, _patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
+        Ok(None)
+    }
+
+    pub async fn patient(&self, id: &str, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
+        let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?").bind(id).fetch_optional(self.pool()).await?
+        else {
+            return Ok(None);
+        };
+        let subs = self.patient_subscriptions(id).await?;
+        let birth = r.text("birth_date")?;
+        Ok(Some(PatientView {
+            id: r.text("id")?,
+            family_id: r.text("family_id")?,
+            name: r.text("name")?,
+            gender: r.text("gender")?,
+            age: age(&birth, today),
+            birth_date: birth,
+            id_card: r.opt_text("id_card")?,
+            phone: r.opt_text("phone")?,
+            relationship_to_head: r.text("relationship_to_head")?,
+            medical_history: r.json("medical_history")?,
+            allergies: r.opt_text("allergies")?,
+            current_medications: r.json("current_medications")?,
+            service_preferences: r.json("service_preferences")?,
+            current_subscription: current_subscription(subs.iter(), today),
+            created_at: r.text("created_at")?,
+            updated_at: r.text("updated_at")?,
+            version: r.int("version")?,
+        }))
+    }
+}
+

@@ -1,0 +1,26 @@
+//! Read models: projectors that turn stored events into tables, and the queries
+//! the HTTP endpoints serve from those tables.
+//!
+//! # Layout
+//! - [`store`]: the read store (MySQL, or SQLite when embedded) behind one sqlx
+//!   `Any` pool, its migrations, and row helpers.
+//! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
+//!   step that applies events and advances the checkpoint in one transaction.
+//! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`].
+//!
+//! Every projector is replayable: it reads only the event (its payload, its
+//! metadata and its recorded time), never the clock, and calls nothing outside
+//! the read store, so a rebuild produces exactly the live tables.
+#![forbid(unsafe_code)]
+
+pub mod families;
+pub mod packages;
+pub mod page;
+pub mod projector;
+pub mod store;
+pub mod subscriptions;
+pub mod users;
+
+pub use page::{Page, PageParams};
+pub use projector::{all_projectors, ProjectionError, Projector, StoredEvent};
+pub use store::{Dialect, ReadStore};

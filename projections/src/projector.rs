@@ -1,0 +1,163 @@
+//! Projectors and the step that applies a batch of events to one of them.
+//!
+//! A projector's checkpoint lives in the read store and moves in the same
+//! transaction as the rows it wrote, with a compare-and-set on the old value.
+//! A crash at any point therefore loses nothing and applies nothing twice, and
+//! two runners racing on one projector cannot both commit the same batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::AnyConnection;
+
+use crate::store::{instant, ReadStore};
+
+/// One event as read from the store, with its global position.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: HashMap<String, String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// Decodes the payload into the aggregate's event enum.
+    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, ProjectionError> {
+        serde_json::from_value(self.payload.clone()).map_err(|source| ProjectionError::Decode {
+            position: self.position,
+            source,
+        })
+    }
+    /// The recorded time as stored in read models.
+    pub fn at(&self) -> String {
+        instant(self.recorded_at)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("read store error")]
+    Db(#[from] sqlx::Error),
+    #[error("event at position {position} cannot be decoded")]
+    Decode {
+        position: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("checkpoint of {0} moved under us (another runner applied this batch)")]
+    CheckpointMoved(&'static str),
+}
+
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the argument of `carelog rebuild`.
+    fn name(&self) -> &'static str;
+    /// Tables this projector owns, emptied on rebuild.
+    fn tables(&self) -> &'static [&'static str];
+    /// Applies one event inside the batch transaction. Events of aggregates the
+    /// projector does not follow are ignored.
+    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), ProjectionError>;
+}
+
+/// Every projector, in the order rebuilds run them.
+pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
+    vec![
+        Arc::new(crate::users::UsersProjector),
+        Arc::new(crate::families::FamiliesProjector),
+        Arc::new(crate::packages::PackagesProjector),
+        Arc::new(crate::subscriptions::SubscriptionsProjector),
+    ]
+}
+
+impl ReadStore {
+    /// Creates missing checkpoint rows (position 0).
+    pub async fn init_checkpoints(&self, projectors: &[Arc<dyn Projector>]) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "{} INTO projection_checkpoints (name, position) VALUES (?, 0)",
+            self.dialect().insert_ignore()
+        );
+        for p in projectors {
+            sqlx::query(&sql).bind(p.name()).execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn checkpoint(&self, name: &str) -> Result<i64, sqlx::Error> {
+        let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(pos.unwrap_or(0))
+    }
+
+    /// The lowest checkpoint among the projectors: everything up to it is
+    /// visible in every read model.
+    pub async fn min_checkpoint(&self) -> Result<i64, sqlx::Error> {
+        let pos: Option<i64> = sqlx::query_scalar("SELECT MIN(position) FROM projection_checkpoints")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(pos.unwrap_or(0))
+    }
+
+    /// Applies `events` (ascending positions, read after position `after`) to
+    /// `projector` and moves its checkpoint, all in one transaction. If the
+    /// checkpoint is no longer `after` (another runner, or a rebuild, moved it)
+    /// nothing is written and the caller re-reads. Returns the new checkpoint.
+    pub async fn apply_batch(
+        &self,
+        projector: &dyn Projector,
+        after: i64,
+        events: &[StoredEvent],
+    ) -> Result<i64, ProjectionError> {
+        let mut tx = self.pool().begin().await?;
+        let sql = format!(
+            "SELECT position FROM projection_checkpoints WHERE name = ?{}",
+            self.dialect().for_update()
+        );
+        let current: i64 = sqlx::query_scalar(&sql).bind(projector.name()).fetch_optional(&mut *tx).await?.unwrap_or(0);
+        if current != after {
+            return Err(ProjectionError::CheckpointMoved(projector.name()));
+        }
+        let mut last = current;
+        for event in events.iter().filter(|e| e.position > current) {
+            projector.apply(&mut tx, event).await?;
+            last = event.position;
+        }
+        if last > current {
+            let moved = sqlx::query("UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?")
+                .bind(last)
+                .bind(projector.name())
+                .bind(current)
+                .execute(&mut *tx)
+                .await?;
+            if moved.rows_affected() != 1 {
+                return Err(ProjectionError::CheckpointMoved(projector.name()));
+            }
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+
+    /// Empties a projector's tables and sets its checkpoint back to 0, in one
+    /// transaction; the runner then replays the whole history into it.
+    pub async fn reset(&self, projector: &dyn Projector) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        for table in projector.tables() {
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
+            .bind(projector.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+}

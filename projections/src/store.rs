@@ -1,0 +1,140 @@
+//! The read store. MySQL in production, SQLite when embedded; both speak `?`
+//! placeholders, so queries are written once against sqlx's `Any` driver.
+//! Differences that matter (insert-or-ignore, locking reads) go through [`Dialect`].
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/read/mysql");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/read/sqlite");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    MySql,
+    Sqlite,
+}
+
+#[derive(Clone)]
+pub struct ReadStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl ReadStore {
+    /// Connects to `mysql://…` or `sqlite:…` and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Dialect::MySql
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            return Err(sqlx::Error::Configuration(
+                "read store URL must start with mysql:// or sqlite:".into(),
+            ));
+        };
+        let url = url.replacen("mariadb:", "mysql:", 1);
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if dialect == Dialect::Sqlite {
+            options = options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(16);
+        }
+        let pool = options.connect(&url).await?;
+        let store = Self { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let migrator = match self.dialect {
+            Dialect::MySql => &MYSQL_MIGRATIONS,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A cheap liveness probe for `/health`.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+impl Dialect {
+    /// `INSERT` that does nothing when the key exists.
+    pub fn insert_ignore(&self) -> &'static str {
+        match self {
+            Dialect::MySql => "INSERT IGNORE",
+            Dialect::Sqlite => "INSERT OR IGNORE",
+        }
+    }
+    /// Suffix for a read that locks the row until the transaction ends (SQLite
+    /// transactions are already exclusive once they write).
+    pub fn for_update(&self) -> &'static str {
+        match self {
+            Dialect::MySql => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
+/// Typed access to `Any` rows. MySQL reports `TEXT` columns as blobs through the
+/// `Any` driver, so text is read as a string or, failing that, as UTF-8 bytes.
+pub trait RowExt {
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.opt_text(col)?
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(format!("{col} is NULL")))
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_f64(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
+    /// A JSON column, or `null` when the column is NULL or unparseable.
+    fn json(&self, col: &str) -> Result<serde_json::Value, sqlx::Error> {
+        Ok(self
+            .opt_text(col)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl RowExt for AnyRow {
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        match self.try_get::<Option<String>, _>(col) {
+            Ok(v) => Ok(v),
+            Err(sqlx::Error::ColumnDecode { .. }) => {
+                let bytes: Option<Vec<u8>> = self.try_get(col)?;
+                Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.try_get::<i64, _>(col)
+    }
+    fn opt_f64(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
+        self.try_get::<Option<f64>, _>(col)
+    }
+}
+
+/// Formats an instant the way every read model stores it: RFC 3339, UTC,
+/// milliseconds, fixed width (so text order is time order).
+pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

@@ -1,0 +1,223 @@
+//! Subscriptions: which patient is under which package, visited by which recorder.
+//! A subscription whose end date has passed reads as `expired` without any
+//! event: expiry is a fact of the calendar, computed against "today".
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use domain::subscription::SubscriptionEvent;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::page::{Page, PageParams};
+use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::store::{ReadStore, RowExt};
+
+pub struct SubscriptionsProjector;
+
+#[async_trait]
+impl Projector for SubscriptionsProjector {
+    fn name(&self) -> &'static str {
+        "subscriptions"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["subscriptions"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type != "subscription" {
+            return Ok(());
+        }
+        let id = e.aggregate_id.as_str();
+        let at = e.at();
+        let (column, value) = match e.decode::<SubscriptionEvent>()? {
+            SubscriptionEvent::SubscriptionCreated(t) => {
+                sqlx::query(
+                    "INSERT INTO subscriptions (id, patient_id, package_id, recorder_id, start_date, end_date, status,
+                        payment_status, created_at, updated_at, version)
+                     VALUES (?, ?, ?, ?, ?, ?, 'active', 'unpaid', ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(t.patient_id.to_string())
+                .bind(t.package_id.to_string())
+                .bind(t.recorder_id.to_string())
+                .bind(t.start_date.to_string())
+                .bind(t.end_date.to_string())
+                .bind(&at)
+                .bind(&at)
+                .bind(e.sequence)
+                .execute(&mut *c)
+                .await?;
+                return Ok(());
+            }
+            SubscriptionEvent::SubscriptionStatusChanged { status, .. } => ("status", status.as_str()),
+            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => ("payment_status", payment_status.as_str()),
+        };
+        sqlx::query(&format!("UPDATE subscriptions SET {column} = ?, updated_at = ?, version = ? WHERE id = ?"))
+            .bind(value)
+            .bind(&at)
+            .bind(e.sequence)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub patient_id: String,
+    pub package_id: String,
+    pub package_name: String,
+    pub recorder_id: String,
+    pub start_date: String,
+    pub end_date: String,
+    /// active | paused | cancelled | expired
+    pub status: String,
+    pub payment_status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+/// What the family detail shows of a patient's current subscription.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubscriptionSummary {
+    pub id: String,
+    pub package_name: String,
+    pub status: String,
+    pub start_date: String,
+    pub end_date: String,
+    pub recorder_id: String,
+}
+
+/// The status a client sees: `expired` once the end date has passed.
+pub fn effective_status(status: &str, end_date: &str, today: NaiveDate) -> String {
+    if status == "active" && end_date < today.to_string().as_str() {
+        "expired".into()
+    } else {
+        status.into()
+    }
+}
+
+/// The subscription that describes a patient now: an active one first, then a
+/// paused one, then the most recent expired one; cancelled ones never.
+pub fn current_subscription<'a>(
+    subs: impl Iterator<Item = &'a SubscriptionView>,
+    today: NaiveDate,
+) -> Option<SubscriptionSummary> {
+    let rank = |s: &SubscriptionView| match effective_status(&s.status, &s.end_date, today).as_str() {
+        "active" => 3,
+        "paused" => 2,
+        "expired" => 1,
+        _ => 0,
+    };
+    subs.filter(|s| rank(s) > 0)
+        .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.start_date.cmp(&b.start_date)))
+        .map(|s| SubscriptionSummary {
+            id: s.id.clone(),
+            package_name: s.package_name.clone(),
+            status: effective_status(&s.status, &s.end_date, today),
+            start_date: s.start_date.clone(),
+            end_date: s.end_date.clone(),
+            recorder_id: s.recorder_id.clone(),
+        })
+}
+
+const SUB_SELECT: &str = "SELECT s.*, k.name AS package_name FROM subscriptions s
+    JOIN service_packages k ON k.id = s.package_id";
+
+fn sub_view(r: &AnyRow) -> Result<SubscriptionView, sqlx::Error> {
+    Ok(SubscriptionView {
+        id: r.text("id")?,
+        patient_id: r.text("patient_id")?,
+        package_id: r.text("package_id")?,
+        package_name: r.text("package_name")?,
+        recorder_id: r.text("recorder_id")?,
+        start_date: r.text("start_date")?,
+        end_date: r.text("end_date")?,
+        status: r.text("status")?,
+        payment_status: r.text("payment_status")?,
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+impl ReadStore {
+    pub async fn subscription(&self, id: &str, today: NaiveDate) -> Result<Option<SubscriptionView>, sqlx::Error> {
+        let row = sqlx::query(&format!("{SUB_SELECT} WHERE s.id = ?")).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref()
+            .map(|r| {
+                let mut v = sub_view(r)?;
+                v.status = effective_status(&v.status, &v.end_date, today);
+                Ok(v)
+            })
+            .transpose()
+    }
+
+    pub async fn subscriptions(
+        &self,
+        patient: Option<&str>,
+        recorder: Option<&str>,
+        today: NaiveDate,
+        page: PageParams,
+    ) -> Result<Page<SubscriptionView>, sqlx::Error> {
+        let filter = "(? IS NULL OR s.patient_id = ?) AND (? IS NULL OR s.recorder_id = ?)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM subscriptions s WHERE {filter}"))
+            .bind(patient)
+            .bind(patient)
+            .bind(recorder)
+            .bind(recorder)
+            .fetch_one(self.pool())
+            .await?;
+        let rows = sqlx::query(&format!("{SUB_SELECT} WHERE {filter} ORDER BY s.created_at DESC, s.id LIMIT ? OFFSET ?"))
+            .bind(patient)
+            .bind(patient)
+            .bind(recorder)
+            .bind(recorder)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(self.pool())
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let mut v = sub_view(r)?;
+                v.status = effective_status(&v.status, &v.end_date, today);
+                Ok(v)
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Page { items, total, page: page.page, limit: page.limit })
+    }
+
+    pub(crate) async fn patient_subscriptions(&self, patient: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+        let rows = sqlx::query(&format!("{SUB_SELECT} WHERE s.patient_id = ?")).bind(patient).fetch_all(self.pool()).await?;
+        rows.iter().map(sub_view).collect()
+    }
+
+    pub(crate) async fn family_subscriptions(&self, family: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "{SUB_SELECT} WHERE s.patient_id IN (SELECT id FROM patients WHERE family_id = ?)"
+        ))
+        .bind(family)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(sub_view).collect()
+    }
+
+    /// Whether `recorder` holds an active, unexpired subscription of `patient`.
+    pub async fn recorder_assigned_to_patient(&self, recorder: &str, patient: &str, today: NaiveDate) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscriptions WHERE patient_id = ? AND recorder_id = ? AND status = 'active' AND end_date >= ?",
+        )
+        .bind(patient)
+        .bind(recorder)
+        .bind(today.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+}

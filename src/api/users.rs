@@ -1,0 +1,268 @@
+//! User administration, and the recorder/doctor profile views.
+
+use actix_web::web;
+use domain::ids::UserId;
+use domain::user::{DoctorProfile, NewUser, RecorderProfile, Role, User, UserCommand, UserStatus};
+use domain::values::{date, optional_text, text, PhoneNumber};
+use domain::Validator;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::auth::{hash_password, Principal};
+use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::state::{AppState, RequestMeta};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::post().to(create_user))
+        .route("/users", web::get().to(list_users))
+        .route("/users/{id}", web::get().to(get_user))
+        .route("/users/{id}/status", web::patch().to(change_status))
+        .route("/recorders/{id}", web::get().to(get_recorder))
+        .route("/doctors/{id}", web::get().to(get_doctor));
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecorderInput {
+    pub employee_id: Option<String>,
+    pub qualification_cert: Option<String>,
+    pub health_cert: Option<String>,
+    pub cert_expiry_date: Option<String>,
+    pub work_area: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DoctorInput {
+    pub license_number: Option<String>,
+    pub specialty: Option<String>,
+    pub hospital: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub consultation_fee: Option<Decimal>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    pub password: Option<String>,
+    pub role: Option<String>,
+    pub name: Option<String>,
+    pub avatar: Option<String>,
+    pub recorder: Option<RecorderInput>,
+    pub doctor: Option<DoctorInput>,
+}
+
+pub fn validate_password(v: &mut Validator, password: Option<&String>) -> Option<String> {
+    let p = password?;
+    if p.chars().count() < 8 || p.chars().count() > 128 {
+        v.add("password", "密码长度应为8到128个字符");
+        return None;
+    }
+    Some(p.clone())
+}
+
+/// Validates the request into a user (password not yet hashed).
+fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
+    let mut v = Validator::new();
+    let username = required(&mut v, "username", &r.username).and_then(|u| {
+        let ok = (3..=64).contains(&u.chars().count()) && !u.chars().any(char::is_whitespace);
+        v.check("username", if ok { Ok(u.clone()) } else { Err("用户名应为3到64个非空白字符".to_string()) })
+    });
+    let phone = required(&mut v, "phone", &r.phone).and_then(|p| v.check("phone", PhoneNumber::parse(p)));
+    let raw_password = required(&mut v, "password", &r.password);
+    let password = validate_password(&mut v, raw_password);
+    let role = required(&mut v, "role", &r.role).and_then(|x| v.check("role", Role::parse(x)));
+    let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 50)));
+    let avatar = v.check("avatar", optional_text(r.avatar.as_deref(), 500)).flatten();
+    let recorder = match (&r.recorder, role) {
+        (Some(rec), Some(Role::Recorder)) => {
+            let employee_id = required(&mut v, "recorder.employee_id", &rec.employee_id)
+                .and_then(|e| v.check("recorder.employee_id", text(e, 64)));
+            let cert_expiry_date = match rec.cert_expiry_date.as_deref() {
+                None | Some("") => None,
+                Some(d) => v.check("recorder.cert_expiry_date", date(d)),
+            };
+            employee_id.map(|employee_id| RecorderProfile {
+                employee_id,
+                qualification_cert: rec.qualification_cert.clone(),
+                health_cert: rec.health_cert.clone(),
+                cert_expiry_date,
+                work_area: rec.work_area.clone(),
+            })
+        }
+        (None, Some(Role::Recorder)) => {
+            v.add("recorder", "记录员必须提供recorder资料");
+            None
+        }
+        _ => None,
+    };
+    let doctor = match (&r.doctor, role) {
+        (Some(d), Some(Role::Doctor)) => {
+            let license = required(&mut v, "doctor.license_number", &d.license_number)
+                .and_then(|l| v.check("doctor.license_number", text(l, 64)));
+            let specialty = required(&mut v, "doctor.specialty", &d.specialty)
+                .and_then(|s| v.check("doctor.specialty", text(s, 100)));
+            if d.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
+                v.add("doctor.consultation_fee", "不能为负数");
+            }
+            license.zip(specialty).map(|(license_number, specialty)| DoctorProfile {
+                license_number,
+                specialty,
+                hospital: d.hospital.clone(),
+                department: d.department.clone(),
+                title: d.title.clone(),
+                consultation_fee: d.consultation_fee,
+            })
+        }
+        (None, Some(Role::Doctor)) => {
+            v.add("doctor", "医生必须提供doctor资料");
+            None
+        }
+        _ => None,
+    };
+    v.finish()?;
+    let (Some(username), Some(phone), Some(password), Some(role), Some(name)) = (username, phone, password, role, name)
+    else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    Ok((
+        NewUser { username, phone, password_hash: String::new(), role, name, avatar, recorder, doctor },
+        password,
+    ))
+}
+
+/// Creates a user, enforcing unique username, phone, employee id and license
+/// number across all users. Shared by the API and `carelog create-admin`.
+pub async fn create(state: &AppState, mut user: NewUser, password: &str, ctx: crate::store::CommandContext) -> Result<UserId, ApiError> {
+    user.password_hash = hash_password(password)?;
+    let id = UserId::new();
+    let owner = id.to_string();
+    let mut claims: Vec<(&str, String, &str)> = vec![
+        ("username", user.username.to_lowercase(), "用户名已存在"),
+        ("phone", user.phone.as_str().to_string(), "手机号已被使用"),
+    ];
+    if let Some(r) = &user.recorder {
+        claims.push(("employee_id", r.employee_id.clone(), "工号已存在"));
+    }
+    if let Some(d) = &user.doctor {
+        claims.push(("license_number", d.license_number.clone(), "执业证号已存在"));
+    }
+    let mut taken: Vec<(&str, String)> = Vec::new();
+    for (scope, value, message) in &claims {
+        if !state.store.claim(scope, value, &owner).await? {
+            for (s, v) in &taken {
+                state.store.release(s, v, &owner).await?;
+            }
+            return Err(ApiError::Conflict((*message).to_string()));
+        }
+        taken.push((*scope, value.clone()));
+    }
+    if let Err(e) = state.execute::<User>(&owner, UserCommand::Create(user), ctx).await {
+        for (s, v) in &taken {
+            state.store.release(s, v, &owner).await?;
+        }
+        return Err(e);
+    }
+    Ok(id)
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest, security(("bearer" = [])),
+    responses((status = 201, description = "{id}"), (status = 400), (status = 409, description = "duplicate username, phone, employee_id or license_number")))]
+pub async fn create_user(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<CreateUserRequest>) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let (user, password) = parse_user(&body.0)?;
+    let id = create(&state, user, &password, meta.context(Some(&p), "CreateUser")).await?;
+    Ok(created(json!({ "id": id, "version": 1 })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UserListQuery {
+    pub role: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{users:[...], total, page, limit}")))]
+pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<UserListQuery>) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let page = PageQuery { page: q.page, limit: q.limit }.params()?;
+    let role = match q.role.as_deref() {
+        None | Some("") => None,
+        Some(r) => Some(Role::parse(r).map_err(|e| ApiError::field("role", e))?),
+    };
+    let users = state.read.users(role.map(|r| r.as_str()), page).await?;
+    Ok(ok(list_json("users", users)))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = projections::users::UserView), (status = 404)))]
+pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+    let uid: UserId = path_id(&id, "user")?;
+    if !p.is(Role::Admin) && p.user_id != uid {
+        return Err(ApiError::NotFound("user"));
+    }
+    let user = state.read.user(&uid.to_string()).await?.ok_or(ApiError::NotFound("user"))?;
+    let version = user.version;
+    Ok(ok_versioned(user, version))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StatusRequest {
+    pub status: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}/status", tag = "users", request_body = StatusRequest, security(("bearer" = [])),
+    responses((status = 200, description = "{id, status, version}; a suspended user's tokens stop working at once")))]
+pub async fn change_status(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<StatusRequest>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let uid: UserId = path_id(&id, "user")?;
+    let mut v = Validator::new();
+    let status = required(&mut v, "status", &body.0.status).and_then(|s| v.check("status", UserStatus::parse(s)));
+    v.finish()?;
+    let status = status.ok_or_else(|| ApiError::field("status", "必填"))?;
+    if uid == p.user_id && status != UserStatus::Active {
+        return Err(ApiError::Conflict("不能停用自己的账号".into()));
+    }
+    let c = state
+        .execute::<User>(&uid.to_string(), UserCommand::ChangeStatus { status }, meta.context(Some(&p), "ChangeUserStatus"))
+        .await?;
+    Ok(ok(json!({ "id": uid, "status": status.as_str(), "version": c.version })))
+}
+
+async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
+    let uid: UserId = path_id(id, role.as_str())?;
+    let user = state.read.user(&uid.to_string()).await?;
+    let user = user.filter(|u| u.role == role.as_str()).ok_or(ApiError::NotFound(role.as_str()))?;
+    let version = user.version;
+    Ok(ok_versioned(user, version))
+}
+
+#[utoipa::path(get, path = "/api/v1/recorders/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = projections::users::UserView), (status = 404)))]
+pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+    // Admins see every recorder; a recorder sees their own profile.
+    if !p.is(Role::Admin) && p.user_id.to_string() != id.as_str() {
+        p.require(&[Role::Admin, Role::Recorder])?;
+        return Err(ApiError::NotFound("recorder"));
+    }
+    profile(&state, &id, Role::Recorder).await
+}
+
+#[utoipa::path(get, path = "/api/v1/doctors/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = projections::users::UserView), (status = 404)))]
+pub async fn get_doctor(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+    // Doctors' profiles are visible to staff who work with them.
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    profile(&state, &id, Role::Doctor).await
+}

@@ -1,0 +1,192 @@
+//! Authentication: argon2 password hashes, JWT access and refresh tokens bound
+//! to a login session, and the `Principal` extractor every handler uses.
+//!
+//! Tokens carry the session id. Each request checks the session and the user
+//! in the read store, so logout, suspension and password changes take effect
+//! on the very next request, not when the token expires.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{web, FromRequest, HttpRequest};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::Utc;
+use domain::ids::{SessionId, UserId};
+use domain::user::Role;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2: {e}")))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the username does not exist, so that the
+/// response time does not reveal which usernames exist.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("carelog-dummy-password").unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub sid: String,
+    pub role: String,
+    pub typ: TokenKind,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    access_ttl: i64,
+    refresh_ttl: i64,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &str, access_ttl: i64, refresh_ttl: i64) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn refresh_ttl(&self) -> i64 {
+        self.refresh_ttl
+    }
+
+    pub fn issue(&self, user: UserId, session: SessionId, role: Role, kind: TokenKind) -> Result<String, ApiError> {
+        let now = Utc::now().timestamp();
+        let ttl = match kind {
+            TokenKind::Access => self.access_ttl,
+            TokenKind::Refresh => self.refresh_ttl,
+        };
+        let claims = Claims {
+            sub: user.to_string(),
+            sid: session.to_string(),
+            role: role.as_str().into(),
+            typ: kind,
+            iat: now,
+            exp: now + ttl,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+    }
+
+    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, ApiError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        let claims = decode::<Claims>(token, &self.decoding, &validation).map_err(|_| ApiError::Unauthorized)?.claims;
+        if claims.typ != kind {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(claims)
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub role: Role,
+    pub session_id: SessionId,
+}
+
+impl Principal {
+    /// Refuses callers whose role is not listed (403).
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+    pub fn is(&self, role: Role) -> bool {
+        self.role == role
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Verifies a token of `kind` and checks its session and user are still good.
+pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) -> Result<Principal, ApiError> {
+    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+    let claims = state.jwt.verify(token, kind)?;
+    let session = state.read.session_state(&claims.sid).await?.ok_or(ApiError::Unauthorized)?;
+    let now = projections::store::instant(Utc::now());
+    if session.revoked || session.user_status != "active" || session.user_id != claims.sub || session.expires_at < now {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(Principal {
+        user_id: claims.sub.parse().map_err(|_| ApiError::Unauthorized)?,
+        role: Role::parse(&session.role).map_err(|_| ApiError::Unauthorized)?,
+        session_id: claims.sid.parse().map_err(|_| ApiError::Unauthorized)?,
+    })
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            authenticate(state, &req, TokenKind::Access).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let h = hash_password("s3cret-pass").unwrap();
+        assert!(verify_password("s3cret-pass", &h));
+        assert!(!verify_password("other", &h));
+        assert!(!verify_password("s3cret-pass", "not-a-hash"));
+    }
+
+    #[test]
+    fn a_refresh_token_is_not_an_access_token() {
+        let keys = JwtKeys::new(&"k".repeat(32), 60, 600);
+        let t = keys.issue(UserId::new(), SessionId::new(), Role::Admin, TokenKind::Refresh).unwrap();
+        assert!(keys.verify(&t, TokenKind::Refresh).is_ok());
+        assert!(keys.verify(&t, TokenKind::Access).is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! Command line: `serve` (default), `create-admin`, `rebuild`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use domain::user::{NewUser, Role};
+use domain::values::{text, PhoneNumber};
+
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::runner::{catch_up, LeaderLock, ProjectionWaiter};
+use crate::startup::{jwt_secret, Application, Stores};
+use crate::state::{AppState, RequestMeta};
+
+#[derive(Debug, Parser)]
+#[command(name = "carelog", version, about = "Home-care recording backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Create an administrator (prompts for what is missing in a terminal).
+    CreateAdmin {
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Rebuild read models from the events: all, or the one named.
+    Rebuild { projection: Option<String> },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::CreateAdmin { username, password, name, phone } => {
+            create_admin(settings, username, password, name, phone).await
+        }
+        Command::Rebuild { projection } => rebuild(settings, projection).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let embedded = settings.event_store_url.is_none();
+    let app = Application::build(settings.clone()).await?;
+    let url = format!("http://{}:{}", settings.bind.ip(), app.port());
+    println!("carelog listening on {url}  (API under {url}/api/v1, docs at {url}/api/docs/)");
+    if embedded {
+        println!("embedded mode: data in {}", settings.data_dir.display());
+        println!("create the first admin with: carelog create-admin --username admin --name 管理员 --phone 13800000000");
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+fn prompt(label: &str, given: Option<String>, secret: bool) -> anyhow::Result<String> {
+    if let Some(v) = given.filter(|v| !v.trim().is_empty()) {
+        return Ok(v);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("--{label} is required");
+    }
+    if secret {
+        return rpassword::prompt_password(format!("{label}: ")).context("cannot read password");
+    }
+    print!("{label}: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+/// An `AppState` for one-shot commands: no HTTP, no waiting for projectors.
+async fn cli_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let stores = Stores::open(settings, false).await?;
+    let jwt = JwtKeys::new(&jwt_secret(settings)?, settings.access_ttl_secs, settings.refresh_ttl_secs);
+    Ok(AppState {
+        waiter: ProjectionWaiter::detached(stores.read.clone()),
+        store: stores.store,
+        read: stores.read,
+        settings: std::sync::Arc::new(settings.clone()),
+        jwt,
+    })
+}
+
+async fn create_admin(
+    settings: Settings,
+    username: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+) -> anyhow::Result<()> {
+    let username = prompt("username", username, false)?;
+    let password = prompt("password", password, true)?;
+    let name = prompt("name", name, false)?;
+    let phone = prompt("phone", phone, false)?;
+    let mut v = domain::Validator::new();
+    let phone = v.check("phone", PhoneNumber::parse(&phone));
+    let name = v.check("name", text(&name, 50));
+    let username = v.check("username", text(&username, 64));
+    let password = crate::api::users::validate_password(&mut v, Some(&password));
+    if let Err(domain::DomainError::Validation(fields)) = v.finish() {
+        let list: Vec<String> = fields.iter().map(|(k, r)| format!("{k}: {r}")).collect();
+        bail!("invalid input: {}", list.join("; "));
+    }
+    let (Some(phone), Some(name), Some(username), Some(password)) = (phone, name, username, password) else {
+        bail!("invalid input");
+    };
+    let state = cli_state(&settings).await?;
+    let user = NewUser {
+        username: username.clone(),
+        phone,
+        password_hash: String::new(),
+        role: Role::Admin,
+        name,
+        avatar: None,
+        recorder: None,
+        doctor: None,
+    };
+    let id = crate::api::users::create(&state, user, &password, RequestMeta::system("CreateAdmin"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    project_now(&state).await?;
+    println!("admin {username} created with id {id}");
+    Ok(())
+}
+
+/// Brings the read models up to date when no server is doing it.
+async fn project_now(state: &AppState) -> anyhow::Result<()> {
+    if let Some(_lock) = LeaderLock::try_acquire(&state.store, "projectors").await? {
+        let projectors = projections::all_projectors();
+        state.read.init_checkpoints(&projectors).await?;
+        for p in &projectors {
+            catch_up(&state.store, &state.read, p.as_ref(), &|_| async {}).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()> {
+    let state = cli_state(&settings).await?;
+    let all = projections::all_projectors();
+    let chosen: Vec<_> = match &name {
+        None => all.clone(),
+        Some(n) => all.iter().filter(|p| p.name() == n).cloned().collect(),
+    };
+    if chosen.is_empty() {
+        let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
+        bail!("unknown projection {:?}; known: {}", name.unwrap_or_default(), names.join(", "));
+    }
+    state.read.init_checkpoints(&all).await?;
+    let head = state.store.head().await?;
+    for p in &chosen {
+        state.read.reset(p.as_ref()).await?;
+    }
+    let lock = LeaderLock::try_acquire(&state.store, "projectors").await?;
+    let embedded_busy = settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
+    if lock.is_some() && !embedded_busy {
+        for p in &chosen {
+            catch_up(&state.store, &state.read, p.as_ref(), &|_| async {}).await?;
+            println!("rebuilt {} up to position {head}", p.name());
+        }
+    } else {
+        // A running server holds the runner: it replays into the emptied tables.
+        println!("a running carelog server is rebuilding; waiting for it to reach position {head}");
+        for p in &chosen {
+            while state.read.checkpoint(p.name()).await? < head {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            println!("rebuilt {} up to position {head}", p.name());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Typed settings, read once from the environment (`CARELOG_*`), optionally
+//! completed by a `KEY=VALUE` file named by `CARELOG_CONFIG`. A bad value stops
+//! start-up with one line naming the setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+
+/// A value that must never be printed (logs, panics, debug output).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `CARELOG_BIND`, default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `CARELOG_DATA_DIR`, default `./data`: embedded databases, generated secret, uploads.
+    pub data_dir: PathBuf,
+    /// `CARELOG_EVENT_STORE_URL` (`postgres://…`); unset = SQLite under the data dir.
+    pub event_store_url: Option<Secret>,
+    /// `CARELOG_READ_STORE_URL` (`mysql://…`); unset = SQLite under the data dir.
+    pub read_store_url: Option<Secret>,
+    /// `CARELOG_KAFKA_BROKERS`; unset = no publishing.
+    pub kafka_brokers: Option<String>,
+    /// `CARELOG_JWT_SECRET`; embedded mode generates one and keeps it in the data dir.
+    pub jwt_secret: Option<Secret>,
+    /// `CARELOG_TIMEZONE`, default `Asia/Shanghai`: what "today" means.
+    pub timezone: Tz,
+    /// `CARELOG_UPLOAD_DIR`, default `<data dir>/uploads`.
+    pub upload_dir: PathBuf,
+    /// `CARELOG_ACCESS_TOKEN_TTL_SECS` (default 2 h) and `CARELOG_REFRESH_TOKEN_TTL_SECS` (30 d).
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    /// `CARELOG_MAX_BODY_BYTES`, default 1 MiB for JSON bodies.
+    pub max_json_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Settings {
+    /// Reads the process environment (after the optional config file).
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        if let Some(path) = vars.get("CARELOG_CONFIG").cloned() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| SettingsError { name: "CARELOG_CONFIG", reason: format!("{path}: {e}") })?;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                if let Some((k, v)) = line.split_once('=') {
+                    // The environment wins over the file.
+                    vars.entry(k.trim().to_string()).or_insert_with(|| v.trim().trim_matches('"').to_string());
+                }
+            }
+        }
+        Self::from_map(&vars)
+    }
+
+    pub fn from_map(vars: &std::collections::HashMap<String, String>) -> Result<Self, SettingsError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let bind = get("CARELOG_BIND")
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .parse()
+            .map_err(|e| SettingsError { name: "CARELOG_BIND", reason: format!("{e} (expected host:port)") })?;
+        let data_dir = PathBuf::from(get("CARELOG_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let event_store_url = get("CARELOG_EVENT_STORE_URL");
+        if let Some(u) = &event_store_url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(SettingsError { name: "CARELOG_EVENT_STORE_URL", reason: "must start with postgres://".into() });
+            }
+        }
+        let read_store_url = get("CARELOG_READ_STORE_URL");
+        if let Some(u) = &read_store_url {
+            if !(u.starts_with("mysql://") || u.starts_with("mariadb://") || u.starts_with("sqlite:")) {
+                return Err(SettingsError { name: "CARELOG_READ_STORE_URL", reason: "must start with mysql://".into() });
+            }
+        }
+        let jwt_secret = get("CARELOG_JWT_SECRET");
+        if let Some(s) = &jwt_secret {
+            if s.len() < 32 {
+                return Err(SettingsError { name: "CARELOG_JWT_SECRET", reason: "must be at least 32 characters".into() });
+            }
+        }
+        if jwt_secret.is_none() && event_store_url.is_some() {
+            // Several servers share a database: they must share the secret, so it cannot be generated.
+            return Err(SettingsError {
+                name: "CARELOG_JWT_SECRET",
+                reason: "required when CARELOG_EVENT_STORE_URL is set".into(),
+            });
+        }
+        let timezone = get("CARELOG_TIMEZONE")
+            .unwrap_or_else(|| "Asia/Shanghai".into())
+            .parse::<Tz>()
+            .map_err(|e| SettingsError { name: "CARELOG_TIMEZONE", reason: e.to_string() })?;
+        let upload_dir = get("CARELOG_UPLOAD_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("uploads"));
+        let int = |name: &'static str, default: i64| -> Result<i64, SettingsError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(SettingsError { name, reason: format!("{v:?} is not a positive integer") }),
+            }
+        };
+        Ok(Settings {
+            bind,
+            data_dir,
+            event_store_url: event_store_url.map(Secret),
+            read_store_url: read_store_url.map(Secret),
+            kafka_brokers: get("CARELOG_KAFKA_BROKERS"),
+            jwt_secret: jwt_secret.map(Secret),
+            timezone,
+            upload_dir,
+            access_ttl_secs: int("CARELOG_ACCESS_TOKEN_TTL_SECS", 2 * 3600)?,
+            refresh_ttl_secs: int("CARELOG_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
+            max_json_bytes: int("CARELOG_MAX_BODY_BYTES", 1024 * 1024)? as usize,
+        })
+    }
+
+    /// Today's date in the configured timezone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now().with_timezone(&self.timezone).date_naive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let s = Settings::from_map(&map(&[])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.event_store_url.is_none() && s.read_store_url.is_none());
+        assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        let e = Settings::from_map(&map(&[("CARELOG_TIMEZONE", "Mars/Olympus")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_TIMEZONE");
+        let e = Settings::from_map(&map(&[("CARELOG_EVENT_STORE_URL", "postgres://x/y")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_JWT_SECRET");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

@@ -1,0 +1,24 @@
+//! The carelog server: HTTP API, authentication, configuration, the event store
+//! and the followers that keep the read models up to date.
+//!
+//! # Layout
+//! - [`config`]: typed settings from `CARELOG_*` variables.
+//! - [`startup`]: `Application::build`, used by `main` and the tests.
+//! - [`store`]: the event store (postgres-es / sqlite-es) and its additions.
+//! - [`runner`]: projector runner, leader lock, read-your-writes waiting.
+//! - [`api`]: handlers; [`auth`], [`idempotency`], [`telemetry`] are their middleware.
+//! - [`error`]: the one mapping from errors to the response envelope.
+//! - [`cli`]: `create-admin` and `rebuild`.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod runner;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

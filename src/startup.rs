@@ -1,0 +1,140 @@
+//! Wiring: `Application::build(settings)` opens the stores, starts the
+//! followers and binds the HTTP server. `main` and the integration tests both
+//! use it; tests bind port 0 and read `port()`.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
+use anyhow::Context;
+use projections::ReadStore;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::JwtKeys;
+use crate::config::{Secret, Settings};
+use crate::error::ApiError;
+use crate::runner::{start_projectors, ProjectorRunner};
+use crate::state::AppState;
+use crate::store::EventStore;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    runner: ProjectorRunner,
+    /// Held for the process's life in embedded mode: one process per data dir.
+    _data_lock: Option<File>,
+}
+
+/// The stores, opened and migrated.
+pub struct Stores {
+    pub store: EventStore,
+    pub read: ReadStore,
+    pub data_lock: Option<File>,
+}
+
+impl Stores {
+    /// Opens both stores. In embedded mode `exclusive` also takes the data
+    /// directory lock (the server and `rebuild` do; `create-admin` does not).
+    pub async fn open(settings: &Settings, exclusive: bool) -> anyhow::Result<Self> {
+        let embedded = settings.event_store_url.is_none() || settings.read_store_url.is_none();
+        if embedded {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        }
+        let data_lock = if embedded && exclusive { Some(lock_data_dir(&settings.data_dir)?) } else { None };
+        let store = EventStore::connect(settings.event_store_url.as_ref().map(Secret::expose), &settings.data_dir)
+            .await
+            .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
+        let read_url = match &settings.read_store_url {
+            Some(url) => url.expose().to_string(),
+            None => format!("sqlite://{}?mode=rwc", settings.data_dir.join("read.db").display()),
+        };
+        let read = ReadStore::connect(&read_url).await.context("cannot open the read store (CARELOG_READ_STORE_URL)")?;
+        Ok(Self { store, read, data_lock })
+    }
+}
+
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("carelog.lock");
+    let file = File::options().create(true).truncate(false).write(true).open(&path)?;
+    file.try_lock()
+        .map_err(|_| anyhow::anyhow!("another carelog process is using {}; stop it first", dir.display()))?;
+    Ok(file)
+}
+
+/// The JWT secret: from settings, or generated once and kept in the data dir.
+pub fn jwt_secret(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(s) = &settings.jwt_secret {
+        return Ok(s.expose().to_string());
+    }
+    let path = settings.data_dir.join("jwt_secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if s.trim().len() >= 32 {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let secret: String = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(secret)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let stores = Stores::open(&settings, true).await?;
+        let jwt = JwtKeys::new(&jwt_secret(&settings)?, settings.access_ttl_secs, settings.refresh_ttl_secs);
+        let runner = start_projectors(stores.store.clone(), stores.read.clone(), projections::all_projectors()).await?;
+        let state = AppState {
+            store: stores.store,
+            read: stores.read,
+            settings: Arc::new(settings.clone()),
+            jwt,
+            waiter: runner.waiter.clone(),
+        };
+        let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state.clone());
+        let openapi = crate::api::ApiDoc::openapi();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into()))
+                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
+                .wrap(from_fn(crate::idempotency::middleware))
+                .wrap(from_fn(crate::telemetry::request_id))
+                .configure(crate::api::routes)
+                .route("/api/docs", web::get().to(|| async {
+                    HttpResponse::PermanentRedirect().insert_header(("Location", "/api/docs/")).finish()
+                }))
+                .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
+                .default_service(web::to(|| async { ApiError::NotFound("route").error_response() }))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server, state, runner, _data_lock: stores.data_lock })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.runner.handle.abort();
+        result
+    }
+}

@@ -1,0 +1,122 @@
+//! What every handler gets: the stores, settings, keys, and the helpers that
+//! turn a request into a command context and wait for read-your-writes.
+
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::{FromRequest, HttpRequest};
+use chrono::NaiveDate;
+use cqrs_es::Aggregate;
+use domain::DomainError;
+use projections::ReadStore;
+
+use crate::auth::{JwtKeys, Principal};
+use crate::config::Settings;
+use crate::error::{current_request_id, ApiError};
+use crate::runner::ProjectionWaiter;
+use crate::store::{CommandContext, Committed, EventStore};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: EventStore,
+    pub read: ReadStore,
+    pub settings: Arc<Settings>,
+    pub jwt: JwtKeys,
+    pub waiter: ProjectionWaiter,
+}
+
+impl AppState {
+    pub fn today(&self) -> NaiveDate {
+        self.settings.today()
+    }
+
+    /// Executes a command and returns once every read model shows its effect,
+    /// so the caller's next query sees it (read-your-writes).
+    pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, ApiError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+        A::Command: Clone,
+    {
+        let committed = self.store.execute::<A>(id, command, &ctx).await?;
+        self.waiter.wait_for(committed.position).await;
+        Ok(committed)
+    }
+}
+
+/// Request facts recorded in every event's metadata, and `If-Match`.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+    pub correlation_id: String,
+    pub if_match: Option<i64>,
+    /// `Idempotency-Key`, used to derive the ids of created aggregates.
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestMeta {
+    /// The command context for `command` issued by `actor` (None for the CLI
+    /// or unauthenticated commands such as login).
+    pub fn context(&self, actor: Option<&Principal>, command: &str) -> CommandContext {
+        let mut m = HashMap::new();
+        if let Some(p) = actor {
+            m.insert("actor_id".into(), p.user_id.to_string());
+            m.insert("actor_role".into(), p.role.as_str().to_string());
+        }
+        m.insert("ip".into(), self.ip.clone());
+        m.insert("user_agent".into(), self.user_agent.clone());
+        m.insert("request_id".into(), self.request_id.clone());
+        m.insert("correlation_id".into(), self.correlation_id.clone());
+        m.insert("command".into(), command.to_string());
+        m.insert("time".into(), projections::store::instant(chrono::Utc::now()));
+        CommandContext { metadata: m, expected_version: self.if_match }
+    }
+
+    /// A context for commands issued by the server itself or the CLI.
+    pub fn system(command: &str) -> CommandContext {
+        RequestMeta {
+            ip: String::new(),
+            user_agent: "carelog-cli".into(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            correlation_id: String::new(),
+            if_match: None,
+            idempotency_key: None,
+        }
+        .context(None, command)
+    }
+}
+
+fn parse_if_match(raw: &str) -> Result<i64, ApiError> {
+    let v = raw.trim().trim_start_matches("W/").trim_matches('"');
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::field("If-Match", "应为资源的版本号"))
+}
+
+impl FromRequest for RequestMeta {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let request_id = current_request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let if_match = match header("if-match") {
+            Some(raw) => match parse_if_match(&raw) {
+                Ok(v) => Some(v),
+                Err(e) => return ready(Err(e)),
+            },
+            None => None,
+        };
+        ready(Ok(RequestMeta {
+            ip: req.connection_info().realip_remote_addr().unwrap_or("").to_string(),
+            user_agent: header("user-agent").unwrap_or_default(),
+            correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
+            request_id,
+            if_match,
+            idempotency_key: header("idempotency-key").map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
+        }))
+    }
+}
