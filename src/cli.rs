@@ -44,9 +44,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
-        Command::CreateAdmin { username, password, name, phone } => {
-            create_admin(settings, username, password, name, phone).await
-        }
+        Command::CreateAdmin {
+            username,
+            password,
+            name,
+            phone,
+        } => create_admin(settings, username, password, name, phone).await,
         Command::Rebuild { projection } => rebuild(settings, projection).await,
     }
 }
@@ -84,7 +87,11 @@ fn prompt(label: &str, given: Option<String>, secret: bool) -> anyhow::Result<St
 /// An `AppState` for one-shot commands: no HTTP, no waiting for projectors.
 async fn cli_state(settings: &Settings) -> anyhow::Result<AppState> {
     let stores = Stores::open(settings, false).await?;
-    let jwt = JwtKeys::new(&jwt_secret(settings)?, settings.access_ttl_secs, settings.refresh_ttl_secs);
+    let jwt = JwtKeys::new(
+        &jwt_secret(settings)?,
+        settings.access_ttl_secs,
+        settings.refresh_ttl_secs,
+    );
     Ok(AppState {
         waiter: ProjectionWaiter::detached(stores.read.clone()),
         store: stores.store,
@@ -114,7 +121,9 @@ async fn create_admin(
         let list: Vec<String> = fields.iter().map(|(k, r)| format!("{k}: {r}")).collect();
         bail!("invalid input: {}", list.join("; "));
     }
-    let (Some(phone), Some(name), Some(username), Some(password)) = (phone, name, username, password) else {
+    let (Some(phone), Some(name), Some(username), Some(password)) =
+        (phone, name, username, password)
+    else {
         bail!("invalid input");
     };
     let state = cli_state(&settings).await?;
@@ -157,7 +166,11 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
     };
     if chosen.is_empty() {
         let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
-        bail!("unknown projection {:?}; known: {}", name.unwrap_or_default(), names.join(", "));
+        bail!(
+            "unknown projection {:?}; known: {}",
+            name.unwrap_or_default(),
+            names.join(", ")
+        );
     }
     state.read.init_checkpoints(&all).await?;
     let head = state.store.head().await?;
@@ -165,7 +178,8 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
         state.read.reset(p.as_ref()).await?;
     }
     let lock = LeaderLock::try_acquire(&state.store, "projectors").await?;
-    let embedded_busy = settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
+    let embedded_busy =
+        settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
     if lock.is_some() && !embedded_busy {
         for p in &chosen {
             catch_up(&state.store, &state.read, p.as_ref(), &|_| async {}).await?;

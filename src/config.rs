@@ -64,41 +64,69 @@ impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
         if let Some(path) = vars.get("CARELOG_CONFIG").cloned() {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| SettingsError { name: "CARELOG_CONFIG", reason: format!("{path}: {e}") })?;
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let text = std::fs::read_to_string(&path).map_err(|e| SettingsError {
+                name: "CARELOG_CONFIG",
+                reason: format!("{path}: {e}"),
+            })?;
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
                 if let Some((k, v)) = line.split_once('=') {
                     // The environment wins over the file.
-                    vars.entry(k.trim().to_string()).or_insert_with(|| v.trim().trim_matches('"').to_string());
+                    vars.entry(k.trim().to_string())
+                        .or_insert_with(|| v.trim().trim_matches('"').to_string());
                 }
             }
         }
         Self::from_map(&vars)
     }
 
-    pub fn from_map(vars: &std::collections::HashMap<String, String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    pub fn from_map(
+        vars: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let bind = get("CARELOG_BIND")
             .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse()
-            .map_err(|e| SettingsError { name: "CARELOG_BIND", reason: format!("{e} (expected host:port)") })?;
+            .map_err(|e| SettingsError {
+                name: "CARELOG_BIND",
+                reason: format!("{e} (expected host:port)"),
+            })?;
         let data_dir = PathBuf::from(get("CARELOG_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let event_store_url = get("CARELOG_EVENT_STORE_URL");
         if let Some(u) = &event_store_url {
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                return Err(SettingsError { name: "CARELOG_EVENT_STORE_URL", reason: "must start with postgres://".into() });
+                return Err(SettingsError {
+                    name: "CARELOG_EVENT_STORE_URL",
+                    reason: "must start with postgres://".into(),
+                });
             }
         }
         let read_store_url = get("CARELOG_READ_STORE_URL");
         if let Some(u) = &read_store_url {
-            if !(u.starts_with("mysql://") || u.starts_with("mariadb://") || u.starts_with("sqlite:")) {
-                return Err(SettingsError { name: "CARELOG_READ_STORE_URL", reason: "must start with mysql://".into() });
+            if !(u.starts_with("mysql://")
+                || u.starts_with("mariadb://")
+                || u.starts_with("sqlite:"))
+            {
+                return Err(SettingsError {
+                    name: "CARELOG_READ_STORE_URL",
+                    reason: "must start with mysql://".into(),
+                });
             }
         }
         let jwt_secret = get("CARELOG_JWT_SECRET");
         if let Some(s) = &jwt_secret {
             if s.len() < 32 {
-                return Err(SettingsError { name: "CARELOG_JWT_SECRET", reason: "must be at least 32 characters".into() });
+                return Err(SettingsError {
+                    name: "CARELOG_JWT_SECRET",
+                    reason: "must be at least 32 characters".into(),
+                });
             }
         }
         if jwt_secret.is_none() && event_store_url.is_some() {
@@ -111,8 +139,13 @@ impl Settings {
         let timezone = get("CARELOG_TIMEZONE")
             .unwrap_or_else(|| "Asia/Shanghai".into())
             .parse::<Tz>()
-            .map_err(|e| SettingsError { name: "CARELOG_TIMEZONE", reason: e.to_string() })?;
-        let upload_dir = get("CARELOG_UPLOAD_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("uploads"));
+            .map_err(|e| SettingsError {
+                name: "CARELOG_TIMEZONE",
+                reason: e.to_string(),
+            })?;
+        let upload_dir = get("CARELOG_UPLOAD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("uploads"));
         let int = |name: &'static str, default: i64| -> Result<i64, SettingsError> {
             match get(name) {
                 None => Ok(default),
@@ -120,7 +153,10 @@ impl Settings {
                     .parse::<i64>()
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or(SettingsError { name, reason: format!("{v:?} is not a positive integer") }),
+                    .ok_or(SettingsError {
+                        name,
+                        reason: format!("{v:?} is not a positive integer"),
+                    }),
             }
         };
         Ok(Settings {
@@ -140,7 +176,9 @@ impl Settings {
 
     /// Today's date in the configured timezone.
     pub fn today(&self) -> chrono::NaiveDate {
-        chrono::Utc::now().with_timezone(&self.timezone).date_naive()
+        chrono::Utc::now()
+            .with_timezone(&self.timezone)
+            .date_naive()
     }
 }
 
@@ -149,7 +187,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -164,7 +205,8 @@ mod tests {
     fn a_bad_setting_is_named() {
         let e = Settings::from_map(&map(&[("CARELOG_TIMEZONE", "Mars/Olympus")])).unwrap_err();
         assert_eq!(e.name, "CARELOG_TIMEZONE");
-        let e = Settings::from_map(&map(&[("CARELOG_EVENT_STORE_URL", "postgres://x/y")])).unwrap_err();
+        let e =
+            Settings::from_map(&map(&[("CARELOG_EVENT_STORE_URL", "postgres://x/y")])).unwrap_err();
         assert_eq!(e.name, "CARELOG_JWT_SECRET");
     }
 

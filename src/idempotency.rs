@@ -43,11 +43,20 @@ pub fn new_id(meta: &RequestMeta, p: &Principal) -> Uuid {
 
 enum Reservation {
     New,
-    Done { fingerprint: String, status: u16, body: String },
+    Done {
+        fingerprint: String,
+        status: u16,
+        body: String,
+    },
     InFlight,
 }
 
-async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) -> Result<Reservation, sqlx::Error> {
+async fn reserve(
+    store: &EventStore,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Reservation, sqlx::Error> {
     let insert = "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let n = on_backend!(store.backend(), |pool| sqlx::query(insert)
         .bind(scope)
@@ -61,12 +70,18 @@ async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) 
     }
     let select = "SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2";
     let row: Option<(String, Option<i32>, Option<String>)> =
-        on_backend!(store.backend(), |pool| sqlx::query_as(select).bind(scope).bind(key).fetch_optional(pool).await?);
+        on_backend!(store.backend(), |pool| sqlx::query_as(select)
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?);
     match row {
         None => Ok(Reservation::InFlight),
-        Some((fingerprint, Some(status), body)) => {
-            Ok(Reservation::Done { fingerprint, status: status as u16, body: body.unwrap_or_default() })
-        }
+        Some((fingerprint, Some(status), body)) => Ok(Reservation::Done {
+            fingerprint,
+            status: status as u16,
+            body: body.unwrap_or_default(),
+        }),
         Some((_, None, _)) => {
             let taken = match store.backend() {
                 Backend::Postgres(pool) => sqlx::query(
@@ -94,12 +109,22 @@ async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) 
                 .await?
                 .rows_affected(),
             };
-            Ok(if taken == 1 { Reservation::New } else { Reservation::InFlight })
+            Ok(if taken == 1 {
+                Reservation::New
+            } else {
+                Reservation::InFlight
+            })
         }
     }
 }
 
-async fn complete(store: &EventStore, scope: &str, key: &str, status: u16, body: &str) -> Result<(), sqlx::Error> {
+async fn complete(
+    store: &EventStore,
+    scope: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> Result<(), sqlx::Error> {
     let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE scope = $1 AND key = $2";
     on_backend!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
@@ -113,8 +138,14 @@ async fn complete(store: &EventStore, scope: &str, key: &str, status: u16, body:
 }
 
 async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx::Error> {
-    let sql = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL";
-    on_backend!(store.backend(), |pool| sqlx::query(sql).bind(scope).bind(key).execute(pool).await.map(|_| ()))?;
+    let sql =
+        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL";
+    on_backend!(store.backend(), |pool| sqlx::query(sql)
+        .bind(scope)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
     Ok(())
 }
 
@@ -125,18 +156,34 @@ fn replay(status: u16, body: String) -> HttpResponse {
         .body(body)
 }
 
-pub async fn middleware(mut req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let is_command = matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
-    let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(|k| k.trim().to_string());
+pub async fn middleware(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let is_command = matches!(
+        *req.method(),
+        Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+    );
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.trim().to_string());
     let (Some(key), true) = (key, is_command) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
     if key.is_empty() || key.len() > 255 {
         let e = ApiError::field("Idempotency-Key", "长度应为1到255个字符");
         return Ok(req.into_response(e.error_response()));
     }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
     // Scope keys by the verified caller; an invalid token shares the anonymous scope
     // and will be refused by the handler anyway.
@@ -169,10 +216,21 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<impl MessageBody + '
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
-        match reserve(&state.store, &scope, &key, &fingerprint).await.map_err(ApiError::from)? {
+        match reserve(&state.store, &scope, &key, &fingerprint)
+            .await
+            .map_err(ApiError::from)?
+        {
             Reservation::New => break,
-            Reservation::Done { fingerprint: f, status, body } => {
-                let response = if f == fingerprint { replay(status, body) } else { ApiError::IdempotencyKeyReused.error_response() };
+            Reservation::Done {
+                fingerprint: f,
+                status,
+                body,
+            } => {
+                let response = if f == fingerprint {
+                    replay(status, body)
+                } else {
+                    ApiError::IdempotencyKeyReused.error_response()
+                };
                 return Ok(req.into_response(response));
             }
             Reservation::InFlight if tokio::time::Instant::now() < deadline => {
@@ -190,19 +248,27 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<impl MessageBody + '
     let res = match res {
         Ok(r) => r,
         Err(e) => {
-            release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
+            release(&state.store, &scope, &key)
+                .await
+                .map_err(ApiError::from)?;
             return Err(e);
         }
     };
     let status = res.status();
     let (http_req, response) = res.into_parts();
     let (head, body) = response.into_parts();
-    let bytes = to_bytes(body).await.map_err(|_| ApiError::internal(anyhow::anyhow!("response body")))?;
+    let bytes = to_bytes(body)
+        .await
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("response body")))?;
     if status.is_server_error() {
-        release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
+        release(&state.store, &scope, &key)
+            .await
+            .map_err(ApiError::from)?;
     } else {
         let text = String::from_utf8_lossy(&bytes);
-        complete(&state.store, &scope, &key, status.as_u16(), &text).await.map_err(ApiError::from)?;
+        complete(&state.store, &scope, &key, status.as_u16(), &text)
+            .await
+            .map_err(ApiError::from)?;
     }
     let response = head.set_body(bytes).map_into_boxed_body();
     Ok(ServiceResponse::new(http_req, response))

@@ -35,7 +35,11 @@ impl ProjectionWaiter {
     /// A waiter that never waits (CLI commands).
     pub fn detached(read: ReadStore) -> Self {
         let (_, local) = watch::channel(0);
-        Self { read, enabled: false, local }
+        Self {
+            read,
+            enabled: false,
+            local,
+        }
     }
 
     pub async fn wait_for(&self, position: i64) {
@@ -74,7 +78,11 @@ pub async fn start_projectors(
 ) -> Result<ProjectorRunner, sqlx::Error> {
     read.init_checkpoints(&projectors).await?;
     let (tx, rx) = watch::channel(read.min_checkpoint().await?);
-    let waiter = ProjectionWaiter { read: read.clone(), enabled: true, local: rx };
+    let waiter = ProjectionWaiter {
+        read: read.clone(),
+        enabled: true,
+        local: rx,
+    };
     let handle = tokio::spawn(async move {
         let lock = LeaderLock::acquire(&store, "projectors").await;
         tracing::info!("projector runner is the leader");
@@ -83,7 +91,13 @@ pub async fn start_projectors(
         let progress = Arc::new(tokio::sync::Mutex::new(vec![0i64; projectors.len()]));
         let mut tasks = Vec::new();
         for (i, p) in projectors.into_iter().enumerate() {
-            let (store, read, wake, tx, progress) = (store.clone(), read.clone(), wake.clone(), tx.clone(), progress.clone());
+            let (store, read, wake, tx, progress) = (
+                store.clone(),
+                read.clone(),
+                wake.clone(),
+                tx.clone(),
+                progress.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 follow(&store, &read, p.as_ref(), &wake, |pos| {
                     let progress = progress.clone();
@@ -109,8 +123,13 @@ pub async fn start_projectors(
 }
 
 /// Follows the store for one projector, forever.
-async fn follow<F, Fut>(store: &EventStore, read: &ReadStore, p: &dyn Projector, wake: &Notify, on_progress: F)
-where
+async fn follow<F, Fut>(
+    store: &EventStore,
+    read: &ReadStore,
+    p: &dyn Projector,
+    wake: &Notify,
+    on_progress: F,
+) where
     F: Fn(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -140,7 +159,12 @@ pub enum FollowError {
 }
 
 /// Applies everything after the projector's checkpoint, batch by batch.
-pub async fn catch_up<F, Fut>(store: &EventStore, read: &ReadStore, p: &dyn Projector, on_progress: &F) -> Result<(), FollowError>
+pub async fn catch_up<F, Fut>(
+    store: &EventStore,
+    read: &ReadStore,
+    p: &dyn Projector,
+    on_progress: &F,
+) -> Result<(), FollowError>
 where
     F: Fn(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -194,12 +218,18 @@ pub enum LeaderLock {
 
 impl LeaderLock {
     /// One attempt; `None` if another process holds the lock.
-    pub async fn try_acquire(store: &EventStore, name: &str) -> Result<Option<LeaderLock>, sqlx::Error> {
+    pub async fn try_acquire(
+        store: &EventStore,
+        name: &str,
+    ) -> Result<Option<LeaderLock>, sqlx::Error> {
         let Backend::Postgres(pool) = store.backend() else {
             return Ok(Some(LeaderLock::Embedded));
         };
         let mut conn = pool.acquire().await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(lock_key(name)).fetch_one(&mut *conn).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(lock_key(name))
+            .fetch_one(&mut *conn)
+            .await?;
         Ok(got.then_some(LeaderLock::Postgres(conn)))
     }
 
@@ -212,7 +242,10 @@ impl LeaderLock {
             match pool.acquire().await {
                 Ok(mut conn) => {
                     let got: Result<bool, _> =
-                        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await;
+                        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                            .bind(key)
+                            .fetch_one(&mut *conn)
+                            .await;
                     if let Ok(true) = got {
                         return LeaderLock::Postgres(conn);
                     }

@@ -44,27 +44,52 @@ impl Stores {
     pub async fn open(settings: &Settings, exclusive: bool) -> anyhow::Result<Self> {
         let embedded = settings.event_store_url.is_none() || settings.read_store_url.is_none();
         if embedded {
-            std::fs::create_dir_all(&settings.data_dir)
-                .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("cannot create data dir {}", settings.data_dir.display())
+            })?;
         }
-        let data_lock = if embedded && exclusive { Some(lock_data_dir(&settings.data_dir)?) } else { None };
-        let store = EventStore::connect(settings.event_store_url.as_ref().map(Secret::expose), &settings.data_dir)
-            .await
-            .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
+        let data_lock = if embedded && exclusive {
+            Some(lock_data_dir(&settings.data_dir)?)
+        } else {
+            None
+        };
+        let store = EventStore::connect(
+            settings.event_store_url.as_ref().map(Secret::expose),
+            &settings.data_dir,
+        )
+        .await
+        .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
         let read_url = match &settings.read_store_url {
             Some(url) => url.expose().to_string(),
-            None => format!("sqlite://{}?mode=rwc", settings.data_dir.join("read.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join("read.db").display()
+            ),
         };
-        let read = ReadStore::connect(&read_url).await.context("cannot open the read store (CARELOG_READ_STORE_URL)")?;
-        Ok(Self { store, read, data_lock })
+        let read = ReadStore::connect(&read_url)
+            .await
+            .context("cannot open the read store (CARELOG_READ_STORE_URL)")?;
+        Ok(Self {
+            store,
+            read,
+            data_lock,
+        })
     }
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     let path = dir.join("carelog.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path)?;
-    file.try_lock()
-        .map_err(|_| anyhow::anyhow!("another carelog process is using {}; stop it first", dir.display()))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another carelog process is using {}; stop it first",
+            dir.display()
+        )
+    })?;
     Ok(file)
 }
 
@@ -92,8 +117,17 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<String> {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let stores = Stores::open(&settings, true).await?;
-        let jwt = JwtKeys::new(&jwt_secret(&settings)?, settings.access_ttl_secs, settings.refresh_ttl_secs);
-        let runner = start_projectors(stores.store.clone(), stores.read.clone(), projections::all_projectors()).await?;
+        let jwt = JwtKeys::new(
+            &jwt_secret(&settings)?,
+            settings.access_ttl_secs,
+            settings.refresh_ttl_secs,
+        );
+        let runner = start_projectors(
+            stores.store.clone(),
+            stores.read.clone(),
+            projections::all_projectors(),
+        )
+        .await?;
         let state = AppState {
             store: stores.store,
             read: stores.read,
@@ -101,27 +135,49 @@ impl Application {
             jwt,
             waiter: runner.waiter.clone(),
         };
-        let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot bind {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let openapi = crate::api::ApiDoc::openapi();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into()))
-                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| ApiError::field("query", e.to_string()).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|_, _| ApiError::NotFound("resource").into()),
+                )
                 .wrap(from_fn(crate::idempotency::middleware))
                 .wrap(from_fn(crate::telemetry::request_id))
                 .configure(crate::api::routes)
-                .route("/api/docs", web::get().to(|| async {
-                    HttpResponse::PermanentRedirect().insert_header(("Location", "/api/docs/")).finish()
+                .route(
+                    "/api/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/api/docs/"))
+                            .finish()
+                    }),
+                )
+                .service(
+                    SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()),
+                )
+                .default_service(web::to(|| async {
+                    ApiError::NotFound("route").error_response()
                 }))
-                .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
-                .default_service(web::to(|| async { ApiError::NotFound("route").error_response() }))
         })
         .listen(listener)?
         .run();
-        Ok(Self { port, server, state, runner, _data_lock: stores.data_lock })
+        Ok(Self {
+            port,
+            server,
+            state,
+            runner,
+            _data_lock: stores.data_lock,
+        })
     }
 
     pub fn port(&self) -> u16 {

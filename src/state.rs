@@ -33,7 +33,12 @@ impl AppState {
 
     /// Executes a command and returns once every read model shows its effect,
     /// so the caller's next query sees it (read-your-writes).
-    pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, ApiError>
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        ctx: CommandContext,
+    ) -> Result<Committed, ApiError>
     where
         A: Aggregate<Error = DomainError, Services = ()>,
         A::Command: Clone,
@@ -70,8 +75,14 @@ impl RequestMeta {
         m.insert("request_id".into(), self.request_id.clone());
         m.insert("correlation_id".into(), self.correlation_id.clone());
         m.insert("command".into(), command.to_string());
-        m.insert("time".into(), projections::store::instant(chrono::Utc::now()));
-        CommandContext { metadata: m, expected_version: self.if_match }
+        m.insert(
+            "time".into(),
+            projections::store::instant(chrono::Utc::now()),
+        );
+        CommandContext {
+            metadata: m,
+            expected_version: self.if_match,
+        }
     }
 
     /// A context for commands issued by the server itself or the CLI.
@@ -101,7 +112,12 @@ impl FromRequest for RequestMeta {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let request_id = current_request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let if_match = match header("if-match") {
             Some(raw) => match parse_if_match(&raw) {
@@ -111,12 +127,18 @@ impl FromRequest for RequestMeta {
             None => None,
         };
         ready(Ok(RequestMeta {
-            ip: req.connection_info().realip_remote_addr().unwrap_or("").to_string(),
+            ip: req
+                .connection_info()
+                .realip_remote_addr()
+                .unwrap_or("")
+                .to_string(),
             user_agent: header("user-agent").unwrap_or_default(),
             correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
             request_id,
             if_match,
-            idempotency_key: header("idempotency-key").map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
+            idempotency_key: header("idempotency-key")
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
         }))
     }
 }

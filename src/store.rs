@@ -15,10 +15,10 @@ use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use domain::DomainError;
 use postgres_es::PostgresEventRepository;
 use projections::StoredEvent;
+use sqlite_es::SqliteEventRepository;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
-use sqlite_es::SqliteEventRepository;
 use tokio::sync::Notify;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/events/postgres");
@@ -103,17 +103,24 @@ impl EventStore {
             }
             None => {
                 let path = data_dir.join("events.db");
-                let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(Duration::from_secs(30));
-                let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+                let options =
+                    SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await?;
                 SQLITE_MIGRATIONS.run(&pool).await?;
                 Backend::Sqlite(pool)
             }
         };
-        Ok(Self { backend, appended: Arc::new(Notify::new()) })
+        Ok(Self {
+            backend,
+            appended: Arc::new(Notify::new()),
+        })
     }
 
     pub fn backend(&self) -> &Backend {
@@ -127,8 +134,13 @@ impl EventStore {
     /// Runs a command on aggregate `id`: load, check the expected version,
     /// handle, commit all events or none. A lost race with a concurrent append
     /// is retried from a fresh load unless the caller pinned a version.
-    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = %id), err)]
-    pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: &CommandContext) -> Result<Committed, CommandError>
+    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id = %id))]
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Committed, CommandError>
     where
         A: Aggregate<Error = DomainError, Services = ()>,
         A::Command: Clone,
@@ -136,11 +148,15 @@ impl EventStore {
         for attempt in 0..=CONFLICT_RETRIES {
             let outcome = match &self.backend {
                 Backend::Postgres(pool) => {
-                    let store = PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(pool.clone()));
+                    let store = PersistedEventStore::<_, A>::new_event_store(
+                        PostgresEventRepository::new(pool.clone()),
+                    );
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
                 Backend::Sqlite(pool) => {
-                    let store = PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(pool.clone()));
+                    let store = PersistedEventStore::<_, A>::new_event_store(
+                        SqliteEventRepository::new(pool.clone()),
+                    );
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
             };
@@ -165,7 +181,10 @@ impl EventStore {
                 }
             }
         }
-        Err(CommandError::Store(format!("{} {id}: too many concurrent writers", A::TYPE)))
+        Err(CommandError::Store(format!(
+            "{} {id}: too many concurrent writers",
+            A::TYPE
+        )))
     }
 
     /// Loads an aggregate; `None` when it has no events.
@@ -175,14 +194,18 @@ impl EventStore {
     {
         let ctx = match &self.backend {
             Backend::Postgres(pool) => {
-                PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(pool.clone()))
-                    .load_aggregate(id)
-                    .await
+                PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(
+                    pool.clone(),
+                ))
+                .load_aggregate(id)
+                .await
             }
             Backend::Sqlite(pool) => {
-                PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(pool.clone()))
-                    .load_aggregate(id)
-                    .await
+                PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(
+                    pool.clone(),
+                ))
+                .load_aggregate(id)
+                .await
             }
         }
         .map_err(store_error)?;
@@ -210,14 +233,30 @@ impl EventStore {
     /// The highest committed position.
     pub async fn head(&self) -> Result<i64, sqlx::Error> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
-        on_backend!(&self.backend, |pool| sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)
+        on_backend!(&self.backend, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await)
     }
 
     /// Up to `limit` events after `position`, in position order. Commit order
     /// equals position order (see the event store migration), so a reader never
     /// sees a position before all smaller ones that will ever exist.
-    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        type Row = (i64, String, String, i64, String, String, String, String, String);
+    pub async fn read_after(
+        &self,
+        position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        type Row = (
+            i64,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
         let rows: Vec<Row> = match &self.backend {
             Backend::Postgres(pool) => {
                 sqlx::query_as(
@@ -244,27 +283,42 @@ impl EventStore {
             }
         };
         rows.into_iter()
-            .map(|(position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, at)| {
-                let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-                Ok(StoredEvent {
+            .map(
+                |(
                     position,
                     aggregate_type,
                     aggregate_id,
                     sequence,
                     event_type,
                     event_version,
-                    payload: serde_json::from_str(&payload).map_err(decode)?,
-                    metadata: serde_json::from_str(&metadata).map_err(decode)?,
-                    recorded_at: chrono::DateTime::parse_from_rfc3339(&at)
-                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
-                        .with_timezone(&chrono::Utc),
-                })
-            })
+                    payload,
+                    metadata,
+                    at,
+                )| {
+                    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+                    Ok(StoredEvent {
+                        position,
+                        aggregate_type,
+                        aggregate_id,
+                        sequence,
+                        event_type,
+                        event_version,
+                        payload: serde_json::from_str(&payload).map_err(decode)?,
+                        metadata: serde_json::from_str(&metadata).map_err(decode)?,
+                        recorded_at: chrono::DateTime::parse_from_rfc3339(&at)
+                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+                            .with_timezone(&chrono::Utc),
+                    })
+                },
+            )
             .collect()
     }
 
     pub async fn ping(&self) -> bool {
-        on_backend!(&self.backend, |pool| sqlx::query("SELECT 1").execute(pool).await.is_ok())
+        on_backend!(&self.backend, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok())
     }
 
     /// Claims `value` in `scope` (e.g. a username) for aggregate `owner`.
@@ -298,7 +352,7 @@ impl EventStore {
             return Ok(true);
         }
         let owner_exists: Option<i64> = on_backend!(&self.backend, |pool| sqlx::query_scalar(
-            "SELECT 1 FROM events WHERE aggregate_id = $1 LIMIT 1"
+            "SELECT sequence FROM events WHERE aggregate_id = $1 LIMIT 1"
         )
         .bind(&current)
         .fetch_optional(pool)
@@ -341,7 +395,13 @@ impl EventStore {
     /// Gives a claim back (the create it guarded failed).
     pub async fn release(&self, scope: &str, value: &str, owner: &str) -> Result<(), sqlx::Error> {
         let sql = "DELETE FROM unique_claims WHERE scope = $1 AND value = $2 AND owner = $3";
-        on_backend!(&self.backend, |pool| sqlx::query(sql).bind(scope).bind(value).bind(owner).execute(pool).await.map(|_| ()))?;
+        on_backend!(&self.backend, |pool| sqlx::query(sql)
+            .bind(scope)
+            .bind(value)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 }
@@ -362,7 +422,10 @@ where
     let current = context.current_sequence as i64;
     if let Some(expected) = ctx.expected_version {
         if expected != current {
-            return Err(CommandError::VersionConflict { expected, actual: current });
+            return Err(CommandError::VersionConflict {
+                expected,
+                actual: current,
+            });
         }
     }
     let sink = EventSink::<A>::default();

@@ -141,7 +141,10 @@ mod tests {
     fn it_should_write_nothing_for_an_update_that_changes_nothing() {
         TestFramework::<Family>::with(())
             .given(vec![FamilyEvent::FamilyCreated(details())])
-            .when(FamilyCommand::Update(FamilyChanges { family_name: Some("王家".into()), ..Default::default() }))
+            .when(FamilyCommand::Update(FamilyChanges {
+                family_name: Some("王家".into()),
+                ..Default::default()
+            }))
             .then_expect_events(vec![]);
     }
 }

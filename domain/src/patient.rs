@@ -35,13 +35,19 @@ crate::patchable! {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatientCommand {
-    Register { family_id: FamilyId, details: PatientDetails },
+    Register {
+        family_id: FamilyId,
+        details: PatientDetails,
+    },
     Update(PatientChanges),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PatientEvent {
-    PatientRegistered { family_id: FamilyId, details: PatientDetails },
+    PatientRegistered {
+        family_id: FamilyId,
+        details: PatientDetails,
+    },
     PatientUpdated(PatientChanges),
 }
 
@@ -68,7 +74,10 @@ pub struct Patient {
 fn check(d: &PatientDetails) -> Result<(), DomainError> {
     if let Some(id) = &d.id_card {
         if id.birth_date() != Some(d.birth_date) {
-            return Err(DomainError::field("id_card", "身份证号中的出生日期与birth_date不一致"));
+            return Err(DomainError::field(
+                "id_card",
+                "身份证号中的出生日期与birth_date不一致",
+            ));
         }
     }
     Ok(())
@@ -81,9 +90,16 @@ impl Aggregate for Patient {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: PatientCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: PatientCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         let event = match (command, &self.details) {
-            (PatientCommand::Register { .. }, Some(_)) => return Err(DomainError::conflict("患者已存在")),
+            (PatientCommand::Register { .. }, Some(_)) => {
+                return Err(DomainError::conflict("患者已存在"))
+            }
             (PatientCommand::Register { family_id, details }, None) => {
                 check(&details)?;
                 PatientEvent::PatientRegistered { family_id, details }
@@ -144,8 +160,14 @@ mod tests {
         let family_id = FamilyId::new();
         TestFramework::<Patient>::with(())
             .given_no_previous_events()
-            .when(PatientCommand::Register { family_id, details: details() })
-            .then_expect_events(vec![PatientEvent::PatientRegistered { family_id, details: details() }]);
+            .when(PatientCommand::Register {
+                family_id,
+                details: details(),
+            })
+            .then_expect_events(vec![PatientEvent::PatientRegistered {
+                family_id,
+                details: details(),
+            }]);
     }
 
     #[test]
@@ -154,8 +176,14 @@ mod tests {
         d.birth_date = NaiveDate::from_ymd_opt(1950, 1, 1).unwrap();
         TestFramework::<Patient>::with(())
             .given_no_previous_events()
-            .when(PatientCommand::Register { family_id: FamilyId::new(), details: d })
-            .then_expect_error(DomainError::field("id_card", "身份证号中的出生日期与birth_date不一致"));
+            .when(PatientCommand::Register {
+                family_id: FamilyId::new(),
+                details: d,
+            })
+            .then_expect_error(DomainError::field(
+                "id_card",
+                "身份证号中的出生日期与birth_date不一致",
+            ));
     }
 
     #[test]

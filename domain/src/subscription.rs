@@ -82,15 +82,24 @@ pub enum SubscriptionCommand {
         start_date: NaiveDate,
         duration_days: u32,
     },
-    ChangeStatus { status: SubscriptionStatus },
-    ChangePayment { payment_status: PaymentStatus },
+    ChangeStatus {
+        status: SubscriptionStatus,
+    },
+    ChangePayment {
+        payment_status: PaymentStatus,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SubscriptionEvent {
     SubscriptionCreated(SubscriptionTerms),
-    SubscriptionStatusChanged { status: SubscriptionStatus, previous: SubscriptionStatus },
-    SubscriptionPaymentChanged { payment_status: PaymentStatus },
+    SubscriptionStatusChanged {
+        status: SubscriptionStatus,
+        previous: SubscriptionStatus,
+    },
+    SubscriptionPaymentChanged {
+        payment_status: PaymentStatus,
+    },
 }
 
 impl DomainEvent for SubscriptionEvent {
@@ -121,7 +130,12 @@ impl Aggregate for Subscription {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: SubscriptionCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: SubscriptionCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         if self.terms.is_none() && !matches!(command, SubscriptionCommand::Create { .. }) {
             return Err(DomainError::NotFound("subscription"));
         }
@@ -129,7 +143,13 @@ impl Aggregate for Subscription {
             SubscriptionCommand::Create { .. } if self.terms.is_some() => {
                 return Err(DomainError::conflict("订阅已存在"))
             }
-            SubscriptionCommand::Create { patient_id, package_id, recorder_id, start_date, duration_days } => {
+            SubscriptionCommand::Create {
+                patient_id,
+                package_id,
+                recorder_id,
+                start_date,
+                duration_days,
+            } => {
                 let end_date = start_date
                     .checked_add_days(Days::new(u64::from(duration_days)))
                     .ok_or_else(|| DomainError::field("start_date", "日期超出范围"))?;
@@ -148,13 +168,18 @@ impl Aggregate for Subscription {
                 if self.status == SubscriptionStatus::Cancelled {
                     return Err(DomainError::conflict("已取消的订阅不能再变更状态"));
                 }
-                SubscriptionEvent::SubscriptionStatusChanged { status, previous: self.status }
+                SubscriptionEvent::SubscriptionStatusChanged {
+                    status,
+                    previous: self.status,
+                }
             }
             SubscriptionCommand::ChangePayment { payment_status } => {
                 if payment_status == self.payment_status {
                     return Ok(());
                 }
-                if payment_status == PaymentStatus::Refunded && self.payment_status != PaymentStatus::Paid {
+                if payment_status == PaymentStatus::Refunded
+                    && self.payment_status != PaymentStatus::Paid
+                {
                     return Err(DomainError::conflict("未付款的订阅不能退款"));
                 }
                 SubscriptionEvent::SubscriptionPaymentChanged { payment_status }
@@ -168,7 +193,9 @@ impl Aggregate for Subscription {
         match event {
             SubscriptionEvent::SubscriptionCreated(t) => self.terms = Some(t),
             SubscriptionEvent::SubscriptionStatusChanged { status, .. } => self.status = status,
-            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => self.payment_status = payment_status,
+            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => {
+                self.payment_status = payment_status
+            }
         }
     }
 }
@@ -190,7 +217,8 @@ mod tests {
 
     #[test]
     fn it_should_end_duration_days_after_the_start() {
-        let (patient_id, package_id, recorder_id) = (PatientId::new(), PackageId::new(), UserId::new());
+        let (patient_id, package_id, recorder_id) =
+            (PatientId::new(), PackageId::new(), UserId::new());
         TestFramework::<Subscription>::with(())
             .given_no_previous_events()
             .when(SubscriptionCommand::Create {
@@ -200,13 +228,15 @@ mod tests {
                 start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
                 duration_days: 30,
             })
-            .then_expect_events(vec![SubscriptionEvent::SubscriptionCreated(SubscriptionTerms {
-                patient_id,
-                package_id,
-                recorder_id,
-                start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-                end_date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
-            })]);
+            .then_expect_events(vec![SubscriptionEvent::SubscriptionCreated(
+                SubscriptionTerms {
+                    patient_id,
+                    package_id,
+                    recorder_id,
+                    start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                    end_date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
+                },
+            )]);
     }
 
     #[test]
@@ -219,7 +249,9 @@ mod tests {
                     previous: SubscriptionStatus::Active,
                 },
             ])
-            .when(SubscriptionCommand::ChangeStatus { status: SubscriptionStatus::Active })
+            .when(SubscriptionCommand::ChangeStatus {
+                status: SubscriptionStatus::Active,
+            })
             .then_expect_error(DomainError::conflict("已取消的订阅不能再变更状态"));
     }
 
@@ -227,7 +259,9 @@ mod tests {
     fn it_should_not_refund_an_unpaid_subscription() {
         TestFramework::<Subscription>::with(())
             .given(vec![created()])
-            .when(SubscriptionCommand::ChangePayment { payment_status: PaymentStatus::Refunded })
+            .when(SubscriptionCommand::ChangePayment {
+                payment_status: PaymentStatus::Refunded,
+            })
             .then_expect_error(DomainError::conflict("未付款的订阅不能退款"));
     }
 }

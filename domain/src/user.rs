@@ -105,19 +105,38 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserCommand {
     Create(NewUser),
-    ChangeStatus { status: UserStatus },
-    ChangePassword { password_hash: String },
-    RecordLogin { session_id: SessionId, expires_at: DateTime<Utc> },
-    Logout { session_id: SessionId },
+    ChangeStatus {
+        status: UserStatus,
+    },
+    ChangePassword {
+        password_hash: String,
+    },
+    RecordLogin {
+        session_id: SessionId,
+        expires_at: DateTime<Utc>,
+    },
+    Logout {
+        session_id: SessionId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserEvent {
     UserCreated(NewUser),
-    UserStatusChanged { status: UserStatus, previous: UserStatus },
-    UserPasswordChanged { password_hash: String },
-    UserLoggedIn { session_id: SessionId, expires_at: DateTime<Utc> },
-    UserLoggedOut { session_id: SessionId },
+    UserStatusChanged {
+        status: UserStatus,
+        previous: UserStatus,
+    },
+    UserPasswordChanged {
+        password_hash: String,
+    },
+    UserLoggedIn {
+        session_id: SessionId,
+        expires_at: DateTime<Utc>,
+    },
+    UserLoggedOut {
+        session_id: SessionId,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -188,16 +207,25 @@ impl Aggregate for User {
                 if status == self.status {
                     return Ok(());
                 }
-                UserEvent::UserStatusChanged { status, previous: self.status }
+                UserEvent::UserStatusChanged {
+                    status,
+                    previous: self.status,
+                }
             }
             UserCommand::ChangePassword { password_hash } => {
                 UserEvent::UserPasswordChanged { password_hash }
             }
-            UserCommand::RecordLogin { session_id, expires_at } => {
+            UserCommand::RecordLogin {
+                session_id,
+                expires_at,
+            } => {
                 if !self.is_active() {
                     return Err(DomainError::conflict("用户不可用"));
                 }
-                UserEvent::UserLoggedIn { session_id, expires_at }
+                UserEvent::UserLoggedIn {
+                    session_id,
+                    expires_at,
+                }
             }
             UserCommand::Logout { session_id } => {
                 if !self.open_sessions.contains(&session_id) {
@@ -232,7 +260,9 @@ impl Aggregate for User {
                     self.open_sessions.remove(0);
                 }
             }
-            UserEvent::UserLoggedOut { session_id } => self.open_sessions.retain(|s| *s != session_id),
+            UserEvent::UserLoggedOut { session_id } => {
+                self.open_sessions.retain(|s| *s != session_id)
+            }
         }
     }
 }
@@ -294,9 +324,15 @@ mod tests {
         T::with(())
             .given(vec![
                 UserEvent::UserCreated(recorder()),
-                UserEvent::UserStatusChanged { status: UserStatus::Suspended, previous: UserStatus::Active },
+                UserEvent::UserStatusChanged {
+                    status: UserStatus::Suspended,
+                    previous: UserStatus::Active,
+                },
             ])
-            .when(UserCommand::RecordLogin { session_id: SessionId::new(), expires_at: Utc::now() })
+            .when(UserCommand::RecordLogin {
+                session_id: SessionId::new(),
+                expires_at: Utc::now(),
+            })
             .then_expect_error(DomainError::conflict("用户不可用"));
     }
 
@@ -304,7 +340,9 @@ mod tests {
     fn it_should_record_nothing_when_the_status_does_not_change() {
         T::with(())
             .given(vec![UserEvent::UserCreated(recorder())])
-            .when(UserCommand::ChangeStatus { status: UserStatus::Active })
+            .when(UserCommand::ChangeStatus {
+                status: UserStatus::Active,
+            })
             .then_expect_events(vec![]);
     }
 }

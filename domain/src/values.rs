@@ -192,15 +192,28 @@ mod tests {
 
     #[test]
     fn phone_accepts_mobile_and_landline() {
-        assert_eq!(PhoneNumber::parse("13800138000").unwrap().as_str(), "13800138000");
-        assert_eq!(PhoneNumber::parse("+86 138 0013 8000").unwrap().as_str(), "13800138000");
+        assert_eq!(
+            PhoneNumber::parse("13800138000").unwrap().as_str(),
+            "13800138000"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+86 138 0013 8000").unwrap().as_str(),
+            "13800138000"
+        );
         assert!(PhoneNumber::parse("010-12345678").is_ok());
         assert!(PhoneNumber::parse("0571-8765432").is_ok());
     }
 
     #[test]
     fn phone_rejects_garbage() {
-        for bad in ["12800138000", "1380013800", "abc", "", "010-123", "13800138000-1"] {
+        for bad in [
+            "12800138000",
+            "1380013800",
+            "abc",
+            "",
+            "010-123",
+            "13800138000-1",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }

@@ -83,7 +83,10 @@ impl Projector for FamiliesProjector {
                 }
             },
             "patient" => match e.decode::<PatientEvent>()? {
-                PatientEvent::PatientRegistered { family_id, details: d } => {
+                PatientEvent::PatientRegistered {
+                    family_id,
+                    details: d,
+                } => {
                     sqlx::query(
                         "INSERT INTO patients (id, family_id, name, gender, birth_date, id_card, phone,
                             relationship_to_head, medical_history, allergies, current_medications,
@@ -213,15 +216,22 @@ pub struct PatientView {
 
 /// A family is visible to a recorder when one of its patients has an active,
 /// unexpired subscription assigned to that recorder.
-const RECORDER_FAMILY: &str = "EXISTS (SELECT 1 FROM subscriptions s JOIN patients p ON p.id = s.patient_id
+const RECORDER_FAMILY: &str =
+    "EXISTS (SELECT 1 FROM subscriptions s JOIN patients p ON p.id = s.patient_id
     WHERE p.family_id = f.id AND s.recorder_id = ? AND s.status = 'active' AND s.end_date >= ?)";
 
 fn age(birth: &str, today: NaiveDate) -> i32 {
-    NaiveDate::parse_from_str(birth, "%Y-%m-%d").map(|b| age_on(b, today)).unwrap_or(0)
+    NaiveDate::parse_from_str(birth, "%Y-%m-%d")
+        .map(|b| age_on(b, today))
+        .unwrap_or(0)
 }
 
 fn like(search: &str) -> String {
-    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    // `!` is the LIKE escape character: a backslash means different things in MySQL and SQLite literals.
+    let escaped = search
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
     format!("%{escaped}%")
 }
 
@@ -238,8 +248,8 @@ impl ReadStore {
         let pattern = search.map(like);
         let filter = format!(
             "(? IS NULL OR {RECORDER_FAMILY})
-             AND (? IS NULL OR f.family_name LIKE ? ESCAPE '\\' OR f.primary_address LIKE ? ESCAPE '\\'
-                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '\\'))"
+             AND (? IS NULL OR f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
+                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'))"
         );
         macro_rules! bind_filter {
             ($q:expr) => {
@@ -252,9 +262,11 @@ impl ReadStore {
                     .bind(&pattern)
             };
         }
-        let total: i64 = bind_filter!(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM families f WHERE {filter}")))
-            .fetch_one(self.pool())
-            .await?;
+        let total: i64 = bind_filter!(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM families f WHERE {filter}"
+        )))
+        .fetch_one(self.pool())
+        .await?;
         let sql = format!(
             "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
                 (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id) AS patient_count,
@@ -281,17 +293,29 @@ impl ReadStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Page { items, total, page: page.page, limit: page.limit })
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
     }
 
     /// Whether `recorder` may see `family` (see [`RECORDER_FAMILY`]).
-    pub async fn recorder_sees_family(&self, recorder: &str, family: &str, today: NaiveDate) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM families f WHERE f.id = ? AND {RECORDER_FAMILY}"))
-            .bind(family)
-            .bind(recorder)
-            .bind(today.to_string())
-            .fetch_one(self.pool())
-            .await?;
+    pub async fn recorder_sees_family(
+        &self,
+        recorder: &str,
+        family: &str,
+        today: NaiveDate,
+    ) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM families f WHERE f.id = ? AND {RECORDER_FAMILY}"
+        ))
+        .bind(family)
+        .bind(recorder)
+        .bind(today.to_string())
+        .fetch_one(self.pool())
+        .await?;
         Ok(n > 0)
     }
 
@@ -304,8 +328,15 @@ impl ReadStore {
         row.map(|r| r.text("family_id")).transpose()
     }
 
-    pub async fn family_detail(&self, id: &str, today: NaiveDate) -> Result<Option<FamilyDetail>, sqlx::Error> {
-        let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?").bind(id).fetch_optional(self.pool()).await?
+    pub async fn family_detail(
+        &self,
+        id: &str,
+        today: NaiveDate,
+    ) -> Result<Option<FamilyDetail>, sqlx::Error> {
+        let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
         else {
             return Ok(None);
         };
@@ -321,7 +352,10 @@ impl ReadStore {
             let pid = r.text("id")?;
             let birth = r.text("birth_date")?;
             patients.push(FamilyPatient {
-                current_subscription: current_subscription(subs.iter().filter(|s| s.patient_id == pid), today),
+                current_subscription: current_subscription(
+                    subs.iter().filter(|s| s.patient_id == pid),
+                    today,
+                ),
                 last_record: self.last_record(&pid).await?,
                 id: pid,
                 name: r.text("name")?,
@@ -354,8 +388,15 @@ impl ReadStore {
         Ok(None)
     }
 
-    pub async fn patient(&self, id: &str, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
-        let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?").bind(id).fetch_optional(self.pool()).await?
+    pub async fn patient(
+        &self,
+        id: &str,
+        today: NaiveDate,
+    ) -> Result<Option<PatientView>, sqlx::Error> {
+        let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
         else {
             return Ok(None);
         };
@@ -382,4 +423,3 @@ impl ReadStore {
         }))
     }
 }
-

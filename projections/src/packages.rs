@@ -80,18 +80,30 @@ fn package_view(r: &AnyRow) -> Result<PackageView, sqlx::Error> {
 
 impl ReadStore {
     pub async fn packages(&self, page: PageParams) -> Result<Page<PackageView>, sqlx::Error> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM service_packages").fetch_one(self.pool()).await?;
-        let rows = sqlx::query("SELECT * FROM service_packages ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(self.pool())
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM service_packages")
+            .fetch_one(self.pool())
             .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM service_packages ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+        )
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
         let items = rows.iter().map(package_view).collect::<Result<_, _>>()?;
-        Ok(Page { items, total, page: page.page, limit: page.limit })
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
     }
 
     pub async fn package(&self, id: &str) -> Result<Option<PackageView>, sqlx::Error> {
-        let row = sqlx::query("SELECT * FROM service_packages WHERE id = ?").bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT * FROM service_packages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(package_view).transpose()
     }
 }

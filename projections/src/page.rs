@@ -25,7 +25,10 @@ impl PageParams {
         if !(1..=100).contains(&limit) {
             return Err(("limit", "limit必须在1到100之间".into()));
         }
-        Ok(Self { page: page as u32, limit: limit as u32 })
+        Ok(Self {
+            page: page as u32,
+            limit: limit as u32,
+        })
     }
     pub fn offset(&self) -> i64 {
         i64::from(self.page - 1) * i64::from(self.limit)

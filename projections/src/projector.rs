@@ -65,7 +65,11 @@ pub trait Projector: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the batch transaction. Events of aggregates the
     /// projector does not follow are ignored.
-    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), ProjectionError>;
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError>;
 }
 
 /// Every projector, in the order rebuilds run them.
@@ -80,31 +84,39 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
 
 impl ReadStore {
     /// Creates missing checkpoint rows (position 0).
-    pub async fn init_checkpoints(&self, projectors: &[Arc<dyn Projector>]) -> Result<(), sqlx::Error> {
+    pub async fn init_checkpoints(
+        &self,
+        projectors: &[Arc<dyn Projector>],
+    ) -> Result<(), sqlx::Error> {
         let sql = format!(
             "{} INTO projection_checkpoints (name, position) VALUES (?, 0)",
             self.dialect().insert_ignore()
         );
         for p in projectors {
-            sqlx::query(&sql).bind(p.name()).execute(self.pool()).await?;
+            sqlx::query(&sql)
+                .bind(p.name())
+                .execute(self.pool())
+                .await?;
         }
         Ok(())
     }
 
     pub async fn checkpoint(&self, name: &str) -> Result<i64, sqlx::Error> {
-        let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
+        let pos: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(pos.unwrap_or(0))
     }
 
     /// The lowest checkpoint among the projectors: everything up to it is
     /// visible in every read model.
     pub async fn min_checkpoint(&self) -> Result<i64, sqlx::Error> {
-        let pos: Option<i64> = sqlx::query_scalar("SELECT MIN(position) FROM projection_checkpoints")
-            .fetch_one(self.pool())
-            .await?;
+        let pos: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(position) FROM projection_checkpoints")
+                .fetch_one(self.pool())
+                .await?;
         Ok(pos.unwrap_or(0))
     }
 
@@ -123,7 +135,11 @@ impl ReadStore {
             "SELECT position FROM projection_checkpoints WHERE name = ?{}",
             self.dialect().for_update()
         );
-        let current: i64 = sqlx::query_scalar(&sql).bind(projector.name()).fetch_optional(&mut *tx).await?.unwrap_or(0);
+        let current: i64 = sqlx::query_scalar(&sql)
+            .bind(projector.name())
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
         if current != after {
             return Err(ProjectionError::CheckpointMoved(projector.name()));
         }
@@ -133,12 +149,14 @@ impl ReadStore {
             last = event.position;
         }
         if last > current {
-            let moved = sqlx::query("UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?")
-                .bind(last)
-                .bind(projector.name())
-                .bind(current)
-                .execute(&mut *tx)
-                .await?;
+            let moved = sqlx::query(
+                "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
+            )
+            .bind(last)
+            .bind(projector.name())
+            .bind(current)
+            .execute(&mut *tx)
+            .await?;
             if moved.rows_affected() != 1 {
                 return Err(ProjectionError::CheckpointMoved(projector.name()));
             }
@@ -152,7 +170,9 @@ impl ReadStore {
     pub async fn reset(&self, projector: &dyn Projector) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         for table in projector.tables() {
-            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
             .bind(projector.name())

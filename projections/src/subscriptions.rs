@@ -51,16 +51,22 @@ impl Projector for SubscriptionsProjector {
                 .await?;
                 return Ok(());
             }
-            SubscriptionEvent::SubscriptionStatusChanged { status, .. } => ("status", status.as_str()),
-            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => ("payment_status", payment_status.as_str()),
+            SubscriptionEvent::SubscriptionStatusChanged { status, .. } => {
+                ("status", status.as_str())
+            }
+            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => {
+                ("payment_status", payment_status.as_str())
+            }
         };
-        sqlx::query(&format!("UPDATE subscriptions SET {column} = ?, updated_at = ?, version = ? WHERE id = ?"))
-            .bind(value)
-            .bind(&at)
-            .bind(e.sequence)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE subscriptions SET {column} = ?, updated_at = ?, version = ? WHERE id = ?"
+        ))
+        .bind(value)
+        .bind(&at)
+        .bind(e.sequence)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
         Ok(())
     }
 }
@@ -108,14 +114,19 @@ pub fn current_subscription<'a>(
     subs: impl Iterator<Item = &'a SubscriptionView>,
     today: NaiveDate,
 ) -> Option<SubscriptionSummary> {
-    let rank = |s: &SubscriptionView| match effective_status(&s.status, &s.end_date, today).as_str() {
+    let rank = |s: &SubscriptionView| match effective_status(&s.status, &s.end_date, today).as_str()
+    {
         "active" => 3,
         "paused" => 2,
         "expired" => 1,
         _ => 0,
     };
     subs.filter(|s| rank(s) > 0)
-        .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.start_date.cmp(&b.start_date)))
+        .max_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| a.start_date.cmp(&b.start_date))
+        })
         .map(|s| SubscriptionSummary {
             id: s.id.clone(),
             package_name: s.package_name.clone(),
@@ -147,8 +158,15 @@ fn sub_view(r: &AnyRow) -> Result<SubscriptionView, sqlx::Error> {
 }
 
 impl ReadStore {
-    pub async fn subscription(&self, id: &str, today: NaiveDate) -> Result<Option<SubscriptionView>, sqlx::Error> {
-        let row = sqlx::query(&format!("{SUB_SELECT} WHERE s.id = ?")).bind(id).fetch_optional(self.pool()).await?;
+    pub async fn subscription(
+        &self,
+        id: &str,
+        today: NaiveDate,
+    ) -> Result<Option<SubscriptionView>, sqlx::Error> {
+        let row = sqlx::query(&format!("{SUB_SELECT} WHERE s.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref()
             .map(|r| {
                 let mut v = sub_view(r)?;
@@ -166,22 +184,26 @@ impl ReadStore {
         page: PageParams,
     ) -> Result<Page<SubscriptionView>, sqlx::Error> {
         let filter = "(? IS NULL OR s.patient_id = ?) AND (? IS NULL OR s.recorder_id = ?)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM subscriptions s WHERE {filter}"))
-            .bind(patient)
-            .bind(patient)
-            .bind(recorder)
-            .bind(recorder)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!("{SUB_SELECT} WHERE {filter} ORDER BY s.created_at DESC, s.id LIMIT ? OFFSET ?"))
-            .bind(patient)
-            .bind(patient)
-            .bind(recorder)
-            .bind(recorder)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(self.pool())
-            .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
+        ))
+        .bind(patient)
+        .bind(patient)
+        .bind(recorder)
+        .bind(recorder)
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query(&format!(
+            "{SUB_SELECT} WHERE {filter} ORDER BY s.created_at DESC, s.id LIMIT ? OFFSET ?"
+        ))
+        .bind(patient)
+        .bind(patient)
+        .bind(recorder)
+        .bind(recorder)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
         let items = rows
             .iter()
             .map(|r| {
@@ -190,15 +212,29 @@ impl ReadStore {
                 Ok(v)
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Page { items, total, page: page.page, limit: page.limit })
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
     }
 
-    pub(crate) async fn patient_subscriptions(&self, patient: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
-        let rows = sqlx::query(&format!("{SUB_SELECT} WHERE s.patient_id = ?")).bind(patient).fetch_all(self.pool()).await?;
+    pub(crate) async fn patient_subscriptions(
+        &self,
+        patient: &str,
+    ) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+        let rows = sqlx::query(&format!("{SUB_SELECT} WHERE s.patient_id = ?"))
+            .bind(patient)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(sub_view).collect()
     }
 
-    pub(crate) async fn family_subscriptions(&self, family: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    pub(crate) async fn family_subscriptions(
+        &self,
+        family: &str,
+    ) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!(
             "{SUB_SELECT} WHERE s.patient_id IN (SELECT id FROM patients WHERE family_id = ?)"
         ))
@@ -209,7 +245,12 @@ impl ReadStore {
     }
 
     /// Whether `recorder` holds an active, unexpired subscription of `patient`.
-    pub async fn recorder_assigned_to_patient(&self, recorder: &str, patient: &str, today: NaiveDate) -> Result<bool, sqlx::Error> {
+    pub async fn recorder_assigned_to_patient(
+        &self,
+        recorder: &str,
+        patient: &str,
+        today: NaiveDate,
+    ) -> Result<bool, sqlx::Error> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM subscriptions WHERE patient_id = ? AND recorder_id = ? AND status = 'active' AND end_date >= ?",
         )

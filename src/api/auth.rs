@@ -37,10 +37,18 @@ pub struct LoginUser {
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, description = "{access_token, refresh_token, user}"), (status = 401, description = "wrong credentials or inactive user")))]
-pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<LoginRequest>) -> ApiResult {
+pub async fn login(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body<LoginRequest>,
+) -> ApiResult {
     let mut v = domain::Validator::new();
-    let username = super::required(&mut v, "username", &body.0.username).cloned().unwrap_or_default();
-    let password = super::required(&mut v, "password", &body.0.password).cloned().unwrap_or_default();
+    let username = super::required(&mut v, "username", &body.0.username)
+        .cloned()
+        .unwrap_or_default();
+    let password = super::required(&mut v, "password", &body.0.password)
+        .cloned()
+        .unwrap_or_default();
     v.finish()?;
     let row = state.read.login_row(username.trim()).await?;
     let Some(row) = row else {
@@ -57,12 +65,22 @@ pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<Log
     let mut ctx = meta.context(None, "Login");
     ctx.expected_version = None;
     ctx.metadata.insert("actor_id".into(), row.id.clone());
-    let cmd = UserCommand::RecordLogin { session_id: session, expires_at };
-    state.execute::<User>(&row.id, cmd, ctx).await.map_err(|e| match e {
-        ApiError::Conflict(_) => ApiError::Unauthorized,
-        other => other,
-    })?;
-    let user = state.read.user(&row.id).await?.ok_or(ApiError::Unauthorized)?;
+    let cmd = UserCommand::RecordLogin {
+        session_id: session,
+        expires_at,
+    };
+    state
+        .execute::<User>(&row.id, cmd, ctx)
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => ApiError::Unauthorized,
+            other => other,
+        })?;
+    let user = state
+        .read
+        .user(&row.id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     let role = Role::parse(&user.role).map_err(|_| ApiError::Unauthorized)?;
     Ok(ok(json!({
         "access_token": state.jwt.issue(user_id, session, role, TokenKind::Access)?,
@@ -77,8 +95,12 @@ pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<Log
     responses((status = 200, description = "{access_token} (send the refresh token as Bearer)"), (status = 401)))]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let p = authenticate(&state, &req, TokenKind::Refresh).await?;
-    let token = state.jwt.issue(p.user_id, p.session_id, p.role, TokenKind::Access)?;
-    Ok(ok(json!({ "access_token": token, "token_type": "Bearer", "expires_in": state.settings.access_ttl_secs })))
+    let token = state
+        .jwt
+        .issue(p.user_id, p.session_id, p.role, TokenKind::Access)?;
+    Ok(ok(
+        json!({ "access_token": token, "token_type": "Bearer", "expires_in": state.settings.access_ttl_secs }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
@@ -91,14 +113,26 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
     };
     let mut ctx = meta.context(Some(&p), "Logout");
     ctx.expected_version = None;
-    state.execute::<User>(&p.user_id.to_string(), UserCommand::Logout { session_id: p.session_id }, ctx).await?;
+    state
+        .execute::<User>(
+            &p.user_id.to_string(),
+            UserCommand::Logout {
+                session_id: p.session_id,
+            },
+            ctx,
+        )
+        .await?;
     Ok(ok(json!({ "logged_out": true })))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView)))]
 pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
-    let user = state.read.user(&p.user_id.to_string()).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state
+        .read
+        .user(&p.user_id.to_string())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     let version = user.version;
     Ok(crate::error::ok_versioned(user, version))
 }

@@ -50,12 +50,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 }
                 bytes.extend_from_slice(&chunk);
             }
-            let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+            let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                &bytes
+            };
             let de = &mut serde_json::Deserializer::from_slice(text);
             serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                let field = if path == "." || path.is_empty() {
+                let field = if path == "." || path.is_empty() || path == "?" {
                     // A missing field reports no path; serde names it in the message.
                     missing_field(&inner.to_string()).unwrap_or_else(|| "body".into())
                 } else {

@@ -42,23 +42,51 @@ pub struct FamilyInput {
 fn parse_family_changes(r: &FamilyInput) -> Result<FamilyChanges, ApiError> {
     let mut v = Validator::new();
     let opt_phone = |v: &mut Validator, field: &str, raw: &Option<String>| {
-        raw.as_deref().and_then(|p| v.check(field, PhoneNumber::parse(p)))
+        raw.as_deref()
+            .and_then(|p| v.check(field, PhoneNumber::parse(p)))
     };
     let changes = FamilyChanges {
-        family_name: r.family_name.as_deref().and_then(|s| v.check("family_name", text(s, 100))),
-        primary_address: r.primary_address.as_deref().and_then(|s| v.check("primary_address", text(s, 255))),
-        secondary_address: v.check("secondary_address", optional_text(r.secondary_address.as_deref(), 255)).flatten(),
+        family_name: r
+            .family_name
+            .as_deref()
+            .and_then(|s| v.check("family_name", text(s, 100))),
+        primary_address: r
+            .primary_address
+            .as_deref()
+            .and_then(|s| v.check("primary_address", text(s, 255))),
+        secondary_address: v
+            .check(
+                "secondary_address",
+                optional_text(r.secondary_address.as_deref(), 255),
+            )
+            .flatten(),
         contact_phone: opt_phone(&mut v, "contact_phone", &r.contact_phone),
-        emergency_contact: v.check("emergency_contact", optional_text(r.emergency_contact.as_deref(), 100)).flatten(),
+        emergency_contact: v
+            .check(
+                "emergency_contact",
+                optional_text(r.emergency_contact.as_deref(), 100),
+            )
+            .flatten(),
         emergency_phone: match r.emergency_phone.as_deref() {
             None | Some("") => None,
             Some(_) => opt_phone(&mut v, "emergency_phone", &r.emergency_phone),
         },
-        home_lat: r.home_lat.and_then(|x| v.check("home_lat", range(x, -90.0, 90.0))),
-        home_lng: r.home_lng.and_then(|x| v.check("home_lng", range(x, -180.0, 180.0))),
+        home_lat: r
+            .home_lat
+            .and_then(|x| v.check("home_lat", range(x, -90.0, 90.0))),
+        home_lng: r
+            .home_lng
+            .and_then(|x| v.check("home_lng", range(x, -180.0, 180.0))),
     };
     if r.home_lat.is_some() != r.home_lng.is_some() {
-        v.add(if r.home_lat.is_some() { "home_lng" } else { "home_lat" }, "home_lat与home_lng须同时提供");
+        v.add(
+            if r.home_lat.is_some() {
+                "home_lng"
+            } else {
+                "home_lat"
+            },
+            "home_lat与home_lng须同时提供",
+        );
     }
     v.finish()?;
     Ok(changes)
@@ -74,7 +102,12 @@ fn range(x: f64, lo: f64, hi: f64) -> Result<f64, String> {
 
 #[utoipa::path(post, path = "/api/v1/families", tag = "families", request_body = FamilyInput, security(("bearer" = [])),
     responses((status = 201, description = "{id, version}"), (status = 400)))]
-pub async fn create_family(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<FamilyInput>) -> ApiResult {
+pub async fn create_family(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<FamilyInput>,
+) -> ApiResult {
     p.require(&[Role::Admin])?;
     let c = parse_family_changes(&body.0)?;
     let mut v = Validator::new();
@@ -88,7 +121,8 @@ pub async fn create_family(state: web::Data<AppState>, p: Principal, meta: Reque
         }
     }
     v.finish()?;
-    let (Some(family_name), Some(primary_address), Some(contact_phone)) = (c.family_name, c.primary_address, c.contact_phone)
+    let (Some(family_name), Some(primary_address), Some(contact_phone)) =
+        (c.family_name, c.primary_address, c.contact_phone)
     else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
@@ -104,9 +138,15 @@ pub async fn create_family(state: web::Data<AppState>, p: Principal, meta: Reque
     };
     let id = crate::idempotency::new_id(&meta, &p);
     let committed = state
-        .execute::<Family>(&id.to_string(), FamilyCommand::Create(details), meta.context(Some(&p), "CreateFamily"))
+        .execute::<Family>(
+            &id.to_string(),
+            FamilyCommand::Create(details),
+            meta.context(Some(&p), "CreateFamily"),
+        )
         .await?;
-    Ok(created(json!({ "id": FamilyId(id), "version": committed.version })))
+    Ok(created(
+        json!({ "id": FamilyId(id), "version": committed.version }),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/families/{id}", tag = "families", request_body = FamilyInput, security(("bearer" = [])),
@@ -123,7 +163,11 @@ pub async fn update_family(
     let fid: FamilyId = path_id(&id, "family")?;
     let changes = parse_family_changes(&body.0)?;
     let c = state
-        .execute::<Family>(&fid.to_string(), FamilyCommand::Update(changes), meta.context(Some(&p), "UpdateFamily"))
+        .execute::<Family>(
+            &fid.to_string(),
+            FamilyCommand::Update(changes),
+            meta.context(Some(&p), "UpdateFamily"),
+        )
         .await?;
     Ok(ok(json!({ "id": fid, "version": c.version })))
 }
@@ -137,15 +181,26 @@ pub struct FamilyListQuery {
 
 #[utoipa::path(get, path = "/api/v1/families", tag = "families", params(FamilyListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{families:[{id, family_name, primary_address, contact_phone, patient_count, active_subscriptions}], total, page, limit}")))]
-pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Query<FamilyListQuery>) -> ApiResult {
+pub async fn list_families(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<FamilyListQuery>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
-    let page = PageQuery { page: q.page, limit: q.limit }.params()?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
     let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if search.is_some_and(|s| s.chars().count() > 100) {
         return Err(ApiError::field("search", "不能超过100个字符"));
     }
-    let families = state.read.families(recorder.as_deref(), search, state.today(), page).await?;
+    let families = state
+        .read
+        .families(recorder.as_deref(), search, state.today(), page)
+        .await?;
     Ok(ok(list_json("families", families)))
 }
 
@@ -154,20 +209,33 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
 async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result<bool, ApiError> {
     Ok(match p.role {
         Role::Admin => true,
-        Role::Recorder => state.read.recorder_sees_family(&p.user_id.to_string(), family, state.today()).await?,
+        Role::Recorder => {
+            state
+                .read
+                .recorder_sees_family(&p.user_id.to_string(), family, state.today())
+                .await?
+        }
         _ => false,
     })
 }
 
 #[utoipa::path(get, path = "/api/v1/families/{id}", tag = "families", security(("bearer" = [])),
     responses((status = 200, body = projections::families::FamilyDetail), (status = 404)))]
-pub async fn get_family(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_family(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let fid: FamilyId = path_id(&id, "family")?;
     if !can_see_family(&state, &p, &fid.to_string()).await? {
         return Err(ApiError::NotFound("family"));
     }
-    let family = state.read.family_detail(&fid.to_string(), state.today()).await?.ok_or(ApiError::NotFound("family"))?;
+    let family = state
+        .read
+        .family_detail(&fid.to_string(), state.today())
+        .await?
+        .ok_or(ApiError::NotFound("family"))?;
     let version = family.version;
     Ok(ok_versioned(family, version))
 }
@@ -194,7 +262,11 @@ fn string_list(v: &mut Validator, field: &str, items: &Option<Vec<String>>) -> O
         v.add(field, "不能超过100项");
         return None;
     }
-    let cleaned: Vec<String> = items.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let cleaned: Vec<String> = items
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if cleaned.iter().any(|s| s.chars().count() > 200) {
         v.add(field, "每项不能超过200个字符");
         return None;
@@ -202,18 +274,30 @@ fn string_list(v: &mut Validator, field: &str, items: &Option<Vec<String>>) -> O
     Some(cleaned)
 }
 
-fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<PatientChanges, ApiError> {
+fn parse_patient_changes(
+    r: &PatientInput,
+    today: chrono::NaiveDate,
+) -> Result<PatientChanges, ApiError> {
     let mut v = Validator::new();
-    let birth_date = r.birth_date.as_deref().and_then(|d| v.check("birth_date", date(d)));
+    let birth_date = r
+        .birth_date
+        .as_deref()
+        .and_then(|d| v.check("birth_date", date(d)));
     if birth_date.is_some_and(|d| d > today) {
         v.add("birth_date", "不能晚于今天");
     }
-    if r.service_preferences.as_ref().is_some_and(|p| !p.is_object()) {
+    if r.service_preferences
+        .as_ref()
+        .is_some_and(|p| !p.is_object())
+    {
         v.add("service_preferences", "应为对象");
     }
     let changes = PatientChanges {
         name: r.name.as_deref().and_then(|s| v.check("name", text(s, 50))),
-        gender: r.gender.as_deref().and_then(|g| v.check("gender", Gender::parse(g))),
+        gender: r
+            .gender
+            .as_deref()
+            .and_then(|g| v.check("gender", Gender::parse(g))),
         birth_date,
         id_card: match r.id_card.as_deref() {
             None | Some("") => None,
@@ -223,10 +307,15 @@ fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<P
             None | Some("") => None,
             Some(ph) => v.check("phone", PhoneNumber::parse(ph)),
         },
-        relationship_to_head: r.relationship_to_head.as_deref().and_then(|s| v.check("relationship_to_head", text(s, 50))),
+        relationship_to_head: r
+            .relationship_to_head
+            .as_deref()
+            .and_then(|s| v.check("relationship_to_head", text(s, 50))),
         medical_history: string_list(&mut v, "medical_history", &r.medical_history),
         current_medications: string_list(&mut v, "current_medications", &r.current_medications),
-        allergies: v.check("allergies", optional_text(r.allergies.as_deref(), 1000)).flatten(),
+        allergies: v
+            .check("allergies", optional_text(r.allergies.as_deref(), 1000))
+            .flatten(),
         service_preferences: r.service_preferences.clone().filter(Value::is_object),
     };
     v.finish()?;
@@ -257,7 +346,12 @@ pub async fn create_patient(
         }
     }
     v.finish()?;
-    if state.store.load::<Family>(&fid.to_string()).await?.is_none() {
+    if state
+        .store
+        .load::<Family>(&fid.to_string())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::NotFound("family"));
     }
     let (Some(name), Some(gender), Some(birth_date), Some(relationship_to_head)) =
@@ -281,31 +375,53 @@ pub async fn create_patient(
     let committed = state
         .execute::<Patient>(
             &pid.to_string(),
-            PatientCommand::Register { family_id: fid, details },
+            PatientCommand::Register {
+                family_id: fid,
+                details,
+            },
             meta.context(Some(&p), "RegisterPatient"),
         )
         .await?;
-    Ok(created(json!({ "id": PatientId(pid), "version": committed.version })))
+    Ok(created(
+        json!({ "id": PatientId(pid), "version": committed.version }),
+    ))
 }
 
 /// Whether the caller may see a patient's data.
-pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
+pub async fn can_see_patient(
+    state: &AppState,
+    p: &Principal,
+    patient: &str,
+) -> Result<bool, ApiError> {
     Ok(match p.role {
         Role::Admin => true,
-        Role::Recorder => state.read.recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today()).await?,
+        Role::Recorder => {
+            state
+                .read
+                .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
+                .await?
+        }
         _ => false,
     })
 }
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", security(("bearer" = [])),
     responses((status = 200, body = projections::families::PatientView), (status = 404)))]
-pub async fn get_patient(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_patient(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    let patient = state.read.patient(&pid.to_string(), state.today()).await?.ok_or(ApiError::NotFound("patient"))?;
+    let patient = state
+        .read
+        .patient(&pid.to_string(), state.today())
+        .await?
+        .ok_or(ApiError::NotFound("patient"))?;
     let version = patient.version;
     Ok(ok_versioned(patient, version))
 }
@@ -324,7 +440,11 @@ pub async fn update_patient(
     let pid: PatientId = path_id(&id, "patient")?;
     let changes = parse_patient_changes(&body.0, state.today())?;
     let c = state
-        .execute::<Patient>(&pid.to_string(), PatientCommand::Update(changes), meta.context(Some(&p), "UpdatePatient"))
+        .execute::<Patient>(
+            &pid.to_string(),
+            PatientCommand::Update(changes),
+            meta.context(Some(&p), "UpdatePatient"),
+        )
         .await?;
     Ok(ok(json!({ "id": pid, "version": c.version })))
 }

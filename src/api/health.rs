@@ -10,9 +10,17 @@ use crate::state::AppState;
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (db, read) = tokio::join!(state.store.ping(), state.read.ping());
     let up = |b: bool| if b { "up" } else { "down" };
-    let broker = if state.settings.kafka_brokers.is_some() { "unknown" } else { "disabled" };
+    let broker = if state.settings.kafka_brokers.is_some() {
+        "unknown"
+    } else {
+        "disabled"
+    };
     let healthy = db && read;
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let lag = match (state.store.head().await, state.read.min_checkpoint().await) {
         (Ok(head), Ok(cp)) => json!(head - cp),
         _ => json!(null),

@@ -26,7 +26,8 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn params(&self) -> Result<projections::PageParams, ApiError> {
-        projections::PageParams::parse(self.page, self.limit).map_err(|(f, why)| ApiError::field(f, why))
+        projections::PageParams::parse(self.page, self.limit)
+            .map_err(|(f, why)| ApiError::field(f, why))
     }
 }
 
@@ -46,7 +47,10 @@ pub fn required<'a, T>(v: &mut Validator, field: &str, value: &'a Option<T>) -> 
 /// The list envelope `{<name>: [...], total, page, limit}`.
 pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    m.insert(name.into(), serde_json::to_value(page.items).unwrap_or_default());
+    m.insert(
+        name.into(),
+        serde_json::to_value(page.items).unwrap_or_default(),
+    );
     m.insert("total".into(), page.total.into());
     m.insert("page".into(), page.page.into());
     m.insert("limit".into(), page.limit.into());
@@ -91,7 +95,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }

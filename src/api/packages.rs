@@ -35,25 +35,42 @@ pub struct PackageInput {
 
 #[utoipa::path(post, path = "/api/v1/service-packages", tag = "packages", request_body = PackageInput, security(("bearer" = [])),
     responses((status = 201, description = "{id}"), (status = 400)))]
-pub async fn create_package(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<PackageInput>) -> ApiResult {
+pub async fn create_package(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<PackageInput>,
+) -> ApiResult {
     p.require(&[Role::Admin])?;
     let r = &body.0;
     let mut v = Validator::new();
     let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 100)));
-    let description = v.check("description", optional_text(r.description.as_deref(), 2000)).flatten();
+    let description = v
+        .check("description", optional_text(r.description.as_deref(), 2000))
+        .flatten();
     let price = required(&mut v, "price", &r.price).copied();
     if price.is_some_and(|p| p < Decimal::ZERO || p.scale() > 2) {
         v.add("price", "应为非负金额，最多两位小数");
     }
     let count = |v: &mut Validator, field: &str, x: Option<&i64>, max: i64| {
-        x.and_then(|n| v.check(field, if (1..=max).contains(n) { Ok(*n as u32) } else { Err(format!("应在1到{max}之间")) }))
+        x.and_then(|n| {
+            v.check(
+                field,
+                if (1..=max).contains(n) {
+                    Ok(*n as u32)
+                } else {
+                    Err(format!("应在1到{max}之间"))
+                },
+            )
+        })
     };
     let d = required(&mut v, "duration_days", &r.duration_days);
     let duration_days = count(&mut v, "duration_days", d, 3660);
     let f = required(&mut v, "service_frequency", &r.service_frequency);
     let service_frequency = count(&mut v, "service_frequency", f, 100);
     v.finish()?;
-    let (Some(name), Some(price), Some(duration_days), Some(service_frequency)) = (name, price, duration_days, service_frequency)
+    let (Some(name), Some(price), Some(duration_days), Some(service_frequency)) =
+        (name, price, duration_days, service_frequency)
     else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
@@ -67,14 +84,22 @@ pub async fn create_package(state: web::Data<AppState>, p: Principal, meta: Requ
     };
     let id = PackageId(crate::idempotency::new_id(&meta, &p));
     let c = state
-        .execute::<ServicePackage>(&id.to_string(), PackageCommand::Create(details), meta.context(Some(&p), "CreatePackage"))
+        .execute::<ServicePackage>(
+            &id.to_string(),
+            PackageCommand::Create(details),
+            meta.context(Some(&p), "CreatePackage"),
+        )
         .await?;
     Ok(created(json!({ "id": id, "version": c.version })))
 }
 
 #[utoipa::path(get, path = "/api/v1/service-packages", tag = "packages", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, description = "{packages:[...], total, page, limit}")))]
-pub async fn list_packages(state: web::Data<AppState>, p: Principal, q: web::Query<PageQuery>) -> ApiResult {
+pub async fn list_packages(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<PageQuery>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let packages = state.read.packages(q.params()?).await?;
     Ok(ok(list_json("packages", packages)))

@@ -22,7 +22,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/subscriptions", web::get().to(list_subscriptions))
         .route("/subscriptions/{id}", web::get().to(get_subscription))
         .route("/subscriptions/{id}/status", web::post().to(change_status))
-        .route("/subscriptions/{id}/payment", web::post().to(change_payment));
+        .route(
+            "/subscriptions/{id}/payment",
+            web::post().to(change_payment),
+        );
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,7 +36,11 @@ pub struct SubscriptionInput {
     pub start_date: Option<String>,
 }
 
-fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
+fn uuid_field<T: std::str::FromStr>(
+    v: &mut Validator,
+    field: &str,
+    raw: Option<&String>,
+) -> Option<T> {
     raw.and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
 
@@ -54,19 +61,32 @@ pub async fn create_subscription(
     let package_id: Option<PackageId> = uuid_field(&mut v, "package_id", raw);
     let raw = required(&mut v, "recorder_id", &r.recorder_id);
     let recorder_id: Option<UserId> = uuid_field(&mut v, "recorder_id", raw);
-    let start_date = required(&mut v, "start_date", &r.start_date).and_then(|d| v.check("start_date", date(d)));
+    let start_date =
+        required(&mut v, "start_date", &r.start_date).and_then(|d| v.check("start_date", date(d)));
     v.finish()?;
-    let (Some(patient_id), Some(package_id), Some(recorder_id), Some(start_date)) = (patient_id, package_id, recorder_id, start_date)
+    let (Some(patient_id), Some(package_id), Some(recorder_id), Some(start_date)) =
+        (patient_id, package_id, recorder_id, start_date)
     else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
     // The referenced aggregates are read from the event store, not a read model.
     let mut v = Validator::new();
-    if state.store.load::<Patient>(&patient_id.to_string()).await?.is_none() {
+    if state
+        .store
+        .load::<Patient>(&patient_id.to_string())
+        .await?
+        .is_none()
+    {
         v.add("patient_id", "患者不存在");
     }
-    let package = state.store.load::<ServicePackage>(&package_id.to_string()).await?;
-    let duration = package.as_ref().and_then(|(p, _)| p.details.as_ref()).map(|d| d.duration_days);
+    let package = state
+        .store
+        .load::<ServicePackage>(&package_id.to_string())
+        .await?;
+    let duration = package
+        .as_ref()
+        .and_then(|(p, _)| p.details.as_ref())
+        .map(|d| d.duration_days);
     if duration.is_none() {
         v.add("package_id", "套餐不存在");
     }
@@ -83,10 +103,22 @@ pub async fn create_subscription(
         start_date,
         duration_days: duration.unwrap_or(0),
     };
-    let c = state.execute::<Subscription>(&id.to_string(), cmd, meta.context(Some(&p), "CreateSubscription")).await?;
-    let (sub, _) = state.store.load::<Subscription>(&id.to_string()).await?.ok_or(ApiError::NotFound("subscription"))?;
+    let c = state
+        .execute::<Subscription>(
+            &id.to_string(),
+            cmd,
+            meta.context(Some(&p), "CreateSubscription"),
+        )
+        .await?;
+    let (sub, _) = state
+        .store
+        .load::<Subscription>(&id.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("subscription"))?;
     let end_date = sub.terms.map(|t| t.end_date.to_string());
-    Ok(created(json!({ "id": id, "end_date": end_date, "status": "active", "version": c.version })))
+    Ok(created(
+        json!({ "id": id, "end_date": end_date, "status": "active", "version": c.version }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -106,7 +138,8 @@ pub async fn change_status(
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
     let mut v = Validator::new();
-    let status = required(&mut v, "status", &body.0.status).and_then(|s| v.check("status", SubscriptionStatus::parse(s)));
+    let status = required(&mut v, "status", &body.0.status)
+        .and_then(|s| v.check("status", SubscriptionStatus::parse(s)));
     v.finish()?;
     let status = status.ok_or_else(|| ApiError::field("status", "必填"))?;
     let c = state
@@ -116,7 +149,9 @@ pub async fn change_status(
             meta.context(Some(&p), "ChangeSubscriptionStatus"),
         )
         .await?;
-    Ok(ok(json!({ "id": sid, "status": status.as_str(), "version": c.version })))
+    Ok(ok(
+        json!({ "id": sid, "status": status.as_str(), "version": c.version }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -136,8 +171,8 @@ pub async fn change_payment(
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
     let mut v = Validator::new();
-    let payment_status =
-        required(&mut v, "payment_status", &body.0.payment_status).and_then(|s| v.check("payment_status", PaymentStatus::parse(s)));
+    let payment_status = required(&mut v, "payment_status", &body.0.payment_status)
+        .and_then(|s| v.check("payment_status", PaymentStatus::parse(s)));
     v.finish()?;
     let payment_status = payment_status.ok_or_else(|| ApiError::field("payment_status", "必填"))?;
     let c = state
@@ -147,15 +182,24 @@ pub async fn change_payment(
             meta.context(Some(&p), "ChangeSubscriptionPayment"),
         )
         .await?;
-    Ok(ok(json!({ "id": sid, "payment_status": payment_status.as_str(), "version": c.version })))
+    Ok(ok(
+        json!({ "id": sid, "payment_status": payment_status.as_str(), "version": c.version }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),
     responses((status = 200, body = projections::subscriptions::SubscriptionView), (status = 404)))]
-pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_subscription(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let sub = state.read.subscription(&sid.to_string(), state.today()).await?;
+    let sub = state
+        .read
+        .subscription(&sid.to_string(), state.today())
+        .await?;
     let sub = sub
         .filter(|s| p.is(Role::Admin) || s.recorder_id == p.user_id.to_string())
         .ok_or(ApiError::NotFound("subscription"))?;
@@ -172,10 +216,26 @@ pub struct SubscriptionListQuery {
 
 #[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions", params(SubscriptionListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{subscriptions:[...], total, page, limit}; a recorder sees their own")))]
-pub async fn list_subscriptions(state: web::Data<AppState>, p: Principal, q: web::Query<SubscriptionListQuery>) -> ApiResult {
+pub async fn list_subscriptions(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<SubscriptionListQuery>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
-    let page = PageQuery { page: q.page, limit: q.limit }.params()?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
     let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
-    let subs = state.read.subscriptions(q.patient_id.as_deref(), recorder.as_deref(), state.today(), page).await?;
+    let subs = state
+        .read
+        .subscriptions(
+            q.patient_id.as_deref(),
+            recorder.as_deref(),
+            state.today(),
+            page,
+        )
+        .await?;
     Ok(ok(list_json("subscriptions", subs)))
 }

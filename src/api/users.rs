@@ -70,14 +70,24 @@ fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
     let mut v = Validator::new();
     let username = required(&mut v, "username", &r.username).and_then(|u| {
         let ok = (3..=64).contains(&u.chars().count()) && !u.chars().any(char::is_whitespace);
-        v.check("username", if ok { Ok(u.clone()) } else { Err("用户名应为3到64个非空白字符".to_string()) })
+        v.check(
+            "username",
+            if ok {
+                Ok(u.clone())
+            } else {
+                Err("用户名应为3到64个非空白字符".to_string())
+            },
+        )
     });
-    let phone = required(&mut v, "phone", &r.phone).and_then(|p| v.check("phone", PhoneNumber::parse(p)));
+    let phone =
+        required(&mut v, "phone", &r.phone).and_then(|p| v.check("phone", PhoneNumber::parse(p)));
     let raw_password = required(&mut v, "password", &r.password);
     let password = validate_password(&mut v, raw_password);
     let role = required(&mut v, "role", &r.role).and_then(|x| v.check("role", Role::parse(x)));
     let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 50)));
-    let avatar = v.check("avatar", optional_text(r.avatar.as_deref(), 500)).flatten();
+    let avatar = v
+        .check("avatar", optional_text(r.avatar.as_deref(), 500))
+        .flatten();
     let recorder = match (&r.recorder, role) {
         (Some(rec), Some(Role::Recorder)) => {
             let employee_id = required(&mut v, "recorder.employee_id", &rec.employee_id)
@@ -109,14 +119,16 @@ fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
             if d.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
                 v.add("doctor.consultation_fee", "不能为负数");
             }
-            license.zip(specialty).map(|(license_number, specialty)| DoctorProfile {
-                license_number,
-                specialty,
-                hospital: d.hospital.clone(),
-                department: d.department.clone(),
-                title: d.title.clone(),
-                consultation_fee: d.consultation_fee,
-            })
+            license
+                .zip(specialty)
+                .map(|(license_number, specialty)| DoctorProfile {
+                    license_number,
+                    specialty,
+                    hospital: d.hospital.clone(),
+                    department: d.department.clone(),
+                    title: d.title.clone(),
+                    consultation_fee: d.consultation_fee,
+                })
         }
         (None, Some(Role::Doctor)) => {
             v.add("doctor", "医生必须提供doctor资料");
@@ -125,19 +137,34 @@ fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
         _ => None,
     };
     v.finish()?;
-    let (Some(username), Some(phone), Some(password), Some(role), Some(name)) = (username, phone, password, role, name)
+    let (Some(username), Some(phone), Some(password), Some(role), Some(name)) =
+        (username, phone, password, role, name)
     else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
     Ok((
-        NewUser { username, phone, password_hash: String::new(), role, name, avatar, recorder, doctor },
+        NewUser {
+            username,
+            phone,
+            password_hash: String::new(),
+            role,
+            name,
+            avatar,
+            recorder,
+            doctor,
+        },
         password,
     ))
 }
 
 /// Creates a user, enforcing unique username, phone, employee id and license
 /// number across all users. Shared by the API and `carelog create-admin`.
-pub async fn create(state: &AppState, mut user: NewUser, password: &str, ctx: crate::store::CommandContext) -> Result<UserId, ApiError> {
+pub async fn create(
+    state: &AppState,
+    mut user: NewUser,
+    password: &str,
+    ctx: crate::store::CommandContext,
+) -> Result<UserId, ApiError> {
     user.password_hash = hash_password(password)?;
     let id = UserId::new();
     let owner = id.to_string();
@@ -161,7 +188,10 @@ pub async fn create(state: &AppState, mut user: NewUser, password: &str, ctx: cr
         }
         taken.push((*scope, value.clone()));
     }
-    if let Err(e) = state.execute::<User>(&owner, UserCommand::Create(user), ctx).await {
+    if let Err(e) = state
+        .execute::<User>(&owner, UserCommand::Create(user), ctx)
+        .await
+    {
         for (s, v) in &taken {
             state.store.release(s, v, &owner).await?;
         }
@@ -172,10 +202,21 @@ pub async fn create(state: &AppState, mut user: NewUser, password: &str, ctx: cr
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest, security(("bearer" = [])),
     responses((status = 201, description = "{id}"), (status = 400), (status = 409, description = "duplicate username, phone, employee_id or license_number")))]
-pub async fn create_user(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<CreateUserRequest>) -> ApiResult {
+pub async fn create_user(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<CreateUserRequest>,
+) -> ApiResult {
     p.require(&[Role::Admin])?;
     let (user, password) = parse_user(&body.0)?;
-    let id = create(&state, user, &password, meta.context(Some(&p), "CreateUser")).await?;
+    let id = create(
+        &state,
+        user,
+        &password,
+        meta.context(Some(&p), "CreateUser"),
+    )
+    .await?;
     Ok(created(json!({ "id": id, "version": 1 })))
 }
 
@@ -188,9 +229,17 @@ pub struct UserListQuery {
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{users:[...], total, page, limit}")))]
-pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<UserListQuery>) -> ApiResult {
+pub async fn list_users(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<UserListQuery>,
+) -> ApiResult {
     p.require(&[Role::Admin])?;
-    let page = PageQuery { page: q.page, limit: q.limit }.params()?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
     let role = match q.role.as_deref() {
         None | Some("") => None,
         Some(r) => Some(Role::parse(r).map_err(|e| ApiError::field("role", e))?),
@@ -201,12 +250,20 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
-pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_user(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
     let uid: UserId = path_id(&id, "user")?;
     if !p.is(Role::Admin) && p.user_id != uid {
         return Err(ApiError::NotFound("user"));
     }
-    let user = state.read.user(&uid.to_string()).await?.ok_or(ApiError::NotFound("user"))?;
+    let user = state
+        .read
+        .user(&uid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
@@ -228,29 +285,42 @@ pub async fn change_status(
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
     let mut v = Validator::new();
-    let status = required(&mut v, "status", &body.0.status).and_then(|s| v.check("status", UserStatus::parse(s)));
+    let status = required(&mut v, "status", &body.0.status)
+        .and_then(|s| v.check("status", UserStatus::parse(s)));
     v.finish()?;
     let status = status.ok_or_else(|| ApiError::field("status", "必填"))?;
     if uid == p.user_id && status != UserStatus::Active {
         return Err(ApiError::Conflict("不能停用自己的账号".into()));
     }
     let c = state
-        .execute::<User>(&uid.to_string(), UserCommand::ChangeStatus { status }, meta.context(Some(&p), "ChangeUserStatus"))
+        .execute::<User>(
+            &uid.to_string(),
+            UserCommand::ChangeStatus { status },
+            meta.context(Some(&p), "ChangeUserStatus"),
+        )
         .await?;
-    Ok(ok(json!({ "id": uid, "status": status.as_str(), "version": c.version })))
+    Ok(ok(
+        json!({ "id": uid, "status": status.as_str(), "version": c.version }),
+    ))
 }
 
 async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
     let uid: UserId = path_id(id, role.as_str())?;
     let user = state.read.user(&uid.to_string()).await?;
-    let user = user.filter(|u| u.role == role.as_str()).ok_or(ApiError::NotFound(role.as_str()))?;
+    let user = user
+        .filter(|u| u.role == role.as_str())
+        .ok_or(ApiError::NotFound(role.as_str()))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
 
 #[utoipa::path(get, path = "/api/v1/recorders/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
-pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_recorder(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
     // Admins see every recorder; a recorder sees their own profile.
     if !p.is(Role::Admin) && p.user_id.to_string() != id.as_str() {
         p.require(&[Role::Admin, Role::Recorder])?;
@@ -261,7 +331,11 @@ pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Pat
 
 #[utoipa::path(get, path = "/api/v1/doctors/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
-pub async fn get_doctor(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_doctor(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
     // Doctors' profiles are visible to staff who work with them.
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     profile(&state, &id, Role::Doctor).await

@@ -1,0 +1,13 @@
+//! Integration tests: the real server over HTTP, each test on a fresh database,
+//! each one twice (embedded SQLite, and PostgreSQL + MySQL).
+
+mod helpers;
+
+mod auth;
+mod concurrency;
+mod event_store;
+mod families;
+mod operations;
+mod rebuild;
+mod users;
+mod validation;

@@ -1,0 +1,239 @@
+//! Health, API docs, the command line, and the SIGKILL fault test against the
+//! real `carelog` binary.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::dual;
+use crate::helpers::{spawn_app, test_vars, Backend};
+
+dual!(
+    health_and_docs_are_served,
+    acknowledged_commands_survive_sigkill_exactly_once
+);
+
+async fn health_and_docs_are_served(b: Backend) {
+    let app = spawn_app(b).await;
+    for path in ["/health", "/api/v1/health"] {
+        let r: Value = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["code"], 200);
+        assert_eq!(r["data"]["database"], "up");
+        assert_eq!(r["data"]["read_store"], "up");
+        assert_eq!(r["data"]["broker"], "disabled");
+    }
+    let doc: Value = app
+        .client
+        .get(format!("{}/api/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/v1/families"].is_object());
+    assert!(doc["paths"]["/api/v1/auth/login"].is_object());
+    let ui = app
+        .client
+        .get(format!("{}/api/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status().as_u16(), 200);
+    let missing = app
+        .client
+        .get(format!("{}/api/v1/nothing-here", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+}
+
+fn carelog(vars: &HashMap<String, String>, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carelog"));
+    c.args(args)
+        .envs(vars)
+        .env_remove("CARELOG_CONFIG")
+        .stdin(Stdio::null());
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(vars: &HashMap<String, String>, port: u16) -> Child {
+    let child = carelog(vars, &["serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carelog starts");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server did not come up");
+}
+
+async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
+    crate::helpers::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = test_vars(b, dir.path()).await;
+    let port = free_port();
+    vars.insert("CARELOG_BIND".into(), format!("127.0.0.1:{port}"));
+
+    let out = carelog(
+        &vars,
+        &[
+            "create-admin",
+            "--username",
+            "admin",
+            "--password",
+            "admin-pass-1",
+            "--name",
+            "管理员",
+            "--phone",
+            "13800000000",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut server = start(&vars, port).await;
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "admin", "password": "admin-pass-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["access_token"]
+        .as_str()
+        .expect("admin logs in")
+        .to_string();
+
+    // Send commands from several clients; kill the server in the middle.
+    let mut senders = Vec::new();
+    for w in 0..4 {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        senders.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..200 {
+                let r = client
+                    .post(format!("{base}/families"))
+                    .bearer_auth(&token)
+                    .json(&json!({"family_name": format!("家{w}-{i}"), "primary_address": "上海", "contact_phone": "13912345678"}))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let v: Value = r.json().await.unwrap_or_default();
+                        if let Some(id) = v["data"]["id"].as_str() {
+                            acked.push(id.to_string());
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    let acked: Vec<String> = futures::future::join_all(senders)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "some commands were acknowledged before the kill"
+    );
+
+    let mut server = start(&vars, port).await;
+    let login: Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "admin", "password": "admin-pass-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["access_token"].as_str().unwrap().to_string();
+    let mut listed = Vec::new();
+    let mut page = 1;
+    loop {
+        let r: Value = client
+            .get(format!("{base}/families?limit=100&page={page}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = r["data"]["families"].as_array().unwrap().clone();
+        if items.is_empty() {
+            break;
+        }
+        listed.extend(items.iter().map(|f| f["id"].as_str().unwrap().to_string()));
+        page += 1;
+    }
+    let unique: HashSet<&String> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "no family twice");
+    for id in &acked {
+        assert!(
+            unique.contains(id),
+            "acknowledged family {id} is in the read model"
+        );
+    }
+
+    // `carelog rebuild` refuses an unknown projection and, with the server stopped, rebuilds.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let out = carelog(&vars, &["rebuild", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    let out = carelog(&vars, &["rebuild"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt families"));
+}
