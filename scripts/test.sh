@@ -362,6 +362,23 @@ export CARELOG_TEST_PG_URL CARELOG_TEST_MYSQL_URL
 log "CARELOG_TEST_PG_URL=$(redact "$CARELOG_TEST_PG_URL")"
 log "CARELOG_TEST_MYSQL_URL=$(redact "$CARELOG_TEST_MYSQL_URL")"
 
+# Each integration test creates its own databases (carelog_t_<uuid>); drop
+# those left by earlier runs so they do not pile up. Best effort.
+drop_old_test_databases() {
+  local db
+  if have psql; then
+    while read -r db; do
+      [[ -n $db ]] && PGCONNECT_TIMEOUT=5 psql -X -q "$CARELOG_TEST_PG_URL" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+    done < <(PGCONNECT_TIMEOUT=5 psql -X -q -A -t "$CARELOG_TEST_PG_URL" \
+      -c "SELECT datname FROM pg_database WHERE datname LIKE 'carelog\\_t\\_%'" 2>/dev/null || true)
+  fi
+  while read -r db; do
+    [[ -n $db ]] && my_exec "DROP DATABASE IF EXISTS \`$db\`" >/dev/null 2>&1 || true
+  done < <(my_exec "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'carelog\\_t\\_%'" 2>/dev/null || true)
+  return 0
+}
+drop_old_test_databases
+
 # Kafka broker (issue 5)
 
 if [[ ${CARELOG_TEST_SKIP_CARGO:-} == 1 ]]; then

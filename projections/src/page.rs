@@ -46,3 +46,19 @@ pub struct Page<T> {
     pub page: u32,
     pub limit: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_defaults_and_bounds() {
+        assert_eq!(
+            PageParams::parse(None, None).unwrap(),
+            PageParams { page: 1, limit: 20 }
+        );
+        assert_eq!(PageParams::parse(Some(3), Some(10)).unwrap().offset(), 20);
+        assert_eq!(PageParams::parse(Some(0), None).unwrap_err().0, "page");
+        assert_eq!(PageParams::parse(None, Some(101)).unwrap_err().0, "limit");
+    }
+}

@@ -262,3 +262,67 @@ impl ReadStore {
         Ok(n > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(status: &str, start: &str, end: &str) -> SubscriptionView {
+        SubscriptionView {
+            id: format!("{status}-{start}"),
+            patient_id: "p".into(),
+            package_id: "k".into(),
+            package_name: "基础".into(),
+            recorder_id: "r".into(),
+            start_date: start.into(),
+            end_date: end.into(),
+            status: status.into(),
+            payment_status: "paid".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            version: 1,
+        }
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_subscription_past_its_end_date_reads_as_expired() {
+        assert_eq!(
+            effective_status("active", "2026-01-31", day("2026-02-01")),
+            "expired"
+        );
+        assert_eq!(
+            effective_status("active", "2026-01-31", day("2026-01-31")),
+            "active"
+        );
+        assert_eq!(
+            effective_status("paused", "2026-01-31", day("2026-02-01")),
+            "paused"
+        );
+    }
+
+    #[test]
+    fn the_current_subscription_prefers_active_then_paused_and_never_cancelled() {
+        let today = day("2026-03-01");
+        let subs = [
+            sub("cancelled", "2026-02-01", "2026-12-31"),
+            sub("active", "2025-01-01", "2025-12-31"),
+            sub("paused", "2026-02-15", "2026-05-01"),
+        ];
+        assert_eq!(
+            current_subscription(subs.iter(), today).unwrap().status,
+            "paused"
+        );
+        let with_active = [subs[1].clone(), sub("active", "2026-02-20", "2026-05-20")];
+        assert_eq!(
+            current_subscription(with_active.iter(), today)
+                .unwrap()
+                .status,
+            "active"
+        );
+        assert!(current_subscription([subs[0].clone()].iter(), today).is_none());
+    }
+}

@@ -44,6 +44,18 @@ pub fn required<'a, T>(v: &mut Validator, field: &str, value: &'a Option<T>) -> 
     value.as_ref()
 }
 
+/// A single required field parsed on its own (status-change bodies).
+pub fn parse_required<T>(
+    field: &str,
+    raw: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ApiError> {
+    match raw {
+        None => Err(ApiError::field(field, "必填")),
+        Some(s) => parse(s).map_err(|e| ApiError::field(field, e)),
+    }
+}
+
 /// The list envelope `{<name>: [...], total, page, limit}`.
 pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) -> serde_json::Value {
     let mut m = serde_json::Map::new();

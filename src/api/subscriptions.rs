@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::api::{list_json, parse_required, path_id, required, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -137,11 +137,7 @@ pub async fn change_status(
 ) -> ApiResult {
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let mut v = Validator::new();
-    let status = required(&mut v, "status", &body.0.status)
-        .and_then(|s| v.check("status", SubscriptionStatus::parse(s)));
-    v.finish()?;
-    let status = status.ok_or_else(|| ApiError::field("status", "必填"))?;
+    let status = parse_required("status", &body.0.status, SubscriptionStatus::parse)?;
     let c = state
         .execute::<Subscription>(
             &sid.to_string(),
@@ -170,11 +166,11 @@ pub async fn change_payment(
 ) -> ApiResult {
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let mut v = Validator::new();
-    let payment_status = required(&mut v, "payment_status", &body.0.payment_status)
-        .and_then(|s| v.check("payment_status", PaymentStatus::parse(s)));
-    v.finish()?;
-    let payment_status = payment_status.ok_or_else(|| ApiError::field("payment_status", "必填"))?;
+    let payment_status = parse_required(
+        "payment_status",
+        &body.0.payment_status,
+        PaymentStatus::parse,
+    )?;
     let c = state
         .execute::<Subscription>(
             &sid.to_string(),

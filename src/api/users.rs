@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::api::{list_json, parse_required, path_id, required, Body, PageQuery};
 use crate::auth::{hash_password, Principal};
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -284,11 +284,7 @@ pub async fn change_status(
 ) -> ApiResult {
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
-    let mut v = Validator::new();
-    let status = required(&mut v, "status", &body.0.status)
-        .and_then(|s| v.check("status", UserStatus::parse(s)));
-    v.finish()?;
-    let status = status.ok_or_else(|| ApiError::field("status", "必填"))?;
+    let status = parse_required("status", &body.0.status, UserStatus::parse)?;
     if uid == p.user_id && status != UserStatus::Active {
         return Err(ApiError::Conflict("不能停用自己的账号".into()));
     }
