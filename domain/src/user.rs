@@ -103,6 +103,7 @@ pub struct NewUser {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // commands are short-lived; boxing would only add noise
 pub enum UserCommand {
     Create(NewUser),
     ChangeStatus {
@@ -121,6 +122,7 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // events are serialized, never kept in bulk
 pub enum UserEvent {
     UserCreated(NewUser),
     UserStatusChanged {

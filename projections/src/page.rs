@@ -19,7 +19,7 @@ impl PageParams {
     pub fn parse(page: Option<i64>, limit: Option<i64>) -> Result<Self, (&'static str, String)> {
         let page = page.unwrap_or(1);
         let limit = limit.unwrap_or(20);
-        if page < 1 || page > 1_000_000 {
+        if !(1..=1_000_000).contains(&page) {
             return Err(("page", "page必须大于等于1".into()));
         }
         if !(1..=100).contains(&limit) {

@@ -78,12 +78,31 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(vars: &HashMap<String, String>, port: u16) -> Child {
-    let child = carelog(vars, &["serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("carelog starts");
+/// The server process; killed when dropped, so a failing test leaves none behind.
+struct Server(Child);
+
+impl Server {
+    /// SIGKILL, then reap.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn start(vars: &HashMap<String, String>, port: u16) -> Server {
+    let mut child = Server(
+        carelog(vars, &["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carelog starts"),
+    );
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if client
@@ -96,6 +115,7 @@ async fn start(vars: &HashMap<String, String>, port: u16) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    child.kill();
     panic!("server did not come up");
 }
 
