@@ -76,3 +76,23 @@ id_type!(
     /// One login session: access and refresh tokens carry it so logout revokes both.
     SessionId
 );
+id_type!(
+    /// A home visit (an "appointment" in the API).
+    VisitId
+);
+id_type!(
+    /// One visit's record of vitals, symptoms, notes, position and files.
+    HealthRecordId
+);
+id_type!(
+    /// An uploaded file (photo, audio, signature, document).
+    FileId
+);
+id_type!(
+    /// A request, by a recorder or by an alert, for a doctor's order.
+    OrderRequestId
+);
+id_type!(
+    /// A doctor's medical order.
+    MedicalOrderId
+);

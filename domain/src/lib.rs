@@ -5,17 +5,25 @@
 //! - [`ids`]: typed UUID identifiers.
 //! - [`values`]: validated value types (phone numbers, resident IDs, dates).
 //! - [`error`]: the one domain error type and field-error collection.
-//! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`].
+//! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
+//! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
+//!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`].
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod family;
+pub mod file;
+pub mod health_record;
 pub mod ids;
+pub mod inbox;
+pub mod order;
 pub mod package;
 mod patch;
 pub mod patient;
 pub mod subscription;
 pub mod user;
 pub mod values;
+pub mod visit;
+pub mod vitals;
 
 pub use error::{DomainError, FieldErrors, Validator};
