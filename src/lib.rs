@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod idempotency;
 pub mod runner;
 pub mod startup;

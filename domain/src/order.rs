@@ -81,9 +81,16 @@ impl Aggregate for OrderRequest {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: OrderRequestCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: OrderRequestCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         let event = match (&self.details, command) {
-            (Some(_), OrderRequestCommand::Open(_)) => return Err(DomainError::conflict("医嘱申请已存在")),
+            (Some(_), OrderRequestCommand::Open(_)) => {
+                return Err(DomainError::conflict("医嘱申请已存在"))
+            }
             (None, OrderRequestCommand::Open(d)) => OrderRequestEvent::OrderRequested(d),
             (None, _) => return Err(DomainError::NotFound("order_request")),
             (Some(_), OrderRequestCommand::Fulfil { order_id }) => match self.status {
@@ -102,8 +109,12 @@ impl Aggregate for OrderRequest {
     fn apply(&mut self, event: OrderRequestEvent) {
         match event {
             OrderRequestEvent::OrderRequested(d) => self.details = Some(d),
-            OrderRequestEvent::OrderRequestFulfilled { .. } => self.status = RequestStatus::Fulfilled,
-            OrderRequestEvent::OrderRequestCancelled { .. } => self.status = RequestStatus::Cancelled,
+            OrderRequestEvent::OrderRequestFulfilled { .. } => {
+                self.status = RequestStatus::Fulfilled
+            }
+            OrderRequestEvent::OrderRequestCancelled { .. } => {
+                self.status = RequestStatus::Cancelled
+            }
         }
     }
 }
@@ -203,9 +214,16 @@ impl Aggregate for MedicalOrder {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: MedicalOrderCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: MedicalOrderCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         let event = match (&self.details, command) {
-            (Some(_), MedicalOrderCommand::Issue(_)) => return Err(DomainError::conflict("医嘱已存在")),
+            (Some(_), MedicalOrderCommand::Issue(_)) => {
+                return Err(DomainError::conflict("医嘱已存在"))
+            }
             (None, MedicalOrderCommand::Issue(d)) => {
                 if d.content.trim().is_empty() {
                     return Err(DomainError::field("content", "不能为空"));
@@ -259,7 +277,10 @@ mod tests {
     #[test]
     fn it_should_not_complete_a_cancelled_order() {
         TestFramework::<MedicalOrder>::with(())
-            .given(vec![issued(), MedicalOrderEvent::MedicalOrderCancelled { reason: None }])
+            .given(vec![
+                issued(),
+                MedicalOrderEvent::MedicalOrderCancelled { reason: None },
+            ])
             .when(MedicalOrderCommand::Complete)
             .then_expect_error(DomainError::conflict("医嘱已结束，不能完成"));
     }

@@ -89,22 +89,42 @@ pub struct ScheduleContext {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum VisitCommand {
-    Schedule { plan: VisitPlan, context: ScheduleContext },
+    Schedule {
+        plan: VisitPlan,
+        context: ScheduleContext,
+    },
     Confirm,
-    Reschedule { date: NaiveDate, time: NaiveTime, context: ScheduleContext },
-    Cancel { reason: Option<String> },
+    Reschedule {
+        date: NaiveDate,
+        time: NaiveTime,
+        context: ScheduleContext,
+    },
+    Cancel {
+        reason: Option<String>,
+    },
     /// Completes the visit; `record` is the health record taken during it
     /// (`None` uses the one already attached).
-    Complete { record: Option<HealthRecordId> },
+    Complete {
+        record: Option<HealthRecordId>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VisitEvent {
     VisitScheduled(VisitPlan),
     VisitConfirmed,
-    VisitRescheduled { from_date: NaiveDate, from_time: NaiveTime, date: NaiveDate, time: NaiveTime },
-    VisitCancelled { reason: Option<String> },
-    VisitCompleted { health_record_id: HealthRecordId },
+    VisitRescheduled {
+        from_date: NaiveDate,
+        from_time: NaiveTime,
+        date: NaiveDate,
+        time: NaiveTime,
+    },
+    VisitCancelled {
+        reason: Option<String>,
+    },
+    VisitCompleted {
+        health_record_id: HealthRecordId,
+    },
 }
 
 impl DomainEvent for VisitEvent {
@@ -132,14 +152,20 @@ pub struct Visit {
 
 fn check_time(date: NaiveDate, time: NaiveTime, ctx: &ScheduleContext) -> Result<(), DomainError> {
     if date.and_time(time) < ctx.now {
-        return Err(DomainError::field("scheduled_time", "预约时间不能早于当前时间"));
+        return Err(DomainError::field(
+            "scheduled_time",
+            "预约时间不能早于当前时间",
+        ));
     }
     Ok(())
 }
 
 fn check_quota(kind: VisitType, ctx: &ScheduleContext) -> Result<(), DomainError> {
     if kind == VisitType::Regular && ctx.regular_visits_that_month >= ctx.monthly_quota {
-        return Err(DomainError::conflict(format!("本月常规上门次数已达套餐上限（{}次）", ctx.monthly_quota)));
+        return Err(DomainError::conflict(format!(
+            "本月常规上门次数已达套餐上限（{}次）",
+            ctx.monthly_quota
+        )));
     }
     Ok(())
 }
@@ -151,7 +177,12 @@ impl Aggregate for Visit {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: VisitCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: VisitCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         let Some(plan) = &self.plan else {
             let VisitCommand::Schedule { plan, context } = command else {
                 return Err(DomainError::NotFound("appointment"));
@@ -162,7 +193,12 @@ impl Aggregate for Visit {
             return Ok(());
         };
         use VisitStatus::*;
-        let illegal = |what: &str| Err(DomainError::conflict(format!("当前状态（{}）不能{what}", self.status.as_str())));
+        let illegal = |what: &str| {
+            Err(DomainError::conflict(format!(
+                "当前状态（{}）不能{what}",
+                self.status.as_str()
+            )))
+        };
         let event = match command {
             VisitCommand::Schedule { .. } => return Err(DomainError::conflict("预约已存在")),
             VisitCommand::Confirm => match self.status {
@@ -170,7 +206,11 @@ impl Aggregate for Visit {
                 Confirmed => return Ok(()),
                 _ => return illegal("确认"),
             },
-            VisitCommand::Reschedule { date, time, context } => match self.status {
+            VisitCommand::Reschedule {
+                date,
+                time,
+                context,
+            } => match self.status {
                 Scheduled | Confirmed => {
                     check_time(date, time, &context)?;
                     let moves_month = (date.year_month()) != plan.scheduled_date.year_month();
@@ -244,7 +284,11 @@ mod tests {
         NaiveTime::parse_from_str(s, "%H:%M").unwrap()
     }
     fn ctx(used: u32) -> ScheduleContext {
-        ScheduleContext { now: d("2026-03-01").and_time(t("09:00")), monthly_quota: 4, regular_visits_that_month: used }
+        ScheduleContext {
+            now: d("2026-03-01").and_time(t("09:00")),
+            monthly_quota: 4,
+            regular_visits_that_month: used,
+        }
     }
     fn plan(kind: VisitType, date: &str) -> VisitPlan {
         VisitPlan {
@@ -262,29 +306,50 @@ mod tests {
     fn it_should_schedule_a_visit_in_the_future() {
         TestFramework::<Visit>::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule { plan: plan(VisitType::Regular, "2026-03-02"), context: ctx(0) })
-            .then_expect_events(vec![VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))]);
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Regular, "2026-03-02"),
+                context: ctx(0),
+            })
+            .then_expect_events(vec![VisitEvent::VisitScheduled(plan(
+                VisitType::Regular,
+                "2026-03-02",
+            ))]);
     }
 
     #[test]
     fn it_should_not_schedule_a_visit_in_the_past() {
         TestFramework::<Visit>::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule { plan: plan(VisitType::Regular, "2026-02-28"), context: ctx(0) })
-            .then_expect_error(DomainError::field("scheduled_time", "预约时间不能早于当前时间"));
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Regular, "2026-02-28"),
+                context: ctx(0),
+            })
+            .then_expect_error(DomainError::field(
+                "scheduled_time",
+                "预约时间不能早于当前时间",
+            ));
     }
 
     #[test]
     fn it_should_refuse_regular_visits_beyond_the_monthly_quota_but_not_emergencies() {
         let r = TestFramework::<Visit>::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule { plan: plan(VisitType::Regular, "2026-03-02"), context: ctx(4) })
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Regular, "2026-03-02"),
+                context: ctx(4),
+            })
             .inspect_result();
         assert!(matches!(r, Err(DomainError::Conflict(_))));
         TestFramework::<Visit>::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule { plan: plan(VisitType::Emergency, "2026-03-02"), context: ctx(4) })
-            .then_expect_events(vec![VisitEvent::VisitScheduled(plan(VisitType::Emergency, "2026-03-02"))]);
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Emergency, "2026-03-02"),
+                context: ctx(4),
+            })
+            .then_expect_events(vec![VisitEvent::VisitScheduled(plan(
+                VisitType::Emergency,
+                "2026-03-02",
+            ))]);
     }
 
     #[test]
@@ -294,7 +359,9 @@ mod tests {
                 VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02")),
                 VisitEvent::VisitCancelled { reason: None },
             ])
-            .when(VisitCommand::Complete { record: Some(HealthRecordId::new()) })
+            .when(VisitCommand::Complete {
+                record: Some(HealthRecordId::new()),
+            })
             .inspect_result();
         assert!(matches!(r, Err(DomainError::Conflict(_))));
     }
@@ -302,7 +369,10 @@ mod tests {
     #[test]
     fn it_should_not_complete_a_visit_without_a_health_record() {
         TestFramework::<Visit>::with(())
-            .given(vec![VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))])
+            .given(vec![VisitEvent::VisitScheduled(plan(
+                VisitType::Regular,
+                "2026-03-02",
+            ))])
             .when(VisitCommand::Complete { record: None })
             .then_expect_error(DomainError::conflict("完成上门前须先提交健康记录"));
     }
@@ -310,8 +380,15 @@ mod tests {
     #[test]
     fn it_should_keep_the_old_time_when_rescheduling() {
         TestFramework::<Visit>::with(())
-            .given(vec![VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))])
-            .when(VisitCommand::Reschedule { date: d("2026-03-05"), time: t("15:30"), context: ctx(1) })
+            .given(vec![VisitEvent::VisitScheduled(plan(
+                VisitType::Regular,
+                "2026-03-02",
+            ))])
+            .when(VisitCommand::Reschedule {
+                date: d("2026-03-05"),
+                time: t("15:30"),
+                context: ctx(1),
+            })
             .then_expect_events(vec![VisitEvent::VisitRescheduled {
                 from_date: d("2026-03-02"),
                 from_time: t("10:00"),

@@ -157,8 +157,11 @@ pub struct FamilyListItem {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LastRecord {
+    pub id: String,
     pub date: String,
+    pub time: String,
     pub notes: Option<String>,
+    pub abnormal: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -382,10 +385,8 @@ impl ReadStore {
         }))
     }
 
-    /// The latest health record of a patient; health records arrive with the
-    /// field-work read models, until then there is none.
-    async fn last_record(&self, _patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
-        Ok(None)
+    async fn last_record(&self, patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
+        self.latest_record(patient).await
     }
 
     pub async fn patient(

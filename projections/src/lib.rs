@@ -6,7 +6,8 @@
 //!   `Any` pool, its migrations, and row helpers.
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
-//! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`].
+//! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
+//!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications).
 //!
 //! Every projector is replayable: it reads only the event (its payload, its
 //! metadata and its recorded time), never the clock, and calls nothing outside
@@ -14,12 +15,15 @@
 #![forbid(unsafe_code)]
 
 pub mod families;
+pub mod orders;
 pub mod packages;
 pub mod page;
 pub mod projector;
+pub mod records;
 pub mod store;
 pub mod subscriptions;
 pub mod users;
+pub mod visits;
 
 pub use page::{Page, PageParams};
 pub use projector::{all_projectors, ProjectionError, Projector, StoredEvent};

@@ -79,6 +79,10 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::families::FamiliesProjector),
         Arc::new(crate::packages::PackagesProjector),
         Arc::new(crate::subscriptions::SubscriptionsProjector),
+        Arc::new(crate::visits::VisitsProjector),
+        Arc::new(crate::records::RecordsProjector),
+        Arc::new(crate::orders::OrdersProjector),
+        Arc::new(crate::orders::NotificationsProjector),
     ]
 }
 

@@ -107,6 +107,7 @@ pub trait RowExt {
             .ok_or_else(|| sqlx::Error::ColumnNotFound(format!("{col} is NULL")))
     }
     fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn opt_f64(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
     /// A JSON column, or `null` when the column is NULL or unparseable.
     fn json(&self, col: &str) -> Result<serde_json::Value, sqlx::Error> {
@@ -130,6 +131,9 @@ impl RowExt for AnyRow {
     }
     fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
         self.try_get::<i64, _>(col)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get::<Option<i64>, _>(col)
     }
     fn opt_f64(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
         self.try_get::<Option<f64>, _>(col)

@@ -1,0 +1,503 @@
+//! Order requests, medical orders, and the notifications they send.
+
+use async_trait::async_trait;
+use domain::inbox::InboxEvent;
+use domain::order::{MedicalOrderEvent, OrderRequestEvent};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::page::{Page, PageParams};
+use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::store::{ReadStore, RowExt};
+
+pub struct OrdersProjector;
+
+#[async_trait]
+impl Projector for OrdersProjector {
+    fn name(&self) -> &'static str {
+        "medical_orders"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["order_requests", "medical_orders"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let id = e.aggregate_id.as_str();
+        let at = e.at();
+        let (table, set, value): (&str, &str, Option<String>) = match e.aggregate_type.as_str() {
+            "order_request" => match e.decode::<OrderRequestEvent>()? {
+                OrderRequestEvent::OrderRequested(d) => {
+                    sqlx::query(
+                        "INSERT INTO order_requests (id, health_record_id, patient_id, doctor_id, requested_by, recorder_id,
+                            reason, alerts, abnormal, urgent, status, created_at, updated_at, version)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(d.health_record_id.to_string())
+                    .bind(d.patient_id.to_string())
+                    .bind(d.doctor_id.to_string())
+                    .bind(d.requested_by.map(|u| u.to_string()))
+                    .bind(d.recorder_id.to_string())
+                    .bind(&d.reason)
+                    .bind(serde_json::to_string(&d.alerts).unwrap_or_else(|_| "[]".into()))
+                    .bind(i64::from(d.abnormal()))
+                    .bind(i64::from(d.urgent()))
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                    return Ok(());
+                }
+                OrderRequestEvent::OrderRequestFulfilled { order_id } => {
+                    sqlx::query("UPDATE order_requests SET order_id = ? WHERE id = ?")
+                        .bind(order_id.to_string())
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                    ("order_requests", "status", Some("fulfilled".into()))
+                }
+                OrderRequestEvent::OrderRequestCancelled { .. } => {
+                    ("order_requests", "status", Some("cancelled".into()))
+                }
+            },
+            "medical_order" => match e.decode::<MedicalOrderEvent>()? {
+                MedicalOrderEvent::MedicalOrderIssued(d) => {
+                    sqlx::query(
+                        "INSERT INTO medical_orders (id, patient_id, doctor_id, recorder_id, request_id, health_record_id,
+                            order_type, content, dosage, frequency, duration, notes, status, created_at, updated_at, version)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(d.patient_id.to_string())
+                    .bind(d.doctor_id.to_string())
+                    .bind(d.recorder_id.map(|u| u.to_string()))
+                    .bind(d.request_id.map(|u| u.to_string()))
+                    .bind(d.health_record_id.map(|u| u.to_string()))
+                    .bind(d.order_type.as_str())
+                    .bind(&d.content)
+                    .bind(&d.dosage)
+                    .bind(&d.frequency)
+                    .bind(&d.duration)
+                    .bind(&d.notes)
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                    return Ok(());
+                }
+                MedicalOrderEvent::MedicalOrderCompleted => {
+                    ("medical_orders", "status", Some("completed".into()))
+                }
+                MedicalOrderEvent::MedicalOrderCancelled { reason } => {
+                    sqlx::query("UPDATE medical_orders SET cancel_reason = ? WHERE id = ?")
+                        .bind(reason)
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                    ("medical_orders", "status", Some("cancelled".into()))
+                }
+            },
+            _ => return Ok(()),
+        };
+        sqlx::query(&format!(
+            "UPDATE {table} SET {set} = ?, updated_at = ?, version = ? WHERE id = ?"
+        ))
+        .bind(value)
+        .bind(&at)
+        .bind(e.sequence)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Notifications are derived from events; their id is derived from the event
+/// that caused them, so a rebuild gives every notification the same id again.
+pub struct NotificationsProjector;
+
+const NOTIFICATION_NS: Uuid = Uuid::from_u128(0x6361_7265_6c6f_6700_0000_0000_0000_0002);
+
+pub fn notification_id(aggregate_id: &str, sequence: i64) -> String {
+    Uuid::new_v5(
+        &NOTIFICATION_NS,
+        format!("{aggregate_id}:{sequence}").as_bytes(),
+    )
+    .to_string()
+}
+
+#[async_trait]
+impl Projector for NotificationsProjector {
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["notifications"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let notice = match e.aggregate_type.as_str() {
+            "order_request" => match e.decode::<OrderRequestEvent>()? {
+                OrderRequestEvent::OrderRequested(d) => {
+                    let (kind, title) = if d.urgent() {
+                        ("order_request_urgent", "紧急：患者生命体征异常，请尽快处理")
+                    } else if d.abnormal() {
+                        ("order_request_abnormal", "患者生命体征异常，请开具医嘱")
+                    } else {
+                        ("order_request", "新的医嘱申请")
+                    };
+                    let body = if d.alerts.is_empty() {
+                        d.reason.clone().unwrap_or_else(|| "记录员申请医嘱".into())
+                    } else {
+                        d.alerts
+                            .iter()
+                            .map(|a| a.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("；")
+                    };
+                    Some((
+                        d.doctor_id.to_string(),
+                        kind,
+                        title.to_string(),
+                        body,
+                        "order_request",
+                        d.patient_id.to_string(),
+                        d.urgent(),
+                    ))
+                }
+                _ => None,
+            },
+            "medical_order" => match e.decode::<MedicalOrderEvent>()? {
+                MedicalOrderEvent::MedicalOrderIssued(d) => d.recorder_id.map(|recorder| {
+                    (
+                        recorder.to_string(),
+                        "medical_order",
+                        "医生开具了新医嘱".to_string(),
+                        d.content.clone(),
+                        "medical_order",
+                        d.patient_id.to_string(),
+                        false,
+                    )
+                }),
+                _ => None,
+            },
+            "inbox" => {
+                let InboxEvent::NotificationRead { notification_id } = e.decode::<InboxEvent>()?;
+                sqlx::query("UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? AND read_at IS NULL")
+                    .bind(e.at())
+                    .bind(notification_id)
+                    .bind(&e.aggregate_id)
+                    .execute(&mut *c)
+                    .await?;
+                None
+            }
+            _ => None,
+        };
+        if let Some((user, kind, title, body, ref_type, patient, urgent)) = notice {
+            sqlx::query(
+                "INSERT INTO notifications (id, user_id, kind, title, body, ref_type, ref_id, patient_id, urgent, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(notification_id(&e.aggregate_id, e.sequence))
+            .bind(user)
+            .bind(kind)
+            .bind(title)
+            .bind(body)
+            .bind(ref_type)
+            .bind(&e.aggregate_id)
+            .bind(patient)
+            .bind(i64::from(urgent))
+            .bind(e.at())
+            .execute(&mut *c)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderRequestView {
+    pub id: String,
+    pub health_record_id: String,
+    pub patient_id: String,
+    pub patient_name: Option<String>,
+    pub doctor_id: String,
+    pub requested_by: Option<String>,
+    pub recorder_id: String,
+    pub reason: Option<String>,
+    pub abnormal: bool,
+    pub urgent: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: serde_json::Value,
+    pub status: String,
+    pub order_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+fn request_view(r: &AnyRow) -> Result<OrderRequestView, sqlx::Error> {
+    Ok(OrderRequestView {
+        id: r.text("id")?,
+        health_record_id: r.text("health_record_id")?,
+        patient_id: r.text("patient_id")?,
+        patient_name: r.opt_text("patient_name")?,
+        doctor_id: r.text("doctor_id")?,
+        requested_by: r.opt_text("requested_by")?,
+        recorder_id: r.text("recorder_id")?,
+        reason: r.opt_text("reason")?,
+        abnormal: r.int("abnormal")? != 0,
+        urgent: r.int("urgent")? != 0,
+        alerts: r.json("alerts")?,
+        status: r.text("status")?,
+        order_id: r.opt_text("order_id")?,
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MedicalOrderView {
+    pub id: String,
+    pub patient_id: String,
+    pub doctor_id: String,
+    pub recorder_id: Option<String>,
+    pub request_id: Option<String>,
+    pub health_record_id: Option<String>,
+    pub order_type: String,
+    pub content: String,
+    pub dosage: Option<String>,
+    pub frequency: Option<String>,
+    pub duration: Option<String>,
+    pub notes: Option<String>,
+    pub status: String,
+    pub cancel_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+fn order_view(r: &AnyRow) -> Result<MedicalOrderView, sqlx::Error> {
+    Ok(MedicalOrderView {
+        id: r.text("id")?,
+        patient_id: r.text("patient_id")?,
+        doctor_id: r.text("doctor_id")?,
+        recorder_id: r.opt_text("recorder_id")?,
+        request_id: r.opt_text("request_id")?,
+        health_record_id: r.opt_text("health_record_id")?,
+        order_type: r.text("order_type")?,
+        content: r.text("content")?,
+        dosage: r.opt_text("dosage")?,
+        frequency: r.opt_text("frequency")?,
+        duration: r.opt_text("duration")?,
+        notes: r.opt_text("notes")?,
+        status: r.text("status")?,
+        cancel_reason: r.opt_text("cancel_reason")?,
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NotificationView {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub ref_type: String,
+    pub ref_id: String,
+    pub patient_id: Option<String>,
+    pub urgent: bool,
+    /// unread | read
+    pub status: String,
+    pub created_at: String,
+    pub read_at: Option<String>,
+}
+
+impl ReadStore {
+    pub async fn order_requests(
+        &self,
+        doctor: Option<&str>,
+        status: Option<&str>,
+        page: PageParams,
+    ) -> Result<Page<OrderRequestView>, sqlx::Error> {
+        let filter = "(? IS NULL OR q.doctor_id = ?) AND (? IS NULL OR q.status = ?)";
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM order_requests q WHERE {filter}"
+        ))
+        .bind(doctor)
+        .bind(doctor)
+        .bind(status)
+        .bind(status)
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id
+             WHERE {filter} ORDER BY q.urgent DESC, q.created_at DESC, q.id LIMIT ? OFFSET ?"
+        ))
+        .bind(doctor)
+        .bind(doctor)
+        .bind(status)
+        .bind(status)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(request_view).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    pub async fn order_request(&self, id: &str) -> Result<Option<OrderRequestView>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id WHERE q.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(request_view).transpose()
+    }
+
+    pub async fn medical_order(&self, id: &str) -> Result<Option<MedicalOrderView>, sqlx::Error> {
+        let row = sqlx::query("SELECT * FROM medical_orders WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(order_view).transpose()
+    }
+
+    pub async fn patient_medical_orders(
+        &self,
+        patient: &str,
+        page: PageParams,
+    ) -> Result<Page<MedicalOrderView>, sqlx::Error> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM medical_orders WHERE patient_id = ?")
+                .bind(patient)
+                .fetch_one(self.pool())
+                .await?;
+        let rows = sqlx::query("SELECT * FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
+            .bind(patient)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(self.pool())
+            .await?;
+        let items = rows.iter().map(order_view).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    /// The doctor of the patient's most recent order, if any.
+    pub async fn latest_order_doctor(&self, patient: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT doctor_id FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT 1")
+            .bind(patient)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// An active doctor with the fewest open requests.
+    pub async fn available_doctor(&self) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT u.id FROM users u
+             WHERE u.role = 'doctor' AND u.status = 'active'
+             ORDER BY (SELECT COUNT(*) FROM order_requests q WHERE q.doctor_id = u.id AND q.status = 'open'), u.created_at, u.id
+             LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A doctor sees a patient once a request or an order links them.
+    pub async fn doctor_sees_patient(
+        &self,
+        doctor: &str,
+        patient: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM order_requests WHERE doctor_id = ? AND patient_id = ?)
+                  + (SELECT COUNT(*) FROM medical_orders WHERE doctor_id = ? AND patient_id = ?)",
+        )
+        .bind(doctor)
+        .bind(patient)
+        .bind(doctor)
+        .bind(patient)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn notifications(
+        &self,
+        user: &str,
+        unread_only: bool,
+        page: PageParams,
+    ) -> Result<Page<NotificationView>, sqlx::Error> {
+        let filter = if unread_only {
+            "user_id = ? AND read_at IS NULL"
+        } else {
+            "user_id = ?"
+        };
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM notifications WHERE {filter}"
+        ))
+        .bind(user)
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM notifications WHERE {filter} ORDER BY urgent DESC, created_at DESC, id LIMIT ? OFFSET ?"
+        ))
+        .bind(user)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let read_at = r.opt_text("read_at")?;
+                Ok(NotificationView {
+                    id: r.text("id")?,
+                    kind: r.text("kind")?,
+                    title: r.text("title")?,
+                    body: r.text("body")?,
+                    ref_type: r.text("ref_type")?,
+                    ref_id: r.text("ref_id")?,
+                    patient_id: r.opt_text("patient_id")?,
+                    urgent: r.int("urgent")? != 0,
+                    status: if read_at.is_some() { "read" } else { "unread" }.into(),
+                    created_at: r.text("created_at")?,
+                    read_at,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    /// The owner of a notification.
+    pub async fn notification_owner(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT user_id FROM notifications WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+}

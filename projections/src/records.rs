@@ -1,0 +1,330 @@
+//! Health records, the files attached to them, and uploaded files.
+
+use async_trait::async_trait;
+use domain::file::FileEvent;
+use domain::health_record::HealthRecordEvent;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::families::LastRecord;
+use crate::page::{Page, PageParams};
+use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::store::{ReadStore, RowExt};
+
+pub struct RecordsProjector;
+
+#[async_trait]
+impl Projector for RecordsProjector {
+    fn name(&self) -> &'static str {
+        "health_records"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["health_record_files", "health_records", "files"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let id = e.aggregate_id.as_str();
+        let at = e.at();
+        match e.aggregate_type.as_str() {
+            "health_record" => match e.decode::<HealthRecordEvent>()? {
+                HealthRecordEvent::HealthRecordCreated(r) => {
+                    let v = &r.vital_signs;
+                    sqlx::query(
+                        "INSERT INTO health_records (id, patient_id, recorder_id, appointment_id, visit_date, visit_time,
+                            location_lat, location_lng, location_address, distance_from_home_m, away_from_home,
+                            blood_pressure, heart_rate, temperature, blood_oxygen, blood_glucose, weight,
+                            symptoms, notes, alerts, abnormal, created_at, updated_at, version)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(r.patient_id.to_string())
+                    .bind(r.recorder_id.to_string())
+                    .bind(r.appointment_id.map(|a| a.to_string()))
+                    .bind(r.visit_date.to_string())
+                    .bind(r.visit_time.format("%H:%M").to_string())
+                    .bind(r.location.as_ref().map(|l| l.lat))
+                    .bind(r.location.as_ref().map(|l| l.lng))
+                    .bind(r.location.as_ref().and_then(|l| l.address.clone()))
+                    .bind(r.distance_from_home_m)
+                    .bind(i64::from(r.away_from_home))
+                    .bind(v.blood_pressure.map(|b| b.text()))
+                    .bind(v.heart_rate.map(i64::from))
+                    .bind(v.temperature)
+                    .bind(v.blood_oxygen)
+                    .bind(v.blood_glucose)
+                    .bind(v.weight)
+                    .bind(&r.symptoms)
+                    .bind(&r.notes)
+                    .bind(serde_json::to_string(&r.alerts).unwrap_or_else(|_| "[]".into()))
+                    .bind(i64::from(!r.alerts.is_empty()))
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                    for (ord, (file, role)) in r.files.all().into_iter().enumerate() {
+                        sqlx::query("INSERT INTO health_record_files (record_id, file_id, role, ord) VALUES (?, ?, ?, ?)")
+                            .bind(id)
+                            .bind(file.to_string())
+                            .bind(role)
+                            .bind(ord as i64)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                }
+            },
+            "file" => match e.decode::<FileEvent>()? {
+                FileEvent::FileUploaded(f) => {
+                    sqlx::query(
+                        "INSERT INTO files (id, kind, original_name, content_type, size, sha256, storage_key, thumbnail_key,
+                            uploaded_by, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(&f.kind)
+                    .bind(&f.original_name)
+                    .bind(&f.content_type)
+                    .bind(f.size as i64)
+                    .bind(&f.sha256)
+                    .bind(&f.storage_key)
+                    .bind(&f.thumbnail_key)
+                    .bind(f.uploaded_by.to_string())
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                }
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordFileView {
+    pub file_id: String,
+    /// audio | photo | signature
+    pub role: String,
+    pub file_url: String,
+    pub thumbnail_url: Option<String>,
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VitalSignsView {
+    pub blood_pressure: Option<String>,
+    pub heart_rate: Option<i64>,
+    pub temperature: Option<f64>,
+    pub blood_oxygen: Option<f64>,
+    pub blood_glucose: Option<f64>,
+    pub weight: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthRecordView {
+    pub id: String,
+    pub patient_id: String,
+    pub recorder_id: String,
+    pub appointment_id: Option<String>,
+    pub visit_date: String,
+    pub visit_time: String,
+    pub location_lat: Option<f64>,
+    pub location_lng: Option<f64>,
+    pub location_address: Option<String>,
+    pub distance_from_home_m: Option<f64>,
+    pub away_from_home: bool,
+    pub vital_signs: VitalSignsView,
+    pub symptoms: Option<String>,
+    pub notes: Option<String>,
+    pub abnormal: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: serde_json::Value,
+    pub files: Vec<RecordFileView>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+fn record_view(r: &AnyRow) -> Result<HealthRecordView, sqlx::Error> {
+    Ok(HealthRecordView {
+        id: r.text("id")?,
+        patient_id: r.text("patient_id")?,
+        recorder_id: r.text("recorder_id")?,
+        appointment_id: r.opt_text("appointment_id")?,
+        visit_date: r.text("visit_date")?,
+        visit_time: r.text("visit_time")?,
+        location_lat: r.opt_f64("location_lat")?,
+        location_lng: r.opt_f64("location_lng")?,
+        location_address: r.opt_text("location_address")?,
+        distance_from_home_m: r.opt_f64("distance_from_home_m")?,
+        away_from_home: r.int("away_from_home")? != 0,
+        vital_signs: VitalSignsView {
+            blood_pressure: r.opt_text("blood_pressure")?,
+            heart_rate: r.opt_int("heart_rate")?,
+            temperature: r.opt_f64("temperature")?,
+            blood_oxygen: r.opt_f64("blood_oxygen")?,
+            blood_glucose: r.opt_f64("blood_glucose")?,
+            weight: r.opt_f64("weight")?,
+        },
+        symptoms: r.opt_text("symptoms")?,
+        notes: r.opt_text("notes")?,
+        abnormal: r.int("abnormal")? != 0,
+        alerts: r.json("alerts")?,
+        files: Vec::new(),
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub id: String,
+    pub kind: String,
+    pub original_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub storage_key: String,
+    pub thumbnail_key: Option<String>,
+    pub uploaded_by: String,
+}
+
+impl ReadStore {
+    async fn record_files(&self, record: &str) -> Result<Vec<RecordFileView>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT rf.file_id, rf.role, f.content_type, f.thumbnail_key FROM health_record_files rf
+             LEFT JOIN files f ON f.id = rf.file_id WHERE rf.record_id = ? ORDER BY rf.ord",
+        )
+        .bind(record)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id = r.text("file_id")?;
+                Ok(RecordFileView {
+                    file_url: format!("/api/v1/files/{id}"),
+                    thumbnail_url: r
+                        .opt_text("thumbnail_key")?
+                        .map(|_| format!("/api/v1/files/{id}/thumbnail")),
+                    content_type: r.opt_text("content_type")?,
+                    role: r.text("role")?,
+                    file_id: id,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn health_record(&self, id: &str) -> Result<Option<HealthRecordView>, sqlx::Error> {
+        let Some(r) = sqlx::query("SELECT * FROM health_records WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut v = record_view(&r)?;
+        v.files = self.record_files(id).await?;
+        Ok(Some(v))
+    }
+
+    /// A patient's records, newest first.
+    pub async fn patient_health_records(
+        &self,
+        patient: &str,
+        page: PageParams,
+    ) -> Result<Page<HealthRecordView>, sqlx::Error> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM health_records WHERE patient_id = ?")
+                .bind(patient)
+                .fetch_one(self.pool())
+                .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM health_records WHERE patient_id = ?
+             ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT ? OFFSET ?",
+        )
+        .bind(patient)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut v = record_view(r)?;
+            v.files = self.record_files(&v.id).await?;
+            items.push(v);
+        }
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    pub(crate) async fn latest_record(
+        &self,
+        patient: &str,
+    ) -> Result<Option<LastRecord>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, visit_date, visit_time, notes, symptoms, abnormal FROM health_records WHERE patient_id = ?
+             ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT 1",
+        )
+        .bind(patient)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(LastRecord {
+                id: r.text("id")?,
+                date: r.text("visit_date")?,
+                time: r.text("visit_time")?,
+                notes: r.opt_text("notes")?,
+                abnormal: r.int("abnormal")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn file(&self, id: &str) -> Result<Option<FileRow>, sqlx::Error> {
+        let row = sqlx::query("SELECT * FROM files WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(FileRow {
+                id: r.text("id")?,
+                kind: r.text("kind")?,
+                original_name: r.text("original_name")?,
+                content_type: r.text("content_type")?,
+                size: r.int("size")?,
+                storage_key: r.text("storage_key")?,
+                thumbnail_key: r.opt_text("thumbnail_key")?,
+                uploaded_by: r.text("uploaded_by")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The patients whose records include the file.
+    pub async fn file_patients(&self, file: &str) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.patient_id FROM health_record_files rf JOIN health_records r ON r.id = rf.record_id
+             WHERE rf.file_id = ?",
+        )
+        .bind(file)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| r.text("patient_id")).collect()
+    }
+
+    /// Whether the file is already attached to a record.
+    pub async fn file_attached(&self, file: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM health_record_files WHERE file_id = ?")
+                .bind(file)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(n > 0)
+    }
+}

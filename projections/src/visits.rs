@@ -1,0 +1,346 @@
+//! Home visits ("appointments") and their history of changes.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use domain::visit::VisitEvent;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::page::{Page, PageParams};
+use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::store::{ReadStore, RowExt};
+
+pub struct VisitsProjector;
+
+fn hm(t: chrono::NaiveTime) -> String {
+    t.format("%H:%M").to_string()
+}
+
+#[async_trait]
+impl Projector for VisitsProjector {
+    fn name(&self) -> &'static str {
+        "appointments"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["appointment_history", "appointments"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type != "appointment" {
+            return Ok(());
+        }
+        let id = e.aggregate_id.as_str();
+        let at = e.at();
+        let actor = e.metadata.get("actor_id").cloned();
+        let history = |event: &'static str,
+                       from: Option<(String, String)>,
+                       to: Option<(String, String)>,
+                       reason: Option<String>| {
+            let (fd, ft) = from.unzip();
+            let (td, tt) = to.unzip();
+            sqlx::query(
+                "INSERT INTO appointment_history (appointment_id, seq, event, from_date, from_time, to_date, to_time, reason, actor_id, at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id.to_string())
+            .bind(e.sequence)
+            .bind(event)
+            .bind(fd)
+            .bind(ft)
+            .bind(td)
+            .bind(tt)
+            .bind(reason)
+            .bind(actor.clone())
+            .bind(at.clone())
+        };
+        match e.decode::<VisitEvent>()? {
+            VisitEvent::VisitScheduled(p) => {
+                sqlx::query(
+                    "INSERT INTO appointments (id, patient_id, recorder_id, subscription_id, scheduled_date, scheduled_time,
+                        appointment_type, status, notes, reschedule_count, created_at, updated_at, version)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, 0, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(p.patient_id.to_string())
+                .bind(p.recorder_id.to_string())
+                .bind(p.subscription_id.to_string())
+                .bind(p.scheduled_date.to_string())
+                .bind(hm(p.scheduled_time))
+                .bind(p.appointment_type.as_str())
+                .bind(&p.notes)
+                .bind(&at)
+                .bind(&at)
+                .bind(e.sequence)
+                .execute(&mut *c)
+                .await?;
+                history(
+                    "scheduled",
+                    None,
+                    Some((p.scheduled_date.to_string(), hm(p.scheduled_time))),
+                    None,
+                )
+                .execute(&mut *c)
+                .await?;
+                return Ok(());
+            }
+            VisitEvent::VisitConfirmed => {
+                sqlx::query("UPDATE appointments SET status = 'confirmed' WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                history("confirmed", None, None, None)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            VisitEvent::VisitRescheduled {
+                from_date,
+                from_time,
+                date,
+                time,
+            } => {
+                sqlx::query(
+                    "UPDATE appointments SET scheduled_date = ?, scheduled_time = ?, reschedule_count = reschedule_count + 1
+                     WHERE id = ?",
+                )
+                .bind(date.to_string())
+                .bind(hm(time))
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                history(
+                    "rescheduled",
+                    Some((from_date.to_string(), hm(from_time))),
+                    Some((date.to_string(), hm(time))),
+                    None,
+                )
+                .execute(&mut *c)
+                .await?;
+            }
+            VisitEvent::VisitCancelled { reason } => {
+                sqlx::query(
+                    "UPDATE appointments SET status = 'cancelled', cancel_reason = ? WHERE id = ?",
+                )
+                .bind(&reason)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                history("cancelled", None, None, reason)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            VisitEvent::VisitCompleted { health_record_id } => {
+                sqlx::query("UPDATE appointments SET status = 'completed', health_record_id = ? WHERE id = ?")
+                    .bind(health_record_id.to_string())
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                history("completed", None, None, None)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        }
+        sqlx::query("UPDATE appointments SET updated_at = ?, version = ? WHERE id = ?")
+            .bind(&at)
+            .bind(e.sequence)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VisitPatient {
+    pub id: String,
+    pub name: String,
+    pub family_id: String,
+    pub family_name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VisitChange {
+    pub event: String,
+    pub from_date: Option<String>,
+    pub from_time: Option<String>,
+    pub to_date: Option<String>,
+    pub to_time: Option<String>,
+    pub reason: Option<String>,
+    pub actor_id: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VisitView {
+    pub id: String,
+    pub patient: VisitPatient,
+    pub recorder_id: String,
+    pub subscription_id: String,
+    pub scheduled_date: String,
+    pub scheduled_time: String,
+    pub appointment_type: String,
+    pub status: String,
+    pub notes: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub health_record_id: Option<String>,
+    pub reschedule_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<VisitChange>>,
+}
+
+const VISIT_SELECT: &str = "SELECT a.*, p.name AS patient_name, p.family_id, f.family_name, f.primary_address
+    FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN families f ON f.id = p.family_id";
+
+fn visit_view(r: &AnyRow) -> Result<VisitView, sqlx::Error> {
+    Ok(VisitView {
+        id: r.text("id")?,
+        patient: VisitPatient {
+            id: r.text("patient_id")?,
+            name: r.text("patient_name")?,
+            family_id: r.text("family_id")?,
+            family_name: r.text("family_name")?,
+            address: r.text("primary_address")?,
+        },
+        recorder_id: r.text("recorder_id")?,
+        subscription_id: r.text("subscription_id")?,
+        scheduled_date: r.text("scheduled_date")?,
+        scheduled_time: r.text("scheduled_time")?,
+        appointment_type: r.text("appointment_type")?,
+        status: r.text("status")?,
+        notes: r.opt_text("notes")?,
+        cancel_reason: r.opt_text("cancel_reason")?,
+        health_record_id: r.opt_text("health_record_id")?,
+        reschedule_count: r.int("reschedule_count")?,
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        version: r.int("version")?,
+        history: None,
+    })
+}
+
+/// Filters of the visit list.
+#[derive(Debug, Clone, Default)]
+pub struct VisitFilter {
+    pub recorder: Option<String>,
+    pub patient: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub status: Option<String>,
+}
+
+impl ReadStore {
+    /// One recorder's visits on `date`, by time (cancelled ones left out).
+    pub async fn visits_on(
+        &self,
+        recorder: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<VisitView>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "{VISIT_SELECT} WHERE a.recorder_id = ? AND a.scheduled_date = ? AND a.status <> 'cancelled'
+             ORDER BY a.scheduled_time, a.id"
+        ))
+        .bind(recorder)
+        .bind(date.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(visit_view).collect()
+    }
+
+    pub async fn visits(
+        &self,
+        f: &VisitFilter,
+        page: PageParams,
+    ) -> Result<Page<VisitView>, sqlx::Error> {
+        let date = f.date.map(|d| d.to_string());
+        let filter = "(? IS NULL OR a.recorder_id = ?) AND (? IS NULL OR a.patient_id = ?)
+            AND (? IS NULL OR a.scheduled_date = ?) AND (? IS NULL OR a.status = ?)";
+        macro_rules! bind {
+            ($q:expr) => {
+                $q.bind(&f.recorder)
+                    .bind(&f.recorder)
+                    .bind(&f.patient)
+                    .bind(&f.patient)
+                    .bind(&date)
+                    .bind(&date)
+                    .bind(&f.status)
+                    .bind(&f.status)
+            };
+        }
+        let total: i64 = bind!(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM appointments a WHERE {filter}"
+        )))
+        .fetch_one(self.pool())
+        .await?;
+        let rows = bind!(sqlx::query(&format!(
+            "{VISIT_SELECT} WHERE {filter} ORDER BY a.scheduled_date DESC, a.scheduled_time DESC, a.id LIMIT ? OFFSET ?"
+        )))
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(visit_view).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    pub async fn visit(&self, id: &str) -> Result<Option<VisitView>, sqlx::Error> {
+        let Some(r) = sqlx::query(&format!("{VISIT_SELECT} WHERE a.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut v = visit_view(&r)?;
+        let rows =
+            sqlx::query("SELECT * FROM appointment_history WHERE appointment_id = ? ORDER BY seq")
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?;
+        let history = rows
+            .iter()
+            .map(|h| {
+                Ok(VisitChange {
+                    event: h.text("event")?,
+                    from_date: h.opt_text("from_date")?,
+                    from_time: h.opt_text("from_time")?,
+                    to_date: h.opt_text("to_date")?,
+                    to_time: h.opt_text("to_time")?,
+                    reason: h.opt_text("reason")?,
+                    actor_id: h.opt_text("actor_id")?,
+                    at: h.text("at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        v.history = Some(history);
+        Ok(Some(v))
+    }
+
+    /// Regular, not cancelled visits of a patient in the month `YYYY-MM`,
+    /// leaving out `except` (the visit being rescheduled).
+    pub async fn regular_visits_in_month(
+        &self,
+        patient: &str,
+        month: &str,
+        except: Option<&str>,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM appointments WHERE patient_id = ? AND appointment_type = 'regular'
+               AND status <> 'cancelled' AND scheduled_date LIKE ? AND (? IS NULL OR id <> ?)",
+        )
+        .bind(patient)
+        .bind(format!("{month}-%"))
+        .bind(except)
+        .bind(except)
+        .fetch_one(self.pool())
+        .await
+    }
+}
