@@ -94,6 +94,7 @@ async fn cli_state(settings: &Settings) -> anyhow::Result<AppState> {
     );
     Ok(AppState {
         waiter: ProjectionWaiter::detached(stores.read.clone()),
+        blobs: crate::startup::blob_store(settings)?,
         store: stores.store,
         read: stores.read,
         settings: std::sync::Arc::new(settings.clone()),

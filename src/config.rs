@@ -50,6 +50,11 @@ pub struct Settings {
     pub refresh_ttl_secs: i64,
     /// `CARELOG_MAX_BODY_BYTES`, default 1 MiB for JSON bodies.
     pub max_json_bytes: usize,
+    /// `CARELOG_S3_BUCKET` (+ `_ENDPOINT`, `_REGION`, `_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY`,
+    /// `_ALLOW_HTTP`): files go to S3-compatible storage instead of the upload dir.
+    pub s3: Option<crate::files::S3Settings>,
+    /// `CARELOG_ALERT_*`: vital-sign thresholds that raise an order request by themselves.
+    pub alerts: domain::vitals::AlertThresholds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +164,52 @@ impl Settings {
                     }),
             }
         };
+        let s3 = get("CARELOG_S3_BUCKET").map(|bucket| crate::files::S3Settings {
+            bucket,
+            endpoint: get("CARELOG_S3_ENDPOINT"),
+            region: get("CARELOG_S3_REGION"),
+            access_key_id: get("CARELOG_S3_ACCESS_KEY_ID"),
+            secret_access_key: get("CARELOG_S3_SECRET_ACCESS_KEY"),
+            allow_http: get("CARELOG_S3_ALLOW_HTTP")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        });
+        let mut alerts = domain::vitals::AlertThresholds::default();
+        let num = |name: &'static str, current: f64| -> Result<f64, SettingsError> {
+            match get(name) {
+                None => Ok(current),
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n > 0.0)
+                    .ok_or(SettingsError {
+                        name,
+                        reason: format!("{v:?} is not a positive number"),
+                    }),
+            }
+        };
+        alerts.systolic_high =
+            num("CARELOG_ALERT_SYSTOLIC_HIGH", alerts.systolic_high.into())? as u16;
+        alerts.diastolic_high =
+            num("CARELOG_ALERT_DIASTOLIC_HIGH", alerts.diastolic_high.into())? as u16;
+        alerts.systolic_urgent = num(
+            "CARELOG_ALERT_SYSTOLIC_URGENT",
+            alerts.systolic_urgent.into(),
+        )? as u16;
+        alerts.diastolic_urgent = num(
+            "CARELOG_ALERT_DIASTOLIC_URGENT",
+            alerts.diastolic_urgent.into(),
+        )? as u16;
+        alerts.spo2_low = num("CARELOG_ALERT_SPO2_LOW", alerts.spo2_low)?;
+        alerts.temperature_high = num("CARELOG_ALERT_TEMPERATURE_HIGH", alerts.temperature_high)?;
+        alerts.heart_rate_low =
+            num("CARELOG_ALERT_HEART_RATE_LOW", alerts.heart_rate_low.into())? as u16;
+        alerts.heart_rate_high = num(
+            "CARELOG_ALERT_HEART_RATE_HIGH",
+            alerts.heart_rate_high.into(),
+        )? as u16;
         Ok(Settings {
+            s3,
+            alerts,
             bind,
             data_dir,
             event_store_url: event_store_url.map(Secret),

@@ -24,7 +24,7 @@ use crate::state::{AppState, RequestMeta};
 use crate::store::{on_backend, Backend, EventStore};
 
 /// Largest request body the middleware buffers to fingerprint.
-const MAX_BUFFERED: usize = 20 * 1024 * 1024;
+const MAX_BUFFERED: usize = 64 * 1024 * 1024;
 /// How long a repeat waits for the first request to finish.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// A reservation without a response older than this is considered abandoned.

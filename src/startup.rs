@@ -93,6 +93,15 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// The blob store: S3 when configured, else the upload directory.
+pub fn blob_store(settings: &Settings) -> anyhow::Result<crate::files::BlobStore> {
+    let store = match &settings.s3 {
+        Some(s3) => crate::files::BlobStore::s3(s3),
+        None => crate::files::BlobStore::local(&settings.upload_dir),
+    };
+    store.map_err(|e| anyhow::anyhow!("file storage (CARELOG_UPLOAD_DIR / CARELOG_S3_*): {e}"))
+}
+
 /// The JWT secret: from settings, or generated once and kept in the data dir.
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<String> {
     if let Some(s) = &settings.jwt_secret {
@@ -134,6 +143,7 @@ impl Application {
             settings: Arc::new(settings.clone()),
             jwt,
             waiter: runner.waiter.clone(),
+            blobs: blob_store(&settings)?,
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot bind {}", settings.bind))?;

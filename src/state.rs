@@ -24,6 +24,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub jwt: JwtKeys,
     pub waiter: ProjectionWaiter,
+    /// Where uploaded file bytes live (local directory or S3).
+    pub blobs: crate::files::BlobStore,
 }
 
 impl AppState {

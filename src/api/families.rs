@@ -401,7 +401,13 @@ pub async fn can_see_patient(
                 .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
                 .await?
         }
-        _ => false,
+        Role::Doctor => {
+            state
+                .read
+                .doctor_sees_patient(&p.user_id.to_string(), patient)
+                .await?
+        }
+        Role::Auditor => false,
     })
 }
 

@@ -4,10 +4,14 @@
 pub mod auth;
 pub mod body;
 pub mod families;
+pub mod files;
 pub mod health;
+pub mod orders;
 pub mod packages;
+pub mod records;
 pub mod subscriptions;
 pub mod users;
+pub mod visits;
 
 use actix_web::web;
 use domain::Validator;
@@ -77,6 +81,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(families::routes)
             .configure(packages::routes)
             .configure(subscriptions::routes)
+            .configure(visits::routes)
+            .configure(files::routes)
+            .configure(records::routes)
+            .configure(orders::routes)
             .route("/health", web::get().to(health::health)),
     )
     .route("/health", web::get().to(health::health));
@@ -93,6 +101,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         packages::create_package, packages::list_packages,
         subscriptions::create_subscription, subscriptions::change_status, subscriptions::change_payment,
         subscriptions::get_subscription, subscriptions::list_subscriptions,
+        visits::schedule, visits::list, visits::today, visits::get, visits::confirm, visits::cancel, visits::reschedule, visits::complete,
+        files::upload, files::download, files::download_thumbnail,
+        records::create, records::get, records::list_for_patient, records::request_order,
+        orders::list_requests, orders::get_request, orders::issue, orders::get_order, orders::complete, orders::cancel,
+        orders::patient_orders, orders::notifications, orders::mark_read,
         health::health,
     ),
     modifiers(&BearerAuth)

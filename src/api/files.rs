@@ -1,0 +1,330 @@
+//! File upload and download. Bytes are checked (extension whitelist and
+//! sniffed content), digested and thumbnailed before anything is stored; a
+//! file follows the patient whose record it is attached to: only people who may
+//! see that patient (or its uploader, before it is attached) can download it.
+
+use actix_multipart::Multipart;
+use actix_web::{web, HttpResponse};
+use domain::file::{FileCommand, FileInfo, StoredFile};
+use domain::ids::FileId;
+use domain::user::Role;
+use futures::StreamExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::api::families::can_see_patient;
+use crate::api::path_id;
+use crate::auth::Principal;
+use crate::error::{created, ApiError, ApiResult};
+use crate::files::{check_content, thumbnail, FileError, FileKind, MAX_FILE_BYTES};
+use crate::state::{AppState, RequestMeta};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/files/upload", web::post().to(upload))
+        .route("/files/{id}", web::get().to(download))
+        .route("/files/{id}/thumbnail", web::get().to(download_thumbnail));
+}
+
+/// Text fields of a multipart form are small; anything larger is refused.
+const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+/// A multipart form read into memory: text fields and files (each bounded).
+#[derive(Default)]
+pub struct Form {
+    pub texts: Vec<(String, String)>,
+    pub files: Vec<IncomingFile>,
+}
+
+pub struct IncomingFile {
+    pub field: String,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Form {
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.texts
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Reads the whole form; a file over 16 MiB stops the read at once (413).
+    pub async fn read(mut payload: Multipart) -> Result<Form, ApiError> {
+        let mut form = Form::default();
+        while let Some(field) = payload.next().await {
+            let mut field =
+                field.map_err(|e| ApiError::field("body", format!("multipart格式错误：{e}")))?;
+            let name = field.name().unwrap_or_default().to_string();
+            let file_name = field
+                .content_disposition()
+                .and_then(|cd| cd.get_filename())
+                .map(str::to_string);
+            let limit = if file_name.is_some() {
+                MAX_FILE_BYTES
+            } else {
+                MAX_TEXT_FIELD
+            };
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| ApiError::field(&name, format!("读取失败：{e}")))?;
+                if bytes.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            match file_name {
+                Some(file_name) => form.files.push(IncomingFile {
+                    field: name,
+                    file_name,
+                    bytes,
+                }),
+                None => {
+                    let text = String::from_utf8(bytes)
+                        .map_err(|_| ApiError::field(&name, "应为UTF-8文本"))?;
+                    form.texts.push((name, text));
+                }
+            }
+        }
+        Ok(form)
+    }
+}
+
+/// A checked file, ready to store: nothing has been written yet.
+pub struct PreparedFile {
+    pub id: FileId,
+    pub info: FileInfo,
+    pub bytes: Vec<u8>,
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+fn file_error(field: &str, e: FileError) -> ApiError {
+    match e.status_hint() {
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType(format!("{field}: {e}")),
+        400 => ApiError::field(field, e.to_string()),
+        _ => ApiError::internal(anyhow::anyhow!("{e}")),
+    }
+}
+
+/// Sniffs, digests and thumbnails one file. No storage is touched; image
+/// decoding runs on the blocking pool, off the request workers.
+pub async fn prepare(
+    kind: FileKind,
+    file: IncomingFile,
+    uploader: &Principal,
+) -> Result<PreparedFile, ApiError> {
+    let sniffed = check_content(kind, &file.file_name, &file.bytes)
+        .map_err(|e| file_error(&file.field, e))?;
+    let IncomingFile {
+        field,
+        file_name,
+        bytes,
+    } = file;
+    let (bytes, thumb) = match kind {
+        FileKind::Image => {
+            let (bytes, thumb) = tokio::task::spawn_blocking(move || {
+                let thumb = thumbnail(&bytes);
+                (bytes, thumb)
+            })
+            .await
+            .map_err(ApiError::internal)?;
+            (bytes, Some(thumb.map_err(|e| file_error(&field, e))?))
+        }
+        _ => (bytes, None),
+    };
+    let file = IncomingFile {
+        field,
+        file_name,
+        bytes,
+    };
+    let id = FileId::new();
+    let storage_key = format!("files/{id}.{}", sniffed.extension);
+    let info = FileInfo {
+        kind: kind.as_str().to_string(),
+        original_name: file.file_name.chars().take(255).collect(),
+        content_type: sniffed.mime.to_string(),
+        size: file.bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&file.bytes)),
+        thumbnail_key: thumb.as_ref().map(|_| format!("thumbnails/{id}.jpg")),
+        storage_key,
+        uploaded_by: uploader.user_id,
+    };
+    Ok(PreparedFile {
+        id,
+        info,
+        bytes: file.bytes,
+        thumbnail: thumb,
+    })
+}
+
+/// Writes the blobs of every prepared file; if one fails, removes those
+/// already written, so a failed request leaves no file behind.
+pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), ApiError> {
+    let mut written: Vec<String> = Vec::new();
+    for f in files.iter_mut() {
+        let mut parts = vec![(f.info.storage_key.clone(), std::mem::take(&mut f.bytes))];
+        if let (Some(key), Some(thumb)) = (&f.info.thumbnail_key, f.thumbnail.take()) {
+            parts.push((key.clone(), thumb));
+        }
+        for (key, bytes) in parts {
+            if let Err(e) = state.blobs.put(&key, bytes).await {
+                discard(state, &written).await;
+                return Err(ApiError::internal(anyhow::anyhow!("storing {key}: {e}")));
+            }
+            written.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// Best-effort removal of stored blobs (after a later step failed).
+pub async fn discard(state: &AppState, keys: &[String]) {
+    for key in keys {
+        if let Err(e) = state.blobs.delete(key).await {
+            tracing::warn!(error = %e, "could not remove an orphaned blob");
+        }
+    }
+}
+
+pub fn blob_keys(files: &[PreparedFile]) -> Vec<String> {
+    files
+        .iter()
+        .flat_map(|f| {
+            std::iter::once(f.info.storage_key.clone()).chain(f.info.thumbnail_key.clone())
+        })
+        .collect()
+}
+
+/// Records the upload events (after the blobs are stored).
+pub async fn register(
+    state: &AppState,
+    files: &[PreparedFile],
+    p: &Principal,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    for f in files {
+        let mut ctx = meta.context(Some(p), "UploadFile");
+        ctx.expected_version = None;
+        state
+            .execute::<StoredFile>(
+                &f.id.to_string(),
+                FileCommand::Register(f.info.clone()),
+                ctx,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub fn file_json(id: FileId, has_thumbnail: bool) -> serde_json::Value {
+    json!({
+        "file_id": id,
+        "file_url": format!("/api/v1/files/{id}"),
+        "thumbnail_url": has_thumbnail.then(|| format!("/api/v1/files/{id}/thumbnail")),
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/files/upload", tag = "files", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", description = "file (binary) and type: audio | image | document"),
+    responses((status = 201, description = "{file_id, file_url, thumbnail_url}"), (status = 413), (status = 415)))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    payload: Multipart,
+) -> ApiResult {
+    p.require(&[Role::Recorder, Role::Admin, Role::Doctor])?;
+    let mut form = Form::read(payload).await?;
+    let kind = match form.text("type") {
+        None => return Err(ApiError::field("type", "必填")),
+        Some(t) => FileKind::parse(&t).map_err(|e| ApiError::field("type", e))?,
+    };
+    let Some(pos) = form.files.iter().position(|f| f.field == "file") else {
+        return Err(ApiError::field("file", "必填"));
+    };
+    let incoming = form.files.swap_remove(pos);
+    let mut prepared = vec![prepare(kind, incoming, &p).await?];
+    store(&state, &mut prepared).await?;
+    if let Err(e) = register(&state, &prepared, &p, &meta).await {
+        discard(&state, &blob_keys(&prepared)).await;
+        return Err(e);
+    }
+    let f = &prepared[0];
+    let mut body = file_json(f.id, f.info.thumbnail_key.is_some());
+    body["content_type"] = json!(f.info.content_type);
+    body["size"] = json!(f.info.size);
+    Ok(created(body))
+}
+
+/// Whether the caller may read this file: its uploader, or someone who may see
+/// a patient whose record includes it.
+async fn may_read(
+    state: &AppState,
+    p: &Principal,
+    file_id: &str,
+    uploaded_by: &str,
+) -> Result<bool, ApiError> {
+    if uploaded_by == p.user_id.to_string() || p.is(Role::Admin) {
+        return Ok(true);
+    }
+    for patient in state.read.file_patients(file_id).await? {
+        if can_see_patient(state, p, &patient).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+async fn serve(state: &AppState, p: &Principal, id: &str, thumb: bool) -> ApiResult {
+    let fid: FileId = path_id(id, "file")?;
+    let file = state
+        .read
+        .file(&fid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    if !may_read(state, p, &file.id, &file.uploaded_by).await? {
+        return Err(ApiError::NotFound("file"));
+    }
+    let (key, content_type) = if thumb {
+        (
+            file.thumbnail_key
+                .clone()
+                .ok_or(ApiError::NotFound("thumbnail"))?,
+            "image/jpeg".to_string(),
+        )
+    } else {
+        (file.storage_key.clone(), file.content_type.clone())
+    };
+    let bytes = state
+        .blobs
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+        .ok_or(ApiError::NotFound("file"))?;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "private, no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(bytes))
+}
+
+#[utoipa::path(get, path = "/api/v1/files/{id}", tag = "files", security(("bearer" = [])),
+    responses((status = 200, description = "the file's bytes"), (status = 404)))]
+pub async fn download(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
+    serve(&state, &p, &id, false).await
+}
+
+#[utoipa::path(get, path = "/api/v1/files/{id}/thumbnail", tag = "files", security(("bearer" = [])),
+    responses((status = 200, description = "a 300×300 JPEG"), (status = 404)))]
+pub async fn download_thumbnail(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
+    serve(&state, &p, &id, true).await
+}

@@ -1,0 +1,416 @@
+//! Doctors' side: open requests, medical orders; everyone's notifications.
+
+use actix_web::web;
+use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
+use domain::inbox::{Inbox, InboxCommand};
+use domain::order::{
+    MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType,
+};
+use domain::user::Role;
+use domain::values::{optional_text, text};
+use domain::Validator;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::families::can_see_patient;
+use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::auth::Principal;
+use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::state::{AppState, RequestMeta};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/order-requests", web::get().to(list_requests))
+        .route("/order-requests/{id}", web::get().to(get_request))
+        .route("/medical-orders", web::post().to(issue))
+        .route("/medical-orders/{id}", web::get().to(get_order))
+        .route("/medical-orders/{id}/complete", web::post().to(complete))
+        .route("/medical-orders/{id}/cancel", web::post().to(cancel))
+        .route(
+            "/patients/{id}/medical-orders",
+            web::get().to(patient_orders),
+        )
+        .route("/notifications", web::get().to(notifications))
+        .route("/notifications/{id}/read", web::post().to(mark_read));
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RequestListQuery {
+    /// open | fulfilled | cancelled (default: all)
+    pub status: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/order-requests", tag = "medical orders", params(RequestListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{requests:[...], total, page, limit}; a doctor sees those addressed to them, urgent first")))]
+pub async fn list_requests(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<RequestListQuery>,
+) -> ApiResult {
+    p.require(&[Role::Doctor, Role::Admin])?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s @ ("open" | "fulfilled" | "cancelled")) => Some(s),
+        Some(_) => return Err(ApiError::field("status", "应为open、fulfilled或cancelled")),
+    };
+    let doctor = p.is(Role::Doctor).then(|| p.user_id.to_string());
+    Ok(ok(list_json(
+        "requests",
+        state
+            .read
+            .order_requests(doctor.as_deref(), status, page)
+            .await?,
+    )))
+}
+
+#[utoipa::path(get, path = "/api/v1/order-requests/{id}", tag = "medical orders", security(("bearer" = [])),
+    responses((status = 200, body = projections::orders::OrderRequestView), (status = 404)))]
+pub async fn get_request(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
+    let rid: OrderRequestId = path_id(&id, "order_request")?;
+    let r = state
+        .read
+        .order_request(&rid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("order_request"))?;
+    let visible = match p.role {
+        Role::Admin => true,
+        Role::Doctor => r.doctor_id == p.user_id.to_string(),
+        Role::Recorder => can_see_patient(&state, &p, &r.patient_id).await?,
+        Role::Auditor => false,
+    };
+    if !visible {
+        return Err(ApiError::NotFound("order_request"));
+    }
+    let version = r.version;
+    Ok(ok_versioned(r, version))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrderInput {
+    pub patient_id: Option<String>,
+    pub request_id: Option<String>,
+    pub health_record_id: Option<String>,
+    /// medication | examination | lifestyle | followup
+    pub order_type: Option<String>,
+    pub content: Option<String>,
+    pub dosage: Option<String>,
+    pub frequency: Option<String>,
+    pub duration: Option<String>,
+    pub notes: Option<String>,
+}
+
+fn uuid_field<T: std::str::FromStr>(
+    v: &mut Validator,
+    field: &str,
+    raw: Option<&String>,
+) -> Option<T> {
+    raw.filter(|s| !s.is_empty())
+        .and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
+}
+
+#[utoipa::path(post, path = "/api/v1/medical-orders", tag = "medical orders", request_body = OrderInput, security(("bearer" = [])),
+    responses((status = 201, description = "{id}; the patient's recorder is notified"), (status = 400), (status = 404), (status = 409)))]
+pub async fn issue(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<OrderInput>,
+) -> ApiResult {
+    p.require(&[Role::Doctor])?;
+    let r = &body.0;
+    let mut v = Validator::new();
+    let raw_patient = required(&mut v, "patient_id", &r.patient_id);
+    let patient: Option<PatientId> = uuid_field(&mut v, "patient_id", raw_patient);
+    let request: Option<OrderRequestId> = uuid_field(&mut v, "request_id", r.request_id.as_ref());
+    let record: Option<HealthRecordId> =
+        uuid_field(&mut v, "health_record_id", r.health_record_id.as_ref());
+    let raw_type = required(&mut v, "order_type", &r.order_type);
+    let order_type = raw_type.and_then(|t| v.check("order_type", OrderType::parse(t)));
+    let raw_content = required(&mut v, "content", &r.content);
+    let content = raw_content.and_then(|c| v.check("content", text(c, 2000)));
+    let mut opt = |field: &str, value: &Option<String>, max: usize| {
+        v.check(field, optional_text(value.as_deref(), max))
+            .flatten()
+    };
+    let dosage = opt("dosage", &r.dosage, 255);
+    let frequency = opt("frequency", &r.frequency, 255);
+    let duration = opt("duration", &r.duration, 255);
+    let notes = opt("notes", &r.notes, 2000);
+    v.finish()?;
+    let (Some(patient), Some(order_type), Some(content)) = (patient, order_type, content) else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    let pid = patient.to_string();
+    if !can_see_patient(&state, &p, &pid).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    let mut recorder: Option<UserId> = None;
+    let mut record = record;
+    if let Some(req) = request {
+        let view = state.read.order_request(&req.to_string()).await?;
+        let view = view
+            .filter(|q| q.doctor_id == p.user_id.to_string() && q.patient_id == pid)
+            .ok_or_else(|| ApiError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
+        if view.status != "open" {
+            return Err(ApiError::Conflict("医嘱申请已处理".into()));
+        }
+        recorder = view.recorder_id.parse().ok();
+        record = record.or_else(|| view.health_record_id.parse().ok());
+    }
+    if recorder.is_none() {
+        // The recorder currently responsible for the patient is told.
+        let subs = state
+            .read
+            .subscriptions(
+                Some(&pid),
+                None,
+                state.today(),
+                projections::PageParams {
+                    page: 1,
+                    limit: 100,
+                },
+            )
+            .await?;
+        recorder = subs
+            .items
+            .iter()
+            .find(|s| s.status == "active")
+            .and_then(|s| s.recorder_id.parse().ok());
+    }
+    let details = OrderDetails {
+        patient_id: patient,
+        doctor_id: p.user_id,
+        recorder_id: recorder,
+        request_id: request,
+        health_record_id: record,
+        order_type,
+        content,
+        dosage,
+        frequency,
+        duration,
+        notes,
+    };
+    let id = MedicalOrderId(crate::idempotency::new_id(&meta, &p));
+    let c = state
+        .execute::<MedicalOrder>(
+            &id.to_string(),
+            MedicalOrderCommand::Issue(details),
+            meta.context(Some(&p), "IssueMedicalOrder"),
+        )
+        .await?;
+    if let Some(req) = request {
+        let mut ctx = meta.context(Some(&p), "FulfilOrderRequest");
+        ctx.expected_version = None;
+        state
+            .execute::<OrderRequest>(
+                &req.to_string(),
+                OrderRequestCommand::Fulfil { order_id: id },
+                ctx,
+            )
+            .await?;
+    }
+    Ok(created(
+        json!({ "id": id, "status": "active", "version": c.version }),
+    ))
+}
+
+async fn own_order(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<projections::orders::MedicalOrderView, ApiError> {
+    let oid: MedicalOrderId = path_id(id, "medical_order")?;
+    let order = state
+        .read
+        .medical_order(&oid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("medical_order"))?;
+    let visible = match p.role {
+        Role::Admin => true,
+        Role::Doctor => order.doctor_id == p.user_id.to_string(),
+        Role::Recorder => can_see_patient(state, p, &order.patient_id).await?,
+        Role::Auditor => false,
+    };
+    if !visible {
+        return Err(ApiError::NotFound("medical_order"));
+    }
+    Ok(order)
+}
+
+#[utoipa::path(get, path = "/api/v1/medical-orders/{id}", tag = "medical orders", security(("bearer" = [])),
+    responses((status = 200, body = projections::orders::MedicalOrderView), (status = 404)))]
+pub async fn get_order(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
+    let order = own_order(&state, &p, &id).await?;
+    let version = order.version;
+    Ok(ok_versioned(order, version))
+}
+
+async fn finish(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: MedicalOrderCommand,
+    name: &str,
+) -> ApiResult {
+    p.require(&[Role::Doctor, Role::Admin])?;
+    let order = own_order(state, p, id).await?;
+    let c = state
+        .execute::<MedicalOrder>(&order.id, cmd, meta.context(Some(p), name))
+        .await?;
+    let after = state
+        .read
+        .medical_order(&order.id)
+        .await?
+        .ok_or(ApiError::NotFound("medical_order"))?;
+    Ok(ok(
+        json!({ "id": order.id, "status": after.status, "version": c.version }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/medical-orders/{id}/complete", tag = "medical orders", security(("bearer" = [])),
+    responses((status = 200), (status = 409, description = "already completed or cancelled")))]
+pub async fn complete(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+) -> ApiResult {
+    finish(
+        &state,
+        &p,
+        &meta,
+        &id,
+        MedicalOrderCommand::Complete,
+        "CompleteMedicalOrder",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct CancelOrderInput {
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/medical-orders/{id}/cancel", tag = "medical orders", request_body = CancelOrderInput,
+    security(("bearer" = [])), responses((status = 200), (status = 409, description = "already completed or cancelled")))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<CancelOrderInput>,
+) -> ApiResult {
+    let reason =
+        optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    finish(
+        &state,
+        &p,
+        &meta,
+        &id,
+        MedicalOrderCommand::Cancel { reason },
+        "CancelMedicalOrder",
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/patients/{id}/medical-orders", tag = "medical orders", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{orders:[...], total, page, limit}, newest first"), (status = 404)))]
+pub async fn patient_orders(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let pid: PatientId = path_id(&id, "patient")?;
+    if !can_see_patient(&state, &p, &pid.to_string()).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    Ok(ok(list_json(
+        "orders",
+        state
+            .read
+            .patient_medical_orders(&pid.to_string(), q.params()?)
+            .await?,
+    )))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct NotificationQuery {
+    /// unread | read | all (default all)
+    pub status: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", params(NotificationQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{notifications:[...], total, page, limit, unread}")))]
+pub async fn notifications(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<NotificationQuery>,
+) -> ApiResult {
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
+    let unread_only = match q.status.as_deref() {
+        None | Some("") | Some("all") => false,
+        Some("unread") => true,
+        Some(_) => return Err(ApiError::field("status", "应为unread或all")),
+    };
+    let user = p.user_id.to_string();
+    let list = state.read.notifications(&user, unread_only, page).await?;
+    let unread = state
+        .read
+        .notifications(&user, true, projections::PageParams { page: 1, limit: 1 })
+        .await?
+        .total;
+    let mut body = list_json("notifications", list);
+    body["unread"] = json!(unread);
+    Ok(ok(body))
+}
+
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200), (status = 404)))]
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+) -> ApiResult {
+    let nid: uuid::Uuid = path_id(&id, "notification")?;
+    let owner = state.read.notification_owner(&nid.to_string()).await?;
+    if owner.as_deref() != Some(p.user_id.to_string().as_str()) {
+        return Err(ApiError::NotFound("notification"));
+    }
+    let mut ctx = meta.context(Some(&p), "ReadNotification");
+    ctx.expected_version = None;
+    state
+        .execute::<Inbox>(
+            &p.user_id.to_string(),
+            InboxCommand::MarkRead {
+                notification_id: nid.to_string(),
+            },
+            ctx,
+        )
+        .await?;
+    Ok(ok(json!({ "id": nid, "status": "read" })))
+}

@@ -1,0 +1,610 @@
+//! Health records ("record vitals"): JSON with file ids, or multipart with the
+//! files in the same request. Everything is validated before anything is
+//! stored; a record for a visit completes it; vitals that cross the alert
+//! thresholds raise an order request by themselves.
+
+use actix_multipart::Multipart;
+use actix_web::{web, HttpRequest};
+use domain::health_record::{
+    HealthRecord, HealthRecordCommand, Location, RecordContent, RecordFiles, AWAY_FROM_HOME_METERS,
+};
+use domain::ids::{FileId, HealthRecordId, OrderRequestId, PatientId, UserId, VisitId};
+use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
+use domain::user::Role;
+use domain::values::{date, optional_text};
+use domain::visit::{Visit, VisitCommand};
+use domain::vitals::{AlertReason, RawVitals};
+use domain::Validator;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::api::families::can_see_patient;
+use crate::api::files::{blob_keys, discard, prepare, register, store, Form, PreparedFile};
+use crate::api::visits::time;
+use crate::api::{list_json, path_id, Body, PageQuery};
+use crate::auth::Principal;
+use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::files::FileKind;
+use crate::state::{AppState, RequestMeta};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health-records", web::post().to(create))
+        .route("/health-records/{id}", web::get().to(get))
+        .route(
+            "/patients/{id}/health-records",
+            web::get().to(list_for_patient),
+        )
+        .route(
+            "/health-records/{id}/order-requests",
+            web::post().to(request_order),
+        );
+}
+
+/// The JSON form of `POST /health-records`. Multipart sends the same fields as
+/// text (with `vital_signs` a JSON string) and the files as parts.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct RecordInput {
+    pub patient_id: Option<String>,
+    pub appointment_id: Option<String>,
+    pub visit_date: Option<String>,
+    pub visit_time: Option<String>,
+    pub location_lat: Option<f64>,
+    pub location_lng: Option<f64>,
+    pub location_address: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub vital_signs: Option<Value>,
+    pub symptoms: Option<String>,
+    pub notes: Option<String>,
+    /// File ids from `/files/upload`.
+    #[serde(alias = "audio_file_id")]
+    pub audio_file: Option<String>,
+    #[serde(default, alias = "photo_ids")]
+    pub photos: Vec<String>,
+    #[serde(alias = "signature_file_id")]
+    pub patient_signature: Option<String>,
+}
+
+impl RecordInput {
+    fn from_form(form: &Form) -> Result<Self, ApiError> {
+        let num = |name: &str| -> Result<Option<f64>, ApiError> {
+            match form.text(name).filter(|s| !s.trim().is_empty()) {
+                None => Ok(None),
+                Some(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| ApiError::field(name, "应为数字")),
+            }
+        };
+        let vital_signs = match form.text("vital_signs").filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(s) => Some(
+                serde_json::from_str::<Value>(&s)
+                    .map_err(|_| ApiError::field("vital_signs", "应为JSON对象"))?,
+            ),
+        };
+        Ok(RecordInput {
+            patient_id: form.text("patient_id"),
+            appointment_id: form.text("appointment_id").filter(|s| !s.is_empty()),
+            visit_date: form.text("visit_date"),
+            visit_time: form.text("visit_time"),
+            location_lat: num("location_lat")?,
+            location_lng: num("location_lng")?,
+            location_address: form.text("location_address"),
+            vital_signs,
+            symptoms: form.text("symptoms"),
+            notes: form.text("notes"),
+            audio_file: None,
+            photos: Vec::new(),
+            patient_signature: None,
+        })
+    }
+}
+
+/// A record's content checked field by field, before any lookup.
+struct Checked {
+    patient: PatientId,
+    appointment: Option<VisitId>,
+    content: RecordContent,
+    existing_files: Vec<(FileId, &'static str)>,
+}
+
+fn uuid_of<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: &str) -> Option<T> {
+    v.check(
+        field,
+        raw.trim().parse::<T>().map_err(|_| "应为UUID".to_string()),
+    )
+}
+
+fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<Checked, ApiError> {
+    let mut v = Validator::new();
+    let patient: Option<PatientId> = match &r.patient_id {
+        None => {
+            v.add("patient_id", "必填");
+            None
+        }
+        Some(p) => uuid_of(&mut v, "patient_id", p),
+    };
+    let appointment: Option<VisitId> = r
+        .appointment_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|a| uuid_of(&mut v, "appointment_id", a));
+    let visit_date = match &r.visit_date {
+        None => {
+            v.add("visit_date", "必填");
+            None
+        }
+        Some(d) => v.check("visit_date", date(d)),
+    };
+    if visit_date.is_some_and(|d| d > today) {
+        v.add("visit_date", "不能晚于今天");
+    }
+    let visit_time = match &r.visit_time {
+        None => {
+            v.add("visit_time", "必填");
+            None
+        }
+        Some(t) => v.check("visit_time", time(t)),
+    };
+    let location = match (r.location_lat, r.location_lng) {
+        (None, None) => None,
+        (Some(lat), Some(lng)) => match Location::parse(
+            lat,
+            lng,
+            r.location_address.clone().filter(|a| !a.trim().is_empty()),
+        ) {
+            Ok(l) => Some(l),
+            Err((field, why)) => {
+                v.add(field, why);
+                None
+            }
+        },
+        (Some(_), None) => {
+            v.add("location_lng", "location_lat与location_lng须同时提供");
+            None
+        }
+        (None, Some(_)) => {
+            v.add("location_lat", "location_lat与location_lng须同时提供");
+            None
+        }
+    };
+    let raw_vitals: RawVitals = match &r.vital_signs {
+        None | Some(Value::Null) => RawVitals::default(),
+        Some(value) => {
+            let de = serde_path_to_error::deserialize::<_, RawVitals>(value.clone());
+            match de {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    v.add(
+                        &format!(
+                            "vital_signs{}",
+                            if path == "." {
+                                String::new()
+                            } else {
+                                format!(".{path}")
+                            }
+                        ),
+                        "类型错误",
+                    );
+                    RawVitals::default()
+                }
+            }
+        }
+    };
+    let vital_signs = raw_vitals.parse(&mut v);
+    let symptoms = v
+        .check("symptoms", optional_text(r.symptoms.as_deref(), 2000))
+        .flatten();
+    let notes = v
+        .check("notes", optional_text(r.notes.as_deref(), 5000))
+        .flatten();
+    let mut existing_files = Vec::new();
+    if let Some(a) = r.audio_file.as_deref().filter(|s| !s.is_empty()) {
+        existing_files.extend(uuid_of::<FileId>(&mut v, "audio_file", a).map(|f| (f, "audio")));
+    }
+    for (i, ph) in r.photos.iter().enumerate() {
+        existing_files
+            .extend(uuid_of::<FileId>(&mut v, &format!("photos[{i}]"), ph).map(|f| (f, "photo")));
+    }
+    if let Some(s) = r.patient_signature.as_deref().filter(|s| !s.is_empty()) {
+        existing_files
+            .extend(uuid_of::<FileId>(&mut v, "patient_signature", s).map(|f| (f, "signature")));
+    }
+    if r.photos.len() > 9 {
+        v.add("photos", "最多9张照片");
+    }
+    v.finish()?;
+    let (Some(patient), Some(visit_date), Some(visit_time)) = (patient, visit_date, visit_time)
+    else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    Ok(Checked {
+        patient,
+        appointment,
+        existing_files,
+        content: RecordContent {
+            patient_id: patient,
+            recorder_id: recorder,
+            appointment_id: appointment,
+            visit_date,
+            visit_time,
+            location,
+            distance_from_home_m: None,
+            away_from_home: false,
+            vital_signs,
+            symptoms,
+            notes,
+            files: RecordFiles::default(),
+            alerts: Vec::new(),
+        },
+    })
+}
+
+fn kind_for(role: &str) -> FileKind {
+    match role {
+        "audio" => FileKind::Audio,
+        _ => FileKind::Image,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/health-records", tag = "health records", request_body = RecordInput, security(("bearer" = [])),
+    responses((status = 201, description = "{record_id, abnormal, alerts, order_request_id}"), (status = 400, description = "names the field"),
+        (status = 409, description = "the visit cannot take a record"), (status = 413), (status = 415)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult {
+    p.require(&[Role::Recorder])?;
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let (input, mut uploads) = if content_type.starts_with("multipart/form-data") {
+        let form = Form::read(Multipart::new(req.headers(), payload.into_inner())).await?;
+        let input = RecordInput::from_form(&form)?;
+        (input, form.files)
+    } else {
+        let mut dummy = actix_web::dev::Payload::from(payload.into_inner());
+        let Body(input) =
+            <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut dummy).await?;
+        (input, Vec::new())
+    };
+    let mut checked = check(&input, p.user_id, state.today())?;
+
+    // Files in the request: every one checked before anything is stored.
+    let mut prepared: Vec<(PreparedFile, &'static str)> = Vec::new();
+    for f in uploads.drain(..) {
+        let role = match f.field.as_str() {
+            "audio_file" => "audio",
+            "photos" | "photos[]" => "photo",
+            "patient_signature" => "signature",
+            other => return Err(ApiError::field(other, "未知的文件字段")),
+        };
+        prepared.push((prepare(kind_for(role), f, &p).await?, role));
+    }
+    if prepared.iter().filter(|(_, r)| *r == "audio").count()
+        + checked
+            .existing_files
+            .iter()
+            .filter(|(_, r)| *r == "audio")
+            .count()
+        > 1
+    {
+        return Err(ApiError::field("audio_file", "只能有一个录音"));
+    }
+
+    let patient = checked.patient.to_string();
+    if !can_see_patient(&state, &p, &patient).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    if let Some(visit_id) = checked.appointment {
+        let visit = state
+            .read
+            .visit(&visit_id.to_string())
+            .await?
+            .ok_or_else(|| ApiError::field("appointment_id", "预约不存在"))?;
+        if visit.patient.id != patient || visit.recorder_id != p.user_id.to_string() {
+            return Err(ApiError::field(
+                "appointment_id",
+                "预约不属于该患者或记录员",
+            ));
+        }
+        if visit.status != "scheduled" && visit.status != "confirmed" {
+            return Err(ApiError::Conflict(format!(
+                "预约状态为{}，不能再提交记录",
+                visit.status
+            )));
+        }
+    }
+    for (file, role) in &checked.existing_files {
+        let row = state
+            .read
+            .file(&file.to_string())
+            .await?
+            .ok_or_else(|| ApiError::field(role, "文件不存在"))?;
+        if row.uploaded_by != p.user_id.to_string() || state.read.file_attached(&row.id).await? {
+            return Err(ApiError::field(role, "文件不可用"));
+        }
+        if row.kind != kind_for(role).as_str() {
+            return Err(ApiError::field(role, "文件类型不符"));
+        }
+    }
+
+    // Where the record was taken, against the family's home.
+    if let (Some(loc), Some(family)) = (
+        &checked.content.location,
+        state.read.patient_family(&patient).await?,
+    ) {
+        if let Some(home) = state.read.family_detail(&family, state.today()).await? {
+            if let (Some(lat), Some(lng)) = (home.home_lat, home.home_lng) {
+                let d = (loc.distance_to(lat, lng) * 10.0).round() / 10.0;
+                checked.content.distance_from_home_m = Some(d);
+                checked.content.away_from_home = d > AWAY_FROM_HOME_METERS;
+            }
+        }
+    }
+    checked.content.alerts = state.settings.alerts.assess(&checked.content.vital_signs);
+    let mut files = RecordFiles::default();
+    for (f, role) in checked
+        .existing_files
+        .iter()
+        .copied()
+        .chain(prepared.iter().map(|(pf, r)| (pf.id, *r)))
+    {
+        match role {
+            "audio" => files.audio_file = Some(f),
+            "photo" => files.photos.push(f),
+            _ => files.patient_signature = Some(f),
+        }
+    }
+    checked.content.files = files;
+
+    let record_id = HealthRecordId(crate::idempotency::new_id(&meta, &p));
+    let mut new_files: Vec<PreparedFile> = prepared.into_iter().map(|(f, _)| f).collect();
+    store(&state, &mut new_files).await?;
+    let created_record = async {
+        register(&state, &new_files, &p, &meta).await?;
+        state
+            .execute::<HealthRecord>(
+                &record_id.to_string(),
+                HealthRecordCommand::Create(checked.content.clone()),
+                meta.context(Some(&p), "RecordVitals"),
+            )
+            .await
+    }
+    .await;
+    let committed = match created_record {
+        Ok(c) => c,
+        Err(e) => {
+            discard(&state, &blob_keys(&new_files)).await;
+            return Err(e);
+        }
+    };
+
+    // The visit this record was taken for is now complete.
+    if let Some(visit_id) = checked.appointment {
+        let cmd = VisitCommand::Complete {
+            record: Some(record_id),
+        };
+        if let Err(e) = state
+            .execute::<Visit>(
+                &visit_id.to_string(),
+                cmd,
+                meta.context(Some(&p), "CompleteVisit"),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "record saved but its visit could not be completed");
+        }
+    }
+    let alerts = checked.content.alerts.clone();
+    let request = if alerts.is_empty() {
+        None
+    } else {
+        open_request(
+            &state,
+            &p,
+            &meta,
+            record_id,
+            checked.patient,
+            None,
+            None,
+            alerts.clone(),
+            true,
+        )
+        .await?
+    };
+    Ok(created(json!({
+        "record_id": record_id,
+        "id": record_id,
+        "version": committed.version,
+        "abnormal": !alerts.is_empty(),
+        "alerts": alerts,
+        "distance_from_home_m": checked.content.distance_from_home_m,
+        "away_from_home": checked.content.away_from_home,
+        "order_request_id": request,
+    })))
+}
+
+/// The doctor for a request: the one named, else the doctor of the patient's
+/// latest order, else the available doctor with the fewest open requests.
+async fn pick_doctor(
+    state: &AppState,
+    patient: &str,
+    named: Option<UserId>,
+) -> Result<Option<UserId>, ApiError> {
+    if let Some(d) = named {
+        let user = state.read.user(&d.to_string()).await?;
+        return match user {
+            Some(u) if u.role == "doctor" && u.status == "active" => Ok(Some(d)),
+            _ => Err(ApiError::field("doctor_id", "医生不存在或不可用")),
+        };
+    }
+    let id = match state.read.latest_order_doctor(patient).await? {
+        Some(d) => {
+            let active = state
+                .read
+                .user(&d)
+                .await?
+                .is_some_and(|u| u.status == "active");
+            if active {
+                Some(d)
+            } else {
+                state.read.available_doctor().await?
+            }
+        }
+        None => state.read.available_doctor().await?,
+    };
+    Ok(id.and_then(|d| d.parse().ok()))
+}
+
+/// Opens an order request. Alert-raised requests get an id derived from the
+/// record, so raising one twice for the same record is impossible.
+#[allow(clippy::too_many_arguments)]
+async fn open_request(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    record: HealthRecordId,
+    patient: PatientId,
+    doctor: Option<UserId>,
+    reason: Option<String>,
+    alerts: Vec<AlertReason>,
+    automatic: bool,
+) -> Result<Option<OrderRequestId>, ApiError> {
+    let Some(doctor_id) = pick_doctor(state, &patient.to_string(), doctor).await? else {
+        if automatic {
+            tracing::warn!(record = %record, "abnormal vitals but no active doctor to notify");
+            return Ok(None);
+        }
+        return Err(ApiError::Conflict("当前没有可用的医生".into()));
+    };
+    let id = if automatic {
+        OrderRequestId(Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!("alert:{record}").as_bytes(),
+        ))
+    } else {
+        OrderRequestId(crate::idempotency::new_id(meta, p))
+    };
+    let details = RequestDetails {
+        health_record_id: record,
+        patient_id: patient,
+        doctor_id,
+        requested_by: (!automatic).then_some(p.user_id),
+        recorder_id: p.user_id,
+        reason,
+        alerts,
+    };
+    let mut ctx = meta.context(
+        Some(p),
+        if automatic {
+            "RaiseAlertRequest"
+        } else {
+            "RequestOrder"
+        },
+    );
+    ctx.expected_version = None;
+    state
+        .execute::<OrderRequest>(&id.to_string(), OrderRequestCommand::Open(details), ctx)
+        .await?;
+    Ok(Some(id))
+}
+
+/// The record, if the caller may see its patient.
+async fn visible_record(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<projections::records::HealthRecordView, ApiError> {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let rid: HealthRecordId = path_id(id, "health_record")?;
+    let record = state
+        .read
+        .health_record(&rid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("health_record"))?;
+    if !can_see_patient(state, p, &record.patient_id).await? {
+        return Err(ApiError::NotFound("health_record"));
+    }
+    Ok(record)
+}
+
+#[utoipa::path(get, path = "/api/v1/health-records/{id}", tag = "health records", security(("bearer" = [])),
+    responses((status = 200, body = projections::records::HealthRecordView), (status = 404)))]
+pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+    let record = visible_record(&state, &p, &id).await?;
+    let version = record.version;
+    Ok(ok_versioned(record, version))
+}
+
+#[utoipa::path(get, path = "/api/v1/patients/{id}/health-records", tag = "health records", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{records:[...], total, page, limit}, newest first")))]
+pub async fn list_for_patient(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let pid: PatientId = path_id(&id, "patient")?;
+    if !can_see_patient(&state, &p, &pid.to_string()).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    let page = state
+        .read
+        .patient_health_records(&pid.to_string(), q.params()?)
+        .await?;
+    Ok(ok(list_json("records", page)))
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct OrderRequestInput {
+    pub doctor_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/health-records/{id}/order-requests", tag = "medical orders", request_body = OrderRequestInput,
+    security(("bearer" = [])), responses((status = 201, description = "{id, doctor_id}"), (status = 404), (status = 409, description = "no doctor available")))]
+pub async fn request_order(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<OrderRequestInput>,
+) -> ApiResult {
+    p.require(&[Role::Recorder])?;
+    let record = visible_record(&state, &p, &id).await?;
+    let mut v = Validator::new();
+    let doctor: Option<UserId> = body
+        .0
+        .doctor_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|d| uuid_of(&mut v, "doctor_id", d));
+    let reason = v
+        .check("reason", optional_text(body.0.reason.as_deref(), 1000))
+        .flatten();
+    v.finish()?;
+    let alerts: Vec<AlertReason> =
+        serde_json::from_value(record.alerts.clone()).unwrap_or_default();
+    let rid: HealthRecordId = path_id(&record.id, "health_record")?;
+    let pid: PatientId = path_id(&record.patient_id, "patient")?;
+    let request = open_request(&state, &p, &meta, rid, pid, doctor, reason, alerts, false).await?;
+    let Some(request) = request else {
+        return Err(ApiError::Conflict("当前没有可用的医生".into()));
+    };
+    let view = state.read.order_request(&request.to_string()).await?;
+    Ok(created(
+        json!({ "id": request, "doctor_id": view.map(|r| r.doctor_id), "status": "open" }),
+    ))
+}

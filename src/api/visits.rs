@@ -1,0 +1,411 @@
+//! Home visits: schedule, confirm, reschedule, cancel, complete; today's list.
+
+use actix_web::web;
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
+use domain::user::Role;
+use domain::values::{date, optional_text};
+use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
+use domain::Validator;
+use projections::visits::{VisitFilter, VisitView};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::families::can_see_patient;
+use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::auth::Principal;
+use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::state::{AppState, RequestMeta};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/appointments", web::post().to(schedule))
+        .route("/appointments", web::get().to(list))
+        .route("/appointments/today", web::get().to(today))
+        .route("/appointments/{id}", web::get().to(get))
+        .route("/appointments/{id}/confirm", web::post().to(confirm))
+        .route("/appointments/{id}/cancel", web::post().to(cancel))
+        .route("/appointments/{id}/reschedule", web::post().to(reschedule))
+        .route("/appointments/{id}/complete", web::post().to(complete));
+}
+
+/// `HH:MM` (seconds, if sent, must be zero).
+pub fn time(raw: &str) -> Result<NaiveTime, String> {
+    let raw = raw.trim();
+    NaiveTime::parse_from_str(raw, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(raw, "%H:%M:%S"))
+        .map_err(|_| "时间格式应为HH:MM".to_string())
+}
+
+fn now_local(state: &AppState) -> NaiveDateTime {
+    chrono::Utc::now()
+        .with_timezone(&state.settings.timezone)
+        .naive_local()
+}
+
+/// The quota facts for a regular visit of `patient` in the month of `date`.
+async fn schedule_context(
+    state: &AppState,
+    patient: &str,
+    package_id: &str,
+    date: NaiveDate,
+    except: Option<&str>,
+) -> Result<ScheduleContext, ApiError> {
+    let package = state
+        .read
+        .package(package_id)
+        .await?
+        .ok_or(ApiError::NotFound("service_package"))?;
+    let month = date.format("%Y-%m").to_string();
+    let used = state
+        .read
+        .regular_visits_in_month(patient, &month, except)
+        .await?;
+    Ok(ScheduleContext {
+        now: now_local(state),
+        monthly_quota: u32::try_from(package.service_frequency).unwrap_or(0),
+        regular_visits_that_month: u32::try_from(used).unwrap_or(u32::MAX),
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScheduleInput {
+    pub patient_id: Option<String>,
+    pub scheduled_date: Option<String>,
+    pub scheduled_time: Option<String>,
+    /// regular (default) | makeup | emergency
+    pub appointment_type: Option<String>,
+    pub notes: Option<String>,
+    /// Admins schedule for the patient's recorder; a recorder always for themselves.
+    pub recorder_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments", tag = "visits", request_body = ScheduleInput, security(("bearer" = [])),
+    responses((status = 201, description = "{id, status: scheduled}"), (status = 400, description = "bad field or a time in the past"),
+        (status = 409, description = "no active subscription, or the month's regular visits are used up")))]
+pub async fn schedule(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<ScheduleInput>,
+) -> ApiResult {
+    p.require(&[Role::Recorder, Role::Admin])?;
+    let r = &body.0;
+    let mut v = Validator::new();
+    let raw_patient = required(&mut v, "patient_id", &r.patient_id);
+    let patient: Option<PatientId> = raw_patient
+        .and_then(|s| v.check("patient_id", s.parse().map_err(|_| "应为UUID".to_string())));
+    let raw_date = required(&mut v, "scheduled_date", &r.scheduled_date);
+    let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
+    let raw_time = required(&mut v, "scheduled_time", &r.scheduled_time);
+    let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
+    let kind = match r.appointment_type.as_deref() {
+        None | Some("") => Some(VisitType::Regular),
+        Some(k) => v.check("appointment_type", VisitType::parse(k)),
+    };
+    let notes = v
+        .check("notes", optional_text(r.notes.as_deref(), 1000))
+        .flatten();
+    let recorder_field: Option<UserId> = r
+        .recorder_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| v.check("recorder_id", s.parse().map_err(|_| "应为UUID".to_string())));
+    v.finish()?;
+    let (Some(patient), Some(day), Some(at), Some(kind)) = (patient, day, at, kind) else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    if !can_see_patient(&state, &p, &patient.to_string()).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    if day.and_time(at) < now_local(&state) {
+        return Err(ApiError::field(
+            "scheduled_time",
+            "预约时间不能早于当前时间",
+        ));
+    }
+    // The subscription that covers the visit date, active and not expired.
+    let today = state.today();
+    let subs = state
+        .read
+        .subscriptions(
+            Some(&patient.to_string()),
+            None,
+            today,
+            projections::PageParams {
+                page: 1,
+                limit: 100,
+            },
+        )
+        .await?;
+    let sub = subs
+        .items
+        .into_iter()
+        .find(|s| {
+            s.status == "active"
+                && s.start_date.as_str() <= day.to_string().as_str()
+                && s.end_date.as_str() >= day.to_string().as_str()
+        })
+        .ok_or_else(|| ApiError::Conflict("患者在该日期没有有效的服务订阅".into()))?;
+    let recorder: UserId = match p.role {
+        Role::Recorder => {
+            if sub.recorder_id != p.user_id.to_string() {
+                return Err(ApiError::NotFound("patient"));
+            }
+            p.user_id
+        }
+        _ => match recorder_field {
+            Some(r) if r.to_string() != sub.recorder_id => {
+                return Err(ApiError::field("recorder_id", "该记录员未负责此患者"));
+            }
+            _ => path_id(&sub.recorder_id, "recorder")?,
+        },
+    };
+    let context =
+        schedule_context(&state, &patient.to_string(), &sub.package_id, day, None).await?;
+    let plan = VisitPlan {
+        patient_id: patient,
+        recorder_id: recorder,
+        subscription_id: path_id::<SubscriptionId>(&sub.id, "subscription")?,
+        scheduled_date: day,
+        scheduled_time: at,
+        appointment_type: kind,
+        notes,
+    };
+    let id = VisitId(crate::idempotency::new_id(&meta, &p));
+    let c = state
+        .execute::<Visit>(
+            &id.to_string(),
+            VisitCommand::Schedule { plan, context },
+            meta.context(Some(&p), "ScheduleVisit"),
+        )
+        .await?;
+    Ok(created(
+        json!({ "id": id, "status": "scheduled", "version": c.version }),
+    ))
+}
+
+/// The visit, if the caller may act on it: its recorder, or an admin.
+async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, ApiError> {
+    let vid: VisitId = path_id(id, "appointment")?;
+    let visit = state
+        .read
+        .visit(&vid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("appointment"))?;
+    match p.role {
+        Role::Admin => Ok(visit),
+        Role::Recorder if visit.recorder_id == p.user_id.to_string() => Ok(visit),
+        Role::Recorder => Err(ApiError::NotFound("appointment")),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+async fn transition(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: VisitCommand,
+    name: &str,
+) -> ApiResult {
+    let visit = own_visit(state, p, id).await?;
+    let c = state
+        .execute::<Visit>(&visit.id, cmd, meta.context(Some(p), name))
+        .await?;
+    let after = state
+        .read
+        .visit(&visit.id)
+        .await?
+        .ok_or(ApiError::NotFound("appointment"))?;
+    Ok(ok(
+        json!({ "id": visit.id, "status": after.status, "scheduled_date": after.scheduled_date,
+        "scheduled_time": after.scheduled_time, "version": c.version }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/confirm", tag = "visits", security(("bearer" = [])),
+    responses((status = 200), (status = 409, description = "illegal transition")))]
+pub async fn confirm(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+) -> ApiResult {
+    transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        VisitCommand::Confirm,
+        "ConfirmVisit",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct CancelInput {
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", tag = "visits", request_body = CancelInput, security(("bearer" = [])),
+    responses((status = 200), (status = 409, description = "illegal transition")))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<CancelInput>,
+) -> ApiResult {
+    let reason =
+        optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        VisitCommand::Cancel { reason },
+        "CancelVisit",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RescheduleInput {
+    pub scheduled_date: Option<String>,
+    pub scheduled_time: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/reschedule", tag = "visits", request_body = RescheduleInput, security(("bearer" = [])),
+    responses((status = 200), (status = 400, description = "bad or past time"), (status = 409, description = "illegal transition or quota")))]
+pub async fn reschedule(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<RescheduleInput>,
+) -> ApiResult {
+    let mut v = Validator::new();
+    let raw_date = required(&mut v, "scheduled_date", &body.0.scheduled_date);
+    let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
+    let raw_time = required(&mut v, "scheduled_time", &body.0.scheduled_time);
+    let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
+    v.finish()?;
+    let (Some(day), Some(at)) = (day, at) else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    let visit = own_visit(&state, &p, &id).await?;
+    let sub = state
+        .read
+        .subscription(&visit.subscription_id, state.today())
+        .await?
+        .ok_or(ApiError::NotFound("subscription"))?;
+    if day.to_string() > sub.end_date || day.to_string() < sub.start_date {
+        return Err(ApiError::Conflict("改期日期不在服务订阅有效期内".into()));
+    }
+    let context = schedule_context(
+        &state,
+        &visit.patient.id,
+        &sub.package_id,
+        day,
+        Some(&visit.id),
+    )
+    .await?;
+    transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        VisitCommand::Reschedule {
+            date: day,
+            time: at,
+            context,
+        },
+        "RescheduleVisit",
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/complete", tag = "visits", security(("bearer" = [])),
+    responses((status = 200), (status = 409, description = "no health record yet, or illegal transition")))]
+pub async fn complete(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+) -> ApiResult {
+    transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        VisitCommand::Complete { record: None },
+        "CompleteVisit",
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/appointments/today", tag = "visits", security(("bearer" = [])),
+    responses((status = 200, description = "[{id, patient:{id, name, family_name, address}, scheduled_time, status, notes}] by time")))]
+pub async fn today(state: web::Data<AppState>, p: Principal) -> ApiResult {
+    p.require(&[Role::Recorder])?;
+    let visits = state
+        .read
+        .visits_on(&p.user_id.to_string(), state.today())
+        .await?;
+    Ok(ok(visits))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VisitListQuery {
+    pub date: Option<String>,
+    pub status: Option<String>,
+    pub patient_id: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/appointments", tag = "visits", params(VisitListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{appointments:[...], total, page, limit}")))]
+pub async fn list(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<VisitListQuery>,
+) -> ApiResult {
+    p.require(&[Role::Recorder, Role::Admin])?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
+    let mut v = Validator::new();
+    let day = q
+        .date
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .and_then(|d| v.check("date", date(d)));
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| v.check("status", VisitStatus::parse(s)));
+    v.finish()?;
+    let filter = VisitFilter {
+        recorder: p.is(Role::Recorder).then(|| p.user_id.to_string()),
+        patient: q.patient_id.clone().filter(|s| !s.is_empty()),
+        date: day,
+        status: status.map(|s| s.as_str().to_string()),
+    };
+    Ok(ok(list_json(
+        "appointments",
+        state.read.visits(&filter, page).await?,
+    )))
+}
+
+#[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "visits", security(("bearer" = [])),
+    responses((status = 200, body = projections::visits::VisitView), (status = 404)))]
+pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+    let visit = own_visit(&state, &p, &id).await?;
+    let version = visit.version;
+    Ok(ok_versioned(visit, version))
+}
