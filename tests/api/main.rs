@@ -7,6 +7,7 @@ mod auth;
 mod concurrency;
 mod event_store;
 mod families;
+mod field_work;
 mod operations;
 mod rebuild;
 mod users;
