@@ -6,6 +6,7 @@
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions.
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting.
+//! - [`reactors`]: followers that answer events with commands (alerts).
 //! - [`api`]: handlers; [`auth`], [`idempotency`], [`telemetry`] are their middleware.
 //! - [`error`]: the one mapping from errors to the response envelope.
 //! - [`cli`]: `create-admin` and `rebuild`.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod idempotency;
+pub mod reactors;
 pub mod runner;
 pub mod startup;
 pub mod state;

@@ -27,6 +27,7 @@ pub struct Application {
     server: Server,
     state: AppState,
     runner: ProjectorRunner,
+    reactor: tokio::task::JoinHandle<()>,
     /// Held for the process's life in embedded mode: one process per data dir.
     _data_lock: Option<File>,
 }
@@ -145,6 +146,7 @@ impl Application {
             waiter: runner.waiter.clone(),
             blobs: blob_store(&settings)?,
         };
+        let reactor = crate::reactors::start_alert_reactor(state.clone());
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot bind {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -186,6 +188,7 @@ impl Application {
             server,
             state,
             runner,
+            reactor,
             _data_lock: stores.data_lock,
         })
     }
@@ -201,6 +204,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.runner.handle.abort();
+        self.reactor.abort();
         result
     }
 }

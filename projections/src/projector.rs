@@ -185,3 +185,36 @@ impl ReadStore {
         tx.commit().await
     }
 }
+
+impl ReadStore {
+    /// Where a reactor has got to (0 if it never ran).
+    pub async fn reactor_checkpoint(&self, name: &str) -> Result<i64, sqlx::Error> {
+        let pos: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM reactor_checkpoints WHERE name = ?")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(pos.unwrap_or(0))
+    }
+
+    /// Records a reactor's progress. Reactors' effects are idempotent commands,
+    /// so a crash before this write only repeats them harmlessly.
+    pub async fn set_reactor_checkpoint(
+        &self,
+        name: &str,
+        position: i64,
+    ) -> Result<(), sqlx::Error> {
+        let insert = format!(
+            "{} INTO reactor_checkpoints (name, position) VALUES (?, 0)",
+            self.dialect().insert_ignore()
+        );
+        sqlx::query(&insert).bind(name).execute(self.pool()).await?;
+        sqlx::query("UPDATE reactor_checkpoints SET position = ? WHERE name = ? AND position < ?")
+            .bind(position)
+            .bind(name)
+            .bind(position)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

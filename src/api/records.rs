@@ -13,7 +13,7 @@ use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
 use domain::user::Role;
 use domain::values::{date, optional_text};
 use domain::visit::{Visit, VisitCommand};
-use domain::vitals::{AlertReason, RawVitals};
+use domain::vitals::RawVitals;
 use domain::Validator;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -407,22 +407,9 @@ pub async fn create(
         }
     }
     let alerts = checked.content.alerts.clone();
-    let request = if alerts.is_empty() {
-        None
-    } else {
-        open_request(
-            &state,
-            &p,
-            &meta,
-            record_id,
-            checked.patient,
-            None,
-            None,
-            alerts.clone(),
-            true,
-        )
-        .await?
-    };
+    let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
+    ctx.expected_version = None;
+    let request = raise_alert(&state, record_id, &checked.content, ctx).await?;
     Ok(created(json!({
         "record_id": record_id,
         "id": record_id,
@@ -467,57 +454,86 @@ async fn pick_doctor(
     Ok(id.and_then(|d| d.parse().ok()))
 }
 
-/// Opens an order request. Alert-raised requests get an id derived from the
-/// record, so raising one twice for the same record is impossible.
-#[allow(clippy::too_many_arguments)]
+/// The order request an abnormal record raises by itself. Its id is derived
+/// from the record, so it is raised at most once whether the handler or the
+/// alert reactor (after a crash) gets there first.
+pub async fn raise_alert(
+    state: &AppState,
+    record: HealthRecordId,
+    content: &RecordContent,
+    ctx: crate::store::CommandContext,
+) -> Result<Option<OrderRequestId>, ApiError> {
+    if content.alerts.is_empty() {
+        return Ok(None);
+    }
+    let id = OrderRequestId(Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("alert:{record}").as_bytes(),
+    ));
+    if state
+        .store
+        .load::<OrderRequest>(&id.to_string())
+        .await?
+        .is_some()
+    {
+        // Raised by the other path: let the caller see it too.
+        state.waiter.wait_for(state.store.head().await?).await;
+        return Ok(Some(id));
+    }
+    let Some(doctor_id) = pick_doctor(state, &content.patient_id.to_string(), None).await? else {
+        tracing::warn!(record = %record, "abnormal vitals but no active doctor to notify");
+        return Ok(None);
+    };
+    let details = RequestDetails {
+        health_record_id: record,
+        patient_id: content.patient_id,
+        doctor_id,
+        requested_by: None,
+        recorder_id: content.recorder_id,
+        reason: None,
+        alerts: content.alerts.clone(),
+    };
+    match state
+        .execute::<OrderRequest>(&id.to_string(), OrderRequestCommand::Open(details), ctx)
+        .await
+    {
+        Ok(_) => Ok(Some(id)),
+        Err(ApiError::Conflict(_)) => {
+            state.waiter.wait_for(state.store.head().await?).await;
+            Ok(Some(id))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a recorder's own order request.
 async fn open_request(
     state: &AppState,
     p: &Principal,
     meta: &RequestMeta,
-    record: HealthRecordId,
-    patient: PatientId,
+    record: &projections::records::HealthRecordView,
     doctor: Option<UserId>,
     reason: Option<String>,
-    alerts: Vec<AlertReason>,
-    automatic: bool,
-) -> Result<Option<OrderRequestId>, ApiError> {
-    let Some(doctor_id) = pick_doctor(state, &patient.to_string(), doctor).await? else {
-        if automatic {
-            tracing::warn!(record = %record, "abnormal vitals but no active doctor to notify");
-            return Ok(None);
-        }
-        return Err(ApiError::Conflict("当前没有可用的医生".into()));
-    };
-    let id = if automatic {
-        OrderRequestId(Uuid::new_v5(
-            &Uuid::NAMESPACE_OID,
-            format!("alert:{record}").as_bytes(),
-        ))
-    } else {
-        OrderRequestId(crate::idempotency::new_id(meta, p))
-    };
+) -> Result<OrderRequestId, ApiError> {
+    let doctor_id = pick_doctor(state, &record.patient_id, doctor)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("当前没有可用的医生".into()))?;
     let details = RequestDetails {
-        health_record_id: record,
-        patient_id: patient,
+        health_record_id: path_id(&record.id, "health_record")?,
+        patient_id: path_id(&record.patient_id, "patient")?,
         doctor_id,
-        requested_by: (!automatic).then_some(p.user_id),
+        requested_by: Some(p.user_id),
         recorder_id: p.user_id,
         reason,
-        alerts,
+        alerts: serde_json::from_value(record.alerts.clone()).unwrap_or_default(),
     };
-    let mut ctx = meta.context(
-        Some(p),
-        if automatic {
-            "RaiseAlertRequest"
-        } else {
-            "RequestOrder"
-        },
-    );
+    let id = OrderRequestId(crate::idempotency::new_id(meta, p));
+    let mut ctx = meta.context(Some(p), "RequestOrder");
     ctx.expected_version = None;
     state
         .execute::<OrderRequest>(&id.to_string(), OrderRequestCommand::Open(details), ctx)
         .await?;
-    Ok(Some(id))
+    Ok(id)
 }
 
 /// The record, if the caller may see its patient.
@@ -595,14 +611,7 @@ pub async fn request_order(
         .check("reason", optional_text(body.0.reason.as_deref(), 1000))
         .flatten();
     v.finish()?;
-    let alerts: Vec<AlertReason> =
-        serde_json::from_value(record.alerts.clone()).unwrap_or_default();
-    let rid: HealthRecordId = path_id(&record.id, "health_record")?;
-    let pid: PatientId = path_id(&record.patient_id, "patient")?;
-    let request = open_request(&state, &p, &meta, rid, pid, doctor, reason, alerts, false).await?;
-    let Some(request) = request else {
-        return Err(ApiError::Conflict("当前没有可用的医生".into()));
-    };
+    let request = open_request(&state, &p, &meta, &record, doctor, reason).await?;
     let view = state.read.order_request(&request.to_string()).await?;
     Ok(created(
         json!({ "id": request, "doctor_id": view.map(|r| r.doctor_id), "status": "open" }),

@@ -12,7 +12,8 @@ dual!(
     a_recorders_day_from_visit_to_doctors_order,
     visit_rules,
     vitals_and_upload_rules,
-    ownership_of_field_work
+    ownership_of_field_work,
+    an_abnormal_record_committed_without_its_request_still_alerts_the_doctor,
 );
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -724,4 +725,65 @@ async fn ownership_of_field_work(b: Backend) {
     )
     .await
     .err(400, "validation_failed");
+}
+
+/// As if the server died right after committing the record: the record's
+/// events are in the store but the handler never raised the request. The alert
+/// reactor, following the store, raises it.
+async fn an_abnormal_record_committed_without_its_request_still_alerts_the_doctor(b: Backend) {
+    use domain::health_record::{HealthRecord, HealthRecordCommand, RecordContent, RecordFiles};
+    use domain::vitals::{AlertThresholds, BloodPressure, VitalSigns};
+    let w = world(b, 8).await;
+    let vitals = VitalSigns {
+        blood_pressure: Some(BloodPressure::parse("160/100").unwrap()),
+        ..Default::default()
+    };
+    let content = RecordContent {
+        patient_id: w.patient.parse().unwrap(),
+        recorder_id: w.recorder.parse().unwrap(),
+        appointment_id: None,
+        visit_date: shanghai_now().date(),
+        visit_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        location: None,
+        distance_from_home_m: None,
+        away_from_home: false,
+        alerts: AlertThresholds::default().assess(&vitals),
+        vital_signs: vitals,
+        symptoms: None,
+        notes: None,
+        files: RecordFiles::default(),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let ctx = carelog::state::RequestMeta::system("RecordVitals");
+    w.app
+        .state
+        .store
+        .execute::<HealthRecord>(&id, HealthRecordCommand::Create(content), &ctx)
+        .await
+        .unwrap();
+    let mut found = false;
+    for _ in 0..100 {
+        let open = w
+            .app
+            .get("/order-requests?status=open", &w.dtoken)
+            .await
+            .ok();
+        if open.data()["total"] == 1 {
+            assert_eq!(open.data()["requests"][0]["health_record_id"], id.as_str());
+            assert_eq!(open.data()["requests"][0]["abnormal"], true);
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "the reactor raised the request");
+    assert_eq!(
+        w.app
+            .get("/notifications?status=unread", &w.dtoken)
+            .await
+            .ok()
+            .data()["total"],
+        1,
+        "exactly once"
+    );
 }
