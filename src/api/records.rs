@@ -273,9 +273,9 @@ pub async fn create(
         let input = RecordInput::from_form(&form)?;
         (input, form.files)
     } else {
-        let mut dummy = actix_web::dev::Payload::from(payload.into_inner());
+        let mut body = payload.into_inner();
         let Body(input) =
-            <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut dummy).await?;
+            <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut body).await?;
         (input, Vec::new())
     };
     let mut checked = check(&input, p.user_id, state.today())?;
