@@ -96,3 +96,23 @@ id_type!(
     /// A doctor's medical order.
     MedicalOrderId
 );
+id_type!(
+    /// A partner hospital.
+    HospitalId
+);
+id_type!(
+    /// A department of a partner hospital.
+    DepartmentId
+);
+id_type!(
+    /// A doctor of a partner hospital (not one of our own doctors).
+    HospitalDoctorId
+);
+id_type!(
+    /// A bookable slot: department, optional doctor, date, time, capacity.
+    SlotId
+);
+id_type!(
+    /// A patient's booking at a partner hospital.
+    HospitalBookingId
+);

@@ -7,13 +7,16 @@
 //! - [`error`]: the one domain error type and field-error collection.
 //! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
-//!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`].
+//!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
+//!   [`hospital`] (catalog and slots), [`booking`].
 #![forbid(unsafe_code)]
 
+pub mod booking;
 pub mod error;
 pub mod family;
 pub mod file;
 pub mod health_record;
+pub mod hospital;
 pub mod ids;
 pub mod inbox;
 pub mod order;
