@@ -7,7 +7,8 @@
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
 //! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
-//!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications).
+//!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
+//!   [`hospitals`] (catalog, slots, bookings).
 //!
 //! Every projector is replayable: it reads only the event (its payload, its
 //! metadata and its recorded time), never the clock, and calls nothing outside
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod families;
+pub mod hospitals;
 pub mod orders;
 pub mod packages;
 pub mod page;

@@ -186,6 +186,18 @@ impl Projector for NotificationsProjector {
                 }),
                 _ => None,
             },
+            "hospital_appointment" => match e.decode::<domain::booking::BookingEvent>()? {
+                domain::booking::BookingEvent::HospitalBookingConfirmed { appointment_number, recorder_id, .. } => Some((
+                    recorder_id.to_string(),
+                    "hospital_appointment_confirmed",
+                    "医院预约已确认".to_string(),
+                    format!("预约号：{appointment_number}"),
+                    "hospital_appointment",
+                    String::new(),
+                    false,
+                )),
+                _ => None,
+            },
             "inbox" => {
                 let InboxEvent::NotificationRead { notification_id } = e.decode::<InboxEvent>()?;
                 sqlx::query("UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? AND read_at IS NULL")
@@ -210,7 +222,7 @@ impl Projector for NotificationsProjector {
             .bind(body)
             .bind(ref_type)
             .bind(&e.aggregate_id)
-            .bind(patient)
+            .bind(Some(patient).filter(|p| !p.is_empty()))
             .bind(i64::from(urgent))
             .bind(e.at())
             .execute(&mut *c)

@@ -1,0 +1,553 @@
+//! Partner hospitals (catalog and slots) and hospital bookings.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use domain::booking::BookingEvent;
+use domain::hospital::{HospitalEvent, SlotEvent};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::page::{Page, PageParams};
+use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::store::{ReadStore, RowExt};
+
+pub struct HospitalsProjector;
+
+fn hm(t: chrono::NaiveTime) -> String {
+    t.format("%H:%M").to_string()
+}
+
+#[async_trait]
+impl Projector for HospitalsProjector {
+    fn name(&self) -> &'static str {
+        "hospitals"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["hospital_appointments", "hospital_slots", "hospital_doctors", "hospital_departments", "hospitals"]
+    }
+
+    async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let id = e.aggregate_id.as_str();
+        let at = e.at();
+        match e.aggregate_type.as_str() {
+            "hospital" => {
+                match e.decode::<HospitalEvent>()? {
+                    HospitalEvent::HospitalRegistered(d) => {
+                        sqlx::query(
+                            "INSERT INTO hospitals (id, name, address, phone, level, status, created_at, updated_at, version)
+                             VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                        )
+                        .bind(id)
+                        .bind(&d.name)
+                        .bind(&d.address)
+                        .bind(&d.phone)
+                        .bind(&d.level)
+                        .bind(&at)
+                        .bind(&at)
+                        .bind(e.sequence)
+                        .execute(&mut *c)
+                        .await?;
+                        return Ok(());
+                    }
+                    HospitalEvent::HospitalActivated | HospitalEvent::HospitalDeactivated => {
+                        let status = if e.event_type == "HospitalActivated" { "active" } else { "inactive" };
+                        sqlx::query("UPDATE hospitals SET status = ? WHERE id = ?").bind(status).bind(id).execute(&mut *c).await?;
+                    }
+                    HospitalEvent::DepartmentAdded { id: dep, details } => {
+                        sqlx::query(
+                            "INSERT INTO hospital_departments (id, hospital_id, name, description, active, created_at)
+                             VALUES (?, ?, ?, ?, 1, ?)",
+                        )
+                        .bind(dep.to_string())
+                        .bind(id)
+                        .bind(&details.name)
+                        .bind(&details.description)
+                        .bind(&at)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    HospitalEvent::DepartmentActivityChanged { id: dep, active } => {
+                        sqlx::query("UPDATE hospital_departments SET active = ? WHERE id = ?")
+                            .bind(i64::from(active))
+                            .bind(dep.to_string())
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    HospitalEvent::HospitalDoctorAdded { id: doc, details } => {
+                        sqlx::query(
+                            "INSERT INTO hospital_doctors (id, hospital_id, department_id, name, title, specialty,
+                                consultation_fee, active, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                        )
+                        .bind(doc.to_string())
+                        .bind(id)
+                        .bind(details.department_id.to_string())
+                        .bind(&details.name)
+                        .bind(&details.title)
+                        .bind(&details.specialty)
+                        .bind(details.consultation_fee.map(|f| f.to_string()))
+                        .bind(&at)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    HospitalEvent::HospitalDoctorActivityChanged { id: doc, active } => {
+                        sqlx::query("UPDATE hospital_doctors SET active = ? WHERE id = ?")
+                            .bind(i64::from(active))
+                            .bind(doc.to_string())
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                }
+                sqlx::query("UPDATE hospitals SET updated_at = ?, version = ? WHERE id = ?")
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            "hospital_slot" => {
+                let delta = match e.decode::<SlotEvent>()? {
+                    SlotEvent::SlotOpened(d) => {
+                        sqlx::query(
+                            "INSERT INTO hospital_slots (id, hospital_id, department_id, doctor_id, date, time, capacity, booked,
+                                created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                        )
+                        .bind(id)
+                        .bind(d.hospital_id.to_string())
+                        .bind(d.department_id.to_string())
+                        .bind(d.doctor_id.map(|x| x.to_string()))
+                        .bind(d.date.to_string())
+                        .bind(hm(d.time))
+                        .bind(i64::from(d.capacity))
+                        .bind(&at)
+                        .bind(&at)
+                        .bind(e.sequence)
+                        .execute(&mut *c)
+                        .await?;
+                        return Ok(());
+                    }
+                    SlotEvent::SlotPlaceBooked { .. } => 1,
+                    SlotEvent::SlotPlaceReleased { .. } => -1,
+                };
+                sqlx::query("UPDATE hospital_slots SET booked = booked + ?, updated_at = ?, version = ? WHERE id = ?")
+                    .bind(delta)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            "hospital_appointment" => {
+                let (status, column, value): (&str, &str, Option<String>) = match e.decode::<BookingEvent>()? {
+                    BookingEvent::HospitalBookingRequested(d) => {
+                        sqlx::query(
+                            "INSERT INTO hospital_appointments (id, slot_id, patient_id, hospital_id, department_id, doctor_id,
+                                appointment_date, appointment_time, notes, recorder_id, status, created_at, updated_at, version)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                        )
+                        .bind(id)
+                        .bind(d.slot_id.to_string())
+                        .bind(d.patient_id.to_string())
+                        .bind(d.hospital_id.to_string())
+                        .bind(d.department_id.to_string())
+                        .bind(d.doctor_id.map(|x| x.to_string()))
+                        .bind(d.appointment_date.to_string())
+                        .bind(hm(d.appointment_time))
+                        .bind(&d.notes)
+                        .bind(d.recorder_id.to_string())
+                        .bind(&at)
+                        .bind(&at)
+                        .bind(e.sequence)
+                        .execute(&mut *c)
+                        .await?;
+                        return Ok(());
+                    }
+                    BookingEvent::HospitalBookingConfirmed { appointment_number, fee, .. } => {
+                        sqlx::query("UPDATE hospital_appointments SET fee = ? WHERE id = ?")
+                            .bind(fee.map(|f| f.to_string()))
+                            .bind(id)
+                            .execute(&mut *c)
+                            .await?;
+                        ("confirmed", "appointment_number", Some(appointment_number))
+                    }
+                    BookingEvent::HospitalBookingCompleted { result_notes } => ("completed", "result_notes", Some(result_notes)),
+                    BookingEvent::HospitalBookingCancelled { reason } => ("cancelled", "cancel_reason", reason),
+                };
+                sqlx::query(&format!(
+                    "UPDATE hospital_appointments SET status = ?, {column} = ?, updated_at = ?, version = ? WHERE id = ?"
+                ))
+                .bind(status)
+                .bind(value)
+                .bind(&at)
+                .bind(e.sequence)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DepartmentAvailability {
+    pub id: String,
+    pub name: String,
+    /// Has a slot from today on with a free place.
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HospitalSearchItem {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub level: Option<String>,
+    pub phone: Option<String>,
+    pub departments: Vec<DepartmentAvailability>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HospitalDoctorView {
+    pub id: String,
+    pub department_id: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub specialty: Option<String>,
+    pub consultation_fee: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DepartmentView {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HospitalView {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub phone: Option<String>,
+    pub level: Option<String>,
+    /// active | inactive (cooperation status)
+    pub status: String,
+    pub departments: Vec<DepartmentView>,
+    pub doctors: Vec<HospitalDoctorView>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SlotView {
+    pub id: String,
+    pub hospital_id: String,
+    pub department_id: String,
+    pub doctor_id: Option<String>,
+    pub date: String,
+    pub time: String,
+    pub capacity: i64,
+    pub booked: i64,
+    pub version: i64,
+}
+
+fn slot_view(r: &AnyRow) -> Result<SlotView, sqlx::Error> {
+    Ok(SlotView {
+        id: r.text("id")?,
+        hospital_id: r.text("hospital_id")?,
+        department_id: r.text("department_id")?,
+        doctor_id: r.opt_text("doctor_id")?,
+        date: r.text("date")?,
+        time: r.text("time")?,
+        capacity: r.int("capacity")?,
+        booked: r.int("booked")?,
+        version: r.int("version")?,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BookingView {
+    pub id: String,
+    pub slot_id: String,
+    pub patient_id: String,
+    pub patient_name: Option<String>,
+    pub hospital_id: String,
+    pub hospital_name: Option<String>,
+    pub department_id: String,
+    pub department_name: Option<String>,
+    pub doctor_id: Option<String>,
+    pub doctor_name: Option<String>,
+    pub appointment_date: String,
+    pub appointment_time: String,
+    pub notes: Option<String>,
+    pub recorder_id: String,
+    pub status: String,
+    pub appointment_number: Option<String>,
+    pub fee: Option<String>,
+    pub result_notes: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+const BOOKING_SELECT: &str = "SELECT b.*, p.name AS patient_name, h.name AS hospital_name, d.name AS department_name,
+        doc.name AS doctor_name
+    FROM hospital_appointments b
+    LEFT JOIN patients p ON p.id = b.patient_id
+    LEFT JOIN hospitals h ON h.id = b.hospital_id
+    LEFT JOIN hospital_departments d ON d.id = b.department_id
+    LEFT JOIN hospital_doctors doc ON doc.id = b.doctor_id";
+
+fn booking_view(r: &AnyRow) -> Result<BookingView, sqlx::Error> {
+    Ok(BookingView {
+        id: r.text("id")?,
+        slot_id: r.text("slot_id")?,
+        patient_id: r.text("patient_id")?,
+        patient_name: r.opt_text("patient_name")?,
+        hospital_id: r.text("hospital_id")?,
+        hospital_name: r.opt_text("hospital_name")?,
+        department_id: r.text("department_id")?,
+        department_name: r.opt_text("department_name")?,
+        doctor_id: r.opt_text("doctor_id")?,
+        doctor_name: r.opt_text("doctor_name")?,
+        appointment_date: r.text("appointment_date")?,
+        appointment_time: r.text("appointment_time")?,
+        notes: r.opt_text("notes")?,
+        recorder_id: r.text("recorder_id")?,
+        status: r.text("status")?,
+        appointment_number: r.opt_text("appointment_number")?,
+        fee: r.opt_text("fee")?,
+        result_notes: r.opt_text("result_notes")?,
+        cancel_reason: r.opt_text("cancel_reason")?,
+        created_at: r.text("created_at")?,
+        updated_at: r.text("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+/// Filters of the booking lists.
+#[derive(Debug, Clone, Default)]
+pub struct BookingFilter {
+    pub patient: Option<String>,
+    pub recorder: Option<String>,
+    pub slot: Option<String>,
+    /// Only patients linked to this doctor by a request or an order.
+    pub doctor: Option<String>,
+    pub status: Option<String>,
+}
+
+fn like(search: &str) -> String {
+    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    format!("%{escaped}%")
+}
+
+impl ReadStore {
+    /// Active hospitals matching `search` (name or address) with their active
+    /// departments (only those matching `department`, when given).
+    pub async fn search_hospitals(
+        &self,
+        search: Option<&str>,
+        department: Option<&str>,
+        today: NaiveDate,
+    ) -> Result<Vec<HospitalSearchItem>, sqlx::Error> {
+        let s = search.map(like);
+        let d = department.map(like);
+        let hospitals = sqlx::query(
+            "SELECT h.* FROM hospitals h WHERE h.status = 'active'
+               AND (? IS NULL OR h.name LIKE ? ESCAPE '!' OR h.address LIKE ? ESCAPE '!')
+               AND (? IS NULL OR EXISTS (SELECT 1 FROM hospital_departments d
+                    WHERE d.hospital_id = h.id AND d.active = 1 AND d.name LIKE ? ESCAPE '!'))
+             ORDER BY h.name, h.id LIMIT 200",
+        )
+        .bind(&s)
+        .bind(&s)
+        .bind(&s)
+        .bind(&d)
+        .bind(&d)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(hospitals.len());
+        for h in &hospitals {
+            let hid = h.text("id")?;
+            let deps = sqlx::query(
+                "SELECT d.id, d.name,
+                    (SELECT COUNT(*) FROM hospital_slots s
+                      LEFT JOIN hospital_doctors doc ON doc.id = s.doctor_id
+                      WHERE s.department_id = d.id AND s.date >= ? AND s.booked < s.capacity
+                        AND (s.doctor_id IS NULL OR doc.active = 1)) AS open_slots
+                 FROM hospital_departments d
+                 WHERE d.hospital_id = ? AND d.active = 1 AND (? IS NULL OR d.name LIKE ? ESCAPE '!')
+                 ORDER BY d.name, d.id",
+            )
+            .bind(today.to_string())
+            .bind(&hid)
+            .bind(&d)
+            .bind(&d)
+            .fetch_all(self.pool())
+            .await?;
+            let departments = deps
+                .iter()
+                .map(|r| {
+                    Ok(DepartmentAvailability { id: r.text("id")?, name: r.text("name")?, available: r.int("open_slots")? > 0 })
+                })
+                .collect::<Result<_, sqlx::Error>>()?;
+            out.push(HospitalSearchItem {
+                id: hid,
+                name: h.text("name")?,
+                address: h.text("address")?,
+                level: h.opt_text("level")?,
+                phone: h.opt_text("phone")?,
+                departments,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn hospital(&self, id: &str) -> Result<Option<HospitalView>, sqlx::Error> {
+        let Some(h) = sqlx::query("SELECT * FROM hospitals WHERE id = ?").bind(id).fetch_optional(self.pool()).await? else {
+            return Ok(None);
+        };
+        let deps = sqlx::query("SELECT * FROM hospital_departments WHERE hospital_id = ? ORDER BY name, id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        let docs = sqlx::query("SELECT * FROM hospital_doctors WHERE hospital_id = ? ORDER BY name, id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(Some(HospitalView {
+            id: h.text("id")?,
+            name: h.text("name")?,
+            address: h.text("address")?,
+            phone: h.opt_text("phone")?,
+            level: h.opt_text("level")?,
+            status: h.text("status")?,
+            version: h.int("version")?,
+            departments: deps
+                .iter()
+                .map(|r| {
+                    Ok(DepartmentView {
+                        id: r.text("id")?,
+                        name: r.text("name")?,
+                        description: r.opt_text("description")?,
+                        active: r.int("active")? != 0,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+            doctors: docs
+                .iter()
+                .map(|r| {
+                    Ok(HospitalDoctorView {
+                        id: r.text("id")?,
+                        department_id: r.text("department_id")?,
+                        name: r.text("name")?,
+                        title: r.opt_text("title")?,
+                        specialty: r.opt_text("specialty")?,
+                        consultation_fee: r.opt_text("consultation_fee")?,
+                        active: r.int("active")? != 0,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+        }))
+    }
+
+    /// A hospital's slots, optionally of one department and date, by date and time.
+    pub async fn hospital_slots(&self, hospital: &str, department: Option<&str>, date: Option<NaiveDate>) -> Result<Vec<SlotView>, sqlx::Error> {
+        let date = date.map(|d| d.to_string());
+        let rows = sqlx::query(
+            "SELECT * FROM hospital_slots WHERE hospital_id = ? AND (? IS NULL OR department_id = ?) AND (? IS NULL OR date = ?)
+             ORDER BY date, time, id LIMIT 500",
+        )
+        .bind(hospital)
+        .bind(department)
+        .bind(department)
+        .bind(&date)
+        .bind(&date)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(slot_view).collect()
+    }
+
+    /// Slots matching a booking request, those with room first.
+    pub async fn matching_slots(
+        &self,
+        hospital: &str,
+        department: &str,
+        doctor: Option<&str>,
+        date: NaiveDate,
+        time: &str,
+    ) -> Result<Vec<SlotView>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM hospital_slots WHERE hospital_id = ? AND department_id = ? AND date = ? AND time = ?
+               AND (? IS NULL OR doctor_id = ?)
+             ORDER BY (capacity - booked) DESC, id",
+        )
+        .bind(hospital)
+        .bind(department)
+        .bind(date.to_string())
+        .bind(time)
+        .bind(doctor)
+        .bind(doctor)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(slot_view).collect()
+    }
+
+    pub async fn slot(&self, id: &str) -> Result<Option<SlotView>, sqlx::Error> {
+        let row = sqlx::query("SELECT * FROM hospital_slots WHERE id = ?").bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(slot_view).transpose()
+    }
+
+    pub async fn booking(&self, id: &str) -> Result<Option<BookingView>, sqlx::Error> {
+        let row = sqlx::query(&format!("{BOOKING_SELECT} WHERE b.id = ?")).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(booking_view).transpose()
+    }
+
+    /// Bookings, upcoming first (then the most recent past ones).
+    pub async fn bookings(&self, f: &BookingFilter, today: NaiveDate, page: PageParams) -> Result<Page<BookingView>, sqlx::Error> {
+        let filter = "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR b.recorder_id = ?) AND (? IS NULL OR b.slot_id = ?)
+            AND (? IS NULL OR b.status = ?)
+            AND (? IS NULL OR b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
+                                               UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?))";
+        macro_rules! bind {
+            ($q:expr) => {
+                $q.bind(&f.patient)
+                    .bind(&f.patient)
+                    .bind(&f.recorder)
+                    .bind(&f.recorder)
+                    .bind(&f.slot)
+                    .bind(&f.slot)
+                    .bind(&f.status)
+                    .bind(&f.status)
+                    .bind(&f.doctor)
+                    .bind(&f.doctor)
+                    .bind(&f.doctor)
+            };
+        }
+        let total: i64 = bind!(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM hospital_appointments b WHERE {filter}")))
+            .fetch_one(self.pool())
+            .await?;
+        let rows = bind!(sqlx::query(&format!(
+            "{BOOKING_SELECT} WHERE {filter}
+             ORDER BY CASE WHEN b.appointment_date >= ? THEN 0 ELSE 1 END,
+                      CASE WHEN b.appointment_date >= ? THEN b.appointment_date END ASC,
+                      CASE WHEN b.appointment_date >= ? THEN b.appointment_time END ASC,
+                      b.appointment_date DESC, b.appointment_time DESC, b.id
+             LIMIT ? OFFSET ?"
+        )))
+        .bind(today.to_string())
+        .bind(today.to_string())
+        .bind(today.to_string())
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(booking_view).collect::<Result<_, _>>()?;
+        Ok(Page { items, total, page: page.page, limit: page.limit })
+    }
+}
