@@ -26,7 +26,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 
 /// How many times a command is retried when a concurrent append to the same
 /// aggregate won (only for commands without `If-Match`).
-const CONFLICT_RETRIES: usize = 20;
+const CONFLICT_RETRIES: usize = 60;
 
 #[derive(Clone)]
 pub enum Backend {

@@ -48,17 +48,32 @@ impl BookingStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BookingCommand {
     Request(BookingDetails),
-    Confirm { appointment_number: String, fee: Option<Decimal> },
-    Complete { result_notes: String },
-    Cancel { reason: Option<String> },
+    Confirm {
+        appointment_number: String,
+        fee: Option<Decimal>,
+    },
+    Complete {
+        result_notes: String,
+    },
+    Cancel {
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum BookingEvent {
     HospitalBookingRequested(BookingDetails),
-    HospitalBookingConfirmed { appointment_number: String, fee: Option<Decimal>, recorder_id: UserId },
-    HospitalBookingCompleted { result_notes: String },
-    HospitalBookingCancelled { reason: Option<String> },
+    HospitalBookingConfirmed {
+        appointment_number: String,
+        fee: Option<Decimal>,
+        recorder_id: UserId,
+    },
+    HospitalBookingCompleted {
+        result_notes: String,
+    },
+    HospitalBookingCancelled {
+        reason: Option<String>,
+    },
 }
 
 impl DomainEvent for BookingEvent {
@@ -89,24 +104,42 @@ impl Aggregate for HospitalBooking {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: BookingCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: BookingCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         use BookingStatus::*;
         let Some(details) = &self.details else {
             let BookingCommand::Request(d) = command else {
                 return Err(DomainError::NotFound("hospital_appointment"));
             };
-            sink.write(BookingEvent::HospitalBookingRequested(d), self).await;
+            sink.write(BookingEvent::HospitalBookingRequested(d), self)
+                .await;
             return Ok(());
         };
-        let illegal = |what: &str| Err(DomainError::conflict(format!("当前状态（{}）不能{what}", self.status.as_str())));
+        let illegal = |what: &str| {
+            Err(DomainError::conflict(format!(
+                "当前状态（{}）不能{what}",
+                self.status.as_str()
+            )))
+        };
         let event = match command {
             BookingCommand::Request(_) => return Err(DomainError::conflict("预约已存在")),
-            BookingCommand::Confirm { appointment_number, fee } => match self.status {
+            BookingCommand::Confirm {
+                appointment_number,
+                fee,
+            } => match self.status {
                 Pending => {
                     if fee.is_some_and(|f| f < Decimal::ZERO) {
                         return Err(DomainError::field("fee", "不能为负数"));
                     }
-                    BookingEvent::HospitalBookingConfirmed { appointment_number, fee, recorder_id: details.recorder_id }
+                    BookingEvent::HospitalBookingConfirmed {
+                        appointment_number,
+                        fee,
+                        recorder_id: details.recorder_id,
+                    }
                 }
                 _ => return illegal("确认"),
             },
@@ -156,7 +189,9 @@ mod tests {
     fn it_should_not_complete_a_pending_booking() {
         TestFramework::<HospitalBooking>::with(())
             .given(vec![requested()])
-            .when(BookingCommand::Complete { result_notes: "ok".into() })
+            .when(BookingCommand::Complete {
+                result_notes: "ok".into(),
+            })
             .then_expect_error(DomainError::conflict("当前状态（pending）不能完成"));
     }
 
@@ -165,8 +200,14 @@ mod tests {
         TestFramework::<HospitalBooking>::with(())
             .given(vec![
                 requested(),
-                BookingEvent::HospitalBookingConfirmed { appointment_number: "A1".into(), fee: None, recorder_id: UserId::default() },
-                BookingEvent::HospitalBookingCompleted { result_notes: "ok".into() },
+                BookingEvent::HospitalBookingConfirmed {
+                    appointment_number: "A1".into(),
+                    fee: None,
+                    recorder_id: UserId::default(),
+                },
+                BookingEvent::HospitalBookingCompleted {
+                    result_notes: "ok".into(),
+                },
             ])
             .when(BookingCommand::Cancel { reason: None })
             .then_expect_error(DomainError::conflict("当前状态（completed）不能取消"));

@@ -40,11 +40,25 @@ pub struct DoctorDetails {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HospitalCommand {
     Register(HospitalDetails),
-    SetActive { active: bool },
-    AddDepartment { id: DepartmentId, details: DepartmentDetails },
-    SetDepartmentActive { id: DepartmentId, active: bool },
-    AddDoctor { id: HospitalDoctorId, details: DoctorDetails },
-    SetDoctorActive { id: HospitalDoctorId, active: bool },
+    SetActive {
+        active: bool,
+    },
+    AddDepartment {
+        id: DepartmentId,
+        details: DepartmentDetails,
+    },
+    SetDepartmentActive {
+        id: DepartmentId,
+        active: bool,
+    },
+    AddDoctor {
+        id: HospitalDoctorId,
+        details: DoctorDetails,
+    },
+    SetDoctorActive {
+        id: HospitalDoctorId,
+        active: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +66,22 @@ pub enum HospitalEvent {
     HospitalRegistered(HospitalDetails),
     HospitalActivated,
     HospitalDeactivated,
-    DepartmentAdded { id: DepartmentId, details: DepartmentDetails },
-    DepartmentActivityChanged { id: DepartmentId, active: bool },
-    HospitalDoctorAdded { id: HospitalDoctorId, details: DoctorDetails },
-    HospitalDoctorActivityChanged { id: HospitalDoctorId, active: bool },
+    DepartmentAdded {
+        id: DepartmentId,
+        details: DepartmentDetails,
+    },
+    DepartmentActivityChanged {
+        id: DepartmentId,
+        active: bool,
+    },
+    HospitalDoctorAdded {
+        id: HospitalDoctorId,
+        details: DoctorDetails,
+    },
+    HospitalDoctorActivityChanged {
+        id: HospitalDoctorId,
+        active: bool,
+    },
 }
 
 impl DomainEvent for HospitalEvent {
@@ -88,7 +114,11 @@ pub struct Hospital {
 
 impl Hospital {
     /// Whether new bookings may be taken for this department (and doctor).
-    pub fn bookable(&self, department: DepartmentId, doctor: Option<HospitalDoctorId>) -> Result<(), DomainError> {
+    pub fn bookable(
+        &self,
+        department: DepartmentId,
+        doctor: Option<HospitalDoctorId>,
+    ) -> Result<(), DomainError> {
         if !self.active {
             return Err(DomainError::conflict("该医院已停止合作"));
         }
@@ -100,7 +130,9 @@ impl Hospital {
         if let Some(d) = doctor {
             match self.doctors.get(&d) {
                 Some((dep, true)) if *dep == department => {}
-                Some((dep, _)) if *dep != department => return Err(DomainError::field("doctor_id", "医生不属于该科室")),
+                Some((dep, _)) if *dep != department => {
+                    return Err(DomainError::field("doctor_id", "医生不属于该科室"))
+                }
                 Some(_) => return Err(DomainError::conflict("该医生已停诊")),
                 None => return Err(DomainError::field("doctor_id", "医生不存在")),
             }
@@ -116,12 +148,19 @@ impl Aggregate for Hospital {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: HospitalCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: HospitalCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         if self.details.is_none() && !matches!(command, HospitalCommand::Register(_)) {
             return Err(DomainError::NotFound("hospital"));
         }
         let event = match command {
-            HospitalCommand::Register(_) if self.details.is_some() => return Err(DomainError::conflict("医院已存在")),
+            HospitalCommand::Register(_) if self.details.is_some() => {
+                return Err(DomainError::conflict("医院已存在"))
+            }
             HospitalCommand::Register(d) => HospitalEvent::HospitalRegistered(d),
             HospitalCommand::SetActive { active } if active == self.active => return Ok(()),
             HospitalCommand::SetActive { active: true } => HospitalEvent::HospitalActivated,
@@ -135,11 +174,13 @@ impl Aggregate for Hospital {
                 }
                 HospitalEvent::DepartmentAdded { id, details }
             }
-            HospitalCommand::SetDepartmentActive { id, active } => match self.departments.get(&id) {
-                None => return Err(DomainError::NotFound("department")),
-                Some((_, a)) if *a == active => return Ok(()),
-                Some(_) => HospitalEvent::DepartmentActivityChanged { id, active },
-            },
+            HospitalCommand::SetDepartmentActive { id, active } => {
+                match self.departments.get(&id) {
+                    None => return Err(DomainError::NotFound("department")),
+                    Some((_, a)) if *a == active => return Ok(()),
+                    Some(_) => HospitalEvent::DepartmentActivityChanged { id, active },
+                }
+            }
             HospitalCommand::AddDoctor { id, details } => {
                 if !self.departments.contains_key(&details.department_id) {
                     return Err(DomainError::field("department_id", "科室不存在"));
@@ -200,15 +241,25 @@ pub struct SlotDetails {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlotCommand {
     Open(SlotDetails),
-    Book { booking_id: HospitalBookingId, patient_id: PatientId },
-    Release { booking_id: HospitalBookingId },
+    Book {
+        booking_id: HospitalBookingId,
+        patient_id: PatientId,
+    },
+    Release {
+        booking_id: HospitalBookingId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SlotEvent {
     SlotOpened(SlotDetails),
-    SlotPlaceBooked { booking_id: HospitalBookingId, patient_id: PatientId },
-    SlotPlaceReleased { booking_id: HospitalBookingId },
+    SlotPlaceBooked {
+        booking_id: HospitalBookingId,
+        patient_id: PatientId,
+    },
+    SlotPlaceReleased {
+        booking_id: HospitalBookingId,
+    },
 }
 
 impl DomainEvent for SlotEvent {
@@ -239,7 +290,12 @@ impl Aggregate for Slot {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: SlotCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(
+        &mut self,
+        command: SlotCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
         let event = match (&self.details, command) {
             (Some(_), SlotCommand::Open(_)) => return Err(DomainError::conflict("号源已存在")),
             (None, SlotCommand::Open(d)) => {
@@ -249,7 +305,13 @@ impl Aggregate for Slot {
                 SlotEvent::SlotOpened(d)
             }
             (None, _) => return Err(DomainError::NotFound("slot")),
-            (Some(d), SlotCommand::Book { booking_id, patient_id }) => {
+            (
+                Some(d),
+                SlotCommand::Book {
+                    booking_id,
+                    patient_id,
+                },
+            ) => {
                 if self.bookings.contains_key(&booking_id) {
                     return Ok(());
                 }
@@ -259,7 +321,10 @@ impl Aggregate for Slot {
                 if self.bookings.len() as u32 >= d.capacity {
                     return Err(DomainError::conflict("号源已满"));
                 }
-                SlotEvent::SlotPlaceBooked { booking_id, patient_id }
+                SlotEvent::SlotPlaceBooked {
+                    booking_id,
+                    patient_id,
+                }
             }
             (Some(_), SlotCommand::Release { booking_id }) => {
                 if !self.bookings.contains_key(&booking_id) {
@@ -275,7 +340,10 @@ impl Aggregate for Slot {
     fn apply(&mut self, event: SlotEvent) {
         match event {
             SlotEvent::SlotOpened(d) => self.details = Some(d),
-            SlotEvent::SlotPlaceBooked { booking_id, patient_id } => {
+            SlotEvent::SlotPlaceBooked {
+                booking_id,
+                patient_id,
+            } => {
                 self.bookings.insert(booking_id, patient_id);
             }
             SlotEvent::SlotPlaceReleased { booking_id } => {
@@ -306,9 +374,15 @@ mod tests {
         TestFramework::<Slot>::with(())
             .given(vec![
                 opened(1),
-                SlotEvent::SlotPlaceBooked { booking_id: HospitalBookingId::new(), patient_id: PatientId::new() },
+                SlotEvent::SlotPlaceBooked {
+                    booking_id: HospitalBookingId::new(),
+                    patient_id: PatientId::new(),
+                },
             ])
-            .when(SlotCommand::Book { booking_id: HospitalBookingId::new(), patient_id: PatientId::new() })
+            .when(SlotCommand::Book {
+                booking_id: HospitalBookingId::new(),
+                patient_id: PatientId::new(),
+            })
             .then_expect_error(DomainError::conflict("号源已满"));
     }
 
@@ -320,20 +394,38 @@ mod tests {
         TestFramework::<Slot>::with(())
             .given(vec![
                 opened(1),
-                SlotEvent::SlotPlaceBooked { booking_id: b, patient_id: PatientId::new() },
+                SlotEvent::SlotPlaceBooked {
+                    booking_id: b,
+                    patient_id: PatientId::new(),
+                },
                 SlotEvent::SlotPlaceReleased { booking_id: b },
             ])
-            .when(SlotCommand::Book { booking_id: next, patient_id: p })
-            .then_expect_events(vec![SlotEvent::SlotPlaceBooked { booking_id: next, patient_id: p }]);
+            .when(SlotCommand::Book {
+                booking_id: next,
+                patient_id: p,
+            })
+            .then_expect_events(vec![SlotEvent::SlotPlaceBooked {
+                booking_id: next,
+                patient_id: p,
+            }]);
     }
 
     #[test]
     fn it_should_refuse_a_booking_in_an_inactive_department() {
-        let mut h = Hospital { active: true, ..Default::default() };
+        let mut h = Hospital {
+            active: true,
+            ..Default::default()
+        };
         let dep = DepartmentId::new();
         h.departments.insert(dep, ("心内科".into(), false));
-        assert!(matches!(h.bookable(dep, None), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            h.bookable(dep, None),
+            Err(DomainError::Conflict(_))
+        ));
         h.active = false;
-        assert!(matches!(h.bookable(dep, None), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            h.bookable(dep, None),
+            Err(DomainError::Conflict(_))
+        ));
     }
 }

@@ -25,7 +25,13 @@ impl Projector for HospitalsProjector {
         "hospitals"
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["hospital_appointments", "hospital_slots", "hospital_doctors", "hospital_departments", "hospitals"]
+        &[
+            "hospital_appointments",
+            "hospital_slots",
+            "hospital_doctors",
+            "hospital_departments",
+            "hospitals",
+        ]
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
@@ -52,8 +58,16 @@ impl Projector for HospitalsProjector {
                         return Ok(());
                     }
                     HospitalEvent::HospitalActivated | HospitalEvent::HospitalDeactivated => {
-                        let status = if e.event_type == "HospitalActivated" { "active" } else { "inactive" };
-                        sqlx::query("UPDATE hospitals SET status = ? WHERE id = ?").bind(status).bind(id).execute(&mut *c).await?;
+                        let status = if e.event_type == "HospitalActivated" {
+                            "active"
+                        } else {
+                            "inactive"
+                        };
+                        sqlx::query("UPDATE hospitals SET status = ? WHERE id = ?")
+                            .bind(status)
+                            .bind(id)
+                            .execute(&mut *c)
+                            .await?;
                     }
                     HospitalEvent::DepartmentAdded { id: dep, details } => {
                         sqlx::query(
@@ -139,7 +153,9 @@ impl Projector for HospitalsProjector {
                     .await?;
             }
             "hospital_appointment" => {
-                let (status, column, value): (&str, &str, Option<String>) = match e.decode::<BookingEvent>()? {
+                let (status, column, value): (&str, &str, Option<String>) = match e
+                    .decode::<BookingEvent>()?
+                {
                     BookingEvent::HospitalBookingRequested(d) => {
                         sqlx::query(
                             "INSERT INTO hospital_appointments (id, slot_id, patient_id, hospital_id, department_id, doctor_id,
@@ -163,7 +179,11 @@ impl Projector for HospitalsProjector {
                         .await?;
                         return Ok(());
                     }
-                    BookingEvent::HospitalBookingConfirmed { appointment_number, fee, .. } => {
+                    BookingEvent::HospitalBookingConfirmed {
+                        appointment_number,
+                        fee,
+                        ..
+                    } => {
                         sqlx::query("UPDATE hospital_appointments SET fee = ? WHERE id = ?")
                             .bind(fee.map(|f| f.to_string()))
                             .bind(id)
@@ -171,8 +191,12 @@ impl Projector for HospitalsProjector {
                             .await?;
                         ("confirmed", "appointment_number", Some(appointment_number))
                     }
-                    BookingEvent::HospitalBookingCompleted { result_notes } => ("completed", "result_notes", Some(result_notes)),
-                    BookingEvent::HospitalBookingCancelled { reason } => ("cancelled", "cancel_reason", reason),
+                    BookingEvent::HospitalBookingCompleted { result_notes } => {
+                        ("completed", "result_notes", Some(result_notes))
+                    }
+                    BookingEvent::HospitalBookingCancelled { reason } => {
+                        ("cancelled", "cancel_reason", reason)
+                    }
                 };
                 sqlx::query(&format!(
                     "UPDATE hospital_appointments SET status = ?, {column} = ?, updated_at = ?, version = ? WHERE id = ?"
@@ -295,7 +319,8 @@ pub struct BookingView {
     pub version: i64,
 }
 
-const BOOKING_SELECT: &str = "SELECT b.*, p.name AS patient_name, h.name AS hospital_name, d.name AS department_name,
+const BOOKING_SELECT: &str =
+    "SELECT b.*, p.name AS patient_name, h.name AS hospital_name, d.name AS department_name,
         doc.name AS doctor_name
     FROM hospital_appointments b
     LEFT JOIN patients p ON p.id = b.patient_id
@@ -342,7 +367,10 @@ pub struct BookingFilter {
 }
 
 fn like(search: &str) -> String {
-    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    let escaped = search
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
     format!("%{escaped}%")
 }
 
@@ -393,7 +421,11 @@ impl ReadStore {
             let departments = deps
                 .iter()
                 .map(|r| {
-                    Ok(DepartmentAvailability { id: r.text("id")?, name: r.text("name")?, available: r.int("open_slots")? > 0 })
+                    Ok(DepartmentAvailability {
+                        id: r.text("id")?,
+                        name: r.text("name")?,
+                        available: r.int("open_slots")? > 0,
+                    })
                 })
                 .collect::<Result<_, sqlx::Error>>()?;
             out.push(HospitalSearchItem {
@@ -409,17 +441,24 @@ impl ReadStore {
     }
 
     pub async fn hospital(&self, id: &str) -> Result<Option<HospitalView>, sqlx::Error> {
-        let Some(h) = sqlx::query("SELECT * FROM hospitals WHERE id = ?").bind(id).fetch_optional(self.pool()).await? else {
+        let Some(h) = sqlx::query("SELECT * FROM hospitals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Ok(None);
         };
-        let deps = sqlx::query("SELECT * FROM hospital_departments WHERE hospital_id = ? ORDER BY name, id")
-            .bind(id)
-            .fetch_all(self.pool())
-            .await?;
-        let docs = sqlx::query("SELECT * FROM hospital_doctors WHERE hospital_id = ? ORDER BY name, id")
-            .bind(id)
-            .fetch_all(self.pool())
-            .await?;
+        let deps = sqlx::query(
+            "SELECT * FROM hospital_departments WHERE hospital_id = ? ORDER BY name, id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let docs =
+            sqlx::query("SELECT * FROM hospital_doctors WHERE hospital_id = ? ORDER BY name, id")
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?;
         Ok(Some(HospitalView {
             id: h.text("id")?,
             name: h.text("name")?,
@@ -457,7 +496,12 @@ impl ReadStore {
     }
 
     /// A hospital's slots, optionally of one department and date, by date and time.
-    pub async fn hospital_slots(&self, hospital: &str, department: Option<&str>, date: Option<NaiveDate>) -> Result<Vec<SlotView>, sqlx::Error> {
+    pub async fn hospital_slots(
+        &self,
+        hospital: &str,
+        department: Option<&str>,
+        date: Option<NaiveDate>,
+    ) -> Result<Vec<SlotView>, sqlx::Error> {
         let date = date.map(|d| d.to_string());
         let rows = sqlx::query(
             "SELECT * FROM hospital_slots WHERE hospital_id = ? AND (? IS NULL OR department_id = ?) AND (? IS NULL OR date = ?)
@@ -499,17 +543,28 @@ impl ReadStore {
     }
 
     pub async fn slot(&self, id: &str) -> Result<Option<SlotView>, sqlx::Error> {
-        let row = sqlx::query("SELECT * FROM hospital_slots WHERE id = ?").bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT * FROM hospital_slots WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(slot_view).transpose()
     }
 
     pub async fn booking(&self, id: &str) -> Result<Option<BookingView>, sqlx::Error> {
-        let row = sqlx::query(&format!("{BOOKING_SELECT} WHERE b.id = ?")).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&format!("{BOOKING_SELECT} WHERE b.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(booking_view).transpose()
     }
 
     /// Bookings, upcoming first (then the most recent past ones).
-    pub async fn bookings(&self, f: &BookingFilter, today: NaiveDate, page: PageParams) -> Result<Page<BookingView>, sqlx::Error> {
+    pub async fn bookings(
+        &self,
+        f: &BookingFilter,
+        today: NaiveDate,
+        page: PageParams,
+    ) -> Result<Page<BookingView>, sqlx::Error> {
         let filter = "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR b.recorder_id = ?) AND (? IS NULL OR b.slot_id = ?)
             AND (? IS NULL OR b.status = ?)
             AND (? IS NULL OR b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
@@ -529,9 +584,11 @@ impl ReadStore {
                     .bind(&f.doctor)
             };
         }
-        let total: i64 = bind!(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM hospital_appointments b WHERE {filter}")))
-            .fetch_one(self.pool())
-            .await?;
+        let total: i64 = bind!(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM hospital_appointments b WHERE {filter}"
+        )))
+        .fetch_one(self.pool())
+        .await?;
         let rows = bind!(sqlx::query(&format!(
             "{BOOKING_SELECT} WHERE {filter}
              ORDER BY CASE WHEN b.appointment_date >= ? THEN 0 ELSE 1 END,
@@ -548,6 +605,11 @@ impl ReadStore {
         .fetch_all(self.pool())
         .await?;
         let items = rows.iter().map(booking_view).collect::<Result<_, _>>()?;
-        Ok(Page { items, total, page: page.page, limit: page.limit })
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
     }
 }

@@ -187,7 +187,11 @@ impl Projector for NotificationsProjector {
                 _ => None,
             },
             "hospital_appointment" => match e.decode::<domain::booking::BookingEvent>()? {
-                domain::booking::BookingEvent::HospitalBookingConfirmed { appointment_number, recorder_id, .. } => Some((
+                domain::booking::BookingEvent::HospitalBookingConfirmed {
+                    appointment_number,
+                    recorder_id,
+                    ..
+                } => Some((
                     recorder_id.to_string(),
                     "hospital_appointment_confirmed",
                     "医院预约已确认".to_string(),

@@ -6,6 +6,7 @@ pub mod body;
 pub mod families;
 pub mod files;
 pub mod health;
+pub mod hospitals;
 pub mod orders;
 pub mod packages;
 pub mod records;
@@ -85,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(files::routes)
             .configure(records::routes)
             .configure(orders::routes)
+            .configure(hospitals::routes)
             .route("/health", web::get().to(health::health)),
     )
     .route("/health", web::get().to(health::health));
@@ -106,6 +108,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         records::create, records::get, records::list_for_patient, records::request_order,
         orders::list_requests, orders::get_request, orders::issue, orders::get_order, orders::complete, orders::cancel,
         orders::patient_orders, orders::notifications, orders::mark_read,
+        hospitals::create_hospital, hospitals::hospital_status, hospitals::add_department, hospitals::department_status,
+        hospitals::add_doctor, hospitals::doctor_status, hospitals::open_slot, hospitals::search, hospitals::get_hospital,
+        hospitals::slots, hospitals::book, hospitals::bookings, hospitals::get_booking, hospitals::confirm,
+        hospitals::complete, hospitals::cancel,
         health::health,
     ),
     modifiers(&BearerAuth)

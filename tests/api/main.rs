@@ -8,6 +8,7 @@ mod concurrency;
 mod event_store;
 mod families;
 mod field_work;
+mod hospitals;
 mod operations;
 mod rebuild;
 mod users;

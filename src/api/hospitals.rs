@@ -1,0 +1,867 @@
+//! Partner hospitals: the catalog (admin), search and slots, and bookings.
+//!
+//! Booking a place is three steps, each atomic on its own: claim the patient's
+//! date and time (unique across bookings), take a place in the slot (the slot
+//! aggregate holds the capacity invariant under optimistic concurrency), then
+//! create the booking. A failing later step undoes the earlier ones.
+
+use actix_web::web;
+use domain::booking::{BookingCommand, BookingDetails, HospitalBooking};
+use domain::hospital::{
+    DepartmentDetails, DoctorDetails, Hospital, HospitalCommand, HospitalDetails, Slot,
+    SlotCommand, SlotDetails,
+};
+use domain::ids::{
+    DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId, SlotId,
+};
+use domain::user::Role;
+use domain::values::{date, optional_text, text, PhoneNumber};
+use domain::Validator;
+use projections::hospitals::BookingFilter;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::families::can_see_patient;
+use crate::api::visits::time;
+use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::auth::Principal;
+use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::state::{AppState, RequestMeta};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/hospitals", web::post().to(create_hospital))
+        .route("/hospitals", web::get().to(search))
+        .route("/hospitals/{id}", web::get().to(get_hospital))
+        .route("/hospitals/{id}/status", web::post().to(hospital_status))
+        .route(
+            "/hospitals/{id}/departments",
+            web::post().to(add_department),
+        )
+        .route(
+            "/hospitals/{id}/departments/{dep}/status",
+            web::post().to(department_status),
+        )
+        .route("/hospitals/{id}/doctors", web::post().to(add_doctor))
+        .route(
+            "/hospitals/{id}/doctors/{doc}/status",
+            web::post().to(doctor_status),
+        )
+        .route("/hospitals/{id}/slots", web::post().to(open_slot))
+        .route("/hospitals/{id}/slots", web::get().to(slots))
+        .route("/hospital-appointments", web::post().to(book))
+        .route("/hospital-appointments", web::get().to(bookings))
+        .route("/hospital-appointments/{id}", web::get().to(get_booking))
+        .route(
+            "/hospital-appointments/{id}/confirm",
+            web::post().to(confirm),
+        )
+        .route(
+            "/hospital-appointments/{id}/complete",
+            web::post().to(complete),
+        )
+        .route("/hospital-appointments/{id}/cancel", web::post().to(cancel));
+}
+
+fn uuid_field<T: std::str::FromStr>(
+    v: &mut Validator,
+    field: &str,
+    raw: Option<&String>,
+) -> Option<T> {
+    raw.filter(|s| !s.is_empty())
+        .and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HospitalInput {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    /// e.g. 三级甲等
+    pub level: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals", tag = "hospitals", request_body = HospitalInput, security(("bearer" = [])),
+    responses((status = 201, description = "{id}"), (status = 400)))]
+pub async fn create_hospital(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<HospitalInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let r = &body.0;
+    let mut v = Validator::new();
+    let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 200)));
+    let address =
+        required(&mut v, "address", &r.address).and_then(|a| v.check("address", text(a, 255)));
+    let phone = r
+        .phone
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|ph| v.check("phone", PhoneNumber::parse(ph)));
+    let level = v
+        .check("level", optional_text(r.level.as_deref(), 32))
+        .flatten();
+    v.finish()?;
+    let (Some(name), Some(address)) = (name, address) else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    let details = HospitalDetails {
+        name,
+        address,
+        phone: phone.map(|p| p.as_str().to_string()),
+        level,
+    };
+    let id = HospitalId(crate::idempotency::new_id(&meta, &p));
+    let c = state
+        .execute::<Hospital>(
+            &id.to_string(),
+            HospitalCommand::Register(details),
+            meta.context(Some(&p), "RegisterHospital"),
+        )
+        .await?;
+    Ok(created(json!({ "id": id, "version": c.version })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActiveInput {
+    /// active | inactive
+    pub status: Option<String>,
+}
+
+fn parse_active(body: &ActiveInput) -> Result<bool, ApiError> {
+    match body.status.as_deref() {
+        Some("active") => Ok(true),
+        Some("inactive") => Ok(false),
+        None => Err(ApiError::field("status", "必填")),
+        Some(_) => Err(ApiError::field("status", "应为active或inactive")),
+    }
+}
+
+async fn hospital_command(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: HospitalCommand,
+    name: &str,
+) -> Result<i64, ApiError> {
+    p.require(&[Role::Admin])?;
+    let hid: HospitalId = path_id(id, "hospital")?;
+    Ok(state
+        .execute::<Hospital>(&hid.to_string(), cmd, meta.context(Some(p), name))
+        .await?
+        .version)
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals/{id}/status", tag = "hospitals", request_body = ActiveInput, security(("bearer" = [])),
+    responses((status = 200, description = "inactive hospitals are hidden from search and refuse new bookings")))]
+pub async fn hospital_status(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<ActiveInput>,
+) -> ApiResult {
+    let active = parse_active(&body.0)?;
+    let version = hospital_command(
+        &state,
+        &p,
+        &meta,
+        &id,
+        HospitalCommand::SetActive { active },
+        "SetHospitalStatus",
+    )
+    .await?;
+    Ok(ok(
+        json!({ "id": id.as_str(), "status": body.0.status, "version": version }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DepartmentInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals/{id}/departments", tag = "hospitals", request_body = DepartmentInput, security(("bearer" = [])),
+    responses((status = 201, description = "{id}"), (status = 409, description = "duplicate name")))]
+pub async fn add_department(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<DepartmentInput>,
+) -> ApiResult {
+    let mut v = Validator::new();
+    let name = required(&mut v, "name", &body.0.name).and_then(|n| v.check("name", text(n, 100)));
+    let description = v
+        .check(
+            "description",
+            optional_text(body.0.description.as_deref(), 1000),
+        )
+        .flatten();
+    v.finish()?;
+    let name = name.ok_or_else(|| ApiError::field("name", "必填"))?;
+    let dep = DepartmentId(crate::idempotency::new_id(&meta, &p));
+    let cmd = HospitalCommand::AddDepartment {
+        id: dep,
+        details: DepartmentDetails { name, description },
+    };
+    let version = hospital_command(&state, &p, &meta, &id, cmd, "AddDepartment").await?;
+    Ok(created(
+        json!({ "id": dep, "hospital_id": id.as_str(), "version": version }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals/{id}/departments/{dep}/status", tag = "hospitals", request_body = ActiveInput,
+    security(("bearer" = [])), responses((status = 200)))]
+pub async fn department_status(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    path: web::Path<(String, String)>,
+    body: Body<ActiveInput>,
+) -> ApiResult {
+    let (id, dep) = path.into_inner();
+    let active = parse_active(&body.0)?;
+    let dep: DepartmentId = path_id(&dep, "department")?;
+    let version = hospital_command(
+        &state,
+        &p,
+        &meta,
+        &id,
+        HospitalCommand::SetDepartmentActive { id: dep, active },
+        "SetDepartmentStatus",
+    )
+    .await?;
+    Ok(ok(
+        json!({ "id": dep, "status": body.0.status, "version": version }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HospitalDoctorInput {
+    pub department_id: Option<String>,
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub specialty: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub consultation_fee: Option<Decimal>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals/{id}/doctors", tag = "hospitals", request_body = HospitalDoctorInput, security(("bearer" = [])),
+    responses((status = 201, description = "{id}"), (status = 400)))]
+pub async fn add_doctor(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<HospitalDoctorInput>,
+) -> ApiResult {
+    let r = &body.0;
+    let mut v = Validator::new();
+    let raw_dep = required(&mut v, "department_id", &r.department_id);
+    let department: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw_dep);
+    let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 100)));
+    let title = v
+        .check("title", optional_text(r.title.as_deref(), 100))
+        .flatten();
+    let specialty = v
+        .check("specialty", optional_text(r.specialty.as_deref(), 255))
+        .flatten();
+    if r.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
+        v.add("consultation_fee", "不能为负数");
+    }
+    v.finish()?;
+    let (Some(department_id), Some(name)) = (department, name) else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    let doc = HospitalDoctorId(crate::idempotency::new_id(&meta, &p));
+    let details = DoctorDetails {
+        department_id,
+        name,
+        title,
+        specialty,
+        consultation_fee: r.consultation_fee,
+    };
+    let version = hospital_command(
+        &state,
+        &p,
+        &meta,
+        &id,
+        HospitalCommand::AddDoctor { id: doc, details },
+        "AddHospitalDoctor",
+    )
+    .await?;
+    Ok(created(
+        json!({ "id": doc, "hospital_id": id.as_str(), "version": version }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals/{id}/doctors/{doc}/status", tag = "hospitals", request_body = ActiveInput,
+    security(("bearer" = [])), responses((status = 200)))]
+pub async fn doctor_status(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    path: web::Path<(String, String)>,
+    body: Body<ActiveInput>,
+) -> ApiResult {
+    let (id, doc) = path.into_inner();
+    let active = parse_active(&body.0)?;
+    let doc: HospitalDoctorId = path_id(&doc, "doctor")?;
+    let version = hospital_command(
+        &state,
+        &p,
+        &meta,
+        &id,
+        HospitalCommand::SetDoctorActive { id: doc, active },
+        "SetHospitalDoctorStatus",
+    )
+    .await?;
+    Ok(ok(
+        json!({ "id": doc, "status": body.0.status, "version": version }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SlotInput {
+    pub department_id: Option<String>,
+    pub doctor_id: Option<String>,
+    pub date: Option<String>,
+    pub time: Option<String>,
+    pub capacity: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospitals/{id}/slots", tag = "hospitals", request_body = SlotInput, security(("bearer" = [])),
+    responses((status = 201, description = "{id}"), (status = 400)))]
+pub async fn open_slot(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<SlotInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let hid: HospitalId = path_id(&id, "hospital")?;
+    let r = &body.0;
+    let mut v = Validator::new();
+    let raw_dep = required(&mut v, "department_id", &r.department_id);
+    let department: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw_dep);
+    let doctor: Option<HospitalDoctorId> = uuid_field(&mut v, "doctor_id", r.doctor_id.as_ref());
+    let day = required(&mut v, "date", &r.date).and_then(|d| v.check("date", date(d)));
+    if day.is_some_and(|d| d < state.today()) {
+        v.add("date", "不能早于今天");
+    }
+    let at = required(&mut v, "time", &r.time).and_then(|t| v.check("time", time(t)));
+    let capacity = required(&mut v, "capacity", &r.capacity).and_then(|c| {
+        v.check(
+            "capacity",
+            if (1..=1000).contains(c) {
+                Ok(*c as u32)
+            } else {
+                Err("应在1到1000之间".to_string())
+            },
+        )
+    });
+    v.finish()?;
+    let (Some(department_id), Some(day), Some(at), Some(capacity)) =
+        (department, day, at, capacity)
+    else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    let (hospital, _) = state
+        .store
+        .load::<Hospital>(&hid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("hospital"))?;
+    if !hospital.departments.contains_key(&department_id) {
+        return Err(ApiError::field("department_id", "科室不存在"));
+    }
+    if let Some(d) = doctor {
+        match hospital.doctors.get(&d) {
+            Some((dep, _)) if *dep == department_id => {}
+            _ => return Err(ApiError::field("doctor_id", "医生不存在或不属于该科室")),
+        }
+    }
+    let details = SlotDetails {
+        hospital_id: hid,
+        department_id,
+        doctor_id: doctor,
+        date: day,
+        time: at,
+        capacity,
+    };
+    let sid = SlotId(crate::idempotency::new_id(&meta, &p));
+    let c = state
+        .execute::<Slot>(
+            &sid.to_string(),
+            SlotCommand::Open(details),
+            meta.context(Some(&p), "OpenSlot"),
+        )
+        .await?;
+    Ok(created(
+        json!({ "id": sid, "capacity": capacity, "booked": 0, "version": c.version }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchQuery {
+    /// Matches the hospital's name or address.
+    pub search: Option<String>,
+    /// Matches a department's name.
+    pub department: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/hospitals", tag = "hospitals", params(SearchQuery), security(("bearer" = [])),
+    responses((status = 200, description = "[{id, name, address, level, departments:[{id, name, available}]}]")))]
+pub async fn search(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<SearchQuery>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let s = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let d = q
+        .department
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    Ok(ok(state.read.search_hospitals(s, d, state.today()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/hospitals/{id}", tag = "hospitals", security(("bearer" = [])),
+    responses((status = 200, body = projections::hospitals::HospitalView), (status = 404)))]
+pub async fn get_hospital(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let hid: HospitalId = path_id(&id, "hospital")?;
+    let h = state.read.hospital(&hid.to_string()).await?;
+    let h = h
+        .filter(|h| p.is(Role::Admin) || h.status == "active")
+        .ok_or(ApiError::NotFound("hospital"))?;
+    let version = h.version;
+    Ok(ok_versioned(h, version))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SlotQuery {
+    pub department_id: Option<String>,
+    pub date: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/hospitals/{id}/slots", tag = "hospitals", params(SlotQuery), security(("bearer" = [])),
+    responses((status = 200, description = "[{id, doctor_id, date, time, capacity, booked}]")))]
+pub async fn slots(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+    q: web::Query<SlotQuery>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let hid: HospitalId = path_id(&id, "hospital")?;
+    let day = match q.date.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) => Some(date(d).map_err(|e| ApiError::field("date", e))?),
+    };
+    let dep = q.department_id.as_deref().filter(|d| !d.is_empty());
+    Ok(ok(state
+        .read
+        .hospital_slots(&hid.to_string(), dep, day)
+        .await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BookingInput {
+    pub patient_id: Option<String>,
+    pub hospital_id: Option<String>,
+    pub department_id: Option<String>,
+    pub doctor_id: Option<String>,
+    pub appointment_date: Option<String>,
+    pub appointment_time: Option<String>,
+    pub notes: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospital-appointments", tag = "hospital bookings", request_body = BookingInput, security(("bearer" = [])),
+    responses((status = 201, description = "{appointment_id, status: pending}"), (status = 400),
+        (status = 409, description = "no open slot with room, or the patient already has a booking then")))]
+pub async fn book(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<BookingInput>,
+) -> ApiResult {
+    p.require(&[Role::Recorder])?;
+    let r = &body.0;
+    let mut v = Validator::new();
+    let raw = required(&mut v, "patient_id", &r.patient_id);
+    let patient: Option<PatientId> = uuid_field(&mut v, "patient_id", raw);
+    let raw = required(&mut v, "hospital_id", &r.hospital_id);
+    let hospital_id: Option<HospitalId> = uuid_field(&mut v, "hospital_id", raw);
+    let raw = required(&mut v, "department_id", &r.department_id);
+    let department_id: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw);
+    let doctor_id: Option<HospitalDoctorId> = uuid_field(&mut v, "doctor_id", r.doctor_id.as_ref());
+    let day = required(&mut v, "appointment_date", &r.appointment_date)
+        .and_then(|d| v.check("appointment_date", date(d)));
+    if day.is_some_and(|d| d < state.today()) {
+        v.add("appointment_date", "不能早于今天");
+    }
+    let at = required(&mut v, "appointment_time", &r.appointment_time)
+        .and_then(|t| v.check("appointment_time", time(t)));
+    let notes = v
+        .check("notes", optional_text(r.notes.as_deref(), 1000))
+        .flatten();
+    v.finish()?;
+    let (Some(patient), Some(hospital_id), Some(department_id), Some(day), Some(at)) =
+        (patient, hospital_id, department_id, day, at)
+    else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    if !can_see_patient(&state, &p, &patient.to_string()).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    let (hospital, _) = state
+        .store
+        .load::<Hospital>(&hospital_id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::field("hospital_id", "医院不存在"))?;
+    hospital.bookable(department_id, doctor_id)?;
+    let time_text = at.format("%H:%M").to_string();
+    let candidates = state
+        .read
+        .matching_slots(
+            &hospital_id.to_string(),
+            &department_id.to_string(),
+            doctor_id.map(|d| d.to_string()).as_deref(),
+            day,
+            &time_text,
+        )
+        .await?;
+    // A slot whose doctor has stopped seeing patients takes no new bookings.
+    let candidates: Vec<_> = candidates
+        .into_iter()
+        .filter(|s| {
+            s.doctor_id
+                .as_ref()
+                .and_then(|d| d.parse().ok())
+                .is_none_or(|d| hospital.doctors.get(&d).is_some_and(|(_, a)| *a))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(ApiError::Conflict("没有匹配的号源".into()));
+    }
+
+    let booking_id = HospitalBookingId(crate::idempotency::new_id(&meta, &p));
+    let owner = booking_id.to_string();
+    let claim_value = format!("{patient}:{day}T{time_text}");
+    if !state
+        .store
+        .claim("patient_hospital_time", &claim_value, &owner)
+        .await?
+    {
+        return Err(ApiError::Conflict("该患者在此时间已有医院预约".into()));
+    }
+    // Take a place in the first slot with room; the slot aggregate decides.
+    let mut taken: Option<SlotId> = None;
+    let mut last_refusal = ApiError::Conflict("号源已满".into());
+    for s in &candidates {
+        let sid: SlotId = path_id(&s.id, "slot")?;
+        let mut ctx = meta.context(Some(&p), "BookSlotPlace");
+        ctx.expected_version = None;
+        match state
+            .execute::<Slot>(
+                &s.id,
+                SlotCommand::Book {
+                    booking_id,
+                    patient_id: patient,
+                },
+                ctx,
+            )
+            .await
+        {
+            Ok(_) => {
+                taken = Some(sid);
+                break;
+            }
+            Err(e @ ApiError::Conflict(_)) => last_refusal = e,
+            Err(e) => {
+                state
+                    .store
+                    .release("patient_hospital_time", &claim_value, &owner)
+                    .await?;
+                return Err(e);
+            }
+        }
+    }
+    let Some(slot_id) = taken else {
+        state
+            .store
+            .release("patient_hospital_time", &claim_value, &owner)
+            .await?;
+        return Err(last_refusal);
+    };
+    let details = BookingDetails {
+        slot_id,
+        patient_id: patient,
+        hospital_id,
+        department_id,
+        doctor_id: doctor_id.or_else(|| {
+            candidates
+                .iter()
+                .find(|s| s.id == slot_id.to_string())
+                .and_then(|s| s.doctor_id.as_ref()?.parse().ok())
+        }),
+        appointment_date: day,
+        appointment_time: at,
+        notes,
+        recorder_id: p.user_id,
+    };
+    let result = state
+        .execute::<HospitalBooking>(
+            &owner,
+            BookingCommand::Request(details),
+            meta.context(Some(&p), "BookHospitalSlot"),
+        )
+        .await;
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let mut ctx = meta.context(Some(&p), "ReleaseSlotPlace");
+            ctx.expected_version = None;
+            state
+                .execute::<Slot>(
+                    &slot_id.to_string(),
+                    SlotCommand::Release { booking_id },
+                    ctx,
+                )
+                .await?;
+            state
+                .store
+                .release("patient_hospital_time", &claim_value, &owner)
+                .await?;
+            return Err(e);
+        }
+    };
+    Ok(created(
+        json!({ "appointment_id": booking_id, "id": booking_id, "slot_id": slot_id, "status": "pending", "version": c.version }),
+    ))
+}
+
+/// The booking, if the caller may see it.
+async fn visible_booking(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<projections::hospitals::BookingView, ApiError> {
+    let bid: HospitalBookingId = path_id(id, "hospital_appointment")?;
+    let b = state
+        .read
+        .booking(&bid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("hospital_appointment"))?;
+    let visible = match p.role {
+        Role::Admin => true,
+        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id).await?,
+        Role::Auditor => false,
+    };
+    if !visible {
+        return Err(ApiError::NotFound("hospital_appointment"));
+    }
+    Ok(b)
+}
+
+#[utoipa::path(get, path = "/api/v1/hospital-appointments/{id}", tag = "hospital bookings", security(("bearer" = [])),
+    responses((status = 200, body = projections::hospitals::BookingView), (status = 404)))]
+pub async fn get_booking(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> ApiResult {
+    let b = visible_booking(&state, &p, &id).await?;
+    let version = b.version;
+    Ok(ok_versioned(b, version))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct BookingQuery {
+    pub patient_id: Option<String>,
+    pub slot_id: Option<String>,
+    pub status: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/hospital-appointments", tag = "hospital bookings", params(BookingQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{appointments:[...], total, page, limit}, upcoming first")))]
+pub async fn bookings(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: web::Query<BookingQuery>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
+    let mut f = BookingFilter {
+        patient: q.patient_id.clone().filter(|s| !s.is_empty()),
+        slot: q.slot_id.clone().filter(|s| !s.is_empty()),
+        status: q.status.clone().filter(|s| !s.is_empty()),
+        ..Default::default()
+    };
+    match p.role {
+        // A recorder's own bookings, and those of patients now assigned to them.
+        Role::Recorder => {
+            if let Some(pid) = &f.patient {
+                if !can_see_patient(&state, &p, pid).await? {
+                    return Err(ApiError::NotFound("patient"));
+                }
+            } else {
+                f.recorder = Some(p.user_id.to_string());
+            }
+        }
+        Role::Doctor => f.doctor = Some(p.user_id.to_string()),
+        _ => {}
+    }
+    Ok(ok(list_json(
+        "appointments",
+        state.read.bookings(&f, state.today(), page).await?,
+    )))
+}
+
+async fn transition(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: BookingCommand,
+    name: &str,
+) -> ApiResult {
+    let b = visible_booking(state, p, id).await?;
+    let c = state
+        .execute::<HospitalBooking>(&b.id, cmd, meta.context(Some(p), name))
+        .await?;
+    let after = state
+        .read
+        .booking(&b.id)
+        .await?
+        .ok_or(ApiError::NotFound("hospital_appointment"))?;
+    Ok(ok(
+        json!({ "id": b.id, "status": after.status, "appointment_number": after.appointment_number,
+        "fee": after.fee, "version": c.version }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConfirmInput {
+    pub appointment_number: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub fee: Option<Decimal>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospital-appointments/{id}/confirm", tag = "hospital bookings", request_body = ConfirmInput,
+    security(("bearer" = [])), responses((status = 200), (status = 409, description = "not pending")))]
+pub async fn confirm(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<ConfirmInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let mut v = Validator::new();
+    let number = required(&mut v, "appointment_number", &body.0.appointment_number)
+        .and_then(|n| v.check("appointment_number", text(n, 64)));
+    if body.0.fee.is_some_and(|f| f < Decimal::ZERO) {
+        v.add("fee", "不能为负数");
+    }
+    v.finish()?;
+    let appointment_number = number.ok_or_else(|| ApiError::field("appointment_number", "必填"))?;
+    let cmd = BookingCommand::Confirm {
+        appointment_number,
+        fee: body.0.fee,
+    };
+    transition(&state, &p, &meta, &id, cmd, "ConfirmHospitalBooking").await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CompleteInput {
+    pub result_notes: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospital-appointments/{id}/complete", tag = "hospital bookings", request_body = CompleteInput,
+    security(("bearer" = [])), responses((status = 200), (status = 409, description = "not confirmed")))]
+pub async fn complete(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<CompleteInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder])?;
+    let mut v = Validator::new();
+    let notes = required(&mut v, "result_notes", &body.0.result_notes)
+        .and_then(|n| v.check("result_notes", text(n, 5000)));
+    v.finish()?;
+    let result_notes = notes.ok_or_else(|| ApiError::field("result_notes", "必填"))?;
+    transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        BookingCommand::Complete { result_notes },
+        "CompleteHospitalBooking",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct CancelInput {
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hospital-appointments/{id}/cancel", tag = "hospital bookings", request_body = CancelInput,
+    security(("bearer" = [])), responses((status = 200, description = "the place is freed"), (status = 409)))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<CancelInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin, Role::Recorder])?;
+    let reason =
+        optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    let b = visible_booking(&state, &p, &id).await?;
+    let response = transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        BookingCommand::Cancel { reason },
+        "CancelHospitalBooking",
+    )
+    .await?;
+    let booking_id: HospitalBookingId = path_id(&b.id, "hospital_appointment")?;
+    let mut ctx = meta.context(Some(&p), "ReleaseSlotPlace");
+    ctx.expected_version = None;
+    state
+        .execute::<Slot>(&b.slot_id, SlotCommand::Release { booking_id }, ctx)
+        .await?;
+    let claim_value = format!(
+        "{}:{}T{}",
+        b.patient_id, b.appointment_date, b.appointment_time
+    );
+    state
+        .store
+        .release("patient_hospital_time", &claim_value, &b.id)
+        .await?;
+    Ok(response)
+}
