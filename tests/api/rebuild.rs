@@ -18,6 +18,18 @@ async fn dump(read: &projections::ReadStore) -> Vec<String> {
         ("patients", "id"),
         ("service_packages", "id"),
         ("subscriptions", "id"),
+        ("appointments", "id"),
+        ("appointment_history", "appointment_id, seq"),
+        ("health_records", "id"),
+        ("health_record_files", "record_id, file_id"),
+        ("order_requests", "id"),
+        ("medical_orders", "id"),
+        ("notifications", "id"),
+        ("hospitals", "id"),
+        ("hospital_departments", "id"),
+        ("hospital_doctors", "id"),
+        ("hospital_slots", "id"),
+        ("hospital_appointments", "id"),
     ] {
         let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY {key}"))
             .fetch_all(read.pool())
@@ -52,6 +64,83 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
         app.subscribe(&p, &package, &r1).await;
         families.push(f);
     }
+    // Field work and a hospital booking, through the API.
+    let (_, rtoken) = (r1.clone(), app.login("recorder1", "recorder-pass").await);
+    app.post(
+        "/users",
+        &app.admin_token,
+        serde_json::json!({"username": "doc", "phone": "13700000001", "password": "doctor-pass", "role": "doctor", "name": "医生",
+               "doctor": {"license_number": "L-1", "specialty": "全科"}}),
+    )
+    .await
+    .ok();
+    let patient = app
+        .get(&format!("/families/{}", families[0]), &app.admin_token)
+        .await
+        .ok()
+        .data()["patients"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let next = (today + chrono::Duration::days(3)).to_string();
+    app.post("/appointments", &rtoken, serde_json::json!({"patient_id": patient, "scheduled_date": next, "scheduled_time": "09:00"}))
+        .await
+        .ok();
+    app.post(
+        "/health-records",
+        &rtoken,
+        serde_json::json!({"patient_id": patient, "visit_date": today.to_string(), "visit_time": "08:00", "vital_signs": {"blood_pressure": "165/100"}}),
+    )
+    .await
+    .ok();
+    let hospital = app
+        .post(
+            "/hospitals",
+            &app.admin_token,
+            serde_json::json!({"name": "华山医院", "address": "上海"}),
+        )
+        .await
+        .ok()
+        .id();
+    let dep = app
+        .post(
+            &format!("/hospitals/{hospital}/departments"),
+            &app.admin_token,
+            serde_json::json!({"name": "内科"}),
+        )
+        .await
+        .ok()
+        .id();
+    app.post(
+        &format!("/hospitals/{hospital}/slots"),
+        &app.admin_token,
+        serde_json::json!({"department_id": dep, "date": next, "time": "10:00", "capacity": 2}),
+    )
+    .await
+    .ok();
+    let booking = app
+        .post(
+            "/hospital-appointments",
+            &rtoken,
+            serde_json::json!({"patient_id": patient, "hospital_id": hospital, "department_id": dep, "appointment_date": next, "appointment_time": "10:00"}),
+        )
+        .await
+        .ok();
+    let bid = booking.data()["appointment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(
+        &format!("/hospital-appointments/{bid}/confirm"),
+        &app.admin_token,
+        serde_json::json!({"appointment_number": "H-1"}),
+    )
+    .await
+    .ok();
+
     // Thousands of events, written straight to the store.
     let store = &app.state.store;
     for round in 0..100 {
