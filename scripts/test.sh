@@ -379,7 +379,36 @@ drop_old_test_databases() {
 }
 drop_old_test_databases
 
-# Kafka broker (issue 5)
+# Kafka broker: the relay tests publish to a Kafka-protocol broker
+# (CARELOG_TEST_KAFKA_BROKERS, default 127.0.0.1:9092). If none answers there,
+# start tansu (an Apache-2.0 Kafka-compatible broker; `.ci/run` installs it with
+# `cargo install tansu --locked --features dynostore`), else the compose Kafka.
+: "${CARELOG_TEST_KAFKA_BROKERS:=127.0.0.1:9092}"
+KAFKA_HOST=${CARELOG_TEST_KAFKA_BROKERS%%:*}
+KAFKA_PORT=${CARELOG_TEST_KAFKA_BROKERS##*:}
+KAFKA_PID=
+if ! tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+  if have tansu && is_local_host "$KAFKA_HOST"; then
+    log "starting tansu on $CARELOG_TEST_KAFKA_BROKERS (log: target/tansu.log)"
+    mkdir -p "$REPO_ROOT/target"
+    tansu broker --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+      --storage-engine memory://tansu/ >"$REPO_ROOT/target/tansu.log" 2>&1 &
+    KAFKA_PID=$!
+  elif docker_compose_usable; then
+    log "starting Kafka with docker compose"
+    compose up -d kafka
+  else
+    die "No Kafka broker at $CARELOG_TEST_KAFKA_BROKERS and no way to start one: install tansu (cargo install tansu --locked --features dynostore), run Docker, or set CARELOG_TEST_KAFKA_BROKERS."
+  fi
+  for _ in $(seq 1 60); do
+    tcp_open "$KAFKA_HOST" "$KAFKA_PORT" && break
+    sleep 1
+  done
+  tcp_open "$KAFKA_HOST" "$KAFKA_PORT" || die "Kafka broker did not come up on $CARELOG_TEST_KAFKA_BROKERS"
+fi
+export CARELOG_TEST_KAFKA_BROKERS
+log "CARELOG_TEST_KAFKA_BROKERS=$CARELOG_TEST_KAFKA_BROKERS"
 
 if [[ ${CARELOG_TEST_SKIP_CARGO:-} == 1 ]]; then
   log "CARELOG_TEST_SKIP_CARGO=1: servers ready, not running cargo test"
@@ -393,4 +422,9 @@ fi
 have cargo || die "cargo not found; install the Rust toolchain (rustup) or add ~/.cargo/bin to PATH."
 
 cd -- "$REPO_ROOT"
-exec cargo test --workspace --all-targets "$@"
+status=0
+cargo test --workspace --all-targets "$@" || status=$?
+if [[ -n $KAFKA_PID ]]; then
+  kill "$KAFKA_PID" 2>/dev/null || true
+fi
+exit "$status"

@@ -9,9 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::Utc;
 use domain::ids::{SessionId, UserId};
@@ -32,11 +30,7 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
@@ -86,13 +80,7 @@ impl JwtKeys {
         self.refresh_ttl
     }
 
-    pub fn issue(
-        &self,
-        user: UserId,
-        session: SessionId,
-        role: Role,
-        kind: TokenKind,
-    ) -> Result<String, ApiError> {
+    pub fn issue(&self, user: UserId, session: SessionId, role: Role, kind: TokenKind) -> Result<String, ApiError> {
         let now = Utc::now().timestamp();
         let ttl = match kind {
             TokenKind::Access => self.access_ttl,
@@ -154,11 +142,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Verifies a token of `kind` and checks its session and user are still good.
-pub async fn authenticate(
-    state: &AppState,
-    req: &HttpRequest,
-    kind: TokenKind,
-) -> Result<Principal, ApiError> {
+pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) -> Result<Principal, ApiError> {
     let token = bearer(req).ok_or(ApiError::Unauthorized)?;
     let claims = state.jwt.verify(token, kind)?;
     let session = state
@@ -167,11 +151,7 @@ pub async fn authenticate(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let now = projections::store::instant(Utc::now());
-    if session.revoked
-        || session.user_status != "active"
-        || session.user_id != claims.sub
-        || session.expires_at < now
-    {
+    if session.revoked || session.user_status != "active" || session.user_id != claims.sub || session.expires_at < now {
         return Err(ApiError::Unauthorized);
     }
     Ok(Principal {
@@ -212,12 +192,7 @@ mod tests {
     fn a_refresh_token_is_not_an_access_token() {
         let keys = JwtKeys::new(&"k".repeat(32), 60, 600);
         let t = keys
-            .issue(
-                UserId::new(),
-                SessionId::new(),
-                Role::Admin,
-                TokenKind::Refresh,
-            )
+            .issue(UserId::new(), SessionId::new(), Role::Admin, TokenKind::Refresh)
             .unwrap();
         assert!(keys.verify(&t, TokenKind::Refresh).is_ok());
         assert!(keys.verify(&t, TokenKind::Access).is_err());

@@ -38,6 +38,13 @@ pub enum Command {
     },
     /// Rebuild read models from the events: all, or the one named.
     Rebuild { projection: Option<String> },
+    /// Run the Kafka relay alone (scale-out), or re-publish history from a position.
+    Relay {
+        /// Publish every event from this global position to the current head,
+        /// once, without moving the relay's checkpoint; then exit.
+        #[arg(long)]
+        from_position: Option<i64>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             phone,
         } => create_admin(settings, username, password, name, phone).await,
         Command::Rebuild { projection } => rebuild(settings, projection).await,
+        Command::Relay { from_position } => relay(settings, from_position).await,
     }
 }
 
@@ -61,7 +69,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("carelog listening on {url}  (API under {url}/api/v1, docs at {url}/api/docs/)");
     if embedded {
         println!("embedded mode: data in {}", settings.data_dir.display());
-        println!("create the first admin with: carelog create-admin --username admin --name 管理员 --phone 13800000000");
+        println!(
+            "create the first admin with: carelog create-admin --username admin --name 管理员 --phone 13800000000"
+        );
     }
     app.run_until_stopped().await?;
     Ok(())
@@ -95,6 +105,7 @@ async fn cli_state(settings: &Settings) -> anyhow::Result<AppState> {
     Ok(AppState {
         waiter: ProjectionWaiter::detached(stores.read.clone()),
         blobs: crate::startup::blob_store(settings)?,
+        relay: None,
         store: stores.store,
         read: stores.read,
         settings: std::sync::Arc::new(settings.clone()),
@@ -122,9 +133,7 @@ async fn create_admin(
         let list: Vec<String> = fields.iter().map(|(k, r)| format!("{k}: {r}")).collect();
         bail!("invalid input: {}", list.join("; "));
     }
-    let (Some(phone), Some(name), Some(username), Some(password)) =
-        (phone, name, username, password)
-    else {
+    let (Some(phone), Some(name), Some(username), Some(password)) = (phone, name, username, password) else {
         bail!("invalid input");
     };
     let state = cli_state(&settings).await?;
@@ -179,8 +188,7 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
         state.read.reset(p.as_ref()).await?;
     }
     let lock = LeaderLock::try_acquire(&state.store, "projectors").await?;
-    let embedded_busy =
-        settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
+    let embedded_busy = settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
     if lock.is_some() && !embedded_busy {
         for p in &chosen {
             catch_up(&state.store, &state.read, p.as_ref(), &|_| async {}).await?;
@@ -197,4 +205,26 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+async fn relay(settings: Settings, from: Option<i64>) -> anyhow::Result<()> {
+    let Some(config) = crate::startup::relay_config(&settings)? else {
+        bail!("CARELOG_KAFKA_BROKERS is not set");
+    };
+    let stores = Stores::open(&settings, false).await?;
+    match from {
+        Some(position) => {
+            let n = crate::relay::republish(&stores.store, &config, position).await?;
+            println!("re-published {n} events from position {position}");
+            Ok(())
+        }
+        None => {
+            let (_handle, task) = crate::relay::start(stores.store, config)?;
+            println!("relay running; stop with Ctrl-C");
+            tokio::select! {
+                _ = task => Ok(()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+    }
 }

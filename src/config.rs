@@ -39,6 +39,15 @@ pub struct Settings {
     pub read_store_url: Option<Secret>,
     /// `CARELOG_KAFKA_BROKERS`; unset = no publishing.
     pub kafka_brokers: Option<String>,
+    /// `CARELOG_KAFKA_TOPIC_PREFIX`, default `carelog.`: topics are `<prefix><aggregate_type>`.
+    pub kafka_topic_prefix: String,
+    /// `CARELOG_KAFKA_PII_KEY`: key of the hashes of identifiers on Kafka
+    /// (default: derived from the JWT secret).
+    pub kafka_pii_key: Option<Secret>,
+    /// `CARELOG_KAFKA_PARTITIONS` (default 3) and `CARELOG_KAFKA_REPLICATION` (default 1):
+    /// for the topics the relay creates.
+    pub kafka_partitions: i32,
+    pub kafka_replication: i32,
     /// `CARELOG_JWT_SECRET`; embedded mode generates one and keeps it in the data dir.
     pub jwt_secret: Option<Secret>,
     /// `CARELOG_TIMEZONE`, default `Asia/Shanghai`: what "today" means.
@@ -88,14 +97,8 @@ impl Settings {
         Self::from_map(&vars)
     }
 
-    pub fn from_map(
-        vars: &std::collections::HashMap<String, String>,
-    ) -> Result<Self, SettingsError> {
-        let get = |k: &str| {
-            vars.get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn from_map(vars: &std::collections::HashMap<String, String>) -> Result<Self, SettingsError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let bind = get("CARELOG_BIND")
             .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse()
@@ -115,10 +118,7 @@ impl Settings {
         }
         let read_store_url = get("CARELOG_READ_STORE_URL");
         if let Some(u) = &read_store_url {
-            if !(u.starts_with("mysql://")
-                || u.starts_with("mariadb://")
-                || u.starts_with("sqlite:"))
-            {
+            if !(u.starts_with("mysql://") || u.starts_with("mariadb://") || u.starts_with("sqlite:")) {
                 return Err(SettingsError {
                     name: "CARELOG_READ_STORE_URL",
                     reason: "must start with mysql://".into(),
@@ -154,14 +154,10 @@ impl Settings {
         let int = |name: &'static str, default: i64| -> Result<i64, SettingsError> {
             match get(name) {
                 None => Ok(default),
-                Some(v) => v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(SettingsError {
-                        name,
-                        reason: format!("{v:?} is not a positive integer"),
-                    }),
+                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or(SettingsError {
+                    name,
+                    reason: format!("{v:?} is not a positive integer"),
+                }),
             }
         };
         let s3 = get("CARELOG_S3_BUCKET").map(|bucket| crate::files::S3Settings {
@@ -170,8 +166,7 @@ impl Settings {
             region: get("CARELOG_S3_REGION"),
             access_key_id: get("CARELOG_S3_ACCESS_KEY_ID"),
             secret_access_key: get("CARELOG_S3_SECRET_ACCESS_KEY"),
-            allow_http: get("CARELOG_S3_ALLOW_HTTP")
-                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            allow_http: get("CARELOG_S3_ALLOW_HTTP").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         });
         let mut alerts = domain::vitals::AlertThresholds::default();
         let num = |name: &'static str, current: f64| -> Result<f64, SettingsError> {
@@ -187,26 +182,14 @@ impl Settings {
                     }),
             }
         };
-        alerts.systolic_high =
-            num("CARELOG_ALERT_SYSTOLIC_HIGH", alerts.systolic_high.into())? as u16;
-        alerts.diastolic_high =
-            num("CARELOG_ALERT_DIASTOLIC_HIGH", alerts.diastolic_high.into())? as u16;
-        alerts.systolic_urgent = num(
-            "CARELOG_ALERT_SYSTOLIC_URGENT",
-            alerts.systolic_urgent.into(),
-        )? as u16;
-        alerts.diastolic_urgent = num(
-            "CARELOG_ALERT_DIASTOLIC_URGENT",
-            alerts.diastolic_urgent.into(),
-        )? as u16;
+        alerts.systolic_high = num("CARELOG_ALERT_SYSTOLIC_HIGH", alerts.systolic_high.into())? as u16;
+        alerts.diastolic_high = num("CARELOG_ALERT_DIASTOLIC_HIGH", alerts.diastolic_high.into())? as u16;
+        alerts.systolic_urgent = num("CARELOG_ALERT_SYSTOLIC_URGENT", alerts.systolic_urgent.into())? as u16;
+        alerts.diastolic_urgent = num("CARELOG_ALERT_DIASTOLIC_URGENT", alerts.diastolic_urgent.into())? as u16;
         alerts.spo2_low = num("CARELOG_ALERT_SPO2_LOW", alerts.spo2_low)?;
         alerts.temperature_high = num("CARELOG_ALERT_TEMPERATURE_HIGH", alerts.temperature_high)?;
-        alerts.heart_rate_low =
-            num("CARELOG_ALERT_HEART_RATE_LOW", alerts.heart_rate_low.into())? as u16;
-        alerts.heart_rate_high = num(
-            "CARELOG_ALERT_HEART_RATE_HIGH",
-            alerts.heart_rate_high.into(),
-        )? as u16;
+        alerts.heart_rate_low = num("CARELOG_ALERT_HEART_RATE_LOW", alerts.heart_rate_low.into())? as u16;
+        alerts.heart_rate_high = num("CARELOG_ALERT_HEART_RATE_HIGH", alerts.heart_rate_high.into())? as u16;
         Ok(Settings {
             s3,
             alerts,
@@ -215,6 +198,10 @@ impl Settings {
             event_store_url: event_store_url.map(Secret),
             read_store_url: read_store_url.map(Secret),
             kafka_brokers: get("CARELOG_KAFKA_BROKERS"),
+            kafka_topic_prefix: get("CARELOG_KAFKA_TOPIC_PREFIX").unwrap_or_else(|| "carelog.".into()),
+            kafka_pii_key: get("CARELOG_KAFKA_PII_KEY").map(Secret),
+            kafka_partitions: int("CARELOG_KAFKA_PARTITIONS", 3)? as i32,
+            kafka_replication: int("CARELOG_KAFKA_REPLICATION", 1)? as i32,
             jwt_secret: jwt_secret.map(Secret),
             timezone,
             upload_dir,
@@ -226,9 +213,7 @@ impl Settings {
 
     /// Today's date in the configured timezone.
     pub fn today(&self) -> chrono::NaiveDate {
-        chrono::Utc::now()
-            .with_timezone(&self.timezone)
-            .date_naive()
+        chrono::Utc::now().with_timezone(&self.timezone).date_naive()
     }
 }
 
@@ -237,10 +222,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -255,8 +237,7 @@ mod tests {
     fn a_bad_setting_is_named() {
         let e = Settings::from_map(&map(&[("CARELOG_TIMEZONE", "Mars/Olympus")])).unwrap_err();
         assert_eq!(e.name, "CARELOG_TIMEZONE");
-        let e =
-            Settings::from_map(&map(&[("CARELOG_EVENT_STORE_URL", "postgres://x/y")])).unwrap_err();
+        let e = Settings::from_map(&map(&[("CARELOG_EVENT_STORE_URL", "postgres://x/y")])).unwrap_err();
         assert_eq!(e.name, "CARELOG_JWT_SECRET");
     }
 

@@ -77,12 +77,8 @@ impl ApiError {
             ApiError::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            ApiError::IdempotencyKeyReused => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
-            }
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -123,9 +119,7 @@ impl ResponseError for ApiError {
         });
         match self {
             ApiError::Validation(fields) => body["details"] = json!(fields),
-            ApiError::VersionConflict { actual, .. } => {
-                body["details"] = json!({ "current_version": actual })
-            }
+            ApiError::VersionConflict { actual, .. } => body["details"] = json!({ "current_version": actual }),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 body["request_id"] = json!(current_request_id());
@@ -150,9 +144,7 @@ impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
             CommandError::Domain(d) => d.into(),
-            CommandError::VersionConflict { expected, actual } => {
-                ApiError::VersionConflict { expected, actual }
-            }
+            CommandError::VersionConflict { expected, actual } => ApiError::VersionConflict { expected, actual },
             CommandError::Store(s) => ApiError::Internal(anyhow::anyhow!(s)),
         }
     }
@@ -166,8 +158,7 @@ impl From<sqlx::Error> for ApiError {
 
 /// The success envelope.
 pub fn envelope<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponse::build(status)
-        .json(json!({ "code": status.as_u16(), "message": "成功", "data": data }))
+    HttpResponse::build(status).json(json!({ "code": status.as_u16(), "message": "成功", "data": data }))
 }
 
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {

@@ -238,11 +238,7 @@ const FORMATS: &[Format] = &[
 /// `file_name` must be whitelisted for the kind, and the sniffed content must
 /// be of that same format (a PNG renamed `.jpg` is refused, as is text).
 /// Returns the type to store and serve the file as.
-pub fn check_content(
-    kind: FileKind,
-    file_name: &str,
-    bytes: &[u8],
-) -> Result<SniffedType, FileError> {
+pub fn check_content(kind: FileKind, file_name: &str, bytes: &[u8]) -> Result<SniffedType, FileError> {
     let ext = file_name
         .rsplit_once('.')
         .map(|(_, ext)| ext.trim().to_ascii_lowercase())
@@ -289,10 +285,7 @@ pub fn thumbnail(bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     // `into_decoder` does not count the output buffer against the limits
     // (`ImageReader::decode` does), so check it here.
     let (width, height) = decoder.dimensions();
-    if width > MAX_IMAGE_DIMENSION
-        || height > MAX_IMAGE_DIMENSION
-        || decoder.total_bytes() > MAX_DECODE_ALLOC
-    {
+    if width > MAX_IMAGE_DIMENSION || height > MAX_IMAGE_DIMENSION || decoder.total_bytes() > MAX_DECODE_ALLOC {
         return Err(FileError::TooLarge);
     }
     let orientation = decoder.orientation().map_err(decode_error)?;
@@ -352,8 +345,7 @@ impl BlobStore {
     /// Stores files under `dir`, creating it if needed. For development,
     /// tests and single-node installs.
     pub fn local(dir: &Path) -> Result<Self, FileError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| FileError::Storage(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| FileError::Storage(format!("creating {}: {e}", dir.display())))?;
         let store = LocalFileSystem::new_with_prefix(dir).map_err(storage_error)?;
         Ok(BlobStore {
             inner: Arc::new(store),
@@ -441,9 +433,7 @@ mod tests {
     use image::{ImageFormat, Rgb, RgbImage};
 
     fn encoded(format: ImageFormat, width: u32, height: u32) -> Vec<u8> {
-        let img = RgbImage::from_fn(width, height, |x, y| {
-            Rgb([(x % 256) as u8, (y % 256) as u8, 128])
-        });
+        let img = RgbImage::from_fn(width, height, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
         let mut out = Cursor::new(Vec::new());
         img.write_to(&mut out, format).expect("encode test image");
         out.into_inner()
@@ -481,10 +471,7 @@ mod tests {
             let json = serde_json::to_string(&kind).expect("serialize");
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
-        assert_eq!(
-            FileKind::parse("video"),
-            Err("应为audio、image或document".to_string())
-        );
+        assert_eq!(FileKind::parse("video"), Err("应为audio、image或document".to_string()));
     }
 
     #[test]
@@ -596,10 +583,7 @@ mod tests {
     fn thumbnail_is_a_300_square_jpeg() {
         for source in [png(), jpeg()] {
             let thumb = thumbnail(&source).expect("thumbnail");
-            assert_eq!(
-                infer::get(&thumb).map(|t| t.mime_type()),
-                Some("image/jpeg")
-            );
+            assert_eq!(infer::get(&thumb).map(|t| t.mime_type()), Some("image/jpeg"));
             let decoded = image::load_from_memory(&thumb).expect("decode thumbnail");
             assert_eq!((decoded.width(), decoded.height()), (300, 300));
         }

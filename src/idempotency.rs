@@ -51,12 +51,7 @@ enum Reservation {
     InFlight,
 }
 
-async fn reserve(
-    store: &EventStore,
-    scope: &str,
-    key: &str,
-    fingerprint: &str,
-) -> Result<Reservation, sqlx::Error> {
+async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) -> Result<Reservation, sqlx::Error> {
     let insert = "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let n = on_backend!(store.backend(), |pool| sqlx::query(insert)
         .bind(scope)
@@ -68,7 +63,8 @@ async fn reserve(
     if n == 1 {
         return Ok(Reservation::New);
     }
-    let select = "SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2";
+    let select =
+        "SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2";
     let row: Option<(String, Option<i32>, Option<String>)> =
         on_backend!(store.backend(), |pool| sqlx::query_as(select)
             .bind(scope)
@@ -118,13 +114,7 @@ async fn reserve(
     }
 }
 
-async fn complete(
-    store: &EventStore,
-    scope: &str,
-    key: &str,
-    status: u16,
-    body: &str,
-) -> Result<(), sqlx::Error> {
+async fn complete(store: &EventStore, scope: &str, key: &str, status: u16, body: &str) -> Result<(), sqlx::Error> {
     let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE scope = $1 AND key = $2";
     on_backend!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
@@ -138,8 +128,7 @@ async fn complete(
 }
 
 async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx::Error> {
-    let sql =
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL";
+    let sql = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL";
     on_backend!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
         .bind(key)
@@ -170,20 +159,14 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .map(|k| k.trim().to_string());
     let (Some(key), true) = (key, is_command) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     if key.is_empty() || key.len() > 255 {
         let e = ApiError::field("Idempotency-Key", "长度应为1到255个字符");
         return Ok(req.into_response(e.error_response()));
     }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     // Scope keys by the verified caller; an invalid token shares the anonymous scope
     // and will be refused by the handler anyway.
@@ -248,9 +231,7 @@ pub async fn middleware(
     let res = match res {
         Ok(r) => r,
         Err(e) => {
-            release(&state.store, &scope, &key)
-                .await
-                .map_err(ApiError::from)?;
+            release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
             return Err(e);
         }
     };
@@ -261,9 +242,7 @@ pub async fn middleware(
         .await
         .map_err(|_| ApiError::internal(anyhow::anyhow!("response body")))?;
     if status.is_server_error() {
-        release(&state.store, &scope, &key)
-            .await
-            .map_err(ApiError::from)?;
+        release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
     } else {
         let text = String::from_utf8_lossy(&bytes);
         complete(&state.store, &scope, &key, status.as_u16(), &text)

@@ -7,6 +7,7 @@
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions.
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting.
 //! - [`reactors`]: followers that answer events with commands (alerts).
+//! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
 //! - [`api`]: handlers; [`auth`], [`idempotency`], [`telemetry`] are their middleware.
 //! - [`error`]: the one mapping from errors to the response envelope.
 //! - [`cli`]: `create-admin` and `rebuild`.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod files;
 pub mod idempotency;
 pub mod reactors;
+pub mod relay;
 pub mod runner;
 pub mod startup;
 pub mod state;

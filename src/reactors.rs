@@ -44,12 +44,8 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(false);
     };
-    for e in events
-        .iter()
-        .filter(|e| e.aggregate_type == "health_record")
-    {
-        let Ok(HealthRecordEvent::HealthRecordCreated(content)) = e.decode::<HealthRecordEvent>()
-        else {
+    for e in events.iter().filter(|e| e.aggregate_type == "health_record") {
+        let Ok(HealthRecordEvent::HealthRecordCreated(content)) = e.decode::<HealthRecordEvent>() else {
             continue;
         };
         if content.alerts.is_empty() {

@@ -91,13 +91,8 @@ pub async fn start_projectors(
         let progress = Arc::new(tokio::sync::Mutex::new(vec![0i64; projectors.len()]));
         let mut tasks = Vec::new();
         for (i, p) in projectors.into_iter().enumerate() {
-            let (store, read, wake, tx, progress) = (
-                store.clone(),
-                read.clone(),
-                wake.clone(),
-                tx.clone(),
-                progress.clone(),
-            );
+            let (store, read, wake, tx, progress) =
+                (store.clone(), read.clone(), wake.clone(), tx.clone(), progress.clone());
             tasks.push(tokio::spawn(async move {
                 follow(&store, &read, p.as_ref(), &wake, |pos| {
                     let progress = progress.clone();
@@ -123,13 +118,8 @@ pub async fn start_projectors(
 }
 
 /// Follows the store for one projector, forever.
-async fn follow<F, Fut>(
-    store: &EventStore,
-    read: &ReadStore,
-    p: &dyn Projector,
-    wake: &Notify,
-    on_progress: F,
-) where
+async fn follow<F, Fut>(store: &EventStore, read: &ReadStore, p: &dyn Projector, wake: &Notify, on_progress: F)
+where
     F: Fn(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -218,10 +208,7 @@ pub enum LeaderLock {
 
 impl LeaderLock {
     /// One attempt; `None` if another process holds the lock.
-    pub async fn try_acquire(
-        store: &EventStore,
-        name: &str,
-    ) -> Result<Option<LeaderLock>, sqlx::Error> {
+    pub async fn try_acquire(store: &EventStore, name: &str) -> Result<Option<LeaderLock>, sqlx::Error> {
         let Backend::Postgres(pool) = store.backend() else {
             return Ok(Some(LeaderLock::Embedded));
         };
@@ -241,11 +228,10 @@ impl LeaderLock {
         loop {
             match pool.acquire().await {
                 Ok(mut conn) => {
-                    let got: Result<bool, _> =
-                        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                            .bind(key)
-                            .fetch_one(&mut *conn)
-                            .await;
+                    let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                        .bind(key)
+                        .fetch_one(&mut *conn)
+                        .await;
                     if let Ok(true) = got {
                         return LeaderLock::Postgres(conn);
                     }

@@ -28,6 +28,7 @@ pub struct Application {
     state: AppState,
     runner: ProjectorRunner,
     reactor: tokio::task::JoinHandle<()>,
+    relay: Option<tokio::task::JoinHandle<()>>,
     /// Held for the process's life in embedded mode: one process per data dir.
     _data_lock: Option<File>,
 }
@@ -45,9 +46,8 @@ impl Stores {
     pub async fn open(settings: &Settings, exclusive: bool) -> anyhow::Result<Self> {
         let embedded = settings.event_store_url.is_none() || settings.read_store_url.is_none();
         if embedded {
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-                format!("cannot create data dir {}", settings.data_dir.display())
-            })?;
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
         }
         let data_lock = if embedded && exclusive {
             Some(lock_data_dir(&settings.data_dir)?)
@@ -62,35 +62,20 @@ impl Stores {
         .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
         let read_url = match &settings.read_store_url {
             Some(url) => url.expose().to_string(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                settings.data_dir.join("read.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", settings.data_dir.join("read.db").display()),
         };
         let read = ReadStore::connect(&read_url)
             .await
             .context("cannot open the read store (CARELOG_READ_STORE_URL)")?;
-        Ok(Self {
-            store,
-            read,
-            data_lock,
-        })
+        Ok(Self { store, read, data_lock })
     }
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     let path = dir.join("carelog.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another carelog process is using {}; stop it first",
-            dir.display()
-        )
-    })?;
+    let file = File::options().create(true).truncate(false).write(true).open(&path)?;
+    file.try_lock()
+        .map_err(|_| anyhow::anyhow!("another carelog process is using {}; stop it first", dir.display()))?;
     Ok(file)
 }
 
@@ -101,6 +86,27 @@ pub fn blob_store(settings: &Settings) -> anyhow::Result<crate::files::BlobStore
         None => crate::files::BlobStore::local(&settings.upload_dir),
     };
     store.map_err(|e| anyhow::anyhow!("file storage (CARELOG_UPLOAD_DIR / CARELOG_S3_*): {e}"))
+}
+
+/// The relay's settings, when Kafka is configured.
+pub fn relay_config(settings: &Settings) -> anyhow::Result<Option<crate::relay::RelayConfig>> {
+    let Some(brokers) = &settings.kafka_brokers else {
+        return Ok(None);
+    };
+    let pii_key = match &settings.kafka_pii_key {
+        Some(k) => k.expose().as_bytes().to_vec(),
+        None => {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(format!("carelog-pii:{}", jwt_secret(settings)?).as_bytes()).to_vec()
+        }
+    };
+    Ok(Some(crate::relay::RelayConfig {
+        brokers: brokers.clone(),
+        topic_prefix: settings.kafka_topic_prefix.clone(),
+        pii_key,
+        partitions: settings.kafka_partitions,
+        replication: settings.kafka_replication,
+    }))
 }
 
 /// The JWT secret: from settings, or generated once and kept in the data dir.
@@ -132,12 +138,15 @@ impl Application {
             settings.access_ttl_secs,
             settings.refresh_ttl_secs,
         );
-        let runner = start_projectors(
-            stores.store.clone(),
-            stores.read.clone(),
-            projections::all_projectors(),
-        )
-        .await?;
+        let relay = match relay_config(&settings)? {
+            Some(config) => {
+                let (handle, task) =
+                    crate::relay::start(stores.store.clone(), config).context("cannot create the Kafka producer")?;
+                Some((handle, task))
+            }
+            None => None,
+        };
+        let runner = start_projectors(stores.store.clone(), stores.read.clone(), projections::all_projectors()).await?;
         let state = AppState {
             store: stores.store,
             read: stores.read,
@@ -145,10 +154,10 @@ impl Application {
             jwt,
             waiter: runner.waiter.clone(),
             blobs: blob_store(&settings)?,
+            relay: relay.as_ref().map(|(h, _)| h.clone()),
         };
         let reactor = crate::reactors::start_alert_reactor(state.clone());
-        let listener = TcpListener::bind(settings.bind)
-            .with_context(|| format!("cannot bind {}", settings.bind))?;
+        let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let openapi = crate::api::ApiDoc::openapi();
@@ -156,13 +165,9 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|e, _| ApiError::field("query", e.to_string()).into()),
+                    web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into()),
                 )
-                .app_data(
-                    web::PathConfig::default()
-                        .error_handler(|_, _| ApiError::NotFound("resource").into()),
-                )
+                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
                 .wrap(from_fn(crate::idempotency::middleware))
                 .wrap(from_fn(crate::telemetry::request_id))
                 .configure(crate::api::routes)
@@ -174,12 +179,8 @@ impl Application {
                             .finish()
                     }),
                 )
-                .service(
-                    SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()),
-                )
-                .default_service(web::to(|| async {
-                    ApiError::NotFound("route").error_response()
-                }))
+                .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
+                .default_service(web::to(|| async { ApiError::NotFound("route").error_response() }))
         })
         .listen(listener)?
         .run();
@@ -189,6 +190,7 @@ impl Application {
             state,
             runner,
             reactor,
+            relay: relay.map(|(_, t)| t),
             _data_lock: stores.data_lock,
         })
     }
@@ -205,6 +207,9 @@ impl Application {
         let result = self.server.await;
         self.runner.handle.abort();
         self.reactor.abort();
+        if let Some(r) = self.relay {
+            r.abort();
+        }
         result
     }
 }

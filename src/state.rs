@@ -26,6 +26,8 @@ pub struct AppState {
     pub waiter: ProjectionWaiter,
     /// Where uploaded file bytes live (local directory or S3).
     pub blobs: crate::files::BlobStore,
+    /// The Kafka relay, when `CARELOG_KAFKA_BROKERS` is set.
+    pub relay: Option<crate::relay::RelayHandle>,
 }
 
 impl AppState {
@@ -35,12 +37,7 @@ impl AppState {
 
     /// Executes a command and returns once every read model shows its effect,
     /// so the caller's next query sees it (read-your-writes).
-    pub async fn execute<A>(
-        &self,
-        id: &str,
-        command: A::Command,
-        ctx: CommandContext,
-    ) -> Result<Committed, ApiError>
+    pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, ApiError>
     where
         A: Aggregate<Error = DomainError, Services = ()>,
         A::Command: Clone,
@@ -77,10 +74,7 @@ impl RequestMeta {
         m.insert("request_id".into(), self.request_id.clone());
         m.insert("correlation_id".into(), self.correlation_id.clone());
         m.insert("command".into(), command.to_string());
-        m.insert(
-            "time".into(),
-            projections::store::instant(chrono::Utc::now()),
-        );
+        m.insert("time".into(), projections::store::instant(chrono::Utc::now()));
         CommandContext {
             metadata: m,
             expected_version: self.if_match,
@@ -129,11 +123,7 @@ impl FromRequest for RequestMeta {
             None => None,
         };
         ready(Ok(RequestMeta {
-            ip: req
-                .connection_info()
-                .realip_remote_addr()
-                .unwrap_or("")
-                .to_string(),
+            ip: req.connection_info().realip_remote_addr().unwrap_or("").to_string(),
             user_agent: header("user-agent").unwrap_or_default(),
             correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
             request_id,

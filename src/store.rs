@@ -103,12 +103,11 @@ impl EventStore {
             }
             None => {
                 let path = data_dir.join("events.db");
-                let options =
-                    SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-                        .create_if_missing(true)
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Full)
-                        .busy_timeout(Duration::from_secs(30));
+                let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .connect_with(options)
@@ -148,15 +147,12 @@ impl EventStore {
         for attempt in 0..=CONFLICT_RETRIES {
             let outcome = match &self.backend {
                 Backend::Postgres(pool) => {
-                    let store = PersistedEventStore::<_, A>::new_event_store(
-                        PostgresEventRepository::new(pool.clone()),
-                    );
+                    let store =
+                        PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(pool.clone()));
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
                 Backend::Sqlite(pool) => {
-                    let store = PersistedEventStore::<_, A>::new_event_store(
-                        SqliteEventRepository::new(pool.clone()),
-                    );
+                    let store = PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(pool.clone()));
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
             };
@@ -194,18 +190,14 @@ impl EventStore {
     {
         let ctx = match &self.backend {
             Backend::Postgres(pool) => {
-                PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(
-                    pool.clone(),
-                ))
-                .load_aggregate(id)
-                .await
+                PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(pool.clone()))
+                    .load_aggregate(id)
+                    .await
             }
             Backend::Sqlite(pool) => {
-                PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(
-                    pool.clone(),
-                ))
-                .load_aggregate(id)
-                .await
+                PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(pool.clone()))
+                    .load_aggregate(id)
+                    .await
             }
         }
         .map_err(store_error)?;
@@ -241,22 +233,8 @@ impl EventStore {
     /// Up to `limit` events after `position`, in position order. Commit order
     /// equals position order (see the event store migration), so a reader never
     /// sees a position before all smaller ones that will ever exist.
-    pub async fn read_after(
-        &self,
-        position: i64,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        type Row = (
-            i64,
-            String,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            String,
-        );
+    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        type Row = (i64, String, String, i64, String, String, String, String, String);
         let rows: Vec<Row> = match &self.backend {
             Backend::Postgres(pool) => {
                 sqlx::query_as(
@@ -361,33 +339,29 @@ impl EventStore {
             return Ok(false);
         }
         let stale = match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query(
-                    "UPDATE unique_claims SET owner = $3, claimed_at = now()
+            Backend::Postgres(pool) => sqlx::query(
+                "UPDATE unique_claims SET owner = $3, claimed_at = now()
                      WHERE scope = $1 AND value = $2 AND owner = $4 AND claimed_at < now() - interval '60 seconds'",
-                )
-                .bind(scope)
-                .bind(value)
-                .bind(owner)
-                .bind(&current)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query(
-                    "UPDATE unique_claims SET owner = $3, claimed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+            )
+            .bind(scope)
+            .bind(value)
+            .bind(owner)
+            .bind(&current)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Backend::Sqlite(pool) => sqlx::query(
+                "UPDATE unique_claims SET owner = $3, claimed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                      WHERE scope = $1 AND value = $2 AND owner = $4
                        AND claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds')",
-                )
-                .bind(scope)
-                .bind(value)
-                .bind(owner)
-                .bind(&current)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
+            )
+            .bind(scope)
+            .bind(value)
+            .bind(owner)
+            .bind(&current)
+            .execute(pool)
+            .await?
+            .rows_affected(),
         };
         Ok(stale == 1)
     }

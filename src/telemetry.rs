@@ -16,11 +16,8 @@ use crate::error::REQUEST_ID;
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`),
 /// `CARELOG_LOG_FORMAT=json` switches to JSON lines. Safe to call twice.
 pub fn init() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = if std::env::var("CARELOG_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -37,11 +34,7 @@ pub async fn request_id(
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
@@ -58,8 +51,7 @@ pub async fn request_id(
                 "request done"
             );
             if let Ok(v) = HeaderValue::from_str(&id) {
-                res.headers_mut()
-                    .insert(HeaderName::from_static("x-request-id"), v);
+                res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
             }
             Ok(res)
         }

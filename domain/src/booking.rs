@@ -104,19 +104,13 @@ impl Aggregate for HospitalBooking {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: BookingCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: BookingCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         use BookingStatus::*;
         let Some(details) = &self.details else {
             let BookingCommand::Request(d) = command else {
                 return Err(DomainError::NotFound("hospital_appointment"));
             };
-            sink.write(BookingEvent::HospitalBookingRequested(d), self)
-                .await;
+            sink.write(BookingEvent::HospitalBookingRequested(d), self).await;
             return Ok(());
         };
         let illegal = |what: &str| {

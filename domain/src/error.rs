@@ -42,9 +42,7 @@ impl Validator {
         Self::default()
     }
     pub fn add(&mut self, field: &str, reason: impl Into<String>) {
-        self.errors
-            .entry(field.to_string())
-            .or_insert_with(|| reason.into());
+        self.errors.entry(field.to_string()).or_insert_with(|| reason.into());
     }
     /// Keeps the value when it parsed, records the error otherwise.
     pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {

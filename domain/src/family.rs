@@ -61,12 +61,7 @@ impl Aggregate for Family {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         let event = match (command, &self.details) {
             (FamilyCommand::Create(_), Some(_)) => return Err(DomainError::conflict("家庭已存在")),
             (FamilyCommand::Create(d), None) => FamilyEvent::FamilyCreated(d),

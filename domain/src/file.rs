@@ -52,16 +52,9 @@ impl Aggregate for StoredFile {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: FileCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: FileCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         match command {
-            FileCommand::Register(_) if self.info.is_some() => {
-                Err(DomainError::conflict("文件已存在"))
-            }
+            FileCommand::Register(_) if self.info.is_some() => Err(DomainError::conflict("文件已存在")),
             FileCommand::Register(info) => {
                 sink.write(FileEvent::FileUploaded(info), self).await;
                 Ok(())

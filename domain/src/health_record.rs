@@ -21,11 +21,7 @@ pub struct Location {
 }
 
 impl Location {
-    pub fn parse(
-        lat: f64,
-        lng: f64,
-        address: Option<String>,
-    ) -> Result<Self, (&'static str, String)> {
+    pub fn parse(lat: f64, lng: f64, address: Option<String>) -> Result<Self, (&'static str, String)> {
         if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
             return Err(("location_lat", "纬度应在-90到90之间".into()));
         }
@@ -55,8 +51,7 @@ pub struct RecordFiles {
 
 impl RecordFiles {
     pub fn all(&self) -> Vec<(FileId, &'static str)> {
-        let mut v: Vec<(FileId, &'static str)> =
-            self.audio_file.iter().map(|f| (*f, "audio")).collect();
+        let mut v: Vec<(FileId, &'static str)> = self.audio_file.iter().map(|f| (*f, "audio")).collect();
         v.extend(self.photos.iter().map(|f| (*f, "photo")));
         v.extend(self.patient_signature.iter().map(|f| (*f, "signature")));
         v
@@ -120,21 +115,12 @@ impl Aggregate for HealthRecord {
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
         match command {
-            HealthRecordCommand::Create(_) if self.content.is_some() => {
-                Err(DomainError::conflict("健康记录已存在"))
-            }
+            HealthRecordCommand::Create(_) if self.content.is_some() => Err(DomainError::conflict("健康记录已存在")),
             HealthRecordCommand::Create(c) => {
-                if c.vital_signs == VitalSigns::default()
-                    && c.symptoms.is_none()
-                    && c.notes.is_none()
-                {
-                    return Err(DomainError::field(
-                        "vital_signs",
-                        "至少填写一项生命体征、症状或备注",
-                    ));
+                if c.vital_signs == VitalSigns::default() && c.symptoms.is_none() && c.notes.is_none() {
+                    return Err(DomainError::field("vital_signs", "至少填写一项生命体征、症状或备注"));
                 }
-                sink.write(HealthRecordEvent::HealthRecordCreated(c), self)
-                    .await;
+                sink.write(HealthRecordEvent::HealthRecordCreated(c), self).await;
                 Ok(())
             }
         }
@@ -161,13 +147,7 @@ mod tests {
 
     #[test]
     fn coordinates_out_of_range_are_refused() {
-        assert_eq!(
-            Location::parse(91.0, 0.0, None).unwrap_err().0,
-            "location_lat"
-        );
-        assert_eq!(
-            Location::parse(0.0, 181.0, None).unwrap_err().0,
-            "location_lng"
-        );
+        assert_eq!(Location::parse(91.0, 0.0, None).unwrap_err().0, "location_lat");
+        assert_eq!(Location::parse(0.0, 181.0, None).unwrap_err().0, "location_lng");
     }
 }

@@ -114,11 +114,7 @@ pub struct Hospital {
 
 impl Hospital {
     /// Whether new bookings may be taken for this department (and doctor).
-    pub fn bookable(
-        &self,
-        department: DepartmentId,
-        doctor: Option<HospitalDoctorId>,
-    ) -> Result<(), DomainError> {
+    pub fn bookable(&self, department: DepartmentId, doctor: Option<HospitalDoctorId>) -> Result<(), DomainError> {
         if !self.active {
             return Err(DomainError::conflict("该医院已停止合作"));
         }
@@ -148,19 +144,12 @@ impl Aggregate for Hospital {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: HospitalCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: HospitalCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         if self.details.is_none() && !matches!(command, HospitalCommand::Register(_)) {
             return Err(DomainError::NotFound("hospital"));
         }
         let event = match command {
-            HospitalCommand::Register(_) if self.details.is_some() => {
-                return Err(DomainError::conflict("医院已存在"))
-            }
+            HospitalCommand::Register(_) if self.details.is_some() => return Err(DomainError::conflict("医院已存在")),
             HospitalCommand::Register(d) => HospitalEvent::HospitalRegistered(d),
             HospitalCommand::SetActive { active } if active == self.active => return Ok(()),
             HospitalCommand::SetActive { active: true } => HospitalEvent::HospitalActivated,
@@ -174,13 +163,11 @@ impl Aggregate for Hospital {
                 }
                 HospitalEvent::DepartmentAdded { id, details }
             }
-            HospitalCommand::SetDepartmentActive { id, active } => {
-                match self.departments.get(&id) {
-                    None => return Err(DomainError::NotFound("department")),
-                    Some((_, a)) if *a == active => return Ok(()),
-                    Some(_) => HospitalEvent::DepartmentActivityChanged { id, active },
-                }
-            }
+            HospitalCommand::SetDepartmentActive { id, active } => match self.departments.get(&id) {
+                None => return Err(DomainError::NotFound("department")),
+                Some((_, a)) if *a == active => return Ok(()),
+                Some(_) => HospitalEvent::DepartmentActivityChanged { id, active },
+            },
             HospitalCommand::AddDoctor { id, details } => {
                 if !self.departments.contains_key(&details.department_id) {
                     return Err(DomainError::field("department_id", "科室不存在"));
@@ -290,12 +277,7 @@ impl Aggregate for Slot {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: SlotCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: SlotCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         let event = match (&self.details, command) {
             (Some(_), SlotCommand::Open(_)) => return Err(DomainError::conflict("号源已存在")),
             (None, SlotCommand::Open(d)) => {
@@ -305,13 +287,7 @@ impl Aggregate for Slot {
                 SlotEvent::SlotOpened(d)
             }
             (None, _) => return Err(DomainError::NotFound("slot")),
-            (
-                Some(d),
-                SlotCommand::Book {
-                    booking_id,
-                    patient_id,
-                },
-            ) => {
+            (Some(d), SlotCommand::Book { booking_id, patient_id }) => {
                 if self.bookings.contains_key(&booking_id) {
                     return Ok(());
                 }
@@ -321,10 +297,7 @@ impl Aggregate for Slot {
                 if self.bookings.len() as u32 >= d.capacity {
                     return Err(DomainError::conflict("号源已满"));
                 }
-                SlotEvent::SlotPlaceBooked {
-                    booking_id,
-                    patient_id,
-                }
+                SlotEvent::SlotPlaceBooked { booking_id, patient_id }
             }
             (Some(_), SlotCommand::Release { booking_id }) => {
                 if !self.bookings.contains_key(&booking_id) {
@@ -340,10 +313,7 @@ impl Aggregate for Slot {
     fn apply(&mut self, event: SlotEvent) {
         match event {
             SlotEvent::SlotOpened(d) => self.details = Some(d),
-            SlotEvent::SlotPlaceBooked {
-                booking_id,
-                patient_id,
-            } => {
+            SlotEvent::SlotPlaceBooked { booking_id, patient_id } => {
                 self.bookings.insert(booking_id, patient_id);
             }
             SlotEvent::SlotPlaceReleased { booking_id } => {
@@ -418,14 +388,8 @@ mod tests {
         };
         let dep = DepartmentId::new();
         h.departments.insert(dep, ("心内科".into(), false));
-        assert!(matches!(
-            h.bookable(dep, None),
-            Err(DomainError::Conflict(_))
-        ));
+        assert!(matches!(h.bookable(dep, None), Err(DomainError::Conflict(_))));
         h.active = false;
-        assert!(matches!(
-            h.bookable(dep, None),
-            Err(DomainError::Conflict(_))
-        ));
+        assert!(matches!(h.bookable(dep, None), Err(DomainError::Conflict(_))));
     }
 }

@@ -41,16 +41,10 @@ impl Aggregate for Inbox {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: InboxCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: InboxCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         let InboxCommand::MarkRead { notification_id } = command;
         if !self.read.contains(&notification_id) {
-            sink.write(InboxEvent::NotificationRead { notification_id }, self)
-                .await;
+            sink.write(InboxEvent::NotificationRead { notification_id }, self).await;
         }
         Ok(())
     }

@@ -88,9 +88,7 @@ impl Aggregate for OrderRequest {
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
         let event = match (&self.details, command) {
-            (Some(_), OrderRequestCommand::Open(_)) => {
-                return Err(DomainError::conflict("医嘱申请已存在"))
-            }
+            (Some(_), OrderRequestCommand::Open(_)) => return Err(DomainError::conflict("医嘱申请已存在")),
             (None, OrderRequestCommand::Open(d)) => OrderRequestEvent::OrderRequested(d),
             (None, _) => return Err(DomainError::NotFound("order_request")),
             (Some(_), OrderRequestCommand::Fulfil { order_id }) => match self.status {
@@ -109,12 +107,8 @@ impl Aggregate for OrderRequest {
     fn apply(&mut self, event: OrderRequestEvent) {
         match event {
             OrderRequestEvent::OrderRequested(d) => self.details = Some(d),
-            OrderRequestEvent::OrderRequestFulfilled { .. } => {
-                self.status = RequestStatus::Fulfilled
-            }
-            OrderRequestEvent::OrderRequestCancelled { .. } => {
-                self.status = RequestStatus::Cancelled
-            }
+            OrderRequestEvent::OrderRequestFulfilled { .. } => self.status = RequestStatus::Fulfilled,
+            OrderRequestEvent::OrderRequestCancelled { .. } => self.status = RequestStatus::Cancelled,
         }
     }
 }
@@ -221,9 +215,7 @@ impl Aggregate for MedicalOrder {
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
         let event = match (&self.details, command) {
-            (Some(_), MedicalOrderCommand::Issue(_)) => {
-                return Err(DomainError::conflict("医嘱已存在"))
-            }
+            (Some(_), MedicalOrderCommand::Issue(_)) => return Err(DomainError::conflict("医嘱已存在")),
             (None, MedicalOrderCommand::Issue(d)) => {
                 if d.content.trim().is_empty() {
                     return Err(DomainError::field("content", "不能为空"));

@@ -50,16 +50,9 @@ impl Aggregate for ServicePackage {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: PackageCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: PackageCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         match command {
-            PackageCommand::Create(_) if self.details.is_some() => {
-                Err(DomainError::conflict("套餐已存在"))
-            }
+            PackageCommand::Create(_) if self.details.is_some() => Err(DomainError::conflict("套餐已存在")),
             PackageCommand::Create(d) => {
                 if d.price < Decimal::ZERO {
                     return Err(DomainError::field("price", "不能为负数"));

@@ -74,10 +74,7 @@ pub struct Patient {
 fn check(d: &PatientDetails) -> Result<(), DomainError> {
     if let Some(id) = &d.id_card {
         if id.birth_date() != Some(d.birth_date) {
-            return Err(DomainError::field(
-                "id_card",
-                "身份证号中的出生日期与birth_date不一致",
-            ));
+            return Err(DomainError::field("id_card", "身份证号中的出生日期与birth_date不一致"));
         }
     }
     Ok(())
@@ -90,16 +87,9 @@ impl Aggregate for Patient {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: PatientCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: PatientCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         let event = match (command, &self.details) {
-            (PatientCommand::Register { .. }, Some(_)) => {
-                return Err(DomainError::conflict("患者已存在"))
-            }
+            (PatientCommand::Register { .. }, Some(_)) => return Err(DomainError::conflict("患者已存在")),
             (PatientCommand::Register { family_id, details }, None) => {
                 check(&details)?;
                 PatientEvent::PatientRegistered { family_id, details }
@@ -180,10 +170,7 @@ mod tests {
                 family_id: FamilyId::new(),
                 details: d,
             })
-            .then_expect_error(DomainError::field(
-                "id_card",
-                "身份证号中的出生日期与birth_date不一致",
-            ));
+            .then_expect_error(DomainError::field("id_card", "身份证号中的出生日期与birth_date不一致"));
     }
 
     #[test]

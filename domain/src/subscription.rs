@@ -177,9 +177,7 @@ impl Aggregate for Subscription {
                 if payment_status == self.payment_status {
                     return Ok(());
                 }
-                if payment_status == PaymentStatus::Refunded
-                    && self.payment_status != PaymentStatus::Paid
-                {
+                if payment_status == PaymentStatus::Refunded && self.payment_status != PaymentStatus::Paid {
                     return Err(DomainError::conflict("未付款的订阅不能退款"));
                 }
                 SubscriptionEvent::SubscriptionPaymentChanged { payment_status }
@@ -193,9 +191,7 @@ impl Aggregate for Subscription {
         match event {
             SubscriptionEvent::SubscriptionCreated(t) => self.terms = Some(t),
             SubscriptionEvent::SubscriptionStatusChanged { status, .. } => self.status = status,
-            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => {
-                self.payment_status = payment_status
-            }
+            SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => self.payment_status = payment_status,
         }
     }
 }
@@ -217,8 +213,7 @@ mod tests {
 
     #[test]
     fn it_should_end_duration_days_after_the_start() {
-        let (patient_id, package_id, recorder_id) =
-            (PatientId::new(), PackageId::new(), UserId::new());
+        let (patient_id, package_id, recorder_id) = (PatientId::new(), PackageId::new(), UserId::new());
         TestFramework::<Subscription>::with(())
             .given_no_previous_events()
             .when(SubscriptionCommand::Create {
@@ -228,15 +223,13 @@ mod tests {
                 start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
                 duration_days: 30,
             })
-            .then_expect_events(vec![SubscriptionEvent::SubscriptionCreated(
-                SubscriptionTerms {
-                    patient_id,
-                    package_id,
-                    recorder_id,
-                    start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-                    end_date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
-                },
-            )]);
+            .then_expect_events(vec![SubscriptionEvent::SubscriptionCreated(SubscriptionTerms {
+                patient_id,
+                package_id,
+                recorder_id,
+                start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                end_date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
+            })]);
     }
 
     #[test]

@@ -214,20 +214,12 @@ impl Aggregate for User {
                     previous: self.status,
                 }
             }
-            UserCommand::ChangePassword { password_hash } => {
-                UserEvent::UserPasswordChanged { password_hash }
-            }
-            UserCommand::RecordLogin {
-                session_id,
-                expires_at,
-            } => {
+            UserCommand::ChangePassword { password_hash } => UserEvent::UserPasswordChanged { password_hash },
+            UserCommand::RecordLogin { session_id, expires_at } => {
                 if !self.is_active() {
                     return Err(DomainError::conflict("用户不可用"));
                 }
-                UserEvent::UserLoggedIn {
-                    session_id,
-                    expires_at,
-                }
+                UserEvent::UserLoggedIn { session_id, expires_at }
             }
             UserCommand::Logout { session_id } => {
                 if !self.open_sessions.contains(&session_id) {
@@ -262,9 +254,7 @@ impl Aggregate for User {
                     self.open_sessions.remove(0);
                 }
             }
-            UserEvent::UserLoggedOut { session_id } => {
-                self.open_sessions.retain(|s| *s != session_id)
-            }
+            UserEvent::UserLoggedOut { session_id } => self.open_sessions.retain(|s| *s != session_id),
         }
     }
 }

@@ -97,8 +97,7 @@ impl ResidentId {
             return Err("身份证号前17位必须为数字".into());
         }
         let birth = &s[6..14];
-        let date = NaiveDate::parse_from_str(birth, "%Y%m%d")
-            .map_err(|_| "身份证号中的出生日期无效".to_string())?;
+        let date = NaiveDate::parse_from_str(birth, "%Y%m%d").map_err(|_| "身份证号中的出生日期无效".to_string())?;
         if date.year() < 1880 {
             return Err("身份证号中的出生日期无效".into());
         }
@@ -192,28 +191,15 @@ mod tests {
 
     #[test]
     fn phone_accepts_mobile_and_landline() {
-        assert_eq!(
-            PhoneNumber::parse("13800138000").unwrap().as_str(),
-            "13800138000"
-        );
-        assert_eq!(
-            PhoneNumber::parse("+86 138 0013 8000").unwrap().as_str(),
-            "13800138000"
-        );
+        assert_eq!(PhoneNumber::parse("13800138000").unwrap().as_str(), "13800138000");
+        assert_eq!(PhoneNumber::parse("+86 138 0013 8000").unwrap().as_str(), "13800138000");
         assert!(PhoneNumber::parse("010-12345678").is_ok());
         assert!(PhoneNumber::parse("0571-8765432").is_ok());
     }
 
     #[test]
     fn phone_rejects_garbage() {
-        for bad in [
-            "12800138000",
-            "1380013800",
-            "abc",
-            "",
-            "010-123",
-            "13800138000-1",
-        ] {
+        for bad in ["12800138000", "1380013800", "abc", "", "010-123", "13800138000-1"] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }

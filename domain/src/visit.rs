@@ -152,10 +152,7 @@ pub struct Visit {
 
 fn check_time(date: NaiveDate, time: NaiveTime, ctx: &ScheduleContext) -> Result<(), DomainError> {
     if date.and_time(time) < ctx.now {
-        return Err(DomainError::field(
-            "scheduled_time",
-            "预约时间不能早于当前时间",
-        ));
+        return Err(DomainError::field("scheduled_time", "预约时间不能早于当前时间"));
     }
     Ok(())
 }
@@ -177,12 +174,7 @@ impl Aggregate for Visit {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: VisitCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: VisitCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         let Some(plan) = &self.plan else {
             let VisitCommand::Schedule { plan, context } = command else {
                 return Err(DomainError::NotFound("appointment"));
@@ -206,11 +198,7 @@ impl Aggregate for Visit {
                 Confirmed => return Ok(()),
                 _ => return illegal("确认"),
             },
-            VisitCommand::Reschedule {
-                date,
-                time,
-                context,
-            } => match self.status {
+            VisitCommand::Reschedule { date, time, context } => match self.status {
                 Scheduled | Confirmed => {
                     check_time(date, time, &context)?;
                     let moves_month = (date.year_month()) != plan.scheduled_date.year_month();
@@ -310,10 +298,7 @@ mod tests {
                 plan: plan(VisitType::Regular, "2026-03-02"),
                 context: ctx(0),
             })
-            .then_expect_events(vec![VisitEvent::VisitScheduled(plan(
-                VisitType::Regular,
-                "2026-03-02",
-            ))]);
+            .then_expect_events(vec![VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))]);
     }
 
     #[test]
@@ -324,10 +309,7 @@ mod tests {
                 plan: plan(VisitType::Regular, "2026-02-28"),
                 context: ctx(0),
             })
-            .then_expect_error(DomainError::field(
-                "scheduled_time",
-                "预约时间不能早于当前时间",
-            ));
+            .then_expect_error(DomainError::field("scheduled_time", "预约时间不能早于当前时间"));
     }
 
     #[test]
@@ -369,10 +351,7 @@ mod tests {
     #[test]
     fn it_should_not_complete_a_visit_without_a_health_record() {
         TestFramework::<Visit>::with(())
-            .given(vec![VisitEvent::VisitScheduled(plan(
-                VisitType::Regular,
-                "2026-03-02",
-            ))])
+            .given(vec![VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))])
             .when(VisitCommand::Complete { record: None })
             .then_expect_error(DomainError::conflict("完成上门前须先提交健康记录"));
     }
@@ -380,10 +359,7 @@ mod tests {
     #[test]
     fn it_should_keep_the_old_time_when_rescheduling() {
         TestFramework::<Visit>::with(())
-            .given(vec![VisitEvent::VisitScheduled(plan(
-                VisitType::Regular,
-                "2026-03-02",
-            ))])
+            .given(vec![VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))])
             .when(VisitCommand::Reschedule {
                 date: d("2026-03-05"),
                 time: t("15:30"),

@@ -20,10 +20,7 @@ pub struct BloodPressure {
 
 impl BloodPressure {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let (s, d) = raw
-            .trim()
-            .split_once('/')
-            .ok_or("格式应为收缩压/舒张压，如120/80")?;
+        let (s, d) = raw.trim().split_once('/').ok_or("格式应为收缩压/舒张压，如120/80")?;
         let s: u16 = s.trim().parse().map_err(|_| "收缩压应为整数mmHg")?;
         let d: u16 = d.trim().parse().map_err(|_| "舒张压应为整数mmHg")?;
         if !(50..=260).contains(&s) {
@@ -179,35 +176,19 @@ impl AlertThresholds {
         }
         if let Some(o) = v.blood_oxygen {
             if o < self.spo2_low {
-                push(
-                    "blood_oxygen_low",
-                    Severity::Urgent,
-                    format!("血氧{o}%偏低"),
-                );
+                push("blood_oxygen_low", Severity::Urgent, format!("血氧{o}%偏低"));
             }
         }
         if let Some(t) = v.temperature {
             if t >= self.temperature_high {
-                push(
-                    "temperature_high",
-                    Severity::Abnormal,
-                    format!("体温{t}°C，发热"),
-                );
+                push("temperature_high", Severity::Abnormal, format!("体温{t}°C，发热"));
             }
         }
         if let Some(hr) = v.heart_rate {
             if hr < self.heart_rate_low {
-                push(
-                    "heart_rate_low",
-                    Severity::Abnormal,
-                    format!("心率{hr}次/分偏低"),
-                );
+                push("heart_rate_low", Severity::Abnormal, format!("心率{hr}次/分偏低"));
             } else if hr > self.heart_rate_high {
-                push(
-                    "heart_rate_high",
-                    Severity::Abnormal,
-                    format!("心率{hr}次/分偏高"),
-                );
+                push("heart_rate_high", Severity::Abnormal, format!("心率{hr}次/分偏高"));
             }
         }
         out
@@ -268,9 +249,6 @@ mod tests {
             ..Default::default()
         };
         let codes: Vec<String> = t.assess(&low).into_iter().map(|r| r.code).collect();
-        assert_eq!(
-            codes,
-            ["blood_oxygen_low", "temperature_high", "heart_rate_low"]
-        );
+        assert_eq!(codes, ["blood_oxygen_low", "temperature_high", "heart_rate_low"]);
     }
 }

@@ -83,10 +83,7 @@ impl Projector for FamiliesProjector {
                 }
             },
             "patient" => match e.decode::<PatientEvent>()? {
-                PatientEvent::PatientRegistered {
-                    family_id,
-                    details: d,
-                } => {
+                PatientEvent::PatientRegistered { family_id, details: d } => {
                     sqlx::query(
                         "INSERT INTO patients (id, family_id, name, gender, birth_date, id_card, phone,
                             relationship_to_head, medical_history, allergies, current_medications,
@@ -219,8 +216,7 @@ pub struct PatientView {
 
 /// A family is visible to a recorder when one of its patients has an active,
 /// unexpired subscription assigned to that recorder.
-const RECORDER_FAMILY: &str =
-    "EXISTS (SELECT 1 FROM subscriptions s JOIN patients p ON p.id = s.patient_id
+const RECORDER_FAMILY: &str = "EXISTS (SELECT 1 FROM subscriptions s JOIN patients p ON p.id = s.patient_id
     WHERE p.family_id = f.id AND s.recorder_id = ? AND s.status = 'active' AND s.end_date >= ?)";
 
 fn age(birth: &str, today: NaiveDate) -> i32 {
@@ -231,10 +227,7 @@ fn age(birth: &str, today: NaiveDate) -> i32 {
 
 fn like(search: &str) -> String {
     // `!` is the LIKE escape character: a backslash means different things in MySQL and SQLite literals.
-    let escaped = search
-        .replace('!', "!!")
-        .replace('%', "!%")
-        .replace('_', "!_");
+    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
     format!("%{escaped}%")
 }
 
@@ -331,11 +324,7 @@ impl ReadStore {
         row.map(|r| r.text("family_id")).transpose()
     }
 
-    pub async fn family_detail(
-        &self,
-        id: &str,
-        today: NaiveDate,
-    ) -> Result<Option<FamilyDetail>, sqlx::Error> {
+    pub async fn family_detail(&self, id: &str, today: NaiveDate) -> Result<Option<FamilyDetail>, sqlx::Error> {
         let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?")
             .bind(id)
             .fetch_optional(self.pool())
@@ -355,10 +344,7 @@ impl ReadStore {
             let pid = r.text("id")?;
             let birth = r.text("birth_date")?;
             patients.push(FamilyPatient {
-                current_subscription: current_subscription(
-                    subs.iter().filter(|s| s.patient_id == pid),
-                    today,
-                ),
+                current_subscription: current_subscription(subs.iter().filter(|s| s.patient_id == pid), today),
                 last_record: self.last_record(&pid).await?,
                 id: pid,
                 name: r.text("name")?,
@@ -389,11 +375,7 @@ impl ReadStore {
         self.latest_record(patient).await
     }
 
-    pub async fn patient(
-        &self,
-        id: &str,
-        today: NaiveDate,
-    ) -> Result<Option<PatientView>, sqlx::Error> {
+    pub async fn patient(&self, id: &str, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
         let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?")
             .bind(id)
             .fetch_optional(self.pool())

@@ -153,9 +153,7 @@ impl Projector for HospitalsProjector {
                     .await?;
             }
             "hospital_appointment" => {
-                let (status, column, value): (&str, &str, Option<String>) = match e
-                    .decode::<BookingEvent>()?
-                {
+                let (status, column, value): (&str, &str, Option<String>) = match e.decode::<BookingEvent>()? {
                     BookingEvent::HospitalBookingRequested(d) => {
                         sqlx::query(
                             "INSERT INTO hospital_appointments (id, slot_id, patient_id, hospital_id, department_id, doctor_id,
@@ -194,9 +192,7 @@ impl Projector for HospitalsProjector {
                     BookingEvent::HospitalBookingCompleted { result_notes } => {
                         ("completed", "result_notes", Some(result_notes))
                     }
-                    BookingEvent::HospitalBookingCancelled { reason } => {
-                        ("cancelled", "cancel_reason", reason)
-                    }
+                    BookingEvent::HospitalBookingCancelled { reason } => ("cancelled", "cancel_reason", reason),
                 };
                 sqlx::query(&format!(
                     "UPDATE hospital_appointments SET status = ?, {column} = ?, updated_at = ?, version = ? WHERE id = ?"
@@ -319,8 +315,7 @@ pub struct BookingView {
     pub version: i64,
 }
 
-const BOOKING_SELECT: &str =
-    "SELECT b.*, p.name AS patient_name, h.name AS hospital_name, d.name AS department_name,
+const BOOKING_SELECT: &str = "SELECT b.*, p.name AS patient_name, h.name AS hospital_name, d.name AS department_name,
         doc.name AS doctor_name
     FROM hospital_appointments b
     LEFT JOIN patients p ON p.id = b.patient_id
@@ -367,10 +362,7 @@ pub struct BookingFilter {
 }
 
 fn like(search: &str) -> String {
-    let escaped = search
-        .replace('!', "!!")
-        .replace('%', "!%")
-        .replace('_', "!_");
+    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
     format!("%{escaped}%")
 }
 
@@ -448,17 +440,14 @@ impl ReadStore {
         else {
             return Ok(None);
         };
-        let deps = sqlx::query(
-            "SELECT * FROM hospital_departments WHERE hospital_id = ? ORDER BY name, id",
-        )
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?;
-        let docs =
-            sqlx::query("SELECT * FROM hospital_doctors WHERE hospital_id = ? ORDER BY name, id")
-                .bind(id)
-                .fetch_all(self.pool())
-                .await?;
+        let deps = sqlx::query("SELECT * FROM hospital_departments WHERE hospital_id = ? ORDER BY name, id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        let docs = sqlx::query("SELECT * FROM hospital_doctors WHERE hospital_id = ? ORDER BY name, id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
         Ok(Some(HospitalView {
             id: h.text("id")?,
             name: h.text("name")?,
@@ -565,7 +554,8 @@ impl ReadStore {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<BookingView>, sqlx::Error> {
-        let filter = "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR b.recorder_id = ?) AND (? IS NULL OR b.slot_id = ?)
+        let filter =
+            "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR b.recorder_id = ?) AND (? IS NULL OR b.slot_id = ?)
             AND (? IS NULL OR b.status = ?)
             AND (? IS NULL OR b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
                                                UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?))";

@@ -90,9 +90,7 @@ impl Projector for OrdersProjector {
                     .await?;
                     return Ok(());
                 }
-                MedicalOrderEvent::MedicalOrderCompleted => {
-                    ("medical_orders", "status", Some("completed".into()))
-                }
+                MedicalOrderEvent::MedicalOrderCompleted => ("medical_orders", "status", Some("completed".into())),
                 MedicalOrderEvent::MedicalOrderCancelled { reason } => {
                     sqlx::query("UPDATE medical_orders SET cancel_reason = ? WHERE id = ?")
                         .bind(reason)
@@ -124,11 +122,7 @@ pub struct NotificationsProjector;
 const NOTIFICATION_NS: Uuid = Uuid::from_u128(0x6361_7265_6c6f_6700_0000_0000_0000_0002);
 
 pub fn notification_id(aggregate_id: &str, sequence: i64) -> String {
-    Uuid::new_v5(
-        &NOTIFICATION_NS,
-        format!("{aggregate_id}:{sequence}").as_bytes(),
-    )
-    .to_string()
+    Uuid::new_v5(&NOTIFICATION_NS, format!("{aggregate_id}:{sequence}").as_bytes()).to_string()
 }
 
 #[async_trait]
@@ -345,15 +339,13 @@ impl ReadStore {
         page: PageParams,
     ) -> Result<Page<OrderRequestView>, sqlx::Error> {
         let filter = "(? IS NULL OR q.doctor_id = ?) AND (? IS NULL OR q.status = ?)";
-        let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM order_requests q WHERE {filter}"
-        ))
-        .bind(doctor)
-        .bind(doctor)
-        .bind(status)
-        .bind(status)
-        .fetch_one(self.pool())
-        .await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM order_requests q WHERE {filter}"))
+            .bind(doctor)
+            .bind(doctor)
+            .bind(status)
+            .bind(status)
+            .fetch_one(self.pool())
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id
              WHERE {filter} ORDER BY q.urgent DESC, q.created_at DESC, q.id LIMIT ? OFFSET ?"
@@ -398,17 +390,18 @@ impl ReadStore {
         patient: &str,
         page: PageParams,
     ) -> Result<Page<MedicalOrderView>, sqlx::Error> {
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM medical_orders WHERE patient_id = ?")
-                .bind(patient)
-                .fetch_one(self.pool())
-                .await?;
-        let rows = sqlx::query("SELECT * FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM medical_orders WHERE patient_id = ?")
             .bind(patient)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(self.pool())
+            .fetch_one(self.pool())
             .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+        )
+        .bind(patient)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?;
         let items = rows.iter().map(order_view).collect::<Result<_, _>>()?;
         Ok(Page {
             items,
@@ -420,10 +413,12 @@ impl ReadStore {
 
     /// The doctor of the patient's most recent order, if any.
     pub async fn latest_order_doctor(&self, patient: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT doctor_id FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT 1")
-            .bind(patient)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_scalar(
+            "SELECT doctor_id FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT 1",
+        )
+        .bind(patient)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// An active doctor with the fewest open requests.
@@ -439,11 +434,7 @@ impl ReadStore {
     }
 
     /// A doctor sees a patient once a request or an order links them.
-    pub async fn doctor_sees_patient(
-        &self,
-        doctor: &str,
-        patient: &str,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn doctor_sees_patient(&self, doctor: &str, patient: &str) -> Result<bool, sqlx::Error> {
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM order_requests WHERE doctor_id = ? AND patient_id = ?)
                   + (SELECT COUNT(*) FROM medical_orders WHERE doctor_id = ? AND patient_id = ?)",
@@ -468,12 +459,10 @@ impl ReadStore {
         } else {
             "user_id = ?"
         };
-        let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM notifications WHERE {filter}"
-        ))
-        .bind(user)
-        .fetch_one(self.pool())
-        .await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM notifications WHERE {filter}"))
+            .bind(user)
+            .fetch_one(self.pool())
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT * FROM notifications WHERE {filter} ORDER BY urgent DESC, created_at DESC, id LIMIT ? OFFSET ?"
         ))

@@ -83,13 +83,11 @@ impl ReadStore {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM service_packages")
             .fetch_one(self.pool())
             .await?;
-        let rows = sqlx::query(
-            "SELECT * FROM service_packages ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-        )
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query("SELECT * FROM service_packages ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(self.pool())
+            .await?;
         let items = rows.iter().map(package_view).collect::<Result<_, _>>()?;
         Ok(Page {
             items,

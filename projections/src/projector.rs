@@ -65,11 +65,7 @@ pub trait Projector: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the batch transaction. Events of aggregates the
     /// projector does not follow are ignored.
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        event: &StoredEvent,
-    ) -> Result<(), ProjectionError>;
+    async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), ProjectionError>;
 }
 
 /// Every projector, in the order rebuilds run them.
@@ -89,39 +85,31 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
 
 impl ReadStore {
     /// Creates missing checkpoint rows (position 0).
-    pub async fn init_checkpoints(
-        &self,
-        projectors: &[Arc<dyn Projector>],
-    ) -> Result<(), sqlx::Error> {
+    pub async fn init_checkpoints(&self, projectors: &[Arc<dyn Projector>]) -> Result<(), sqlx::Error> {
         let sql = format!(
             "{} INTO projection_checkpoints (name, position) VALUES (?, 0)",
             self.dialect().insert_ignore()
         );
         for p in projectors {
-            sqlx::query(&sql)
-                .bind(p.name())
-                .execute(self.pool())
-                .await?;
+            sqlx::query(&sql).bind(p.name()).execute(self.pool()).await?;
         }
         Ok(())
     }
 
     pub async fn checkpoint(&self, name: &str) -> Result<i64, sqlx::Error> {
-        let pos: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?;
+        let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(pos.unwrap_or(0))
     }
 
     /// The lowest checkpoint among the projectors: everything up to it is
     /// visible in every read model.
     pub async fn min_checkpoint(&self) -> Result<i64, sqlx::Error> {
-        let pos: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(position) FROM projection_checkpoints")
-                .fetch_one(self.pool())
-                .await?;
+        let pos: Option<i64> = sqlx::query_scalar("SELECT MIN(position) FROM projection_checkpoints")
+            .fetch_one(self.pool())
+            .await?;
         Ok(pos.unwrap_or(0))
     }
 
@@ -154,14 +142,12 @@ impl ReadStore {
             last = event.position;
         }
         if last > current {
-            let moved = sqlx::query(
-                "UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?",
-            )
-            .bind(last)
-            .bind(projector.name())
-            .bind(current)
-            .execute(&mut *tx)
-            .await?;
+            let moved = sqlx::query("UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?")
+                .bind(last)
+                .bind(projector.name())
+                .bind(current)
+                .execute(&mut *tx)
+                .await?;
             if moved.rows_affected() != 1 {
                 return Err(ProjectionError::CheckpointMoved(projector.name()));
             }
@@ -175,9 +161,7 @@ impl ReadStore {
     pub async fn reset(&self, projector: &dyn Projector) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         for table in projector.tables() {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
             .bind(projector.name())
@@ -190,21 +174,16 @@ impl ReadStore {
 impl ReadStore {
     /// Where a reactor has got to (0 if it never ran).
     pub async fn reactor_checkpoint(&self, name: &str) -> Result<i64, sqlx::Error> {
-        let pos: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM reactor_checkpoints WHERE name = ?")
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?;
+        let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM reactor_checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(pos.unwrap_or(0))
     }
 
     /// Records a reactor's progress. Reactors' effects are idempotent commands,
     /// so a crash before this write only repeats them harmlessly.
-    pub async fn set_reactor_checkpoint(
-        &self,
-        name: &str,
-        position: i64,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn set_reactor_checkpoint(&self, name: &str, position: i64) -> Result<(), sqlx::Error> {
         let insert = format!(
             "{} INTO reactor_checkpoints (name, position) VALUES (?, 0)",
             self.dialect().insert_ignore()

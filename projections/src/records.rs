@@ -65,13 +65,15 @@ impl Projector for RecordsProjector {
                     .execute(&mut *c)
                     .await?;
                     for (ord, (file, role)) in r.files.all().into_iter().enumerate() {
-                        sqlx::query("INSERT INTO health_record_files (record_id, file_id, role, ord) VALUES (?, ?, ?, ?)")
-                            .bind(id)
-                            .bind(file.to_string())
-                            .bind(role)
-                            .bind(ord as i64)
-                            .execute(&mut *c)
-                            .await?;
+                        sqlx::query(
+                            "INSERT INTO health_record_files (record_id, file_id, role, ord) VALUES (?, ?, ?, ?)",
+                        )
+                        .bind(id)
+                        .bind(file.to_string())
+                        .bind(role)
+                        .bind(ord as i64)
+                        .execute(&mut *c)
+                        .await?;
                     }
                 }
             },
@@ -235,11 +237,10 @@ impl ReadStore {
         patient: &str,
         page: PageParams,
     ) -> Result<Page<HealthRecordView>, sqlx::Error> {
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM health_records WHERE patient_id = ?")
-                .bind(patient)
-                .fetch_one(self.pool())
-                .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM health_records WHERE patient_id = ?")
+            .bind(patient)
+            .fetch_one(self.pool())
+            .await?;
         let rows = sqlx::query(
             "SELECT * FROM health_records WHERE patient_id = ?
              ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT ? OFFSET ?",
@@ -263,10 +264,7 @@ impl ReadStore {
         })
     }
 
-    pub(crate) async fn latest_record(
-        &self,
-        patient: &str,
-    ) -> Result<Option<LastRecord>, sqlx::Error> {
+    pub(crate) async fn latest_record(&self, patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, visit_date, visit_time, notes, symptoms, abnormal FROM health_records WHERE patient_id = ?
              ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT 1",
@@ -320,11 +318,10 @@ impl ReadStore {
 
     /// Whether the file is already attached to a record.
     pub async fn file_attached(&self, file: &str) -> Result<bool, sqlx::Error> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM health_record_files WHERE file_id = ?")
-                .bind(file)
-                .fetch_one(self.pool())
-                .await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM health_record_files WHERE file_id = ?")
+            .bind(file)
+            .fetch_one(self.pool())
+            .await?;
         Ok(n > 0)
     }
 }

@@ -51,9 +51,7 @@ impl Projector for SubscriptionsProjector {
                 .await?;
                 return Ok(());
             }
-            SubscriptionEvent::SubscriptionStatusChanged { status, .. } => {
-                ("status", status.as_str())
-            }
+            SubscriptionEvent::SubscriptionStatusChanged { status, .. } => ("status", status.as_str()),
             SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => {
                 ("payment_status", payment_status.as_str())
             }
@@ -114,19 +112,14 @@ pub fn current_subscription<'a>(
     subs: impl Iterator<Item = &'a SubscriptionView>,
     today: NaiveDate,
 ) -> Option<SubscriptionSummary> {
-    let rank = |s: &SubscriptionView| match effective_status(&s.status, &s.end_date, today).as_str()
-    {
+    let rank = |s: &SubscriptionView| match effective_status(&s.status, &s.end_date, today).as_str() {
         "active" => 3,
         "paused" => 2,
         "expired" => 1,
         _ => 0,
     };
     subs.filter(|s| rank(s) > 0)
-        .max_by(|a, b| {
-            rank(a)
-                .cmp(&rank(b))
-                .then_with(|| a.start_date.cmp(&b.start_date))
-        })
+        .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.start_date.cmp(&b.start_date)))
         .map(|s| SubscriptionSummary {
             id: s.id.clone(),
             package_name: s.package_name.clone(),
@@ -158,11 +151,7 @@ fn sub_view(r: &AnyRow) -> Result<SubscriptionView, sqlx::Error> {
 }
 
 impl ReadStore {
-    pub async fn subscription(
-        &self,
-        id: &str,
-        today: NaiveDate,
-    ) -> Result<Option<SubscriptionView>, sqlx::Error> {
+    pub async fn subscription(&self, id: &str, today: NaiveDate) -> Result<Option<SubscriptionView>, sqlx::Error> {
         let row = sqlx::query(&format!("{SUB_SELECT} WHERE s.id = ?"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -184,15 +173,13 @@ impl ReadStore {
         page: PageParams,
     ) -> Result<Page<SubscriptionView>, sqlx::Error> {
         let filter = "(? IS NULL OR s.patient_id = ?) AND (? IS NULL OR s.recorder_id = ?)";
-        let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
-        ))
-        .bind(patient)
-        .bind(patient)
-        .bind(recorder)
-        .bind(recorder)
-        .fetch_one(self.pool())
-        .await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM subscriptions s WHERE {filter}"))
+            .bind(patient)
+            .bind(patient)
+            .bind(recorder)
+            .bind(recorder)
+            .fetch_one(self.pool())
+            .await?;
         let rows = sqlx::query(&format!(
             "{SUB_SELECT} WHERE {filter} ORDER BY s.created_at DESC, s.id LIMIT ? OFFSET ?"
         ))
@@ -220,10 +207,7 @@ impl ReadStore {
         })
     }
 
-    pub(crate) async fn patient_subscriptions(
-        &self,
-        patient: &str,
-    ) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    pub(crate) async fn patient_subscriptions(&self, patient: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!("{SUB_SELECT} WHERE s.patient_id = ?"))
             .bind(patient)
             .fetch_all(self.pool())
@@ -231,10 +215,7 @@ impl ReadStore {
         rows.iter().map(sub_view).collect()
     }
 
-    pub(crate) async fn family_subscriptions(
-        &self,
-        family: &str,
-    ) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    pub(crate) async fn family_subscriptions(&self, family: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!(
             "{SUB_SELECT} WHERE s.patient_id IN (SELECT id FROM patients WHERE family_id = ?)"
         ))
@@ -290,18 +271,9 @@ mod tests {
 
     #[test]
     fn a_subscription_past_its_end_date_reads_as_expired() {
-        assert_eq!(
-            effective_status("active", "2026-01-31", day("2026-02-01")),
-            "expired"
-        );
-        assert_eq!(
-            effective_status("active", "2026-01-31", day("2026-01-31")),
-            "active"
-        );
-        assert_eq!(
-            effective_status("paused", "2026-01-31", day("2026-02-01")),
-            "paused"
-        );
+        assert_eq!(effective_status("active", "2026-01-31", day("2026-02-01")), "expired");
+        assert_eq!(effective_status("active", "2026-01-31", day("2026-01-31")), "active");
+        assert_eq!(effective_status("paused", "2026-01-31", day("2026-02-01")), "paused");
     }
 
     #[test]
@@ -312,15 +284,10 @@ mod tests {
             sub("active", "2025-01-01", "2025-12-31"),
             sub("paused", "2026-02-15", "2026-05-01"),
         ];
-        assert_eq!(
-            current_subscription(subs.iter(), today).unwrap().status,
-            "paused"
-        );
+        assert_eq!(current_subscription(subs.iter(), today).unwrap().status, "paused");
         let with_active = [subs[1].clone(), sub("active", "2026-02-20", "2026-05-20")];
         assert_eq!(
-            current_subscription(with_active.iter(), today)
-                .unwrap()
-                .status,
+            current_subscription(with_active.iter(), today).unwrap().status,
             "active"
         );
         assert!(current_subscription([subs[0].clone()].iter(), today).is_none());

@@ -95,10 +95,7 @@ impl Projector for UsersProjector {
                     .await?;
                 revoke_all(c, id, &at).await?;
             }
-            UserEvent::UserLoggedIn {
-                session_id,
-                expires_at,
-            } => {
+            UserEvent::UserLoggedIn { session_id, expires_at } => {
                 sqlx::query("INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
                     .bind(session_id.to_string())
                     .bind(id)
@@ -113,13 +110,11 @@ impl Projector for UsersProjector {
                     .await?;
             }
             UserEvent::UserLoggedOut { session_id } => {
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                )
-                .bind(&at)
-                .bind(session_id.to_string())
-                .execute(&mut *c)
-                .await?;
+                sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                    .bind(&at)
+                    .bind(session_id.to_string())
+                    .execute(&mut *c)
+                    .await?;
             }
         }
         sqlx::query("UPDATE users SET updated_at = ?, version = ? WHERE id = ?")
@@ -198,8 +193,7 @@ pub struct UserView {
     pub doctor: Option<DoctorProfileView>,
 }
 
-const USER_SELECT: &str =
-    "SELECT u.id, u.username, u.phone, u.role, u.name, u.avatar, u.status, u.last_login_at,
+const USER_SELECT: &str = "SELECT u.id, u.username, u.phone, u.role, u.name, u.avatar, u.status, u.last_login_at,
         u.created_at, u.updated_at, u.version,
         r.employee_id, r.qualification_cert, r.health_cert, r.cert_expiry_date, r.work_area,
         d.license_number, d.specialty, d.hospital, d.department, d.title, d.consultation_fee
@@ -262,10 +256,7 @@ impl ReadStore {
         .transpose()
     }
 
-    pub async fn session_state(
-        &self,
-        session_id: &str,
-    ) -> Result<Option<SessionState>, sqlx::Error> {
+    pub async fn session_state(&self, session_id: &str) -> Result<Option<SessionState>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT s.user_id, s.revoked_at, s.expires_at, u.role, u.status
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
@@ -293,17 +284,12 @@ impl ReadStore {
         row.as_ref().map(user_view).transpose()
     }
 
-    pub async fn users(
-        &self,
-        role: Option<&str>,
-        page: PageParams,
-    ) -> Result<Page<UserView>, sqlx::Error> {
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE (? IS NULL OR role = ?)")
-                .bind(role)
-                .bind(role)
-                .fetch_one(self.pool())
-                .await?;
+    pub async fn users(&self, role: Option<&str>, page: PageParams) -> Result<Page<UserView>, sqlx::Error> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE (? IS NULL OR role = ?)")
+            .bind(role)
+            .bind(role)
+            .fetch_one(self.pool())
+            .await?;
         let rows = sqlx::query(&format!(
             "{USER_SELECT} WHERE (? IS NULL OR u.role = ?) ORDER BY u.created_at DESC, u.id LIMIT ? OFFSET ?"
         ))

@@ -90,9 +90,7 @@ impl Projector for VisitsProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
-                history("confirmed", None, None, None)
-                    .execute(&mut *c)
-                    .await?;
+                history("confirmed", None, None, None).execute(&mut *c).await?;
             }
             VisitEvent::VisitRescheduled {
                 from_date,
@@ -119,16 +117,12 @@ impl Projector for VisitsProjector {
                 .await?;
             }
             VisitEvent::VisitCancelled { reason } => {
-                sqlx::query(
-                    "UPDATE appointments SET status = 'cancelled', cancel_reason = ? WHERE id = ?",
-                )
-                .bind(&reason)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-                history("cancelled", None, None, reason)
+                sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = ? WHERE id = ?")
+                    .bind(&reason)
+                    .bind(id)
                     .execute(&mut *c)
                     .await?;
+                history("cancelled", None, None, reason).execute(&mut *c).await?;
             }
             VisitEvent::VisitCompleted { health_record_id } => {
                 sqlx::query("UPDATE appointments SET status = 'completed', health_record_id = ? WHERE id = ?")
@@ -136,9 +130,7 @@ impl Projector for VisitsProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
-                history("completed", None, None, None)
-                    .execute(&mut *c)
-                    .await?;
+                history("completed", None, None, None).execute(&mut *c).await?;
             }
         }
         sqlx::query("UPDATE appointments SET updated_at = ?, version = ? WHERE id = ?")
@@ -234,11 +226,7 @@ pub struct VisitFilter {
 
 impl ReadStore {
     /// One recorder's visits on `date`, by time (cancelled ones left out).
-    pub async fn visits_on(
-        &self,
-        recorder: &str,
-        date: NaiveDate,
-    ) -> Result<Vec<VisitView>, sqlx::Error> {
+    pub async fn visits_on(&self, recorder: &str, date: NaiveDate) -> Result<Vec<VisitView>, sqlx::Error> {
         let rows = sqlx::query(&format!(
             "{VISIT_SELECT} WHERE a.recorder_id = ? AND a.scheduled_date = ? AND a.status <> 'cancelled'
              ORDER BY a.scheduled_time, a.id"
@@ -250,11 +238,7 @@ impl ReadStore {
         rows.iter().map(visit_view).collect()
     }
 
-    pub async fn visits(
-        &self,
-        f: &VisitFilter,
-        page: PageParams,
-    ) -> Result<Page<VisitView>, sqlx::Error> {
+    pub async fn visits(&self, f: &VisitFilter, page: PageParams) -> Result<Page<VisitView>, sqlx::Error> {
         let date = f.date.map(|d| d.to_string());
         let filter = "(? IS NULL OR a.recorder_id = ?) AND (? IS NULL OR a.patient_id = ?)
             AND (? IS NULL OR a.scheduled_date = ?) AND (? IS NULL OR a.status = ?)";
@@ -300,11 +284,10 @@ impl ReadStore {
             return Ok(None);
         };
         let mut v = visit_view(&r)?;
-        let rows =
-            sqlx::query("SELECT * FROM appointment_history WHERE appointment_id = ? ORDER BY seq")
-                .bind(id)
-                .fetch_all(self.pool())
-                .await?;
+        let rows = sqlx::query("SELECT * FROM appointment_history WHERE appointment_id = ? ORDER BY seq")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
         let history = rows
             .iter()
             .map(|h| {

@@ -37,11 +37,7 @@ pub struct LoginUser {
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, description = "{access_token, refresh_token, user}"), (status = 401, description = "wrong credentials or inactive user")))]
-pub async fn login(
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    body: Body<LoginRequest>,
-) -> ApiResult {
+pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<LoginRequest>) -> ApiResult {
     let mut v = domain::Validator::new();
     let username = super::required(&mut v, "username", &body.0.username)
         .cloned()
@@ -69,18 +65,11 @@ pub async fn login(
         session_id: session,
         expires_at,
     };
-    state
-        .execute::<User>(&row.id, cmd, ctx)
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::Unauthorized,
-            other => other,
-        })?;
-    let user = state
-        .read
-        .user(&row.id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    state.execute::<User>(&row.id, cmd, ctx).await.map_err(|e| match e {
+        ApiError::Conflict(_) => ApiError::Unauthorized,
+        other => other,
+    })?;
+    let user = state.read.user(&row.id).await?.ok_or(ApiError::Unauthorized)?;
     let role = Role::parse(&user.role).map_err(|_| ApiError::Unauthorized)?;
     Ok(ok(json!({
         "access_token": state.jwt.issue(user_id, session, role, TokenKind::Access)?,
@@ -95,9 +84,7 @@ pub async fn login(
     responses((status = 200, description = "{access_token} (send the refresh token as Bearer)"), (status = 401)))]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let p = authenticate(&state, &req, TokenKind::Refresh).await?;
-    let token = state
-        .jwt
-        .issue(p.user_id, p.session_id, p.role, TokenKind::Access)?;
+    let token = state.jwt.issue(p.user_id, p.session_id, p.role, TokenKind::Access)?;
     Ok(ok(
         json!({ "access_token": token, "token_type": "Bearer", "expires_in": state.settings.access_ttl_secs }),
     ))

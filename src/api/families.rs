@@ -42,8 +42,7 @@ pub struct FamilyInput {
 fn parse_family_changes(r: &FamilyInput) -> Result<FamilyChanges, ApiError> {
     let mut v = Validator::new();
     let opt_phone = |v: &mut Validator, field: &str, raw: &Option<String>| {
-        raw.as_deref()
-            .and_then(|p| v.check(field, PhoneNumber::parse(p)))
+        raw.as_deref().and_then(|p| v.check(field, PhoneNumber::parse(p)))
     };
     let changes = FamilyChanges {
         family_name: r
@@ -55,36 +54,22 @@ fn parse_family_changes(r: &FamilyInput) -> Result<FamilyChanges, ApiError> {
             .as_deref()
             .and_then(|s| v.check("primary_address", text(s, 255))),
         secondary_address: v
-            .check(
-                "secondary_address",
-                optional_text(r.secondary_address.as_deref(), 255),
-            )
+            .check("secondary_address", optional_text(r.secondary_address.as_deref(), 255))
             .flatten(),
         contact_phone: opt_phone(&mut v, "contact_phone", &r.contact_phone),
         emergency_contact: v
-            .check(
-                "emergency_contact",
-                optional_text(r.emergency_contact.as_deref(), 100),
-            )
+            .check("emergency_contact", optional_text(r.emergency_contact.as_deref(), 100))
             .flatten(),
         emergency_phone: match r.emergency_phone.as_deref() {
             None | Some("") => None,
             Some(_) => opt_phone(&mut v, "emergency_phone", &r.emergency_phone),
         },
-        home_lat: r
-            .home_lat
-            .and_then(|x| v.check("home_lat", range(x, -90.0, 90.0))),
-        home_lng: r
-            .home_lng
-            .and_then(|x| v.check("home_lng", range(x, -180.0, 180.0))),
+        home_lat: r.home_lat.and_then(|x| v.check("home_lat", range(x, -90.0, 90.0))),
+        home_lng: r.home_lng.and_then(|x| v.check("home_lng", range(x, -180.0, 180.0))),
     };
     if r.home_lat.is_some() != r.home_lng.is_some() {
         v.add(
-            if r.home_lat.is_some() {
-                "home_lng"
-            } else {
-                "home_lat"
-            },
+            if r.home_lat.is_some() { "home_lng" } else { "home_lat" },
             "home_lat与home_lng须同时提供",
         );
     }
@@ -144,9 +129,7 @@ pub async fn create_family(
             meta.context(Some(&p), "CreateFamily"),
         )
         .await?;
-    Ok(created(
-        json!({ "id": FamilyId(id), "version": committed.version }),
-    ))
+    Ok(created(json!({ "id": FamilyId(id), "version": committed.version })))
 }
 
 #[utoipa::path(patch, path = "/api/v1/families/{id}", tag = "families", request_body = FamilyInput, security(("bearer" = [])),
@@ -181,11 +164,7 @@ pub struct FamilyListQuery {
 
 #[utoipa::path(get, path = "/api/v1/families", tag = "families", params(FamilyListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{families:[{id, family_name, primary_address, contact_phone, patient_count, active_subscriptions}], total, page, limit}")))]
-pub async fn list_families(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<FamilyListQuery>,
-) -> ApiResult {
+pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Query<FamilyListQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let page = PageQuery {
         page: q.page,
@@ -221,11 +200,7 @@ async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result
 
 #[utoipa::path(get, path = "/api/v1/families/{id}", tag = "families", security(("bearer" = [])),
     responses((status = 200, body = projections::families::FamilyDetail), (status = 404)))]
-pub async fn get_family(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_family(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let fid: FamilyId = path_id(&id, "family")?;
     if !can_see_family(&state, &p, &fid.to_string()).await? {
@@ -274,30 +249,18 @@ fn string_list(v: &mut Validator, field: &str, items: &Option<Vec<String>>) -> O
     Some(cleaned)
 }
 
-fn parse_patient_changes(
-    r: &PatientInput,
-    today: chrono::NaiveDate,
-) -> Result<PatientChanges, ApiError> {
+fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<PatientChanges, ApiError> {
     let mut v = Validator::new();
-    let birth_date = r
-        .birth_date
-        .as_deref()
-        .and_then(|d| v.check("birth_date", date(d)));
+    let birth_date = r.birth_date.as_deref().and_then(|d| v.check("birth_date", date(d)));
     if birth_date.is_some_and(|d| d > today) {
         v.add("birth_date", "不能晚于今天");
     }
-    if r.service_preferences
-        .as_ref()
-        .is_some_and(|p| !p.is_object())
-    {
+    if r.service_preferences.as_ref().is_some_and(|p| !p.is_object()) {
         v.add("service_preferences", "应为对象");
     }
     let changes = PatientChanges {
         name: r.name.as_deref().and_then(|s| v.check("name", text(s, 50))),
-        gender: r
-            .gender
-            .as_deref()
-            .and_then(|g| v.check("gender", Gender::parse(g))),
+        gender: r.gender.as_deref().and_then(|g| v.check("gender", Gender::parse(g))),
         birth_date,
         id_card: match r.id_card.as_deref() {
             None | Some("") => None,
@@ -346,12 +309,7 @@ pub async fn create_patient(
         }
     }
     v.finish()?;
-    if state
-        .store
-        .load::<Family>(&fid.to_string())
-        .await?
-        .is_none()
-    {
+    if state.store.load::<Family>(&fid.to_string()).await?.is_none() {
         return Err(ApiError::NotFound("family"));
     }
     let (Some(name), Some(gender), Some(birth_date), Some(relationship_to_head)) =
@@ -382,17 +340,11 @@ pub async fn create_patient(
             meta.context(Some(&p), "RegisterPatient"),
         )
         .await?;
-    Ok(created(
-        json!({ "id": PatientId(pid), "version": committed.version }),
-    ))
+    Ok(created(json!({ "id": PatientId(pid), "version": committed.version })))
 }
 
 /// Whether the caller may see a patient's data.
-pub async fn can_see_patient(
-    state: &AppState,
-    p: &Principal,
-    patient: &str,
-) -> Result<bool, ApiError> {
+pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
     Ok(match p.role {
         Role::Admin => true,
         Role::Recorder => {
@@ -401,23 +353,14 @@ pub async fn can_see_patient(
                 .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
                 .await?
         }
-        Role::Doctor => {
-            state
-                .read
-                .doctor_sees_patient(&p.user_id.to_string(), patient)
-                .await?
-        }
+        Role::Doctor => state.read.doctor_sees_patient(&p.user_id.to_string(), patient).await?,
         Role::Auditor => false,
     })
 }
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", security(("bearer" = [])),
     responses((status = 200, body = projections::families::PatientView), (status = 404)))]
-pub async fn get_patient(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_patient(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     if !can_see_patient(&state, &p, &pid.to_string()).await? {

@@ -43,18 +43,14 @@ pub struct IncomingFile {
 
 impl Form {
     pub fn text(&self, name: &str) -> Option<String> {
-        self.texts
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+        self.texts.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     /// Reads the whole form; a file over 16 MiB stops the read at once (413).
     pub async fn read(mut payload: Multipart) -> Result<Form, ApiError> {
         let mut form = Form::default();
         while let Some(field) = payload.next().await {
-            let mut field =
-                field.map_err(|e| ApiError::field("body", format!("multipart格式错误：{e}")))?;
+            let mut field = field.map_err(|e| ApiError::field("body", format!("multipart格式错误：{e}")))?;
             let name = field.name().unwrap_or_default().to_string();
             let file_name = field
                 .content_disposition()
@@ -80,8 +76,7 @@ impl Form {
                     bytes,
                 }),
                 None => {
-                    let text = String::from_utf8(bytes)
-                        .map_err(|_| ApiError::field(&name, "应为UTF-8文本"))?;
+                    let text = String::from_utf8(bytes).map_err(|_| ApiError::field(&name, "应为UTF-8文本"))?;
                     form.texts.push((name, text));
                 }
             }
@@ -109,13 +104,8 @@ fn file_error(field: &str, e: FileError) -> ApiError {
 
 /// Sniffs, digests and thumbnails one file. No storage is touched; image
 /// decoding runs on the blocking pool, off the request workers.
-pub async fn prepare(
-    kind: FileKind,
-    file: IncomingFile,
-    uploader: &Principal,
-) -> Result<PreparedFile, ApiError> {
-    let sniffed = check_content(kind, &file.file_name, &file.bytes)
-        .map_err(|e| file_error(&file.field, e))?;
+pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -> Result<PreparedFile, ApiError> {
+    let sniffed = check_content(kind, &file.file_name, &file.bytes).map_err(|e| file_error(&file.field, e))?;
     let IncomingFile {
         field,
         file_name,
@@ -190,9 +180,7 @@ pub async fn discard(state: &AppState, keys: &[String]) {
 pub fn blob_keys(files: &[PreparedFile]) -> Vec<String> {
     files
         .iter()
-        .flat_map(|f| {
-            std::iter::once(f.info.storage_key.clone()).chain(f.info.thumbnail_key.clone())
-        })
+        .flat_map(|f| std::iter::once(f.info.storage_key.clone()).chain(f.info.thumbnail_key.clone()))
         .collect()
 }
 
@@ -207,11 +195,7 @@ pub async fn register(
         let mut ctx = meta.context(Some(p), "UploadFile");
         ctx.expected_version = None;
         state
-            .execute::<StoredFile>(
-                &f.id.to_string(),
-                FileCommand::Register(f.info.clone()),
-                ctx,
-            )
+            .execute::<StoredFile>(&f.id.to_string(), FileCommand::Register(f.info.clone()), ctx)
             .await?;
     }
     Ok(())
@@ -228,12 +212,7 @@ pub fn file_json(id: FileId, has_thumbnail: bool) -> serde_json::Value {
 #[utoipa::path(post, path = "/api/v1/files/upload", tag = "files", security(("bearer" = [])),
     request_body(content_type = "multipart/form-data", description = "file (binary) and type: audio | image | document"),
     responses((status = 201, description = "{file_id, file_url, thumbnail_url}"), (status = 413), (status = 415)))]
-pub async fn upload(
-    state: web::Data<AppState>,
-    p: Principal,
-    meta: RequestMeta,
-    payload: Multipart,
-) -> ApiResult {
+pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta, payload: Multipart) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin, Role::Doctor])?;
     let mut form = Form::read(payload).await?;
     let kind = match form.text("type") {
@@ -259,12 +238,7 @@ pub async fn upload(
 
 /// Whether the caller may read this file: its uploader, or someone who may see
 /// a patient whose record includes it.
-async fn may_read(
-    state: &AppState,
-    p: &Principal,
-    file_id: &str,
-    uploaded_by: &str,
-) -> Result<bool, ApiError> {
+async fn may_read(state: &AppState, p: &Principal, file_id: &str, uploaded_by: &str) -> Result<bool, ApiError> {
     if uploaded_by == p.user_id.to_string() || p.is(Role::Admin) {
         return Ok(true);
     }
@@ -288,9 +262,7 @@ async fn serve(state: &AppState, p: &Principal, id: &str, thumb: bool) -> ApiRes
     }
     let (key, content_type) = if thumb {
         (
-            file.thumbnail_key
-                .clone()
-                .ok_or(ApiError::NotFound("thumbnail"))?,
+            file.thumbnail_key.clone().ok_or(ApiError::NotFound("thumbnail"))?,
             "image/jpeg".to_string(),
         )
     } else {
@@ -311,20 +283,12 @@ async fn serve(state: &AppState, p: &Principal, id: &str, thumb: bool) -> ApiRes
 
 #[utoipa::path(get, path = "/api/v1/files/{id}", tag = "files", security(("bearer" = [])),
     responses((status = 200, description = "the file's bytes"), (status = 404)))]
-pub async fn download(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn download(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     serve(&state, &p, &id, false).await
 }
 
 #[utoipa::path(get, path = "/api/v1/files/{id}/thumbnail", tag = "files", security(("bearer" = [])),
     responses((status = 200, description = "a 300×300 JPEG"), (status = 404)))]
-pub async fn download_thumbnail(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn download_thumbnail(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     serve(&state, &p, &id, true).await
 }

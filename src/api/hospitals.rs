@@ -8,12 +8,9 @@
 use actix_web::web;
 use domain::booking::{BookingCommand, BookingDetails, HospitalBooking};
 use domain::hospital::{
-    DepartmentDetails, DoctorDetails, Hospital, HospitalCommand, HospitalDetails, Slot,
-    SlotCommand, SlotDetails,
+    DepartmentDetails, DoctorDetails, Hospital, HospitalCommand, HospitalDetails, Slot, SlotCommand, SlotDetails,
 };
-use domain::ids::{
-    DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId, SlotId,
-};
+use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId, SlotId};
 use domain::user::Role;
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
@@ -35,40 +32,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/hospitals", web::get().to(search))
         .route("/hospitals/{id}", web::get().to(get_hospital))
         .route("/hospitals/{id}/status", web::post().to(hospital_status))
-        .route(
-            "/hospitals/{id}/departments",
-            web::post().to(add_department),
-        )
+        .route("/hospitals/{id}/departments", web::post().to(add_department))
         .route(
             "/hospitals/{id}/departments/{dep}/status",
             web::post().to(department_status),
         )
         .route("/hospitals/{id}/doctors", web::post().to(add_doctor))
-        .route(
-            "/hospitals/{id}/doctors/{doc}/status",
-            web::post().to(doctor_status),
-        )
+        .route("/hospitals/{id}/doctors/{doc}/status", web::post().to(doctor_status))
         .route("/hospitals/{id}/slots", web::post().to(open_slot))
         .route("/hospitals/{id}/slots", web::get().to(slots))
         .route("/hospital-appointments", web::post().to(book))
         .route("/hospital-appointments", web::get().to(bookings))
         .route("/hospital-appointments/{id}", web::get().to(get_booking))
-        .route(
-            "/hospital-appointments/{id}/confirm",
-            web::post().to(confirm),
-        )
-        .route(
-            "/hospital-appointments/{id}/complete",
-            web::post().to(complete),
-        )
+        .route("/hospital-appointments/{id}/confirm", web::post().to(confirm))
+        .route("/hospital-appointments/{id}/complete", web::post().to(complete))
         .route("/hospital-appointments/{id}/cancel", web::post().to(cancel));
 }
 
-fn uuid_field<T: std::str::FromStr>(
-    v: &mut Validator,
-    field: &str,
-    raw: Option<&String>,
-) -> Option<T> {
+fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
     raw.filter(|s| !s.is_empty())
         .and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
@@ -94,16 +75,13 @@ pub async fn create_hospital(
     let r = &body.0;
     let mut v = Validator::new();
     let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 200)));
-    let address =
-        required(&mut v, "address", &r.address).and_then(|a| v.check("address", text(a, 255)));
+    let address = required(&mut v, "address", &r.address).and_then(|a| v.check("address", text(a, 255)));
     let phone = r
         .phone
         .as_deref()
         .filter(|s| !s.is_empty())
         .and_then(|ph| v.check("phone", PhoneNumber::parse(ph)));
-    let level = v
-        .check("level", optional_text(r.level.as_deref(), 32))
-        .flatten();
+    let level = v.check("level", optional_text(r.level.as_deref(), 32)).flatten();
     v.finish()?;
     let (Some(name), Some(address)) = (name, address) else {
         return Err(ApiError::field("body", "缺少必填字段"));
@@ -198,10 +176,7 @@ pub async fn add_department(
     let mut v = Validator::new();
     let name = required(&mut v, "name", &body.0.name).and_then(|n| v.check("name", text(n, 100)));
     let description = v
-        .check(
-            "description",
-            optional_text(body.0.description.as_deref(), 1000),
-        )
+        .check("description", optional_text(body.0.description.as_deref(), 1000))
         .flatten();
     v.finish()?;
     let name = name.ok_or_else(|| ApiError::field("name", "必填"))?;
@@ -237,9 +212,7 @@ pub async fn department_status(
         "SetDepartmentStatus",
     )
     .await?;
-    Ok(ok(
-        json!({ "id": dep, "status": body.0.status, "version": version }),
-    ))
+    Ok(ok(json!({ "id": dep, "status": body.0.status, "version": version })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -266,9 +239,7 @@ pub async fn add_doctor(
     let raw_dep = required(&mut v, "department_id", &r.department_id);
     let department: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw_dep);
     let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 100)));
-    let title = v
-        .check("title", optional_text(r.title.as_deref(), 100))
-        .flatten();
+    let title = v.check("title", optional_text(r.title.as_deref(), 100)).flatten();
     let specialty = v
         .check("specialty", optional_text(r.specialty.as_deref(), 255))
         .flatten();
@@ -322,9 +293,7 @@ pub async fn doctor_status(
         "SetHospitalDoctorStatus",
     )
     .await?;
-    Ok(ok(
-        json!({ "id": doc, "status": body.0.status, "version": version }),
-    ))
+    Ok(ok(json!({ "id": doc, "status": body.0.status, "version": version })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -368,9 +337,7 @@ pub async fn open_slot(
         )
     });
     v.finish()?;
-    let (Some(department_id), Some(day), Some(at), Some(capacity)) =
-        (department, day, at, capacity)
-    else {
+    let (Some(department_id), Some(day), Some(at), Some(capacity)) = (department, day, at, capacity) else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
     let (hospital, _) = state
@@ -418,28 +385,16 @@ pub struct SearchQuery {
 
 #[utoipa::path(get, path = "/api/v1/hospitals", tag = "hospitals", params(SearchQuery), security(("bearer" = [])),
     responses((status = 200, description = "[{id, name, address, level, departments:[{id, name, available}]}]")))]
-pub async fn search(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<SearchQuery>,
-) -> ApiResult {
+pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<SearchQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let s = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let d = q
-        .department
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let d = q.department.as_deref().map(str::trim).filter(|s| !s.is_empty());
     Ok(ok(state.read.search_hospitals(s, d, state.today()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/hospitals/{id}", tag = "hospitals", security(("bearer" = [])),
     responses((status = 200, body = projections::hospitals::HospitalView), (status = 404)))]
-pub async fn get_hospital(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let hid: HospitalId = path_id(&id, "hospital")?;
     let h = state.read.hospital(&hid.to_string()).await?;
@@ -471,10 +426,7 @@ pub async fn slots(
         Some(d) => Some(date(d).map_err(|e| ApiError::field("date", e))?),
     };
     let dep = q.department_id.as_deref().filter(|d| !d.is_empty());
-    Ok(ok(state
-        .read
-        .hospital_slots(&hid.to_string(), dep, day)
-        .await?))
+    Ok(ok(state.read.hospital_slots(&hid.to_string(), dep, day).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -491,12 +443,7 @@ pub struct BookingInput {
 #[utoipa::path(post, path = "/api/v1/hospital-appointments", tag = "hospital bookings", request_body = BookingInput, security(("bearer" = [])),
     responses((status = 201, description = "{appointment_id, status: pending}"), (status = 400),
         (status = 409, description = "no open slot with room, or the patient already has a booking then")))]
-pub async fn book(
-    state: web::Data<AppState>,
-    p: Principal,
-    meta: RequestMeta,
-    body: Body<BookingInput>,
-) -> ApiResult {
+pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<BookingInput>) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let r = &body.0;
     let mut v = Validator::new();
@@ -507,16 +454,14 @@ pub async fn book(
     let raw = required(&mut v, "department_id", &r.department_id);
     let department_id: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw);
     let doctor_id: Option<HospitalDoctorId> = uuid_field(&mut v, "doctor_id", r.doctor_id.as_ref());
-    let day = required(&mut v, "appointment_date", &r.appointment_date)
-        .and_then(|d| v.check("appointment_date", date(d)));
+    let day =
+        required(&mut v, "appointment_date", &r.appointment_date).and_then(|d| v.check("appointment_date", date(d)));
     if day.is_some_and(|d| d < state.today()) {
         v.add("appointment_date", "不能早于今天");
     }
-    let at = required(&mut v, "appointment_time", &r.appointment_time)
-        .and_then(|t| v.check("appointment_time", time(t)));
-    let notes = v
-        .check("notes", optional_text(r.notes.as_deref(), 1000))
-        .flatten();
+    let at =
+        required(&mut v, "appointment_time", &r.appointment_time).and_then(|t| v.check("appointment_time", time(t)));
+    let notes = v.check("notes", optional_text(r.notes.as_deref(), 1000)).flatten();
     v.finish()?;
     let (Some(patient), Some(hospital_id), Some(department_id), Some(day), Some(at)) =
         (patient, hospital_id, department_id, day, at)
@@ -560,11 +505,7 @@ pub async fn book(
     let booking_id = HospitalBookingId(crate::idempotency::new_id(&meta, &p));
     let owner = booking_id.to_string();
     let claim_value = format!("{patient}:{day}T{time_text}");
-    if !state
-        .store
-        .claim("patient_hospital_time", &claim_value, &owner)
-        .await?
-    {
+    if !state.store.claim("patient_hospital_time", &claim_value, &owner).await? {
         return Err(ApiError::Conflict("该患者在此时间已有医院预约".into()));
     }
     // Take a place in the first slot with room; the slot aggregate decides.
@@ -635,11 +576,7 @@ pub async fn book(
             let mut ctx = meta.context(Some(&p), "ReleaseSlotPlace");
             ctx.expected_version = None;
             state
-                .execute::<Slot>(
-                    &slot_id.to_string(),
-                    SlotCommand::Release { booking_id },
-                    ctx,
-                )
+                .execute::<Slot>(&slot_id.to_string(), SlotCommand::Release { booking_id }, ctx)
                 .await?;
             state
                 .store
@@ -678,11 +615,7 @@ async fn visible_booking(
 
 #[utoipa::path(get, path = "/api/v1/hospital-appointments/{id}", tag = "hospital bookings", security(("bearer" = [])),
     responses((status = 200, body = projections::hospitals::BookingView), (status = 404)))]
-pub async fn get_booking(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_booking(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let b = visible_booking(&state, &p, &id).await?;
     let version = b.version;
     Ok(ok_versioned(b, version))
@@ -699,11 +632,7 @@ pub struct BookingQuery {
 
 #[utoipa::path(get, path = "/api/v1/hospital-appointments", tag = "hospital bookings", params(BookingQuery), security(("bearer" = [])),
     responses((status = 200, description = "{appointments:[...], total, page, limit}, upcoming first")))]
-pub async fn bookings(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<BookingQuery>,
-) -> ApiResult {
+pub async fn bookings(state: web::Data<AppState>, p: Principal, q: web::Query<BookingQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let page = PageQuery {
         page: q.page,
@@ -807,8 +736,8 @@ pub async fn complete(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let mut v = Validator::new();
-    let notes = required(&mut v, "result_notes", &body.0.result_notes)
-        .and_then(|n| v.check("result_notes", text(n, 5000)));
+    let notes =
+        required(&mut v, "result_notes", &body.0.result_notes).and_then(|n| v.check("result_notes", text(n, 5000)));
     v.finish()?;
     let result_notes = notes.ok_or_else(|| ApiError::field("result_notes", "必填"))?;
     transition(
@@ -837,8 +766,7 @@ pub async fn cancel(
     body: Body<CancelInput>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
-    let reason =
-        optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
     let b = visible_booking(&state, &p, &id).await?;
     let response = transition(
         &state,
@@ -855,10 +783,7 @@ pub async fn cancel(
     state
         .execute::<Slot>(&b.slot_id, SlotCommand::Release { booking_id }, ctx)
         .await?;
-    let claim_value = format!(
-        "{}:{}T{}",
-        b.patient_id, b.appointment_date, b.appointment_time
-    );
+    let claim_value = format!("{}:{}T{}", b.patient_id, b.appointment_date, b.appointment_time);
     state
         .store
         .release("patient_hospital_time", &claim_value, &b.id)

@@ -31,8 +31,7 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn params(&self) -> Result<projections::PageParams, ApiError> {
-        projections::PageParams::parse(self.page, self.limit)
-            .map_err(|(f, why)| ApiError::field(f, why))
+        projections::PageParams::parse(self.page, self.limit).map_err(|(f, why)| ApiError::field(f, why))
     }
 }
 
@@ -64,10 +63,7 @@ pub fn parse_required<T>(
 /// The list envelope `{<name>: [...], total, page, limit}`.
 pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    m.insert(
-        name.into(),
-        serde_json::to_value(page.items).unwrap_or_default(),
-    );
+    m.insert(name.into(), serde_json::to_value(page.items).unwrap_or_default());
     m.insert("total".into(), page.total.into());
     m.insert("page".into(), page.page.into());
     m.insert("limit".into(), page.limit.into());

@@ -3,9 +3,7 @@
 use actix_web::web;
 use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
 use domain::inbox::{Inbox, InboxCommand};
-use domain::order::{
-    MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType,
-};
+use domain::order::{MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType};
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
@@ -26,10 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/medical-orders/{id}", web::get().to(get_order))
         .route("/medical-orders/{id}/complete", web::post().to(complete))
         .route("/medical-orders/{id}/cancel", web::post().to(cancel))
-        .route(
-            "/patients/{id}/medical-orders",
-            web::get().to(patient_orders),
-        )
+        .route("/patients/{id}/medical-orders", web::get().to(patient_orders))
         .route("/notifications", web::get().to(notifications))
         .route("/notifications/{id}/read", web::post().to(mark_read));
 }
@@ -44,11 +39,7 @@ pub struct RequestListQuery {
 
 #[utoipa::path(get, path = "/api/v1/order-requests", tag = "medical orders", params(RequestListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{requests:[...], total, page, limit}; a doctor sees those addressed to them, urgent first")))]
-pub async fn list_requests(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<RequestListQuery>,
-) -> ApiResult {
+pub async fn list_requests(state: web::Data<AppState>, p: Principal, q: web::Query<RequestListQuery>) -> ApiResult {
     p.require(&[Role::Doctor, Role::Admin])?;
     let page = PageQuery {
         page: q.page,
@@ -63,20 +54,13 @@ pub async fn list_requests(
     let doctor = p.is(Role::Doctor).then(|| p.user_id.to_string());
     Ok(ok(list_json(
         "requests",
-        state
-            .read
-            .order_requests(doctor.as_deref(), status, page)
-            .await?,
+        state.read.order_requests(doctor.as_deref(), status, page).await?,
     )))
 }
 
 #[utoipa::path(get, path = "/api/v1/order-requests/{id}", tag = "medical orders", security(("bearer" = [])),
     responses((status = 200, body = projections::orders::OrderRequestView), (status = 404)))]
-pub async fn get_request(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_request(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let rid: OrderRequestId = path_id(&id, "order_request")?;
     let r = state
         .read
@@ -110,38 +94,27 @@ pub struct OrderInput {
     pub notes: Option<String>,
 }
 
-fn uuid_field<T: std::str::FromStr>(
-    v: &mut Validator,
-    field: &str,
-    raw: Option<&String>,
-) -> Option<T> {
+fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
     raw.filter(|s| !s.is_empty())
         .and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
 
 #[utoipa::path(post, path = "/api/v1/medical-orders", tag = "medical orders", request_body = OrderInput, security(("bearer" = [])),
     responses((status = 201, description = "{id}; the patient's recorder is notified"), (status = 400), (status = 404), (status = 409)))]
-pub async fn issue(
-    state: web::Data<AppState>,
-    p: Principal,
-    meta: RequestMeta,
-    body: Body<OrderInput>,
-) -> ApiResult {
+pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<OrderInput>) -> ApiResult {
     p.require(&[Role::Doctor])?;
     let r = &body.0;
     let mut v = Validator::new();
     let raw_patient = required(&mut v, "patient_id", &r.patient_id);
     let patient: Option<PatientId> = uuid_field(&mut v, "patient_id", raw_patient);
     let request: Option<OrderRequestId> = uuid_field(&mut v, "request_id", r.request_id.as_ref());
-    let record: Option<HealthRecordId> =
-        uuid_field(&mut v, "health_record_id", r.health_record_id.as_ref());
+    let record: Option<HealthRecordId> = uuid_field(&mut v, "health_record_id", r.health_record_id.as_ref());
     let raw_type = required(&mut v, "order_type", &r.order_type);
     let order_type = raw_type.and_then(|t| v.check("order_type", OrderType::parse(t)));
     let raw_content = required(&mut v, "content", &r.content);
     let content = raw_content.and_then(|c| v.check("content", text(c, 2000)));
     let mut opt = |field: &str, value: &Option<String>, max: usize| {
-        v.check(field, optional_text(value.as_deref(), max))
-            .flatten()
+        v.check(field, optional_text(value.as_deref(), max)).flatten()
     };
     let dosage = opt("dosage", &r.dosage, 255);
     let frequency = opt("frequency", &r.frequency, 255);
@@ -176,10 +149,7 @@ pub async fn issue(
                 Some(&pid),
                 None,
                 state.today(),
-                projections::PageParams {
-                    page: 1,
-                    limit: 100,
-                },
+                projections::PageParams { page: 1, limit: 100 },
             )
             .await?;
         recorder = subs
@@ -213,16 +183,10 @@ pub async fn issue(
         let mut ctx = meta.context(Some(&p), "FulfilOrderRequest");
         ctx.expected_version = None;
         state
-            .execute::<OrderRequest>(
-                &req.to_string(),
-                OrderRequestCommand::Fulfil { order_id: id },
-                ctx,
-            )
+            .execute::<OrderRequest>(&req.to_string(), OrderRequestCommand::Fulfil { order_id: id }, ctx)
             .await?;
     }
-    Ok(created(
-        json!({ "id": id, "status": "active", "version": c.version }),
-    ))
+    Ok(created(json!({ "id": id, "status": "active", "version": c.version })))
 }
 
 async fn own_order(
@@ -250,11 +214,7 @@ async fn own_order(
 
 #[utoipa::path(get, path = "/api/v1/medical-orders/{id}", tag = "medical orders", security(("bearer" = [])),
     responses((status = 200, body = projections::orders::MedicalOrderView), (status = 404)))]
-pub async fn get_order(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_order(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let order = own_order(&state, &p, &id).await?;
     let version = order.version;
     Ok(ok_versioned(order, version))
@@ -285,12 +245,7 @@ async fn finish(
 
 #[utoipa::path(post, path = "/api/v1/medical-orders/{id}/complete", tag = "medical orders", security(("bearer" = [])),
     responses((status = 200), (status = 409, description = "already completed or cancelled")))]
-pub async fn complete(
-    state: web::Data<AppState>,
-    p: Principal,
-    meta: RequestMeta,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
     finish(
         &state,
         &p,
@@ -316,8 +271,7 @@ pub async fn cancel(
     id: web::Path<String>,
     body: Body<CancelOrderInput>,
 ) -> ApiResult {
-    let reason =
-        optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
     finish(
         &state,
         &p,
@@ -344,10 +298,7 @@ pub async fn patient_orders(
     }
     Ok(ok(list_json(
         "orders",
-        state
-            .read
-            .patient_medical_orders(&pid.to_string(), q.params()?)
-            .await?,
+        state.read.patient_medical_orders(&pid.to_string(), q.params()?).await?,
     )))
 }
 
@@ -361,11 +312,7 @@ pub struct NotificationQuery {
 
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", params(NotificationQuery), security(("bearer" = [])),
     responses((status = 200, description = "{notifications:[...], total, page, limit, unread}")))]
-pub async fn notifications(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<NotificationQuery>,
-) -> ApiResult {
+pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Query<NotificationQuery>) -> ApiResult {
     let page = PageQuery {
         page: q.page,
         limit: q.limit,

@@ -95,11 +95,7 @@ pub async fn create_package(
 
 #[utoipa::path(get, path = "/api/v1/service-packages", tag = "packages", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, description = "{packages:[...], total, page, limit}")))]
-pub async fn list_packages(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<PageQuery>,
-) -> ApiResult {
+pub async fn list_packages(state: web::Data<AppState>, p: Principal, q: web::Query<PageQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let packages = state.read.packages(q.params()?).await?;
     Ok(ok(list_json("packages", packages)))

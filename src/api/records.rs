@@ -32,14 +32,8 @@ use crate::state::{AppState, RequestMeta};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health-records", web::post().to(create))
         .route("/health-records/{id}", web::get().to(get))
-        .route(
-            "/patients/{id}/health-records",
-            web::get().to(list_for_patient),
-        )
-        .route(
-            "/health-records/{id}/order-requests",
-            web::post().to(request_order),
-        );
+        .route("/patients/{id}/health-records", web::get().to(list_for_patient))
+        .route("/health-records/{id}/order-requests", web::post().to(request_order));
 }
 
 /// The JSON form of `POST /health-records`. Multipart sends the same fields as
@@ -80,10 +74,9 @@ impl RecordInput {
         };
         let vital_signs = match form.text("vital_signs").filter(|s| !s.trim().is_empty()) {
             None => None,
-            Some(s) => Some(
-                serde_json::from_str::<Value>(&s)
-                    .map_err(|_| ApiError::field("vital_signs", "应为JSON对象"))?,
-            ),
+            Some(s) => {
+                Some(serde_json::from_str::<Value>(&s).map_err(|_| ApiError::field("vital_signs", "应为JSON对象"))?)
+            }
         };
         Ok(RecordInput {
             patient_id: form.text("patient_id"),
@@ -112,10 +105,7 @@ struct Checked {
 }
 
 fn uuid_of<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: &str) -> Option<T> {
-    v.check(
-        field,
-        raw.trim().parse::<T>().map_err(|_| "应为UUID".to_string()),
-    )
+    v.check(field, raw.trim().parse::<T>().map_err(|_| "应为UUID".to_string()))
 }
 
 fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<Checked, ApiError> {
@@ -151,17 +141,15 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
     };
     let location = match (r.location_lat, r.location_lng) {
         (None, None) => None,
-        (Some(lat), Some(lng)) => match Location::parse(
-            lat,
-            lng,
-            r.location_address.clone().filter(|a| !a.trim().is_empty()),
-        ) {
-            Ok(l) => Some(l),
-            Err((field, why)) => {
-                v.add(field, why);
-                None
+        (Some(lat), Some(lng)) => {
+            match Location::parse(lat, lng, r.location_address.clone().filter(|a| !a.trim().is_empty())) {
+                Ok(l) => Some(l),
+                Err((field, why)) => {
+                    v.add(field, why);
+                    None
+                }
             }
-        },
+        }
         (Some(_), None) => {
             v.add("location_lng", "location_lat与location_lng须同时提供");
             None
@@ -182,11 +170,7 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
                     v.add(
                         &format!(
                             "vital_signs{}",
-                            if path == "." {
-                                String::new()
-                            } else {
-                                format!(".{path}")
-                            }
+                            if path == "." { String::new() } else { format!(".{path}") }
                         ),
                         "类型错误",
                     );
@@ -199,27 +183,22 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
     let symptoms = v
         .check("symptoms", optional_text(r.symptoms.as_deref(), 2000))
         .flatten();
-    let notes = v
-        .check("notes", optional_text(r.notes.as_deref(), 5000))
-        .flatten();
+    let notes = v.check("notes", optional_text(r.notes.as_deref(), 5000)).flatten();
     let mut existing_files = Vec::new();
     if let Some(a) = r.audio_file.as_deref().filter(|s| !s.is_empty()) {
         existing_files.extend(uuid_of::<FileId>(&mut v, "audio_file", a).map(|f| (f, "audio")));
     }
     for (i, ph) in r.photos.iter().enumerate() {
-        existing_files
-            .extend(uuid_of::<FileId>(&mut v, &format!("photos[{i}]"), ph).map(|f| (f, "photo")));
+        existing_files.extend(uuid_of::<FileId>(&mut v, &format!("photos[{i}]"), ph).map(|f| (f, "photo")));
     }
     if let Some(s) = r.patient_signature.as_deref().filter(|s| !s.is_empty()) {
-        existing_files
-            .extend(uuid_of::<FileId>(&mut v, "patient_signature", s).map(|f| (f, "signature")));
+        existing_files.extend(uuid_of::<FileId>(&mut v, "patient_signature", s).map(|f| (f, "signature")));
     }
     if r.photos.len() > 9 {
         v.add("photos", "最多9张照片");
     }
     v.finish()?;
-    let (Some(patient), Some(visit_date), Some(visit_time)) = (patient, visit_date, visit_time)
-    else {
+    let (Some(patient), Some(visit_date), Some(visit_time)) = (patient, visit_date, visit_time) else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
     Ok(Checked {
@@ -274,8 +253,7 @@ pub async fn create(
         (input, form.files)
     } else {
         let mut body = payload.into_inner();
-        let Body(input) =
-            <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut body).await?;
+        let Body(input) = <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut body).await?;
         (input, Vec::new())
     };
     let mut checked = check(&input, p.user_id, state.today())?;
@@ -292,11 +270,7 @@ pub async fn create(
         prepared.push((prepare(kind_for(role), f, &p).await?, role));
     }
     if prepared.iter().filter(|(_, r)| *r == "audio").count()
-        + checked
-            .existing_files
-            .iter()
-            .filter(|(_, r)| *r == "audio")
-            .count()
+        + checked.existing_files.iter().filter(|(_, r)| *r == "audio").count()
         > 1
     {
         return Err(ApiError::field("audio_file", "只能有一个录音"));
@@ -313,10 +287,7 @@ pub async fn create(
             .await?
             .ok_or_else(|| ApiError::field("appointment_id", "预约不存在"))?;
         if visit.patient.id != patient || visit.recorder_id != p.user_id.to_string() {
-            return Err(ApiError::field(
-                "appointment_id",
-                "预约不属于该患者或记录员",
-            ));
+            return Err(ApiError::field("appointment_id", "预约不属于该患者或记录员"));
         }
         if visit.status != "scheduled" && visit.status != "confirmed" {
             return Err(ApiError::Conflict(format!(
@@ -340,10 +311,7 @@ pub async fn create(
     }
 
     // Where the record was taken, against the family's home.
-    if let (Some(loc), Some(family)) = (
-        &checked.content.location,
-        state.read.patient_family(&patient).await?,
-    ) {
+    if let (Some(loc), Some(family)) = (&checked.content.location, state.read.patient_family(&patient).await?) {
         if let Some(home) = state.read.family_detail(&family, state.today()).await? {
             if let (Some(lat), Some(lng)) = (home.home_lat, home.home_lng) {
                 let d = (loc.distance_to(lat, lng) * 10.0).round() / 10.0;
@@ -396,11 +364,7 @@ pub async fn create(
             record: Some(record_id),
         };
         if let Err(e) = state
-            .execute::<Visit>(
-                &visit_id.to_string(),
-                cmd,
-                meta.context(Some(&p), "CompleteVisit"),
-            )
+            .execute::<Visit>(&visit_id.to_string(), cmd, meta.context(Some(&p), "CompleteVisit"))
             .await
         {
             tracing::warn!(error = %e, "record saved but its visit could not be completed");
@@ -424,11 +388,7 @@ pub async fn create(
 
 /// The doctor for a request: the one named, else the doctor of the patient's
 /// latest order, else the available doctor with the fewest open requests.
-async fn pick_doctor(
-    state: &AppState,
-    patient: &str,
-    named: Option<UserId>,
-) -> Result<Option<UserId>, ApiError> {
+async fn pick_doctor(state: &AppState, patient: &str, named: Option<UserId>) -> Result<Option<UserId>, ApiError> {
     if let Some(d) = named {
         let user = state.read.user(&d.to_string()).await?;
         return match user {
@@ -438,11 +398,7 @@ async fn pick_doctor(
     }
     let id = match state.read.latest_order_doctor(patient).await? {
         Some(d) => {
-            let active = state
-                .read
-                .user(&d)
-                .await?
-                .is_some_and(|u| u.status == "active");
+            let active = state.read.user(&d).await?.is_some_and(|u| u.status == "active");
             if active {
                 Some(d)
             } else {
@@ -466,16 +422,8 @@ pub async fn raise_alert(
     if content.alerts.is_empty() {
         return Ok(None);
     }
-    let id = OrderRequestId(Uuid::new_v5(
-        &Uuid::NAMESPACE_OID,
-        format!("alert:{record}").as_bytes(),
-    ));
-    if state
-        .store
-        .load::<OrderRequest>(&id.to_string())
-        .await?
-        .is_some()
-    {
+    let id = OrderRequestId(Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("alert:{record}").as_bytes()));
+    if state.store.load::<OrderRequest>(&id.to_string()).await?.is_some() {
         // Raised by the other path: let the caller see it too.
         state.waiter.wait_for(state.store.head().await?).await;
         return Ok(Some(id));
@@ -576,10 +524,7 @@ pub async fn list_for_patient(
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    let page = state
-        .read
-        .patient_health_records(&pid.to_string(), q.params()?)
-        .await?;
+    let page = state.read.patient_health_records(&pid.to_string(), q.params()?).await?;
     Ok(ok(list_json("records", page)))
 }
 

@@ -22,10 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/subscriptions", web::get().to(list_subscriptions))
         .route("/subscriptions/{id}", web::get().to(get_subscription))
         .route("/subscriptions/{id}/status", web::post().to(change_status))
-        .route(
-            "/subscriptions/{id}/payment",
-            web::post().to(change_payment),
-        );
+        .route("/subscriptions/{id}/payment", web::post().to(change_payment));
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,11 +33,7 @@ pub struct SubscriptionInput {
     pub start_date: Option<String>,
 }
 
-fn uuid_field<T: std::str::FromStr>(
-    v: &mut Validator,
-    field: &str,
-    raw: Option<&String>,
-) -> Option<T> {
+fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
     raw.and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
 
@@ -61,8 +54,7 @@ pub async fn create_subscription(
     let package_id: Option<PackageId> = uuid_field(&mut v, "package_id", raw);
     let raw = required(&mut v, "recorder_id", &r.recorder_id);
     let recorder_id: Option<UserId> = uuid_field(&mut v, "recorder_id", raw);
-    let start_date =
-        required(&mut v, "start_date", &r.start_date).and_then(|d| v.check("start_date", date(d)));
+    let start_date = required(&mut v, "start_date", &r.start_date).and_then(|d| v.check("start_date", date(d)));
     v.finish()?;
     let (Some(patient_id), Some(package_id), Some(recorder_id), Some(start_date)) =
         (patient_id, package_id, recorder_id, start_date)
@@ -71,18 +63,10 @@ pub async fn create_subscription(
     };
     // The referenced aggregates are read from the event store, not a read model.
     let mut v = Validator::new();
-    if state
-        .store
-        .load::<Patient>(&patient_id.to_string())
-        .await?
-        .is_none()
-    {
+    if state.store.load::<Patient>(&patient_id.to_string()).await?.is_none() {
         v.add("patient_id", "患者不存在");
     }
-    let package = state
-        .store
-        .load::<ServicePackage>(&package_id.to_string())
-        .await?;
+    let package = state.store.load::<ServicePackage>(&package_id.to_string()).await?;
     let duration = package
         .as_ref()
         .and_then(|(p, _)| p.details.as_ref())
@@ -104,11 +88,7 @@ pub async fn create_subscription(
         duration_days: duration.unwrap_or(0),
     };
     let c = state
-        .execute::<Subscription>(
-            &id.to_string(),
-            cmd,
-            meta.context(Some(&p), "CreateSubscription"),
-        )
+        .execute::<Subscription>(&id.to_string(), cmd, meta.context(Some(&p), "CreateSubscription"))
         .await?;
     let (sub, _) = state
         .store
@@ -166,11 +146,7 @@ pub async fn change_payment(
 ) -> ApiResult {
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let payment_status = parse_required(
-        "payment_status",
-        &body.0.payment_status,
-        PaymentStatus::parse,
-    )?;
+    let payment_status = parse_required("payment_status", &body.0.payment_status, PaymentStatus::parse)?;
     let c = state
         .execute::<Subscription>(
             &sid.to_string(),
@@ -185,17 +161,10 @@ pub async fn change_payment(
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),
     responses((status = 200, body = projections::subscriptions::SubscriptionView), (status = 404)))]
-pub async fn get_subscription(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let sub = state
-        .read
-        .subscription(&sid.to_string(), state.today())
-        .await?;
+    let sub = state.read.subscription(&sid.to_string(), state.today()).await?;
     let sub = sub
         .filter(|s| p.is(Role::Admin) || s.recorder_id == p.user_id.to_string())
         .ok_or(ApiError::NotFound("subscription"))?;
@@ -226,12 +195,7 @@ pub async fn list_subscriptions(
     let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
     let subs = state
         .read
-        .subscriptions(
-            q.patient_id.as_deref(),
-            recorder.as_deref(),
-            state.today(),
-            page,
-        )
+        .subscriptions(q.patient_id.as_deref(), recorder.as_deref(), state.today(), page)
         .await?;
     Ok(ok(list_json("subscriptions", subs)))
 }

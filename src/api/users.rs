@@ -79,15 +79,12 @@ fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
             },
         )
     });
-    let phone =
-        required(&mut v, "phone", &r.phone).and_then(|p| v.check("phone", PhoneNumber::parse(p)));
+    let phone = required(&mut v, "phone", &r.phone).and_then(|p| v.check("phone", PhoneNumber::parse(p)));
     let raw_password = required(&mut v, "password", &r.password);
     let password = validate_password(&mut v, raw_password);
     let role = required(&mut v, "role", &r.role).and_then(|x| v.check("role", Role::parse(x)));
     let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 50)));
-    let avatar = v
-        .check("avatar", optional_text(r.avatar.as_deref(), 500))
-        .flatten();
+    let avatar = v.check("avatar", optional_text(r.avatar.as_deref(), 500)).flatten();
     let recorder = match (&r.recorder, role) {
         (Some(rec), Some(Role::Recorder)) => {
             let employee_id = required(&mut v, "recorder.employee_id", &rec.employee_id)
@@ -119,16 +116,14 @@ fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
             if d.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
                 v.add("doctor.consultation_fee", "不能为负数");
             }
-            license
-                .zip(specialty)
-                .map(|(license_number, specialty)| DoctorProfile {
-                    license_number,
-                    specialty,
-                    hospital: d.hospital.clone(),
-                    department: d.department.clone(),
-                    title: d.title.clone(),
-                    consultation_fee: d.consultation_fee,
-                })
+            license.zip(specialty).map(|(license_number, specialty)| DoctorProfile {
+                license_number,
+                specialty,
+                hospital: d.hospital.clone(),
+                department: d.department.clone(),
+                title: d.title.clone(),
+                consultation_fee: d.consultation_fee,
+            })
         }
         (None, Some(Role::Doctor)) => {
             v.add("doctor", "医生必须提供doctor资料");
@@ -137,8 +132,7 @@ fn parse_user(r: &CreateUserRequest) -> Result<(NewUser, String), ApiError> {
         _ => None,
     };
     v.finish()?;
-    let (Some(username), Some(phone), Some(password), Some(role), Some(name)) =
-        (username, phone, password, role, name)
+    let (Some(username), Some(phone), Some(password), Some(role), Some(name)) = (username, phone, password, role, name)
     else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
@@ -188,10 +182,7 @@ pub async fn create(
         }
         taken.push((*scope, value.clone()));
     }
-    if let Err(e) = state
-        .execute::<User>(&owner, UserCommand::Create(user), ctx)
-        .await
-    {
+    if let Err(e) = state.execute::<User>(&owner, UserCommand::Create(user), ctx).await {
         for (s, v) in &taken {
             state.store.release(s, v, &owner).await?;
         }
@@ -210,13 +201,7 @@ pub async fn create_user(
 ) -> ApiResult {
     p.require(&[Role::Admin])?;
     let (user, password) = parse_user(&body.0)?;
-    let id = create(
-        &state,
-        user,
-        &password,
-        meta.context(Some(&p), "CreateUser"),
-    )
-    .await?;
+    let id = create(&state, user, &password, meta.context(Some(&p), "CreateUser")).await?;
     Ok(created(json!({ "id": id, "version": 1 })))
 }
 
@@ -229,11 +214,7 @@ pub struct UserListQuery {
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{users:[...], total, page, limit}")))]
-pub async fn list_users(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<UserListQuery>,
-) -> ApiResult {
+pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<UserListQuery>) -> ApiResult {
     p.require(&[Role::Admin])?;
     let page = PageQuery {
         page: q.page,
@@ -250,11 +231,7 @@ pub async fn list_users(
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
-pub async fn get_user(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let uid: UserId = path_id(&id, "user")?;
     if !p.is(Role::Admin) && p.user_id != uid {
         return Err(ApiError::NotFound("user"));
@@ -312,11 +289,7 @@ async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
 
 #[utoipa::path(get, path = "/api/v1/recorders/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
-pub async fn get_recorder(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     // Admins see every recorder; a recorder sees their own profile.
     if !p.is(Role::Admin) && p.user_id.to_string() != id.as_str() {
         p.require(&[Role::Admin, Role::Recorder])?;
@@ -327,11 +300,7 @@ pub async fn get_recorder(
 
 #[utoipa::path(get, path = "/api/v1/doctors/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
-pub async fn get_doctor(
-    state: web::Data<AppState>,
-    p: Principal,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn get_doctor(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     // Doctors' profiles are visible to staff who work with them.
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     profile(&state, &id, Role::Doctor).await

@@ -38,9 +38,7 @@ pub fn time(raw: &str) -> Result<NaiveTime, String> {
 }
 
 fn now_local(state: &AppState) -> NaiveDateTime {
-    chrono::Utc::now()
-        .with_timezone(&state.settings.timezone)
-        .naive_local()
+    chrono::Utc::now().with_timezone(&state.settings.timezone).naive_local()
 }
 
 /// The quota facts for a regular visit of `patient` in the month of `date`.
@@ -57,10 +55,7 @@ async fn schedule_context(
         .await?
         .ok_or(ApiError::NotFound("service_package"))?;
     let month = date.format("%Y-%m").to_string();
-    let used = state
-        .read
-        .regular_visits_in_month(patient, &month, except)
-        .await?;
+    let used = state.read.regular_visits_in_month(patient, &month, except).await?;
     Ok(ScheduleContext {
         now: now_local(state),
         monthly_quota: u32::try_from(package.service_frequency).unwrap_or(0),
@@ -93,8 +88,8 @@ pub async fn schedule(
     let r = &body.0;
     let mut v = Validator::new();
     let raw_patient = required(&mut v, "patient_id", &r.patient_id);
-    let patient: Option<PatientId> = raw_patient
-        .and_then(|s| v.check("patient_id", s.parse().map_err(|_| "应为UUID".to_string())));
+    let patient: Option<PatientId> =
+        raw_patient.and_then(|s| v.check("patient_id", s.parse().map_err(|_| "应为UUID".to_string())));
     let raw_date = required(&mut v, "scheduled_date", &r.scheduled_date);
     let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
     let raw_time = required(&mut v, "scheduled_time", &r.scheduled_time);
@@ -103,9 +98,7 @@ pub async fn schedule(
         None | Some("") => Some(VisitType::Regular),
         Some(k) => v.check("appointment_type", VisitType::parse(k)),
     };
-    let notes = v
-        .check("notes", optional_text(r.notes.as_deref(), 1000))
-        .flatten();
+    let notes = v.check("notes", optional_text(r.notes.as_deref(), 1000)).flatten();
     let recorder_field: Option<UserId> = r
         .recorder_id
         .as_deref()
@@ -119,10 +112,7 @@ pub async fn schedule(
         return Err(ApiError::NotFound("patient"));
     }
     if day.and_time(at) < now_local(&state) {
-        return Err(ApiError::field(
-            "scheduled_time",
-            "预约时间不能早于当前时间",
-        ));
+        return Err(ApiError::field("scheduled_time", "预约时间不能早于当前时间"));
     }
     // The subscription that covers the visit date, active and not expired.
     let today = state.today();
@@ -132,10 +122,7 @@ pub async fn schedule(
             Some(&patient.to_string()),
             None,
             today,
-            projections::PageParams {
-                page: 1,
-                limit: 100,
-            },
+            projections::PageParams { page: 1, limit: 100 },
         )
         .await?;
     let sub = subs
@@ -161,8 +148,7 @@ pub async fn schedule(
             _ => path_id(&sub.recorder_id, "recorder")?,
         },
     };
-    let context =
-        schedule_context(&state, &patient.to_string(), &sub.package_id, day, None).await?;
+    let context = schedule_context(&state, &patient.to_string(), &sub.package_id, day, None).await?;
     let plan = VisitPlan {
         patient_id: patient,
         recorder_id: recorder,
@@ -226,21 +212,8 @@ async fn transition(
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/confirm", tag = "visits", security(("bearer" = [])),
     responses((status = 200), (status = 409, description = "illegal transition")))]
-pub async fn confirm(
-    state: web::Data<AppState>,
-    p: Principal,
-    meta: RequestMeta,
-    id: web::Path<String>,
-) -> ApiResult {
-    transition(
-        &state,
-        &p,
-        &meta,
-        &id,
-        VisitCommand::Confirm,
-        "ConfirmVisit",
-    )
-    .await
+pub async fn confirm(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
+    transition(&state, &p, &meta, &id, VisitCommand::Confirm, "ConfirmVisit").await
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -257,17 +230,8 @@ pub async fn cancel(
     id: web::Path<String>,
     body: Body<CancelInput>,
 ) -> ApiResult {
-    let reason =
-        optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
-    transition(
-        &state,
-        &p,
-        &meta,
-        &id,
-        VisitCommand::Cancel { reason },
-        "CancelVisit",
-    )
-    .await
+    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    transition(&state, &p, &meta, &id, VisitCommand::Cancel { reason }, "CancelVisit").await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -303,14 +267,7 @@ pub async fn reschedule(
     if day.to_string() > sub.end_date || day.to_string() < sub.start_date {
         return Err(ApiError::Conflict("改期日期不在服务订阅有效期内".into()));
     }
-    let context = schedule_context(
-        &state,
-        &visit.patient.id,
-        &sub.package_id,
-        day,
-        Some(&visit.id),
-    )
-    .await?;
+    let context = schedule_context(&state, &visit.patient.id, &sub.package_id, day, Some(&visit.id)).await?;
     transition(
         &state,
         &p,
@@ -328,12 +285,7 @@ pub async fn reschedule(
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/complete", tag = "visits", security(("bearer" = [])),
     responses((status = 200), (status = 409, description = "no health record yet, or illegal transition")))]
-pub async fn complete(
-    state: web::Data<AppState>,
-    p: Principal,
-    meta: RequestMeta,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
     transition(
         &state,
         &p,
@@ -349,10 +301,7 @@ pub async fn complete(
     responses((status = 200, description = "[{id, patient:{id, name, family_name, address}, scheduled_time, status, notes}] by time")))]
 pub async fn today(state: web::Data<AppState>, p: Principal) -> ApiResult {
     p.require(&[Role::Recorder])?;
-    let visits = state
-        .read
-        .visits_on(&p.user_id.to_string(), state.today())
-        .await?;
+    let visits = state.read.visits_on(&p.user_id.to_string(), state.today()).await?;
     Ok(ok(visits))
 }
 
@@ -367,11 +316,7 @@ pub struct VisitListQuery {
 
 #[utoipa::path(get, path = "/api/v1/appointments", tag = "visits", params(VisitListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{appointments:[...], total, page, limit}")))]
-pub async fn list(
-    state: web::Data<AppState>,
-    p: Principal,
-    q: web::Query<VisitListQuery>,
-) -> ApiResult {
+pub async fn list(state: web::Data<AppState>, p: Principal, q: web::Query<VisitListQuery>) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin])?;
     let page = PageQuery {
         page: q.page,
@@ -396,10 +341,7 @@ pub async fn list(
         date: day,
         status: status.map(|s| s.as_str().to_string()),
     };
-    Ok(ok(list_json(
-        "appointments",
-        state.read.visits(&filter, page).await?,
-    )))
+    Ok(ok(list_json("appointments", state.read.visits(&filter, page).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "visits", security(("bearer" = [])),

@@ -38,29 +38,17 @@ async fn twenty_updates_with_one_if_match_give_one_success(b: Backend) {
         .into_iter()
         .map(Result::unwrap)
         .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
     assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        19,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        app.get(&format!("/families/{fam}"), &app.admin_token)
-            .await
-            .ok()
-            .data()["version"],
+        app.get(&format!("/families/{fam}"), &app.admin_token).await.ok().data()["version"],
         2
     );
 }
 
 async fn twenty_creates_with_one_idempotency_key_give_one_family(b: Backend) {
     let app = spawn_app(b).await;
-    let body =
-        json!({"family_name": "周家", "primary_address": "上海", "contact_phone": "13912345678"});
+    let body = json!({"family_name": "周家", "primary_address": "上海", "contact_phone": "13912345678"});
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (client, url, token, body) = (
@@ -91,9 +79,7 @@ async fn twenty_creates_with_one_idempotency_key_give_one_family(b: Backend) {
     assert!(results.iter().all(|(s, _)| *s == 201), "{results:?}");
     let first = results[0].1.clone().unwrap();
     assert!(
-        results
-            .iter()
-            .all(|(_, id)| id.as_deref() == Some(first.as_str())),
+        results.iter().all(|(_, id)| id.as_deref() == Some(first.as_str())),
         "same id for all: {results:?}"
     );
     let list = app.get("/families", &app.admin_token).await.ok();
@@ -102,8 +88,7 @@ async fn twenty_creates_with_one_idempotency_key_give_one_family(b: Backend) {
 
 async fn idempotency_replays_and_refuses_another_body(b: Backend) {
     let app = spawn_app(b).await;
-    let body =
-        json!({"family_name": "吴家", "primary_address": "上海", "contact_phone": "13912345678"});
+    let body = json!({"family_name": "吴家", "primary_address": "上海", "contact_phone": "13912345678"});
     let h = [("Idempotency-Key", "k-1")];
     let a = app
         .send(
@@ -129,17 +114,10 @@ async fn idempotency_replays_and_refuses_another_body(b: Backend) {
     assert_eq!(a.body, b2.body);
     assert_eq!(b2.headers["idempotent-replayed"], "true");
     assert_eq!(app.event_count().await, events, "the repeat wrote nothing");
-    let other =
-        json!({"family_name": "郑家", "primary_address": "上海", "contact_phone": "13912345678"});
-    app.send(
-        Method::POST,
-        "/families",
-        Some(&app.admin_token),
-        Some(other),
-        &h,
-    )
-    .await
-    .err(422, "idempotency_key_reused");
+    let other = json!({"family_name": "郑家", "primary_address": "上海", "contact_phone": "13912345678"});
+    app.send(Method::POST, "/families", Some(&app.admin_token), Some(other), &h)
+        .await
+        .err(422, "idempotency_key_reused");
     // A refused request is replayed as refused, and also writes nothing.
     let bad = json!({"family_name": "x"});
     let h2 = [("Idempotency-Key", "k-2")];
@@ -152,14 +130,8 @@ async fn idempotency_replays_and_refuses_another_body(b: Backend) {
     )
     .await
     .err(400, "validation_failed");
-    app.send(
-        Method::POST,
-        "/families",
-        Some(&app.admin_token),
-        Some(bad),
-        &h2,
-    )
-    .await
-    .err(400, "validation_failed");
+    app.send(Method::POST, "/families", Some(&app.admin_token), Some(bad), &h2)
+        .await
+        .err(400, "validation_failed");
     assert_eq!(app.event_count().await, events);
 }

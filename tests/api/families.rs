@@ -48,10 +48,7 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
     assert_eq!(grandma["gender"], "female");
     assert_eq!(grandma["relationship_to_head"], "本人");
     assert!(grandma["age"].as_i64().unwrap() >= 76);
-    assert_eq!(
-        grandma["current_subscription"]["package_name"],
-        "基础护理包"
-    );
+    assert_eq!(grandma["current_subscription"]["package_name"], "基础护理包");
     assert_eq!(grandma["current_subscription"]["status"], "active");
     assert!(grandma["current_subscription"]["end_date"].is_string());
     assert!(grandma["last_record"].is_null());
@@ -60,24 +57,13 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
 
     // The second recorder sees neither the list entry nor the detail.
     assert_eq!(app.get("/families", &t2).await.ok().data()["total"], 0);
-    app.get(&format!("/families/{fam}"), &t2)
-        .await
-        .err(404, "not_found");
-    app.get(&format!("/patients/{p1}"), &t2)
-        .await
-        .err(404, "not_found");
-    app.get(&format!("/families/{other}"), &t1)
-        .await
-        .err(404, "not_found");
-    app.get(&format!("/patients/{p3}"), &t1)
-        .await
-        .err(404, "not_found");
+    app.get(&format!("/families/{fam}"), &t2).await.err(404, "not_found");
+    app.get(&format!("/patients/{p1}"), &t2).await.err(404, "not_found");
+    app.get(&format!("/families/{other}"), &t1).await.err(404, "not_found");
+    app.get(&format!("/patients/{p3}"), &t1).await.err(404, "not_found");
 
     // Admin sees all; search matches family name, address or a patient's name.
-    assert_eq!(
-        app.get("/families", &app.admin_token).await.ok().data()["total"],
-        2
-    );
+    assert_eq!(app.get("/families", &app.admin_token).await.ok().data()["total"], 2);
     let s = app
         .get("/families?search=%E6%9D%8E%E5%A4%A7", &app.admin_token)
         .await
@@ -85,17 +71,11 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
     assert_eq!(s.data()["total"], 1);
     assert_eq!(s.data()["families"][0]["id"], other.as_str());
     let s = app
-        .get(
-            "/families?search=%E7%8E%8B%E5%AE%B6%E8%B7%AF",
-            &app.admin_token,
-        )
+        .get("/families?search=%E7%8E%8B%E5%AE%B6%E8%B7%AF", &app.admin_token)
         .await
         .ok(); // 王家路
     assert_eq!(s.data()["total"], 1);
-    let s = app
-        .get("/families?limit=1&page=2", &app.admin_token)
-        .await
-        .ok();
+    let s = app.get("/families?limit=1&page=2", &app.admin_token).await.ok();
     assert_eq!(s.data()["families"].as_array().unwrap().len(), 1);
     assert_eq!(s.data()["total"], 2);
 
@@ -108,13 +88,8 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
     .await
     .ok();
     assert_eq!(app.get("/families", &t1).await.ok().data()["total"], 0);
-    app.get(&format!("/families/{fam}"), &t1)
-        .await
-        .err(404, "not_found");
-    let d = app
-        .get(&format!("/families/{fam}"), &app.admin_token)
-        .await
-        .ok();
+    app.get(&format!("/families/{fam}"), &t1).await.err(404, "not_found");
+    let d = app.get(&format!("/families/{fam}"), &app.admin_token).await.ok();
     let grandma = d.data()["patients"]
         .as_array()
         .unwrap()
@@ -160,10 +135,7 @@ async fn family_updates_show_at_once(b: Backend) {
         .await
         .ok();
     assert_eq!(r.data()["version"], 2);
-    let d = app
-        .get(&format!("/families/{fam}"), &app.admin_token)
-        .await
-        .ok();
+    let d = app.get(&format!("/families/{fam}"), &app.admin_token).await.ok();
     assert_eq!(d.data()["primary_address"], "北京市朝阳区");
     assert_eq!(d.data()["family_name"], "张家");
     assert_eq!(d.data()["home_lat"], 39.9);
@@ -188,18 +160,12 @@ async fn family_updates_show_at_once(b: Backend) {
     .await
     .ok();
     assert_eq!(
-        app.get(&format!("/families/{fam}"), &app.admin_token)
-            .await
-            .ok()
-            .data()["family_name"],
+        app.get(&format!("/families/{fam}"), &app.admin_token).await.ok().data()["family_name"],
         "张府"
     );
-    app.get(
-        "/families/00000000-0000-0000-0000-000000000000",
-        &app.admin_token,
-    )
-    .await
-    .err(404, "not_found");
+    app.get("/families/00000000-0000-0000-0000-000000000000", &app.admin_token)
+        .await
+        .err(404, "not_found");
     app.get("/families/not-a-uuid", &app.admin_token)
         .await
         .err(404, "not_found");

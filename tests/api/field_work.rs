@@ -17,9 +17,7 @@ dual!(
 );
 
 fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 255) as u8, (y % 255) as u8, 128])
-    });
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 255) as u8, (y % 255) as u8, 128]));
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
@@ -129,11 +127,7 @@ async fn multipart_record(w: &World, form: Form) -> Resp {
     let status = res.status();
     let headers = res.headers().clone();
     let body: Value = res.json().await.unwrap();
-    Resp {
-        status,
-        body,
-        headers,
-    }
+    Resp { status, body, headers }
 }
 
 fn uploads_in(app: &TestApp) -> usize {
@@ -141,13 +135,7 @@ fn uploads_in(app: &TestApp) -> usize {
         std::fs::read_dir(dir)
             .map(|rd| {
                 rd.flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            count(&e.path())
-                        } else {
-                            1
-                        }
-                    })
+                    .map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 })
                     .sum()
             })
             .unwrap_or(0)
@@ -165,13 +153,8 @@ async fn a_recorders_day_from_visit_to_doctors_order(b: Backend) {
     } else {
         now.date() + Duration::days(1)
     };
-    let v2 = schedule(&w, &day.to_string(), "23:59", "regular")
-        .await
-        .ok()
-        .id();
-    let v1 = schedule(&w, &day.to_string(), "23:58", "regular")
-        .await
-        .ok();
+    let v2 = schedule(&w, &day.to_string(), "23:59", "regular").await.ok().id();
+    let v1 = schedule(&w, &day.to_string(), "23:58", "regular").await.ok();
     assert_eq!(v1.data()["status"], "scheduled");
     let v1 = v1.id();
     if day == now.date() {
@@ -199,7 +182,10 @@ async fn a_recorders_day_from_visit_to_doctors_order(b: Backend) {
         .text("location_lat", "31.2305")
         .text("location_lng", "121.4738")
         .text("location_address", "漕溪北路1号")
-        .text("vital_signs", json!({"blood_pressure": "150/95", "heart_rate": 78, "temperature": 36.6, "blood_oxygen": 97}).to_string())
+        .text(
+            "vital_signs",
+            json!({"blood_pressure": "150/95", "heart_rate": 78, "temperature": 36.6, "blood_oxygen": 97}).to_string(),
+        )
         .text("symptoms", "头晕")
         .text("notes", "血压偏高，已嘱休息")
         .part("photos", Part::bytes(png(640, 480)).file_name("a.png"))
@@ -214,24 +200,15 @@ async fn a_recorders_day_from_visit_to_doctors_order(b: Backend) {
     assert_eq!(r.data()["away_from_home"], false);
 
     // The visit is completed, the family shows the last record.
-    let v = app
-        .get(&format!("/appointments/{v1}"), &w.rtoken)
-        .await
-        .ok();
+    let v = app.get(&format!("/appointments/{v1}"), &w.rtoken).await.ok();
     assert_eq!(v.data()["status"], "completed");
     assert_eq!(v.data()["health_record_id"], record.as_str());
-    let f = app
-        .get(&format!("/families/{}", w.family), &w.rtoken)
-        .await
-        .ok();
+    let f = app.get(&format!("/families/{}", w.family), &w.rtoken).await.ok();
     let last = &f.data()["patients"][0]["last_record"];
     assert_eq!(last["date"], now.date().to_string());
     assert_eq!(last["notes"], "血压偏高，已嘱休息");
 
-    let rec = app
-        .get(&format!("/health-records/{record}"), &w.rtoken)
-        .await
-        .ok();
+    let rec = app.get(&format!("/health-records/{record}"), &w.rtoken).await.ok();
     assert_eq!(rec.data()["vital_signs"]["blood_pressure"], "150/95");
     assert_eq!(rec.data()["vital_signs"]["heart_rate"], 78);
     let files = rec.data()["files"].as_array().unwrap();
@@ -263,36 +240,21 @@ async fn a_recorders_day_from_visit_to_doctors_order(b: Backend) {
     let t = image::load_from_memory(&t).unwrap();
     assert_eq!((t.width(), t.height()), (300, 300));
     // No token, no file.
-    assert_eq!(
-        app.client.get(&url).send().await.unwrap().status().as_u16(),
-        401
-    );
+    assert_eq!(app.client.get(&url).send().await.unwrap().status().as_u16(), 401);
 
     // The abnormal blood pressure reached the doctor's inbox by itself.
-    let inbox = app
-        .get("/notifications?status=unread", &w.dtoken)
-        .await
-        .ok();
+    let inbox = app.get("/notifications?status=unread", &w.dtoken).await.ok();
     assert_eq!(inbox.data()["total"], 1, "{}", inbox.body);
-    assert_eq!(
-        inbox.data()["notifications"][0]["kind"],
-        "order_request_abnormal"
-    );
+    assert_eq!(inbox.data()["notifications"][0]["kind"], "order_request_abnormal");
     let open = app.get("/order-requests?status=open", &w.dtoken).await.ok();
     assert_eq!(open.data()["total"], 1);
-    let request = open.data()["requests"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let request = open.data()["requests"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(open.data()["requests"][0]["abnormal"], true);
     assert_eq!(open.data()["requests"][0]["patient_name"], "陈奶奶");
     // The doctor now sees the patient's records.
-    app.get(
-        &format!("/patients/{}/health-records", w.patient),
-        &w.dtoken,
-    )
-    .await
-    .ok();
+    app.get(&format!("/patients/{}/health-records", w.patient), &w.dtoken)
+        .await
+        .ok();
 
     let order = app
         .post(
@@ -305,30 +267,18 @@ async fn a_recorders_day_from_visit_to_doctors_order(b: Backend) {
         .ok()
         .id();
     assert_eq!(
-        app.get("/order-requests?status=open", &w.dtoken)
-            .await
-            .ok()
-            .data()["total"],
+        app.get("/order-requests?status=open", &w.dtoken).await.ok().data()["total"],
         0
     );
-    let n = app
-        .get("/notifications?status=unread", &w.rtoken)
-        .await
-        .ok();
+    let n = app.get("/notifications?status=unread", &w.rtoken).await.ok();
     assert_eq!(n.data()["total"], 1);
     assert_eq!(n.data()["notifications"][0]["kind"], "medical_order");
-    let nid = n.data()["notifications"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let nid = n.data()["notifications"][0]["id"].as_str().unwrap().to_string();
     app.post(&format!("/notifications/{nid}/read"), &w.rtoken, json!({}))
         .await
         .ok();
     assert_eq!(
-        app.get("/notifications?status=unread", &w.rtoken)
-            .await
-            .ok()
-            .data()["total"],
+        app.get("/notifications?status=unread", &w.rtoken).await.ok().data()["total"],
         0
     );
     app.post(&format!("/notifications/{nid}/read"), &w.dtoken, json!({}))
@@ -336,28 +286,17 @@ async fn a_recorders_day_from_visit_to_doctors_order(b: Backend) {
         .err(404, "not_found");
 
     let orders = app
-        .get(
-            &format!("/patients/{}/medical-orders", w.patient),
-            &w.rtoken,
-        )
+        .get(&format!("/patients/{}/medical-orders", w.patient), &w.rtoken)
         .await
         .ok();
     assert_eq!(orders.data()["total"], 1);
     assert_eq!(orders.data()["orders"][0]["content"], "氨氯地平片 5mg");
-    app.post(
-        &format!("/medical-orders/{order}/complete"),
-        &w.dtoken,
-        json!({}),
-    )
-    .await
-    .ok();
-    app.post(
-        &format!("/medical-orders/{order}/cancel"),
-        &w.dtoken,
-        json!({}),
-    )
-    .await
-    .err(409, "conflict");
+    app.post(&format!("/medical-orders/{order}/complete"), &w.dtoken, json!({}))
+        .await
+        .ok();
+    app.post(&format!("/medical-orders/{order}/cancel"), &w.dtoken, json!({}))
+        .await
+        .err(409, "conflict");
 
     // A recorder's own request goes to the doctor of the latest order.
     let req = app
@@ -386,31 +325,18 @@ async fn visit_rules(b: Backend) {
     )
     .await
     .err(400, "validation_failed");
-    assert!(
-        r.body["details"]["scheduled_time"].is_string(),
-        "{}",
-        r.body
-    );
+    assert!(r.body["details"]["scheduled_time"].is_string(), "{}", r.body);
     // The month's quota (2 regular visits), in next month to stay in the future.
     let next = (now.date().with_day(1).unwrap() + Duration::days(40))
         .with_day(10)
         .unwrap();
-    let a = schedule(&w, &next.to_string(), "09:00", "regular")
-        .await
-        .ok()
-        .id();
-    schedule(&w, &next.to_string(), "10:00", "regular")
-        .await
-        .ok();
+    let a = schedule(&w, &next.to_string(), "09:00", "regular").await.ok().id();
+    schedule(&w, &next.to_string(), "10:00", "regular").await.ok();
     schedule(&w, &next.to_string(), "11:00", "regular")
         .await
         .err(409, "conflict");
-    schedule(&w, &next.to_string(), "11:00", "emergency")
-        .await
-        .ok();
-    schedule(&w, &next.to_string(), "12:00", "makeup")
-        .await
-        .ok();
+    schedule(&w, &next.to_string(), "11:00", "emergency").await.ok();
+    schedule(&w, &next.to_string(), "12:00", "makeup").await.ok();
     // Cancelling frees a regular place; a cancelled visit cannot be completed or confirmed.
     app.post(
         &format!("/appointments/{a}/cancel"),
@@ -425,10 +351,7 @@ async fn visit_rules(b: Backend) {
     app.post(&format!("/appointments/{a}/confirm"), &w.rtoken, json!({}))
         .await
         .err(409, "conflict");
-    let c = schedule(&w, &next.to_string(), "13:00", "regular")
-        .await
-        .ok()
-        .id();
+    let c = schedule(&w, &next.to_string(), "13:00", "regular").await.ok().id();
     // Completing without a record.
     app.post(&format!("/appointments/{c}/complete"), &w.rtoken, json!({}))
         .await
@@ -450,17 +373,18 @@ async fn visit_rules(b: Backend) {
     assert_eq!(h.last().unwrap()["from_time"], "13:00");
     assert_eq!(v.data()["scheduled_date"], later.to_string());
     let list = app
-        .get(
-            &format!("/appointments?date={next}&status=cancelled"),
-            &w.rtoken,
-        )
+        .get(&format!("/appointments?date={next}&status=cancelled"), &w.rtoken)
         .await
         .ok();
     assert_eq!(list.data()["total"], 1);
     // No active subscription.
     let other = app.patient(&w.family, "陈爷爷").await;
     let r = app
-        .post("/appointments", &app.admin_token, json!({"patient_id": other, "scheduled_date": next.to_string(), "scheduled_time": "09:00"}))
+        .post(
+            "/appointments",
+            &app.admin_token,
+            json!({"patient_id": other, "scheduled_date": next.to_string(), "scheduled_time": "09:00"}),
+        )
         .await;
     r.err(409, "conflict");
 }
@@ -471,14 +395,8 @@ async fn vitals_and_upload_rules(b: Backend) {
     let today = shanghai_now().date().to_string();
     let before = app.event_count().await;
     for (vitals, field) in [
-        (
-            json!({"blood_pressure": "80/120"}),
-            "vital_signs.blood_pressure",
-        ),
-        (
-            json!({"blood_pressure": "abc"}),
-            "vital_signs.blood_pressure",
-        ),
+        (json!({"blood_pressure": "80/120"}), "vital_signs.blood_pressure"),
+        (json!({"blood_pressure": "abc"}), "vital_signs.blood_pressure"),
         (json!({"temperature": 45.0}), "vital_signs.temperature"),
         (json!({"blood_oxygen": 120}), "vital_signs.blood_oxygen"),
         (json!({"heart_rate": 300}), "vital_signs.heart_rate"),
@@ -487,7 +405,11 @@ async fn vitals_and_upload_rules(b: Backend) {
         (json!({"heart_rate": "fast"}), "vital_signs.heart_rate"),
     ] {
         let r = app
-            .post("/health-records", &w.rtoken, json!({"patient_id": w.patient, "visit_date": today, "visit_time": "10:00", "vital_signs": vitals}))
+            .post(
+                "/health-records",
+                &w.rtoken,
+                json!({"patient_id": w.patient, "visit_date": today, "visit_time": "10:00", "vital_signs": vitals}),
+            )
             .await
             .err(400, "validation_failed");
         assert!(r.body["details"][field].is_string(), "{field}: {}", r.body);
@@ -500,10 +422,9 @@ async fn vitals_and_upload_rules(b: Backend) {
     assert_eq!(app.event_count().await, before, "nothing stored");
 
     // A .jpg that is not a JPEG.
-    let form = Form::new().text("type", "image").part(
-        "file",
-        Part::bytes(b"hello, not an image".to_vec()).file_name("x.jpg"),
-    );
+    let form = Form::new()
+        .text("type", "image")
+        .part("file", Part::bytes(b"hello, not an image".to_vec()).file_name("x.jpg"));
     let res = app
         .client
         .post(app.url("/files/upload"))
@@ -549,10 +470,7 @@ async fn vitals_and_upload_rules(b: Backend) {
 
     // A bad file inside a multipart record: no record, no stored file.
     let records_before = app
-        .get(
-            &format!("/patients/{}/health-records", w.patient),
-            &w.rtoken,
-        )
+        .get(&format!("/patients/{}/health-records", w.patient), &w.rtoken)
         .await
         .ok()
         .data()["total"]
@@ -561,10 +479,7 @@ async fn vitals_and_upload_rules(b: Backend) {
         .text("patient_id", w.patient.clone())
         .text("visit_date", today.clone())
         .text("visit_time", "10:00")
-        .text(
-            "vital_signs",
-            json!({"blood_pressure": "120/80"}).to_string(),
-        )
+        .text("vital_signs", json!({"blood_pressure": "120/80"}).to_string())
         .part("photos", Part::bytes(png(10, 10)).file_name("ok.png"))
         .part(
             "photos",
@@ -574,13 +489,10 @@ async fn vitals_and_upload_rules(b: Backend) {
     assert_eq!(r.status.as_u16(), 415, "{}", r.body);
     assert_eq!(uploads_in(app), 2, "no file left behind");
     assert_eq!(
-        app.get(
-            &format!("/patients/{}/health-records", w.patient),
-            &w.rtoken
-        )
-        .await
-        .ok()
-        .data()["total"],
+        app.get(&format!("/patients/{}/health-records", w.patient), &w.rtoken)
+            .await
+            .ok()
+            .data()["total"],
         records_before
     );
 
@@ -616,25 +528,15 @@ async fn vitals_and_upload_rules(b: Backend) {
         .await
         .ok();
     assert_eq!(r.data()["alerts"].as_array().unwrap().len(), 2);
-    let n = app
-        .get("/notifications?status=unread", &w.dtoken)
-        .await
-        .ok();
+    let n = app.get("/notifications?status=unread", &w.dtoken).await.ok();
     assert_eq!(n.data()["notifications"][0]["kind"], "order_request_urgent");
     assert_eq!(n.data()["notifications"][0]["urgent"], true);
     let page = app
-        .get(
-            &format!("/patients/{}/health-records?limit=1", w.patient),
-            &w.rtoken,
-        )
+        .get(&format!("/patients/{}/health-records?limit=1", w.patient), &w.rtoken)
         .await
         .ok();
     assert_eq!(page.data()["total"], 2);
-    assert_eq!(
-        page.data()["records"][0]["visit_time"],
-        "12:00",
-        "newest first"
-    );
+    assert_eq!(page.data()["records"][0]["visit_time"], "12:00", "newest first");
 }
 
 async fn ownership_of_field_work(b: Backend) {
@@ -645,7 +547,11 @@ async fn ownership_of_field_work(b: Backend) {
     let next = (shanghai_now().date() + Duration::days(3)).to_string();
     let v = schedule(&w, &next, "09:00", "regular").await.ok().id();
     let rec = app
-        .post("/health-records", &w.rtoken, json!({"patient_id": w.patient, "visit_date": today, "visit_time": "10:00", "notes": "ok"}))
+        .post(
+            "/health-records",
+            &w.rtoken,
+            json!({"patient_id": w.patient, "visit_date": today, "visit_time": "10:00", "notes": "ok"}),
+        )
         .await
         .ok()
         .data()["record_id"]
@@ -680,12 +586,9 @@ async fn ownership_of_field_work(b: Backend) {
     app.get(&format!("/health-records/{rec}"), &w.dtoken)
         .await
         .err(404, "not_found");
-    app.get(
-        &format!("/patients/{}/medical-orders", w.patient),
-        &w.dtoken,
-    )
-    .await
-    .err(404, "not_found");
+    app.get(&format!("/patients/{}/medical-orders", w.patient), &w.dtoken)
+        .await
+        .err(404, "not_found");
     app.post(
         "/medical-orders",
         &w.dtoken,
@@ -701,12 +604,8 @@ async fn ownership_of_field_work(b: Backend) {
     )
     .await
     .err(403, "forbidden");
-    app.get("/order-requests", &w.rtoken)
-        .await
-        .err(403, "forbidden");
-    app.get("/appointments/today", &w.dtoken)
-        .await
-        .err(403, "forbidden");
+    app.get("/order-requests", &w.rtoken).await.err(403, "forbidden");
+    app.get("/appointments/today", &w.dtoken).await.err(403, "forbidden");
     // After the recorder asks this doctor, the doctor sees the record.
     app.post(
         &format!("/health-records/{rec}/order-requests"),
@@ -715,9 +614,7 @@ async fn ownership_of_field_work(b: Backend) {
     )
     .await
     .ok();
-    app.get(&format!("/health-records/{rec}"), &w.dtoken)
-        .await
-        .ok();
+    app.get(&format!("/health-records/{rec}"), &w.dtoken).await.ok();
     app.post(
         &format!("/health-records/{rec}/order-requests"),
         &w.rtoken,
@@ -761,14 +658,13 @@ async fn an_abnormal_record_committed_without_its_request_still_alerts_the_docto
         .execute::<HealthRecord>(&id, HealthRecordCommand::Create(content), &ctx)
         .await
         .unwrap();
+    // The reactor runs asynchronously: wait (bounded) until its request shows in
+    // both read models that carry it.
     let mut found = false;
-    for _ in 0..100 {
-        let open = w
-            .app
-            .get("/order-requests?status=open", &w.dtoken)
-            .await
-            .ok();
-        if open.data()["total"] == 1 {
+    for _ in 0..300 {
+        let open = w.app.get("/order-requests?status=open", &w.dtoken).await.ok();
+        let inbox = w.app.get("/notifications?status=unread", &w.dtoken).await.ok();
+        if open.data()["total"] == 1 && inbox.data()["total"] == 1 {
             assert_eq!(open.data()["requests"][0]["health_record_id"], id.as_str());
             assert_eq!(open.data()["requests"][0]["abnormal"], true);
             found = true;
@@ -776,13 +672,10 @@ async fn an_abnormal_record_committed_without_its_request_still_alerts_the_docto
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(found, "the reactor raised the request");
+    assert!(found, "the reactor raised the request and the doctor was notified");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(
-        w.app
-            .get("/notifications?status=unread", &w.dtoken)
-            .await
-            .ok()
-            .data()["total"],
+        w.app.get("/order-requests", &w.dtoken).await.ok().data()["total"],
         1,
         "exactly once"
     );

@@ -40,20 +40,15 @@ macro_rules! dual {
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 pub fn pg_url() -> String {
-    std::env::var("CARELOG_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CARELOG_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn mysql_url() -> String {
-    std::env::var("CARELOG_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+    std::env::var("CARELOG_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
 }
 
 fn with_db(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map(|(b, q)| (b, Some(q)))
-        .unwrap_or((url, None));
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
     let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
     match query {
         Some(q) => format!("{base}/{db}?{q}"),
@@ -88,6 +83,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub admin_token: String,
+    pub vars: HashMap<String, String>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -115,9 +111,17 @@ pub async fn test_vars(backend: Backend, dir: &std::path::Path) -> HashMap<Strin
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Like [`spawn_app`], with extra settings (e.g. Kafka).
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("tempdir");
-    let vars = test_vars(backend, dir.path()).await;
+    let mut vars = test_vars(backend, dir.path()).await;
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.clone());
+    }
     let settings = Settings::from_map(&vars).expect("settings");
     let app = Application::build(settings).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -129,6 +133,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         client,
         state,
         admin_token: String::new(),
+        vars,
         _dir: dir,
     };
     create_admin(&t.state, "admin", ADMIN_PASSWORD, "13800000000").await;
@@ -227,25 +232,18 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.unwrap_or_default();
-        let body =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        Resp {
-            status,
-            body,
-            headers,
-        }
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Resp { status, body, headers }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.send(Method::GET, path, Some(token), None, &[]).await
     }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.send(Method::POST, path, Some(token), Some(body), &[])
-            .await
+        self.send(Method::POST, path, Some(token), Some(body), &[]).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.send(Method::PATCH, path, Some(token), Some(body), &[])
-            .await
+        self.send(Method::PATCH, path, Some(token), Some(body), &[]).await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
@@ -259,10 +257,7 @@ impl TestApp {
             )
             .await
             .ok();
-        r.data()["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_string()
+        r.data()["access_token"].as_str().expect("access token").to_string()
     }
 
     /// Creates a recorder and returns (id, token).

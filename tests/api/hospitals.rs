@@ -68,36 +68,19 @@ async fn catalog(app: &TestApp) -> Catalog {
     }
 }
 
-async fn slot(
-    app: &TestApp,
-    c: &Catalog,
-    dep: &str,
-    doctor: Option<&str>,
-    time: &str,
-    capacity: i64,
-) -> String {
-    let mut body =
-        json!({"department_id": dep, "date": c.date, "time": time, "capacity": capacity});
+async fn slot(app: &TestApp, c: &Catalog, dep: &str, doctor: Option<&str>, time: &str, capacity: i64) -> String {
+    let mut body = json!({"department_id": dep, "date": c.date, "time": time, "capacity": capacity});
     if let Some(d) = doctor {
         body["doctor_id"] = json!(d);
     }
-    app.post(
-        &format!("/hospitals/{}/slots", c.hospital),
-        &app.admin_token,
-        body,
-    )
-    .await
-    .ok()
-    .id()
+    app.post(&format!("/hospitals/{}/slots", c.hospital), &app.admin_token, body)
+        .await
+        .ok()
+        .id()
 }
 
 /// A recorder with `n` patients, each subscribed and assigned to them.
-async fn recorder_with_patients(
-    app: &TestApp,
-    k: u32,
-    n: usize,
-    package: &str,
-) -> (String, String, Vec<String>) {
+async fn recorder_with_patients(app: &TestApp, k: u32, n: usize, package: &str) -> (String, String, Vec<String>) {
     let (rid, token) = app.recorder(k).await;
     let family = app.family(&format!("家{k}")).await;
     let mut patients = Vec::new();
@@ -159,10 +142,7 @@ async fn a_booking_from_search_to_result(b: Backend) {
         .await
         .ok();
     assert_eq!(booked.data()["status"], "pending");
-    let appt = booked.data()["appointment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let appt = booked.data()["appointment_id"].as_str().unwrap().to_string();
     let slots = app
         .get(
             &format!(
@@ -195,10 +175,7 @@ async fn a_booking_from_search_to_result(b: Backend) {
     assert_eq!(a["hospital_name"], "瑞金医院");
     assert_eq!(a["doctor_name"], "张主任");
     let n = app.get("/notifications?status=unread", &token).await.ok();
-    assert_eq!(
-        n.data()["notifications"][0]["kind"],
-        "hospital_appointment_confirmed"
-    );
+    assert_eq!(n.data()["notifications"][0]["kind"], "hospital_appointment_confirmed");
     // Completed with result notes; nothing after that.
     let done = app
         .post(
@@ -209,18 +186,11 @@ async fn a_booking_from_search_to_result(b: Backend) {
         .await
         .ok();
     assert_eq!(done.data()["status"], "completed");
-    app.post(
-        &format!("/hospital-appointments/{appt}/cancel"),
-        &token,
-        json!({}),
-    )
-    .await
-    .err(409, "conflict");
+    app.post(&format!("/hospital-appointments/{appt}/cancel"), &token, json!({}))
+        .await
+        .err(409, "conflict");
     let by_patient = app
-        .get(
-            &format!("/hospital-appointments?patient_id={}", patients[0]),
-            &token,
-        )
+        .get(&format!("/hospital-appointments?patient_id={}", patients[0]), &token)
         .await
         .ok();
     assert_eq!(
@@ -248,13 +218,7 @@ async fn fifty_concurrent_bookings_never_overbook_a_slot(b: Backend) {
         let body = json!({"patient_id": patient, "hospital_id": c.hospital, "department_id": c.cardio,
                           "appointment_date": c.date, "appointment_time": "10:00"});
         tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let r = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
             let status = r.status().as_u16();
             let v: serde_json::Value = r.json().await.unwrap();
             (status, v)
@@ -270,12 +234,7 @@ async fn fifty_concurrent_bookings_never_overbook_a_slot(b: Backend) {
         .iter()
         .filter(|(s, v)| *s == 409 && v["error"] == "conflict")
         .collect();
-    assert_eq!(
-        ok.len(),
-        10,
-        "{:?}",
-        results.iter().map(|(s, _)| s).collect::<Vec<_>>()
-    );
+    assert_eq!(ok.len(), 10, "{:?}", results.iter().map(|(s, _)| s).collect::<Vec<_>>());
     assert_eq!(full.len(), 40);
     let slots = app
         .get(
@@ -294,19 +253,13 @@ async fn fifty_concurrent_bookings_never_overbook_a_slot(b: Backend) {
         .clone();
     assert_eq!(row["booked"], 10);
     let listed = app
-        .get(
-            &format!("/hospital-appointments?slot_id={s}"),
-            &app.admin_token,
-        )
+        .get(&format!("/hospital-appointments?slot_id={s}"), &app.admin_token)
         .await
         .ok();
     assert_eq!(listed.data()["total"], 10);
 
     // Cancelling one frees exactly one place.
-    let first = ok[0].1["data"]["appointment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = ok[0].1["data"]["appointment_id"].as_str().unwrap().to_string();
     app.post(
         &format!("/hospital-appointments/{first}/cancel"),
         &app.admin_token,
@@ -337,68 +290,36 @@ async fn booking_rules(b: Backend) {
     let before = app.event_count().await;
     // Bad dates, unknown ids, no matching slot.
     let r = app
-        .post(
-            "/hospital-appointments",
-            &token,
-            req(&c.cardio, "2026-02-30", "09:00"),
-        )
+        .post("/hospital-appointments", &token, req(&c.cardio, "2026-02-30", "09:00"))
         .await
         .err(400, "validation_failed");
     assert!(r.body["details"]["appointment_date"].is_string());
-    app.post(
-        "/hospital-appointments",
-        &token,
-        req(&c.cardio, "2020-01-01", "09:00"),
-    )
-    .await
-    .err(400, "validation_failed");
-    app.post(
-        "/hospital-appointments",
-        &token,
-        req("not-a-uuid", &c.date, "09:00"),
-    )
-    .await
-    .err(400, "validation_failed");
-    app.post(
-        "/hospital-appointments",
-        &token,
-        req(&c.hospital, &c.date, "09:00"),
-    )
-    .await
-    .err(400, "validation_failed");
-    app.post(
-        "/hospital-appointments",
-        &token,
-        req(&c.cardio, &c.date, "11:00"),
-    )
-    .await
-    .err(409, "conflict");
+    app.post("/hospital-appointments", &token, req(&c.cardio, "2020-01-01", "09:00"))
+        .await
+        .err(400, "validation_failed");
+    app.post("/hospital-appointments", &token, req("not-a-uuid", &c.date, "09:00"))
+        .await
+        .err(400, "validation_failed");
+    app.post("/hospital-appointments", &token, req(&c.hospital, &c.date, "09:00"))
+        .await
+        .err(400, "validation_failed");
+    app.post("/hospital-appointments", &token, req(&c.cardio, &c.date, "11:00"))
+        .await
+        .err(409, "conflict");
     // Another recorder's patient.
-    app.post(
-        "/hospital-appointments",
-        &other_token,
-        req(&c.cardio, &c.date, "09:00"),
-    )
-    .await
-    .err(404, "not_found");
+    app.post("/hospital-appointments", &other_token, req(&c.cardio, &c.date, "09:00"))
+        .await
+        .err(404, "not_found");
     assert_eq!(app.event_count().await, before, "nothing written");
 
     // One booking per patient per date and time, even in another department.
     let first = app
-        .post(
-            "/hospital-appointments",
-            &token,
-            req(&c.cardio, &c.date, "09:00"),
-        )
+        .post("/hospital-appointments", &token, req(&c.cardio, &c.date, "09:00"))
         .await
         .ok();
-    app.post(
-        "/hospital-appointments",
-        &token,
-        req(&c.neuro, &c.date, "09:00"),
-    )
-    .await
-    .err(409, "conflict");
+    app.post("/hospital-appointments", &token, req(&c.neuro, &c.date, "09:00"))
+        .await
+        .err(409, "conflict");
     let id = first.data()["appointment_id"].as_str().unwrap().to_string();
     // Illegal transitions.
     app.post(
@@ -415,13 +336,9 @@ async fn booking_rules(b: Backend) {
     )
     .await
     .err(403, "forbidden");
-    app.post(
-        &format!("/hospital-appointments/{id}/cancel"),
-        &token,
-        json!({}),
-    )
-    .await
-    .ok();
+    app.post(&format!("/hospital-appointments/{id}/cancel"), &token, json!({}))
+        .await
+        .ok();
     app.post(
         &format!("/hospital-appointments/{id}/confirm"),
         &app.admin_token,
@@ -430,13 +347,9 @@ async fn booking_rules(b: Backend) {
     .await
     .err(409, "conflict");
     // After cancelling, the patient may book that time again.
-    app.post(
-        "/hospital-appointments",
-        &token,
-        req(&c.neuro, &c.date, "09:00"),
-    )
-    .await
-    .ok();
+    app.post("/hospital-appointments", &token, req(&c.neuro, &c.date, "09:00"))
+        .await
+        .ok();
 
     // Deactivating hides and refuses; existing bookings stay.
     app.post(
@@ -446,10 +359,7 @@ async fn booking_rules(b: Backend) {
     )
     .await
     .ok();
-    let found = app
-        .get("/hospitals?department=%E5%BF%83%E5%86%85", &token)
-        .await
-        .ok(); // 心内
+    let found = app.get("/hospitals?department=%E5%BF%83%E5%86%85", &token).await.ok(); // 心内
     assert_eq!(found.data().as_array().unwrap().len(), 0);
     let (_, t3, p3) = recorder_with_patients(&app, 3, 1, &package).await;
     app.post(

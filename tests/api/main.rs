@@ -9,6 +9,7 @@ mod event_store;
 mod families;
 mod field_work;
 mod hospitals;
+mod kafka;
 mod operations;
 mod rebuild;
 mod users;

@@ -43,12 +43,7 @@ async fn health_and_docs_are_served(b: Backend) {
         .unwrap();
     assert!(doc["paths"]["/api/v1/families"].is_object());
     assert!(doc["paths"]["/api/v1/auth/login"].is_object());
-    let ui = app
-        .client
-        .get(format!("{}/api/docs/", app.base))
-        .send()
-        .await
-        .unwrap();
+    let ui = app.client.get(format!("{}/api/docs/", app.base)).send().await.unwrap();
     assert_eq!(ui.status().as_u16(), 200);
     let missing = app
         .client
@@ -142,11 +137,7 @@ async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
     )
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let mut server = start(&vars, port).await;
     let base = format!("http://127.0.0.1:{port}/api/v1");
@@ -199,10 +190,7 @@ async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
         .into_iter()
         .flat_map(Result::unwrap)
         .collect();
-    assert!(
-        !acked.is_empty(),
-        "some commands were acknowledged before the kill"
-    );
+    assert!(!acked.is_empty(), "some commands were acknowledged before the kill");
 
     let mut server = start(&vars, port).await;
     let login: Value = client
@@ -237,10 +225,7 @@ async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
     let unique: HashSet<&String> = listed.iter().collect();
     assert_eq!(unique.len(), listed.len(), "no family twice");
     for id in &acked {
-        assert!(
-            unique.contains(id),
-            "acknowledged family {id} is in the read model"
-        );
+        assert!(unique.contains(id), "acknowledged family {id} is in the read model");
     }
 
     // `carelog rebuild` refuses an unknown projection and, with the server stopped, rebuilds.
@@ -248,10 +233,6 @@ async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
     let out = carelog(&vars, &["rebuild", "nope"]).output().unwrap();
     assert!(!out.status.success());
     let out = carelog(&vars, &["rebuild"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt families"));
 }

@@ -86,9 +86,13 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive();
     let next = (today + chrono::Duration::days(3)).to_string();
-    app.post("/appointments", &rtoken, serde_json::json!({"patient_id": patient, "scheduled_date": next, "scheduled_time": "09:00"}))
-        .await
-        .ok();
+    app.post(
+        "/appointments",
+        &rtoken,
+        serde_json::json!({"patient_id": patient, "scheduled_date": next, "scheduled_time": "09:00"}),
+    )
+    .await
+    .ok();
     app.post(
         "/health-records",
         &rtoken,
@@ -129,10 +133,7 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
         )
         .await
         .ok();
-    let bid = booking.data()["appointment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bid = booking.data()["appointment_id"].as_str().unwrap().to_string();
     app.post(
         &format!("/hospital-appointments/{bid}/confirm"),
         &app.admin_token,

@@ -29,16 +29,10 @@ async fn users_of_each_role_are_created_and_listed(b: Backend) {
     )
     .await
     .ok();
-    let r = app
-        .get(&format!("/recorders/{rid}"), &app.admin_token)
-        .await
-        .ok();
+    let r = app.get(&format!("/recorders/{rid}"), &app.admin_token).await.ok();
     assert_eq!(r.data()["recorder"]["employee_id"], "E0001");
     assert_eq!(r.headers["etag"], format!("\"{}\"", r.data()["version"]));
-    let d = app
-        .get(&format!("/doctors/{did}"), &app.admin_token)
-        .await
-        .ok();
+    let d = app.get(&format!("/doctors/{did}"), &app.admin_token).await.ok();
     assert_eq!(d.data()["doctor"]["license_number"], "L-001");
     assert_eq!(d.data()["doctor"]["consultation_fee"], "50.00");
     // A recorder id is not a doctor.
@@ -48,10 +42,7 @@ async fn users_of_each_role_are_created_and_listed(b: Backend) {
     let list = app.get("/users?role=doctor", &app.admin_token).await.ok();
     assert_eq!(list.data()["total"], 1);
     assert_eq!(list.data()["users"][0]["id"], did.as_str());
-    let all = app
-        .get("/users?page=1&limit=2", &app.admin_token)
-        .await
-        .ok();
+    let all = app.get("/users?page=1&limit=2", &app.admin_token).await.ok();
     assert_eq!(all.data()["total"], 4);
     assert_eq!(all.data()["users"].as_array().unwrap().len(), 2);
     assert_eq!(all.data()["limit"], 2);

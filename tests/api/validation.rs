@@ -30,16 +30,9 @@ async fn bad_input_is_400_naming_the_field_and_writes_nothing(b: Backend) {
         .post("/families", &app.admin_token, json!({"family_name": "x"}))
         .await
         .err(400, "validation_failed");
-    assert!(
-        r.body["details"]["primary_address"].is_string(),
-        "{}",
-        r.body
-    );
+    assert!(r.body["details"]["primary_address"].is_string(), "{}", r.body);
     assert!(r.body["details"]["contact_phone"].is_string());
-    assert!(r.body["message"]
-        .as_str()
-        .unwrap()
-        .contains("primary_address"));
+    assert!(r.body["message"].as_str().unwrap().contains("primary_address"));
 
     // Wrong type.
     let r = app
@@ -133,9 +126,6 @@ async fn bad_input_is_400_naming_the_field_and_writes_nothing(b: Backend) {
         before,
         "no event was written by any refused request"
     );
-    let d = app
-        .get(&format!("/families/{fam}"), &app.admin_token)
-        .await
-        .ok();
+    let d = app.get(&format!("/families/{fam}"), &app.admin_token).await.ok();
     assert_eq!(d.data()["patients"].as_array().unwrap().len(), 0);
 }
