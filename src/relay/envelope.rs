@@ -95,10 +95,12 @@ pub fn envelope(e: &StoredEvent, pii_key: &[u8]) -> Value {
     let mut data = e.payload.clone();
     sanitize(&mut data, pii_key);
     // The payload is `{"<EventType>": {...}}`; publish the inner object.
+    // Unit variants (e.g. `VisitConfirmed`) are stored as a bare string: they carry no data.
     let data = match data {
         Value::Object(mut m) if m.len() == 1 && m.contains_key(&e.event_type) => {
             m.remove(&e.event_type).unwrap_or(Value::Null)
         }
+        Value::String(s) if s == e.event_type => Value::Object(Map::new()),
         other => other,
     };
     let meta = |k: &str| {
