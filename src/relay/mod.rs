@@ -95,39 +95,33 @@ impl Topics {
         })
     }
 
-    async fn ensure(&mut self, names: &[String], config: &RelayConfig) -> Result<(), RelayError> {
-        let missing: Vec<&String> = names.iter().filter(|n| !self.ensured.contains(*n)).collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let topics: Vec<NewTopic> = missing
-            .iter()
-            .map(|n| {
-                NewTopic::new(
-                    n.as_str(),
-                    config.partitions,
-                    TopicReplication::Fixed(config.replication),
-                )
-            })
-            .collect();
+    async fn ensure(&mut self, names: &[String], config: &RelayConfig) {
+        let mut missing: Vec<&String> = names.iter().filter(|n| !self.ensured.contains(*n)).collect();
+        missing.sort();
+        missing.dedup();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = self
-            .admin
-            .create_topics(&topics, &options)
-            .await
-            .map_err(|e| RelayError::Broker(e.to_string()))?;
-        for r in results {
-            match r {
-                Ok(name) => {
-                    self.ensured.insert(name);
+        // One topic per request: some Kafka-compatible brokers mishandle batches.
+        for name in missing {
+            let topic = NewTopic::new(
+                name.as_str(),
+                config.partitions,
+                TopicReplication::Fixed(config.replication),
+            );
+            match self.admin.create_topics(&[topic], &options).await {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            Ok(n) | Err((n, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                                self.ensured.insert(n);
+                            }
+                            Err((n, code)) => tracing::warn!(topic = %n, %code, "relay: cannot create topic"),
+                        }
+                    }
                 }
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    self.ensured.insert(name);
-                }
-                Err((name, code)) => return Err(RelayError::Broker(format!("creating topic {name}: {code}"))),
+                // Publishing may still work where the broker creates topics itself.
+                Err(e) => tracing::warn!(topic = %name, error = %e, "relay: cannot create topic"),
             }
         }
-        Ok(())
     }
 }
 
@@ -180,7 +174,7 @@ async fn publish_batch(
         .iter()
         .map(|e| envelope::topic(&config.topic_prefix, &e.aggregate_type))
         .collect();
-    topics.ensure(&names, config).await.map_err(|e| (None, e))?;
+    topics.ensure(&names, config).await;
     let mut deliveries = Vec::with_capacity(events.len());
     for e in &events {
         let body = envelope::envelope(e, &config.pii_key).to_string();
@@ -244,11 +238,11 @@ pub fn start(
     store: EventStore,
     config: RelayConfig,
 ) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), rdkafka::error::KafkaError> {
-    let producer = producer(&config.brokers)?;
+    let mut publisher = producer(&config.brokers)?;
     let mut topics = Topics::new(&config.brokers)?;
     let handle = RelayHandle {
         status: Arc::new(RwLock::new(RelayStatus::default())),
-        producer: producer.clone(),
+        producer: producer(&config.brokers)?,
     };
     let status = handle.status.clone();
     let probe = handle.clone();
@@ -267,7 +261,7 @@ pub fn start(
                     continue;
                 }
             };
-            match publish_batch(&store, &producer, &mut topics, &config, after).await {
+            match publish_batch(&store, &publisher, &mut topics, &config, after).await {
                 Ok(Some(last)) => {
                     if let Err(e) = set_checkpoint(&store, last).await {
                         tracing::warn!(error = %e, "relay: cannot store checkpoint");
@@ -291,7 +285,14 @@ pub fn start(
                         s.last_error = Some(e.to_string());
                     }
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    // A broker that came back may have lost topics, and an idempotent
+                    // producer can be left in a fatal state: start both afresh.
+                    topics.ensured.clear();
+                    match producer(&config.brokers) {
+                        Ok(p) => publisher = p,
+                        Err(e) => tracing::warn!(error = %e, "relay: cannot recreate the producer"),
+                    }
                     probe.probe().await;
                 }
             }
