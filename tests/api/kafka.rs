@@ -18,16 +18,16 @@ dual!(
     commands_keep_working_while_the_broker_is_down
 );
 
-fn brokers() -> String {
+pub fn brokers() -> String {
     std::env::var("CARELOG_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-fn prefix() -> String {
+pub fn prefix() -> String {
     format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
 /// Reads envelopes from the topics until `until` says enough, or the deadline.
-async fn consume(brokers: &str, topics: &[String], deadline: Duration, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub async fn consume(brokers: &str, topics: &[String], deadline: Duration, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
