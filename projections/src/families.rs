@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::page::{Page, PageParams};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
-use crate::store::{ReadStore, RowExt};
+use crate::store::{like_pattern, ReadStore, RowExt};
 use crate::subscriptions::{current_subscription, SubscriptionSummary};
 
 pub struct FamiliesProjector;
@@ -225,12 +225,6 @@ fn age(birth: &str, today: NaiveDate) -> i32 {
         .unwrap_or(0)
 }
 
-fn like(search: &str) -> String {
-    // `!` is the LIKE escape character: a backslash means different things in MySQL and SQLite literals.
-    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
-    format!("%{escaped}%")
-}
-
 impl ReadStore {
     /// The family list. `recorder` limits it to that recorder's families.
     pub async fn families(
@@ -241,7 +235,7 @@ impl ReadStore {
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
         let today = today.to_string();
-        let pattern = search.map(like);
+        let pattern = search.map(like_pattern);
         let filter = format!(
             "(? IS NULL OR {RECORDER_FAMILY})
              AND (? IS NULL OR f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'

@@ -11,13 +11,9 @@ use utoipa::ToSchema;
 
 use crate::page::{Page, PageParams};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
-use crate::store::{ReadStore, RowExt};
+use crate::store::{hhmm, like_pattern, ReadStore, RowExt};
 
 pub struct HospitalsProjector;
-
-fn hm(t: chrono::NaiveTime) -> String {
-    t.format("%H:%M").to_string()
-}
 
 #[async_trait]
 impl Projector for HospitalsProjector {
@@ -132,7 +128,7 @@ impl Projector for HospitalsProjector {
                         .bind(d.department_id.to_string())
                         .bind(d.doctor_id.map(|x| x.to_string()))
                         .bind(d.date.to_string())
-                        .bind(hm(d.time))
+                        .bind(hhmm(d.time))
                         .bind(i64::from(d.capacity))
                         .bind(&at)
                         .bind(&at)
@@ -167,7 +163,7 @@ impl Projector for HospitalsProjector {
                         .bind(d.department_id.to_string())
                         .bind(d.doctor_id.map(|x| x.to_string()))
                         .bind(d.appointment_date.to_string())
-                        .bind(hm(d.appointment_time))
+                        .bind(hhmm(d.appointment_time))
                         .bind(&d.notes)
                         .bind(d.recorder_id.to_string())
                         .bind(&at)
@@ -361,11 +357,6 @@ pub struct BookingFilter {
     pub status: Option<String>,
 }
 
-fn like(search: &str) -> String {
-    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
-    format!("%{escaped}%")
-}
-
 impl ReadStore {
     /// Active hospitals matching `search` (name or address) with their active
     /// departments (only those matching `department`, when given).
@@ -375,8 +366,8 @@ impl ReadStore {
         department: Option<&str>,
         today: NaiveDate,
     ) -> Result<Vec<HospitalSearchItem>, sqlx::Error> {
-        let s = search.map(like);
-        let d = department.map(like);
+        let s = search.map(like_pattern);
+        let d = department.map(like_pattern);
         let hospitals = sqlx::query(
             "SELECT h.* FROM hospitals h WHERE h.status = 'active'
                AND (? IS NULL OR h.name LIKE ? ESCAPE '!' OR h.address LIKE ? ESCAPE '!')

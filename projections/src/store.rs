@@ -147,3 +147,15 @@ impl RowExt for AnyRow {
 pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
+
+/// A `LIKE` pattern matching `search` anywhere, with `!` as the escape
+/// character (a backslash means different things in MySQL and SQLite literals).
+pub(crate) fn like_pattern(search: &str) -> String {
+    let escaped = search.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    format!("%{escaped}%")
+}
+
+/// A time of day as stored in read models: `HH:MM`.
+pub(crate) fn hhmm(t: chrono::NaiveTime) -> String {
+    t.format("%H:%M").to_string()
+}

@@ -10,13 +10,9 @@ use utoipa::ToSchema;
 
 use crate::page::{Page, PageParams};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
-use crate::store::{ReadStore, RowExt};
+use crate::store::{hhmm, ReadStore, RowExt};
 
 pub struct VisitsProjector;
-
-fn hm(t: chrono::NaiveTime) -> String {
-    t.format("%H:%M").to_string()
-}
 
 #[async_trait]
 impl Projector for VisitsProjector {
@@ -67,7 +63,7 @@ impl Projector for VisitsProjector {
                 .bind(p.recorder_id.to_string())
                 .bind(p.subscription_id.to_string())
                 .bind(p.scheduled_date.to_string())
-                .bind(hm(p.scheduled_time))
+                .bind(hhmm(p.scheduled_time))
                 .bind(p.appointment_type.as_str())
                 .bind(&p.notes)
                 .bind(&at)
@@ -78,7 +74,7 @@ impl Projector for VisitsProjector {
                 history(
                     "scheduled",
                     None,
-                    Some((p.scheduled_date.to_string(), hm(p.scheduled_time))),
+                    Some((p.scheduled_date.to_string(), hhmm(p.scheduled_time))),
                     None,
                 )
                 .execute(&mut *c)
@@ -103,14 +99,14 @@ impl Projector for VisitsProjector {
                      WHERE id = ?",
                 )
                 .bind(date.to_string())
-                .bind(hm(time))
+                .bind(hhmm(time))
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
                 history(
                     "rescheduled",
-                    Some((from_date.to_string(), hm(from_time))),
-                    Some((date.to_string(), hm(time))),
+                    Some((from_date.to_string(), hhmm(from_time))),
+                    Some((date.to_string(), hhmm(time))),
                     None,
                 )
                 .execute(&mut *c)

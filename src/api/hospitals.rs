@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use crate::api::families::can_see_patient;
 use crate::api::visits::time;
-use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::api::{list_json, path_id, required, uuid_field, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -47,11 +47,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/hospital-appointments/{id}/confirm", web::post().to(confirm))
         .route("/hospital-appointments/{id}/complete", web::post().to(complete))
         .route("/hospital-appointments/{id}/cancel", web::post().to(cancel));
-}
-
-fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
-    raw.filter(|s| !s.is_empty())
-        .and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -40,6 +40,12 @@ pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T,
     raw.parse().map_err(|_| ApiError::NotFound(what))
 }
 
+/// An optional UUID field (empty = absent); a malformed one is recorded.
+pub fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
+    raw.filter(|s| !s.is_empty())
+        .and_then(|s| v.check(field, s.trim().parse::<T>().map_err(|_| "应为UUID".to_string())))
+}
+
 /// A required field: present, else the validator records it as missing.
 pub fn required<'a, T>(v: &mut Validator, field: &str, value: &'a Option<T>) -> Option<&'a T> {
     if value.is_none() {

@@ -12,7 +12,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::api::families::can_see_patient;
-use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::api::{list_json, path_id, required, uuid_field, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -92,11 +92,6 @@ pub struct OrderInput {
     pub frequency: Option<String>,
     pub duration: Option<String>,
     pub notes: Option<String>,
-}
-
-fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
-    raw.filter(|s| !s.is_empty())
-        .and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
 
 #[utoipa::path(post, path = "/api/v1/medical-orders", tag = "medical orders", request_body = OrderInput, security(("bearer" = [])),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::{list_json, parse_required, path_id, required, Body, PageQuery};
+use crate::api::{list_json, parse_required, path_id, required, uuid_field, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -31,10 +31,6 @@ pub struct SubscriptionInput {
     pub package_id: Option<String>,
     pub recorder_id: Option<String>,
     pub start_date: Option<String>,
-}
-
-fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
-    raw.and_then(|s| v.check(field, s.parse::<T>().map_err(|_| "应为UUID".to_string())))
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionInput, security(("bearer" = [])),

@@ -27,7 +27,12 @@ pub fn prefix() -> String {
 }
 
 /// Reads envelopes from the topics until `until` says enough, or the deadline.
-pub async fn consume(brokers: &str, topics: &[String], deadline: Duration, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub async fn consume(
+    brokers: &str,
+    topics: &[String],
+    deadline: Duration,
+    until: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
@@ -198,23 +203,25 @@ impl Drop for Broker {
 fn start_broker(port: u16) -> Broker {
     let bin = std::env::var("CARELOG_TEST_TANSU_BIN").unwrap_or_else(|_| "tansu".into());
     let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(&bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("this test starts and stops its own broker and needs tansu ({bin}): {e}"));
+    let broker = Broker(
+        Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("this test starts and stops its own broker and needs tansu ({bin}): {e}")),
+    );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Broker(child);
+            return broker;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -248,7 +248,10 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
         .json()
         .await
         .unwrap();
-    login["data"]["access_token"].as_str().expect("admin logs in").to_string()
+    login["data"]["access_token"]
+        .as_str()
+        .expect("admin logs in")
+        .to_string()
 }
 
 /// SIGKILL while the relay publishes; after restart the topics hold every
@@ -262,9 +265,22 @@ async fn the_relay_leaves_no_gap_when_the_server_is_killed_while_publishing(b: B
     vars.insert("CARELOG_BIND".into(), format!("127.0.0.1:{port}"));
     vars.insert("CARELOG_KAFKA_BROKERS".into(), crate::kafka::brokers());
     vars.insert("CARELOG_KAFKA_TOPIC_PREFIX".into(), prefix.clone());
-    let out = carelog(&vars, &["create-admin", "--username", "admin", "--password", "admin-pass-1", "--name", "管理员", "--phone", "13800000000"])
-        .output()
-        .unwrap();
+    let out = carelog(
+        &vars,
+        &[
+            "create-admin",
+            "--username",
+            "admin",
+            "--password",
+            "admin-pass-1",
+            "--name",
+            "管理员",
+            "--phone",
+            "13800000000",
+        ],
+    )
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::new();
@@ -295,7 +311,14 @@ async fn the_relay_leaves_no_gap_when_the_server_is_killed_while_publishing(b: B
     let _server = start(&vars, port).await;
     let mut caught_up = false;
     for _ in 0..300 {
-        let h: Value = client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().json().await.unwrap();
+        let h: Value = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if h["data"]["relay_lag"] == 0 {
             caught_up = true;
             break;
