@@ -1151,7 +1151,7 @@ pub fn markdown(pii_key: &[u8]) -> String {
     line(
         "carelog publishes every event of its event store to Kafka, so that other systems (analytics, reporting, \
           messaging) can follow what happens without querying the API. The relay reads the store in global \
-          order and publishes each event as a [CloudEvents 1.0](https://github.com/cloudevents/spec) JSON \
+          order and publishes each event as a CloudEvents 1.0 JSON \
           envelope (structured mode). It runs when `CARELOG_KAFKA_BROKERS` is set.",
     );
     if let Some(p) = &problem {
