@@ -366,6 +366,20 @@ impl EventStore {
         Ok(stale == 1)
     }
 
+    /// Gives back the claims of `owner` in `scope` whose value starts with
+    /// `prefix` (all of them with an empty prefix), e.g. a cancelled visit's place.
+    pub async fn release_all(&self, scope: &str, owner: &str, prefix: &str) -> Result<(), sqlx::Error> {
+        let sql = "DELETE FROM unique_claims WHERE scope = $1 AND owner = $2 AND substr(value, 1, length($3)) = $3";
+        on_backend!(&self.backend, |pool| sqlx::query(sql)
+            .bind(scope)
+            .bind(owner)
+            .bind(prefix)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Gives a claim back (the create it guarded failed).
     pub async fn release(&self, scope: &str, value: &str, owner: &str) -> Result<(), sqlx::Error> {
         let sql = "DELETE FROM unique_claims WHERE scope = $1 AND value = $2 AND owner = $3";

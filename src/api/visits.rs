@@ -29,6 +29,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/appointments/{id}/complete", web::post().to(complete));
 }
 
+/// Claims scope of the numbered monthly places of regular visits.
+const QUOTA_SCOPE: &str = "visit_quota";
+
+/// Takes one of the numbered places of `day`'s month for visit `owner`.
+async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32, owner: &str) -> Result<(), ApiError> {
+    let month = day.format("%Y-%m");
+    for n in 1..=quota {
+        if state
+            .store
+            .claim(QUOTA_SCOPE, &format!("{patient}:{month}:{n}"), owner)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Conflict(format!("本月常规上门次数已达套餐上限（{quota}次）")))
+}
+
 /// `HH:MM` (seconds, if sent, must be zero).
 pub fn time(raw: &str) -> Result<NaiveTime, String> {
     let raw = raw.trim();
@@ -159,13 +177,32 @@ pub async fn schedule(
         notes,
     };
     let id = VisitId(crate::idempotency::new_id(&meta, &p));
-    let c = state
+    // The read-model count above can be stale by a concurrent request: a regular
+    // visit also takes one of the month's numbered places, claimed atomically.
+    if kind == VisitType::Regular {
+        claim_place(
+            &state,
+            &patient.to_string(),
+            day,
+            context.monthly_quota,
+            &id.to_string(),
+        )
+        .await?;
+    }
+    let result = state
         .execute::<Visit>(
             &id.to_string(),
             VisitCommand::Schedule { plan, context },
             meta.context(Some(&p), "ScheduleVisit"),
         )
-        .await?;
+        .await;
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => {
+            state.store.release_all(QUOTA_SCOPE, &id.to_string(), "").await?;
+            return Err(e);
+        }
+    };
     Ok(created(
         json!({ "id": id, "status": "scheduled", "version": c.version }),
     ))
@@ -231,7 +268,10 @@ pub async fn cancel(
     body: Body<CancelInput>,
 ) -> ApiResult {
     let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
-    transition(&state, &p, &meta, &id, VisitCommand::Cancel { reason }, "CancelVisit").await
+    let response = transition(&state, &p, &meta, &id, VisitCommand::Cancel { reason }, "CancelVisit").await?;
+    let vid: VisitId = path_id(&id, "appointment")?;
+    state.store.release_all(QUOTA_SCOPE, &vid.to_string(), "").await?;
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,19 +308,26 @@ pub async fn reschedule(
         return Err(ApiError::Conflict("改期日期不在服务订阅有效期内".into()));
     }
     let context = schedule_context(&state, &visit.patient.id, &sub.package_id, day, Some(&visit.id)).await?;
-    transition(
-        &state,
-        &p,
-        &meta,
-        &id,
-        VisitCommand::Reschedule {
-            date: day,
-            time: at,
-            context,
-        },
-        "RescheduleVisit",
-    )
-    .await
+    // A regular visit moving to another month takes a place there and gives
+    // back its place in the old month.
+    let old_month = visit.scheduled_date.get(..7).unwrap_or_default().to_string();
+    let new_month = day.format("%Y-%m").to_string();
+    let moves = visit.appointment_type == "regular" && old_month != new_month && visit.status != "cancelled";
+    if moves {
+        claim_place(&state, &visit.patient.id, day, context.monthly_quota, &visit.id).await?;
+    }
+    let cmd = VisitCommand::Reschedule {
+        date: day,
+        time: at,
+        context,
+    };
+    let result = transition(&state, &p, &meta, &id, cmd, "RescheduleVisit").await;
+    if moves {
+        let month = if result.is_ok() { &old_month } else { &new_month };
+        let prefix = format!("{}:{month}:", visit.patient.id);
+        state.store.release_all(QUOTA_SCOPE, &visit.id, &prefix).await?;
+    }
+    result
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/complete", tag = "visits", security(("bearer" = [])),

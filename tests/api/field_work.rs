@@ -14,6 +14,7 @@ dual!(
     vitals_and_upload_rules,
     ownership_of_field_work,
     an_abnormal_record_committed_without_its_request_still_alerts_the_doctor,
+    concurrent_schedules_never_exceed_the_monthly_quota,
 );
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -679,4 +680,57 @@ async fn an_abnormal_record_committed_without_its_request_still_alerts_the_docto
         1,
         "exactly once"
     );
+}
+
+async fn concurrent_schedules_never_exceed_the_monthly_quota(b: Backend) {
+    let w = world(b, 2).await;
+    let now = shanghai_now();
+    let next = (now.date().with_day(1).unwrap() + Duration::days(40))
+        .with_day(5)
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (client, url, token, patient) = (
+            w.app.client.clone(),
+            w.app.url("/appointments"),
+            w.rtoken.clone(),
+            w.patient.clone(),
+        );
+        let body =
+            json!({"patient_id": patient, "scheduled_date": next.to_string(), "scheduled_time": format!("1{i}:00")});
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let statuses: Vec<u16> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 4, "{statuses:?}");
+    // Moving one to the next month frees its place in this one.
+    let list = w.app.get(&format!("/appointments?date={next}"), &w.rtoken).await.ok();
+    let id = list.data()["appointments"][0]["id"].as_str().unwrap().to_string();
+    let later = (next + Duration::days(31)).to_string();
+    w.app
+        .post(
+            &format!("/appointments/{id}/reschedule"),
+            &w.rtoken,
+            json!({"scheduled_date": later, "scheduled_time": "09:00"}),
+        )
+        .await
+        .ok();
+    schedule(&w, &next.to_string(), "20:00", "regular").await.ok();
+    schedule(&w, &next.to_string(), "21:00", "regular")
+        .await
+        .err(409, "conflict");
 }
