@@ -91,6 +91,36 @@ impl Drop for Server {
     }
 }
 
+/// A data dir, fresh databases, a free port and an admin, for a `carelog serve` subprocess.
+async fn subprocess_setup(b: Backend, extra: &[(&str, String)]) -> (tempfile::TempDir, HashMap<String, String>, u16) {
+    crate::helpers::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = test_vars(b, dir.path()).await;
+    let port = free_port();
+    vars.insert("CARELOG_BIND".into(), format!("127.0.0.1:{port}"));
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.clone());
+    }
+    let out = carelog(
+        &vars,
+        &[
+            "create-admin",
+            "--username",
+            "admin",
+            "--password",
+            "admin-pass-1",
+            "--name",
+            "管理员",
+            "--phone",
+            "13800000000",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (dir, vars, port)
+}
+
 async fn start(vars: &HashMap<String, String>, port: u16) -> Server {
     let mut child = Server(
         carelog(vars, &["serve"])
@@ -116,46 +146,12 @@ async fn start(vars: &HashMap<String, String>, port: u16) -> Server {
 }
 
 async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
-    crate::helpers::init_logs();
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars = test_vars(b, dir.path()).await;
-    let port = free_port();
-    vars.insert("CARELOG_BIND".into(), format!("127.0.0.1:{port}"));
-
-    let out = carelog(
-        &vars,
-        &[
-            "create-admin",
-            "--username",
-            "admin",
-            "--password",
-            "admin-pass-1",
-            "--name",
-            "管理员",
-            "--phone",
-            "13800000000",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_dir, vars, port) = subprocess_setup(b, &[]).await;
 
     let mut server = start(&vars, port).await;
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/auth/login"))
-        .json(&json!({"username": "admin", "password": "admin-pass-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["data"]["access_token"]
-        .as_str()
-        .expect("admin logs in")
-        .to_string();
+    let token = login(&client, &base).await;
 
     // Send commands from several clients; kill the server in the middle.
     let mut senders = Vec::new();
@@ -194,16 +190,7 @@ async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
     assert!(!acked.is_empty(), "some commands were acknowledged before the kill");
 
     let mut server = start(&vars, port).await;
-    let login: Value = client
-        .post(format!("{base}/auth/login"))
-        .json(&json!({"username": "admin", "password": "admin-pass-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["data"]["access_token"].as_str().unwrap().to_string();
+    let token = login(&client, &base).await;
     let mut listed = Vec::new();
     let mut page = 1;
     loop {
@@ -257,31 +244,12 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
 /// SIGKILL while the relay publishes; after restart the topics hold every
 /// position from 1 to the head (no gap), and any duplicate has the same id.
 async fn the_relay_leaves_no_gap_when_the_server_is_killed_while_publishing(b: Backend) {
-    crate::helpers::init_logs();
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars = test_vars(b, dir.path()).await;
-    let port = free_port();
     let prefix = crate::kafka::prefix();
-    vars.insert("CARELOG_BIND".into(), format!("127.0.0.1:{port}"));
-    vars.insert("CARELOG_KAFKA_BROKERS".into(), crate::kafka::brokers());
-    vars.insert("CARELOG_KAFKA_TOPIC_PREFIX".into(), prefix.clone());
-    let out = carelog(
-        &vars,
-        &[
-            "create-admin",
-            "--username",
-            "admin",
-            "--password",
-            "admin-pass-1",
-            "--name",
-            "管理员",
-            "--phone",
-            "13800000000",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let extra = [
+        ("CARELOG_KAFKA_BROKERS", crate::kafka::brokers()),
+        ("CARELOG_KAFKA_TOPIC_PREFIX", prefix.clone()),
+    ];
+    let (_dir, vars, port) = subprocess_setup(b, &extra).await;
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::new();
 
