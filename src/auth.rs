@@ -154,11 +154,27 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
     if session.revoked || session.user_status != "active" || session.user_id != claims.sub || session.expires_at < now {
         return Err(ApiError::Unauthorized);
     }
-    Ok(Principal {
+    let principal = Principal {
         user_id: claims.sub.parse().map_err(|_| ApiError::Unauthorized)?,
         role: Role::parse(&session.role).map_err(|_| ApiError::Unauthorized)?,
         session_id: claims.sid.parse().map_err(|_| ApiError::Unauthorized)?,
-    })
+    };
+    if principal.role == Role::Auditor && !auditor_may(req.method(), req.path()) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(principal)
+}
+
+/// Auditors read the audit endpoints (and the staff directory, to put names
+/// on actor ids) and manage their own session; nothing else, whatever a
+/// handler's own role list says.
+fn auditor_may(method: &actix_web::http::Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if path.starts_with("/api/v1/auth/") {
+        return true;
+    }
+    method == actix_web::http::Method::GET
+        && (path.starts_with("/api/v1/audit/") || path == "/api/v1/users" || path.starts_with("/api/v1/users/"))
 }
 
 impl FromRequest for Principal {
@@ -186,6 +202,18 @@ mod tests {
         assert!(verify_password("s3cret-pass", &h));
         assert!(!verify_password("other", &h));
         assert!(!verify_password("s3cret-pass", "not-a-hash"));
+    }
+
+    #[test]
+    fn auditors_only_read_the_audit_trail() {
+        use actix_web::http::Method;
+        assert!(auditor_may(&Method::GET, "/api/v1/audit/events"));
+        assert!(auditor_may(&Method::GET, "/api/v1/users/abc"));
+        assert!(auditor_may(&Method::POST, "/api/v1/auth/logout"));
+        assert!(!auditor_may(&Method::POST, "/api/v1/audit/events"));
+        assert!(!auditor_may(&Method::POST, "/api/v1/families"));
+        assert!(!auditor_may(&Method::GET, "/api/v1/patients/abc"));
+        assert!(!auditor_may(&Method::PATCH, "/api/v1/users/abc/status"));
     }
 
     #[test]

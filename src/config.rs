@@ -50,6 +50,11 @@ pub struct Settings {
     pub kafka_replication: i32,
     /// `CARELOG_JWT_SECRET`; embedded mode generates one and keeps it in the data dir.
     pub jwt_secret: Option<Secret>,
+    /// `CARELOG_MASTER_KEY` (64 hex digits): wraps the data subjects' keys
+    /// (crypto-shredding). Embedded mode generates one in the data dir; with
+    /// PostgreSQL and no key set, one is derived from the JWT secret (with a
+    /// warning: set a separate key in production).
+    pub master_key: Option<Secret>,
     /// `CARELOG_TIMEZONE`, default `Asia/Shanghai`: what "today" means.
     pub timezone: Tz,
     /// `CARELOG_UPLOAD_DIR`, default `<data dir>/uploads`.
@@ -64,6 +69,9 @@ pub struct Settings {
     pub s3: Option<crate::files::S3Settings>,
     /// `CARELOG_ALERT_*`: vital-sign thresholds that raise an order request by themselves.
     pub alerts: domain::vitals::AlertThresholds,
+    /// `CARELOG_AMENDMENT_WINDOW_DAYS`, default 7: how long a recorder may amend a
+    /// health record after writing it (or after an admin unlocked it).
+    pub amendment_window_days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +149,13 @@ impl Settings {
                 reason: "required when CARELOG_EVENT_STORE_URL is set".into(),
             });
         }
+        let master_key = get("CARELOG_MASTER_KEY");
+        if let Some(k) = &master_key {
+            crate::privacy::MasterKey::parse(k).map_err(|reason| SettingsError {
+                name: "CARELOG_MASTER_KEY",
+                reason,
+            })?;
+        }
         let timezone = get("CARELOG_TIMEZONE")
             .unwrap_or_else(|| "Asia/Shanghai".into())
             .parse::<Tz>()
@@ -190,9 +205,20 @@ impl Settings {
         alerts.temperature_high = num("CARELOG_ALERT_TEMPERATURE_HIGH", alerts.temperature_high)?;
         alerts.heart_rate_low = num("CARELOG_ALERT_HEART_RATE_LOW", alerts.heart_rate_low.into())? as u16;
         alerts.heart_rate_high = num("CARELOG_ALERT_HEART_RATE_HIGH", alerts.heart_rate_high.into())? as u16;
+        let amendment_window_days = match int("CARELOG_AMENDMENT_WINDOW_DAYS", 7)? {
+            // A century is more than any record needs, and keeps date arithmetic in range.
+            d @ 1..=36_500 => d as u32,
+            d => {
+                return Err(SettingsError {
+                    name: "CARELOG_AMENDMENT_WINDOW_DAYS",
+                    reason: format!("{d} is more than 36500 days"),
+                })
+            }
+        };
         Ok(Settings {
             s3,
             alerts,
+            amendment_window_days,
             bind,
             data_dir,
             event_store_url: event_store_url.map(Secret),
@@ -203,6 +229,7 @@ impl Settings {
             kafka_partitions: int("CARELOG_KAFKA_PARTITIONS", 3)? as i32,
             kafka_replication: int("CARELOG_KAFKA_REPLICATION", 1)? as i32,
             jwt_secret: jwt_secret.map(Secret),
+            master_key: master_key.map(Secret),
             timezone,
             upload_dir,
             access_ttl_secs: int("CARELOG_ACCESS_TOKEN_TTL_SECS", 2 * 3600)?,
@@ -239,6 +266,17 @@ mod tests {
         assert_eq!(e.name, "CARELOG_TIMEZONE");
         let e = Settings::from_map(&map(&[("CARELOG_EVENT_STORE_URL", "postgres://x/y")])).unwrap_err();
         assert_eq!(e.name, "CARELOG_JWT_SECRET");
+    }
+
+    #[test]
+    fn the_amendment_window_is_a_positive_number_of_days() {
+        assert_eq!(Settings::from_map(&map(&[])).unwrap().amendment_window_days, 7);
+        let s = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", "30")])).unwrap();
+        assert_eq!(s.amendment_window_days, 30);
+        for bad in ["0", "-3", "seven", "1.5", "99999999"] {
+            let e = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", bad)])).unwrap_err();
+            assert_eq!(e.name, "CARELOG_AMENDMENT_WINDOW_DAYS", "{bad}");
+        }
     }
 
     #[test]

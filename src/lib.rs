@@ -10,16 +10,22 @@
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
 //! - [`api`]: handlers; [`auth`], [`idempotency`], [`telemetry`] are their middleware.
 //! - [`error`]: the one mapping from errors to the response envelope.
-//! - [`cli`]: `create-admin` and `rebuild`.
+//! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
+//! - [`audit`]: the hash chain over the events, its sealer and verifier, point-in-time replay.
+//! - [`cli`]: `create-admin`, `rebuild`, `relay`, `audit verify`.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod files;
 pub mod idempotency;
+pub mod privacy;
 pub mod reactors;
 pub mod relay;
 pub mod runner;

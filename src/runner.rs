@@ -146,6 +146,8 @@ pub enum FollowError {
     Projection(#[from] ProjectionError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
 }
 
 /// Applies everything after the projector's checkpoint, batch by batch.

@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::JwtKeys;
 use crate::config::{Secret, Settings};
 use crate::error::ApiError;
+use crate::privacy::MasterKey;
 use crate::runner::{start_projectors, ProjectorRunner};
 use crate::state::AppState;
 use crate::store::EventStore;
@@ -28,6 +29,7 @@ pub struct Application {
     state: AppState,
     runner: ProjectorRunner,
     reactor: tokio::task::JoinHandle<()>,
+    sealer: tokio::task::JoinHandle<()>,
     relay: Option<tokio::task::JoinHandle<()>>,
     /// Held for the process's life in embedded mode: one process per data dir.
     _data_lock: Option<File>,
@@ -57,6 +59,7 @@ impl Stores {
         let store = EventStore::connect(
             settings.event_store_url.as_ref().map(Secret::expose),
             &settings.data_dir,
+            &master_key(settings)?,
         )
         .await
         .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
@@ -109,25 +112,46 @@ pub fn relay_config(settings: &Settings) -> anyhow::Result<Option<crate::relay::
     }))
 }
 
+/// The master key: from settings; else generated once and kept in the data
+/// dir (embedded); else derived from the JWT secret that every instance of a
+/// shared deployment has (warned: a separate key can be rotated on its own).
+pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    if let Some(k) = &settings.master_key {
+        return MasterKey::parse(k.expose()).map_err(|e| anyhow::anyhow!("CARELOG_MASTER_KEY {e}"));
+    }
+    if settings.event_store_url.is_some() {
+        tracing::warn!("CARELOG_MASTER_KEY is not set; deriving it from CARELOG_JWT_SECRET (set a separate key in production)");
+        return Ok(MasterKey::derive("carelog-master-key", &jwt_secret(settings)?));
+    }
+    let hex = kept_secret(&settings.data_dir.join("master_key"), || MasterKey::generate().to_hex())?;
+    MasterKey::parse(&hex).map_err(|e| anyhow::anyhow!("{}: {e}", settings.data_dir.join("master_key").display()))
+}
+
+/// A secret kept in a file of the data dir (mode 0600), generated on first use.
+fn kept_secret(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        if s.trim().len() >= 32 {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let secret = generate();
+    std::fs::write(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(secret)
+}
+
 /// The JWT secret: from settings, or generated once and kept in the data dir.
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<String> {
     if let Some(s) = &settings.jwt_secret {
         return Ok(s.expose().to_string());
     }
-    let path = settings.data_dir.join("jwt_secret");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        if s.trim().len() >= 32 {
-            return Ok(s.trim().to_string());
-        }
-    }
-    let secret: String = hex::encode(rand::random::<[u8; 32]>());
-    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
-    Ok(secret)
+    kept_secret(&settings.data_dir.join("jwt_secret"), || {
+        hex::encode(rand::random::<[u8; 32]>())
+    })
 }
 
 impl Application {
@@ -148,6 +172,7 @@ impl Application {
         };
         let runner = start_projectors(stores.store.clone(), stores.read.clone(), projections::all_projectors()).await?;
         let state = AppState {
+            access: crate::access_log::AccessLog::start(stores.store.backend().clone()),
             store: stores.store,
             read: stores.read,
             settings: Arc::new(settings.clone()),
@@ -157,6 +182,7 @@ impl Application {
             relay: relay.as_ref().map(|(h, _)| h.clone()),
         };
         let reactor = crate::reactors::start_alert_reactor(state.clone());
+        let sealer = crate::audit::start_sealer(state.store.clone());
         let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
@@ -190,6 +216,7 @@ impl Application {
             state,
             runner,
             reactor,
+            sealer,
             relay: relay.map(|(_, t)| t),
             _data_lock: stores.data_lock,
         })
@@ -207,6 +234,7 @@ impl Application {
         let result = self.server.await;
         self.runner.handle.abort();
         self.reactor.abort();
+        self.sealer.abort();
         if let Some(r) = self.relay {
             r.abort();
         }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub blobs: crate::files::BlobStore,
     /// The Kafka relay, when `CARELOG_KAFKA_BROKERS` is set.
     pub relay: Option<crate::relay::RelayHandle>,
+    /// Records reads of patient data before they are answered.
+    pub access: crate::access_log::AccessLog,
 }
 
 impl AppState {

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::persist::{
+    EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream,
+    SerializedEvent, SerializedSnapshot,
+};
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use domain::DomainError;
 use postgres_es::PostgresEventRepository;
@@ -20,6 +23,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Notify;
+
+use crate::privacy::{MasterKey, Privacy, PrivacyError};
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/events/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/events/sqlite");
@@ -48,13 +53,15 @@ macro_rules! on_backend {
 #[derive(Clone)]
 pub struct EventStore {
     backend: Backend,
+    /// Seals personal fields on the way in, opens them on the way out.
+    privacy: Arc<Privacy>,
     /// Woken after every local commit so followers do not wait for their poll.
     appended: Arc<Notify>,
 }
 
 /// The outcome of a command: the aggregate's new version and the global
 /// position of its last event (0 when the command changed nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
     pub version: i64,
     pub position: i64,
@@ -90,7 +97,8 @@ enum Attempt {
 
 impl EventStore {
     /// PostgreSQL when `url` is given, else SQLite at `data_dir/events.db`.
-    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Self, sqlx::Error> {
+    /// `master` unwraps the data subjects' keys (see `crate::privacy`).
+    pub async fn connect(url: Option<&str>, data_dir: &Path, master: &MasterKey) -> anyhow::Result<Self> {
         let backend = match url {
             Some(url) => {
                 let pool = PgPoolOptions::new()
@@ -107,6 +115,8 @@ impl EventStore {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
+                    // Erased keys must not linger in freed pages of the file.
+                    .pragma("secure_delete", "ON")
                     .busy_timeout(Duration::from_secs(30));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
@@ -116,10 +126,16 @@ impl EventStore {
                 Backend::Sqlite(pool)
             }
         };
+        let privacy = Privacy::open(backend.clone(), master).await?;
         Ok(Self {
             backend,
+            privacy,
             appended: Arc::new(Notify::new()),
         })
+    }
+
+    pub fn privacy(&self) -> &Privacy {
+        &self.privacy
     }
 
     pub fn backend(&self) -> &Backend {
@@ -147,12 +163,13 @@ impl EventStore {
         for attempt in 0..=CONFLICT_RETRIES {
             let outcome = match &self.backend {
                 Backend::Postgres(pool) => {
-                    let store =
-                        PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(pool.clone()));
+                    let repo = self.protected(PostgresEventRepository::new(pool.clone()));
+                    let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
                 Backend::Sqlite(pool) => {
-                    let store = PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(pool.clone()));
+                    let repo = self.protected(SqliteEventRepository::new(pool.clone()));
+                    let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
             };
@@ -190,18 +207,25 @@ impl EventStore {
     {
         let ctx = match &self.backend {
             Backend::Postgres(pool) => {
-                PersistedEventStore::<_, A>::new_event_store(PostgresEventRepository::new(pool.clone()))
+                PersistedEventStore::<_, A>::new_event_store(self.protected(PostgresEventRepository::new(pool.clone())))
                     .load_aggregate(id)
                     .await
             }
             Backend::Sqlite(pool) => {
-                PersistedEventStore::<_, A>::new_event_store(SqliteEventRepository::new(pool.clone()))
+                PersistedEventStore::<_, A>::new_event_store(self.protected(SqliteEventRepository::new(pool.clone())))
                     .load_aggregate(id)
                     .await
             }
         }
         .map_err(store_error)?;
         Ok((ctx.current_sequence > 0).then_some((ctx.aggregate, ctx.current_sequence as i64)))
+    }
+
+    fn protected<R>(&self, inner: R) -> Protected<R> {
+        Protected {
+            inner,
+            privacy: self.privacy.clone(),
+        }
     }
 
     async fn last_position(&self, aggregate_type: &str, id: &str) -> Result<i64, sqlx::Error> {
@@ -230,66 +254,89 @@ impl EventStore {
             .await)
     }
 
-    /// Up to `limit` events after `position`, in position order. Commit order
-    /// equals position order (see the event store migration), so a reader never
-    /// sees a position before all smaller ones that will ever exist.
-    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        type Row = (i64, String, String, i64, String, String, String, String, String);
-        let rows: Vec<Row> = match &self.backend {
+    /// Up to `limit` events after `position`, in position order, with their
+    /// personal fields decrypted (or erased). Commit order equals position
+    /// order (see the event store migration), so a reader never sees a
+    /// position before all smaller ones that will ever exist.
+    pub async fn read_after(&self, position: i64, limit: i64) -> anyhow::Result<Vec<StoredEvent>> {
+        let raw = self.read_raw_after(position, limit).await?;
+        let mut events = Vec::with_capacity(raw.len());
+        for r in raw {
+            events.push(self.open(r).await?);
+        }
+        Ok(events)
+    }
+
+    /// Decodes a raw row and decrypts its personal fields.
+    pub async fn open(&self, r: RawEvent) -> anyhow::Result<StoredEvent> {
+        let mut payload: serde_json::Value = serde_json::from_str(&r.payload)?;
+        self.privacy.open_payload(&mut payload).await?;
+        Ok(StoredEvent {
+            position: r.position,
+            aggregate_type: r.aggregate_type,
+            aggregate_id: r.aggregate_id,
+            sequence: r.sequence,
+            event_type: r.event_type,
+            event_version: r.event_version,
+            payload,
+            metadata: serde_json::from_str(&r.metadata)?,
+            recorded_at: chrono::DateTime::parse_from_rfc3339(&r.recorded_at)?.with_timezone(&chrono::Utc),
+        })
+    }
+
+    /// Events exactly as stored (personal fields sealed), after `position`.
+    pub async fn read_raw_after(&self, position: i64, limit: i64) -> Result<Vec<RawEvent>, sqlx::Error> {
+        self.query_raw(&EventFilter::default(), position, limit, 0).await
+    }
+
+    /// Stored events matching `filter` with position > `after`, oldest first,
+    /// skipping `offset`.
+    pub async fn query_raw(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RawEvent>, sqlx::Error> {
+        let (select, wher) = raw_sql(&self.backend);
+        let sql = format!("{select} {wher} AND position > $6 ORDER BY position LIMIT $7 OFFSET $8");
+        let rows: Vec<RawRow> = match &self.backend {
             Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                        payload::text, metadata::text,
-                        to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-                     FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-                )
-                .bind(position)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+                bind_filter!(sqlx::query_as(&sql), filter, |t| t)
+                    .bind(after)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await?
             }
             Backend::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                        payload, metadata, recorded_at
-                     FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-                )
-                .bind(position)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+                bind_filter!(sqlx::query_as(&sql), filter, sqlite_instant)
+                    .bind(after)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await?
             }
         };
-        rows.into_iter()
-            .map(
-                |(
-                    position,
-                    aggregate_type,
-                    aggregate_id,
-                    sequence,
-                    event_type,
-                    event_version,
-                    payload,
-                    metadata,
-                    at,
-                )| {
-                    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-                    Ok(StoredEvent {
-                        position,
-                        aggregate_type,
-                        aggregate_id,
-                        sequence,
-                        event_type,
-                        event_version,
-                        payload: serde_json::from_str(&payload).map_err(decode)?,
-                        metadata: serde_json::from_str(&metadata).map_err(decode)?,
-                        recorded_at: chrono::DateTime::parse_from_rfc3339(&at)
-                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
-                            .with_timezone(&chrono::Utc),
-                    })
-                },
-            )
-            .collect()
+        Ok(rows.into_iter().map(RawEvent::from).collect())
+    }
+
+    /// How many stored events match `filter`.
+    pub async fn count(&self, filter: &EventFilter) -> Result<i64, sqlx::Error> {
+        let (_, wher) = raw_sql(&self.backend);
+        let sql = format!("SELECT COUNT(*) FROM events {wher}");
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                bind_filter!(sqlx::query_scalar(&sql), filter, |t| t)
+                    .fetch_one(pool)
+                    .await
+            }
+            Backend::Sqlite(pool) => {
+                bind_filter!(sqlx::query_scalar(&sql), filter, sqlite_instant)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
     }
 
     pub async fn ping(&self) -> bool {
@@ -433,7 +480,166 @@ where
 fn store_error(e: AggregateError<DomainError>) -> CommandError {
     match e {
         AggregateError::UserError(d) => CommandError::Domain(d),
+        AggregateError::UnexpectedError(e)
+            if matches!(e.downcast_ref::<PrivacyError>(), Some(PrivacyError::Erased(_))) =>
+        {
+            CommandError::Domain(DomainError::conflict("该患者的个人信息已删除"))
+        }
         AggregateError::AggregateConflict => CommandError::Store("aggregate conflict".into()),
         other => CommandError::Store(other.to_string()),
+    }
+}
+
+/// One event row as stored: payload and metadata as their JSON text, the
+/// instant as RFC 3339 text. What the hash chain covers.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: String,
+}
+
+type RawRow = (i64, String, String, i64, String, String, String, String, String);
+
+impl From<RawRow> for RawEvent {
+    fn from(r: RawRow) -> Self {
+        RawEvent {
+            position: r.0,
+            aggregate_type: r.1,
+            aggregate_id: r.2,
+            sequence: r.3,
+            event_type: r.4,
+            event_version: r.5,
+            payload: r.6,
+            metadata: r.7,
+            recorded_at: r.8,
+        }
+    }
+}
+
+/// Filters of the auditor's event search; `None` matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub actor_id: Option<String>,
+    /// Recorded at or after (RFC 3339, UTC).
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recorded at or before.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The SELECT list and WHERE clause ($1..$5 = the filter) for each backend.
+fn raw_sql(backend: &Backend) -> (&'static str, &'static str) {
+    match backend {
+        Backend::Postgres(_) => (
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload::text, metadata::text,
+                to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+             FROM events",
+            "WHERE ($1::text IS NULL OR aggregate_type = $1)
+               AND ($2::text IS NULL OR aggregate_id = $2)
+               AND ($3::text IS NULL OR metadata->>'actor_id' = $3)
+               AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+               AND ($5::timestamptz IS NULL OR recorded_at <= $5)",
+        ),
+        Backend::Sqlite(_) => (
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, recorded_at
+             FROM events",
+            "WHERE ($1 IS NULL OR aggregate_type = $1)
+               AND ($2 IS NULL OR aggregate_id = $2)
+               AND ($3 IS NULL OR json_extract(metadata, '$.actor_id') = $3)
+               AND ($4 IS NULL OR recorded_at >= $4)
+               AND ($5 IS NULL OR recorded_at <= $5)",
+        ),
+    }
+}
+
+/// Binds the five filter values ($1..$5). SQLite keeps instants as RFC 3339
+/// text with milliseconds, PostgreSQL as timestamptz.
+macro_rules! bind_filter {
+    ($q:expr, $f:expr, $instant:expr) => {
+        $q.bind($f.aggregate_type.clone())
+            .bind($f.aggregate_id.clone())
+            .bind($f.actor_id.clone())
+            .bind($f.from.map($instant))
+            .bind($f.to.map($instant))
+    };
+}
+use bind_filter;
+
+fn sqlite_instant(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A cqrs-es repository that seals personal fields before they are stored and
+/// opens them when an aggregate is loaded (see `crate::privacy`).
+struct Protected<R> {
+    inner: R,
+    privacy: Arc<Privacy>,
+}
+
+fn persistence(e: PrivacyError) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(e))
+}
+
+impl<R: PersistedEventRepository> Protected<R> {
+    async fn open_all(&self, mut events: Vec<SerializedEvent>) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        for e in &mut events {
+            self.privacy.open_payload(&mut e.payload).await.map_err(persistence)?;
+        }
+        Ok(events)
+    }
+}
+
+impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let events = self.inner.get_events::<A>(aggregate_id).await?;
+        self.open_all(events).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let events = self.inner.get_last_events::<A>(aggregate_id, last_sequence).await?;
+        self.open_all(events).await
+    }
+
+    async fn get_snapshot<A: Aggregate>(&self, aggregate_id: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        // carelog takes no snapshots (a snapshot would hold personal data in clear).
+        self.inner.get_snapshot::<A>(aggregate_id).await
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, serde_json::Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let mut sealed = events.to_vec();
+        for e in &mut sealed {
+            self.privacy
+                .seal(&e.aggregate_type, &e.aggregate_id, &mut e.payload)
+                .await
+                .map_err(persistence)?;
+        }
+        self.inner.persist::<A>(&sealed, snapshot_update).await
+    }
+
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+        // Raw (sealed) form; carelog replays through `read_after` instead.
+        self.inner.stream_events::<A>(aggregate_id).await
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_all_events::<A>().await
     }
 }

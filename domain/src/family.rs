@@ -28,12 +28,15 @@ crate::patchable! {
 pub enum FamilyCommand {
     Create(FamilyDetails),
     Update(FamilyChanges),
+    /// Erase the household's personal data (done when its last patient is erased).
+    Erase { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FamilyEvent {
     FamilyCreated(FamilyDetails),
     FamilyUpdated(FamilyChanges),
+    FamilyErased { reason: String },
 }
 
 impl DomainEvent for FamilyEvent {
@@ -41,6 +44,7 @@ impl DomainEvent for FamilyEvent {
         match self {
             FamilyEvent::FamilyCreated(_) => "FamilyCreated",
             FamilyEvent::FamilyUpdated(_) => "FamilyUpdated",
+            FamilyEvent::FamilyErased { .. } => "FamilyErased",
         }
         .to_string()
     }
@@ -52,6 +56,8 @@ impl DomainEvent for FamilyEvent {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Family {
     pub details: Option<FamilyDetails>,
+    #[serde(default)]
+    pub erased: bool,
 }
 
 impl Aggregate for Family {
@@ -62,8 +68,16 @@ impl Aggregate for Family {
     type Services = ();
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+        if self.erased {
+            return match command {
+                FamilyCommand::Erase { .. } => Ok(()),
+                _ => Err(DomainError::conflict("该家庭的个人信息已删除")),
+            };
+        }
         let event = match (command, &self.details) {
             (FamilyCommand::Create(_), Some(_)) => return Err(DomainError::conflict("家庭已存在")),
+            (FamilyCommand::Erase { .. }, None) => return Err(DomainError::NotFound("family")),
+            (FamilyCommand::Erase { reason }, Some(_)) => FamilyEvent::FamilyErased { reason },
             (FamilyCommand::Create(d), None) => FamilyEvent::FamilyCreated(d),
             (FamilyCommand::Update(_), None) => return Err(DomainError::NotFound("family")),
             (FamilyCommand::Update(c), Some(d)) => {
@@ -86,6 +100,7 @@ impl Aggregate for Family {
                     c.apply_to(d)
                 }
             }
+            FamilyEvent::FamilyErased { .. } => self.erased = true,
         }
     }
 }

@@ -1,14 +1,19 @@
 //! Health records: what a recorder measured and saw during one visit. A record
-//! is written once; corrections come later as amendment events.
+//! is written once; corrections come later as amendment events ("corrections,
+//! not edits"): the created event is never changed, each amendment says what
+//! it changed, why, who and when, and the aggregate shows the amended values.
+//!
+//! Its recorder may amend a record for `window_days` after writing it; past
+//! that an admin must unlock it, which opens another window of the same length.
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::DomainError;
 use crate::ids::{FileId, PatientId, UserId, VisitId};
-use crate::vitals::{AlertReason, VitalSigns};
+use crate::vitals::{AlertReason, AlertThresholds, BloodPressure, VitalSigns};
 
 /// Records taken farther than this from the family's home are flagged.
 pub const AWAY_FROM_HOME_METERS: f64 = 500.0;
@@ -75,21 +80,243 @@ pub struct RecordContent {
     pub files: RecordFiles,
     /// Alert thresholds the vitals crossed when recorded.
     pub alerts: Vec<AlertReason>,
+    /// When the record was written (set by the server), the start of its
+    /// amendment window. Records written before this field existed lack it;
+    /// their window starts at the visit's date and time, read as UTC.
+    #[serde(default)]
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+/// Longest reason code accepted, in characters.
+pub const REASON_CODE_MAX: usize = 64;
+
+/// A client's code for why a record is corrected (`typo`, `wrong_patient`,
+/// `device_error`…). Clients bring their own codes, so any short code of
+/// ASCII letters, digits, `_`, `-` or `.` is accepted.
+pub fn reason_code(raw: &str) -> Result<String, String> {
+    let code = raw.trim();
+    if code.is_empty() {
+        return Err("不能为空".into());
+    }
+    if code.chars().count() > REASON_CODE_MAX {
+        return Err(format!("不能超过{REASON_CODE_MAX}个字符"));
+    }
+    if !code
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err("只能包含字母、数字、下划线、连字符或点".into());
+    }
+    Ok(code.to_string())
+}
+
+/// Serde helper for "absent, null or a value": a field that is present
+/// deserializes to `Some`, even when it is `null` (`Some(None)` = cleared);
+/// with `#[serde(default)]` an absent one stays `None` (unchanged).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Vital signs an amendment replaces: a key that is absent keeps the recorded
+/// value, `Some(Some(v))` replaces it, `Some(None)` removes it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct VitalSignsChanges {
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub blood_pressure: Option<Option<BloodPressure>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub heart_rate: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub blood_oxygen: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub blood_glucose: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Option<f64>>,
+}
+
+/// Drops a change that would leave the value as it is.
+fn keep_if_changed<T: PartialEq>(change: &mut Option<T>, current: &T) {
+    if change.as_ref() == Some(current) {
+        *change = None;
+    }
+}
+
+impl VitalSignsChanges {
+    /// The names of the vital signs the client may correct, as in the API.
+    pub const FIELDS: [&'static str; 6] = [
+        "blood_pressure",
+        "heart_rate",
+        "temperature",
+        "blood_oxygen",
+        "blood_glucose",
+        "weight",
+    ];
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Takes `name` from `parsed` (the values the client sent, validated), or
+    /// removes it when `parsed` has none. `false` for an unknown name.
+    pub fn set(&mut self, name: &str, parsed: &VitalSigns) -> bool {
+        match name {
+            "blood_pressure" => self.blood_pressure = Some(parsed.blood_pressure),
+            "heart_rate" => self.heart_rate = Some(parsed.heart_rate),
+            "temperature" => self.temperature = Some(parsed.temperature),
+            "blood_oxygen" => self.blood_oxygen = Some(parsed.blood_oxygen),
+            "blood_glucose" => self.blood_glucose = Some(parsed.blood_glucose),
+            "weight" => self.weight = Some(parsed.weight),
+            _ => return false,
+        }
+        true
+    }
+
+    fn against(mut self, v: &VitalSigns) -> Self {
+        keep_if_changed(&mut self.blood_pressure, &v.blood_pressure);
+        keep_if_changed(&mut self.heart_rate, &v.heart_rate);
+        keep_if_changed(&mut self.temperature, &v.temperature);
+        keep_if_changed(&mut self.blood_oxygen, &v.blood_oxygen);
+        keep_if_changed(&mut self.blood_glucose, &v.blood_glucose);
+        keep_if_changed(&mut self.weight, &v.weight);
+        self
+    }
+
+    pub fn apply_to(&self, v: &mut VitalSigns) {
+        if let Some(x) = self.blood_pressure {
+            v.blood_pressure = x;
+        }
+        if let Some(x) = self.heart_rate {
+            v.heart_rate = x;
+        }
+        if let Some(x) = self.temperature {
+            v.temperature = x;
+        }
+        if let Some(x) = self.blood_oxygen {
+            v.blood_oxygen = x;
+        }
+        if let Some(x) = self.blood_glucose {
+            v.blood_glucose = x;
+        }
+        if let Some(x) = self.weight {
+            v.weight = x;
+        }
+    }
+}
+
+/// What one amendment changes. Absent fields keep their value; free text set
+/// to `None` inside `Some` is removed. Location, files and the visit are not
+/// amendable: they are facts of the visit, not readings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RecordChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_time: Option<NaiveTime>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub symptoms: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "VitalSignsChanges::is_empty")]
+    pub vital_signs: VitalSignsChanges,
+}
+
+impl RecordChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Keeps only what differs from `current`.
+    fn against(mut self, current: &RecordContent) -> Self {
+        if self.visit_date == Some(current.visit_date) {
+            self.visit_date = None;
+        }
+        if self.visit_time == Some(current.visit_time) {
+            self.visit_time = None;
+        }
+        keep_if_changed(&mut self.symptoms, &current.symptoms);
+        keep_if_changed(&mut self.notes, &current.notes);
+        self.vital_signs = self.vital_signs.against(&current.vital_signs);
+        self
+    }
+
+    /// The amended values. Alerts are not recomputed here: the amendment
+    /// event carries them, computed with the thresholds in force when amended.
+    pub fn apply_to(&self, c: &mut RecordContent) {
+        if let Some(d) = self.visit_date {
+            c.visit_date = d;
+        }
+        if let Some(t) = self.visit_time {
+            c.visit_time = t;
+        }
+        if let Some(s) = &self.symptoms {
+            c.symptoms = s.clone();
+        }
+        if let Some(n) = &self.notes {
+            c.notes = n.clone();
+        }
+        self.vital_signs.apply_to(&mut c.vital_signs);
+    }
+}
+
+/// Whether a record says anything at all: creation and amendments both refuse
+/// a record without vitals, symptoms or notes.
+fn has_observations(c: &RecordContent) -> bool {
+    c.vital_signs != VitalSigns::default() || c.symptoms.is_some() || c.notes.is_some()
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HealthRecordCommand {
     Create(RecordContent),
+    /// A correction by the record's recorder, within `window_days` of the
+    /// record's writing or of its last unlock. Changed vitals get their alerts
+    /// recomputed with `thresholds`.
+    Amend {
+        reason_code: String,
+        changes: RecordChanges,
+        amended_by: UserId,
+        at: DateTime<Utc>,
+        window_days: u32,
+        thresholds: AlertThresholds,
+    },
+    /// An admin reopens a record for amendments, for another window from `at`.
+    Unlock { reason: String, by: UserId, at: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HealthRecordEvent {
     HealthRecordCreated(RecordContent),
+    HealthRecordAmended {
+        /// The data subject (every event about a patient names them).
+        patient_id: PatientId,
+        reason_code: String,
+        changes: RecordChanges,
+        /// The record's alerts after the amendment; present when vitals changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alerts: Option<Vec<AlertReason>>,
+        amended_by: UserId,
+        at: DateTime<Utc>,
+    },
+    HealthRecordUnlocked {
+        patient_id: PatientId,
+        reason: String,
+        by: UserId,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for HealthRecordEvent {
     fn event_type(&self) -> String {
-        "HealthRecordCreated".into()
+        match self {
+            Self::HealthRecordCreated(_) => "HealthRecordCreated",
+            Self::HealthRecordAmended { .. } => "HealthRecordAmended",
+            Self::HealthRecordUnlocked { .. } => "HealthRecordUnlocked",
+        }
+        .into()
     }
     fn event_version(&self) -> String {
         "1.0".into()
@@ -98,7 +325,32 @@ impl DomainEvent for HealthRecordEvent {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct HealthRecord {
+    /// The record as amended so far.
     pub content: Option<RecordContent>,
+    /// Start of the first amendment window (see [`RecordContent::recorded_at`]).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// The last admin unlock, which opens a new window.
+    #[serde(default)]
+    pub unlocked_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub amendments: u32,
+}
+
+/// Whether `at` falls within `days` after `from`. A window too long to
+/// represent never closes.
+fn within(from: DateTime<Utc>, days: u32, at: DateTime<Utc>) -> bool {
+    TimeDelta::try_days(i64::from(days))
+        .and_then(|w| from.checked_add_signed(w))
+        .is_none_or(|end| at <= end)
+}
+
+impl HealthRecord {
+    /// Whether the recorder may still amend at `at`.
+    pub fn amendable_at(&self, at: DateTime<Utc>, window_days: u32) -> bool {
+        self.created_at.is_some_and(|c| within(c, window_days, at))
+            || self.unlocked_at.is_some_and(|u| within(u, window_days, at))
+    }
 }
 
 impl Aggregate for HealthRecord {
@@ -114,21 +366,89 @@ impl Aggregate for HealthRecord {
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        match command {
-            HealthRecordCommand::Create(_) if self.content.is_some() => Err(DomainError::conflict("健康记录已存在")),
+        let event = match command {
+            HealthRecordCommand::Create(_) if self.content.is_some() => {
+                return Err(DomainError::conflict("健康记录已存在"))
+            }
             HealthRecordCommand::Create(c) => {
-                if c.vital_signs == VitalSigns::default() && c.symptoms.is_none() && c.notes.is_none() {
+                if !has_observations(&c) {
                     return Err(DomainError::field("vital_signs", "至少填写一项生命体征、症状或备注"));
                 }
-                sink.write(HealthRecordEvent::HealthRecordCreated(c), self).await;
-                Ok(())
+                HealthRecordEvent::HealthRecordCreated(c)
             }
-        }
+            HealthRecordCommand::Amend {
+                reason_code: code,
+                changes,
+                amended_by,
+                at,
+                window_days,
+                thresholds,
+            } => {
+                let content = self.content.as_ref().ok_or(DomainError::NotFound("health_record"))?;
+                let reason_code = reason_code(&code).map_err(|why| DomainError::field("reason_code", why))?;
+                let changes = changes.against(content);
+                if changes.is_empty() {
+                    return Err(DomainError::field("changes", "没有需要更正的内容"));
+                }
+                // The server answers 403 before asking; this keeps the rule true
+                // for any other caller of the domain.
+                if amended_by != content.recorder_id {
+                    return Err(DomainError::conflict("只有填写该记录的记录员可以更正"));
+                }
+                if !self.amendable_at(at, window_days) {
+                    return Err(DomainError::conflict(format!(
+                        "记录已超过{window_days}天的更正期限，请联系管理员解锁后再更正"
+                    )));
+                }
+                let mut amended = content.clone();
+                changes.apply_to(&mut amended);
+                if !has_observations(&amended) {
+                    return Err(DomainError::field("changes", "更正后至少保留一项生命体征、症状或备注"));
+                }
+                let alerts = (!changes.vital_signs.is_empty()).then(|| thresholds.assess(&amended.vital_signs));
+                HealthRecordEvent::HealthRecordAmended {
+                    patient_id: content.patient_id,
+                    reason_code,
+                    changes,
+                    alerts,
+                    amended_by,
+                    at,
+                }
+            }
+            HealthRecordCommand::Unlock { reason, by, at } => {
+                let content = self.content.as_ref().ok_or(DomainError::NotFound("health_record"))?;
+                let reason = crate::values::text(&reason, 500).map_err(|why| DomainError::field("reason", why))?;
+                HealthRecordEvent::HealthRecordUnlocked {
+                    patient_id: content.patient_id,
+                    reason,
+                    by,
+                    at,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
     }
 
     fn apply(&mut self, event: HealthRecordEvent) {
         match event {
-            HealthRecordEvent::HealthRecordCreated(c) => self.content = Some(c),
+            HealthRecordEvent::HealthRecordCreated(c) => {
+                self.created_at = Some(
+                    c.recorded_at
+                        .unwrap_or_else(|| c.visit_date.and_time(c.visit_time).and_utc()),
+                );
+                self.content = Some(c);
+            }
+            HealthRecordEvent::HealthRecordAmended { changes, alerts, .. } => {
+                if let Some(c) = self.content.as_mut() {
+                    changes.apply_to(c);
+                    if let Some(a) = alerts {
+                        c.alerts = a;
+                    }
+                }
+                self.amendments += 1;
+            }
+            HealthRecordEvent::HealthRecordUnlocked { at, .. } => self.unlocked_at = Some(at),
         }
     }
 }
@@ -136,6 +456,319 @@ impl Aggregate for HealthRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cqrs_es::test::TestFramework;
+    use uuid::Uuid;
+
+    const WINDOW: u32 = 7;
+
+    fn recorder() -> UserId {
+        UserId(Uuid::from_u128(1))
+    }
+    fn admin() -> UserId {
+        UserId(Uuid::from_u128(2))
+    }
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+    fn written() -> RecordContent {
+        RecordContent {
+            patient_id: PatientId(Uuid::from_u128(3)),
+            recorder_id: recorder(),
+            appointment_id: None,
+            visit_date: NaiveDate::from_ymd_opt(2026, 3, 5).unwrap(),
+            visit_time: NaiveTime::from_hms_opt(9, 5, 0).unwrap(),
+            location: None,
+            distance_from_home_m: None,
+            away_from_home: false,
+            vital_signs: VitalSigns {
+                heart_rate: Some(72),
+                ..Default::default()
+            },
+            symptoms: Some("头晕".into()),
+            notes: None,
+            files: RecordFiles::default(),
+            alerts: Vec::new(),
+            recorded_at: Some(t("2026-03-05T01:20:00Z")),
+        }
+    }
+    fn new_notes() -> RecordChanges {
+        RecordChanges {
+            notes: Some(Some("已嘱低盐饮食".into())),
+            ..Default::default()
+        }
+    }
+    fn amend(changes: RecordChanges, at: &str) -> HealthRecordCommand {
+        HealthRecordCommand::Amend {
+            reason_code: "typo".into(),
+            changes,
+            amended_by: recorder(),
+            at: t(at),
+            window_days: WINDOW,
+            thresholds: AlertThresholds::default(),
+        }
+    }
+    fn amended(changes: RecordChanges, alerts: Option<Vec<AlertReason>>, at: &str) -> HealthRecordEvent {
+        HealthRecordEvent::HealthRecordAmended {
+            patient_id: written().patient_id,
+            reason_code: "typo".into(),
+            changes,
+            alerts,
+            amended_by: recorder(),
+            at: t(at),
+        }
+    }
+    fn unlocked(at: &str) -> HealthRecordEvent {
+        HealthRecordEvent::HealthRecordUnlocked {
+            patient_id: written().patient_id,
+            reason: "家属要求更正".into(),
+            by: admin(),
+            at: t(at),
+        }
+    }
+    fn is_conflict(r: Result<Vec<HealthRecordEvent>, DomainError>) -> bool {
+        matches!(r, Err(DomainError::Conflict(_)))
+    }
+
+    #[test]
+    fn it_should_amend_a_record_within_the_window() {
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(amend(new_notes(), "2026-03-12T01:20:00Z"))
+            .then_expect_events(vec![amended(new_notes(), None, "2026-03-12T01:20:00Z")]);
+    }
+
+    #[test]
+    fn it_should_not_amend_a_record_after_the_window() {
+        let r = TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(amend(new_notes(), "2026-03-12T01:20:01Z"))
+            .inspect_result();
+        assert!(is_conflict(r));
+    }
+
+    #[test]
+    fn it_should_amend_a_record_again_after_an_admin_unlock() {
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![
+                HealthRecordEvent::HealthRecordCreated(written()),
+                unlocked("2026-04-01T08:00:00Z"),
+            ])
+            .when(amend(new_notes(), "2026-04-08T08:00:00Z"))
+            .then_expect_events(vec![amended(new_notes(), None, "2026-04-08T08:00:00Z")]);
+    }
+
+    #[test]
+    fn it_should_close_an_unlocked_record_again_one_window_after_the_unlock() {
+        let r = TestFramework::<HealthRecord>::with(())
+            .given(vec![
+                HealthRecordEvent::HealthRecordCreated(written()),
+                unlocked("2026-04-01T08:00:00Z"),
+            ])
+            .when(amend(new_notes(), "2026-04-08T08:00:01Z"))
+            .inspect_result();
+        assert!(is_conflict(r));
+    }
+
+    #[test]
+    fn it_should_unlock_a_record_with_a_reason() {
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(HealthRecordCommand::Unlock {
+                reason: "  家属要求更正 ".into(),
+                by: admin(),
+                at: t("2026-04-01T08:00:00Z"),
+            })
+            .then_expect_events(vec![unlocked("2026-04-01T08:00:00Z")]);
+    }
+
+    #[test]
+    fn it_should_not_unlock_without_a_reason() {
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(HealthRecordCommand::Unlock {
+                reason: "   ".into(),
+                by: admin(),
+                at: t("2026-04-01T08:00:00Z"),
+            })
+            .then_expect_error(DomainError::field("reason", "不能为空"));
+    }
+
+    #[test]
+    fn it_should_not_unlock_or_amend_a_record_that_does_not_exist() {
+        TestFramework::<HealthRecord>::with(())
+            .given_no_previous_events()
+            .when(HealthRecordCommand::Unlock {
+                reason: "x".into(),
+                by: admin(),
+                at: t("2026-04-01T08:00:00Z"),
+            })
+            .then_expect_error(DomainError::NotFound("health_record"));
+        TestFramework::<HealthRecord>::with(())
+            .given_no_previous_events()
+            .when(amend(new_notes(), "2026-03-06T00:00:00Z"))
+            .then_expect_error(DomainError::NotFound("health_record"));
+    }
+
+    #[test]
+    fn it_should_refuse_an_amendment_without_changes() {
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(amend(RecordChanges::default(), "2026-03-06T00:00:00Z"))
+            .then_expect_error(DomainError::field("changes", "没有需要更正的内容"));
+        // Values equal to the recorded ones change nothing either.
+        let same = RecordChanges {
+            symptoms: Some(Some("头晕".into())),
+            vital_signs: VitalSignsChanges {
+                heart_rate: Some(Some(72)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(amend(same, "2026-03-06T00:00:00Z"))
+            .then_expect_error(DomainError::field("changes", "没有需要更正的内容"));
+    }
+
+    #[test]
+    fn it_should_refuse_a_bad_reason_code_but_accept_the_clients_own_codes() {
+        let r = TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(HealthRecordCommand::Amend {
+                reason_code: " ".into(),
+                changes: new_notes(),
+                amended_by: recorder(),
+                at: t("2026-03-06T00:00:00Z"),
+                window_days: WINDOW,
+                thresholds: AlertThresholds::default(),
+            })
+            .inspect_result();
+        assert!(matches!(r, Err(DomainError::Validation(f)) if f.contains_key("reason_code")));
+        assert!(reason_code("wrong_patient").is_ok());
+        assert!(reason_code("DeviceError2").is_ok());
+        assert!(reason_code("笔误").is_err());
+        assert!(reason_code("two words").is_err());
+        assert!(reason_code(&"x".repeat(65)).is_err());
+        assert_eq!(reason_code(&"x".repeat(64)).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn it_should_not_let_anyone_but_the_records_recorder_amend() {
+        let r = TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(HealthRecordCommand::Amend {
+                reason_code: "typo".into(),
+                changes: new_notes(),
+                amended_by: admin(),
+                at: t("2026-03-06T00:00:00Z"),
+                window_days: WINDOW,
+                thresholds: AlertThresholds::default(),
+            })
+            .inspect_result();
+        assert!(is_conflict(r));
+    }
+
+    #[test]
+    fn it_should_recompute_alerts_when_vitals_are_amended() {
+        let high = RecordChanges {
+            vital_signs: VitalSignsChanges {
+                blood_pressure: Some(Some(BloodPressure::parse("150/95").unwrap())),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let expected = AlertThresholds::default().assess(&VitalSigns {
+            blood_pressure: BloodPressure::parse("150/95").ok(),
+            heart_rate: Some(72),
+            ..Default::default()
+        });
+        assert_eq!(expected[0].code, "blood_pressure_high");
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(amend(high.clone(), "2026-03-06T00:00:00Z"))
+            .then_expect_events(vec![amended(high, Some(expected), "2026-03-06T00:00:00Z")]);
+    }
+
+    #[test]
+    fn it_should_refuse_an_amendment_that_leaves_the_record_empty() {
+        let empty = RecordChanges {
+            symptoms: Some(None),
+            vital_signs: VitalSignsChanges {
+                heart_rate: Some(None),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![HealthRecordEvent::HealthRecordCreated(written())])
+            .when(amend(empty, "2026-03-06T00:00:00Z"))
+            .then_expect_error(DomainError::field("changes", "更正后至少保留一项生命体征、症状或备注"));
+    }
+
+    #[test]
+    fn amendments_show_in_the_state_and_the_created_event_is_untouched() {
+        let mut record = HealthRecord::default();
+        let created = HealthRecordEvent::HealthRecordCreated(written());
+        record.apply(created.clone());
+        let changes = RecordChanges {
+            symptoms: Some(None),
+            visit_time: NaiveTime::from_hms_opt(9, 30, 0),
+            vital_signs: VitalSignsChanges {
+                temperature: Some(Some(38.5)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let alerts = Some(vec![AlertReason {
+            code: "temperature_high".into(),
+            severity: crate::vitals::Severity::Abnormal,
+            message: "体温38.5°C，发热".into(),
+        }]);
+        record.apply(amended(changes, alerts.clone(), "2026-03-06T00:00:00Z"));
+        let c = record.content.as_ref().unwrap();
+        assert_eq!(c.symptoms, None);
+        assert_eq!(c.visit_time, NaiveTime::from_hms_opt(9, 30, 0).unwrap());
+        assert_eq!(c.vital_signs.temperature, Some(38.5));
+        assert_eq!(c.vital_signs.heart_rate, Some(72), "vitals not named keep their value");
+        assert_eq!(Some(c.alerts.clone()), alerts);
+        assert_eq!(record.amendments, 1);
+        assert_eq!(created, HealthRecordEvent::HealthRecordCreated(written()));
+    }
+
+    #[test]
+    fn records_stored_before_recorded_at_existed_still_load_and_use_the_visit_time() {
+        let mut json = serde_json::to_value(HealthRecordEvent::HealthRecordCreated(written())).unwrap();
+        json["HealthRecordCreated"]
+            .as_object_mut()
+            .unwrap()
+            .remove("recorded_at");
+        let old: HealthRecordEvent = serde_json::from_value(json).unwrap();
+        let mut record = HealthRecord::default();
+        record.apply(old);
+        assert_eq!(record.created_at, Some(t("2026-03-05T09:05:00Z")));
+        assert!(record.amendable_at(t("2026-03-12T09:05:00Z"), WINDOW));
+        assert!(!record.amendable_at(t("2026-03-12T09:05:01Z"), WINDOW));
+    }
+
+    #[test]
+    fn changes_round_trip_with_cleared_values_distinct_from_absent_ones() {
+        let c = RecordChanges {
+            notes: Some(None),
+            symptoms: Some(Some("咳嗽".into())),
+            vital_signs: VitalSignsChanges {
+                weight: Some(None),
+                heart_rate: Some(Some(80)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"notes": null, "symptoms": "咳嗽", "vital_signs": {"weight": null, "heart_rate": 80}})
+        );
+        assert_eq!(serde_json::from_value::<RecordChanges>(json).unwrap(), c);
+    }
 
     #[test]
     fn distance_is_in_metres() {

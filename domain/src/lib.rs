@@ -30,3 +30,7 @@ pub mod visit;
 pub mod vitals;
 
 pub use error::{DomainError, FieldErrors, Validator};
+
+/// How a personal field reads once its data subject was erased (the key that
+/// encrypted it destroyed). Strings read as this; lists as empty; the rest null.
+pub const ERASED: &str = "[已删除]";

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::DomainError;
-use crate::ids::FamilyId;
+use crate::ids::{FamilyId, UserId};
 use crate::values::{Gender, PhoneNumber, ResidentId};
 
 crate::patchable! {
@@ -40,6 +40,12 @@ pub enum PatientCommand {
         details: PatientDetails,
     },
     Update(PatientChanges),
+    /// Erase the patient's personal data (the key is destroyed by the caller
+    /// once this event is stored). The reason must not hold personal data.
+    Erase {
+        reason: String,
+        erased_by: UserId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +55,10 @@ pub enum PatientEvent {
         details: PatientDetails,
     },
     PatientUpdated(PatientChanges),
+    PatientErased {
+        reason: String,
+        erased_by: UserId,
+    },
 }
 
 impl DomainEvent for PatientEvent {
@@ -56,6 +66,7 @@ impl DomainEvent for PatientEvent {
         match self {
             PatientEvent::PatientRegistered { .. } => "PatientRegistered",
             PatientEvent::PatientUpdated(_) => "PatientUpdated",
+            PatientEvent::PatientErased { .. } => "PatientErased",
         }
         .into()
     }
@@ -68,6 +79,9 @@ impl DomainEvent for PatientEvent {
 pub struct Patient {
     pub family_id: Option<FamilyId>,
     pub details: Option<PatientDetails>,
+    /// Personal data erased: the record stays, nothing more can be changed.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// Checks that hold for any patient, new or updated.
@@ -88,8 +102,16 @@ impl Aggregate for Patient {
     type Services = ();
 
     async fn handle(&mut self, command: PatientCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+        if self.erased && self.details.is_some() {
+            return Err(DomainError::conflict("该患者的个人信息已删除"));
+        }
         let event = match (command, &self.details) {
             (PatientCommand::Register { .. }, Some(_)) => return Err(DomainError::conflict("患者已存在")),
+            (PatientCommand::Erase { .. }, None) => return Err(DomainError::NotFound("patient")),
+            (PatientCommand::Erase { reason, erased_by }, Some(_)) => {
+                let reason = crate::values::text(&reason, 500).map_err(|e| DomainError::field("reason", e))?;
+                PatientEvent::PatientErased { reason, erased_by }
+            }
             (PatientCommand::Register { family_id, details }, None) => {
                 check(&details)?;
                 PatientEvent::PatientRegistered { family_id, details }
@@ -121,6 +143,7 @@ impl Aggregate for Patient {
                     c.apply_to(d);
                 }
             }
+            PatientEvent::PatientErased { .. } => self.erased = true,
         }
     }
 }
@@ -179,5 +202,49 @@ mod tests {
             .given_no_previous_events()
             .when(PatientCommand::Update(PatientChanges::default()))
             .then_expect_error(DomainError::NotFound("patient"));
+    }
+
+    #[test]
+    fn it_should_erase_once_and_then_refuse_changes() {
+        let family_id = FamilyId::new();
+        let by = UserId::new();
+        let registered = PatientEvent::PatientRegistered {
+            family_id,
+            details: details(),
+        };
+        TestFramework::<Patient>::with(())
+            .given(vec![registered.clone()])
+            .when(PatientCommand::Erase {
+                reason: "本人申请删除".into(),
+                erased_by: by,
+            })
+            .then_expect_events(vec![PatientEvent::PatientErased {
+                reason: "本人申请删除".into(),
+                erased_by: by,
+            }]);
+        TestFramework::<Patient>::with(())
+            .given(vec![
+                registered,
+                PatientEvent::PatientErased {
+                    reason: "本人申请删除".into(),
+                    erased_by: by,
+                },
+            ])
+            .when(PatientCommand::Update(PatientChanges::default()))
+            .then_expect_error(DomainError::conflict("该患者的个人信息已删除"));
+    }
+
+    #[test]
+    fn it_should_want_a_reason_to_erase() {
+        TestFramework::<Patient>::with(())
+            .given(vec![PatientEvent::PatientRegistered {
+                family_id: FamilyId::new(),
+                details: details(),
+            }])
+            .when(PatientCommand::Erase {
+                reason: "  ".into(),
+                erased_by: UserId::new(),
+            })
+            .then_expect_error(DomainError::field("reason", "不能为空"));
     }
 }

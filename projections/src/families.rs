@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use domain::family::FamilyEvent;
 use domain::patient::PatientEvent;
 use domain::values::age_on;
+use domain::ERASED;
 use serde::Serialize;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -52,6 +53,23 @@ impl Projector for FamiliesProjector {
                     .bind(&at)
                     .bind(&at)
                     .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                FamilyEvent::FamilyErased { .. } => {
+                    sqlx::query(
+                        "UPDATE families SET family_name = ?, primary_address = ?, secondary_address = NULL,
+                            contact_phone = ?, emergency_contact = NULL, emergency_phone = NULL,
+                            home_lat = NULL, home_lng = NULL, erased_at = ?, updated_at = ?, version = ?
+                         WHERE id = ?",
+                    )
+                    .bind(ERASED)
+                    .bind(ERASED)
+                    .bind(ERASED)
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
                     .execute(&mut *c)
                     .await?;
                 }
@@ -105,6 +123,21 @@ impl Projector for FamiliesProjector {
                     .bind(&at)
                     .bind(&at)
                     .bind(e.sequence)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                PatientEvent::PatientErased { .. } => {
+                    sqlx::query(
+                        "UPDATE patients SET name = ?, id_card = NULL, phone = NULL, medical_history = '[]',
+                            allergies = NULL, current_medications = '[]', service_preferences = NULL,
+                            erased_at = ?, updated_at = ?, version = ?
+                         WHERE id = ?",
+                    )
+                    .bind(ERASED)
+                    .bind(&at)
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
                     .execute(&mut *c)
                     .await?;
                 }
@@ -209,6 +242,9 @@ pub struct PatientView {
     #[schema(value_type = Object)]
     pub service_preferences: serde_json::Value,
     pub current_subscription: Option<SubscriptionSummary>,
+    /// Set when the patient's personal data were erased (fields read as erased).
+    pub erased: bool,
+    pub erased_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
@@ -394,6 +430,8 @@ impl ReadStore {
             current_medications: r.json("current_medications")?,
             service_preferences: r.json("service_preferences")?,
             current_subscription: current_subscription(subs.iter(), today),
+            erased: r.opt_text("erased_at")?.is_some(),
+            erased_at: r.opt_text("erased_at")?,
             created_at: r.text("created_at")?,
             updated_at: r.text("updated_at")?,
             version: r.int("version")?,

@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
 use crate::store::{hhmm, like_pattern, ReadStore, RowExt};
 
 pub struct HospitalsProjector;
@@ -31,6 +31,12 @@ impl Projector for HospitalsProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(patient) = erased_patient(e) {
+            return erase_rows(c, patient, &[
+                "UPDATE hospital_appointments SET notes = NULL, result_notes = NULL, cancel_reason = NULL WHERE patient_id = ?",
+            ])
+            .await;
+        }
         let id = e.aggregate_id.as_str();
         let at = e.at();
         match e.aggregate_type.as_str() {

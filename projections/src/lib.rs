@@ -15,6 +15,7 @@
 //! the read store, so a rebuild produces exactly the live tables.
 #![forbid(unsafe_code)]
 
+pub mod erasure;
 pub mod families;
 pub mod hospitals;
 pub mod orders;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
 use crate::store::{ReadStore, RowExt};
 
 pub struct OrdersProjector;
@@ -25,6 +25,14 @@ impl Projector for OrdersProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(patient) = erased_patient(e) {
+            return erase_rows(c, patient, &[
+                "UPDATE order_requests SET reason = NULL WHERE patient_id = ?",
+                "UPDATE medical_orders SET content = '[已删除]', notes = NULL, cancel_reason = NULL WHERE patient_id = ?",
+                "UPDATE notifications SET body = '[已删除]' WHERE patient_id = ?",
+            ])
+            .await;
+        }
         let id = e.aggregate_id.as_str();
         let at = e.at();
         let (table, set, value): (&str, &str, Option<String>) = match e.aggregate_type.as_str() {

@@ -43,6 +43,20 @@ impl StoredEvent {
     }
 }
 
+/// The patient whose personal data an event erases (a `PatientErased`):
+/// every projector blanks that patient's free text in the tables it owns.
+pub fn erased_patient(e: &StoredEvent) -> Option<&str> {
+    (e.aggregate_type == "patient" && e.event_type == "PatientErased").then_some(e.aggregate_id.as_str())
+}
+
+/// Runs the statements with `patient` bound to their single `?`.
+pub async fn erase_rows(conn: &mut AnyConnection, patient: &str, statements: &[&str]) -> Result<(), ProjectionError> {
+    for sql in statements {
+        sqlx::query(sql).bind(patient).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error("read store error")]

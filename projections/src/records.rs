@@ -2,16 +2,17 @@
 
 use async_trait::async_trait;
 use domain::file::FileEvent;
-use domain::health_record::HealthRecordEvent;
+use domain::health_record::{HealthRecordEvent, RecordChanges};
 use serde::Serialize;
+use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::families::LastRecord;
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent};
-use crate::store::{ReadStore, RowExt};
+use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
+use crate::store::{hhmm, instant, ReadStore, RowExt};
 
 pub struct RecordsProjector;
 
@@ -21,10 +22,17 @@ impl Projector for RecordsProjector {
         "health_records"
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["health_record_files", "health_records", "files"]
+        &["health_record_amendments", "health_record_files", "health_records", "files"]
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(patient) = erased_patient(e) {
+            return erase_rows(c, patient, &[
+                "UPDATE health_records SET symptoms = NULL, notes = NULL, location_lat = NULL, location_lng = NULL, location_address = NULL, distance_from_home_m = NULL WHERE patient_id = ?",
+                "UPDATE files SET original_name = '[已删除]' WHERE id IN (SELECT f.file_id FROM health_record_files f JOIN health_records r ON r.id = f.record_id WHERE r.patient_id = ?)",
+            ])
+            .await;
+        }
         let id = e.aggregate_id.as_str();
         let at = e.at();
         match e.aggregate_type.as_str() {
@@ -76,6 +84,49 @@ impl Projector for RecordsProjector {
                         .await?;
                     }
                 }
+                HealthRecordEvent::HealthRecordAmended {
+                    reason_code,
+                    changes,
+                    alerts,
+                    amended_by,
+                    at: amended_at,
+                    ..
+                } => {
+                    let amended_at = instant(amended_at);
+                    let mut update = RowUpdate::default();
+                    amended_columns(&changes, &mut update);
+                    if let Some(alerts) = &alerts {
+                        update.text("alerts", Some(serde_json::to_string(alerts).unwrap_or_else(|_| "[]".into())));
+                        update.int("abnormal", Some(i64::from(!alerts.is_empty())));
+                    }
+                    update.text("amended_at", Some(amended_at.clone()));
+                    update.text("updated_at", Some(at.clone()));
+                    update.int("version", Some(e.sequence));
+                    update
+                        .run(&mut *c, "amendment_count = amendment_count + 1", id)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO health_record_amendments (record_id, seq, reason_code, changes, amended_by, at)
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(e.sequence)
+                    .bind(&reason_code)
+                    .bind(changes_json(&changes).to_string())
+                    .bind(amended_by.to_string())
+                    .bind(&amended_at)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                HealthRecordEvent::HealthRecordUnlocked { at: unlocked_at, .. } => {
+                    sqlx::query("UPDATE health_records SET unlocked_at = ?, updated_at = ?, version = ? WHERE id = ?")
+                        .bind(instant(unlocked_at))
+                        .bind(&at)
+                        .bind(e.sequence)
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                }
             },
             "file" => match e.decode::<FileEvent>()? {
                 FileEvent::FileUploaded(f) => {
@@ -102,6 +153,135 @@ impl Projector for RecordsProjector {
         }
         Ok(())
     }
+}
+
+/// One column value of an `UPDATE` whose columns depend on the event.
+enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+/// `UPDATE health_records SET <only the given columns> WHERE id = ?`.
+#[derive(Default)]
+struct RowUpdate {
+    cells: Vec<(&'static str, Cell)>,
+}
+
+impl RowUpdate {
+    fn text(&mut self, col: &'static str, v: Option<String>) {
+        self.cells.push((col, Cell::Text(v)));
+    }
+    fn int(&mut self, col: &'static str, v: Option<i64>) {
+        self.cells.push((col, Cell::Int(v)));
+    }
+    fn real(&mut self, col: &'static str, v: Option<f64>) {
+        self.cells.push((col, Cell::Real(v)));
+    }
+
+    /// Runs the update; `extra` is a fixed SQL assignment added to the set.
+    async fn run(self, c: &mut AnyConnection, extra: &str, id: &str) -> Result<(), sqlx::Error> {
+        let mut sets: Vec<String> = self.cells.iter().map(|(col, _)| format!("{col} = ?")).collect();
+        sets.push(extra.to_string());
+        let sql = format!("UPDATE health_records SET {} WHERE id = ?", sets.join(", "));
+        let mut q = sqlx::query(&sql);
+        for (_, cell) in self.cells {
+            q = match cell {
+                Cell::Text(v) => q.bind(v),
+                Cell::Int(v) => q.bind(v),
+                Cell::Real(v) => q.bind(v),
+            };
+        }
+        q.bind(id).execute(c).await?;
+        Ok(())
+    }
+}
+
+/// The columns an amendment sets (a cleared value becomes NULL).
+fn amended_columns(ch: &RecordChanges, u: &mut RowUpdate) {
+    if let Some(d) = ch.visit_date {
+        u.text("visit_date", Some(d.to_string()));
+    }
+    if let Some(t) = ch.visit_time {
+        u.text("visit_time", Some(hhmm(t)));
+    }
+    if let Some(s) = &ch.symptoms {
+        u.text("symptoms", s.clone());
+    }
+    if let Some(n) = &ch.notes {
+        u.text("notes", n.clone());
+    }
+    let v = &ch.vital_signs;
+    if let Some(bp) = v.blood_pressure {
+        u.text("blood_pressure", bp.map(|b| b.text()));
+    }
+    if let Some(hr) = v.heart_rate {
+        u.int("heart_rate", hr.map(i64::from));
+    }
+    for (col, value) in [
+        ("temperature", v.temperature),
+        ("blood_oxygen", v.blood_oxygen),
+        ("blood_glucose", v.blood_glucose),
+        ("weight", v.weight),
+    ] {
+        if let Some(x) = value {
+            u.real(col, x);
+        }
+    }
+}
+
+/// An amendment's changes as the API shows them: the fields the recorder
+/// corrected, with their new values in the same form as the record itself
+/// (blood pressure as "120/80", times as HH:MM); `null` = removed.
+fn changes_json(ch: &RecordChanges) -> Value {
+    let mut m = Map::new();
+    if let Some(d) = ch.visit_date {
+        m.insert("visit_date".into(), json!(d.to_string()));
+    }
+    if let Some(t) = ch.visit_time {
+        m.insert("visit_time".into(), json!(hhmm(t)));
+    }
+    if let Some(s) = &ch.symptoms {
+        m.insert("symptoms".into(), json!(s));
+    }
+    if let Some(n) = &ch.notes {
+        m.insert("notes".into(), json!(n));
+    }
+    let v = &ch.vital_signs;
+    let mut vitals = Map::new();
+    if let Some(bp) = v.blood_pressure {
+        vitals.insert("blood_pressure".into(), json!(bp.map(|b| b.text())));
+    }
+    if let Some(hr) = v.heart_rate {
+        vitals.insert("heart_rate".into(), json!(hr));
+    }
+    for (name, value) in [
+        ("temperature", v.temperature),
+        ("blood_oxygen", v.blood_oxygen),
+        ("blood_glucose", v.blood_glucose),
+        ("weight", v.weight),
+    ] {
+        if let Some(x) = value {
+            vitals.insert(name.into(), json!(x));
+        }
+    }
+    if !vitals.is_empty() {
+        m.insert("vital_signs".into(), Value::Object(vitals));
+    }
+    Value::Object(m)
+}
+
+/// One correction of a record, oldest first in `amendments`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AmendmentView {
+    pub reason_code: String,
+    /// The corrected fields and their new values (`null` = removed).
+    #[schema(value_type = Object)]
+    pub changes: Value,
+    pub amended_by: String,
+    pub at: String,
+    /// The record's version this amendment produced.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -144,6 +324,13 @@ pub struct HealthRecordView {
     #[schema(value_type = Vec<Object>)]
     pub alerts: serde_json::Value,
     pub files: Vec<RecordFileView>,
+    /// Corrections, oldest first; the values above include them.
+    pub amendments: Vec<AmendmentView>,
+    pub amendment_count: i64,
+    /// When the last correction was made.
+    pub amended_at: Option<String>,
+    /// When an admin last reopened the record for corrections.
+    pub unlocked_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
@@ -175,6 +362,10 @@ fn record_view(r: &AnyRow) -> Result<HealthRecordView, sqlx::Error> {
         abnormal: r.int("abnormal")? != 0,
         alerts: r.json("alerts")?,
         files: Vec::new(),
+        amendments: Vec::new(),
+        amendment_count: r.int("amendment_count")?,
+        amended_at: r.opt_text("amended_at")?,
+        unlocked_at: r.opt_text("unlocked_at")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,
         version: r.int("version")?,
@@ -218,6 +409,27 @@ impl ReadStore {
             .collect()
     }
 
+    async fn record_amendments(&self, record: &str) -> Result<Vec<AmendmentView>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, reason_code, changes, amended_by, at FROM health_record_amendments
+             WHERE record_id = ? ORDER BY seq",
+        )
+        .bind(record)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AmendmentView {
+                    reason_code: r.text("reason_code")?,
+                    changes: r.json("changes")?,
+                    amended_by: r.text("amended_by")?,
+                    at: r.text("at")?,
+                    version: r.int("seq")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn health_record(&self, id: &str) -> Result<Option<HealthRecordView>, sqlx::Error> {
         let Some(r) = sqlx::query("SELECT * FROM health_records WHERE id = ?")
             .bind(id)
@@ -228,6 +440,7 @@ impl ReadStore {
         };
         let mut v = record_view(&r)?;
         v.files = self.record_files(id).await?;
+        v.amendments = self.record_amendments(id).await?;
         Ok(Some(v))
     }
 
@@ -254,6 +467,9 @@ impl ReadStore {
         for r in &rows {
             let mut v = record_view(r)?;
             v.files = self.record_files(&v.id).await?;
+            if v.amendment_count > 0 {
+                v.amendments = self.record_amendments(&v.id).await?;
+            }
             items.push(v);
         }
         Ok(Page {

@@ -42,7 +42,8 @@ impl ReadStore {
             options = options.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;
+                         PRAGMA secure_delete = ON;",
                     )
                     .await?;
                     Ok(())
@@ -55,6 +56,16 @@ impl ReadStore {
         let store = Self { pool, dialect };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// After an erasure: move SQLite's write-ahead log into the main file so no
+    /// old page image with erased text stays in the log (freed pages are
+    /// zeroed by `secure_delete`). Nothing to do on MySQL.
+    pub async fn flush_erased(&self) -> Result<(), sqlx::Error> {
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {

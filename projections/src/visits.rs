@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
 use crate::store::{hhmm, ReadStore, RowExt};
 
 pub struct VisitsProjector;
@@ -24,6 +24,13 @@ impl Projector for VisitsProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(patient) = erased_patient(e) {
+            return erase_rows(c, patient, &[
+                "UPDATE appointments SET notes = NULL, cancel_reason = NULL WHERE patient_id = ?",
+                "UPDATE appointment_history SET reason = NULL WHERE appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?)",
+            ])
+            .await;
+        }
         if e.aggregate_type != "appointment" {
             return Ok(());
         }

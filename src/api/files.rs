@@ -4,7 +4,7 @@
 //! see that patient (or its uploader, before it is attached) can download it.
 
 use actix_multipart::Multipart;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use domain::file::{FileCommand, FileInfo, StoredFile};
 use domain::ids::FileId;
 use domain::user::Role;
@@ -236,30 +236,37 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
     Ok(created(body))
 }
 
-/// Whether the caller may read this file: its uploader, or someone who may see
-/// a patient whose record includes it.
-async fn may_read(state: &AppState, p: &Principal, file_id: &str, uploaded_by: &str) -> Result<bool, ApiError> {
+/// The patients whose records include this file (their data, for the access
+/// log), when the caller may read it: its uploader, an admin, or someone who
+/// may see one of those patients. `None`: not for this caller.
+async fn readable(
+    state: &AppState,
+    p: &Principal,
+    file_id: &str,
+    uploaded_by: &str,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let patients = state.read.file_patients(file_id).await?;
     if uploaded_by == p.user_id.to_string() || p.is(Role::Admin) {
-        return Ok(true);
+        return Ok(Some(patients));
     }
-    for patient in state.read.file_patients(file_id).await? {
-        if can_see_patient(state, p, &patient).await? {
-            return Ok(true);
+    for patient in &patients {
+        if can_see_patient(state, p, patient).await? {
+            return Ok(Some(patients));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
-async fn serve(state: &AppState, p: &Principal, id: &str, thumb: bool) -> ApiResult {
+async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thumb: bool) -> ApiResult {
     let fid: FileId = path_id(id, "file")?;
     let file = state
         .read
         .file(&fid.to_string())
         .await?
         .ok_or(ApiError::NotFound("file"))?;
-    if !may_read(state, p, &file.id, &file.uploaded_by).await? {
+    let Some(patients) = readable(state, p, &file.id, &file.uploaded_by).await? else {
         return Err(ApiError::NotFound("file"));
-    }
+    };
     let (key, content_type) = if thumb {
         (
             file.thumbnail_key.clone().ok_or(ApiError::NotFound("thumbnail"))?,
@@ -274,6 +281,7 @@ async fn serve(state: &AppState, p: &Principal, id: &str, thumb: bool) -> ApiRes
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
         .ok_or(ApiError::NotFound("file"))?;
+    state.access.patients(p, req, &patients).await?;
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(("Cache-Control", "private, no-store"))
@@ -283,12 +291,17 @@ async fn serve(state: &AppState, p: &Principal, id: &str, thumb: bool) -> ApiRes
 
 #[utoipa::path(get, path = "/api/v1/files/{id}", tag = "files", security(("bearer" = [])),
     responses((status = 200, description = "the file's bytes"), (status = 404)))]
-pub async fn download(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
-    serve(&state, &p, &id, false).await
+pub async fn download(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+    serve(&state, &p, &req, &id, false).await
 }
 
 #[utoipa::path(get, path = "/api/v1/files/{id}/thumbnail", tag = "files", security(("bearer" = [])),
     responses((status = 200, description = "a 300×300 JPEG"), (status = 404)))]
-pub async fn download_thumbnail(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
-    serve(&state, &p, &id, true).await
+pub async fn download_thumbnail(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult {
+    serve(&state, &p, &req, &id, true).await
 }

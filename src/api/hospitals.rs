@@ -5,7 +5,7 @@
 //! aggregate holds the capacity invariant under optimistic concurrency), then
 //! create the booking. A failing later step undoes the earlier ones.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use domain::booking::{BookingCommand, BookingDetails, HospitalBooking};
 use domain::hospital::{
     DepartmentDetails, DoctorDetails, Hospital, HospitalCommand, HospitalDetails, Slot, SlotCommand, SlotDetails,
@@ -610,8 +610,9 @@ async fn visible_booking(
 
 #[utoipa::path(get, path = "/api/v1/hospital-appointments/{id}", tag = "hospital bookings", security(("bearer" = [])),
     responses((status = 200, body = projections::hospitals::BookingView), (status = 404)))]
-pub async fn get_booking(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_booking(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let b = visible_booking(&state, &p, &id).await?;
+    state.access.patients(&p, &req, [&b.patient_id]).await?;
     let version = b.version;
     Ok(ok_versioned(b, version))
 }
@@ -627,7 +628,12 @@ pub struct BookingQuery {
 
 #[utoipa::path(get, path = "/api/v1/hospital-appointments", tag = "hospital bookings", params(BookingQuery), security(("bearer" = [])),
     responses((status = 200, description = "{appointments:[...], total, page, limit}, upcoming first")))]
-pub async fn bookings(state: web::Data<AppState>, p: Principal, q: web::Query<BookingQuery>) -> ApiResult {
+pub async fn bookings(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    q: web::Query<BookingQuery>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let page = PageQuery {
         page: q.page,
@@ -654,10 +660,10 @@ pub async fn bookings(state: web::Data<AppState>, p: Principal, q: web::Query<Bo
         Role::Doctor => f.doctor = Some(p.user_id.to_string()),
         _ => {}
     }
-    Ok(ok(list_json(
-        "appointments",
-        state.read.bookings(&f, state.today(), page).await?,
-    )))
+    let list = state.read.bookings(&f, state.today(), page).await?;
+    // The patients whose bookings this page shows.
+    state.access.patients(&p, &req, list.items.iter().map(|b| &b.patient_id)).await?;
+    Ok(ok(list_json("appointments", list)))
 }
 
 async fn transition(

@@ -1,8 +1,11 @@
 //! HTTP handlers, grouped by resource. Handlers are thin: extract, build a
 //! command (or call a query), execute, wrap in the envelope.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod erasure;
 pub mod families;
 pub mod files;
 pub mod health;
@@ -89,6 +92,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(records::routes)
             .configure(orders::routes)
             .configure(hospitals::routes)
+            .configure(access::routes)
+            .configure(audit::routes)
+            .configure(erasure::routes)
             .route("/health", web::get().to(health::health)),
     )
     .route("/health", web::get().to(health::health));
@@ -108,12 +114,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         visits::schedule, visits::list, visits::today, visits::get, visits::confirm, visits::cancel, visits::reschedule, visits::complete,
         files::upload, files::download, files::download_thumbnail,
         records::create, records::get, records::list_for_patient, records::request_order,
+        records::amend, records::unlock,
         orders::list_requests, orders::get_request, orders::issue, orders::get_order, orders::complete, orders::cancel,
         orders::patient_orders, orders::notifications, orders::mark_read,
         hospitals::create_hospital, hospitals::hospital_status, hospitals::add_department, hospitals::department_status,
         hospitals::add_doctor, hospitals::doctor_status, hospitals::open_slot, hospitals::search, hospitals::get_hospital,
         hospitals::slots, hospitals::book, hospitals::bookings, hospitals::get_booking, hospitals::confirm,
         hospitals::complete, hospitals::cancel,
+        access::access_log,
+        audit::events, audit::state, erasure::erase,
         health::health,
     ),
     modifiers(&BearerAuth)

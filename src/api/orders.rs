@@ -1,6 +1,6 @@
 //! Doctors' side: open requests, medical orders; everyone's notifications.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
 use domain::inbox::{Inbox, InboxCommand};
 use domain::order::{MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType};
@@ -39,7 +39,12 @@ pub struct RequestListQuery {
 
 #[utoipa::path(get, path = "/api/v1/order-requests", tag = "medical orders", params(RequestListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{requests:[...], total, page, limit}; a doctor sees those addressed to them, urgent first")))]
-pub async fn list_requests(state: web::Data<AppState>, p: Principal, q: web::Query<RequestListQuery>) -> ApiResult {
+pub async fn list_requests(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    q: web::Query<RequestListQuery>,
+) -> ApiResult {
     p.require(&[Role::Doctor, Role::Admin])?;
     let page = PageQuery {
         page: q.page,
@@ -52,15 +57,15 @@ pub async fn list_requests(state: web::Data<AppState>, p: Principal, q: web::Que
         Some(_) => return Err(ApiError::field("status", "应为open、fulfilled或cancelled")),
     };
     let doctor = p.is(Role::Doctor).then(|| p.user_id.to_string());
-    Ok(ok(list_json(
-        "requests",
-        state.read.order_requests(doctor.as_deref(), status, page).await?,
-    )))
+    let list = state.read.order_requests(doctor.as_deref(), status, page).await?;
+    // The patients whose requests (and vitals) this page shows.
+    state.access.patients(&p, &req, list.items.iter().map(|r| &r.patient_id)).await?;
+    Ok(ok(list_json("requests", list)))
 }
 
 #[utoipa::path(get, path = "/api/v1/order-requests/{id}", tag = "medical orders", security(("bearer" = [])),
     responses((status = 200, body = projections::orders::OrderRequestView), (status = 404)))]
-pub async fn get_request(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_request(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let rid: OrderRequestId = path_id(&id, "order_request")?;
     let r = state
         .read
@@ -76,6 +81,7 @@ pub async fn get_request(state: web::Data<AppState>, p: Principal, id: web::Path
     if !visible {
         return Err(ApiError::NotFound("order_request"));
     }
+    state.access.patients(&p, &req, [&r.patient_id]).await?;
     let version = r.version;
     Ok(ok_versioned(r, version))
 }
@@ -209,8 +215,9 @@ async fn own_order(
 
 #[utoipa::path(get, path = "/api/v1/medical-orders/{id}", tag = "medical orders", security(("bearer" = [])),
     responses((status = 200, body = projections::orders::MedicalOrderView), (status = 404)))]
-pub async fn get_order(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get_order(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let order = own_order(&state, &p, &id).await?;
+    state.access.patients(&p, &req, [&order.patient_id]).await?;
     let version = order.version;
     Ok(ok_versioned(order, version))
 }
@@ -283,6 +290,7 @@ pub async fn cancel(
 pub async fn patient_orders(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> ApiResult {
@@ -291,10 +299,9 @@ pub async fn patient_orders(
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    Ok(ok(list_json(
-        "orders",
-        state.read.patient_medical_orders(&pid.to_string(), q.params()?).await?,
-    )))
+    let orders = state.read.patient_medical_orders(&pid.to_string(), q.params()?).await?;
+    state.access.patients(&p, &req, [pid]).await?;
+    Ok(ok(list_json("orders", orders)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

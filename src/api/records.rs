@@ -6,15 +6,16 @@
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest};
 use domain::health_record::{
-    HealthRecord, HealthRecordCommand, Location, RecordContent, RecordFiles, AWAY_FROM_HOME_METERS,
+    reason_code, HealthRecord, HealthRecordCommand, Location, RecordChanges, RecordContent, RecordFiles,
+    VitalSignsChanges, AWAY_FROM_HOME_METERS,
 };
 use domain::ids::{FileId, HealthRecordId, OrderRequestId, PatientId, UserId, VisitId};
 use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
 use domain::user::Role;
 use domain::values::{date, optional_text};
 use domain::visit::{Visit, VisitCommand};
-use domain::vitals::RawVitals;
-use domain::Validator;
+use domain::vitals::{RawVitals, VitalSigns};
+use domain::{DomainError, Validator};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use crate::api::families::can_see_patient;
 use crate::api::files::{blob_keys, discard, prepare, register, store, Form, PreparedFile};
 use crate::api::visits::time;
-use crate::api::{list_json, path_id, Body, PageQuery};
+use crate::api::{list_json, parse_required, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::files::FileKind;
@@ -33,7 +34,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health-records", web::post().to(create))
         .route("/health-records/{id}", web::get().to(get))
         .route("/patients/{id}/health-records", web::get().to(list_for_patient))
-        .route("/health-records/{id}/order-requests", web::post().to(request_order));
+        .route("/health-records/{id}/order-requests", web::post().to(request_order))
+        .route("/health-records/{id}/amendments", web::post().to(amend))
+        .route("/health-records/{id}/unlock", web::post().to(unlock));
 }
 
 /// The JSON form of `POST /health-records`. Multipart sends the same fields as
@@ -108,6 +111,33 @@ fn uuid_of<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: &str) -> O
     v.check(field, raw.trim().parse::<T>().map_err(|_| "应为UUID".to_string()))
 }
 
+/// Vital signs as the client sends them (a JSON object), validated: the one
+/// path that records and their amendments share. Errors are keyed
+/// `vital_signs.<field>`.
+fn parse_vitals(value: Option<&Value>, v: &mut Validator) -> VitalSigns {
+    let raw_vitals: RawVitals = match value {
+        None | Some(Value::Null) => RawVitals::default(),
+        Some(value) => {
+            let de = serde_path_to_error::deserialize::<_, RawVitals>(value.clone());
+            match de {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    v.add(
+                        &format!(
+                            "vital_signs{}",
+                            if path == "." { String::new() } else { format!(".{path}") }
+                        ),
+                        "类型错误",
+                    );
+                    RawVitals::default()
+                }
+            }
+        }
+    };
+    raw_vitals.parse(v)
+}
+
 fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<Checked, ApiError> {
     let mut v = Validator::new();
     let patient: Option<PatientId> = match &r.patient_id {
@@ -159,27 +189,7 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
             None
         }
     };
-    let raw_vitals: RawVitals = match &r.vital_signs {
-        None | Some(Value::Null) => RawVitals::default(),
-        Some(value) => {
-            let de = serde_path_to_error::deserialize::<_, RawVitals>(value.clone());
-            match de {
-                Ok(raw) => raw,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    v.add(
-                        &format!(
-                            "vital_signs{}",
-                            if path == "." { String::new() } else { format!(".{path}") }
-                        ),
-                        "类型错误",
-                    );
-                    RawVitals::default()
-                }
-            }
-        }
-    };
-    let vital_signs = raw_vitals.parse(&mut v);
+    let vital_signs = parse_vitals(r.vital_signs.as_ref(), &mut v);
     let symptoms = v
         .check("symptoms", optional_text(r.symptoms.as_deref(), 2000))
         .flatten();
@@ -219,6 +229,7 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
             notes,
             files: RecordFiles::default(),
             alerts: Vec::new(),
+            recorded_at: None,
         },
     })
 }
@@ -321,6 +332,8 @@ pub async fn create(
         }
     }
     checked.content.alerts = state.settings.alerts.assess(&checked.content.vital_signs);
+    // The start of the amendment window.
+    checked.content.recorded_at = Some(chrono::Utc::now());
     let mut files = RecordFiles::default();
     for (f, role) in checked
         .existing_files
@@ -505,8 +518,9 @@ async fn visible_record(
 
 #[utoipa::path(get, path = "/api/v1/health-records/{id}", tag = "health records", security(("bearer" = [])),
     responses((status = 200, body = projections::records::HealthRecordView), (status = 404)))]
-pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let record = visible_record(&state, &p, &id).await?;
+    state.access.patients(&p, &req, [&record.patient_id]).await?;
     let version = record.version;
     Ok(ok_versioned(record, version))
 }
@@ -516,6 +530,7 @@ pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>
 pub async fn list_for_patient(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> ApiResult {
@@ -525,6 +540,7 @@ pub async fn list_for_patient(
         return Err(ApiError::NotFound("patient"));
     }
     let page = state.read.patient_health_records(&pid.to_string(), q.params()?).await?;
+    state.access.patients(&p, &req, [pid]).await?;
     Ok(ok(list_json("records", page)))
 }
 
@@ -561,4 +577,203 @@ pub async fn request_order(
     Ok(created(
         json!({ "id": request, "doctor_id": view.map(|r| r.doctor_id), "status": "open" }),
     ))
+}
+
+/// `POST /health-records/{id}/amendments`.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct AmendmentInput {
+    /// The client's own code for why (`typo`, `wrong_value`, …): letters,
+    /// digits, `_`, `-` or `.`, at most 64 characters.
+    pub reason_code: Option<String>,
+    /// The fields to correct and their new values: `symptoms`, `notes` (`null`
+    /// or `""` removes them), `visit_date`, `visit_time`, and `vital_signs`, an
+    /// object whose keys replace those vital signs (`null` removes one),
+    /// validated as when recording.
+    #[schema(value_type = Object)]
+    pub changes: Option<Value>,
+}
+
+/// A corrected free-text field: `null` or blank removes it.
+fn text_change(v: &mut Validator, field: &str, value: &Value, max_chars: usize) -> Option<Option<String>> {
+    match value {
+        Value::Null => Some(None),
+        Value::String(s) => v.check(field, optional_text(Some(s), max_chars)),
+        _ => {
+            v.add(field, "应为字符串");
+            None
+        }
+    }
+}
+
+/// Corrected vital signs, validated by the same code as a new record's; the
+/// object's keys say which values are replaced.
+fn vitals_change(v: &mut Validator, value: &Value) -> VitalSignsChanges {
+    let mut changes = VitalSignsChanges::default();
+    let Value::Object(given) = value else {
+        v.add("changes.vital_signs", "应为对象");
+        return changes;
+    };
+    let mut inner = Validator::new();
+    let parsed = parse_vitals(Some(value), &mut inner);
+    if let Err(DomainError::Validation(errors)) = inner.finish() {
+        for (field, why) in errors {
+            v.add(&format!("changes.{field}"), why);
+        }
+    }
+    for key in given.keys() {
+        if !changes.set(key, &parsed) {
+            v.add(
+                &format!("changes.vital_signs.{key}"),
+                format!("未知的生命体征，可更正：{}", VitalSignsChanges::FIELDS.join("、")),
+            );
+        }
+    }
+    changes
+}
+
+/// The `changes` object as typed corrections; errors are keyed `changes.<field>`.
+fn parse_changes(raw: Option<&Value>, v: &mut Validator, today: chrono::NaiveDate) -> RecordChanges {
+    let mut changes = RecordChanges::default();
+    let given = match raw {
+        None | Some(Value::Null) => {
+            v.add("changes", "必填");
+            return changes;
+        }
+        Some(Value::Object(given)) => given,
+        Some(_) => {
+            v.add("changes", "应为对象");
+            return changes;
+        }
+    };
+    for (key, value) in given {
+        let field = format!("changes.{key}");
+        let text = value.as_str();
+        match key.as_str() {
+            "symptoms" => changes.symptoms = text_change(v, &field, value, 2000),
+            "notes" => changes.notes = text_change(v, &field, value, 5000),
+            "visit_date" => {
+                changes.visit_date = v.check(&field, text.ok_or_else(|| "必填".to_string()).and_then(date));
+                if changes.visit_date.is_some_and(|d| d > today) {
+                    v.add(&field, "不能晚于今天");
+                }
+            }
+            "visit_time" => changes.visit_time = v.check(&field, text.ok_or_else(|| "必填".to_string()).and_then(time)),
+            "vital_signs" => changes.vital_signs = vitals_change(v, value),
+            _ => v.add(
+                &field,
+                "不可更正的字段，可更正：symptoms、notes、visit_date、visit_time、vital_signs",
+            ),
+        }
+    }
+    changes
+}
+
+/// A record as `GET /health-records/{id}` shows it, after a command on it.
+async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> ApiResult {
+    let mut record = state
+        .read
+        .health_record(&id.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("health_record"))?;
+    // Past the bounded read-your-writes wait the view may lag; the version
+    // answered is the one the command produced.
+    record.version = record.version.max(version);
+    let version = record.version;
+    Ok(ok_versioned(record, version))
+}
+
+#[utoipa::path(post, path = "/api/v1/health-records/{id}/amendments", tag = "health records", request_body = AmendmentInput,
+    params(("id" = String, Path, description = "health record id"), ("If-Match" = Option<i64>, Header, description = "expected version")),
+    security(("bearer" = [])),
+    responses((status = 200, body = projections::records::HealthRecordView, description = "the amended record, its new version and the correction trail in `amendments`"),
+        (status = 400, description = "names the field: `reason_code`, `changes`, `changes.<field>` or `changes.vital_signs.<field>`"),
+        (status = 403, description = "only the record's recorder may amend it"), (status = 404),
+        (status = 409, description = "`conflict`: past the amendment window (an admin may unlock it); `version_conflict`: If-Match is stale")))]
+pub async fn amend(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<AmendmentInput>,
+) -> ApiResult {
+    p.require(&[Role::Recorder])?;
+    let rid: HealthRecordId = path_id(&id, "health_record")?;
+    let recorder = state
+        .store
+        .load::<HealthRecord>(&rid.to_string())
+        .await?
+        .and_then(|(r, _)| r.content)
+        .ok_or(ApiError::NotFound("health_record"))?
+        .recorder_id;
+    if recorder != p.user_id {
+        return Err(ApiError::Forbidden);
+    }
+    let mut v = Validator::new();
+    let code = match body.0.reason_code.as_deref() {
+        None => {
+            v.add("reason_code", "必填");
+            None
+        }
+        Some(c) => v.check("reason_code", reason_code(c)),
+    };
+    let changes = parse_changes(body.0.changes.as_ref(), &mut v, state.today());
+    v.finish()?;
+    let vitals_changed = !changes.vital_signs.is_empty();
+    let command = HealthRecordCommand::Amend {
+        reason_code: code.unwrap_or_default(),
+        changes,
+        amended_by: p.user_id,
+        at: chrono::Utc::now(),
+        window_days: state.settings.amendment_window_days,
+        thresholds: state.settings.alerts.clone(),
+    };
+    let committed = state
+        .execute::<HealthRecord>(&rid.to_string(), command, meta.context(Some(&p), "AmendHealthRecord"))
+        .await?;
+
+    // Corrected vitals that cross the thresholds alert the doctor as a new
+    // record would (at most one request per record).
+    if vitals_changed {
+        if let Some(content) = state.store.load::<HealthRecord>(&rid.to_string()).await?.and_then(|(r, _)| r.content) {
+            let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
+            ctx.expected_version = None;
+            if let Err(e) = raise_alert(&state, rid, &content, ctx).await {
+                tracing::warn!(error = %e, "record amended but its alert request could not be raised");
+            }
+        }
+    }
+    record_after(&state, rid, committed.version).await
+}
+
+/// `POST /health-records/{id}/unlock`.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct UnlockInput {
+    /// Why the record is reopened (kept in the history, never published).
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/health-records/{id}/unlock", tag = "health records", request_body = UnlockInput,
+    params(("id" = String, Path, description = "health record id"), ("If-Match" = Option<i64>, Header, description = "expected version")),
+    security(("bearer" = [])),
+    responses((status = 200, body = projections::records::HealthRecordView, description = "the record, open for amendments for another window from now"),
+        (status = 400, description = "`reason` missing or blank"), (status = 403, description = "admins only"), (status = 404)))]
+pub async fn unlock(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<UnlockInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let rid: HealthRecordId = path_id(&id, "health_record")?;
+    let reason = parse_required("reason", &body.0.reason, |r| domain::values::text(r, 500))?;
+    let command = HealthRecordCommand::Unlock {
+        reason,
+        by: p.user_id,
+        at: chrono::Utc::now(),
+    };
+    let committed = state
+        .execute::<HealthRecord>(&rid.to_string(), command, meta.context(Some(&p), "UnlockHealthRecord"))
+        .await?;
+    record_after(&state, rid, committed.version).await
 }

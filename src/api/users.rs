@@ -215,7 +215,8 @@ pub struct UserListQuery {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{users:[...], total, page, limit}")))]
 pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<UserListQuery>) -> ApiResult {
-    p.require(&[Role::Admin])?;
+    // Auditors put names on the actor ids of the audit trail.
+    p.require(&[Role::Admin, Role::Auditor])?;
     let page = PageQuery {
         page: q.page,
         limit: q.limit,
@@ -233,7 +234,7 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
     responses((status = 200, body = projections::users::UserView), (status = 404)))]
 pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let uid: UserId = path_id(&id, "user")?;
-    if !p.is(Role::Admin) && p.user_id != uid {
+    if !p.is(Role::Admin) && !p.is(Role::Auditor) && p.user_id != uid {
         return Err(ApiError::NotFound("user"));
     }
     let user = state

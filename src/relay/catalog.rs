@@ -25,7 +25,9 @@ use uuid::Uuid;
 use domain::booking::{BookingDetails, BookingEvent, HospitalBooking};
 use domain::family::{Family, FamilyChanges, FamilyDetails, FamilyEvent};
 use domain::file::{FileEvent, FileInfo, StoredFile};
-use domain::health_record::{HealthRecord, HealthRecordEvent, Location, RecordContent, RecordFiles};
+use domain::health_record::{
+    HealthRecord, HealthRecordEvent, Location, RecordChanges, RecordContent, RecordFiles, VitalSignsChanges,
+};
 use domain::hospital::{
     DepartmentDetails, DoctorDetails, Hospital, HospitalDetails, HospitalEvent, Slot, SlotDetails, SlotEvent,
 };
@@ -115,6 +117,7 @@ impl Catalogued for Family {
         match event {
             FamilyEvent::FamilyCreated(_) => ("FamilyCreated", "A household was registered, with its contact phone and home coordinates."),
             FamilyEvent::FamilyUpdated(_) => ("FamilyUpdated", "A household's details changed; only the fields that changed are present (and, of those, only the ones that may be published)."),
+            FamilyEvent::FamilyErased { .. } => ("FamilyErased", "The household's personal data were erased (its key destroyed) after its last patient was erased; `reason` is the admin's stated reason."),
         }
     }
 }
@@ -125,6 +128,7 @@ impl Catalogued for Patient {
         match event {
             PatientEvent::PatientRegistered { .. } => ("PatientRegistered", "A patient was registered into a family; `details` keeps gender, birth date, relationship and the hashed identifiers."),
             PatientEvent::PatientUpdated(_) => ("PatientUpdated", "A patient's details changed; only the changed fields that may be published are present (here a new phone, hashed, and allergies, left out), so `data` can be empty."),
+            PatientEvent::PatientErased { .. } => ("PatientErased", "An admin erased the patient's personal data on request (PIPL): the patient's key was destroyed, so names, identifiers and free text in every earlier event read as erased from now on. Consumers should drop what they derived from this patient."),
         }
     }
 }
@@ -170,6 +174,8 @@ impl Catalogued for HealthRecord {
     fn describe(event: &HealthRecordEvent) -> (&'static str, &'static str) {
         match event {
             HealthRecordEvent::HealthRecordCreated(_) => ("HealthRecordCreated", "A recorder recorded a patient's vital signs; `alerts` lists the thresholds crossed, and `away_from_home` flags a record taken more than 500 m from the family's home. Symptoms, notes and the address are not published."),
+            HealthRecordEvent::HealthRecordAmended { .. } => ("HealthRecordAmended", "The record's recorder corrected it within the amendment window; `changes` holds the corrected fields with their new values (`null` = removed; corrected symptoms and notes are not published), `reason_code` is the client's code for why, and `alerts`, present when vital signs changed, replaces the record's alerts. The original values stay in `HealthRecordCreated`."),
+            HealthRecordEvent::HealthRecordUnlocked { .. } => ("HealthRecordUnlocked", "An admin reopened a record whose amendment window had passed, for another window from `at`; the reason is not published."),
         }
     }
 }
@@ -727,6 +733,11 @@ fn story() -> Result<Vec<StoredEvent>, String> {
             patient_signature: None,
         },
         alerts: alerts.clone(),
+        recorded_at: Some(march(5, 9, 20)?),
+    };
+    let amended_vitals = VitalSigns {
+        heart_rate: Some(88),
+        ..record.vital_signs.clone()
     };
     s.record::<HealthRecord>(
         record_id,
@@ -806,6 +817,30 @@ fn story() -> Result<Vec<StoredEvent>, String> {
         "Logout",
         UserEvent::UserLoggedOut {
             session_id: SessionId(session_id),
+        },
+    );
+
+    // 5 March, evening: the recorder corrects a heart rate typed wrong.
+    s.request();
+    s.record::<HealthRecord>(
+        record_id,
+        march(5, 20, 10)?,
+        &recorder,
+        "AmendHealthRecord",
+        HealthRecordEvent::HealthRecordAmended {
+            patient_id: PatientId(patient_id),
+            reason_code: "typo".into(),
+            changes: RecordChanges {
+                symptoms: Some(Some("晨起头晕伴轻微头痛，无胸闷胸痛".into())),
+                vital_signs: VitalSignsChanges {
+                    heart_rate: Some(Some(88)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            alerts: Some(AlertThresholds::default().assess(&amended_vitals)),
+            amended_by: UserId(recorder_id),
+            at: march(5, 20, 10)?,
         },
     );
 
@@ -987,6 +1022,21 @@ fn story() -> Result<Vec<StoredEvent>, String> {
         },
     );
 
+    // 13 March: past the amendment window, the admin reopens the record.
+    s.request();
+    s.record::<HealthRecord>(
+        record_id,
+        march(13, 9, 0)?,
+        &admin,
+        "UnlockHealthRecord",
+        HealthRecordEvent::HealthRecordUnlocked {
+            patient_id: PatientId(patient_id),
+            reason: "家属反映3月5日的体重记录有误，需记录员更正".into(),
+            by: UserId(fixed("user 张伟 admin")),
+            at: march(13, 9, 0)?,
+        },
+    );
+
     // Later in March.
     s.request();
     s.record::<MedicalOrder>(
@@ -1054,6 +1104,29 @@ fn story() -> Result<Vec<StoredEvent>, String> {
         UserEvent::UserStatusChanged {
             status: UserStatus::Inactive,
             previous: UserStatus::Active,
+        },
+    );
+
+    // 31 March: the family asks for the patient's data to be erased.
+    s.request();
+    let admin_id = UserId(fixed("user 张伟 admin"));
+    s.record::<Patient>(
+        patient_id,
+        march(31, 18, 0)?,
+        &admin,
+        "ErasePatient",
+        PatientEvent::PatientErased {
+            reason: "家属书面申请删除个人信息".into(),
+            erased_by: admin_id,
+        },
+    );
+    s.record::<Family>(
+        family_id,
+        march(31, 18, 0)?,
+        &admin,
+        "ErasePatient",
+        FamilyEvent::FamilyErased {
+            reason: "家属书面申请删除个人信息".into(),
         },
     );
 

@@ -151,6 +151,8 @@ async fn set_checkpoint(store: &EventStore, position: i64) -> Result<(), sqlx::E
 pub enum RelayError {
     #[error("event store: {0}")]
     Store(#[from] sqlx::Error),
+    #[error("event store: {0}")]
+    Read(#[from] anyhow::Error),
     #[error("broker: {0}")]
     Broker(String),
 }

@@ -17,12 +17,7 @@ dual!(
     concurrent_schedules_never_exceed_the_monthly_quota,
 );
 
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 255) as u8, (y % 255) as u8, 128]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
+use crate::helpers::png;
 
 fn wav() -> Vec<u8> {
     let data = vec![0u8; 800];
@@ -650,6 +645,7 @@ async fn an_abnormal_record_committed_without_its_request_still_alerts_the_docto
         symptoms: None,
         notes: None,
         files: RecordFiles::default(),
+        recorded_at: None,
     };
     let id = uuid::Uuid::new_v4().to_string();
     let ctx = carelog::state::RequestMeta::system("RecordVitals");

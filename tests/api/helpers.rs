@@ -37,6 +37,14 @@ macro_rules! dual {
     };
 }
 
+/// A small PNG image with some variation (so thumbnails have content).
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 255) as u8, (y % 255) as u8, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 pub fn pg_url() -> String {

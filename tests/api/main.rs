@@ -3,7 +3,11 @@
 
 mod helpers;
 
+mod access_log;
+mod amendments;
+mod audit;
 mod auth;
+mod backup;
 mod concurrency;
 mod event_store;
 mod families;

@@ -1,0 +1,191 @@
+//! The auditor's history: every stored event with who, from where and when,
+//! and any aggregate's state as of a past instant. Auditors and admins only.
+
+use actix_web::web;
+use chrono::Utc;
+use domain::ids::UserId;
+use domain::user::Role;
+use domain::Validator;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::access::instant;
+use crate::api::{list_json, uuid_field, PageQuery};
+use crate::audit::{redact, state_as_of, ReplayError, AGGREGATE_TYPES};
+use crate::auth::Principal;
+use crate::error::{ok, ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{on_backend, Backend, EventFilter};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/audit/events", web::get().to(events))
+        .route("/audit/{aggregate_type}/{id}/state", web::get().to(state));
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// e.g. `patient`, `health_record`, `appointment` (see docs/events.md).
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    /// Only events caused by this user (id).
+    pub actor: Option<String>,
+    /// Recorded at or after this instant (RFC 3339).
+    pub from: Option<String>,
+    /// Recorded at or before this instant (RFC 3339).
+    pub to: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// One event as the auditor sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// Global position (commit order).
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Position in the aggregate's own history, from 1.
+    pub sequence: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub event_version: String,
+    /// The event's fields; personal fields of erased patients read as erased.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// The command that produced the event.
+    pub command: Option<String>,
+    pub recorded_at: String,
+    /// The event's link in the hash chain (null until sealed, milliseconds after commit).
+    pub hash: Option<String>,
+}
+
+fn aggregate_type(v: &mut Validator, raw: Option<&str>) -> Option<String> {
+    let raw = raw.map(str::trim).filter(|s| !s.is_empty())?;
+    v.check(
+        "aggregate_type",
+        AGGREGATE_TYPES
+            .contains(&raw)
+            .then(|| raw.to_string())
+            .ok_or_else(|| format!("应为以下之一：{}", AGGREGATE_TYPES.join(", "))),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventsQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{events:[AuditEvent], total, page, limit}, oldest first"),
+        (status = 400, description = "names the field"), (status = 403, description = "not an auditor or admin")))]
+pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<EventsQuery>) -> ApiResult {
+    p.require(&[Role::Auditor, Role::Admin])?;
+    let mut v = Validator::new();
+    let actor: Option<UserId> = uuid_field(&mut v, "actor", q.actor.as_ref());
+    let filter = EventFilter {
+        aggregate_type: aggregate_type(&mut v, q.aggregate_type.as_deref()),
+        aggregate_id: q.aggregate_id.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+        actor_id: actor.map(|a| a.to_string()),
+        from: instant(&mut v, "from", q.from.as_deref()),
+        to: instant(&mut v, "to", q.to.as_deref()),
+    };
+    let paging = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params();
+    v.finish()?;
+    let paging = paging?;
+    let total = state.store.count(&filter).await?;
+    let raw = state
+        .store
+        .query_raw(&filter, 0, paging.limit(), paging.offset())
+        .await?;
+    let hashes = sealed_hashes(&state, raw.first().map(|e| e.position), raw.last().map(|e| e.position)).await?;
+    let mut items = Vec::with_capacity(raw.len());
+    for r in raw {
+        let hash = hashes.get(&r.position).cloned();
+        let e = state.store.open(r).await.map_err(ApiError::internal)?;
+        let mut payload = e.payload;
+        redact(&mut payload);
+        let meta = |k: &str| e.metadata.get(k).filter(|s| !s.is_empty()).cloned();
+        items.push(AuditEvent {
+            position: e.position,
+            sequence: e.sequence,
+            event_type: e.event_type.clone(),
+            event_version: e.event_version.clone(),
+            payload,
+            actor_id: meta("actor_id"),
+            actor_role: meta("actor_role"),
+            ip: meta("ip"),
+            user_agent: meta("user_agent"),
+            request_id: meta("request_id"),
+            correlation_id: meta("correlation_id"),
+            command: meta("command"),
+            recorded_at: projections::store::instant(e.recorded_at),
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            hash,
+        });
+    }
+    Ok(ok(list_json(
+        "events",
+        projections::Page {
+            items,
+            total,
+            page: paging.page,
+            limit: paging.limit,
+        },
+    )))
+}
+
+async fn sealed_hashes(
+    state: &AppState,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Result<std::collections::HashMap<i64, String>, ApiError> {
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(Default::default());
+    };
+    let rows: Vec<(i64, String)> = on_backend!(state.store.backend(), |pool| sqlx::query_as(
+        "SELECT position, hash FROM event_hashes WHERE position >= $1 AND position <= $2"
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await)?;
+    Ok(rows.into_iter().collect())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StateQuery {
+    /// The instant (RFC 3339); default now.
+    pub as_of: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/{aggregate_type}/{id}/state", tag = "audit", params(StateQuery), security(("bearer" = [])),
+    responses((status = 200, body = crate::audit::StateAsOf, description = "the aggregate replayed from its events recorded up to as_of"),
+        (status = 400, description = "unknown aggregate type or malformed as_of"), (status = 403), (status = 404, description = "no events by then")))]
+pub async fn state(
+    state: web::Data<AppState>,
+    p: Principal,
+    path: web::Path<(String, String)>,
+    q: web::Query<StateQuery>,
+) -> ApiResult {
+    p.require(&[Role::Auditor, Role::Admin])?;
+    let (aggregate_type, id) = path.into_inner();
+    let mut v = Validator::new();
+    let as_of = instant(&mut v, "as_of", q.as_of.as_deref()).unwrap_or_else(Utc::now);
+    v.finish()?;
+    match state_as_of(&state.store, &aggregate_type, &id, as_of).await {
+        Ok(Some(s)) => Ok(ok(s)),
+        Ok(None) => Err(ApiError::NotFound("aggregate")),
+        Err(ReplayError::UnknownType(_)) => Err(ApiError::field(
+            "aggregate_type",
+            format!("应为以下之一：{}", AGGREGATE_TYPES.join(", ")),
+        )),
+        Err(ReplayError::Other(e)) => Err(ApiError::internal(e)),
+    }
+}

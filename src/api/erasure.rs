@@ -1,0 +1,124 @@
+//! `POST /patients/{id}/erase`: erasure of a patient's personal data on
+//! request (PIPL), by destroying the key that encrypts them (crypto-shredding).
+//!
+//! Steps, each safe to repeat (a second POST completes an interrupted one):
+//! 1. `PatientErased` is recorded (who, why, when: the erasure is audited);
+//! 2. the patient's key is destroyed, so every personal field in every
+//!    earlier event reads as erased from now on;
+//! 3. the files attached to the patient's records are deleted from storage;
+//! 4. if no patient of the family keeps their data, the household's own
+//!    fields (name, address, phones) are erased the same way;
+//! 5. stored idempotent responses that mention the patient are dropped;
+//! 6. the read models blank the fields (projectors apply `PatientErased`).
+
+use actix_web::web;
+use domain::family::{Family, FamilyCommand};
+use domain::ids::PatientId;
+use domain::patient::{Patient, PatientCommand};
+use domain::user::Role;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::{path_id, Body};
+use crate::auth::Principal;
+use crate::error::{ok, ApiError, ApiResult};
+use crate::state::{AppState, RequestMeta};
+use crate::store::{on_backend, Backend, CommandError};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/patients/{id}/erase", web::post().to(erase));
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EraseInput {
+    /// Why (e.g. the request's reference). Kept in clear in the audit trail:
+    /// must not itself contain personal data.
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/patients/{id}/erase", tag = "patients", request_body = EraseInput, security(("bearer" = [])),
+    responses((status = 200, description = "{patient_id, erased, files_deleted, family_erased, version}"),
+        (status = 400, description = "reason missing"), (status = 403, description = "not an admin"), (status = 404)))]
+pub async fn erase(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<EraseInput>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let pid: PatientId = path_id(&id, "patient")?;
+    let patient = pid.to_string();
+    let reason = body.0.reason.clone().unwrap_or_default();
+    if reason.trim().is_empty() {
+        return Err(ApiError::field("reason", "必填：请说明删除依据"));
+    }
+    let Some((current, _)) = state.store.load::<Patient>(&patient).await? else {
+        return Err(ApiError::NotFound("patient"));
+    };
+    let family = current.family_id.map(|f| f.to_string());
+    // 1. The audited event (skipped when a previous attempt recorded it).
+    let mut position = 0;
+    let mut version = None;
+    if !current.erased {
+        let ctx = meta.context(Some(&p), "ErasePatient");
+        let command = PatientCommand::Erase {
+            reason: reason.clone(),
+            erased_by: p.user_id,
+        };
+        let committed = state.store.execute::<Patient>(&patient, command, &ctx).await?;
+        position = committed.position;
+        version = Some(committed.version);
+    }
+    // 2. The key.
+    state.store.privacy().erase(&patient).await.map_err(ApiError::internal)?;
+    state.waiter.wait_for(position).await;
+    // 3. Files (the read model still lists them: only their names were blanked).
+    let files = state.read.patient_files(&patient).await?;
+    for f in &files {
+        for key in std::iter::once(&f.storage_key).chain(f.thumbnail_key.as_ref()) {
+            state.blobs.delete(key).await.map_err(ApiError::internal)?;
+        }
+    }
+    // 4. The household, once none of its patients keeps personal data.
+    let mut family_erased = false;
+    if let Some(family) = &family {
+        if state.read.family_live_patients(family).await? == 0 {
+            let ctx = meta.context(Some(&p), "ErasePatient");
+            let committed = match state
+                .store
+                .execute::<Family>(family, FamilyCommand::Erase { reason: reason.clone() }, &ctx)
+                .await
+            {
+                Ok(c) => c,
+                Err(CommandError::Domain(domain::DomainError::NotFound(_))) => Default::default(),
+                Err(e) => return Err(e.into()),
+            };
+            state.store.privacy().erase(family).await.map_err(ApiError::internal)?;
+            state.waiter.wait_for(committed.position).await;
+            family_erased = true;
+        }
+    }
+    // 5. Stored responses of idempotent commands about the patient or family.
+    for subject in std::iter::once(&patient).chain(family.as_ref().filter(|_| family_erased)) {
+        let pattern = format!("%{subject}%");
+        on_backend!(state.store.backend(), |pool| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE response_body LIKE $1"
+        )
+        .bind(&pattern)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    }
+    // 6. No old page images of the blanked rows in embedded SQLite logs.
+    state.read.flush_erased().await?;
+    tracing::info!(patient = %patient, files = files.len(), family_erased, "patient erased");
+    Ok(ok(json!({
+        "patient_id": patient,
+        "erased": true,
+        "files_deleted": files.len(),
+        "family_erased": family_erased,
+        "version": version,
+    })))
+}

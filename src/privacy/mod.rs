@@ -1,0 +1,539 @@
+//! Crypto-shredding: personal fields are stored in events encrypted with a key
+//! of their data subject, so that destroying the key erases them although the
+//! event log is append-only.
+//!
+//! - Each data subject (a patient, or a family for the household's own fields)
+//!   has a random 256-bit data key, kept in `subject_keys` wrapped with
+//!   AES-256-GCM under the master key (`CARELOG_MASTER_KEY`).
+//! - When events are persisted, the fields [`policy`] names are replaced by
+//!   `{"$pii": <subject>, "t": <json type>, "d": <base64 nonce ‖ AES-256-GCM ciphertext>}`
+//!   (the subject is the associated data, so a ciphertext cannot be moved to
+//!   another subject). Everything else stays in clear: ids, dates, codes,
+//!   measured values, statuses — what projections, analytics and the auditor's
+//!   timeline need without personal data.
+//! - When events are read (aggregate loads, projections, the relay, audit), the
+//!   fields are decrypted. Once a subject's key is destroyed, each field reads as
+//!   [`ERASED`] (strings), `[]` (lists) or `null` (anything else): the history
+//!   still replays, and nothing of the fields can be recovered.
+
+mod policy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub use domain::ERASED;
+pub use policy::{protected_fields, SubjectRule};
+
+use crate::store::{on_backend, Backend};
+
+/// Marks an encrypted field.
+const MARK: &str = "$pii";
+/// How long a data key stays cached. Another instance's erasure is seen at the
+/// latest after this long (this instance's own erasures at once).
+const KEY_TTL: Duration = Duration::from_secs(30);
+const CACHE_LIMIT: usize = 50_000;
+
+/// The key-encryption key, from `CARELOG_MASTER_KEY` (64 hex digits).
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl MasterKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let bytes = hex::decode(raw.trim()).map_err(|_| "must be 64 hexadecimal digits (32 bytes)".to_string())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "must be 64 hexadecimal digits (32 bytes)".to_string())?;
+        Ok(Self(key))
+    }
+
+    pub fn generate() -> Self {
+        Self(rand::random())
+    }
+
+    /// A key derived from another secret (used when no master key is set).
+    pub fn derive(label: &str, secret: &str) -> Self {
+        Self(Sha256::digest(format!("{label}:{secret}").as_bytes()).into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A value that identifies the key without revealing it.
+    fn check_value(&self) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"carelog master key check v1");
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    #[error("the personal data of {0} were erased; nothing new can be recorded for it")]
+    Erased(String),
+    #[error("{0} event carries personal fields but its data subject cannot be found")]
+    NoSubject(String),
+    #[error("key store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot decrypt a field of {0}: the data or its key was altered")]
+    Corrupt(String),
+    #[error("CARELOG_MASTER_KEY is not the key this event store was created with; refusing to start")]
+    WrongMasterKey,
+}
+
+#[derive(Clone)]
+struct Cached {
+    /// None: the subject was erased.
+    key: Option<Aes256Gcm>,
+    at: Instant,
+}
+
+/// Encrypts and decrypts personal fields; owns the subject keys.
+pub struct Privacy {
+    master: Aes256Gcm,
+    backend: Backend,
+    keys: Mutex<HashMap<String, Cached>>,
+    /// `aggregate_type:aggregate_id` → data subject, for events that do not
+    /// name their patient themselves (e.g. a visit's cancellation).
+    subjects: Mutex<HashMap<String, String>>,
+}
+
+impl Privacy {
+    /// Opens the key store and checks `master` is the key it was created with.
+    pub async fn open(backend: Backend, master: &MasterKey) -> Result<Arc<Self>, PrivacyError> {
+        let check = master.check_value();
+        on_backend!(&backend, |pool| sqlx::query(
+            "INSERT INTO master_key_check (id, check_value) VALUES (1, $1) ON CONFLICT DO NOTHING"
+        )
+        .bind(&check)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        let stored: String = on_backend!(&backend, |pool| sqlx::query_scalar(
+            "SELECT check_value FROM master_key_check WHERE id = 1"
+        )
+        .fetch_one(pool)
+        .await)?;
+        if stored != check {
+            return Err(PrivacyError::WrongMasterKey);
+        }
+        Ok(Arc::new(Self {
+            master: Aes256Gcm::new_from_slice(&master.0).expect("32-byte key"),
+            backend,
+            keys: Mutex::new(HashMap::new()),
+            subjects: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    // ---- persisting ---------------------------------------------------------
+
+    /// Encrypts the personal fields of one event about to be stored.
+    pub async fn seal(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        payload: &mut Value,
+    ) -> Result<(), PrivacyError> {
+        let Some((rule, fields)) = policy::protected_fields(aggregate_type) else {
+            return Ok(());
+        };
+        if !has_protected(payload, fields) {
+            return Ok(());
+        }
+        let subject = match rule {
+            SubjectRule::Itself => aggregate_id.to_string(),
+            SubjectRule::PatientOf => self.patient_of(aggregate_type, aggregate_id, payload).await?,
+        };
+        let key = match self.key(&subject, true).await? {
+            Some(k) => k,
+            None => return Err(PrivacyError::Erased(subject)),
+        };
+        seal_fields(payload, fields, &subject, &key);
+        Ok(())
+    }
+
+    /// The patient an event is about: its own `patient_id`, else the one named
+    /// by the first event of its aggregate (every creation event names it).
+    async fn patient_of(&self, aggregate_type: &str, aggregate_id: &str, payload: &Value) -> Result<String, PrivacyError> {
+        let cache_key = format!("{aggregate_type}:{aggregate_id}");
+        if let Some(p) = find_str(payload, "patient_id") {
+            self.remember_subject(cache_key, p.to_string());
+            return Ok(p.to_string());
+        }
+        if let Some(p) = self.subjects.lock().expect("poisoned").get(&cache_key) {
+            return Ok(p.clone());
+        }
+        let first: Option<String> = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query_scalar(
+                "SELECT payload::text FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence LIMIT 1",
+            )
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(pool)
+            .await?,
+            Backend::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence LIMIT 1",
+            )
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(pool)
+            .await?,
+        };
+        let subject = first
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|v| find_str(&v, "patient_id").map(str::to_string))
+            .ok_or_else(|| PrivacyError::NoSubject(aggregate_type.to_string()))?;
+        self.remember_subject(cache_key, subject.clone());
+        Ok(subject)
+    }
+
+    fn remember_subject(&self, key: String, subject: String) {
+        let mut m = self.subjects.lock().expect("poisoned");
+        if m.len() >= CACHE_LIMIT {
+            m.clear();
+        }
+        m.insert(key, subject);
+    }
+
+    // ---- reading ------------------------------------------------------------
+
+    /// Decrypts every sealed field of a stored payload in place; fields of
+    /// erased subjects become their erased form.
+    pub async fn open_payload(&self, payload: &mut Value) -> Result<(), PrivacyError> {
+        let mut sealed = Vec::new();
+        collect_sealed(payload, &mut sealed);
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
+        for subject in sealed {
+            if !keys.contains_key(&subject) {
+                let key = self.key(&subject, false).await?;
+                keys.insert(subject, key);
+            }
+        }
+        open_fields(payload, &keys)
+    }
+
+    // ---- keys -----------------------------------------------------------------
+
+    /// The subject's data key; `None` when it was erased. With `create`, a
+    /// subject without a key gets one.
+    async fn key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, PrivacyError> {
+        if let Some(c) = self.keys.lock().expect("poisoned").get(subject) {
+            if c.at.elapsed() < KEY_TTL {
+                return Ok(c.key.clone());
+            }
+        }
+        let key = match self.fetch(subject).await? {
+            Some(found) => found,
+            None if create => {
+                let fresh: [u8; 32] = rand::random();
+                let wrapped = self.wrap(subject, &fresh);
+                on_backend!(&self.backend, |pool| sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                )
+                .bind(subject)
+                .bind(&wrapped)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+                // Another writer may have won the insert: read back what is stored.
+                self.fetch(subject)
+                    .await?
+                    .ok_or_else(|| PrivacyError::Corrupt(subject.to_string()))?
+            }
+            None => {
+                // Never had a key, yet sealed data names it: treat as erased.
+                tracing::warn!(subject, "sealed data for a subject without a key");
+                None
+            }
+        };
+        let mut cache = self.keys.lock().expect("poisoned");
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            subject.to_string(),
+            Cached {
+                key: key.clone(),
+                at: Instant::now(),
+            },
+        );
+        Ok(key)
+    }
+
+    /// `None`: no row. `Some(None)`: erased. `Some(Some(key))`: live.
+    async fn fetch(&self, subject: &str) -> Result<Option<Option<Aes256Gcm>>, PrivacyError> {
+        let row: Option<(Option<String>,)> = on_backend!(&self.backend, |pool| sqlx::query_as(
+            "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1"
+        )
+        .bind(subject)
+        .fetch_optional(pool)
+        .await)?;
+        match row {
+            None => Ok(None),
+            Some((None,)) => Ok(Some(None)),
+            Some((Some(wrapped),)) => Ok(Some(Some(self.unwrap(subject, &wrapped)?))),
+        }
+    }
+
+    fn wrap(&self, subject: &str, key: &[u8; 32]) -> String {
+        let nonce: [u8; 12] = rand::random();
+        let aad = format!("carelog-subject-key:{subject}");
+        let ct = self
+            .master
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: aad.as_bytes() })
+            .expect("AES-GCM encryption does not fail for small inputs");
+        B64.encode([nonce.as_slice(), &ct].concat())
+    }
+
+    fn unwrap(&self, subject: &str, wrapped: &str) -> Result<Aes256Gcm, PrivacyError> {
+        let corrupt = || PrivacyError::Corrupt(subject.to_string());
+        let raw = B64.decode(wrapped).map_err(|_| corrupt())?;
+        if raw.len() < 12 {
+            return Err(corrupt());
+        }
+        let aad = format!("carelog-subject-key:{subject}");
+        let key = self
+            .master
+            .decrypt(Nonce::from_slice(&raw[..12]), Payload { msg: &raw[12..], aad: aad.as_bytes() })
+            .map_err(|_| corrupt())?;
+        Aes256Gcm::new_from_slice(&key).map_err(|_| corrupt())
+    }
+
+    /// Destroys the subject's key (idempotent). Everything sealed with it
+    /// becomes unreadable for good; a tombstone row remembers the erasure.
+    pub async fn erase(&self, subject: &str) -> Result<(), PrivacyError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key, erased_at) VALUES ($1, NULL, now())
+                     ON CONFLICT (subject_id) DO UPDATE
+                     SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, now())",
+                )
+                .bind(subject)
+                .execute(pool)
+                .await?;
+            }
+            Backend::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key, erased_at)
+                     VALUES ($1, NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                     ON CONFLICT (subject_id) DO UPDATE
+                     SET wrapped_key = NULL, erased_at = COALESCE(erased_at, excluded.erased_at)",
+                )
+                .bind(subject)
+                .execute(pool)
+                .await?;
+                // Freed pages are zeroed (secure_delete); also move the WAL
+                // into the main file so no old page image stays in the log.
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+            }
+        }
+        self.keys.lock().expect("poisoned").insert(
+            subject.to_string(),
+            Cached {
+                key: None,
+                at: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether the subject's key was destroyed.
+    pub async fn is_erased(&self, subject: &str) -> Result<bool, PrivacyError> {
+        Ok(matches!(self.fetch(subject).await?, Some(None)))
+    }
+}
+
+// ---- JSON walking (pure) ------------------------------------------------------
+
+fn has_protected(v: &Value, fields: &[&str]) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| (fields.contains(&k.as_str()) && !v.is_null()) || has_protected(v, fields)),
+        Value::Array(a) => a.iter().any(|v| has_protected(v, fields)),
+        _ => false,
+    }
+}
+
+/// The first string value of `field` at any depth.
+fn find_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    match v {
+        Value::Object(m) => m
+            .get(field)
+            .and_then(Value::as_str)
+            .or_else(|| m.values().find_map(|v| find_str(v, field))),
+        Value::Array(a) => a.iter().find_map(|v| find_str(v, field)),
+        _ => None,
+    }
+}
+
+fn type_tag(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "s",
+        Value::Array(_) => "a",
+        Value::Object(_) => "o",
+        Value::Number(_) => "n",
+        Value::Bool(_) => "b",
+        Value::Null => "z",
+    }
+}
+
+fn seal_fields(v: &mut Value, fields: &[&str], subject: &str, key: &Aes256Gcm) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                if fields.contains(&k.as_str()) && !val.is_null() {
+                    *val = seal_value(val, subject, key);
+                } else {
+                    seal_fields(val, fields, subject, key);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| seal_fields(v, fields, subject, key)),
+        _ => {}
+    }
+}
+
+fn seal_value(v: &Value, subject: &str, key: &Aes256Gcm) -> Value {
+    let nonce: [u8; 12] = rand::random();
+    let plain = serde_json::to_vec(v).expect("a JSON value serialises");
+    let ct = key
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: subject.as_bytes(),
+            },
+        )
+        .expect("AES-GCM encryption does not fail for field-sized inputs");
+    json!({ MARK: subject, "t": type_tag(v), "d": B64.encode([nonce.as_slice(), &ct].concat()) })
+}
+
+fn sealed_subject(v: &Value) -> Option<&str> {
+    v.as_object().filter(|m| m.len() == 3).and_then(|m| m.get(MARK)).and_then(Value::as_str)
+}
+
+fn collect_sealed(v: &Value, out: &mut Vec<String>) {
+    if let Some(s) = sealed_subject(v) {
+        out.push(s.to_string());
+        return;
+    }
+    match v {
+        Value::Object(m) => m.values().for_each(|v| collect_sealed(v, out)),
+        Value::Array(a) => a.iter().for_each(|v| collect_sealed(v, out)),
+        _ => {}
+    }
+}
+
+fn open_fields(v: &mut Value, keys: &HashMap<String, Option<Aes256Gcm>>) -> Result<(), PrivacyError> {
+    if let Some(subject) = sealed_subject(v).map(str::to_string) {
+        let tag = v.get("t").and_then(Value::as_str).unwrap_or("s").to_string();
+        let data = v.get("d").and_then(Value::as_str).unwrap_or_default().to_string();
+        *v = match keys.get(&subject).cloned().flatten() {
+            None => erased_form(&tag),
+            Some(key) => open_value(&subject, &data, &key)?,
+        };
+        return Ok(());
+    }
+    match v {
+        Value::Object(m) => m.values_mut().try_for_each(|v| open_fields(v, keys)),
+        Value::Array(a) => a.iter_mut().try_for_each(|v| open_fields(v, keys)),
+        _ => Ok(()),
+    }
+}
+
+fn open_value(subject: &str, data: &str, key: &Aes256Gcm) -> Result<Value, PrivacyError> {
+    let corrupt = || PrivacyError::Corrupt(subject.to_string());
+    let raw = B64.decode(data).map_err(|_| corrupt())?;
+    if raw.len() < 12 {
+        return Err(corrupt());
+    }
+    let plain = key
+        .decrypt(
+            Nonce::from_slice(&raw[..12]),
+            Payload {
+                msg: &raw[12..],
+                aad: subject.as_bytes(),
+            },
+        )
+        .map_err(|_| corrupt())?;
+    serde_json::from_slice(&plain).map_err(|_| corrupt())
+}
+
+/// What a field of an erased subject reads as: keeps the JSON shape the
+/// event types expect (strings stay strings, lists stay lists).
+fn erased_form(tag: &str) -> Value {
+    match tag {
+        "s" => Value::String(ERASED.into()),
+        "a" => Value::Array(Vec::new()),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn protected_fields_are_sealed_at_any_depth_and_open_back() {
+        let original = json!({"PatientRegistered": {"family_id": "f", "details": {
+            "name": "王大爷", "phone": "13800138000", "medical_history": ["高血压"], "allergies": null,
+            "gender": "male"}}});
+        let mut v = original.clone();
+        let fields = &["name", "phone", "medical_history", "allergies"];
+        seal_fields(&mut v, fields, "p1", &key());
+        let text = v.to_string();
+        assert!(!text.contains("王大爷") && !text.contains("13800138000") && !text.contains("高血压"));
+        assert!(text.contains("male"), "other fields stay in clear: {text}");
+        assert_eq!(v["PatientRegistered"]["details"]["allergies"], Value::Null);
+        let mut keys = HashMap::new();
+        keys.insert("p1".to_string(), Some(key()));
+        open_fields(&mut v, &keys).unwrap();
+        assert_eq!(v, original);
+    }
+
+    #[test]
+    fn erased_fields_keep_their_json_shape() {
+        let mut v = json!({"E": {"name": "王大爷", "medical_history": ["x"], "location": {"lat": 1.0}}});
+        seal_fields(&mut v, &["name", "medical_history", "location"], "p1", &key());
+        let mut keys = HashMap::new();
+        keys.insert("p1".to_string(), None);
+        open_fields(&mut v, &keys).unwrap();
+        assert_eq!(v, json!({"E": {"name": ERASED, "medical_history": [], "location": null}}));
+    }
+
+    #[test]
+    fn a_ciphertext_moved_to_another_subject_does_not_open() {
+        let mut v = json!({"name": "王大爷"});
+        seal_fields(&mut v, &["name"], "p1", &key());
+        let moved = v.to_string().replace("\"p1\"", "\"p2\"");
+        let mut v: Value = serde_json::from_str(&moved).unwrap();
+        let mut keys = HashMap::new();
+        keys.insert("p2".to_string(), Some(key()));
+        assert!(matches!(open_fields(&mut v, &keys), Err(PrivacyError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_patient_is_found_at_any_depth() {
+        let v = json!({"VisitScheduled": {"patient_id": "abc", "notes": "x"}});
+        assert_eq!(find_str(&v, "patient_id"), Some("abc"));
+        assert_eq!(find_str(&json!("VisitConfirmed"), "patient_id"), None);
+    }
+}

@@ -1,0 +1,57 @@
+//! Which fields of which events are personal data, and whose.
+//!
+//! Matched by field name at any depth of the event, per aggregate type. The
+//! relay applies its own, stricter rule on top (src/relay/envelope.rs).
+
+/// Whose key seals an event's personal fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectRule {
+    /// The aggregate is the data subject (a patient, a family).
+    Itself,
+    /// The patient the aggregate is about (its events name `patient_id`, or
+    /// the first event of the aggregate does).
+    PatientOf,
+}
+
+/// The personal fields of an aggregate type's events, or `None` if it holds none.
+///
+/// Left in clear on purpose: ids, gender, birth date and relationship (needed
+/// for age-based care and statistics), vital signs and alert codes (clinical
+/// measurements the auditor's timeline and analytics use), dates and statuses.
+pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [&'static str])> {
+    use SubjectRule::*;
+    let fields: (SubjectRule, &'static [&'static str]) = match aggregate_type {
+        "family" => (
+            Itself,
+            &[
+                "family_name",
+                "primary_address",
+                "secondary_address",
+                "contact_phone",
+                "emergency_contact",
+                "emergency_phone",
+                "home_lat",
+                "home_lng",
+            ],
+        ),
+        "patient" => (
+            Itself,
+            &[
+                "name",
+                "id_card",
+                "phone",
+                "medical_history",
+                "allergies",
+                "current_medications",
+                "service_preferences",
+            ],
+        ),
+        "appointment" => (PatientOf, &["notes", "reason"]),
+        "health_record" => (PatientOf, &["symptoms", "notes", "location", "changes", "reason"]),
+        "order_request" => (PatientOf, &["reason"]),
+        "medical_order" => (PatientOf, &["content", "notes", "reason"]),
+        "hospital_appointment" => (PatientOf, &["notes", "result_notes", "reason"]),
+        _ => return None,
+    };
+    Some(fields)
+}

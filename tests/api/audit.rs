@@ -1,0 +1,553 @@
+//! Audit and privacy: the auditor's history and point-in-time state, the hash
+//! chain and `carelog audit verify`, erasure by key, and who may do what.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+
+use crate::dual;
+use crate::helpers::{spawn_app, Backend, TestApp};
+
+dual!(
+    an_auditor_reconstructs_a_patients_story,
+    verify_names_the_event_edited_in_the_database,
+    erasure_leaves_nothing_to_find,
+    auditors_write_nothing_and_others_do_not_audit,
+);
+
+const NAME: &str = "欧阳删除测试";
+const ID_CARD: &str = "110105195001011234";
+const PHONE: &str = "13711112222";
+const OTHER_NAME: &str = "司马保留测试";
+const OTHER_ID_CARD: &str = "310104195203154568";
+const OTHER_PHONE: &str = "13633334444";
+
+async fn user(app: &TestApp, username: &str, role: &str, phone: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"username": username, "phone": phone, "password": "pass-word-1", "role": role, "name": username});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let id = app.post("/users", &app.admin_token, body).await.ok().id();
+    (id, app.login(username, "pass-word-1").await)
+}
+
+async fn auditor(app: &TestApp) -> (String, String) {
+    user(app, "auditor1", "auditor", "13500000001", json!({})).await
+}
+
+/// A family with one patient whose personal data are all distinctive.
+async fn family_with_patient(app: &TestApp, name: &str, id_card: &str, phone: &str, birth: &str) -> (String, String) {
+    let family = app
+        .post(
+            "/families",
+            &app.admin_token,
+            json!({"family_name": format!("{name}家"), "primary_address": format!("{name}路88号"), "contact_phone": phone}),
+        )
+        .await
+        .ok()
+        .id();
+    let patient = app
+        .post(
+            &format!("/families/{family}/patients"),
+            &app.admin_token,
+            json!({"name": name, "gender": "male", "birth_date": birth, "id_card": id_card, "phone": phone,
+                   "relationship_to_head": "本人", "medical_history": [format!("{name}的病史")], "current_medications": []}),
+        )
+        .await
+        .ok()
+        .id();
+    (family, patient)
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+}
+
+async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
+    let app = spawn_app(b).await;
+    let (_, auditor) = auditor(&app).await;
+    let (rid, rtoken) = app.recorder(1).await;
+    let (_, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
+    let package = app.package().await;
+    app.subscribe(&patient, &package, &rid).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let before_update = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    app.send(
+        reqwest::Method::PATCH,
+        &format!("/patients/{patient}"),
+        Some(&app.admin_token),
+        Some(json!({"phone": "13899990000"})),
+        &[("user-agent", "MicroMessenger/8.0 carelog-test"), ("x-correlation-id", "corr-42")],
+    )
+    .await
+    .ok();
+    let record = app
+        .post(
+            "/health-records",
+            &rtoken,
+            json!({"patient_id": patient, "visit_date": today().to_string(), "visit_time": "08:00",
+                   "vital_signs": {"blood_pressure": "120/80", "heart_rate": 70}, "notes": "情况稳定"}),
+        )
+        .await
+        .ok()
+        .data()["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The recorder reads the record; the read is logged.
+    app.get(&format!("/health-records/{record}"), &rtoken).await.ok();
+
+    // Every change to the patient, oldest first, with actor and origin.
+    let r = app
+        .get(&format!("/audit/events?aggregate_type=patient&aggregate_id={patient}"), &auditor)
+        .await
+        .ok();
+    let events = r.data()["events"].as_array().unwrap().clone();
+    assert_eq!(r.data()["total"], 2);
+    assert_eq!(events[0]["type"], "PatientRegistered");
+    assert_eq!(events[1]["type"], "PatientUpdated");
+    assert!(events[0]["position"].as_i64() < events[1]["position"].as_i64());
+    assert_eq!(events[0]["sequence"], 1);
+    assert_eq!(events[0]["actor_role"], "admin");
+    assert_eq!(events[0]["ip"], "127.0.0.1");
+    assert!(events[0]["request_id"].is_string());
+    assert_eq!(events[1]["user_agent"], "MicroMessenger/8.0 carelog-test");
+    assert_eq!(events[1]["correlation_id"], "corr-42");
+    assert!(events[0]["recorded_at"].is_string());
+    assert_eq!(events[0]["payload"]["PatientRegistered"]["details"]["name"], NAME, "auditors see the history in clear");
+    assert_eq!(events[1]["payload"]["PatientUpdated"]["phone"], "13899990000");
+    // By actor: the recorder's events are the record (and whatever it caused).
+    let r = app.get(&format!("/audit/events?actor={rid}"), &auditor).await.ok();
+    let mine = r.data()["events"].as_array().unwrap().clone();
+    assert!(!mine.is_empty());
+    assert!(mine.iter().all(|e| e["actor_id"] == rid.as_str()));
+    assert!(mine.iter().any(|e| e["type"] == "HealthRecordCreated"));
+    // By time: nothing of the patient's after "now".
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let r = app
+        .get(
+            &format!("/audit/events?aggregate_id={patient}&from={}", urlencode(&later)),
+            &auditor,
+        )
+        .await
+        .ok();
+    assert_eq!(r.data()["total"], 0);
+    // Paging.
+    let r = app.get("/audit/events?limit=1&page=2", &auditor).await.ok();
+    assert_eq!(r.data()["events"].as_array().unwrap().len(), 1);
+    assert_eq!(r.data()["events"][0]["position"], 2);
+    app.get("/audit/events?from=yesterday", &auditor)
+        .await
+        .err(400, "validation_failed");
+    app.get("/audit/events?aggregate_type=spaceship", &auditor)
+        .await
+        .err(400, "validation_failed");
+
+    // What we knew before the update differs from today.
+    let past = app
+        .get(
+            &format!("/audit/patient/{patient}/state?as_of={}", urlencode(&before_update.to_rfc3339())),
+            &auditor,
+        )
+        .await
+        .ok();
+    assert_eq!(past.data()["version"], 1);
+    assert_eq!(past.data()["state"]["details"]["phone"], PHONE);
+    let now = app.get(&format!("/audit/patient/{patient}/state"), &auditor).await.ok();
+    assert_eq!(now.data()["version"], 2);
+    assert_eq!(now.data()["state"]["details"]["phone"], "13899990000");
+    let long_ago = urlencode("2000-01-01T00:00:00Z");
+    app.get(&format!("/audit/patient/{patient}/state?as_of={long_ago}"), &auditor)
+        .await
+        .err(404, "not_found");
+    // Users' state never shows a password hash, even to auditors.
+    let u = app.get(&format!("/audit/user/{rid}/state"), &auditor).await.ok();
+    assert!(!u.body.to_string().contains("$argon2"), "{}", u.body);
+
+    // And every read of the patient's records.
+    let r = app.get(&format!("/audit/access?patient_id={patient}"), &auditor).await.ok();
+    let reads = r.data()["entries"].as_array().unwrap().clone();
+    assert!(reads.iter().any(|e| e["actor_id"] == rid.as_str()
+        && e["endpoint"].as_str().unwrap_or("").contains("/health-records/")));
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+fn carelog(vars: &HashMap<String, String>, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_carelog"))
+        .args(args)
+        .envs(vars)
+        .env_remove("CARELOG_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("carelog runs")
+}
+
+/// Waits until the sealer has hashed every event.
+async fn sealed(app: &TestApp) {
+    for _ in 0..200 {
+        let v = carelog::audit::verify(&app.state.store).await.unwrap();
+        if v.unsealed == 0 && v.verified == app.event_count().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the sealer did not catch up");
+}
+
+async fn verify_names_the_event_edited_in_the_database(b: Backend) {
+    let app = spawn_app(b).await;
+    let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
+    app.patch(&format!("/families/{family}"), &app.admin_token, json!({"secondary_address": "别处"}))
+        .await
+        .ok();
+    app.package().await;
+    sealed(&app).await;
+    let out = carelog(&app.vars, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    // Someone with database access changes the patient's registration (its
+    // gender, stored in clear) behind the application's back.
+    let target: i64 = match app.state.store.backend() {
+        carelog::store::Backend::Postgres(pool) => {
+            let p: i64 = sqlx::query_scalar("SELECT position FROM events WHERE aggregate_id = $1 AND sequence = 1")
+                .bind(&patient)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let n = sqlx::query("UPDATE events SET payload = replace(payload::text, '\"male\"', '\"female\"')::json WHERE position = $1")
+                .bind(p)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected();
+            assert_eq!(n, 1);
+            p
+        }
+        carelog::store::Backend::Sqlite(pool) => {
+            let p: i64 = sqlx::query_scalar("SELECT position FROM events WHERE aggregate_id = $1 AND sequence = 1")
+                .bind(&patient)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE events SET payload = replace(payload, '\"male\"', '\"female\"') WHERE position = $1")
+                .bind(p)
+                .execute(pool)
+                .await
+                .unwrap();
+            p
+        }
+    };
+    assert!(target > 1 && target < app.event_count().await, "an event in the middle");
+    let out = carelog(&app.vars, &["audit", "verify"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("position {target}:")), "{stderr}");
+}
+
+async fn erasure_leaves_nothing_to_find(b: Backend) {
+    let app = spawn_app(b).await;
+    let (_, auditor) = auditor(&app).await;
+    let (rid, rtoken) = app.recorder(1).await;
+    let (doctor, dtoken) = user(
+        &app,
+        "doctor1",
+        "doctor",
+        "13600000001",
+        json!({"doctor": {"license_number": "L-9", "specialty": "全科"}}),
+    )
+    .await;
+    let package = app.package().await;
+    let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
+    let (other_family, other) = family_with_patient(&app, OTHER_NAME, OTHER_ID_CARD, OTHER_PHONE, "1952-03-15").await;
+    for p in [&patient, &other] {
+        app.subscribe(p, &package, &rid).await;
+    }
+    // Field work that mentions the patient everywhere free text goes.
+    let tomorrow = (today() + chrono::Duration::days(1)).to_string();
+    let visit = app
+        .post(
+            "/appointments",
+            &rtoken,
+            json!({"patient_id": patient, "scheduled_date": tomorrow, "scheduled_time": "09:00", "notes": format!("{NAME}要求上午")}),
+        )
+        .await
+        .ok()
+        .id();
+    app.post(&format!("/appointments/{visit}/cancel"), &rtoken, json!({"reason": format!("{NAME}住院")}))
+        .await
+        .ok();
+    let record_body = json!({"patient_id": patient, "visit_date": today().to_string(), "visit_time": "08:00",
+        "location_lat": 31.2, "location_lng": 121.4, "location_address": format!("{NAME}家楼下"),
+        "vital_signs": {"blood_pressure": "128/82"}, "symptoms": format!("{NAME}头晕"), "notes": format!("{NAME}电话{PHONE}")});
+    let record = app.post("/health-records", &rtoken, record_body).await.ok().data()["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = app
+        .post(
+            &format!("/health-records/{record}/order-requests"),
+            &rtoken,
+            json!({"doctor_id": doctor, "reason": format!("{NAME}血压波动")}),
+        )
+        .await
+        .ok()
+        .id();
+    app.post(
+        "/medical-orders",
+        &dtoken,
+        json!({"patient_id": patient, "request_id": request, "order_type": "medication", "content": format!("{NAME}服用氨氯地平"), "dosage": "5mg"}),
+    )
+    .await
+    .ok();
+    // A photo attached to the record, so there is a file to delete.
+    let form = Form::new()
+        .text("patient_id", patient.clone())
+        .text("visit_date", today().to_string())
+        .text("visit_time", "10:00")
+        .text("notes", format!("{NAME}复测"))
+        .text("vital_signs", r#"{"heart_rate": 72}"#)
+        .part("photos", Part::bytes(crate::helpers::png(40, 40)).file_name("p.png"));
+    let res = app
+        .client
+        .post(app.url("/health-records"))
+        .bearer_auth(&rtoken)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let uploads = app._dir.path().join("uploads");
+    let files_before = count_files(&uploads);
+    assert!(files_before >= 2, "photo and thumbnail stored");
+
+    // Erasure: admin only, with a reason.
+    app.post(&format!("/patients/{patient}/erase"), &rtoken, json!({"reason": "申请"}))
+        .await
+        .err(403, "forbidden");
+    app.post(&format!("/patients/{patient}/erase"), &app.admin_token, json!({}))
+        .await
+        .err(400, "validation_failed");
+    let r = app
+        .post(&format!("/patients/{patient}/erase"), &app.admin_token, json!({"reason": "家属书面申请 #2026-11"}))
+        .await
+        .ok();
+    assert_eq!(r.data()["erased"], true);
+    assert!(r.data()["files_deleted"].as_i64().unwrap() >= 1);
+    assert_eq!(r.data()["family_erased"], true);
+
+    // The read models show the fields as erased; the other patient is untouched.
+    let p = app.get(&format!("/patients/{patient}"), &app.admin_token).await.ok();
+    assert_eq!(p.data()["erased"], true);
+    assert_eq!(p.data()["name"], domain::ERASED);
+    assert!(p.data()["id_card"].is_null() && p.data()["phone"].is_null());
+    let f = app.get(&format!("/families/{family}"), &app.admin_token).await.ok();
+    assert_eq!(f.data()["family_name"], domain::ERASED);
+    let o = app.get(&format!("/patients/{other}"), &app.admin_token).await.ok();
+    assert_eq!(o.data()["name"], OTHER_NAME);
+    assert_eq!(o.data()["id_card"], OTHER_ID_CARD);
+    let of = app.get(&format!("/families/{other_family}"), &app.admin_token).await.ok();
+    assert_eq!(of.data()["family_name"], format!("{OTHER_NAME}家"));
+    // Nothing more can be recorded for the erased patient.
+    app.patch(&format!("/patients/{patient}"), &app.admin_token, json!({"allergies": "无"}))
+        .await
+        .err(409, "conflict");
+    // The history still replays, and the erasure is in it.
+    let s = app.get(&format!("/audit/patient/{patient}/state"), &auditor).await.ok();
+    assert_eq!(s.data()["state"]["details"]["name"], domain::ERASED);
+    assert_eq!(s.data()["state"]["erased"], true);
+    let r = app
+        .get(&format!("/audit/events?aggregate_type=patient&aggregate_id={patient}"), &auditor)
+        .await
+        .ok();
+    let last = r.data()["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "PatientErased");
+    assert_eq!(last["actor_role"], "admin");
+    assert_eq!(last["payload"]["PatientErased"]["reason"], "家属书面申请 #2026-11");
+    // Files are gone from storage.
+    assert!(count_files(&uploads) <= files_before - 2, "the record's photo and thumbnail were deleted");
+
+    // Nothing of the patient is left anywhere.
+    let secrets = [NAME, ID_CARD, PHONE];
+    let haystacks = dumps(&app, b).await;
+    for (what, text) in &haystacks {
+        for s in secrets {
+            assert!(!text.contains(s), "{s} found in {what}");
+        }
+    }
+    assert!(
+        haystacks.iter().any(|(_, t)| t.contains(OTHER_NAME)),
+        "the other patient's data are still stored (encrypted in events, clear in read models)"
+    );
+    for s in secrets {
+        assert!(!scan_dir(&uploads, s), "{s} found in the upload directory");
+    }
+
+    // A rebuild from the events shows the same erased state.
+    for p in projections::all_projectors() {
+        app.state.read.reset(p.as_ref()).await.unwrap();
+    }
+    let head = app.event_count().await;
+    for p in projections::all_projectors() {
+        while app.state.read.checkpoint(p.name()).await.unwrap() < head {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let p = app.get(&format!("/patients/{patient}"), &app.admin_token).await.ok();
+    assert_eq!(p.data()["name"], domain::ERASED);
+    assert_eq!(p.data()["erased"], true);
+    let o = app.get(&format!("/patients/{other}"), &app.admin_token).await.ok();
+    assert_eq!(o.data()["name"], OTHER_NAME);
+    let _ = (rid, auditor, dtoken);
+}
+
+fn count_files(dir: &Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn scan_dir(dir: &Path, needle: &str) -> bool {
+    walk(dir).iter().any(|p| {
+        std::fs::read(p)
+            .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+/// Everything an attacker with the databases would have: the PostgreSQL and
+/// MySQL dumps, or the embedded SQLite files (with their logs), as text.
+async fn dumps(app: &TestApp, b: Backend) -> Vec<(String, String)> {
+    match b {
+        Backend::Servers => {
+            let pg = &app.vars["CARELOG_EVENT_STORE_URL"];
+            let out = Command::new("pg_dump").arg(pg).output().expect("pg_dump runs");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let my = &app.vars["CARELOG_READ_STORE_URL"];
+            let db = my.rsplit('/').next().unwrap().split('?').next().unwrap();
+            let out2 = Command::new("mysqldump")
+                .args(["-h127.0.0.1", "-uroot", "--default-character-set=utf8mb4", "--skip-extended-insert", db])
+                .output()
+                .expect("mysqldump runs");
+            assert!(out2.status.success(), "{}", String::from_utf8_lossy(&out2.stderr));
+            vec![
+                ("the PostgreSQL dump".into(), String::from_utf8_lossy(&out.stdout).into_owned()),
+                ("the MySQL dump".into(), String::from_utf8_lossy(&out2.stdout).into_owned()),
+            ]
+        }
+        Backend::Embedded => walk(app._dir.path())
+            .into_iter()
+            .filter(|p| !p.starts_with(app._dir.path().join("uploads")))
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                (p.display().to_string(), String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .collect(),
+    }
+}
+
+async fn auditors_write_nothing_and_others_do_not_audit(b: Backend) {
+    let app = spawn_app(b).await;
+    let (_, auditor) = auditor(&app).await;
+    let (_, rtoken) = app.recorder(1).await;
+    let (_, dtoken) = user(
+        &app,
+        "doctor1",
+        "doctor",
+        "13600000001",
+        json!({"doctor": {"license_number": "L-9", "specialty": "全科"}}),
+    )
+    .await;
+    let family = app.family("审计家").await;
+    let patient = app.patient(&family, "审计患者").await;
+    let id = uuid::Uuid::new_v4();
+    let before = app.event_count().await;
+    let writes: Vec<(&str, String)> = vec![
+        ("POST", "/users".into()),
+        ("PATCH", format!("/users/{id}/status")),
+        ("POST", "/families".into()),
+        ("PATCH", format!("/families/{family}")),
+        ("POST", format!("/families/{family}/patients")),
+        ("PATCH", format!("/patients/{patient}")),
+        ("POST", format!("/patients/{patient}/erase")),
+        ("POST", "/service-packages".into()),
+        ("POST", "/subscriptions".into()),
+        ("POST", format!("/subscriptions/{id}/status")),
+        ("POST", format!("/subscriptions/{id}/payment")),
+        ("POST", "/appointments".into()),
+        ("POST", format!("/appointments/{id}/confirm")),
+        ("POST", format!("/appointments/{id}/cancel")),
+        ("POST", format!("/appointments/{id}/reschedule")),
+        ("POST", format!("/appointments/{id}/complete")),
+        ("POST", "/health-records".into()),
+        ("POST", format!("/health-records/{id}/amendments")),
+        ("POST", format!("/health-records/{id}/unlock")),
+        ("POST", format!("/health-records/{id}/order-requests")),
+        ("POST", "/medical-orders".into()),
+        ("POST", format!("/medical-orders/{id}/complete")),
+        ("POST", format!("/medical-orders/{id}/cancel")),
+        ("POST", "/files/upload".into()),
+        ("POST", format!("/notifications/{id}/read")),
+        ("POST", "/hospitals".into()),
+        ("POST", format!("/hospitals/{id}/departments")),
+        ("POST", format!("/hospitals/{id}/doctors")),
+        ("POST", format!("/hospitals/{id}/slots")),
+        ("POST", "/hospital-appointments".into()),
+        ("POST", format!("/hospital-appointments/{id}/confirm")),
+        ("POST", format!("/hospital-appointments/{id}/complete")),
+        ("POST", format!("/hospital-appointments/{id}/cancel")),
+    ];
+    for (method, path) in &writes {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app.send(m, path, Some(&auditor), Some(json!({"reason": "x", "name": "x"})), &[]).await;
+        assert_eq!(r.status.as_u16(), 403, "auditor {method} {path}: {}", r.body);
+    }
+    // Nor business reads beyond auditing.
+    for path in [
+        format!("/patients/{patient}"),
+        format!("/families/{family}"),
+        "/families".to_string(),
+        format!("/patients/{patient}/health-records"),
+    ] {
+        let r = app.get(&path, &auditor).await;
+        assert_eq!(r.status.as_u16(), 403, "auditor GET {path}");
+    }
+    assert_eq!(app.event_count().await, before, "nothing written");
+    // The audit endpoints are for auditors and admins only.
+    for token in [&rtoken, &dtoken] {
+        for path in [
+            "/audit/events".to_string(),
+            format!("/audit/patient/{patient}/state"),
+            "/audit/access".to_string(),
+        ] {
+            let r = app.get(&path, token).await;
+            assert_eq!(r.status.as_u16(), 403, "GET {path}");
+        }
+    }
+    app.get("/audit/events", &auditor).await.ok();
+    app.get("/audit/events", &app.admin_token).await.ok();
+    app.get("/users", &auditor).await.ok();
+}
