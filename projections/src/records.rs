@@ -30,6 +30,7 @@ impl Projector for RecordsProjector {
             return erase_rows(c, patient, &[
                 "UPDATE health_records SET symptoms = NULL, notes = NULL, location_lat = NULL, location_lng = NULL, location_address = NULL, distance_from_home_m = NULL WHERE patient_id = ?",
                 "UPDATE files SET original_name = '[已删除]' WHERE id IN (SELECT f.file_id FROM health_record_files f JOIN health_records r ON r.id = f.record_id WHERE r.patient_id = ?)",
+                "UPDATE health_record_amendments SET changes = '{}' WHERE record_id IN (SELECT id FROM health_records WHERE patient_id = ?)",
             ])
             .await;
         }

@@ -294,6 +294,13 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
         .as_str()
         .unwrap()
         .to_string();
+    app.post(
+        &format!("/health-records/{record}/amendments"),
+        &rtoken,
+        json!({"reason_code": "typo", "changes": {"notes": format!("{NAME}电话{PHONE}（更正）")}}),
+    )
+    .await
+    .ok();
     let request = app
         .post(
             &format!("/health-records/{record}/order-requests"),
@@ -362,6 +369,13 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     app.patch(&format!("/patients/{patient}"), &app.admin_token, json!({"allergies": "无"}))
         .await
         .err(409, "conflict");
+    app.post(
+        "/health-records",
+        &rtoken,
+        json!({"patient_id": patient, "visit_date": today().to_string(), "visit_time": "11:00", "notes": "再次记录"}),
+    )
+    .await
+    .err(409, "conflict");
     // The history still replays, and the erasure is in it.
     let s = app.get(&format!("/audit/patient/{patient}/state"), &auditor).await.ok();
     assert_eq!(s.data()["state"]["details"]["name"], domain::ERASED);
