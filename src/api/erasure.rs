@@ -5,7 +5,8 @@
 //! 1. `PatientErased` is recorded (who, why, when: the erasure is audited);
 //! 2. the patient's key is destroyed, so every personal field in every
 //!    earlier event reads as erased from now on;
-//! 3. the files attached to the patient's records are deleted from storage;
+//! 3. the files attached to the patient's records are deleted from storage
+//!    (and their names' keys destroyed);
 //! 4. if no patient of the family keeps their data, the household's own
 //!    fields (name, address, phones) are erased the same way;
 //! 5. stored idempotent responses that mention the patient are dropped;
@@ -80,6 +81,8 @@ pub async fn erase(
         for key in std::iter::once(&f.storage_key).chain(f.thumbnail_key.as_ref()) {
             state.blobs.delete(key).await.map_err(ApiError::internal)?;
         }
+        // The file's name was sealed under the file's own key.
+        state.store.privacy().erase(&f.id).await.map_err(ApiError::internal)?;
     }
     // 4. The household, once none of its patients keeps personal data.
     let mut family_erased = false;

@@ -47,6 +47,9 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
             ],
         ),
         "appointment" => (PatientOf, &["notes", "reason"]),
+        // A file's name may name its patient; it is sealed under the file's own
+        // key, destroyed with the patient's when the file is attached to their record.
+        "file" => (Itself, &["original_name"]),
         "health_record" => (PatientOf, &["symptoms", "notes", "location", "changes", "reason"]),
         "order_request" => (PatientOf, &["reason"]),
         "medical_order" => (PatientOf, &["content", "notes", "reason"]),

@@ -324,7 +324,7 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
         .text("visit_time", "10:00")
         .text("notes", format!("{NAME}复测"))
         .text("vital_signs", r#"{"heart_rate": 72}"#)
-        .part("photos", Part::bytes(crate::helpers::png(40, 40)).file_name("p.png"));
+        .part("photos", Part::bytes(crate::helpers::png(40, 40)).file_name(format!("{NAME}.png")));
     let res = app
         .client
         .post(app.url("/health-records"))
