@@ -157,8 +157,14 @@ pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), A
         if let (Some(key), Some(thumb)) = (&f.info.thumbnail_key, f.thumbnail.take()) {
             parts.push((key.clone(), thumb));
         }
+        let subject = f.id.to_string();
         for (key, bytes) in parts {
-            if let Err(e) = state.blobs.put(&key, bytes).await {
+            let sealed = state.store.privacy().seal_bytes(&subject, &bytes).await;
+            let stored = match sealed {
+                Ok(sealed) => state.blobs.put(&key, sealed).await.map_err(|e| anyhow::anyhow!("{e}")),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = stored {
                 discard(state, &written).await;
                 return Err(ApiError::internal(anyhow::anyhow!("storing {key}: {e}")));
             }
@@ -275,11 +281,18 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
     } else {
         (file.storage_key.clone(), file.content_type.clone())
     };
-    let bytes = state
+    let stored = state
         .blobs
         .get(&key)
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+        .ok_or(ApiError::NotFound("file"))?;
+    let bytes = state
+        .store
+        .privacy()
+        .open_bytes(&file.id, stored)
+        .await
+        .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound("file"))?;
     state.access.patients(p, req, &patients).await?;
     Ok(HttpResponse::Ok()

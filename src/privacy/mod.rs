@@ -41,6 +41,8 @@ const MARK: &str = "$pii";
 /// latest after this long (this instance's own erasures at once).
 const KEY_TTL: Duration = Duration::from_secs(30);
 const CACHE_LIMIT: usize = 50_000;
+/// Header of an encrypted blob (then nonce ‖ AES-256-GCM ciphertext).
+const BLOB_MAGIC: &[u8] = b"CLGE1\0";
 
 /// The key-encryption key, from `CARELOG_MASTER_KEY` (64 hex digits).
 #[derive(Clone)]
@@ -222,6 +224,41 @@ impl Privacy {
             }
         }
         open_fields(payload, &keys)
+    }
+
+    // ---- file contents ------------------------------------------------------
+
+    /// Encrypts a file's bytes under the key of `subject` (the file itself), so
+    /// a copy of the storage (backup, replica) is unreadable once it is erased.
+    pub async fn seal_bytes(&self, subject: &str, bytes: &[u8]) -> Result<Vec<u8>, PrivacyError> {
+        let key = self
+            .key(subject, true)
+            .await?
+            .ok_or_else(|| PrivacyError::Erased(subject.to_string()))?;
+        let nonce: [u8; 12] = rand::random();
+        let aad = format!("carelog-blob:{subject}");
+        let ct = key
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: bytes, aad: aad.as_bytes() })
+            .map_err(|_| PrivacyError::Corrupt(subject.to_string()))?;
+        Ok([BLOB_MAGIC, nonce.as_slice(), &ct].concat())
+    }
+
+    /// The bytes of a stored file; `None` once its key is destroyed. Blobs
+    /// stored before encryption (no header) are returned as they are.
+    pub async fn open_bytes(&self, subject: &str, stored: Vec<u8>) -> Result<Option<Vec<u8>>, PrivacyError> {
+        let Some(rest) = stored.strip_prefix(BLOB_MAGIC) else {
+            return Ok(Some(stored));
+        };
+        if rest.len() < 12 {
+            return Err(PrivacyError::Corrupt(subject.to_string()));
+        }
+        let Some(key) = self.key(subject, false).await? else {
+            return Ok(None);
+        };
+        let aad = format!("carelog-blob:{subject}");
+        key.decrypt(Nonce::from_slice(&rest[..12]), Payload { msg: &rest[12..], aad: aad.as_bytes() })
+            .map(Some)
+            .map_err(|_| PrivacyError::Corrupt(subject.to_string()))
     }
 
     // ---- keys -----------------------------------------------------------------
