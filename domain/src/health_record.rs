@@ -121,6 +121,18 @@ where
     T::deserialize(d).map(Some)
 }
 
+/// Serde helper: `null` reads as the type's default. Erased personal data
+/// read as `null` (the server's privacy module seals an amendment's `changes`
+/// with the patient's key), and an erased amendment must still replay: as one
+/// that changed nothing.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// Vital signs an amendment replaces: a key that is absent keeps the recorded
 /// value, `Some(Some(v))` replaces it, `Some(None)` removes it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -284,7 +296,11 @@ pub enum HealthRecordCommand {
         thresholds: AlertThresholds,
     },
     /// An admin reopens a record for amendments, for another window from `at`.
-    Unlock { reason: String, by: UserId, at: DateTime<Utc> },
+    Unlock {
+        reason: String,
+        by: UserId,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,6 +310,7 @@ pub enum HealthRecordEvent {
         /// The data subject (every event about a patient names them).
         patient_id: PatientId,
         reason_code: String,
+        #[serde(deserialize_with = "null_as_default")]
         changes: RecordChanges,
         /// The record's alerts after the amendment; present when vitals changed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -748,6 +765,19 @@ mod tests {
         assert_eq!(record.created_at, Some(t("2026-03-05T09:05:00Z")));
         assert!(record.amendable_at(t("2026-03-12T09:05:00Z"), WINDOW));
         assert!(!record.amendable_at(t("2026-03-12T09:05:01Z"), WINDOW));
+    }
+
+    #[test]
+    fn an_amendment_whose_changes_were_erased_replays_as_changing_nothing() {
+        let mut json = serde_json::to_value(amended(new_notes(), None, "2026-03-06T00:00:00Z")).unwrap();
+        json["HealthRecordAmended"]["changes"] = serde_json::Value::Null;
+        let erased: HealthRecordEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(erased, amended(RecordChanges::default(), None, "2026-03-06T00:00:00Z"));
+        let mut record = HealthRecord::default();
+        record.apply(HealthRecordEvent::HealthRecordCreated(written()));
+        record.apply(erased);
+        assert_eq!(record.content, Some(written()));
+        assert_eq!(record.amendments, 1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::families::LastRecord;
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
+use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, instant, ReadStore, RowExt};
 
 pub struct RecordsProjector;
@@ -22,7 +22,12 @@ impl Projector for RecordsProjector {
         "health_records"
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["health_record_amendments", "health_record_files", "health_records", "files"]
+        &[
+            "health_record_amendments",
+            "health_record_files",
+            "health_records",
+            "files",
+        ]
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
@@ -97,15 +102,16 @@ impl Projector for RecordsProjector {
                     let mut update = RowUpdate::default();
                     amended_columns(&changes, &mut update);
                     if let Some(alerts) = &alerts {
-                        update.text("alerts", Some(serde_json::to_string(alerts).unwrap_or_else(|_| "[]".into())));
+                        update.text(
+                            "alerts",
+                            Some(serde_json::to_string(alerts).unwrap_or_else(|_| "[]".into())),
+                        );
                         update.int("abnormal", Some(i64::from(!alerts.is_empty())));
                     }
                     update.text("amended_at", Some(amended_at.clone()));
                     update.text("updated_at", Some(at.clone()));
                     update.int("version", Some(e.sequence));
-                    update
-                        .run(&mut *c, "amendment_count = amendment_count + 1", id)
-                        .await?;
+                    update.run(&mut *c, "amendment_count = amendment_count + 1", id).await?;
                     sqlx::query(
                         "INSERT INTO health_record_amendments (record_id, seq, reason_code, changes, amended_by, at)
                          VALUES (?, ?, ?, ?, ?, ?)",

@@ -734,7 +734,12 @@ pub async fn amend(
     // Corrected vitals that cross the thresholds alert the doctor as a new
     // record would (at most one request per record).
     if vitals_changed {
-        if let Some(content) = state.store.load::<HealthRecord>(&rid.to_string()).await?.and_then(|(r, _)| r.content) {
+        if let Some(content) = state
+            .store
+            .load::<HealthRecord>(&rid.to_string())
+            .await?
+            .and_then(|(r, _)| r.content)
+        {
             let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
             ctx.expected_version = None;
             if let Err(e) = raise_alert(&state, rid, &content, ctx).await {

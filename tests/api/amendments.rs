@@ -16,6 +16,7 @@ dual!(
     only_the_records_recorder_may_amend_and_only_an_admin_may_unlock,
     an_old_record_is_locked_until_an_admin_unlocks_it,
     amendments_are_validated_like_new_records,
+    an_erased_patients_amended_record_still_replays,
 );
 
 struct World {
@@ -73,7 +74,9 @@ async fn history(app: &TestApp, id: &str) -> Vec<projections::StoredEvent> {
 }
 
 fn version(r: &Resp) -> i64 {
-    r.data()["version"].as_i64().unwrap_or_else(|| panic!("no version in {}", r.body))
+    r.data()["version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no version in {}", r.body))
 }
 
 async fn a_recorder_corrects_their_record_and_the_original_stays_in_the_history(b: Backend) {
@@ -109,7 +112,10 @@ async fn a_recorder_corrects_their_record_and_the_original_stays_in_the_history(
     assert_eq!(d["visit_time"], "10:15");
     assert_eq!(d["vital_signs"]["heart_rate"], 78);
     assert_eq!(d["vital_signs"]["blood_pressure"], "150/95");
-    assert_eq!(d["vital_signs"]["temperature"], 36.5, "vitals not named keep their value");
+    assert_eq!(
+        d["vital_signs"]["temperature"], 36.5,
+        "vitals not named keep their value"
+    );
     // Alerts are recomputed for the corrected vitals.
     assert_eq!(d["abnormal"], true);
     assert_eq!(d["alerts"][0]["code"], "blood_pressure_high");
@@ -148,7 +154,10 @@ async fn a_recorder_corrects_their_record_and_the_original_stays_in_the_history(
     let created = &events[0].payload["HealthRecordCreated"];
     assert_eq!(created["vital_signs"]["heart_rate"], 72);
     assert_eq!(created["visit_time"], "09:30:00");
-    assert!(created["recorded_at"].as_str().is_some(), "the window's start is recorded");
+    assert!(
+        created["recorded_at"].as_str().is_some(),
+        "the window's start is recorded"
+    );
     let amended = &events[1].payload["HealthRecordAmended"];
     assert_eq!(amended["patient_id"], w.patient.as_str());
     assert_eq!(amended["reason_code"], "typo");
@@ -290,14 +299,15 @@ async fn an_old_record_is_locked_until_an_admin_unlocks_it(b: Backend) {
         .unwrap();
 
     let body = json!({"reason_code": "late_correction", "changes": {"vital_signs": {"heart_rate": 76}}});
-    let refused = amend(&w, &w.rtoken, &record, body.clone())
-        .await
-        .err(409, "conflict");
+    let refused = amend(&w, &w.rtoken, &record, body.clone()).await.err(409, "conflict");
     assert!(refused.body["message"].as_str().unwrap().contains("7天"));
 
     // Unlocking needs a reason.
     let unlock = format!("/health-records/{record}/unlock");
-    let r = app.post(&unlock, &app.admin_token, json!({})).await.err(400, "validation_failed");
+    let r = app
+        .post(&unlock, &app.admin_token, json!({}))
+        .await
+        .err(400, "validation_failed");
     assert!(r.body["details"]["reason"].is_string(), "{}", r.body);
     let r = app
         .post(&unlock, &app.admin_token, json!({"reason": "   "}))
@@ -328,7 +338,10 @@ async fn an_old_record_is_locked_until_an_admin_unlocks_it(b: Backend) {
     assert_eq!(unlocked["patient_id"], w.patient.as_str());
     assert_eq!(unlocked["reason"], "家属反映心率记录有误");
     assert_eq!(events[1].metadata["actor_role"], "admin");
-    assert_eq!(events[0].payload["HealthRecordCreated"]["vital_signs"]["heart_rate"], 70);
+    assert_eq!(
+        events[0].payload["HealthRecordCreated"]["vital_signs"]["heart_rate"],
+        70
+    );
 }
 
 async fn amendments_are_validated_like_new_records(b: Backend) {
@@ -389,7 +402,10 @@ async fn amendments_are_validated_like_new_records(b: Backend) {
         ),
         (json!({"changes": {"notes": "补充"}}), "reason_code"),
         (json!({"reason_code": " ", "changes": {"notes": "补充"}}), "reason_code"),
-        (json!({"reason_code": "笔误 了", "changes": {"notes": "补充"}}), "reason_code"),
+        (
+            json!({"reason_code": "笔误 了", "changes": {"notes": "补充"}}),
+            "reason_code",
+        ),
         (
             json!({"reason_code": "x".repeat(65), "changes": {"notes": "补充"}}),
             "reason_code",
@@ -414,4 +430,67 @@ async fn amendments_are_validated_like_new_records(b: Backend) {
     assert_eq!(r.data()["amendments"][0]["reason_code"], "Device-Error.v2_recheck");
     assert_eq!(r.data()["vital_signs"]["temperature"], 37.1);
     assert_eq!(r.data()["abnormal"], false);
+}
+
+/// Erasure destroys the patient's key, so an amendment's sealed `changes`
+/// read as null from then on: the record must still load and replay.
+async fn an_erased_patients_amended_record_still_replays(b: Backend) {
+    let w = world(b).await;
+    let app = &w.app;
+    let record = new_record(&w).await;
+    amend(
+        &w,
+        &w.rtoken,
+        &record,
+        json!({"reason_code": "typo", "changes": {"notes": "家住三楼，钥匙在门垫下"}}),
+    )
+    .await
+    .ok();
+    app.post(
+        &format!("/patients/{}/erase", w.patient),
+        &app.admin_token,
+        json!({"reason": "家属书面申请"}),
+    )
+    .await
+    .ok();
+
+    // The aggregate still loads (an unlock is a command on it).
+    let r = app
+        .post(
+            &format!("/health-records/{record}/unlock"),
+            &app.admin_token,
+            json!({"reason": "核对"}),
+        )
+        .await;
+    assert_ne!(r.status.as_u16(), 500, "{}", r.body);
+    let live = app
+        .get(&format!("/health-records/{record}"), &app.admin_token)
+        .await
+        .ok();
+    assert!(!live.body.to_string().contains("钥匙在门垫下"), "{}", live.body);
+    assert_eq!(live.data()["amendments"][0]["reason_code"], "typo");
+
+    // A rebuild replays the erased amendment instead of stalling on it.
+    let head = app.state.store.head().await.unwrap();
+    app.state
+        .read
+        .reset(&projections::records::RecordsProjector)
+        .await
+        .unwrap();
+    let mut caught_up = false;
+    for _ in 0..200 {
+        if app.state.read.checkpoint("health_records").await.unwrap() >= head {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(caught_up, "the projector replayed the history");
+    let rebuilt = app
+        .get(&format!("/health-records/{record}"), &app.admin_token)
+        .await
+        .ok();
+    assert!(!rebuilt.body.to_string().contains("钥匙在门垫下"));
+    assert_eq!(rebuilt.data()["amendments"][0]["reason_code"], "typo");
+    assert_eq!(rebuilt.data()["amendment_count"], 1);
 }
