@@ -208,7 +208,18 @@ impl AccessLog {
 
     /// The records matching `f`, oldest first.
     pub async fn query(&self, f: &AccessFilter, page: PageParams) -> Result<Page<AccessRecord>, sqlx::Error> {
-        type Row = (i64, String, String, String, String, String, String, String, String, String);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
         let select = |at: &str| format!("SELECT id, {at}, {COLUMNS} FROM access_log");
         let (total, rows): (i64, Vec<Row>) = match &self.backend {
             Backend::Postgres(pool) => {

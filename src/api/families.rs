@@ -200,7 +200,12 @@ async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result
 
 #[utoipa::path(get, path = "/api/v1/families/{id}", tag = "families", security(("bearer" = [])),
     responses((status = 200, body = projections::families::FamilyDetail), (status = 404)))]
-pub async fn get_family(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get_family(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let fid: FamilyId = path_id(&id, "family")?;
     if !can_see_family(&state, &p, &fid.to_string()).await? {
@@ -211,7 +216,10 @@ pub async fn get_family(state: web::Data<AppState>, p: Principal, req: HttpReque
         .family_detail(&fid.to_string(), state.today())
         .await?
         .ok_or(ApiError::NotFound("family"))?;
-    state.access.patients(&p, &req, family.patients.iter().map(|x| &x.id)).await?;
+    state
+        .access
+        .patients(&p, &req, family.patients.iter().map(|x| &x.id))
+        .await?;
     let version = family.version;
     Ok(ok_versioned(family, version))
 }
@@ -361,7 +369,12 @@ pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> 
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", security(("bearer" = [])),
     responses((status = 200, body = projections::families::PatientView), (status = 404)))]
-pub async fn get_patient(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get_patient(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
@@ -372,7 +385,7 @@ pub async fn get_patient(state: web::Data<AppState>, p: Principal, req: HttpRequ
         .patient(&pid.to_string(), state.today())
         .await?
         .ok_or(ApiError::NotFound("patient"))?;
-    let _ = &req; // BENCH-TEMP
+    state.access.patients(&p, &req, [pid]).await?;
     let version = patient.version;
     Ok(ok_versioned(patient, version))
 }

@@ -610,7 +610,12 @@ async fn visible_booking(
 
 #[utoipa::path(get, path = "/api/v1/hospital-appointments/{id}", tag = "hospital bookings", security(("bearer" = [])),
     responses((status = 200, body = projections::hospitals::BookingView), (status = 404)))]
-pub async fn get_booking(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get_booking(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult {
     let b = visible_booking(&state, &p, &id).await?;
     state.access.patients(&p, &req, [&b.patient_id]).await?;
     let version = b.version;
@@ -662,7 +667,10 @@ pub async fn bookings(
     }
     let list = state.read.bookings(&f, state.today(), page).await?;
     // The patients whose bookings this page shows.
-    state.access.patients(&p, &req, list.items.iter().map(|b| &b.patient_id)).await?;
+    state
+        .access
+        .patients(&p, &req, list.items.iter().map(|b| &b.patient_id))
+        .await?;
     Ok(ok(list_json("appointments", list)))
 }
 

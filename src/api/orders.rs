@@ -59,13 +59,21 @@ pub async fn list_requests(
     let doctor = p.is(Role::Doctor).then(|| p.user_id.to_string());
     let list = state.read.order_requests(doctor.as_deref(), status, page).await?;
     // The patients whose requests (and vitals) this page shows.
-    state.access.patients(&p, &req, list.items.iter().map(|r| &r.patient_id)).await?;
+    state
+        .access
+        .patients(&p, &req, list.items.iter().map(|r| &r.patient_id))
+        .await?;
     Ok(ok(list_json("requests", list)))
 }
 
 #[utoipa::path(get, path = "/api/v1/order-requests/{id}", tag = "medical orders", security(("bearer" = [])),
     responses((status = 200, body = projections::orders::OrderRequestView), (status = 404)))]
-pub async fn get_request(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get_request(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> ApiResult {
     let rid: OrderRequestId = path_id(&id, "order_request")?;
     let r = state
         .read

@@ -109,7 +109,10 @@ async fn world(b: Backend) -> World {
         .await
         .ok();
     let record = r.data()["record_id"].as_str().unwrap().to_string();
-    let request = r.data()["order_request_id"].as_str().expect("alert request").to_string();
+    let request = r.data()["order_request_id"]
+        .as_str()
+        .expect("alert request")
+        .to_string();
     let order = app
         .post(
             "/medical-orders",
@@ -185,16 +188,51 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
     let reads: Vec<(&str, &str, String, &str)> = vec![
         ("r01", "recorder", format!("/patients/{p}"), "/patients/{id}"),
         ("r02", "recorder", format!("/families/{f}"), "/families/{id}"),
-        ("r03", "recorder", format!("/health-records/{}", w.record), "/health-records/{id}"),
-        ("r04", "recorder", format!("/patients/{p}/health-records"), "/patients/{id}/health-records"),
-        ("r05", "recorder", format!("/patients/{p}/medical-orders"), "/patients/{id}/medical-orders"),
-        ("r06", "recorder", format!("/medical-orders/{}", w.order), "/medical-orders/{id}"),
+        (
+            "r03",
+            "recorder",
+            format!("/health-records/{}", w.record),
+            "/health-records/{id}",
+        ),
+        (
+            "r04",
+            "recorder",
+            format!("/patients/{p}/health-records"),
+            "/patients/{id}/health-records",
+        ),
+        (
+            "r05",
+            "recorder",
+            format!("/patients/{p}/medical-orders"),
+            "/patients/{id}/medical-orders",
+        ),
+        (
+            "r06",
+            "recorder",
+            format!("/medical-orders/{}", w.order),
+            "/medical-orders/{id}",
+        ),
         ("r07", "recorder", format!("/files/{}", w.file), "/files/{id}"),
-        ("r08", "recorder", format!("/files/{}/thumbnail", w.file), "/files/{id}/thumbnail"),
+        (
+            "r08",
+            "recorder",
+            format!("/files/{}/thumbnail", w.file),
+            "/files/{id}/thumbnail",
+        ),
         ("r09", "admin", format!("/patients/{p}"), "/patients/{id}"),
-        ("r10", "admin", format!("/order-requests/{}", w.request), "/order-requests/{id}"),
+        (
+            "r10",
+            "admin",
+            format!("/order-requests/{}", w.request),
+            "/order-requests/{id}",
+        ),
         ("r11", "admin", format!("/families/{f}"), "/families/{id}"),
-        ("r12", "doctor", format!("/medical-orders/{}", w.order), "/medical-orders/{id}"),
+        (
+            "r12",
+            "doctor",
+            format!("/medical-orders/{}", w.order),
+            "/medical-orders/{id}",
+        ),
         ("r13", "doctor", "/order-requests".to_string(), "/order-requests"),
     ];
     let actors: HashMap<&str, (&str, &str)> = HashMap::from([
@@ -210,13 +248,21 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
     let refused = [
         (format!("/patients/{}", w.other_patient), w.rtoken.as_str(), 404),
         (format!("/families/{}", w.other_family), w.rtoken.as_str(), 404),
-        (format!("/patients/{}/health-records", w.other_patient), w.rtoken.as_str(), 404),
+        (
+            format!("/patients/{}/health-records", w.other_patient),
+            w.rtoken.as_str(),
+            404,
+        ),
         (format!("/patients/{p}"), w.other_dtoken.as_str(), 404),
         (format!("/medical-orders/{}", w.order), w.other_dtoken.as_str(), 404),
         (format!("/files/{}", w.file), w.other_dtoken.as_str(), 404),
         (format!("/patients/{p}"), w.atoken.as_str(), 403),
         (format!("/families/{f}"), w.atoken.as_str(), 403),
-        (format!("/health-records/{}", uuid::Uuid::new_v4()), w.rtoken.as_str(), 404),
+        (
+            format!("/health-records/{}", uuid::Uuid::new_v4()),
+            w.rtoken.as_str(),
+            404,
+        ),
     ];
     for (i, (path, token, status)) in refused.iter().enumerate() {
         assert_eq!(read(app, path, token, &format!("x{i:02}")).await, *status, "{path}");
@@ -225,7 +271,10 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
     // The auditor sees exactly the reads above, oldest first, with who, what and where.
     let r = log(app, &w.atoken, &format!("patient_id={p}&limit=100")).await.ok();
     assert_eq!(r.data()["total"], reads.len(), "{}", r.body);
-    assert_eq!((r.data()["page"].as_u64(), r.data()["limit"].as_u64()), (Some(1), Some(100)));
+    assert_eq!(
+        (r.data()["page"].as_u64(), r.data()["limit"].as_u64()),
+        (Some(1), Some(100))
+    );
     let got = entries(&r);
     let admin_id = got[8]["actor_id"].as_str().unwrap().to_string();
     for ((rid, who, path, pattern), e) in reads.iter().zip(&got) {
@@ -242,11 +291,16 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
         assert!(e["id"].as_i64().is_some());
         chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).expect("RFC 3339");
     }
-    assert!(got.windows(2).all(|w| w[0]["at"].as_str() < w[1]["at"].as_str()), "oldest first");
+    assert!(
+        got.windows(2).all(|w| w[0]["at"].as_str() < w[1]["at"].as_str()),
+        "oldest first"
+    );
     assert_ne!(admin_id, w.recorder);
     // Nothing else was logged: no other patient, no refused read.
     assert_eq!(log(app, &w.atoken, "").await.ok().data()["total"], reads.len());
-    let other = log(app, &w.atoken, &format!("patient_id={}", w.other_patient)).await.ok();
+    let other = log(app, &w.atoken, &format!("patient_id={}", w.other_patient))
+        .await
+        .ok();
     assert_eq!(other.data()["total"], 0, "{}", other.body);
 
     // By actor, alone and with the patient.
@@ -255,16 +309,25 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
         request_ids(&log(app, &w.atoken, &by(&w.recorder)).await.ok()),
         ["r01", "r02", "r03", "r04", "r05", "r06", "r07", "r08"]
     );
-    assert_eq!(request_ids(&log(app, &w.atoken, &by(&admin_id)).await.ok()), ["r09", "r10", "r11"]);
     assert_eq!(
-        request_ids(&log(app, &w.atoken, &format!("{}&patient_id={p}", by(&w.doctor))).await.ok()),
+        request_ids(&log(app, &w.atoken, &by(&admin_id)).await.ok()),
+        ["r09", "r10", "r11"]
+    );
+    assert_eq!(
+        request_ids(
+            &log(app, &w.atoken, &format!("{}&patient_id={p}", by(&w.doctor)))
+                .await
+                .ok()
+        ),
         ["r12", "r13"]
     );
     assert_eq!(log(app, &w.atoken, &by(&w.auditor)).await.ok().data()["total"], 0);
 
     // By time: both bounds inclusive, in any offset.
     let at = |i: usize| got[i]["at"].as_str().unwrap().to_string();
-    let r = log(app, &w.atoken, &format!("from={}&to={}&limit=100", at(2), at(5))).await.ok();
+    let r = log(app, &w.atoken, &format!("from={}&to={}&limit=100", at(2), at(5)))
+        .await
+        .ok();
     assert_eq!(request_ids(&r), ["r03", "r04", "r05", "r06"]);
     let shanghai = |i: usize| {
         chrono::DateTime::parse_from_rfc3339(&at(i))
@@ -282,7 +345,9 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
     assert_eq!(request_ids(&r), ["r01"]);
 
     // Pages.
-    let r = log(app, &w.atoken, &format!("patient_id={p}&page=2&limit=5")).await.ok();
+    let r = log(app, &w.atoken, &format!("patient_id={p}&page=2&limit=5"))
+        .await
+        .ok();
     assert_eq!(request_ids(&r), ["r06", "r07", "r08", "r09", "r10"]);
     assert_eq!(r.data()["total"], reads.len());
 
@@ -303,12 +368,13 @@ async fn reads_of_patient_data_are_logged_for_auditors(b: Backend) {
 async fn only_auditors_and_admins_read_the_log(b: Backend) {
     let w = world(b).await;
     let app = &w.app;
-    assert_eq!(read(app, &format!("/patients/{}", w.patient), &w.rtoken, "only").await, 200);
+    assert_eq!(
+        read(app, &format!("/patients/{}", w.patient), &w.rtoken, "only").await,
+        200
+    );
     log(app, &w.rtoken, "").await.err(403, "forbidden");
     log(app, &w.dtoken, "").await.err(403, "forbidden");
-    let anonymous = app
-        .send(Method::GET, "/audit/access", None, None, &[])
-        .await;
+    let anonymous = app.send(Method::GET, "/audit/access", None, None, &[]).await;
     anonymous.err(401, "unauthorized");
     let as_admin = log(app, &app.admin_token, "").await.ok();
     assert_eq!(request_ids(&as_admin), ["only"]);
@@ -328,7 +394,9 @@ async fn concurrent_reads_are_each_logged_once(b: Backend) {
     });
     let statuses = futures::future::join_all(reads).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let r = log(app, &w.atoken, &format!("patient_id={}&limit=100", w.patient)).await.ok();
+    let r = log(app, &w.atoken, &format!("patient_id={}&limit=100", w.patient))
+        .await
+        .ok();
     assert_eq!(r.data()["total"], 50, "{}", r.body);
     let mut ids = request_ids(&r);
     ids.sort();
@@ -342,7 +410,10 @@ async fn concurrent_reads_are_each_logged_once(b: Backend) {
 async fn the_access_log_cannot_be_changed(b: Backend) {
     let w = world(b).await;
     let app = &w.app;
-    assert_eq!(read(app, &format!("/patients/{}", w.patient), &w.rtoken, "kept").await, 200);
+    assert_eq!(
+        read(app, &format!("/patients/{}", w.patient), &w.rtoken, "kept").await,
+        200
+    );
     let statements = [
         "UPDATE access_log SET actor_id = 'someone-else'",
         "DELETE FROM access_log",
@@ -357,7 +428,10 @@ async fn the_access_log_cannot_be_changed(b: Backend) {
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     if let Store::Postgres(pool) = app.state.store.backend() {
-        let err = sqlx::query("TRUNCATE access_log").execute(pool).await.expect_err("truncate");
+        let err = sqlx::query("TRUNCATE access_log")
+            .execute(pool)
+            .await
+            .expect_err("truncate");
         assert!(err.to_string().contains("append-only"), "{err}");
     }
     let r = log(app, &w.atoken, "").await.ok();
