@@ -28,11 +28,10 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::config::{Secret, Settings};
@@ -118,7 +117,8 @@ async fn backup_sqlite(db: &Path, out: &Path) -> anyhow::Result<String> {
     }
     // A reader among the server's connections: WAL mode lets it work while the
     // server writes, and VACUUM INTO copies one read transaction's snapshot.
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
+    let mut conn = SqliteConnectOptions::new()
+        .filename(db)
         .busy_timeout(Duration::from_secs(30))
         .connect()
         .await
@@ -138,9 +138,9 @@ async fn backup_sqlite(db: &Path, out: &Path) -> anyhow::Result<String> {
 /// Opens a copy read-only, checks it is whole and an event store; returns the
 /// number of events and the highest position.
 async fn check_sqlite_copy(path: &Path) -> anyhow::Result<(i64, i64)> {
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
         .read_only(true)
-        .journal_mode(SqliteJournalMode::Delete)
         .connect()
         .await
         .with_context(|| format!("cannot open {} as an SQLite database", path.display()))?;
@@ -165,7 +165,8 @@ async fn check_sqlite_copy(path: &Path) -> anyhow::Result<(i64, i64)> {
 
 /// Events in an existing embedded store (0 if it has no events table yet).
 async fn sqlite_event_count(path: &Path) -> anyhow::Result<i64> {
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
         .read_only(true)
         .busy_timeout(Duration::from_secs(30))
         .connect()
@@ -256,7 +257,7 @@ async fn restore_sqlite(settings: &Settings, file: &Path, force: bool) -> anyhow
 /// restore refuses a copy the configured key cannot open, instead of
 /// generating a new key (embedded) and leaving a store that cannot start.
 async fn check_master_key(settings: &Settings, db: &Path) -> anyhow::Result<()> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?;
+    let options = SqliteConnectOptions::new().filename(db);
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
@@ -331,7 +332,7 @@ async fn backup_postgres(url: &Secret, out: &Path) -> anyhow::Result<String> {
         bail!("pg_dump wrote {} but it holds no events table", out.display());
     }
     Ok(format!(
-        "the whole event-store database (pg_dump custom format; at least {head} positions)"
+        "the whole event-store database in pg_dump custom format (head at position {head} when it started)"
     ))
 }
 
@@ -559,9 +560,12 @@ fn create_private(path: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    options.open(path).with_context(|| {
+        format!(
+            "cannot create {} (left by an interrupted backup? remove it)",
+            path.display()
+        )
+    })?;
     Ok(())
 }
 

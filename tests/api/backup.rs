@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use carelog::config::Settings;
-use carelog::startup::Application;
+use carelog::startup::{Application, Stores};
 use serde_json::{json, Value};
 
 use crate::dual;
@@ -65,7 +65,26 @@ async fn start_on(vars: &HashMap<String, String>, dir: tempfile::TempDir) -> Tes
 }
 
 /// The GETs compared before and after: (path, which token).
-fn queries(family: &str, patient: &str, record: &str, visit: &str, day: &str) -> Vec<(String, Who)> {
+struct Ids {
+    family: String,
+    patient: String,
+    record: String,
+    visit: String,
+    day: String,
+    erased_family: String,
+    erased_patient: String,
+}
+
+fn queries(ids: &Ids) -> Vec<(String, Who)> {
+    let Ids {
+        family,
+        patient,
+        record,
+        visit,
+        day,
+        erased_family,
+        erased_patient,
+    } = ids;
     vec![
         (format!("/families/{family}"), Who::Admin),
         (format!("/families/{family}"), Who::Recorder),
@@ -81,6 +100,8 @@ fn queries(family: &str, patient: &str, record: &str, visit: &str, day: &str) ->
         ("/order-requests?status=open".into(), Who::Doctor),
         ("/notifications".into(), Who::Doctor),
         (format!("/patients/{patient}/medical-orders"), Who::Admin),
+        (format!("/patients/{erased_patient}"), Who::Admin),
+        (format!("/families/{erased_family}"), Who::Admin),
     ]
 }
 
@@ -125,6 +146,18 @@ async fn answers(
         out.push((format!("{who:?} GET {path}"), r.status.as_u16(), etag, r.body));
     }
     out
+}
+
+async fn erase(app: &TestApp, patient: &str) {
+    let r = app
+        .post(
+            &format!("/patients/{patient}/erase"),
+            &app.admin_token,
+            json!({"reason": "家属书面申请"}),
+        )
+        .await
+        .ok();
+    assert_eq!(r.data()["erased"], true);
 }
 
 async fn a_restored_backup_gives_the_same_answers(b: Backend) {
@@ -206,9 +239,29 @@ async fn a_restored_backup_gives_the_same_answers(b: Backend) {
         recorder: rtoken.clone(),
         doctor: dtoken.clone(),
     };
-    let queries = queries(&family, &patient, &record, &visit, &day);
+    // One patient erased before the backup, one after it.
+    let erased_family = app.family("王家").await;
+    let erased_patient = app.patient(&erased_family, "王奶奶").await;
+    erase(&app, &erased_patient).await;
+    let late_family = app.family("张家").await;
+    let late_patient = app.patient(&late_family, "张爷爷").await;
+
+    let queries = queries(&Ids {
+        family: family.clone(),
+        patient: patient.clone(),
+        record,
+        visit,
+        day,
+        erased_family,
+        erased_patient: erased_patient.clone(),
+    });
     let before = answers(&app, &tokens, &queries).await;
     assert!(before.iter().all(|(_, status, _, _)| *status == 200), "{before:#?}");
+    let erased = app
+        .get(&format!("/patients/{erased_patient}"), &tokens.admin)
+        .await
+        .ok();
+    assert_eq!(erased.data()["name"], domain::ERASED);
     let head = app.event_count().await;
 
     // Backup of the live store (the server keeps running), then one more change
@@ -233,6 +286,7 @@ async fn a_restored_backup_gives_the_same_answers(b: Backend) {
     )
     .await
     .ok();
+    erase(&app, &late_patient).await;
 
     // Restore into a new data dir / new databases, with a new empty read store.
     let target_dir = tempfile::tempdir().unwrap();
@@ -269,13 +323,29 @@ async fn a_restored_backup_gives_the_same_answers(b: Backend) {
         assert!(!target_dir.path().join("events.db").exists());
         std::fs::copy(app._dir.path().join("master_key"), target_dir.path().join("master_key")).unwrap();
     }
+    // The target is empty but not blank: a server already created its schema.
+    {
+        let stores = Stores::open(&Settings::from_map(&target).unwrap(), false)
+            .await
+            .unwrap();
+        assert_eq!(stores.store.head().await.unwrap(), 0);
+        match stores.store.backend() {
+            carelog::store::Backend::Postgres(pool) => pool.close().await,
+            carelog::store::Backend::Sqlite(pool) => pool.close().await,
+        }
+        stores.read.pool().close().await;
+    }
     let out = restore(&target, &file, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The hash chain came back with the events.
     let verified = carelog(&target, &["audit".as_ref(), "verify".as_ref()]);
     assert!(verified.status.success(), "{}", text(&verified));
-    assert!(String::from_utf8_lossy(&verified.stdout).contains("audit verify: ok"), "{}", text(&verified));
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("audit verify: ok"),
+        "{}",
+        text(&verified)
+    );
     assert!(
         stdout.contains(&format!("read models rebuilt up to position {head}")),
         "{}",
@@ -326,7 +396,9 @@ async fn a_restored_backup_gives_the_same_answers(b: Backend) {
     );
 
     // A server on the restored store: same answers, with the old tokens.
-    let restored = start_on(&target, target_dir).await;
+    let mut restored = start_on(&target, target_dir).await;
+    // The admin's token from before the backup: same secret, restored session.
+    restored.admin_token = tokens.admin.clone();
     let head_now = restored.state.store.head().await.unwrap();
     restored.state.waiter.wait_for(head_now).await;
     let after = answers(&restored, &tokens, &queries).await;
@@ -363,6 +435,20 @@ async fn a_restored_backup_gives_the_same_answers(b: Backend) {
         )
         .await
         .err(409, "conflict");
+    // The patient erased before the backup stays erased. The one erased after
+    // it is readable again: the backup holds its key. The procedure
+    // (docs/operations.md) re-applies such erasures after a restore.
+    let late = restored
+        .get(&format!("/patients/{late_patient}"), &tokens.admin)
+        .await
+        .ok();
+    assert_eq!(late.data()["name"], "张爷爷");
+    erase(&restored, &late_patient).await;
+    let late = restored
+        .get(&format!("/patients/{late_patient}"), &tokens.admin)
+        .await
+        .ok();
+    assert_eq!(late.data()["name"], domain::ERASED);
     // The passwords came back with the users.
     restored.login("admin", ADMIN_PASSWORD).await;
     restored.login("drli", "doctor-pass").await;
