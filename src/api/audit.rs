@@ -47,12 +47,16 @@ pub struct AuditEvent {
     pub aggregate_id: String,
     /// Position in the aggregate's own history, from 1.
     pub sequence: i64,
-    #[serde(rename = "type")]
+    /// The event type, e.g. `PatientRegistered`.
+    pub r#type: String,
+    /// Same as `type`.
     pub event_type: String,
     pub event_version: String,
     /// The event's fields; personal fields of erased patients read as erased.
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// Who caused the event (user id; null for the server's own commands).
+    pub actor: Option<String>,
     pub actor_id: Option<String>,
     pub actor_role: Option<String>,
     pub ip: Option<String>,
@@ -62,6 +66,8 @@ pub struct AuditEvent {
     /// The command that produced the event.
     pub command: Option<String>,
     pub recorded_at: String,
+    /// Same as `recorded_at`.
+    pub time: String,
     /// The event's link in the hash chain (null until sealed, milliseconds after commit).
     pub hash: Option<String>,
 }
@@ -114,9 +120,11 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
         items.push(AuditEvent {
             position: e.position,
             sequence: e.sequence,
+            r#type: e.event_type.clone(),
             event_type: e.event_type.clone(),
             event_version: e.event_version.clone(),
             payload,
+            actor: meta("actor_id"),
             actor_id: meta("actor_id"),
             actor_role: meta("actor_role"),
             ip: meta("ip"),
@@ -125,6 +133,7 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
             correlation_id: meta("correlation_id"),
             command: meta("command"),
             recorded_at: projections::store::instant(e.recorded_at),
+            time: projections::store::instant(e.recorded_at),
             aggregate_type: e.aggregate_type,
             aggregate_id: e.aggregate_id,
             hash,

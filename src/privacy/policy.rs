@@ -50,7 +50,7 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
         // A file's name may name its patient; it is sealed under the file's own
         // key, destroyed with the patient's when the file is attached to their record.
         "file" => (Itself, &["original_name"]),
-        "health_record" => (PatientOf, &["symptoms", "notes", "location", "changes", "reason"]),
+        "health_record" => (PatientOf, &["symptoms", "notes", "location", "reason"]),
         "order_request" => (PatientOf, &["reason"]),
         "medical_order" => (PatientOf, &["content", "notes", "reason"]),
         "hospital_appointment" => (PatientOf, &["notes", "result_notes", "reason"]),
