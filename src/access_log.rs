@@ -78,6 +78,10 @@ pub struct AccessRecord {
     pub id: i64,
     /// RFC 3339, UTC, microseconds.
     pub at: String,
+    /// Same as `at`.
+    pub time: String,
+    /// Who read (user id); same as `actor_id`.
+    pub actor: String,
     pub actor_id: String,
     pub actor_role: String,
     pub patient_id: String,
@@ -246,7 +250,9 @@ impl AccessLog {
             .map(
                 |(id, at, actor_id, actor_role, patient_id, endpoint, path, ip, user_agent, request_id)| AccessRecord {
                     id,
+                    time: at.clone(),
                     at,
+                    actor: actor_id.clone(),
                     actor_id,
                     actor_role,
                     patient_id,

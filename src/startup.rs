@@ -120,7 +120,9 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         return MasterKey::parse(k.expose()).map_err(|e| anyhow::anyhow!("CARELOG_MASTER_KEY {e}"));
     }
     if settings.event_store_url.is_some() {
-        tracing::warn!("CARELOG_MASTER_KEY is not set; deriving it from CARELOG_JWT_SECRET (set a separate key in production)");
+        tracing::warn!(
+            "CARELOG_MASTER_KEY is not set; deriving it from CARELOG_JWT_SECRET (set a separate key in production)"
+        );
         return Ok(MasterKey::derive("carelog-master-key", &jwt_secret(settings)?));
     }
     let hex = kept_secret(&settings.data_dir.join("master_key"), || MasterKey::generate().to_hex())?;

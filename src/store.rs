@@ -614,7 +614,10 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
         self.open_all(events).await
     }
 
-    async fn get_snapshot<A: Aggregate>(&self, aggregate_id: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         // carelog takes no snapshots (a snapshot would hold personal data in clear).
         self.inner.get_snapshot::<A>(aggregate_id).await
     }

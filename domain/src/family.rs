@@ -29,7 +29,9 @@ pub enum FamilyCommand {
     Create(FamilyDetails),
     Update(FamilyChanges),
     /// Erase the household's personal data (done when its last patient is erased).
-    Erase { reason: String },
+    Erase {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
+use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 
 pub struct OrdersProjector;

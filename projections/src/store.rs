@@ -63,7 +63,9 @@ impl ReadStore {
     /// zeroed by `secure_delete`). Nothing to do on MySQL.
     pub async fn flush_erased(&self) -> Result<(), sqlx::Error> {
         if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
         }
         Ok(())
     }

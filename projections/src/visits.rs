@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::page::{Page, PageParams};
-use crate::projector::{ProjectionError, Projector, StoredEvent, erased_patient, erase_rows};
+use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, ReadStore, RowExt};
 
 pub struct VisitsProjector;

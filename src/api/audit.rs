@@ -92,7 +92,12 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
     let actor: Option<UserId> = uuid_field(&mut v, "actor", q.actor.as_ref());
     let filter = EventFilter {
         aggregate_type: aggregate_type(&mut v, q.aggregate_type.as_deref()),
-        aggregate_id: q.aggregate_id.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+        aggregate_id: q
+            .aggregate_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         actor_id: actor.map(|a| a.to_string()),
         from: instant(&mut v, "from", q.from.as_deref()),
         to: instant(&mut v, "to", q.to.as_deref()),

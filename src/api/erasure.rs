@@ -73,7 +73,12 @@ pub async fn erase(
         version = Some(committed.version);
     }
     // 2. The key.
-    state.store.privacy().erase(&patient).await.map_err(ApiError::internal)?;
+    state
+        .store
+        .privacy()
+        .erase(&patient)
+        .await
+        .map_err(ApiError::internal)?;
     state.waiter.wait_for(position).await;
     // 3. Files (the read model still lists them: only their names were blanked).
     let files = state.read.patient_files(&patient).await?;

@@ -1,6 +1,6 @@
 //! Home visits: schedule, confirm, reschedule, cancel, complete; today's list.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
 use domain::user::Role;
@@ -393,8 +393,9 @@ pub async fn list(state: web::Data<AppState>, p: Principal, q: web::Query<VisitL
 
 #[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "visits", security(("bearer" = [])),
     responses((status = 200, body = projections::visits::VisitView), (status = 404)))]
-pub async fn get(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
+pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let visit = own_visit(&state, &p, &id).await?;
+    state.access.patients(&p, &req, [&visit.patient.id]).await?;
     let version = visit.version;
     Ok(ok_versioned(visit, version))
 }

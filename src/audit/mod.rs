@@ -267,7 +267,10 @@ pub async fn state_as_of(
     let mut events = Vec::new();
     let mut after = 0;
     loop {
-        let raw = store.query_raw(&filter, after, 1000, 0).await.map_err(anyhow::Error::from)?;
+        let raw = store
+            .query_raw(&filter, after, 1000, 0)
+            .await
+            .map_err(anyhow::Error::from)?;
         let Some(last) = raw.last().map(|e| e.position) else {
             break;
         };

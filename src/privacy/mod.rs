@@ -165,7 +165,12 @@ impl Privacy {
 
     /// The patient an event is about: its own `patient_id`, else the one named
     /// by the first event of its aggregate (every creation event names it).
-    async fn patient_of(&self, aggregate_type: &str, aggregate_id: &str, payload: &Value) -> Result<String, PrivacyError> {
+    async fn patient_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        payload: &Value,
+    ) -> Result<String, PrivacyError> {
         let cache_key = format!("{aggregate_type}:{aggregate_id}");
         if let Some(p) = find_str(payload, "patient_id") {
             self.remember_subject(cache_key, p.to_string());
@@ -218,9 +223,9 @@ impl Privacy {
         }
         let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
         for subject in sealed {
-            if !keys.contains_key(&subject) {
-                let key = self.key(&subject, false).await?;
-                keys.insert(subject, key);
+            if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(subject) {
+                let key = self.key(slot.key(), false).await?;
+                slot.insert(key);
             }
         }
         open_fields(payload, &keys)
@@ -238,7 +243,13 @@ impl Privacy {
         let nonce: [u8; 12] = rand::random();
         let aad = format!("carelog-blob:{subject}");
         let ct = key
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: bytes, aad: aad.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: bytes,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| PrivacyError::Corrupt(subject.to_string()))?;
         Ok([BLOB_MAGIC, nonce.as_slice(), &ct].concat())
     }
@@ -256,9 +267,15 @@ impl Privacy {
             return Ok(None);
         };
         let aad = format!("carelog-blob:{subject}");
-        key.decrypt(Nonce::from_slice(&rest[..12]), Payload { msg: &rest[12..], aad: aad.as_bytes() })
-            .map(Some)
-            .map_err(|_| PrivacyError::Corrupt(subject.to_string()))
+        key.decrypt(
+            Nonce::from_slice(&rest[..12]),
+            Payload {
+                msg: &rest[12..],
+                aad: aad.as_bytes(),
+            },
+        )
+        .map(Some)
+        .map_err(|_| PrivacyError::Corrupt(subject.to_string()))
     }
 
     // ---- keys -----------------------------------------------------------------
@@ -329,7 +346,13 @@ impl Privacy {
         let aad = format!("carelog-subject-key:{subject}");
         let ct = self
             .master
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: aad.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: key,
+                    aad: aad.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption does not fail for small inputs");
         B64.encode([nonce.as_slice(), &ct].concat())
     }
@@ -343,7 +366,13 @@ impl Privacy {
         let aad = format!("carelog-subject-key:{subject}");
         let key = self
             .master
-            .decrypt(Nonce::from_slice(&raw[..12]), Payload { msg: &raw[12..], aad: aad.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(&raw[..12]),
+                Payload {
+                    msg: &raw[12..],
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| corrupt())?;
         Aes256Gcm::new_from_slice(&key).map_err(|_| corrupt())
     }
@@ -460,7 +489,10 @@ fn seal_value(v: &Value, subject: &str, key: &Aes256Gcm) -> Value {
 }
 
 fn sealed_subject(v: &Value) -> Option<&str> {
-    v.as_object().filter(|m| m.len() == 3).and_then(|m| m.get(MARK)).and_then(Value::as_str)
+    v.as_object()
+        .filter(|m| m.len() == 3)
+        .and_then(|m| m.get(MARK))
+        .and_then(Value::as_str)
 }
 
 fn collect_sealed(v: &Value, out: &mut Vec<String>) {
@@ -553,7 +585,10 @@ mod tests {
         let mut keys = HashMap::new();
         keys.insert("p1".to_string(), None);
         open_fields(&mut v, &keys).unwrap();
-        assert_eq!(v, json!({"E": {"name": ERASED, "medical_history": [], "location": null}}));
+        assert_eq!(
+            v,
+            json!({"E": {"name": ERASED, "medical_history": [], "location": null}})
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ const OTHER_ID_CARD: &str = "310104195203154568";
 const OTHER_PHONE: &str = "13633334444";
 
 async fn user(app: &TestApp, username: &str, role: &str, phone: &str, extra: Value) -> (String, String) {
-    let mut body = json!({"username": username, "phone": phone, "password": "pass-word-1", "role": role, "name": username});
+    let mut body =
+        json!({"username": username, "phone": phone, "password": "pass-word-1", "role": role, "name": username});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
@@ -84,7 +85,10 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
         &format!("/patients/{patient}"),
         Some(&app.admin_token),
         Some(json!({"phone": "13899990000"})),
-        &[("user-agent", "MicroMessenger/8.0 carelog-test"), ("x-correlation-id", "corr-42")],
+        &[
+            ("user-agent", "MicroMessenger/8.0 carelog-test"),
+            ("x-correlation-id", "corr-42"),
+        ],
     )
     .await
     .ok();
@@ -106,7 +110,10 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
 
     // Every change to the patient, oldest first, with actor and origin.
     let r = app
-        .get(&format!("/audit/events?aggregate_type=patient&aggregate_id={patient}"), &auditor)
+        .get(
+            &format!("/audit/events?aggregate_type=patient&aggregate_id={patient}"),
+            &auditor,
+        )
         .await
         .ok();
     let events = r.data()["events"].as_array().unwrap().clone();
@@ -121,7 +128,10 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
     assert_eq!(events[1]["user_agent"], "MicroMessenger/8.0 carelog-test");
     assert_eq!(events[1]["correlation_id"], "corr-42");
     assert!(events[0]["recorded_at"].is_string());
-    assert_eq!(events[0]["payload"]["PatientRegistered"]["details"]["name"], NAME, "auditors see the history in clear");
+    assert_eq!(
+        events[0]["payload"]["PatientRegistered"]["details"]["name"], NAME,
+        "auditors see the history in clear"
+    );
     assert_eq!(events[1]["payload"]["PatientUpdated"]["phone"], "13899990000");
     // By actor: the recorder's events are the record (and whatever it caused).
     let r = app.get(&format!("/audit/events?actor={rid}"), &auditor).await.ok();
@@ -153,7 +163,10 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
     // What we knew before the update differs from today.
     let past = app
         .get(
-            &format!("/audit/patient/{patient}/state?as_of={}", urlencode(&before_update.to_rfc3339())),
+            &format!(
+                "/audit/patient/{patient}/state?as_of={}",
+                urlencode(&before_update.to_rfc3339())
+            ),
             &auditor,
         )
         .await
@@ -172,10 +185,14 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
     assert!(!u.body.to_string().contains("$argon2"), "{}", u.body);
 
     // And every read of the patient's records.
-    let r = app.get(&format!("/audit/access?patient_id={patient}"), &auditor).await.ok();
+    let r = app
+        .get(&format!("/audit/access?patient_id={patient}"), &auditor)
+        .await
+        .ok();
     let reads = r.data()["entries"].as_array().unwrap().clone();
-    assert!(reads.iter().any(|e| e["actor_id"] == rid.as_str()
-        && e["endpoint"].as_str().unwrap_or("").contains("/health-records/")));
+    assert!(reads
+        .iter()
+        .any(|e| e["actor_id"] == rid.as_str() && e["endpoint"].as_str().unwrap_or("").contains("/health-records/")));
 }
 
 fn urlencode(s: &str) -> String {
@@ -207,9 +224,13 @@ async fn sealed(app: &TestApp) {
 async fn verify_names_the_event_edited_in_the_database(b: Backend) {
     let app = spawn_app(b).await;
     let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
-    app.patch(&format!("/families/{family}"), &app.admin_token, json!({"secondary_address": "别处"}))
-        .await
-        .ok();
+    app.patch(
+        &format!("/families/{family}"),
+        &app.admin_token,
+        json!({"secondary_address": "别处"}),
+    )
+    .await
+    .ok();
     app.package().await;
     sealed(&app).await;
     let out = carelog(&app.vars, &["audit", "verify"]);
@@ -284,9 +305,13 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
         .await
         .ok()
         .id();
-    app.post(&format!("/appointments/{visit}/cancel"), &rtoken, json!({"reason": format!("{NAME}住院")}))
-        .await
-        .ok();
+    app.post(
+        &format!("/appointments/{visit}/cancel"),
+        &rtoken,
+        json!({"reason": format!("{NAME}住院")}),
+    )
+    .await
+    .ok();
     let record_body = json!({"patient_id": patient, "visit_date": today().to_string(), "visit_time": "08:00",
         "location_lat": 31.2, "location_lng": 121.4, "location_address": format!("{NAME}家楼下"),
         "vital_signs": {"blood_pressure": "128/82"}, "symptoms": format!("{NAME}头晕"), "notes": format!("{NAME}电话{PHONE}")});
@@ -324,7 +349,10 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
         .text("visit_time", "10:00")
         .text("notes", format!("{NAME}复测"))
         .text("vital_signs", r#"{"heart_rate": 72}"#)
-        .part("photos", Part::bytes(crate::helpers::png(40, 40)).file_name(format!("{NAME}.png")));
+        .part(
+            "photos",
+            Part::bytes(crate::helpers::png(40, 40)).file_name(format!("{NAME}.png")),
+        );
     let res = app
         .client
         .post(app.url("/health-records"))
@@ -339,14 +367,22 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     assert!(files_before >= 2, "photo and thumbnail stored");
 
     // Erasure: admin only, with a reason.
-    app.post(&format!("/patients/{patient}/erase"), &rtoken, json!({"reason": "申请"}))
-        .await
-        .err(403, "forbidden");
+    app.post(
+        &format!("/patients/{patient}/erase"),
+        &rtoken,
+        json!({"reason": "申请"}),
+    )
+    .await
+    .err(403, "forbidden");
     app.post(&format!("/patients/{patient}/erase"), &app.admin_token, json!({}))
         .await
         .err(400, "validation_failed");
     let r = app
-        .post(&format!("/patients/{patient}/erase"), &app.admin_token, json!({"reason": "家属书面申请 #2026-11"}))
+        .post(
+            &format!("/patients/{patient}/erase"),
+            &app.admin_token,
+            json!({"reason": "家属书面申请 #2026-11"}),
+        )
         .await
         .ok();
     assert_eq!(r.data()["erased"], true);
@@ -363,12 +399,19 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     let o = app.get(&format!("/patients/{other}"), &app.admin_token).await.ok();
     assert_eq!(o.data()["name"], OTHER_NAME);
     assert_eq!(o.data()["id_card"], OTHER_ID_CARD);
-    let of = app.get(&format!("/families/{other_family}"), &app.admin_token).await.ok();
+    let of = app
+        .get(&format!("/families/{other_family}"), &app.admin_token)
+        .await
+        .ok();
     assert_eq!(of.data()["family_name"], format!("{OTHER_NAME}家"));
     // Nothing more can be recorded for the erased patient.
-    app.patch(&format!("/patients/{patient}"), &app.admin_token, json!({"allergies": "无"}))
-        .await
-        .err(409, "conflict");
+    app.patch(
+        &format!("/patients/{patient}"),
+        &app.admin_token,
+        json!({"allergies": "无"}),
+    )
+    .await
+    .err(409, "conflict");
     app.post(
         "/health-records",
         &rtoken,
@@ -381,7 +424,10 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     assert_eq!(s.data()["state"]["details"]["name"], domain::ERASED);
     assert_eq!(s.data()["state"]["erased"], true);
     let r = app
-        .get(&format!("/audit/events?aggregate_type=patient&aggregate_id={patient}"), &auditor)
+        .get(
+            &format!("/audit/events?aggregate_type=patient&aggregate_id={patient}"),
+            &auditor,
+        )
         .await
         .ok();
     let last = r.data()["events"].as_array().unwrap().last().unwrap().clone();
@@ -389,7 +435,10 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     assert_eq!(last["actor_role"], "admin");
     assert_eq!(last["payload"]["PatientErased"]["reason"], "家属书面申请 #2026-11");
     // Files are gone from storage.
-    assert!(count_files(&uploads) <= files_before - 2, "the record's photo and thumbnail were deleted");
+    assert!(
+        count_files(&uploads) <= files_before - 2,
+        "the record's photo and thumbnail were deleted"
+    );
 
     // Nothing of the patient is left anywhere.
     let secrets = [NAME, ID_CARD, PHONE];
@@ -463,13 +512,25 @@ async fn dumps(app: &TestApp, b: Backend) -> Vec<(String, String)> {
             let my = &app.vars["CARELOG_READ_STORE_URL"];
             let db = my.rsplit('/').next().unwrap().split('?').next().unwrap();
             let out2 = Command::new("mysqldump")
-                .args(["-h127.0.0.1", "-uroot", "--default-character-set=utf8mb4", "--skip-extended-insert", db])
+                .args([
+                    "-h127.0.0.1",
+                    "-uroot",
+                    "--default-character-set=utf8mb4",
+                    "--skip-extended-insert",
+                    db,
+                ])
                 .output()
                 .expect("mysqldump runs");
             assert!(out2.status.success(), "{}", String::from_utf8_lossy(&out2.stderr));
             vec![
-                ("the PostgreSQL dump".into(), String::from_utf8_lossy(&out.stdout).into_owned()),
-                ("the MySQL dump".into(), String::from_utf8_lossy(&out2.stdout).into_owned()),
+                (
+                    "the PostgreSQL dump".into(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                ),
+                (
+                    "the MySQL dump".into(),
+                    String::from_utf8_lossy(&out2.stdout).into_owned(),
+                ),
             ]
         }
         Backend::Embedded => walk(app._dir.path())
@@ -536,7 +597,9 @@ async fn auditors_write_nothing_and_others_do_not_audit(b: Backend) {
     ];
     for (method, path) in &writes {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let r = app.send(m, path, Some(&auditor), Some(json!({"reason": "x", "name": "x"})), &[]).await;
+        let r = app
+            .send(m, path, Some(&auditor), Some(json!({"reason": "x", "name": "x"})), &[])
+            .await;
         assert_eq!(r.status.as_u16(), 403, "auditor {method} {path}: {}", r.body);
     }
     // Nor business reads beyond auditing.
