@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, Backend, Resp, TestApp};
+use crate::helpers::{png, spawn_app, Backend, Resp, TestApp};
 
 dual!(
     reads_of_patient_data_are_logged_for_auditors,
@@ -20,13 +20,6 @@ dual!(
 );
 
 const UA: &str = "carelog-access-test/1.0";
-
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 255) as u8, (y % 255) as u8, 64]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
 
 struct World {
     app: TestApp,

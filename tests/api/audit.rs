@@ -276,18 +276,25 @@ async fn verify_names_the_event_edited_in_the_database(b: Backend) {
     assert!(stderr.contains(&format!("position {target}:")), "{stderr}");
 }
 
-async fn erasure_leaves_nothing_to_find(b: Backend) {
-    let app = spawn_app(b).await;
-    let (_, auditor) = auditor(&app).await;
+/// An auditor, a recorder and a doctor: (auditor token, recorder id, recorder
+/// token, doctor id, doctor token).
+async fn staff(app: &TestApp) -> (String, String, String, String, String) {
+    let (_, auditor) = auditor(app).await;
     let (rid, rtoken) = app.recorder(1).await;
     let (doctor, dtoken) = user(
-        &app,
+        app,
         "doctor1",
         "doctor",
         "13600000001",
         json!({"doctor": {"license_number": "L-9", "specialty": "全科"}}),
     )
     .await;
+    (auditor, rid, rtoken, doctor, dtoken)
+}
+
+async fn erasure_leaves_nothing_to_find(b: Backend) {
+    let app = spawn_app(b).await;
+    let (auditor, rid, rtoken, doctor, dtoken) = staff(&app).await;
     let package = app.package().await;
     let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
     let (other_family, other) = family_with_patient(&app, OTHER_NAME, OTHER_ID_CARD, OTHER_PHONE, "1952-03-15").await;
@@ -546,16 +553,7 @@ async fn dumps(app: &TestApp, b: Backend) -> Vec<(String, String)> {
 
 async fn auditors_write_nothing_and_others_do_not_audit(b: Backend) {
     let app = spawn_app(b).await;
-    let (_, auditor) = auditor(&app).await;
-    let (_, rtoken) = app.recorder(1).await;
-    let (_, dtoken) = user(
-        &app,
-        "doctor1",
-        "doctor",
-        "13600000001",
-        json!({"doctor": {"license_number": "L-9", "specialty": "全科"}}),
-    )
-    .await;
+    let (auditor, _, rtoken, _, dtoken) = staff(&app).await;
     let family = app.family("审计家").await;
     let patient = app.patient(&family, "审计患者").await;
     let id = uuid::Uuid::new_v4();
