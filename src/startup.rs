@@ -28,7 +28,7 @@ pub struct Application {
     server: Server,
     state: AppState,
     runner: ProjectorRunner,
-    reactor: tokio::task::JoinHandle<()>,
+    reactors: Vec<tokio::task::JoinHandle<()>>,
     sealer: tokio::task::JoinHandle<()>,
     relay: Option<tokio::task::JoinHandle<()>>,
     /// Held for the process's life in embedded mode: one process per data dir.
@@ -183,7 +183,7 @@ impl Application {
             blobs: blob_store(&settings)?,
             relay: relay.as_ref().map(|(h, _)| h.clone()),
         };
-        let reactor = crate::reactors::start_alert_reactor(state.clone());
+        let reactors = crate::reactors::start_reactors(state.clone());
         let sealer = crate::audit::start_sealer(state.store.clone());
         let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -217,7 +217,7 @@ impl Application {
             server,
             state,
             runner,
-            reactor,
+            reactors,
             sealer,
             relay: relay.map(|(_, t)| t),
             _data_lock: stores.data_lock,
@@ -235,7 +235,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.runner.handle.abort();
-        self.reactor.abort();
+        self.reactors.iter().for_each(|r| r.abort());
         self.sealer.abort();
         if let Some(r) = self.relay {
             r.abort();

@@ -25,7 +25,7 @@ use crate::api::{path_id, Body};
 use crate::auth::Principal;
 use crate::error::{ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
-use crate::store::{on_backend, Backend, CommandError};
+use crate::store::{on_backend, Backend, CommandContext, CommandError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/patients/{id}/erase", web::post().to(erase));
@@ -58,47 +58,62 @@ pub async fn erase(
     let Some((current, _)) = state.store.load::<Patient>(&patient).await? else {
         return Err(ApiError::NotFound("patient"));
     };
-    let family = current.family_id.map(|f| f.to_string());
+    let ctx = meta.context(Some(&p), "ErasePatient");
     // 1. The audited event (skipped when a previous attempt recorded it).
-    let mut position = 0;
     let mut version = None;
     if !current.erased {
-        let ctx = meta.context(Some(&p), "ErasePatient");
         let command = PatientCommand::Erase {
             reason: reason.clone(),
             erased_by: p.user_id,
         };
         let committed = state.store.execute::<Patient>(&patient, command, &ctx).await?;
-        position = committed.position;
+        state.waiter.wait_for(committed.position).await;
         version = Some(committed.version);
     }
+    // 2-6, also done by the erasure reactor should this process die now.
+    let done = complete(&state, &patient, &reason, &ctx).await?;
+    Ok(ok(json!({
+        "patient_id": patient,
+        "erased": true,
+        "files_deleted": done.files_deleted,
+        "family_erased": done.family_erased,
+        "version": version,
+    })))
+}
+
+/// What completing an erasure did.
+pub struct Completion {
+    pub files_deleted: usize,
+    pub family_erased: bool,
+}
+
+/// Steps 2 to 6 for a patient whose `PatientErased` is recorded. Idempotent.
+pub async fn complete(
+    state: &AppState,
+    patient: &str,
+    reason: &str,
+    ctx: &CommandContext,
+) -> Result<Completion, ApiError> {
     // 2. The key.
-    state
-        .store
-        .privacy()
-        .erase(&patient)
-        .await
-        .map_err(ApiError::internal)?;
-    state.waiter.wait_for(position).await;
+    state.store.privacy().erase(patient).await.map_err(ApiError::internal)?;
     // 3. Files (the read model still lists them: only their names were blanked).
-    let files = state.read.patient_files(&patient).await?;
+    let files = state.read.patient_files(patient).await?;
     for f in &files {
         for key in std::iter::once(&f.storage_key).chain(f.thumbnail_key.as_ref()) {
             state.blobs.delete(key).await.map_err(ApiError::internal)?;
         }
-        // The file's name was sealed under the file's own key.
+        // The file's name and contents were sealed under the file's own key.
         state.store.privacy().erase(&f.id).await.map_err(ApiError::internal)?;
     }
     // 4. The household, once none of its patients keeps personal data.
+    let family = state.read.patient_family(patient).await?;
     let mut family_erased = false;
     if let Some(family) = &family {
         if state.read.family_live_patients(family).await? == 0 {
-            let ctx = meta.context(Some(&p), "ErasePatient");
-            let committed = match state
-                .store
-                .execute::<Family>(family, FamilyCommand::Erase { reason: reason.clone() }, &ctx)
-                .await
-            {
+            let erase = FamilyCommand::Erase {
+                reason: reason.to_string(),
+            };
+            let committed = match state.store.execute::<Family>(family, erase, ctx).await {
                 Ok(c) => c,
                 Err(CommandError::Domain(domain::DomainError::NotFound(_))) => Default::default(),
                 Err(e) => return Err(e.into()),
@@ -109,7 +124,8 @@ pub async fn erase(
         }
     }
     // 5. Stored responses of idempotent commands about the patient or family.
-    for subject in std::iter::once(&patient).chain(family.as_ref().filter(|_| family_erased)) {
+    let subjects = std::iter::once(patient).chain(family.as_deref().filter(|_| family_erased));
+    for subject in subjects {
         let pattern = format!("%{subject}%");
         on_backend!(state.store.backend(), |pool| sqlx::query(
             "DELETE FROM idempotency_keys WHERE response_body LIKE $1"
@@ -121,12 +137,9 @@ pub async fn erase(
     }
     // 6. No old page images of the blanked rows in embedded SQLite logs.
     state.read.flush_erased().await?;
-    tracing::info!(patient = %patient, files = files.len(), family_erased, "patient erased");
-    Ok(ok(json!({
-        "patient_id": patient,
-        "erased": true,
-        "files_deleted": files.len(),
-        "family_erased": family_erased,
-        "version": version,
-    })))
+    tracing::info!(patient, files = files.len(), family_erased, "patient erasure completed");
+    Ok(Completion {
+        files_deleted: files.len(),
+        family_erased,
+    })
 }

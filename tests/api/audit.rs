@@ -16,6 +16,7 @@ dual!(
     an_auditor_reconstructs_a_patients_story,
     verify_names_the_event_edited_in_the_database,
     erasure_leaves_nothing_to_find,
+    an_erasure_recorded_just_before_a_crash_is_completed,
     auditors_write_nothing_and_others_do_not_audit,
 );
 
@@ -625,4 +626,60 @@ async fn auditors_write_nothing_and_others_do_not_audit(b: Backend) {
     app.get("/audit/events", &auditor).await.ok();
     app.get("/audit/events", &app.admin_token).await.ok();
     app.get("/users", &auditor).await.ok();
+}
+
+async fn an_erasure_recorded_just_before_a_crash_is_completed(b: Backend) {
+    let app = spawn_app(b).await;
+    let (rid, rtoken) = app.recorder(1).await;
+    let package = app.package().await;
+    let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
+    app.subscribe(&patient, &package, &rid).await;
+    let form = Form::new()
+        .text("patient_id", patient.clone())
+        .text("visit_date", today().to_string())
+        .text("visit_time", "10:00")
+        .text("notes", format!("{NAME}复测"))
+        .part("photos", Part::bytes(crate::helpers::png(40, 40)).file_name("p.png"));
+    let res = app
+        .client
+        .post(app.url("/health-records"))
+        .bearer_auth(&rtoken)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let uploads = app._dir.path().join("uploads");
+    assert!(count_files(&uploads) >= 2);
+    // The HTTP call recorded the erasure and the process died before anything
+    // else: only the event is there.
+    let admin: domain::ids::UserId = uuid::Uuid::new_v4().into();
+    app.state
+        .store
+        .execute::<domain::patient::Patient>(
+            &patient,
+            domain::patient::PatientCommand::Erase {
+                reason: "家属书面申请".into(),
+                erased_by: admin,
+            },
+            &carelog::state::RequestMeta::system("ErasePatient"),
+        )
+        .await
+        .unwrap();
+    // The erasure reactor completes it: key, files, household.
+    let privacy = app.state.store.privacy();
+    for _ in 0..200 {
+        if privacy.is_erased(&patient).await.unwrap()
+            && privacy.is_erased(&family).await.unwrap()
+            && count_files(&uploads) == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(privacy.is_erased(&patient).await.unwrap(), "patient key destroyed");
+    assert!(privacy.is_erased(&family).await.unwrap(), "household key destroyed");
+    assert_eq!(count_files(&uploads), 0, "files deleted");
+    let p = app.get(&format!("/patients/{patient}"), &app.admin_token).await.ok();
+    assert_eq!(p.data()["name"], domain::ERASED);
 }
