@@ -19,7 +19,7 @@
 mod policy;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -129,7 +129,7 @@ impl Privacy {
             return Err(PrivacyError::WrongMasterKey);
         }
         Ok(Arc::new(Self {
-            master: Aes256Gcm::new_from_slice(&master.0).expect("32-byte key"),
+            master: Aes256Gcm::new(&master.0.into()),
             backend,
             keys: Mutex::new(HashMap::new()),
             subjects: Mutex::new(HashMap::new()),
@@ -176,7 +176,12 @@ impl Privacy {
             self.remember_subject(cache_key, p.to_string());
             return Ok(p.to_string());
         }
-        if let Some(p) = self.subjects.lock().expect("poisoned").get(&cache_key) {
+        if let Some(p) = self
+            .subjects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&cache_key)
+        {
             return Ok(p.clone());
         }
         let first: Option<String> = match &self.backend {
@@ -204,7 +209,7 @@ impl Privacy {
     }
 
     fn remember_subject(&self, key: String, subject: String) {
-        let mut m = self.subjects.lock().expect("poisoned");
+        let mut m = self.subjects.lock().unwrap_or_else(PoisonError::into_inner);
         if m.len() >= CACHE_LIMIT {
             m.clear();
         }
@@ -283,7 +288,7 @@ impl Privacy {
     /// The subject's data key; `None` when it was erased. With `create`, a
     /// subject without a key gets one.
     async fn key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, PrivacyError> {
-        if let Some(c) = self.keys.lock().expect("poisoned").get(subject) {
+        if let Some(c) = self.keys.lock().unwrap_or_else(PoisonError::into_inner).get(subject) {
             if c.at.elapsed() < KEY_TTL {
                 return Ok(c.key.clone());
             }
@@ -312,7 +317,7 @@ impl Privacy {
                 None
             }
         };
-        let mut cache = self.keys.lock().expect("poisoned");
+        let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
@@ -406,7 +411,7 @@ impl Privacy {
                 sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
             }
         }
-        self.keys.lock().expect("poisoned").insert(
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner).insert(
             subject.to_string(),
             Cached {
                 key: None,
