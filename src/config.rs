@@ -205,15 +205,14 @@ impl Settings {
         alerts.temperature_high = num("CARELOG_ALERT_TEMPERATURE_HIGH", alerts.temperature_high)?;
         alerts.heart_rate_low = num("CARELOG_ALERT_HEART_RATE_LOW", alerts.heart_rate_low.into())? as u16;
         alerts.heart_rate_high = num("CARELOG_ALERT_HEART_RATE_HIGH", alerts.heart_rate_high.into())? as u16;
-        let amendment_window_days = match int("CARELOG_AMENDMENT_WINDOW_DAYS", 7)? {
-            // A century is more than any record needs, and keeps date arithmetic in range.
-            d @ 1..=36_500 => d as u32,
-            d => {
-                return Err(SettingsError {
-                    name: "CARELOG_AMENDMENT_WINDOW_DAYS",
-                    reason: format!("{d} is more than 36500 days"),
-                })
-            }
+        // 0 closes records at once (every correction then needs an admin unlock);
+        // a century is more than any record needs, and keeps date arithmetic in range.
+        let amendment_window_days = match get("CARELOG_AMENDMENT_WINDOW_DAYS") {
+            None => 7,
+            Some(v) => v.parse::<u32>().ok().filter(|d| *d <= 36_500).ok_or(SettingsError {
+                name: "CARELOG_AMENDMENT_WINDOW_DAYS",
+                reason: format!("{v:?} is not a number of days from 0 to 36500"),
+            })?,
         };
         Ok(Settings {
             s3,
@@ -269,11 +268,13 @@ mod tests {
     }
 
     #[test]
-    fn the_amendment_window_is_a_positive_number_of_days() {
+    fn the_amendment_window_is_a_whole_number_of_days() {
         assert_eq!(Settings::from_map(&map(&[])).unwrap().amendment_window_days, 7);
         let s = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", "30")])).unwrap();
         assert_eq!(s.amendment_window_days, 30);
-        for bad in ["0", "-3", "seven", "1.5", "99999999"] {
+        let s = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", "0")])).unwrap();
+        assert_eq!(s.amendment_window_days, 0);
+        for bad in ["-3", "seven", "1.5", "99999999"] {
             let e = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", bad)])).unwrap_err();
             assert_eq!(e.name, "CARELOG_AMENDMENT_WINDOW_DAYS", "{bad}");
         }

@@ -4,7 +4,8 @@
 //! it changed, why, who and when, and the aggregate shows the amended values.
 //!
 //! Its recorder may amend a record for `window_days` after writing it; past
-//! that an admin must unlock it, which opens another window of the same length.
+//! that an admin must unlock it, which opens another window of the same length
+//! (and admits at least the next amendment, however short the window).
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -350,6 +351,10 @@ pub struct HealthRecord {
     /// The last admin unlock, which opens a new window.
     #[serde(default)]
     pub unlocked_at: Option<DateTime<Utc>>,
+    /// An unlock not yet used by an amendment: it admits one amendment even
+    /// after its window (so an unlock is never void, whatever the window).
+    #[serde(default)]
+    pub unlock_pending: bool,
     #[serde(default)]
     pub amendments: u32,
 }
@@ -366,7 +371,9 @@ impl HealthRecord {
     /// Whether the recorder may still amend at `at`.
     pub fn amendable_at(&self, at: DateTime<Utc>, window_days: u32) -> bool {
         self.created_at.is_some_and(|c| within(c, window_days, at))
-            || self.unlocked_at.is_some_and(|u| within(u, window_days, at))
+            || self
+                .unlocked_at
+                .is_some_and(|u| self.unlock_pending || within(u, window_days, at))
     }
 }
 
@@ -464,8 +471,12 @@ impl Aggregate for HealthRecord {
                     }
                 }
                 self.amendments += 1;
+                self.unlock_pending = false;
             }
-            HealthRecordEvent::HealthRecordUnlocked { at, .. } => self.unlocked_at = Some(at),
+            HealthRecordEvent::HealthRecordUnlocked { at, .. } => {
+                self.unlocked_at = Some(at);
+                self.unlock_pending = true;
+            }
         }
     }
 }
@@ -580,10 +591,33 @@ mod tests {
             .given(vec![
                 HealthRecordEvent::HealthRecordCreated(written()),
                 unlocked("2026-04-01T08:00:00Z"),
+                amended(new_notes(), None, "2026-04-02T08:00:00Z"),
             ])
-            .when(amend(new_notes(), "2026-04-08T08:00:01Z"))
+            .when(amend(
+                RecordChanges {
+                    notes: Some(Some("再次更正".into())),
+                    ..Default::default()
+                },
+                "2026-04-08T08:00:01Z",
+            ))
             .inspect_result();
         assert!(is_conflict(r));
+    }
+
+    #[test]
+    fn an_unlock_admits_the_next_amendment_however_short_the_window() {
+        let late = "2026-05-01T08:00:00Z";
+        let mut zero_window = amend(new_notes(), late);
+        if let HealthRecordCommand::Amend { window_days, .. } = &mut zero_window {
+            *window_days = 0;
+        }
+        TestFramework::<HealthRecord>::with(())
+            .given(vec![
+                HealthRecordEvent::HealthRecordCreated(written()),
+                unlocked("2026-04-01T08:00:00Z"),
+            ])
+            .when(zero_window)
+            .then_expect_events(vec![amended(new_notes(), None, late)]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, Backend, Resp, TestApp};
+use crate::helpers::{spawn_app_with, Backend, Resp, TestApp};
 
 dual!(
     a_recorder_corrects_their_record_and_the_original_stays_in_the_history,
@@ -17,6 +17,7 @@ dual!(
     an_old_record_is_locked_until_an_admin_unlocks_it,
     amendments_are_validated_like_new_records,
     an_erased_patients_amended_record_still_replays,
+    with_a_zero_window_only_an_unlock_admits_a_correction,
 );
 
 struct World {
@@ -27,7 +28,11 @@ struct World {
 }
 
 async fn world(b: Backend) -> World {
-    let app = spawn_app(b).await;
+    world_with(b, &[]).await
+}
+
+async fn world_with(b: Backend, settings: &[(&str, String)]) -> World {
+    let app = spawn_app_with(b, settings).await;
     let (recorder, rtoken) = app.recorder(1).await;
     let family = app.family("陈家").await;
     let patient = app.patient(&family, "陈奶奶").await;
@@ -493,4 +498,21 @@ async fn an_erased_patients_amended_record_still_replays(b: Backend) {
     assert!(!rebuilt.body.to_string().contains("钥匙在门垫下"));
     assert_eq!(rebuilt.data()["amendments"][0]["reason_code"], "typo");
     assert_eq!(rebuilt.data()["amendment_count"], 1);
+}
+
+async fn with_a_zero_window_only_an_unlock_admits_a_correction(b: Backend) {
+    let w = world_with(b, &[("CARELOG_AMENDMENT_WINDOW_DAYS", "0".into())]).await;
+    let record = new_record(&w).await;
+    let fix = |notes: &str| json!({"reason_code": "typo", "changes": {"notes": notes}});
+    amend(&w, &w.rtoken, &record, fix("更正一")).await.err(409, "conflict");
+    w.app
+        .post(
+            &format!("/health-records/{record}/unlock"),
+            &w.app.admin_token,
+            json!({"reason": "家属要求更正"}),
+        )
+        .await
+        .ok();
+    amend(&w, &w.rtoken, &record, fix("更正一")).await.ok();
+    amend(&w, &w.rtoken, &record, fix("更正二")).await.err(409, "conflict");
 }
