@@ -92,8 +92,13 @@ async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
     let stores = Stores::open(&settings, false).await?;
     let v = crate::audit::verify(&stores.store).await?;
     if let Some((position, why)) = &v.broken {
-        eprintln!("audit verify: BROKEN at position {position}: {why}");
-        eprintln!("audit verify: {} events before it verified", v.verified);
+        // On both streams: scripts read stdout, people read stderr.
+        let report = format!(
+            "audit verify: BROKEN at position {position}: {why}\naudit verify: {} events before it verified",
+            v.verified
+        );
+        println!("{report}");
+        eprintln!("{report}");
         std::process::exit(1);
     }
     println!(

@@ -299,7 +299,7 @@ impl EventStore {
         offset: i64,
     ) -> Result<Vec<RawEvent>, sqlx::Error> {
         let (select, wher) = raw_sql(&self.backend);
-        let sql = format!("{select} {wher} AND position > $6 ORDER BY position LIMIT $7 OFFSET $8");
+        let sql = format!("{select} {wher} AND position > $8 ORDER BY position LIMIT $9 OFFSET $10");
         let rows: Vec<RawRow> = match &self.backend {
             Backend::Postgres(pool) => {
                 bind_filter!(sqlx::query_as(&sql), filter, |t| t)
@@ -533,9 +533,12 @@ pub struct EventFilter {
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// Recorded at or before.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events about this patient: the patient's own, and those of every
+    /// aggregate whose first event names them (visits, records, orders, bookings).
+    pub patient_id: Option<String>,
 }
 
-/// The SELECT list and WHERE clause ($1..$5 = the filter) for each backend.
+/// The SELECT list and WHERE clause ($1..$7 = the filter) for each backend.
 fn raw_sql(backend: &Backend) -> (&'static str, &'static str) {
     match backend {
         Backend::Postgres(_) => (
@@ -547,7 +550,10 @@ fn raw_sql(backend: &Backend) -> (&'static str, &'static str) {
                AND ($2::text IS NULL OR aggregate_id = $2)
                AND ($3::text IS NULL OR metadata->>'actor_id' = $3)
                AND ($4::timestamptz IS NULL OR recorded_at >= $4)
-               AND ($5::timestamptz IS NULL OR recorded_at <= $5)",
+               AND ($5::timestamptz IS NULL OR recorded_at <= $5)
+               AND ($6::text IS NULL OR aggregate_id = $6 OR aggregate_id IN
+                    (SELECT f.aggregate_id FROM events f
+                     WHERE f.sequence = 1 AND replace(f.payload::text, '\": \"', '\":\"') LIKE $7))",
         ),
         Backend::Sqlite(_) => (
             "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -557,12 +563,14 @@ fn raw_sql(backend: &Backend) -> (&'static str, &'static str) {
                AND ($2 IS NULL OR aggregate_id = $2)
                AND ($3 IS NULL OR json_extract(metadata, '$.actor_id') = $3)
                AND ($4 IS NULL OR recorded_at >= $4)
-               AND ($5 IS NULL OR recorded_at <= $5)",
+               AND ($5 IS NULL OR recorded_at <= $5)
+               AND ($6 IS NULL OR aggregate_id = $6 OR aggregate_id IN
+                    (SELECT f.aggregate_id FROM events f WHERE f.sequence = 1 AND f.payload LIKE $7))",
         ),
     }
 }
 
-/// Binds the five filter values ($1..$5). SQLite keeps instants as RFC 3339
+/// Binds the filter values ($1..$7). SQLite keeps instants as RFC 3339
 /// text with milliseconds, PostgreSQL as timestamptz.
 macro_rules! bind_filter {
     ($q:expr, $f:expr, $instant:expr) => {
@@ -571,6 +579,8 @@ macro_rules! bind_filter {
             .bind($f.actor_id.clone())
             .bind($f.from.map($instant))
             .bind($f.to.map($instant))
+            .bind($f.patient_id.clone())
+            .bind($f.patient_id.as_ref().map(|p| format!("%\"patient_id\":\"{p}\"%")))
     };
 }
 use bind_filter;

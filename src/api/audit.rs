@@ -3,7 +3,7 @@
 
 use actix_web::web;
 use chrono::Utc;
-use domain::ids::UserId;
+use domain::ids::{PatientId, UserId};
 use domain::user::Role;
 use domain::Validator;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,9 @@ pub struct EventsQuery {
     /// e.g. `patient`, `health_record`, `appointment` (see docs/events.md).
     pub aggregate_type: Option<String>,
     pub aggregate_id: Option<String>,
+    /// Only events about this patient: the patient's own and those of their
+    /// visits, health records, order requests, medical orders and bookings.
+    pub patient_id: Option<String>,
     /// Only events caused by this user (id).
     pub actor: Option<String>,
     /// Recorded at or after this instant (RFC 3339).
@@ -90,6 +93,7 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
     p.require(&[Role::Auditor, Role::Admin])?;
     let mut v = Validator::new();
     let actor: Option<UserId> = uuid_field(&mut v, "actor", q.actor.as_ref());
+    let patient: Option<PatientId> = uuid_field(&mut v, "patient_id", q.patient_id.as_ref());
     let filter = EventFilter {
         aggregate_type: aggregate_type(&mut v, q.aggregate_type.as_deref()),
         aggregate_id: q
@@ -101,6 +105,7 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
         actor_id: actor.map(|a| a.to_string()),
         from: instant(&mut v, "from", q.from.as_deref()),
         to: instant(&mut v, "to", q.to.as_deref()),
+        patient_id: patient.map(|p| p.to_string()),
     };
     let paging = PageQuery {
         page: q.page,

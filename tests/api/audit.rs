@@ -134,6 +134,29 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
         "auditors see the history in clear"
     );
     assert_eq!(events[1]["payload"]["PatientUpdated"]["phone"], "13899990000");
+    // The whole story of the patient: their own events and those of the
+    // aggregates about them, oldest first.
+    let r = app
+        .get(&format!("/audit/events?patient_id={patient}&limit=100"), &auditor)
+        .await
+        .ok();
+    let story: Vec<String> = r.data()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        story,
+        [
+            "PatientRegistered",
+            "SubscriptionCreated",
+            "PatientUpdated",
+            "HealthRecordCreated"
+        ],
+        "{}",
+        r.body
+    );
     // By actor: the recorder's events are the record (and whatever it caused).
     let r = app.get(&format!("/audit/events?actor={rid}"), &auditor).await.ok();
     let mine = r.data()["events"].as_array().unwrap().clone();
