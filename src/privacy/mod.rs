@@ -236,6 +236,45 @@ impl Privacy {
         open_fields(payload, &keys)
     }
 
+    // ---- pseudonyms for the event stream ----------------------------------------
+
+    /// A secret of the event's data subject for keyed hashes of its identifiers
+    /// on Kafka: derived from the subject's data key, so once the subject is
+    /// erased nobody can compute or confirm those hashes any more. `None` for
+    /// events without a data subject, or whose subject was erased.
+    pub async fn hash_secret(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        payload: &Value,
+    ) -> Result<Option<[u8; 32]>, PrivacyError> {
+        let Some((rule, _)) = policy::protected_fields(aggregate_type) else {
+            return Ok(None);
+        };
+        let subject = match rule {
+            SubjectRule::Itself => aggregate_id.to_string(),
+            SubjectRule::PatientOf => match self.patient_of(aggregate_type, aggregate_id, payload).await {
+                Ok(s) => s,
+                Err(PrivacyError::NoSubject(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+        };
+        let Some(key) = self.key(&subject, false).await? else {
+            return Ok(None);
+        };
+        // A fixed nonce is safe here: one fixed message per key, never another.
+        let block = key
+            .encrypt(
+                Nonce::from_slice(&[0u8; 12]),
+                Payload {
+                    msg: b"carelog kafka pseudonym key v1",
+                    aad: subject.as_bytes(),
+                },
+            )
+            .map_err(|_| PrivacyError::Corrupt(subject.clone()))?;
+        Ok(Some(Sha256::digest(block).into()))
+    }
+
     // ---- file contents ------------------------------------------------------
 
     /// Encrypts a file's bytes under the key of `subject` (the file itself), so

@@ -1291,9 +1291,12 @@ pub fn markdown(pii_key: &[u8]) -> String {
     line("");
     line(&format!(
         "- **Hashed**: {}. Published as `hmac-sha256:<64 hex digits>`, an HMAC-SHA256 keyed with \
-         `CARELOG_KAFKA_PII_KEY`. The same value always gives the same hash, so consumers can count or join \
-         distinct people without seeing the identifier; without the key the value cannot be recovered \
-         by trying candidates.",
+         `CARELOG_KAFKA_PII_KEY` combined with a secret of the event's data subject (the patient, or the \
+         household for the family's own phones; derived from the key that encrypts their data in the event \
+         store). Within one subject the same value always gives the same hash, so consumers can see that an \
+         identifier changed or not without seeing it; without the keys the value cannot be recovered by trying \
+         candidates, and once the subject is erased nobody can compute or confirm those hashes any more. \
+         Staff phones are keyed with `CARELOG_KAFKA_PII_KEY` alone.",
         code_list(HASHED_FIELDS)
     ));
     line(&format!(

@@ -157,6 +157,33 @@ pub enum RelayError {
     Broker(String),
 }
 
+/// The key of the keyed hashes in one event: `CARELOG_KAFKA_PII_KEY` combined
+/// with a secret of the event's data subject (see `Privacy::hash_secret`), so
+/// the hashes of an erased patient's identifiers can no longer be confirmed
+/// by anyone; the configured key alone for events without a data subject.
+async fn pseudonym_key(
+    store: &EventStore,
+    pii_key: &[u8],
+    e: &projections::StoredEvent,
+) -> Result<Vec<u8>, crate::privacy::PrivacyError> {
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    let secret = store
+        .privacy()
+        .hash_secret(&e.aggregate_type, &e.aggregate_id, &e.payload)
+        .await?;
+    Ok(match secret {
+        None => pii_key.to_vec(),
+        Some(secret) => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pii_key).unwrap_or_else(|_| {
+                <Hmac<Sha256> as Mac>::new_from_slice(b"carelog").unwrap_or_else(|_| unreachable!("any key length"))
+            });
+            mac.update(&secret);
+            mac.finalize().into_bytes().to_vec()
+        }
+    })
+}
+
 /// Publishes the events after `after` up to `BATCH` of them, in order, and
 /// returns the position of the last one the broker acknowledged (events after
 /// a failure are not counted even if they were acknowledged: they will be
@@ -179,7 +206,10 @@ async fn publish_batch(
     topics.ensure(&names, config).await;
     let mut deliveries = Vec::with_capacity(events.len());
     for e in &events {
-        let body = envelope::envelope(e, &config.pii_key).to_string();
+        let key = pseudonym_key(store, &config.pii_key, e)
+            .await
+            .map_err(|err| (None, RelayError::Read(err.into())))?;
+        let body = envelope::envelope(e, &key).to_string();
         let topic = envelope::topic(&config.topic_prefix, &e.aggregate_type);
         let id = envelope::event_id(&e.aggregate_type, &e.aggregate_id, e.sequence);
         let ce_type = format!("carelog.{}.{}", e.aggregate_type, e.event_type);

@@ -471,6 +471,19 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
         "the record's photo and thumbnail were deleted"
     );
 
+    // The Kafka pseudonyms of the patient's identifiers can no longer be computed.
+    let payload = json!({"PatientUpdated": {}});
+    let privacy = app.state.store.privacy();
+    assert!(privacy
+        .hash_secret("patient", &patient, &payload)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(privacy
+        .hash_secret("patient", &other, &payload)
+        .await
+        .unwrap()
+        .is_some());
     // Nothing of the patient is left anywhere.
     let secrets = [NAME, ID_CARD, PHONE];
     let haystacks = dumps(&app, b).await;
@@ -691,7 +704,7 @@ async fn an_erasure_recorded_just_before_a_crash_is_completed(b: Backend) {
         .unwrap();
     // The erasure reactor completes it: key, files, household.
     let privacy = app.state.store.privacy();
-    for _ in 0..200 {
+    for _ in 0..600 {
         if privacy.is_erased(&patient).await.unwrap()
             && privacy.is_erased(&family).await.unwrap()
             && count_files(&uploads) == 0
