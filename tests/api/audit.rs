@@ -374,26 +374,7 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     .await
     .ok();
     // A photo attached to the record, so there is a file to delete.
-    let form = Form::new()
-        .text("patient_id", patient.clone())
-        .text("visit_date", today().to_string())
-        .text("visit_time", "10:00")
-        .text("notes", format!("{NAME}复测"))
-        .text("vital_signs", r#"{"heart_rate": 72}"#)
-        .part(
-            "photos",
-            Part::bytes(crate::helpers::png(40, 40)).file_name(format!("{NAME}.png")),
-        );
-    let res = app
-        .client
-        .post(app.url("/health-records"))
-        .bearer_auth(&rtoken)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let uploads = app._dir.path().join("uploads");
+    let uploads = record_with_photo(&app, &rtoken, &patient, &format!("{NAME}.png")).await;
     let files_before = count_files(&uploads);
     assert!(files_before >= 2, "photo and thumbnail stored");
 
@@ -516,6 +497,30 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     let o = app.get(&format!("/patients/{other}"), &app.admin_token).await.ok();
     assert_eq!(o.data()["name"], OTHER_NAME);
     let _ = (rid, auditor, dtoken);
+}
+
+/// A multipart health record with one photo (and its thumbnail); the upload dir.
+async fn record_with_photo(app: &TestApp, rtoken: &str, patient: &str, file_name: &str) -> std::path::PathBuf {
+    let form = Form::new()
+        .text("patient_id", patient.to_string())
+        .text("visit_date", today().to_string())
+        .text("visit_time", "10:00")
+        .text("notes", format!("{NAME}复测"))
+        .text("vital_signs", r#"{"heart_rate": 72}"#)
+        .part(
+            "photos",
+            Part::bytes(crate::helpers::png(40, 40)).file_name(file_name.to_string()),
+        );
+    let res = app
+        .client
+        .post(app.url("/health-records"))
+        .bearer_auth(rtoken)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    app._dir.path().join("uploads")
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -670,22 +675,7 @@ async fn an_erasure_recorded_just_before_a_crash_is_completed(b: Backend) {
     let package = app.package().await;
     let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
     app.subscribe(&patient, &package, &rid).await;
-    let form = Form::new()
-        .text("patient_id", patient.clone())
-        .text("visit_date", today().to_string())
-        .text("visit_time", "10:00")
-        .text("notes", format!("{NAME}复测"))
-        .part("photos", Part::bytes(crate::helpers::png(40, 40)).file_name("p.png"));
-    let res = app
-        .client
-        .post(app.url("/health-records"))
-        .bearer_auth(&rtoken)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let uploads = app._dir.path().join("uploads");
+    let uploads = record_with_photo(&app, &rtoken, &patient, "p.png").await;
     assert!(count_files(&uploads) >= 2);
     // The HTTP call recorded the erasure and the process died before anything
     // else: only the event is there.
