@@ -1,7 +1,7 @@
 //! The auditor's history: every stored event with who, from where and when,
 //! and any aggregate's state as of a past instant. Auditors and admins only.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use chrono::Utc;
 use domain::ids::{PatientId, UserId};
 use domain::user::Role;
@@ -15,6 +15,7 @@ use crate::api::{list_json, uuid_field, PageQuery};
 use crate::audit::{redact, state_as_of, ReplayError, AGGREGATE_TYPES};
 use crate::auth::Principal;
 use crate::error::{ok, ApiError, ApiResult};
+use crate::privacy::find_str;
 use crate::state::AppState;
 use crate::store::{on_backend, Backend, EventFilter};
 
@@ -89,7 +90,12 @@ fn aggregate_type(v: &mut Validator, raw: Option<&str>) -> Option<String> {
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventsQuery), security(("bearer" = [])),
     responses((status = 200, description = "{events:[AuditEvent], total, page, limit}, oldest first"),
         (status = 400, description = "names the field"), (status = 403, description = "not an auditor or admin")))]
-pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<EventsQuery>) -> ApiResult {
+pub async fn events(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    q: web::Query<EventsQuery>,
+) -> ApiResult {
     p.require(&[Role::Auditor, Role::Admin])?;
     let mut v = Validator::new();
     let actor: Option<UserId> = uuid_field(&mut v, "actor", q.actor.as_ref());
@@ -149,6 +155,12 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
             hash,
         });
     }
+    // Auditors' reads of patient data are themselves logged.
+    let mut patients: Vec<String> = filter.patient_id.iter().cloned().collect();
+    patients.extend(items.iter().filter_map(patient_of));
+    patients.sort();
+    patients.dedup();
+    state.access.patients(&p, &req, &patients).await?;
     Ok(ok(list_json(
         "events",
         projections::Page {
@@ -158,6 +170,14 @@ pub async fn events(state: web::Data<AppState>, p: Principal, q: web::Query<Even
             limit: paging.limit,
         },
     )))
+}
+
+/// The patient an event is about, when the event says so itself.
+fn patient_of(e: &AuditEvent) -> Option<String> {
+    if e.aggregate_type == "patient" {
+        return Some(e.aggregate_id.clone());
+    }
+    find_str(&e.payload, "patient_id").map(str::to_string)
 }
 
 async fn sealed_hashes(
@@ -190,6 +210,7 @@ pub struct StateQuery {
 pub async fn state(
     state: web::Data<AppState>,
     p: Principal,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     q: web::Query<StateQuery>,
 ) -> ApiResult {
@@ -199,7 +220,14 @@ pub async fn state(
     let as_of = instant(&mut v, "as_of", q.as_of.as_deref()).unwrap_or_else(Utc::now);
     v.finish()?;
     match state_as_of(&state.store, &aggregate_type, &id, as_of).await {
-        Ok(Some(s)) => Ok(ok(s)),
+        Ok(Some(s)) => {
+            let patient = match s.aggregate_type.as_str() {
+                "patient" => Some(s.aggregate_id.clone()),
+                _ => find_str(&s.state, "patient_id").map(str::to_string),
+            };
+            state.access.patients(&p, &req, patient).await?;
+            Ok(ok(s))
+        }
         Ok(None) => Err(ApiError::NotFound("aggregate")),
         Err(ReplayError::UnknownType(_)) => Err(ApiError::field(
             "aggregate_type",

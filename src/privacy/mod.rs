@@ -479,7 +479,7 @@ fn has_protected(v: &Value, fields: &[&str]) -> bool {
 }
 
 /// The first string value of `field` at any depth.
-fn find_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn find_str<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
     match v {
         Value::Object(m) => m
             .get(field)

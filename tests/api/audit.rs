@@ -73,7 +73,7 @@ fn today() -> chrono::NaiveDate {
 
 async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
     let app = spawn_app(b).await;
-    let (_, auditor) = auditor(&app).await;
+    let (auditor_id, auditor) = auditor(&app).await;
     let (rid, rtoken) = app.recorder(1).await;
     let (_, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
     let package = app.package().await;
@@ -217,6 +217,21 @@ async fn an_auditor_reconstructs_a_patients_story(b: Backend) {
     assert!(reads
         .iter()
         .any(|e| e["actor_id"] == rid.as_str() && e["endpoint"].as_str().unwrap_or("").contains("/health-records/")));
+    // Including the auditor's own reads of the patient's history.
+    let r = app
+        .get(
+            &format!("/audit/access?patient_id={patient}&actor={auditor_id}"),
+            &auditor,
+        )
+        .await
+        .ok();
+    let own = r.data()["entries"].as_array().unwrap().clone();
+    assert!(own
+        .iter()
+        .any(|e| e["endpoint"].as_str().unwrap_or("").contains("/audit/events")));
+    assert!(own
+        .iter()
+        .any(|e| e["endpoint"].as_str().unwrap_or("").contains("/state")));
 }
 
 fn urlencode(s: &str) -> String {
