@@ -107,7 +107,8 @@ async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
     );
     if v.unsealed > 0 {
         println!(
-            "audit verify: {} newer events are not sealed yet (the sealer runs in `carelog serve`)",
+            "audit verify: {} newer events are not sealed yet (the sealer runs in `carelog serve`; \
+             run verify again once a server has been up, hashes are never removed)",
             v.unsealed
         );
     }

@@ -42,23 +42,25 @@ impl ProjectionWaiter {
         }
     }
 
-    pub async fn wait_for(&self, position: i64) {
+    /// Waits (bounded) until every read model has passed `position`; false if
+    /// they had not when the time ran out.
+    pub async fn wait_for(&self, position: i64) -> bool {
         if position <= 0 || !self.enabled {
-            return;
+            return true;
         }
         let mut local = self.local.clone();
         let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_TIMEOUT;
         loop {
             if *local.borrow_and_update() >= position {
-                return;
+                return true;
             }
             // Another instance may be the leader: its progress is only in the database.
             if matches!(self.read.min_checkpoint().await, Ok(p) if p >= position) {
-                return;
+                return true;
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(position, "read models did not catch up in time");
-                return;
+                return false;
             }
             let _ = tokio::time::timeout(Duration::from_millis(20), local.changed()).await;
         }

@@ -103,7 +103,11 @@ impl Aggregate for Patient {
 
     async fn handle(&mut self, command: PatientCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
         if self.erased && self.details.is_some() {
-            return Err(DomainError::conflict("该患者的个人信息已删除"));
+            return match command {
+                // Erasing twice (a retry, or two admins at once) changes nothing.
+                PatientCommand::Erase { .. } => Ok(()),
+                _ => Err(DomainError::conflict("该患者的个人信息已删除")),
+            };
         }
         let event = match (command, &self.details) {
             (PatientCommand::Register { .. }, Some(_)) => return Err(DomainError::conflict("患者已存在")),

@@ -29,7 +29,6 @@ impl Projector for OrdersProjector {
             return erase_rows(c, patient, &[
                 "UPDATE order_requests SET reason = NULL WHERE patient_id = ?",
                 "UPDATE medical_orders SET content = '[已删除]', notes = NULL, cancel_reason = NULL WHERE patient_id = ?",
-                "UPDATE notifications SET body = '[已删除]' WHERE patient_id = ?",
             ])
             .await;
         }
@@ -143,6 +142,14 @@ impl Projector for NotificationsProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(patient) = erased_patient(e) {
+            return erase_rows(
+                c,
+                patient,
+                &["UPDATE notifications SET body = '[已删除]' WHERE patient_id = ?"],
+            )
+            .await;
+        }
         let notice = match e.aggregate_type.as_str() {
             "order_request" => match e.decode::<OrderRequestEvent>()? {
                 OrderRequestEvent::OrderRequested(d) => {

@@ -63,9 +63,17 @@ impl ReadStore {
     /// zeroed by `secure_delete`). Nothing to do on MySQL.
     pub async fn flush_erased(&self) -> Result<(), sqlx::Error> {
         if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
+            // Readers can hold a checkpoint back: retry a little (bounded).
+            for _ in 0..50 {
+                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await?;
+                if row.try_get::<i64, _>(0)? == 0 {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tracing::warn!("the read store's write-ahead log could not be emptied after an erasure");
         }
         Ok(())
     }

@@ -157,7 +157,11 @@ pub async fn events(
     }
     // Auditors' reads of patient data are themselves logged.
     let mut patients: Vec<String> = filter.patient_id.iter().cloned().collect();
-    patients.extend(items.iter().filter_map(patient_of));
+    for e in &items {
+        if let Some(patient) = patient_of(&state, e).await? {
+            patients.push(patient);
+        }
+    }
     patients.sort();
     patients.dedup();
     state.access.patients(&p, &req, &patients).await?;
@@ -172,12 +176,17 @@ pub async fn events(
     )))
 }
 
-/// The patient an event is about, when the event says so itself.
-fn patient_of(e: &AuditEvent) -> Option<String> {
-    if e.aggregate_type == "patient" {
-        return Some(e.aggregate_id.clone());
+/// The patient an event is about (none for households, files and staff).
+async fn patient_of(state: &AppState, e: &AuditEvent) -> Result<Option<String>, ApiError> {
+    if matches!(e.aggregate_type.as_str(), "family" | "file") {
+        return Ok(None);
     }
-    find_str(&e.payload, "patient_id").map(str::to_string)
+    state
+        .store
+        .privacy()
+        .subject_of(&e.aggregate_type, &e.aggregate_id, &e.payload)
+        .await
+        .map_err(ApiError::internal)
 }
 
 async fn sealed_hashes(

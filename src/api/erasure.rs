@@ -2,9 +2,9 @@
 //! request (PIPL), by destroying the key that encrypts them (crypto-shredding).
 //!
 //! Steps, each safe to repeat (a second POST completes an interrupted one):
-//! 1. `PatientErased` is recorded (who, why, when: the erasure is audited);
-//! 2. the patient's key is destroyed, so every personal field in every
-//!    earlier event reads as erased from now on;
+//! 1. the patient's key is destroyed, so every personal field in every
+//!    earlier event reads as erased from now on, and nothing new can be sealed;
+//! 2. `PatientErased` is recorded (who, why, when: the erasure is audited);
 //! 3. the files attached to the patient's records are deleted from storage
 //!    (and their names' keys destroyed);
 //! 4. if no patient of the family keeps their data, the household's own
@@ -59,7 +59,15 @@ pub async fn erase(
         return Err(ApiError::NotFound("patient"));
     };
     let ctx = meta.context(Some(&p), "ErasePatient");
-    // 1. The audited event (skipped when a previous attempt recorded it).
+    // 1. The key goes first: from this moment nothing more can be sealed for
+    //    the patient, nor anything read, on any instance (keys are not cached).
+    state
+        .store
+        .privacy()
+        .erase(&patient)
+        .await
+        .map_err(ApiError::internal)?;
+    // 2. The audited event (a no-op when a previous attempt recorded it).
     let mut version = None;
     if !current.erased {
         let command = PatientCommand::Erase {
@@ -67,10 +75,9 @@ pub async fn erase(
             erased_by: p.user_id,
         };
         let committed = state.store.execute::<Patient>(&patient, command, &ctx).await?;
-        state.waiter.wait_for(committed.position).await;
         version = Some(committed.version);
     }
-    // 2-6, also done by the erasure reactor should this process die now.
+    // 3-7, also done by the erasure reactor should this process die now.
     let done = complete(&state, &patient, &reason, &ctx).await?;
     Ok(ok(json!({
         "patient_id": patient,
@@ -87,15 +94,19 @@ pub struct Completion {
     pub family_erased: bool,
 }
 
-/// Steps 2 to 6 for a patient whose `PatientErased` is recorded. Idempotent.
+/// Steps 3 to 7 for a patient whose `PatientErased` is recorded. Idempotent.
 pub async fn complete(
     state: &AppState,
     patient: &str,
     reason: &str,
     ctx: &CommandContext,
 ) -> Result<Completion, ApiError> {
-    // 2. The key.
+    // The key again (the erasure reactor's path), then the read models must show
+    // the erasure: the files and the household are found there.
     state.store.privacy().erase(patient).await.map_err(ApiError::internal)?;
+    if !state.waiter.wait_for(state.store.head().await?).await {
+        return Err(ApiError::Unavailable);
+    }
     // 3. Files (the read model still lists them: only their names were blanked).
     let files = state.read.patient_files(patient).await?;
     for f in &files {
@@ -105,7 +116,12 @@ pub async fn complete(
         // The file's name and contents were sealed under the file's own key.
         state.store.privacy().erase(&f.id).await.map_err(ApiError::internal)?;
     }
-    // 4. The household, once none of its patients keeps personal data.
+    // 4. The household, once none of its patients keeps personal data (its
+    //    own command: the caller's If-Match was about the patient).
+    let ctx = &CommandContext {
+        expected_version: None,
+        ..ctx.clone()
+    };
     let family = state.read.patient_family(patient).await?;
     let mut family_erased = false;
     if let Some(family) = &family {
@@ -125,7 +141,9 @@ pub async fn complete(
                 0 => state.store.head().await?,
                 p => p,
             };
-            state.waiter.wait_for(position).await;
+            if !state.waiter.wait_for(position).await {
+                return Err(ApiError::Unavailable);
+            }
             family_erased = true;
         }
     }

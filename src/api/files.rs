@@ -159,7 +159,7 @@ pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), A
         }
         let subject = f.id.to_string();
         for (key, bytes) in parts {
-            let sealed = state.store.privacy().seal_bytes(&subject, &bytes).await;
+            let sealed = state.store.privacy().seal_bytes(&subject, &key, &bytes).await;
             let stored = match sealed {
                 Ok(sealed) => state.blobs.put(&key, sealed).await.map_err(|e| anyhow::anyhow!("{e}")),
                 Err(e) => Err(e.into()),
@@ -290,7 +290,7 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
     let bytes = state
         .store
         .privacy()
-        .open_bytes(&file.id, stored)
+        .open_bytes(&file.id, &key, stored)
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound("file"))?;

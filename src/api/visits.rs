@@ -344,11 +344,26 @@ pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMet
     .await
 }
 
+/// Visit lists show patients' names and addresses: each patient on them is a
+/// read of patient data.
+async fn log_patients(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    visits: &[projections::visits::VisitView],
+) -> Result<(), ApiError> {
+    let mut patients: Vec<&str> = visits.iter().map(|v| v.patient.id.as_str()).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    state.access.patients(p, req, patients).await
+}
+
 #[utoipa::path(get, path = "/api/v1/appointments/today", tag = "visits", security(("bearer" = [])),
     responses((status = 200, description = "[{id, patient:{id, name, family_name, address}, scheduled_time, status, notes}] by time")))]
-pub async fn today(state: web::Data<AppState>, p: Principal) -> ApiResult {
+pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let visits = state.read.visits_on(&p.user_id.to_string(), state.today()).await?;
+    log_patients(&state, &p, &req, &visits).await?;
     Ok(ok(visits))
 }
 
@@ -363,7 +378,12 @@ pub struct VisitListQuery {
 
 #[utoipa::path(get, path = "/api/v1/appointments", tag = "visits", params(VisitListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{appointments:[...], total, page, limit}")))]
-pub async fn list(state: web::Data<AppState>, p: Principal, q: web::Query<VisitListQuery>) -> ApiResult {
+pub async fn list(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: HttpRequest,
+    q: web::Query<VisitListQuery>,
+) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin])?;
     let page = PageQuery {
         page: q.page,
@@ -388,7 +408,9 @@ pub async fn list(state: web::Data<AppState>, p: Principal, q: web::Query<VisitL
         date: day,
         status: status.map(|s| s.as_str().to_string()),
     };
-    Ok(ok(list_json("appointments", state.read.visits(&filter, page).await?)))
+    let visits = state.read.visits(&filter, page).await?;
+    log_patients(&state, &p, &req, &visits.items).await?;
+    Ok(ok(list_json("appointments", visits)))
 }
 
 #[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "visits", security(("bearer" = [])),

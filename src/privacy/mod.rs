@@ -20,7 +20,6 @@ mod policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -37,9 +36,7 @@ use crate::store::{on_backend, Backend};
 
 /// Marks an encrypted field.
 const MARK: &str = "$pii";
-/// How long a data key stays cached. Another instance's erasure is seen at the
-/// latest after this long (this instance's own erasures at once).
-const KEY_TTL: Duration = Duration::from_secs(30);
+/// Bound of the aggregate → subject cache (entries never change once known).
 const CACHE_LIMIT: usize = 50_000;
 /// Header of an encrypted blob (then nonce ‖ AES-256-GCM ciphertext).
 const BLOB_MAGIC: &[u8] = b"CLGE1\0";
@@ -92,18 +89,10 @@ pub enum PrivacyError {
     WrongMasterKey,
 }
 
-#[derive(Clone)]
-struct Cached {
-    /// None: the subject was erased.
-    key: Option<Aes256Gcm>,
-    at: Instant,
-}
-
 /// Encrypts and decrypts personal fields; owns the subject keys.
 pub struct Privacy {
     master: Aes256Gcm,
     backend: Backend,
-    keys: Mutex<HashMap<String, Cached>>,
     /// `aggregate_type:aggregate_id` → data subject, for events that do not
     /// name their patient themselves (e.g. a visit's cancellation).
     subjects: Mutex<HashMap<String, String>>,
@@ -131,7 +120,6 @@ impl Privacy {
         Ok(Arc::new(Self {
             master: Aes256Gcm::new(&master.0.into()),
             backend,
-            keys: Mutex::new(HashMap::new()),
             subjects: Mutex::new(HashMap::new()),
         }))
     }
@@ -236,6 +224,27 @@ impl Privacy {
         open_fields(payload, &keys)
     }
 
+    /// Whose personal data an event holds, by the policy: the patient, the
+    /// household or the file itself; `None` for aggregates without personal data.
+    pub async fn subject_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        payload: &Value,
+    ) -> Result<Option<String>, PrivacyError> {
+        let Some((rule, _)) = policy::protected_fields(aggregate_type) else {
+            return Ok(None);
+        };
+        match rule {
+            SubjectRule::Itself => Ok(Some(aggregate_id.to_string())),
+            SubjectRule::PatientOf => match self.patient_of(aggregate_type, aggregate_id, payload).await {
+                Ok(s) => Ok(Some(s)),
+                Err(PrivacyError::NoSubject(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     // ---- pseudonyms for the event stream ----------------------------------------
 
     /// A secret of the event's data subject for keyed hashes of its identifiers
@@ -248,16 +257,8 @@ impl Privacy {
         aggregate_id: &str,
         payload: &Value,
     ) -> Result<Option<[u8; 32]>, PrivacyError> {
-        let Some((rule, _)) = policy::protected_fields(aggregate_type) else {
+        let Some(subject) = self.subject_of(aggregate_type, aggregate_id, payload).await? else {
             return Ok(None);
-        };
-        let subject = match rule {
-            SubjectRule::Itself => aggregate_id.to_string(),
-            SubjectRule::PatientOf => match self.patient_of(aggregate_type, aggregate_id, payload).await {
-                Ok(s) => s,
-                Err(PrivacyError::NoSubject(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            },
         };
         let Some(key) = self.key(&subject, false).await? else {
             return Ok(None);
@@ -279,13 +280,13 @@ impl Privacy {
 
     /// Encrypts a file's bytes under the key of `subject` (the file itself), so
     /// a copy of the storage (backup, replica) is unreadable once it is erased.
-    pub async fn seal_bytes(&self, subject: &str, bytes: &[u8]) -> Result<Vec<u8>, PrivacyError> {
+    pub async fn seal_bytes(&self, subject: &str, label: &str, bytes: &[u8]) -> Result<Vec<u8>, PrivacyError> {
         let key = self
             .key(subject, true)
             .await?
             .ok_or_else(|| PrivacyError::Erased(subject.to_string()))?;
         let nonce: [u8; 12] = rand::random();
-        let aad = format!("carelog-blob:{subject}");
+        let aad = format!("carelog-blob:{subject}:{label}");
         let ct = key
             .encrypt(
                 Nonce::from_slice(&nonce),
@@ -300,7 +301,12 @@ impl Privacy {
 
     /// The bytes of a stored file; `None` once its key is destroyed. Blobs
     /// stored before encryption (no header) are returned as they are.
-    pub async fn open_bytes(&self, subject: &str, stored: Vec<u8>) -> Result<Option<Vec<u8>>, PrivacyError> {
+    pub async fn open_bytes(
+        &self,
+        subject: &str,
+        label: &str,
+        stored: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, PrivacyError> {
         let Some(rest) = stored.strip_prefix(BLOB_MAGIC) else {
             return Ok(Some(stored));
         };
@@ -310,7 +316,7 @@ impl Privacy {
         let Some(key) = self.key(subject, false).await? else {
             return Ok(None);
         };
-        let aad = format!("carelog-blob:{subject}");
+        let aad = format!("carelog-blob:{subject}:{label}");
         key.decrypt(
             Nonce::from_slice(&rest[..12]),
             Payload {
@@ -325,15 +331,12 @@ impl Privacy {
     // ---- keys -----------------------------------------------------------------
 
     /// The subject's data key; `None` when it was erased. With `create`, a
-    /// subject without a key gets one.
+    /// subject without a key gets one. Read from the key store every time (one
+    /// indexed lookup): an erasure anywhere takes effect on every instance at
+    /// once, for writes and reads alike; no process keeps a destroyed key.
     async fn key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, PrivacyError> {
-        if let Some(c) = self.keys.lock().unwrap_or_else(PoisonError::into_inner).get(subject) {
-            if c.at.elapsed() < KEY_TTL {
-                return Ok(c.key.clone());
-            }
-        }
-        let key = match self.fetch(subject).await? {
-            Some(found) => found,
+        match self.fetch(subject).await? {
+            Some(found) => Ok(found),
             None if create => {
                 let fresh: [u8; 32] = rand::random();
                 let wrapped = self.wrap(subject, &fresh);
@@ -345,29 +348,14 @@ impl Privacy {
                 .execute(pool)
                 .await
                 .map(|_| ()))?;
-                // Another writer may have won the insert: read back what is stored.
+                // Another writer (or an erasure) may have won: read back what is stored.
                 self.fetch(subject)
                     .await?
-                    .ok_or_else(|| PrivacyError::Corrupt(subject.to_string()))?
+                    .ok_or_else(|| PrivacyError::Corrupt(subject.to_string()))
             }
-            None => {
-                // Never had a key, yet sealed data names it: treat as erased.
-                tracing::warn!(subject, "sealed data for a subject without a key");
-                None
-            }
-        };
-        let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
+            // No key was ever made: nothing was sealed for this subject.
+            None => Ok(None),
         }
-        cache.insert(
-            subject.to_string(),
-            Cached {
-                key: key.clone(),
-                at: Instant::now(),
-            },
-        );
-        Ok(key)
     }
 
     /// `None`: no row. `Some(None)`: erased. `Some(Some(key))`: live.
@@ -447,16 +435,9 @@ impl Privacy {
                 .await?;
                 // Freed pages are zeroed (secure_delete); also move the WAL
                 // into the main file so no old page image stays in the log.
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+                checkpoint_wal(pool).await?;
             }
         }
-        self.keys.lock().unwrap_or_else(PoisonError::into_inner).insert(
-            subject.to_string(),
-            Cached {
-                key: None,
-                at: Instant::now(),
-            },
-        );
         Ok(())
     }
 
@@ -464,6 +445,24 @@ impl Privacy {
     pub async fn is_erased(&self, subject: &str) -> Result<bool, PrivacyError> {
         Ok(matches!(self.fetch(subject).await?, Some(None)))
     }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` until no reader holds it back (bounded):
+/// the main file then has the new pages and the log is emptied.
+async fn checkpoint_wal(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
+    for _ in 0..50 {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        "the event store's write-ahead log could not be emptied after an erasure; it will be at the next checkpoint"
+    );
+    Ok(())
 }
 
 // ---- JSON walking (pure) ------------------------------------------------------
@@ -501,12 +500,18 @@ fn type_tag(v: &Value) -> &'static str {
     }
 }
 
+/// What a field's ciphertext is bound to: its subject, its field name and its
+/// JSON type, so it cannot be moved to another subject or another field.
+fn field_aad(subject: &str, field: &str, tag: &str) -> Vec<u8> {
+    format!("{subject}\0{field}\0{tag}").into_bytes()
+}
+
 fn seal_fields(v: &mut Value, fields: &[&str], subject: &str, key: &Aes256Gcm) {
     match v {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
                 if fields.contains(&k.as_str()) && !val.is_null() {
-                    *val = seal_value(val, subject, key);
+                    *val = seal_value(val, k, subject, key);
                 } else {
                     seal_fields(val, fields, subject, key);
                 }
@@ -517,19 +522,20 @@ fn seal_fields(v: &mut Value, fields: &[&str], subject: &str, key: &Aes256Gcm) {
     }
 }
 
-fn seal_value(v: &Value, subject: &str, key: &Aes256Gcm) -> Value {
+fn seal_value(v: &Value, field: &str, subject: &str, key: &Aes256Gcm) -> Value {
     let nonce: [u8; 12] = rand::random();
+    let tag = type_tag(v);
     let plain = serde_json::to_vec(v).expect("a JSON value serialises");
     let ct = key
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
                 msg: &plain,
-                aad: subject.as_bytes(),
+                aad: &field_aad(subject, field, tag),
             },
         )
         .expect("AES-GCM encryption does not fail for field-sized inputs");
-    json!({ MARK: subject, "t": type_tag(v), "d": B64.encode([nonce.as_slice(), &ct].concat()) })
+    json!({ MARK: subject, "t": tag, "d": B64.encode([nonce.as_slice(), &ct].concat()) })
 }
 
 fn sealed_subject(v: &Value) -> Option<&str> {
@@ -552,36 +558,32 @@ fn collect_sealed(v: &Value, out: &mut Vec<String>) {
 }
 
 fn open_fields(v: &mut Value, keys: &HashMap<String, Option<Aes256Gcm>>) -> Result<(), PrivacyError> {
-    if let Some(subject) = sealed_subject(v).map(str::to_string) {
-        let tag = v.get("t").and_then(Value::as_str).unwrap_or("s").to_string();
-        let data = v.get("d").and_then(Value::as_str).unwrap_or_default().to_string();
-        *v = match keys.get(&subject).cloned().flatten() {
-            None => erased_form(&tag),
-            Some(key) => open_value(&subject, &data, &key)?,
-        };
-        return Ok(());
-    }
     match v {
-        Value::Object(m) => m.values_mut().try_for_each(|v| open_fields(v, keys)),
+        Value::Object(m) => m.iter_mut().try_for_each(|(field, val)| {
+            let Some(subject) = sealed_subject(val).map(str::to_string) else {
+                return open_fields(val, keys);
+            };
+            let tag = val.get("t").and_then(Value::as_str).unwrap_or("s").to_string();
+            let data = val.get("d").and_then(Value::as_str).unwrap_or_default().to_string();
+            *val = match keys.get(&subject).cloned().flatten() {
+                None => erased_form(&tag),
+                Some(key) => open_value(&subject, &field_aad(&subject, field, &tag), &data, &key)?,
+            };
+            Ok(())
+        }),
         Value::Array(a) => a.iter_mut().try_for_each(|v| open_fields(v, keys)),
         _ => Ok(()),
     }
 }
 
-fn open_value(subject: &str, data: &str, key: &Aes256Gcm) -> Result<Value, PrivacyError> {
+fn open_value(subject: &str, aad: &[u8], data: &str, key: &Aes256Gcm) -> Result<Value, PrivacyError> {
     let corrupt = || PrivacyError::Corrupt(subject.to_string());
     let raw = B64.decode(data).map_err(|_| corrupt())?;
     if raw.len() < 12 {
         return Err(corrupt());
     }
     let plain = key
-        .decrypt(
-            Nonce::from_slice(&raw[..12]),
-            Payload {
-                msg: &raw[12..],
-                aad: subject.as_bytes(),
-            },
-        )
+        .decrypt(Nonce::from_slice(&raw[..12]), Payload { msg: &raw[12..], aad })
         .map_err(|_| corrupt())?;
     serde_json::from_slice(&plain).map_err(|_| corrupt())
 }
@@ -643,6 +645,17 @@ mod tests {
         let mut v: Value = serde_json::from_str(&moved).unwrap();
         let mut keys = HashMap::new();
         keys.insert("p2".to_string(), Some(key()));
+        assert!(matches!(open_fields(&mut v, &keys), Err(PrivacyError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_ciphertext_moved_to_another_field_does_not_open() {
+        let mut v = json!({"name": "王大爷", "allergies": "青霉素"});
+        seal_fields(&mut v, &["name", "allergies"], "p1", &key());
+        let name = v["name"].clone();
+        v["allergies"] = name;
+        let mut keys = HashMap::new();
+        keys.insert("p1".to_string(), Some(key()));
         assert!(matches!(open_fields(&mut v, &keys), Err(PrivacyError::Corrupt(_))));
     }
 

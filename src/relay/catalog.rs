@@ -115,7 +115,7 @@ impl Catalogued for Family {
         "Households under care. Names and addresses are never published; phones only as hashes.";
     fn describe(event: &FamilyEvent) -> (&'static str, &'static str) {
         match event {
-            FamilyEvent::FamilyCreated(_) => ("FamilyCreated", "A household was registered, with its contact phone and home coordinates."),
+            FamilyEvent::FamilyCreated(_) => ("FamilyCreated", "A household was registered, with its contact phone (hashed); its name, address and home coordinates are not published."),
             FamilyEvent::FamilyUpdated(_) => ("FamilyUpdated", "A household's details changed; only the fields that changed are present (and, of those, only the ones that may be published)."),
             FamilyEvent::FamilyErased { .. } => ("FamilyErased", "The household's personal data were erased (its key destroyed) after its last patient was erased; `reason` is the admin's stated reason."),
         }

@@ -31,6 +31,8 @@ pub const OMITTED_FIELDS: &[&str] = &[
     "address",
     "emergency_contact",
     "location",
+    "home_lat",
+    "home_lng",
     "symptoms",
     "notes",
     "allergies",

@@ -276,6 +276,18 @@ async fn verify_names_the_event_edited_in_the_database(b: Backend) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 
+    // The chain itself cannot be cut short to hide an edit.
+    let cut = match app.state.store.backend() {
+        carelog::store::Backend::Postgres(pool) => sqlx::query("DELETE FROM event_hashes WHERE position > 1")
+            .execute(pool)
+            .await
+            .is_err(),
+        carelog::store::Backend::Sqlite(pool) => sqlx::query("DELETE FROM event_hashes WHERE position > 1")
+            .execute(pool)
+            .await
+            .is_err(),
+    };
+    assert!(cut, "event_hashes refuses DELETE");
     // Someone with database access changes the patient's registration (its
     // gender, stored in clear) behind the application's back.
     let target: i64 = match app.state.store.backend() {
