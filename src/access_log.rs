@@ -84,6 +84,8 @@ pub struct AccessRecord {
     pub actor: String,
     pub actor_id: String,
     pub actor_role: String,
+    /// Whose data were read (patient id); same as `patient_id`.
+    pub patient: String,
     pub patient_id: String,
     /// Method and route pattern, e.g. `GET /api/v1/patients/{id}`.
     pub endpoint: String,
@@ -255,6 +257,7 @@ impl AccessLog {
                     actor: actor_id.clone(),
                     actor_id,
                     actor_role,
+                    patient: patient_id.clone(),
                     patient_id,
                     endpoint,
                     path,
