@@ -161,7 +161,7 @@ impl AccessLog {
             req.method(),
             req.match_pattern().unwrap_or_else(|| req.path().to_string())
         );
-        let ip = req.connection_info().realip_remote_addr().unwrap_or("").to_string();
+        let ip = crate::front_door::client_ip(req);
         let user_agent: String = req
             .headers()
             .get("user-agent")

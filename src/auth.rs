@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::Utc;
@@ -20,7 +20,28 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+/// Argon2 is slow by design (tens of milliseconds of CPU and 19 MiB per
+/// hash): it runs on the blocking pool, never on an HTTP worker, and at most
+/// this many at once, so logins cannot starve the server. The rest queue.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // Leave a core to the HTTP workers where there is more than one.
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
+}
+
+/// Runs `work` on the blocking pool within the hashing bound.
+async fn argon2_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2 slots: {e}")))?;
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)
+}
+
+fn hash_now(password: &str) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -28,17 +49,38 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2: {e}")))
 }
 
-pub fn verify_password(password: &str, hash: &str) -> bool {
+fn verify_now(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
+}
+
+/// A new argon2 hash of `password` (off the HTTP workers, bounded).
+pub async fn hash_password(password: &str) -> Result<String, ApiError> {
+    let password = password.to_string();
+    argon2_bounded(move || hash_now(&password)).await?
+}
+
+/// Whether `password` matches `hash` (off the HTTP workers, bounded).
+pub async fn verify_password(password: &str, hash: &str) -> Result<bool, ApiError> {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    argon2_bounded(move || verify_now(&password, &hash)).await
+}
+
+/// Spends the time of a real check when the username does not exist.
+pub async fn verify_against_dummy(password: &str) -> Result<(), ApiError> {
+    let password = password.to_string();
+    argon2_bounded(move || {
+        verify_now(&password, dummy_hash());
+    })
+    .await
 }
 
 /// A hash to verify against when the username does not exist, so that the
 /// response time does not reveal which usernames exist.
 pub fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("carelog-dummy-password").unwrap_or_default())
+    DUMMY.get_or_init(|| hash_now("carelog-dummy-password").unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +226,10 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
+            // Already checked for this request (the idempotency middleware does).
+            if let Some(p) = req.extensions().get::<Principal>().cloned() {
+                return Ok(p);
+            }
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
@@ -196,12 +242,28 @@ impl FromRequest for Principal {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_verify_only_against_their_hash() {
-        let h = hash_password("s3cret-pass").unwrap();
-        assert!(verify_password("s3cret-pass", &h));
-        assert!(!verify_password("other", &h));
-        assert!(!verify_password("s3cret-pass", "not-a-hash"));
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_hash() {
+        let h = hash_password("s3cret-pass").await.unwrap();
+        assert!(verify_password("s3cret-pass", &h).await.unwrap());
+        assert!(!verify_password("other", &h).await.unwrap());
+        assert!(!verify_password("s3cret-pass", "not-a-hash").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_off_the_calling_thread_and_within_its_bound() {
+        let caller = std::thread::current().id();
+        let on = argon2_bounded(|| std::thread::current().id()).await.unwrap();
+        assert_ne!(on, caller, "argon2 ran on the request's thread");
+        let bound = hashing_slots().available_permits();
+        assert!(bound >= 1);
+        // While every slot is taken, a hash waits instead of running.
+        let held = hashing_slots().acquire_many(bound as u32).await.unwrap();
+        let waiting = tokio::spawn(hash_password("queued-pass1"));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "a hash ran beyond the bound");
+        drop(held);
+        assert!(waiting.await.unwrap().is_ok());
     }
 
     #[test]

@@ -8,10 +8,9 @@ use clap::{Parser, Subcommand};
 use domain::user::{NewUser, Role};
 use domain::values::{text, PhoneNumber};
 
-use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::runner::{catch_up, LeaderLock, ProjectionWaiter};
-use crate::startup::{jwt_secret, Application, Stores};
+use crate::startup::{Application, Stores};
 use crate::state::{AppState, RequestMeta};
 
 #[derive(Debug, Parser)]
@@ -150,21 +149,8 @@ fn prompt(label: &str, given: Option<String>, secret: bool) -> anyhow::Result<St
 /// An `AppState` for one-shot commands: no HTTP, no waiting for projectors.
 async fn cli_state(settings: &Settings) -> anyhow::Result<AppState> {
     let stores = Stores::open(settings, false).await?;
-    let jwt = JwtKeys::new(
-        &jwt_secret(settings)?,
-        settings.access_ttl_secs,
-        settings.refresh_ttl_secs,
-    );
-    Ok(AppState {
-        waiter: ProjectionWaiter::detached(stores.read.clone()),
-        blobs: crate::startup::blob_store(settings)?,
-        relay: None,
-        access: crate::access_log::AccessLog::start(stores.store.backend().clone()),
-        store: stores.store,
-        read: stores.read,
-        settings: std::sync::Arc::new(settings.clone()),
-        jwt,
-    })
+    let waiter = ProjectionWaiter::detached(stores.read.clone());
+    crate::startup::app_state(stores.store, stores.read, settings, waiter, None)
 }
 
 async fn create_admin(

@@ -72,6 +72,75 @@ pub struct Settings {
     /// `CARELOG_AMENDMENT_WINDOW_DAYS`, default 7: how long a recorder may amend a
     /// health record after writing it (or after an admin unlocked it).
     pub amendment_window_days: u32,
+    /// `CARELOG_MAX_FORM_BYTES`, default 48 MiB: the whole of one multipart form
+    /// (each file is also capped at 16 MiB, and the number of parts and files).
+    pub max_form_bytes: usize,
+    /// `CARELOG_IDEMPOTENCY_TTL_SECS`, default 24 h: how long a stored response
+    /// answers repeats of its `Idempotency-Key`.
+    pub idempotency_ttl_secs: i64,
+    /// The front door: headers, CORS, rate limits, trusted proxies, login throttling.
+    pub front_door: FrontDoor,
+    /// `CARELOG_METRICS_BIND`: a separate listener for `/metrics` (no token
+    /// there; keep it private). Unset: `/metrics` on the API listener, admins only.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// What the server does before a request reaches a handler (see `docs/security.md`).
+#[derive(Debug, Clone)]
+pub struct FrontDoor {
+    /// `CARELOG_HSTS` (`true`/`false`): send `Strict-Transport-Security`.
+    /// Default off in embedded mode (plain HTTP on a laptop), on otherwise.
+    pub hsts: bool,
+    /// `CARELOG_CORS_ORIGINS` (comma-separated): the origins a browser may call
+    /// from. Empty (the default): no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// `CARELOG_RATE_LIMIT_PER_MINUTE`, default 100: requests per client IP and
+    /// minute on this instance (0 turns the limit off). `/health` and `/metrics`
+    /// are exempt.
+    pub rate_limit_per_minute: u32,
+    /// `CARELOG_TRUSTED_PROXIES` (comma-separated IPs or CIDRs): peers whose
+    /// `X-Forwarded-For` / `X-Real-IP` are believed. Empty (the default): never.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `CARELOG_LOGIN_MAX_FAILURES` (default 5) failed logins for one username
+    /// within `CARELOG_LOGIN_WINDOW_SECS` (default 900) throttle it until the
+    /// window passes.
+    pub login_max_failures: u32,
+    pub login_window_secs: i64,
+}
+
+impl Default for FrontDoor {
+    fn default() -> Self {
+        FrontDoor {
+            hsts: false,
+            cors_origins: Vec::new(),
+            rate_limit_per_minute: 100,
+            trusted_proxies: Vec::new(),
+            login_max_failures: 5,
+            login_window_secs: 15 * 60,
+        }
+    }
+}
+
+/// A comma-separated list of IP addresses or CIDR blocks.
+fn parse_networks(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{s:?} is not an IP address or CIDR block"))
+        })
+        .collect()
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`).
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +283,66 @@ impl Settings {
                 reason: format!("{v:?} is not a number of days from 0 to 36500"),
             })?,
         };
+        let non_negative = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.parse::<u32>().map_err(|_| SettingsError {
+                    name,
+                    reason: format!("{v:?} is not a whole number"),
+                }),
+            }
+        };
+        let hsts = match get("CARELOG_HSTS") {
+            None => event_store_url.is_some() || read_store_url.is_some(),
+            Some(v) => parse_bool(&v).ok_or(SettingsError {
+                name: "CARELOG_HSTS",
+                reason: format!("{v:?} is not true or false"),
+            })?,
+        };
+        let cors_origins = get("CARELOG_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
+        {
+            return Err(SettingsError {
+                name: "CARELOG_CORS_ORIGINS",
+                reason: format!("{bad:?} is not an origin like https://app.example.com"),
+            });
+        }
+        let trusted_proxies = match get("CARELOG_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) => parse_networks(&v).map_err(|reason| SettingsError {
+                name: "CARELOG_TRUSTED_PROXIES",
+                reason,
+            })?,
+        };
+        let front_door = FrontDoor {
+            hsts,
+            cors_origins,
+            trusted_proxies,
+            rate_limit_per_minute: non_negative("CARELOG_RATE_LIMIT_PER_MINUTE", 100)?,
+            login_max_failures: int("CARELOG_LOGIN_MAX_FAILURES", 5)? as u32,
+            login_window_secs: int("CARELOG_LOGIN_WINDOW_SECS", 15 * 60)?,
+        };
+        let metrics_bind = match get("CARELOG_METRICS_BIND") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|e| SettingsError {
+                name: "CARELOG_METRICS_BIND",
+                reason: format!("{e} (expected host:port)"),
+            })?),
+        };
         Ok(Settings {
+            front_door,
+            metrics_bind,
+            max_form_bytes: int("CARELOG_MAX_FORM_BYTES", 48 * 1024 * 1024)? as usize,
+            idempotency_ttl_secs: int("CARELOG_IDEMPOTENCY_TTL_SECS", 24 * 3600)?,
             s3,
             alerts,
             amendment_window_days,
@@ -278,6 +406,37 @@ mod tests {
             let e = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", bad)])).unwrap_err();
             assert_eq!(e.name, "CARELOG_AMENDMENT_WINDOW_DAYS", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_front_door_defaults_to_the_contract() {
+        let s = Settings::from_map(&map(&[])).unwrap();
+        assert_eq!(s.front_door.rate_limit_per_minute, 100);
+        assert!(!s.front_door.hsts, "HSTS is off in embedded mode");
+        assert!(s.front_door.trusted_proxies.is_empty() && s.front_door.cors_origins.is_empty());
+        assert_eq!(
+            (s.front_door.login_max_failures, s.front_door.login_window_secs),
+            (5, 900)
+        );
+        assert_eq!(s.idempotency_ttl_secs, 86_400);
+        let servers = Settings::from_map(&map(&[
+            ("CARELOG_EVENT_STORE_URL", "postgres://x/y"),
+            ("CARELOG_JWT_SECRET", &"k".repeat(32)),
+        ]))
+        .unwrap();
+        assert!(servers.front_door.hsts, "HSTS is on with servers");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let s = Settings::from_map(&map(&[("CARELOG_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")])).unwrap();
+        assert_eq!(s.front_door.trusted_proxies.len(), 3);
+        let e = Settings::from_map(&map(&[("CARELOG_TRUSTED_PROXIES", "10.0.0.0/8,nginx")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_TRUSTED_PROXIES");
+        let e = Settings::from_map(&map(&[("CARELOG_CORS_ORIGINS", "app.example.com")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_CORS_ORIGINS");
+        let e = Settings::from_map(&map(&[("CARELOG_HSTS", "maybe")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_HSTS");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// 429 `rate_limited`: too many requests from this IP, or too many failed
+    /// logins for this username; `Retry-After` says how many seconds to wait.
+    #[error("rate limited for {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// 422 `idempotency_key_reused`: same key, different request.
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -98,6 +103,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "请求内容过大".into(),
             ApiError::UnsupportedMediaType(what) => format!("不支持的文件或内容类型：{what}"),
             ApiError::IdempotencyKeyReused => "幂等键已用于另一个不同的请求".into(),
+            ApiError::RateLimited { retry_after } => format!("请求过于频繁，请{retry_after}秒后再试"),
             ApiError::Unavailable => "服务暂不可用".into(),
             ApiError::Internal(_) => "服务器内部错误".into(),
         }
@@ -120,6 +126,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation(fields) => body["details"] = json!(fields),
             ApiError::VersionConflict { actual, .. } => body["details"] = json!({ "current_version": actual }),
+            ApiError::RateLimited { retry_after } => {
+                body["details"] = json!({ "retry_after": retry_after });
+                return HttpResponse::build(status)
+                    .insert_header((actix_web::http::header::RETRY_AFTER, retry_after.to_string()))
+                    .json(body);
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 body["request_id"] = json!(current_request_id());

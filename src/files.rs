@@ -35,6 +35,10 @@ pub const THUMBNAIL_SIZE: u32 = 300;
 /// Largest image width or height [`thumbnail`] agrees to decode.
 pub const MAX_IMAGE_DIMENSION: u32 = 12_000;
 
+/// Largest image, in pixels, [`thumbnail`] agrees to decode (40 Mpx: more
+/// than any phone camera takes; a 9000×9000 "bomb" of a few hundred KB is 81).
+pub const MAX_IMAGE_PIXELS: u64 = 40_000_000;
+
 /// Largest decoder allocation [`thumbnail`] allows (256 MiB), the guard
 /// against decompression bombs: small files that decode to huge bitmaps.
 pub const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
@@ -268,7 +272,8 @@ pub fn check_content(kind: FileKind, file_name: &str, bytes: &[u8]) -> Result<Sn
 
 /// Makes the preview shown in lists: a [`THUMBNAIL_SIZE`]-square JPEG, the
 /// centre of the image scaled to cover the square, upright per EXIF
-/// orientation. Refuses images over [`MAX_IMAGE_DIMENSION`] or needing more
+/// orientation. Refuses images over [`MAX_IMAGE_DIMENSION`] a side or
+/// [`MAX_IMAGE_PIXELS`] in all (before decoding a pixel), or needing more
 /// than [`MAX_DECODE_ALLOC`] to decode ([`FileError::TooLarge`]), and bytes
 /// that are not a JPEG, PNG, GIF or WebP ([`FileError::ContentMismatch`]).
 pub fn thumbnail(bytes: &[u8]) -> Result<Vec<u8>, FileError> {
@@ -285,7 +290,11 @@ pub fn thumbnail(bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     // `into_decoder` does not count the output buffer against the limits
     // (`ImageReader::decode` does), so check it here.
     let (width, height) = decoder.dimensions();
-    if width > MAX_IMAGE_DIMENSION || height > MAX_IMAGE_DIMENSION || decoder.total_bytes() > MAX_DECODE_ALLOC {
+    if width > MAX_IMAGE_DIMENSION
+        || height > MAX_IMAGE_DIMENSION
+        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
+        || decoder.total_bytes() > MAX_DECODE_ALLOC
+    {
         return Err(FileError::TooLarge);
     }
     let orientation = decoder.orientation().map_err(decode_error)?;
@@ -346,6 +355,13 @@ impl BlobStore {
     /// tests and single-node installs.
     pub fn local(dir: &Path) -> Result<Self, FileError> {
         std::fs::create_dir_all(dir).map_err(|e| FileError::Storage(format!("creating {}: {e}", dir.display())))?;
+        // Patients' files (encrypted, still private): the owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| FileError::Storage(format!("restricting {}: {e}", dir.display())))?;
+        }
         let store = LocalFileSystem::new_with_prefix(dir).map_err(storage_error)?;
         Ok(BlobStore {
             inner: Arc::new(store),
@@ -594,8 +610,9 @@ mod tests {
         let err = thumbnail(b"%PDF-1.4\n").unwrap_err();
         assert!(matches!(err, FileError::ContentMismatch { .. }));
         // Small files whose valid PNG header claims a huge bitmap: over the
-        // dimension limit, then within it but over the allocation limit.
-        for (w, h) in [(20_000, 20_000), (10_000, 10_000)] {
+        // dimension limit, then within it but over the allocation limit, then
+        // within both but over the pixel limit (9000×9000 RGB is 243 MB).
+        for (w, h) in [(20_000, 20_000), (10_000, 10_000), (9_000, 9_000), (8_000, 5_001)] {
             let err = thumbnail(&png_claiming(w, h)).unwrap_err();
             assert!(matches!(err, FileError::TooLarge), "{w}x{h}: {err:?}");
         }

@@ -6,7 +6,26 @@
 //! Creates derive the new aggregate's id from the key, so even if the process
 //! dies between committing the events and storing the response, a retry lands
 //! on the same aggregate (and is refused as existing) instead of making a twin.
+//!
+//! # What a repeat must pass again
+//! A stored response may hold health data, so it is never handed out on the
+//! strength of the key alone:
+//! - The caller is authenticated *before* anything is buffered or reserved, with
+//!   the same check as every handler (a revoked session or a suspended user
+//!   gets 401; an auditor 403 where auditors may not go). Anonymous requests
+//!   reserve nothing.
+//! - Every access check the first request passed ([`Guard`]s, remembered by
+//!   [`crate::policy`]) is stored with the response and run again for the
+//!   repeat: a recorder who has lost the patient since gets 404, like the
+//!   original request would now.
+//! - The body is buffered only up to the route's own limit (JSON or multipart),
+//!   refused with 413 beyond it.
+//! - Keys expire (`CARELOG_IDEMPOTENCY_TTL_SECS`, 24 h by default): an expired
+//!   key is a new request, and expired rows are deleted by [`purge_expired`].
+//! - `/auth/*` is never stored: its responses are live tokens.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::body::{to_bytes, BoxBody, MessageBody};
@@ -15,16 +34,15 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::auth::{Principal, TokenKind};
+use crate::auth::{authenticate, Principal, TokenKind};
 use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 use crate::store::{on_backend, Backend, EventStore};
 
-/// Largest request body the middleware buffers to fingerprint.
-const MAX_BUFFERED: usize = 64 * 1024 * 1024;
 /// How long a repeat waits for the first request to finish.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// A reservation without a response older than this is considered abandoned.
@@ -41,17 +59,112 @@ pub fn new_id(meta: &RequestMeta, p: &Principal) -> Uuid {
     }
 }
 
+/// An access check a request passed, to be passed again before its stored
+/// response is replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Guard {
+    /// The caller could see this patient.
+    Patient(String),
+    /// The caller could see this household.
+    Family(String),
+}
+
+impl Guard {
+    async fn holds(&self, state: &AppState, p: &Principal) -> Result<bool, ApiError> {
+        match self {
+            Guard::Patient(id) => crate::policy::patient_visible(state, p, id).await,
+            Guard::Family(id) => crate::policy::family_visible(state, p, id).await,
+        }
+    }
+
+    fn refusal(&self) -> ApiError {
+        match self {
+            Guard::Patient(_) => ApiError::NotFound("patient"),
+            Guard::Family(_) => ApiError::NotFound("family"),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The checks passed by the request being served (set by [`middleware`]).
+    static GUARDS: Rc<RefCell<Vec<Guard>>>;
+}
+
+/// Remembers a passed access check for the current request, if it is an
+/// idempotent command (elsewhere this does nothing).
+pub fn remember(guard: Guard) {
+    let _ = GUARDS.try_with(|guards| {
+        let mut guards = guards.borrow_mut();
+        if !guards.contains(&guard) {
+            guards.push(guard);
+        }
+    });
+}
+
 enum Reservation {
     New,
     Done {
         fingerprint: String,
         status: u16,
         body: String,
+        guards: Vec<Guard>,
     },
     InFlight,
 }
 
-async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) -> Result<Reservation, sqlx::Error> {
+/// Takes over a row whose response was never stored (abandoned) or that has
+/// expired: `older_than` seconds since it was reserved.
+async fn take_over(
+    store: &EventStore,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    older_than: i64,
+    only_unanswered: bool,
+) -> Result<bool, sqlx::Error> {
+    let unanswered = if only_unanswered {
+        " AND response_status IS NULL"
+    } else {
+        ""
+    };
+    let n = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query(&format!(
+            "UPDATE idempotency_keys SET created_at = now(), fingerprint = $3, response_status = NULL,
+                    response_body = NULL, guards = NULL
+             WHERE scope = $1 AND key = $2{unanswered} AND created_at < now() - make_interval(secs => $4)"
+        ))
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(older_than as f64)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Backend::Sqlite(pool) => sqlx::query(&format!(
+            "UPDATE idempotency_keys SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), fingerprint = $3,
+                    response_status = NULL, response_body = NULL, guards = NULL
+             WHERE scope = $1 AND key = $2{unanswered}
+               AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $4 || ' seconds')"
+        ))
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(older_than)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(n == 1)
+}
+
+async fn reserve(
+    store: &EventStore,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    ttl_secs: i64,
+) -> Result<Reservation, sqlx::Error> {
     let insert = "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let n = on_backend!(store.backend(), |pool| sqlx::query(insert)
         .bind(scope)
@@ -60,12 +173,12 @@ async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) 
         .execute(pool)
         .await?
         .rows_affected());
-    if n == 1 {
+    if n == 1 || take_over(store, scope, key, fingerprint, ttl_secs, false).await? {
         return Ok(Reservation::New);
     }
-    let select =
-        "SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2";
-    let row: Option<(String, Option<i32>, Option<String>)> =
+    let select = "SELECT fingerprint, response_status, response_body, guards FROM idempotency_keys
+                  WHERE scope = $1 AND key = $2";
+    let row: Option<(String, Option<i32>, Option<String>, Option<String>)> =
         on_backend!(store.backend(), |pool| sqlx::query_as(select)
             .bind(scope)
             .bind(key)
@@ -73,54 +186,44 @@ async fn reserve(store: &EventStore, scope: &str, key: &str, fingerprint: &str) 
             .await?);
     match row {
         None => Ok(Reservation::InFlight),
-        Some((fingerprint, Some(status), body)) => Ok(Reservation::Done {
+        Some((fingerprint, Some(status), body, guards)) => Ok(Reservation::Done {
             fingerprint,
             status: status as u16,
             body: body.unwrap_or_default(),
+            // Unreadable guards fail closed: the repeat is refused, not answered.
+            guards: match guards.as_deref().map(serde_json::from_str::<Vec<Guard>>) {
+                None => Vec::new(),
+                Some(Ok(g)) => g,
+                Some(Err(_)) => vec![Guard::Patient(String::new())],
+            },
         }),
-        Some((_, None, _)) => {
-            let taken = match store.backend() {
-                Backend::Postgres(pool) => sqlx::query(
-                    "UPDATE idempotency_keys SET created_at = now(), fingerprint = $3
-                     WHERE scope = $1 AND key = $2 AND response_status IS NULL
-                       AND created_at < now() - make_interval(secs => $4)",
-                )
-                .bind(scope)
-                .bind(key)
-                .bind(fingerprint)
-                .bind(ABANDONED_SECS as f64)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-                Backend::Sqlite(pool) => sqlx::query(
-                    "UPDATE idempotency_keys SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), fingerprint = $3
-                     WHERE scope = $1 AND key = $2 AND response_status IS NULL
-                       AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $4 || ' seconds')",
-                )
-                .bind(scope)
-                .bind(key)
-                .bind(fingerprint)
-                .bind(ABANDONED_SECS)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            };
-            Ok(if taken == 1 {
+        Some((_, None, _, _)) => Ok(
+            if take_over(store, scope, key, fingerprint, ABANDONED_SECS, true).await? {
                 Reservation::New
             } else {
                 Reservation::InFlight
-            })
-        }
+            },
+        ),
     }
 }
 
-async fn complete(store: &EventStore, scope: &str, key: &str, status: u16, body: &str) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE scope = $1 AND key = $2";
+async fn complete(
+    store: &EventStore,
+    scope: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+    guards: &[Guard],
+) -> Result<(), sqlx::Error> {
+    let guards = serde_json::to_string(guards).unwrap_or_else(|_| "[]".into());
+    let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4, guards = $5
+               WHERE scope = $1 AND key = $2";
     on_backend!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
         .bind(key)
         .bind(i32::from(status))
         .bind(body)
+        .bind(&guards)
         .execute(pool)
         .await
         .map(|_| ()))?;
@@ -138,11 +241,64 @@ async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Deletes keys older than `ttl_secs`; returns how many. Every instance runs
+/// it now and then (see [`start_purger`]); running it twice is harmless.
+pub async fn purge_expired(store: &EventStore, ttl_secs: i64) -> Result<u64, sqlx::Error> {
+    Ok(match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)")
+                .bind(ttl_secs as f64)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+        Backend::Sqlite(pool) => sqlx::query(
+            "DELETE FROM idempotency_keys
+             WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $1 || ' seconds')",
+        )
+        .bind(ttl_secs)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    })
+}
+
+/// Deletes expired keys every few minutes for the life of the server.
+pub fn start_purger(store: EventStore, ttl_secs: i64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_secs((ttl_secs as u64 / 4).clamp(1, 600));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match purge_expired(&store, ttl_secs).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete expired idempotency keys"),
+            }
+        }
+    })
+}
+
 fn replay(status: u16, body: String) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header(("Idempotent-Replayed", "true"))
         .body(body)
+}
+
+/// The most a command's body may be, by its content type: the multipart form
+/// limit for uploads, the JSON limit otherwise.
+fn body_limit(req: &ServiceRequest, state: &AppState) -> usize {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/"));
+    if multipart {
+        state.settings.max_form_bytes
+    } else {
+        state.settings.max_json_bytes
+    }
 }
 
 pub async fn middleware(
@@ -158,7 +314,9 @@ pub async fn middleware(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(|k| k.trim().to_string());
-    let (Some(key), true) = (key, is_command) else {
+    // Login, refresh and logout answer with live tokens: never stored.
+    let auth_route = req.path().starts_with("/api/v1/auth/");
+    let (Some(key), true, false) = (key, is_command, auth_route) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     if key.is_empty() || key.len() > 255 {
@@ -168,22 +326,28 @@ pub async fn middleware(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
-    // Scope keys by the verified caller; an invalid token shares the anonymous scope
-    // and will be refused by the handler anyway.
-    let scope = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| state.jwt.verify(t.trim(), TokenKind::Access).ok())
-        .map(|c| c.sub)
-        .unwrap_or_else(|| "anonymous".into());
+    // Who asks, checked as the handler would, before anything is read or written.
+    let principal = match authenticate(&state, req.request(), TokenKind::Access).await {
+        Ok(p) => p,
+        Err(e) => return Ok(req.into_response(e.error_response())),
+    };
+    req.extensions_mut().insert(principal.clone());
+    let scope = principal.user_id.to_string();
 
+    let limit = body_limit(&req, &state);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(req.into_response(ApiError::PayloadTooLarge.error_response()));
+    }
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk?;
-        if body.len() + chunk.len() > MAX_BUFFERED {
+        if body.len() + chunk.len() > limit {
             return Ok(req.into_response(ApiError::PayloadTooLarge.error_response()));
         }
         body.extend_from_slice(&chunk);
@@ -197,9 +361,10 @@ pub async fn middleware(
     h.update(&body);
     let fingerprint = hex::encode(h.finalize());
 
+    let ttl = state.settings.idempotency_ttl_secs;
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
-        match reserve(&state.store, &scope, &key, &fingerprint)
+        match reserve(&state.store, &scope, &key, &fingerprint, ttl)
             .await
             .map_err(ApiError::from)?
         {
@@ -208,13 +373,17 @@ pub async fn middleware(
                 fingerprint: f,
                 status,
                 body,
+                guards,
             } => {
-                let response = if f == fingerprint {
-                    replay(status, body)
-                } else {
-                    ApiError::IdempotencyKeyReused.error_response()
-                };
-                return Ok(req.into_response(response));
+                if f != fingerprint {
+                    return Ok(req.into_response(ApiError::IdempotencyKeyReused.error_response()));
+                }
+                for guard in &guards {
+                    if !guard.holds(&state, &principal).await? {
+                        return Ok(req.into_response(guard.refusal().error_response()));
+                    }
+                }
+                return Ok(req.into_response(replay(status, body)));
             }
             Reservation::InFlight if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -227,7 +396,8 @@ pub async fn middleware(
     }
 
     req.set_payload(actix_web::dev::Payload::from(body));
-    let res = next.call(req).await;
+    let guards = Rc::new(RefCell::new(Vec::new()));
+    let res = GUARDS.scope(guards.clone(), next.call(req)).await;
     let res = match res {
         Ok(r) => r,
         Err(e) => {
@@ -241,11 +411,12 @@ pub async fn middleware(
     let bytes = to_bytes(body)
         .await
         .map_err(|_| ApiError::internal(anyhow::anyhow!("response body")))?;
-    if status.is_server_error() {
+    if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
         release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
     } else {
         let text = String::from_utf8_lossy(&bytes);
-        complete(&state.store, &scope, &key, status.as_u16(), &text)
+        let guards = guards.borrow().clone();
+        complete(&state.store, &scope, &key, status.as_u16(), &text, &guards)
             .await
             .map_err(ApiError::from)?;
     }

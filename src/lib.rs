@@ -8,8 +8,10 @@
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting.
 //! - [`reactors`]: followers that answer events with commands (alerts).
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
-//! - [`api`]: handlers; [`auth`], [`idempotency`], [`telemetry`] are their middleware.
+//! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
+//!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins.
 //! - [`error`]: the one mapping from errors to the response envelope.
+//! - [`policy`]: who may see which patient and household (the one access rule).
 //! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
 //! - [`audit`]: the hash chain over the events, its sealer and verifier, point-in-time replay.
 //! - [`cli`]: `create-admin`, `rebuild`, `relay`, `audit verify`.
@@ -24,7 +26,11 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod front_door;
 pub mod idempotency;
+pub mod logins;
+pub mod metrics;
+pub mod policy;
 pub mod privacy;
 pub mod reactors;
 pub mod relay;

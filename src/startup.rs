@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use projections::ReadStore;
@@ -31,6 +31,8 @@ pub struct Application {
     reactors: Vec<tokio::task::JoinHandle<()>>,
     sealer: tokio::task::JoinHandle<()>,
     relay: Option<tokio::task::JoinHandle<()>>,
+    /// The private metrics listener and its port (`CARELOG_METRICS_BIND`).
+    metrics: Option<(tokio::task::JoinHandle<std::io::Result<()>>, u16)>,
     /// Held for the process's life in embedded mode: one process per data dir.
     _data_lock: Option<File>,
 }
@@ -50,6 +52,7 @@ impl Stores {
         if embedded {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+            private_files(&settings.data_dir)?;
         }
         let data_lock = if embedded && exclusive {
             Some(lock_data_dir(&settings.data_dir)?)
@@ -72,6 +75,45 @@ impl Stores {
             .context("cannot open the read store (CARELOG_READ_STORE_URL)")?;
         Ok(Self { store, read, data_lock })
     }
+}
+
+/// The embedded databases hold ID numbers, phones and password hashes: the
+/// data dir is 0700 and its database files 0600, whatever the umask. The
+/// files are created 0600 before SQLite opens them (SQLite gives its `-wal`
+/// and `-shm` files the database's own mode); files made by older versions
+/// are tightened on every start.
+fn private_files(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let set = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot restrict {}", path.display()))
+        };
+        set(dir, 0o700)?;
+        for db in ["events.db", "read.db"] {
+            let path = dir.join(db);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            for suffix in ["", "-wal", "-shm"] {
+                let file = dir.join(format!("{db}{suffix}"));
+                if file.exists() {
+                    set(&file, 0o600)?;
+                }
+            }
+        }
+        for name in ["jwt_secret", "master_key", "carelog.lock"] {
+            let file = dir.join(name);
+            if file.exists() {
+                set(&file, 0o600)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
@@ -156,14 +198,63 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<String> {
     })
 }
 
+/// The state every handler, reactor and CLI command works with.
+pub fn app_state(
+    store: EventStore,
+    read: ReadStore,
+    settings: &Settings,
+    waiter: crate::runner::ProjectionWaiter,
+    relay: Option<crate::relay::RelayHandle>,
+) -> anyhow::Result<AppState> {
+    let secret = jwt_secret(settings)?;
+    let jwt = JwtKeys::new(&secret, settings.access_ttl_secs, settings.refresh_ttl_secs);
+    let login_key: [u8; 32] = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(format!("carelog-login-username:{secret}").as_bytes()).into()
+    };
+    let door = &settings.front_door;
+    Ok(AppState {
+        access: crate::access_log::AccessLog::start(store.backend().clone()),
+        logins: crate::logins::LoginAttempts::new(
+            store.backend().clone(),
+            login_key,
+            door.login_max_failures,
+            door.login_window_secs,
+        ),
+        rate_limiter: crate::front_door::RateLimiter::new(door.rate_limit_per_minute),
+        blobs: blob_store(settings)?,
+        settings: Arc::new(settings.clone()),
+        store,
+        read,
+        jwt,
+        waiter,
+        relay,
+    })
+}
+
+/// CORS for the configured origins only (browsers; the mini-program does not need it).
+fn cors(door: &crate::config::FrontDoor) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::IF_MATCH,
+        ])
+        .allowed_header("idempotency-key")
+        .allowed_header("x-request-id")
+        .allowed_header("x-correlation-id")
+        .expose_headers(["etag", "x-request-id", "retry-after", "idempotent-replayed"])
+        .max_age(3600);
+    for origin in &door.cors_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let stores = Stores::open(&settings, true).await?;
-        let jwt = JwtKeys::new(
-            &jwt_secret(&settings)?,
-            settings.access_ttl_secs,
-            settings.refresh_ttl_secs,
-        );
         let relay = match relay_config(&settings)? {
             Some(config) => {
                 let (handle, task) =
@@ -173,22 +264,35 @@ impl Application {
             None => None,
         };
         let runner = start_projectors(stores.store.clone(), stores.read.clone(), projections::all_projectors()).await?;
-        let state = AppState {
-            access: crate::access_log::AccessLog::start(stores.store.backend().clone()),
-            store: stores.store,
-            read: stores.read,
-            settings: Arc::new(settings.clone()),
-            jwt,
-            waiter: runner.waiter.clone(),
-            blobs: blob_store(&settings)?,
-            relay: relay.as_ref().map(|(h, _)| h.clone()),
-        };
-        let reactors = crate::reactors::start_reactors(state.clone());
+        let state = app_state(
+            stores.store,
+            stores.read,
+            &settings,
+            runner.waiter.clone(),
+            relay.as_ref().map(|(h, _)| h.clone()),
+        )?;
+        let mut reactors = crate::reactors::start_reactors(state.clone());
+        reactors.push(crate::idempotency::start_purger(
+            state.store.clone(),
+            settings.idempotency_ttl_secs,
+        ));
+        reactors.extend(state.rate_limiter.start_housekeeping());
         let sealer = crate::audit::start_sealer(state.store.clone());
+        let metrics = match settings.metrics_bind {
+            Some(bind) => {
+                let (server, port) = crate::metrics::serve_private(state.clone(), bind)
+                    .map_err(|e| anyhow::anyhow!("cannot serve metrics on {bind} (CARELOG_METRICS_BIND): {e:?}"))?;
+                tracing::info!(port, "metrics on their own listener");
+                Some((tokio::spawn(server), port))
+            }
+            None => None,
+        };
+        let metrics_on_api = metrics.is_none();
         let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let openapi = crate::api::ApiDoc::openapi();
+        let door = settings.front_door.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -197,8 +301,16 @@ impl Application {
                 )
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
                 .wrap(from_fn(crate::idempotency::middleware))
+                .wrap(Condition::new(!door.cors_origins.is_empty(), cors(&door)))
+                .wrap(from_fn(crate::front_door::middleware))
+                .wrap(from_fn(crate::metrics::middleware))
                 .wrap(from_fn(crate::telemetry::request_id))
                 .configure(crate::api::routes)
+                .configure(|cfg| {
+                    if metrics_on_api {
+                        cfg.route("/metrics", web::get().to(crate::metrics::admin_metrics));
+                    }
+                })
                 .route(
                     "/api/docs",
                     web::get().to(|| async {
@@ -220,8 +332,14 @@ impl Application {
             reactors,
             sealer,
             relay: relay.map(|(_, t)| t),
+            metrics,
             _data_lock: stores.data_lock,
         })
+    }
+
+    /// The port of the private metrics listener, when `CARELOG_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -239,6 +357,9 @@ impl Application {
         self.sealer.abort();
         if let Some(r) = self.relay {
             r.abort();
+        }
+        if let Some((m, _)) = self.metrics {
+            m.abort();
         }
         result
     }

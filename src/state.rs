@@ -30,6 +30,10 @@ pub struct AppState {
     pub relay: Option<crate::relay::RelayHandle>,
     /// Records reads of patient data before they are answered.
     pub access: crate::access_log::AccessLog,
+    /// Records login attempts and throttles guessing.
+    pub logins: crate::logins::LoginAttempts,
+    /// The per-IP request limit of this instance.
+    pub rate_limiter: crate::front_door::RateLimiter,
 }
 
 impl AppState {
@@ -44,7 +48,9 @@ impl AppState {
         A: Aggregate<Error = DomainError, Services = ()>,
         A::Command: Clone,
     {
-        let committed = self.store.execute::<A>(id, command, &ctx).await?;
+        let result = self.store.execute::<A>(id, command, &ctx).await;
+        crate::metrics::command(A::TYPE, result.is_ok());
+        let committed = result?;
         self.waiter.wait_for(committed.position).await;
         Ok(committed)
     }
@@ -125,7 +131,7 @@ impl FromRequest for RequestMeta {
             None => None,
         };
         ready(Ok(RequestMeta {
-            ip: req.connection_info().realip_remote_addr().unwrap_or("").to_string(),
+            ip: crate::front_door::client_ip(req),
             user_agent: header("user-agent").unwrap_or_default(),
             correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
             request_id,

@@ -102,6 +102,66 @@ pub struct NewUser {
     pub doctor: Option<DoctorProfile>,
 }
 
+/// Changes to a recorder's profile (absent fields stay as they are).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecorderChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualification_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expiry_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_area: Option<String>,
+    /// Whether the recorder is working (an off-duty recorder gets no new work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_on_duty: Option<bool>,
+}
+
+/// Changes to a doctor's profile (absent fields stay as they are).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DoctorChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialty: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultation_fee: Option<Decimal>,
+    /// Whether the doctor takes new order requests and alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_available: Option<bool>,
+}
+
+/// Changes to a user's account and profile (absent fields stay as they are).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<PhoneNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorder: Option<RecorderChanges>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor: Option<DoctorChanges>,
+}
+
+impl UserChanges {
+    /// Nothing would change (an empty profile section counts as absent).
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.phone.is_none()
+            && self.avatar.is_none()
+            && self.recorder.as_ref().is_none_or(|r| *r == RecorderChanges::default())
+            && self.doctor.as_ref().is_none_or(|d| *d == DoctorChanges::default())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // commands are short-lived; boxing would only add noise
 pub enum UserCommand {
@@ -109,9 +169,14 @@ pub enum UserCommand {
     ChangeStatus {
         status: UserStatus,
     },
+    /// A new password. `keep_session`: the session that changed it stays open
+    /// (a user changing their own password); every other session ends.
     ChangePassword {
         password_hash: String,
+        keep_session: Option<SessionId>,
     },
+    /// New values for the account and the role's profile.
+    UpdateProfile(UserChanges),
     RecordLogin {
         session_id: SessionId,
         expires_at: DateTime<Utc>,
@@ -131,7 +196,11 @@ pub enum UserEvent {
     },
     UserPasswordChanged {
         password_hash: String,
+        /// The one session that stays open (the user's own, when they changed it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept_session: Option<SessionId>,
     },
+    UserProfileUpdated(UserChanges),
     UserLoggedIn {
         session_id: SessionId,
         expires_at: DateTime<Utc>,
@@ -147,6 +216,7 @@ impl DomainEvent for UserEvent {
             UserEvent::UserCreated(_) => "UserCreated",
             UserEvent::UserStatusChanged { .. } => "UserStatusChanged",
             UserEvent::UserPasswordChanged { .. } => "UserPasswordChanged",
+            UserEvent::UserProfileUpdated(_) => "UserProfileUpdated",
             UserEvent::UserLoggedIn { .. } => "UserLoggedIn",
             UserEvent::UserLoggedOut { .. } => "UserLoggedOut",
         }
@@ -214,7 +284,25 @@ impl Aggregate for User {
                     previous: self.status,
                 }
             }
-            UserCommand::ChangePassword { password_hash } => UserEvent::UserPasswordChanged { password_hash },
+            UserCommand::ChangePassword {
+                password_hash,
+                keep_session,
+            } => UserEvent::UserPasswordChanged {
+                password_hash,
+                kept_session: keep_session.filter(|s| self.open_sessions.contains(s)),
+            },
+            UserCommand::UpdateProfile(changes) => {
+                if changes.recorder.is_some() && self.role != Some(Role::Recorder) {
+                    return Err(DomainError::field("recorder", "仅记录员有recorder资料"));
+                }
+                if changes.doctor.is_some() && self.role != Some(Role::Doctor) {
+                    return Err(DomainError::field("doctor", "仅医生有doctor资料"));
+                }
+                if changes.is_empty() {
+                    return Ok(());
+                }
+                UserEvent::UserProfileUpdated(changes)
+            }
             UserCommand::RecordLogin { session_id, expires_at } => {
                 if !self.is_active() {
                     return Err(DomainError::conflict("用户不可用"));
@@ -246,7 +334,14 @@ impl Aggregate for User {
                     self.open_sessions.clear();
                 }
             }
-            UserEvent::UserPasswordChanged { .. } => self.open_sessions.clear(),
+            UserEvent::UserPasswordChanged { kept_session, .. } => {
+                self.open_sessions.retain(|s| Some(*s) == kept_session)
+            }
+            UserEvent::UserProfileUpdated(changes) => {
+                if let Some(name) = changes.name {
+                    self.name = name;
+                }
+            }
             UserEvent::UserLoggedIn { session_id, .. } => {
                 // Keep the state small: only the most recent sessions matter for logout.
                 self.open_sessions.push(session_id);
@@ -326,6 +421,113 @@ mod tests {
                 expires_at: Utc::now(),
             })
             .then_expect_error(DomainError::conflict("用户不可用"));
+    }
+
+    fn logged_in(session: SessionId) -> UserEvent {
+        UserEvent::UserLoggedIn {
+            session_id: session,
+            expires_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn it_should_keep_the_changing_session_open_when_users_change_their_own_password() {
+        let (mine, other) = (SessionId::new(), SessionId::new());
+        T::with(())
+            .given(vec![
+                UserEvent::UserCreated(recorder()),
+                logged_in(mine),
+                logged_in(other),
+            ])
+            .when(UserCommand::ChangePassword {
+                password_hash: "h2".into(),
+                keep_session: Some(mine),
+            })
+            .then_expect_events(vec![UserEvent::UserPasswordChanged {
+                password_hash: "h2".into(),
+                kept_session: Some(mine),
+            }]);
+    }
+
+    #[test]
+    fn it_should_end_every_session_when_an_admin_resets_the_password() {
+        let mut user = User::default();
+        for e in [UserEvent::UserCreated(recorder()), logged_in(SessionId::new())] {
+            user.apply(e);
+        }
+        user.apply(UserEvent::UserPasswordChanged {
+            password_hash: "h2".into(),
+            kept_session: None,
+        });
+        assert!(user.open_sessions.is_empty());
+    }
+
+    #[test]
+    fn it_should_not_keep_a_session_that_is_not_open() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::ChangePassword {
+                password_hash: "h2".into(),
+                keep_session: Some(SessionId::new()),
+            })
+            .then_expect_events(vec![UserEvent::UserPasswordChanged {
+                password_hash: "h2".into(),
+                kept_session: None,
+            }]);
+    }
+
+    #[test]
+    fn it_should_update_a_recorders_duty_and_certificate() {
+        let changes = UserChanges {
+            recorder: Some(RecorderChanges {
+                is_on_duty: Some(false),
+                cert_expiry_date: NaiveDate::from_ymd_opt(2027, 1, 31),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::UpdateProfile(changes.clone()))
+            .then_expect_events(vec![UserEvent::UserProfileUpdated(changes)]);
+    }
+
+    #[test]
+    fn it_should_not_give_a_recorder_a_doctors_profile() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::UpdateProfile(UserChanges {
+                doctor: Some(DoctorChanges {
+                    is_available: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }))
+            .then_expect_error(DomainError::field("doctor", "仅医生有doctor资料"));
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_a_profile_update_changes_nothing() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::UpdateProfile(UserChanges {
+                recorder: Some(RecorderChanges::default()),
+                ..Default::default()
+            }))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_old_password_change_event_still_reads() {
+        let e: UserEvent =
+            serde_json::from_value(serde_json::json!({"UserPasswordChanged": {"password_hash": "h"}})).unwrap();
+        assert_eq!(
+            e,
+            UserEvent::UserPasswordChanged {
+                password_hash: "h".into(),
+                kept_session: None
+            }
+        );
     }
 
     #[test]

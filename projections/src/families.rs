@@ -10,10 +10,11 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::bind_assigned;
 use crate::page::{Page, PageParams};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{like_pattern, ReadStore, RowExt};
-use crate::subscriptions::{current_subscription, SubscriptionSummary};
+use crate::subscriptions::{assigned_binds, assigned_sql, current_subscription, SubscriptionSummary};
 
 pub struct FamiliesProjector;
 
@@ -250,10 +251,14 @@ pub struct PatientView {
     pub version: i64,
 }
 
-/// A family is visible to a recorder when one of its patients has an active,
-/// unexpired subscription assigned to that recorder.
-const RECORDER_FAMILY: &str = "EXISTS (SELECT 1 FROM subscriptions s JOIN patients p ON p.id = s.patient_id
-    WHERE p.family_id = f.id AND s.recorder_id = ? AND s.status = 'active' AND s.end_date >= ?)";
+/// A family is visible to a recorder when one of its patients is assigned to
+/// that recorder today ([`assigned_sql`]). Binds: recorder, today, today.
+fn recorder_family() -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM patients p WHERE p.family_id = f.id AND {})",
+        assigned_sql("p.id")
+    )
+}
 
 fn age(birth: &str, today: NaiveDate) -> i32 {
     NaiveDate::parse_from_str(birth, "%Y-%m-%d")
@@ -262,7 +267,10 @@ fn age(birth: &str, today: NaiveDate) -> i32 {
 }
 
 impl ReadStore {
-    /// The family list. `recorder` limits it to that recorder's families.
+    /// The family list. `recorder` limits it to that recorder's families, and
+    /// then everything counted or searched in a family is limited to the
+    /// patients assigned to them: another recorder's patient of the same
+    /// household is neither counted nor found by name.
     pub async fn families(
         &self,
         recorder: Option<&str>,
@@ -270,22 +278,30 @@ impl ReadStore {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
+        let asg = assigned_binds(recorder, today);
         let today = today.to_string();
         let pattern = search.map(like_pattern);
+        // A patient of the family the caller may see: any (admin), or one assigned to them.
+        let mine = |alias: &str| format!("(? IS NULL OR {})", assigned_sql(&format!("{alias}.id")));
         let filter = format!(
-            "(? IS NULL OR {RECORDER_FAMILY})
+            "(? IS NULL OR {recorder_family})
              AND (? IS NULL OR f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
-                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'))"
+                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'
+                             AND {mine_p2}))",
+            recorder_family = recorder_family(),
+            mine_p2 = mine("p2"),
         );
         macro_rules! bind_filter {
             ($q:expr) => {
-                $q.bind(recorder)
-                    .bind(recorder)
-                    .bind(&today)
-                    .bind(&pattern)
-                    .bind(&pattern)
-                    .bind(&pattern)
-                    .bind(&pattern)
+                bind_assigned!(
+                    bind_assigned!($q.bind(recorder), asg)
+                        .bind(&pattern)
+                        .bind(&pattern)
+                        .bind(&pattern)
+                        .bind(&pattern)
+                        .bind(recorder),
+                    asg
+                )
             };
         }
         let total: i64 = bind_filter!(sqlx::query_scalar(&format!(
@@ -295,13 +311,20 @@ impl ReadStore {
         .await?;
         let sql = format!(
             "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
-                (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id) AS patient_count,
+                (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id AND {mine_p}) AS patient_count,
                 (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
-                  WHERE p.family_id = f.id AND s.status = 'active' AND s.end_date >= ?) AS active_subscriptions
+                  WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?
+                    AND (? IS NULL OR s.recorder_id = ?)) AS active_subscriptions
              FROM families f WHERE {filter}
-             ORDER BY f.created_at DESC, f.id LIMIT ? OFFSET ?"
+             ORDER BY f.created_at DESC, f.id LIMIT ? OFFSET ?",
+            mine_p = mine("p"),
         );
-        let rows = bind_filter!(sqlx::query(&sql).bind(&today))
+        let q = bind_assigned!(sqlx::query(&sql).bind(recorder), asg)
+            .bind(&today)
+            .bind(&today)
+            .bind(recorder)
+            .bind(recorder);
+        let rows = bind_filter!(q)
             .bind(page.limit())
             .bind(page.offset())
             .fetch_all(self.pool())
@@ -327,19 +350,21 @@ impl ReadStore {
         })
     }
 
-    /// Whether `recorder` may see `family` (see [`RECORDER_FAMILY`]).
+    /// Whether `recorder` may see `family` (see [`recorder_family`]).
     pub async fn recorder_sees_family(
         &self,
         recorder: &str,
         family: &str,
         today: NaiveDate,
     ) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM families f WHERE f.id = ? AND {RECORDER_FAMILY}"
-        ))
-        .bind(family)
-        .bind(recorder)
-        .bind(today.to_string())
+        let sql = format!(
+            "SELECT COUNT(*) FROM families f WHERE f.id = ? AND {}",
+            recorder_family()
+        );
+        let n: i64 = bind_assigned!(
+            sqlx::query_scalar(&sql).bind(family),
+            assigned_binds(Some(recorder), today)
+        )
         .fetch_one(self.pool())
         .await?;
         Ok(n > 0)
@@ -354,7 +379,15 @@ impl ReadStore {
         row.map(|r| r.text("family_id")).transpose()
     }
 
-    pub async fn family_detail(&self, id: &str, today: NaiveDate) -> Result<Option<FamilyDetail>, sqlx::Error> {
+    /// A family with its patients. `recorder` limits the patients to those
+    /// assigned to that recorder today: the others of the household are left
+    /// out entirely (no name, subscription or last record).
+    pub async fn family_detail(
+        &self,
+        id: &str,
+        today: NaiveDate,
+        recorder: Option<&str>,
+    ) -> Result<Option<FamilyDetail>, sqlx::Error> {
         let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?")
             .bind(id)
             .fetch_optional(self.pool())
@@ -362,10 +395,15 @@ impl ReadStore {
         else {
             return Ok(None);
         };
-        let rows = sqlx::query(
-            "SELECT id, name, gender, birth_date, relationship_to_head FROM patients WHERE family_id = ? ORDER BY created_at, id",
+        let sql = format!(
+            "SELECT id, name, gender, birth_date, relationship_to_head FROM patients p
+             WHERE family_id = ? AND (? IS NULL OR {}) ORDER BY created_at, id",
+            assigned_sql("p.id")
+        );
+        let rows = bind_assigned!(
+            sqlx::query(&sql).bind(id).bind(recorder),
+            assigned_binds(recorder, today)
         )
-        .bind(id)
         .fetch_all(self.pool())
         .await?;
         let subs = self.family_subscriptions(id).await?;

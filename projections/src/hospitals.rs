@@ -9,9 +9,11 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::bind_assigned;
 use crate::page::{Page, PageParams};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, like_pattern, ReadStore, RowExt};
+use crate::subscriptions::{assigned_binds, assigned_sql};
 
 pub struct HospitalsProjector;
 
@@ -356,6 +358,7 @@ fn booking_view(r: &AnyRow) -> Result<BookingView, sqlx::Error> {
 #[derive(Debug, Clone, Default)]
 pub struct BookingFilter {
     pub patient: Option<String>,
+    /// Bookings of the patients assigned to this recorder today, whoever booked them.
     pub recorder: Option<String>,
     pub slot: Option<String>,
     /// Only patients linked to this doctor by a request or an order.
@@ -551,17 +554,17 @@ impl ReadStore {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<BookingView>, sqlx::Error> {
-        let filter =
-            "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR b.recorder_id = ?) AND (? IS NULL OR b.slot_id = ?)
+        let asg = assigned_binds(f.recorder.as_deref(), today);
+        let filter = format!(
+            "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR {}) AND (? IS NULL OR b.slot_id = ?)
             AND (? IS NULL OR b.status = ?)
             AND (? IS NULL OR b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
-                                               UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?))";
+                                               UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?))",
+            assigned_sql("b.patient_id")
+        );
         macro_rules! bind {
             ($q:expr) => {
-                $q.bind(&f.patient)
-                    .bind(&f.patient)
-                    .bind(&f.recorder)
-                    .bind(&f.recorder)
+                bind_assigned!($q.bind(&f.patient).bind(&f.patient).bind(&f.recorder), asg)
                     .bind(&f.slot)
                     .bind(&f.slot)
                     .bind(&f.status)

@@ -1,6 +1,7 @@
 //! Order requests, medical orders, and the notifications they send.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use domain::inbox::InboxEvent;
 use domain::order::{MedicalOrderEvent, OrderRequestEvent};
 use serde::Serialize;
@@ -9,9 +10,11 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::bind_assigned;
 use crate::page::{Page, PageParams};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
+use crate::subscriptions::{assigned_binds, assigned_sql};
 
 pub struct OrdersProjector;
 
@@ -436,11 +439,11 @@ impl ReadStore {
         .await
     }
 
-    /// An active doctor with the fewest open requests.
+    /// An active, available doctor with the fewest open requests.
     pub async fn available_doctor(&self) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT u.id FROM users u
-             WHERE u.role = 'doctor' AND u.status = 'active'
+            "SELECT u.id FROM users u JOIN doctors d ON d.user_id = u.id
+             WHERE u.role = 'doctor' AND u.status = 'active' AND d.is_available = 1
              ORDER BY (SELECT COUNT(*) FROM order_requests q WHERE q.doctor_id = u.id AND q.status = 'open'), u.created_at, u.id
              LIMIT 1",
         )
@@ -463,29 +466,39 @@ impl ReadStore {
         Ok(n > 0)
     }
 
+    /// A user's inbox. For a recorder (`recorder_today`), a notice about a
+    /// patient shows only while that patient is assigned to them: a patient
+    /// given to another recorder takes their notices out of the old inbox.
     pub async fn notifications(
         &self,
         user: &str,
         unread_only: bool,
+        recorder_today: Option<NaiveDate>,
         page: PageParams,
     ) -> Result<Page<NotificationView>, sqlx::Error> {
-        let filter = if unread_only {
-            "user_id = ? AND read_at IS NULL"
-        } else {
-            "user_id = ?"
-        };
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM notifications WHERE {filter}"))
-            .bind(user)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT * FROM notifications WHERE {filter} ORDER BY urgent DESC, created_at DESC, id LIMIT ? OFFSET ?"
-        ))
-        .bind(user)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
+        let unread = if unread_only { " AND read_at IS NULL" } else { "" };
+        let recorder = recorder_today.map(|_| user);
+        let asg = assigned_binds(recorder, recorder_today.unwrap_or_default());
+        let filter = format!(
+            "n.user_id = ?{unread} AND (? IS NULL OR n.patient_id IS NULL OR {})",
+            assigned_sql("n.patient_id")
+        );
+        let total: i64 = bind_assigned!(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM notifications n WHERE {filter}"))
+                .bind(user)
+                .bind(recorder),
+            asg
+        )
+        .fetch_one(self.pool())
         .await?;
+        let sql = format!(
+            "SELECT * FROM notifications n WHERE {filter} ORDER BY urgent DESC, created_at DESC, id LIMIT ? OFFSET ?"
+        );
+        let rows = bind_assigned!(sqlx::query(&sql).bind(user).bind(recorder), asg)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(self.pool())
+            .await?;
         let items = rows
             .iter()
             .map(|r| {

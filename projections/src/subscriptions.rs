@@ -130,6 +130,35 @@ pub fn current_subscription<'a>(
         })
 }
 
+/// The one rule of who may see a patient's data as their recorder: a
+/// subscription of the patient assigned to the recorder, `active`, and running
+/// today (`start_date <= today <= end_date`). A subscription that starts
+/// tomorrow gives nothing today; one that ended yesterday gives nothing either.
+///
+/// Returns an `EXISTS (...)` condition over the SQL expression `patient` (a
+/// column such as `p.id`); it takes three binds, in order: the recorder's id,
+/// today, today ([`bind_assigned`] binds them).
+pub fn assigned_sql(patient: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM subscriptions s_asg WHERE s_asg.patient_id = {patient} AND s_asg.recorder_id = ?
+            AND s_asg.status = 'active' AND s_asg.start_date <= ? AND s_asg.end_date >= ?)"
+    )
+}
+
+/// The values [`assigned_sql`] takes. `recorder` may be `None` where the
+/// condition is guarded by `? IS NULL OR ...` (then nothing matches it).
+pub fn assigned_binds(recorder: Option<&str>, today: NaiveDate) -> (Option<String>, String, String) {
+    (recorder.map(str::to_string), today.to_string(), today.to_string())
+}
+
+/// Binds the three values of [`assigned_sql`] on a query.
+#[macro_export]
+macro_rules! bind_assigned {
+    ($q:expr, $binds:expr) => {
+        $q.bind($binds.0.clone()).bind($binds.1.clone()).bind($binds.2.clone())
+    };
+}
+
 const SUB_SELECT: &str = "SELECT s.*, k.name AS package_name FROM subscriptions s
     JOIN service_packages k ON k.id = s.package_id";
 
@@ -225,19 +254,21 @@ impl ReadStore {
         rows.iter().map(sub_view).collect()
     }
 
-    /// Whether `recorder` holds an active, unexpired subscription of `patient`.
+    /// Whether `recorder` may see `patient` today (see [`assigned_sql`]).
     pub async fn recorder_assigned_to_patient(
         &self,
         recorder: &str,
         patient: &str,
         today: NaiveDate,
     ) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM subscriptions WHERE patient_id = ? AND recorder_id = ? AND status = 'active' AND end_date >= ?",
+        let sql = format!(
+            "SELECT COUNT(*) FROM patients p WHERE p.id = ? AND {}",
+            assigned_sql("p.id")
+        );
+        let n: i64 = bind_assigned!(
+            sqlx::query_scalar(&sql).bind(patient),
+            assigned_binds(Some(recorder), today)
         )
-        .bind(patient)
-        .bind(recorder)
-        .bind(today.to_string())
         .fetch_one(self.pool())
         .await?;
         Ok(n > 0)

@@ -87,13 +87,69 @@ impl Projector for UsersProjector {
                     revoke_all(c, id, &at).await?;
                 }
             }
-            UserEvent::UserPasswordChanged { password_hash } => {
+            UserEvent::UserPasswordChanged {
+                password_hash,
+                kept_session,
+            } => {
                 sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
                     .bind(&password_hash)
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
-                revoke_all(c, id, &at).await?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)",
+                )
+                .bind(&at)
+                .bind(id)
+                .bind(kept_session.map(|s| s.to_string()))
+                .bind(kept_session.map(|s| s.to_string()))
+                .execute(&mut *c)
+                .await?;
+            }
+            UserEvent::UserProfileUpdated(ch) => {
+                sqlx::query(
+                    "UPDATE users SET name = COALESCE(?, name), phone = COALESCE(?, phone), avatar = COALESCE(?, avatar)
+                     WHERE id = ?",
+                )
+                .bind(&ch.name)
+                .bind(ch.phone.as_ref().map(|p| p.as_str().to_string()))
+                .bind(&ch.avatar)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                if let Some(r) = &ch.recorder {
+                    sqlx::query(
+                        "UPDATE recorders SET qualification_cert = COALESCE(?, qualification_cert),
+                            health_cert = COALESCE(?, health_cert), cert_expiry_date = COALESCE(?, cert_expiry_date),
+                            work_area = COALESCE(?, work_area), is_on_duty = COALESCE(?, is_on_duty)
+                         WHERE user_id = ?",
+                    )
+                    .bind(&r.qualification_cert)
+                    .bind(&r.health_cert)
+                    .bind(r.cert_expiry_date.map(|d| d.to_string()))
+                    .bind(&r.work_area)
+                    .bind(r.is_on_duty.map(i64::from))
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                if let Some(d) = &ch.doctor {
+                    sqlx::query(
+                        "UPDATE doctors SET specialty = COALESCE(?, specialty), title = COALESCE(?, title),
+                            hospital = COALESCE(?, hospital), department = COALESCE(?, department),
+                            consultation_fee = COALESCE(?, consultation_fee), is_available = COALESCE(?, is_available)
+                         WHERE user_id = ?",
+                    )
+                    .bind(&d.specialty)
+                    .bind(&d.title)
+                    .bind(&d.hospital)
+                    .bind(&d.department)
+                    .bind(d.consultation_fee.map(|f| f.to_string()))
+                    .bind(d.is_available.map(i64::from))
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                }
             }
             UserEvent::UserLoggedIn { session_id, expires_at } => {
                 sqlx::query("INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
@@ -161,6 +217,8 @@ pub struct RecorderProfileView {
     pub health_cert: Option<String>,
     pub cert_expiry_date: Option<String>,
     pub work_area: Option<String>,
+    /// Whether the recorder is working (off duty: no new subscriptions or visits).
+    pub is_on_duty: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -172,6 +230,8 @@ pub struct DoctorProfileView {
     pub title: Option<String>,
     /// Decimal string, yuan.
     pub consultation_fee: Option<String>,
+    /// Whether the doctor takes new order requests and alerts.
+    pub is_available: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -195,8 +255,8 @@ pub struct UserView {
 
 const USER_SELECT: &str = "SELECT u.id, u.username, u.phone, u.role, u.name, u.avatar, u.status, u.last_login_at,
         u.created_at, u.updated_at, u.version,
-        r.employee_id, r.qualification_cert, r.health_cert, r.cert_expiry_date, r.work_area,
-        d.license_number, d.specialty, d.hospital, d.department, d.title, d.consultation_fee
+        r.employee_id, r.qualification_cert, r.health_cert, r.cert_expiry_date, r.work_area, r.is_on_duty,
+        d.license_number, d.specialty, d.hospital, d.department, d.title, d.consultation_fee, d.is_available
     FROM users u
     LEFT JOIN recorders r ON r.user_id = u.id
     LEFT JOIN doctors d ON d.user_id = u.id";
@@ -209,6 +269,7 @@ fn user_view(r: &AnyRow) -> Result<UserView, sqlx::Error> {
             health_cert: r.opt_text("health_cert")?,
             cert_expiry_date: r.opt_text("cert_expiry_date")?,
             work_area: r.opt_text("work_area")?,
+            is_on_duty: r.opt_int("is_on_duty")?.unwrap_or(1) != 0,
         }),
         None => None,
     };
@@ -220,6 +281,7 @@ fn user_view(r: &AnyRow) -> Result<UserView, sqlx::Error> {
             department: r.opt_text("department")?,
             title: r.opt_text("title")?,
             consultation_fee: r.opt_text("consultation_fee")?,
+            is_available: r.opt_int("is_available")?.unwrap_or(1) != 0,
         }),
         None => None,
     };
@@ -242,10 +304,21 @@ fn user_view(r: &AnyRow) -> Result<UserView, sqlx::Error> {
 
 impl ReadStore {
     pub async fn login_row(&self, username: &str) -> Result<Option<LoginRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, status, password_hash FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(self.pool())
-            .await?;
+        self.login_row_where("username", username).await
+    }
+
+    /// The same facts for a known user (password changes).
+    pub async fn login_row_by_id(&self, user_id: &str) -> Result<Option<LoginRow>, sqlx::Error> {
+        self.login_row_where("id", user_id).await
+    }
+
+    async fn login_row_where(&self, column: &str, value: &str) -> Result<Option<LoginRow>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT id, status, password_hash FROM users WHERE {column} = ?"
+        ))
+        .bind(value)
+        .fetch_optional(self.pool())
+        .await?;
         row.map(|r| {
             Ok(LoginRow {
                 id: r.text("id")?,

@@ -8,9 +8,11 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::bind_assigned;
 use crate::page::{Page, PageParams};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, ReadStore, RowExt};
+use crate::subscriptions::{assigned_binds, assigned_sql};
 
 pub struct VisitsProjector;
 
@@ -219,36 +221,46 @@ fn visit_view(r: &AnyRow) -> Result<VisitView, sqlx::Error> {
 }
 
 /// Filters of the visit list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct VisitFilter {
+    /// A recorder's own visits, of the patients assigned to them today (a
+    /// visit of a patient since given to another recorder is no longer theirs
+    /// to read).
     pub recorder: Option<String>,
+    /// What "today" is for the assignment rule.
+    pub today: NaiveDate,
     pub patient: Option<String>,
     pub date: Option<NaiveDate>,
     pub status: Option<String>,
 }
 
 impl ReadStore {
-    /// One recorder's visits on `date`, by time (cancelled ones left out).
+    /// One recorder's visits on `date` (today), by time (cancelled ones left
+    /// out), of the patients assigned to them today.
     pub async fn visits_on(&self, recorder: &str, date: NaiveDate) -> Result<Vec<VisitView>, sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "{VISIT_SELECT} WHERE a.recorder_id = ? AND a.scheduled_date = ? AND a.status <> 'cancelled'
-             ORDER BY a.scheduled_time, a.id"
-        ))
-        .bind(recorder)
-        .bind(date.to_string())
-        .fetch_all(self.pool())
-        .await?;
+        let sql = format!(
+            "{VISIT_SELECT} WHERE a.recorder_id = ? AND a.scheduled_date = ? AND a.status <> 'cancelled' AND {}
+             ORDER BY a.scheduled_time, a.id",
+            assigned_sql("a.patient_id")
+        );
+        let q = sqlx::query(&sql).bind(recorder).bind(date.to_string());
+        let rows = bind_assigned!(q, assigned_binds(Some(recorder), date))
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(visit_view).collect()
     }
 
     pub async fn visits(&self, f: &VisitFilter, page: PageParams) -> Result<Page<VisitView>, sqlx::Error> {
         let date = f.date.map(|d| d.to_string());
-        let filter = "(? IS NULL OR a.recorder_id = ?) AND (? IS NULL OR a.patient_id = ?)
-            AND (? IS NULL OR a.scheduled_date = ?) AND (? IS NULL OR a.status = ?)";
+        let asg = assigned_binds(f.recorder.as_deref(), f.today);
+        let filter = format!(
+            "(? IS NULL OR (a.recorder_id = ? AND {})) AND (? IS NULL OR a.patient_id = ?)
+            AND (? IS NULL OR a.scheduled_date = ?) AND (? IS NULL OR a.status = ?)",
+            assigned_sql("a.patient_id")
+        );
         macro_rules! bind {
             ($q:expr) => {
-                $q.bind(&f.recorder)
-                    .bind(&f.recorder)
+                bind_assigned!($q.bind(&f.recorder).bind(&f.recorder), asg)
                     .bind(&f.patient)
                     .bind(&f.patient)
                     .bind(&date)

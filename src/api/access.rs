@@ -1,5 +1,6 @@
 //! `GET /audit/access`: the access log, for auditors and admins. Who read
 //! which patient's data, through which endpoint, when and from where.
+//! `GET /audit/logins`: failed, throttled and successful logins.
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
@@ -15,8 +16,8 @@ use crate::auth::Principal;
 use crate::error::{ok, ApiResult};
 use crate::state::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/audit/access", web::get().to(access_log));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.get("/audit/access", access_log).get("/audit/logins", logins);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -78,4 +79,46 @@ pub async fn access_log(state: web::Data<AppState>, p: Principal, q: web::Query<
         to,
     };
     Ok(ok(list_json("entries", state.access.query(&filter, page).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LoginsQuery {
+    /// Only attempts for this username (matched through its keyed hash).
+    pub username: Option<String>,
+    /// From this instant on, inclusive (RFC 3339).
+    pub from: Option<String>,
+    /// Up to this instant, inclusive (RFC 3339).
+    pub to: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/logins", tag = "audit", params(LoginsQuery), security(("bearer" = [])),
+    responses((status = 200, description = "{attempts:[{id, at, username_hash, outcome, reason, user_id, ip, user_agent, request_id}], total, page, limit}, oldest first"),
+        (status = 400, description = "names the field (from, to, page, limit)"), (status = 403, description = "not an auditor or admin")))]
+pub async fn logins(state: web::Data<AppState>, p: Principal, q: web::Query<LoginsQuery>) -> ApiResult {
+    p.require(&[Role::Auditor, Role::Admin])?;
+    let mut v = Validator::new();
+    let from = instant(&mut v, "from", q.from.as_deref());
+    let to = instant(&mut v, "to", q.to.as_deref());
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            v.add("to", "不能早于from");
+        }
+    }
+    if q.username.as_deref().is_some_and(|u| u.chars().count() > 64) {
+        v.add("username", "不能超过64个字符");
+    }
+    v.finish()?;
+    let page = PageQuery {
+        page: q.page,
+        limit: q.limit,
+    }
+    .params()?;
+    let filter = crate::logins::LoginFilter {
+        username: q.username.clone().filter(|u| !u.trim().is_empty()),
+        from,
+        to,
+    };
+    Ok(ok(list_json("attempts", state.logins.query(&filter, page).await?)))
 }

@@ -19,9 +19,9 @@ use crate::privacy::find_str;
 use crate::state::AppState;
 use crate::store::{on_backend, Backend, EventFilter};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/audit/events", web::get().to(events))
-        .route("/audit/{aggregate_type}/{id}/state", web::get().to(state));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.get("/audit/events", events)
+        .get("/audit/{aggregate_type}/{id}/state", state);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,23 +1,27 @@
-//! Login, token refresh, logout and "who am I".
+//! Login, token refresh, logout, "who am I", and a user's own password and profile.
 
 use actix_web::{web, HttpRequest};
 use chrono::Utc;
 use domain::ids::{SessionId, UserId};
-use domain::user::{Role, User, UserCommand};
+use domain::user::{Role, User, UserChanges, UserCommand};
+use domain::values::optional_text;
+use domain::Validator;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::api::{path_id, Body};
-use crate::auth::{authenticate, dummy_hash, verify_password, Principal, TokenKind};
+use crate::auth::{authenticate, hash_password, verify_against_dummy, verify_password, Principal, TokenKind};
 use crate::error::{ok, ApiError, ApiResult};
+use crate::logins::{AttemptFacts, FailReason, Outcome};
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/refresh", web::post().to(refresh))
-        .route("/auth/logout", web::post().to(logout))
-        .route("/auth/me", web::get().to(me));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/auth/login", login)
+        .post("/auth/refresh", refresh)
+        .post("/auth/logout", logout)
+        .get("/auth/me", me)
+        .patch("/auth/me", update_me)
+        .post("/auth/password", change_password);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,26 +39,97 @@ pub struct LoginUser {
     pub avatar: Option<String>,
 }
 
+/// What a successful login answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    pub user: LoginUser,
+}
+
+/// What a refresh answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefreshResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+fn facts(meta: &RequestMeta) -> AttemptFacts {
+    AttemptFacts {
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        request_id: meta.request_id.clone(),
+    }
+}
+
+/// Records an attempt and counts it; failures are logged without the username.
+async fn note_attempt(
+    state: &AppState,
+    username: &str,
+    outcome: Outcome,
+    user: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    state.logins.record(username, outcome, user, &facts(meta)).await?;
+    let label = match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed(_) => "failed",
+        Outcome::Throttled => "throttled",
+    };
+    crate::metrics::login(label);
+    if outcome != Outcome::Succeeded {
+        tracing::warn!(outcome = label, ip = %meta.ip, username_hash = %state.logins.username_hash(username), "login refused");
+    }
+    Ok(())
+}
+
+/// Refuses with 429 (and records it) while `username` is throttled.
+async fn check_throttle(state: &AppState, username: &str, meta: &RequestMeta) -> Result<(), ApiError> {
+    if let Some(retry_after) = state.logins.throttled(username).await? {
+        note_attempt(state, username, Outcome::Throttled, None, meta).await?;
+        return Err(crate::logins::throttled_error(retry_after));
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, description = "{access_token, refresh_token, user}"), (status = 401, description = "wrong credentials or inactive user")))]
+    responses((status = 200, body = inline(crate::api::Envelope<LoginResponse>)),
+        (status = 400, description = "username or password missing", body = crate::api::ErrorBody),
+        (status = 401, description = "wrong credentials or inactive user", body = crate::api::ErrorBody),
+        (status = 429, description = "too many failed logins for this username (or requests from this IP); see Retry-After", body = crate::api::ErrorBody)))]
 pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<LoginRequest>) -> ApiResult {
-    let mut v = domain::Validator::new();
+    let mut v = Validator::new();
     let username = super::required(&mut v, "username", &body.0.username)
-        .cloned()
+        .map(|u| u.trim().to_string())
         .unwrap_or_default();
     let password = super::required(&mut v, "password", &body.0.password)
         .cloned()
         .unwrap_or_default();
     v.finish()?;
-    let row = state.read.login_row(username.trim()).await?;
-    let Some(row) = row else {
-        // Spend the same time as a real check so usernames cannot be probed.
-        verify_password(&password, dummy_hash());
+    // One attempt per username at a time, so each is counted against the last.
+    let _turn = state.logins.serialize(&username).await;
+    check_throttle(&state, &username, &meta).await?;
+    let row = state.read.login_row(&username).await?;
+    let failure = match &row {
+        None => {
+            // Spend the same time as a real check so usernames cannot be probed.
+            verify_against_dummy(&password).await?;
+            Some(FailReason::UnknownUser)
+        }
+        Some(row) if !verify_password(&password, &row.password_hash).await? => Some(FailReason::WrongPassword),
+        Some(row) if row.status != "active" => Some(FailReason::InactiveUser),
+        Some(_) => None,
+    };
+    let (Some(row), None) = (row, failure) else {
+        let reason = failure.unwrap_or(FailReason::UnknownUser);
+        note_attempt(&state, &username, Outcome::Failed(reason), None, &meta).await?;
         return Err(ApiError::Unauthorized);
     };
-    if !verify_password(&password, &row.password_hash) || row.status != "active" {
-        return Err(ApiError::Unauthorized);
-    }
     let user_id: UserId = path_id(&row.id, "user")?;
     let session = SessionId::new();
     let expires_at = Utc::now() + chrono::Duration::seconds(state.jwt.refresh_ttl());
@@ -69,29 +144,46 @@ pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<Log
         ApiError::Conflict(_) => ApiError::Unauthorized,
         other => other,
     })?;
+    note_attempt(&state, &username, Outcome::Succeeded, Some(&row.id), &meta).await?;
     let user = state.read.user(&row.id).await?.ok_or(ApiError::Unauthorized)?;
     let role = Role::parse(&user.role).map_err(|_| ApiError::Unauthorized)?;
-    Ok(ok(json!({
-        "access_token": state.jwt.issue(user_id, session, role, TokenKind::Access)?,
-        "refresh_token": state.jwt.issue(user_id, session, role, TokenKind::Refresh)?,
-        "token_type": "Bearer",
-        "expires_in": state.settings.access_ttl_secs,
-        "user": LoginUser { id: user.id, username: user.username, name: user.name, role: user.role, avatar: user.avatar },
-    })))
+    Ok(ok(LoginResponse {
+        access_token: state.jwt.issue(user_id, session, role, TokenKind::Access)?,
+        refresh_token: state.jwt.issue(user_id, session, role, TokenKind::Refresh)?,
+        token_type: "Bearer".into(),
+        expires_in: state.settings.access_ttl_secs,
+        user: LoginUser {
+            id: user.id,
+            username: user.username,
+            name: user.name,
+            role: user.role,
+            avatar: user.avatar,
+        },
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "{access_token} (send the refresh token as Bearer)"), (status = 401)))]
+    responses((status = 200, description = "send the refresh token as Bearer", body = inline(crate::api::Envelope<RefreshResponse>)),
+        (status = 401, body = crate::api::ErrorBody)))]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let p = authenticate(&state, &req, TokenKind::Refresh).await?;
     let token = state.jwt.issue(p.user_id, p.session_id, p.role, TokenKind::Access)?;
-    Ok(ok(
-        json!({ "access_token": token, "token_type": "Bearer", "expires_in": state.settings.access_ttl_secs }),
-    ))
+    Ok(ok(RefreshResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: state.settings.access_ttl_secs,
+    }))
+}
+
+/// `{logged_out: true}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutResponse {
+    pub logged_out: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "the session (access and refresh token) is revoked")))]
+    responses((status = 200, description = "the session (access and refresh token) is revoked", body = inline(crate::api::Envelope<LogoutResponse>)),
+        (status = 401, body = crate::api::ErrorBody)))]
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestMeta) -> ApiResult {
     // Either token of the session may be presented.
     let p = match authenticate(&state, &req, TokenKind::Access).await {
@@ -109,11 +201,12 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
             ctx,
         )
         .await?;
-    Ok(ok(json!({ "logged_out": true })))
+    Ok(ok(LogoutResponse { logged_out: true }))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = projections::users::UserView)))]
+    responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>)),
+        (status = 401, body = crate::api::ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
     let user = state
         .read
@@ -122,4 +215,142 @@ pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
         .ok_or(ApiError::Unauthorized)?;
     let version = user.version;
     Ok(crate::error::ok_versioned(user, version))
+}
+
+/// Body of `PATCH /auth/me`: what users may change about themselves.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// 1 to 50 characters.
+    pub name: Option<String>,
+    /// An image URL or file URL, up to 500 characters.
+    pub avatar: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = UpdateMeRequest, security(("bearer" = [])),
+    responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>)),
+        (status = 400, description = "names the field", body = crate::api::ErrorBody),
+        (status = 401, body = crate::api::ErrorBody)))]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<UpdateMeRequest>,
+) -> ApiResult {
+    let mut v = Validator::new();
+    let name = body
+        .0
+        .name
+        .as_deref()
+        .and_then(|n| v.check("name", domain::values::text(n, 50)));
+    let avatar = v
+        .check("avatar", optional_text(body.0.avatar.as_deref(), 500))
+        .flatten();
+    v.finish()?;
+    let changes = UserChanges {
+        name,
+        avatar,
+        ..Default::default()
+    };
+    let mut ctx = meta.context(Some(&p), "UpdateOwnProfile");
+    ctx.expected_version = None;
+    crate::api::users::update_profile(&state, p.user_id, changes, None, ctx).await
+}
+
+/// Body of `POST /auth/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub old_password: Option<String>,
+    /// At least 8 characters, with letters and digits.
+    pub new_password: Option<String>,
+}
+
+/// `{password_changed: true, sessions_revoked}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    pub password_changed: bool,
+    /// `others` (your own password: this session stays) or `all` (an admin reset).
+    pub sessions_revoked: String,
+    pub version: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
+    responses((status = 200, description = "changed; every other session of the user is revoked", body = inline(crate::api::Envelope<PasswordChanged>)),
+        (status = 400, description = "old_password wrong, or new_password too weak", body = crate::api::ErrorBody),
+        (status = 401, body = crate::api::ErrorBody),
+        (status = 429, description = "too many wrong old passwords", body = crate::api::ErrorBody)))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<ChangePasswordRequest>,
+) -> ApiResult {
+    let mut v = Validator::new();
+    let old = super::required(&mut v, "old_password", &body.0.old_password).cloned();
+    let new = crate::api::users::new_password(&mut v, body.0.new_password.as_ref());
+    v.finish()?;
+    let (Some(old), Some(new)) = (old, new) else {
+        return Err(ApiError::field("body", "缺少必填字段"));
+    };
+    let user = state
+        .read
+        .user(&p.user_id.to_string())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let row = state
+        .read
+        .login_row_by_id(&user.id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    // Guessing the old password through a stolen session is throttled like logins.
+    let _turn = state.logins.serialize(&user.username).await;
+    check_throttle(&state, &user.username, &meta).await?;
+    if !verify_password(&old, &row.password_hash).await? {
+        note_attempt(
+            &state,
+            &user.username,
+            Outcome::Failed(FailReason::WrongPassword),
+            None,
+            &meta,
+        )
+        .await?;
+        return Err(ApiError::field("old_password", "原密码不正确"));
+    }
+    let cmd = UserCommand::ChangePassword {
+        password_hash: hash_password(&new).await?,
+        keep_session: Some(p.session_id),
+    };
+    let mut ctx = meta.context(Some(&p), "ChangeOwnPassword");
+    ctx.expected_version = None;
+    let c = state.execute::<User>(&user.id, cmd, ctx).await?;
+    Ok(ok(PasswordChanged {
+        password_changed: true,
+        sessions_revoked: "others".into(),
+        version: c.version,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_login_response_carries_what_the_contract_names() {
+        let r = super::LoginResponse {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            token_type: "Bearer".into(),
+            expires_in: 7200,
+            user: super::LoginUser {
+                id: "u".into(),
+                username: "n".into(),
+                name: "名".into(),
+                role: "admin".into(),
+                avatar: None,
+            },
+        };
+        let v = serde_json::to_value(r).unwrap();
+        for k in ["access_token", "refresh_token", "token_type", "expires_in", "user"] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        assert!(v["user"].get("avatar").is_some());
+    }
 }

@@ -27,8 +27,8 @@ use crate::error::{ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 use crate::store::{on_backend, Backend, CommandContext, CommandError};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/patients/{id}/erase", web::post().to(erase));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/patients/{id}/erase", erase);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -152,7 +152,7 @@ pub async fn complete(
     for subject in subjects {
         let pattern = format!("%{subject}%");
         on_backend!(state.store.backend(), |pool| sqlx::query(
-            "DELETE FROM idempotency_keys WHERE response_body LIKE $1"
+            "DELETE FROM idempotency_keys WHERE response_body LIKE $1 OR guards LIKE $1"
         )
         .bind(&pattern)
         .execute(pool)

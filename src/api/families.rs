@@ -14,16 +14,17 @@ use utoipa::ToSchema;
 use crate::api::{list_json, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::policy::{can_see_family, can_see_patient, recorder_scope};
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/families", web::post().to(create_family))
-        .route("/families", web::get().to(list_families))
-        .route("/families/{id}", web::get().to(get_family))
-        .route("/families/{id}", web::patch().to(update_family))
-        .route("/families/{id}/patients", web::post().to(create_patient))
-        .route("/patients/{id}", web::get().to(get_patient))
-        .route("/patients/{id}", web::patch().to(update_patient));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/families", create_family)
+        .get("/families", list_families)
+        .get("/families/{id}", get_family)
+        .patch("/families/{id}", update_family)
+        .post("/families/{id}/patients", create_patient)
+        .get("/patients/{id}", get_patient)
+        .patch("/patients/{id}", update_patient);
 }
 
 /// Body of `POST /families` and `PATCH /families/{id}` (all optional on PATCH).
@@ -183,21 +184,6 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
     Ok(ok(list_json("families", families)))
 }
 
-/// Whether the caller may see this family: admins always, a recorder when
-/// assigned; everyone else is told it does not exist.
-async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result<bool, ApiError> {
-    Ok(match p.role {
-        Role::Admin => true,
-        Role::Recorder => {
-            state
-                .read
-                .recorder_sees_family(&p.user_id.to_string(), family, state.today())
-                .await?
-        }
-        _ => false,
-    })
-}
-
 #[utoipa::path(get, path = "/api/v1/families/{id}", tag = "families", security(("bearer" = [])),
     responses((status = 200, body = projections::families::FamilyDetail), (status = 404)))]
 pub async fn get_family(
@@ -213,7 +199,7 @@ pub async fn get_family(
     }
     let family = state
         .read
-        .family_detail(&fid.to_string(), state.today())
+        .family_detail(&fid.to_string(), state.today(), recorder_scope(&p).as_deref())
         .await?
         .ok_or(ApiError::NotFound("family"))?;
     state
@@ -350,21 +336,6 @@ pub async fn create_patient(
         )
         .await?;
     Ok(created(json!({ "id": PatientId(pid), "version": committed.version })))
-}
-
-/// Whether the caller may see a patient's data.
-pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
-    Ok(match p.role {
-        Role::Admin => true,
-        Role::Recorder => {
-            state
-                .read
-                .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
-                .await?
-        }
-        Role::Doctor => state.read.doctor_sees_patient(&p.user_id.to_string(), patient).await?,
-        Role::Auditor => false,
-    })
 }
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", security(("bearer" = [])),

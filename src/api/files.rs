@@ -12,21 +12,63 @@ use futures::StreamExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::api::families::can_see_patient;
 use crate::api::path_id;
 use crate::auth::Principal;
 use crate::error::{created, ApiError, ApiResult};
 use crate::files::{check_content, thumbnail, FileError, FileKind, MAX_FILE_BYTES};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/files/upload", web::post().to(upload))
-        .route("/files/{id}", web::get().to(download))
-        .route("/files/{id}/thumbnail", web::get().to(download_thumbnail));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/files/upload", upload)
+        .get("/files/{id}", download)
+        .get("/files/{id}/thumbnail", download_thumbnail);
 }
 
 /// Text fields of a multipart form are small; anything larger is refused.
 const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+/// Images decoded at once (for thumbnails), whatever the number of uploads in
+/// flight: a decode may take up to [`crate::files::MAX_DECODE_ALLOC`], so this
+/// bounds the server's memory, the rest wait their turn.
+const CONCURRENT_DECODES: usize = 2;
+
+fn decode_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_DECODES))
+}
+
+/// What one multipart form may hold. Every form is read against limits: the
+/// whole body (`CARELOG_MAX_FORM_BYTES`), each file (16 MiB), the number of
+/// parts and the number of files; past any of them the read stops at once
+/// with 413, before anything is decoded or stored.
+#[derive(Debug, Clone, Copy)]
+pub struct FormLimits {
+    pub max_bytes: usize,
+    pub max_parts: usize,
+    pub max_files: usize,
+}
+
+impl FormLimits {
+    /// `POST /files/upload`: one file and its type.
+    pub fn upload(state: &AppState) -> Self {
+        FormLimits {
+            max_bytes: state.settings.max_form_bytes.min(MAX_FILE_BYTES + MAX_TEXT_FIELD),
+            max_parts: 4,
+            max_files: 1,
+        }
+    }
+
+    /// `POST /health-records`: the record's fields and up to 9 photos, an
+    /// audio note and a signature.
+    pub fn record(state: &AppState) -> Self {
+        FormLimits {
+            max_bytes: state.settings.max_form_bytes,
+            max_parts: 32,
+            max_files: 11,
+        }
+    }
+}
 
 /// A multipart form read into memory: text fields and files (each bounded).
 #[derive(Default)]
@@ -46,16 +88,24 @@ impl Form {
         self.texts.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
-    /// Reads the whole form; a file over 16 MiB stops the read at once (413).
-    pub async fn read(mut payload: Multipart) -> Result<Form, ApiError> {
+    /// Reads the whole form within `limits`; a file over 16 MiB, a form over
+    /// its size, or too many parts or files stop the read at once (413).
+    pub async fn read(mut payload: Multipart, limits: FormLimits) -> Result<Form, ApiError> {
         let mut form = Form::default();
+        let mut total = 0usize;
         while let Some(field) = payload.next().await {
             let mut field = field.map_err(|e| ApiError::field("body", format!("multipart格式错误：{e}")))?;
+            if form.texts.len() + form.files.len() >= limits.max_parts {
+                return Err(ApiError::PayloadTooLarge);
+            }
             let name = field.name().unwrap_or_default().to_string();
             let file_name = field
                 .content_disposition()
                 .and_then(|cd| cd.get_filename())
                 .map(str::to_string);
+            if file_name.is_some() && form.files.len() >= limits.max_files {
+                return Err(ApiError::PayloadTooLarge);
+            }
             let limit = if file_name.is_some() {
                 MAX_FILE_BYTES
             } else {
@@ -64,9 +114,10 @@ impl Form {
             let mut bytes = Vec::new();
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(|e| ApiError::field(&name, format!("读取失败：{e}")))?;
-                if bytes.len() + chunk.len() > limit {
+                if bytes.len() + chunk.len() > limit || total + chunk.len() > limits.max_bytes {
                     return Err(ApiError::PayloadTooLarge);
                 }
+                total += chunk.len();
                 bytes.extend_from_slice(&chunk);
             }
             match file_name {
@@ -113,6 +164,10 @@ pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -
     } = file;
     let (bytes, thumb) = match kind {
         FileKind::Image => {
+            let _slot = decode_slots()
+                .acquire()
+                .await
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("decode slots: {e}")))?;
             let (bytes, thumb) = tokio::task::spawn_blocking(move || {
                 let thumb = thumbnail(&bytes);
                 (bytes, thumb)
@@ -220,7 +275,7 @@ pub fn file_json(id: FileId, has_thumbnail: bool) -> serde_json::Value {
     responses((status = 201, description = "{file_id, file_url, thumbnail_url}"), (status = 413), (status = 415)))]
 pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta, payload: Multipart) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin, Role::Doctor])?;
-    let mut form = Form::read(payload).await?;
+    let mut form = Form::read(payload, FormLimits::upload(&state)).await?;
     let kind = match form.text("type") {
         None => return Err(ApiError::field("type", "必填")),
         Some(t) => FileKind::parse(&t).map_err(|e| ApiError::field("type", e))?,
@@ -295,10 +350,20 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound("file"))?;
     state.access.patients(p, req, &patients).await?;
+    // Only images are shown inline; anything else (a PDF) is downloaded, and
+    // never runs as a page of ours (sandbox: no scripts, no same origin).
+    let extension = key.rsplit('.').next().unwrap_or("bin");
+    let disposition = if content_type.starts_with("image/") {
+        "inline".to_string()
+    } else {
+        format!("attachment; filename=\"{}.{extension}\"", file.id)
+    };
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(("Cache-Control", "private, no-store"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "sandbox; default-src 'none'"))
+        .insert_header(("Content-Disposition", disposition))
         .body(bytes))
 }
 

@@ -20,33 +20,30 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::families::can_see_patient;
 use crate::api::visits::time;
 use crate::api::{list_json, path_id, required, uuid_field, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/hospitals", web::post().to(create_hospital))
-        .route("/hospitals", web::get().to(search))
-        .route("/hospitals/{id}", web::get().to(get_hospital))
-        .route("/hospitals/{id}/status", web::post().to(hospital_status))
-        .route("/hospitals/{id}/departments", web::post().to(add_department))
-        .route(
-            "/hospitals/{id}/departments/{dep}/status",
-            web::post().to(department_status),
-        )
-        .route("/hospitals/{id}/doctors", web::post().to(add_doctor))
-        .route("/hospitals/{id}/doctors/{doc}/status", web::post().to(doctor_status))
-        .route("/hospitals/{id}/slots", web::post().to(open_slot))
-        .route("/hospitals/{id}/slots", web::get().to(slots))
-        .route("/hospital-appointments", web::post().to(book))
-        .route("/hospital-appointments", web::get().to(bookings))
-        .route("/hospital-appointments/{id}", web::get().to(get_booking))
-        .route("/hospital-appointments/{id}/confirm", web::post().to(confirm))
-        .route("/hospital-appointments/{id}/complete", web::post().to(complete))
-        .route("/hospital-appointments/{id}/cancel", web::post().to(cancel));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/hospitals", create_hospital)
+        .get("/hospitals", search)
+        .get("/hospitals/{id}", get_hospital)
+        .post("/hospitals/{id}/status", hospital_status)
+        .post("/hospitals/{id}/departments", add_department)
+        .post("/hospitals/{id}/departments/{dep}/status", department_status)
+        .post("/hospitals/{id}/doctors", add_doctor)
+        .post("/hospitals/{id}/doctors/{doc}/status", doctor_status)
+        .post("/hospitals/{id}/slots", open_slot)
+        .get("/hospitals/{id}/slots", slots)
+        .post("/hospital-appointments", book)
+        .get("/hospital-appointments", bookings)
+        .get("/hospital-appointments/{id}", get_booking)
+        .post("/hospital-appointments/{id}/confirm", confirm)
+        .post("/hospital-appointments/{id}/complete", complete)
+        .post("/hospital-appointments/{id}/cancel", cancel);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -19,8 +19,8 @@ pub mod visits;
 
 use actix_web::web;
 use domain::Validator;
-use serde::Deserialize;
-use utoipa::{IntoParams, OpenApi};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::ApiError;
 pub use body::Body;
@@ -79,33 +79,121 @@ pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) ->
     serde_json::Value::Object(m)
 }
 
+/// One route the API serves: its method and its path under `/api/v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// The route table. Every handler module registers its routes through this
+/// (never through actix directly), so the table that the authorization matrix
+/// test and the OpenAPI check read is, by construction, what the server serves.
+pub struct Routes<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    table: Vec<RouteInfo>,
+}
+
+macro_rules! method {
+    ($name:ident, $verb:literal, $route:path) => {
+        pub fn $name<F, Args>(&mut self, path: &'static str, handler: F) -> &mut Self
+        where
+            F: actix_web::Handler<Args>,
+            Args: actix_web::FromRequest + 'static,
+            F::Output: actix_web::Responder + 'static,
+        {
+            if let Some(cfg) = self.cfg.as_deref_mut() {
+                cfg.route(path, $route().to(handler));
+            }
+            self.table.push(RouteInfo { method: $verb, path });
+            self
+        }
+    };
+}
+
+impl<'a> Routes<'a> {
+    method!(get, "GET", web::get);
+    method!(post, "POST", web::post);
+    method!(patch, "PATCH", web::patch);
+}
+
+/// Registers every route of the API (paths relative to `/api/v1`).
+fn register(r: &mut Routes) {
+    auth::routes(r);
+    users::routes(r);
+    families::routes(r);
+    packages::routes(r);
+    subscriptions::routes(r);
+    visits::routes(r);
+    files::routes(r);
+    records::routes(r);
+    orders::routes(r);
+    hospitals::routes(r);
+    access::routes(r);
+    audit::routes(r);
+    erasure::routes(r);
+    r.get("/health", health::health);
+}
+
+/// Every route of the API, for tests and documentation checks.
+pub fn route_table() -> Vec<RouteInfo> {
+    let mut r = Routes {
+        cfg: None,
+        table: Vec::new(),
+    };
+    register(&mut r);
+    r.table
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .configure(auth::routes)
-            .configure(users::routes)
-            .configure(families::routes)
-            .configure(packages::routes)
-            .configure(subscriptions::routes)
-            .configure(visits::routes)
-            .configure(files::routes)
-            .configure(records::routes)
-            .configure(orders::routes)
-            .configure(hospitals::routes)
-            .configure(access::routes)
-            .configure(audit::routes)
-            .configure(erasure::routes)
-            .route("/health", web::get().to(health::health)),
-    )
+    cfg.service(web::scope("/api/v1").configure(|c| {
+        register(&mut Routes {
+            cfg: Some(c),
+            table: Vec::new(),
+        })
+    }))
     .route("/health", web::get().to(health::health));
+}
+
+/// The success envelope every answer has: `data` is the operation's result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Equals the HTTP status.
+    pub code: u16,
+    /// For people, in Chinese ("成功").
+    pub message: String,
+    pub data: T,
+}
+
+/// The error envelope: `data` is null, `error` a stable machine string.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Equals the HTTP status.
+    pub code: u16,
+    /// For people, in Chinese.
+    pub message: String,
+    /// Always null on errors.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// `validation_failed`, `unauthorized`, `forbidden`, `not_found`, `version_conflict`,
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `idempotency_key_reused`,
+    /// `rate_limited`, `unavailable`, `internal`.
+    pub error: String,
+    /// For `validation_failed`: field → why; `version_conflict`: `current_version`;
+    /// `rate_limited`: `retry_after`.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// For `internal`: the request id to quote.
+    pub request_id: Option<String>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "carelog API", version = "1", description = "Home-care recording backend. Every response is the envelope {code, message, data}; errors add error and details."),
     paths(
-        auth::login, auth::refresh, auth::logout, auth::me,
-        users::create_user, users::list_users, users::get_user, users::change_status, users::get_recorder, users::get_doctor,
+        auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::change_password,
+        users::create_user, users::list_users, users::get_user, users::update_user, users::change_status, users::reset_password,
+        users::get_recorder, users::get_doctor,
         families::create_family, families::update_family, families::list_families, families::get_family,
         families::create_patient, families::get_patient, families::update_patient,
         packages::create_package, packages::list_packages,
@@ -121,9 +209,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         hospitals::add_doctor, hospitals::doctor_status, hospitals::open_slot, hospitals::search, hospitals::get_hospital,
         hospitals::slots, hospitals::book, hospitals::bookings, hospitals::get_booking, hospitals::confirm,
         hospitals::complete, hospitals::cancel,
-        access::access_log,
+        access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
-        health::health,
+        health::health, crate::metrics::admin_metrics,
     ),
     modifiers(&BearerAuth)
 )]

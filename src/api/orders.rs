@@ -11,22 +11,22 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::families::can_see_patient;
 use crate::api::{list_json, path_id, required, uuid_field, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/order-requests", web::get().to(list_requests))
-        .route("/order-requests/{id}", web::get().to(get_request))
-        .route("/medical-orders", web::post().to(issue))
-        .route("/medical-orders/{id}", web::get().to(get_order))
-        .route("/medical-orders/{id}/complete", web::post().to(complete))
-        .route("/medical-orders/{id}/cancel", web::post().to(cancel))
-        .route("/patients/{id}/medical-orders", web::get().to(patient_orders))
-        .route("/notifications", web::get().to(notifications))
-        .route("/notifications/{id}/read", web::post().to(mark_read));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.get("/order-requests", list_requests)
+        .get("/order-requests/{id}", get_request)
+        .post("/medical-orders", issue)
+        .get("/medical-orders/{id}", get_order)
+        .post("/medical-orders/{id}/complete", complete)
+        .post("/medical-orders/{id}/cancel", cancel)
+        .get("/patients/{id}/medical-orders", patient_orders)
+        .get("/notifications", notifications)
+        .post("/notifications/{id}/read", mark_read);
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -334,10 +334,11 @@ pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Que
         Some(_) => return Err(ApiError::field("status", "应为unread或all")),
     };
     let user = p.user_id.to_string();
-    let list = state.read.notifications(&user, unread_only, page).await?;
+    let scope = p.is(Role::Recorder).then(|| state.today());
+    let list = state.read.notifications(&user, unread_only, scope, page).await?;
     let unread = state
         .read
-        .notifications(&user, true, projections::PageParams { page: 1, limit: 1 })
+        .notifications(&user, true, scope, projections::PageParams { page: 1, limit: 1 })
         .await?
         .total;
     let mut body = list_json("notifications", list);

@@ -16,9 +16,9 @@ use crate::auth::Principal;
 use crate::error::{created, ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/service-packages", web::post().to(create_package))
-        .route("/service-packages", web::get().to(list_packages));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/service-packages", create_package)
+        .get("/service-packages", list_packages);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

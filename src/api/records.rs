@@ -21,22 +21,22 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::families::can_see_patient;
-use crate::api::files::{blob_keys, discard, prepare, register, store, Form, PreparedFile};
+use crate::api::files::{blob_keys, discard, prepare, register, store, Form, FormLimits, PreparedFile};
 use crate::api::visits::time;
 use crate::api::{list_json, parse_required, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::files::FileKind;
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health-records", web::post().to(create))
-        .route("/health-records/{id}", web::get().to(get))
-        .route("/patients/{id}/health-records", web::get().to(list_for_patient))
-        .route("/health-records/{id}/order-requests", web::post().to(request_order))
-        .route("/health-records/{id}/amendments", web::post().to(amend))
-        .route("/health-records/{id}/unlock", web::post().to(unlock));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/health-records", create)
+        .get("/health-records/{id}", get)
+        .get("/patients/{id}/health-records", list_for_patient)
+        .post("/health-records/{id}/order-requests", request_order)
+        .post("/health-records/{id}/amendments", amend)
+        .post("/health-records/{id}/unlock", unlock);
 }
 
 /// The JSON form of `POST /health-records`. Multipart sends the same fields as
@@ -259,7 +259,11 @@ pub async fn create(
         .unwrap_or("")
         .to_ascii_lowercase();
     let (input, mut uploads) = if content_type.starts_with("multipart/form-data") {
-        let form = Form::read(Multipart::new(req.headers(), payload.into_inner())).await?;
+        let form = Form::read(
+            Multipart::new(req.headers(), payload.into_inner()),
+            FormLimits::record(&state),
+        )
+        .await?;
         let input = RecordInput::from_form(&form)?;
         (input, form.files)
     } else {
@@ -269,22 +273,37 @@ pub async fn create(
     };
     let mut checked = check(&input, p.user_id, state.today())?;
 
-    // Files in the request: every one checked before anything is stored.
-    let mut prepared: Vec<(PreparedFile, &'static str)> = Vec::new();
-    for f in uploads.drain(..) {
-        let role = match f.field.as_str() {
+    // Files in the request: counted, then every one checked before anything
+    // is stored. The limits are those of the JSON form, whichever way the
+    // files come (9 photos, one audio note, one signature).
+    let mut roles = Vec::with_capacity(uploads.len());
+    for f in &uploads {
+        roles.push(match f.field.as_str() {
             "audio_file" => "audio",
             "photos" | "photos[]" => "photo",
             "patient_signature" => "signature",
             other => return Err(ApiError::field(other, "未知的文件字段")),
-        };
-        prepared.push((prepare(kind_for(role), f, &p).await?, role));
+        });
     }
-    if prepared.iter().filter(|(_, r)| *r == "audio").count()
-        + checked.existing_files.iter().filter(|(_, r)| *r == "audio").count()
-        > 1
-    {
+    let count = |role: &str| {
+        roles
+            .iter()
+            .chain(checked.existing_files.iter().map(|(_, r)| r))
+            .filter(|r| **r == role)
+            .count()
+    };
+    if count("photo") > 9 {
+        return Err(ApiError::field("photos", "最多9张照片"));
+    }
+    if count("audio") > 1 {
         return Err(ApiError::field("audio_file", "只能有一个录音"));
+    }
+    if count("signature") > 1 {
+        return Err(ApiError::field("patient_signature", "只能有一个签名"));
+    }
+    let mut prepared: Vec<(PreparedFile, &'static str)> = Vec::new();
+    for (f, role) in uploads.drain(..).zip(roles) {
+        prepared.push((prepare(kind_for(role), f, &p).await?, role));
     }
 
     let patient = checked.patient.to_string();
@@ -323,7 +342,7 @@ pub async fn create(
 
     // Where the record was taken, against the family's home.
     if let (Some(loc), Some(family)) = (&checked.content.location, state.read.patient_family(&patient).await?) {
-        if let Some(home) = state.read.family_detail(&family, state.today()).await? {
+        if let Some(home) = state.read.family_detail(&family, state.today(), None).await? {
             if let (Some(lat), Some(lng)) = (home.home_lat, home.home_lng) {
                 let d = (loc.distance_to(lat, lng) * 10.0).round() / 10.0;
                 checked.content.distance_from_home_m = Some(d);
@@ -698,14 +717,17 @@ pub async fn amend(
 ) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let rid: HealthRecordId = path_id(&id, "health_record")?;
-    let recorder = state
+    let content = state
         .store
         .load::<HealthRecord>(&rid.to_string())
         .await?
         .and_then(|(r, _)| r.content)
-        .ok_or(ApiError::NotFound("health_record"))?
-        .recorder_id;
-    if recorder != p.user_id {
+        .ok_or(ApiError::NotFound("health_record"))?;
+    // Its recorder, while the patient is still theirs: the answer is the record.
+    if !can_see_patient(&state, &p, &content.patient_id.to_string()).await? {
+        return Err(ApiError::NotFound("health_record"));
+    }
+    if content.recorder_id != p.user_id {
         return Err(ApiError::Forbidden);
     }
     let mut v = Validator::new();

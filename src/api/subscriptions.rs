@@ -17,12 +17,12 @@ use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/subscriptions", web::post().to(create_subscription))
-        .route("/subscriptions", web::get().to(list_subscriptions))
-        .route("/subscriptions/{id}", web::get().to(get_subscription))
-        .route("/subscriptions/{id}/status", web::post().to(change_status))
-        .route("/subscriptions/{id}/payment", web::post().to(change_payment));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/subscriptions", create_subscription)
+        .get("/subscriptions", list_subscriptions)
+        .get("/subscriptions/{id}", get_subscription)
+        .post("/subscriptions/{id}/status", change_status)
+        .post("/subscriptions/{id}/payment", change_payment);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2,7 +2,10 @@
 
 use actix_web::web;
 use domain::ids::UserId;
-use domain::user::{DoctorProfile, NewUser, RecorderProfile, Role, User, UserCommand, UserStatus};
+use domain::user::{
+    DoctorChanges, DoctorProfile, NewUser, RecorderChanges, RecorderProfile, Role, User, UserChanges, UserCommand,
+    UserStatus,
+};
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
 use rust_decimal::Decimal;
@@ -15,13 +18,15 @@ use crate::auth::{hash_password, Principal};
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::post().to(create_user))
-        .route("/users", web::get().to(list_users))
-        .route("/users/{id}", web::get().to(get_user))
-        .route("/users/{id}/status", web::patch().to(change_status))
-        .route("/recorders/{id}", web::get().to(get_recorder))
-        .route("/doctors/{id}", web::get().to(get_doctor));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/users", create_user)
+        .get("/users", list_users)
+        .get("/users/{id}", get_user)
+        .patch("/users/{id}", update_user)
+        .patch("/users/{id}/status", change_status)
+        .post("/users/{id}/password", reset_password)
+        .get("/recorders/{id}", get_recorder)
+        .get("/doctors/{id}", get_doctor);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,6 +65,24 @@ pub fn validate_password(v: &mut Validator, password: Option<&String>) -> Option
     let p = password?;
     if p.chars().count() < 8 || p.chars().count() > 128 {
         v.add("password", "密码长度应为8到128个字符");
+        return None;
+    }
+    Some(p.clone())
+}
+
+/// A new password (`POST /auth/password`, `POST /users/{id}/password`): 8 to
+/// 128 characters with at least one letter and one digit. Missing or weak is
+/// recorded against `new_password`.
+pub fn new_password(v: &mut Validator, password: Option<&String>) -> Option<String> {
+    let Some(p) = password else {
+        v.add("new_password", "必填");
+        return None;
+    };
+    let n = p.chars().count();
+    let letters = p.chars().any(|c| c.is_alphabetic());
+    let digits = p.chars().any(|c| c.is_ascii_digit());
+    if !(8..=128).contains(&n) || !letters || !digits {
+        v.add("new_password", "密码应为8到128个字符，且同时包含字母和数字");
         return None;
     }
     Some(p.clone())
@@ -159,7 +182,7 @@ pub async fn create(
     password: &str,
     ctx: crate::store::CommandContext,
 ) -> Result<UserId, ApiError> {
-    user.password_hash = hash_password(password)?;
+    user.password_hash = hash_password(password).await?;
     let id = UserId::new();
     let owner = id.to_string();
     let mut claims: Vec<(&str, String, &str)> = vec![
@@ -305,4 +328,186 @@ pub async fn get_doctor(state: web::Data<AppState>, p: Principal, id: web::Path<
     // Doctors' profiles are visible to staff who work with them.
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     profile(&state, &id, Role::Doctor).await
+}
+
+/// Body of `PATCH /users/{id}`: all optional; a profile section only for its role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub avatar: Option<String>,
+    pub recorder: Option<RecorderUpdate>,
+    pub doctor: Option<DoctorUpdate>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecorderUpdate {
+    /// `YYYY-MM-DD`.
+    pub cert_expiry_date: Option<String>,
+    pub qualification_cert: Option<String>,
+    pub health_cert: Option<String>,
+    pub work_area: Option<String>,
+    pub is_on_duty: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorUpdate {
+    pub specialty: Option<String>,
+    pub title: Option<String>,
+    pub hospital: Option<String>,
+    pub department: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub consultation_fee: Option<Decimal>,
+    pub is_available: Option<bool>,
+}
+
+fn parse_changes(r: &UpdateUserRequest) -> Result<UserChanges, ApiError> {
+    let mut v = Validator::new();
+    let opt = |v: &mut Validator, field: &str, raw: &Option<String>, max: usize| {
+        v.check(field, optional_text(raw.as_deref(), max)).flatten()
+    };
+    let recorder = r.recorder.as_ref().map(|rec| RecorderChanges {
+        cert_expiry_date: match rec.cert_expiry_date.as_deref() {
+            None | Some("") => None,
+            Some(d) => v.check("recorder.cert_expiry_date", date(d)),
+        },
+        qualification_cert: opt(&mut v, "recorder.qualification_cert", &rec.qualification_cert, 255),
+        health_cert: opt(&mut v, "recorder.health_cert", &rec.health_cert, 255),
+        work_area: opt(&mut v, "recorder.work_area", &rec.work_area, 255),
+        is_on_duty: rec.is_on_duty,
+    });
+    let doctor = r.doctor.as_ref().map(|d| {
+        if d.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
+            v.add("doctor.consultation_fee", "不能为负数");
+        }
+        DoctorChanges {
+            specialty: d
+                .specialty
+                .as_deref()
+                .and_then(|s| v.check("doctor.specialty", text(s, 100))),
+            title: opt(&mut v, "doctor.title", &d.title, 100),
+            hospital: opt(&mut v, "doctor.hospital", &d.hospital, 255),
+            department: opt(&mut v, "doctor.department", &d.department, 100),
+            consultation_fee: d.consultation_fee,
+            is_available: d.is_available,
+        }
+    });
+    let changes = UserChanges {
+        name: r.name.as_deref().and_then(|n| v.check("name", text(n, 50))),
+        phone: r.phone.as_deref().and_then(|p| v.check("phone", PhoneNumber::parse(p))),
+        avatar: opt(&mut v, "avatar", &r.avatar, 500),
+        recorder,
+        doctor,
+    };
+    v.finish()?;
+    Ok(changes)
+}
+
+/// Applies profile changes to a user; a new phone number is claimed first
+/// (unique across users) and the old one released after. Shared by
+/// `PATCH /users/{id}` and `PATCH /auth/me`. Answers the user as it is now.
+pub async fn update_profile(
+    state: &AppState,
+    user: UserId,
+    changes: UserChanges,
+    current_phone: Option<String>,
+    ctx: crate::store::CommandContext,
+) -> ApiResult {
+    let owner = user.to_string();
+    let new_phone = changes
+        .phone
+        .as_ref()
+        .map(|p| p.as_str().to_string())
+        .filter(|p| current_phone.as_deref() != Some(p.as_str()));
+    if let Some(phone) = &new_phone {
+        if !state.store.claim("phone", phone, &owner).await? {
+            return Err(ApiError::Conflict("手机号已被使用".into()));
+        }
+    }
+    let result = state
+        .execute::<User>(&owner, UserCommand::UpdateProfile(changes), ctx)
+        .await;
+    match (&result, &new_phone, &current_phone) {
+        (Err(_), Some(phone), _) => state.store.release("phone", phone, &owner).await?,
+        (Ok(_), Some(_), Some(old)) => state.store.release("phone", old, &owner).await?,
+        _ => {}
+    }
+    result?;
+    let view = state.read.user(&owner).await?.ok_or(ApiError::NotFound("user"))?;
+    let version = view.version;
+    Ok(ok_versioned(view, version))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserRequest, security(("bearer" = [])),
+    params(("If-Match" = Option<i64>, Header, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<projections::users::UserView>),
+        (status = 400, description = "names the field; a profile section of another role is refused", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "phone in use, or version_conflict", body = crate::api::ErrorBody)))]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<UpdateUserRequest>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let uid: UserId = path_id(&id, "user")?;
+    let changes = parse_changes(&body.0)?;
+    let current = state
+        .read
+        .user(&uid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    update_profile(
+        &state,
+        uid,
+        changes,
+        Some(current.phone),
+        meta.context(Some(&p), "UpdateUser"),
+    )
+    .await
+}
+
+/// Body of `POST /users/{id}/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetPasswordRequest {
+    /// At least 8 characters, with letters and digits.
+    pub new_password: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", request_body = ResetPasswordRequest, security(("bearer" = [])),
+    responses((status = 200, description = "reset; every session of the user is revoked", body = crate::api::Envelope<crate::api::auth::PasswordChanged>),
+        (status = 400, description = "new_password too weak", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody)))]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<ResetPasswordRequest>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let uid: UserId = path_id(&id, "user")?;
+    let mut v = Validator::new();
+    let password = new_password(&mut v, body.0.new_password.as_ref());
+    v.finish()?;
+    let Some(password) = password else {
+        return Err(ApiError::field("new_password", "必填"));
+    };
+    let cmd = UserCommand::ChangePassword {
+        password_hash: hash_password(&password).await?,
+        keep_session: None,
+    };
+    let mut ctx = meta.context(Some(&p), "ResetPassword");
+    ctx.expected_version = None;
+    let c = state.execute::<User>(&uid.to_string(), cmd, ctx).await?;
+    Ok(ok(crate::api::auth::PasswordChanged {
+        password_changed: true,
+        sessions_revoked: "all".into(),
+        version: c.version,
+    }))
 }

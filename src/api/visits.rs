@@ -12,21 +12,21 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::families::can_see_patient;
 use crate::api::{list_json, path_id, required, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
+use crate::policy::{can_see_patient, recorder_scope};
 use crate::state::{AppState, RequestMeta};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/appointments", web::post().to(schedule))
-        .route("/appointments", web::get().to(list))
-        .route("/appointments/today", web::get().to(today))
-        .route("/appointments/{id}", web::get().to(get))
-        .route("/appointments/{id}/confirm", web::post().to(confirm))
-        .route("/appointments/{id}/cancel", web::post().to(cancel))
-        .route("/appointments/{id}/reschedule", web::post().to(reschedule))
-        .route("/appointments/{id}/complete", web::post().to(complete));
+pub fn routes(cfg: &mut crate::api::Routes) {
+    cfg.post("/appointments", schedule)
+        .get("/appointments", list)
+        .get("/appointments/today", today)
+        .get("/appointments/{id}", get)
+        .post("/appointments/{id}/confirm", confirm)
+        .post("/appointments/{id}/cancel", cancel)
+        .post("/appointments/{id}/reschedule", reschedule)
+        .post("/appointments/{id}/complete", complete);
 }
 
 /// Claims scope of the numbered monthly places of regular visits.
@@ -218,7 +218,12 @@ async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitVie
         .ok_or(ApiError::NotFound("appointment"))?;
     match p.role {
         Role::Admin => Ok(visit),
-        Role::Recorder if visit.recorder_id == p.user_id.to_string() => Ok(visit),
+        // Their own visit, of a patient still assigned to them.
+        Role::Recorder
+            if visit.recorder_id == p.user_id.to_string() && can_see_patient(state, p, &visit.patient.id).await? =>
+        {
+            Ok(visit)
+        }
         Role::Recorder => Err(ApiError::NotFound("appointment")),
         _ => Err(ApiError::Forbidden),
     }
@@ -403,7 +408,8 @@ pub async fn list(
         .and_then(|s| v.check("status", VisitStatus::parse(s)));
     v.finish()?;
     let filter = VisitFilter {
-        recorder: p.is(Role::Recorder).then(|| p.user_id.to_string()),
+        recorder: recorder_scope(&p),
+        today: state.today(),
         patient: q.patient_id.clone().filter(|s| !s.is_empty()),
         date: day,
         status: status.map(|s| s.as_str().to_string()),

@@ -69,10 +69,15 @@ impl MasterKey {
 
     /// A value that identifies the key without revealing it.
     fn check_value(&self) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        let mut mac = hmac_sha256(&self.0);
         mac.update(b"carelog master key check v1");
         hex::encode(mac.finalize().into_bytes())
     }
+}
+
+/// An HMAC-SHA256 under `key`. HMAC takes keys of any length, so this cannot fail.
+pub fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
 #[derive(Debug, thiserror::Error)]

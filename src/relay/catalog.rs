@@ -42,7 +42,7 @@ use domain::order::{
 use domain::package::{PackageDetails, PackageEvent, ServicePackage};
 use domain::patient::{Patient, PatientChanges, PatientDetails, PatientEvent};
 use domain::subscription::{PaymentStatus, Subscription, SubscriptionEvent, SubscriptionStatus, SubscriptionTerms};
-use domain::user::{NewUser, RecorderProfile, Role, User, UserEvent, UserStatus};
+use domain::user::{NewUser, RecorderChanges, RecorderProfile, Role, User, UserChanges, UserEvent, UserStatus};
 use domain::values::{Gender, PhoneNumber, ResidentId};
 use domain::visit::{Visit, VisitEvent, VisitPlan, VisitType};
 use domain::vitals::{AlertReason, AlertThresholds, BloodPressure, VitalSigns};
@@ -87,7 +87,11 @@ impl Catalogued for User {
             ),
             UserEvent::UserPasswordChanged { .. } => (
                 "UserPasswordChanged",
-                "A user's password changed, which ends all sessions (the hash itself is never published).",
+                "A user's password changed, which ends every session but `kept_session` (the user's own, when they changed it themselves; none after an admin reset). The hash itself is never published.",
+            ),
+            UserEvent::UserProfileUpdated(_) => (
+                "UserProfileUpdated",
+                "An admin (or the user, for name and avatar) changed the account or the role's profile: recorder certificate and `is_on_duty`, doctor specialty and `is_available`. Absent fields did not change; a phone number leaves only as a keyed hash.",
             ),
             UserEvent::UserLoggedIn { .. } => (
                 "UserLoggedIn",
@@ -1009,7 +1013,23 @@ fn story() -> Result<Vec<StoredEvent>, String> {
         UserEvent::UserPasswordChanged {
             password_hash:
                 "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHQ$T0p5cXk2dE9wNXF5NnRPcDVxeTZ0T3A1cXk2dE9wNQ".into(),
+            kept_session: None,
         },
+    );
+    s.request();
+    s.record::<User>(
+        recorder_id,
+        march(10, 20, 30)?,
+        &admin,
+        "UpdateUser",
+        UserEvent::UserProfileUpdated(UserChanges {
+            recorder: Some(RecorderChanges {
+                cert_expiry_date: Some(date(2028, 3, 1)?),
+                is_on_duty: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
     );
     s.request();
     s.record::<HospitalBooking>(

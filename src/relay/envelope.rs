@@ -6,10 +6,9 @@
 //! partition and keep their order, and a consumer subscribes only to the
 //! streams it needs. See `docs/events.md` for every event type.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use projections::StoredEvent;
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
 use uuid::Uuid;
 
 /// Namespace of event ids: `uuid_v5(NS, "<aggregate_type>:<aggregate_id>:<sequence>")`.
@@ -61,15 +60,9 @@ pub fn topic(prefix: &str, aggregate_type: &str) -> String {
 }
 
 fn keyed_hash(key: &[u8], value: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+    let mut mac = crate::privacy::hmac_sha256(key);
     mac.update(value.as_bytes());
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
-}
-
-#[cold]
-fn unreachable_hmac() -> Hmac<Sha256> {
-    <Hmac<Sha256> as Mac>::new_from_slice(b"carelog").unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
 /// Replaces identifiers by keyed hashes and removes omitted fields, at any depth.

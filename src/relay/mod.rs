@@ -166,8 +166,7 @@ async fn pseudonym_key(
     pii_key: &[u8],
     e: &projections::StoredEvent,
 ) -> Result<Vec<u8>, crate::privacy::PrivacyError> {
-    use hmac::{Hmac, Mac};
-    use sha2::Sha256;
+    use hmac::Mac;
     let secret = store
         .privacy()
         .hash_secret(&e.aggregate_type, &e.aggregate_id, &e.payload)
@@ -175,9 +174,7 @@ async fn pseudonym_key(
     Ok(match secret {
         None => pii_key.to_vec(),
         Some(secret) => {
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pii_key).unwrap_or_else(|_| {
-                <Hmac<Sha256> as Mac>::new_from_slice(b"carelog").unwrap_or_else(|_| unreachable!("any key length"))
-            });
+            let mut mac = crate::privacy::hmac_sha256(pii_key);
             mac.update(&secret);
             mac.finalize().into_bytes().to_vec()
         }

@@ -60,6 +60,7 @@ async fn start_on(vars: &HashMap<String, String>, dir: tempfile::TempDir) -> Tes
         state,
         admin_token: String::new(),
         vars: vars.clone(),
+        metrics_port: None,
         _dir: dir,
     }
 }

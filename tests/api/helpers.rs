@@ -92,6 +92,8 @@ pub struct TestApp {
     pub state: AppState,
     pub admin_token: String,
     pub vars: HashMap<String, String>,
+    /// The private metrics listener's port (`CARELOG_METRICS_BIND`).
+    pub metrics_port: Option<u16>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -110,6 +112,9 @@ pub async fn test_vars(backend: Backend, dir: &std::path::Path) -> HashMap<Strin
         "CARELOG_JWT_SECRET".into(),
         "test-secret-test-secret-test-secret-0123".into(),
     );
+    // Every test talks from 127.0.0.1, far above a client's rate: the limiter
+    // has its own tests (front_door), which set it.
+    vars.insert("CARELOG_RATE_LIMIT_PER_MINUTE".into(), "0".into());
     if backend == Backend::Servers {
         let (pg, my) = fresh_databases().await;
         vars.insert("CARELOG_EVENT_STORE_URL".into(), pg);
@@ -134,6 +139,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
     let app = Application::build(settings).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     let mut t = TestApp {
@@ -142,6 +148,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         state,
         admin_token: String::new(),
         vars,
+        metrics_port,
         _dir: dir,
     };
     create_admin(&t.state, "admin", ADMIN_PASSWORD, "13800000000").await;
@@ -286,6 +293,38 @@ impl TestApp {
             .id();
         let token = self.login(&username, "recorder-pass").await;
         (id, token)
+    }
+
+    /// Creates a doctor or an auditor and returns (id, token).
+    pub async fn staff(&self, role: &str, n: u32) -> (String, String) {
+        let username = format!("{role}{n}");
+        let mut body = json!({"username": username, "phone": format!("1350000{n:04}"), "password": "staff-pass-1",
+                              "role": role, "name": format!("{role}{n}")});
+        if role == "doctor" {
+            body["doctor"] = json!({"license_number": format!("L-{n}"), "specialty": "全科"});
+        }
+        let id = self.post("/users", &self.admin_token, body).await.ok().id();
+        let token = self.login(&username, "staff-pass-1").await;
+        (id, token)
+    }
+
+    /// A health record for `patient` by the recorder with `token`; its id.
+    pub async fn record(&self, token: &str, patient: &str, notes: &str) -> String {
+        let today = chrono::Utc::now()
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .date_naive();
+        self.post(
+            "/health-records",
+            token,
+            json!({"patient_id": patient, "visit_date": today.to_string(), "visit_time": "08:00",
+                   "vital_signs": {"blood_pressure": "120/80", "heart_rate": 70}, "notes": notes}),
+        )
+        .await
+        .ok()
+        .data()["record_id"]
+            .as_str()
+            .expect("record id")
+            .to_string()
     }
 
     pub async fn family(&self, name: &str) -> String {

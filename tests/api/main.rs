@@ -16,5 +16,6 @@ mod hospitals;
 mod kafka;
 mod operations;
 mod rebuild;
+mod security;
 mod users;
 mod validation;

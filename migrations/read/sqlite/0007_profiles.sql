@@ -1,0 +1,3 @@
+-- Whether a recorder is working and a doctor takes new requests (PATCH /users/{id}).
+ALTER TABLE recorders ADD COLUMN is_on_duty INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE doctors ADD COLUMN is_available INTEGER NOT NULL DEFAULT 1;

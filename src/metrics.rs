@@ -1,0 +1,192 @@
+//! `GET /metrics` in the Prometheus text format (the `prometheus` crate).
+//!
+//! Request latency per route (the route pattern, never the concrete path: ids
+//! would make a series per patient), commands per aggregate and outcome,
+//! rate-limited requests and login attempts, and, read at scrape time,
+//! projection and relay lag in events.
+//!
+//! Where it is served: on `CARELOG_METRICS_BIND` when set (a private listener,
+//! no token), else on the API listener for admins only.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+struct Metrics {
+    registry: Registry,
+    requests: HistogramVec,
+    commands: IntCounterVec,
+    rate_limited: IntCounter,
+    logins: IntCounterVec,
+    projection_lag: IntGauge,
+    relay_lag: IntGauge,
+    head: IntGauge,
+}
+
+fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| {
+        let registry = Registry::new();
+        let requests = HistogramVec::new(
+            HistogramOpts::new("carelog_http_request_duration_seconds", "HTTP request latency by route").buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["method", "route", "status"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let commands = IntCounterVec::new(
+            Opts::new(
+                "carelog_commands_total",
+                "Commands executed, by aggregate type and outcome",
+            ),
+            &["aggregate", "outcome"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let rate_limited = IntCounter::new(
+            "carelog_rate_limited_total",
+            "Requests refused by the per-IP rate limit",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let logins = IntCounterVec::new(
+            Opts::new("carelog_login_attempts_total", "Login attempts by outcome"),
+            &["outcome"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let gauge = |name: &str, help: &str| {
+            IntGauge::new(name, help).unwrap_or_else(|e| unreachable!("static metric options: {e}"))
+        };
+        let projection_lag = gauge(
+            "carelog_projection_lag_events",
+            "Events committed but not yet in every read model",
+        );
+        let relay_lag = gauge(
+            "carelog_relay_lag_events",
+            "Events committed but not yet acknowledged by Kafka",
+        );
+        let head = gauge("carelog_event_store_head", "Global position of the newest event");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(commands.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(logins.clone()),
+            Box::new(projection_lag.clone()),
+            Box::new(relay_lag.clone()),
+            Box::new(head.clone()),
+        ] {
+            // Names are distinct and static: registering cannot clash.
+            let _ = registry.register(c);
+        }
+        Metrics {
+            registry,
+            requests,
+            commands,
+            rate_limited,
+            logins,
+            projection_lag,
+            relay_lag,
+            head,
+        }
+    })
+}
+
+/// Counts one command on `aggregate`.
+pub fn command(aggregate: &str, ok: bool) {
+    metrics()
+        .commands
+        .with_label_values(&[aggregate, if ok { "ok" } else { "error" }])
+        .inc();
+}
+
+/// Counts one request refused by the rate limit.
+pub fn rate_limited() {
+    metrics().rate_limited.inc();
+}
+
+/// Counts one login attempt (`succeeded`, `failed`, `throttled`).
+pub fn login(outcome: &str) {
+    metrics().logins.with_label_values(&[outcome]).inc();
+}
+
+/// Times every request by its route pattern.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    metrics()
+        .requests
+        .with_label_values(&[method.as_str(), route.as_str(), res.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(res)
+}
+
+/// The text exposition, with the lags read now.
+pub async fn render(state: &AppState) -> String {
+    let m = metrics();
+    if let Ok(head) = state.store.head().await {
+        m.head.set(head);
+        if let Ok(cp) = state.read.min_checkpoint().await {
+            m.projection_lag.set(head - cp);
+        }
+        if state.relay.is_some() {
+            if let Ok(cp) = crate::relay::checkpoint(&state.store).await {
+                m.relay_lag.set(head - cp);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed metrics.
+    let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn exposition(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
+
+/// `GET /metrics` on the API listener: admins only.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody)))]
+pub async fn admin_metrics(state: web::Data<AppState>, p: Principal) -> ApiResult {
+    p.require(&[domain::user::Role::Admin])?;
+    Ok(exposition(render(&state).await))
+}
+
+/// `GET /metrics` on the private metrics listener (`CARELOG_METRICS_BIND`).
+pub async fn private_metrics(state: web::Data<AppState>) -> HttpResponse {
+    exposition(render(&state).await)
+}
+
+/// Serves `/metrics` alone on `bind`.
+pub fn serve_private(state: AppState, bind: std::net::SocketAddr) -> Result<(actix_web::dev::Server, u16), ApiError> {
+    let listener = std::net::TcpListener::bind(bind).map_err(ApiError::internal)?;
+    let port = listener.local_addr().map_err(ApiError::internal)?.port();
+    let data = web::Data::new(state);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(private_metrics))
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(ApiError::internal)?
+    .run();
+    Ok((server, port))
+}

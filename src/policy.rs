@@ -1,0 +1,74 @@
+//! The access policy: whether a caller may see a patient or a household.
+//!
+//! Every read and every command about a patient asks here, so the rule is
+//! written once: admins see everyone; a recorder sees the patients assigned to
+//! them today (an `active` subscription with `start_date <= today <=
+//! end_date`, see `projections::subscriptions::assigned_sql`); a doctor sees
+//! the patients an order request or a medical order links them to; auditors
+//! see no patient through the business endpoints.
+//!
+//! Each check a request passes is also remembered for the request (see
+//! [`crate::idempotency`]): a command repeated with the same `Idempotency-Key`
+//! is answered from its stored response only after the same checks pass again
+//! for the caller of the repeat.
+
+use domain::user::Role;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::idempotency::{remember, Guard};
+use crate::state::AppState;
+
+/// Whether `p` may see `patient`'s data today.
+pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
+    let visible = patient_visible(state, p, patient).await?;
+    if visible {
+        remember(Guard::Patient(patient.to_string()));
+    }
+    Ok(visible)
+}
+
+/// The rule behind [`can_see_patient`], without remembering the check.
+pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
+    Ok(match p.role {
+        Role::Admin => true,
+        Role::Recorder => {
+            state
+                .read
+                .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
+                .await?
+        }
+        Role::Doctor => state.read.doctor_sees_patient(&p.user_id.to_string(), patient).await?,
+        Role::Auditor => false,
+    })
+}
+
+/// Whether `p` may see the household `family`: admins always, a recorder when
+/// one of its patients is assigned to them; everyone else is told it does not
+/// exist. A recorder then sees only their own patients of it.
+pub async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result<bool, ApiError> {
+    let visible = family_visible(state, p, family).await?;
+    if visible {
+        remember(Guard::Family(family.to_string()));
+    }
+    Ok(visible)
+}
+
+pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: &str) -> Result<bool, ApiError> {
+    Ok(match p.role {
+        Role::Admin => true,
+        Role::Recorder => {
+            state
+                .read
+                .recorder_sees_family(&p.user_id.to_string(), family, state.today())
+                .await?
+        }
+        _ => false,
+    })
+}
+
+/// The recorder whose assignments limit what `p` sees inside a household or
+/// an inbox: `Some(own id)` for a recorder, `None` (everything) for admins.
+pub fn recorder_scope(p: &Principal) -> Option<String> {
+    p.is(Role::Recorder).then(|| p.user_id.to_string())
+}
