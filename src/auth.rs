@@ -25,11 +25,13 @@ use crate::state::AppState;
 /// this many at once, so logins cannot starve the server. The rest queue.
 fn hashing_slots() -> &'static tokio::sync::Semaphore {
     static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        // Leave a core to the HTTP workers where there is more than one.
-        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
-    })
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(hashing_bound()))
+}
+
+/// Leave a core to the HTTP workers where there is more than one.
+fn hashing_bound() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    cores.saturating_sub(1).max(1)
 }
 
 /// Runs `work` on the blocking pool within the hashing bound.
@@ -255,7 +257,7 @@ mod tests {
         let caller = std::thread::current().id();
         let on = argon2_bounded(|| std::thread::current().id()).await.unwrap();
         assert_ne!(on, caller, "argon2 ran on the request's thread");
-        let bound = hashing_slots().available_permits();
+        let bound = hashing_bound();
         assert!(bound >= 1);
         // While every slot is taken, a hash waits instead of running.
         let held = hashing_slots().acquire_many(bound as u32).await.unwrap();

@@ -102,13 +102,17 @@ pub fn remember(guard: Guard) {
     });
 }
 
+/// fingerprint, response status, response body, guards (JSON).
+type StoredRow = (String, Option<i32>, Option<String>, Option<String>);
+
 enum Reservation {
     New,
     Done {
         fingerprint: String,
         status: u16,
         body: String,
-        guards: Vec<Guard>,
+        /// `None` when the stored checks cannot be read: the repeat is refused.
+        guards: Option<Vec<Guard>>,
     },
     InFlight,
 }
@@ -178,23 +182,20 @@ async fn reserve(
     }
     let select = "SELECT fingerprint, response_status, response_body, guards FROM idempotency_keys
                   WHERE scope = $1 AND key = $2";
-    let row: Option<(String, Option<i32>, Option<String>, Option<String>)> =
-        on_backend!(store.backend(), |pool| sqlx::query_as(select)
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?);
+    let row: Option<StoredRow> = on_backend!(store.backend(), |pool| sqlx::query_as(select)
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
     match row {
         None => Ok(Reservation::InFlight),
         Some((fingerprint, Some(status), body, guards)) => Ok(Reservation::Done {
             fingerprint,
             status: status as u16,
             body: body.unwrap_or_default(),
-            // Unreadable guards fail closed: the repeat is refused, not answered.
-            guards: match guards.as_deref().map(serde_json::from_str::<Vec<Guard>>) {
-                None => Vec::new(),
-                Some(Ok(g)) => g,
-                Some(Err(_)) => vec![Guard::Patient(String::new())],
+            guards: match guards.as_deref() {
+                None => Some(Vec::new()),
+                Some(text) => serde_json::from_str(text).ok(),
             },
         }),
         Some((_, None, _, _)) => Ok(
@@ -378,6 +379,10 @@ pub async fn middleware(
                 if f != fingerprint {
                     return Ok(req.into_response(ApiError::IdempotencyKeyReused.error_response()));
                 }
+                // Checks that cannot be read fail closed: refused, not answered.
+                let Some(guards) = guards else {
+                    return Ok(req.into_response(ApiError::NotFound("resource").error_response()));
+                };
                 for guard in &guards {
                     if !guard.holds(&state, &principal).await? {
                         return Ok(req.into_response(guard.refusal().error_response()));

@@ -7,6 +7,7 @@ mod access_log;
 mod amendments;
 mod audit;
 mod auth;
+mod authz_matrix;
 mod backup;
 mod concurrency;
 mod event_store;
