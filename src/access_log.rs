@@ -51,10 +51,10 @@ const MAX_USER_AGENT: usize = 512;
 
 /// `at` as text (SQLite storage and every response): RFC 3339, UTC,
 /// microseconds, fixed width, so text order is time order.
-const INSTANT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+pub(crate) const INSTANT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 /// `at` rendered by PostgreSQL in the same format as [`INSTANT`].
-const PG_AT: &str = r#"to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#;
+pub(crate) const PG_AT: &str = r#"to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#;
 
 const COLUMNS: &str = "actor_id, actor_role, patient_id, endpoint, path, ip, user_agent, request_id";
 
@@ -276,7 +276,8 @@ impl AccessLog {
     }
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
+/// `at` as SQLite stores it (see [`INSTANT`]).
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.format(INSTANT).to_string()
 }
 
@@ -288,25 +289,41 @@ where
     String: Encode<'a, DB> + Type<DB>,
     T: 'a + Encode<'a, DB> + Type<DB>,
 {
+    let equal = [("patient_id", f.patient_id.clone()), ("actor_id", f.actor_id.clone())];
+    push_where(q, &equal, f.from, f.to, at);
+}
+
+/// `WHERE` over an append-only audit table (this one, `login_attempts`): the
+/// equality filters that are set, then `at` within `from..=to`.
+pub(crate) fn push_where<'a, DB, T>(
+    q: &mut QueryBuilder<'a, DB>,
+    equal: &[(&'static str, Option<String>)],
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    at: fn(DateTime<Utc>) -> T,
+) where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    T: 'a + Encode<'a, DB> + Type<DB>,
+{
     let mut sep = " WHERE ";
-    if let Some(p) = &f.patient_id {
-        q.push(sep).push("patient_id = ").push_bind(p.clone());
-        sep = " AND ";
+    for (column, value) in equal {
+        if let Some(v) = value {
+            q.push(sep).push(*column).push(" = ").push_bind(v.clone());
+            sep = " AND ";
+        }
     }
-    if let Some(a) = &f.actor_id {
-        q.push(sep).push("actor_id = ").push_bind(a.clone());
-        sep = " AND ";
-    }
-    if let Some(from) = f.from {
+    if let Some(from) = from {
         q.push(sep).push("at >= ").push_bind(at(from));
         sep = " AND ";
     }
-    if let Some(to) = f.to {
+    if let Some(to) = to {
         q.push(sep).push("at <= ").push_bind(at(to));
     }
 }
 
-fn push_page<'a, DB>(q: &mut QueryBuilder<'a, DB>, page: PageParams)
+/// Oldest first, one page.
+pub(crate) fn push_page<'a, DB>(q: &mut QueryBuilder<'a, DB>, page: PageParams)
 where
     DB: Database,
     i64: Encode<'a, DB> + Type<DB>,

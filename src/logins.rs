@@ -27,12 +27,10 @@ use serde::Serialize;
 use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 use utoipa::ToSchema;
 
+use crate::access_log::{push_page, push_where, stamp, PG_AT};
 use crate::error::ApiError;
 use crate::store::Backend;
 
-/// `at` as SQLite text, the same fixed-width format as the access log.
-const INSTANT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
-const PG_AT: &str = r#"to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#;
 /// Lock stripes: attempts whose usernames hash alike wait for each other.
 const STRIPES: usize = 64;
 const MAX_USER_AGENT: usize = 512;
@@ -275,10 +273,6 @@ impl LoginAttempts {
     }
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.format(INSTANT).to_string()
-}
-
 fn push_filters<'a, DB, T>(
     q: &mut QueryBuilder<'a, DB>,
     hash: &Option<String>,
@@ -289,29 +283,7 @@ fn push_filters<'a, DB, T>(
     String: Encode<'a, DB> + Type<DB>,
     T: 'a + Encode<'a, DB> + Type<DB>,
 {
-    let mut sep = " WHERE ";
-    if let Some(h) = hash {
-        q.push(sep).push("username_hash = ").push_bind(h.clone());
-        sep = " AND ";
-    }
-    if let Some(from) = f.from {
-        q.push(sep).push("at >= ").push_bind(at(from));
-        sep = " AND ";
-    }
-    if let Some(to) = f.to {
-        q.push(sep).push("at <= ").push_bind(at(to));
-    }
-}
-
-fn push_page<'a, DB>(q: &mut QueryBuilder<'a, DB>, page: PageParams)
-where
-    DB: Database,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    q.push(" ORDER BY at, id LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
+    push_where(q, &[("username_hash", hash.clone())], f.from, f.to, at);
 }
 
 /// A throttled login: 429 with the seconds to wait.

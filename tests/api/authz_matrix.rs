@@ -222,19 +222,10 @@ async fn world(backend: Backend) -> World {
         .await
         .ok()
         .id();
-    let upload = app
-        .client
-        .post(app.url("/files/upload"))
-        .bearer_auth(&rec_own_token)
-        .multipart(
-            reqwest::multipart::Form::new()
-                .text("type", "image")
-                .part("file", reqwest::multipart::Part::bytes(png(8, 8)).file_name("p.png")),
-        )
-        .send()
-        .await
-        .unwrap();
-    let file = upload.json::<Value>().await.unwrap()["data"]["file_id"]
+    let form = reqwest::multipart::Form::new()
+        .text("type", "image")
+        .part("file", reqwest::multipart::Part::bytes(png(8, 8)).file_name("p.png"));
+    let file = app.multipart("/files/upload", &rec_own_token, form).await.ok().data()["file_id"]
         .as_str()
         .unwrap()
         .to_string();

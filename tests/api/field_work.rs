@@ -111,19 +111,7 @@ async fn schedule(w: &World, date: &str, time: &str, kind: &str) -> Resp {
 }
 
 async fn multipart_record(w: &World, form: Form) -> Resp {
-    let res = w
-        .app
-        .client
-        .post(w.app.url("/health-records"))
-        .bearer_auth(&w.rtoken)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body: Value = res.json().await.unwrap();
-    Resp { status, body, headers }
+    w.app.multipart("/health-records", &w.rtoken, form).await
 }
 
 fn uploads_in(app: &TestApp) -> usize {

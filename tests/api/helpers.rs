@@ -251,6 +251,22 @@ impl TestApp {
         Resp { status, body, headers }
     }
 
+    /// A multipart request (uploads, health records with files).
+    pub async fn multipart(&self, path: &str, token: &str, form: reqwest::multipart::Form) -> Resp {
+        let res = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.json().await.unwrap_or(Value::Null);
+        Resp { status, body, headers }
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.send(Method::GET, path, Some(token), None, &[]).await
     }

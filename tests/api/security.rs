@@ -463,18 +463,20 @@ async fn attempt_unknown(app: &TestApp) {
 }
 
 async fn multipart_record(app: &TestApp, token: &str, form: Form) -> Resp {
-    let res = app
-        .client
-        .post(app.url("/health-records"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    Resp { status, body, headers }
+    app.multipart("/health-records", token, form).await
+}
+
+/// A record form with `n` small photos.
+fn with_photos(mut form: Form, n: usize) -> Form {
+    let photo = png(8, 8);
+    for i in 0..n {
+        let part = Part::bytes(photo.clone())
+            .file_name(format!("p{i}.png"))
+            .mime_str("image/png")
+            .unwrap();
+        form = form.part("photos", part);
+    }
+    form
 }
 
 fn record_form(patient: &str) -> Form {
@@ -490,28 +492,10 @@ async fn multipart_forms_are_bounded_like_json(backend: Backend) {
     let app = &h.app;
     let photo = png(8, 8);
     let before = app.event_count().await;
-    let mut form = record_form(&h.pa);
-    for n in 0..10 {
-        form = form.part(
-            "photos",
-            Part::bytes(photo.clone())
-                .file_name(format!("p{n}.png"))
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    }
+    let form = with_photos(record_form(&h.pa), 10);
     multipart_record(app, &h.a.1, form).await.err(400, "validation_failed");
     // Sixty photos stop the read at the file limit, long before decoding.
-    let mut form = record_form(&h.pa);
-    for n in 0..60 {
-        form = form.part(
-            "photos",
-            Part::bytes(photo.clone())
-                .file_name(format!("p{n}.png"))
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    }
+    let form = with_photos(record_form(&h.pa), 60);
     multipart_record(app, &h.a.1, form).await.err(413, "payload_too_large");
     // Hundreds of small text parts: the part limit.
     let mut form = record_form(&h.pa);
@@ -524,27 +508,12 @@ async fn multipart_forms_are_bounded_like_json(backend: Backend) {
         .text("type", "image")
         .part("file", Part::bytes(photo.clone()).file_name("a.png"))
         .part("file", Part::bytes(photo.clone()).file_name("b.png"));
-    let r = app
-        .client
-        .post(app.url("/files/upload"))
-        .bearer_auth(&h.a.1)
-        .multipart(form)
-        .send()
+    app.multipart("/files/upload", &h.a.1, form)
         .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 413);
+        .err(413, "payload_too_large");
     assert_eq!(app.event_count().await, before, "nothing was written");
     // Nine photos are fine.
-    let mut form = record_form(&h.pa);
-    for n in 0..9 {
-        form = form.part(
-            "photos",
-            Part::bytes(photo.clone())
-                .file_name(format!("p{n}.png"))
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    }
+    let form = with_photos(record_form(&h.pa), 9);
     multipart_record(app, &h.a.1, form).await.ok();
 }
 
@@ -649,17 +618,7 @@ async fn documents_download_as_sandboxed_attachments(backend: Backend) {
     let form = Form::new()
         .text("type", "document")
         .part("file", Part::bytes(pdf).file_name("report.pdf"));
-    let up: Value = app
-        .client
-        .post(app.url("/files/upload"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let up = app.multipart("/files/upload", &token, form).await.ok().body;
     let id = up["data"]["file_id"].as_str().unwrap();
     let r = app
         .client
