@@ -102,6 +102,9 @@ pub fn remember(guard: Guard) {
     });
 }
 
+/// A stored key as selected: fingerprint, response status and body, guards.
+type StoredKeyRow = (String, Option<i32>, Option<String>, Option<String>);
+
 enum Reservation {
     New,
     Done {
@@ -178,12 +181,11 @@ async fn reserve(
     }
     let select = "SELECT fingerprint, response_status, response_body, guards FROM idempotency_keys
                   WHERE scope = $1 AND key = $2";
-    let row: Option<(String, Option<i32>, Option<String>, Option<String>)> =
-        on_backend!(store.backend(), |pool| sqlx::query_as(select)
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?);
+    let row: Option<StoredKeyRow> = on_backend!(store.backend(), |pool| sqlx::query_as(select)
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
     match row {
         None => Ok(Reservation::InFlight),
         Some((fingerprint, Some(status), body, guards)) => Ok(Reservation::Done {

@@ -530,6 +530,12 @@ mod tests {
                     .as_array()
                     .is_some_and(|ps| ps.iter().any(|p| p["in"] == "path" && p["name"] == name));
                 assert!(declared, "{} {path}: path parameter {name} is not documented", r.method);
+                // A malformed or unknown id answers 404.
+                assert!(
+                    op["responses"]["404"].is_object(),
+                    "{} {path}: takes {{{name}}} but documents no 404",
+                    r.method
+                );
             }
             let successes: Vec<(&String, &Value)> = op["responses"]
                 .as_object()
