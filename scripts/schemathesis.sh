@@ -28,7 +28,7 @@
 #    revoke the session they run with, or every session of a user).
 #
 # Bounded: at most CARELOG_SCHEMATHESIS_MAX_EXAMPLES generated cases per
-# operation and phase (default 20; the four runs take about 3 minutes on 2
+# operation and phase (default 20; the five runs take about 3.5 minutes on 2
 # cores), and all runs together get CARELOG_SCHEMATHESIS_TIMEOUT seconds
 # (default 420): a run still going at that deadline is killed, which fails it.
 # The server is always stopped, whatever happens.
