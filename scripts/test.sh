@@ -6,7 +6,10 @@
 #    `docker compose up -d postgres mysql`).
 # 2. Makes sure the test database in each URL is usable (creates it if
 #    missing; for PostgreSQL falls back from user postgres to root).
-# 3. Runs `cargo test --workspace --all-targets "$@"` and exits with its status.
+# 3. Runs `cargo test --workspace --all-targets "$@"`.
+# 4. Runs scripts/schemathesis.sh: the OpenAPI document checked by schemathesis
+#    against a real embedded server (a few minutes).
+# Exits 0 only when both passed.
 #
 # Environment:
 #   CARELOG_TEST_PG_URL      PostgreSQL URL for the tests
@@ -16,6 +19,8 @@
 #   CARELOG_TEST_SKIP_CARGO  if 1: do everything up to, but not including,
 #                            `cargo test`, print the URLs and exit 0 (for
 #                            checking server detection without a build)
+#   CARELOG_TEST_SKIP_SCHEMATHESIS  if 1: skip step 4 (quick local runs; CI
+#                            runs it)
 #   CI                       if true: on a local MariaDB whose root cannot log
 #                            in over TCP, a passwordless root@127.0.0.1 is
 #                            created through the socket (test machines only)
@@ -426,5 +431,19 @@ status=0
 cargo test --workspace --all-targets "$@" || status=$?
 if [[ -n $KAFKA_PID ]]; then
   kill "$KAFKA_PID" 2>/dev/null || true
+fi
+
+# The OpenAPI document against the real server (embedded: needs none of the
+# servers above). Run even when cargo test failed, so one run tells both.
+if [[ ${CARELOG_TEST_SKIP_SCHEMATHESIS:-} == 1 ]]; then
+  log "CARELOG_TEST_SKIP_SCHEMATHESIS=1: not running scripts/schemathesis.sh"
+else
+  log "running scripts/schemathesis.sh"
+  st_status=0
+  bash "$REPO_ROOT/scripts/schemathesis.sh" || st_status=$?
+  if ((st_status != 0)); then
+    log "scripts/schemathesis.sh failed (exit $st_status)"
+    ((status != 0)) || status=$st_status
+  fi
 fi
 exit "$status"

@@ -162,8 +162,8 @@ fn exposition(body: String) -> HttpResponse {
 
 /// `GET /metrics` on the API listener: admins only.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
-        (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody)))]
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 401, body = crate::api::ErrorBody), (status = 403, description = "not an admin", body = crate::api::ErrorBody)))]
 pub async fn admin_metrics(state: web::Data<AppState>, p: Principal) -> ApiResult {
     p.require(&[domain::user::Role::Admin])?;
     Ok(exposition(render(&state).await))

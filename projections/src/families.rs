@@ -240,7 +240,8 @@ pub struct PatientView {
     pub allergies: Option<String>,
     #[schema(value_type = Vec<String>)]
     pub current_medications: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// An object, or null when none was given.
+    #[schema(value_type = Option<Object>)]
     pub service_preferences: serde_json::Value,
     pub current_subscription: Option<SubscriptionSummary>,
     /// Set when the patient's personal data were erased (fields read as erased).

@@ -260,7 +260,7 @@ pub struct OrderRequestView {
     pub reason: Option<String>,
     pub abnormal: bool,
     pub urgent: bool,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::records::AlertView>)]
     pub alerts: serde_json::Value,
     pub status: String,
     pub order_id: Option<String>,

@@ -278,6 +278,18 @@ fn changes_json(ch: &RecordChanges) -> Value {
     Value::Object(m)
 }
 
+/// One reason a record is abnormal, as `alerts` lists them (the schema of the
+/// domain's `AlertReason`, which `alerts` holds as JSON).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertView {
+    /// A stable code, e.g. `blood_pressure_high`.
+    pub code: String,
+    #[schema(pattern = "^(abnormal|urgent)$")]
+    pub severity: String,
+    /// For people, in Chinese.
+    pub message: String,
+}
+
 /// One correction of a record, oldest first in `amendments`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AmendmentView {
@@ -328,7 +340,7 @@ pub struct HealthRecordView {
     pub symptoms: Option<String>,
     pub notes: Option<String>,
     pub abnormal: bool,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<AlertView>)]
     pub alerts: serde_json::Value,
     pub files: Vec<RecordFileView>,
     /// Corrections, oldest first; the values above include them.

@@ -10,10 +10,11 @@ use domain::Validator;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::access_log::AccessFilter;
-use crate::api::{list_json, uuid_field, PageQuery};
+use crate::access_log::{AccessFilter, AccessRecord};
+use crate::api::{uuid_field, PageQuery};
 use crate::auth::Principal;
 use crate::error::{ok, ApiResult};
+use crate::logins::LoginAttemptView;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -21,6 +22,7 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccessQuery {
     /// Only reads of this patient.
     pub patient_id: Option<String>,
@@ -30,9 +32,23 @@ pub struct AccessQuery {
     pub from: Option<String>,
     /// Up to this instant, inclusive (RFC 3339).
     pub to: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
+
+crate::api::list_page!(
+    /// `{entries:[...], total, page, limit}`
+    AccessList { entries: AccessRecord }
+);
+
+crate::api::list_page!(
+    /// `{attempts:[...], total, page, limit}`
+    LoginList { attempts: LoginAttemptView }
+);
 
 /// An RFC 3339 instant; empty is absent, malformed is recorded against `field`.
 pub fn instant(v: &mut Validator, field: &str, raw: Option<&str>) -> Option<DateTime<Utc>> {
@@ -52,8 +68,9 @@ pub fn instant(v: &mut Validator, field: &str, raw: Option<&str>) -> Option<Date
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/access", tag = "audit", params(AccessQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{entries:[{id, at, actor_id, actor_role, patient_id, endpoint, path, ip, user_agent, request_id}], total, page, limit}, oldest first"),
-        (status = 400, description = "names the field (patient_id, actor, from, to, page, limit)"), (status = 403, description = "not an auditor or admin")))]
+    responses((status = 200, description = "oldest first", body = crate::api::Envelope<AccessList>),
+        (status = 400, description = "names the field (patient_id, actor, from, to, page, limit)", body = crate::api::ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = crate::api::ErrorBody)))]
 pub async fn access_log(state: web::Data<AppState>, p: Principal, q: web::Query<AccessQuery>) -> ApiResult {
     p.require(&[Role::Auditor, Role::Admin])?;
     let mut v = Validator::new();
@@ -78,24 +95,31 @@ pub async fn access_log(state: web::Data<AppState>, p: Principal, q: web::Query<
         from,
         to,
     };
-    Ok(ok(list_json("entries", state.access.query(&filter, page).await?)))
+    Ok(ok(AccessList::from(state.access.query(&filter, page).await?)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginsQuery {
-    /// Only attempts for this username (matched through its keyed hash).
+    /// Only attempts for this username (matched through its keyed hash); up to 64 characters.
+    #[param(max_length = 64)]
     pub username: Option<String>,
     /// From this instant on, inclusive (RFC 3339).
     pub from: Option<String>,
     /// Up to this instant, inclusive (RFC 3339).
     pub to: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/logins", tag = "audit", params(LoginsQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{attempts:[{id, at, username_hash, outcome, reason, user_id, ip, user_agent, request_id}], total, page, limit}, oldest first"),
-        (status = 400, description = "names the field (from, to, page, limit)"), (status = 403, description = "not an auditor or admin")))]
+    responses((status = 200, description = "oldest first", body = crate::api::Envelope<LoginList>),
+        (status = 400, description = "names the field (username, from, to, page, limit)", body = crate::api::ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = crate::api::ErrorBody)))]
 pub async fn logins(state: web::Data<AppState>, p: Principal, q: web::Query<LoginsQuery>) -> ApiResult {
     p.require(&[Role::Auditor, Role::Admin])?;
     let mut v = Validator::new();
@@ -120,5 +144,5 @@ pub async fn logins(state: web::Data<AppState>, p: Principal, q: web::Query<Logi
         from,
         to,
     };
-    Ok(ok(list_json("attempts", state.logins.query(&filter, page).await?)))
+    Ok(ok(LoginList::from(state.logins.query(&filter, page).await?)))
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::access::instant;
-use crate::api::{list_json, uuid_field, PageQuery};
+use crate::api::{uuid_field, PageQuery};
 use crate::audit::{redact, state_as_of, ReplayError, AGGREGATE_TYPES};
 use crate::auth::Principal;
 use crate::error::{ok, ApiError, ApiResult};
@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// e.g. `patient`, `health_record`, `appointment` (see docs/events.md).
     pub aggregate_type: Option<String>,
@@ -38,9 +39,18 @@ pub struct EventsQuery {
     pub from: Option<String>,
     /// Recorded at or before this instant (RFC 3339).
     pub to: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
+
+crate::api::list_page!(
+    /// `{events:[...], total, page, limit}`
+    EventList { events: AuditEvent }
+);
 
 /// One event as the auditor sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,8 +66,10 @@ pub struct AuditEvent {
     /// Same as `type`.
     pub event_type: String,
     pub event_version: String,
-    /// The event's fields; personal fields of erased patients read as erased.
-    #[schema(value_type = Object)]
+    /// The event as stored: `{"<EventType>": {fields}}`, or the event type's
+    /// name alone (a string) for an event without fields. Personal fields of
+    /// erased patients read as erased.
+    #[schema(value_type = Value)]
     pub payload: Value,
     /// Who caused the event (user id; null for the server's own commands).
     pub actor: Option<String>,
@@ -88,8 +100,9 @@ fn aggregate_type(v: &mut Validator, raw: Option<&str>) -> Option<String> {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventsQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{events:[AuditEvent], total, page, limit}, oldest first"),
-        (status = 400, description = "names the field"), (status = 403, description = "not an auditor or admin")))]
+    responses((status = 200, description = "oldest first", body = crate::api::Envelope<EventList>),
+        (status = 400, description = "names the field", body = crate::api::ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = crate::api::ErrorBody)))]
 pub async fn events(
     state: web::Data<AppState>,
     p: Principal,
@@ -165,15 +178,12 @@ pub async fn events(
     patients.sort();
     patients.dedup();
     state.access.patients(&p, &req, &patients).await?;
-    Ok(ok(list_json(
-        "events",
-        projections::Page {
-            items,
-            total,
-            page: paging.page,
-            limit: paging.limit,
-        },
-    )))
+    Ok(ok(EventList {
+        events: items,
+        total,
+        page: paging.page,
+        limit: paging.limit,
+    }))
 }
 
 /// The patient an event is about (none for households, files and staff).
@@ -208,14 +218,20 @@ async fn sealed_hashes(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// The instant (RFC 3339); default now.
     pub as_of: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/{aggregate_type}/{id}/state", tag = "audit", params(StateQuery), security(("bearer" = [])),
-    responses((status = 200, body = crate::audit::StateAsOf, description = "the aggregate replayed from its events recorded up to as_of"),
-        (status = 400, description = "unknown aggregate type or malformed as_of"), (status = 403), (status = 404, description = "no events by then")))]
+#[utoipa::path(get, path = "/api/v1/audit/{aggregate_type}/{id}/state", tag = "audit",
+    params(("aggregate_type" = String, Path, description = "e.g. `patient`, `health_record`, `appointment` (see docs/events.md)"),
+        ("id" = String, Path, description = "the aggregate's id"), StateQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = crate::api::Envelope<crate::audit::StateAsOf>, description = "the aggregate replayed from its events recorded up to as_of"),
+        (status = 400, description = "unknown aggregate type or malformed as_of", body = crate::api::ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = crate::api::ErrorBody),
+        (status = 404, description = "no events by then", body = crate::api::ErrorBody)))]
 pub async fn state(
     state: web::Data<AppState>,
     p: Principal,

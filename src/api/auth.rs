@@ -26,7 +26,9 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(required = true, value_type = String)]
     pub username: Option<String>,
+    #[schema(required = true, value_type = String)]
     pub password: Option<String>,
 }
 
@@ -101,7 +103,8 @@ async fn check_throttle(state: &AppState, username: &str, meta: &RequestMeta) ->
     responses((status = 200, body = inline(crate::api::Envelope<LoginResponse>)),
         (status = 400, description = "username or password missing", body = crate::api::ErrorBody),
         (status = 401, description = "wrong credentials or inactive user", body = crate::api::ErrorBody),
-        (status = 429, description = "too many failed logins for this username (or requests from this IP); see Retry-After", body = crate::api::ErrorBody)))]
+        (status = 429, description = "too many failed logins for this username (or requests from this IP); see Retry-After", body = crate::api::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<LoginRequest>) -> ApiResult {
     let mut v = Validator::new();
     let username = super::required(&mut v, "username", &body.0.username)
@@ -205,7 +208,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>)),
+    responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>), headers(("ETag" = String, description = "the version, quoted"))),
         (status = 401, body = crate::api::ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
     let user = state
@@ -222,15 +225,18 @@ pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     pub name: Option<String>,
     /// An image URL or file URL, up to 500 characters.
+    #[schema(max_length = 500)]
     pub avatar: Option<String>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = UpdateMeRequest, security(("bearer" = [])),
-    responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>)),
-        (status = 400, description = "names the field", body = crate::api::ErrorBody),
-        (status = 401, body = crate::api::ErrorBody)))]
+    responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>), headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 400, description = "names the field; unknown fields are refused", body = crate::api::ErrorBody),
+        (status = 401, body = crate::api::ErrorBody),
+        (status = 409, description = "`conflict`: the user cannot be changed now", body = crate::api::ErrorBody)))]
 pub async fn update_me(
     state: web::Data<AppState>,
     p: Principal,
@@ -260,8 +266,10 @@ pub async fn update_me(
 /// Body of `POST /auth/password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(required = true, value_type = String)]
     pub old_password: Option<String>,
-    /// At least 8 characters, with letters and digits.
+    /// 8 to 128 characters, with letters and digits.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     pub new_password: Option<String>,
 }
 
@@ -278,7 +286,8 @@ pub struct PasswordChanged {
     responses((status = 200, description = "changed; every other session of the user is revoked", body = inline(crate::api::Envelope<PasswordChanged>)),
         (status = 400, description = "old_password wrong, or new_password too weak", body = crate::api::ErrorBody),
         (status = 401, body = crate::api::ErrorBody),
-        (status = 429, description = "too many wrong old passwords", body = crate::api::ErrorBody)))]
+        (status = 429, description = "too many wrong old passwords (or requests from this IP)", body = crate::api::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn change_password(
     state: web::Data<AppState>,
     p: Principal,

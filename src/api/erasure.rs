@@ -17,8 +17,7 @@ use domain::family::{Family, FamilyCommand};
 use domain::ids::PatientId;
 use domain::patient::{Patient, PatientCommand};
 use domain::user::Role;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{path_id, Body};
@@ -35,12 +34,32 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 pub struct EraseInput {
     /// Why (e.g. the request's reference). Kept in clear in the audit trail:
     /// must not itself contain personal data.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub reason: Option<String>,
 }
 
+/// What an erasure answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    pub patient_id: String,
+    /// Always true.
+    pub erased: bool,
+    /// Files of the patient's records deleted from storage.
+    pub files_deleted: usize,
+    /// Whether the household's own fields were erased too (no patient of it keeps data).
+    pub family_erased: bool,
+    /// The patient's version after `PatientErased`; null when it was already recorded.
+    pub version: Option<i64>,
+}
+
 #[utoipa::path(post, path = "/api/v1/patients/{id}/erase", tag = "patients", request_body = EraseInput, security(("bearer" = [])),
-    responses((status = 200, description = "{patient_id, erased, files_deleted, family_erased, version}"),
-        (status = 400, description = "reason missing"), (status = 403, description = "not an admin"), (status = 404)))]
+    params(("id" = String, Path, description = "patient id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version of the patient")),
+    responses((status = 200, body = crate::api::Envelope<Erased>),
+        (status = 400, description = "reason missing", body = crate::api::ErrorBody),
+        (status = 403, description = "not an admin", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale", body = crate::api::ErrorBody),
+        (status = 503, description = "`unavailable`: the read models did not catch up in time; repeat the request to complete the erasure", body = crate::api::ErrorBody)))]
 pub async fn erase(
     state: web::Data<AppState>,
     p: Principal,
@@ -79,13 +98,13 @@ pub async fn erase(
     }
     // 3-7, also done by the erasure reactor should this process die now.
     let done = complete(&state, &patient, &reason, &ctx).await?;
-    Ok(ok(json!({
-        "patient_id": patient,
-        "erased": true,
-        "files_deleted": done.files_deleted,
-        "family_erased": done.family_erased,
-        "version": version,
-    })))
+    Ok(ok(Erased {
+        patient_id: patient,
+        erased: true,
+        files_deleted: done.files_deleted,
+        family_erased: done.family_erased,
+        version,
+    }))
 }
 
 /// What completing an erasure did.

@@ -7,11 +7,12 @@ use domain::patient::{Patient, PatientChanges, PatientCommand, PatientDetails};
 use domain::user::Role;
 use domain::values::{date, optional_text, text, Gender, PhoneNumber, ResidentId};
 use domain::Validator;
+use projections::families::{FamilyDetail, FamilyListItem, PatientView};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::api::{list_json, path_id, Body, PageQuery};
+use crate::api::{path_id, Body, IdVersion, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::{can_see_family, can_see_patient, recorder_scope};
@@ -30,14 +31,51 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 /// Body of `POST /families` and `PATCH /families/{id}` (all optional on PATCH).
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct FamilyInput {
+    /// Required on POST; 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub family_name: Option<String>,
+    /// Required on POST; 1 to 255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     pub primary_address: Option<String>,
+    #[schema(max_length = 255)]
     pub secondary_address: Option<String>,
+    /// Required on POST; a mobile or landline number.
     pub contact_phone: Option<String>,
+    #[schema(max_length = 100)]
     pub emergency_contact: Option<String>,
     pub emergency_phone: Option<String>,
+    /// The home's latitude (with `home_lng`), -90 to 90.
+    #[schema(minimum = -90, maximum = 90)]
     pub home_lat: Option<f64>,
+    /// The home's longitude (with `home_lat`), -180 to 180.
+    #[schema(minimum = -180, maximum = 180)]
     pub home_lng: Option<f64>,
+}
+
+/// Body of `POST /families`: [`FamilyInput`] with its required fields (the
+/// schema only; the handler reads a [`FamilyInput`] and names what is missing).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewFamily {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    family_name: String,
+    /// 1 to 255 characters.
+    #[schema(min_length = 1, max_length = 255)]
+    primary_address: String,
+    #[schema(max_length = 255)]
+    secondary_address: Option<String>,
+    /// A mobile or landline number.
+    contact_phone: String,
+    #[schema(max_length = 100)]
+    emergency_contact: Option<String>,
+    emergency_phone: Option<String>,
+    /// The home's latitude (with `home_lng`), -90 to 90.
+    #[schema(minimum = -90, maximum = 90)]
+    home_lat: Option<f64>,
+    /// The home's longitude (with `home_lat`), -180 to 180.
+    #[schema(minimum = -180, maximum = 180)]
+    home_lng: Option<f64>,
 }
 
 fn parse_family_changes(r: &FamilyInput) -> Result<FamilyChanges, ApiError> {
@@ -86,8 +124,8 @@ fn range(x: f64, lo: f64, hi: f64) -> Result<f64, String> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/families", tag = "families", request_body = FamilyInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id, version}"), (status = 400)))]
+#[utoipa::path(post, path = "/api/v1/families", tag = "families", request_body = NewFamily, security(("bearer" = [])),
+    responses((status = 201, description = "the new family's id", body = crate::api::Envelope<IdVersion>)))]
 pub async fn create_family(
     state: web::Data<AppState>,
     p: Principal,
@@ -130,12 +168,17 @@ pub async fn create_family(
             meta.context(Some(&p), "CreateFamily"),
         )
         .await?;
-    Ok(created(json!({ "id": FamilyId(id), "version": committed.version })))
+    Ok(created(IdVersion {
+        id: FamilyId(id).to_string(),
+        version: committed.version,
+    }))
 }
 
 #[utoipa::path(patch, path = "/api/v1/families/{id}", tag = "families", request_body = FamilyInput, security(("bearer" = [])),
-    params(("If-Match" = Option<i64>, Header, description = "expected version")),
-    responses((status = 200, description = "{id, version}"), (status = 409, description = "version_conflict")))]
+    params(("id" = String, Path, description = "family id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, description = "the family's new version", body = crate::api::Envelope<IdVersion>),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale; `conflict`: the family is erased", body = crate::api::ErrorBody)))]
 pub async fn update_family(
     state: web::Data<AppState>,
     p: Principal,
@@ -153,18 +196,33 @@ pub async fn update_family(
             meta.context(Some(&p), "UpdateFamily"),
         )
         .await?;
-    Ok(ok(json!({ "id": fid, "version": c.version })))
+    Ok(ok(IdVersion {
+        id: fid.to_string(),
+        version: c.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FamilyListQuery {
+    /// Matches the family's name, its address or a patient's name; up to 100 characters.
+    #[param(max_length = 100)]
     pub search: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+crate::api::list_page!(
+    /// `{families:[...], total, page, limit}`
+    FamilyList { families: FamilyListItem }
+);
+
 #[utoipa::path(get, path = "/api/v1/families", tag = "families", params(FamilyListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{families:[{id, family_name, primary_address, contact_phone, patient_count, active_subscriptions}], total, page, limit}")))]
+    responses((status = 200, description = "admins see all; a recorder the families of the patients assigned to them", body = crate::api::Envelope<FamilyList>)))]
 pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Query<FamilyListQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let page = PageQuery {
@@ -181,11 +239,13 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
         .read
         .families(recorder.as_deref(), search, state.today(), page)
         .await?;
-    Ok(ok(list_json("families", families)))
+    Ok(ok(FamilyList::from(families)))
 }
 
 #[utoipa::path(get, path = "/api/v1/families/{id}", tag = "families", security(("bearer" = [])),
-    responses((status = 200, body = projections::families::FamilyDetail), (status = 404)))]
+    params(("id" = String, Path, description = "family id")),
+    responses((status = 200, description = "the family with its patients", body = crate::api::Envelope<FamilyDetail>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such family, or not the caller's", body = crate::api::ErrorBody)))]
 pub async fn get_family(
     state: web::Data<AppState>,
     p: Principal,
@@ -210,20 +270,72 @@ pub async fn get_family(
     Ok(ok_versioned(family, version))
 }
 
-/// Body of `POST /families/{id}/patients` and `PATCH /patients/{id}`.
+/// Body of `POST /families/{id}/patients` and `PATCH /patients/{id}` (all
+/// optional on PATCH).
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct PatientInput {
+    /// Required on POST; 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     pub name: Option<String>,
+    /// Required on POST.
+    #[schema(pattern = "^(male|female)$")]
     pub gender: Option<String>,
+    /// Required on POST; `YYYY-MM-DD`, not after today.
+    #[schema(format = Date)]
     pub birth_date: Option<String>,
+    /// An 18-character resident ID (GB 11643 checksum); empty: none.
+    #[schema(max_length = 18)]
     pub id_card: Option<String>,
     pub phone: Option<String>,
+    /// Required on POST; 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     pub relationship_to_head: Option<String>,
+    /// Up to 100 items of up to 200 characters.
+    #[schema(max_items = 100)]
     pub medical_history: Option<Vec<String>>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub allergies: Option<String>,
+    /// Up to 100 items of up to 200 characters.
+    #[schema(max_items = 100)]
     pub current_medications: Option<Vec<String>>,
+    /// An object of the family's own choosing.
     #[schema(value_type = Option<Object>)]
     pub service_preferences: Option<Value>,
+}
+
+/// Body of `POST /families/{id}/patients`: [`PatientInput`] with its required
+/// fields (the schema only; the handler reads a [`PatientInput`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewPatient {
+    /// 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
+    name: String,
+    #[schema(pattern = "^(male|female)$")]
+    gender: String,
+    /// `YYYY-MM-DD`, not after today.
+    #[schema(format = Date)]
+    birth_date: String,
+    /// An 18-character resident ID (GB 11643 checksum); empty: none.
+    #[schema(max_length = 18)]
+    id_card: Option<String>,
+    phone: Option<String>,
+    /// 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
+    relationship_to_head: String,
+    /// Up to 100 items of up to 200 characters.
+    #[schema(max_items = 100)]
+    medical_history: Option<Vec<String>>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
+    allergies: Option<String>,
+    /// Up to 100 items of up to 200 characters.
+    #[schema(max_items = 100)]
+    current_medications: Option<Vec<String>>,
+    /// An object of the family's own choosing.
+    #[schema(value_type = Option<Object>)]
+    service_preferences: Option<Value>,
 }
 
 fn string_list(v: &mut Validator, field: &str, items: &Option<Vec<String>>) -> Option<Vec<String>> {
@@ -280,8 +392,12 @@ fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<P
     Ok(changes)
 }
 
-#[utoipa::path(post, path = "/api/v1/families/{id}/patients", tag = "patients", request_body = PatientInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id, version}"), (status = 400, description = "names the field, e.g. id_card"), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/families/{id}/patients", tag = "patients", request_body = NewPatient, security(("bearer" = [])),
+    params(("id" = String, Path, description = "family id")),
+    responses((status = 201, description = "the new patient's id", body = crate::api::Envelope<IdVersion>),
+        (status = 400, description = "names the field, e.g. id_card", body = crate::api::ErrorBody),
+        (status = 404, description = "no such family", body = crate::api::ErrorBody),
+        (status = 409, description = "`conflict`: the family is erased", body = crate::api::ErrorBody)))]
 pub async fn create_patient(
     state: web::Data<AppState>,
     p: Principal,
@@ -335,11 +451,16 @@ pub async fn create_patient(
             meta.context(Some(&p), "RegisterPatient"),
         )
         .await?;
-    Ok(created(json!({ "id": PatientId(pid), "version": committed.version })))
+    Ok(created(IdVersion {
+        id: PatientId(pid).to_string(),
+        version: committed.version,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", security(("bearer" = [])),
-    responses((status = 200, body = projections::families::PatientView), (status = 404)))]
+    params(("id" = String, Path, description = "patient id")),
+    responses((status = 200, body = crate::api::Envelope<PatientView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such patient, or not the caller's", body = crate::api::ErrorBody)))]
 pub async fn get_patient(
     state: web::Data<AppState>,
     p: Principal,
@@ -362,8 +483,10 @@ pub async fn get_patient(
 }
 
 #[utoipa::path(patch, path = "/api/v1/patients/{id}", tag = "patients", request_body = PatientInput, security(("bearer" = [])),
-    params(("If-Match" = Option<i64>, Header, description = "expected version")),
-    responses((status = 200, description = "{id, version}"), (status = 404), (status = 409)))]
+    params(("id" = String, Path, description = "patient id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, description = "the patient's new version", body = crate::api::Envelope<IdVersion>),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale; `conflict`: the patient is erased", body = crate::api::ErrorBody)))]
 pub async fn update_patient(
     state: web::Data<AppState>,
     p: Principal,
@@ -381,5 +504,8 @@ pub async fn update_patient(
             meta.context(Some(&p), "UpdatePatient"),
         )
         .await?;
-    Ok(ok(json!({ "id": pid, "version": c.version })))
+    Ok(ok(IdVersion {
+        id: pid.to_string(),
+        version: c.version,
+    }))
 }

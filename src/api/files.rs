@@ -9,8 +9,10 @@ use domain::file::{FileCommand, FileInfo, StoredFile};
 use domain::ids::FileId;
 use domain::user::Role;
 use futures::StreamExt;
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::api::path_id;
 use crate::auth::Principal;
@@ -270,9 +272,45 @@ pub fn file_json(id: FileId, has_thumbnail: bool) -> serde_json::Value {
     })
 }
 
+/// A file's bytes in a form or a download (the schema only: a binary string).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct FileBytes(Vec<u8>);
+
+/// The form of `POST /files/upload` (the schema only; the handler reads the
+/// multipart stream itself).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file: its extension and its bytes must match `type` (images: JPEG,
+    /// PNG, GIF, WebP; audio: MP3, M4A, AAC, WAV, AMR, OGG; documents: PDF); at
+    /// most 16 MiB.
+    file: FileBytes,
+    #[schema(pattern = "^(audio|image|document)$")]
+    r#type: String,
+}
+
+/// What an upload answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadedFile {
+    pub file_id: String,
+    /// Where to download it (`GET`, with a token).
+    pub file_url: String,
+    /// Images only: their 300×300 JPEG thumbnail.
+    pub thumbnail_url: Option<String>,
+    /// The sniffed content type.
+    pub content_type: String,
+    /// Bytes.
+    pub size: u64,
+}
+
 #[utoipa::path(post, path = "/api/v1/files/upload", tag = "files", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "file (binary) and type: audio | image | document"),
-    responses((status = 201, description = "{file_id, file_url, thumbnail_url}"), (status = 413), (status = 415)))]
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = crate::api::Envelope<UploadedFile>),
+        (status = 400, description = "`file` or `type` missing or malformed, or a broken multipart form", body = crate::api::ErrorBody),
+        (status = 413, description = "the file is over 16 MiB, or the form over its limits", body = crate::api::ErrorBody),
+        (status = 415, description = "the extension or the sniffed content does not match `type`", body = crate::api::ErrorBody)))]
 pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta, payload: Multipart) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin, Role::Doctor])?;
     let mut form = Form::read(payload, FormLimits::upload(&state)).await?;
@@ -291,10 +329,18 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
         return Err(e);
     }
     let f = &prepared[0];
-    let mut body = file_json(f.id, f.info.thumbnail_key.is_some());
-    body["content_type"] = json!(f.info.content_type);
-    body["size"] = json!(f.info.size);
-    Ok(created(body))
+    let id = f.id;
+    Ok(created(UploadedFile {
+        file_id: id.to_string(),
+        file_url: format!("/api/v1/files/{id}"),
+        thumbnail_url: f
+            .info
+            .thumbnail_key
+            .is_some()
+            .then(|| format!("/api/v1/files/{id}/thumbnail")),
+        content_type: f.info.content_type.clone(),
+        size: f.info.size,
+    }))
 }
 
 /// The patients whose records include this file (their data, for the access
@@ -368,13 +414,20 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
 }
 
 #[utoipa::path(get, path = "/api/v1/files/{id}", tag = "files", security(("bearer" = [])),
-    responses((status = 200, description = "the file's bytes"), (status = 404)))]
+    params(("id" = String, Path, description = "file id")),
+    responses((status = 200, description = "the file's bytes, in the content type sniffed at upload; images inline, anything else as an attachment",
+            content((FileBytes = "image/jpeg"), (FileBytes = "image/png"), (FileBytes = "image/gif"), (FileBytes = "image/webp"),
+                (FileBytes = "audio/mpeg"), (FileBytes = "audio/mp4"), (FileBytes = "audio/aac"), (FileBytes = "audio/x-wav"),
+                (FileBytes = "audio/amr"), (FileBytes = "audio/ogg"), (FileBytes = "application/pdf"))),
+        (status = 404, description = "no such file, or not the caller's to read", body = crate::api::ErrorBody)))]
 pub async fn download(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     serve(&state, &p, &req, &id, false).await
 }
 
 #[utoipa::path(get, path = "/api/v1/files/{id}/thumbnail", tag = "files", security(("bearer" = [])),
-    responses((status = 200, description = "a 300×300 JPEG"), (status = 404)))]
+    params(("id" = String, Path, description = "file id")),
+    responses((status = 200, description = "a 300×300 JPEG", content((FileBytes = "image/jpeg"))),
+        (status = 404, description = "no such file, not an image, or not the caller's to read", body = crate::api::ErrorBody)))]
 pub async fn download_thumbnail(
     state: web::Data<AppState>,
     p: Principal,

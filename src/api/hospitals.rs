@@ -15,13 +15,13 @@ use domain::user::Role;
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
 use projections::hospitals::BookingFilter;
+use projections::hospitals::{BookingView, HospitalSearchItem, HospitalView, SlotView};
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::visits::time;
-use crate::api::{list_json, path_id, required, uuid_field, Body, PageQuery};
+use crate::api::{path_id, required, uuid_field, Body, IdVersion, PageQuery, StatusChanged};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::can_see_patient;
@@ -48,15 +48,64 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HospitalInput {
+    /// 1 to 200 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    /// 1 to 255 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 255)]
     pub address: Option<String>,
     pub phone: Option<String>,
-    /// e.g. 三级甲等
+    /// e.g. 三级甲等; up to 32 characters.
+    #[schema(max_length = 32)]
     pub level: Option<String>,
 }
 
+/// What adding a department or a doctor to a hospital answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HospitalPartAdded {
+    /// The new department's or doctor's id.
+    pub id: String,
+    pub hospital_id: String,
+    /// The hospital's version after the command.
+    pub version: i64,
+}
+
+/// What opening a slot answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlotOpened {
+    pub id: String,
+    pub capacity: u32,
+    /// Always 0.
+    pub booked: u32,
+    pub version: i64,
+}
+
+/// What booking a hospital slot answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingRequested {
+    pub appointment_id: String,
+    /// Same as `appointment_id`.
+    pub id: String,
+    /// The slot a place was taken in.
+    pub slot_id: String,
+    /// Always `pending`.
+    pub status: String,
+    pub version: i64,
+}
+
+/// What a booking's transition answers: its state after the command.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingTransitioned {
+    pub id: String,
+    pub status: String,
+    pub appointment_number: Option<String>,
+    /// Yuan, as a decimal string.
+    pub fee: Option<String>,
+    pub version: i64,
+}
+
 #[utoipa::path(post, path = "/api/v1/hospitals", tag = "hospitals", request_body = HospitalInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id}"), (status = 400)))]
+    responses((status = 201, description = "the new hospital's id", body = crate::api::Envelope<IdVersion>)))]
 pub async fn create_hospital(
     state: web::Data<AppState>,
     p: Principal,
@@ -92,12 +141,16 @@ pub async fn create_hospital(
             meta.context(Some(&p), "RegisterHospital"),
         )
         .await?;
-    Ok(created(json!({ "id": id, "version": c.version })))
+    Ok(created(IdVersion {
+        id: id.to_string(),
+        version: c.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ActiveInput {
     /// active | inactive
+    #[schema(required = true, value_type = String, pattern = "^(active|inactive)$")]
     pub status: Option<String>,
 }
 
@@ -127,7 +180,10 @@ async fn hospital_command(
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/status", tag = "hospitals", request_body = ActiveInput, security(("bearer" = [])),
-    responses((status = 200, description = "inactive hospitals are hidden from search and refuse new bookings")))]
+    params(("id" = String, Path, description = "hospital id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, description = "inactive hospitals are hidden from search and refuse new bookings", body = crate::api::Envelope<StatusChanged>),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn hospital_status(
     state: web::Data<AppState>,
     p: Principal,
@@ -145,19 +201,28 @@ pub async fn hospital_status(
         "SetHospitalStatus",
     )
     .await?;
-    Ok(ok(
-        json!({ "id": id.as_str(), "status": body.0.status, "version": version }),
-    ))
+    Ok(ok(StatusChanged {
+        id: id.to_string(),
+        status: body.0.status.clone().unwrap_or_default(),
+        version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DepartmentInput {
+    /// 1 to 100 characters, unique in the hospital.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/departments", tag = "hospitals", request_body = DepartmentInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id}"), (status = 409, description = "duplicate name")))]
+    params(("id" = String, Path, description = "hospital id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version of the hospital")),
+    responses((status = 201, body = crate::api::Envelope<HospitalPartAdded>),
+        (status = 404, description = "no such hospital", body = crate::api::ErrorBody),
+        (status = 409, description = "duplicate name, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn add_department(
     state: web::Data<AppState>,
     p: Principal,
@@ -178,13 +243,19 @@ pub async fn add_department(
         details: DepartmentDetails { name, description },
     };
     let version = hospital_command(&state, &p, &meta, &id, cmd, "AddDepartment").await?;
-    Ok(created(
-        json!({ "id": dep, "hospital_id": id.as_str(), "version": version }),
-    ))
+    Ok(created(HospitalPartAdded {
+        id: dep.to_string(),
+        hospital_id: id.to_string(),
+        version,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/departments/{dep}/status", tag = "hospitals", request_body = ActiveInput,
-    security(("bearer" = [])), responses((status = 200)))]
+    params(("id" = String, Path, description = "hospital id"), ("dep" = String, Path, description = "department id"),
+        ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version of the hospital")),
+    security(("bearer" = [])), responses((status = 200, description = "`id` is the department's; `version` the hospital's", body = crate::api::Envelope<StatusChanged>),
+        (status = 404, description = "no such hospital or department", body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn department_status(
     state: web::Data<AppState>,
     p: Principal,
@@ -204,21 +275,35 @@ pub async fn department_status(
         "SetDepartmentStatus",
     )
     .await?;
-    Ok(ok(json!({ "id": dep, "status": body.0.status, "version": version })))
+    Ok(ok(StatusChanged {
+        id: dep.to_string(),
+        status: body.0.status.clone().unwrap_or_default(),
+        version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HospitalDoctorInput {
+    /// One of the hospital's departments.
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub department_id: Option<String>,
+    /// 1 to 100 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_length = 100)]
     pub title: Option<String>,
+    #[schema(max_length = 255)]
     pub specialty: Option<String>,
-    #[schema(value_type = Option<String>)]
+    /// Yuan, not negative.
+    #[schema(value_type = Option<crate::api::MoneyInput>)]
     pub consultation_fee: Option<Decimal>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/doctors", tag = "hospitals", request_body = HospitalDoctorInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id}"), (status = 400)))]
+    params(("id" = String, Path, description = "hospital id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version of the hospital")),
+    responses((status = 201, body = crate::api::Envelope<HospitalPartAdded>),
+        (status = 404, description = "no such hospital or department", body = crate::api::ErrorBody),
+        (status = 409, description = "the department is inactive, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn add_doctor(
     state: web::Data<AppState>,
     p: Principal,
@@ -259,13 +344,19 @@ pub async fn add_doctor(
         "AddHospitalDoctor",
     )
     .await?;
-    Ok(created(
-        json!({ "id": doc, "hospital_id": id.as_str(), "version": version }),
-    ))
+    Ok(created(HospitalPartAdded {
+        id: doc.to_string(),
+        hospital_id: id.to_string(),
+        version,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/doctors/{doc}/status", tag = "hospitals", request_body = ActiveInput,
-    security(("bearer" = [])), responses((status = 200)))]
+    params(("id" = String, Path, description = "hospital id"), ("doc" = String, Path, description = "the hospital doctor's id"),
+        ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version of the hospital")),
+    security(("bearer" = [])), responses((status = 200, description = "`id` is the doctor's; `version` the hospital's", body = crate::api::Envelope<StatusChanged>),
+        (status = 404, description = "no such hospital or doctor", body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn doctor_status(
     state: web::Data<AppState>,
     p: Principal,
@@ -285,20 +376,35 @@ pub async fn doctor_status(
         "SetHospitalDoctorStatus",
     )
     .await?;
-    Ok(ok(json!({ "id": doc, "status": body.0.status, "version": version })))
+    Ok(ok(StatusChanged {
+        id: doc.to_string(),
+        status: body.0.status.clone().unwrap_or_default(),
+        version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SlotInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub department_id: Option<String>,
+    /// One of the department's doctors.
     pub doctor_id: Option<String>,
+    /// `YYYY-MM-DD`, not before today.
+    #[schema(required = true, value_type = String, format = Date)]
     pub date: Option<String>,
+    /// `HH:MM`.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
     pub time: Option<String>,
+    /// 1 to 1000 places.
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 1000)]
     pub capacity: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/slots", tag = "hospitals", request_body = SlotInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id}"), (status = 400)))]
+    params(("id" = String, Path, description = "hospital id")),
+    responses((status = 201, body = crate::api::Envelope<SlotOpened>),
+        (status = 400, description = "names the field; also a department or doctor not of the hospital", body = crate::api::ErrorBody),
+        (status = 404, description = "no such hospital", body = crate::api::ErrorBody)))]
 pub async fn open_slot(
     state: web::Data<AppState>,
     p: Principal,
@@ -362,12 +468,16 @@ pub async fn open_slot(
             meta.context(Some(&p), "OpenSlot"),
         )
         .await?;
-    Ok(created(
-        json!({ "id": sid, "capacity": capacity, "booked": 0, "version": c.version }),
-    ))
+    Ok(created(SlotOpened {
+        id: sid.to_string(),
+        capacity,
+        booked: 0,
+        version: c.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Matches the hospital's name or address.
     pub search: Option<String>,
@@ -376,7 +486,7 @@ pub struct SearchQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/hospitals", tag = "hospitals", params(SearchQuery), security(("bearer" = [])),
-    responses((status = 200, description = "[{id, name, address, level, departments:[{id, name, available}]}]")))]
+    responses((status = 200, description = "active hospitals with their departments and whether each has a place left from today on", body = crate::api::Envelope<Vec<HospitalSearchItem>>)))]
 pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<SearchQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let s = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -385,7 +495,9 @@ pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<Sear
 }
 
 #[utoipa::path(get, path = "/api/v1/hospitals/{id}", tag = "hospitals", security(("bearer" = [])),
-    responses((status = 200, body = projections::hospitals::HospitalView), (status = 404)))]
+    params(("id" = String, Path, description = "hospital id")),
+    responses((status = 200, body = crate::api::Envelope<HospitalView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such hospital (inactive ones only for admins)", body = crate::api::ErrorBody)))]
 pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let hid: HospitalId = path_id(&id, "hospital")?;
@@ -398,13 +510,17 @@ pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Pat
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SlotQuery {
+    /// Only this department's.
     pub department_id: Option<String>,
+    /// `YYYY-MM-DD`: only that day's.
     pub date: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/hospitals/{id}/slots", tag = "hospitals", params(SlotQuery), security(("bearer" = [])),
-    responses((status = 200, description = "[{id, doctor_id, date, time, capacity, booked}]")))]
+#[utoipa::path(get, path = "/api/v1/hospitals/{id}/slots", tag = "hospitals", params(("id" = String, Path, description = "hospital id"), SlotQuery), security(("bearer" = [])),
+    responses((status = 200, body = crate::api::Envelope<Vec<SlotView>>),
+        (status = 404, body = crate::api::ErrorBody)))]
 pub async fn slots(
     state: web::Data<AppState>,
     p: Principal,
@@ -423,18 +539,30 @@ pub async fn slots(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BookingInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub patient_id: Option<String>,
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub hospital_id: Option<String>,
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub department_id: Option<String>,
+    /// A hospital doctor; any slot of the department otherwise.
     pub doctor_id: Option<String>,
+    /// `YYYY-MM-DD`, not before today.
+    #[schema(required = true, value_type = String, format = Date)]
     pub appointment_date: Option<String>,
+    /// `HH:MM`: the slot's time.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
     pub appointment_time: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub notes: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospital-appointments", tag = "hospital bookings", request_body = BookingInput, security(("bearer" = [])),
-    responses((status = 201, description = "{appointment_id, status: pending}"), (status = 400),
-        (status = 409, description = "no open slot with room, or the patient already has a booking then")))]
+    responses((status = 201, body = crate::api::Envelope<BookingRequested>),
+        (status = 400, description = "names the field; also an unknown hospital", body = crate::api::ErrorBody),
+        (status = 404, description = "no such patient, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "no open slot with room, the hospital, department or doctor inactive, or the patient already has a booking then", body = crate::api::ErrorBody)))]
 pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<BookingInput>) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let r = &body.0;
@@ -577,9 +705,13 @@ pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, b
             return Err(e);
         }
     };
-    Ok(created(
-        json!({ "appointment_id": booking_id, "id": booking_id, "slot_id": slot_id, "status": "pending", "version": c.version }),
-    ))
+    Ok(created(BookingRequested {
+        appointment_id: booking_id.to_string(),
+        id: booking_id.to_string(),
+        slot_id: slot_id.to_string(),
+        status: "pending".into(),
+        version: c.version,
+    }))
 }
 
 /// The booking, if the caller may see it.
@@ -606,7 +738,9 @@ async fn visible_booking(
 }
 
 #[utoipa::path(get, path = "/api/v1/hospital-appointments/{id}", tag = "hospital bookings", security(("bearer" = [])),
-    responses((status = 200, body = projections::hospitals::BookingView), (status = 404)))]
+    params(("id" = String, Path, description = "hospital booking id")),
+    responses((status = 200, body = crate::api::Envelope<BookingView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such booking, or its patient is not the caller's", body = crate::api::ErrorBody)))]
 pub async fn get_booking(
     state: web::Data<AppState>,
     p: Principal,
@@ -620,16 +754,30 @@ pub async fn get_booking(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BookingQuery {
+    /// Only this patient's.
     pub patient_id: Option<String>,
+    /// Only this slot's.
     pub slot_id: Option<String>,
+    /// pending | confirmed | completed | cancelled
     pub status: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+crate::api::list_page!(
+    /// `{appointments:[...], total, page, limit}`
+    BookingList { appointments: BookingView }
+);
+
 #[utoipa::path(get, path = "/api/v1/hospital-appointments", tag = "hospital bookings", params(BookingQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{appointments:[...], total, page, limit}, upcoming first")))]
+    responses((status = 200, description = "upcoming first; a recorder sees their own, a doctor those with them", body = crate::api::Envelope<BookingList>),
+        (status = 404, description = "a recorder asked for a patient not theirs", body = crate::api::ErrorBody)))]
 pub async fn bookings(
     state: web::Data<AppState>,
     p: Principal,
@@ -668,7 +816,7 @@ pub async fn bookings(
         .access
         .patients(&p, &req, list.items.iter().map(|b| &b.patient_id))
         .await?;
-    Ok(ok(list_json("appointments", list)))
+    Ok(ok(BookingList::from(list)))
 }
 
 async fn transition(
@@ -688,21 +836,30 @@ async fn transition(
         .booking(&b.id)
         .await?
         .ok_or(ApiError::NotFound("hospital_appointment"))?;
-    Ok(ok(
-        json!({ "id": b.id, "status": after.status, "appointment_number": after.appointment_number,
-        "fee": after.fee, "version": c.version }),
-    ))
+    Ok(ok(BookingTransitioned {
+        id: b.id,
+        status: after.status,
+        appointment_number: after.appointment_number,
+        fee: after.fee,
+        version: c.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ConfirmInput {
+    /// The hospital's number for the booking; 1 to 64 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64)]
     pub appointment_number: Option<String>,
-    #[schema(value_type = Option<String>)]
+    /// Yuan, not negative.
+    #[schema(value_type = Option<crate::api::MoneyInput>)]
     pub fee: Option<Decimal>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospital-appointments/{id}/confirm", tag = "hospital bookings", request_body = ConfirmInput,
-    security(("bearer" = [])), responses((status = 200), (status = 409, description = "not pending")))]
+    params(("id" = String, Path, description = "hospital booking id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    security(("bearer" = [])), responses((status = 200, body = crate::api::Envelope<BookingTransitioned>),
+        (status = 404, description = "no such booking, or its patient is not the caller's", body = crate::api::ErrorBody),
+        (status = 409, description = "not pending, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn confirm(
     state: web::Data<AppState>,
     p: Principal,
@@ -728,11 +885,16 @@ pub async fn confirm(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CompleteInput {
+    /// 1 to 5000 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 5000)]
     pub result_notes: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospital-appointments/{id}/complete", tag = "hospital bookings", request_body = CompleteInput,
-    security(("bearer" = [])), responses((status = 200), (status = 409, description = "not confirmed")))]
+    params(("id" = String, Path, description = "hospital booking id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    security(("bearer" = [])), responses((status = 200, body = crate::api::Envelope<BookingTransitioned>),
+        (status = 404, description = "no such booking, or its patient is not the caller's", body = crate::api::ErrorBody),
+        (status = 409, description = "not confirmed, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn complete(
     state: web::Data<AppState>,
     p: Principal,
@@ -759,11 +921,16 @@ pub async fn complete(
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct CancelInput {
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/hospital-appointments/{id}/cancel", tag = "hospital bookings", request_body = CancelInput,
-    security(("bearer" = [])), responses((status = 200, description = "the place is freed"), (status = 409)))]
+    params(("id" = String, Path, description = "hospital booking id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    security(("bearer" = [])), responses((status = 200, description = "the place is freed", body = crate::api::Envelope<BookingTransitioned>),
+        (status = 404, description = "no such booking, or its patient is not the caller's", body = crate::api::ErrorBody),
+        (status = 409, description = "already completed or cancelled, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     p: Principal,

@@ -27,8 +27,13 @@ pub use body::Body;
 
 /// `page` and `limit` query parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
@@ -69,7 +74,71 @@ pub fn parse_required<T>(
     }
 }
 
-/// The list envelope `{<name>: [...], total, page, limit}`.
+/// A typed list page `{<name>: [...], total, page, limit}`: one struct per
+/// list, so its OpenAPI schema names the array and cannot drift from the
+/// answer. `list_page!(UserList { users: UserView })` also gives
+/// `From<projections::Page<UserView>>`.
+macro_rules! list_page {
+    ($(#[$meta:meta])* $name:ident { $field:ident: $item:ty }) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub $field: Vec<$item>,
+            /// Items matching the filters, over all pages.
+            pub total: i64,
+            /// This page, from 1.
+            #[schema(minimum = 1)]
+            pub page: u32,
+            /// Items per page, 1 to 100.
+            #[schema(minimum = 1, maximum = 100)]
+            pub limit: u32,
+        }
+
+        impl From<projections::Page<$item>> for $name {
+            fn from(p: projections::Page<$item>) -> Self {
+                Self {
+                    $field: p.items,
+                    total: p.total,
+                    page: p.page,
+                    limit: p.limit,
+                }
+            }
+        }
+    };
+}
+pub(crate) use list_page;
+
+/// `{id, version}`: what creating (or changing) an aggregate answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdVersion {
+    /// The aggregate's id.
+    pub id: String,
+    /// Its version after the command.
+    pub version: i64,
+}
+
+/// `{id, status, version}`: what a status change answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChanged {
+    pub id: String,
+    /// The status now.
+    pub status: String,
+    /// The aggregate's version after the command.
+    pub version: i64,
+}
+
+/// An amount of money (yuan) as a client may send it: a JSON number or a
+/// decimal string (the schema only; handlers read a `Decimal`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MoneyInput {
+    Number(f64),
+    Text(String),
+}
+
+/// The list envelope `{<name>: [...], total, page, limit}`, untyped. Prefer a
+/// [`list_page!`] struct: its schema is documented.
 pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert(name.into(), serde_json::to_value(page.items).unwrap_or_default());
@@ -213,7 +282,8 @@ pub struct ErrorBody {
         audit::events, audit::state, erasure::erase,
         health::health, crate::metrics::admin_metrics,
     ),
-    modifiers(&BearerAuth)
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth, &Conventions)
 )]
 pub struct ApiDoc;
 
@@ -232,5 +302,375 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// What every operation can answer besides its own results, added to each
+/// documented operation so they are not repeated by hand (an operation's own
+/// entry for a status wins):
+/// - 400 `validation_failed` wherever there is a parameter, a body or a header
+///   to get wrong (every command: `Idempotency-Key`, `If-Match`);
+/// - 401 `unauthorized` on secured operations, 403 `forbidden` on those a role
+///   may be refused (auditors are refused everything but the audit trail, the
+///   user directory and their own session);
+/// - 429 `rate_limited` with `Retry-After` everywhere but `/health` and `/metrics`;
+/// - 413 and 415 on operations with a body;
+/// - `Idempotency-Key` on every command the idempotency middleware serves (all
+///   secured POST and PATCH outside `/auth/`), with 422
+///   `idempotency_key_reused` and 409 `conflict` for a repeat still in flight;
+/// - 500 `internal` everywhere.
+///
+/// It also documents `GET /api/v1/health`, the same handler as `GET /health`,
+/// and gives every error response without a body the error envelope.
+struct Conventions;
+
+impl utoipa::Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(health) = openapi.paths.paths.get("/health").cloned() {
+            let mut v1 = health;
+            if let Some(op) = v1.get.as_mut() {
+                op.operation_id = Some("health_v1".into());
+            }
+            openapi.paths.paths.insert("/api/v1/health".into(), v1);
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (command, op) in [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.patch.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.delete.as_mut()),
+            ] {
+                if let Some(op) = op {
+                    conventions(path, command, op);
+                }
+            }
+        }
+    }
+}
+
+fn conventions(path: &str, command: bool, op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let own_session = path.starts_with("/api/v1/auth/");
+    let exempt = matches!(path, "/health" | "/api/v1/health" | "/metrics");
+    let has_body = op.request_body.is_some();
+    let idempotent = secured && command && !own_session;
+    if idempotent {
+        let params = op.parameters.get_or_insert_with(Vec::new);
+        if !params.iter().any(|p| p.name.eq_ignore_ascii_case("Idempotency-Key")) {
+            params.push(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "A repeat with the same key (per user) and body answers the first response and writes \
+                         nothing; 1 to 255 characters.",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(255)),
+                    ))
+                    .build(),
+            );
+        }
+    }
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error_response(description).into());
+    };
+    if has_params || has_body || command {
+        add(
+            "400",
+            "`validation_failed`: a field, parameter or header is missing or malformed; `details` names each",
+        );
+    }
+    if secured {
+        add("401", "`unauthorized`: no token, or an invalid, expired or revoked one");
+    }
+    if secured && !own_session {
+        add(
+            "403",
+            "`forbidden`: the caller's role may not do this (auditors may only read the audit trail and users)",
+        );
+    }
+    if has_body || idempotent {
+        add("413", "`payload_too_large`: the body is over the limit");
+    }
+    if has_body {
+        add(
+            "415",
+            "`unsupported_media_type`: the body is not of the documented content type",
+        );
+    }
+    if idempotent {
+        add(
+            "409",
+            "`conflict` or `version_conflict`: a business rule refused the command, If-Match is stale, \
+             or a request with the same Idempotency-Key is still in flight",
+        );
+        add(
+            "422",
+            "`idempotency_key_reused`: the Idempotency-Key was used for another request",
+        );
+    }
+    add(
+        "500",
+        "`internal`: a fault on our side; `request_id` names it in the logs",
+    );
+    if !exempt {
+        op.responses
+            .responses
+            .entry("429".to_string())
+            .or_insert_with(|| error_response("`rate_limited`: too many requests from this address").into());
+    }
+    for (status, response) in op.responses.responses.iter_mut() {
+        let utoipa::openapi::RefOr::T(response) = response else {
+            continue;
+        };
+        let failure = status.starts_with('4') || status.starts_with('5');
+        if failure && response.content.is_empty() {
+            response.content.insert("application/json".into(), error_content());
+        }
+        if status == "429" && !response.headers.contains_key("Retry-After") {
+            response.headers.insert("Retry-After".into(), retry_after());
+        }
+    }
+}
+
+fn error_content() -> utoipa::openapi::Content {
+    utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+        .build()
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content("application/json", error_content())
+        .build()
+}
+
+fn retry_after() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("seconds to wait before trying again"))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    /// Operations whose success is not a JSON envelope, and their content types.
+    const NOT_JSON: &[(&str, &str)] = &[("GET", "/api/v1/files/{id}"), ("GET", "/api/v1/files/{id}/thumbnail")];
+
+    /// Served outside `/api/v1` (and so outside the route table), documented.
+    const OUTSIDE: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/metrics")];
+
+    fn doc() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).expect("the document serializes")
+    }
+
+    /// A schema with `$ref`s into `components/schemas` resolved (top level only).
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.trim_start_matches("#/components/schemas/");
+                &doc["components"]["schemas"][name]
+            }
+            None => schema,
+        }
+    }
+
+    fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut ops = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in ["get", "post", "patch", "put", "delete"] {
+                if item.get(method).is_some() {
+                    ops.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_route_is_documented_with_its_success_body_and_nothing_else_is() {
+        let doc = doc();
+        let mut served = BTreeSet::new();
+        for r in route_table() {
+            let path = format!("/api/v1{}", r.path);
+            let op = &doc["paths"][&path][r.method.to_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {path} is served but not in the OpenAPI document",
+                r.method
+            );
+            // Every `{param}` of the route is a documented path parameter.
+            for name in r.path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                let declared = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["in"] == "path" && p["name"] == name));
+                assert!(declared, "{} {path}: path parameter {name} is not documented", r.method);
+                // A malformed or unknown id answers 404.
+                assert!(
+                    op["responses"]["404"].is_object(),
+                    "{} {path}: takes {{{name}}} but documents no 404",
+                    r.method
+                );
+            }
+            let successes: Vec<(&String, &Value)> = op["responses"]
+                .as_object()
+                .map(|m| m.iter().filter(|(s, _)| s.starts_with('2')).collect())
+                .unwrap_or_default();
+            assert!(!successes.is_empty(), "{} {path} documents no 2xx response", r.method);
+            for (status, response) in successes {
+                let content = response["content"].as_object();
+                if NOT_JSON.contains(&(r.method, path.as_str())) {
+                    let content = content.unwrap_or_else(|| panic!("{} {path} {status}: no content", r.method));
+                    assert!(
+                        content.keys().all(|k| k != "application/json"),
+                        "{} {path} {status}: not JSON",
+                        r.method
+                    );
+                    assert!(content.values().all(|c| c["schema"].is_object()));
+                    continue;
+                }
+                let schema = content
+                    .and_then(|c| c.get("application/json"))
+                    .map(|c| &c["schema"])
+                    .unwrap_or_else(|| panic!("{} {path} {status} has no JSON body schema", r.method));
+                let envelope = resolve(&doc, schema);
+                for field in ["code", "message", "data"] {
+                    assert!(
+                        envelope["properties"][field].is_object(),
+                        "{} {path} {status}: the body is not the envelope (no {field}): {envelope}",
+                        r.method
+                    );
+                }
+                let data = resolve(&doc, &envelope["properties"]["data"]);
+                assert!(
+                    data.get("type").is_some() || data.get("$ref").is_some() || data.get("oneOf").is_some(),
+                    "{} {path} {status}: `data` has no schema",
+                    r.method
+                );
+            }
+            served.insert((r.method.to_string(), path));
+        }
+        for (m, p) in OUTSIDE {
+            served.insert((m.to_string(), p.to_string()));
+        }
+        let documented = operations(&doc);
+        let phantom: Vec<_> = documented.difference(&served).collect();
+        assert!(phantom.is_empty(), "documented but not served: {phantom:?}");
+    }
+
+    #[test]
+    fn every_failure_is_documented_with_the_error_envelope() {
+        let doc = doc();
+        for (method, path) in operations(&doc) {
+            let op = &doc["paths"][&path][method.to_lowercase()];
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                if !(status.starts_with('4') || status.starts_with('5')) || path.ends_with("/health") {
+                    continue;
+                }
+                let schema = &response["content"]["application/json"]["schema"];
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/ErrorBody",
+                    "{method} {path} {status} is not documented with ErrorBody"
+                );
+            }
+            assert!(responses.contains_key("500"), "{method} {path}: no 500");
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let public = matches!(path.as_str(), "/api/v1/auth/login" | "/health" | "/api/v1/health");
+            assert!(
+                secured || public,
+                "{method} {path} is neither secured nor known to be public"
+            );
+            if secured {
+                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+            }
+            if !path.ends_with("/health") && path != "/metrics" {
+                assert!(
+                    responses["429"]["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: 429 without Retry-After"
+                );
+            }
+        }
+        assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    #[test]
+    fn create_schemas_name_the_same_fields_as_the_bodies_read() {
+        // POST documents the required fields of a body struct that PATCH shares.
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        for (documented, read) in [("NewFamily", "FamilyInput"), ("NewPatient", "PatientInput")] {
+            let names = |s: &str| -> BTreeSet<String> {
+                schemas[s]["properties"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
+            assert!(!names(read).is_empty(), "{read}");
+            assert_eq!(names(documented), names(read), "{documented} vs {read}");
+        }
+    }
+
+    #[test]
+    fn list_pages_paginate_within_bounds() {
+        let doc = doc();
+        for (method, path) in operations(&doc) {
+            let op = &doc["paths"][&path][method.to_lowercase()];
+            let Some(params) = op["parameters"].as_array() else {
+                continue;
+            };
+            let param = |name: &str| params.iter().find(|p| p["name"] == name && p["in"] == "query");
+            if let Some(limit) = param("limit") {
+                assert_eq!(limit["schema"]["minimum"], 1, "{method} {path} limit");
+                assert_eq!(limit["schema"]["maximum"], 100, "{method} {path} limit");
+                assert_eq!(limit["schema"]["default"], 20, "{method} {path} limit");
+                let page = param("page").unwrap_or_else(|| panic!("{method} {path}: limit without page"));
+                assert_eq!(page["schema"]["minimum"], 1, "{method} {path} page");
+            }
+        }
+        // And every answer that is a page takes them.
+        for (method, path) in operations(&doc) {
+            let op = &doc["paths"][&path][method.to_lowercase()];
+            let Some(schema) = op["responses"]["200"]["content"]["application/json"].get("schema") else {
+                continue;
+            };
+            let data = resolve(&doc, &resolve(&doc, schema)["properties"]["data"]);
+            if data["properties"]["total"].is_object() {
+                let takes = |name: &str| {
+                    op["parameters"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "query"))
+                };
+                assert!(
+                    takes("page") && takes("limit"),
+                    "{method} {path} answers a page without page/limit"
+                );
+            }
+        }
     }
 }

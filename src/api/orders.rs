@@ -7,11 +7,11 @@ use domain::order::{MedicalOrder, MedicalOrderCommand, OrderDetails, OrderReques
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
-use serde::Deserialize;
-use serde_json::json;
+use projections::orders::{MedicalOrderView, NotificationView, OrderRequestView};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{list_json, path_id, required, uuid_field, Body, PageQuery};
+use crate::api::{path_id, required, uuid_field, Body, PageQuery, StatusChanged};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::can_see_patient;
@@ -30,15 +30,25 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestListQuery {
-    /// open | fulfilled | cancelled (default: all)
+    /// open | fulfilled | cancelled | all (default: all)
     pub status: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+crate::api::list_page!(
+    /// `{requests:[...], total, page, limit}`
+    RequestList { requests: OrderRequestView }
+);
+
 #[utoipa::path(get, path = "/api/v1/order-requests", tag = "medical orders", params(RequestListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{requests:[...], total, page, limit}; a doctor sees those addressed to them, urgent first")))]
+    responses((status = 200, description = "a doctor sees those addressed to them, urgent first", body = crate::api::Envelope<RequestList>)))]
 pub async fn list_requests(
     state: web::Data<AppState>,
     p: Principal,
@@ -63,11 +73,13 @@ pub async fn list_requests(
         .access
         .patients(&p, &req, list.items.iter().map(|r| &r.patient_id))
         .await?;
-    Ok(ok(list_json("requests", list)))
+    Ok(ok(RequestList::from(list)))
 }
 
 #[utoipa::path(get, path = "/api/v1/order-requests/{id}", tag = "medical orders", security(("bearer" = [])),
-    responses((status = 200, body = projections::orders::OrderRequestView), (status = 404)))]
+    params(("id" = String, Path, description = "order request id")),
+    responses((status = 200, body = crate::api::Envelope<OrderRequestView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such request, or not visible to the caller", body = crate::api::ErrorBody)))]
 pub async fn get_request(
     state: web::Data<AppState>,
     p: Principal,
@@ -96,20 +108,41 @@ pub async fn get_request(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OrderInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub patient_id: Option<String>,
+    /// The open request (addressed to the caller) this order answers.
     pub request_id: Option<String>,
     pub health_record_id: Option<String>,
     /// medication | examination | lifestyle | followup
+    #[schema(required = true, value_type = String, pattern = "^(medication|examination|lifestyle|followup)$")]
     pub order_type: Option<String>,
+    /// 1 to 2000 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 2000)]
     pub content: Option<String>,
+    #[schema(max_length = 255)]
     pub dosage: Option<String>,
+    #[schema(max_length = 255)]
     pub frequency: Option<String>,
+    #[schema(max_length = 255)]
     pub duration: Option<String>,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
+/// What issuing a medical order answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderIssued {
+    pub id: String,
+    /// Always `active`.
+    pub status: String,
+    pub version: i64,
+}
+
 #[utoipa::path(post, path = "/api/v1/medical-orders", tag = "medical orders", request_body = OrderInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id}; the patient's recorder is notified"), (status = 400), (status = 404), (status = 409)))]
+    responses((status = 201, description = "the patient's recorder is notified", body = crate::api::Envelope<OrderIssued>),
+        (status = 400, description = "names the field; also a request_id that is not the caller's for this patient", body = crate::api::ErrorBody),
+        (status = 404, description = "no such patient, or not the doctor's", body = crate::api::ErrorBody),
+        (status = 409, description = "the request was already handled", body = crate::api::ErrorBody)))]
 pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<OrderInput>) -> ApiResult {
     p.require(&[Role::Doctor])?;
     let r = &body.0;
@@ -195,7 +228,11 @@ pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, 
             .execute::<OrderRequest>(&req.to_string(), OrderRequestCommand::Fulfil { order_id: id }, ctx)
             .await?;
     }
-    Ok(created(json!({ "id": id, "status": "active", "version": c.version })))
+    Ok(created(OrderIssued {
+        id: id.to_string(),
+        status: "active".into(),
+        version: c.version,
+    }))
 }
 
 async fn own_order(
@@ -222,7 +259,9 @@ async fn own_order(
 }
 
 #[utoipa::path(get, path = "/api/v1/medical-orders/{id}", tag = "medical orders", security(("bearer" = [])),
-    responses((status = 200, body = projections::orders::MedicalOrderView), (status = 404)))]
+    params(("id" = String, Path, description = "medical order id")),
+    responses((status = 200, body = crate::api::Envelope<MedicalOrderView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such order, or not visible to the caller", body = crate::api::ErrorBody)))]
 pub async fn get_order(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let order = own_order(&state, &p, &id).await?;
     state.access.patients(&p, &req, [&order.patient_id]).await?;
@@ -248,13 +287,18 @@ async fn finish(
         .medical_order(&order.id)
         .await?
         .ok_or(ApiError::NotFound("medical_order"))?;
-    Ok(ok(
-        json!({ "id": order.id, "status": after.status, "version": c.version }),
-    ))
+    Ok(ok(StatusChanged {
+        id: order.id,
+        status: after.status,
+        version: c.version,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/medical-orders/{id}/complete", tag = "medical orders", security(("bearer" = [])),
-    responses((status = 200), (status = 409, description = "already completed or cancelled")))]
+    params(("id" = String, Path, description = "medical order id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<StatusChanged>),
+        (status = 404, description = "no such order, or not the doctor's", body = crate::api::ErrorBody),
+        (status = 409, description = "already completed or cancelled, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
     finish(
         &state,
@@ -269,11 +313,16 @@ pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMet
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct CancelOrderInput {
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/medical-orders/{id}/cancel", tag = "medical orders", request_body = CancelOrderInput,
-    security(("bearer" = [])), responses((status = 200), (status = 409, description = "already completed or cancelled")))]
+    params(("id" = String, Path, description = "medical order id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    security(("bearer" = [])), responses((status = 200, body = crate::api::Envelope<StatusChanged>),
+        (status = 404, description = "no such order, or not the doctor's", body = crate::api::ErrorBody),
+        (status = 409, description = "already completed or cancelled, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     p: Principal,
@@ -293,8 +342,14 @@ pub async fn cancel(
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/patients/{id}/medical-orders", tag = "medical orders", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{orders:[...], total, page, limit}, newest first"), (status = 404)))]
+crate::api::list_page!(
+    /// `{orders:[...], total, page, limit}`
+    OrderList { orders: MedicalOrderView }
+);
+
+#[utoipa::path(get, path = "/api/v1/patients/{id}/medical-orders", tag = "medical orders", params(("id" = String, Path, description = "patient id"), PageQuery), security(("bearer" = [])),
+    responses((status = 200, description = "newest first", body = crate::api::Envelope<OrderList>),
+        (status = 404, description = "no such patient, or not the caller's", body = crate::api::ErrorBody)))]
 pub async fn patient_orders(
     state: web::Data<AppState>,
     p: Principal,
@@ -309,19 +364,40 @@ pub async fn patient_orders(
     }
     let orders = state.read.patient_medical_orders(&pid.to_string(), q.params()?).await?;
     state.access.patients(&p, &req, [pid]).await?;
-    Ok(ok(list_json("orders", orders)))
+    Ok(ok(OrderList::from(orders)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationQuery {
-    /// unread | read | all (default all)
+    /// unread | all (default all)
     pub status: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+/// `{notifications:[...], total, page, limit, unread}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationList {
+    pub notifications: Vec<NotificationView>,
+    /// Items matching the filters, over all pages.
+    pub total: i64,
+    /// This page, from 1.
+    #[schema(minimum = 1)]
+    pub page: u32,
+    /// Items per page, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
+    pub limit: u32,
+    /// The caller's unread notifications, whatever the filter.
+    pub unread: i64,
+}
+
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", params(NotificationQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{notifications:[...], total, page, limit, unread}")))]
+    responses((status = 200, description = "the caller's own, newest first", body = crate::api::Envelope<NotificationList>)))]
 pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Query<NotificationQuery>) -> ApiResult {
     let page = PageQuery {
         page: q.page,
@@ -341,13 +417,27 @@ pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Que
         .notifications(&user, true, scope, projections::PageParams { page: 1, limit: 1 })
         .await?
         .total;
-    let mut body = list_json("notifications", list);
-    body["unread"] = json!(unread);
-    Ok(ok(body))
+    Ok(ok(NotificationList {
+        notifications: list.items,
+        total: list.total,
+        page: list.page,
+        limit: list.limit,
+        unread,
+    }))
+}
+
+/// What marking a notification read answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationRead {
+    pub id: String,
+    /// Always `read`.
+    pub status: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
-    responses((status = 200), (status = 404)))]
+    params(("id" = String, Path, description = "notification id")),
+    responses((status = 200, body = crate::api::Envelope<NotificationRead>),
+        (status = 404, description = "no such notification of the caller's", body = crate::api::ErrorBody)))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     p: Principal,
@@ -370,5 +460,8 @@ pub async fn mark_read(
             ctx,
         )
         .await?;
-    Ok(ok(json!({ "id": nid, "status": "read" })))
+    Ok(ok(NotificationRead {
+        id: nid.to_string(),
+        status: "read".into(),
+    }))
 }

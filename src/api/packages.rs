@@ -6,12 +6,12 @@ use domain::package::{PackageCommand, PackageDetails, ServicePackage};
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
+use projections::packages::PackageView;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::{list_json, required, Body, PageQuery};
+use crate::api::{required, Body, IdVersion, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -23,18 +23,26 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PackageInput {
+    /// 1 to 100 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// Up to 2000 characters.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
-    /// Yuan, as a number or a decimal string.
-    #[schema(value_type = Option<String>)]
+    /// Yuan, not negative, at most two decimals; a number or a decimal string.
+    #[schema(required = true, value_type = crate::api::MoneyInput)]
     pub price: Option<Decimal>,
+    /// 1 to 3660 days.
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 3660)]
     pub duration_days: Option<i64>,
+    /// Regular visits per month, 1 to 100.
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 100)]
     pub service_frequency: Option<i64>,
     pub service_items: Option<Vec<String>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/service-packages", tag = "packages", request_body = PackageInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id}"), (status = 400)))]
+    responses((status = 201, description = "the new package's id", body = crate::api::Envelope<IdVersion>)))]
 pub async fn create_package(
     state: web::Data<AppState>,
     p: Principal,
@@ -90,13 +98,21 @@ pub async fn create_package(
             meta.context(Some(&p), "CreatePackage"),
         )
         .await?;
-    Ok(created(json!({ "id": id, "version": c.version })))
+    Ok(created(IdVersion {
+        id: id.to_string(),
+        version: c.version,
+    }))
 }
 
+crate::api::list_page!(
+    /// `{packages:[...], total, page, limit}`
+    PackageList { packages: PackageView }
+);
+
 #[utoipa::path(get, path = "/api/v1/service-packages", tag = "packages", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{packages:[...], total, page, limit}")))]
+    responses((status = 200, body = crate::api::Envelope<PackageList>)))]
 pub async fn list_packages(state: web::Data<AppState>, p: Principal, q: web::Query<PageQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let packages = state.read.packages(q.params()?).await?;
-    Ok(ok(list_json("packages", packages)))
+    Ok(ok(PackageList::from(packages)))
 }

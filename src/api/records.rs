@@ -16,14 +16,15 @@ use domain::values::{date, optional_text};
 use domain::visit::{Visit, VisitCommand};
 use domain::vitals::{RawVitals, VitalSigns};
 use domain::{DomainError, Validator};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use projections::records::{AlertView, HealthRecordView};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::files::{blob_keys, discard, prepare, register, store, Form, FormLimits, PreparedFile};
+use crate::api::files::{blob_keys, discard, prepare, register, store, FileBytes, Form, FormLimits, PreparedFile};
 use crate::api::visits::time;
-use crate::api::{list_json, parse_required, path_id, Body, PageQuery};
+use crate::api::{parse_required, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::files::FileKind;
@@ -43,24 +44,123 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 /// text (with `vital_signs` a JSON string) and the files as parts.
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct RecordInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub patient_id: Option<String>,
+    /// The visit this record is for (it completes it): the patient's, scheduled or confirmed.
     pub appointment_id: Option<String>,
+    /// `YYYY-MM-DD`, not after today.
+    #[schema(required = true, value_type = String, format = Date)]
     pub visit_date: Option<String>,
+    /// `HH:MM`.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
     pub visit_time: Option<String>,
+    /// With `location_lng`.
+    #[schema(minimum = -90, maximum = 90)]
     pub location_lat: Option<f64>,
+    /// With `location_lat`.
+    #[schema(minimum = -180, maximum = 180)]
     pub location_lng: Option<f64>,
     pub location_address: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<VitalSignsInput>)]
     pub vital_signs: Option<Value>,
+    /// Up to 2000 characters.
+    #[schema(max_length = 2000)]
     pub symptoms: Option<String>,
+    /// Up to 5000 characters.
+    #[schema(max_length = 5000)]
     pub notes: Option<String>,
-    /// File ids from `/files/upload`.
+    /// File ids from `/files/upload` (of type `audio`; also `audio_file_id`).
     #[serde(alias = "audio_file_id")]
     pub audio_file: Option<String>,
+    /// File ids from `/files/upload` (of type `image`; also `photo_ids`), at most 9.
     #[serde(default, alias = "photo_ids")]
+    #[schema(max_items = 9)]
     pub photos: Vec<String>,
+    /// A file id from `/files/upload` (of type `image`; also `signature_file_id`).
     #[serde(alias = "signature_file_id")]
     pub patient_signature: Option<String>,
+}
+
+/// Vital signs as the client sends them; every one optional, each checked
+/// against its range (the schema only; the handler validates a JSON object).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VitalSignsInput {
+    /// `systolic/diastolic` in mmHg, e.g. `120/80`.
+    blood_pressure: Option<String>,
+    /// Beats per minute, a whole number from 20 to 250.
+    #[schema(minimum = 20, maximum = 250)]
+    heart_rate: Option<i64>,
+    /// °C, 34 to 43.
+    #[schema(minimum = 34, maximum = 43)]
+    temperature: Option<f64>,
+    /// SpO2 in %, 50 to 100.
+    #[schema(minimum = 50, maximum = 100)]
+    blood_oxygen: Option<f64>,
+    /// mmol/L, 1 to 35.
+    #[schema(minimum = 1, maximum = 35)]
+    blood_glucose: Option<f64>,
+    /// kg, 2 to 300.
+    #[schema(minimum = 2, maximum = 300)]
+    weight: Option<f64>,
+}
+
+/// The multipart form of `POST /health-records`: the JSON form's fields as
+/// text, `vital_signs` as a JSON string, and the files as parts (the schema
+/// only; the handler reads the stream itself).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RecordForm {
+    #[schema(format = Uuid)]
+    patient_id: String,
+    #[schema(required = false)]
+    appointment_id: String,
+    /// `YYYY-MM-DD`, not after today.
+    #[schema(format = Date)]
+    visit_date: String,
+    /// `HH:MM`.
+    #[schema(pattern = "^[0-9]{2}:[0-9]{2}$")]
+    visit_time: String,
+    #[schema(required = false)]
+    location_lat: f64,
+    #[schema(required = false)]
+    location_lng: f64,
+    #[schema(required = false)]
+    location_address: String,
+    /// The vital signs object, as JSON text.
+    #[schema(required = false)]
+    vital_signs: String,
+    #[schema(required = false)]
+    symptoms: String,
+    #[schema(required = false)]
+    notes: String,
+    /// An audio note (MP3, M4A, AAC, WAV, AMR or OGG).
+    #[schema(required = false)]
+    audio_file: FileBytes,
+    /// Up to 9 images (JPEG, PNG, GIF or WebP).
+    #[schema(required = false, max_items = 9)]
+    photos: Vec<FileBytes>,
+    /// The patient's signature, an image.
+    #[schema(required = false)]
+    patient_signature: FileBytes,
+}
+
+/// What recording vitals answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordCreated {
+    pub record_id: String,
+    /// Same as `record_id`.
+    pub id: String,
+    pub version: i64,
+    /// Whether any vital sign crossed an alert threshold.
+    pub abnormal: bool,
+    #[schema(value_type = Vec<AlertView>)]
+    pub alerts: Vec<domain::vitals::AlertReason>,
+    /// Metres from the family's home, when both are known.
+    pub distance_from_home_m: Option<f64>,
+    pub away_from_home: bool,
+    /// The order request the alerts raised, if any.
+    pub order_request_id: Option<String>,
 }
 
 impl RecordInput {
@@ -241,9 +341,14 @@ fn kind_for(role: &str) -> FileKind {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/health-records", tag = "health records", request_body = RecordInput, security(("bearer" = [])),
-    responses((status = 201, description = "{record_id, abnormal, alerts, order_request_id}"), (status = 400, description = "names the field"),
-        (status = 409, description = "the visit cannot take a record"), (status = 413), (status = 415)))]
+#[utoipa::path(post, path = "/api/v1/health-records", tag = "health records", security(("bearer" = [])),
+    request_body(content((RecordInput = "application/json"), (RecordForm = "multipart/form-data"))),
+    responses((status = 201, body = crate::api::Envelope<RecordCreated>),
+        (status = 400, description = "names the field: out-of-range or malformed vitals, unknown or unusable files, a visit not the patient's", body = crate::api::ErrorBody),
+        (status = 404, description = "no such patient, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "the visit cannot take a record", body = crate::api::ErrorBody),
+        (status = 413, description = "a file over 16 MiB, or the form over its limits", body = crate::api::ErrorBody),
+        (status = 415, description = "the body is neither JSON nor multipart, or a file's type does not match", body = crate::api::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     p: Principal,
@@ -406,16 +511,16 @@ pub async fn create(
     let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
     ctx.expected_version = None;
     let request = raise_alert(&state, record_id, &checked.content, ctx).await?;
-    Ok(created(json!({
-        "record_id": record_id,
-        "id": record_id,
-        "version": committed.version,
-        "abnormal": !alerts.is_empty(),
-        "alerts": alerts,
-        "distance_from_home_m": checked.content.distance_from_home_m,
-        "away_from_home": checked.content.away_from_home,
-        "order_request_id": request,
-    })))
+    Ok(created(RecordCreated {
+        record_id: record_id.to_string(),
+        id: record_id.to_string(),
+        version: committed.version,
+        abnormal: !alerts.is_empty(),
+        alerts,
+        distance_from_home_m: checked.content.distance_from_home_m,
+        away_from_home: checked.content.away_from_home,
+        order_request_id: request.map(|r| r.to_string()),
+    }))
 }
 
 /// The doctor for a request: the one named, else the doctor of the patient's
@@ -536,7 +641,9 @@ async fn visible_record(
 }
 
 #[utoipa::path(get, path = "/api/v1/health-records/{id}", tag = "health records", security(("bearer" = [])),
-    responses((status = 200, body = projections::records::HealthRecordView), (status = 404)))]
+    params(("id" = String, Path, description = "health record id")),
+    responses((status = 200, body = crate::api::Envelope<HealthRecordView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such record, or its patient is not the caller's", body = crate::api::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let record = visible_record(&state, &p, &id).await?;
     state.access.patients(&p, &req, [&record.patient_id]).await?;
@@ -544,8 +651,14 @@ pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id:
     Ok(ok_versioned(record, version))
 }
 
-#[utoipa::path(get, path = "/api/v1/patients/{id}/health-records", tag = "health records", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{records:[...], total, page, limit}, newest first")))]
+crate::api::list_page!(
+    /// `{records:[...], total, page, limit}`
+    RecordList { records: HealthRecordView }
+);
+
+#[utoipa::path(get, path = "/api/v1/patients/{id}/health-records", tag = "health records", params(("id" = String, Path, description = "patient id"), PageQuery), security(("bearer" = [])),
+    responses((status = 200, description = "newest first", body = crate::api::Envelope<RecordList>),
+        (status = 404, description = "no such patient, or not the caller's", body = crate::api::ErrorBody)))]
 pub async fn list_for_patient(
     state: web::Data<AppState>,
     p: Principal,
@@ -560,17 +673,35 @@ pub async fn list_for_patient(
     }
     let page = state.read.patient_health_records(&pid.to_string(), q.params()?).await?;
     state.access.patients(&p, &req, [pid]).await?;
-    Ok(ok(list_json("records", page)))
+    Ok(ok(RecordList::from(page)))
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct OrderRequestInput {
+    /// An active doctor (user id); default: the patient's latest doctor, else
+    /// the available doctor with the fewest open requests.
     pub doctor_id: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
+/// What opening an order request answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderRequestOpened {
+    pub id: String,
+    /// The doctor it was sent to.
+    pub doctor_id: Option<String>,
+    /// Always `open`.
+    pub status: String,
+}
+
 #[utoipa::path(post, path = "/api/v1/health-records/{id}/order-requests", tag = "medical orders", request_body = OrderRequestInput,
-    security(("bearer" = [])), responses((status = 201, description = "{id, doctor_id}"), (status = 404), (status = 409, description = "no doctor available")))]
+    params(("id" = String, Path, description = "health record id")),
+    security(("bearer" = [])), responses((status = 201, description = "the doctor is notified", body = crate::api::Envelope<OrderRequestOpened>),
+        (status = 400, description = "names the field, e.g. a doctor_id that is no active doctor", body = crate::api::ErrorBody),
+        (status = 404, description = "no such record, or its patient is not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "no doctor available", body = crate::api::ErrorBody)))]
 pub async fn request_order(
     state: web::Data<AppState>,
     p: Principal,
@@ -593,9 +724,11 @@ pub async fn request_order(
     v.finish()?;
     let request = open_request(&state, &p, &meta, &record, doctor, reason).await?;
     let view = state.read.order_request(&request.to_string()).await?;
-    Ok(created(
-        json!({ "id": request, "doctor_id": view.map(|r| r.doctor_id), "status": "open" }),
-    ))
+    Ok(created(OrderRequestOpened {
+        id: request.to_string(),
+        doctor_id: view.map(|r| r.doctor_id),
+        status: "open".into(),
+    }))
 }
 
 /// `POST /health-records/{id}/amendments`.
@@ -603,12 +736,13 @@ pub async fn request_order(
 pub struct AmendmentInput {
     /// The client's own code for why (`typo`, `wrong_value`, …): letters,
     /// digits, `_`, `-` or `.`, at most 64 characters.
+    #[schema(required = true, value_type = String, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub reason_code: Option<String>,
     /// The fields to correct and their new values: `symptoms`, `notes` (`null`
     /// or `""` removes them), `visit_date`, `visit_time`, and `vital_signs`, an
     /// object whose keys replace those vital signs (`null` removes one),
     /// validated as when recording.
-    #[schema(value_type = Object)]
+    #[schema(required = true, value_type = Object)]
     pub changes: Option<Value>,
 }
 
@@ -702,12 +836,14 @@ async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> Api
 }
 
 #[utoipa::path(post, path = "/api/v1/health-records/{id}/amendments", tag = "health records", request_body = AmendmentInput,
-    params(("id" = String, Path, description = "health record id"), ("If-Match" = Option<i64>, Header, description = "expected version")),
+    params(("id" = String, Path, description = "health record id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
     security(("bearer" = [])),
-    responses((status = 200, body = projections::records::HealthRecordView, description = "the amended record, its new version and the correction trail in `amendments`"),
-        (status = 400, description = "names the field: `reason_code`, `changes`, `changes.<field>` or `changes.vital_signs.<field>`"),
-        (status = 403, description = "only the record's recorder may amend it"), (status = 404),
-        (status = 409, description = "`conflict`: past the amendment window (an admin may unlock it); `version_conflict`: If-Match is stale")))]
+    responses((status = 200, body = crate::api::Envelope<HealthRecordView>, description = "the amended record, its new version and the correction trail in `amendments`",
+            headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 400, description = "names the field: `reason_code`, `changes`, `changes.<field>` or `changes.vital_signs.<field>`", body = crate::api::ErrorBody),
+        (status = 403, description = "only the record's recorder may amend it", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`conflict`: past the amendment window (an admin may unlock it); `version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn amend(
     state: web::Data<AppState>,
     p: Principal,
@@ -775,15 +911,20 @@ pub async fn amend(
 /// `POST /health-records/{id}/unlock`.
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct UnlockInput {
-    /// Why the record is reopened (kept in the history, never published).
+    /// Why the record is reopened (kept in the history, never published); 1 to 500 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 500)]
     pub reason: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/health-records/{id}/unlock", tag = "health records", request_body = UnlockInput,
-    params(("id" = String, Path, description = "health record id"), ("If-Match" = Option<i64>, Header, description = "expected version")),
+    params(("id" = String, Path, description = "health record id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
     security(("bearer" = [])),
-    responses((status = 200, body = projections::records::HealthRecordView, description = "the record, open for amendments for another window from now"),
-        (status = 400, description = "`reason` missing or blank"), (status = 403, description = "admins only"), (status = 404)))]
+    responses((status = 200, body = crate::api::Envelope<HealthRecordView>, description = "the record, open for amendments for another window from now",
+            headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 400, description = "`reason` missing or blank", body = crate::api::ErrorBody),
+        (status = 403, description = "admins only", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn unlock(
     state: web::Data<AppState>,
     p: Principal,

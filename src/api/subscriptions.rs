@@ -8,11 +8,11 @@ use domain::subscription::{PaymentStatus, Subscription, SubscriptionCommand, Sub
 use domain::user::{Role, User};
 use domain::values::date;
 use domain::Validator;
-use serde::Deserialize;
-use serde_json::json;
+use projections::subscriptions::SubscriptionView;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{list_json, parse_required, path_id, required, uuid_field, Body, PageQuery};
+use crate::api::{parse_required, path_id, required, uuid_field, Body, PageQuery, StatusChanged};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -27,14 +27,32 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscriptionInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub patient_id: Option<String>,
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub package_id: Option<String>,
+    /// An active recorder (user id).
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub recorder_id: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[schema(required = true, value_type = String, format = Date)]
     pub start_date: Option<String>,
 }
 
+/// What creating a subscription answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionCreated {
+    pub id: String,
+    /// `start_date` + the package's `duration_days`.
+    pub end_date: Option<String>,
+    /// Always `active`.
+    pub status: String,
+    pub version: i64,
+}
+
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id, end_date}"), (status = 400, description = "unknown patient, package or recorder")))]
+    responses((status = 201, body = crate::api::Envelope<SubscriptionCreated>),
+        (status = 400, description = "names the field; also an unknown patient, package or recorder", body = crate::api::ErrorBody)))]
 pub async fn create_subscription(
     state: web::Data<AppState>,
     p: Principal,
@@ -92,18 +110,25 @@ pub async fn create_subscription(
         .await?
         .ok_or(ApiError::NotFound("subscription"))?;
     let end_date = sub.terms.map(|t| t.end_date.to_string());
-    Ok(created(
-        json!({ "id": id, "end_date": end_date, "status": "active", "version": c.version }),
-    ))
+    Ok(created(SubscriptionCreated {
+        id: id.to_string(),
+        end_date,
+        status: "active".into(),
+        version: c.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscriptionStatusInput {
+    #[schema(required = true, value_type = String, pattern = "^(active|paused|cancelled)$")]
     pub status: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/status", tag = "subscriptions", request_body = SubscriptionStatusInput,
-    security(("bearer" = [])), responses((status = 200, description = "{id, status, version}"), (status = 409)))]
+    params(("id" = String, Path, description = "subscription id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    security(("bearer" = [])), responses((status = 200, body = crate::api::Envelope<StatusChanged>),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`conflict`: a cancelled subscription cannot change; `version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn change_status(
     state: web::Data<AppState>,
     p: Principal,
@@ -121,18 +146,32 @@ pub async fn change_status(
             meta.context(Some(&p), "ChangeSubscriptionStatus"),
         )
         .await?;
-    Ok(ok(
-        json!({ "id": sid, "status": status.as_str(), "version": c.version }),
-    ))
+    Ok(ok(StatusChanged {
+        id: sid.to_string(),
+        status: status.as_str().to_string(),
+        version: c.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PaymentInput {
+    #[schema(required = true, value_type = String, pattern = "^(paid|unpaid|refunded)$")]
     pub payment_status: Option<String>,
 }
 
+/// What a payment change answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentChanged {
+    pub id: String,
+    pub payment_status: String,
+    pub version: i64,
+}
+
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/payment", tag = "subscriptions", request_body = PaymentInput,
-    security(("bearer" = [])), responses((status = 200, description = "{id, payment_status, version}"), (status = 409)))]
+    params(("id" = String, Path, description = "subscription id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    security(("bearer" = [])), responses((status = 200, body = crate::api::Envelope<PaymentChanged>),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`conflict`: e.g. refunding an unpaid subscription; `version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn change_payment(
     state: web::Data<AppState>,
     p: Principal,
@@ -150,13 +189,17 @@ pub async fn change_payment(
             meta.context(Some(&p), "ChangeSubscriptionPayment"),
         )
         .await?;
-    Ok(ok(
-        json!({ "id": sid, "payment_status": payment_status.as_str(), "version": c.version }),
-    ))
+    Ok(ok(PaymentChanged {
+        id: sid.to_string(),
+        payment_status: payment_status.as_str().to_string(),
+        version: c.version,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),
-    responses((status = 200, body = projections::subscriptions::SubscriptionView), (status = 404)))]
+    params(("id" = String, Path, description = "subscription id")),
+    responses((status = 200, body = crate::api::Envelope<SubscriptionView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such subscription, or not the caller's", body = crate::api::ErrorBody)))]
 pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
@@ -169,14 +212,25 @@ pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web:
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SubscriptionListQuery {
+    /// Only this patient's.
     pub patient_id: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+crate::api::list_page!(
+    /// `{subscriptions:[...], total, page, limit}`
+    SubscriptionList { subscriptions: SubscriptionView }
+);
+
 #[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions", params(SubscriptionListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{subscriptions:[...], total, page, limit}; a recorder sees their own")))]
+    responses((status = 200, description = "a recorder sees their own", body = crate::api::Envelope<SubscriptionList>)))]
 pub async fn list_subscriptions(
     state: web::Data<AppState>,
     p: Principal,
@@ -193,5 +247,5 @@ pub async fn list_subscriptions(
         .read
         .subscriptions(q.patient_id.as_deref(), recorder.as_deref(), state.today(), page)
         .await?;
-    Ok(ok(list_json("subscriptions", subs)))
+    Ok(ok(SubscriptionList::from(subs)))
 }

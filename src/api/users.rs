@@ -8,12 +8,12 @@ use domain::user::{
 };
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
+use projections::users::UserView;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::api::{list_json, parse_required, path_id, required, Body, PageQuery};
+use crate::api::{parse_required, path_id, required, Body, IdVersion, PageQuery, StatusChanged};
 use crate::auth::{hash_password, Principal};
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -31,33 +31,54 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecorderInput {
+    /// Up to 64 characters, unique across recorders.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64)]
     pub employee_id: Option<String>,
     pub qualification_cert: Option<String>,
     pub health_cert: Option<String>,
+    /// `YYYY-MM-DD`.
     pub cert_expiry_date: Option<String>,
     pub work_area: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DoctorInput {
+    /// Up to 64 characters, unique across doctors.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64)]
     pub license_number: Option<String>,
+    /// Up to 100 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
     pub specialty: Option<String>,
     pub hospital: Option<String>,
     pub department: Option<String>,
     pub title: Option<String>,
-    #[schema(value_type = Option<String>)]
+    /// Yuan, not negative, as a number or a decimal string.
+    #[schema(value_type = Option<crate::api::MoneyInput>)]
     pub consultation_fee: Option<Decimal>,
 }
 
+/// Body of `POST /users`; the profile matching the role is required.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUserRequest {
+    /// 3 to 64 characters, no white space; unique (case-insensitive).
+    #[schema(required = true, value_type = String, min_length = 3, max_length = 64)]
     pub username: Option<String>,
+    /// A mobile (11 digits, optionally +86) or landline (0xx-xxxxxxxx) number; unique.
+    #[schema(required = true, value_type = String)]
     pub phone: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    #[schema(required = true, value_type = String, pattern = "^(admin|recorder|doctor|auditor)$")]
     pub role: Option<String>,
+    /// 1 to 50 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
     pub name: Option<String>,
+    /// Up to 500 characters.
     pub avatar: Option<String>,
+    /// Required for role `recorder`.
     pub recorder: Option<RecorderInput>,
+    /// Required for role `doctor`.
     pub doctor: Option<DoctorInput>,
 }
 
@@ -215,7 +236,8 @@ pub async fn create(
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest, security(("bearer" = [])),
-    responses((status = 201, description = "{id}"), (status = 400), (status = 409, description = "duplicate username, phone, employee_id or license_number")))]
+    responses((status = 201, description = "the new user's id", body = crate::api::Envelope<IdVersion>),
+        (status = 409, description = "duplicate username, phone, employee_id or license_number", body = crate::api::ErrorBody)))]
 pub async fn create_user(
     state: web::Data<AppState>,
     p: Principal,
@@ -225,18 +247,32 @@ pub async fn create_user(
     p.require(&[Role::Admin])?;
     let (user, password) = parse_user(&body.0)?;
     let id = create(&state, user, &password, meta.context(Some(&p), "CreateUser")).await?;
-    Ok(created(json!({ "id": id, "version": 1 })))
+    Ok(created(IdVersion {
+        id: id.to_string(),
+        version: 1,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListQuery {
+    /// admin | recorder | doctor | auditor (empty: all)
     pub role: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+crate::api::list_page!(
+    /// `{users:[...], total, page, limit}`
+    UserList { users: UserView }
+);
+
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{users:[...], total, page, limit}")))]
+    responses((status = 200, description = "admins and auditors (who put names on the audit trail's actor ids)", body = crate::api::Envelope<UserList>)))]
 pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<UserListQuery>) -> ApiResult {
     // Auditors put names on the actor ids of the audit trail.
     p.require(&[Role::Admin, Role::Auditor])?;
@@ -250,11 +286,13 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
         Some(r) => Some(Role::parse(r).map_err(|e| ApiError::field("role", e))?),
     };
     let users = state.read.users(role.map(|r| r.as_str()), page).await?;
-    Ok(ok(list_json("users", users)))
+    Ok(ok(UserList::from(users)))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = projections::users::UserView), (status = 404)))]
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 200, body = crate::api::Envelope<UserView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such user, or not visible to the caller (others see only themselves)", body = crate::api::ErrorBody)))]
 pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let uid: UserId = path_id(&id, "user")?;
     if !p.is(Role::Admin) && !p.is(Role::Auditor) && p.user_id != uid {
@@ -271,11 +309,15 @@ pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<St
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StatusRequest {
+    #[schema(required = true, value_type = String, pattern = "^(active|inactive|suspended)$")]
     pub status: Option<String>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}/status", tag = "users", request_body = StatusRequest, security(("bearer" = [])),
-    responses((status = 200, description = "{id, status, version}; a suspended user's tokens stop working at once")))]
+    params(("id" = String, Path, description = "user id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, description = "a suspended user's tokens stop working at once", body = crate::api::Envelope<StatusChanged>),
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "`conflict`: an admin cannot deactivate themselves; `version_conflict`: If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn change_status(
     state: web::Data<AppState>,
     p: Principal,
@@ -296,9 +338,11 @@ pub async fn change_status(
             meta.context(Some(&p), "ChangeUserStatus"),
         )
         .await?;
-    Ok(ok(
-        json!({ "id": uid, "status": status.as_str(), "version": c.version }),
-    ))
+    Ok(ok(StatusChanged {
+        id: uid.to_string(),
+        status: status.as_str().to_string(),
+        version: c.version,
+    }))
 }
 
 async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
@@ -312,7 +356,9 @@ async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/v1/recorders/{id}", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = projections::users::UserView), (status = 404)))]
+    params(("id" = String, Path, description = "the recorder's user id")),
+    responses((status = 200, description = "the user with its recorder profile", body = crate::api::Envelope<UserView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such recorder, or not the caller (recorders see only themselves)", body = crate::api::ErrorBody)))]
 pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     // Admins see every recorder; a recorder sees their own profile.
     if !p.is(Role::Admin) && p.user_id.to_string() != id.as_str() {
@@ -323,7 +369,9 @@ pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Pat
 }
 
 #[utoipa::path(get, path = "/api/v1/doctors/{id}", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = projections::users::UserView), (status = 404)))]
+    params(("id" = String, Path, description = "the doctor's user id")),
+    responses((status = 200, description = "the user with its doctor profile", body = crate::api::Envelope<UserView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, body = crate::api::ErrorBody)))]
 pub async fn get_doctor(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     // Doctors' profiles are visible to staff who work with them.
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
@@ -359,7 +407,7 @@ pub struct DoctorUpdate {
     pub title: Option<String>,
     pub hospital: Option<String>,
     pub department: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::api::MoneyInput>)]
     pub consultation_fee: Option<Decimal>,
     pub is_available: Option<bool>,
 }
@@ -442,8 +490,8 @@ pub async fn update_profile(
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserRequest, security(("bearer" = [])),
-    params(("If-Match" = Option<i64>, Header, description = "expected version")),
-    responses((status = 200, body = crate::api::Envelope<projections::users::UserView>),
+    params(("id" = String, Path, description = "user id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<UserView>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 400, description = "names the field; a profile section of another role is refused", body = crate::api::ErrorBody),
         (status = 404, body = crate::api::ErrorBody),
         (status = 409, description = "phone in use, or version_conflict", body = crate::api::ErrorBody)))]
@@ -475,11 +523,13 @@ pub async fn update_user(
 /// Body of `POST /users/{id}/password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
-    /// At least 8 characters, with letters and digits.
+    /// 8 to 128 characters, with letters and digits.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     pub new_password: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", request_body = ResetPasswordRequest, security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id")),
     responses((status = 200, description = "reset; every session of the user is revoked", body = crate::api::Envelope<crate::api::auth::PasswordChanged>),
         (status = 400, description = "new_password too weak", body = crate::api::ErrorBody),
         (status = 404, body = crate::api::ErrorBody)))]

@@ -8,11 +8,10 @@ use domain::values::{date, optional_text};
 use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
 use domain::Validator;
 use projections::visits::{VisitFilter, VisitView};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{list_json, path_id, required, Body, PageQuery};
+use crate::api::{path_id, required, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::{can_see_patient, recorder_scope};
@@ -83,19 +82,47 @@ async fn schedule_context(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ScheduleInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub patient_id: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[schema(required = true, value_type = String, format = Date)]
     pub scheduled_date: Option<String>,
+    /// `HH:MM`; date and time not in the past.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
     pub scheduled_time: Option<String>,
     /// regular (default) | makeup | emergency
     pub appointment_type: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub notes: Option<String>,
     /// Admins schedule for the patient's recorder; a recorder always for themselves.
     pub recorder_id: Option<String>,
 }
 
+/// What scheduling a visit answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitScheduled {
+    pub id: String,
+    /// Always `scheduled`.
+    pub status: String,
+    pub version: i64,
+}
+
+/// What a visit's transition answers: its state after the command.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitTransitioned {
+    pub id: String,
+    pub status: String,
+    pub scheduled_date: String,
+    pub scheduled_time: String,
+    pub version: i64,
+}
+
 #[utoipa::path(post, path = "/api/v1/appointments", tag = "visits", request_body = ScheduleInput, security(("bearer" = [])),
-    responses((status = 201, description = "{id, status: scheduled}"), (status = 400, description = "bad field or a time in the past"),
-        (status = 409, description = "no active subscription, or the month's regular visits are used up")))]
+    responses((status = 201, body = crate::api::Envelope<VisitScheduled>),
+        (status = 400, description = "bad field or a time in the past", body = crate::api::ErrorBody),
+        (status = 404, description = "no such patient, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "no active subscription, or the month's regular visits are used up", body = crate::api::ErrorBody)))]
 pub async fn schedule(
     state: web::Data<AppState>,
     p: Principal,
@@ -203,9 +230,11 @@ pub async fn schedule(
             return Err(e);
         }
     };
-    Ok(created(
-        json!({ "id": id, "status": "scheduled", "version": c.version }),
-    ))
+    Ok(created(VisitScheduled {
+        id: id.to_string(),
+        status: "scheduled".into(),
+        version: c.version,
+    }))
 }
 
 /// The visit, if the caller may act on it: its recorder, or an admin.
@@ -246,25 +275,36 @@ async fn transition(
         .visit(&visit.id)
         .await?
         .ok_or(ApiError::NotFound("appointment"))?;
-    Ok(ok(
-        json!({ "id": visit.id, "status": after.status, "scheduled_date": after.scheduled_date,
-        "scheduled_time": after.scheduled_time, "version": c.version }),
-    ))
+    Ok(ok(VisitTransitioned {
+        id: visit.id,
+        status: after.status,
+        scheduled_date: after.scheduled_date,
+        scheduled_time: after.scheduled_time,
+        version: c.version,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/confirm", tag = "visits", security(("bearer" = [])),
-    responses((status = 200), (status = 409, description = "illegal transition")))]
+    params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<VisitTransitioned>),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "illegal transition, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn confirm(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
     transition(&state, &p, &meta, &id, VisitCommand::Confirm, "ConfirmVisit").await
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct CancelInput {
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", tag = "visits", request_body = CancelInput, security(("bearer" = [])),
-    responses((status = 200), (status = 409, description = "illegal transition")))]
+    params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<VisitTransitioned>),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "illegal transition, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     p: Principal,
@@ -281,12 +321,20 @@ pub async fn cancel(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RescheduleInput {
+    /// `YYYY-MM-DD`, within the subscription.
+    #[schema(required = true, value_type = String, format = Date)]
     pub scheduled_date: Option<String>,
+    /// `HH:MM`; date and time not in the past.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
     pub scheduled_time: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/reschedule", tag = "visits", request_body = RescheduleInput, security(("bearer" = [])),
-    responses((status = 200), (status = 400, description = "bad or past time"), (status = 409, description = "illegal transition or quota")))]
+    params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<VisitTransitioned>),
+        (status = 400, description = "bad or past time", body = crate::api::ErrorBody),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "illegal transition, outside the subscription, the month's regular visits used up, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn reschedule(
     state: web::Data<AppState>,
     p: Principal,
@@ -336,7 +384,10 @@ pub async fn reschedule(
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/complete", tag = "visits", security(("bearer" = [])),
-    responses((status = 200), (status = 409, description = "no health record yet, or illegal transition")))]
+    params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, body = crate::api::Envelope<VisitTransitioned>),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "no health record yet, illegal transition, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
     transition(
         &state,
@@ -364,7 +415,7 @@ async fn log_patients(
 }
 
 #[utoipa::path(get, path = "/api/v1/appointments/today", tag = "visits", security(("bearer" = [])),
-    responses((status = 200, description = "[{id, patient:{id, name, family_name, address}, scheduled_time, status, notes}] by time")))]
+    responses((status = 200, description = "the calling recorder's visits today, by time (cancelled ones left out)", body = crate::api::Envelope<Vec<VisitView>>)))]
 pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let visits = state.read.visits_on(&p.user_id.to_string(), state.today()).await?;
@@ -373,16 +424,29 @@ pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest) -
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VisitListQuery {
+    /// `YYYY-MM-DD`.
     pub date: Option<String>,
+    /// scheduled | confirmed | completed | cancelled
     pub status: Option<String>,
+    /// Only this patient's.
     pub patient_id: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<i64>,
 }
 
+crate::api::list_page!(
+    /// `{appointments:[...], total, page, limit}`
+    VisitList { appointments: VisitView }
+);
+
 #[utoipa::path(get, path = "/api/v1/appointments", tag = "visits", params(VisitListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "{appointments:[...], total, page, limit}")))]
+    responses((status = 200, description = "a recorder sees their own", body = crate::api::Envelope<VisitList>)))]
 pub async fn list(
     state: web::Data<AppState>,
     p: Principal,
@@ -416,11 +480,13 @@ pub async fn list(
     };
     let visits = state.read.visits(&filter, page).await?;
     log_patients(&state, &p, &req, &visits.items).await?;
-    Ok(ok(list_json("appointments", visits)))
+    Ok(ok(VisitList::from(visits)))
 }
 
 #[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "visits", security(("bearer" = [])),
-    responses((status = 200, body = projections::visits::VisitView), (status = 404)))]
+    params(("id" = String, Path, description = "visit id")),
+    responses((status = 200, description = "the visit with its history", body = crate::api::Envelope<VisitView>, headers(("ETag" = String, description = "the version, quoted"))),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
     let visit = own_visit(&state, &p, &id).await?;
     state.access.patients(&p, &req, [&visit.patient.id]).await?;
