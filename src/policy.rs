@@ -72,3 +72,20 @@ pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: &str
 pub fn recorder_scope(p: &Principal) -> Option<String> {
     p.is(Role::Recorder).then(|| p.user_id.to_string())
 }
+
+/// Nothing new is recorded for an erased patient (409), not even what carries
+/// no personal field: an erasure ends the patient's care in carelog. Asked by
+/// every use case that starts something for a patient (visits, records,
+/// subscriptions, orders, bookings); the key store says, not a read model.
+pub async fn ensure_not_erased(state: &AppState, patient: &str) -> Result<(), ApiError> {
+    let erased = state
+        .store
+        .privacy()
+        .is_erased(patient)
+        .await
+        .map_err(ApiError::internal)?;
+    if erased {
+        return Err(ApiError::Conflict("该患者的个人信息已删除".into()));
+    }
+    Ok(())
+}

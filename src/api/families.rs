@@ -356,11 +356,20 @@ fn string_list(v: &mut Validator, field: &str, items: &Option<Vec<String>>) -> O
     Some(cleaned)
 }
 
+/// No patient alive was born earlier.
+const EARLIEST_BIRTH_DATE: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MIN,
+};
+
 fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<PatientChanges, ApiError> {
     let mut v = Validator::new();
     let birth_date = r.birth_date.as_deref().and_then(|d| v.check("birth_date", date(d)));
     if birth_date.is_some_and(|d| d > today) {
         v.add("birth_date", "不能晚于今天");
+    }
+    if birth_date.is_some_and(|d| d < EARLIEST_BIRTH_DATE) {
+        v.add("birth_date", "不能早于1900-01-01");
     }
     if r.service_preferences.as_ref().is_some_and(|p| !p.is_object()) {
         v.add("service_preferences", "应为对象");

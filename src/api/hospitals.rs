@@ -24,7 +24,7 @@ use crate::api::visits::time;
 use crate::api::{path_id, required, uuid_field, Body, IdVersion, PageQuery, StatusChanged};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
-use crate::policy::can_see_patient;
+use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -591,6 +591,7 @@ pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, b
     if !can_see_patient(&state, &p, &patient.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
+    ensure_not_erased(&state, &patient.to_string()).await?;
     let (hospital, _) = state
         .store
         .load::<Hospital>(&hospital_id.to_string())

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::api::{path_id, required, uuid_field, Body, PageQuery, StatusChanged};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
-use crate::policy::can_see_patient;
+use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -170,6 +170,7 @@ pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, 
     if !can_see_patient(&state, &p, &pid).await? {
         return Err(ApiError::NotFound("patient"));
     }
+    ensure_not_erased(&state, &pid).await?;
     let mut recorder: Option<UserId> = None;
     let mut record = record;
     if let Some(req) = request {

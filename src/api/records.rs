@@ -28,7 +28,7 @@ use crate::api::{parse_required, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::files::FileKind;
-use crate::policy::can_see_patient;
+use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -415,6 +415,7 @@ pub async fn create(
     if !can_see_patient(&state, &p, &patient).await? {
         return Err(ApiError::NotFound("patient"));
     }
+    ensure_not_erased(&state, &patient).await?;
     if let Some(visit_id) = checked.appointment {
         let visit = state
             .read

@@ -93,6 +93,7 @@ pub async fn create_subscription(
         _ => v.add("recorder_id", "记录员不存在或不可用"),
     }
     v.finish()?;
+    crate::policy::ensure_not_erased(&state, &patient_id.to_string()).await?;
     let id = SubscriptionId(crate::idempotency::new_id(&meta, &p));
     let cmd = SubscriptionCommand::Create {
         patient_id,

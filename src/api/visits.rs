@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::api::{path_id, required, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
-use crate::policy::{can_see_patient, recorder_scope};
+use crate::policy::{can_see_patient, ensure_not_erased, recorder_scope};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -156,6 +156,7 @@ pub async fn schedule(
     if !can_see_patient(&state, &p, &patient.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
+    ensure_not_erased(&state, &patient.to_string()).await?;
     if day.and_time(at) < now_local(&state) {
         return Err(ApiError::field("scheduled_time", "预约时间不能早于当前时间"));
     }

@@ -458,6 +458,46 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
     )
     .await
     .err(409, "conflict");
+    // Not even what carries no personal field: vitals only, a visit, a new
+    // subscription, a booking request, an order (issue 10 review).
+    let before = app.event_count().await;
+    app.post(
+        "/health-records",
+        &rtoken,
+        json!({"patient_id": patient, "visit_date": today().to_string(), "visit_time": "11:30",
+               "vital_signs": {"heart_rate": 70}}),
+    )
+    .await
+    .err(409, "conflict");
+    let tomorrow = (today() + chrono::Duration::days(1)).to_string();
+    for token in [&rtoken, &app.admin_token] {
+        app.post(
+            "/appointments",
+            token,
+            json!({"patient_id": patient, "scheduled_date": tomorrow, "scheduled_time": "10:00"}),
+        )
+        .await
+        .err(409, "conflict");
+    }
+    app.post(
+        "/subscriptions",
+        &app.admin_token,
+        json!({"patient_id": patient, "package_id": package, "recorder_id": rid, "start_date": tomorrow}),
+    )
+    .await
+    .err(409, "conflict");
+    app.post(
+        "/medical-orders",
+        &dtoken,
+        json!({"patient_id": patient, "order_type": "lifestyle", "content": "低盐饮食"}),
+    )
+    .await
+    .err(409, "conflict");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "nothing recorded for the erased patient"
+    );
     // The history still replays, and the erasure is in it.
     let s = app.get(&format!("/audit/patient/{patient}/state"), &auditor).await.ok();
     assert_eq!(s.data()["state"]["details"]["name"], domain::ERASED);

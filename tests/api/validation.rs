@@ -74,6 +74,16 @@ async fn bad_input_is_400_naming_the_field_and_writes_nothing(b: Backend) {
         .err(400, "validation_failed");
     assert!(r.body["details"]["gender"].is_string());
     assert!(r.body["details"]["birth_date"].is_string());
+    // A birth date nobody alive has (found by schemathesis).
+    let r = app
+        .post(
+            &format!("/families/{fam}/patients"),
+            &app.admin_token,
+            json!({"name": "钱奶奶", "gender": "female", "birth_date": "0466-11-16", "relationship_to_head": "本人"}),
+        )
+        .await
+        .err(400, "validation_failed");
+    assert!(r.body["details"]["birth_date"].is_string());
     let r = app
         .post(
             "/service-packages",
