@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::Argon2;
 use chrono::Utc;
 use domain::ids::{SessionId, UserId};
@@ -21,11 +21,44 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Argon2 is slow by design (tens of milliseconds of CPU and 19 MiB per
-/// hash): it runs on the blocking pool, never on an HTTP worker, and at most
-/// this many at once, so logins cannot starve the server. The rest queue.
-fn hashing_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(hashing_bound()))
+/// hash). It runs on a few dedicated threads, never on an HTTP worker: at
+/// most [`hashing_bound`] hashes at once, so logins cannot starve the server,
+/// and always on the same threads, so the memory allocator reuses the same
+/// 19 MiB each time instead of keeping a copy in the arena of every blocking
+/// thread that ever hashed (which is how 6 concurrent logins grew the server
+/// by 200 MB). Up to [`HASH_QUEUE`] hashes wait their turn; past that the
+/// server is overloaded and says so (503).
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Hashes that may wait for a hashing thread.
+const HASH_QUEUE: usize = 1024;
+
+fn hashing_threads() -> Option<&'static std::sync::mpsc::SyncSender<HashJob>> {
+    static JOBS: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<HashJob>>> = std::sync::OnceLock::new();
+    JOBS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(HASH_QUEUE);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let mut started = 0;
+        for n in 0..hashing_bound() {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || loop {
+                    // Take the next job, then let go of the queue while it runs.
+                    let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "cannot start a password hashing thread"),
+            }
+        }
+        (started > 0).then_some(tx)
+    })
+    .as_ref()
 }
 
 /// Leave a core to the HTTP workers where there is more than one.
@@ -34,27 +67,88 @@ fn hashing_bound() -> usize {
     cores.saturating_sub(1).max(1)
 }
 
-/// Runs `work` on the blocking pool within the hashing bound.
+/// Runs `work` on a hashing thread and waits for it without blocking the caller.
 async fn argon2_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    let _slot = hashing_slots()
-        .acquire()
+    let threads = hashing_threads().ok_or(ApiError::Unavailable)?;
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        // The waiter may have gone (client disconnected): nothing to tell.
+        let _ = done.send(work());
+    });
+    threads.try_send(job).map_err(|e| match e {
+        std::sync::mpsc::TrySendError::Full(_) => ApiError::Unavailable,
+        std::sync::mpsc::TrySendError::Disconnected(_) => {
+            ApiError::internal(anyhow::anyhow!("the password hashing threads have stopped"))
+        }
+    })?;
+    result
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2 slots: {e}")))?;
-    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("a password hash was dropped")))
 }
 
+thread_local! {
+    /// The argon2 working memory of this hashing thread, kept between hashes:
+    /// 19 MiB per thread for the life of the process, never allocated again.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Argon2 into `out` with this thread's reused working memory.
+fn argon2_into(argon: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let needed = argon.params().block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, argon2::Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    })
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of `password`,
+/// with argon2's default (OWASP) parameters and a random salt.
 fn hash_now(password: &str) -> Result<String, ApiError> {
+    let failed = |e: &dyn std::fmt::Display| ApiError::internal(anyhow::anyhow!("argon2: {e}"));
+    let argon = Argon2::default();
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2: {e}")))
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon, password.as_bytes(), salt_bytes, &mut out).map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::default().ident(),
+        version: Some(argon2::Version::default().into()),
+        params: argon2::password_hash::ParamsString::try_from(argon.params()).map_err(|e| failed(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
 }
 
+/// Whether `password` matches the PHC string `hash` (any argon2 variant and
+/// parameters it names). The comparison is constant-time (`Output`'s `==`).
 fn verify_now(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
+    let check = || -> Option<bool> {
+        let parsed = PasswordHash::new(hash).ok()?;
+        let expected = parsed.hash?;
+        let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = match parsed.version {
+            Some(v) => argon2::Version::try_from(v).ok()?,
+            None => argon2::Version::default(),
+        };
+        let params = argon2::Params::try_from(&parsed).ok()?;
+        let mut salt = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+        let mut out = vec![0u8; expected.len()];
+        argon2_into(
+            &Argon2::new(algorithm, version, params),
+            password.as_bytes(),
+            salt,
+            &mut out,
+        )
+        .ok()?;
+        Some(argon2::password_hash::Output::new(&out).ok()? == expected)
+    };
+    check().unwrap_or(false)
 }
 
 /// A new argon2 hash of `password` (off the HTTP workers, bounded).
@@ -244,6 +338,33 @@ impl FromRequest for Principal {
 mod tests {
     use super::*;
 
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Ours verify with the argon2 crate's own verifier...
+        let ours = hash_now("s3cret-pass").unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"s3cret-pass", &parsed).is_ok());
+        // ...and the crate's (and every hash stored before) verify with ours.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"s3cret-pass", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_now("s3cret-pass", &theirs));
+        assert!(!verify_now("s3cret-pasS", &theirs));
+        let light = Argon2::new(
+            argon2::Algorithm::Argon2i,
+            argon2::Version::V0x10,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"x", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_now("x", &light), "other variants and parameters");
+    }
+
     #[tokio::test]
     async fn passwords_verify_only_against_their_hash() {
         let h = hash_password("s3cret-pass").await.unwrap();
@@ -257,14 +378,35 @@ mod tests {
         let caller = std::thread::current().id();
         let on = argon2_bounded(|| std::thread::current().id()).await.unwrap();
         assert_ne!(on, caller, "argon2 ran on the request's thread");
+        let name = argon2_bounded(|| std::thread::current().name().map(str::to_string))
+            .await
+            .unwrap();
+        assert!(
+            name.is_some_and(|n| n.starts_with("argon2-")),
+            "a dedicated hashing thread"
+        );
+        // While every hashing thread is busy, a hash waits instead of running.
         let bound = hashing_bound();
-        assert!(bound >= 1);
-        // While every slot is taken, a hash waits instead of running.
-        let held = hashing_slots().acquire_many(bound as u32).await.unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
+        let busy: Vec<_> = (0..bound)
+            .map(|_| {
+                let gate = gate.clone();
+                tokio::spawn(argon2_bounded(move || {
+                    let _ = gate.lock().unwrap().recv();
+                }))
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let waiting = tokio::spawn(hash_password("queued-pass1"));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(!waiting.is_finished(), "a hash ran beyond the bound");
-        drop(held);
+        for _ in 0..bound {
+            release.send(()).unwrap();
+        }
+        for b in busy {
+            b.await.unwrap().unwrap();
+        }
         assert!(waiting.await.unwrap().is_ok());
     }
 
