@@ -32,6 +32,7 @@ struct Metrics {
     projection_lag: IntGauge,
     relay_lag: IntGauge,
     head: IntGauge,
+    read_your_writes: prometheus::Histogram,
 }
 
 fn metrics() -> &'static Metrics {
@@ -75,6 +76,16 @@ fn metrics() -> &'static Metrics {
             "Events committed but not yet acknowledged by Kafka",
         );
         let head = gauge("carelog_event_store_head", "Global position of the newest event");
+        let read_your_writes = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "carelog_read_your_writes_seconds",
+                "From a command's commit until every read model shows it (what the command's caller waits)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(commands.clone()),
@@ -83,6 +94,7 @@ fn metrics() -> &'static Metrics {
             Box::new(projection_lag.clone()),
             Box::new(relay_lag.clone()),
             Box::new(head.clone()),
+            Box::new(read_your_writes.clone()),
         ] {
             // Names are distinct and static: registering cannot clash.
             let _ = registry.register(c);
@@ -96,6 +108,7 @@ fn metrics() -> &'static Metrics {
             projection_lag,
             relay_lag,
             head,
+            read_your_writes,
         }
     })
 }
@@ -106,6 +119,11 @@ pub fn command(aggregate: &str, ok: bool) {
         .commands
         .with_label_values(&[aggregate, if ok { "ok" } else { "error" }])
         .inc();
+}
+
+/// Observes how long a command waited for its read models.
+pub fn read_your_writes(waited: std::time::Duration) {
+    metrics().read_your_writes.observe(waited.as_secs_f64());
 }
 
 /// Counts one request refused by the rate limit.

@@ -51,7 +51,11 @@ impl AppState {
         let result = self.store.execute::<A>(id, command, &ctx).await;
         crate::metrics::command(A::TYPE, result.is_ok());
         let committed = result?;
+        let started = std::time::Instant::now();
         self.waiter.wait_for(committed.position).await;
+        if committed.position > 0 {
+            crate::metrics::read_your_writes(started.elapsed());
+        }
         Ok(committed)
     }
 }
