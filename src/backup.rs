@@ -35,7 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::config::{Secret, Settings};
-use crate::runner::{catch_up, LeaderLock};
+use crate::runner::{catch_up, LeaderLock, REBUILD_BATCH};
 use crate::startup::Stores;
 use crate::store::Backend;
 
@@ -521,9 +521,7 @@ async fn rebuild_read_models(settings: &Settings) -> anyhow::Result<()> {
         .execute(stores.read.pool())
         .await?;
     let head = stores.store.head().await?;
-    for p in &all {
-        catch_up(&stores.store, &stores.read, p.as_ref(), &|_| async {}).await?;
-    }
+    catch_up(&stores.store, &stores.read, &all, REBUILD_BATCH, &|_| async {}).await?;
     println!("read models rebuilt up to position {head}");
     let last = match head {
         0 => None,

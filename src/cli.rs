@@ -9,7 +9,7 @@ use domain::user::{NewUser, Role};
 use domain::values::{text, PhoneNumber};
 
 use crate::config::Settings;
-use crate::runner::{catch_up, LeaderLock, ProjectionWaiter};
+use crate::runner::{catch_up, LeaderLock, ProjectionWaiter, REBUILD_BATCH};
 use crate::startup::{Application, Stores};
 use crate::state::{AppState, RequestMeta};
 
@@ -200,9 +200,7 @@ async fn project_now(state: &AppState) -> anyhow::Result<()> {
     if let Some(_lock) = LeaderLock::try_acquire(&state.store, "projectors").await? {
         let projectors = projections::all_projectors();
         state.read.init_checkpoints(&projectors).await?;
-        for p in &projectors {
-            catch_up(&state.store, &state.read, p.as_ref(), &|_| async {}).await?;
-        }
+        catch_up(&state.store, &state.read, &projectors, REBUILD_BATCH, &|_| async {}).await?;
     }
     Ok(())
 }
@@ -230,8 +228,8 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
     let lock = LeaderLock::try_acquire(&state.store, "projectors").await?;
     let embedded_busy = settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
     if lock.is_some() && !embedded_busy {
+        catch_up(&state.store, &state.read, &chosen, REBUILD_BATCH, &|_| async {}).await?;
         for p in &chosen {
-            catch_up(&state.store, &state.read, p.as_ref(), &|_| async {}).await?;
             println!("rebuilt {} up to position {head}", p.name());
         }
     } else {

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: typed settings from `CARELOG_*` variables.
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
-//! - [`store`]: the event store (postgres-es / sqlite-es) and its additions.
+//! - [`store`]: the event store (postgres-es / sqlite-es) and its additions; [`appender`]: its
+//!   one writer, committing the events of many commands in one transaction.
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting.
 //! - [`reactors`]: followers that answer events with commands (alerts).
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
@@ -19,6 +20,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod appender;
 pub mod audit;
 pub mod auth;
 pub mod backup;

@@ -15,7 +15,10 @@ use tokio::task::JoinHandle;
 
 use crate::store::{Backend, EventStore};
 
+/// Events per batch while following the head.
 const BATCH: i64 = 500;
+/// Events per batch when replaying a whole history (rebuild, restore).
+pub const REBUILD_BATCH: i64 = 5000;
 const POLL: Duration = Duration::from_millis(250);
 /// A command never waits longer than this for its read models; past it the
 /// response is sent anyway (the write is durable) and a warning is logged.
@@ -29,6 +32,9 @@ pub struct ProjectionWaiter {
     enabled: bool,
     /// Lowest checkpoint among the local projectors, when this process runs them.
     local: watch::Receiver<i64>,
+    /// Whether this process holds the projectors' leader lock: then `local` is
+    /// the whole truth and the read store need not be asked.
+    leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProjectionWaiter {
@@ -39,6 +45,7 @@ impl ProjectionWaiter {
             read,
             enabled: false,
             local,
+            leader: Arc::default(),
         }
     }
 
@@ -54,15 +61,22 @@ impl ProjectionWaiter {
             if *local.borrow_and_update() >= position {
                 return true;
             }
+            let leader = self.leader.load(std::sync::atomic::Ordering::Acquire);
             // Another instance may be the leader: its progress is only in the database.
-            if matches!(self.read.min_checkpoint().await, Ok(p) if p >= position) {
+            if !leader && matches!(self.read.min_checkpoint().await, Ok(p) if p >= position) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(position, "read models did not catch up in time");
                 return false;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(20), local.changed()).await;
+            // The local pipeline says when it moves; another leader is polled.
+            let wait = if leader {
+                deadline - tokio::time::Instant::now()
+            } else {
+                Duration::from_millis(20)
+            };
+            let _ = tokio::time::timeout(wait, local.changed()).await;
         }
     }
 }
@@ -73,6 +87,9 @@ pub struct ProjectorRunner {
     pub handle: JoinHandle<()>,
 }
 
+/// Starts the projection pipeline: one follower that reads each batch of
+/// events once and applies it to every read model in one transaction (see
+/// `ReadStore::apply_batch_all`), under the `projectors` leader lock.
 pub async fn start_projectors(
     store: EventStore,
     read: ReadStore,
@@ -80,61 +97,54 @@ pub async fn start_projectors(
 ) -> Result<ProjectorRunner, sqlx::Error> {
     read.init_checkpoints(&projectors).await?;
     let (tx, rx) = watch::channel(read.min_checkpoint().await?);
+    let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let waiter = ProjectionWaiter {
         read: read.clone(),
         enabled: true,
         local: rx,
+        leader: leader.clone(),
     };
     let handle = tokio::spawn(async move {
         let lock = LeaderLock::acquire(&store, "projectors").await;
         tracing::info!("projector runner is the leader");
+        leader.store(true, std::sync::atomic::Ordering::Release);
         let wake = store.appended();
         spawn_listener(&store, wake.clone());
-        let progress = Arc::new(tokio::sync::Mutex::new(vec![0i64; projectors.len()]));
-        let mut tasks = Vec::new();
-        for (i, p) in projectors.into_iter().enumerate() {
-            let (store, read, wake, tx, progress) =
-                (store.clone(), read.clone(), wake.clone(), tx.clone(), progress.clone());
-            tasks.push(tokio::spawn(async move {
-                follow(&store, &read, p.as_ref(), &wake, |pos| {
-                    let progress = progress.clone();
-                    let tx = tx.clone();
-                    async move {
-                        let mut all = progress.lock().await;
-                        all[i] = pos;
-                        let min = all.iter().copied().min().unwrap_or(0);
-                        tx.send_if_modified(|cur| {
-                            let changed = *cur != min;
-                            *cur = min;
-                            changed
-                        });
-                    }
-                })
-                .await
-            }));
-        }
-        futures::future::join_all(tasks).await;
+        let publish = |pos: i64| {
+            tx.send_if_modified(|cur| {
+                let changed = *cur != pos;
+                *cur = pos;
+                changed
+            });
+            async {}
+        };
+        follow(&store, &read, &projectors, &wake, publish).await;
         drop(lock);
     });
     Ok(ProjectorRunner { waiter, handle })
 }
 
-/// Follows the store for one projector, forever.
-async fn follow<F, Fut>(store: &EventStore, read: &ReadStore, p: &dyn Projector, wake: &Notify, on_progress: F)
-where
+/// Follows the store for every projector, forever.
+async fn follow<F, Fut>(
+    store: &EventStore,
+    read: &ReadStore,
+    projectors: &[Arc<dyn Projector>],
+    wake: &Notify,
+    on_progress: F,
+) where
     F: Fn(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let mut backoff = Duration::from_millis(100);
     loop {
         let notified = wake.notified();
-        match catch_up(store, read, p, &on_progress).await {
+        match catch_up(store, read, projectors, BATCH, &on_progress).await {
             Ok(()) => {
                 backoff = Duration::from_millis(100);
                 let _ = tokio::time::timeout(POLL, notified).await;
             }
             Err(e) => {
-                tracing::error!(projector = p.name(), error = ?e, "projection failed; retrying");
+                tracing::error!(error = ?e, "projection failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
@@ -152,26 +162,32 @@ pub enum FollowError {
     Store(#[from] anyhow::Error),
 }
 
-/// Applies everything after the projector's checkpoint, batch by batch.
+/// Applies everything after the lowest checkpoint to every projector, batch
+/// by batch (each batch read once), until the head; `on_progress` hears the
+/// lowest checkpoint after each batch.
 pub async fn catch_up<F, Fut>(
     store: &EventStore,
     read: &ReadStore,
-    p: &dyn Projector,
+    projectors: &[Arc<dyn Projector>],
+    batch: i64,
     on_progress: &F,
 ) -> Result<(), FollowError>
 where
     F: Fn(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let mut checkpoints = read.checkpoints(projectors).await?;
     loop {
-        let checkpoint = read.checkpoint(p.name()).await?;
-        on_progress(checkpoint).await;
-        let events = store.read_after(checkpoint, BATCH).await?;
+        let lowest = checkpoints.iter().copied().min().unwrap_or(0);
+        on_progress(lowest).await;
+        let events = store.read_after(lowest, batch).await?;
         if events.is_empty() {
             return Ok(());
         }
-        match read.apply_batch(p, checkpoint, &events).await {
-            Ok(_) | Err(ProjectionError::CheckpointMoved(_)) => {}
+        match read.apply_batch_all(projectors, &checkpoints, &events).await {
+            Ok(moved) => checkpoints = moved,
+            // A rebuild reset some, or another runner got there first: re-read.
+            Err(ProjectionError::CheckpointMoved(_)) => checkpoints = read.checkpoints(projectors).await?,
             Err(e) => return Err(e.into()),
         }
     }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Notify;
 
+use crate::appender::{AppendError, Appender};
 use crate::privacy::{MasterKey, Privacy, PrivacyError};
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/events/postgres");
@@ -57,6 +59,8 @@ pub struct EventStore {
     privacy: Arc<Privacy>,
     /// Woken after every local commit so followers do not wait for their poll.
     appended: Arc<Notify>,
+    /// The one writer of events: group commit (see `crate::appender`).
+    appender: Appender,
 }
 
 /// The outcome of a command: the aggregate's new version and the global
@@ -127,10 +131,14 @@ impl EventStore {
             }
         };
         let privacy = Privacy::open(backend.clone(), master).await?;
+        let appended = Arc::new(Notify::new());
+        let wake = appended.clone();
+        let appender = Appender::start(backend.clone(), move || wake.notify_waiters());
         Ok(Self {
             backend,
             privacy,
-            appended: Arc::new(Notify::new()),
+            appended,
+            appender,
         })
     }
 
@@ -161,27 +169,25 @@ impl EventStore {
         A::Command: Clone,
     {
         for attempt in 0..=CONFLICT_RETRIES {
+            let last = Arc::new(AtomicI64::new(0));
             let outcome = match &self.backend {
                 Backend::Postgres(pool) => {
-                    let repo = self.protected(PostgresEventRepository::new(pool.clone()));
+                    let repo = self.appending(PostgresEventRepository::new(pool.clone()), &last);
                     let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
                 Backend::Sqlite(pool) => {
-                    let repo = self.protected(SqliteEventRepository::new(pool.clone()));
+                    let repo = self.appending(SqliteEventRepository::new(pool.clone()), &last);
                     let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
             };
             match outcome {
-                (Attempt::Done(version), wrote) => {
-                    let position = if wrote {
-                        self.appended.notify_waiters();
-                        self.last_position(A::TYPE, id).await?
-                    } else {
-                        0
-                    };
-                    return Ok(Committed { version, position });
+                (Attempt::Done(version), _) => {
+                    return Ok(Committed {
+                        version,
+                        position: last.load(Ordering::Acquire),
+                    });
                 }
                 (Attempt::Conflict, _) => {
                     if let Some(expected) = ctx.expected_version {
@@ -189,8 +195,7 @@ impl EventStore {
                         return Err(CommandError::VersionConflict { expected, actual });
                     }
                     // Back off a little, with jitter, so racing writers spread out.
-                    let jitter = rand::random::<u64>() % (5 + 5 * attempt as u64);
-                    tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+                    tokio::time::sleep(crate::appender::conflict_backoff(attempt)).await;
                 }
             }
         }
@@ -221,20 +226,23 @@ impl EventStore {
         Ok((ctx.current_sequence > 0).then_some((ctx.aggregate, ctx.current_sequence as i64)))
     }
 
+    /// The repository for reads only (loading aggregates).
     fn protected<R>(&self, inner: R) -> Protected<R> {
         Protected {
             inner,
             privacy: self.privacy.clone(),
+            appender: None,
         }
     }
 
-    async fn last_position(&self, aggregate_type: &str, id: &str) -> Result<i64, sqlx::Error> {
-        let sql = "SELECT COALESCE(MAX(position), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2";
-        on_backend!(&self.backend, |pool| sqlx::query_scalar::<_, i64>(sql)
-            .bind(aggregate_type)
-            .bind(id)
-            .fetch_one(pool)
-            .await)
+    /// The repository a command writes through: its events go to the group
+    /// committer, and the position of its last event lands in `last`.
+    fn appending<R>(&self, inner: R, last: &Arc<AtomicI64>) -> Protected<R> {
+        Protected {
+            inner,
+            privacy: self.privacy.clone(),
+            appender: Some((self.appender.clone(), last.clone())),
+        }
     }
 
     async fn version(&self, aggregate_type: &str, id: &str) -> Result<i64, sqlx::Error> {
@@ -594,6 +602,9 @@ fn sqlite_instant(t: chrono::DateTime<chrono::Utc>) -> String {
 struct Protected<R> {
     inner: R,
     privacy: Arc<Privacy>,
+    /// Where commands append (and the slot for their last position); `None`
+    /// for a read-only repository, which must not write.
+    appender: Option<(Appender, Arc<AtomicI64>)>,
 }
 
 fn persistence(e: PrivacyError) -> PersistenceError {
@@ -637,14 +648,42 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, serde_json::Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let mut sealed = events.to_vec();
-        for e in &mut sealed {
+        let Some((appender, last)) = &self.appender else {
+            return Err(PersistenceError::UnknownError(
+                "a read-only repository cannot write".into(),
+            ));
+        };
+        if snapshot_update.is_some() {
+            return Err(PersistenceError::UnknownError("carelog takes no snapshots".into()));
+        }
+        let mut rows = Vec::with_capacity(events.len());
+        for e in events {
+            let mut payload = e.payload.clone();
             self.privacy
-                .seal(&e.aggregate_type, &e.aggregate_id, &mut e.payload)
+                .seal(&e.aggregate_type, &e.aggregate_id, &mut payload)
                 .await
                 .map_err(persistence)?;
+            let json = |v: &serde_json::Value| {
+                serde_json::to_string(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
+            };
+            rows.push(crate::appender::Row {
+                aggregate_type: A::TYPE.to_string(),
+                aggregate_id: e.aggregate_id.clone(),
+                sequence: e.sequence as i64,
+                event_type: e.event_type.clone(),
+                event_version: e.event_version.clone(),
+                payload: json(&payload)?,
+                metadata: json(&e.metadata)?,
+            });
         }
-        self.inner.persist::<A>(&sealed, snapshot_update).await
+        match appender.append(rows).await {
+            Ok(position) => {
+                last.store(position, Ordering::Release);
+                Ok(())
+            }
+            Err(AppendError::Conflict) => Err(PersistenceError::OptimisticLockError),
+            Err(e) => Err(PersistenceError::UnknownError(Box::new(e))),
+        }
     }
 
     async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {

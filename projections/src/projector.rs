@@ -1,7 +1,8 @@
-//! Projectors and the step that applies a batch of events to one of them.
+//! Projectors and the step that applies a batch of events to all of them.
 //!
-//! A projector's checkpoint lives in the read store and moves in the same
-//! transaction as the rows it wrote, with a compare-and-set on the old value.
+//! Each projector's checkpoint lives in the read store and moves in the same
+//! transaction as the rows it wrote, with a compare-and-set on the old value;
+//! one transaction carries a batch into every read model.
 //! A crash at any point therefore loses nothing and applies nothing twice, and
 //! two runners racing on one projector cannot both commit the same batch.
 
@@ -127,47 +128,93 @@ impl ReadStore {
         Ok(pos.unwrap_or(0))
     }
 
-    /// Applies `events` (ascending positions, read after position `after`) to
-    /// `projector` and moves its checkpoint, all in one transaction. If the
-    /// checkpoint is no longer `after` (another runner, or a rebuild, moved it)
-    /// nothing is written and the caller re-reads. Returns the new checkpoint.
-    pub async fn apply_batch(
+    /// The checkpoints of `projectors`, in their order (0 when missing).
+    pub async fn checkpoints(&self, projectors: &[Arc<dyn Projector>]) -> Result<Vec<i64>, sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, position FROM projection_checkpoints")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(projectors
+            .iter()
+            .map(|p| {
+                rows.iter()
+                    .find(|(n, _)| n == p.name())
+                    .map(|(_, pos)| *pos)
+                    .unwrap_or(0)
+            })
+            .collect())
+    }
+
+    /// The one follower step for every read model: applies `events`
+    /// (ascending positions) to each projector whose checkpoint is below an
+    /// event, and moves every checkpoint to the batch's last position, all in
+    /// one read-store transaction. `expected` are the checkpoints the caller
+    /// read (in `projectors` order): if any moved meanwhile (a rebuild reset
+    /// it, or another runner), nothing is written and the caller re-reads.
+    /// Returns the new checkpoint of every projector.
+    ///
+    /// One batch costs one transaction whatever the number of projectors, and
+    /// the checkpoints move with the rows they cover: a crash loses nothing
+    /// and applies nothing twice.
+    pub async fn apply_batch_all(
         &self,
-        projector: &dyn Projector,
-        after: i64,
+        projectors: &[Arc<dyn Projector>],
+        expected: &[i64],
         events: &[StoredEvent],
-    ) -> Result<i64, ProjectionError> {
+    ) -> Result<Vec<i64>, ProjectionError> {
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(expected.to_vec());
+        };
         let mut tx = self.pool().begin().await?;
-        let sql = format!(
-            "SELECT position FROM projection_checkpoints WHERE name = ?{}",
+        let lock = format!(
+            "SELECT name, position FROM projection_checkpoints{}",
             self.dialect().for_update()
         );
-        let current: i64 = sqlx::query_scalar(&sql)
-            .bind(projector.name())
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
-        if current != after {
-            return Err(ProjectionError::CheckpointMoved(projector.name()));
-        }
-        let mut last = current;
-        for event in events.iter().filter(|e| e.position > current) {
-            projector.apply(&mut tx, event).await?;
-            last = event.position;
-        }
-        if last > current {
-            let moved = sqlx::query("UPDATE projection_checkpoints SET position = ? WHERE name = ? AND position = ?")
-                .bind(last)
-                .bind(projector.name())
-                .bind(current)
-                .execute(&mut *tx)
-                .await?;
-            if moved.rows_affected() != 1 {
-                return Err(ProjectionError::CheckpointMoved(projector.name()));
+        let current: Vec<(String, i64)> = sqlx::query_as(&lock).fetch_all(&mut *tx).await?;
+        for (p, want) in projectors.iter().zip(expected) {
+            let have = current
+                .iter()
+                .find(|(n, _)| n == p.name())
+                .map(|(_, pos)| *pos)
+                .unwrap_or(0);
+            if have != *want {
+                return Err(ProjectionError::CheckpointMoved(p.name()));
             }
         }
+        for event in events {
+            for (p, checkpoint) in projectors.iter().zip(expected) {
+                if event.position > *checkpoint {
+                    p.apply(&mut tx, event).await?;
+                }
+            }
+        }
+        // One statement per distinct old checkpoint (normally one for all).
+        let mut moved = expected.to_vec();
+        let mut olds: Vec<i64> = expected.iter().copied().filter(|c| *c < last).collect();
+        olds.sort_unstable();
+        olds.dedup();
+        for old in olds {
+            let names: Vec<&'static str> = projectors
+                .iter()
+                .zip(expected)
+                .filter(|(_, c)| **c == old)
+                .map(|(p, _)| p.name())
+                .collect();
+            let marks = vec!["?"; names.len()].join(", ");
+            let sql =
+                format!("UPDATE projection_checkpoints SET position = ? WHERE position = ? AND name IN ({marks})");
+            let mut q = sqlx::query(&sql).bind(last).bind(old);
+            for n in &names {
+                q = q.bind(*n);
+            }
+            if q.execute(&mut *tx).await?.rows_affected() != names.len() as u64 {
+                return Err(ProjectionError::CheckpointMoved(names[0]));
+            }
+        }
+        for (m, old) in moved.iter_mut().zip(expected) {
+            *m = (*old).max(last);
+        }
         tx.commit().await?;
-        Ok(last)
+        Ok(moved)
     }
 
     /// Empties a projector's tables and sets its checkpoint back to 0, in one
