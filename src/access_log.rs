@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{current_request_id, ApiError};
-use crate::store::Backend;
+use crate::store::{Backend, SqliteDb};
 
 /// The most records one write takes; the rest wait for the next write.
 pub const MAX_BATCH: usize = 500;
@@ -237,7 +237,7 @@ impl AccessLog {
                 push_page(&mut list, page);
                 (total, list.build_query_as().fetch_all(pool).await?)
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                 let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM access_log");
                 push_filters(&mut count, f, stamp);
                 let total = count.build_query_scalar().fetch_one(pool).await?;
@@ -401,7 +401,7 @@ async fn write(backend: &Backend, entries: &[&AccessEntry]) -> Result<(), sqlx::
             }
             tx.commit().await
         }
-        Backend::Sqlite(pool) => {
+        Backend::Sqlite(SqliteDb { write: pool, .. }) => {
             let mut tx = pool.begin().await?;
             for chunk in entries.chunks(ROWS_PER_INSERT) {
                 let mut q = QueryBuilder::<Sqlite>::new(&head);
@@ -456,7 +456,7 @@ mod tests {
     async fn concurrent_appends_share_writes_and_all_land_once() {
         let dir = tempfile::tempdir().unwrap();
         let pool = sqlite(&dir).await;
-        let log = AccessLog::start(Backend::Sqlite(pool.clone()));
+        let log = AccessLog::start(Backend::Sqlite(SqliteDb::single(pool.clone())));
         let appends = (0..200).map(|n| {
             let log = log.clone();
             async move { log.append(vec![entry("p1", n)]).await }
@@ -485,7 +485,7 @@ mod tests {
     async fn a_record_that_cannot_be_written_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let pool = sqlite(&dir).await;
-        let log = AccessLog::start(Backend::Sqlite(pool.clone()));
+        let log = AccessLog::start(Backend::Sqlite(SqliteDb::single(pool.clone())));
         log.append(vec![entry("p1", 0)]).await.unwrap();
         pool.close().await;
         let err = log.append(vec![entry("p1", 1)]).await.unwrap_err();
@@ -496,7 +496,7 @@ mod tests {
     async fn time_bounds_are_inclusive() {
         let dir = tempfile::tempdir().unwrap();
         let pool = sqlite(&dir).await;
-        let log = AccessLog::start(Backend::Sqlite(pool.clone()));
+        let log = AccessLog::start(Backend::Sqlite(SqliteDb::single(pool.clone())));
         let t0 = Utc::now();
         let mut entries: Vec<AccessEntry> = (0..5).map(|n| entry("p1", n)).collect();
         for (n, e) in entries.iter_mut().enumerate() {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Backend;
+use crate::store::{Backend, SqliteDb};
 
 /// Most events one transaction takes; the rest wait for the next.
 const MAX_BATCH_EVENTS: usize = 2000;
@@ -200,7 +200,7 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                 })
                 .collect()
         }
-        Backend::Sqlite(pool) => {
+        Backend::Sqlite(SqliteDb { write: pool, .. }) => {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
                 let mut q = QueryBuilder::<Sqlite>::new(

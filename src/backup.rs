@@ -281,7 +281,7 @@ async fn check_master_key(settings: &Settings, db: &Path) -> anyhow::Result<()> 
         ))
     } else {
         let key = crate::startup::master_key(settings)?;
-        crate::privacy::Privacy::open(Backend::Sqlite(pool.clone()), &key)
+        crate::privacy::Privacy::open(Backend::Sqlite(crate::store::SqliteDb::single(pool.clone())), &key)
             .await
             .map(|_| ())
             .context("the configured master key does not open this backup")

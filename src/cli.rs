@@ -1,7 +1,6 @@
 //! Command line: `serve` (default), `create-admin`, `rebuild`, `backup`, `restore`, `relay`, `audit verify`.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -221,27 +220,19 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
         );
     }
     state.read.init_checkpoints(&all).await?;
-    let head = state.store.head().await?;
+    // Built beside the live read models and switched in atomically: a
+    // running server keeps answering (and following) throughout.
+    let done = crate::runner::rebuild_beside(&state.store, &state.read, &chosen).await?;
+    let secs = done.elapsed.as_secs_f64();
     for p in &chosen {
-        state.read.reset(p.as_ref()).await?;
+        println!("rebuilt {} up to position {}", p.name(), done.position);
     }
-    let lock = LeaderLock::try_acquire(&state.store, "projectors").await?;
-    let embedded_busy = settings.event_store_url.is_none() && Stores::open(&settings, true).await.is_err();
-    if lock.is_some() && !embedded_busy {
-        catch_up(&state.store, &state.read, &chosen, REBUILD_BATCH, &|_| async {}).await?;
-        for p in &chosen {
-            println!("rebuilt {} up to position {head}", p.name());
-        }
-    } else {
-        // A running server holds the runner: it replays into the emptied tables.
-        println!("a running carelog server is rebuilding; waiting for it to reach position {head}");
-        for p in &chosen {
-            while state.read.checkpoint(p.name()).await? < head {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            println!("rebuilt {} up to position {head}", p.name());
-        }
-    }
+    println!(
+        "{} events replayed into {} read models in {secs:.1} s ({:.0} events/s), switched in without downtime",
+        done.events,
+        chosen.len(),
+        done.events as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 

@@ -41,7 +41,7 @@ use uuid::Uuid;
 use crate::auth::{authenticate, Principal, TokenKind};
 use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
-use crate::store::{on_backend, Backend, EventStore};
+use crate::store::{on_backend, on_writer, Backend, EventStore, SqliteDb};
 
 /// How long a repeat waits for the first request to finish.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
@@ -145,7 +145,7 @@ async fn take_over(
         .execute(pool)
         .await?
         .rows_affected(),
-        Backend::Sqlite(pool) => sqlx::query(&format!(
+        Backend::Sqlite(SqliteDb { write: pool, .. }) => sqlx::query(&format!(
             "UPDATE idempotency_keys SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), fingerprint = $3,
                     response_status = NULL, response_body = NULL, guards = NULL
              WHERE scope = $1 AND key = $2{unanswered}
@@ -170,7 +170,7 @@ async fn reserve(
     ttl_secs: i64,
 ) -> Result<Reservation, sqlx::Error> {
     let insert = "INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-    let n = on_backend!(store.backend(), |pool| sqlx::query(insert)
+    let n = on_writer!(store.backend(), |pool| sqlx::query(insert)
         .bind(scope)
         .bind(key)
         .bind(fingerprint)
@@ -219,7 +219,7 @@ async fn complete(
     let guards = serde_json::to_string(guards).unwrap_or_else(|_| "[]".into());
     let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4, guards = $5
                WHERE scope = $1 AND key = $2";
-    on_backend!(store.backend(), |pool| sqlx::query(sql)
+    on_writer!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
         .bind(key)
         .bind(i32::from(status))
@@ -233,7 +233,7 @@ async fn complete(
 
 async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx::Error> {
     let sql = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL";
-    on_backend!(store.backend(), |pool| sqlx::query(sql)
+    on_writer!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
         .bind(key)
         .execute(pool)
@@ -253,7 +253,7 @@ pub async fn purge_expired(store: &EventStore, ttl_secs: i64) -> Result<u64, sql
                 .await?
                 .rows_affected()
         }
-        Backend::Sqlite(pool) => sqlx::query(
+        Backend::Sqlite(SqliteDb { write: pool, .. }) => sqlx::query(
             "DELETE FROM idempotency_keys
              WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $1 || ' seconds')",
         )

@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 
 use crate::access_log::{push_page, push_where, stamp, PG_AT};
 use crate::error::ApiError;
-use crate::store::Backend;
+use crate::store::{Backend, SqliteDb};
 
 /// Lock stripes: attempts whose usernames hash alike wait for each other.
 const STRIPES: usize = 64;
@@ -157,7 +157,7 @@ impl LoginAttempts {
                     .fetch_all(pool)
                     .await?
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                 let rows: Vec<String> = sqlx::query_scalar(counted)
                     .bind(&hash)
                     .bind(stamp(since))
@@ -209,7 +209,7 @@ impl LoginAttempts {
         }
         match &self.backend {
             Backend::Postgres(pool) => insert!(pool, now).map(|_| ()),
-            Backend::Sqlite(pool) => insert!(pool, stamp(now)).map(|_| ()),
+            Backend::Sqlite(SqliteDb { write: pool, .. }) => insert!(pool, stamp(now)).map(|_| ()),
         }
     }
 
@@ -238,7 +238,7 @@ impl LoginAttempts {
                 push_page(&mut list, page);
                 (total, list.build_query_as().fetch_all(pool).await?)
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                 let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM login_attempts");
                 push_filters(&mut count, &hash, f, stamp);
                 let total = count.build_query_scalar().fetch_one(pool).await?;
@@ -312,7 +312,7 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        LoginAttempts::new(Backend::Sqlite(pool), [7; 32], max, window)
+        LoginAttempts::new(Backend::Sqlite(SqliteDb::single(pool)), [7; 32], max, window)
     }
 
     #[tokio::test]

@@ -193,6 +193,108 @@ where
     }
 }
 
+/// Applies events up to `target` (inclusive) to every projector below it,
+/// batch by batch; projectors already at or past it are left alone.
+pub async fn catch_up_to(
+    store: &EventStore,
+    read: &ReadStore,
+    projectors: &[Arc<dyn Projector>],
+    batch: i64,
+    target: i64,
+) -> Result<(), FollowError> {
+    let below: Vec<Arc<dyn Projector>> = {
+        let checkpoints = read.checkpoints(projectors).await?;
+        projectors
+            .iter()
+            .zip(checkpoints)
+            .filter(|(_, c)| *c < target)
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    if below.is_empty() {
+        return Ok(());
+    }
+    let mut checkpoints = read.checkpoints(&below).await?;
+    loop {
+        let lowest = checkpoints.iter().copied().min().unwrap_or(0);
+        if lowest >= target {
+            return Ok(());
+        }
+        let mut events = store.read_after(lowest, batch.min(target - lowest)).await?;
+        events.retain(|e| e.position <= target);
+        if events.is_empty() {
+            return Ok(());
+        }
+        match read.apply_batch_all(&below, &checkpoints, &events).await {
+            Ok(moved) => checkpoints = moved,
+            Err(ProjectionError::CheckpointMoved(_)) => checkpoints = read.checkpoints(&below).await?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilt {
+    /// The live position the rebuilt read models were switched in at.
+    pub position: i64,
+    /// Events replayed into the shadow (each once, for every projector).
+    pub events: i64,
+    pub elapsed: Duration,
+}
+
+/// Rebuilds `projectors` from the whole history without taking their read
+/// models away: the history is replayed into a shadow read store while the
+/// live one keeps serving (and following the store), then the shadow's tables
+/// are switched in atomically at the live checkpoint (see
+/// `projections::rebuild`). Safe with a server running, on either backend.
+pub async fn rebuild_beside(
+    store: &EventStore,
+    read: &ReadStore,
+    projectors: &[Arc<dyn Projector>],
+) -> Result<Rebuilt, FollowError> {
+    let started = std::time::Instant::now();
+    read.init_checkpoints(projectors).await?;
+    let shadow = read.create_shadow().await?;
+    let result = async {
+        let replica = shadow.store();
+        replica.init_checkpoints(projectors).await?;
+        // Chase the live checkpoints without holding anything, so that the
+        // switch, which pauses the live pipeline, has only a few events left.
+        for _ in 0..5 {
+            let live = read.checkpoints(projectors).await?;
+            let target = live.iter().copied().min().unwrap_or(0);
+            let reached = replica.checkpoints(projectors).await?.into_iter().min().unwrap_or(0);
+            if target - reached <= BATCH {
+                break;
+            }
+            catch_up_to(store, replica, projectors, REBUILD_BATCH, target).await?;
+        }
+        read.switch_to(&shadow, projectors, |live: Vec<i64>| async move {
+            let mut targets = live;
+            targets.sort_unstable();
+            targets.dedup();
+            for target in targets {
+                catch_up_to(store, replica, projectors, REBUILD_BATCH, target).await?;
+            }
+            Ok::<(), FollowError>(())
+        })
+        .await?;
+        let reached = replica.checkpoints(projectors).await?;
+        Ok::<i64, FollowError>(reached.into_iter().max().unwrap_or(0))
+    }
+    .await;
+    if let Err(e) = shadow.discard().await {
+        tracing::warn!(error = %e, "the rebuild's scratch read store could not be removed");
+    }
+    let position = result?;
+    Ok(Rebuilt {
+        position,
+        events: store.count_up_to(position).await?,
+        elapsed: started.elapsed(),
+    })
+}
+
 /// On PostgreSQL, commits by other instances wake the followers at once.
 fn spawn_listener(store: &EventStore, wake: Arc<Notify>) {
     if let Backend::Postgres(pool) = store.backend() {

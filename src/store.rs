@@ -38,16 +38,49 @@ const CONFLICT_RETRIES: usize = 60;
 #[derive(Clone)]
 pub enum Backend {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
 }
 
-/// Runs the same statement on whichever backend is configured. The SQL must be
+/// The embedded event store file. SQLite lets one writer in at a time, and a
+/// writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
+/// 10 … ms): with several writer connections in one process, every command
+/// paid those sleeps. So every write (appends, keys, seals, access and login
+/// logs, idempotency, claims, checkpoints) goes through the one `write`
+/// connection, where writers queue in-process, and reads use `read`.
+#[derive(Clone)]
+pub struct SqliteDb {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
+}
+
+impl SqliteDb {
+    /// One pool for both (one-shot tools that are alone on the file).
+    pub fn single(pool: SqlitePool) -> Self {
+        Self {
+            read: pool.clone(),
+            write: pool,
+        }
+    }
+}
+
+/// Runs the same read on whichever backend is configured. The SQL must be
 /// valid for both (PostgreSQL and SQLite both accept `$1` placeholders).
 macro_rules! on_backend {
     ($backend:expr, |$pool:ident| $body:expr) => {
         match $backend {
             Backend::Postgres($pool) => $body,
-            Backend::Sqlite($pool) => $body,
+            Backend::Sqlite($crate::store::SqliteDb { read: $pool, .. }) => $body,
+        }
+    };
+}
+
+/// As [`on_backend!`], for a statement that writes: on SQLite it runs on the
+/// one writer connection.
+macro_rules! on_writer {
+    ($backend:expr, |$pool:ident| $body:expr) => {
+        match $backend {
+            Backend::Postgres($pool) => $body,
+            Backend::Sqlite($crate::store::SqliteDb { write: $pool, .. }) => $body,
         }
     };
 }
@@ -122,12 +155,17 @@ impl EventStore {
                     // Erased keys must not linger in freed pages of the file.
                     .pragma("secure_delete", "ON")
                     .busy_timeout(Duration::from_secs(30));
-                let pool = SqlitePoolOptions::new()
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options.clone())
+                    .await?;
+                SQLITE_MIGRATIONS.run(&write).await?;
+                let read = SqlitePoolOptions::new()
                     .max_connections(8)
                     .connect_with(options)
                     .await?;
-                SQLITE_MIGRATIONS.run(&pool).await?;
-                Backend::Sqlite(pool)
+                Backend::Sqlite(SqliteDb { read, write })
             }
         };
         let privacy = Privacy::open(backend.clone(), master).await?;
@@ -176,7 +214,7 @@ impl EventStore {
                     let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
-                Backend::Sqlite(pool) => {
+                Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                     let repo = self.appending(SqliteEventRepository::new(pool.clone()), &last);
                     let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
@@ -216,7 +254,7 @@ impl EventStore {
                     .load_aggregate(id)
                     .await
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                 PersistedEventStore::<_, A>::new_event_store(self.protected(SqliteEventRepository::new(pool.clone())))
                     .load_aggregate(id)
                     .await
@@ -258,6 +296,15 @@ impl EventStore {
     pub async fn head(&self) -> Result<i64, sqlx::Error> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
         on_backend!(&self.backend, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await)
+    }
+
+    /// How many events have a position up to `position`.
+    pub async fn count_up_to(&self, position: i64) -> Result<i64, sqlx::Error> {
+        let sql = "SELECT COUNT(*) FROM events WHERE position <= $1";
+        on_backend!(&self.backend, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .bind(position)
             .fetch_one(pool)
             .await)
     }
@@ -317,7 +364,7 @@ impl EventStore {
                     .fetch_all(pool)
                     .await?
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                 bind_filter!(sqlx::query_as(&sql), filter, sqlite_instant)
                     .bind(after)
                     .bind(limit)
@@ -339,7 +386,7 @@ impl EventStore {
                     .fetch_one(pool)
                     .await
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
                 bind_filter!(sqlx::query_scalar(&sql), filter, sqlite_instant)
                     .fetch_one(pool)
                     .await
@@ -360,7 +407,7 @@ impl EventStore {
     /// after a grace period.
     pub async fn claim(&self, scope: &str, value: &str, owner: &str) -> Result<bool, sqlx::Error> {
         let insert = "INSERT INTO unique_claims (scope, value, owner) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-        let inserted = on_backend!(&self.backend, |pool| sqlx::query(insert)
+        let inserted = on_writer!(&self.backend, |pool| sqlx::query(insert)
             .bind(scope)
             .bind(value)
             .bind(owner)
@@ -405,7 +452,7 @@ impl EventStore {
             .execute(pool)
             .await?
             .rows_affected(),
-            Backend::Sqlite(pool) => sqlx::query(
+            Backend::Sqlite(SqliteDb { write: pool, .. }) => sqlx::query(
                 "UPDATE unique_claims SET owner = $3, claimed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                      WHERE scope = $1 AND value = $2 AND owner = $4
                        AND claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds')",
@@ -425,7 +472,7 @@ impl EventStore {
     /// `prefix` (all of them with an empty prefix), e.g. a cancelled visit's place.
     pub async fn release_all(&self, scope: &str, owner: &str, prefix: &str) -> Result<(), sqlx::Error> {
         let sql = "DELETE FROM unique_claims WHERE scope = $1 AND owner = $2 AND substr(value, 1, length($3)) = $3";
-        on_backend!(&self.backend, |pool| sqlx::query(sql)
+        on_writer!(&self.backend, |pool| sqlx::query(sql)
             .bind(scope)
             .bind(owner)
             .bind(prefix)
@@ -438,7 +485,7 @@ impl EventStore {
     /// Gives a claim back (the create it guarded failed).
     pub async fn release(&self, scope: &str, value: &str, owner: &str) -> Result<(), sqlx::Error> {
         let sql = "DELETE FROM unique_claims WHERE scope = $1 AND value = $2 AND owner = $3";
-        on_backend!(&self.backend, |pool| sqlx::query(sql)
+        on_writer!(&self.backend, |pool| sqlx::query(sql)
             .bind(scope)
             .bind(value)
             .bind(owner)
@@ -450,6 +497,7 @@ impl EventStore {
 }
 
 pub(crate) use on_backend;
+pub(crate) use on_writer;
 
 async fn attempt_command<A, ES>(
     store: &ES,

@@ -22,13 +22,27 @@ fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// One more family in the counter the unfiltered list's total reads (the row
+/// is created on the first family, as after a reset).
+async fn count_family(c: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let bumped = sqlx::query("UPDATE family_totals SET families = families + 1 WHERE id = 1")
+        .execute(&mut *c)
+        .await?;
+    if bumped.rows_affected() == 0 {
+        sqlx::query("INSERT INTO family_totals (id, families) VALUES (1, 1)")
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Projector for FamiliesProjector {
     fn name(&self) -> &'static str {
         "families"
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["patients", "families"]
+        &["patients", "families", "family_totals"]
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
@@ -56,6 +70,7 @@ impl Projector for FamiliesProjector {
                     .bind(e.sequence)
                     .execute(&mut *c)
                     .await?;
+                    count_family(c).await?;
                 }
                 FamilyEvent::FamilyErased { .. } => {
                     sqlx::query(
@@ -261,6 +276,86 @@ fn recorder_family() -> String {
     )
 }
 
+/// The family list's statements for one caller and search: only the
+/// conditions that apply, so the planner can use `families_created_id` (newest
+/// first) or the recorder's subscriptions index instead of scanning.
+pub struct FamilyListSql {
+    /// `LIMIT ? OFFSET ?` follow `select_binds` and `filter_binds`.
+    pub list: String,
+    /// `None`: no filter, the total is the projector's counter.
+    pub count: Option<String>,
+    pub select_binds: Vec<String>,
+    pub filter_binds: Vec<String>,
+}
+
+pub fn family_list_sql(recorder: Option<&str>, search: Option<&str>, today: NaiveDate) -> FamilyListSql {
+    let today = today.to_string();
+    let assigned = |r: &str| [r.to_string(), today.clone(), today.clone()];
+    let mut conditions = Vec::new();
+    let mut filter_binds = Vec::new();
+    if let Some(r) = recorder {
+        conditions.push(
+            "f.id IN (SELECT p_asg.family_id FROM subscriptions s_r JOIN patients p_asg ON p_asg.id = s_r.patient_id
+                      WHERE s_r.recorder_id = ? AND s_r.status = 'active' AND s_r.start_date <= ? AND s_r.end_date >= ?)"
+                .to_string(),
+        );
+        filter_binds.extend(assigned(r));
+    }
+    if let Some(text) = search {
+        let pattern = like_pattern(text);
+        let mine = if recorder.is_some() {
+            format!(" AND {}", assigned_sql("p2.id"))
+        } else {
+            String::new()
+        };
+        conditions.push(format!(
+            "(f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
+              OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'{mine}))"
+        ));
+        filter_binds.extend([pattern.clone(), pattern.clone(), pattern]);
+        if let Some(r) = recorder {
+            filter_binds.extend(assigned(r));
+        }
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let mut select_binds = Vec::new();
+    let mine_p = match recorder {
+        Some(r) => {
+            select_binds.extend(assigned(r));
+            format!(" AND {}", assigned_sql("p.id"))
+        }
+        None => String::new(),
+    };
+    select_binds.extend([today.clone(), today.clone()]);
+    let by_recorder = match recorder {
+        Some(r) => {
+            select_binds.push(r.to_string());
+            " AND s.recorder_id = ?"
+        }
+        None => "",
+    };
+    let list = format!(
+        "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
+            (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id{mine_p}) AS patient_count,
+            (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
+              WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
+              AS active_subscriptions
+         FROM families f{filter}
+         ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"
+    );
+    let count = (!conditions.is_empty()).then(|| format!("SELECT COUNT(*) FROM families f{filter}"));
+    FamilyListSql {
+        list,
+        count,
+        select_binds,
+        filter_binds,
+    }
+}
+
 fn age(birth: &str, today: NaiveDate) -> i32 {
     NaiveDate::parse_from_str(birth, "%Y-%m-%d")
         .map(|b| age_on(b, today))
@@ -270,8 +365,11 @@ fn age(birth: &str, today: NaiveDate) -> i32 {
 impl ReadStore {
     /// The family list. `recorder` limits it to that recorder's families, and
     /// then everything counted or searched in a family is limited to the
-    /// patients assigned to them: another recorder's patient of the same
-    /// household is neither counted nor found by name.
+    /// patients assigned to them. Newest first.
+    ///
+    /// The SQL carries only the conditions asked for (see [`family_list_sql`]),
+    /// so each shape has a plan that uses an index; the admin's unfiltered
+    /// total is the counter the projector keeps (`family_totals`), not a scan.
     pub async fn families(
         &self,
         recorder: Option<&str>,
@@ -279,53 +377,25 @@ impl ReadStore {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
-        let asg = assigned_binds(recorder, today);
-        let today = today.to_string();
-        let pattern = search.map(like_pattern);
-        // A patient of the family the caller may see: any (admin), or one assigned to them.
-        let mine = |alias: &str| format!("(? IS NULL OR {})", assigned_sql(&format!("{alias}.id")));
-        let filter = format!(
-            "(? IS NULL OR {recorder_family})
-             AND (? IS NULL OR f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
-                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'
-                             AND {mine_p2}))",
-            recorder_family = recorder_family(),
-            mine_p2 = mine("p2"),
-        );
-        macro_rules! bind_filter {
-            ($q:expr) => {
-                bind_assigned!(
-                    bind_assigned!($q.bind(recorder), asg)
-                        .bind(&pattern)
-                        .bind(&pattern)
-                        .bind(&pattern)
-                        .bind(&pattern)
-                        .bind(recorder),
-                    asg
-                )
-            };
+        let q = family_list_sql(recorder, search, today);
+        let total: i64 = match &q.count {
+            None => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?
+                .unwrap_or(0),
+            Some(count) => {
+                let mut c = sqlx::query_scalar(count);
+                for b in &q.filter_binds {
+                    c = c.bind(b.clone());
+                }
+                c.fetch_one(self.pool()).await?
+            }
+        };
+        let mut list = sqlx::query(&q.list);
+        for b in q.select_binds.iter().chain(&q.filter_binds) {
+            list = list.bind(b.clone());
         }
-        let total: i64 = bind_filter!(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM families f WHERE {filter}"
-        )))
-        .fetch_one(self.pool())
-        .await?;
-        let sql = format!(
-            "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
-                (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id AND {mine_p}) AS patient_count,
-                (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
-                  WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?
-                    AND (? IS NULL OR s.recorder_id = ?)) AS active_subscriptions
-             FROM families f WHERE {filter}
-             ORDER BY f.created_at DESC, f.id LIMIT ? OFFSET ?",
-            mine_p = mine("p"),
-        );
-        let q = bind_assigned!(sqlx::query(&sql).bind(recorder), asg)
-            .bind(&today)
-            .bind(&today)
-            .bind(recorder)
-            .bind(recorder);
-        let rows = bind_filter!(q)
+        let rows = list
             .bind(page.limit())
             .bind(page.offset())
             .fetch_all(self.pool())

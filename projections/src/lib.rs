@@ -9,6 +9,8 @@
 //! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
 //!   [`hospitals`] (catalog, slots, bookings).
+//! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
+//!   that puts its tables in place of the live ones.
 //!
 //! Every projector is replayable: it reads only the event (its payload, its
 //! metadata and its recorded time), never the clock, and calls nothing outside
@@ -22,6 +24,7 @@ pub mod orders;
 pub mod packages;
 pub mod page;
 pub mod projector;
+pub mod rebuild;
 pub mod records;
 pub mod store;
 pub mod subscriptions;

@@ -106,7 +106,7 @@ impl ReadStore {
             self.dialect().insert_ignore()
         );
         for p in projectors {
-            sqlx::query(&sql).bind(p.name()).execute(self.pool()).await?;
+            sqlx::query(&sql).bind(p.name()).execute(self.writer()).await?;
         }
         Ok(())
     }
@@ -164,7 +164,7 @@ impl ReadStore {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(expected.to_vec());
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let lock = format!(
             "SELECT name, position FROM projection_checkpoints{}",
             self.dialect().for_update()
@@ -220,7 +220,7 @@ impl ReadStore {
     /// Empties a projector's tables and sets its checkpoint back to 0, in one
     /// transaction; the runner then replays the whole history into it.
     pub async fn reset(&self, projector: &dyn Projector) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for table in projector.tables() {
             sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
         }
@@ -249,12 +249,12 @@ impl ReadStore {
             "{} INTO reactor_checkpoints (name, position) VALUES (?, 0)",
             self.dialect().insert_ignore()
         );
-        sqlx::query(&insert).bind(name).execute(self.pool()).await?;
+        sqlx::query(&insert).bind(name).execute(self.writer()).await?;
         sqlx::query("UPDATE reactor_checkpoints SET position = ? WHERE name = ? AND position < ?")
             .bind(position)
             .bind(name)
             .bind(position)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

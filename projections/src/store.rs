@@ -12,6 +12,12 @@ static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/read/mysql");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/read/sqlite");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    Full,
+    Scratch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     MySql,
     Sqlite,
@@ -20,12 +26,24 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct ReadStore {
     pool: AnyPool,
+    /// Where every write goes. On SQLite one connection, so the pipeline,
+    /// the reactors' checkpoints and a rebuild's switch queue in-process
+    /// instead of sleeping in SQLite's busy handler; on MySQL `pool` itself.
+    writer: AnyPool,
     dialect: Dialect,
+    /// How it was reached (may hold a password: never logged).
+    url: std::sync::Arc<str>,
 }
 
 impl ReadStore {
     /// Connects to `mysql://…` or `sqlite:…` and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, Durability::Full).await
+    }
+
+    /// As [`ReadStore::connect`]; `Durability::Scratch` skips SQLite's fsyncs
+    /// (for a rebuild's shadow file, thrown away if the process dies).
+    pub(crate) async fn connect_with(url: &str, durability: Durability) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             Dialect::MySql
@@ -37,23 +55,48 @@ impl ReadStore {
             ));
         };
         let url = url.replacen("mariadb:", "mysql:", 1);
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let given = url.clone();
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         if dialect == Dialect::Sqlite {
-            options = options.max_connections(8).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;
-                         PRAGMA secure_delete = ON;",
-                    )
-                    .await?;
-                    Ok(())
+            let pragmas = match durability {
+                Durability::Full => {
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;
+                     PRAGMA secure_delete = ON;"
+                }
+                Durability::Scratch => {
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = OFF;
+                     PRAGMA secure_delete = ON;"
+                }
+            };
+            let with_pragmas = |options: AnyPoolOptions| {
+                options.after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute(pragmas).await?;
+                        Ok(())
+                    })
                 })
-            });
-        } else {
-            options = options.max_connections(16);
+            };
+            let writer = with_pragmas(AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)))
+                .max_connections(1)
+                .connect(&url)
+                .await?;
+            let pool = with_pragmas(options).max_connections(8).connect(&url).await?;
+            let store = Self {
+                pool,
+                writer,
+                dialect,
+                url: given.into(),
+            };
+            store.migrate().await?;
+            return Ok(store);
         }
-        let pool = options.connect(&url).await?;
-        let store = Self { pool, dialect };
+        let pool = options.max_connections(16).connect(&url).await?;
+        let store = Self {
+            writer: pool.clone(),
+            pool,
+            dialect,
+            url: given.into(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -84,17 +127,33 @@ impl ReadStore {
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
         };
         migrator
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))
     }
 
+    /// For queries. Writes go through [`ReadStore::writer`].
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// For writes (see the field).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// A cheap liveness probe for `/health`.

@@ -24,7 +24,7 @@ use crate::api::{path_id, Body};
 use crate::auth::Principal;
 use crate::error::{ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
-use crate::store::{on_backend, Backend, CommandContext, CommandError};
+use crate::store::{on_writer, Backend, CommandContext, CommandError};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
     cfg.post("/patients/{id}/erase", erase);
@@ -170,7 +170,7 @@ pub async fn complete(
     let subjects = std::iter::once(patient).chain(family.as_deref().filter(|_| family_erased));
     for subject in subjects {
         let pattern = format!("%{subject}%");
-        on_backend!(state.store.backend(), |pool| sqlx::query(
+        on_writer!(state.store.backend(), |pool| sqlx::query(
             "DELETE FROM idempotency_keys WHERE response_body LIKE $1 OR guards LIKE $1"
         )
         .bind(&pattern)

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::runner::LeaderLock;
-use crate::store::{on_backend, Backend, EventFilter, EventStore, RawEvent};
+use crate::store::{on_backend, on_writer, Backend, EventFilter, EventStore, RawEvent};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const BATCH: i64 = 500;
@@ -87,7 +87,7 @@ pub async fn seal_batch(store: &EventStore) -> Result<usize, sqlx::Error> {
         sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
     }
     sql.push_str(" ON CONFLICT DO NOTHING");
-    on_backend!(store.backend(), |pool| {
+    on_writer!(store.backend(), |pool| {
         let mut q = sqlx::query(&sql);
         for (p, h) in &hashes {
             q = q.bind(*p).bind(h.as_str());

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 pub use domain::ERASED;
 pub use policy::{protected_fields, SubjectRule};
 
-use crate::store::{on_backend, Backend};
+use crate::store::{on_backend, on_writer, Backend, SqliteDb};
 
 /// Marks an encrypted field.
 const MARK: &str = "$pii";
@@ -107,7 +107,7 @@ impl Privacy {
     /// Opens the key store and checks `master` is the key it was created with.
     pub async fn open(backend: Backend, master: &MasterKey) -> Result<Arc<Self>, PrivacyError> {
         let check = master.check_value();
-        on_backend!(&backend, |pool| sqlx::query(
+        on_writer!(&backend, |pool| sqlx::query(
             "INSERT INTO master_key_check (id, check_value) VALUES (1, $1) ON CONFLICT DO NOTHING"
         )
         .bind(&check)
@@ -185,7 +185,7 @@ impl Privacy {
             .bind(aggregate_id)
             .fetch_optional(pool)
             .await?,
-            Backend::Sqlite(pool) => sqlx::query_scalar(
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => sqlx::query_scalar(
                 "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence LIMIT 1",
             )
             .bind(aggregate_type)
@@ -345,7 +345,7 @@ impl Privacy {
             None if create => {
                 let fresh: [u8; 32] = rand::random();
                 let wrapped = self.wrap(subject, &fresh);
-                on_backend!(&self.backend, |pool| sqlx::query(
+                on_writer!(&self.backend, |pool| sqlx::query(
                     "INSERT INTO subject_keys (subject_id, wrapped_key) VALUES ($1, $2) ON CONFLICT DO NOTHING"
                 )
                 .bind(subject)
@@ -428,7 +428,7 @@ impl Privacy {
                 .execute(pool)
                 .await?;
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqliteDb { write: pool, .. }) => {
                 sqlx::query(
                     "INSERT INTO subject_keys (subject_id, wrapped_key, erased_at)
                      VALUES ($1, NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))

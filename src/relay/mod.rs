@@ -24,7 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::RwLock;
 
 use crate::runner::LeaderLock;
-use crate::store::{on_backend, Backend, EventStore};
+use crate::store::{on_backend, on_writer, Backend, EventStore};
 
 const CHECKPOINT: &str = "kafka";
 const BATCH: i64 = 500;
@@ -138,7 +138,7 @@ pub async fn checkpoint(store: &EventStore) -> Result<i64, sqlx::Error> {
 async fn set_checkpoint(store: &EventStore, position: i64) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO relay_checkpoints (name, position) VALUES ($1, $2)
                ON CONFLICT (name) DO UPDATE SET position = excluded.position WHERE relay_checkpoints.position < excluded.position";
-    on_backend!(store.backend(), |pool| sqlx::query(sql)
+    on_writer!(store.backend(), |pool| sqlx::query(sql)
         .bind(CHECKPOINT)
         .bind(position)
         .execute(pool)

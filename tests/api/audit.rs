@@ -282,7 +282,7 @@ async fn verify_names_the_event_edited_in_the_database(b: Backend) {
             .execute(pool)
             .await
             .is_err(),
-        carelog::store::Backend::Sqlite(pool) => sqlx::query("DELETE FROM event_hashes WHERE position > 1")
+        carelog::store::Backend::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => sqlx::query("DELETE FROM event_hashes WHERE position > 1")
             .execute(pool)
             .await
             .is_err(),
@@ -306,7 +306,7 @@ async fn verify_names_the_event_edited_in_the_database(b: Backend) {
             assert_eq!(n, 1);
             p
         }
-        carelog::store::Backend::Sqlite(pool) => {
+        carelog::store::Backend::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => {
             let p: i64 = sqlx::query_scalar("SELECT position FROM events WHERE aggregate_id = $1 AND sequence = 1")
                 .bind(&patient)
                 .fetch_one(pool)

@@ -332,9 +332,12 @@ async fn a_restored_backup_gives_the_same_answers(b: Backend) {
         assert_eq!(stores.store.head().await.unwrap(), 0);
         match stores.store.backend() {
             carelog::store::Backend::Postgres(pool) => pool.close().await,
-            carelog::store::Backend::Sqlite(pool) => pool.close().await,
+            carelog::store::Backend::Sqlite(db) => {
+                db.read.close().await;
+                db.write.close().await
+            }
         }
-        stores.read.pool().close().await;
+        stores.read.close().await;
     }
     let out = restore(&target, &file, &[]);
     assert!(out.status.success(), "{}", text(&out));

@@ -16,6 +16,7 @@ mod field_work;
 mod hospitals;
 mod kafka;
 mod operations;
+mod query_plans;
 mod rebuild;
 mod security;
 mod users;

@@ -260,7 +260,7 @@ async fn idempotency_rows(app: &TestApp) -> i64 {
             .fetch_one(pool)
             .await
             .unwrap(),
-        B::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
+        B::Sqlite(carelog::store::SqliteDb { read: pool, .. }) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
             .fetch_one(pool)
             .await
             .unwrap(),

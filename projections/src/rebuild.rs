@@ -1,0 +1,307 @@
+//! Rebuilding read models beside the live ones, then switching atomically.
+//!
+//! A rebuild never empties a live table: the chosen projectors replay the
+//! history into a *shadow* read store (a scratch database on the MySQL server,
+//! a scratch file next to the SQLite one) while the server keeps answering
+//! from the live tables. The switch then happens under the live checkpoints'
+//! lock, so the live pipeline pauses for it:
+//!
+//! 1. lock the chosen projectors' checkpoint rows (the pipeline's next batch
+//!    waits on them) and read them: positions `L`;
+//! 2. bring the shadow to exactly `L` (the caller's closure: a few events);
+//! 3. put the shadow tables in place of the live ones — MySQL: one
+//!    `RENAME TABLE` of every table (atomic); SQLite: the rows copied over in
+//!    the same transaction that holds the lock (readers see the old snapshot
+//!    until it commits);
+//! 4. commit, releasing the pipeline, which goes on from `L`.
+//!
+//! The tables and the checkpoints agree at every instant, so a crash at any
+//! step loses nothing and applies nothing twice, and a query during the
+//! rebuild sees either the old complete read model or the new complete one.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::{Acquire, Connection, Executor};
+
+use crate::projector::Projector;
+use crate::store::{Dialect, Durability, ReadStore, RowExt};
+
+/// A scratch read store with the full schema, for one rebuild.
+pub struct Shadow {
+    store: ReadStore,
+    place: Place,
+}
+
+enum Place {
+    MySql { live: String, shadow: String },
+    Sqlite { path: PathBuf },
+}
+
+/// Attached name of the shadow file on SQLite.
+const SQLITE_ALIAS: &str = "carelog_rebuild";
+
+impl Shadow {
+    /// The shadow store: replay into this.
+    pub fn store(&self) -> &ReadStore {
+        &self.store
+    }
+
+    /// Drops the scratch database or file (with whatever is left in it: after
+    /// a MySQL switch, the old live tables).
+    pub async fn discard(self) -> Result<(), sqlx::Error> {
+        match &self.place {
+            Place::MySql { shadow, .. } => {
+                // MySQL lets a connection drop its own database.
+                self.store
+                    .pool()
+                    .execute(format!("DROP DATABASE IF EXISTS {}", quote(shadow)).as_str())
+                    .await?;
+                self.store.close().await;
+                Ok(())
+            }
+            Place::Sqlite { path } => {
+                self.store.close().await;
+                remove_sqlite_files(path);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A character set or collation name as the server reported it (letters,
+/// digits, underscores), refused otherwise rather than quoted.
+fn plain_name(name: String) -> Result<String, sqlx::Error> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(name)
+    } else {
+        Err(sqlx::Error::Protocol(format!("unexpected character set name {name:?}")))
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+fn remove_sqlite_files(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// `mysql://user@host:port/db?opts` with another database.
+fn with_database(url: &str, db: &str) -> Result<String, sqlx::Error> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let prefix = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    let mut out = format!("{prefix}/{db}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    if prefix.is_empty() {
+        return Err(sqlx::Error::Configuration("read store URL has no host".into()));
+    }
+    Ok(out)
+}
+
+impl ReadStore {
+    /// Creates an empty shadow read store (full schema, no rows) beside this
+    /// one, replacing any left by an earlier rebuild that did not finish.
+    pub async fn create_shadow(&self) -> Result<Shadow, sqlx::Error> {
+        match self.dialect() {
+            Dialect::MySql => {
+                let row = sqlx::query(
+                    "SELECT DATABASE() AS db, @@character_set_database AS charset, @@collation_database AS collation",
+                )
+                .fetch_one(self.pool())
+                .await?;
+                let live = row.text("db")?;
+                let shadow = format!("{live}__rebuild");
+                self.pool()
+                    .execute(format!("DROP DATABASE IF EXISTS {}", quote(&shadow)).as_str())
+                    .await?;
+                // The live database's character set, so text round-trips alike.
+                let create = format!(
+                    "CREATE DATABASE {} CHARACTER SET {} COLLATE {}",
+                    quote(&shadow),
+                    plain_name(row.text("charset")?)?,
+                    plain_name(row.text("collation")?)?
+                );
+                self.pool().execute(create.as_str()).await?;
+                let store = ReadStore::connect_with(&with_database(self.url(), &shadow)?, Durability::Scratch).await?;
+                Ok(Shadow {
+                    store,
+                    place: Place::MySql { live, shadow },
+                })
+            }
+            Dialect::Sqlite => {
+                let rows = sqlx::query("PRAGMA database_list").fetch_all(self.pool()).await?;
+                let main = rows
+                    .iter()
+                    .find(|r| r.text("name").ok().as_deref() == Some("main"))
+                    .and_then(|r| r.opt_text("file").ok().flatten())
+                    .filter(|f| !f.is_empty())
+                    .ok_or_else(|| sqlx::Error::Configuration("the read store is not a file".into()))?;
+                let live = PathBuf::from(main);
+                let path = live.with_extension("rebuild.db");
+                remove_sqlite_files(&path);
+                private_file(&path)?;
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let store = ReadStore::connect_with(&url, Durability::Scratch).await?;
+                Ok(Shadow {
+                    store,
+                    place: Place::Sqlite { path },
+                })
+            }
+        }
+    }
+
+    /// Puts the shadow's tables of `projectors` in place of the live ones (see
+    /// the module docs). `catch_up` gets the live checkpoints of `projectors`
+    /// (in order), taken under their lock, and must bring the shadow's
+    /// checkpoints exactly there; the switch is refused otherwise.
+    pub async fn switch_to<F, Fut, E>(
+        &self,
+        shadow: &Shadow,
+        projectors: &[Arc<dyn Projector>],
+        catch_up: F,
+    ) -> Result<(), E>
+    where
+        F: FnOnce(Vec<i64>) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: From<sqlx::Error>,
+    {
+        let names: Vec<&'static str> = projectors.iter().map(|p| p.name()).collect();
+        let marks = vec!["?"; names.len()].join(", ");
+        let tables: Vec<&'static str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
+        match (&shadow.place, self.dialect()) {
+            (Place::MySql { live, shadow: scratch }, Dialect::MySql) => {
+                let mut tx = self.pool().begin().await?;
+                let sql = format!("SELECT name, position FROM projection_checkpoints WHERE name IN ({marks}) FOR UPDATE");
+                let live_positions = positions(&mut tx, &sql, &names).await?;
+                catch_up(live_positions.clone()).await?;
+                ensure_reached(shadow, projectors, &live_positions).await?;
+                let renames: Vec<String> = tables
+                    .iter()
+                    .flat_map(|t| {
+                        [
+                            format!("{}.{} TO {}.{}", quote(live), quote(t), quote(scratch), quote(&format!("{t}__old"))),
+                            format!("{}.{} TO {}.{}", quote(scratch), quote(t), quote(live), quote(t)),
+                        ]
+                    })
+                    .collect();
+                // Another connection: DDL would commit the transaction holding the lock.
+                self.pool()
+                    .execute(format!("RENAME TABLE {}", renames.join(", ")).as_str())
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            (Place::Sqlite { path }, Dialect::Sqlite) => {
+                // A connection of its own, closed afterwards: it ends with a
+                // database attached and, on an error, possibly a transaction.
+                let mut conn = self.writer().acquire().await?.detach();
+                sqlx::query(&format!("ATTACH DATABASE ? AS {SQLITE_ALIAS}"))
+                    .bind(path.display().to_string())
+                    .execute(&mut conn)
+                    .await?;
+                let result = async {
+                    conn.execute("BEGIN").await?;
+                    // The first write takes the live file's write lock (and
+                    // only that file's: the shadow stays writable).
+                    let touch = format!("UPDATE main.projection_checkpoints SET position = position WHERE name IN ({marks})");
+                    let mut q = sqlx::query(&touch);
+                    for n in &names {
+                        q = q.bind(*n);
+                    }
+                    q.execute(&mut conn).await?;
+                    let sql = format!("SELECT name, position FROM main.projection_checkpoints WHERE name IN ({marks})");
+                    let live_positions = positions(&mut conn, &sql, &names).await?;
+                    catch_up(live_positions.clone()).await?;
+                    ensure_reached(shadow, projectors, &live_positions).await?;
+                    for t in &tables {
+                        conn.execute(format!("DELETE FROM main.{t}").as_str()).await?;
+                        conn.execute(format!("INSERT INTO main.{t} SELECT * FROM {SQLITE_ALIAS}.{t}").as_str())
+                            .await?;
+                    }
+                    conn.execute("COMMIT").await?;
+                    Ok::<(), E>(())
+                }
+                .await;
+                if result.is_err() {
+                    let _ = conn.execute("ROLLBACK").await;
+                }
+                let _ = conn.close().await;
+                result
+            }
+            _ => Err(sqlx::Error::Configuration("the shadow belongs to another kind of read store".into()).into()),
+        }
+    }
+}
+
+/// The checkpoints of `names` (in order) read with `sql` (its `?` bound to them).
+async fn positions<'c, C>(conn: C, sql: &str, names: &[&'static str]) -> Result<Vec<i64>, sqlx::Error>
+where
+    C: Acquire<'c, Database = sqlx::Any>,
+{
+    let mut conn = conn.acquire().await?;
+    let mut q = sqlx::query_as::<_, (String, i64)>(sql);
+    for n in names {
+        q = q.bind(*n);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    Ok(names
+        .iter()
+        .map(|n| rows.iter().find(|(m, _)| m == n).map(|(_, p)| *p).unwrap_or(0))
+        .collect())
+}
+
+async fn ensure_reached(shadow: &Shadow, projectors: &[Arc<dyn Projector>], live: &[i64]) -> Result<(), sqlx::Error> {
+    let reached = shadow.store().checkpoints(projectors).await?;
+    if reached != live {
+        return Err(sqlx::Error::Protocol(format!(
+            "the rebuilt read models reached {reached:?}, the live ones are at {live:?}: not switched"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates `path` empty with mode 0600 (it will hold personal data).
+fn private_file(path: &std::path::Path) -> Result<(), sqlx::Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop).map_err(sqlx::Error::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn it_should_swap_only_the_database_of_a_mysql_url() {
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306/test", "test__rebuild").unwrap(),
+            "mysql://root@127.0.0.1:3306/test__rebuild"
+        );
+        assert_eq!(
+            with_database("mysql://u:p@db:3306/carelog?ssl-mode=required", "x").unwrap(),
+            "mysql://u:p@db:3306/x?ssl-mode=required"
+        );
+        assert_eq!(with_database("mysql://db", "x").unwrap(), "mysql://db/x");
+    }
+}
