@@ -13,7 +13,13 @@
 #      time from a command's commit until every read model shows it),
 #    - peak RSS of the server,
 #    - `carelog rebuild` of every read model from the events written: events/s.
-# 3. A table with the command/raw ratio.
+# 3. With BENCH_PATIENTS=N (e.g. 1000000), the scale run: on fresh databases
+#    (BENCH_SCALE_MODES, default "embedded servers"), `carelog bench seed
+#    --patients N` writes the history, `carelog rebuild` replays it (events/s at
+#    scale), then the queries a day of work needs run at 32 clients: the family
+#    list (admin, admin searching, recorder), a family, a recorder's visits
+#    today and a patient's records.
+# 4. A table with the command/raw ratio.
 #
 # Needs PostgreSQL and MariaDB/MySQL as for the tests (CARELOG_BENCH_PG_URL,
 # CARELOG_BENCH_MYSQL_URL, defaults as scripts/test.sh), pgbench, wrk (installed
@@ -75,6 +81,8 @@ my_port=${my_port%%/*}
   die "MariaDB not reachable at $MY_URL"
 drop_dbs() {
   psql -X -q "$PG_URL" -c "DROP DATABASE IF EXISTS $NAME" >/dev/null 2>&1 || true
+  psql -X -q "$PG_URL" -c "DROP DATABASE IF EXISTS ${NAME}_scale" >/dev/null 2>&1 || true
+  "$MYCLI" --no-defaults --protocol=tcp -h"$my_host" -P"$my_port" -uroot -e "DROP DATABASE IF EXISTS ${NAME}_scale" 2>/dev/null || true
   "$MYCLI" --no-defaults --protocol=tcp -h"$my_host" -P"$my_port" -uroot -e "DROP DATABASE IF EXISTS $NAME" 2>/dev/null || true
 }
 trap 'cleanup; drop_dbs' EXIT
@@ -203,7 +211,65 @@ export CARELOG_DATA_DIR=$WORK/embedded
 start_server
 run_mode embedded
 
-# --- 3. the table ----------------------------------------------------------------------------
+# --- 3. at scale (BENCH_PATIENTS) -------------------------------------------------------------
+PATIENTS=${BENCH_PATIENTS:-0}
+SCALE_MODES=${BENCH_SCALE_MODES:-embedded servers}
+get_as() { # token, path -> data JSON
+  curl -s -H "Authorization: Bearer $1" "http://127.0.0.1:$PORT/api/v1$2" | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["data"]))'
+}
+scale_mode() { # $1 label
+  local label=$1 t0 t1 recorder rtoken family patient
+  log "$label at scale: seeding $PATIENTS patients"
+  t0=$(date +%s.%N)
+  RUST_LOG=warn "$BIN" bench seed --patients "$PATIENTS" >"$WORK/seed.log" 2>"$WORK/seed.err" ||
+    die "seeding failed: $(tail -3 "$WORK/seed.err")"
+  t1=$(date +%s.%N)
+  R[$label.seed]=$(grep -oE '[0-9]+ events in [0-9.]+ s \([0-9]+ events/s\)' "$WORK/seed.log" || echo '?')
+  recorder=$(grep -oE 'sign in as [^ ]+' "$WORK/seed.log" | awk '{print $4}')
+  log "$label at scale: carelog rebuild"
+  RUST_LOG=warn "$BIN" rebuild >"$WORK/rebuild.log" 2>&1
+  R[$label.rebuild]=$(grep -oE '^[0-9]+ events replayed .* events/s\)' "$WORK/rebuild.log" | sed 's/, switched.*//' || echo '?')
+  start_server
+  rtoken=$(curl -s -X POST -H 'content-type: application/json' \
+    -d "{\"username\":\"$recorder\",\"password\":\"seed-pass-1\"}" "http://127.0.0.1:$PORT/api/v1/auth/login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["access_token"])')
+  family=$(get_as "$TOKEN" '/families?limit=1' | python3 -c 'import json, sys; print(json.load(sys.stdin)["families"][0]["id"])')
+  patient=$(get_as "$TOKEN" "/families/$family" | python3 -c 'import json, sys; print(json.load(sys.stdin)["patients"][0]["id"])')
+  local admin=$TOKEN
+  R[$label.list]=$(load get.lua 32 '/families?limit=20')
+  R[$label.search]=$(load get.lua 32 "/families?limit=20&search=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("王建国"))')")
+  R[$label.family]=$(load get.lua 32 "/families/$family")
+  R[$label.records]=$(load get.lua 32 "/patients/$patient/health-records?limit=20")
+  export TOKEN=$rtoken
+  R[$label.mine]=$(load get.lua 32 '/families?limit=20')
+  R[$label.today]=$(load get.lua 32 '/appointments/today')
+  export TOKEN=$admin
+  R[$label.scale_rss]=$(($(sort -n "$WORK/rss" | tail -n1) / 1024))
+  stop_server
+}
+if ((PATIENTS > 0)); then
+  for mode in $SCALE_MODES; do
+    case $mode in
+      embedded)
+        unset CARELOG_EVENT_STORE_URL CARELOG_READ_STORE_URL
+        export CARELOG_DATA_DIR=$WORK/scale-embedded
+        ;;
+      servers)
+        psql -X -q "$PG_URL" -c "CREATE DATABASE ${NAME}_scale" >/dev/null
+        "$MYCLI" --no-defaults --protocol=tcp -h"$my_host" -P"$my_port" -uroot \
+          -e "CREATE DATABASE ${NAME}_scale CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        export CARELOG_DATA_DIR=$WORK/scale-servers
+        export CARELOG_EVENT_STORE_URL=$(with_db "$PG_URL" "${NAME}_scale")
+        export CARELOG_READ_STORE_URL=$(with_db "$MY_URL" "${NAME}_scale")
+        export CARELOG_JWT_SECRET=bench-secret-bench-secret-bench-secret-00
+        ;;
+      *) die "unknown BENCH_SCALE_MODES entry: $mode" ;;
+    esac
+    scale_mode "scale-$mode"
+  done
+fi
+
+# --- 4. the table ----------------------------------------------------------------------------
 row() { # label, "rps p50 p99 non2xx"
   read -r rps p50 p99 bad <<<"$2"
   printf '| %s | %s req/s | %s ms | %s ms | %s |\n' "$1" "$rps" "$p50" "$p99" "$bad"
@@ -228,3 +294,20 @@ echo "| command/raw ratio (POST /families, 32 clients) | $(ratio "${R[servers.po
 echo "| read-your-writes wait p99, 32 clients | ${R[servers.ryw]} | ${R[embedded.ryw]} |"
 echo "| \`carelog rebuild\` | ${R[servers.rebuild]} | ${R[embedded.rebuild]} |"
 echo "| peak server RSS | ${R[servers.rss]} MB | ${R[embedded.rss]} MB |"
+if ((PATIENTS > 0)); then
+  echo
+  echo "At scale: $PATIENTS patients seeded (32 clients, p50/p99)"
+  echo
+  echo "| measure | $(for m in $SCALE_MODES; do printf '%s | ' "$m"; done)"
+  echo "|---|$(for _ in $SCALE_MODES; do printf -- '---|'; done)"
+  cell() { read -r rps p50 p99 bad <<<"$1"; printf '%s req/s, %s / %s ms' "$rps" "$p50" "$p99"; }
+  for k in list:"family list, admin" search:"family list, admin searching a name" mine:"family list, recorder" \
+    family:"a family" today:"a recorder's visits today" records:"a patient's records"; do
+    printf '| %s | ' "${k#*:}"
+    for m in $SCALE_MODES; do printf '%s | ' "$(cell "${R[scale-$m.${k%%:*}]}")"; done
+    echo
+  done
+  printf '| `carelog bench seed` | '; for m in $SCALE_MODES; do printf '%s | ' "${R[scale-$m.seed]}"; done; echo
+  printf '| `carelog rebuild` | '; for m in $SCALE_MODES; do printf '%s | ' "${R[scale-$m.rebuild]}"; done; echo
+  printf '| peak server RSS | '; for m in $SCALE_MODES; do printf '%s MB | ' "${R[scale-$m.scale_rss]}"; done; echo
+fi

@@ -57,6 +57,25 @@ pub enum Command {
         #[arg(long)]
         from_position: Option<i64>,
     },
+    /// Benchmark tools (see docs/performance.md).
+    Bench {
+        #[command(subcommand)]
+        action: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write a realistic history of N patients (households of two,
+    /// subscriptions, today's visits, records) through the event store. Read
+    /// models follow when a server runs, or with `carelog rebuild`.
+    Seed {
+        #[arg(long)]
+        patients: u64,
+        /// Recorders to assign them to (default: one per 200 patients).
+        #[arg(long)]
+        recorders: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +97,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => create_admin(settings, username, password, name, phone).await,
         Command::Rebuild { projection } => rebuild(settings, projection).await,
         Command::Relay { from_position } => relay(settings, from_position).await,
+        Command::Bench {
+            action: BenchCommand::Seed { patients, recorders },
+        } => bench_seed(settings, patients, recorders).await,
         Command::Audit {
             action: AuditCommand::Verify,
         } => audit_verify(settings).await,
@@ -232,6 +254,26 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
         done.events,
         chosen.len(),
         done.events as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn bench_seed(settings: Settings, patients: u64, recorders: Option<u64>) -> anyhow::Result<()> {
+    let state = cli_state(&settings).await?;
+    let done = crate::seed::seed(&state, crate::seed::SeedOptions { patients, recorders }).await?;
+    let secs = done.elapsed.as_secs_f64();
+    println!(
+        "seeded {} patients in {} households with {} recorders: {} events in {secs:.1} s ({:.0} events/s)",
+        done.patients,
+        done.families,
+        done.recorders,
+        done.events,
+        done.events as f64 / secs.max(1e-9)
+    );
+    println!(
+        "recorders sign in as {} … with password {}; read models follow a running server, or run `carelog rebuild`",
+        done.first_recorder,
+        crate::seed::SEED_PASSWORD
     );
     Ok(())
 }

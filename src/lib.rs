@@ -6,7 +6,9 @@
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions; [`appender`]: its
 //!   one writer, committing the events of many commands in one transaction.
-//! - [`runner`]: projector runner, leader lock, read-your-writes waiting.
+//! - [`follower`]: the one way to follow the event store (leader lock, wake-ups, backoff),
+//!   used by the projection pipeline, the reactors, the relay and the sealer.
+//! - [`runner`]: projector runner, leader lock, read-your-writes waiting, rebuild beside the live read models.
 //! - [`reactors`]: followers that answer events with commands (alerts).
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
@@ -15,7 +17,7 @@
 //! - [`policy`]: who may see which patient and household (the one access rule).
 //! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
 //! - [`audit`]: the hash chain over the events, its sealer and verifier, point-in-time replay.
-//! - [`cli`]: `create-admin`, `rebuild`, `relay`, `audit verify`.
+//! - [`cli`]: `create-admin`, `rebuild`, `relay`, `audit verify`, `bench seed` ([`seed`]).
 #![forbid(unsafe_code)]
 
 pub mod access_log;
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod follower;
 pub mod front_door;
 pub mod idempotency;
 pub mod logins;
@@ -37,6 +40,7 @@ pub mod privacy;
 pub mod reactors;
 pub mod relay;
 pub mod runner;
+pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod store;

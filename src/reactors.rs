@@ -12,14 +12,14 @@
 //!   died right after recording the erasure.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::health_record::{HealthRecord, HealthRecordEvent};
 use projections::StoredEvent;
 use tokio::task::JoinHandle;
 
 use crate::api::records::raise_alert;
-use crate::runner::LeaderLock;
+use crate::follower::{Follower, Step};
 use crate::state::{AppState, RequestMeta};
 
 /// How long the erasure reactor leaves a fresh erasure to the request that recorded it.
@@ -31,52 +31,113 @@ pub fn start_reactors(state: AppState) -> Vec<JoinHandle<()>> {
         start(
             state.clone(),
             "alerts",
+            |aggregate, _| aggregate == "health_record",
             |state, e| async move { alert(&state, &e).await },
         ),
-        start(state, "erasure", |state, e| async move { erasure(&state, &e).await }),
+        start(
+            state,
+            "erasure",
+            |aggregate, event| aggregate == "patient" && event == "PatientErased",
+            |state, e| async move { erasure(&state, &e).await },
+        ),
     ]
 }
 
-fn start<F, Fut>(state: AppState, name: &'static str, handle: F) -> JoinHandle<()>
+fn start<F, Fut>(state: AppState, name: &'static str, wants: fn(&str, &str) -> bool, handle: F) -> JoinHandle<()>
 where
     F: Fn(AppState, StoredEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
-    tokio::spawn(async move {
-        let _lock = LeaderLock::acquire(&state.store, &format!("reactor:{name}")).await;
-        let wake = state.store.appended();
-        loop {
-            let notified = wake.notified();
-            match step(&state, name, &handle).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, reactor = name, "reactor failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-    })
+    let store = state.store.clone();
+    let reactor = Reactor {
+        state,
+        name,
+        wants,
+        handle,
+        position: None,
+        saved: (0, Instant::now()),
+    };
+    crate::follower::spawn(store, reactor)
 }
 
-/// Handles one batch; `false` when there was nothing new.
-async fn step<F, Fut>(state: &AppState, name: &str, handle: &F) -> anyhow::Result<bool>
-where
-    F: Fn(AppState, StoredEvent) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let checkpoint = state.read.reactor_checkpoint(name).await?;
-    let events = state.store.read_after(checkpoint, 200).await?;
-    let Some(last) = events.last().map(|e| e.position) else {
-        return Ok(false);
-    };
-    for e in events {
-        handle(state.clone(), e).await?;
+/// How often a reactor stores a position it only passed (no effect since).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// A reactor as a follower: not replayable (its effects are commands), its
+/// checkpoint in the read store's `reactor_checkpoints`. Only the events it
+/// `wants` are decrypted and handled; the checkpoint is stored after every
+/// batch that had an effect and at most every [`SAVE_EVERY`] otherwise (a
+/// crash repeats at most that much, and its commands are idempotent).
+struct Reactor<F> {
+    state: AppState,
+    name: &'static str,
+    /// (aggregate type, event type) of the events it acts on.
+    wants: fn(&str, &str) -> bool,
+    handle: F,
+    /// Where it has got to (read from the store on the first step).
+    position: Option<i64>,
+    /// The last stored position, and when.
+    saved: (i64, Instant),
+}
+
+impl<F> Reactor<F> {
+    async fn save(&mut self, position: i64) -> anyhow::Result<()> {
+        if position > self.saved.0 {
+            self.state.read.set_reactor_checkpoint(self.name, position).await?;
+        }
+        self.saved = (position, Instant::now());
+        Ok(())
     }
-    state.read.set_reactor_checkpoint(name, last).await?;
-    Ok(true)
+}
+
+#[async_trait::async_trait]
+impl<F, Fut> Follower for Reactor<F>
+where
+    F: Fn(AppState, StoredEvent) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    fn name(&self) -> String {
+        format!("reactor:{}", self.name)
+    }
+    fn replayable(&self) -> bool {
+        false
+    }
+    fn backoff(&self) -> (Duration, Duration) {
+        (Duration::from_secs(2), Duration::from_secs(30))
+    }
+    async fn checkpoint(&self) -> anyhow::Result<i64> {
+        match self.position {
+            Some(p) => Ok(p),
+            None => Ok(self.state.read.reactor_checkpoint(self.name).await?),
+        }
+    }
+    async fn step(&mut self) -> anyhow::Result<Step> {
+        let after = self.checkpoint().await?;
+        if self.position.is_none() {
+            self.position = Some(after);
+            self.saved = (after, Instant::now());
+        }
+        let raw = self.state.store.read_raw_after(after, 500).await?;
+        let Some(last) = raw.last().map(|e| e.position) else {
+            if self.saved.0 < after && self.saved.1.elapsed() >= SAVE_EVERY {
+                self.save(after).await?;
+            }
+            return Ok(Step::CaughtUp);
+        };
+        let wanted: Vec<_> = raw
+            .into_iter()
+            .filter(|r| (self.wants)(&r.aggregate_type, &r.event_type))
+            .collect();
+        let acted = !wanted.is_empty();
+        for e in self.state.store.open_many(wanted).await? {
+            (self.handle)(self.state.clone(), e).await?;
+        }
+        self.position = Some(last);
+        if acted || self.saved.1.elapsed() >= SAVE_EVERY {
+            self.save(last).await?;
+        }
+        Ok(Step::Moved)
+    }
 }
 
 fn system_context(command: &str, e: &StoredEvent) -> crate::store::CommandContext {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use projections::{ProjectionError, Projector, ReadStore};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::store::{Backend, EventStore};
@@ -104,51 +104,58 @@ pub async fn start_projectors(
         local: rx,
         leader: leader.clone(),
     };
-    let handle = tokio::spawn(async move {
-        let lock = LeaderLock::acquire(&store, "projectors").await;
-        tracing::info!("projector runner is the leader");
-        leader.store(true, std::sync::atomic::Ordering::Release);
-        let wake = store.appended();
-        spawn_listener(&store, wake.clone());
+    let pipeline = Pipeline {
+        store: store.clone(),
+        read,
+        projectors,
+        progress: tx,
+        leader,
+    };
+    let handle = crate::follower::spawn(store, pipeline);
+    Ok(ProjectorRunner { waiter, handle })
+}
+
+/// The projection pipeline as a follower: replayable (read models are
+/// rebuilt from the events), its checkpoints in the read store, moved in each
+/// batch's transaction with the rows they cover.
+struct Pipeline {
+    store: EventStore,
+    read: ReadStore,
+    projectors: Vec<Arc<dyn Projector>>,
+    /// The lowest checkpoint, for the local read-your-writes waiters.
+    progress: watch::Sender<i64>,
+    leader: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl crate::follower::Follower for Pipeline {
+    fn name(&self) -> String {
+        "projectors".into()
+    }
+    fn replayable(&self) -> bool {
+        true
+    }
+    fn idle(&self) -> Duration {
+        POLL
+    }
+    async fn lead(&mut self) {
+        self.leader.store(true, std::sync::atomic::Ordering::Release);
+    }
+    async fn checkpoint(&self) -> anyhow::Result<i64> {
+        Ok(self.read.min_checkpoint().await?)
+    }
+    async fn step(&mut self) -> anyhow::Result<crate::follower::Step> {
+        let progress = &self.progress;
         let publish = |pos: i64| {
-            tx.send_if_modified(|cur| {
+            progress.send_if_modified(|cur| {
                 let changed = *cur != pos;
                 *cur = pos;
                 changed
             });
             async {}
         };
-        follow(&store, &read, &projectors, &wake, publish).await;
-        drop(lock);
-    });
-    Ok(ProjectorRunner { waiter, handle })
-}
-
-/// Follows the store for every projector, forever.
-async fn follow<F, Fut>(
-    store: &EventStore,
-    read: &ReadStore,
-    projectors: &[Arc<dyn Projector>],
-    wake: &Notify,
-    on_progress: F,
-) where
-    F: Fn(i64) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let notified = wake.notified();
-        match catch_up(store, read, projectors, BATCH, &on_progress).await {
-            Ok(()) => {
-                backoff = Duration::from_millis(100);
-                let _ = tokio::time::timeout(POLL, notified).await;
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "projection failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
+        catch_up(&self.store, &self.read, &self.projectors, BATCH, &publish).await?;
+        Ok(crate::follower::Step::CaughtUp)
     }
 }
 
@@ -259,25 +266,37 @@ pub async fn rebuild_beside(
     let result = async {
         let replica = shadow.store();
         replica.init_checkpoints(projectors).await?;
-        // Chase the live checkpoints without holding anything, so that the
-        // switch, which pauses the live pipeline, has only a few events left.
+        // Replay the history up to the head without holding anything (the
+        // head moves on meanwhile: chase it a few times), so that the switch,
+        // which pauses the live pipeline, has only a few events left.
         for _ in 0..5 {
-            let live = read.checkpoints(projectors).await?;
-            let target = live.iter().copied().min().unwrap_or(0);
+            let head = store.head().await?;
             let reached = replica.checkpoints(projectors).await?.into_iter().min().unwrap_or(0);
-            if target - reached <= BATCH {
+            if head - reached <= BATCH && reached > 0 {
                 break;
             }
-            catch_up_to(store, replica, projectors, REBUILD_BATCH, target).await?;
+            catch_up_to(store, replica, projectors, REBUILD_BATCH, head).await?;
+            if head == 0 {
+                break;
+            }
         }
         read.switch_to(&shadow, projectors, |live: Vec<i64>| async move {
-            let mut targets = live;
-            targets.sort_unstable();
-            targets.dedup();
-            for target in targets {
-                catch_up_to(store, replica, projectors, REBUILD_BATCH, target).await?;
+            // Never behind the live read models; never back from where the shadow is.
+            let reached = replica.checkpoints(projectors).await?;
+            let targets: Vec<i64> = live.iter().zip(&reached).map(|(l, r)| (*l).max(*r)).collect();
+            let mut steps = targets.clone();
+            steps.sort_unstable();
+            steps.dedup();
+            for step in steps {
+                let due: Vec<Arc<dyn Projector>> = projectors
+                    .iter()
+                    .zip(&targets)
+                    .filter(|(_, t)| **t >= step)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                catch_up_to(store, replica, &due, REBUILD_BATCH, step).await?;
             }
-            Ok::<(), FollowError>(())
+            Ok::<Vec<i64>, FollowError>(targets)
         })
         .await?;
         let reached = replica.checkpoints(projectors).await?;
@@ -293,30 +312,6 @@ pub async fn rebuild_beside(
         events: store.count_up_to(position).await?,
         elapsed: started.elapsed(),
     })
-}
-
-/// On PostgreSQL, commits by other instances wake the followers at once.
-fn spawn_listener(store: &EventStore, wake: Arc<Notify>) {
-    if let Backend::Postgres(pool) = store.backend() {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            loop {
-                let result: Result<(), sqlx::Error> = async {
-                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                    listener.listen("carelog_events").await?;
-                    loop {
-                        listener.recv().await?;
-                        wake.notify_waiters();
-                    }
-                }
-                .await;
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "event listener lost; reconnecting");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-    }
 }
 
 /// Makes one process the runner of a follower. On PostgreSQL: a session-level

@@ -33,7 +33,8 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the payload into the aggregate's event enum.
     pub fn decode<E: DeserializeOwned>(&self) -> Result<E, ProjectionError> {
-        serde_json::from_value(self.payload.clone()).map_err(|source| ProjectionError::Decode {
+        // From a borrowed value: no copy of the payload per projector.
+        E::deserialize(&self.payload).map_err(|source| ProjectionError::Decode {
             position: self.position,
             source,
         })
@@ -242,20 +243,27 @@ impl ReadStore {
         Ok(pos.unwrap_or(0))
     }
 
-    /// Records a reactor's progress. Reactors' effects are idempotent commands,
-    /// so a crash before this write only repeats them harmlessly.
+    /// Records a reactor's progress (never backwards). Reactors' effects are
+    /// idempotent commands, so a crash before this write only repeats them
+    /// harmlessly.
     pub async fn set_reactor_checkpoint(&self, name: &str, position: i64) -> Result<(), sqlx::Error> {
-        let insert = format!(
-            "{} INTO reactor_checkpoints (name, position) VALUES (?, 0)",
-            self.dialect().insert_ignore()
-        );
-        sqlx::query(&insert).bind(name).execute(self.writer()).await?;
-        sqlx::query("UPDATE reactor_checkpoints SET position = ? WHERE name = ? AND position < ?")
+        let moved = sqlx::query("UPDATE reactor_checkpoints SET position = ? WHERE name = ? AND position < ?")
             .bind(position)
             .bind(name)
             .bind(position)
             .execute(self.writer())
             .await?;
+        if moved.rows_affected() == 0 {
+            let insert = format!(
+                "{} INTO reactor_checkpoints (name, position) VALUES (?, ?)",
+                self.dialect().insert_ignore()
+            );
+            sqlx::query(&insert)
+                .bind(name)
+                .bind(position)
+                .execute(self.writer())
+                .await?;
+        }
         Ok(())
     }
 }

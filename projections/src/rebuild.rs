@@ -8,16 +8,23 @@
 //!
 //! 1. lock the chosen projectors' checkpoint rows (the pipeline's next batch
 //!    waits on them) and read them: positions `L`;
-//! 2. bring the shadow to exactly `L` (the caller's closure: a few events);
-//! 3. put the shadow tables in place of the live ones — MySQL: one
-//!    `RENAME TABLE` of every table (atomic); SQLite: the rows copied over in
-//!    the same transaction that holds the lock (readers see the old snapshot
-//!    until it commits);
-//! 4. commit, releasing the pipeline, which goes on from `L`.
+//! 2. bring the shadow to `T = max(L, where the shadow is)` per projector
+//!    (the caller's closure: normally a few events, as the shadow was built
+//!    up to the head just before);
+//! 3. put the shadow tables in place of the live ones:
+//!    - when `T = L` on MySQL (the usual case with a server running): one
+//!      `RENAME TABLE` of every table, atomic and O(1); the checkpoints
+//!      already say `L`;
+//!    - otherwise (SQLite, or live read models behind the shadow, e.g. no
+//!      server running): the rows copied over and the checkpoints set to `T`
+//!      in the transaction that holds the lock (readers see the old snapshot
+//!      until it commits);
+//! 4. commit, releasing the pipeline, which goes on from `T`.
 //!
-//! The tables and the checkpoints agree at every instant, so a crash at any
-//! step loses nothing and applies nothing twice, and a query during the
-//! rebuild sees either the old complete read model or the new complete one.
+//! The tables and the checkpoints agree at every instant (a `RENAME` only
+//! happens when they need not move), so a crash at any step loses nothing
+//! and applies nothing twice, and a query during the rebuild sees either the
+//! old complete read model or the new complete one.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -168,8 +175,9 @@ impl ReadStore {
 
     /// Puts the shadow's tables of `projectors` in place of the live ones (see
     /// the module docs). `catch_up` gets the live checkpoints of `projectors`
-    /// (in order), taken under their lock, and must bring the shadow's
-    /// checkpoints exactly there; the switch is refused otherwise.
+    /// (in order), taken under their lock, must bring the shadow's checkpoints
+    /// to at least those, and returns where it brought them; the switch is
+    /// refused if the shadow is not there.
     pub async fn switch_to<F, Fut, E>(
         &self,
         shadow: &Shadow,
@@ -178,7 +186,7 @@ impl ReadStore {
     ) -> Result<(), E>
     where
         F: FnOnce(Vec<i64>) -> Fut,
-        Fut: Future<Output = Result<(), E>>,
+        Fut: Future<Output = Result<Vec<i64>, E>>,
         E: From<sqlx::Error>,
     {
         let names: Vec<&'static str> = projectors.iter().map(|p| p.name()).collect();
@@ -186,24 +194,45 @@ impl ReadStore {
         let tables: Vec<&'static str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
         match (&shadow.place, self.dialect()) {
             (Place::MySql { live, shadow: scratch }, Dialect::MySql) => {
-                let mut tx = self.pool().begin().await?;
-                let sql = format!("SELECT name, position FROM projection_checkpoints WHERE name IN ({marks}) FOR UPDATE");
-                let live_positions = positions(&mut tx, &sql, &names).await?;
-                catch_up(live_positions.clone()).await?;
-                ensure_reached(shadow, projectors, &live_positions).await?;
-                let renames: Vec<String> = tables
-                    .iter()
-                    .flat_map(|t| {
-                        [
-                            format!("{}.{} TO {}.{}", quote(live), quote(t), quote(scratch), quote(&format!("{t}__old"))),
-                            format!("{}.{} TO {}.{}", quote(scratch), quote(t), quote(live), quote(t)),
-                        ]
-                    })
-                    .collect();
-                // Another connection: DDL would commit the transaction holding the lock.
-                self.pool()
-                    .execute(format!("RENAME TABLE {}", renames.join(", ")).as_str())
-                    .await?;
+                let mut tx = self.writer().begin().await?;
+                let sql =
+                    format!("SELECT name, position FROM projection_checkpoints WHERE name IN ({marks}) FOR UPDATE");
+                let live_positions = positions(&mut *tx, &sql, &names).await?;
+                let targets = catch_up(live_positions.clone()).await?;
+                ensure_reached(shadow, projectors, &live_positions, &targets).await?;
+                if targets == live_positions {
+                    let renames: Vec<String> = tables
+                        .iter()
+                        .flat_map(|t| {
+                            [
+                                format!(
+                                    "{}.{} TO {}.{}",
+                                    quote(live),
+                                    quote(t),
+                                    quote(scratch),
+                                    quote(&format!("{t}__old"))
+                                ),
+                                format!("{}.{} TO {}.{}", quote(scratch), quote(t), quote(live), quote(t)),
+                            ]
+                        })
+                        .collect();
+                    // Another connection: DDL would commit the transaction holding the lock.
+                    self.writer()
+                        .execute(format!("RENAME TABLE {}", renames.join(", ")).as_str())
+                        .await?;
+                } else {
+                    for t in &tables {
+                        let (to, from) = (
+                            format!("{}.{}", quote(live), quote(t)),
+                            format!("{}.{}", quote(scratch), quote(t)),
+                        );
+                        (&mut *tx).execute(format!("DELETE FROM {to}").as_str()).await?;
+                        (&mut *tx)
+                            .execute(format!("INSERT INTO {to} SELECT * FROM {from}").as_str())
+                            .await?;
+                    }
+                    set_checkpoints(&mut tx, "projection_checkpoints", &names, &targets).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -219,7 +248,8 @@ impl ReadStore {
                     conn.execute("BEGIN").await?;
                     // The first write takes the live file's write lock (and
                     // only that file's: the shadow stays writable).
-                    let touch = format!("UPDATE main.projection_checkpoints SET position = position WHERE name IN ({marks})");
+                    let touch =
+                        format!("UPDATE main.projection_checkpoints SET position = position WHERE name IN ({marks})");
                     let mut q = sqlx::query(&touch);
                     for n in &names {
                         q = q.bind(*n);
@@ -227,13 +257,14 @@ impl ReadStore {
                     q.execute(&mut conn).await?;
                     let sql = format!("SELECT name, position FROM main.projection_checkpoints WHERE name IN ({marks})");
                     let live_positions = positions(&mut conn, &sql, &names).await?;
-                    catch_up(live_positions.clone()).await?;
-                    ensure_reached(shadow, projectors, &live_positions).await?;
+                    let targets = catch_up(live_positions.clone()).await?;
+                    ensure_reached(shadow, projectors, &live_positions, &targets).await?;
                     for t in &tables {
                         conn.execute(format!("DELETE FROM main.{t}").as_str()).await?;
                         conn.execute(format!("INSERT INTO main.{t} SELECT * FROM {SQLITE_ALIAS}.{t}").as_str())
                             .await?;
                     }
+                    set_checkpoints(&mut conn, "main.projection_checkpoints", &names, &targets).await?;
                     conn.execute("COMMIT").await?;
                     Ok::<(), E>(())
                 }
@@ -247,6 +278,19 @@ impl ReadStore {
             _ => Err(sqlx::Error::Configuration("the shadow belongs to another kind of read store".into()).into()),
         }
     }
+}
+
+async fn set_checkpoints(
+    conn: &mut sqlx::AnyConnection,
+    table: &str,
+    names: &[&'static str],
+    targets: &[i64],
+) -> Result<(), sqlx::Error> {
+    let sql = format!("UPDATE {table} SET position = ? WHERE name = ?");
+    for (n, t) in names.iter().zip(targets) {
+        sqlx::query(&sql).bind(*t).bind(*n).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The checkpoints of `names` (in order) read with `sql` (its `?` bound to them).
@@ -266,11 +310,16 @@ where
         .collect())
 }
 
-async fn ensure_reached(shadow: &Shadow, projectors: &[Arc<dyn Projector>], live: &[i64]) -> Result<(), sqlx::Error> {
+async fn ensure_reached(
+    shadow: &Shadow,
+    projectors: &[Arc<dyn Projector>],
+    live: &[i64],
+    targets: &[i64],
+) -> Result<(), sqlx::Error> {
     let reached = shadow.store().checkpoints(projectors).await?;
-    if reached != live {
+    if reached != targets || targets.iter().zip(live).any(|(t, l)| t < l) {
         return Err(sqlx::Error::Protocol(format!(
-            "the rebuilt read models reached {reached:?}, the live ones are at {live:?}: not switched"
+            "the rebuilt read models reached {reached:?} (meant {targets:?}), the live ones are at {live:?}: not switched"
         )));
     }
     Ok(())

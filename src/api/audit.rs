@@ -140,9 +140,8 @@ pub async fn events(
         .await?;
     let hashes = sealed_hashes(&state, raw.first().map(|e| e.position), raw.last().map(|e| e.position)).await?;
     let mut items = Vec::with_capacity(raw.len());
-    for r in raw {
-        let hash = hashes.get(&r.position).cloned();
-        let e = state.store.open(r).await.map_err(ApiError::internal)?;
+    for e in state.store.open_many(raw).await.map_err(ApiError::internal)? {
+        let hash = hashes.get(&e.position).cloned();
         let mut payload = e.payload;
         redact(&mut payload);
         let meta = |k: &str| e.metadata.get(k).filter(|s| !s.is_empty()).cloned();

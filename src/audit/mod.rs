@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::runner::LeaderLock;
+use crate::follower::{Follower, Step};
 use crate::store::{on_backend, on_writer, Backend, EventFilter, EventStore, RawEvent};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -99,23 +99,41 @@ pub async fn seal_batch(store: &EventStore) -> Result<usize, sqlx::Error> {
 
 /// Follows the store and seals every event (one sealer across instances).
 pub fn start_sealer(store: EventStore) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let _lock = LeaderLock::acquire(&store, "sealer").await;
-        let wake = store.appended();
-        loop {
-            let notified = wake.notified();
-            match seal_batch(&store).await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {
-                    let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "sealer failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-    })
+    crate::follower::spawn(store.clone(), Sealer { store })
+}
+
+/// The sealer as a follower: its checkpoint is the chain's head (the last
+/// sealed position), which each batch moves in the same statement that
+/// stores the hashes; not replayable (`event_hashes` refuses changes).
+struct Sealer {
+    store: EventStore,
+}
+
+#[async_trait::async_trait]
+impl Follower for Sealer {
+    fn name(&self) -> String {
+        "sealer".into()
+    }
+    fn replayable(&self) -> bool {
+        false
+    }
+    fn idle(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+    fn backoff(&self) -> (Duration, Duration) {
+        (Duration::from_secs(2), Duration::from_secs(30))
+    }
+    async fn checkpoint(&self) -> anyhow::Result<i64> {
+        Ok(chain_head(&self.store).await?.0)
+    }
+    async fn step(&mut self) -> anyhow::Result<Step> {
+        let sealed = seal_batch(&self.store).await?;
+        Ok(if sealed as i64 == BATCH {
+            Step::Moved
+        } else {
+            Step::CaughtUp
+        })
+    }
 }
 
 /// What `carelog audit verify` found.
@@ -274,9 +292,7 @@ pub async fn state_as_of(
         let Some(last) = raw.last().map(|e| e.position) else {
             break;
         };
-        for r in raw {
-            events.push(store.open(r).await?);
-        }
+        events.extend(store.open_many(raw).await?);
         after = last;
     }
     let Some(last) = events.last() else {

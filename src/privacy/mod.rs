@@ -214,19 +214,94 @@ impl Privacy {
     /// Decrypts every sealed field of a stored payload in place; fields of
     /// erased subjects become their erased form.
     pub async fn open_payload(&self, payload: &mut Value) -> Result<(), PrivacyError> {
+        self.open_payloads(std::slice::from_mut(payload)).await
+    }
+
+    /// [`Privacy::open_payload`] for many events at once: every subject key
+    /// the batch needs is read in one query per few hundred subjects, not one
+    /// per event (a replay opens a million events).
+    pub async fn open_payloads(&self, payloads: &mut [Value]) -> Result<(), PrivacyError> {
         let mut sealed = Vec::new();
-        collect_sealed(payload, &mut sealed);
+        for p in payloads.iter() {
+            collect_sealed(p, &mut sealed);
+        }
         if sealed.is_empty() {
             return Ok(());
         }
-        let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
-        for subject in sealed {
-            if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(subject) {
-                let key = self.key(slot.key(), false).await?;
-                slot.insert(key);
+        sealed.sort_unstable();
+        sealed.dedup();
+        let keys = self.fetch_many(&sealed).await?;
+        for p in payloads.iter_mut() {
+            open_fields(p, &keys)?;
+        }
+        Ok(())
+    }
+
+    /// [`Privacy::seal`] for many events at once (the bench seeder): the
+    /// subjects' keys are read, and the missing ones created, a few hundred
+    /// per statement. Each item is (aggregate type, aggregate id, payload).
+    pub async fn seal_many(&self, events: &mut [(&str, String, Value)]) -> Result<(), PrivacyError> {
+        let mut subjects: Vec<Option<(String, &'static [&'static str])>> = Vec::with_capacity(events.len());
+        for (aggregate_type, aggregate_id, payload) in events.iter() {
+            let Some((rule, fields)) = policy::protected_fields(aggregate_type) else {
+                subjects.push(None);
+                continue;
+            };
+            if !has_protected(payload, fields) {
+                subjects.push(None);
+                continue;
+            }
+            let subject = match rule {
+                SubjectRule::Itself => aggregate_id.clone(),
+                SubjectRule::PatientOf => self.patient_of(aggregate_type, aggregate_id, payload).await?,
+            };
+            subjects.push(Some((subject, fields)));
+        }
+        let mut wanted: Vec<String> = subjects.iter().flatten().map(|(s, _)| s.clone()).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows = self.fetch_rows(&wanted).await?;
+        let missing: Vec<&String> = wanted.iter().filter(|s| !rows.contains_key(*s)).collect();
+        for chunk in missing.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO subject_keys (subject_id, wrapped_key) VALUES {} ON CONFLICT DO NOTHING",
+                marks.join(", ")
+            );
+            let wrapped: Vec<String> = chunk.iter().map(|s| self.wrap(s, &rand::random())).collect();
+            on_writer!(&self.backend, |pool| {
+                let mut q = sqlx::query(&sql);
+                for (s, w) in chunk.iter().zip(&wrapped) {
+                    q = q.bind(s.as_str()).bind(w.as_str());
+                }
+                q.execute(pool).await.map(|_| ())
+            })?;
+        }
+        if !missing.is_empty() {
+            let created: Vec<String> = missing.into_iter().cloned().collect();
+            rows.extend(self.fetch_rows(&created).await?);
+        }
+        let mut keys: HashMap<String, Aes256Gcm> = HashMap::with_capacity(rows.len());
+        for (subject, wrapped) in rows {
+            match wrapped {
+                Some(w) => {
+                    let key = self.unwrap(&subject, &w)?;
+                    keys.insert(subject, key);
+                }
+                None => return Err(PrivacyError::Erased(subject)),
             }
         }
-        open_fields(payload, &keys)
+        for ((_, _, payload), subject) in events.iter_mut().zip(subjects) {
+            if let Some((subject, fields)) = subject {
+                let key = keys
+                    .get(&subject)
+                    .ok_or_else(|| PrivacyError::Corrupt(subject.clone()))?;
+                seal_fields(payload, fields, &subject, key);
+            }
+        }
+        Ok(())
     }
 
     /// Whose personal data an event holds, by the policy: the patient, the
@@ -361,6 +436,44 @@ impl Privacy {
             // No key was ever made: nothing was sealed for this subject.
             None => Ok(None),
         }
+    }
+
+    /// The keys of `subjects`: `None` for an erased subject or one without a
+    /// key (nothing was sealed for it), as [`Privacy::key`] without creating.
+    async fn fetch_many(&self, subjects: &[String]) -> Result<HashMap<String, Option<Aes256Gcm>>, PrivacyError> {
+        let rows = self.fetch_rows(subjects).await?;
+        let mut keys = HashMap::with_capacity(subjects.len());
+        for s in subjects {
+            let key = match rows.get(s) {
+                Some(Some(w)) => Some(self.unwrap(s, w)?),
+                _ => None,
+            };
+            keys.insert(s.clone(), key);
+        }
+        Ok(keys)
+    }
+
+    /// The stored rows of `subjects` (wrapped key, or `None` once erased),
+    /// a few hundred per query; subjects without a row are absent.
+    async fn fetch_rows(&self, subjects: &[String]) -> Result<HashMap<String, Option<String>>, PrivacyError> {
+        const PER_QUERY: usize = 500;
+        let mut found = HashMap::with_capacity(subjects.len());
+        for chunk in subjects.chunks(PER_QUERY) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id IN ({})",
+                marks.join(", ")
+            );
+            let rows: Vec<(String, Option<String>)> = on_backend!(&self.backend, |pool| {
+                let mut q = sqlx::query_as(&sql);
+                for s in chunk {
+                    q = q.bind(s);
+                }
+                q.fetch_all(pool).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// `None`: no row. `Some(None)`: erased. `Some(Some(key))`: live.

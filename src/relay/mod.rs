@@ -23,7 +23,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::RwLock;
 
-use crate::runner::LeaderLock;
 use crate::store::{on_backend, on_writer, Backend, EventStore};
 
 const CHECKPOINT: &str = "kafka";
@@ -267,67 +266,85 @@ pub fn start(
     store: EventStore,
     config: RelayConfig,
 ) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), rdkafka::error::KafkaError> {
-    let mut publisher = producer(&config.brokers)?;
-    let mut topics = Topics::new(&config.brokers)?;
     let handle = RelayHandle {
         status: Arc::new(RwLock::new(RelayStatus::default())),
         producer: producer(&config.brokers)?,
     };
-    let status = handle.status.clone();
-    let probe = handle.clone();
-    let task = tokio::spawn(async move {
-        let _lock = LeaderLock::acquire(&store, "relay:kafka").await;
-        tracing::info!(brokers = %config.brokers, "kafka relay is the leader");
-        let wake = store.appended();
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            let notified = wake.notified();
-            let after = match checkpoint(&store).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay: cannot read checkpoint");
-                    tokio::time::sleep(backoff).await;
-                    continue;
+    let relay = Relay {
+        publisher: producer(&config.brokers)?,
+        topics: Topics::new(&config.brokers)?,
+        status: handle.status.clone(),
+        probe: handle.clone(),
+        store: store.clone(),
+        config,
+    };
+    Ok((handle, crate::follower::spawn(store, relay)))
+}
+
+/// The relay as a follower: not replayable (what is published stays
+/// published; `carelog relay --from-position` re-publishes on purpose), its
+/// checkpoint in the event store's `relay_checkpoints`, moved to the longest
+/// prefix of a batch the broker acknowledged (at-least-once, in order).
+struct Relay {
+    store: EventStore,
+    config: RelayConfig,
+    publisher: FutureProducer,
+    topics: Topics,
+    status: Arc<RwLock<RelayStatus>>,
+    probe: RelayHandle,
+}
+
+#[async_trait::async_trait]
+impl crate::follower::Follower for Relay {
+    fn name(&self) -> String {
+        "relay:kafka".into()
+    }
+    fn replayable(&self) -> bool {
+        false
+    }
+    fn backoff(&self) -> (Duration, Duration) {
+        (Duration::from_millis(500), Duration::from_secs(10))
+    }
+    async fn lead(&mut self) {
+        tracing::info!(brokers = %self.config.brokers, "kafka relay is the leader");
+    }
+    async fn checkpoint(&self) -> anyhow::Result<i64> {
+        Ok(checkpoint(&self.store).await?)
+    }
+    async fn step(&mut self) -> anyhow::Result<crate::follower::Step> {
+        let after = checkpoint(&self.store).await?;
+        match publish_batch(&self.store, &self.publisher, &mut self.topics, &self.config, after).await {
+            Ok(Some(last)) => {
+                if let Err(e) = set_checkpoint(&self.store, last).await {
+                    tracing::warn!(error = %e, "relay: cannot store checkpoint");
                 }
-            };
-            match publish_batch(&store, &publisher, &mut topics, &config, after).await {
-                Ok(Some(last)) => {
-                    if let Err(e) = set_checkpoint(&store, last).await {
-                        tracing::warn!(error = %e, "relay: cannot store checkpoint");
-                    }
-                    backoff = Duration::from_millis(500);
-                    let mut s = status.write().await;
-                    s.broker_up = true;
-                    s.last_error = None;
+                let mut s = self.status.write().await;
+                s.broker_up = true;
+                s.last_error = None;
+                Ok(crate::follower::Step::Moved)
+            }
+            Ok(None) => Ok(crate::follower::Step::CaughtUp),
+            Err((acked, e)) => {
+                if let Some(last) = acked {
+                    let _ = set_checkpoint(&self.store, last).await;
                 }
-                Ok(None) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+                {
+                    let mut s = self.status.write().await;
+                    s.broker_up = false;
+                    s.last_error = Some(e.to_string());
                 }
-                Err((acked, e)) => {
-                    if let Some(last) = acked {
-                        let _ = set_checkpoint(&store, last).await;
-                    }
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay: publishing failed");
-                    {
-                        let mut s = status.write().await;
-                        s.broker_up = false;
-                        s.last_error = Some(e.to_string());
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    // A broker that came back may have lost topics, and an idempotent
-                    // producer can be left in a fatal state: start both afresh.
-                    topics.ensured.clear();
-                    match producer(&config.brokers) {
-                        Ok(p) => publisher = p,
-                        Err(e) => tracing::warn!(error = %e, "relay: cannot recreate the producer"),
-                    }
-                    probe.probe().await;
+                // A broker that came back may have lost topics, and an idempotent
+                // producer can be left in a fatal state: start both afresh.
+                self.topics.ensured.clear();
+                match producer(&self.config.brokers) {
+                    Ok(p) => self.publisher = p,
+                    Err(e) => tracing::warn!(error = %e, "relay: cannot recreate the producer"),
                 }
+                self.probe.probe().await;
+                Err(anyhow::anyhow!("relay: publishing failed: {e}"))
             }
         }
-    });
-    Ok((handle, task))
+    }
 }
 
 /// Re-publishes the history from `from` (exclusive of nothing: `from` itself

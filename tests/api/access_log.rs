@@ -415,7 +415,9 @@ async fn the_access_log_cannot_be_changed(b: Backend) {
     for sql in statements {
         let outcome = match app.state.store.backend() {
             Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-            Store::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Store::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => {
+                sqlx::query(sql).execute(pool).await.map(|_| ())
+            }
         };
         let err = outcome.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");

@@ -282,10 +282,12 @@ async fn verify_names_the_event_edited_in_the_database(b: Backend) {
             .execute(pool)
             .await
             .is_err(),
-        carelog::store::Backend::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => sqlx::query("DELETE FROM event_hashes WHERE position > 1")
-            .execute(pool)
-            .await
-            .is_err(),
+        carelog::store::Backend::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => {
+            sqlx::query("DELETE FROM event_hashes WHERE position > 1")
+                .execute(pool)
+                .await
+                .is_err()
+        }
     };
     assert!(cut, "event_hashes refuses DELETE");
     // Someone with database access changes the patient's registration (its

@@ -10,6 +10,18 @@ use crate::helpers::{spawn_app, Backend};
 
 dual!(the_family_list_reads_an_index_in_order_and_counts_without_scanning);
 
+/// 5,000 rows into `table (columns)`, row `n` given by `row` (written straight
+/// into the read table: plan fodder, not data the API wrote).
+async fn fodder(read: &projections::ReadStore, table: &str, row: impl Fn(usize) -> String) {
+    for chunk in 0..10 {
+        let values: Vec<String> = (0..500).map(|i| row(chunk * 500 + i)).collect();
+        sqlx::query(&format!("INSERT INTO {table} VALUES {}", values.join(", ")))
+            .execute(read.writer())
+            .await
+            .unwrap();
+    }
+}
+
 /// The plan of `sql` with `binds`, one line per step.
 async fn plan(read: &projections::ReadStore, sql: &str, binds: &[String]) -> Vec<String> {
     let explain = match read.dialect() {
@@ -60,66 +72,45 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
 
     // Planners pick plans by table size: give them thousands of rows (plan
     // fodder written straight into the read table, not through the API).
-    for chunk in 0..10 {
-        let values: Vec<String> = (0..500)
-            .map(|i| {
-                let n = chunk * 500 + i;
-                format!(
-                    "('plan-{n:05}', '家{n}', '地址', NULL, '13900000000', NULL, NULL, NULL, NULL, \
-                     '2020-01-01T00:00:{:02}.{:03}Z', '2020-01-01T00:00:00.000Z', 1)",
-                    n % 60,
-                    n % 1000
-                )
-            })
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO families (id, family_name, primary_address, secondary_address, contact_phone,
-                emergency_contact, emergency_phone, home_lat, home_lng, created_at, updated_at, version) VALUES {}",
-            values.join(", ")
-        ))
-        .execute(read.writer())
-        .await
-        .unwrap();
-    }
-    for chunk in 0..10 {
-        let values: Vec<String> = (0..500)
-            .map(|i| {
-                let n = chunk * 500 + i;
-                format!(
-                    "('plan-sub-{n:05}', 'plan-patient-{n:05}', 'plan-package', 'plan-recorder-{:02}', '2020-01-01', \
-                     '2099-12-31', 'active', 'paid', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 1)",
-                    n % 50
-                )
-            })
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO subscriptions (id, patient_id, package_id, recorder_id, start_date, end_date, status,
-                payment_status, created_at, updated_at, version) VALUES {}",
-            values.join(", ")
-        ))
-        .execute(read.writer())
-        .await
-        .unwrap();
-    }
-    for chunk in 0..10 {
-        let values: Vec<String> = (0..500)
-            .map(|i| {
-                let n = chunk * 500 + i;
-                format!(
-                    "('plan-patient-{n:05}', 'plan-{n:05}', '患者', 'female', '1950-01-01', '本人', '[]', '[]', \
-                     '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 1)"
-                )
-            })
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO patients (id, family_id, name, gender, birth_date, relationship_to_head, medical_history,
-                current_medications, created_at, updated_at, version) VALUES {}",
-            values.join(", ")
-        ))
-        .execute(read.writer())
-        .await
-        .unwrap();
-    }
+    fodder(
+        read,
+        "families (id, family_name, primary_address, secondary_address, contact_phone, emergency_contact,
+            emergency_phone, home_lat, home_lng, created_at, updated_at, version)",
+        |n| {
+            format!(
+                "('plan-{n:05}', '家{n}', '地址', NULL, '13900000000', NULL, NULL, NULL, NULL, \
+                 '2020-01-01T00:00:{:02}.{:03}Z', '2020-01-01T00:00:00.000Z', 1)",
+                n % 60,
+                n % 1000
+            )
+        },
+    )
+    .await;
+    fodder(
+        read,
+        "subscriptions (id, patient_id, package_id, recorder_id, start_date, end_date, status, payment_status,
+            created_at, updated_at, version)",
+        |n| {
+            format!(
+                "('plan-sub-{n:05}', 'plan-patient-{n:05}', 'plan-package', 'plan-recorder-{:02}', '2020-01-01', \
+                 '2099-12-31', 'active', 'paid', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 1)",
+                n % 50
+            )
+        },
+    )
+    .await;
+    fodder(
+        read,
+        "patients (id, family_id, name, gender, birth_date, relationship_to_head, medical_history,
+            current_medications, created_at, updated_at, version)",
+        |n| {
+            format!(
+                "('plan-patient-{n:05}', 'plan-{n:05}', '患者', 'female', '1950-01-01', '本人', '[]', '[]', \
+                 '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', 1)"
+            )
+        },
+    )
+    .await;
     let analyze = match read.dialect() {
         Dialect::MySql => "ANALYZE TABLE families, patients, subscriptions",
         Dialect::Sqlite => "ANALYZE",

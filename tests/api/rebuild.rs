@@ -11,6 +11,26 @@ dual!(
     rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_model
 );
 
+/// `rounds` address changes of every family, straight through the store.
+async fn move_families(store: &carelog::store::EventStore, families: &[String], rounds: usize) {
+    for round in 0..rounds {
+        for f in families {
+            let changes = FamilyChanges {
+                primary_address: Some(format!("地址{round}")),
+                ..Default::default()
+            };
+            store
+                .execute::<Family>(
+                    f,
+                    FamilyCommand::Update(changes),
+                    &carelog::state::RequestMeta::system("UpdateFamily"),
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
 async fn dump(read: &projections::ReadStore) -> Vec<String> {
     let mut out = Vec::new();
     for (table, key) in [
@@ -147,22 +167,7 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
 
     // Thousands of events, written straight to the store.
     let store = &app.state.store;
-    for round in 0..100 {
-        for f in &families {
-            let changes = FamilyChanges {
-                primary_address: Some(format!("地址{round}")),
-                ..Default::default()
-            };
-            store
-                .execute::<Family>(
-                    f,
-                    FamilyCommand::Update(changes),
-                    &carelog::state::RequestMeta::system("UpdateFamily"),
-                )
-                .await
-                .unwrap();
-        }
-    }
+    move_families(store, &families, 100).await;
     let head = store.head().await.unwrap();
     assert!(head > 2000, "{head} events");
     app.state.waiter.wait_for(head).await;
@@ -193,28 +198,18 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     }
     let store = &app.state.store;
     // A longer history, so the replay takes a while.
-    for round in 0..40 {
-        for f in &families {
-            let changes = FamilyChanges {
-                primary_address: Some(format!("地址{round}")),
-                ..Default::default()
-            };
-            store
-                .execute::<Family>(
-                    f,
-                    FamilyCommand::Update(changes),
-                    &carelog::state::RequestMeta::system("UpdateFamily"),
-                )
-                .await
-                .unwrap();
-        }
-    }
+    move_families(store, &families, 40).await;
     app.state.waiter.wait_for(store.head().await.unwrap()).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Readers: the family list as the admin sees it, all the time.
     let reader = {
-        let (client, base, token, stop) = (app.client.clone(), app.base.clone(), app.admin_token.clone(), stop.clone());
+        let (client, base, token, stop) = (
+            app.client.clone(),
+            app.base.clone(),
+            app.admin_token.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
@@ -237,15 +232,22 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     };
     // A writer: new families keep arriving while the rebuild runs.
     let writer = {
-        let (client, base, token, stop) = (app.client.clone(), app.base.clone(), app.admin_token.clone(), stop.clone());
+        let (client, base, token, stop) = (
+            app.client.clone(),
+            app.base.clone(),
+            app.admin_token.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
                 let body: serde_json::Value = client
                     .post(format!("{base}/api/v1/families"))
                     .bearer_auth(&token)
-                    .json(&serde_json::json!({"family_name": format!("新家{n}"), "primary_address": "上海市新路1号",
-                            "contact_phone": "13912345678"}))
+                    .json(
+                        &serde_json::json!({"family_name": format!("新家{n}"), "primary_address": "上海市新路1号",
+                            "contact_phone": "13912345678"}),
+                    )
                     .send()
                     .await
                     .unwrap()
@@ -277,7 +279,10 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     // them may show in one only.)
     for (total, listed) in &seen {
         assert!(*total >= 30 && *listed >= 30, "{total} total, {listed} listed");
-        assert!((*listed - (*total).min(100)).abs() <= 3, "{total} total, {listed} listed");
+        assert!(
+            (*listed - (*total).min(100)).abs() <= 3,
+            "{total} total, {listed} listed"
+        );
     }
 
     // The switched-in read models, kept up to date by the live pipeline, are

@@ -260,10 +260,12 @@ async fn idempotency_rows(app: &TestApp) -> i64 {
             .fetch_one(pool)
             .await
             .unwrap(),
-        B::Sqlite(carelog::store::SqliteDb { read: pool, .. }) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
+        B::Sqlite(carelog::store::SqliteDb { read: pool, .. }) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
     }
 }
 

@@ -1,0 +1,89 @@
+//! One way to follow the event store.
+//!
+//! Everything that acts on committed events after the fact — the projection
+//! pipeline (read models), the reactors (alerts, erasure), the Kafka relay and
+//! the audit sealer — is a [`Follower`] run by [`spawn`], which gives each the
+//! same guarantees:
+//!
+//! - **once across instances**: it runs only in the process holding its
+//!   leader lock (`LeaderLock`, a PostgreSQL advisory lock; the data-dir lock
+//!   when embedded); another instance takes over when that process dies;
+//! - **in position order from a checkpoint**: a step handles the next events
+//!   after [`Follower::checkpoint`] and moves it; where the checkpoint is kept
+//!   is the follower's business (next to the rows it covers, in the same
+//!   transaction, for read models; beside its effects for the others);
+//! - **woken at commit**: by the appender in-process and, on PostgreSQL, by
+//!   `LISTEN` across instances (see `EventStore::connect`), with a poll as
+//!   the safety net, and an exponential backoff after failures.
+//!
+//! [`Follower::replayable`] says what a rebuild may do with it: a read model
+//! can be thrown away and replayed from the first event; a message sent or a
+//! command issued cannot, so such a follower only ever moves forward.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+
+use crate::runner::LeaderLock;
+use crate::store::EventStore;
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Handled events; there may be more right away.
+    Moved,
+    /// Nothing left after the checkpoint: wait for the next commit.
+    CaughtUp,
+}
+
+#[async_trait]
+pub trait Follower: Send + 'static {
+    /// Its leader lock's name.
+    fn name(&self) -> String;
+    /// Whether its effects may be replayed from the first event (see the
+    /// module docs).
+    fn replayable(&self) -> bool;
+    /// How long it waits for a commit before looking anyway.
+    fn idle(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    /// The first and the longest wait after a failed step (doubling between).
+    fn backoff(&self) -> (Duration, Duration) {
+        (Duration::from_millis(100), Duration::from_secs(30))
+    }
+    /// Called once, when this process has become its leader.
+    async fn lead(&mut self) {}
+    /// The position of the last event it has handled.
+    async fn checkpoint(&self) -> anyhow::Result<i64>;
+    /// Handles the next events after the checkpoint and moves it.
+    async fn step(&mut self) -> anyhow::Result<Step>;
+}
+
+/// Runs `follower` until the process stops (see the module docs).
+pub fn spawn<F: Follower>(store: EventStore, mut follower: F) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let name = follower.name();
+        let _lock = LeaderLock::acquire(&store, &name).await;
+        tracing::info!(follower = %name, replayable = follower.replayable(), "following the event store");
+        follower.lead().await;
+        let wake = store.appended();
+        let (first, longest) = follower.backoff();
+        let mut backoff = first;
+        loop {
+            let committed = wake.notified();
+            match follower.step().await {
+                Ok(Step::Moved) => backoff = first,
+                Ok(Step::CaughtUp) => {
+                    backoff = first;
+                    let _ = tokio::time::timeout(follower.idle(), committed).await;
+                }
+                Err(e) => {
+                    tracing::error!(follower = %name, error = ?e, retry_in_ms = backoff.as_millis() as u64, "follower failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(longest);
+                }
+            }
+        }
+    })
+}
