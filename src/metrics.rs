@@ -3,7 +3,8 @@
 //! Request latency per route (the route pattern, never the concrete path: ids
 //! would make a series per patient), commands per aggregate and outcome,
 //! rate-limited requests and login attempts, and, read at scrape time,
-//! projection and relay lag in events.
+//! projection and relay lag in events and seconds, and the database pools' open
+//! and idle connections.
 //!
 //! Where it is served: on `CARELOG_METRICS_BIND` when set (a private listener,
 //! no token), else on the API listener for admins only.
@@ -31,6 +32,9 @@ struct Metrics {
     logins: IntCounterVec,
     projection_lag: IntGauge,
     relay_lag: IntGauge,
+    projection_lag_seconds: prometheus::Gauge,
+    relay_lag_seconds: prometheus::Gauge,
+    pools: prometheus::IntGaugeVec,
     head: IntGauge,
     read_your_writes: prometheus::Histogram,
 }
@@ -76,6 +80,25 @@ fn metrics() -> &'static Metrics {
             "Events committed but not yet acknowledged by Kafka",
         );
         let head = gauge("carelog_event_store_head", "Global position of the newest event");
+        let seconds = |name: &str, help: &str| {
+            prometheus::Gauge::new(name, help).unwrap_or_else(|e| unreachable!("static metric options: {e}"))
+        };
+        let projection_lag_seconds = seconds(
+            "carelog_projection_lag_seconds",
+            "Age of the oldest event not yet in every read model (0 when caught up)",
+        );
+        let relay_lag_seconds = seconds(
+            "carelog_relay_lag_seconds",
+            "Age of the oldest event not yet acknowledged by Kafka (0 when caught up)",
+        );
+        let pools = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "carelog_db_pool_connections",
+                "Database pool connections by pool and state (open, idle)",
+            ),
+            &["pool", "state"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
         let read_your_writes = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "carelog_read_your_writes_seconds",
@@ -93,6 +116,9 @@ fn metrics() -> &'static Metrics {
             Box::new(logins.clone()),
             Box::new(projection_lag.clone()),
             Box::new(relay_lag.clone()),
+            Box::new(projection_lag_seconds.clone()),
+            Box::new(relay_lag_seconds.clone()),
+            Box::new(pools.clone()),
             Box::new(head.clone()),
             Box::new(read_your_writes.clone()),
         ] {
@@ -107,6 +133,9 @@ fn metrics() -> &'static Metrics {
             logins,
             projection_lag,
             relay_lag,
+            projection_lag_seconds,
+            relay_lag_seconds,
+            pools,
             head,
             read_your_writes,
         }
@@ -159,17 +188,57 @@ pub async fn render(state: &AppState) -> String {
         m.head.set(head);
         if let Ok(cp) = state.read.min_checkpoint().await {
             m.projection_lag.set(head - cp);
+            m.projection_lag_seconds.set(lag_seconds(state, cp, head).await);
         }
         if state.relay.is_some() {
             if let Ok(cp) = crate::relay::checkpoint(&state.store).await {
                 m.relay_lag.set(head - cp);
+                m.relay_lag_seconds.set(lag_seconds(state, cp, head).await);
             }
         }
+    }
+    let mut pool = |name: &str, open: u32, idle: usize| {
+        m.pools.with_label_values(&[name, "open"]).set(i64::from(open));
+        m.pools.with_label_values(&[name, "idle"]).set(idle as i64);
+    };
+    match state.store.backend() {
+        crate::store::Backend::Postgres(p) => pool("events", p.size(), p.num_idle()),
+        crate::store::Backend::Sqlite(db) => {
+            pool("events", db.read.size(), db.read.num_idle());
+            pool("events_writer", db.write.size(), db.write.num_idle());
+        }
+    }
+    pool("read", state.read.pool().size(), state.read.pool().num_idle());
+    if state.read.dialect() == projections::Dialect::Sqlite {
+        pool(
+            "read_writer",
+            state.read.writer().size(),
+            state.read.writer().num_idle(),
+        );
     }
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed metrics.
     let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// How long the first event after `checkpoint` has waited (0 when caught up).
+async fn lag_seconds(state: &AppState, checkpoint: i64, head: i64) -> f64 {
+    if checkpoint >= head {
+        return 0.0;
+    }
+    match state.store.read_raw_after(checkpoint, 1).await {
+        Ok(next) => next
+            .first()
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.recorded_at).ok())
+            .map(|t| {
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                    .as_seconds_f64()
+                    .max(0.0)
+            })
+            .unwrap_or(0.0),
+        Err(_) => 0.0,
+    }
 }
 
 fn exposition(body: String) -> HttpResponse {

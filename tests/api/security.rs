@@ -887,6 +887,15 @@ async fn metrics_are_for_admins_or_a_private_listener(backend: Backend) {
     assert!(text.contains("route=\"/api/v1/auth/me\"") || text.contains("route=\"/api/v1/users\""));
     assert!(text.contains("carelog_commands_total"));
     assert!(text.contains("carelog_projection_lag_events"));
+    assert!(text.contains("carelog_projection_lag_seconds"));
+    assert!(
+        text.contains("carelog_db_pool_connections{pool=\"read\",state=\"open\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("carelog_db_pool_connections{pool=\"events\",state=\"idle\"}"),
+        "{text}"
+    );
 
     // On its own listener (kept private by the operator), no token is asked for,
     // and the API listener no longer serves it.
