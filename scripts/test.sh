@@ -393,6 +393,13 @@ KAFKA_HOST=${CARELOG_TEST_KAFKA_BROKERS%%:*}
 KAFKA_PORT=${CARELOG_TEST_KAFKA_BROKERS##*:}
 KAFKA_PID=
 if ! tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+  if ! have tansu && is_local_host "$KAFKA_HOST" && ! docker_compose_usable && have cargo; then
+    # A fresh machine: install the broker rather than stop (cached in ~/.cargo/bin).
+    log "no Kafka broker and no tansu: installing tansu (cargo install, several minutes the first time)"
+    cargo install tansu --locked --features dynostore --quiet ||
+      die "installing tansu failed; install it (cargo install tansu --locked --features dynostore) or set CARELOG_TEST_KAFKA_BROKERS"
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  fi
   if have tansu && is_local_host "$KAFKA_HOST"; then
     log "starting tansu on $CARELOG_TEST_KAFKA_BROKERS (log: target/tansu.log)"
     mkdir -p "$REPO_ROOT/target"
