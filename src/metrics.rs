@@ -197,7 +197,7 @@ pub async fn render(state: &AppState) -> String {
             }
         }
     }
-    let mut pool = |name: &str, open: u32, idle: usize| {
+    let pool = |name: &str, open: u32, idle: usize| {
         m.pools.with_label_values(&[name, "open"]).set(i64::from(open));
         m.pools.with_label_values(&[name, "idle"]).set(idle as i64);
     };

@@ -300,6 +300,11 @@ pub async fn rebuild_beside(
         })
         .await?;
         let reached = replica.checkpoints(projectors).await?;
+        // Fresh statistics for the planner over the tables just switched in.
+        let tables: Vec<&str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
+        if let Err(e) = read.analyze(&tables).await {
+            tracing::warn!(error = %e, "statistics of the rebuilt read models not refreshed");
+        }
         Ok::<i64, FollowError>(reached.into_iter().max().unwrap_or(0))
     }
     .await;

@@ -88,6 +88,15 @@ impl ReadStore {
                 url: given.into(),
             };
             store.migrate().await?;
+            // Statistics for the planner where it has none (a store that grew
+            // without a rebuild): bounded sampling, cheap at any size.
+            if let Err(e) = store
+                .writer
+                .execute("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+                .await
+            {
+                tracing::warn!(error = %e, "the read store's statistics were not refreshed");
+            }
             return Ok(store);
         }
         let pool = options.max_connections(16).connect(&url).await?;
@@ -154,6 +163,22 @@ impl ReadStore {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+    }
+
+    /// Refreshes the planner's statistics of `tables` (after a bulk load).
+    pub async fn analyze(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+        match self.dialect {
+            Dialect::MySql => {
+                let sql = format!("ANALYZE TABLE {}", tables.join(", "));
+                sqlx::query(&sql).fetch_all(&self.writer).await.map(|_| ())
+            }
+            Dialect::Sqlite => {
+                for t in tables {
+                    sqlx::query(&format!("ANALYZE {t}")).execute(&self.writer).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// A cheap liveness probe for `/health`.

@@ -155,6 +155,16 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             "{lines:?}"
         ),
     }
+    // Whether each listed patient is the recorder's is asked by patient (and
+    // recorder), not by walking all of the recorder's subscriptions per row.
+    let assigned = lines.iter().filter(|l| l.contains("s_asg")).collect::<Vec<_>>();
+    assert!(!assigned.is_empty(), "{lines:?}");
+    assert!(
+        assigned
+            .iter()
+            .all(|l| l.contains("subscriptions_assigned") || l.contains("subscriptions_patient")),
+        "{lines:?}"
+    );
     // No filter is carried as `? IS NULL OR …`, which defeats indexes.
     for q in [&admin, &mine, &family_list_sql(Some(&recorder), Some("家"), today)] {
         assert!(!q.list.contains("IS NULL OR"), "{}", q.list);
