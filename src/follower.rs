@@ -13,7 +13,7 @@
 //!   is the follower's business (next to the rows it covers, in the same
 //!   transaction, for read models; beside its effects for the others);
 //! - **woken at commit**: by the appender in-process and, on PostgreSQL, by
-//!   `LISTEN` across instances (see `EventStore::connect`), with a poll as
+//!   `LISTEN` across instances (`EventStore::listen_for_commits`), with a poll as
 //!   the safety net, and an exponential backoff after failures.
 //!
 //! [`Follower::replayable`] says what a rebuild may do with it: a read model
@@ -62,6 +62,7 @@ pub trait Follower: Send + 'static {
 
 /// Runs `follower` until the process stops (see the module docs).
 pub fn spawn<F: Follower>(store: EventStore, mut follower: F) -> JoinHandle<()> {
+    store.listen_for_commits();
     tokio::spawn(async move {
         let name = follower.name();
         let _lock = LeaderLock::acquire(&store, &name).await;

@@ -94,6 +94,8 @@ pub struct EventStore {
     appended: Arc<Notify>,
     /// The one writer of events: group commit (see `crate::appender`).
     appender: Appender,
+    /// Whether the cross-instance commit listener runs.
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// On PostgreSQL, commits by other instances (one notification per
@@ -195,14 +197,12 @@ impl EventStore {
         let appended = Arc::new(Notify::new());
         let wake = appended.clone();
         let appender = Appender::start(backend.clone(), move || wake.notify_waiters());
-        if let Backend::Postgres(pool) = &backend {
-            listen_for_commits(pool.clone(), appended.clone());
-        }
         Ok(Self {
             backend,
             privacy,
             appended,
             appender,
+            listening: Arc::default(),
         })
     }
 
@@ -219,6 +219,17 @@ impl EventStore {
     /// the rows must be sealed already and start their aggregates at 1.
     pub async fn append_new(&self, rows: Vec<crate::appender::Row>) -> Result<i64, AppendError> {
         self.appender.append(rows).await
+    }
+
+    /// Starts (once per store) the task that wakes this process's followers
+    /// when another instance commits; called by `follower::spawn`, so one-shot
+    /// tools never hold a listening connection.
+    pub fn listen_for_commits(&self) {
+        if let Backend::Postgres(pool) = &self.backend {
+            if !self.listening.swap(true, Ordering::AcqRel) {
+                listen_for_commits(pool.clone(), self.appended.clone());
+            }
+        }
     }
 
     pub fn appended(&self) -> Arc<Notify> {
