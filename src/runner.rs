@@ -209,19 +209,15 @@ pub async fn catch_up_to(
     batch: i64,
     target: i64,
 ) -> Result<(), FollowError> {
-    let below: Vec<Arc<dyn Projector>> = {
-        let checkpoints = read.checkpoints(projectors).await?;
-        projectors
-            .iter()
-            .zip(checkpoints)
-            .filter(|(_, c)| *c < target)
-            .map(|(p, _)| p.clone())
-            .collect()
-    };
+    let (below, mut checkpoints): (Vec<Arc<dyn Projector>>, Vec<i64>) = projectors
+        .iter()
+        .cloned()
+        .zip(read.checkpoints(projectors).await?)
+        .filter(|(_, c)| *c < target)
+        .unzip();
     if below.is_empty() {
         return Ok(());
     }
-    let mut checkpoints = read.checkpoints(&below).await?;
     loop {
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         if lowest >= target {

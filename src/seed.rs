@@ -326,11 +326,10 @@ async fn append_chunk(state: &AppState, chunk: Vec<Pending>, metadata: &str) -> 
     let mut sealed = flat.into_iter();
     let mut jobs: Vec<Vec<Row>> = vec![Vec::new()];
     for p in chunk {
-        let job = jobs.last_mut().expect("one job at least");
-        if job.len() + p.events.len() > ROWS_PER_JOB {
+        if jobs.last().is_some_and(|j| j.len() + p.events.len() > ROWS_PER_JOB) {
             jobs.push(Vec::new());
         }
-        let job = jobs.last_mut().expect("one job at least");
+        let job = jobs.last_mut().expect("jobs starts with one and only grows");
         for (sequence, (event_type, event_version, _)) in p.events.into_iter().enumerate() {
             let (_, _, payload) = sealed.next().context("one sealed payload per event")?;
             job.push(Row {
