@@ -190,7 +190,7 @@ async fn create_admin(
     let name = v.check("name", text(&name, 50));
     let username = v.check("username", text(&username, 64));
     let password = crate::api::users::validate_password(&mut v, Some(&password));
-    if let Err(domain::DomainError::Validation(fields)) = v.finish() {
+    if let Err(domain::Invalid(fields)) = v.finish() {
         let list: Vec<String> = fields.iter().map(|(k, r)| format!("{k}: {r}")).collect();
         bail!("invalid input: {}", list.join("; "));
     }

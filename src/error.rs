@@ -5,7 +5,18 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use domain::{DomainError, FieldErrors};
+use domain::booking::{BookingAction, BookingError};
+use domain::family::FamilyError;
+use domain::file::FileError;
+use domain::health_record::HealthRecordError;
+use domain::hospital::{HospitalError, SlotError};
+use domain::order::{MedicalOrderError, OrderAction, OrderRequestError};
+use domain::package::PackageError;
+use domain::patient::PatientError;
+use domain::subscription::SubscriptionError;
+use domain::user::UserError;
+use domain::visit::{VisitAction, VisitError};
+use domain::{DomainError, FieldErrors, Invalid};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -142,13 +153,112 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::Validation(e.0)
+    }
+}
+
+/// Every refusal of the domain, as the client hears it: field errors are 400
+/// `validation_failed` naming the fields, an absent aggregate is 404
+/// `not_found` naming the resource, and every business rule is 409 `conflict`
+/// with its message here. Clients and tests read these messages: change one
+/// only as a change of the API.
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
+        use DomainError as D;
+        let conflict = |message: &str| ApiError::Conflict(message.to_string());
+        let illegal = |from: &str, verb: &str| ApiError::Conflict(format!("当前状态（{from}）不能{verb}"));
         match e {
-            DomainError::Validation(f) => ApiError::Validation(f),
-            DomainError::NotFound(what) => ApiError::NotFound(what),
-            DomainError::Conflict(reason) => ApiError::Conflict(reason),
+            D::User(UserError::Validation(i))
+            | D::Patient(PatientError::Validation(i))
+            | D::Package(PackageError::Validation(i))
+            | D::Subscription(SubscriptionError::Validation(i))
+            | D::Visit(VisitError::Validation(i))
+            | D::HealthRecord(HealthRecordError::Validation(i))
+            | D::MedicalOrder(MedicalOrderError::Validation(i))
+            | D::Hospital(HospitalError::Validation(i))
+            | D::Slot(SlotError::Validation(i))
+            | D::Booking(BookingError::Validation(i)) => i.into(),
+
+            D::User(UserError::NotFound) => ApiError::NotFound("user"),
+            D::Family(FamilyError::NotFound) => ApiError::NotFound("family"),
+            D::Patient(PatientError::NotFound) => ApiError::NotFound("patient"),
+            D::Subscription(SubscriptionError::NotFound) => ApiError::NotFound("subscription"),
+            D::Visit(VisitError::NotFound) => ApiError::NotFound("appointment"),
+            D::HealthRecord(HealthRecordError::NotFound) => ApiError::NotFound("health_record"),
+            D::OrderRequest(OrderRequestError::NotFound) => ApiError::NotFound("order_request"),
+            D::MedicalOrder(MedicalOrderError::NotFound) => ApiError::NotFound("medical_order"),
+            D::Hospital(HospitalError::NotFound) => ApiError::NotFound("hospital"),
+            D::Hospital(HospitalError::DepartmentNotFound) => ApiError::NotFound("department"),
+            D::Hospital(HospitalError::DoctorNotFound) => ApiError::NotFound("doctor"),
+            D::Slot(SlotError::NotFound) => ApiError::NotFound("slot"),
+            D::Booking(BookingError::NotFound) => ApiError::NotFound("hospital_appointment"),
+
+            D::User(UserError::AlreadyExists) => conflict("用户已存在"),
+            D::User(UserError::Inactive) => conflict("用户不可用"),
+            D::Family(FamilyError::AlreadyExists) => conflict("家庭已存在"),
+            D::Family(FamilyError::Erased) => conflict("该家庭的个人信息已删除"),
+            D::Patient(PatientError::AlreadyExists) => conflict("患者已存在"),
+            D::Patient(PatientError::Erased) => conflict("该患者的个人信息已删除"),
+            D::Package(PackageError::AlreadyExists) => conflict("套餐已存在"),
+            D::Subscription(SubscriptionError::AlreadyExists) => conflict("订阅已存在"),
+            D::Subscription(SubscriptionError::Cancelled) => conflict("已取消的订阅不能再变更状态"),
+            D::Subscription(SubscriptionError::RefundUnpaid) => conflict("未付款的订阅不能退款"),
+            D::Visit(VisitError::AlreadyScheduled) => conflict("预约已存在"),
+            D::Visit(VisitError::IllegalTransition { from, action }) => illegal(
+                from.as_str(),
+                match action {
+                    VisitAction::Confirm => "确认",
+                    VisitAction::Reschedule => "改期",
+                    VisitAction::Cancel => "取消",
+                    VisitAction::Complete => "完成",
+                },
+            ),
+            D::Visit(VisitError::MonthlyQuotaReached { quota }) => {
+                conflict(&format!("本月常规上门次数已达套餐上限（{quota}次）"))
+            }
+            D::Visit(VisitError::NoHealthRecord) => conflict("完成上门前须先提交健康记录"),
+            D::HealthRecord(HealthRecordError::AlreadyExists) => conflict("健康记录已存在"),
+            D::HealthRecord(HealthRecordError::NotTheRecorder) => conflict("只有填写该记录的记录员可以更正"),
+            D::HealthRecord(HealthRecordError::AmendmentWindowClosed { window_days }) => conflict(&format!(
+                "记录已超过{window_days}天的更正期限，请联系管理员解锁后再更正"
+            )),
+            D::File(FileError::AlreadyExists) => conflict("文件已存在"),
+            D::OrderRequest(OrderRequestError::AlreadyExists) => conflict("医嘱申请已存在"),
+            D::OrderRequest(OrderRequestError::AlreadyHandled { .. }) => conflict("医嘱申请已处理"),
+            D::MedicalOrder(MedicalOrderError::AlreadyExists) => conflict("医嘱已存在"),
+            D::MedicalOrder(MedicalOrderError::IllegalTransition { action, .. }) => match action {
+                OrderAction::Complete => conflict("医嘱已结束，不能完成"),
+                OrderAction::Cancel => conflict("医嘱已结束，不能取消"),
+            },
+            D::Hospital(HospitalError::AlreadyExists) => conflict("医院已存在"),
+            D::Hospital(HospitalError::DepartmentNameTaken) => conflict("科室名称已存在"),
+            D::Hospital(HospitalError::DepartmentExists) => conflict("科室已存在"),
+            D::Hospital(HospitalError::DoctorExists) => conflict("医生已存在"),
+            D::Hospital(HospitalError::Inactive) => conflict("该医院已停止合作"),
+            D::Hospital(HospitalError::DepartmentInactive) => conflict("该科室已停用"),
+            D::Hospital(HospitalError::DoctorInactive) => conflict("该医生已停诊"),
+            D::Slot(SlotError::AlreadyExists) => conflict("号源已存在"),
+            D::Slot(SlotError::PatientAlreadyBooked) => conflict("该患者已预约此号源"),
+            D::Slot(SlotError::Full) => conflict("号源已满"),
+            D::Booking(BookingError::AlreadyExists) => conflict("预约已存在"),
+            D::Booking(BookingError::IllegalTransition { from, action }) => illegal(
+                from.as_str(),
+                match action {
+                    BookingAction::Confirm => "确认",
+                    BookingAction::Complete => "完成",
+                    BookingAction::Cancel => "取消",
+                },
+            ),
         }
+    }
+}
+
+/// A hospital's catalog answers whether it takes a booking outside a command.
+impl From<HospitalError> for ApiError {
+    fn from(e: HospitalError) -> Self {
+        DomainError::from(e).into()
     }
 }
 

@@ -21,7 +21,7 @@ use chrono::{NaiveDate, NaiveTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::family::{Family, FamilyCommand, FamilyDetails};
-use domain::health_record::{HealthRecord, HealthRecordCommand, RecordContent, RecordFiles};
+use domain::health_record::{HealthRecord, HealthRecordCommand, NewRecord, RecordFacts, RecordFiles};
 use domain::ids::{FamilyId, HealthRecordId, PackageId, PatientId, SubscriptionId, UserId, VisitId};
 use domain::package::{PackageCommand, PackageDetails, ServicePackage};
 use domain::patient::{Patient, PatientCommand, PatientDetails};
@@ -260,15 +260,13 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                 )?);
             }
             if i.is_multiple_of(4) {
-                let content = RecordContent {
+                let record = NewRecord {
                     patient_id: patient,
                     recorder_id: recorder,
                     appointment_id: None,
                     visit_date: today - chrono::Days::new(1 + i % 30),
                     visit_time: NaiveTime::from_hms_opt(9, 30, 0).context("seeded time")?,
                     location: None,
-                    distance_from_home_m: None,
-                    away_from_home: false,
                     vital_signs: VitalSigns {
                         heart_rate: Some(60 + (i % 30) as u16),
                         temperature: Some(36.5),
@@ -278,12 +276,16 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                     symptoms: None,
                     notes: Some("精神可，按时服药".into()),
                     files: RecordFiles::default(),
-                    alerts: Vec::new(),
-                    recorded_at: Some(Utc::now()),
+                };
+                // No location, so no distance: the home is not needed.
+                let facts = RecordFacts {
+                    home: None,
+                    thresholds: state.settings.alerts.clone(),
+                    recorded_at: Utc::now(),
                 };
                 chunk.push(pending::<HealthRecord>(
                     HealthRecordId::new().to_string(),
-                    decide::<HealthRecord>(HealthRecordCommand::Create(content)).await?,
+                    decide::<HealthRecord>(HealthRecordCommand::Create { record, facts }).await?,
                 )?);
             }
         }

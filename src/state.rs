@@ -45,7 +45,8 @@ impl AppState {
     /// so the caller's next query sees it (read-your-writes).
     pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, ApiError>
     where
-        A: Aggregate<Error = DomainError, Services = ()>,
+        A: Aggregate<Services = ()>,
+        DomainError: From<A::Error>,
         A::Command: Clone,
     {
         let result = self.store.execute::<A>(id, command, &ctx).await;

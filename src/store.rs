@@ -16,6 +16,7 @@ use cqrs_es::persist::{
     SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
+use domain::patient::PatientError;
 use domain::DomainError;
 use postgres_es::PostgresEventRepository;
 use projections::StoredEvent;
@@ -247,7 +248,8 @@ impl EventStore {
         ctx: &CommandContext,
     ) -> Result<Committed, CommandError>
     where
-        A: Aggregate<Error = DomainError, Services = ()>,
+        A: Aggregate<Services = ()>,
+        DomainError: From<A::Error>,
         A::Command: Clone,
     {
         for attempt in 0..=CONFLICT_RETRIES {
@@ -290,7 +292,8 @@ impl EventStore {
     /// Loads an aggregate; `None` when it has no events.
     pub async fn load<A>(&self, id: &str) -> Result<Option<(A, i64)>, CommandError>
     where
-        A: Aggregate<Error = DomainError, Services = ()>,
+        A: Aggregate<Services = ()>,
+        DomainError: From<A::Error>,
     {
         let ctx = match &self.backend {
             Backend::Postgres(pool) => {
@@ -567,7 +570,8 @@ async fn attempt_command<A, ES>(
     ctx: &CommandContext,
 ) -> Result<(Attempt, bool), CommandError>
 where
-    A: Aggregate<Error = DomainError, Services = ()>,
+    A: Aggregate<Services = ()>,
+    DomainError: From<A::Error>,
     ES: cqrs_es::EventStore<A, AC = EventStoreAggregateContext<A>>,
 {
     let mut context = store.load_aggregate(id).await.map_err(store_error)?;
@@ -581,7 +585,11 @@ where
         }
     }
     let sink = EventSink::<A>::default();
-    context.aggregate.handle(command, &(), &sink).await?;
+    context
+        .aggregate
+        .handle(command, &(), &sink)
+        .await
+        .map_err(|refused| CommandError::Domain(refused.into()))?;
     let events = sink.collect().await;
     if events.is_empty() {
         return Ok((Attempt::Done(current), false));
@@ -594,13 +602,17 @@ where
     }
 }
 
-fn store_error(e: AggregateError<DomainError>) -> CommandError {
+fn store_error<E>(e: AggregateError<E>) -> CommandError
+where
+    E: std::error::Error,
+    DomainError: From<E>,
+{
     match e {
-        AggregateError::UserError(d) => CommandError::Domain(d),
+        AggregateError::UserError(d) => CommandError::Domain(d.into()),
         AggregateError::UnexpectedError(e)
             if matches!(e.downcast_ref::<PrivacyError>(), Some(PrivacyError::Erased(_))) =>
         {
-            CommandError::Domain(DomainError::conflict("该患者的个人信息已删除"))
+            CommandError::Domain(PatientError::Erased.into())
         }
         AggregateError::AggregateConflict => CommandError::Store("aggregate conflict".into()),
         other => CommandError::Store(other.to_string()),

@@ -1,64 +1,60 @@
-//! The one error type of the domain. Every variant says which HTTP status the
-//! server maps it to; the mapping itself lives in the server's `error` module.
+//! [`DomainError`]: a refusal from any aggregate, as one type. The server runs
+//! every aggregate through one generic command path and needs one error type
+//! to carry back from it; each variant holds one aggregate's own error enum,
+//! which says exactly why (`VisitError::IllegalTransition { .. }`,
+//! `SlotError::Full`, …) and is what the aggregate's tests match.
+//!
+//! Nothing here is worded for people: the server's error module gives every
+//! variant its HTTP status, its stable `error` string and its Chinese message,
+//! in one place.
 
-use std::collections::BTreeMap;
+use std::convert::Infallible;
 
-/// Field name -> reason, for 400 responses that name the offending fields.
-pub type FieldErrors = BTreeMap<String, String>;
+use crate::booking::BookingError;
+use crate::family::FamilyError;
+use crate::file::FileError;
+use crate::health_record::HealthRecordError;
+use crate::hospital::{HospitalError, SlotError};
+use crate::order::{MedicalOrderError, OrderRequestError};
+use crate::package::PackageError;
+use crate::patient::PatientError;
+use crate::subscription::SubscriptionError;
+use crate::user::UserError;
+use crate::visit::VisitError;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {
-    /// Input that can never be accepted (400 `validation_failed`).
-    #[error("validation failed: {0:?}")]
-    Validation(FieldErrors),
-    /// The aggregate does not exist (404 `not_found`).
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// A business rule refuses the command in the current state (409 `conflict`).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Family(#[from] FamilyError),
+    #[error(transparent)]
+    Patient(#[from] PatientError),
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    #[error(transparent)]
+    Visit(#[from] VisitError),
+    #[error(transparent)]
+    HealthRecord(#[from] HealthRecordError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    OrderRequest(#[from] OrderRequestError),
+    #[error(transparent)]
+    MedicalOrder(#[from] MedicalOrderError),
+    #[error(transparent)]
+    Hospital(#[from] HospitalError),
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    #[error(transparent)]
+    Booking(#[from] BookingError),
 }
 
-impl DomainError {
-    pub fn field(field: &str, reason: impl Into<String>) -> Self {
-        let mut m = FieldErrors::new();
-        m.insert(field.to_string(), reason.into());
-        DomainError::Validation(m)
-    }
-    pub fn conflict(reason: impl Into<String>) -> Self {
-        DomainError::Conflict(reason.into())
-    }
-}
-
-/// Collects field errors while parsing a request so the client hears about all
-/// of them at once.
-#[derive(Debug, Default)]
-pub struct Validator {
-    errors: FieldErrors,
-}
-
-impl Validator {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn add(&mut self, field: &str, reason: impl Into<String>) {
-        self.errors.entry(field.to_string()).or_insert_with(|| reason.into());
-    }
-    /// Keeps the value when it parsed, records the error otherwise.
-    pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.add(field, e);
-                None
-            }
-        }
-    }
-    pub fn finish(self) -> Result<(), DomainError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Validation(self.errors))
-        }
+/// For aggregates that refuse nothing (the inbox).
+impl From<Infallible> for DomainError {
+    fn from(never: Infallible) -> Self {
+        match never {}
     }
 }

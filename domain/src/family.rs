@@ -4,7 +4,6 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
 use crate::values::PhoneNumber;
 
 crate::patchable! {
@@ -62,26 +61,41 @@ pub struct Family {
     pub erased: bool,
 }
 
+/// Every way a family refuses a command. The server's error module gives each
+/// its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FamilyError {
+    /// No family was created under this id (404).
+    #[error("no such family")]
+    NotFound,
+    /// A second creation under the same id (409).
+    #[error("the family already exists")]
+    AlreadyExists,
+    /// The household's personal data was erased; nothing more changes (409).
+    #[error("the family's personal data was erased")]
+    Erased,
+}
+
 impl Aggregate for Family {
     const TYPE: &'static str = "family";
     type Command = FamilyCommand;
     type Event = FamilyEvent;
-    type Error = DomainError;
+    type Error = FamilyError;
     type Services = ();
 
-    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), FamilyError> {
         if self.erased {
             return match command {
                 FamilyCommand::Erase { .. } => Ok(()),
-                _ => Err(DomainError::conflict("该家庭的个人信息已删除")),
+                _ => Err(FamilyError::Erased),
             };
         }
         let event = match (command, &self.details) {
-            (FamilyCommand::Create(_), Some(_)) => return Err(DomainError::conflict("家庭已存在")),
-            (FamilyCommand::Erase { .. }, None) => return Err(DomainError::NotFound("family")),
+            (FamilyCommand::Create(_), Some(_)) => return Err(FamilyError::AlreadyExists),
+            (FamilyCommand::Erase { .. }, None) => return Err(FamilyError::NotFound),
             (FamilyCommand::Erase { reason }, Some(_)) => FamilyEvent::FamilyErased { reason },
             (FamilyCommand::Create(d), None) => FamilyEvent::FamilyCreated(d),
-            (FamilyCommand::Update(_), None) => return Err(DomainError::NotFound("family")),
+            (FamilyCommand::Update(_), None) => return Err(FamilyError::NotFound),
             (FamilyCommand::Update(c), Some(d)) => {
                 let c = c.against(d);
                 if c.is_empty() {
@@ -112,6 +126,8 @@ mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
 
+    type T = TestFramework<Family>;
+
     fn details() -> FamilyDetails {
         FamilyDetails {
             family_name: "王家".into(),
@@ -124,6 +140,35 @@ mod tests {
             home_lng: None,
         }
     }
+    fn created() -> FamilyEvent {
+        FamilyEvent::FamilyCreated(details())
+    }
+    fn erase() -> FamilyCommand {
+        FamilyCommand::Erase {
+            reason: "最后一位患者已删除".into(),
+        }
+    }
+    fn erased() -> FamilyEvent {
+        FamilyEvent::FamilyErased {
+            reason: "最后一位患者已删除".into(),
+        }
+    }
+
+    #[test]
+    fn it_should_create_a_family() {
+        T::with(())
+            .given_no_previous_events()
+            .when(FamilyCommand::Create(details()))
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn it_should_not_create_a_family_twice() {
+        T::with(())
+            .given(vec![created()])
+            .when(FamilyCommand::Create(details()))
+            .then_expect_error(FamilyError::AlreadyExists);
+    }
 
     #[test]
     fn it_should_write_only_the_fields_that_change() {
@@ -132,8 +177,8 @@ mod tests {
             primary_address: Some("北京".into()),
             ..Default::default()
         };
-        TestFramework::<Family>::with(())
-            .given(vec![FamilyEvent::FamilyCreated(details())])
+        T::with(())
+            .given(vec![created()])
             .when(FamilyCommand::Update(changes))
             .then_expect_events(vec![FamilyEvent::FamilyUpdated(FamilyChanges {
                 primary_address: Some("北京".into()),
@@ -142,21 +187,50 @@ mod tests {
     }
 
     #[test]
-    fn it_should_not_update_a_family_that_does_not_exist() {
-        TestFramework::<Family>::with(())
-            .given_no_previous_events()
-            .when(FamilyCommand::Update(FamilyChanges::default()))
-            .then_expect_error(DomainError::NotFound("family"));
+    fn it_should_not_update_or_erase_a_family_that_does_not_exist() {
+        for command in [FamilyCommand::Update(FamilyChanges::default()), erase()] {
+            T::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(FamilyError::NotFound);
+        }
     }
 
     #[test]
     fn it_should_write_nothing_for_an_update_that_changes_nothing() {
-        TestFramework::<Family>::with(())
-            .given(vec![FamilyEvent::FamilyCreated(details())])
+        T::with(())
+            .given(vec![created()])
             .when(FamilyCommand::Update(FamilyChanges {
                 family_name: Some("王家".into()),
                 ..Default::default()
             }))
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_erase_a_family() {
+        T::with(())
+            .given(vec![created()])
+            .when(erase())
+            .then_expect_events(vec![erased()]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_erasing_an_erased_family_again() {
+        T::with(())
+            .given(vec![created(), erased()])
+            .when(erase())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_refuse_to_change_an_erased_family() {
+        T::with(())
+            .given(vec![created(), erased()])
+            .when(FamilyCommand::Update(FamilyChanges {
+                primary_address: Some("北京".into()),
+                ..Default::default()
+            }))
+            .then_expect_error(FamilyError::Erased);
     }
 }

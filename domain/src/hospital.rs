@@ -11,8 +11,8 @@ use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
 use crate::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId};
+use crate::validation::Invalid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HospitalDetails {
@@ -112,25 +112,65 @@ pub struct Hospital {
     pub doctors: BTreeMap<HospitalDoctorId, (DepartmentId, bool)>,
 }
 
+/// Every way a hospital refuses a command, or a booking in its catalog. The
+/// server's error module gives each its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HospitalError {
+    /// A department or doctor named that the catalog does not hold, or a
+    /// doctor of another department (400, naming `department_id` or `doctor_id`).
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    /// No hospital was registered under this id (404).
+    #[error("no such hospital")]
+    NotFound,
+    /// No such department in this hospital (404).
+    #[error("no such department")]
+    DepartmentNotFound,
+    /// No such doctor in this hospital (404).
+    #[error("no such doctor")]
+    DoctorNotFound,
+    /// A second registration under the same id (409).
+    #[error("the hospital already exists")]
+    AlreadyExists,
+    /// Department names are unique within a hospital (409).
+    #[error("a department of that name already exists")]
+    DepartmentNameTaken,
+    /// A second department under the same id (409).
+    #[error("the department already exists")]
+    DepartmentExists,
+    /// A second doctor under the same id (409).
+    #[error("the doctor already exists")]
+    DoctorExists,
+    /// The hospital no longer takes bookings (409).
+    #[error("the hospital is inactive")]
+    Inactive,
+    /// The department no longer takes bookings (409).
+    #[error("the department is inactive")]
+    DepartmentInactive,
+    /// The doctor no longer takes bookings (409).
+    #[error("the doctor is inactive")]
+    DoctorInactive,
+}
+
 impl Hospital {
     /// Whether new bookings may be taken for this department (and doctor).
-    pub fn bookable(&self, department: DepartmentId, doctor: Option<HospitalDoctorId>) -> Result<(), DomainError> {
+    pub fn bookable(&self, department: DepartmentId, doctor: Option<HospitalDoctorId>) -> Result<(), HospitalError> {
         if !self.active {
-            return Err(DomainError::conflict("该医院已停止合作"));
+            return Err(HospitalError::Inactive);
         }
         match self.departments.get(&department) {
             Some((_, true)) => {}
-            Some((_, false)) => return Err(DomainError::conflict("该科室已停用")),
-            None => return Err(DomainError::field("department_id", "科室不存在")),
+            Some((_, false)) => return Err(HospitalError::DepartmentInactive),
+            None => return Err(Invalid::field("department_id", "科室不存在").into()),
         }
         if let Some(d) = doctor {
             match self.doctors.get(&d) {
                 Some((dep, true)) if *dep == department => {}
                 Some((dep, _)) if *dep != department => {
-                    return Err(DomainError::field("doctor_id", "医生不属于该科室"))
+                    return Err(Invalid::field("doctor_id", "医生不属于该科室").into())
                 }
-                Some(_) => return Err(DomainError::conflict("该医生已停诊")),
-                None => return Err(DomainError::field("doctor_id", "医生不存在")),
+                Some(_) => return Err(HospitalError::DoctorInactive),
+                None => return Err(Invalid::field("doctor_id", "医生不存在").into()),
             }
         }
         Ok(())
@@ -141,44 +181,44 @@ impl Aggregate for Hospital {
     const TYPE: &'static str = "hospital";
     type Command = HospitalCommand;
     type Event = HospitalEvent;
-    type Error = DomainError;
+    type Error = HospitalError;
     type Services = ();
 
-    async fn handle(&mut self, command: HospitalCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: HospitalCommand, _: &(), sink: &EventSink<Self>) -> Result<(), HospitalError> {
         if self.details.is_none() && !matches!(command, HospitalCommand::Register(_)) {
-            return Err(DomainError::NotFound("hospital"));
+            return Err(HospitalError::NotFound);
         }
         let event = match command {
-            HospitalCommand::Register(_) if self.details.is_some() => return Err(DomainError::conflict("医院已存在")),
+            HospitalCommand::Register(_) if self.details.is_some() => return Err(HospitalError::AlreadyExists),
             HospitalCommand::Register(d) => HospitalEvent::HospitalRegistered(d),
             HospitalCommand::SetActive { active } if active == self.active => return Ok(()),
             HospitalCommand::SetActive { active: true } => HospitalEvent::HospitalActivated,
             HospitalCommand::SetActive { active: false } => HospitalEvent::HospitalDeactivated,
             HospitalCommand::AddDepartment { id, details } => {
                 if self.departments.values().any(|(n, _)| *n == details.name) {
-                    return Err(DomainError::conflict("科室名称已存在"));
+                    return Err(HospitalError::DepartmentNameTaken);
                 }
                 if self.departments.contains_key(&id) {
-                    return Err(DomainError::conflict("科室已存在"));
+                    return Err(HospitalError::DepartmentExists);
                 }
                 HospitalEvent::DepartmentAdded { id, details }
             }
             HospitalCommand::SetDepartmentActive { id, active } => match self.departments.get(&id) {
-                None => return Err(DomainError::NotFound("department")),
+                None => return Err(HospitalError::DepartmentNotFound),
                 Some((_, a)) if *a == active => return Ok(()),
                 Some(_) => HospitalEvent::DepartmentActivityChanged { id, active },
             },
             HospitalCommand::AddDoctor { id, details } => {
                 if !self.departments.contains_key(&details.department_id) {
-                    return Err(DomainError::field("department_id", "科室不存在"));
+                    return Err(Invalid::field("department_id", "科室不存在").into());
                 }
                 if self.doctors.contains_key(&id) {
-                    return Err(DomainError::conflict("医生已存在"));
+                    return Err(HospitalError::DoctorExists);
                 }
                 HospitalEvent::HospitalDoctorAdded { id, details }
             }
             HospitalCommand::SetDoctorActive { id, active } => match self.doctors.get(&id) {
-                None => return Err(DomainError::NotFound("doctor")),
+                None => return Err(HospitalError::DoctorNotFound),
                 Some((_, a)) if *a == active => return Ok(()),
                 Some(_) => HospitalEvent::HospitalDoctorActivityChanged { id, active },
             },
@@ -270,32 +310,53 @@ pub struct Slot {
     pub bookings: BTreeMap<HospitalBookingId, PatientId>,
 }
 
+/// Every way a slot refuses a command. The server's error module gives each
+/// its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SlotError {
+    /// A capacity outside 1 to 1000 (400, `capacity`).
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    /// No slot was opened under this id (404).
+    #[error("no such slot")]
+    NotFound,
+    /// A second opening under the same id (409).
+    #[error("the slot already exists")]
+    AlreadyExists,
+    /// One place per patient in a slot (409).
+    #[error("the patient already holds a place in this slot")]
+    PatientAlreadyBooked,
+    /// Every place is taken (409).
+    #[error("the slot is full")]
+    Full,
+}
+
 impl Aggregate for Slot {
     const TYPE: &'static str = "hospital_slot";
     type Command = SlotCommand;
     type Event = SlotEvent;
-    type Error = DomainError;
+    type Error = SlotError;
     type Services = ();
 
-    async fn handle(&mut self, command: SlotCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: SlotCommand, _: &(), sink: &EventSink<Self>) -> Result<(), SlotError> {
         let event = match (&self.details, command) {
-            (Some(_), SlotCommand::Open(_)) => return Err(DomainError::conflict("号源已存在")),
+            (Some(_), SlotCommand::Open(_)) => return Err(SlotError::AlreadyExists),
             (None, SlotCommand::Open(d)) => {
                 if d.capacity == 0 || d.capacity > 1000 {
-                    return Err(DomainError::field("capacity", "应在1到1000之间"));
+                    return Err(Invalid::field("capacity", "应在1到1000之间").into());
                 }
                 SlotEvent::SlotOpened(d)
             }
-            (None, _) => return Err(DomainError::NotFound("slot")),
+            (None, _) => return Err(SlotError::NotFound),
             (Some(d), SlotCommand::Book { booking_id, patient_id }) => {
                 if self.bookings.contains_key(&booking_id) {
                     return Ok(());
                 }
                 if self.bookings.values().any(|p| *p == patient_id) {
-                    return Err(DomainError::conflict("该患者已预约此号源"));
+                    return Err(SlotError::PatientAlreadyBooked);
                 }
                 if self.bookings.len() as u32 >= d.capacity {
-                    return Err(DomainError::conflict("号源已满"));
+                    return Err(SlotError::Full);
                 }
                 SlotEvent::SlotPlaceBooked { booking_id, patient_id }
             }
@@ -328,68 +389,417 @@ mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
 
-    fn opened(capacity: u32) -> SlotEvent {
-        SlotEvent::SlotOpened(SlotDetails {
+    type H = TestFramework<Hospital>;
+    type S = TestFramework<Slot>;
+
+    fn dep() -> DepartmentId {
+        DepartmentId(uuid::Uuid::from_u128(1))
+    }
+    fn other_dep() -> DepartmentId {
+        DepartmentId(uuid::Uuid::from_u128(2))
+    }
+    fn doc() -> HospitalDoctorId {
+        HospitalDoctorId(uuid::Uuid::from_u128(3))
+    }
+    fn hospital_details() -> HospitalDetails {
+        HospitalDetails {
+            name: "瑞金医院".into(),
+            address: "上海市瑞金二路197号".into(),
+            phone: None,
+            level: Some("三甲".into()),
+        }
+    }
+    fn registered() -> HospitalEvent {
+        HospitalEvent::HospitalRegistered(hospital_details())
+    }
+    fn cardiology() -> DepartmentDetails {
+        DepartmentDetails {
+            name: "心内科".into(),
+            description: None,
+        }
+    }
+    fn department_added() -> HospitalEvent {
+        HospitalEvent::DepartmentAdded {
+            id: dep(),
+            details: cardiology(),
+        }
+    }
+    fn doctor(department_id: DepartmentId) -> DoctorDetails {
+        DoctorDetails {
+            department_id,
+            name: "张医生".into(),
+            title: None,
+            specialty: None,
+            consultation_fee: None,
+        }
+    }
+    fn doctor_added() -> HospitalEvent {
+        HospitalEvent::HospitalDoctorAdded {
+            id: doc(),
+            details: doctor(dep()),
+        }
+    }
+    fn names(r: Result<(), HospitalError>, field: &str) -> bool {
+        matches!(r, Err(HospitalError::Validation(i)) if i.names(field))
+    }
+    /// The hospital after `events`.
+    fn hospital(events: Vec<HospitalEvent>) -> Hospital {
+        let mut h = Hospital::default();
+        for e in events {
+            h.apply(e);
+        }
+        h
+    }
+
+    #[test]
+    fn it_should_register_a_hospital_as_active() {
+        H::with(())
+            .given_no_previous_events()
+            .when(HospitalCommand::Register(hospital_details()))
+            .then_expect_events(vec![registered()]);
+        assert!(hospital(vec![registered()]).active);
+    }
+
+    #[test]
+    fn it_should_not_register_a_hospital_twice() {
+        H::with(())
+            .given(vec![registered()])
+            .when(HospitalCommand::Register(hospital_details()))
+            .then_expect_error(HospitalError::AlreadyExists);
+    }
+
+    #[test]
+    fn it_should_refuse_every_other_command_for_a_hospital_never_registered() {
+        H::with(())
+            .given_no_previous_events()
+            .when(HospitalCommand::SetActive { active: false })
+            .then_expect_error(HospitalError::NotFound);
+        H::with(())
+            .given_no_previous_events()
+            .when(HospitalCommand::AddDepartment {
+                id: dep(),
+                details: cardiology(),
+            })
+            .then_expect_error(HospitalError::NotFound);
+    }
+
+    #[test]
+    fn it_should_deactivate_and_reactivate_a_hospital() {
+        H::with(())
+            .given(vec![registered()])
+            .when(HospitalCommand::SetActive { active: false })
+            .then_expect_events(vec![HospitalEvent::HospitalDeactivated]);
+        H::with(())
+            .given(vec![registered(), HospitalEvent::HospitalDeactivated])
+            .when(HospitalCommand::SetActive { active: true })
+            .then_expect_events(vec![HospitalEvent::HospitalActivated]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_the_hospital_is_already_so() {
+        H::with(())
+            .given(vec![registered()])
+            .when(HospitalCommand::SetActive { active: true })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_add_a_department() {
+        H::with(())
+            .given(vec![registered()])
+            .when(HospitalCommand::AddDepartment {
+                id: dep(),
+                details: cardiology(),
+            })
+            .then_expect_events(vec![department_added()]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_second_department_of_the_same_name() {
+        H::with(())
+            .given(vec![registered(), department_added()])
+            .when(HospitalCommand::AddDepartment {
+                id: other_dep(),
+                details: cardiology(),
+            })
+            .then_expect_error(HospitalError::DepartmentNameTaken);
+    }
+
+    #[test]
+    fn it_should_refuse_a_second_department_under_the_same_id() {
+        H::with(())
+            .given(vec![registered(), department_added()])
+            .when(HospitalCommand::AddDepartment {
+                id: dep(),
+                details: DepartmentDetails {
+                    name: "骨科".into(),
+                    description: None,
+                },
+            })
+            .then_expect_error(HospitalError::DepartmentExists);
+    }
+
+    #[test]
+    fn it_should_deactivate_a_department_once() {
+        let deactivated = HospitalEvent::DepartmentActivityChanged {
+            id: dep(),
+            active: false,
+        };
+        H::with(())
+            .given(vec![registered(), department_added()])
+            .when(HospitalCommand::SetDepartmentActive {
+                id: dep(),
+                active: false,
+            })
+            .then_expect_events(vec![deactivated.clone()]);
+        H::with(())
+            .given(vec![registered(), department_added(), deactivated])
+            .when(HospitalCommand::SetDepartmentActive {
+                id: dep(),
+                active: false,
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_not_change_a_department_the_hospital_does_not_have() {
+        H::with(())
+            .given(vec![registered()])
+            .when(HospitalCommand::SetDepartmentActive {
+                id: dep(),
+                active: false,
+            })
+            .then_expect_error(HospitalError::DepartmentNotFound);
+    }
+
+    #[test]
+    fn it_should_add_a_doctor_to_one_of_its_departments() {
+        H::with(())
+            .given(vec![registered(), department_added()])
+            .when(HospitalCommand::AddDoctor {
+                id: doc(),
+                details: doctor(dep()),
+            })
+            .then_expect_events(vec![doctor_added()]);
+    }
+
+    #[test]
+    fn it_should_not_add_a_doctor_to_a_department_it_does_not_have() {
+        let r = H::with(())
+            .given(vec![registered(), department_added()])
+            .when(HospitalCommand::AddDoctor {
+                id: doc(),
+                details: doctor(other_dep()),
+            })
+            .inspect_result();
+        assert!(matches!(r, Err(HospitalError::Validation(i)) if i.names("department_id")));
+    }
+
+    #[test]
+    fn it_should_not_add_a_doctor_twice() {
+        H::with(())
+            .given(vec![registered(), department_added(), doctor_added()])
+            .when(HospitalCommand::AddDoctor {
+                id: doc(),
+                details: doctor(dep()),
+            })
+            .then_expect_error(HospitalError::DoctorExists);
+    }
+
+    #[test]
+    fn it_should_take_a_doctor_off_duty() {
+        H::with(())
+            .given(vec![registered(), department_added(), doctor_added()])
+            .when(HospitalCommand::SetDoctorActive {
+                id: doc(),
+                active: false,
+            })
+            .then_expect_events(vec![HospitalEvent::HospitalDoctorActivityChanged {
+                id: doc(),
+                active: false,
+            }]);
+    }
+
+    #[test]
+    fn it_should_not_change_a_doctor_the_hospital_does_not_have() {
+        H::with(())
+            .given(vec![registered(), department_added()])
+            .when(HospitalCommand::SetDoctorActive {
+                id: doc(),
+                active: false,
+            })
+            .then_expect_error(HospitalError::DoctorNotFound);
+    }
+
+    #[test]
+    fn it_should_take_bookings_for_an_active_department_and_doctor() {
+        let h = hospital(vec![registered(), department_added(), doctor_added()]);
+        assert_eq!(h.bookable(dep(), None), Ok(()));
+        assert_eq!(h.bookable(dep(), Some(doc())), Ok(()));
+    }
+
+    #[test]
+    fn it_should_refuse_a_booking_in_an_inactive_hospital_or_department() {
+        let off = HospitalEvent::DepartmentActivityChanged {
+            id: dep(),
+            active: false,
+        };
+        let h = hospital(vec![registered(), department_added(), off]);
+        assert_eq!(h.bookable(dep(), None), Err(HospitalError::DepartmentInactive));
+        let h = hospital(vec![
+            registered(),
+            department_added(),
+            HospitalEvent::HospitalDeactivated,
+        ]);
+        assert_eq!(h.bookable(dep(), None), Err(HospitalError::Inactive));
+    }
+
+    #[test]
+    fn it_should_refuse_a_booking_with_an_inactive_doctor() {
+        let off = HospitalEvent::HospitalDoctorActivityChanged {
+            id: doc(),
+            active: false,
+        };
+        let h = hospital(vec![registered(), department_added(), doctor_added(), off]);
+        assert_eq!(h.bookable(dep(), Some(doc())), Err(HospitalError::DoctorInactive));
+    }
+
+    #[test]
+    fn it_should_refuse_a_booking_naming_a_department_or_doctor_it_does_not_have() {
+        let second = HospitalEvent::DepartmentAdded {
+            id: other_dep(),
+            details: DepartmentDetails {
+                name: "骨科".into(),
+                description: None,
+            },
+        };
+        let h = hospital(vec![registered(), department_added(), doctor_added(), second]);
+        assert!(names(h.bookable(DepartmentId::new(), None), "department_id"));
+        assert!(names(h.bookable(dep(), Some(HospitalDoctorId::new())), "doctor_id"));
+        assert!(
+            names(h.bookable(other_dep(), Some(doc())), "doctor_id"),
+            "a doctor of another department"
+        );
+    }
+
+    fn details(capacity: u32) -> SlotDetails {
+        SlotDetails {
             hospital_id: HospitalId::default(),
             department_id: DepartmentId::default(),
             doctor_id: None,
             date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
             capacity,
-        })
+        }
+    }
+    fn opened(capacity: u32) -> SlotEvent {
+        SlotEvent::SlotOpened(details(capacity))
+    }
+    fn booked(booking_id: HospitalBookingId, patient_id: PatientId) -> SlotEvent {
+        SlotEvent::SlotPlaceBooked { booking_id, patient_id }
+    }
+    fn book(booking_id: HospitalBookingId, patient_id: PatientId) -> SlotCommand {
+        SlotCommand::Book { booking_id, patient_id }
+    }
+
+    #[test]
+    fn it_should_open_a_slot() {
+        S::with(())
+            .given_no_previous_events()
+            .when(SlotCommand::Open(details(2)))
+            .then_expect_events(vec![opened(2)]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_slot_without_places_or_with_too_many() {
+        for capacity in [0, 1001] {
+            let r = S::with(())
+                .given_no_previous_events()
+                .when(SlotCommand::Open(details(capacity)))
+                .inspect_result();
+            assert!(matches!(r, Err(SlotError::Validation(i)) if i.names("capacity")));
+        }
+    }
+
+    #[test]
+    fn it_should_not_open_a_slot_twice() {
+        S::with(())
+            .given(vec![opened(1)])
+            .when(SlotCommand::Open(details(1)))
+            .then_expect_error(SlotError::AlreadyExists);
+    }
+
+    #[test]
+    fn it_should_refuse_to_book_or_release_a_slot_never_opened() {
+        let b = HospitalBookingId::new();
+        for command in [book(b, PatientId::new()), SlotCommand::Release { booking_id: b }] {
+            S::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(SlotError::NotFound);
+        }
+    }
+
+    #[test]
+    fn it_should_book_a_place() {
+        let (b, p) = (HospitalBookingId::new(), PatientId::new());
+        S::with(())
+            .given(vec![opened(1)])
+            .when(book(b, p))
+            .then_expect_events(vec![booked(b, p)]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_the_same_booking_books_again() {
+        let (b, p) = (HospitalBookingId::new(), PatientId::new());
+        S::with(())
+            .given(vec![opened(1), booked(b, p)])
+            .when(book(b, p))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_not_book_one_patient_twice_into_a_slot() {
+        let p = PatientId::new();
+        S::with(())
+            .given(vec![opened(2), booked(HospitalBookingId::new(), p)])
+            .when(book(HospitalBookingId::new(), p))
+            .then_expect_error(SlotError::PatientAlreadyBooked);
     }
 
     #[test]
     fn it_should_not_book_a_full_slot() {
-        TestFramework::<Slot>::with(())
-            .given(vec![
-                opened(1),
-                SlotEvent::SlotPlaceBooked {
-                    booking_id: HospitalBookingId::new(),
-                    patient_id: PatientId::new(),
-                },
-            ])
-            .when(SlotCommand::Book {
-                booking_id: HospitalBookingId::new(),
-                patient_id: PatientId::new(),
-            })
-            .then_expect_error(DomainError::conflict("号源已满"));
+        S::with(())
+            .given(vec![opened(1), booked(HospitalBookingId::new(), PatientId::new())])
+            .when(book(HospitalBookingId::new(), PatientId::new()))
+            .then_expect_error(SlotError::Full);
     }
 
     #[test]
     fn it_should_free_a_place_when_a_booking_is_released() {
         let b = HospitalBookingId::new();
-        let next = HospitalBookingId::new();
-        let p = PatientId::new();
-        TestFramework::<Slot>::with(())
+        let (next, p) = (HospitalBookingId::new(), PatientId::new());
+        S::with(())
+            .given(vec![opened(1), booked(b, PatientId::new())])
+            .when(SlotCommand::Release { booking_id: b })
+            .then_expect_events(vec![SlotEvent::SlotPlaceReleased { booking_id: b }]);
+        S::with(())
             .given(vec![
                 opened(1),
-                SlotEvent::SlotPlaceBooked {
-                    booking_id: b,
-                    patient_id: PatientId::new(),
-                },
+                booked(b, PatientId::new()),
                 SlotEvent::SlotPlaceReleased { booking_id: b },
             ])
-            .when(SlotCommand::Book {
-                booking_id: next,
-                patient_id: p,
-            })
-            .then_expect_events(vec![SlotEvent::SlotPlaceBooked {
-                booking_id: next,
-                patient_id: p,
-            }]);
+            .when(book(next, p))
+            .then_expect_events(vec![booked(next, p)]);
     }
 
     #[test]
-    fn it_should_refuse_a_booking_in_an_inactive_department() {
-        let mut h = Hospital {
-            active: true,
-            ..Default::default()
-        };
-        let dep = DepartmentId::new();
-        h.departments.insert(dep, ("心内科".into(), false));
-        assert!(matches!(h.bookable(dep, None), Err(DomainError::Conflict(_))));
-        h.active = false;
-        assert!(matches!(h.bookable(dep, None), Err(DomainError::Conflict(_))));
+    fn it_should_record_nothing_when_releasing_a_booking_it_does_not_hold() {
+        S::with(())
+            .given(vec![opened(1)])
+            .when(SlotCommand::Release {
+                booking_id: HospitalBookingId::new(),
+            })
+            .then_expect_events(vec![]);
     }
 }

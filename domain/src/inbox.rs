@@ -3,12 +3,11 @@
 //! what the user does with them — reading — is this aggregate's only command.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
-
-use crate::error::DomainError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InboxCommand {
@@ -38,10 +37,12 @@ impl Aggregate for Inbox {
     const TYPE: &'static str = "inbox";
     type Command = InboxCommand;
     type Event = InboxEvent;
-    type Error = DomainError;
+    /// Reading is always allowed (reading twice changes nothing), so an
+    /// inbox refuses no command.
+    type Error = Infallible;
     type Services = ();
 
-    async fn handle(&mut self, command: InboxCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: InboxCommand, _: &(), sink: &EventSink<Self>) -> Result<(), Infallible> {
         let InboxCommand::MarkRead { notification_id } = command;
         if !self.read.contains(&notification_id) {
             sink.write(InboxEvent::NotificationRead { notification_id }, self).await;
@@ -52,5 +53,48 @@ impl Aggregate for Inbox {
     fn apply(&mut self, event: InboxEvent) {
         let InboxEvent::NotificationRead { notification_id } = event;
         self.read.insert(notification_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type T = TestFramework<Inbox>;
+
+    fn mark_read(id: &str) -> InboxCommand {
+        InboxCommand::MarkRead {
+            notification_id: id.into(),
+        }
+    }
+    fn read(id: &str) -> InboxEvent {
+        InboxEvent::NotificationRead {
+            notification_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn it_should_mark_a_notification_read() {
+        T::with(())
+            .given_no_previous_events()
+            .when(mark_read("order:1"))
+            .then_expect_events(vec![read("order:1")]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_a_notification_is_read_again() {
+        T::with(())
+            .given(vec![read("order:1")])
+            .when(mark_read("order:1"))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_mark_each_notification_on_its_own() {
+        T::with(())
+            .given(vec![read("order:1")])
+            .when(mark_read("order:2"))
+            .then_expect_events(vec![read("order:2")]);
     }
 }

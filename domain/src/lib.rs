@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`ids`]: typed UUID identifiers.
 //! - [`values`]: validated value types (phone numbers, resident IDs, dates).
-//! - [`error`]: the one domain error type and field-error collection.
+//! - [`validation`]: field errors ([`Invalid`]) and their collection ([`Validator`]).
+//! - [`error`]: [`DomainError`], any aggregate's refusal as one type; each
+//!   aggregate's own error enum sits beside it in the aggregate's module.
 //! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
@@ -25,11 +27,13 @@ mod patch;
 pub mod patient;
 pub mod subscription;
 pub mod user;
+pub mod validation;
 pub mod values;
 pub mod visit;
 pub mod vitals;
 
-pub use error::{DomainError, FieldErrors, Validator};
+pub use error::DomainError;
+pub use validation::{FieldErrors, Invalid, Validator};
 
 /// How a personal field reads once its data subject was erased (the key that
 /// encrypted it destroyed). Strings read as this; lists as empty; the rest null.

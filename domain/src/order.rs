@@ -5,8 +5,8 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
 use crate::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
+use crate::validation::Invalid;
 use crate::vitals::{AlertReason, Severity};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,11 +74,27 @@ pub struct OrderRequest {
     pub status: RequestStatus,
 }
 
+/// Every way an order request refuses a command. The server's error module
+/// gives each its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OrderRequestError {
+    /// No request was opened under this id (404).
+    #[error("no such order request")]
+    NotFound,
+    /// A second request under the same id (409): an alert raises its request
+    /// at most once, so this is how the second raiser learns it was first.
+    #[error("the order request already exists")]
+    AlreadyExists,
+    /// A request is fulfilled or cancelled once (409).
+    #[error("the order request is already {status:?}")]
+    AlreadyHandled { status: RequestStatus },
+}
+
 impl Aggregate for OrderRequest {
     const TYPE: &'static str = "order_request";
     type Command = OrderRequestCommand;
     type Event = OrderRequestEvent;
-    type Error = DomainError;
+    type Error = OrderRequestError;
     type Services = ();
 
     async fn handle(
@@ -86,18 +102,19 @@ impl Aggregate for OrderRequest {
         command: OrderRequestCommand,
         _: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<(), OrderRequestError> {
+        let handled = OrderRequestError::AlreadyHandled { status: self.status };
         let event = match (&self.details, command) {
-            (Some(_), OrderRequestCommand::Open(_)) => return Err(DomainError::conflict("医嘱申请已存在")),
+            (Some(_), OrderRequestCommand::Open(_)) => return Err(OrderRequestError::AlreadyExists),
             (None, OrderRequestCommand::Open(d)) => OrderRequestEvent::OrderRequested(d),
-            (None, _) => return Err(DomainError::NotFound("order_request")),
+            (None, _) => return Err(OrderRequestError::NotFound),
             (Some(_), OrderRequestCommand::Fulfil { order_id }) => match self.status {
                 RequestStatus::Open => OrderRequestEvent::OrderRequestFulfilled { order_id },
-                _ => return Err(DomainError::conflict("医嘱申请已处理")),
+                _ => return Err(handled),
             },
             (Some(_), OrderRequestCommand::Cancel { reason }) => match self.status {
                 RequestStatus::Open => OrderRequestEvent::OrderRequestCancelled { reason },
-                _ => return Err(DomainError::conflict("医嘱申请已处理")),
+                _ => return Err(handled),
             },
         };
         sink.write(event, self).await;
@@ -201,11 +218,37 @@ pub struct MedicalOrder {
     pub status: OrderStatus,
 }
 
+/// What a command asks of an active order; names the refused step in
+/// [`MedicalOrderError::IllegalTransition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderAction {
+    Complete,
+    Cancel,
+}
+
+/// Every way a medical order refuses a command. The server's error module
+/// gives each its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MedicalOrderError {
+    /// An order without content (400, `content`).
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    /// No order was issued under this id (404).
+    #[error("no such medical order")]
+    NotFound,
+    /// A second issue under the same id (409).
+    #[error("the medical order already exists")]
+    AlreadyExists,
+    /// Only an active order is completed or cancelled; both end it (409).
+    #[error("a {from:?} order cannot take {action:?}")]
+    IllegalTransition { from: OrderStatus, action: OrderAction },
+}
+
 impl Aggregate for MedicalOrder {
     const TYPE: &'static str = "medical_order";
     type Command = MedicalOrderCommand;
     type Event = MedicalOrderEvent;
-    type Error = DomainError;
+    type Error = MedicalOrderError;
     type Services = ();
 
     async fn handle(
@@ -213,23 +256,29 @@ impl Aggregate for MedicalOrder {
         command: MedicalOrderCommand,
         _: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<(), MedicalOrderError> {
+        let illegal = |action| {
+            Err(MedicalOrderError::IllegalTransition {
+                from: self.status,
+                action,
+            })
+        };
         let event = match (&self.details, command) {
-            (Some(_), MedicalOrderCommand::Issue(_)) => return Err(DomainError::conflict("医嘱已存在")),
+            (Some(_), MedicalOrderCommand::Issue(_)) => return Err(MedicalOrderError::AlreadyExists),
             (None, MedicalOrderCommand::Issue(d)) => {
                 if d.content.trim().is_empty() {
-                    return Err(DomainError::field("content", "不能为空"));
+                    return Err(Invalid::field("content", "不能为空").into());
                 }
                 MedicalOrderEvent::MedicalOrderIssued(d)
             }
-            (None, _) => return Err(DomainError::NotFound("medical_order")),
+            (None, _) => return Err(MedicalOrderError::NotFound),
             (Some(_), MedicalOrderCommand::Complete) => match self.status {
                 OrderStatus::Active => MedicalOrderEvent::MedicalOrderCompleted,
-                _ => return Err(DomainError::conflict("医嘱已结束，不能完成")),
+                _ => return illegal(OrderAction::Complete),
             },
             (Some(_), MedicalOrderCommand::Cancel { reason }) => match self.status {
                 OrderStatus::Active => MedicalOrderEvent::MedicalOrderCancelled { reason },
-                _ => return Err(DomainError::conflict("医嘱已结束，不能取消")),
+                _ => return illegal(OrderAction::Cancel),
             },
         };
         sink.write(event, self).await;
@@ -250,8 +299,115 @@ mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
 
-    fn issued() -> MedicalOrderEvent {
-        MedicalOrderEvent::MedicalOrderIssued(OrderDetails {
+    type R = TestFramework<OrderRequest>;
+    type M = TestFramework<MedicalOrder>;
+
+    fn request() -> RequestDetails {
+        RequestDetails {
+            health_record_id: HealthRecordId::default(),
+            patient_id: PatientId::default(),
+            doctor_id: UserId::default(),
+            requested_by: None,
+            recorder_id: UserId::default(),
+            reason: None,
+            alerts: vec![],
+        }
+    }
+    fn requested() -> OrderRequestEvent {
+        OrderRequestEvent::OrderRequested(request())
+    }
+    fn fulfil() -> OrderRequestCommand {
+        OrderRequestCommand::Fulfil {
+            order_id: MedicalOrderId::default(),
+        }
+    }
+    fn fulfilled() -> OrderRequestEvent {
+        OrderRequestEvent::OrderRequestFulfilled {
+            order_id: MedicalOrderId::default(),
+        }
+    }
+
+    #[test]
+    fn it_should_open_an_order_request() {
+        R::with(())
+            .given_no_previous_events()
+            .when(OrderRequestCommand::Open(request()))
+            .then_expect_events(vec![requested()]);
+    }
+
+    #[test]
+    fn it_should_not_open_the_same_request_twice() {
+        R::with(())
+            .given(vec![requested()])
+            .when(OrderRequestCommand::Open(request()))
+            .then_expect_error(OrderRequestError::AlreadyExists);
+    }
+
+    #[test]
+    fn it_should_refuse_to_fulfil_or_cancel_a_request_never_opened() {
+        for command in [fulfil(), OrderRequestCommand::Cancel { reason: None }] {
+            R::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(OrderRequestError::NotFound);
+        }
+    }
+
+    #[test]
+    fn it_should_fulfil_an_open_request_with_its_order() {
+        R::with(())
+            .given(vec![requested()])
+            .when(fulfil())
+            .then_expect_events(vec![fulfilled()]);
+    }
+
+    #[test]
+    fn it_should_not_fulfil_a_request_twice() {
+        R::with(())
+            .given(vec![requested(), fulfilled()])
+            .when(fulfil())
+            .then_expect_error(OrderRequestError::AlreadyHandled {
+                status: RequestStatus::Fulfilled,
+            });
+    }
+
+    #[test]
+    fn it_should_cancel_an_open_request() {
+        R::with(())
+            .given(vec![requested()])
+            .when(OrderRequestCommand::Cancel {
+                reason: Some("已电话处理".into()),
+            })
+            .then_expect_events(vec![OrderRequestEvent::OrderRequestCancelled {
+                reason: Some("已电话处理".into()),
+            }]);
+    }
+
+    #[test]
+    fn it_should_not_fulfil_a_cancelled_request() {
+        R::with(())
+            .given(vec![
+                requested(),
+                OrderRequestEvent::OrderRequestCancelled { reason: None },
+            ])
+            .when(fulfil())
+            .then_expect_error(OrderRequestError::AlreadyHandled {
+                status: RequestStatus::Cancelled,
+            });
+    }
+
+    #[test]
+    fn it_should_not_cancel_a_fulfilled_request() {
+        R::with(())
+            .given(vec![requested(), fulfilled()])
+            .when(OrderRequestCommand::Cancel { reason: None })
+            .then_expect_error(OrderRequestError::AlreadyHandled {
+                status: RequestStatus::Fulfilled,
+            });
+    }
+
+    fn order() -> OrderDetails {
+        OrderDetails {
             patient_id: PatientId::default(),
             doctor_id: UserId::default(),
             recorder_id: None,
@@ -263,38 +419,93 @@ mod tests {
             frequency: None,
             duration: None,
             notes: None,
-        })
+        }
+    }
+    fn issued() -> MedicalOrderEvent {
+        MedicalOrderEvent::MedicalOrderIssued(order())
+    }
+    fn cancelled() -> MedicalOrderEvent {
+        MedicalOrderEvent::MedicalOrderCancelled { reason: None }
+    }
+    fn illegal(from: OrderStatus, action: OrderAction) -> MedicalOrderError {
+        MedicalOrderError::IllegalTransition { from, action }
+    }
+
+    #[test]
+    fn it_should_issue_an_order() {
+        M::with(())
+            .given_no_previous_events()
+            .when(MedicalOrderCommand::Issue(order()))
+            .then_expect_events(vec![issued()]);
+    }
+
+    #[test]
+    fn it_should_not_issue_an_order_without_content() {
+        let blank = OrderDetails {
+            content: "  ".into(),
+            ..order()
+        };
+        let r = M::with(())
+            .given_no_previous_events()
+            .when(MedicalOrderCommand::Issue(blank))
+            .inspect_result();
+        assert!(matches!(r, Err(MedicalOrderError::Validation(i)) if i.names("content")));
+    }
+
+    #[test]
+    fn it_should_not_issue_the_same_order_twice() {
+        M::with(())
+            .given(vec![issued()])
+            .when(MedicalOrderCommand::Issue(order()))
+            .then_expect_error(MedicalOrderError::AlreadyExists);
+    }
+
+    #[test]
+    fn it_should_refuse_to_complete_or_cancel_an_order_never_issued() {
+        for command in [
+            MedicalOrderCommand::Complete,
+            MedicalOrderCommand::Cancel { reason: None },
+        ] {
+            M::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(MedicalOrderError::NotFound);
+        }
+    }
+
+    #[test]
+    fn it_should_complete_an_active_order() {
+        M::with(())
+            .given(vec![issued()])
+            .when(MedicalOrderCommand::Complete)
+            .then_expect_events(vec![MedicalOrderEvent::MedicalOrderCompleted]);
     }
 
     #[test]
     fn it_should_not_complete_a_cancelled_order() {
-        TestFramework::<MedicalOrder>::with(())
-            .given(vec![
-                issued(),
-                MedicalOrderEvent::MedicalOrderCancelled { reason: None },
-            ])
+        M::with(())
+            .given(vec![issued(), cancelled()])
             .when(MedicalOrderCommand::Complete)
-            .then_expect_error(DomainError::conflict("医嘱已结束，不能完成"));
+            .then_expect_error(illegal(OrderStatus::Cancelled, OrderAction::Complete));
     }
 
     #[test]
-    fn it_should_not_fulfil_a_request_twice() {
-        let details = RequestDetails {
-            health_record_id: HealthRecordId::default(),
-            patient_id: PatientId::default(),
-            doctor_id: UserId::default(),
-            requested_by: None,
-            recorder_id: UserId::default(),
-            reason: None,
-            alerts: vec![],
-        };
-        let order_id = MedicalOrderId::default();
-        TestFramework::<OrderRequest>::with(())
-            .given(vec![
-                OrderRequestEvent::OrderRequested(details),
-                OrderRequestEvent::OrderRequestFulfilled { order_id },
-            ])
-            .when(OrderRequestCommand::Fulfil { order_id })
-            .then_expect_error(DomainError::conflict("医嘱申请已处理"));
+    fn it_should_cancel_an_active_order_with_its_reason() {
+        M::with(())
+            .given(vec![issued()])
+            .when(MedicalOrderCommand::Cancel {
+                reason: Some("血压已平稳".into()),
+            })
+            .then_expect_events(vec![MedicalOrderEvent::MedicalOrderCancelled {
+                reason: Some("血压已平稳".into()),
+            }]);
+    }
+
+    #[test]
+    fn it_should_not_cancel_a_completed_order() {
+        M::with(())
+            .given(vec![issued(), MedicalOrderEvent::MedicalOrderCompleted])
+            .when(MedicalOrderCommand::Cancel { reason: None })
+            .then_expect_error(illegal(OrderStatus::Completed, OrderAction::Cancel));
     }
 }

@@ -7,8 +7,8 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::DomainError;
 use crate::ids::{FamilyId, UserId};
+use crate::validation::Invalid;
 use crate::values::{Gender, PhoneNumber, ResidentId};
 
 crate::patchable! {
@@ -84,11 +84,31 @@ pub struct Patient {
     pub erased: bool,
 }
 
+/// Every way a patient refuses a command. The server's error module gives
+/// each its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatientError {
+    /// An ID card whose birth date differs, or an erasure without a reason
+    /// (400, naming the field).
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    /// No patient was registered under this id (404).
+    #[error("no such patient")]
+    NotFound,
+    /// A second registration under the same id (409).
+    #[error("the patient already exists")]
+    AlreadyExists,
+    /// The patient's personal data was erased; nothing more changes (409).
+    /// Also what the store answers for any command about an erased patient.
+    #[error("the patient's personal data was erased")]
+    Erased,
+}
+
 /// Checks that hold for any patient, new or updated.
-fn check(d: &PatientDetails) -> Result<(), DomainError> {
+fn check(d: &PatientDetails) -> Result<(), Invalid> {
     if let Some(id) = &d.id_card {
         if id.birth_date() != Some(d.birth_date) {
-            return Err(DomainError::field("id_card", "身份证号中的出生日期与birth_date不一致"));
+            return Err(Invalid::field("id_card", "身份证号中的出生日期与birth_date不一致"));
         }
     }
     Ok(())
@@ -98,29 +118,29 @@ impl Aggregate for Patient {
     const TYPE: &'static str = "patient";
     type Command = PatientCommand;
     type Event = PatientEvent;
-    type Error = DomainError;
+    type Error = PatientError;
     type Services = ();
 
-    async fn handle(&mut self, command: PatientCommand, _: &(), sink: &EventSink<Self>) -> Result<(), DomainError> {
+    async fn handle(&mut self, command: PatientCommand, _: &(), sink: &EventSink<Self>) -> Result<(), PatientError> {
         if self.erased && self.details.is_some() {
             return match command {
                 // Erasing twice (a retry, or two admins at once) changes nothing.
                 PatientCommand::Erase { .. } => Ok(()),
-                _ => Err(DomainError::conflict("该患者的个人信息已删除")),
+                _ => Err(PatientError::Erased),
             };
         }
         let event = match (command, &self.details) {
-            (PatientCommand::Register { .. }, Some(_)) => return Err(DomainError::conflict("患者已存在")),
-            (PatientCommand::Erase { .. }, None) => return Err(DomainError::NotFound("patient")),
+            (PatientCommand::Register { .. }, Some(_)) => return Err(PatientError::AlreadyExists),
+            (PatientCommand::Erase { .. }, None) => return Err(PatientError::NotFound),
             (PatientCommand::Erase { reason, erased_by }, Some(_)) => {
-                let reason = crate::values::text(&reason, 500).map_err(|e| DomainError::field("reason", e))?;
+                let reason = crate::values::text(&reason, 500).map_err(|e| Invalid::field("reason", e))?;
                 PatientEvent::PatientErased { reason, erased_by }
             }
             (PatientCommand::Register { family_id, details }, None) => {
                 check(&details)?;
                 PatientEvent::PatientRegistered { family_id, details }
             }
-            (PatientCommand::Update(_), None) => return Err(DomainError::NotFound("patient")),
+            (PatientCommand::Update(_), None) => return Err(PatientError::NotFound),
             (PatientCommand::Update(c), Some(d)) => {
                 let c = c.against(d);
                 if c.is_empty() {
@@ -157,6 +177,8 @@ mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
 
+    type T = TestFramework<Patient>;
+
     fn details() -> PatientDetails {
         PatientDetails {
             name: "王大爷".into(),
@@ -171,84 +193,139 @@ mod tests {
             service_preferences: None,
         }
     }
+    fn registered() -> PatientEvent {
+        PatientEvent::PatientRegistered {
+            family_id: FamilyId::default(),
+            details: details(),
+        }
+    }
+    fn register() -> PatientCommand {
+        PatientCommand::Register {
+            family_id: FamilyId::default(),
+            details: details(),
+        }
+    }
+    fn erase(reason: &str) -> PatientCommand {
+        PatientCommand::Erase {
+            reason: reason.into(),
+            erased_by: UserId::default(),
+        }
+    }
+    fn erased() -> PatientEvent {
+        PatientEvent::PatientErased {
+            reason: "本人申请删除".into(),
+            erased_by: UserId::default(),
+        }
+    }
+    fn names(r: Result<Vec<PatientEvent>, PatientError>, field: &str) -> bool {
+        matches!(r, Err(PatientError::Validation(i)) if i.names(field))
+    }
 
     #[test]
     fn it_should_register_a_patient_into_a_family() {
-        let family_id = FamilyId::new();
-        TestFramework::<Patient>::with(())
+        T::with(())
             .given_no_previous_events()
-            .when(PatientCommand::Register {
-                family_id,
-                details: details(),
-            })
-            .then_expect_events(vec![PatientEvent::PatientRegistered {
-                family_id,
-                details: details(),
-            }]);
+            .when(register())
+            .then_expect_events(vec![registered()]);
     }
 
     #[test]
     fn it_should_refuse_an_id_card_whose_birth_date_differs() {
         let mut d = details();
         d.birth_date = NaiveDate::from_ymd_opt(1950, 1, 1).unwrap();
-        TestFramework::<Patient>::with(())
+        let r = T::with(())
             .given_no_previous_events()
             .when(PatientCommand::Register {
                 family_id: FamilyId::new(),
                 details: d,
             })
-            .then_expect_error(DomainError::field("id_card", "身份证号中的出生日期与birth_date不一致"));
+            .inspect_result();
+        assert!(names(r, "id_card"));
     }
 
     #[test]
-    fn it_should_not_update_an_unknown_patient() {
-        TestFramework::<Patient>::with(())
-            .given_no_previous_events()
-            .when(PatientCommand::Update(PatientChanges::default()))
-            .then_expect_error(DomainError::NotFound("patient"));
+    fn it_should_not_register_a_patient_twice() {
+        T::with(())
+            .given(vec![registered()])
+            .when(register())
+            .then_expect_error(PatientError::AlreadyExists);
     }
 
     #[test]
-    fn it_should_erase_once_and_then_refuse_changes() {
-        let family_id = FamilyId::new();
-        let by = UserId::new();
-        let registered = PatientEvent::PatientRegistered {
-            family_id,
-            details: details(),
-        };
-        TestFramework::<Patient>::with(())
-            .given(vec![registered.clone()])
-            .when(PatientCommand::Erase {
-                reason: "本人申请删除".into(),
-                erased_by: by,
-            })
-            .then_expect_events(vec![PatientEvent::PatientErased {
-                reason: "本人申请删除".into(),
-                erased_by: by,
-            }]);
-        TestFramework::<Patient>::with(())
-            .given(vec![
-                registered,
-                PatientEvent::PatientErased {
-                    reason: "本人申请删除".into(),
-                    erased_by: by,
-                },
-            ])
+    fn it_should_not_update_or_erase_an_unknown_patient() {
+        for command in [PatientCommand::Update(PatientChanges::default()), erase("本人申请删除")] {
+            T::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(PatientError::NotFound);
+        }
+    }
+
+    #[test]
+    fn it_should_write_only_the_fields_an_update_changes() {
+        T::with(())
+            .given(vec![registered()])
+            .when(PatientCommand::Update(PatientChanges {
+                name: Some("王大爷".into()),
+                allergies: Some("青霉素".into()),
+                ..Default::default()
+            }))
+            .then_expect_events(vec![PatientEvent::PatientUpdated(PatientChanges {
+                allergies: Some("青霉素".into()),
+                ..Default::default()
+            })]);
+    }
+
+    #[test]
+    fn it_should_write_nothing_for_an_update_that_changes_nothing() {
+        T::with(())
+            .given(vec![registered()])
+            .when(PatientCommand::Update(PatientChanges {
+                name: Some("王大爷".into()),
+                ..Default::default()
+            }))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_refuse_an_update_that_makes_the_id_card_disagree_with_the_birth_date() {
+        let r = T::with(())
+            .given(vec![registered()])
+            .when(PatientCommand::Update(PatientChanges {
+                birth_date: NaiveDate::from_ymd_opt(1950, 1, 1),
+                ..Default::default()
+            }))
+            .inspect_result();
+        assert!(names(r, "id_card"));
+    }
+
+    #[test]
+    fn it_should_erase_a_patient() {
+        T::with(())
+            .given(vec![registered()])
+            .when(erase("本人申请删除"))
+            .then_expect_events(vec![erased()]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_erasing_an_erased_patient_again() {
+        T::with(())
+            .given(vec![registered(), erased()])
+            .when(erase("重复请求"))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_refuse_to_change_an_erased_patient() {
+        T::with(())
+            .given(vec![registered(), erased()])
             .when(PatientCommand::Update(PatientChanges::default()))
-            .then_expect_error(DomainError::conflict("该患者的个人信息已删除"));
+            .then_expect_error(PatientError::Erased);
     }
 
     #[test]
     fn it_should_want_a_reason_to_erase() {
-        TestFramework::<Patient>::with(())
-            .given(vec![PatientEvent::PatientRegistered {
-                family_id: FamilyId::new(),
-                details: details(),
-            }])
-            .when(PatientCommand::Erase {
-                reason: "  ".into(),
-                erased_by: UserId::new(),
-            })
-            .then_expect_error(DomainError::field("reason", "不能为空"));
+        let r = T::with(()).given(vec![registered()]).when(erase("  ")).inspect_result();
+        assert!(names(r, "reason"));
     }
 }

@@ -6,8 +6,8 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
 use crate::ids::{PackageId, PatientId, UserId};
+use crate::validation::Invalid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -123,11 +123,32 @@ pub struct Subscription {
     pub payment_status: PaymentStatus,
 }
 
+/// Every way a subscription refuses a command. The server's error module
+/// gives each its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubscriptionError {
+    /// A start date whose end falls outside the calendar (400, `start_date`).
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    /// No subscription was created under this id (404).
+    #[error("no such subscription")]
+    NotFound,
+    /// A second creation under the same id (409).
+    #[error("the subscription already exists")]
+    AlreadyExists,
+    /// Cancelling is final: no status change after it (409).
+    #[error("a cancelled subscription cannot change status")]
+    Cancelled,
+    /// Only what was paid can be refunded (409).
+    #[error("an unpaid subscription cannot be refunded")]
+    RefundUnpaid,
+}
+
 impl Aggregate for Subscription {
     const TYPE: &'static str = "subscription";
     type Command = SubscriptionCommand;
     type Event = SubscriptionEvent;
-    type Error = DomainError;
+    type Error = SubscriptionError;
     type Services = ();
 
     async fn handle(
@@ -135,14 +156,12 @@ impl Aggregate for Subscription {
         command: SubscriptionCommand,
         _: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<(), SubscriptionError> {
         if self.terms.is_none() && !matches!(command, SubscriptionCommand::Create { .. }) {
-            return Err(DomainError::NotFound("subscription"));
+            return Err(SubscriptionError::NotFound);
         }
         let event = match command {
-            SubscriptionCommand::Create { .. } if self.terms.is_some() => {
-                return Err(DomainError::conflict("订阅已存在"))
-            }
+            SubscriptionCommand::Create { .. } if self.terms.is_some() => return Err(SubscriptionError::AlreadyExists),
             SubscriptionCommand::Create {
                 patient_id,
                 package_id,
@@ -152,7 +171,7 @@ impl Aggregate for Subscription {
             } => {
                 let end_date = start_date
                     .checked_add_days(Days::new(u64::from(duration_days)))
-                    .ok_or_else(|| DomainError::field("start_date", "日期超出范围"))?;
+                    .ok_or_else(|| Invalid::field("start_date", "日期超出范围"))?;
                 SubscriptionEvent::SubscriptionCreated(SubscriptionTerms {
                     patient_id,
                     package_id,
@@ -166,7 +185,7 @@ impl Aggregate for Subscription {
                     return Ok(());
                 }
                 if self.status == SubscriptionStatus::Cancelled {
-                    return Err(DomainError::conflict("已取消的订阅不能再变更状态"));
+                    return Err(SubscriptionError::Cancelled);
                 }
                 SubscriptionEvent::SubscriptionStatusChanged {
                     status,
@@ -178,7 +197,7 @@ impl Aggregate for Subscription {
                     return Ok(());
                 }
                 if payment_status == PaymentStatus::Refunded && self.payment_status != PaymentStatus::Paid {
-                    return Err(DomainError::conflict("未付款的订阅不能退款"));
+                    return Err(SubscriptionError::RefundUnpaid);
                 }
                 SubscriptionEvent::SubscriptionPaymentChanged { payment_status }
             }
@@ -201,60 +220,140 @@ mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
 
+    type T = TestFramework<Subscription>;
+
     fn created() -> SubscriptionEvent {
         SubscriptionEvent::SubscriptionCreated(SubscriptionTerms {
-            patient_id: PatientId::new(),
-            package_id: PackageId::new(),
-            recorder_id: UserId::new(),
+            patient_id: PatientId::default(),
+            package_id: PackageId::default(),
+            recorder_id: UserId::default(),
             start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             end_date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
         })
     }
+    fn create(start_date: NaiveDate) -> SubscriptionCommand {
+        SubscriptionCommand::Create {
+            patient_id: PatientId::default(),
+            package_id: PackageId::default(),
+            recorder_id: UserId::default(),
+            start_date,
+            duration_days: 30,
+        }
+    }
+    fn status_changed(status: SubscriptionStatus, previous: SubscriptionStatus) -> SubscriptionEvent {
+        SubscriptionEvent::SubscriptionStatusChanged { status, previous }
+    }
+    fn change_status(status: SubscriptionStatus) -> SubscriptionCommand {
+        SubscriptionCommand::ChangeStatus { status }
+    }
+    fn change_payment(payment_status: PaymentStatus) -> SubscriptionCommand {
+        SubscriptionCommand::ChangePayment { payment_status }
+    }
+    fn paid() -> SubscriptionEvent {
+        SubscriptionEvent::SubscriptionPaymentChanged {
+            payment_status: PaymentStatus::Paid,
+        }
+    }
 
     #[test]
     fn it_should_end_duration_days_after_the_start() {
-        let (patient_id, package_id, recorder_id) = (PatientId::new(), PackageId::new(), UserId::new());
-        TestFramework::<Subscription>::with(())
+        T::with(())
             .given_no_previous_events()
-            .when(SubscriptionCommand::Create {
-                patient_id,
-                package_id,
-                recorder_id,
-                start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-                duration_days: 30,
-            })
-            .then_expect_events(vec![SubscriptionEvent::SubscriptionCreated(SubscriptionTerms {
-                patient_id,
-                package_id,
-                recorder_id,
-                start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-                end_date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
-            })]);
+            .when(create(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()))
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_start_date_whose_end_is_past_the_calendar() {
+        let r = T::with(())
+            .given_no_previous_events()
+            .when(create(NaiveDate::MAX))
+            .inspect_result();
+        assert!(matches!(r, Err(SubscriptionError::Validation(i)) if i.names("start_date")));
+    }
+
+    #[test]
+    fn it_should_not_create_a_subscription_twice() {
+        T::with(())
+            .given(vec![created()])
+            .when(create(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()))
+            .then_expect_error(SubscriptionError::AlreadyExists);
+    }
+
+    #[test]
+    fn it_should_not_change_a_subscription_that_does_not_exist() {
+        for command in [
+            change_status(SubscriptionStatus::Paused),
+            change_payment(PaymentStatus::Paid),
+        ] {
+            T::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(SubscriptionError::NotFound);
+        }
+    }
+
+    #[test]
+    fn it_should_pause_an_active_subscription_and_remember_the_previous_status() {
+        T::with(())
+            .given(vec![created()])
+            .when(change_status(SubscriptionStatus::Paused))
+            .then_expect_events(vec![status_changed(
+                SubscriptionStatus::Paused,
+                SubscriptionStatus::Active,
+            )]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_the_status_does_not_change() {
+        T::with(())
+            .given(vec![created()])
+            .when(change_status(SubscriptionStatus::Active))
+            .then_expect_events(vec![]);
     }
 
     #[test]
     fn it_should_not_reactivate_a_cancelled_subscription() {
-        TestFramework::<Subscription>::with(())
+        T::with(())
             .given(vec![
                 created(),
-                SubscriptionEvent::SubscriptionStatusChanged {
-                    status: SubscriptionStatus::Cancelled,
-                    previous: SubscriptionStatus::Active,
-                },
+                status_changed(SubscriptionStatus::Cancelled, SubscriptionStatus::Active),
             ])
-            .when(SubscriptionCommand::ChangeStatus {
-                status: SubscriptionStatus::Active,
-            })
-            .then_expect_error(DomainError::conflict("已取消的订阅不能再变更状态"));
+            .when(change_status(SubscriptionStatus::Active))
+            .then_expect_error(SubscriptionError::Cancelled);
+    }
+
+    #[test]
+    fn it_should_mark_a_subscription_paid() {
+        T::with(())
+            .given(vec![created()])
+            .when(change_payment(PaymentStatus::Paid))
+            .then_expect_events(vec![paid()]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_the_payment_status_does_not_change() {
+        T::with(())
+            .given(vec![created(), paid()])
+            .when(change_payment(PaymentStatus::Paid))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_refund_a_paid_subscription() {
+        T::with(())
+            .given(vec![created(), paid()])
+            .when(change_payment(PaymentStatus::Refunded))
+            .then_expect_events(vec![SubscriptionEvent::SubscriptionPaymentChanged {
+                payment_status: PaymentStatus::Refunded,
+            }]);
     }
 
     #[test]
     fn it_should_not_refund_an_unpaid_subscription() {
-        TestFramework::<Subscription>::with(())
+        T::with(())
             .given(vec![created()])
-            .when(SubscriptionCommand::ChangePayment {
-                payment_status: PaymentStatus::Refunded,
-            })
-            .then_expect_error(DomainError::conflict("未付款的订阅不能退款"));
+            .when(change_payment(PaymentStatus::Refunded))
+            .then_expect_error(SubscriptionError::RefundUnpaid);
     }
 }

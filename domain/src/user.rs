@@ -8,8 +8,8 @@ use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
 use crate::ids::SessionId;
+use crate::validation::Invalid;
 use crate::values::PhoneNumber;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,11 +243,30 @@ impl User {
     }
 }
 
+/// Every way a user refuses a command. The server's error module gives each
+/// its HTTP status and its message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UserError {
+    /// A role's profile missing, or a profile the role does not have (400,
+    /// naming `recorder` or `doctor`).
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    /// No user was created under this id (404).
+    #[error("no such user")]
+    NotFound,
+    /// A second creation under the same id (409).
+    #[error("the user already exists")]
+    AlreadyExists,
+    /// Only an active user logs in (409; the login endpoint answers 401).
+    #[error("the user is not active")]
+    Inactive,
+}
+
 impl Aggregate for User {
     const TYPE: &'static str = "user";
     type Command = UserCommand;
     type Event = UserEvent;
-    type Error = DomainError;
+    type Error = UserError;
     type Services = ();
 
     async fn handle(
@@ -257,19 +276,19 @@ impl Aggregate for User {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         if !self.created && !matches!(command, UserCommand::Create(_)) {
-            return Err(DomainError::NotFound("user"));
+            return Err(UserError::NotFound);
         }
         let event = match command {
             UserCommand::Create(new) => {
                 if self.created {
-                    return Err(DomainError::conflict("用户已存在"));
+                    return Err(UserError::AlreadyExists);
                 }
                 match new.role {
                     Role::Recorder if new.recorder.is_none() => {
-                        return Err(DomainError::field("recorder", "记录员必须提供recorder资料"))
+                        return Err(Invalid::field("recorder", "记录员必须提供recorder资料").into())
                     }
                     Role::Doctor if new.doctor.is_none() => {
-                        return Err(DomainError::field("doctor", "医生必须提供doctor资料"))
+                        return Err(Invalid::field("doctor", "医生必须提供doctor资料").into())
                     }
                     _ => {}
                 }
@@ -293,10 +312,10 @@ impl Aggregate for User {
             },
             UserCommand::UpdateProfile(changes) => {
                 if changes.recorder.is_some() && self.role != Some(Role::Recorder) {
-                    return Err(DomainError::field("recorder", "仅记录员有recorder资料"));
+                    return Err(Invalid::field("recorder", "仅记录员有recorder资料").into());
                 }
                 if changes.doctor.is_some() && self.role != Some(Role::Doctor) {
-                    return Err(DomainError::field("doctor", "仅医生有doctor资料"));
+                    return Err(Invalid::field("doctor", "仅医生有doctor资料").into());
                 }
                 if changes.is_empty() {
                     return Ok(());
@@ -305,7 +324,7 @@ impl Aggregate for User {
             }
             UserCommand::RecordLogin { session_id, expires_at } => {
                 if !self.is_active() {
-                    return Err(DomainError::conflict("用户不可用"));
+                    return Err(UserError::Inactive);
                 }
                 UserEvent::UserLoggedIn { session_id, expires_at }
             }
@@ -388,14 +407,44 @@ mod tests {
             .then_expect_events(vec![UserEvent::UserCreated(recorder())]);
     }
 
+    fn refused_field(given: Vec<UserEvent>, command: UserCommand) -> Option<String> {
+        match T::with(()).given(given).when(command).inspect_result() {
+            Err(UserError::Validation(Invalid(fields))) => fields.into_keys().next(),
+            _ => None,
+        }
+    }
+
     #[test]
     fn it_should_not_create_a_recorder_without_a_profile() {
         let mut u = recorder();
         u.recorder = None;
+        assert_eq!(
+            refused_field(vec![], UserCommand::Create(u)).as_deref(),
+            Some("recorder")
+        );
+    }
+
+    #[test]
+    fn it_should_not_create_a_doctor_without_a_profile() {
+        let u = NewUser {
+            role: Role::Doctor,
+            recorder: None,
+            ..recorder()
+        };
+        assert_eq!(refused_field(vec![], UserCommand::Create(u)).as_deref(), Some("doctor"));
+    }
+
+    #[test]
+    fn it_should_create_an_admin_without_a_profile() {
+        let admin = NewUser {
+            role: Role::Admin,
+            recorder: None,
+            ..recorder()
+        };
         T::with(())
             .given_no_previous_events()
-            .when(UserCommand::Create(u))
-            .then_expect_error(DomainError::field("recorder", "记录员必须提供recorder资料"));
+            .when(UserCommand::Create(admin.clone()))
+            .then_expect_events(vec![UserEvent::UserCreated(admin)]);
     }
 
     #[test]
@@ -403,7 +452,54 @@ mod tests {
         T::with(())
             .given(vec![UserEvent::UserCreated(recorder())])
             .when(UserCommand::Create(recorder()))
-            .then_expect_error(DomainError::conflict("用户已存在"));
+            .then_expect_error(UserError::AlreadyExists);
+    }
+
+    #[test]
+    fn it_should_refuse_every_other_command_for_a_user_never_created() {
+        let session = SessionId::default();
+        for command in [
+            UserCommand::ChangeStatus {
+                status: UserStatus::Suspended,
+            },
+            UserCommand::ChangePassword {
+                password_hash: "h2".into(),
+                keep_session: None,
+            },
+            UserCommand::UpdateProfile(UserChanges::default()),
+            UserCommand::RecordLogin {
+                session_id: session,
+                expires_at: Utc::now(),
+            },
+            UserCommand::Logout { session_id: session },
+        ] {
+            T::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(UserError::NotFound);
+        }
+    }
+
+    #[test]
+    fn it_should_suspend_a_user_and_remember_the_previous_status() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::ChangeStatus {
+                status: UserStatus::Suspended,
+            })
+            .then_expect_events(vec![UserEvent::UserStatusChanged {
+                status: UserStatus::Suspended,
+                previous: UserStatus::Active,
+            }]);
+    }
+
+    #[test]
+    fn it_should_log_in_an_active_user() {
+        let (session_id, expires_at) = (SessionId::new(), Utc::now());
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::RecordLogin { session_id, expires_at })
+            .then_expect_events(vec![UserEvent::UserLoggedIn { session_id, expires_at }]);
     }
 
     #[test]
@@ -420,7 +516,26 @@ mod tests {
                 session_id: SessionId::new(),
                 expires_at: Utc::now(),
             })
-            .then_expect_error(DomainError::conflict("用户不可用"));
+            .then_expect_error(UserError::Inactive);
+    }
+
+    #[test]
+    fn it_should_log_out_an_open_session() {
+        let session = SessionId::new();
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder()), logged_in(session)])
+            .when(UserCommand::Logout { session_id: session })
+            .then_expect_events(vec![UserEvent::UserLoggedOut { session_id: session }]);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_logging_out_a_session_that_is_not_open() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(UserCommand::Logout {
+                session_id: SessionId::new(),
+            })
+            .then_expect_events(vec![]);
     }
 
     fn logged_in(session: SessionId) -> UserEvent {
@@ -494,16 +609,45 @@ mod tests {
 
     #[test]
     fn it_should_not_give_a_recorder_a_doctors_profile() {
-        T::with(())
-            .given(vec![UserEvent::UserCreated(recorder())])
-            .when(UserCommand::UpdateProfile(UserChanges {
-                doctor: Some(DoctorChanges {
-                    is_available: Some(true),
-                    ..Default::default()
-                }),
+        let command = UserCommand::UpdateProfile(UserChanges {
+            doctor: Some(DoctorChanges {
+                is_available: Some(true),
                 ..Default::default()
-            }))
-            .then_expect_error(DomainError::field("doctor", "仅医生有doctor资料"));
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            refused_field(vec![UserEvent::UserCreated(recorder())], command).as_deref(),
+            Some("doctor")
+        );
+    }
+
+    #[test]
+    fn it_should_not_give_a_doctor_a_recorders_profile() {
+        let doctor = NewUser {
+            role: Role::Doctor,
+            recorder: None,
+            doctor: Some(DoctorProfile {
+                license_number: "L1".into(),
+                specialty: "全科".into(),
+                hospital: None,
+                department: None,
+                title: None,
+                consultation_fee: None,
+            }),
+            ..recorder()
+        };
+        let command = UserCommand::UpdateProfile(UserChanges {
+            recorder: Some(RecorderChanges {
+                is_on_duty: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            refused_field(vec![UserEvent::UserCreated(doctor)], command).as_deref(),
+            Some("recorder")
+        );
     }
 
     #[test]

@@ -223,7 +223,7 @@ mod tests {
         };
         let mut v = crate::Validator::new();
         raw.parse(&mut v);
-        let Err(crate::DomainError::Validation(f)) = v.finish() else {
+        let Err(crate::Invalid(f)) = v.finish() else {
             panic!("must fail")
         };
         assert!(f.contains_key("vital_signs.temperature"));

@@ -13,10 +13,11 @@
 //! 6. the read models blank the fields (projectors apply `PatientErased`).
 
 use actix_web::web;
-use domain::family::{Family, FamilyCommand};
+use domain::family::{Family, FamilyCommand, FamilyError};
 use domain::ids::PatientId;
 use domain::patient::{Patient, PatientCommand};
 use domain::user::Role;
+use domain::DomainError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -150,7 +151,7 @@ pub async fn complete(
             };
             let committed = match state.store.execute::<Family>(family, erase, ctx).await {
                 Ok(c) => c,
-                Err(CommandError::Domain(domain::DomainError::NotFound(_))) => Default::default(),
+                Err(CommandError::Domain(DomainError::Family(FamilyError::NotFound))) => Default::default(),
                 Err(e) => return Err(e.into()),
             };
             state.store.privacy().erase(family).await.map_err(ApiError::internal)?;

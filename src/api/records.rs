@@ -6,8 +6,8 @@
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest};
 use domain::health_record::{
-    reason_code, HealthRecord, HealthRecordCommand, Location, RecordChanges, RecordContent, RecordFiles,
-    VitalSignsChanges, AWAY_FROM_HOME_METERS,
+    reason_code, HealthRecord, HealthRecordCommand, Location, NewRecord, RecordChanges, RecordContent, RecordFacts,
+    RecordFiles, VitalSignsChanges,
 };
 use domain::ids::{FileId, HealthRecordId, OrderRequestId, PatientId, UserId, VisitId};
 use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
@@ -15,7 +15,7 @@ use domain::user::Role;
 use domain::values::{date, optional_text};
 use domain::visit::{Visit, VisitCommand};
 use domain::vitals::{RawVitals, VitalSigns};
-use domain::{DomainError, Validator};
+use domain::{Invalid, Validator};
 use projections::records::{AlertView, HealthRecordView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -203,7 +203,7 @@ impl RecordInput {
 struct Checked {
     patient: PatientId,
     appointment: Option<VisitId>,
-    content: RecordContent,
+    content: NewRecord,
     existing_files: Vec<(FileId, &'static str)>,
 }
 
@@ -315,21 +315,17 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
         patient,
         appointment,
         existing_files,
-        content: RecordContent {
+        content: NewRecord {
             patient_id: patient,
             recorder_id: recorder,
             appointment_id: appointment,
             visit_date,
             visit_time,
             location,
-            distance_from_home_m: None,
-            away_from_home: false,
             vital_signs,
             symptoms,
             notes,
             files: RecordFiles::default(),
-            alerts: Vec::new(),
-            recorded_at: None,
         },
     })
 }
@@ -446,19 +442,19 @@ pub async fn create(
         }
     }
 
-    // Where the record was taken, against the family's home.
-    if let (Some(loc), Some(family)) = (&checked.content.location, state.read.patient_family(&patient).await?) {
-        if let Some(home) = state.read.family_detail(&family, state.today(), None).await? {
-            if let (Some(lat), Some(lng)) = (home.home_lat, home.home_lng) {
-                let d = (loc.distance_to(lat, lng) * 10.0).round() / 10.0;
-                checked.content.distance_from_home_m = Some(d);
-                checked.content.away_from_home = d > AWAY_FROM_HOME_METERS;
-            }
+    // The facts the record is judged against (the aggregate decides its
+    // alerts and distance). The home is only needed for a located record.
+    let mut home = None;
+    if let (Some(_), Some(family)) = (&checked.content.location, state.read.patient_family(&patient).await?) {
+        if let Some(family) = state.read.family_detail(&family, state.today(), None).await? {
+            home = family.home_lat.zip(family.home_lng);
         }
     }
-    checked.content.alerts = state.settings.alerts.assess(&checked.content.vital_signs);
-    // The start of the amendment window.
-    checked.content.recorded_at = Some(chrono::Utc::now());
+    let facts = RecordFacts {
+        home,
+        thresholds: state.settings.alerts.clone(),
+        recorded_at: chrono::Utc::now(),
+    };
     let mut files = RecordFiles::default();
     for (f, role) in checked
         .existing_files
@@ -482,7 +478,10 @@ pub async fn create(
         state
             .execute::<HealthRecord>(
                 &record_id.to_string(),
-                HealthRecordCommand::Create(checked.content.clone()),
+                HealthRecordCommand::Create {
+                    record: checked.content.clone(),
+                    facts,
+                },
                 meta.context(Some(&p), "RecordVitals"),
             )
             .await
@@ -496,6 +495,14 @@ pub async fn create(
         }
     };
 
+    // The record as the aggregate wrote it, with its alerts and distance.
+    let content = state
+        .store
+        .load::<HealthRecord>(&record_id.to_string())
+        .await?
+        .and_then(|(r, _)| r.content)
+        .ok_or(ApiError::NotFound("health_record"))?;
+
     // The visit this record was taken for is now complete.
     if let Some(visit_id) = checked.appointment {
         let cmd = VisitCommand::Complete {
@@ -508,18 +515,18 @@ pub async fn create(
             tracing::warn!(error = %e, "record saved but its visit could not be completed");
         }
     }
-    let alerts = checked.content.alerts.clone();
+    let alerts = content.alerts.clone();
     let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
     ctx.expected_version = None;
-    let request = raise_alert(&state, record_id, &checked.content, ctx).await?;
+    let request = raise_alert(&state, record_id, &content, ctx).await?;
     Ok(created(RecordCreated {
         record_id: record_id.to_string(),
         id: record_id.to_string(),
         version: committed.version,
         abnormal: !alerts.is_empty(),
         alerts,
-        distance_from_home_m: checked.content.distance_from_home_m,
-        away_from_home: checked.content.away_from_home,
+        distance_from_home_m: content.distance_from_home_m,
+        away_from_home: content.away_from_home,
         order_request_id: request.map(|r| r.to_string()),
     }))
 }
@@ -769,7 +776,7 @@ fn vitals_change(v: &mut Validator, value: &Value) -> VitalSignsChanges {
     };
     let mut inner = Validator::new();
     let parsed = parse_vitals(Some(value), &mut inner);
-    if let Err(DomainError::Validation(errors)) = inner.finish() {
+    if let Err(Invalid(errors)) = inner.finish() {
         for (field, why) in errors {
             v.add(&format!("changes.{field}"), why);
         }

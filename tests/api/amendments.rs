@@ -3,8 +3,8 @@
 //! the window only an admin's unlock reopens it.
 
 use chrono::{Duration, NaiveDate, NaiveTime, Utc};
-use domain::health_record::{HealthRecord, HealthRecordCommand, RecordContent, RecordFiles};
-use domain::vitals::{BloodPressure, VitalSigns};
+use domain::health_record::{HealthRecord, HealthRecordCommand, NewRecord, RecordFacts, RecordFiles};
+use domain::vitals::{AlertThresholds, BloodPressure, VitalSigns};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -277,27 +277,28 @@ async fn an_old_record_is_locked_until_an_admin_unlocks_it(b: Backend) {
         heart_rate: Some(70),
         ..Default::default()
     };
-    let content = RecordContent {
+    let written = NewRecord {
         patient_id: w.patient.parse().unwrap(),
         recorder_id: w.recorder.parse().unwrap(),
         appointment_id: None,
         visit_date: today() - Duration::days(10),
         visit_time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         location: None,
-        distance_from_home_m: None,
-        away_from_home: false,
         vital_signs: vitals,
         symptoms: None,
         notes: Some("一切正常".into()),
         files: RecordFiles::default(),
-        alerts: Vec::new(),
-        recorded_at: Some(ten_days_ago),
+    };
+    let facts = RecordFacts {
+        home: None,
+        thresholds: AlertThresholds::default(),
+        recorded_at: ten_days_ago,
     };
     let record = uuid::Uuid::new_v4().to_string();
     app.state
         .execute::<HealthRecord>(
             &record,
-            HealthRecordCommand::Create(content),
+            HealthRecordCommand::Create { record: written, facts },
             carelog::state::RequestMeta::system("RecordVitals"),
         )
         .await

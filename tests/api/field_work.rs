@@ -612,35 +612,36 @@ async fn ownership_of_field_work(b: Backend) {
 /// events are in the store but the handler never raised the request. The alert
 /// reactor, following the store, raises it.
 async fn an_abnormal_record_committed_without_its_request_still_alerts_the_doctor(b: Backend) {
-    use domain::health_record::{HealthRecord, HealthRecordCommand, RecordContent, RecordFiles};
+    use domain::health_record::{HealthRecord, HealthRecordCommand, NewRecord, RecordFacts, RecordFiles};
     use domain::vitals::{AlertThresholds, BloodPressure, VitalSigns};
     let w = world(b, 8).await;
     let vitals = VitalSigns {
         blood_pressure: Some(BloodPressure::parse("160/100").unwrap()),
         ..Default::default()
     };
-    let content = RecordContent {
+    let record = NewRecord {
         patient_id: w.patient.parse().unwrap(),
         recorder_id: w.recorder.parse().unwrap(),
         appointment_id: None,
         visit_date: shanghai_now().date(),
         visit_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         location: None,
-        distance_from_home_m: None,
-        away_from_home: false,
-        alerts: AlertThresholds::default().assess(&vitals),
         vital_signs: vitals,
         symptoms: None,
         notes: None,
         files: RecordFiles::default(),
-        recorded_at: None,
+    };
+    let facts = RecordFacts {
+        home: None,
+        thresholds: AlertThresholds::default(),
+        recorded_at: chrono::Utc::now(),
     };
     let id = uuid::Uuid::new_v4().to_string();
     let ctx = carelog::state::RequestMeta::system("RecordVitals");
     w.app
         .state
         .store
-        .execute::<HealthRecord>(&id, HealthRecordCommand::Create(content), &ctx)
+        .execute::<HealthRecord>(&id, HealthRecordCommand::Create { record, facts }, &ctx)
         .await
         .unwrap();
     // The reactor runs asynchronously: wait (bounded) until its request shows in
