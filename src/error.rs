@@ -301,3 +301,156 @@ pub fn ok_versioned<T: Serialize>(data: T, version: i64) -> HttpResponse {
 }
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::booking::BookingStatus;
+    use domain::order::{OrderStatus, RequestStatus};
+    use domain::visit::VisitStatus;
+
+    /// Status, `error` string and message, as the envelope carries them.
+    fn answer(e: DomainError) -> (u16, &'static str, String) {
+        let api = ApiError::from(e);
+        let (status, error) = api.parts();
+        (status.as_u16(), error, api.message())
+    }
+
+    /// The messages clients read, word for word as before the domain had its
+    /// own error enums.
+    #[test]
+    fn every_business_rule_is_a_409_conflict_with_its_message() {
+        let rules: Vec<(DomainError, &str)> = vec![
+            (UserError::AlreadyExists.into(), "用户已存在"),
+            (UserError::Inactive.into(), "用户不可用"),
+            (FamilyError::AlreadyExists.into(), "家庭已存在"),
+            (FamilyError::Erased.into(), "该家庭的个人信息已删除"),
+            (PatientError::AlreadyExists.into(), "患者已存在"),
+            (PatientError::Erased.into(), "该患者的个人信息已删除"),
+            (PackageError::AlreadyExists.into(), "套餐已存在"),
+            (SubscriptionError::AlreadyExists.into(), "订阅已存在"),
+            (SubscriptionError::Cancelled.into(), "已取消的订阅不能再变更状态"),
+            (SubscriptionError::RefundUnpaid.into(), "未付款的订阅不能退款"),
+            (VisitError::AlreadyScheduled.into(), "预约已存在"),
+            (
+                VisitError::IllegalTransition {
+                    from: VisitStatus::Cancelled,
+                    action: VisitAction::Complete,
+                }
+                .into(),
+                "当前状态（cancelled）不能完成",
+            ),
+            (
+                VisitError::IllegalTransition {
+                    from: VisitStatus::Completed,
+                    action: VisitAction::Reschedule,
+                }
+                .into(),
+                "当前状态（completed）不能改期",
+            ),
+            (
+                VisitError::MonthlyQuotaReached { quota: 4 }.into(),
+                "本月常规上门次数已达套餐上限（4次）",
+            ),
+            (VisitError::NoHealthRecord.into(), "完成上门前须先提交健康记录"),
+            (HealthRecordError::AlreadyExists.into(), "健康记录已存在"),
+            (
+                HealthRecordError::NotTheRecorder.into(),
+                "只有填写该记录的记录员可以更正",
+            ),
+            (
+                HealthRecordError::AmendmentWindowClosed { window_days: 7 }.into(),
+                "记录已超过7天的更正期限，请联系管理员解锁后再更正",
+            ),
+            (FileError::AlreadyExists.into(), "文件已存在"),
+            (OrderRequestError::AlreadyExists.into(), "医嘱申请已存在"),
+            (
+                OrderRequestError::AlreadyHandled {
+                    status: RequestStatus::Fulfilled,
+                }
+                .into(),
+                "医嘱申请已处理",
+            ),
+            (MedicalOrderError::AlreadyExists.into(), "医嘱已存在"),
+            (
+                MedicalOrderError::IllegalTransition {
+                    from: OrderStatus::Cancelled,
+                    action: OrderAction::Complete,
+                }
+                .into(),
+                "医嘱已结束，不能完成",
+            ),
+            (
+                MedicalOrderError::IllegalTransition {
+                    from: OrderStatus::Completed,
+                    action: OrderAction::Cancel,
+                }
+                .into(),
+                "医嘱已结束，不能取消",
+            ),
+            (HospitalError::AlreadyExists.into(), "医院已存在"),
+            (HospitalError::DepartmentNameTaken.into(), "科室名称已存在"),
+            (HospitalError::DepartmentExists.into(), "科室已存在"),
+            (HospitalError::DoctorExists.into(), "医生已存在"),
+            (HospitalError::Inactive.into(), "该医院已停止合作"),
+            (HospitalError::DepartmentInactive.into(), "该科室已停用"),
+            (HospitalError::DoctorInactive.into(), "该医生已停诊"),
+            (SlotError::AlreadyExists.into(), "号源已存在"),
+            (SlotError::PatientAlreadyBooked.into(), "该患者已预约此号源"),
+            (SlotError::Full.into(), "号源已满"),
+            (BookingError::AlreadyExists.into(), "预约已存在"),
+            (
+                BookingError::IllegalTransition {
+                    from: BookingStatus::Pending,
+                    action: BookingAction::Complete,
+                }
+                .into(),
+                "当前状态（pending）不能完成",
+            ),
+            (
+                BookingError::IllegalTransition {
+                    from: BookingStatus::Completed,
+                    action: BookingAction::Cancel,
+                }
+                .into(),
+                "当前状态（completed）不能取消",
+            ),
+        ];
+        for (refusal, message) in rules {
+            let shown = format!("{refusal:?}");
+            assert_eq!(answer(refusal), (409, "conflict", message.to_string()), "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_absent_aggregate_is_a_404_naming_the_resource_as_before() {
+        let absent: Vec<(DomainError, &str)> = vec![
+            (UserError::NotFound.into(), "user"),
+            (FamilyError::NotFound.into(), "family"),
+            (PatientError::NotFound.into(), "patient"),
+            (SubscriptionError::NotFound.into(), "subscription"),
+            (VisitError::NotFound.into(), "appointment"),
+            (HealthRecordError::NotFound.into(), "health_record"),
+            (OrderRequestError::NotFound.into(), "order_request"),
+            (MedicalOrderError::NotFound.into(), "medical_order"),
+            (HospitalError::NotFound.into(), "hospital"),
+            (HospitalError::DepartmentNotFound.into(), "department"),
+            (HospitalError::DoctorNotFound.into(), "doctor"),
+            (SlotError::NotFound.into(), "slot"),
+            (BookingError::NotFound.into(), "hospital_appointment"),
+        ];
+        for (refusal, what) in absent {
+            assert_eq!(answer(refusal), (404, "not_found", format!("资源不存在：{what}")));
+        }
+    }
+
+    #[test]
+    fn a_field_refused_by_an_aggregate_is_a_400_naming_the_field() {
+        let refused: DomainError =
+            VisitError::from(Invalid::field("scheduled_time", "预约时间不能早于当前时间")).into();
+        assert_eq!(
+            answer(refused),
+            (400, "validation_failed", "参数校验失败：scheduled_time".to_string())
+        );
+    }
+}
