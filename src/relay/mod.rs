@@ -7,7 +7,6 @@
 //! time (a leader lock in the event store); commands never wait for it, so a
 //! broker outage delays publishing but not the API.
 
-pub mod catalog;
 pub mod envelope;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Integration tests: the real server over HTTP, each test on a fresh database,
-//! each one twice (embedded SQLite, and PostgreSQL + MySQL).
+//! each one twice (embedded SQLite, and PostgreSQL + MySQL); and
+//! [`events_doc`], which generates `docs/events.md` from the code and checks it.
 
 mod helpers;
 
@@ -11,6 +12,7 @@ mod authz_matrix;
 mod backup;
 mod concurrency;
 mod event_store;
+mod events_doc;
 mod families;
 mod field_work;
 mod hospitals;
