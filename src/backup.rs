@@ -35,12 +35,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::config::{Secret, Settings};
+use crate::data_dir::{self, EVENTS_DB};
 use crate::runner::{catch_up, LeaderLock, REBUILD_BATCH};
 use crate::startup::Stores;
 use crate::store::Backend;
 
-/// The embedded event store's file in the data dir.
-const EVENTS_DB: &str = "events.db";
 /// The first bytes of a `pg_dump --format=custom` archive.
 const PG_ARCHIVE_MAGIC: &[u8] = b"PGDMP";
 /// The first bytes of an SQLite database file.
@@ -82,15 +81,9 @@ pub async fn restore(settings: &Settings, file: &Path, force: bool) -> anyhow::R
     if !meta.is_file() {
         bail!("{} is not a file", file.display());
     }
-    // Same condition as the server's data-dir lock (`Stores::open`): held until
-    // the rebuild is done, so no embedded server starts on a half-restored dir.
-    let _lock = if settings.event_store_url.is_none() || settings.read_store_url.is_none() {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
-        Some(lock_data_dir(&settings.data_dir)?)
-    } else {
-        None
-    };
+    // Held until the rebuild is done, so no embedded server starts on a
+    // half-restored dir.
+    let _lock = data_dir::lock(settings)?;
     match &settings.event_store_url {
         None => restore_sqlite(settings, file, force).await?,
         Some(url) => {
@@ -290,15 +283,6 @@ async fn check_master_key(settings: &Settings, db: &Path) -> anyhow::Result<()> 
     result
 }
 
-fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
-    // The same lock file the server holds for its whole life (`startup.rs`).
-    let path = dir.join("carelog.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path)?;
-    file.try_lock()
-        .map_err(|_| anyhow::anyhow!("a carelog server is using {}; stop it before restoring", dir.display()))?;
-    Ok(file)
-}
-
 // ---- PostgreSQL -------------------------------------------------------------
 
 async fn backup_postgres(url: &Secret, out: &Path) -> anyhow::Result<String> {
@@ -314,7 +298,7 @@ async fn backup_postgres(url: &Secret, out: &Path) -> anyhow::Result<String> {
         conn.close().await?;
         head
     };
-    let conn = LibpqTarget::from_url(url.expose());
+    let conn = LibpqTarget::from_url(url.expose())?;
     let mut cmd = conn.command(&tool);
     // One snapshot of every table of the database; ownership and grants are
     // left out so the backup restores into a database owned by another role.
@@ -380,7 +364,7 @@ async fn restore_postgres(url: &Secret, file: &Path) -> anyhow::Result<()> {
             "the target database {db} already holds {existing} events; restore only into an empty database (createdb a new one and point CARELOG_EVENT_STORE_URL at it)"
         );
     }
-    let target = LibpqTarget::from_url(url.expose());
+    let target = LibpqTarget::from_url(url.expose())?;
     let mut cmd = target.command(&tool);
     cmd.args([
         "--no-owner",
@@ -438,38 +422,29 @@ async fn run(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<Str
 }
 
 /// A connection URL for libpq tools, with the password moved out of the
-/// command line (visible to every user in `ps`) into `PGPASSWORD`.
+/// command line (visible to every user in `ps`) into `PGPASSWORD`. Parsed as
+/// sqlx parses it to connect (the `url` crate), so the tools reach the same
+/// database the checks before them did.
 struct LibpqTarget {
     url: String,
     password: Option<String>,
 }
 
 impl LibpqTarget {
-    fn from_url(url: &str) -> Self {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Self {
-                url: url.to_string(),
+    fn from_url(raw: &str) -> anyhow::Result<Self> {
+        let mut url = url::Url::parse(raw).context("CARELOG_EVENT_STORE_URL is not a URL")?;
+        let Some(password) = url.password().map(percent_decode) else {
+            return Ok(Self {
+                url: raw.to_string(),
                 password: None,
-            };
+            });
         };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let Some((userinfo, host)) = authority.rsplit_once('@') else {
-            return Self {
-                url: url.to_string(),
-                password: None,
-            };
-        };
-        match userinfo.split_once(':') {
-            Some((user, password)) => Self {
-                url: format!("{scheme}://{user}@{host}{tail}"),
-                password: Some(percent_decode(password)),
-            },
-            None => Self {
-                url: url.to_string(),
-                password: None,
-            },
-        }
+        url.set_password(None)
+            .map_err(|()| anyhow::anyhow!("CARELOG_EVENT_STORE_URL cannot hold a password"))?;
+        Ok(Self {
+            url: url.into(),
+            password: Some(password),
+        })
     }
 
     fn command(&self, tool: &Path) -> tokio::process::Command {
@@ -481,23 +456,9 @@ impl LibpqTarget {
     }
 }
 
+/// The password as libpq wants it: URLs carry it percent-encoded.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 // ---- after a restore --------------------------------------------------------
@@ -573,7 +534,7 @@ mod tests {
 
     #[test]
     fn the_password_leaves_the_command_line() {
-        let t = LibpqTarget::from_url("postgres://carelog:p%40ss:w@db.internal:5432/events?sslmode=require");
+        let t = LibpqTarget::from_url("postgres://carelog:p%40ss:w@db.internal:5432/events?sslmode=require").unwrap();
         assert_eq!(t.url, "postgres://carelog@db.internal:5432/events?sslmode=require");
         assert_eq!(t.password.as_deref(), Some("p@ss:w"));
     }
@@ -581,7 +542,7 @@ mod tests {
     #[test]
     fn a_url_without_password_is_kept() {
         for url in ["postgres://postgres@127.0.0.1/x", "postgresql://h/x", "postgres://h"] {
-            let t = LibpqTarget::from_url(url);
+            let t = LibpqTarget::from_url(url).unwrap();
             assert_eq!(t.url, url);
             assert!(t.password.is_none());
         }

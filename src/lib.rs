@@ -2,7 +2,7 @@
 //! and the followers that keep the read models up to date.
 //!
 //! # Layout
-//! - [`config`]: typed settings from `CARELOG_*` variables.
+//! - [`config`]: typed settings from `CARELOG_*` variables; [`data_dir`]: the embedded data dir and its lock.
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions; [`appender`]: its
 //!   one writer, committing the events of many commands in one transaction.
@@ -28,6 +28,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod files;
 pub mod follower;

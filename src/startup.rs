@@ -2,7 +2,6 @@
 //! followers and binds the HTTP server. `main` and the integration tests both
 //! use it; tests bind port 0 and read `port()`.
 
-use std::fs::File;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::JwtKeys;
 use crate::config::{Secret, Settings};
+use crate::data_dir::{self, DataDirLock};
 use crate::error::ApiError;
 use crate::privacy::MasterKey;
 use crate::runner::{start_projectors, ProjectorRunner};
@@ -34,31 +34,24 @@ pub struct Application {
     /// The private metrics listener and its port (`CARELOG_METRICS_BIND`).
     metrics: Option<(tokio::task::JoinHandle<std::io::Result<()>>, u16)>,
     /// Held for the process's life in embedded mode: one process per data dir.
-    _data_lock: Option<File>,
+    _data_lock: Option<DataDirLock>,
 }
 
 /// The stores, opened and migrated.
 pub struct Stores {
     pub store: EventStore,
     pub read: ReadStore,
-    pub data_lock: Option<File>,
+    pub data_lock: Option<DataDirLock>,
 }
 
 impl Stores {
     /// Opens both stores. In embedded mode `exclusive` also takes the data
     /// directory lock (the server and `rebuild` do; `create-admin` does not).
     pub async fn open(settings: &Settings, exclusive: bool) -> anyhow::Result<Self> {
-        let embedded = settings.event_store_url.is_none() || settings.read_store_url.is_none();
-        if embedded {
-            std::fs::create_dir_all(&settings.data_dir)
-                .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
-            private_files(&settings.data_dir)?;
+        if data_dir::in_use(settings) {
+            data_dir::prepare(&settings.data_dir)?;
         }
-        let data_lock = if embedded && exclusive {
-            Some(lock_data_dir(&settings.data_dir)?)
-        } else {
-            None
-        };
+        let data_lock = if exclusive { data_dir::lock(settings)? } else { None };
         let store = EventStore::connect(
             settings.event_store_url.as_ref().map(Secret::expose),
             &settings.data_dir,
@@ -68,60 +61,16 @@ impl Stores {
         .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
         let read_url = match &settings.read_store_url {
             Some(url) => url.expose().to_string(),
-            None => format!("sqlite://{}?mode=rwc", settings.data_dir.join("read.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                settings.data_dir.join(data_dir::READ_DB).display()
+            ),
         };
         let read = ReadStore::connect(&read_url)
             .await
             .context("cannot open the read store (CARELOG_READ_STORE_URL)")?;
         Ok(Self { store, read, data_lock })
     }
-}
-
-/// The embedded databases hold ID numbers, phones and password hashes: the
-/// data dir is 0700 and its database files 0600, whatever the umask. The
-/// files are created 0600 before SQLite opens them (SQLite gives its `-wal`
-/// and `-shm` files the database's own mode); files made by older versions
-/// are tightened on every start.
-fn private_files(dir: &Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let set = |path: &Path, mode: u32| {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("cannot restrict {}", path.display()))
-        };
-        set(dir, 0o700)?;
-        for db in ["events.db", "read.db"] {
-            let path = dir.join(db);
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            for suffix in ["", "-wal", "-shm"] {
-                let file = dir.join(format!("{db}{suffix}"));
-                if file.exists() {
-                    set(&file, 0o600)?;
-                }
-            }
-        }
-        for name in ["jwt_secret", "master_key", "carelog.lock"] {
-            let file = dir.join(name);
-            if file.exists() {
-                set(&file, 0o600)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
-    let path = dir.join("carelog.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path)?;
-    file.try_lock()
-        .map_err(|_| anyhow::anyhow!("another carelog process is using {}; stop it first", dir.display()))?;
-    Ok(file)
 }
 
 /// The blob store: S3 when configured, else the upload directory.
