@@ -34,7 +34,7 @@ use anyhow::{bail, Context};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::config::{Secret, Settings};
+use crate::config::{Secret, Settings, MASTER_KEY_FILE};
 use crate::data_dir::{self, EVENTS_DB};
 use crate::runner::{catch_up, LeaderLock, REBUILD_BATCH};
 use crate::startup::Stores;
@@ -55,8 +55,8 @@ pub async fn backup(settings: &Settings, file: &Path) -> anyhow::Result<()> {
     // final name is always a whole backup.
     let partial = partial_path(file);
     create_private(&partial)?;
-    let written = match &settings.event_store_url {
-        None => backup_sqlite(&settings.data_dir.join(EVENTS_DB), &partial).await,
+    let written = match &settings.stores.event_store_url {
+        None => backup_sqlite(&settings.stores.data_dir.join(EVENTS_DB), &partial).await,
         Some(url) => backup_postgres(url, &partial).await,
     };
     let summary = match written {
@@ -84,7 +84,7 @@ pub async fn restore(settings: &Settings, file: &Path, force: bool) -> anyhow::R
     // Held until the rebuild is done, so no embedded server starts on a
     // half-restored dir.
     let _lock = data_dir::lock(settings)?;
-    match &settings.event_store_url {
+    match &settings.stores.event_store_url {
         None => restore_sqlite(settings, file, force).await?,
         Some(url) => {
             if force {
@@ -191,7 +191,7 @@ async fn restore_sqlite(settings: &Settings, file: &Path, force: bool) -> anyhow
         );
     }
     let (events, head) = check_sqlite_copy(file).await?;
-    let data_dir = &settings.data_dir;
+    let data_dir = &settings.stores.data_dir;
     let target = data_dir.join(EVENTS_DB);
     let existing = match target.exists() {
         true => sqlite_event_count(&target).await?,
@@ -267,13 +267,13 @@ async fn check_master_key(settings: &Settings, db: &Path) -> anyhow::Result<()> 
     let result = if !keyed {
         // From before crypto-shredding: whatever key the server uses will do.
         Ok(())
-    } else if settings.master_key.is_none() && !settings.data_dir.join("master_key").is_file() {
+    } else if settings.privacy.master_key.is_none() && !settings.stores.data_dir.join(MASTER_KEY_FILE).is_file() {
         Err(anyhow::anyhow!(
             "the backup's data keys are wrapped under the master key of the deployment it came from: copy its master_key file into {} (or set CARELOG_MASTER_KEY) and restore again",
-            settings.data_dir.display()
+            settings.stores.data_dir.display()
         ))
     } else {
-        let key = crate::startup::master_key(settings)?;
+        let key = settings.master_key()?;
         crate::privacy::Privacy::open(Backend::Sqlite(crate::store::SqliteDb::single(pool.clone())), &key)
             .await
             .map(|_| ())

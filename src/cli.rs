@@ -136,12 +136,12 @@ async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let embedded = settings.event_store_url.is_none();
+    let embedded = settings.stores.event_store_url.is_none();
     let app = Application::build(settings.clone()).await?;
-    let url = format!("http://{}:{}", settings.bind.ip(), app.port());
+    let url = format!("http://{}:{}", settings.http.bind.ip(), app.port());
     println!("carelog listening on {url}  (API under {url}/api/v1, docs at {url}/api/docs/)");
     if embedded {
-        println!("embedded mode: data in {}", settings.data_dir.display());
+        println!("embedded mode: data in {}", settings.stores.data_dir.display());
         println!(
             "create the first admin with: carelog create-admin --username admin --name 管理员 --phone 13800000000"
         );
@@ -279,7 +279,7 @@ async fn bench_seed(settings: Settings, patients: u64, recorders: Option<u64>) -
 }
 
 async fn relay(settings: Settings, from: Option<i64>) -> anyhow::Result<()> {
-    let Some(config) = crate::startup::relay_config(&settings)? else {
+    let Some(config) = settings.relay_config()? else {
         bail!("CARELOG_KAFKA_BROKERS is not set");
     };
     let stores = Stores::open(&settings, false).await?;

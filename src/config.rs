@@ -1,12 +1,27 @@
 //! Typed settings, read once from the environment (`CARELOG_*`), optionally
 //! completed by a `KEY=VALUE` file named by `CARELOG_CONFIG`. A bad value stops
 //! start-up with one line naming the setting.
+//!
+//! [`Settings`] is a tree of groups, as zero2prod's `configuration.rs` is: each
+//! group ([`HttpSettings`], [`StoreSettings`], [`TokenSettings`],
+//! [`PrivacySettings`], [`KafkaSettings`], [`FileSettings`] with
+//! [`S3Settings`], [`AlertThresholds`], [`FieldWork`], [`Limits`],
+//! [`FrontDoor`]) owns its defaults (its `Default`), its parsing (its
+//! `from_env`) and the derivation of its secrets, which are wrapped in
+//! [`Secret`] so they never print. The variable names and defaults are the
+//! README's configuration table: a contract, not an implementation detail.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use chrono_tz::Tz;
+use domain::vitals::AlertThresholds;
+
+use crate::privacy::MasterKey;
+use crate::relay::RelayConfig;
 
 /// A value that must never be printed (logs, panics, debug output).
 #[derive(Clone)]
@@ -27,62 +42,436 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A setting that is present but wrong: its variable and why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where the server listens.
+    pub http: HttpSettings,
+    /// Where the events and the read models live.
+    pub stores: StoreSettings,
+    /// Access and refresh tokens.
+    pub tokens: TokenSettings,
+    /// The master key of crypto-shredding.
+    pub privacy: PrivacySettings,
+    /// Publishing to Kafka; `None` when `CARELOG_KAFKA_BROKERS` is unset.
+    pub kafka: Option<KafkaSettings>,
+    /// Where uploaded files are stored.
+    pub files: FileSettings,
+    /// `CARELOG_ALERT_*`: vital-sign thresholds that raise an order request by themselves.
+    pub alerts: AlertThresholds,
+    /// The rules of recorders' work: what "today" is, how long a record stays open.
+    pub field_work: FieldWork,
+    /// Bounds on what one request may send, and how long its answer is kept.
+    pub limits: Limits,
+    /// The front door: headers, CORS, rate limits, trusted proxies, login throttling.
+    pub front_door: FrontDoor,
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
     /// `CARELOG_BIND`, default `127.0.0.1:8080`.
     pub bind: SocketAddr,
-    /// `CARELOG_DATA_DIR`, default `./data`: embedded databases, generated secret, uploads.
+    /// `CARELOG_METRICS_BIND`: a separate listener for `/metrics` (no token
+    /// there; keep it private). Unset: `/metrics` on the API listener, admins only.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        Ok(HttpSettings {
+            bind: env.socket("CARELOG_BIND")?.unwrap_or(d.bind),
+            metrics_bind: env.socket("CARELOG_METRICS_BIND")?.or(d.metrics_bind),
+        })
+    }
+}
+
+/// Where the events and the read models live: servers when their URLs are
+/// set, SQLite files in the data dir otherwise (embedded mode).
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `CARELOG_DATA_DIR`, default `./data`: embedded databases, generated secrets, uploads.
     pub data_dir: PathBuf,
     /// `CARELOG_EVENT_STORE_URL` (`postgres://…`); unset = SQLite under the data dir.
     pub event_store_url: Option<Secret>,
     /// `CARELOG_READ_STORE_URL` (`mysql://…`); unset = SQLite under the data dir.
     pub read_store_url: Option<Secret>,
-    /// `CARELOG_KAFKA_BROKERS`; unset = no publishing.
-    pub kafka_brokers: Option<String>,
-    /// `CARELOG_KAFKA_TOPIC_PREFIX`, default `carelog.`: topics are `<prefix><aggregate_type>`.
-    pub kafka_topic_prefix: String,
-    /// `CARELOG_KAFKA_PII_KEY`: key of the hashes of identifiers on Kafka
-    /// (default: derived from the JWT secret).
-    pub kafka_pii_key: Option<Secret>,
-    /// `CARELOG_KAFKA_PARTITIONS` (default 3) and `CARELOG_KAFKA_REPLICATION` (default 1):
-    /// for the topics the relay creates.
-    pub kafka_partitions: i32,
-    pub kafka_replication: i32,
-    /// `CARELOG_JWT_SECRET`; embedded mode generates one and keeps it in the data dir.
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            data_dir: PathBuf::from("./data"),
+            event_store_url: None,
+            read_store_url: None,
+        }
+    }
+}
+
+impl StoreSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let event_store_url = env.get("CARELOG_EVENT_STORE_URL");
+        if let Some(u) = &event_store_url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(SettingsError {
+                    name: "CARELOG_EVENT_STORE_URL",
+                    reason: "must start with postgres://".into(),
+                });
+            }
+        }
+        let read_store_url = env.get("CARELOG_READ_STORE_URL");
+        if let Some(u) = &read_store_url {
+            if !(u.starts_with("mysql://") || u.starts_with("mariadb://") || u.starts_with("sqlite:")) {
+                return Err(SettingsError {
+                    name: "CARELOG_READ_STORE_URL",
+                    reason: "must start with mysql://".into(),
+                });
+            }
+        }
+        Ok(StoreSettings {
+            data_dir: env.get("CARELOG_DATA_DIR").map(PathBuf::from).unwrap_or(d.data_dir),
+            event_store_url: event_store_url.map(Secret),
+            read_store_url: read_store_url.map(Secret),
+        })
+    }
+
+    /// Whether any store is a server: then the deployment faces a network
+    /// (HSTS on by default) and instances share secrets.
+    pub fn uses_servers(&self) -> bool {
+        self.event_store_url.is_some() || self.read_store_url.is_some()
+    }
+}
+
+/// Access and refresh tokens: their signing secret and lifetimes.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// `CARELOG_JWT_SECRET` (at least 32 characters); embedded mode generates
+    /// one and keeps it in the data dir ([`TokenSettings::secret`]).
     pub jwt_secret: Option<Secret>,
-    /// `CARELOG_MASTER_KEY` (64 hex digits): wraps the data subjects' keys
-    /// (crypto-shredding). Embedded mode generates one in the data dir; with
-    /// PostgreSQL and no key set, one is derived from the JWT secret (with a
-    /// warning: set a separate key in production).
+    /// `CARELOG_ACCESS_TOKEN_TTL_SECS`, default 2 h.
+    pub access_ttl_secs: i64,
+    /// `CARELOG_REFRESH_TOKEN_TTL_SECS`, default 30 d.
+    pub refresh_ttl_secs: i64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            jwt_secret: None,
+            access_ttl_secs: 2 * 3600,
+            refresh_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// The file of the data dir that keeps a generated JWT secret.
+pub const JWT_SECRET_FILE: &str = "jwt_secret";
+/// The file of the data dir that keeps a generated master key.
+pub const MASTER_KEY_FILE: &str = "master_key";
+
+impl TokenSettings {
+    fn from_env(env: &Env, stores: &StoreSettings) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let jwt_secret = env.get("CARELOG_JWT_SECRET");
+        if let Some(s) = &jwt_secret {
+            if s.len() < 32 {
+                return Err(SettingsError {
+                    name: "CARELOG_JWT_SECRET",
+                    reason: "must be at least 32 characters".into(),
+                });
+            }
+        }
+        if jwt_secret.is_none() && stores.event_store_url.is_some() {
+            // Several servers share a database: they must share the secret, so it cannot be generated.
+            return Err(SettingsError {
+                name: "CARELOG_JWT_SECRET",
+                reason: "required when CARELOG_EVENT_STORE_URL is set".into(),
+            });
+        }
+        Ok(TokenSettings {
+            jwt_secret: jwt_secret.map(Secret),
+            access_ttl_secs: env.positive("CARELOG_ACCESS_TOKEN_TTL_SECS", d.access_ttl_secs)?,
+            refresh_ttl_secs: env.positive("CARELOG_REFRESH_TOKEN_TTL_SECS", d.refresh_ttl_secs)?,
+        })
+    }
+
+    /// The JWT secret: the configured one, or one generated once and kept in
+    /// `data_dir` (embedded mode, one instance).
+    pub fn secret(&self, data_dir: &Path) -> anyhow::Result<Secret> {
+        if let Some(s) = &self.jwt_secret {
+            return Ok(s.clone());
+        }
+        kept_secret(&data_dir.join(JWT_SECRET_FILE), || {
+            hex::encode(rand::random::<[u8; 32]>())
+        })
+        .map(Secret)
+    }
+}
+
+/// The master key of crypto-shredding.
+#[derive(Debug, Clone, Default)]
+pub struct PrivacySettings {
+    /// `CARELOG_MASTER_KEY` (64 hex digits): wraps the data subjects' keys.
+    /// Embedded mode generates one in the data dir; with PostgreSQL and no
+    /// key set, one is derived from the JWT secret (with a warning: set a
+    /// separate key in production). See [`PrivacySettings::master_key`].
     pub master_key: Option<Secret>,
-    /// `CARELOG_TIMEZONE`, default `Asia/Shanghai`: what "today" means.
-    pub timezone: Tz,
+}
+
+impl PrivacySettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let master_key = env.get("CARELOG_MASTER_KEY");
+        if let Some(k) = &master_key {
+            MasterKey::parse(k).map_err(|reason| SettingsError {
+                name: "CARELOG_MASTER_KEY",
+                reason,
+            })?;
+        }
+        Ok(PrivacySettings {
+            master_key: master_key.map(Secret),
+        })
+    }
+
+    /// The master key: the configured one; else derived from the JWT secret
+    /// that every instance of a shared deployment has (PostgreSQL; warned: a
+    /// separate key can be rotated on its own); else generated once and kept
+    /// in the data dir (embedded).
+    pub fn master_key(&self, stores: &StoreSettings, tokens: &TokenSettings) -> anyhow::Result<MasterKey> {
+        if let Some(k) = &self.master_key {
+            return MasterKey::parse(k.expose()).map_err(|e| anyhow::anyhow!("CARELOG_MASTER_KEY {e}"));
+        }
+        if stores.event_store_url.is_some() {
+            tracing::warn!(
+                "CARELOG_MASTER_KEY is not set; deriving it from CARELOG_JWT_SECRET (set a separate key in production)"
+            );
+            let secret = tokens.secret(&stores.data_dir)?;
+            return Ok(MasterKey::derive("carelog-master-key", secret.expose()));
+        }
+        let path = stores.data_dir.join(MASTER_KEY_FILE);
+        let hex = kept_secret(&path, || MasterKey::generate().to_hex())?;
+        MasterKey::parse(&hex).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+/// Publishing every event to Kafka (`docs/events.md`).
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `CARELOG_KAFKA_BROKERS`: the bootstrap servers.
+    pub brokers: String,
+    /// `CARELOG_KAFKA_TOPIC_PREFIX`, default `carelog.`: topics are `<prefix><aggregate_type>`.
+    pub topic_prefix: String,
+    /// `CARELOG_KAFKA_PII_KEY`: key of the hashes of identifiers on Kafka
+    /// (default: derived from the JWT secret, [`KafkaSettings::relay_config`]).
+    pub pii_key: Option<Secret>,
+    /// `CARELOG_KAFKA_PARTITIONS` (default 3), for the topics the relay creates.
+    pub partitions: i32,
+    /// `CARELOG_KAFKA_REPLICATION` (default 1), for the topics the relay creates.
+    pub replication: i32,
+}
+
+impl KafkaSettings {
+    /// Every Kafka variable is checked, also when no broker is set (a bad one
+    /// stops start-up either way); `None` without brokers.
+    fn from_env(env: &Env) -> Result<Option<Self>, SettingsError> {
+        let settings = KafkaSettings {
+            brokers: env.get("CARELOG_KAFKA_BROKERS").unwrap_or_default(),
+            topic_prefix: env
+                .get("CARELOG_KAFKA_TOPIC_PREFIX")
+                .unwrap_or_else(|| "carelog.".into()),
+            pii_key: env.secret("CARELOG_KAFKA_PII_KEY"),
+            partitions: env.positive("CARELOG_KAFKA_PARTITIONS", 3)? as i32,
+            replication: env.positive("CARELOG_KAFKA_REPLICATION", 1)? as i32,
+        };
+        Ok(Some(settings).filter(|s| !s.brokers.is_empty()))
+    }
+
+    /// The relay's configuration. The key of the keyed hashes is the
+    /// configured one, else derived from the JWT secret (asked for only then).
+    pub fn relay_config(&self, jwt_secret: impl FnOnce() -> anyhow::Result<Secret>) -> anyhow::Result<RelayConfig> {
+        let pii_key = match &self.pii_key {
+            Some(k) => k.expose().as_bytes().to_vec(),
+            None => {
+                use sha2::{Digest, Sha256};
+                Sha256::digest(format!("carelog-pii:{}", jwt_secret()?.expose()).as_bytes()).to_vec()
+            }
+        };
+        Ok(RelayConfig {
+            brokers: self.brokers.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            pii_key,
+            partitions: self.partitions,
+            replication: self.replication,
+        })
+    }
+}
+
+/// Where uploaded files are stored: S3 when configured, else a local directory.
+#[derive(Debug, Clone)]
+pub struct FileSettings {
     /// `CARELOG_UPLOAD_DIR`, default `<data dir>/uploads`.
     pub upload_dir: PathBuf,
-    /// `CARELOG_ACCESS_TOKEN_TTL_SECS` (default 2 h) and `CARELOG_REFRESH_TOKEN_TTL_SECS` (30 d).
-    pub access_ttl_secs: i64,
-    pub refresh_ttl_secs: i64,
-    /// `CARELOG_MAX_BODY_BYTES`, default 1 MiB for JSON bodies.
-    pub max_json_bytes: usize,
-    /// `CARELOG_S3_BUCKET` (+ `_ENDPOINT`, `_REGION`, `_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY`,
-    /// `_ALLOW_HTTP`): files go to S3-compatible storage instead of the upload dir.
-    pub s3: Option<crate::files::S3Settings>,
-    /// `CARELOG_ALERT_*`: vital-sign thresholds that raise an order request by themselves.
-    pub alerts: domain::vitals::AlertThresholds,
+    /// `CARELOG_S3_BUCKET` and the other `CARELOG_S3_*`: files go to
+    /// S3-compatible storage instead of the upload dir.
+    pub s3: Option<S3Settings>,
+}
+
+impl FileSettings {
+    fn from_env(env: &Env, stores: &StoreSettings) -> Result<Self, SettingsError> {
+        Ok(FileSettings {
+            upload_dir: env
+                .get("CARELOG_UPLOAD_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| stores.data_dir.join("uploads")),
+            s3: S3Settings::from_env(env),
+        })
+    }
+}
+
+/// Connection settings for S3-compatible object storage (AWS S3, MinIO, ...).
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// `CARELOG_S3_BUCKET`: the bucket holding the files; it must exist.
+    pub bucket: String,
+    /// `CARELOG_S3_ENDPOINT`: endpoint URL of a non-AWS service, e.g.
+    /// `http://127.0.0.1:9000` for MinIO. `None` means AWS itself.
+    pub endpoint: Option<String>,
+    /// `CARELOG_S3_REGION`; `None` means `us-east-1`, which MinIO accepts by default.
+    pub region: Option<String>,
+    /// `CARELOG_S3_ACCESS_KEY_ID`; `None` falls back to the instance's AWS credentials.
+    pub access_key_id: Option<String>,
+    /// `CARELOG_S3_SECRET_ACCESS_KEY`: the secret for `access_key_id`.
+    pub secret_access_key: Option<Secret>,
+    /// `CARELOG_S3_ALLOW_HTTP` (`1`/`true`): allow plain `http://` endpoints
+    /// (local MinIO); keep off in production.
+    pub allow_http: bool,
+}
+
+impl S3Settings {
+    /// `None` unless `CARELOG_S3_BUCKET` is set.
+    fn from_env(env: &Env) -> Option<Self> {
+        env.get("CARELOG_S3_BUCKET").map(|bucket| S3Settings {
+            bucket,
+            endpoint: env.get("CARELOG_S3_ENDPOINT"),
+            region: env.get("CARELOG_S3_REGION"),
+            access_key_id: env.get("CARELOG_S3_ACCESS_KEY_ID"),
+            secret_access_key: env.secret("CARELOG_S3_SECRET_ACCESS_KEY"),
+            allow_http: env
+                .get("CARELOG_S3_ALLOW_HTTP")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
+/// The alert thresholds are the domain's type, with the domain's defaults;
+/// each may be overridden by its variable.
+fn alerts_from_env(env: &Env) -> Result<AlertThresholds, SettingsError> {
+    let mut a = AlertThresholds::default();
+    a.systolic_high = env.positive_number("CARELOG_ALERT_SYSTOLIC_HIGH", a.systolic_high.into())? as u16;
+    a.diastolic_high = env.positive_number("CARELOG_ALERT_DIASTOLIC_HIGH", a.diastolic_high.into())? as u16;
+    a.systolic_urgent = env.positive_number("CARELOG_ALERT_SYSTOLIC_URGENT", a.systolic_urgent.into())? as u16;
+    a.diastolic_urgent = env.positive_number("CARELOG_ALERT_DIASTOLIC_URGENT", a.diastolic_urgent.into())? as u16;
+    a.spo2_low = env.positive_number("CARELOG_ALERT_SPO2_LOW", a.spo2_low)?;
+    a.temperature_high = env.positive_number("CARELOG_ALERT_TEMPERATURE_HIGH", a.temperature_high)?;
+    a.heart_rate_low = env.positive_number("CARELOG_ALERT_HEART_RATE_LOW", a.heart_rate_low.into())? as u16;
+    a.heart_rate_high = env.positive_number("CARELOG_ALERT_HEART_RATE_HIGH", a.heart_rate_high.into())? as u16;
+    Ok(a)
+}
+
+/// The rules of recorders' work.
+#[derive(Debug, Clone)]
+pub struct FieldWork {
+    /// `CARELOG_TIMEZONE`, default `Asia/Shanghai`: what "today" means.
+    pub timezone: Tz,
     /// `CARELOG_AMENDMENT_WINDOW_DAYS`, default 7: how long a recorder may amend a
     /// health record after writing it (or after an admin unlocked it).
     pub amendment_window_days: u32,
+}
+
+impl Default for FieldWork {
+    fn default() -> Self {
+        FieldWork {
+            timezone: chrono_tz::Asia::Shanghai,
+            amendment_window_days: 7,
+        }
+    }
+}
+
+impl FieldWork {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let timezone = match env.get("CARELOG_TIMEZONE") {
+            None => d.timezone,
+            Some(v) => v.parse::<Tz>().map_err(|e| SettingsError {
+                name: "CARELOG_TIMEZONE",
+                reason: e.to_string(),
+            })?,
+        };
+        // 0 closes records at once (every correction then needs an admin unlock);
+        // a century is more than any record needs, and keeps date arithmetic in range.
+        let amendment_window_days = match env.get("CARELOG_AMENDMENT_WINDOW_DAYS") {
+            None => d.amendment_window_days,
+            Some(v) => v.parse::<u32>().ok().filter(|d| *d <= 36_500).ok_or(SettingsError {
+                name: "CARELOG_AMENDMENT_WINDOW_DAYS",
+                reason: format!("{v:?} is not a number of days from 0 to 36500"),
+            })?,
+        };
+        Ok(FieldWork {
+            timezone,
+            amendment_window_days,
+        })
+    }
+}
+
+/// Bounds on what one request may send, and how long its answer is kept.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `CARELOG_MAX_BODY_BYTES`, default 1 MiB for JSON bodies.
+    pub max_json_bytes: usize,
     /// `CARELOG_MAX_FORM_BYTES`, default 48 MiB: the whole of one multipart form
     /// (each file is also capped at 16 MiB, and the number of parts and files).
     pub max_form_bytes: usize,
     /// `CARELOG_IDEMPOTENCY_TTL_SECS`, default 24 h: how long a stored response
     /// answers repeats of its `Idempotency-Key`.
     pub idempotency_ttl_secs: i64,
-    /// The front door: headers, CORS, rate limits, trusted proxies, login throttling.
-    pub front_door: FrontDoor,
-    /// `CARELOG_METRICS_BIND`: a separate listener for `/metrics` (no token
-    /// there; keep it private). Unset: `/metrics` on the API listener, admins only.
-    pub metrics_bind: Option<SocketAddr>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_json_bytes: 1024 * 1024,
+            max_form_bytes: 48 * 1024 * 1024,
+            idempotency_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Limits {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        Ok(Limits {
+            max_json_bytes: env.positive("CARELOG_MAX_BODY_BYTES", d.max_json_bytes as i64)? as usize,
+            max_form_bytes: env.positive("CARELOG_MAX_FORM_BYTES", d.max_form_bytes as i64)? as usize,
+            idempotency_ttl_secs: env.positive("CARELOG_IDEMPOTENCY_TTL_SECS", d.idempotency_ttl_secs)?,
+        })
+    }
 }
 
 /// What the server does before a request reaches a handler (see `docs/security.md`).
@@ -121,6 +510,52 @@ impl Default for FrontDoor {
     }
 }
 
+impl FrontDoor {
+    fn from_env(env: &Env, stores: &StoreSettings) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let hsts = match env.get("CARELOG_HSTS") {
+            None => stores.uses_servers(),
+            Some(v) => parse_bool(&v).ok_or(SettingsError {
+                name: "CARELOG_HSTS",
+                reason: format!("{v:?} is not true or false"),
+            })?,
+        };
+        let cors_origins = env
+            .get("CARELOG_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or(d.cors_origins);
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
+        {
+            return Err(SettingsError {
+                name: "CARELOG_CORS_ORIGINS",
+                reason: format!("{bad:?} is not an origin like https://app.example.com"),
+            });
+        }
+        let trusted_proxies = match env.get("CARELOG_TRUSTED_PROXIES") {
+            None => d.trusted_proxies,
+            Some(v) => parse_networks(&v).map_err(|reason| SettingsError {
+                name: "CARELOG_TRUSTED_PROXIES",
+                reason,
+            })?,
+        };
+        Ok(FrontDoor {
+            hsts,
+            cors_origins,
+            trusted_proxies,
+            rate_limit_per_minute: env.whole("CARELOG_RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)?,
+            login_max_failures: env.positive("CARELOG_LOGIN_MAX_FAILURES", d.login_max_failures.into())? as u32,
+            login_window_secs: env.positive("CARELOG_LOGIN_WINDOW_SECS", d.login_window_secs)?,
+        })
+    }
+}
+
 /// A comma-separated list of IP addresses or CIDR blocks.
 fn parse_networks(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
     raw.split(',')
@@ -143,17 +578,90 @@ fn parse_bool(raw: &str) -> Option<bool> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {name}: {reason}")]
-pub struct SettingsError {
-    pub name: &'static str,
-    pub reason: String,
+/// A secret kept in a file of the data dir (mode 0600), generated on first use.
+fn kept_secret(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        if s.trim().len() >= 32 {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let secret = generate();
+    std::fs::write(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(secret)
+}
+
+/// The variables, read the one way every group reads them: trimmed, empty
+/// meaning unset, and a bad value named in the error.
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret)
+    }
+
+    /// A whole number above 0.
+    fn positive(&self, name: &'static str, default: i64) -> Result<i64, SettingsError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or(SettingsError {
+                name,
+                reason: format!("{v:?} is not a positive integer"),
+            }),
+        }
+    }
+
+    /// A whole number, 0 included.
+    fn whole(&self, name: &'static str, default: u32) -> Result<u32, SettingsError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<u32>().map_err(|_| SettingsError {
+                name,
+                reason: format!("{v:?} is not a whole number"),
+            }),
+        }
+    }
+
+    /// A finite number above 0.
+    fn positive_number(&self, name: &'static str, default: f64) -> Result<f64, SettingsError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n > 0.0)
+                .ok_or(SettingsError {
+                    name,
+                    reason: format!("{v:?} is not a positive number"),
+                }),
+        }
+    }
+
+    /// `host:port`.
+    fn socket(&self, name: &'static str) -> Result<Option<SocketAddr>, SettingsError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|e| SettingsError {
+                    name,
+                    reason: format!("{e} (expected host:port)"),
+                })
+            })
+            .transpose()
+    }
 }
 
 impl Settings {
     /// Reads the process environment (after the optional config file).
     pub fn from_env() -> Result<Self, SettingsError> {
-        let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
         if let Some(path) = vars.get("CARELOG_CONFIG").cloned() {
             let text = std::fs::read_to_string(&path).map_err(|e| SettingsError {
                 name: "CARELOG_CONFIG",
@@ -174,200 +682,53 @@ impl Settings {
         Self::from_map(&vars)
     }
 
-    pub fn from_map(vars: &std::collections::HashMap<String, String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let bind = get("CARELOG_BIND")
-            .unwrap_or_else(|| "127.0.0.1:8080".into())
-            .parse()
-            .map_err(|e| SettingsError {
-                name: "CARELOG_BIND",
-                reason: format!("{e} (expected host:port)"),
-            })?;
-        let data_dir = PathBuf::from(get("CARELOG_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let event_store_url = get("CARELOG_EVENT_STORE_URL");
-        if let Some(u) = &event_store_url {
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                return Err(SettingsError {
-                    name: "CARELOG_EVENT_STORE_URL",
-                    reason: "must start with postgres://".into(),
-                });
-            }
-        }
-        let read_store_url = get("CARELOG_READ_STORE_URL");
-        if let Some(u) = &read_store_url {
-            if !(u.starts_with("mysql://") || u.starts_with("mariadb://") || u.starts_with("sqlite:")) {
-                return Err(SettingsError {
-                    name: "CARELOG_READ_STORE_URL",
-                    reason: "must start with mysql://".into(),
-                });
-            }
-        }
-        let jwt_secret = get("CARELOG_JWT_SECRET");
-        if let Some(s) = &jwt_secret {
-            if s.len() < 32 {
-                return Err(SettingsError {
-                    name: "CARELOG_JWT_SECRET",
-                    reason: "must be at least 32 characters".into(),
-                });
-            }
-        }
-        if jwt_secret.is_none() && event_store_url.is_some() {
-            // Several servers share a database: they must share the secret, so it cannot be generated.
-            return Err(SettingsError {
-                name: "CARELOG_JWT_SECRET",
-                reason: "required when CARELOG_EVENT_STORE_URL is set".into(),
-            });
-        }
-        let master_key = get("CARELOG_MASTER_KEY");
-        if let Some(k) = &master_key {
-            crate::privacy::MasterKey::parse(k).map_err(|reason| SettingsError {
-                name: "CARELOG_MASTER_KEY",
-                reason,
-            })?;
-        }
-        let timezone = get("CARELOG_TIMEZONE")
-            .unwrap_or_else(|| "Asia/Shanghai".into())
-            .parse::<Tz>()
-            .map_err(|e| SettingsError {
-                name: "CARELOG_TIMEZONE",
-                reason: e.to_string(),
-            })?;
-        let upload_dir = get("CARELOG_UPLOAD_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("uploads"));
-        let int = |name: &'static str, default: i64| -> Result<i64, SettingsError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or(SettingsError {
-                    name,
-                    reason: format!("{v:?} is not a positive integer"),
-                }),
-            }
-        };
-        let s3 = get("CARELOG_S3_BUCKET").map(|bucket| crate::files::S3Settings {
-            bucket,
-            endpoint: get("CARELOG_S3_ENDPOINT"),
-            region: get("CARELOG_S3_REGION"),
-            access_key_id: get("CARELOG_S3_ACCESS_KEY_ID"),
-            secret_access_key: get("CARELOG_S3_SECRET_ACCESS_KEY"),
-            allow_http: get("CARELOG_S3_ALLOW_HTTP").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
-        });
-        let mut alerts = domain::vitals::AlertThresholds::default();
-        let num = |name: &'static str, current: f64| -> Result<f64, SettingsError> {
-            match get(name) {
-                None => Ok(current),
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && *n > 0.0)
-                    .ok_or(SettingsError {
-                        name,
-                        reason: format!("{v:?} is not a positive number"),
-                    }),
-            }
-        };
-        alerts.systolic_high = num("CARELOG_ALERT_SYSTOLIC_HIGH", alerts.systolic_high.into())? as u16;
-        alerts.diastolic_high = num("CARELOG_ALERT_DIASTOLIC_HIGH", alerts.diastolic_high.into())? as u16;
-        alerts.systolic_urgent = num("CARELOG_ALERT_SYSTOLIC_URGENT", alerts.systolic_urgent.into())? as u16;
-        alerts.diastolic_urgent = num("CARELOG_ALERT_DIASTOLIC_URGENT", alerts.diastolic_urgent.into())? as u16;
-        alerts.spo2_low = num("CARELOG_ALERT_SPO2_LOW", alerts.spo2_low)?;
-        alerts.temperature_high = num("CARELOG_ALERT_TEMPERATURE_HIGH", alerts.temperature_high)?;
-        alerts.heart_rate_low = num("CARELOG_ALERT_HEART_RATE_LOW", alerts.heart_rate_low.into())? as u16;
-        alerts.heart_rate_high = num("CARELOG_ALERT_HEART_RATE_HIGH", alerts.heart_rate_high.into())? as u16;
-        // 0 closes records at once (every correction then needs an admin unlock);
-        // a century is more than any record needs, and keeps date arithmetic in range.
-        let amendment_window_days = match get("CARELOG_AMENDMENT_WINDOW_DAYS") {
-            None => 7,
-            Some(v) => v.parse::<u32>().ok().filter(|d| *d <= 36_500).ok_or(SettingsError {
-                name: "CARELOG_AMENDMENT_WINDOW_DAYS",
-                reason: format!("{v:?} is not a number of days from 0 to 36500"),
-            })?,
-        };
-        let non_negative = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.parse::<u32>().map_err(|_| SettingsError {
-                    name,
-                    reason: format!("{v:?} is not a whole number"),
-                }),
-            }
-        };
-        let hsts = match get("CARELOG_HSTS") {
-            None => event_store_url.is_some() || read_store_url.is_some(),
-            Some(v) => parse_bool(&v).ok_or(SettingsError {
-                name: "CARELOG_HSTS",
-                reason: format!("{v:?} is not true or false"),
-            })?,
-        };
-        let cors_origins = get("CARELOG_CORS_ORIGINS")
-            .map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = cors_origins
-            .iter()
-            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
-        {
-            return Err(SettingsError {
-                name: "CARELOG_CORS_ORIGINS",
-                reason: format!("{bad:?} is not an origin like https://app.example.com"),
-            });
-        }
-        let trusted_proxies = match get("CARELOG_TRUSTED_PROXIES") {
-            None => Vec::new(),
-            Some(v) => parse_networks(&v).map_err(|reason| SettingsError {
-                name: "CARELOG_TRUSTED_PROXIES",
-                reason,
-            })?,
-        };
-        let front_door = FrontDoor {
-            hsts,
-            cors_origins,
-            trusted_proxies,
-            rate_limit_per_minute: non_negative("CARELOG_RATE_LIMIT_PER_MINUTE", 100)?,
-            login_max_failures: int("CARELOG_LOGIN_MAX_FAILURES", 5)? as u32,
-            login_window_secs: int("CARELOG_LOGIN_WINDOW_SECS", 15 * 60)?,
-        };
-        let metrics_bind = match get("CARELOG_METRICS_BIND") {
-            None => None,
-            Some(v) => Some(v.parse().map_err(|e| SettingsError {
-                name: "CARELOG_METRICS_BIND",
-                reason: format!("{e} (expected host:port)"),
-            })?),
-        };
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let env = Env(vars);
+        let http = HttpSettings::from_env(&env)?;
+        let stores = StoreSettings::from_env(&env)?;
+        let tokens = TokenSettings::from_env(&env, &stores)?;
+        let privacy = PrivacySettings::from_env(&env)?;
+        let field_work = FieldWork::from_env(&env)?;
+        let files = FileSettings::from_env(&env, &stores)?;
+        let alerts = alerts_from_env(&env)?;
+        let front_door = FrontDoor::from_env(&env, &stores)?;
+        let limits = Limits::from_env(&env)?;
+        let kafka = KafkaSettings::from_env(&env)?;
         Ok(Settings {
-            front_door,
-            metrics_bind,
-            max_form_bytes: int("CARELOG_MAX_FORM_BYTES", 48 * 1024 * 1024)? as usize,
-            idempotency_ttl_secs: int("CARELOG_IDEMPOTENCY_TTL_SECS", 24 * 3600)?,
-            s3,
+            http,
+            stores,
+            tokens,
+            privacy,
+            kafka,
+            files,
             alerts,
-            amendment_window_days,
-            bind,
-            data_dir,
-            event_store_url: event_store_url.map(Secret),
-            read_store_url: read_store_url.map(Secret),
-            kafka_brokers: get("CARELOG_KAFKA_BROKERS"),
-            kafka_topic_prefix: get("CARELOG_KAFKA_TOPIC_PREFIX").unwrap_or_else(|| "carelog.".into()),
-            kafka_pii_key: get("CARELOG_KAFKA_PII_KEY").map(Secret),
-            kafka_partitions: int("CARELOG_KAFKA_PARTITIONS", 3)? as i32,
-            kafka_replication: int("CARELOG_KAFKA_REPLICATION", 1)? as i32,
-            jwt_secret: jwt_secret.map(Secret),
-            master_key: master_key.map(Secret),
-            timezone,
-            upload_dir,
-            access_ttl_secs: int("CARELOG_ACCESS_TOKEN_TTL_SECS", 2 * 3600)?,
-            refresh_ttl_secs: int("CARELOG_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
-            max_json_bytes: int("CARELOG_MAX_BODY_BYTES", 1024 * 1024)? as usize,
+            field_work,
+            limits,
+            front_door,
         })
     }
 
     /// Today's date in the configured timezone.
     pub fn today(&self) -> chrono::NaiveDate {
-        chrono::Utc::now().with_timezone(&self.timezone).date_naive()
+        chrono::Utc::now().with_timezone(&self.field_work.timezone).date_naive()
+    }
+
+    /// The JWT secret ([`TokenSettings::secret`]).
+    pub fn jwt_secret(&self) -> anyhow::Result<Secret> {
+        self.tokens.secret(&self.stores.data_dir)
+    }
+
+    /// The master key ([`PrivacySettings::master_key`]).
+    pub fn master_key(&self) -> anyhow::Result<MasterKey> {
+        self.privacy.master_key(&self.stores, &self.tokens)
+    }
+
+    /// The relay's configuration, when Kafka is configured ([`KafkaSettings::relay_config`]).
+    pub fn relay_config(&self) -> anyhow::Result<Option<RelayConfig>> {
+        self.kafka
+            .as_ref()
+            .map(|k| k.relay_config(|| self.jwt_secret()))
+            .transpose()
     }
 }
 
@@ -375,16 +736,16 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_are_the_embedded_mode() {
         let s = Settings::from_map(&map(&[])).unwrap();
-        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
-        assert!(s.event_store_url.is_none() && s.read_store_url.is_none());
-        assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.stores.event_store_url.is_none() && s.stores.read_store_url.is_none());
+        assert_eq!(s.field_work.timezone, chrono_tz::Asia::Shanghai);
     }
 
     #[test]
@@ -397,11 +758,14 @@ mod tests {
 
     #[test]
     fn the_amendment_window_is_a_whole_number_of_days() {
-        assert_eq!(Settings::from_map(&map(&[])).unwrap().amendment_window_days, 7);
+        assert_eq!(
+            Settings::from_map(&map(&[])).unwrap().field_work.amendment_window_days,
+            7
+        );
         let s = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", "30")])).unwrap();
-        assert_eq!(s.amendment_window_days, 30);
+        assert_eq!(s.field_work.amendment_window_days, 30);
         let s = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", "0")])).unwrap();
-        assert_eq!(s.amendment_window_days, 0);
+        assert_eq!(s.field_work.amendment_window_days, 0);
         for bad in ["-3", "seven", "1.5", "99999999"] {
             let e = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", bad)])).unwrap_err();
             assert_eq!(e.name, "CARELOG_AMENDMENT_WINDOW_DAYS", "{bad}");
@@ -418,7 +782,7 @@ mod tests {
             (s.front_door.login_max_failures, s.front_door.login_window_secs),
             (5, 900)
         );
-        assert_eq!(s.idempotency_ttl_secs, 86_400);
+        assert_eq!(s.limits.idempotency_ttl_secs, 86_400);
         let servers = Settings::from_map(&map(&[
             ("CARELOG_EVENT_STORE_URL", "postgres://x/y"),
             ("CARELOG_JWT_SECRET", &"k".repeat(32)),
@@ -442,5 +806,73 @@ mod tests {
     #[test]
     fn secrets_do_not_print() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+
+    /// The README's configuration table, group by group: every default, and
+    /// that every secret stays out of the settings' debug output.
+    #[test]
+    fn each_group_reads_its_variables_with_the_documented_defaults() {
+        let s = Settings::from_map(&map(&[])).unwrap();
+        assert_eq!(s.stores.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.files.upload_dir, PathBuf::from("./data").join("uploads"));
+        assert!(s.files.s3.is_none() && s.kafka.is_none() && s.http.metrics_bind.is_none());
+        assert_eq!((s.tokens.access_ttl_secs, s.tokens.refresh_ttl_secs), (7200, 2_592_000));
+        assert_eq!(
+            (s.limits.max_json_bytes, s.limits.max_form_bytes),
+            (1_048_576, 50_331_648)
+        );
+        let a = &s.alerts;
+        assert_eq!(
+            (a.systolic_high, a.diastolic_high, a.systolic_urgent, a.diastolic_urgent),
+            (140, 90, 180, 120)
+        );
+        assert_eq!((a.spo2_low, a.temperature_high), (90.0, 38.0));
+        assert_eq!((a.heart_rate_low, a.heart_rate_high), (50, 120));
+
+        let secrets = [
+            ("CARELOG_EVENT_STORE_URL", "postgres://carelog:pg-password@db/events"),
+            ("CARELOG_READ_STORE_URL", "mysql://carelog:mysql-password@db/read"),
+            ("CARELOG_JWT_SECRET", "jwt-secret-jwt-secret-jwt-secret-0"),
+            ("CARELOG_MASTER_KEY", &"ab".repeat(32)),
+            ("CARELOG_KAFKA_BROKERS", "kafka:9092"),
+            ("CARELOG_KAFKA_PII_KEY", "pii-key-value"),
+            ("CARELOG_S3_BUCKET", "carelog"),
+            ("CARELOG_S3_SECRET_ACCESS_KEY", "s3-secret-value"),
+        ];
+        let s = Settings::from_map(&map(&secrets)).unwrap();
+        let kafka = s.kafka.as_ref().unwrap();
+        assert_eq!(
+            (kafka.topic_prefix.as_str(), kafka.partitions, kafka.replication),
+            ("carelog.", 3, 1)
+        );
+        assert_eq!(s.files.s3.as_ref().unwrap().bucket, "carelog");
+        let printed = format!("{s:?}");
+        for secret in [
+            "pg-password",
+            "mysql-password",
+            "jwt-secret",
+            &"ab".repeat(32),
+            "pii-key",
+            "s3-secret",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+    }
+
+    #[test]
+    fn the_pii_key_defaults_to_one_derived_from_the_jwt_secret() {
+        let vars = map(&[
+            ("CARELOG_KAFKA_BROKERS", "kafka:9092"),
+            ("CARELOG_JWT_SECRET", &"j".repeat(32)),
+        ]);
+        let derived = Settings::from_map(&vars).unwrap().relay_config().unwrap().unwrap();
+        assert_eq!(derived.pii_key.len(), 32);
+        let mut vars = vars;
+        vars.insert("CARELOG_KAFKA_PII_KEY".into(), "configured".into());
+        let configured = Settings::from_map(&vars).unwrap().relay_config().unwrap().unwrap();
+        assert_eq!(configured.pii_key, b"configured");
+        // A bad Kafka variable stops start-up even without brokers.
+        let e = Settings::from_map(&map(&[("CARELOG_KAFKA_PARTITIONS", "0")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_KAFKA_PARTITIONS");
     }
 }

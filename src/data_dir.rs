@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::config::Settings;
+use crate::config::{Settings, JWT_SECRET_FILE, MASTER_KEY_FILE};
 
 /// The embedded event store's file.
 pub const EVENTS_DB: &str = "events.db";
@@ -24,7 +24,7 @@ const LOCK_FILE: &str = "carelog.lock";
 /// Whether these settings keep a database in the data dir (either store
 /// without a server URL): only then does the data dir need its lock.
 pub fn in_use(settings: &Settings) -> bool {
-    settings.event_store_url.is_none() || settings.read_store_url.is_none()
+    settings.stores.event_store_url.is_none() || settings.stores.read_store_url.is_none()
 }
 
 /// The data-dir lock, held for as long as this value lives (the operating
@@ -41,7 +41,7 @@ pub fn lock(settings: &Settings) -> anyhow::Result<Option<DataDirLock>> {
     if !in_use(settings) {
         return Ok(None);
     }
-    let dir = &settings.data_dir;
+    let dir = &settings.stores.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
     let path = dir.join(LOCK_FILE);
     let file = File::options()
@@ -85,7 +85,7 @@ pub fn prepare(dir: &Path) -> anyhow::Result<()> {
                 }
             }
         }
-        for name in ["jwt_secret", "master_key", LOCK_FILE] {
+        for name in [JWT_SECRET_FILE, MASTER_KEY_FILE, LOCK_FILE] {
             let file = dir.join(name);
             if file.exists() {
                 set(&file, 0o600)?;
@@ -120,8 +120,8 @@ mod tests {
     fn servers_need_no_lock() {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = embedded_in(dir.path());
-        settings.event_store_url = Some(crate::config::Secret::new("postgres://h/db"));
-        settings.read_store_url = Some(crate::config::Secret::new("mysql://h/db"));
+        settings.stores.event_store_url = Some(crate::config::Secret::new("postgres://h/db"));
+        settings.stores.read_store_url = Some(crate::config::Secret::new("mysql://h/db"));
         assert!(lock(&settings).unwrap().is_none());
         assert!(!dir.path().join(LOCK_FILE).exists());
     }

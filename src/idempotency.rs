@@ -296,9 +296,9 @@ fn body_limit(req: &ServiceRequest, state: &AppState) -> usize {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/"));
     if multipart {
-        state.settings.max_form_bytes
+        state.settings.limits.max_form_bytes
     } else {
-        state.settings.max_json_bytes
+        state.settings.limits.max_json_bytes
     }
 }
 
@@ -362,7 +362,7 @@ pub async fn middleware(
     h.update(&body);
     let fingerprint = hex::encode(h.finalize());
 
-    let ttl = state.settings.idempotency_ttl_secs;
+    let ttl = state.settings.limits.idempotency_ttl_secs;
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
         match reserve(&state.store, &scope, &key, &fingerprint, ttl)

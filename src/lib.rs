@@ -2,7 +2,9 @@
 //! and the followers that keep the read models up to date.
 //!
 //! # Layout
-//! - [`config`]: typed settings from `CARELOG_*` variables; [`data_dir`]: the embedded data dir and its lock.
+//! - [`config`]: typed settings from `CARELOG_*` variables, one group per concern (tokens, kafka,
+//!   files/S3, alerts, limits, …), each owning its defaults, parsing and secrets.
+//! - [`data_dir`]: the embedded data dir, its private files and its one lock.
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions; [`appender`]: its
 //!   one writer, committing the events of many commands in one transaction.

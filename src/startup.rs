@@ -3,7 +3,6 @@
 //! use it; tests bind port 0 and read `port()`.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -18,7 +17,6 @@ use crate::auth::JwtKeys;
 use crate::config::{Secret, Settings};
 use crate::data_dir::{self, DataDirLock};
 use crate::error::ApiError;
-use crate::privacy::MasterKey;
 use crate::runner::{start_projectors, ProjectorRunner};
 use crate::state::AppState;
 use crate::store::EventStore;
@@ -49,21 +47,21 @@ impl Stores {
     /// directory lock (the server and `rebuild` do; `create-admin` does not).
     pub async fn open(settings: &Settings, exclusive: bool) -> anyhow::Result<Self> {
         if data_dir::in_use(settings) {
-            data_dir::prepare(&settings.data_dir)?;
+            data_dir::prepare(&settings.stores.data_dir)?;
         }
         let data_lock = if exclusive { data_dir::lock(settings)? } else { None };
         let store = EventStore::connect(
-            settings.event_store_url.as_ref().map(Secret::expose),
-            &settings.data_dir,
-            &master_key(settings)?,
+            settings.stores.event_store_url.as_ref().map(Secret::expose),
+            &settings.stores.data_dir,
+            &settings.master_key()?,
         )
         .await
         .context("cannot open the event store (CARELOG_EVENT_STORE_URL)")?;
-        let read_url = match &settings.read_store_url {
+        let read_url = match &settings.stores.read_store_url {
             Some(url) => url.expose().to_string(),
             None => format!(
                 "sqlite://{}?mode=rwc",
-                settings.data_dir.join(data_dir::READ_DB).display()
+                settings.stores.data_dir.join(data_dir::READ_DB).display()
             ),
         };
         let read = ReadStore::connect(&read_url)
@@ -75,76 +73,11 @@ impl Stores {
 
 /// The blob store: S3 when configured, else the upload directory.
 pub fn blob_store(settings: &Settings) -> anyhow::Result<crate::files::BlobStore> {
-    let store = match &settings.s3 {
+    let store = match &settings.files.s3 {
         Some(s3) => crate::files::BlobStore::s3(s3),
-        None => crate::files::BlobStore::local(&settings.upload_dir),
+        None => crate::files::BlobStore::local(&settings.files.upload_dir),
     };
     store.map_err(|e| anyhow::anyhow!("file storage (CARELOG_UPLOAD_DIR / CARELOG_S3_*): {e}"))
-}
-
-/// The relay's settings, when Kafka is configured.
-pub fn relay_config(settings: &Settings) -> anyhow::Result<Option<crate::relay::RelayConfig>> {
-    let Some(brokers) = &settings.kafka_brokers else {
-        return Ok(None);
-    };
-    let pii_key = match &settings.kafka_pii_key {
-        Some(k) => k.expose().as_bytes().to_vec(),
-        None => {
-            use sha2::{Digest, Sha256};
-            Sha256::digest(format!("carelog-pii:{}", jwt_secret(settings)?).as_bytes()).to_vec()
-        }
-    };
-    Ok(Some(crate::relay::RelayConfig {
-        brokers: brokers.clone(),
-        topic_prefix: settings.kafka_topic_prefix.clone(),
-        pii_key,
-        partitions: settings.kafka_partitions,
-        replication: settings.kafka_replication,
-    }))
-}
-
-/// The master key: from settings; else generated once and kept in the data
-/// dir (embedded); else derived from the JWT secret that every instance of a
-/// shared deployment has (warned: a separate key can be rotated on its own).
-pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
-    if let Some(k) = &settings.master_key {
-        return MasterKey::parse(k.expose()).map_err(|e| anyhow::anyhow!("CARELOG_MASTER_KEY {e}"));
-    }
-    if settings.event_store_url.is_some() {
-        tracing::warn!(
-            "CARELOG_MASTER_KEY is not set; deriving it from CARELOG_JWT_SECRET (set a separate key in production)"
-        );
-        return Ok(MasterKey::derive("carelog-master-key", &jwt_secret(settings)?));
-    }
-    let hex = kept_secret(&settings.data_dir.join("master_key"), || MasterKey::generate().to_hex())?;
-    MasterKey::parse(&hex).map_err(|e| anyhow::anyhow!("{}: {e}", settings.data_dir.join("master_key").display()))
-}
-
-/// A secret kept in a file of the data dir (mode 0600), generated on first use.
-fn kept_secret(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<String> {
-    if let Ok(s) = std::fs::read_to_string(path) {
-        if s.trim().len() >= 32 {
-            return Ok(s.trim().to_string());
-        }
-    }
-    let secret = generate();
-    std::fs::write(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    Ok(secret)
-}
-
-/// The JWT secret: from settings, or generated once and kept in the data dir.
-pub fn jwt_secret(settings: &Settings) -> anyhow::Result<String> {
-    if let Some(s) = &settings.jwt_secret {
-        return Ok(s.expose().to_string());
-    }
-    kept_secret(&settings.data_dir.join("jwt_secret"), || {
-        hex::encode(rand::random::<[u8; 32]>())
-    })
 }
 
 /// The state every handler, reactor and CLI command works with.
@@ -155,11 +88,15 @@ pub fn app_state(
     waiter: crate::runner::ProjectionWaiter,
     relay: Option<crate::relay::RelayHandle>,
 ) -> anyhow::Result<AppState> {
-    let secret = jwt_secret(settings)?;
-    let jwt = JwtKeys::new(&secret, settings.access_ttl_secs, settings.refresh_ttl_secs);
+    let secret = settings.jwt_secret()?;
+    let jwt = JwtKeys::new(
+        secret.expose(),
+        settings.tokens.access_ttl_secs,
+        settings.tokens.refresh_ttl_secs,
+    );
     let login_key: [u8; 32] = {
         use sha2::{Digest, Sha256};
-        Sha256::digest(format!("carelog-login-username:{secret}").as_bytes()).into()
+        Sha256::digest(format!("carelog-login-username:{}", secret.expose()).as_bytes()).into()
     };
     let door = &settings.front_door;
     Ok(AppState {
@@ -204,7 +141,7 @@ fn cors(door: &crate::config::FrontDoor) -> actix_cors::Cors {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let stores = Stores::open(&settings, true).await?;
-        let relay = match relay_config(&settings)? {
+        let relay = match settings.relay_config()? {
             Some(config) => {
                 let (handle, task) =
                     crate::relay::start(stores.store.clone(), config).context("cannot create the Kafka producer")?;
@@ -223,11 +160,11 @@ impl Application {
         let mut reactors = crate::reactors::start_reactors(state.clone());
         reactors.push(crate::idempotency::start_purger(
             state.store.clone(),
-            settings.idempotency_ttl_secs,
+            settings.limits.idempotency_ttl_secs,
         ));
         reactors.extend(state.rate_limiter.start_housekeeping());
         let sealer = crate::audit::start_sealer(state.store.clone());
-        let metrics = match settings.metrics_bind {
+        let metrics = match settings.http.metrics_bind {
             Some(bind) => {
                 let (server, port) = crate::metrics::serve_private(state.clone(), bind)
                     .map_err(|e| anyhow::anyhow!("cannot serve metrics on {bind} (CARELOG_METRICS_BIND): {e:?}"))?;
@@ -237,7 +174,8 @@ impl Application {
             None => None,
         };
         let metrics_on_api = metrics.is_none();
-        let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot bind {}", settings.bind))?;
+        let listener =
+            TcpListener::bind(settings.http.bind).with_context(|| format!("cannot bind {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let openapi = crate::api::ApiDoc::openapi();

@@ -154,7 +154,7 @@ pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<Log
         access_token: state.jwt.issue(user_id, session, role, TokenKind::Access)?,
         refresh_token: state.jwt.issue(user_id, session, role, TokenKind::Refresh)?,
         token_type: "Bearer".into(),
-        expires_in: state.settings.access_ttl_secs,
+        expires_in: state.settings.tokens.access_ttl_secs,
         user: LoginUser {
             id: user.id,
             username: user.username,
@@ -174,7 +174,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> ApiResult 
     Ok(ok(RefreshResponse {
         access_token: token,
         token_type: "Bearer".into(),
-        expires_in: state.settings.access_ttl_secs,
+        expires_in: state.settings.tokens.access_ttl_secs,
     }))
 }
 

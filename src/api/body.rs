@@ -21,7 +21,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let limit = req
             .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.max_json_bytes)
+            .map(|s| s.settings.limits.max_json_bytes)
             .unwrap_or(1024 * 1024);
         let content_type = req
             .headers()

@@ -55,7 +55,11 @@ impl FormLimits {
     /// `POST /files/upload`: one file and its type.
     pub fn upload(state: &AppState) -> Self {
         FormLimits {
-            max_bytes: state.settings.max_form_bytes.min(MAX_FILE_BYTES + MAX_TEXT_FIELD),
+            max_bytes: state
+                .settings
+                .limits
+                .max_form_bytes
+                .min(MAX_FILE_BYTES + MAX_TEXT_FIELD),
             max_parts: 4,
             max_files: 1,
         }
@@ -65,7 +69,7 @@ impl FormLimits {
     /// audio note and a signature.
     pub fn record(state: &AppState) -> Self {
         FormLimits {
-            max_bytes: state.settings.max_form_bytes,
+            max_bytes: state.settings.limits.max_form_bytes,
             max_parts: 32,
             max_files: 11,
         }

@@ -890,7 +890,7 @@ pub async fn amend(
         changes,
         amended_by: p.user_id,
         at: chrono::Utc::now(),
-        window_days: state.settings.amendment_window_days,
+        window_days: state.settings.field_work.amendment_window_days,
         thresholds: state.settings.alerts.clone(),
     };
     let committed = state

@@ -55,7 +55,9 @@ pub fn time(raw: &str) -> Result<NaiveTime, String> {
 }
 
 fn now_local(state: &AppState) -> NaiveDateTime {
-    chrono::Utc::now().with_timezone(&state.settings.timezone).naive_local()
+    chrono::Utc::now()
+        .with_timezone(&state.settings.field_work.timezone)
+        .naive_local()
 }
 
 /// The quota facts for a regular visit of `patient` in the month of `date`.

@@ -16,7 +16,7 @@ mod storage;
 mod thumbnail;
 
 pub use sniff::{check_content, FileKind, SniffedType, MAX_FILE_BYTES};
-pub use storage::{BlobStore, S3Settings};
+pub use storage::BlobStore;
 pub use thumbnail::{thumbnail, MAX_DECODE_ALLOC, MAX_IMAGE_DIMENSION, MAX_IMAGE_PIXELS, THUMBNAIL_SIZE};
 
 /// Why a file was refused or could not be stored. Messages are English, for

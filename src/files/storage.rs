@@ -13,24 +13,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 
 use super::FileError;
-
-/// Connection settings for S3-compatible object storage (AWS S3, MinIO, ...).
-#[derive(Debug, Clone, Default)]
-pub struct S3Settings {
-    /// Bucket holding the files; it must exist.
-    pub bucket: String,
-    /// Endpoint URL of a non-AWS service, e.g. `http://127.0.0.1:9000` for
-    /// MinIO. `None` means AWS itself.
-    pub endpoint: Option<String>,
-    /// Region; `None` means `us-east-1`, which MinIO accepts by default.
-    pub region: Option<String>,
-    /// Access key; `None` falls back to the instance's AWS credentials.
-    pub access_key_id: Option<String>,
-    /// Secret for `access_key_id`.
-    pub secret_access_key: Option<String>,
-    /// Allow plain `http://` endpoints (local MinIO); keep off in production.
-    pub allow_http: bool,
-}
+use crate::config::S3Settings;
 
 /// Where file bytes live. One type over local disk and S3 so handlers and
 /// tests do not care which backend the deployment configured.
@@ -75,7 +58,7 @@ impl BlobStore {
             builder = builder.with_access_key_id(key);
         }
         if let Some(secret) = &settings.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
+            builder = builder.with_secret_access_key(secret.expose());
         }
         let store = builder.build().map_err(storage_error)?;
         Ok(BlobStore {
@@ -162,7 +145,7 @@ mod tests {
             endpoint: Some("http://127.0.0.1:9000".into()),
             region: None,
             access_key_id: Some("minio".into()),
-            secret_access_key: Some("minio-secret".into()),
+            secret_access_key: Some(crate::config::Secret::new("minio-secret")),
             allow_http: true,
         })
         .expect("s3 store");
