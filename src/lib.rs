@@ -13,6 +13,8 @@
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting, rebuild beside the live read models.
 //! - [`reactors`]: followers that answer events with commands (alerts).
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
+//! - [`app`]: use cases (typed input + principal → commands → typed result), called by the handlers,
+//!   followers and the CLI.
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
 //!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins.
 //! - [`error`]: the one mapping from errors to the response envelope.
@@ -24,6 +26,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod app;
 pub mod appender;
 pub mod audit;
 pub mod auth;
