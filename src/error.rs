@@ -213,12 +213,16 @@ impl From<DomainError> for ApiError {
                     VisitAction::Reschedule => "改期",
                     VisitAction::Cancel => "取消",
                     VisitAction::Complete => "完成",
+                    VisitAction::CheckIn => "签到",
+                    VisitAction::CheckOut => "签出",
                 },
             ),
             D::Visit(VisitError::MonthlyQuotaReached { quota }) => {
                 conflict(&format!("本月常规上门次数已达套餐上限（{quota}次）"))
             }
             D::Visit(VisitError::NoHealthRecord) => conflict("完成上门前须先提交健康记录"),
+            D::Visit(VisitError::CheckOutBeforeCheckIn) => conflict("签出时间不能早于签到时间"),
+            D::Visit(VisitError::RecordAlreadyTaken) => conflict("该上门已有健康记录"),
             D::HealthRecord(HealthRecordError::AlreadyExists) => conflict("健康记录已存在"),
             D::HealthRecord(HealthRecordError::NotTheRecorder) => conflict("只有填写该记录的记录员可以更正"),
             D::HealthRecord(HealthRecordError::AmendmentWindowClosed { window_days }) => conflict(&format!(
@@ -353,6 +357,24 @@ mod tests {
                 "本月常规上门次数已达套餐上限（4次）",
             ),
             (VisitError::NoHealthRecord.into(), "完成上门前须先提交健康记录"),
+            (VisitError::CheckOutBeforeCheckIn.into(), "签出时间不能早于签到时间"),
+            (VisitError::RecordAlreadyTaken.into(), "该上门已有健康记录"),
+            (
+                VisitError::IllegalTransition {
+                    from: VisitStatus::InProgress,
+                    action: VisitAction::CheckIn,
+                }
+                .into(),
+                "当前状态（in_progress）不能签到",
+            ),
+            (
+                VisitError::IllegalTransition {
+                    from: VisitStatus::Scheduled,
+                    action: VisitAction::CheckOut,
+                }
+                .into(),
+                "当前状态（scheduled）不能签出",
+            ),
             (HealthRecordError::AlreadyExists.into(), "健康记录已存在"),
             (
                 HealthRecordError::NotTheRecorder.into(),

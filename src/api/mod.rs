@@ -269,6 +269,7 @@ pub struct ErrorBody {
         subscriptions::create_subscription, subscriptions::change_status, subscriptions::change_payment,
         subscriptions::get_subscription, subscriptions::list_subscriptions,
         visits::schedule, visits::list, visits::today, visits::get, visits::confirm, visits::cancel, visits::reschedule, visits::complete,
+        visits::check_in, visits::check_out,
         files::upload, files::download, files::download_thumbnail,
         records::create, records::get, records::list_for_patient, records::request_order,
         records::amend, records::unlock,

@@ -46,7 +46,7 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
                 "service_preferences",
             ],
         ),
-        "appointment" => (PatientOf, &["notes", "reason"]),
+        "appointment" => (PatientOf, &["notes", "reason", "location"]),
         // A file's name may name its patient; it is sealed under the file's own
         // key, destroyed with the patient's when the file is attached to their record.
         "file" => (Itself, &["original_name"]),

@@ -105,6 +105,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST",  "/appointments/{id}/cancel",                    "AANFFFU"),
     ("POST",  "/appointments/{id}/reschedule",                "AANFFFU"),
     ("POST",  "/appointments/{id}/complete",                  "AANFFFU"),
+    ("POST",  "/appointments/{id}/check-in",                  "FANFFFU"),
+    ("POST",  "/appointments/{id}/check-out",                 "FANFFFU"),
     // files
     ("POST",  "/files/upload",                                "AAAAAFU"),
     ("GET",   "/files/{id}",                                  "AANANFU"),
@@ -422,6 +424,7 @@ fn body(w: &World, who: Who, method: &str, path: &str) -> Option<Value> {
         "/appointments/{id}/confirm" | "/appointments/{id}/complete" => json!({}),
         "/appointments/{id}/cancel" => json!({"reason": "矩阵"}),
         "/appointments/{id}/reschedule" => json!({"scheduled_date": day(5), "scheduled_time": "11:00"}),
+        "/appointments/{id}/check-in" | "/appointments/{id}/check-out" => json!({"lat": 31.2304, "lng": 121.4737}),
         "/files/upload" => json!({}),
         "/health-records" => json!({"patient_id": i.patient, "visit_date": day(0), "visit_time": "09:30",
                                     "vital_signs": {"heart_rate": 72}}),

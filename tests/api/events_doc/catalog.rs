@@ -110,7 +110,7 @@ impl Catalogued for Subscription {
 
 impl Catalogued for Visit {
     const SUMMARY: &'static str =
-        "Home visits (\"appointments\" in the API): scheduled, confirmed, rescheduled, cancelled or completed.";
+        "Home visits (\"appointments\" in the API): scheduled, confirmed, rescheduled, cancelled, checked in and out, completed.";
     fn describe(event: &VisitEvent) -> (&'static str, &'static str) {
         match event {
             VisitEvent::VisitScheduled(_) => ("VisitScheduled", "A home visit was scheduled for a patient, with the recorder who will go (`recorder_id`), the date and time in Asia/Shanghai, and its type (`regular`, `makeup`, `emergency`)."),
@@ -118,6 +118,9 @@ impl Catalogued for Visit {
             VisitEvent::VisitRescheduled { .. } => ("VisitRescheduled", "A visit moved from `from_date`/`from_time` to `date`/`time`."),
             VisitEvent::VisitCancelled { .. } => ("VisitCancelled", "A visit was cancelled (the reason is free text and is not published)."),
             VisitEvent::VisitCompleted { .. } => ("VisitCompleted", "A visit was completed with the health record taken during it; `actorid` is who completed it, usually the recorder."),
+            VisitEvent::VisitCheckedIn(_) => ("VisitCheckedIn", "The recorder checked in at the family's door: the visit is `in_progress` from `at` (server time, or the captured time of an offline command); `distance_from_home_m` is how far from the family's home (null when the home has no coordinates). The position itself is not published."),
+            VisitEvent::VisitCheckedOut(_) => ("VisitCheckedOut", "The recorder checked out: the visit ended at `at`, `distance_from_home_m` from home. A visit whose record was taken is completed by a `VisitCompleted` in the same commit; otherwise the record completes it when it arrives."),
+            VisitEvent::VisitRecordAttached { .. } => ("VisitRecordAttached", "The health record taken during a visit in progress was attached to it; the check-out completes the visit."),
         }
     }
 }

@@ -34,7 +34,7 @@ use domain::patient::{Patient, PatientChanges, PatientDetails, PatientEvent};
 use domain::subscription::{PaymentStatus, Subscription, SubscriptionEvent, SubscriptionStatus, SubscriptionTerms};
 use domain::user::{NewUser, RecorderChanges, RecorderProfile, Role, User, UserChanges, UserEvent, UserStatus};
 use domain::values::{Gender, PhoneNumber, ResidentId};
-use domain::visit::{Visit, VisitEvent, VisitPlan, VisitType};
+use domain::visit::{Coordinates, Visit, VisitEvent, VisitMark, VisitPlan, VisitType};
 use domain::vitals::{AlertReason, AlertThresholds, BloodPressure, VitalSigns};
 
 /// Personal data of the examples that must never appear in an envelope.
@@ -410,6 +410,19 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
 
     // 5 March: the visit. High blood pressure raises an order request.
     s.request();
+    let at_door = Coordinates::parse(39.9654, 116.4231).map_err(|e| format!("{e:?}"))?;
+    s.record::<Visit>(
+        visit_id,
+        march(5, 9, 2)?,
+        &recorder,
+        "CheckInVisit",
+        VisitEvent::VisitCheckedIn(VisitMark {
+            at: march(5, 9, 2)?,
+            location: Some(at_door),
+            distance_from_home_m: Some(at_door.metres_to(home)),
+        }),
+    );
+    s.request();
     s.record::<StoredFile>(
         file_id,
         march(5, 9, 12)?,
@@ -462,8 +475,8 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         visit_id,
         march(5, 9, 20)?,
         &recorder,
-        "CompleteVisit",
-        VisitEvent::VisitCompleted {
+        "RecordTaken",
+        VisitEvent::VisitRecordAttached {
             health_record_id: HealthRecordId(record_id),
         },
     );
@@ -481,6 +494,27 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
             reason: None,
             alerts,
         }),
+    );
+    s.request();
+    s.record::<Visit>(
+        visit_id,
+        march(5, 9, 40)?,
+        &recorder,
+        "CheckOutVisit",
+        VisitEvent::VisitCheckedOut(VisitMark {
+            at: march(5, 9, 40)?,
+            location: Some(at_door),
+            distance_from_home_m: Some(at_door.metres_to(home)),
+        }),
+    );
+    s.record::<Visit>(
+        visit_id,
+        march(5, 9, 40)?,
+        &recorder,
+        "CheckOutVisit",
+        VisitEvent::VisitCompleted {
+            health_record_id: HealthRecordId(record_id),
+        },
     );
     s.request();
     s.record::<MedicalOrder>(
