@@ -6,6 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::booking::{BookingAction, BookingError};
+use domain::compliance::NotCompliant;
 use domain::family::FamilyError;
 use domain::file::FileError;
 use domain::health_record::HealthRecordError;
@@ -169,6 +170,14 @@ impl From<DomainError> for ApiError {
         use DomainError as D;
         let conflict = |message: &str| ApiError::Conflict(message.to_string());
         let illegal = |from: &str, verb: &str| ApiError::Conflict(format!("当前状态（{from}）不能{verb}"));
+        let not_compliant = |why: NotCompliant, refused: &str| {
+            ApiError::Conflict(match why {
+                NotCompliant::CertificateExpired { expired_on } => {
+                    format!("记录员资格证书已于{expired_on}过期，{refused}")
+                }
+                NotCompliant::OffDuty => format!("记录员不在岗，{refused}"),
+            })
+        };
         match e {
             D::User(UserError::Validation(i))
             | D::Patient(PatientError::Validation(i))
@@ -223,6 +232,8 @@ impl From<DomainError> for ApiError {
             D::Visit(VisitError::NoHealthRecord) => conflict("完成上门前须先提交健康记录"),
             D::Visit(VisitError::CheckOutBeforeCheckIn) => conflict("签出时间不能早于签到时间"),
             D::Visit(VisitError::RecordAlreadyTaken) => conflict("该上门已有健康记录"),
+            D::Visit(VisitError::RecorderNotCompliant(why)) => not_compliant(why, "不能安排新的上门"),
+            D::Subscription(SubscriptionError::RecorderNotCompliant(why)) => not_compliant(why, "不能分配新的订阅"),
             D::HealthRecord(HealthRecordError::AlreadyExists) => conflict("健康记录已存在"),
             D::HealthRecord(HealthRecordError::NotTheRecorder) => conflict("只有填写该记录的记录员可以更正"),
             D::HealthRecord(HealthRecordError::AmendmentWindowClosed { window_days }) => conflict(&format!(
@@ -359,6 +370,21 @@ mod tests {
             (VisitError::NoHealthRecord.into(), "完成上门前须先提交健康记录"),
             (VisitError::CheckOutBeforeCheckIn.into(), "签出时间不能早于签到时间"),
             (VisitError::RecordAlreadyTaken.into(), "该上门已有健康记录"),
+            (
+                VisitError::RecorderNotCompliant(NotCompliant::CertificateExpired {
+                    expired_on: chrono::NaiveDate::from_ymd_opt(2026, 2, 28).unwrap(),
+                })
+                .into(),
+                "记录员资格证书已于2026-02-28过期，不能安排新的上门",
+            ),
+            (
+                VisitError::RecorderNotCompliant(NotCompliant::OffDuty).into(),
+                "记录员不在岗，不能安排新的上门",
+            ),
+            (
+                SubscriptionError::RecorderNotCompliant(NotCompliant::OffDuty).into(),
+                "记录员不在岗，不能分配新的订阅",
+            ),
             (
                 VisitError::IllegalTransition {
                     from: VisitStatus::InProgress,

@@ -14,6 +14,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::{NotCompliant, RecorderStanding};
 use crate::ids::{HealthRecordId, PatientId, SubscriptionId, UserId};
 use crate::validation::Invalid;
 
@@ -162,6 +163,9 @@ pub enum VisitCommand {
     Schedule {
         plan: VisitPlan,
         context: ScheduleContext,
+        /// The recorder's standing today: only a compliant recorder is given
+        /// a new visit.
+        recorder: RecorderStanding,
     },
     Confirm,
     Reschedule {
@@ -283,6 +287,9 @@ pub enum VisitError {
     /// The visit already has its health record (409).
     #[error("the visit already has its health record")]
     RecordAlreadyTaken,
+    /// The recorder's certificate expired or they are off duty (409, naming why).
+    #[error(transparent)]
+    RecorderNotCompliant(#[from] NotCompliant),
 }
 
 fn check_time(date: NaiveDate, time: NaiveTime, ctx: &ScheduleContext) -> Result<(), VisitError> {
@@ -310,9 +317,15 @@ impl Aggregate for Visit {
 
     async fn handle(&mut self, command: VisitCommand, _: &(), sink: &EventSink<Self>) -> Result<(), VisitError> {
         let Some(plan) = &self.plan else {
-            let VisitCommand::Schedule { plan, context } = command else {
+            let VisitCommand::Schedule {
+                plan,
+                context,
+                recorder,
+            } = command
+            else {
                 return Err(VisitError::NotFound);
             };
+            recorder.ensure_compliant()?;
             check_time(plan.scheduled_date, plan.scheduled_time, &context)?;
             check_quota(plan.appointment_type, &context)?;
             sink.write(VisitEvent::VisitScheduled(plan), self).await;
@@ -462,6 +475,13 @@ mod tests {
             notes: None,
         }
     }
+    fn schedule(kind: VisitType, date: &str, used: u32) -> VisitCommand {
+        VisitCommand::Schedule {
+            plan: plan(kind, date),
+            context: ctx(used),
+            recorder: RecorderStanding::good(d("2026-03-01")),
+        }
+    }
     fn scheduled() -> VisitEvent {
         VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))
     }
@@ -491,10 +511,7 @@ mod tests {
     fn it_should_schedule_a_visit_in_the_future() {
         T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-03-02"),
-                context: ctx(0),
-            })
+            .when(schedule(VisitType::Regular, "2026-03-02", 0))
             .then_expect_events(vec![scheduled()]);
     }
 
@@ -502,22 +519,51 @@ mod tests {
     fn it_should_not_schedule_a_visit_in_the_past() {
         let r = T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-02-28"),
-                context: ctx(0),
-            })
+            .when(schedule(VisitType::Regular, "2026-02-28", 0))
             .inspect_result();
         assert!(names(r, "scheduled_time"));
+    }
+
+    #[test]
+    fn it_should_not_give_a_new_visit_to_a_recorder_whose_certificate_expired() {
+        let recorder = RecorderStanding {
+            cert_expiry_date: Some(d("2026-02-28")),
+            on_duty: true,
+            today: d("2026-03-01"),
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Regular, "2026-03-02"),
+                context: ctx(0),
+                recorder,
+            })
+            .then_expect_error(VisitError::RecorderNotCompliant(NotCompliant::CertificateExpired {
+                expired_on: d("2026-02-28"),
+            }));
+    }
+
+    #[test]
+    fn it_should_not_give_a_new_visit_to_a_recorder_off_duty() {
+        let recorder = RecorderStanding {
+            on_duty: false,
+            ..RecorderStanding::good(d("2026-03-01"))
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Emergency, "2026-03-02"),
+                context: ctx(0),
+                recorder,
+            })
+            .then_expect_error(VisitError::RecorderNotCompliant(NotCompliant::OffDuty));
     }
 
     #[test]
     fn it_should_refuse_regular_visits_beyond_the_monthly_quota() {
         T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-03-02"),
-                context: ctx(4),
-            })
+            .when(schedule(VisitType::Regular, "2026-03-02", 4))
             .then_expect_error(VisitError::MonthlyQuotaReached { quota: 4 });
     }
 
@@ -525,10 +571,7 @@ mod tests {
     fn it_should_schedule_an_emergency_visit_beyond_the_monthly_quota() {
         T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Emergency, "2026-03-02"),
-                context: ctx(4),
-            })
+            .when(schedule(VisitType::Emergency, "2026-03-02", 4))
             .then_expect_events(vec![VisitEvent::VisitScheduled(plan(
                 VisitType::Emergency,
                 "2026-03-02",
@@ -539,10 +582,7 @@ mod tests {
     fn it_should_not_schedule_the_same_visit_twice() {
         T::with(())
             .given(vec![scheduled()])
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-03-03"),
-                context: ctx(0),
-            })
+            .when(schedule(VisitType::Regular, "2026-03-03", 0))
             .then_expect_error(VisitError::AlreadyScheduled);
     }
 

@@ -200,6 +200,7 @@ pub async fn schedule(
         },
     };
     let context = schedule_context(&state, &patient.to_string(), &sub.package_id, day, None).await?;
+    let standing = crate::app::compliance::recorder_standing(&state, &recorder.to_string()).await?;
     let plan = VisitPlan {
         patient_id: patient,
         recorder_id: recorder,
@@ -225,7 +226,11 @@ pub async fn schedule(
     let result = state
         .execute::<Visit>(
             &id.to_string(),
-            VisitCommand::Schedule { plan, context },
+            VisitCommand::Schedule {
+                plan,
+                context,
+                recorder: standing,
+            },
             meta.context(Some(&p), "ScheduleVisit"),
         )
         .await;

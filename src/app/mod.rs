@@ -4,5 +4,7 @@
 //! followers and the CLI call these functions; none of them orchestrates commands itself.
 //!
 //! - [`visits`]: check-in and check-out of a visit (visit verification).
+//! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
 
+pub mod compliance;
 pub mod visits;

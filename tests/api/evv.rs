@@ -10,6 +10,7 @@ use crate::helpers::{spawn_app, Backend, Resp, TestApp};
 dual!(
     check_in_and_check_out_mark_the_visit_and_its_distance_from_home,
     check_in_rules,
+    an_expired_or_off_duty_recorder_gets_no_new_work,
 );
 
 /// The family's home in Shanghai; a point about 95 m east, and one about 800 m east.
@@ -219,4 +220,69 @@ async fn check_in_rules(b: Backend) {
     // The status filter knows the new states.
     let list = app.get("/appointments?status=checked_out", &w.rtoken).await.ok();
     assert_eq!(list.data()["total"], 1);
+}
+
+async fn an_expired_or_off_duty_recorder_gets_no_new_work(b: Backend) {
+    let w = world(spawn_app(b).await, true).await;
+    let app = &w.app;
+    let user = format!("/users/{}", w.recorder);
+    let schedule = json!({"patient_id": w.patient, "scheduled_date": tomorrow(), "scheduled_time": "10:00"});
+    let yesterday = (today() - chrono::Duration::days(1)).to_string();
+
+    // Expired yesterday: no new visit, with the reason.
+    app.patch(
+        &user,
+        &app.admin_token,
+        json!({"recorder": {"cert_expiry_date": yesterday}}),
+    )
+    .await
+    .ok();
+    let profile = app.get(&user, &app.admin_token).await.ok();
+    assert_eq!(profile.data()["recorder"]["cert_expiry_date"], yesterday.as_str());
+    let r = app
+        .post("/appointments", &w.rtoken, schedule.clone())
+        .await
+        .err(409, "conflict");
+    assert!(r.body["message"].as_str().unwrap().contains("证书"), "{}", r.body);
+    // Nor by an admin, nor a new subscription.
+    let r = app
+        .post("/appointments", &app.admin_token, schedule.clone())
+        .await
+        .err(409, "conflict");
+    assert!(r.body["message"].as_str().unwrap().contains("证书"), "{}", r.body);
+    let other = app.patient(&app.family("李家").await, "李爷爷").await;
+    let package = app.package().await;
+    let subscribe = json!({"patient_id": other, "package_id": package, "recorder_id": w.recorder,
+                           "start_date": today().to_string()});
+    let r = app
+        .post("/subscriptions", &app.admin_token, subscribe.clone())
+        .await
+        .err(409, "conflict");
+    assert!(r.body["message"].as_str().unwrap().contains("证书"), "{}", r.body);
+
+    // Valid until today is still valid; off duty is refused, naming why.
+    app.patch(
+        &user,
+        &app.admin_token,
+        json!({"recorder": {"cert_expiry_date": today().to_string(), "is_on_duty": false}}),
+    )
+    .await
+    .ok();
+    let r = app
+        .post("/appointments", &w.rtoken, schedule.clone())
+        .await
+        .err(409, "conflict");
+    assert!(r.body["message"].as_str().unwrap().contains("不在岗"), "{}", r.body);
+    let r = app
+        .post("/subscriptions", &app.admin_token, subscribe.clone())
+        .await
+        .err(409, "conflict");
+    assert!(r.body["message"].as_str().unwrap().contains("不在岗"), "{}", r.body);
+
+    // Back on duty: work again.
+    app.patch(&user, &app.admin_token, json!({"recorder": {"is_on_duty": true}}))
+        .await
+        .ok();
+    app.post("/appointments", &w.rtoken, schedule).await.ok();
+    app.post("/subscriptions", &app.admin_token, subscribe).await.ok();
 }
