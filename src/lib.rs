@@ -8,6 +8,7 @@
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
 //! - [`state`]: `AppState`, what every handler and use case shares (stores, settings, waiter), and
 //!   `AppState::execute`, the one way to run a command on an aggregate.
+//! - [`backend`]: the event-store database (PostgreSQL, or SQLite with its one writer connection).
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions; [`appender`]: its
 //!   one writer, committing the events of many commands in one transaction.
 //! - [`follower`]: the one way to follow the event store (leader lock, wake-ups, backoff),
@@ -35,6 +36,7 @@ pub mod app;
 pub mod appender;
 pub mod audit;
 pub mod auth;
+pub mod backend;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,8 @@
 //!
 //! - [`visits`]: check-in and check-out of a visit (visit verification).
 //! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
+//! - [`users`]: profiles and passwords.
 
 pub mod compliance;
+pub mod users;
 pub mod visits;
