@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::booking::{BookingAction, BookingError};
 use domain::compliance::NotCompliant;
+use domain::evv::EvvExceptionError;
 use domain::family::FamilyError;
 use domain::file::FileError;
 use domain::health_record::HealthRecordError;
@@ -188,7 +189,8 @@ impl From<DomainError> for ApiError {
             | D::MedicalOrder(MedicalOrderError::Validation(i))
             | D::Hospital(HospitalError::Validation(i))
             | D::Slot(SlotError::Validation(i))
-            | D::Booking(BookingError::Validation(i)) => i.into(),
+            | D::Booking(BookingError::Validation(i))
+            | D::EvvException(EvvExceptionError::Validation(i)) => i.into(),
 
             D::User(UserError::NotFound) => ApiError::NotFound("user"),
             D::Family(FamilyError::NotFound) => ApiError::NotFound("family"),
@@ -203,6 +205,7 @@ impl From<DomainError> for ApiError {
             D::Hospital(HospitalError::DoctorNotFound) => ApiError::NotFound("doctor"),
             D::Slot(SlotError::NotFound) => ApiError::NotFound("slot"),
             D::Booking(BookingError::NotFound) => ApiError::NotFound("hospital_appointment"),
+            D::EvvException(EvvExceptionError::NotFound) => ApiError::NotFound("evv_exception"),
 
             D::User(UserError::AlreadyExists) => conflict("用户已存在"),
             D::User(UserError::Inactive) => conflict("用户不可用"),
@@ -232,6 +235,8 @@ impl From<DomainError> for ApiError {
             D::Visit(VisitError::NoHealthRecord) => conflict("完成上门前须先提交健康记录"),
             D::Visit(VisitError::CheckOutBeforeCheckIn) => conflict("签出时间不能早于签到时间"),
             D::Visit(VisitError::RecordAlreadyTaken) => conflict("该上门已有健康记录"),
+            D::EvvException(EvvExceptionError::AlreadyAcknowledged) => conflict("该核验异常已确认"),
+            D::EvvException(EvvExceptionError::AlreadyResolved) => conflict("该核验异常已处理完毕"),
             D::Visit(VisitError::RecorderNotCompliant(why)) => not_compliant(why, "不能安排新的上门"),
             D::Subscription(SubscriptionError::RecorderNotCompliant(why)) => not_compliant(why, "不能分配新的订阅"),
             D::HealthRecord(HealthRecordError::AlreadyExists) => conflict("健康记录已存在"),
@@ -370,6 +375,8 @@ mod tests {
             (VisitError::NoHealthRecord.into(), "完成上门前须先提交健康记录"),
             (VisitError::CheckOutBeforeCheckIn.into(), "签出时间不能早于签到时间"),
             (VisitError::RecordAlreadyTaken.into(), "该上门已有健康记录"),
+            (EvvExceptionError::AlreadyAcknowledged.into(), "该核验异常已确认"),
+            (EvvExceptionError::AlreadyResolved.into(), "该核验异常已处理完毕"),
             (
                 VisitError::RecorderNotCompliant(NotCompliant::CertificateExpired {
                     expired_on: chrono::NaiveDate::from_ymd_opt(2026, 2, 28).unwrap(),
@@ -478,6 +485,7 @@ mod tests {
             (PatientError::NotFound.into(), "patient"),
             (SubscriptionError::NotFound.into(), "subscription"),
             (VisitError::NotFound.into(), "appointment"),
+            (EvvExceptionError::NotFound.into(), "evv_exception"),
             (HealthRecordError::NotFound.into(), "health_record"),
             (OrderRequestError::NotFound.into(), "order_request"),
             (MedicalOrderError::NotFound.into(), "medical_order"),

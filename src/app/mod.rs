@@ -6,7 +6,9 @@
 //! - [`visits`]: check-in and check-out of a visit (visit verification).
 //! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
 //! - [`users`]: profiles and passwords.
+//! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
 
 pub mod compliance;
+pub mod evv;
 pub mod users;
 pub mod visits;

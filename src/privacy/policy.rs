@@ -52,6 +52,8 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
         "file" => (Itself, &["original_name"]),
         "health_record" => (PatientOf, &["symptoms", "notes", "location", "reason"]),
         "order_request" => (PatientOf, &["reason"]),
+        // An admin's free-text resolution may name people; codes and measurements stay clear.
+        "evv_exception" => (PatientOf, &["resolution"]),
         "medical_order" => (PatientOf, &["content", "notes", "reason"]),
         "hospital_appointment" => (PatientOf, &["notes", "result_notes", "reason"]),
         _ => return None,

@@ -11,6 +11,9 @@ dual!(
     check_in_and_check_out_mark_the_visit_and_its_distance_from_home,
     check_in_rules,
     an_expired_or_off_duty_recorder_gets_no_new_work,
+    a_scripted_day_raises_each_exception_once_and_it_is_acknowledged_and_resolved,
+    an_exception_is_raised_once_from_a_check_out_committed_without_its_request,
+    a_visit_never_checked_out_raises_missing_check_out_once_after_its_day,
 );
 
 /// The family's home in Shanghai; a point about 95 m east, and one about 800 m east.
@@ -285,4 +288,255 @@ async fn an_expired_or_off_duty_recorder_gets_no_new_work(b: Backend) {
         .ok();
     app.post("/appointments", &w.rtoken, schedule).await.ok();
     app.post("/subscriptions", &app.admin_token, subscribe).await.ok();
+}
+
+/// The exceptions the recorder sees, once the follower has raised `n` of them
+/// (bounded wait: the follower runs after the commit).
+async fn exceptions(w: &World, query: &str, n: u64) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = w
+            .app
+            .get(&format!("/evv/exceptions{query}"), &w.rtoken)
+            .await
+            .ok()
+            .data()
+            .clone();
+        if last["total"].as_u64() >= Some(n) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
+fn codes_of(list: &Value, visit: &str) -> Vec<String> {
+    let mut codes: Vec<String> = list["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["visit_id"] == visit)
+        .map(|x| x["code"].as_str().unwrap().to_string())
+        .collect();
+    codes.sort();
+    codes
+}
+
+async fn a_scripted_day_raises_each_exception_once_and_it_is_acknowledged_and_resolved(b: Backend) {
+    let w = world(spawn_app(b).await, true).await;
+    let app = &w.app;
+    let first = w.visit("10:00").await;
+    let second = w.visit("15:00").await;
+    // 800 m from home; then the second visit begins before the first ends.
+    w.check(&first, "check-in", FAR_LNG).await.ok();
+    w.check(&second, "check-in", NEAR_LNG).await.ok();
+    // Vitals for the second visit, without the patient's signature.
+    w.record(&second, NEAR_LNG).await.ok();
+    // The first visit lasted seconds.
+    w.check(&first, "check-out", NEAR_LNG).await.ok();
+
+    let list = exceptions(&w, "", 4).await;
+    assert_eq!(codes_of(&list, &first), ["away_from_home", "short_visit"], "{list}");
+    assert_eq!(
+        codes_of(&list, &second),
+        ["missing_signature", "overlapping_visits"],
+        "{list}"
+    );
+    assert_eq!(list["total"], 4);
+    let away = list["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == "away_from_home")
+        .unwrap()
+        .clone();
+    assert_eq!(away["status"], "open");
+    assert_eq!(away["patient_id"], w.patient.as_str());
+    assert_eq!(away["recorder_id"], w.recorder.as_str());
+    assert!(
+        away["details"]["distance_from_home_m"].as_f64().unwrap() > 700.0,
+        "{away}"
+    );
+    assert_eq!(away["details"]["radius_m"], 500.0);
+    let overlap = list["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == "overlapping_visits")
+        .unwrap();
+    assert_eq!(overlap["details"]["other_visit_id"], first.as_str());
+
+    // The catalogue; a code outside it is refused naming the field.
+    let catalogue = app.get("/evv/reason-codes", &w.rtoken).await.ok();
+    let gps = catalogue
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "gps_inaccurate");
+    assert!(gps.is_some_and(|c| c["label"].as_str().is_some_and(|l| !l.is_empty())));
+    let id = away["id"].as_str().unwrap();
+    let ack = format!("/evv/exceptions/{id}/acknowledge");
+    let r = app
+        .post(&ack, &w.rtoken, json!({"reason_code": "because"}))
+        .await
+        .err(400, "validation_failed");
+    assert!(r.body["details"]["reason_code"].is_string(), "{}", r.body);
+    // Another recorder may not; its recorder may.
+    let (_, other) = app.recorder(2).await;
+    app.post(&ack, &other, json!({"reason_code": "gps_inaccurate"}))
+        .await
+        .err(404, "not_found");
+    assert_eq!(app.get("/evv/exceptions", &other).await.ok().data()["total"], 0);
+    let acked = app
+        .post(&ack, &w.rtoken, json!({"reason_code": "gps_inaccurate"}))
+        .await
+        .ok();
+    assert_eq!(acked.data()["status"], "acknowledged");
+    assert_eq!(acked.data()["reason_code"], "gps_inaccurate");
+    app.post(&ack, &w.rtoken, json!({"reason_code": "other"}))
+        .await
+        .err(409, "conflict");
+
+    // Only an admin resolves.
+    let resolve = format!("/evv/exceptions/{id}/resolve");
+    app.post(&resolve, &w.rtoken, json!({"resolution": "核实"}))
+        .await
+        .err(403, "forbidden");
+    let done = app
+        .post(
+            &resolve,
+            &app.admin_token,
+            json!({"resolution": "已电话核实，定位漂移"}),
+        )
+        .await
+        .ok();
+    assert_eq!(done.data()["status"], "resolved");
+    assert_eq!(done.data()["resolution"], "已电话核实，定位漂移");
+
+    // Filters; auditors see everything, doctors nothing.
+    let (_, auditor) = app.staff("auditor", 1).await;
+    let all = app.get("/evv/exceptions", &auditor).await.ok();
+    assert_eq!(all.data()["total"], 4);
+    let resolved = app.get("/evv/exceptions?status=resolved", &auditor).await.ok();
+    assert_eq!(resolved.data()["total"], 1);
+    let short = app
+        .get(
+            &format!("/evv/exceptions?code=short_visit&recorder_id={}", w.recorder),
+            &app.admin_token,
+        )
+        .await
+        .ok();
+    assert_eq!(short.data()["total"], 1);
+    let today = today().to_string();
+    let dated = app
+        .get(&format!("/evv/exceptions?from={today}&to={today}"), &auditor)
+        .await
+        .ok();
+    assert_eq!(dated.data()["total"], 4);
+    let r = app
+        .get("/evv/exceptions?status=late", &auditor)
+        .await
+        .err(400, "validation_failed");
+    assert!(r.body["details"]["status"].is_string());
+    let (_, doctor) = app.staff("doctor", 2).await;
+    app.get("/evv/exceptions", &doctor).await.err(403, "forbidden");
+    // Every step is an event in the audit trail, for auditors.
+    let trail = app
+        .get("/audit/events?aggregate_type=evv_exception&limit=100", &auditor)
+        .await
+        .ok();
+    let types: Vec<&str> = trail.data()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "EvvExceptionRaised").count(),
+        4,
+        "{types:?}"
+    );
+    assert!(types.contains(&"EvvExceptionAcknowledged") && types.contains(&"EvvExceptionResolved"));
+}
+
+/// Events of the exception aggregates, from the store.
+async fn exception_events(app: &TestApp) -> Vec<projections::StoredEvent> {
+    let all = app.state.store.read_after(0, 100_000).await.unwrap();
+    all.into_iter()
+        .filter(|e| e.aggregate_type == "evv_exception")
+        .collect()
+}
+
+async fn an_exception_is_raised_once_from_a_check_out_committed_without_its_request(b: Backend) {
+    let w = world(spawn_app(b).await, true).await;
+    let app = &w.app;
+    let visit = w.visit("10:00").await;
+    w.check(&visit, "check-in", NEAR_LNG).await.ok();
+    // The check-out is committed and nothing else happens in its process (as
+    // if it died right after the commit): the follower raises the exception.
+    let facts = domain::visit::MarkFacts {
+        at: chrono::Utc::now(),
+        position: domain::visit::Coordinates::parse(HOME.0, NEAR_LNG).unwrap(),
+        home: Some(HOME),
+    };
+    let ctx = carelog::state::RequestMeta::system("CheckOutVisit");
+    app.state
+        .store
+        .execute::<domain::visit::Visit>(&visit, domain::visit::VisitCommand::CheckOut(facts), &ctx)
+        .await
+        .unwrap();
+    let list = exceptions(&w, "?code=short_visit", 1).await;
+    assert_eq!(codes_of(&list, &visit), ["short_visit"], "{list}");
+    // Delivered again (a follower restarted before saving its checkpoint):
+    // still one exception, one event.
+    let check_out = app
+        .state
+        .store
+        .read_after(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "VisitCheckedOut")
+        .unwrap();
+    for _ in 0..2 {
+        carelog::app::evv::react(&app.state, &check_out, &ctx).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let raised = exception_events(app).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(exceptions(&w, "", 1).await["total"], 1);
+}
+
+async fn a_visit_never_checked_out_raises_missing_check_out_once_after_its_day(b: Backend) {
+    let w = world(spawn_app(b).await, true).await;
+    let app = &w.app;
+    let open = w.visit("10:00").await;
+    let closed = w.visit("15:00").await;
+    w.check(&closed, "check-in", NEAR_LNG).await.ok();
+    w.check(&closed, "check-out", NEAR_LNG).await.ok();
+    w.check(&open, "check-in", NEAR_LNG).await.ok();
+    let ctx = carelog::state::RequestMeta::system("RaiseEvvException");
+    // Today nothing is missing yet.
+    carelog::app::evv::sweep_missing_check_outs(&app.state, chrono::Utc::now(), &ctx)
+        .await
+        .unwrap();
+    let list = exceptions(&w, "?code=missing_check_out", 0).await;
+    assert_eq!(list["total"], 0);
+    // Two days later (the server was down meanwhile), swept twice.
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    for _ in 0..2 {
+        carelog::app::evv::sweep_missing_check_outs(&app.state, later, &ctx)
+            .await
+            .unwrap();
+    }
+    let list = exceptions(&w, "?code=missing_check_out", 1).await;
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(codes_of(&list, &open), ["missing_check_out"]);
+    let raised: Vec<_> = exception_events(app)
+        .await
+        .into_iter()
+        .filter(|e| e.payload.to_string().contains("missing_check_out"))
+        .collect();
+    assert_eq!(raised.len(), 1);
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use domain::booking::{BookingEvent, HospitalBooking};
+use domain::evv::{EvvException, EvvExceptionEvent};
 use domain::family::{Family, FamilyEvent};
 use domain::file::{FileEvent, StoredFile};
 use domain::health_record::{HealthRecord, HealthRecordEvent};
@@ -277,6 +278,26 @@ fn stream<A: Catalogued>() -> Stream {
 }
 
 /// Every published aggregate type, in the order of the documentation.
+impl Catalogued for EvvException {
+    const SUMMARY: &'static str = "Visit verification exceptions: one per visit and code, raised by the server from check-ins, check-outs and records, acknowledged with a reason code, resolved by an admin.";
+    fn describe(event: &EvvExceptionEvent) -> (&'static str, &'static str) {
+        match event {
+            EvvExceptionEvent::EvvExceptionRaised { .. } => (
+                "EvvExceptionRaised",
+                "The server found a visit's facts out of order: `code` is `away_from_home` (check-in or record farther than `CARELOG_EVV_RADIUS_M` from home), `overlapping_visits` (checked in while another of the recorder's visits was in progress, `other_visit_id`), `missing_signature` (the visit's record has no patient signature), `short_visit` (under `CARELOG_EVV_MIN_MINUTES`) or `missing_check_out` (not checked out by the end of the check-in's day); `details` holds the measurements and limits. The aggregate id is derived from the visit and the code, so there is at most one per visit and code.",
+            ),
+            EvvExceptionEvent::EvvExceptionAcknowledged { .. } => (
+                "EvvExceptionAcknowledged",
+                "The visit's recorder or an admin (`by`) explained the exception with `reason_code`, a code of `GET /evv/reason-codes`.",
+            ),
+            EvvExceptionEvent::EvvExceptionResolved { .. } => (
+                "EvvExceptionResolved",
+                "An admin (`by`) closed the exception; the resolution is free text and is not published.",
+            ),
+        }
+    }
+}
+
 pub fn streams() -> Vec<Stream> {
     vec![
         stream::<User>(),
@@ -293,6 +314,7 @@ pub fn streams() -> Vec<Stream> {
         stream::<Hospital>(),
         stream::<Slot>(),
         stream::<HospitalBooking>(),
+        stream::<EvvException>(),
     ]
 }
 

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use domain::booking::{BookingDetails, BookingEvent, HospitalBooking};
+use domain::evv::{EvvCode, EvvDetails, EvvException, EvvExceptionEvent};
 use domain::family::{Family, FamilyChanges, FamilyDetails, FamilyEvent};
 use domain::file::{FileEvent, FileInfo, StoredFile};
 use domain::health_record::{
@@ -22,8 +23,8 @@ use domain::hospital::{
     DepartmentDetails, DoctorDetails, Hospital, HospitalDetails, HospitalEvent, Slot, SlotDetails, SlotEvent,
 };
 use domain::ids::{
-    DepartmentId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId, HospitalId, MedicalOrderId,
-    OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId, VisitId,
+    DepartmentId, EvvExceptionId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId, HospitalId,
+    MedicalOrderId, OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId, VisitId,
 };
 use domain::inbox::{Inbox, InboxEvent};
 use domain::order::{
@@ -514,6 +515,50 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         "CheckOutVisit",
         VisitEvent::VisitCompleted {
             health_record_id: HealthRecordId(record_id),
+        },
+    );
+    // The record was not signed by the patient: the server raises the
+    // visit's exception; the recorder explains it, an admin closes it.
+    let exception_id = EvvExceptionId::of(VisitId(visit_id), EvvCode::MissingSignature.as_str());
+    s.record::<EvvException>(
+        exception_id.0,
+        march(5, 9, 41)?,
+        &recorder,
+        "RaiseEvvException",
+        EvvExceptionEvent::EvvExceptionRaised {
+            code: EvvCode::MissingSignature,
+            visit_id: VisitId(visit_id),
+            patient_id: PatientId(patient_id),
+            recorder_id: UserId(recorder_id),
+            raised_at: march(5, 9, 41)?,
+            details: EvvDetails {
+                health_record_id: Some(HealthRecordId(record_id)),
+                ..Default::default()
+            },
+        },
+    );
+    s.request();
+    s.record::<EvvException>(
+        exception_id.0,
+        march(5, 9, 45)?,
+        &recorder,
+        "AcknowledgeEvvException",
+        EvvExceptionEvent::EvvExceptionAcknowledged {
+            reason_code: "patient_unable_to_sign".into(),
+            by: UserId(recorder_id),
+            at: march(5, 9, 45)?,
+        },
+    );
+    s.request();
+    s.record::<EvvException>(
+        exception_id.0,
+        march(5, 10, 0)?,
+        &admin,
+        "ResolveEvvException",
+        EvvExceptionEvent::EvvExceptionResolved {
+            resolution: "已与家属电话确认上门属实，老人手部不便签字".into(),
+            by: UserId(fixed("user 张伟 admin")),
+            at: march(5, 10, 0)?,
         },
     );
     s.request();
