@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{instant, ReadStore, RowExt};
 
@@ -156,40 +156,18 @@ pub struct IntervalRow {
 
 impl ReadStore {
     pub async fn evv_exceptions(&self, f: &EvvFilter, page: PageParams) -> Result<Page<EvvExceptionView>, sqlx::Error> {
-        let filter = "(? IS NULL OR status = ?) AND (? IS NULL OR code = ?) AND (? IS NULL OR recorder_id = ?)
-            AND (? IS NULL OR raised_at >= ?) AND (? IS NULL OR raised_at < ?)";
-        macro_rules! bind {
-            ($q:expr) => {
-                $q.bind(&f.status)
-                    .bind(&f.status)
-                    .bind(&f.code)
-                    .bind(&f.code)
-                    .bind(&f.recorder)
-                    .bind(&f.recorder)
-                    .bind(&f.from)
-                    .bind(&f.from)
-                    .bind(&f.to)
-                    .bind(&f.to)
-            };
-        }
-        let total: i64 = bind!(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM evv_exceptions WHERE {filter}"
-        )))
-        .fetch_one(self.pool())
-        .await?;
-        let rows = bind!(sqlx::query(&format!(
-            "SELECT * FROM evv_exceptions WHERE {filter} ORDER BY raised_at DESC, id LIMIT ? OFFSET ?"
-        )))
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        Ok(Page {
-            items: rows.iter().map(exception_view).collect::<Result<_, _>>()?,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let filter = Where::new()
+            .and_eq("status = ?", f.status.as_ref())
+            .and_eq("code = ?", f.code.as_ref())
+            .and_eq("recorder_id = ?", f.recorder.as_ref())
+            .and_eq("raised_at >= ?", f.from.as_ref())
+            .and_eq("raised_at < ?", f.to.as_ref());
+        let list = ListQuery {
+            select: "SELECT * FROM evv_exceptions",
+            from: "evv_exceptions",
+            order_by: "raised_at DESC, id",
+        };
+        self.page(&list, &filter, page, exception_view).await
     }
 
     pub async fn evv_exception(&self, id: &str) -> Result<Option<EvvExceptionView>, sqlx::Error> {
