@@ -6,7 +6,7 @@
 //! group ([`HttpSettings`], [`StoreSettings`], [`TokenSettings`],
 //! [`PrivacySettings`], [`KafkaSettings`], [`FileSettings`] with
 //! [`S3Settings`], [`AlertThresholds`], [`FieldWork`], [`Limits`],
-//! [`FrontDoor`]) owns its defaults (its `Default`), its parsing (its
+//! [`FrontDoor`], [`EvvPolicy`]) owns its defaults (its `Default`), its parsing (its
 //! `from_env`) and the derivation of its secrets, which are wrapped in
 //! [`Secret`] so they never print. The variable names and defaults are the
 //! README's configuration table: a contract, not an implementation detail.
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono_tz::Tz;
+use domain::evv::EvvPolicy;
 use domain::vitals::AlertThresholds;
 
 use crate::privacy::MasterKey;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The front door: headers, CORS, rate limits, trusted proxies, login throttling.
     pub front_door: FrontDoor,
+    /// `CARELOG_EVV_*`: the limits visit verification holds visits to.
+    pub evv: EvvPolicy,
 }
 
 /// Where the server listens.
@@ -440,6 +443,33 @@ impl FieldWork {
     }
 }
 
+/// `CARELOG_EVV_RADIUS_M` (default 500): a check-in or record farther than this
+/// many metres from the family's home raises `away_from_home`;
+/// `CARELOG_EVV_MIN_MINUTES` (default 15): a visit shorter than this raises
+/// `short_visit`. The defaults are [`EvvPolicy`]'s.
+fn evv_from_env(env: &Env) -> Result<EvvPolicy, SettingsError> {
+    let d = EvvPolicy::default();
+    let radius_m = match env.get("CARELOG_EVV_RADIUS_M") {
+        None => d.radius_m,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|m| m.is_finite() && (1.0..=100_000.0).contains(m))
+            .ok_or(SettingsError {
+                name: "CARELOG_EVV_RADIUS_M",
+                reason: format!("{v:?} is not a number of metres from 1 to 100000"),
+            })?,
+    };
+    let min_minutes = match env.get("CARELOG_EVV_MIN_MINUTES") {
+        None => d.min_minutes,
+        Some(v) => v.parse::<u32>().ok().filter(|m| *m <= 1440).ok_or(SettingsError {
+            name: "CARELOG_EVV_MIN_MINUTES",
+            reason: format!("{v:?} is not a number of minutes from 0 to 1440"),
+        })?,
+    };
+    Ok(EvvPolicy { radius_m, min_minutes })
+}
+
 /// Bounds on what one request may send, and how long its answer is kept.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -694,6 +724,7 @@ impl Settings {
         let front_door = FrontDoor::from_env(&env, &stores)?;
         let limits = Limits::from_env(&env)?;
         let kafka = KafkaSettings::from_env(&env)?;
+        let evv = evv_from_env(&env)?;
         Ok(Settings {
             http,
             stores,
@@ -705,6 +736,7 @@ impl Settings {
             field_work,
             limits,
             front_door,
+            evv,
         })
     }
 
@@ -769,6 +801,30 @@ mod tests {
         for bad in ["-3", "seven", "1.5", "99999999"] {
             let e = Settings::from_map(&map(&[("CARELOG_AMENDMENT_WINDOW_DAYS", bad)])).unwrap_err();
             assert_eq!(e.name, "CARELOG_AMENDMENT_WINDOW_DAYS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn evv_limits_default_to_500_metres_and_15_minutes_and_name_a_bad_value() {
+        let s = Settings::from_map(&map(&[])).unwrap();
+        assert_eq!((s.evv.radius_m, s.evv.min_minutes), (500.0, 15));
+        let s = Settings::from_map(&map(&[
+            ("CARELOG_EVV_RADIUS_M", "250.5"),
+            ("CARELOG_EVV_MIN_MINUTES", "0"),
+        ]))
+        .unwrap();
+        assert_eq!((s.evv.radius_m, s.evv.min_minutes), (250.5, 0));
+        for (name, bad) in [
+            ("CARELOG_EVV_RADIUS_M", "-1"),
+            ("CARELOG_EVV_RADIUS_M", "NaN"),
+            ("CARELOG_EVV_MIN_MINUTES", "-5"),
+            ("CARELOG_EVV_MIN_MINUTES", "a day"),
+        ] {
+            assert_eq!(
+                Settings::from_map(&map(&[(name, bad)])).unwrap_err().name,
+                name,
+                "{bad}"
+            );
         }
     }
 

@@ -6,6 +6,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::booking::{BookingAction, BookingError};
+use domain::compliance::NotCompliant;
+use domain::evv::EvvExceptionError;
 use domain::family::FamilyError;
 use domain::file::FileError;
 use domain::health_record::HealthRecordError;
@@ -169,6 +171,14 @@ impl From<DomainError> for ApiError {
         use DomainError as D;
         let conflict = |message: &str| ApiError::Conflict(message.to_string());
         let illegal = |from: &str, verb: &str| ApiError::Conflict(format!("当前状态（{from}）不能{verb}"));
+        let not_compliant = |why: NotCompliant, refused: &str| {
+            ApiError::Conflict(match why {
+                NotCompliant::CertificateExpired { expired_on } => {
+                    format!("记录员资格证书已于{expired_on}过期，{refused}")
+                }
+                NotCompliant::OffDuty => format!("记录员不在岗，{refused}"),
+            })
+        };
         match e {
             D::User(UserError::Validation(i))
             | D::Patient(PatientError::Validation(i))
@@ -179,7 +189,8 @@ impl From<DomainError> for ApiError {
             | D::MedicalOrder(MedicalOrderError::Validation(i))
             | D::Hospital(HospitalError::Validation(i))
             | D::Slot(SlotError::Validation(i))
-            | D::Booking(BookingError::Validation(i)) => i.into(),
+            | D::Booking(BookingError::Validation(i))
+            | D::EvvException(EvvExceptionError::Validation(i)) => i.into(),
 
             D::User(UserError::NotFound) => ApiError::NotFound("user"),
             D::Family(FamilyError::NotFound) => ApiError::NotFound("family"),
@@ -194,6 +205,7 @@ impl From<DomainError> for ApiError {
             D::Hospital(HospitalError::DoctorNotFound) => ApiError::NotFound("doctor"),
             D::Slot(SlotError::NotFound) => ApiError::NotFound("slot"),
             D::Booking(BookingError::NotFound) => ApiError::NotFound("hospital_appointment"),
+            D::EvvException(EvvExceptionError::NotFound) => ApiError::NotFound("evv_exception"),
 
             D::User(UserError::AlreadyExists) => conflict("用户已存在"),
             D::User(UserError::Inactive) => conflict("用户不可用"),
@@ -213,12 +225,20 @@ impl From<DomainError> for ApiError {
                     VisitAction::Reschedule => "改期",
                     VisitAction::Cancel => "取消",
                     VisitAction::Complete => "完成",
+                    VisitAction::CheckIn => "签到",
+                    VisitAction::CheckOut => "签出",
                 },
             ),
             D::Visit(VisitError::MonthlyQuotaReached { quota }) => {
                 conflict(&format!("本月常规上门次数已达套餐上限（{quota}次）"))
             }
             D::Visit(VisitError::NoHealthRecord) => conflict("完成上门前须先提交健康记录"),
+            D::Visit(VisitError::CheckOutBeforeCheckIn) => conflict("签出时间不能早于签到时间"),
+            D::Visit(VisitError::RecordAlreadyTaken) => conflict("该上门已有健康记录"),
+            D::EvvException(EvvExceptionError::AlreadyAcknowledged) => conflict("该核验异常已确认"),
+            D::EvvException(EvvExceptionError::AlreadyResolved) => conflict("该核验异常已处理完毕"),
+            D::Visit(VisitError::RecorderNotCompliant(why)) => not_compliant(why, "不能安排新的上门"),
+            D::Subscription(SubscriptionError::RecorderNotCompliant(why)) => not_compliant(why, "不能分配新的订阅"),
             D::HealthRecord(HealthRecordError::AlreadyExists) => conflict("健康记录已存在"),
             D::HealthRecord(HealthRecordError::NotTheRecorder) => conflict("只有填写该记录的记录员可以更正"),
             D::HealthRecord(HealthRecordError::AmendmentWindowClosed { window_days }) => conflict(&format!(
@@ -353,6 +373,41 @@ mod tests {
                 "本月常规上门次数已达套餐上限（4次）",
             ),
             (VisitError::NoHealthRecord.into(), "完成上门前须先提交健康记录"),
+            (VisitError::CheckOutBeforeCheckIn.into(), "签出时间不能早于签到时间"),
+            (VisitError::RecordAlreadyTaken.into(), "该上门已有健康记录"),
+            (EvvExceptionError::AlreadyAcknowledged.into(), "该核验异常已确认"),
+            (EvvExceptionError::AlreadyResolved.into(), "该核验异常已处理完毕"),
+            (
+                VisitError::RecorderNotCompliant(NotCompliant::CertificateExpired {
+                    expired_on: chrono::NaiveDate::from_ymd_opt(2026, 2, 28).unwrap(),
+                })
+                .into(),
+                "记录员资格证书已于2026-02-28过期，不能安排新的上门",
+            ),
+            (
+                VisitError::RecorderNotCompliant(NotCompliant::OffDuty).into(),
+                "记录员不在岗，不能安排新的上门",
+            ),
+            (
+                SubscriptionError::RecorderNotCompliant(NotCompliant::OffDuty).into(),
+                "记录员不在岗，不能分配新的订阅",
+            ),
+            (
+                VisitError::IllegalTransition {
+                    from: VisitStatus::InProgress,
+                    action: VisitAction::CheckIn,
+                }
+                .into(),
+                "当前状态（in_progress）不能签到",
+            ),
+            (
+                VisitError::IllegalTransition {
+                    from: VisitStatus::Scheduled,
+                    action: VisitAction::CheckOut,
+                }
+                .into(),
+                "当前状态（scheduled）不能签出",
+            ),
             (HealthRecordError::AlreadyExists.into(), "健康记录已存在"),
             (
                 HealthRecordError::NotTheRecorder.into(),
@@ -430,6 +485,7 @@ mod tests {
             (PatientError::NotFound.into(), "patient"),
             (SubscriptionError::NotFound.into(), "subscription"),
             (VisitError::NotFound.into(), "appointment"),
+            (EvvExceptionError::NotFound.into(), "evv_exception"),
             (HealthRecordError::NotFound.into(), "health_record"),
             (OrderRequestError::NotFound.into(), "order_request"),
             (MedicalOrderError::NotFound.into(), "medical_order"),

@@ -7,6 +7,9 @@
 //!   vitals) has its order request, even if the process died between committing
 //!   the record and raising the request in the same HTTP call (the request's id
 //!   is derived from the record).
+//! - **evv**: visit verification exceptions are raised from check-ins,
+//!   check-outs and visits' records as they are committed (`app::evv::react`);
+//!   with [`start_missing_check_out_sweep`], the timed end-of-day check.
 //! - **erasure**: every `PatientErased` is completed — key destroyed, files
 //!   deleted, household erased when it has no patient left — even if the process
 //!   died right after recording the erasure.
@@ -34,6 +37,10 @@ pub fn start_reactors(state: AppState) -> Vec<JoinHandle<()>> {
             |aggregate, _| aggregate == "health_record",
             |state, e| async move { alert(&state, &e).await },
         ),
+        start(state.clone(), "evv", crate::app::evv::wants, |state, e| async move {
+            crate::app::evv::react(&state, &e, &system_context("RaiseEvvException", &e)).await
+        }),
+        start_missing_check_out_sweep(state.clone()),
         start(
             state,
             "erasure",
@@ -138,6 +145,28 @@ where
         }
         Ok(Step::Moved)
     }
+}
+
+/// How often the end-of-day check for visits never checked out runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The end-of-day check (`missing_check_out`): once a minute, in the one
+/// process holding its leader lock, it raises the exception of every visit
+/// checked in before today and still open — including the days missed while
+/// no server ran. Raising is idempotent per visit, so a new leader that
+/// repeats a sweep changes nothing.
+pub fn start_missing_check_out_sweep(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _lock = crate::follower::LeaderLock::acquire(&state.store, "evv-day-end").await;
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            let ctx = RequestMeta::system("RaiseEvvException");
+            if let Err(e) = crate::app::evv::sweep_missing_check_outs(&state, chrono::Utc::now(), &ctx).await {
+                tracing::error!(error = ?e, "the end-of-day EVV check failed; retrying at the next tick");
+            }
+        }
+    })
 }
 
 fn system_context(command: &str, e: &StoredEvent) -> crate::store::CommandContext {

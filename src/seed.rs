@@ -20,6 +20,7 @@ use anyhow::Context;
 use chrono::{NaiveDate, NaiveTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
+use domain::compliance::RecorderStanding;
 use domain::family::{Family, FamilyCommand, FamilyDetails};
 use domain::health_record::{HealthRecord, HealthRecordCommand, NewRecord, RecordFacts, RecordFiles};
 use domain::ids::{FamilyId, HealthRecordId, PackageId, PatientId, SubscriptionId, UserId, VisitId};
@@ -234,6 +235,8 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                 recorder_id: recorder,
                 start_date: today - chrono::Days::new(i % 90),
                 duration_days: 365,
+                // Seeded recorders are on duty with no certificate date.
+                recorder: RecorderStanding::good(today),
             };
             chunk.push(pending::<Subscription>(
                 subscription.to_string(),
@@ -256,7 +259,12 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                 };
                 chunk.push(pending::<Visit>(
                     VisitId::new().to_string(),
-                    decide::<Visit>(VisitCommand::Schedule { plan, context }).await?,
+                    decide::<Visit>(VisitCommand::Schedule {
+                        plan,
+                        context,
+                        recorder: RecorderStanding::good(today),
+                    })
+                    .await?,
                 )?);
             }
             if i.is_multiple_of(4) {

@@ -11,6 +11,7 @@
 use std::convert::Infallible;
 
 use crate::booking::BookingError;
+use crate::evv::EvvExceptionError;
 use crate::family::FamilyError;
 use crate::file::FileError;
 use crate::health_record::HealthRecordError;
@@ -50,6 +51,8 @@ pub enum DomainError {
     Slot(#[from] SlotError),
     #[error(transparent)]
     Booking(#[from] BookingError),
+    #[error(transparent)]
+    EvvException(#[from] EvvExceptionError),
 }
 
 /// For aggregates that refuse nothing (the inbox).

@@ -39,12 +39,7 @@ impl Location {
 
     /// Great-circle distance in metres (haversine).
     pub fn distance_to(&self, lat: f64, lng: f64) -> f64 {
-        let r = 6_371_000.0_f64;
-        let (p1, p2) = (self.lat.to_radians(), lat.to_radians());
-        let dp = (lat - self.lat).to_radians();
-        let dl = (lng - self.lng).to_radians();
-        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-        2.0 * r * a.sqrt().asin()
+        crate::values::haversine_m((self.lat, self.lng), (lat, lng))
     }
 }
 

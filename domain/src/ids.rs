@@ -116,3 +116,18 @@ id_type!(
     /// A patient's booking at a partner hospital.
     HospitalBookingId
 );
+id_type!(
+    /// A visit verification exception: one per visit and code, so its id is
+    /// derived from both ([`EvvExceptionId::of`]).
+    EvvExceptionId
+);
+
+impl EvvExceptionId {
+    /// The one exception of `visit` with `code`: the same inputs always give
+    /// the same id, so a second raise lands on the same aggregate.
+    pub fn of(visit: VisitId, code: &str) -> Self {
+        /// Namespace of these ids (a fixed random UUID).
+        const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_93d7_4b8e_a5c1_0e2f_7d94_b3a6);
+        Self(Uuid::new_v5(&NAMESPACE, format!("{visit}:{code}").as_bytes()))
+    }
+}

@@ -8,13 +8,17 @@
 //! - [`error`]: [`DomainError`], any aggregate's refusal as one type; each
 //!   aggregate's own error enum sits beside it in the aggregate's module.
 //! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
+//! - [`evv`]: visit verification exceptions, their rules and the reason-code catalogue.
+//! - [`compliance`]: whether a recorder may be given new work (certificate, duty).
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`].
 #![forbid(unsafe_code)]
 
 pub mod booking;
+pub mod compliance;
 pub mod error;
+pub mod evv;
 pub mod family;
 pub mod file;
 pub mod health_record;

@@ -6,6 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::{NotCompliant, RecorderStanding};
 use crate::ids::{PackageId, PatientId, UserId};
 use crate::validation::Invalid;
 
@@ -81,6 +82,9 @@ pub enum SubscriptionCommand {
         recorder_id: UserId,
         start_date: NaiveDate,
         duration_days: u32,
+        /// The recorder's standing today: only a compliant recorder is given
+        /// a new subscription.
+        recorder: RecorderStanding,
     },
     ChangeStatus {
         status: SubscriptionStatus,
@@ -142,6 +146,9 @@ pub enum SubscriptionError {
     /// Only what was paid can be refunded (409).
     #[error("an unpaid subscription cannot be refunded")]
     RefundUnpaid,
+    /// The recorder's certificate expired or they are off duty (409, naming why).
+    #[error(transparent)]
+    RecorderNotCompliant(#[from] NotCompliant),
 }
 
 impl Aggregate for Subscription {
@@ -168,7 +175,9 @@ impl Aggregate for Subscription {
                 recorder_id,
                 start_date,
                 duration_days,
+                recorder,
             } => {
+                recorder.ensure_compliant()?;
                 let end_date = start_date
                     .checked_add_days(Days::new(u64::from(duration_days)))
                     .ok_or_else(|| Invalid::field("start_date", "日期超出范围"))?;
@@ -232,13 +241,60 @@ mod tests {
         })
     }
     fn create(start_date: NaiveDate) -> SubscriptionCommand {
+        create_for(start_date, RecorderStanding::good(start_date))
+    }
+    fn create_for(start_date: NaiveDate, recorder: RecorderStanding) -> SubscriptionCommand {
         SubscriptionCommand::Create {
             patient_id: PatientId::default(),
             package_id: PackageId::default(),
             recorder_id: UserId::default(),
             start_date,
             duration_days: 30,
+            recorder,
         }
+    }
+    fn jan(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, day).unwrap()
+    }
+
+    #[test]
+    fn it_should_not_assign_a_subscription_to_a_recorder_whose_certificate_expired() {
+        let standing = RecorderStanding {
+            cert_expiry_date: Some(jan(9)),
+            on_duty: true,
+            today: jan(10),
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(create_for(jan(10), standing))
+            .then_expect_error(SubscriptionError::RecorderNotCompliant(
+                NotCompliant::CertificateExpired { expired_on: jan(9) },
+            ));
+    }
+
+    #[test]
+    fn it_should_assign_a_subscription_to_a_recorder_whose_certificate_expires_today() {
+        let standing = RecorderStanding {
+            cert_expiry_date: Some(jan(1)),
+            on_duty: true,
+            today: jan(1),
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(create_for(jan(1), standing))
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn it_should_not_assign_a_subscription_to_a_recorder_off_duty() {
+        let standing = RecorderStanding {
+            on_duty: false,
+            ..RecorderStanding::good(jan(1))
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(create_for(jan(1), standing))
+            .then_expect_error(SubscriptionError::RecorderNotCompliant(NotCompliant::OffDuty));
     }
     fn status_changed(status: SubscriptionStatus, previous: SubscriptionStatus) -> SubscriptionEvent {
         SubscriptionEvent::SubscriptionStatusChanged { status, previous }

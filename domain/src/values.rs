@@ -163,6 +163,17 @@ impl Gender {
     }
 }
 
+/// Great-circle distance in metres between two `(lat, lng)` points in degrees
+/// (haversine, on a sphere of the Earth's mean radius).
+pub fn haversine_m((lat1, lng1): (f64, f64), (lat2, lng2): (f64, f64)) -> f64 {
+    let r = 6_371_000.0_f64;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lng2 - lng1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * r * a.sqrt().asin()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

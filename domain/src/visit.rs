@@ -1,12 +1,20 @@
 //! Home visits ("appointments" in the API): schedule, confirm, reschedule,
-//! cancel, complete. Only legal transitions; the history of reschedules stays
-//! in the events.
+//! cancel, check in, check out, complete. Only legal transitions; the history
+//! of reschedules stays in the events.
+//!
+//! Electronic visit verification: a check-in (server time and position) moves a
+//! scheduled or confirmed visit to `in_progress`; the check-out ends it. The
+//! health record taken during the visit is attached to it, and the visit is
+//! completed by whichever of the two comes last: the check-out of a visit that
+//! has its record, or the record of a visit already checked out. A visit
+//! without check-in still completes with its record, as before.
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::{NotCompliant, RecorderStanding};
 use crate::ids::{HealthRecordId, PatientId, SubscriptionId, UserId};
 use crate::validation::Invalid;
 
@@ -43,6 +51,10 @@ pub enum VisitStatus {
     #[default]
     Scheduled,
     Confirmed,
+    /// Checked in, not yet checked out.
+    InProgress,
+    /// Checked out before its health record arrived: the record completes it.
+    CheckedOut,
     Completed,
     Cancelled,
 }
@@ -52,6 +64,8 @@ impl VisitStatus {
         match self {
             Self::Scheduled => "scheduled",
             Self::Confirmed => "confirmed",
+            Self::InProgress => "in_progress",
+            Self::CheckedOut => "checked_out",
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
         }
@@ -60,9 +74,66 @@ impl VisitStatus {
         match raw {
             "scheduled" => Ok(Self::Scheduled),
             "confirmed" => Ok(Self::Confirmed),
+            "in_progress" => Ok(Self::InProgress),
+            "checked_out" => Ok(Self::CheckedOut),
             "completed" => Ok(Self::Completed),
             "cancelled" => Ok(Self::Cancelled),
-            _ => Err("应为scheduled、confirmed、completed或cancelled".into()),
+            _ => Err("应为scheduled、confirmed、in_progress、checked_out、completed或cancelled".into()),
+        }
+    }
+}
+
+/// Where the recorder stood at a check-in or check-out (WGS 84 degrees).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Coordinates {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl Coordinates {
+    /// Latitude −90..90 (naming `lat`), longitude −180..180 (naming `lng`).
+    pub fn parse(lat: f64, lng: f64) -> Result<Self, Invalid> {
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            return Err(Invalid::field("lat", "纬度应在-90到90之间"));
+        }
+        if !(lng.is_finite() && (-180.0..=180.0).contains(&lng)) {
+            return Err(Invalid::field("lng", "经度应在-180到180之间"));
+        }
+        Ok(Self { lat, lng })
+    }
+
+    /// Metres to `(lat, lng)` along the great circle, to a tenth of a metre.
+    pub fn metres_to(&self, (lat, lng): (f64, f64)) -> f64 {
+        (crate::values::haversine_m((self.lat, self.lng), (lat, lng)) * 10.0).round() / 10.0
+    }
+}
+
+/// One end of a visit as verified: when (server time), where, and how far
+/// from the family's home (unknown without home coordinates).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VisitMark {
+    pub at: DateTime<Utc>,
+    /// Sealed as personal data; reads as `None` once the patient is erased.
+    pub location: Option<Coordinates>,
+    pub distance_from_home_m: Option<f64>,
+}
+
+/// What the server saw at a check-in or check-out: the instant (its clock, or
+/// the captured time of an offline command), the recorder's position, and the
+/// family's home as `(lat, lng)` when it has one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MarkFacts {
+    pub at: DateTime<Utc>,
+    pub position: Coordinates,
+    pub home: Option<(f64, f64)>,
+}
+
+impl MarkFacts {
+    fn mark(self) -> VisitMark {
+        VisitMark {
+            at: self.at,
+            location: Some(self.position),
+            distance_from_home_m: self.home.map(|h| self.position.metres_to(h)),
         }
     }
 }
@@ -92,6 +163,9 @@ pub enum VisitCommand {
     Schedule {
         plan: VisitPlan,
         context: ScheduleContext,
+        /// The recorder's standing today: only a compliant recorder is given
+        /// a new visit.
+        recorder: RecorderStanding,
     },
     Confirm,
     Reschedule {
@@ -106,6 +180,16 @@ pub enum VisitCommand {
     /// (`None` uses the one already attached).
     Complete {
         record: Option<HealthRecordId>,
+    },
+    /// The recorder arrives: a scheduled or confirmed visit begins.
+    CheckIn(MarkFacts),
+    /// The recorder leaves: a visit in progress ends (and completes, if its
+    /// record was taken).
+    CheckOut(MarkFacts),
+    /// A health record was written for this visit: it completes a visit not in
+    /// progress, and is attached to one in progress (its check-out completes it).
+    RecordTaken {
+        record: HealthRecordId,
     },
 }
 
@@ -125,6 +209,12 @@ pub enum VisitEvent {
     VisitCompleted {
         health_record_id: HealthRecordId,
     },
+    VisitCheckedIn(VisitMark),
+    VisitCheckedOut(VisitMark),
+    /// The record taken while the visit was in progress.
+    VisitRecordAttached {
+        health_record_id: HealthRecordId,
+    },
 }
 
 impl DomainEvent for VisitEvent {
@@ -135,6 +225,9 @@ impl DomainEvent for VisitEvent {
             Self::VisitRescheduled { .. } => "VisitRescheduled",
             Self::VisitCancelled { .. } => "VisitCancelled",
             Self::VisitCompleted { .. } => "VisitCompleted",
+            Self::VisitCheckedIn(_) => "VisitCheckedIn",
+            Self::VisitCheckedOut(_) => "VisitCheckedOut",
+            Self::VisitRecordAttached { .. } => "VisitRecordAttached",
         }
         .into()
     }
@@ -148,6 +241,8 @@ pub struct Visit {
     pub plan: Option<VisitPlan>,
     pub status: VisitStatus,
     pub health_record_id: Option<HealthRecordId>,
+    pub check_in: Option<VisitMark>,
+    pub check_out: Option<VisitMark>,
 }
 
 /// What a command asks of an existing visit; names the refused step in
@@ -158,6 +253,8 @@ pub enum VisitAction {
     Reschedule,
     Cancel,
     Complete,
+    CheckIn,
+    CheckOut,
 }
 
 /// Every way a visit refuses a command. The server's error module gives each
@@ -184,6 +281,15 @@ pub enum VisitError {
     /// A visit is completed by the health record taken during it (409).
     #[error("a visit cannot be completed without its health record")]
     NoHealthRecord,
+    /// A check-out earlier than its check-in (409; only a captured time can be).
+    #[error("a check-out cannot precede its check-in")]
+    CheckOutBeforeCheckIn,
+    /// The visit already has its health record (409).
+    #[error("the visit already has its health record")]
+    RecordAlreadyTaken,
+    /// The recorder's certificate expired or they are off duty (409, naming why).
+    #[error(transparent)]
+    RecorderNotCompliant(#[from] NotCompliant),
 }
 
 fn check_time(date: NaiveDate, time: NaiveTime, ctx: &ScheduleContext) -> Result<(), VisitError> {
@@ -211,9 +317,15 @@ impl Aggregate for Visit {
 
     async fn handle(&mut self, command: VisitCommand, _: &(), sink: &EventSink<Self>) -> Result<(), VisitError> {
         let Some(plan) = &self.plan else {
-            let VisitCommand::Schedule { plan, context } = command else {
+            let VisitCommand::Schedule {
+                plan,
+                context,
+                recorder,
+            } = command
+            else {
                 return Err(VisitError::NotFound);
             };
+            recorder.ensure_compliant()?;
             check_time(plan.scheduled_date, plan.scheduled_time, &context)?;
             check_quota(plan.appointment_type, &context)?;
             sink.write(VisitEvent::VisitScheduled(plan), self).await;
@@ -254,9 +366,36 @@ impl Aggregate for Visit {
                 _ => return illegal(VisitAction::Cancel),
             },
             VisitCommand::Complete { record } => match self.status {
-                Scheduled | Confirmed => match record.or(self.health_record_id) {
+                Scheduled | Confirmed | CheckedOut => match record.or(self.health_record_id) {
                     Some(health_record_id) => VisitEvent::VisitCompleted { health_record_id },
                     None => return Err(VisitError::NoHealthRecord),
+                },
+                _ => return illegal(VisitAction::Complete),
+            },
+            VisitCommand::CheckIn(facts) => match self.status {
+                Scheduled | Confirmed => VisitEvent::VisitCheckedIn(facts.mark()),
+                _ => return illegal(VisitAction::CheckIn),
+            },
+            VisitCommand::CheckOut(facts) => match (self.status, self.check_in) {
+                (InProgress, Some(check_in)) => {
+                    if facts.at < check_in.at {
+                        return Err(VisitError::CheckOutBeforeCheckIn);
+                    }
+                    sink.write(VisitEvent::VisitCheckedOut(facts.mark()), self).await;
+                    if let Some(health_record_id) = self.health_record_id {
+                        sink.write(VisitEvent::VisitCompleted { health_record_id }, self).await;
+                    }
+                    return Ok(());
+                }
+                _ => return illegal(VisitAction::CheckOut),
+            },
+            VisitCommand::RecordTaken { record } => match self.status {
+                _ if self.health_record_id.is_some() => return Err(VisitError::RecordAlreadyTaken),
+                Scheduled | Confirmed | CheckedOut => VisitEvent::VisitCompleted {
+                    health_record_id: record,
+                },
+                InProgress => VisitEvent::VisitRecordAttached {
+                    health_record_id: record,
                 },
                 _ => return illegal(VisitAction::Complete),
             },
@@ -280,6 +419,15 @@ impl Aggregate for Visit {
                 self.status = VisitStatus::Completed;
                 self.health_record_id = Some(health_record_id);
             }
+            VisitEvent::VisitCheckedIn(mark) => {
+                self.status = VisitStatus::InProgress;
+                self.check_in = Some(mark);
+            }
+            VisitEvent::VisitCheckedOut(mark) => {
+                self.status = VisitStatus::CheckedOut;
+                self.check_out = Some(mark);
+            }
+            VisitEvent::VisitRecordAttached { health_record_id } => self.health_record_id = Some(health_record_id),
         }
     }
 }
@@ -327,6 +475,13 @@ mod tests {
             notes: None,
         }
     }
+    fn schedule(kind: VisitType, date: &str, used: u32) -> VisitCommand {
+        VisitCommand::Schedule {
+            plan: plan(kind, date),
+            context: ctx(used),
+            recorder: RecorderStanding::good(d("2026-03-01")),
+        }
+    }
     fn scheduled() -> VisitEvent {
         VisitEvent::VisitScheduled(plan(VisitType::Regular, "2026-03-02"))
     }
@@ -356,10 +511,7 @@ mod tests {
     fn it_should_schedule_a_visit_in_the_future() {
         T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-03-02"),
-                context: ctx(0),
-            })
+            .when(schedule(VisitType::Regular, "2026-03-02", 0))
             .then_expect_events(vec![scheduled()]);
     }
 
@@ -367,22 +519,51 @@ mod tests {
     fn it_should_not_schedule_a_visit_in_the_past() {
         let r = T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-02-28"),
-                context: ctx(0),
-            })
+            .when(schedule(VisitType::Regular, "2026-02-28", 0))
             .inspect_result();
         assert!(names(r, "scheduled_time"));
+    }
+
+    #[test]
+    fn it_should_not_give_a_new_visit_to_a_recorder_whose_certificate_expired() {
+        let recorder = RecorderStanding {
+            cert_expiry_date: Some(d("2026-02-28")),
+            on_duty: true,
+            today: d("2026-03-01"),
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Regular, "2026-03-02"),
+                context: ctx(0),
+                recorder,
+            })
+            .then_expect_error(VisitError::RecorderNotCompliant(NotCompliant::CertificateExpired {
+                expired_on: d("2026-02-28"),
+            }));
+    }
+
+    #[test]
+    fn it_should_not_give_a_new_visit_to_a_recorder_off_duty() {
+        let recorder = RecorderStanding {
+            on_duty: false,
+            ..RecorderStanding::good(d("2026-03-01"))
+        };
+        T::with(())
+            .given_no_previous_events()
+            .when(VisitCommand::Schedule {
+                plan: plan(VisitType::Emergency, "2026-03-02"),
+                context: ctx(0),
+                recorder,
+            })
+            .then_expect_error(VisitError::RecorderNotCompliant(NotCompliant::OffDuty));
     }
 
     #[test]
     fn it_should_refuse_regular_visits_beyond_the_monthly_quota() {
         T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-03-02"),
-                context: ctx(4),
-            })
+            .when(schedule(VisitType::Regular, "2026-03-02", 4))
             .then_expect_error(VisitError::MonthlyQuotaReached { quota: 4 });
     }
 
@@ -390,10 +571,7 @@ mod tests {
     fn it_should_schedule_an_emergency_visit_beyond_the_monthly_quota() {
         T::with(())
             .given_no_previous_events()
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Emergency, "2026-03-02"),
-                context: ctx(4),
-            })
+            .when(schedule(VisitType::Emergency, "2026-03-02", 4))
             .then_expect_events(vec![VisitEvent::VisitScheduled(plan(
                 VisitType::Emergency,
                 "2026-03-02",
@@ -404,10 +582,7 @@ mod tests {
     fn it_should_not_schedule_the_same_visit_twice() {
         T::with(())
             .given(vec![scheduled()])
-            .when(VisitCommand::Schedule {
-                plan: plan(VisitType::Regular, "2026-03-03"),
-                context: ctx(0),
-            })
+            .when(schedule(VisitType::Regular, "2026-03-03", 0))
             .then_expect_error(VisitError::AlreadyScheduled);
     }
 
@@ -569,5 +744,201 @@ mod tests {
             .given(vec![scheduled()])
             .when(VisitCommand::Complete { record: None })
             .then_expect_error(VisitError::NoHealthRecord);
+    }
+
+    /// A home in Shanghai, a place about 95 m east of it (95.1 m), and 09:00 / 09:40 UTC.
+    const HOME: (f64, f64) = (31.2304, 121.4737);
+    fn at(hm: &str) -> DateTime<Utc> {
+        d("2026-03-02").and_time(t(hm)).and_utc()
+    }
+    fn facts(hm: &str, home: Option<(f64, f64)>) -> MarkFacts {
+        MarkFacts {
+            at: at(hm),
+            position: Coordinates::parse(HOME.0, 121.4747).unwrap(),
+            home,
+        }
+    }
+    fn mark(hm: &str, distance_from_home_m: Option<f64>) -> VisitMark {
+        VisitMark {
+            at: at(hm),
+            location: Some(Coordinates::parse(HOME.0, 121.4747).unwrap()),
+            distance_from_home_m,
+        }
+    }
+    fn checked_in() -> VisitEvent {
+        VisitEvent::VisitCheckedIn(mark("09:00", Some(95.1)))
+    }
+    fn checked_out() -> VisitEvent {
+        VisitEvent::VisitCheckedOut(mark("09:40", Some(95.1)))
+    }
+
+    #[test]
+    fn it_should_check_in_a_scheduled_visit_with_its_distance_from_home() {
+        T::with(())
+            .given(vec![scheduled()])
+            .when(VisitCommand::CheckIn(facts("09:00", Some(HOME))))
+            .then_expect_events(vec![checked_in()]);
+    }
+
+    #[test]
+    fn it_should_check_in_a_confirmed_visit() {
+        T::with(())
+            .given(vec![scheduled(), VisitEvent::VisitConfirmed])
+            .when(VisitCommand::CheckIn(facts("09:00", Some(HOME))))
+            .then_expect_events(vec![checked_in()]);
+    }
+
+    #[test]
+    fn it_should_leave_the_distance_unknown_when_the_family_has_no_home_coordinates() {
+        T::with(())
+            .given(vec![scheduled()])
+            .when(VisitCommand::CheckIn(facts("09:00", None)))
+            .then_expect_events(vec![VisitEvent::VisitCheckedIn(mark("09:00", None))]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_second_check_in() {
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(VisitCommand::CheckIn(facts("09:05", Some(HOME))))
+            .then_expect_error(illegal(VisitStatus::InProgress, VisitAction::CheckIn));
+    }
+
+    #[test]
+    fn it_should_refuse_to_check_in_a_cancelled_visit() {
+        T::with(())
+            .given(vec![scheduled(), cancelled()])
+            .when(VisitCommand::CheckIn(facts("09:00", Some(HOME))))
+            .then_expect_error(illegal(VisitStatus::Cancelled, VisitAction::CheckIn));
+    }
+
+    #[test]
+    fn it_should_refuse_a_check_out_without_a_check_in() {
+        T::with(())
+            .given(vec![scheduled()])
+            .when(VisitCommand::CheckOut(facts("09:40", Some(HOME))))
+            .then_expect_error(illegal(VisitStatus::Scheduled, VisitAction::CheckOut));
+    }
+
+    #[test]
+    fn it_should_refuse_a_check_out_before_its_check_in() {
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(VisitCommand::CheckOut(facts("08:59", Some(HOME))))
+            .then_expect_error(VisitError::CheckOutBeforeCheckIn);
+    }
+
+    #[test]
+    fn it_should_check_out_a_visit_in_progress_and_wait_for_its_record() {
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(VisitCommand::CheckOut(facts("09:40", Some(HOME))))
+            .then_expect_events(vec![checked_out()]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_second_check_out() {
+        T::with(())
+            .given(vec![scheduled(), checked_in(), checked_out()])
+            .when(VisitCommand::CheckOut(facts("09:45", Some(HOME))))
+            .then_expect_error(illegal(VisitStatus::CheckedOut, VisitAction::CheckOut));
+    }
+
+    #[test]
+    fn it_should_attach_a_record_taken_during_the_visit_without_completing_it() {
+        let record = HealthRecordId::new();
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(VisitCommand::RecordTaken { record })
+            .then_expect_events(vec![VisitEvent::VisitRecordAttached {
+                health_record_id: record,
+            }]);
+    }
+
+    #[test]
+    fn it_should_complete_a_visit_at_check_out_when_its_record_was_taken() {
+        let record = HealthRecordId::new();
+        T::with(())
+            .given(vec![
+                scheduled(),
+                checked_in(),
+                VisitEvent::VisitRecordAttached {
+                    health_record_id: record,
+                },
+            ])
+            .when(VisitCommand::CheckOut(facts("09:40", Some(HOME))))
+            .then_expect_events(vec![
+                checked_out(),
+                VisitEvent::VisitCompleted {
+                    health_record_id: record,
+                },
+            ]);
+    }
+
+    #[test]
+    fn it_should_complete_a_checked_out_visit_with_the_record_created_after() {
+        let record = HealthRecordId::new();
+        T::with(())
+            .given(vec![scheduled(), checked_in(), checked_out()])
+            .when(VisitCommand::RecordTaken { record })
+            .then_expect_events(vec![VisitEvent::VisitCompleted {
+                health_record_id: record,
+            }]);
+    }
+
+    #[test]
+    fn it_should_complete_a_visit_never_checked_in_with_its_record() {
+        let record = HealthRecordId::new();
+        T::with(())
+            .given(vec![scheduled()])
+            .when(VisitCommand::RecordTaken { record })
+            .then_expect_events(vec![VisitEvent::VisitCompleted {
+                health_record_id: record,
+            }]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_second_record_for_one_visit() {
+        T::with(())
+            .given(vec![
+                scheduled(),
+                checked_in(),
+                VisitEvent::VisitRecordAttached {
+                    health_record_id: HealthRecordId::new(),
+                },
+            ])
+            .when(VisitCommand::RecordTaken {
+                record: HealthRecordId::new(),
+            })
+            .then_expect_error(VisitError::RecordAlreadyTaken);
+    }
+
+    #[test]
+    fn it_should_not_complete_a_visit_in_progress_before_its_check_out() {
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(VisitCommand::Complete {
+                record: Some(HealthRecordId::new()),
+            })
+            .then_expect_error(illegal(VisitStatus::InProgress, VisitAction::Complete));
+    }
+
+    #[test]
+    fn it_should_refuse_to_cancel_or_reschedule_a_visit_in_progress() {
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(VisitCommand::Cancel { reason: None })
+            .then_expect_error(illegal(VisitStatus::InProgress, VisitAction::Cancel));
+        T::with(())
+            .given(vec![scheduled(), checked_in()])
+            .when(reschedule("2026-03-05", 0))
+            .then_expect_error(illegal(VisitStatus::InProgress, VisitAction::Reschedule));
+    }
+
+    #[test]
+    fn it_should_name_the_field_of_a_position_out_of_range() {
+        assert!(Coordinates::parse(90.5, 0.0).unwrap_err().names("lat"));
+        assert!(Coordinates::parse(0.0, -180.5).unwrap_err().names("lng"));
+        assert!(Coordinates::parse(f64::NAN, 0.0).unwrap_err().names("lat"));
     }
 }

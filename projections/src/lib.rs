@@ -9,7 +9,7 @@
 //! - [`registry`]: every projector, in the order a rebuild runs them.
 //! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
-//!   [`hospitals`] (catalog, slots, bookings).
+//!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
 //!   that puts its tables in place of the live ones.
 //!
@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod erasure;
+pub mod evv;
 pub mod families;
 pub mod hospitals;
 pub mod orders;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use domain::visit::VisitEvent;
+use domain::visit::{VisitEvent, VisitMark};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::bind_assigned;
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
-use crate::store::{hhmm, ReadStore, RowExt};
+use crate::store::{hhmm, instant, ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql};
 
 pub struct VisitsProjector;
@@ -28,7 +28,8 @@ impl Projector for VisitsProjector {
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
         if let Some(patient) = erased_patient(e) {
             return erase_rows(c, patient, &[
-                "UPDATE appointments SET notes = NULL, cancel_reason = NULL WHERE patient_id = ?",
+                "UPDATE appointments SET notes = NULL, cancel_reason = NULL, check_in_lat = NULL, check_in_lng = NULL,
+                    check_out_lat = NULL, check_out_lng = NULL WHERE patient_id = ?",
                 "UPDATE appointment_history SET reason = NULL WHERE appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?)",
             ])
             .await;
@@ -137,6 +138,22 @@ impl Projector for VisitsProjector {
                     .await?;
                 history("completed", None, None, None).execute(&mut *c).await?;
             }
+            VisitEvent::VisitCheckedIn(mark) => {
+                set_mark(c, id, "check_in", &mark).await?;
+                history("checked_in", None, None, None).execute(&mut *c).await?;
+            }
+            VisitEvent::VisitCheckedOut(mark) => {
+                set_mark(c, id, "check_out", &mark).await?;
+                history("checked_out", None, None, None).execute(&mut *c).await?;
+            }
+            VisitEvent::VisitRecordAttached { health_record_id } => {
+                sqlx::query("UPDATE appointments SET health_record_id = ? WHERE id = ?")
+                    .bind(health_record_id.to_string())
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                history("record_attached", None, None, None).execute(&mut *c).await?;
+            }
         }
         sqlx::query("UPDATE appointments SET updated_at = ?, version = ? WHERE id = ?")
             .bind(&at)
@@ -146,6 +163,52 @@ impl Projector for VisitsProjector {
             .await?;
         Ok(())
     }
+}
+
+/// Writes a check-in or check-out (`end` is `check_in` or `check_out`) and the
+/// status it leads to.
+async fn set_mark(c: &mut AnyConnection, id: &str, end: &str, mark: &VisitMark) -> Result<(), ProjectionError> {
+    let status = if end == "check_in" {
+        "in_progress"
+    } else {
+        "checked_out"
+    };
+    let sql = format!(
+        "UPDATE appointments SET status = ?, {end}_at = ?, {end}_lat = ?, {end}_lng = ?, {end}_distance_m = ? WHERE id = ?"
+    );
+    sqlx::query(&sql)
+        .bind(status)
+        .bind(instant(mark.at))
+        .bind(mark.location.map(|l| l.lat))
+        .bind(mark.location.map(|l| l.lng))
+        .bind(mark.distance_from_home_m)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// One end of a visit as verified: when, where, and how far from home (null
+/// when the family has no home coordinates).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VisitMarkView {
+    /// RFC 3339, server time.
+    pub at: String,
+    pub lat: Option<f64>,
+    pub lng: Option<f64>,
+    pub distance_from_home_m: Option<f64>,
+}
+
+fn mark_view(r: &AnyRow, end: &str) -> Result<Option<VisitMarkView>, sqlx::Error> {
+    let Some(at) = r.opt_text(&format!("{end}_at"))? else {
+        return Ok(None);
+    };
+    Ok(Some(VisitMarkView {
+        at,
+        lat: r.opt_f64(&format!("{end}_lat"))?,
+        lng: r.opt_f64(&format!("{end}_lng"))?,
+        distance_from_home_m: r.opt_f64(&format!("{end}_distance_m"))?,
+    }))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -182,6 +245,10 @@ pub struct VisitView {
     pub notes: Option<String>,
     pub cancel_reason: Option<String>,
     pub health_record_id: Option<String>,
+    /// The check-in, or null before it.
+    pub check_in: Option<VisitMarkView>,
+    /// The check-out, or null before it.
+    pub check_out: Option<VisitMarkView>,
     pub reschedule_count: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -212,6 +279,8 @@ fn visit_view(r: &AnyRow) -> Result<VisitView, sqlx::Error> {
         notes: r.opt_text("notes")?,
         cancel_reason: r.opt_text("cancel_reason")?,
         health_record_id: r.opt_text("health_record_id")?,
+        check_in: mark_view(r, "check_in")?,
+        check_out: mark_view(r, "check_out")?,
         reschedule_count: r.int("reschedule_count")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,

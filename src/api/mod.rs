@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod erasure;
+pub mod evv;
 pub mod extract;
 pub mod families;
 pub mod files;
@@ -204,6 +205,7 @@ fn register(r: &mut Routes) {
     access::routes(r);
     audit::routes(r);
     erasure::routes(r);
+    evv::routes(r);
     r.get("/health", health::health);
 }
 
@@ -272,6 +274,8 @@ pub struct ErrorBody {
         subscriptions::create_subscription, subscriptions::change_status, subscriptions::change_payment,
         subscriptions::get_subscription, subscriptions::list_subscriptions,
         visits::schedule, visits::list, visits::today, visits::get, visits::confirm, visits::cancel, visits::reschedule, visits::complete,
+        visits::check_in, visits::check_out,
+        evv::reason_codes, evv::list, evv::acknowledge, evv::resolve,
         files::upload, files::download, files::download_thumbnail,
         records::create, records::get, records::list_for_patient, records::request_order,
         records::amend, records::unlock,
@@ -315,7 +319,7 @@ impl utoipa::Modify for BearerAuth {
 ///   to get wrong (every command: `Idempotency-Key`, `If-Match`);
 /// - 401 `unauthorized` on secured operations, 403 `forbidden` on those a role
 ///   may be refused (auditors are refused everything but the audit trail, the
-///   user directory and their own session);
+///   user directory, the EVV exceptions and their own session);
 /// - 429 `rate_limited` with `Retry-After` everywhere but `/health` and `/metrics`;
 /// - 413 and 415 on operations with a body;
 /// - `Idempotency-Key` on every command the idempotency middleware serves (all
@@ -402,7 +406,7 @@ fn conventions(path: &str, command: bool, op: &mut utoipa::openapi::path::Operat
     if secured && !own_session {
         add(
             "403",
-            "`forbidden`: the caller's role may not do this (auditors may only read the audit trail and users)",
+            "`forbidden`: the caller's role may not do this (auditors may only read the audit trail, users and EVV exceptions)",
         );
     }
     if has_body || idempotent {

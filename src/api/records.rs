@@ -421,7 +421,12 @@ pub async fn create(
         if visit.patient.id != patient || visit.recorder_id != p.user_id.to_string() {
             return Err(ApiError::field("appointment_id", "预约不属于该患者或记录员"));
         }
-        if visit.status != "scheduled" && visit.status != "confirmed" {
+        // Before, during or after its check-in/check-out, while it has no record yet.
+        let open = matches!(
+            visit.status.as_str(),
+            "scheduled" | "confirmed" | "in_progress" | "checked_out"
+        );
+        if !open || visit.health_record_id.is_some() {
             return Err(ApiError::Conflict(format!(
                 "预约状态为{}，不能再提交记录",
                 visit.status
@@ -503,11 +508,10 @@ pub async fn create(
         .and_then(|(r, _)| r.content)
         .ok_or(ApiError::NotFound("health_record"))?;
 
-    // The visit this record was taken for is now complete.
+    // The visit this record was taken for: completed by it, or (in progress)
+    // holding it until its check-out.
     if let Some(visit_id) = checked.appointment {
-        let cmd = VisitCommand::Complete {
-            record: Some(record_id),
-        };
+        let cmd = VisitCommand::RecordTaken { record: record_id };
         if let Err(e) = state
             .execute::<Visit>(&visit_id.to_string(), cmd, meta.context(Some(&p), "CompleteVisit"))
             .await

@@ -101,6 +101,7 @@ pub async fn create_subscription(
         recorder_id,
         start_date,
         duration_days: duration.unwrap_or(0),
+        recorder: crate::app::compliance::recorder_standing(&state, &recorder_id.to_string()).await?,
     };
     let c = state
         .execute::<Subscription>(&id.to_string(), cmd, meta.context(Some(&p), "CreateSubscription"))

@@ -1,11 +1,12 @@
-//! Home visits: schedule, confirm, reschedule, cancel, complete; today's list.
+//! Home visits: schedule, confirm, reschedule, cancel, complete, check in and
+//! out; today's list.
 
 use actix_web::{web, HttpRequest};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
 use domain::user::Role;
 use domain::values::{date, optional_text};
-use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
+use domain::visit::{Coordinates, ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
 use domain::Validator;
 use projections::visits::{VisitFilter, VisitView};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,9 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .post("/appointments/{id}/confirm", confirm)
         .post("/appointments/{id}/cancel", cancel)
         .post("/appointments/{id}/reschedule", reschedule)
-        .post("/appointments/{id}/complete", complete);
+        .post("/appointments/{id}/complete", complete)
+        .post("/appointments/{id}/check-in", check_in)
+        .post("/appointments/{id}/check-out", check_out);
 }
 
 /// Claims scope of the numbered monthly places of regular visits.
@@ -197,6 +200,7 @@ pub async fn schedule(
         },
     };
     let context = schedule_context(&state, &patient.to_string(), &sub.package_id, day, None).await?;
+    let standing = crate::app::compliance::recorder_standing(&state, &recorder.to_string()).await?;
     let plan = VisitPlan {
         patient_id: patient,
         recorder_id: recorder,
@@ -222,7 +226,11 @@ pub async fn schedule(
     let result = state
         .execute::<Visit>(
             &id.to_string(),
-            VisitCommand::Schedule { plan, context },
+            VisitCommand::Schedule {
+                plan,
+                context,
+                recorder: standing,
+            },
             meta.context(Some(&p), "ScheduleVisit"),
         )
         .await;
@@ -401,6 +409,69 @@ pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMet
         "CompleteVisit",
     )
     .await
+}
+
+/// Where the recorder stands at a check-in or check-out.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PositionInput {
+    /// Latitude, −90 to 90.
+    #[schema(required = true, minimum = -90, maximum = 90)]
+    pub lat: Option<f64>,
+    /// Longitude, −180 to 180.
+    #[schema(required = true, minimum = -180, maximum = 180)]
+    pub lng: Option<f64>,
+}
+
+impl PositionInput {
+    /// The position, or 400 naming `lat` / `lng`.
+    fn parse(&self) -> Result<Coordinates, ApiError> {
+        let mut v = Validator::new();
+        let lat = required(&mut v, "lat", &self.lat).copied();
+        let lng = required(&mut v, "lng", &self.lng).copied();
+        v.finish()?;
+        let (Some(lat), Some(lng)) = (lat, lng) else {
+            return Err(ApiError::field("body", "缺少必填字段"));
+        };
+        Ok(Coordinates::parse(lat, lng)?)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/check-in", tag = "visits", request_body = PositionInput, security(("bearer" = [])),
+    params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, description = "the visit, now in_progress, with its check_in", body = crate::api::Envelope<VisitView>),
+        (status = 400, description = "lat or lng missing or out of range", body = crate::api::ErrorBody),
+        (status = 403, description = "not a recorder", body = crate::api::ErrorBody),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "not scheduled or confirmed, or If-Match is stale", body = crate::api::ErrorBody)))]
+pub async fn check_in(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<PositionInput>,
+) -> ApiResult {
+    let position = body.0.parse()?;
+    let marked = crate::app::visits::check_in(&state, &p, &meta, &id, position, chrono::Utc::now()).await?;
+    Ok(ok_versioned(marked.visit, marked.version))
+}
+
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/check-out", tag = "visits", request_body = PositionInput, security(("bearer" = [])),
+    params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
+    responses((status = 200, description = "the visit with its check_out: completed if its record was taken, else checked_out until it is", body = crate::api::Envelope<VisitView>),
+        (status = 400, description = "lat or lng missing or out of range", body = crate::api::ErrorBody),
+        (status = 403, description = "not a recorder", body = crate::api::ErrorBody),
+        (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody),
+        (status = 409, description = "not checked in, or If-Match is stale", body = crate::api::ErrorBody)))]
+pub async fn check_out(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    id: web::Path<String>,
+    body: Body<PositionInput>,
+) -> ApiResult {
+    let position = body.0.parse()?;
+    let marked = crate::app::visits::check_out(&state, &p, &meta, &id, position, chrono::Utc::now()).await?;
+    Ok(ok_versioned(marked.visit, marked.version))
 }
 
 /// Visit lists show patients' names and addresses: each patient on them is a

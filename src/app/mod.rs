@@ -2,5 +2,13 @@
 //! acting principal, checks access with [`crate::policy`], runs its commands on the aggregates,
 //! waits for read-your-writes once, and returns a typed result. HTTP handlers (`api`), the
 //! followers and the CLI call these functions; none of them orchestrates commands itself.
+//!
+//! - [`visits`]: check-in and check-out of a visit (visit verification).
+//! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
+//! - [`users`]: profiles and passwords.
+//! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
 
+pub mod compliance;
+pub mod evv;
 pub mod users;
+pub mod visits;

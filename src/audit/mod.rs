@@ -262,6 +262,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "hospital",
     "hospital_slot",
     "hospital_appointment",
+    "evv_exception",
 ];
 
 /// Replays `aggregate_type`/`id` from its events recorded up to `as_of`.
@@ -313,6 +314,7 @@ pub async fn state_as_of(
         "hospital" => replay::<hospital::Hospital>(&events),
         "hospital_slot" => replay::<hospital::Slot>(&events),
         "hospital_appointment" => replay::<booking::HospitalBooking>(&events),
+        "evv_exception" => replay::<evv::EvvException>(&events),
         other => return Err(ReplayError::UnknownType(other.to_string())),
     }?;
     redact(&mut state);

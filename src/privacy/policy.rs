@@ -46,12 +46,14 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
                 "service_preferences",
             ],
         ),
-        "appointment" => (PatientOf, &["notes", "reason"]),
+        "appointment" => (PatientOf, &["notes", "reason", "location"]),
         // A file's name may name its patient; it is sealed under the file's own
         // key, destroyed with the patient's when the file is attached to their record.
         "file" => (Itself, &["original_name"]),
         "health_record" => (PatientOf, &["symptoms", "notes", "location", "reason"]),
         "order_request" => (PatientOf, &["reason"]),
+        // An admin's free-text resolution may name people; codes and measurements stay clear.
+        "evv_exception" => (PatientOf, &["resolution"]),
         "medical_order" => (PatientOf, &["content", "notes", "reason"]),
         "hospital_appointment" => (PatientOf, &["notes", "result_notes", "reason"]),
         _ => return None,

@@ -44,6 +44,7 @@ pub const OMITTED_FIELDS: &[&str] = &[
     "avatar",
     "content",
     "description",
+    "resolution",
 ];
 
 /// Event id, stable across re-publishing so consumers can deduplicate.

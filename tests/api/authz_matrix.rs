@@ -105,6 +105,13 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST",  "/appointments/{id}/cancel",                    "AANFFFU"),
     ("POST",  "/appointments/{id}/reschedule",                "AANFFFU"),
     ("POST",  "/appointments/{id}/complete",                  "AANFFFU"),
+    ("POST",  "/appointments/{id}/check-in",                  "FANFFFU"),
+    ("POST",  "/appointments/{id}/check-out",                 "FANFFFU"),
+    // visit verification
+    ("GET",   "/evv/reason-codes",                            "AAAAAAU"),
+    ("GET",   "/evv/exceptions",                              "AAAFFAU"),
+    ("POST",  "/evv/exceptions/{id}/acknowledge",             "AANFFFU"),
+    ("POST",  "/evv/exceptions/{id}/resolve",                 "AFFFFFU"),
     // files
     ("POST",  "/files/upload",                                "AAAAAFU"),
     ("GET",   "/files/{id}",                                  "AANANFU"),
@@ -182,6 +189,7 @@ struct Ids {
     hospital_doctor: String,
     slot_date: String,
     booking: String,
+    exception: String,
 }
 
 fn day(offset: i64) -> String {
@@ -222,6 +230,8 @@ async fn world(backend: Backend) -> World {
         .await
         .ok()
         .id();
+    // An exception of the visit, raised as the EVV follower raises them.
+    let exception = raise_exception(&app, &visit, &patient, &rec_own).await;
     let form = reqwest::multipart::Form::new()
         .text("type", "image")
         .part("file", reqwest::multipart::Part::bytes(png(8, 8)).file_name("p.png"));
@@ -345,6 +355,7 @@ async fn world(backend: Backend) -> World {
             hospital_doctor,
             slot_date,
             booking,
+            exception,
         },
         app,
     }
@@ -373,6 +384,7 @@ fn concrete(w: &World, path: &str) -> String {
         p if p.starts_with("/notifications/{id}") => &i.notification,
         p if p.starts_with("/hospitals/{id}") => &i.hospital,
         p if p.starts_with("/hospital-appointments/{id}") => &i.booking,
+        p if p.starts_with("/evv/exceptions/{id}") => &i.exception,
         "/audit/{aggregate_type}/{id}/state" => &i.patient,
         _ => "",
     };
@@ -380,6 +392,29 @@ fn concrete(w: &World, path: &str) -> String {
         .replace("{dep}", &i.department)
         .replace("{doc}", &i.hospital_doctor)
         .replace("{aggregate_type}", "patient")
+}
+
+/// Raises a `missing_signature` exception of `visit` through the store; its id.
+async fn raise_exception(app: &TestApp, visit: &str, patient: &str, recorder: &str) -> String {
+    use domain::evv::{Evidence, EvvCode, EvvException, EvvExceptionCommand, EvvPolicy, VisitRef};
+    let visit_id: domain::ids::VisitId = visit.parse().unwrap();
+    let id = domain::ids::EvvExceptionId::of(visit_id, EvvCode::MissingSignature.as_str()).to_string();
+    let command = EvvExceptionCommand::Raise {
+        visit: VisitRef {
+            visit_id,
+            patient_id: patient.parse().unwrap(),
+            recorder_id: recorder.parse().unwrap(),
+        },
+        evidence: Evidence::Record {
+            health_record_id: domain::ids::HealthRecordId::new(),
+            signed: false,
+        },
+        policy: EvvPolicy::default(),
+        at: chrono::Utc::now(),
+    };
+    let ctx = carelog::state::RequestMeta::system("RaiseEvvException");
+    app.state.execute::<EvvException>(&id, command, ctx).await.unwrap();
+    id
 }
 
 fn password_of(who: Who) -> &'static str {
@@ -422,6 +457,9 @@ fn body(w: &World, who: Who, method: &str, path: &str) -> Option<Value> {
         "/appointments/{id}/confirm" | "/appointments/{id}/complete" => json!({}),
         "/appointments/{id}/cancel" => json!({"reason": "矩阵"}),
         "/appointments/{id}/reschedule" => json!({"scheduled_date": day(5), "scheduled_time": "11:00"}),
+        "/appointments/{id}/check-in" | "/appointments/{id}/check-out" => json!({"lat": 31.2304, "lng": 121.4737}),
+        "/evv/exceptions/{id}/acknowledge" => json!({"reason_code": "other"}),
+        "/evv/exceptions/{id}/resolve" => json!({"resolution": "矩阵"}),
         "/files/upload" => json!({}),
         "/health-records" => json!({"patient_id": i.patient, "visit_date": day(0), "visit_time": "09:30",
                                     "vital_signs": {"heart_rate": 72}}),

@@ -13,6 +13,7 @@ mod backup;
 mod concurrency;
 mod event_store;
 mod events_doc;
+mod evv;
 mod families;
 mod field_work;
 mod hospitals;

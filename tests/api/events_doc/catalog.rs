@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use domain::booking::{BookingEvent, HospitalBooking};
+use domain::evv::{EvvException, EvvExceptionEvent};
 use domain::family::{Family, FamilyEvent};
 use domain::file::{FileEvent, StoredFile};
 use domain::health_record::{HealthRecord, HealthRecordEvent};
@@ -110,7 +111,7 @@ impl Catalogued for Subscription {
 
 impl Catalogued for Visit {
     const SUMMARY: &'static str =
-        "Home visits (\"appointments\" in the API): scheduled, confirmed, rescheduled, cancelled or completed.";
+        "Home visits (\"appointments\" in the API): scheduled, confirmed, rescheduled, cancelled, checked in and out, completed.";
     fn describe(event: &VisitEvent) -> (&'static str, &'static str) {
         match event {
             VisitEvent::VisitScheduled(_) => ("VisitScheduled", "A home visit was scheduled for a patient, with the recorder who will go (`recorder_id`), the date and time in Asia/Shanghai, and its type (`regular`, `makeup`, `emergency`)."),
@@ -118,6 +119,9 @@ impl Catalogued for Visit {
             VisitEvent::VisitRescheduled { .. } => ("VisitRescheduled", "A visit moved from `from_date`/`from_time` to `date`/`time`."),
             VisitEvent::VisitCancelled { .. } => ("VisitCancelled", "A visit was cancelled (the reason is free text and is not published)."),
             VisitEvent::VisitCompleted { .. } => ("VisitCompleted", "A visit was completed with the health record taken during it; `actorid` is who completed it, usually the recorder."),
+            VisitEvent::VisitCheckedIn(_) => ("VisitCheckedIn", "The recorder checked in at the family's door: the visit is `in_progress` from `at` (server time, or the captured time of an offline command); `distance_from_home_m` is how far from the family's home (null when the home has no coordinates). The position itself is not published."),
+            VisitEvent::VisitCheckedOut(_) => ("VisitCheckedOut", "The recorder checked out: the visit ended at `at`, `distance_from_home_m` from home. A visit whose record was taken is completed by a `VisitCompleted` in the same commit; otherwise the record completes it when it arrives."),
+            VisitEvent::VisitRecordAttached { .. } => ("VisitRecordAttached", "The health record taken during a visit in progress was attached to it; the check-out completes the visit."),
         }
     }
 }
@@ -274,6 +278,26 @@ fn stream<A: Catalogued>() -> Stream {
 }
 
 /// Every published aggregate type, in the order of the documentation.
+impl Catalogued for EvvException {
+    const SUMMARY: &'static str = "Visit verification exceptions: one per visit and code, raised by the server from check-ins, check-outs and records, acknowledged with a reason code, resolved by an admin.";
+    fn describe(event: &EvvExceptionEvent) -> (&'static str, &'static str) {
+        match event {
+            EvvExceptionEvent::EvvExceptionRaised { .. } => (
+                "EvvExceptionRaised",
+                "The server found a visit's facts out of order: `code` is `away_from_home` (check-in or record farther than `CARELOG_EVV_RADIUS_M` from home), `overlapping_visits` (checked in while another of the recorder's visits was in progress, `other_visit_id`), `missing_signature` (the visit's record has no patient signature), `short_visit` (under `CARELOG_EVV_MIN_MINUTES`) or `missing_check_out` (not checked out by the end of the check-in's day); `details` holds the measurements and limits. The aggregate id is derived from the visit and the code, so there is at most one per visit and code.",
+            ),
+            EvvExceptionEvent::EvvExceptionAcknowledged { .. } => (
+                "EvvExceptionAcknowledged",
+                "The visit's recorder or an admin (`by`) explained the exception with `reason_code`, a code of `GET /evv/reason-codes`.",
+            ),
+            EvvExceptionEvent::EvvExceptionResolved { .. } => (
+                "EvvExceptionResolved",
+                "An admin (`by`) closed the exception; the resolution is free text and is not published.",
+            ),
+        }
+    }
+}
+
 pub fn streams() -> Vec<Stream> {
     vec![
         stream::<User>(),
@@ -290,6 +314,7 @@ pub fn streams() -> Vec<Stream> {
         stream::<Hospital>(),
         stream::<Slot>(),
         stream::<HospitalBooking>(),
+        stream::<EvvException>(),
     ]
 }
 

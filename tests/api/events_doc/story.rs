@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use domain::booking::{BookingDetails, BookingEvent, HospitalBooking};
+use domain::evv::{EvvCode, EvvDetails, EvvException, EvvExceptionEvent};
 use domain::family::{Family, FamilyChanges, FamilyDetails, FamilyEvent};
 use domain::file::{FileEvent, FileInfo, StoredFile};
 use domain::health_record::{
@@ -22,8 +23,8 @@ use domain::hospital::{
     DepartmentDetails, DoctorDetails, Hospital, HospitalDetails, HospitalEvent, Slot, SlotDetails, SlotEvent,
 };
 use domain::ids::{
-    DepartmentId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId, HospitalId, MedicalOrderId,
-    OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId, VisitId,
+    DepartmentId, EvvExceptionId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId, HospitalId,
+    MedicalOrderId, OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId, VisitId,
 };
 use domain::inbox::{Inbox, InboxEvent};
 use domain::order::{
@@ -34,7 +35,7 @@ use domain::patient::{Patient, PatientChanges, PatientDetails, PatientEvent};
 use domain::subscription::{PaymentStatus, Subscription, SubscriptionEvent, SubscriptionStatus, SubscriptionTerms};
 use domain::user::{NewUser, RecorderChanges, RecorderProfile, Role, User, UserChanges, UserEvent, UserStatus};
 use domain::values::{Gender, PhoneNumber, ResidentId};
-use domain::visit::{Visit, VisitEvent, VisitPlan, VisitType};
+use domain::visit::{Coordinates, Visit, VisitEvent, VisitMark, VisitPlan, VisitType};
 use domain::vitals::{AlertReason, AlertThresholds, BloodPressure, VitalSigns};
 
 /// Personal data of the examples that must never appear in an envelope.
@@ -410,6 +411,19 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
 
     // 5 March: the visit. High blood pressure raises an order request.
     s.request();
+    let at_door = Coordinates::parse(39.9654, 116.4231).map_err(|e| format!("{e:?}"))?;
+    s.record::<Visit>(
+        visit_id,
+        march(5, 9, 2)?,
+        &recorder,
+        "CheckInVisit",
+        VisitEvent::VisitCheckedIn(VisitMark {
+            at: march(5, 9, 2)?,
+            location: Some(at_door),
+            distance_from_home_m: Some(at_door.metres_to(home)),
+        }),
+    );
+    s.request();
     s.record::<StoredFile>(
         file_id,
         march(5, 9, 12)?,
@@ -462,8 +476,8 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         visit_id,
         march(5, 9, 20)?,
         &recorder,
-        "CompleteVisit",
-        VisitEvent::VisitCompleted {
+        "RecordTaken",
+        VisitEvent::VisitRecordAttached {
             health_record_id: HealthRecordId(record_id),
         },
     );
@@ -481,6 +495,71 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
             reason: None,
             alerts,
         }),
+    );
+    s.request();
+    s.record::<Visit>(
+        visit_id,
+        march(5, 9, 40)?,
+        &recorder,
+        "CheckOutVisit",
+        VisitEvent::VisitCheckedOut(VisitMark {
+            at: march(5, 9, 40)?,
+            location: Some(at_door),
+            distance_from_home_m: Some(at_door.metres_to(home)),
+        }),
+    );
+    s.record::<Visit>(
+        visit_id,
+        march(5, 9, 40)?,
+        &recorder,
+        "CheckOutVisit",
+        VisitEvent::VisitCompleted {
+            health_record_id: HealthRecordId(record_id),
+        },
+    );
+    // The record was not signed by the patient: the server raises the
+    // visit's exception; the recorder explains it, an admin closes it.
+    let exception_id = EvvExceptionId::of(VisitId(visit_id), EvvCode::MissingSignature.as_str());
+    s.record::<EvvException>(
+        exception_id.0,
+        march(5, 9, 41)?,
+        &recorder,
+        "RaiseEvvException",
+        EvvExceptionEvent::EvvExceptionRaised {
+            code: EvvCode::MissingSignature,
+            visit_id: VisitId(visit_id),
+            patient_id: PatientId(patient_id),
+            recorder_id: UserId(recorder_id),
+            raised_at: march(5, 9, 41)?,
+            details: EvvDetails {
+                health_record_id: Some(HealthRecordId(record_id)),
+                ..Default::default()
+            },
+        },
+    );
+    s.request();
+    s.record::<EvvException>(
+        exception_id.0,
+        march(5, 9, 45)?,
+        &recorder,
+        "AcknowledgeEvvException",
+        EvvExceptionEvent::EvvExceptionAcknowledged {
+            reason_code: "patient_unable_to_sign".into(),
+            by: UserId(recorder_id),
+            at: march(5, 9, 45)?,
+        },
+    );
+    s.request();
+    s.record::<EvvException>(
+        exception_id.0,
+        march(5, 10, 0)?,
+        &admin,
+        "ResolveEvvException",
+        EvvExceptionEvent::EvvExceptionResolved {
+            resolution: "已与家属电话确认上门属实，老人手部不便签字".into(),
+            by: UserId(fixed("user 张伟 admin")),
+            at: march(5, 10, 0)?,
+        },
     );
     s.request();
     s.record::<MedicalOrder>(

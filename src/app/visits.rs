@@ -1,0 +1,110 @@
+//! Visit verification use cases: a recorder checks in to and out of their
+//! visit. Both take the instant as input (the server's clock for HTTP, the
+//! captured time for an offline command replayed by sync), look up the
+//! family's home, and let the visit aggregate decide.
+
+use chrono::{DateTime, Utc};
+use domain::ids::VisitId;
+use domain::user::Role;
+use domain::visit::{Coordinates, MarkFacts, Visit, VisitCommand};
+use projections::visits::VisitView;
+
+use crate::api::path_id;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::policy::can_see_patient;
+use crate::state::{AppState, RequestMeta};
+
+/// Which end of the visit a mark is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitEnd {
+    CheckIn,
+    CheckOut,
+}
+
+/// The visit after a check-in or check-out, as the read model shows it, with
+/// the aggregate's new version.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    pub visit: VisitView,
+    pub version: i64,
+}
+
+/// Checks `p` in to visit `visit_id` at `at`, standing at `position`.
+pub async fn check_in(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    visit_id: &str,
+    position: Coordinates,
+    at: DateTime<Utc>,
+) -> Result<Marked, ApiError> {
+    mark(state, p, meta, visit_id, VisitEnd::CheckIn, position, at).await
+}
+
+/// Checks `p` out of visit `visit_id` at `at`, standing at `position`.
+pub async fn check_out(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    visit_id: &str,
+    position: Coordinates,
+    at: DateTime<Utc>,
+) -> Result<Marked, ApiError> {
+    mark(state, p, meta, visit_id, VisitEnd::CheckOut, position, at).await
+}
+
+async fn mark(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    visit_id: &str,
+    end: VisitEnd,
+    position: Coordinates,
+    at: DateTime<Utc>,
+) -> Result<Marked, ApiError> {
+    let visit = recorders_visit(state, p, visit_id).await?;
+    let facts = MarkFacts {
+        at,
+        position,
+        home: family_home(state, &visit.patient.family_id).await?,
+    };
+    let (command, name) = match end {
+        VisitEnd::CheckIn => (VisitCommand::CheckIn(facts), "CheckInVisit"),
+        VisitEnd::CheckOut => (VisitCommand::CheckOut(facts), "CheckOutVisit"),
+    };
+    let committed = state
+        .execute::<Visit>(&visit.id, command, meta.context(Some(p), name))
+        .await?;
+    let visit = state
+        .read
+        .visit(&visit.id)
+        .await?
+        .ok_or(ApiError::NotFound("appointment"))?;
+    Ok(Marked {
+        visit,
+        version: committed.version,
+    })
+}
+
+/// The visit, if `p` is its recorder and its patient is still theirs: only the
+/// recorder who stands at the door checks in (admins and others get 403).
+async fn recorders_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, ApiError> {
+    p.require(&[Role::Recorder])?;
+    let vid: VisitId = path_id(id, "appointment")?;
+    let visit = state
+        .read
+        .visit(&vid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("appointment"))?;
+    if visit.recorder_id != p.user_id.to_string() || !can_see_patient(state, p, &visit.patient.id).await? {
+        return Err(ApiError::NotFound("appointment"));
+    }
+    Ok(visit)
+}
+
+/// The family's home as `(lat, lng)`, when it has coordinates.
+async fn family_home(state: &AppState, family_id: &str) -> Result<Option<(f64, f64)>, ApiError> {
+    let family = state.read.family_detail(family_id, state.today(), None).await?;
+    Ok(family.and_then(|f| f.home_lat.zip(f.home_lng)))
+}
