@@ -4,9 +4,9 @@
 //! lag or repeat without harm: at-least-once in, exactly-once in effect.
 //!
 //! - **alerts**: every abnormal health record (created, or amended into abnormal
-//!   vitals) has its order request, even if the process died between committing
-//!   the record and raising the request in the same HTTP call (the request's id
-//!   is derived from the record).
+//!   vitals) has its alert and order request, even if the process died between
+//!   committing the record and raising them in the same HTTP call (their ids
+//!   are derived from the record).
 //! - **erasure**: every `PatientErased` is completed — key destroyed, files
 //!   deleted, household erased when it has no patient left — even if the process
 //!   died right after recording the erasure.
@@ -18,7 +18,6 @@ use domain::health_record::{HealthRecord, HealthRecordEvent};
 use projections::StoredEvent;
 use tokio::task::JoinHandle;
 
-use crate::api::records::raise_alert;
 use crate::follower::{Follower, Step};
 use crate::state::{AppState, RequestMeta};
 
@@ -170,7 +169,7 @@ async fn alert(state: &AppState, e: &StoredEvent) -> anyhow::Result<()> {
     if content.alerts.is_empty() {
         return Ok(());
     }
-    raise_alert(
+    crate::app::alerts::raise(
         state,
         e.aggregate_id.parse()?,
         &content,

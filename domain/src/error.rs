@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 
+use crate::alert::AlertError;
 use crate::booking::BookingError;
 use crate::family::FamilyError;
 use crate::file::FileError;
@@ -50,6 +51,8 @@ pub enum DomainError {
     Slot(#[from] SlotError),
     #[error(transparent)]
     Booking(#[from] BookingError),
+    #[error(transparent)]
+    Alert(#[from] AlertError),
 }
 
 /// For aggregates that refuse nothing (the inbox).

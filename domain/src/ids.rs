@@ -116,3 +116,7 @@ id_type!(
     /// A patient's booking at a partner hospital.
     HospitalBookingId
 );
+id_type!(
+    /// An alert raised by an abnormal health record (one per record).
+    AlertId
+);

@@ -8,11 +8,12 @@
 //! - [`error`]: [`DomainError`], any aggregate's refusal as one type; each
 //!   aggregate's own error enum sits beside it in the aggregate's module.
 //! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
-//! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
+//! - one module per aggregate: [`alert`] (abnormal records to their end), [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`].
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod booking;
 pub mod error;
 pub mod family;

@@ -6,7 +6,7 @@
 //!   `Any` pool, its migrations, and row helpers.
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
-//! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
+//! - one module per read model: [`alerts`] (abnormal-record alerts and their escalation), [`users`], [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
 //!   [`hospitals`] (catalog, slots, bookings).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
@@ -17,6 +17,7 @@
 //! the read store, so a rebuild produces exactly the live tables.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod erasure;
 pub mod families;
 pub mod hospitals;

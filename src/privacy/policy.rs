@@ -54,6 +54,8 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
         "order_request" => (PatientOf, &["reason"]),
         "medical_order" => (PatientOf, &["content", "notes", "reason"]),
         "hospital_appointment" => (PatientOf, &["notes", "result_notes", "reason"]),
+        // The doctor's note on how an alert ended.
+        "alert" => (PatientOf, &["note"]),
         _ => return None,
     };
     Some(fields)
