@@ -304,15 +304,19 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
 }
 
 /// Auditors read the audit endpoints (and the staff directory, to put names
-/// on actor ids) and manage their own session; nothing else, whatever a
-/// handler's own role list says.
+/// on actor ids, and the alerts, to follow abnormal readings to their end) and
+/// manage their own session; nothing else, whatever a handler's own role list says.
 fn auditor_may(method: &actix_web::http::Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     if path.starts_with("/api/v1/auth/") {
         return true;
     }
     method == actix_web::http::Method::GET
-        && (path.starts_with("/api/v1/audit/") || path == "/api/v1/users" || path.starts_with("/api/v1/users/"))
+        && (path.starts_with("/api/v1/audit/")
+            || path == "/api/v1/users"
+            || path.starts_with("/api/v1/users/")
+            || path == "/api/v1/alerts"
+            || path.starts_with("/api/v1/alerts/"))
 }
 
 impl FromRequest for Principal {
