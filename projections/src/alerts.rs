@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{instant, ReadStore, RowExt};
 
@@ -192,39 +192,20 @@ const SELECT_ALERT: &str =
     "SELECT a.*, p.name AS patient_name FROM alerts a LEFT JOIN patients p ON p.id = a.patient_id";
 
 impl ReadStore {
-    /// A page of alerts, urgent and unresolved first, newest first.
+    /// A page of alerts: unresolved first, then urgent, then newest.
     pub async fn alerts(&self, f: AlertFilter<'_>, page: PageParams) -> Result<Page<AlertDetails>, sqlx::Error> {
-        let filter = "(? IS NULL OR a.doctor_id = ?) AND (? IS NULL OR a.status = ?) AND (? IS NULL OR a.severity = ?)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM alerts a WHERE {filter}"))
-            .bind(f.doctor)
-            .bind(f.doctor)
-            .bind(f.status)
-            .bind(f.status)
-            .bind(f.severity)
-            .bind(f.severity)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!(
-            "{SELECT_ALERT} WHERE {filter}
-             ORDER BY CASE WHEN a.status = 'resolved' THEN 1 ELSE 0 END, CASE WHEN a.severity = 'urgent' THEN 0 ELSE 1 END,
-                 a.triggered_at DESC, a.id LIMIT ? OFFSET ?"
-        ))
-        .bind(f.doctor)
-        .bind(f.doctor)
-        .bind(f.status)
-        .bind(f.status)
-        .bind(f.severity)
-        .bind(f.severity)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        Ok(Page {
-            items: rows.iter().map(alert_view).collect::<Result<_, _>>()?,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let filter = Where::new()
+            .and_eq("a.doctor_id = ?", f.doctor)
+            .and_eq("a.status = ?", f.status)
+            .and_eq("a.severity = ?", f.severity);
+        let list = ListQuery {
+            select: SELECT_ALERT,
+            from: "alerts a",
+            order_by:
+                "CASE WHEN a.status = 'resolved' THEN 1 ELSE 0 END, CASE WHEN a.severity = 'urgent' THEN 0 ELSE 1 END,
+                a.triggered_at DESC, a.id",
+        };
+        self.page(&list, &filter, page, alert_view).await
     }
 
     pub async fn alert(&self, id: &str) -> Result<Option<AlertDetails>, sqlx::Error> {

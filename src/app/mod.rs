@@ -5,3 +5,4 @@
 
 pub mod alerts;
 pub mod doctors;
+pub mod users;
