@@ -317,8 +317,7 @@ async fn unacknowledged_alerts_are_escalated_once_per_level_even_by_two_instance
             futures::future::join_all(runs)
                 .await
                 .into_iter()
-                .map(|r| r.expect("escalation runs"))
-                .flatten()
+                .flat_map(|r| r.expect("escalation runs"))
                 .map(|a| a.to_string())
                 .collect::<Vec<_>>()
         }
