@@ -5,7 +5,7 @@
 //! [`Settings`] is a tree of groups, as zero2prod's `configuration.rs` is: each
 //! group ([`HttpSettings`], [`StoreSettings`], [`TokenSettings`],
 //! [`PrivacySettings`], [`KafkaSettings`], [`FileSettings`] with
-//! [`S3Settings`], [`AlertThresholds`], [`FieldWork`], [`Limits`],
+//! [`S3Settings`], [`AlertSettings`], [`FieldWork`], [`Limits`],
 //! [`FrontDoor`], [`EvvPolicy`]) owns its defaults (its `Default`), its parsing (its
 //! `from_env`) and the derivation of its secrets, which are wrapped in
 //! [`Secret`] so they never print. The variable names and defaults are the
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono_tz::Tz;
+use domain::alert::EscalationPolicy;
 use domain::evv::EvvPolicy;
 use domain::vitals::AlertThresholds;
 
@@ -65,8 +66,8 @@ pub struct Settings {
     pub kafka: Option<KafkaSettings>,
     /// Where uploaded files are stored.
     pub files: FileSettings,
-    /// `CARELOG_ALERT_*`: vital-sign thresholds that raise an order request by themselves.
-    pub alerts: AlertThresholds,
+    /// `CARELOG_ALERT_*`: vital-sign thresholds that raise an alert by themselves, and its escalation.
+    pub alerts: AlertSettings,
     /// The rules of recorders' work: what "today" is, how long a record stays open.
     pub field_work: FieldWork,
     /// Bounds on what one request may send, and how long its answer is kept.
@@ -383,19 +384,66 @@ impl S3Settings {
     }
 }
 
-/// The alert thresholds are the domain's type, with the domain's defaults;
-/// each may be overridden by its variable.
-fn alerts_from_env(env: &Env) -> Result<AlertThresholds, SettingsError> {
-    let mut a = AlertThresholds::default();
-    a.systolic_high = env.positive_number("CARELOG_ALERT_SYSTOLIC_HIGH", a.systolic_high.into())? as u16;
-    a.diastolic_high = env.positive_number("CARELOG_ALERT_DIASTOLIC_HIGH", a.diastolic_high.into())? as u16;
-    a.systolic_urgent = env.positive_number("CARELOG_ALERT_SYSTOLIC_URGENT", a.systolic_urgent.into())? as u16;
-    a.diastolic_urgent = env.positive_number("CARELOG_ALERT_DIASTOLIC_URGENT", a.diastolic_urgent.into())? as u16;
-    a.spo2_low = env.positive_number("CARELOG_ALERT_SPO2_LOW", a.spo2_low)?;
-    a.temperature_high = env.positive_number("CARELOG_ALERT_TEMPERATURE_HIGH", a.temperature_high)?;
-    a.heart_rate_low = env.positive_number("CARELOG_ALERT_HEART_RATE_LOW", a.heart_rate_low.into())? as u16;
-    a.heart_rate_high = env.positive_number("CARELOG_ALERT_HEART_RATE_HIGH", a.heart_rate_high.into())? as u16;
-    Ok(a)
+/// Abnormal vitals: when they raise an alert, and what happens when nobody
+/// acknowledges it.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// `CARELOG_ALERT_SYSTOLIC_HIGH` … `_HEART_RATE_HIGH`: the domain's
+    /// thresholds, with the domain's defaults.
+    pub thresholds: AlertThresholds,
+    /// `CARELOG_ALERT_ESCALATE_URGENT_MIN` (default 15) and
+    /// `CARELOG_ALERT_ESCALATE_ABNORMAL_MIN` (default 120): minutes an alert
+    /// waits for its doctor's acknowledgement before it is escalated.
+    pub escalation: EscalationPolicy,
+    /// `CARELOG_ALERT_ESCALATION_TICK_SECS` (default 5): how often the server
+    /// looks for alerts to escalate (an escalation is at most this late).
+    pub escalation_tick: std::time::Duration,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            thresholds: AlertThresholds::default(),
+            escalation: EscalationPolicy::default(),
+            escalation_tick: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl AlertSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let mut a = d.thresholds;
+        a.systolic_high = env.positive_number("CARELOG_ALERT_SYSTOLIC_HIGH", a.systolic_high.into())? as u16;
+        a.diastolic_high = env.positive_number("CARELOG_ALERT_DIASTOLIC_HIGH", a.diastolic_high.into())? as u16;
+        a.systolic_urgent = env.positive_number("CARELOG_ALERT_SYSTOLIC_URGENT", a.systolic_urgent.into())? as u16;
+        a.diastolic_urgent = env.positive_number("CARELOG_ALERT_DIASTOLIC_URGENT", a.diastolic_urgent.into())? as u16;
+        a.spo2_low = env.positive_number("CARELOG_ALERT_SPO2_LOW", a.spo2_low)?;
+        a.temperature_high = env.positive_number("CARELOG_ALERT_TEMPERATURE_HIGH", a.temperature_high)?;
+        a.heart_rate_low = env.positive_number("CARELOG_ALERT_HEART_RATE_LOW", a.heart_rate_low.into())? as u16;
+        a.heart_rate_high = env.positive_number("CARELOG_ALERT_HEART_RATE_HIGH", a.heart_rate_high.into())? as u16;
+        // A year bounds the waits (and keeps instant arithmetic in range).
+        let minutes = |name: &'static str, default: chrono::TimeDelta| -> Result<chrono::TimeDelta, SettingsError> {
+            let m = env.positive(name, default.num_minutes())?;
+            if m > 525_600 {
+                return Err(SettingsError {
+                    name,
+                    reason: format!("{m} minutes is more than a year"),
+                });
+            }
+            Ok(chrono::TimeDelta::minutes(m))
+        };
+        let escalation = EscalationPolicy {
+            urgent_after: minutes("CARELOG_ALERT_ESCALATE_URGENT_MIN", d.escalation.urgent_after)?,
+            abnormal_after: minutes("CARELOG_ALERT_ESCALATE_ABNORMAL_MIN", d.escalation.abnormal_after)?,
+        };
+        let tick = env.positive("CARELOG_ALERT_ESCALATION_TICK_SECS", d.escalation_tick.as_secs() as i64)?;
+        Ok(Self {
+            thresholds: a,
+            escalation,
+            escalation_tick: std::time::Duration::from_secs(tick as u64),
+        })
+    }
 }
 
 /// The rules of recorders' work.
@@ -720,7 +768,7 @@ impl Settings {
         let privacy = PrivacySettings::from_env(&env)?;
         let field_work = FieldWork::from_env(&env)?;
         let files = FileSettings::from_env(&env, &stores)?;
-        let alerts = alerts_from_env(&env)?;
+        let alerts = AlertSettings::from_env(&env)?;
         let front_door = FrontDoor::from_env(&env, &stores)?;
         let limits = Limits::from_env(&env)?;
         let kafka = KafkaSettings::from_env(&env)?;
@@ -829,6 +877,32 @@ mod tests {
     }
 
     #[test]
+    fn alert_escalation_waits_are_whole_minutes() {
+        let s = Settings::from_map(&map(&[
+            ("CARELOG_ALERT_ESCALATE_URGENT_MIN", "1"),
+            ("CARELOG_ALERT_ESCALATE_ABNORMAL_MIN", "30"),
+            ("CARELOG_ALERT_ESCALATION_TICK_SECS", "1"),
+        ]))
+        .unwrap();
+        let e = s.alerts.escalation;
+        assert_eq!((e.urgent_after.num_minutes(), e.abnormal_after.num_minutes()), (1, 30));
+        assert_eq!(s.alerts.escalation_tick, std::time::Duration::from_secs(1));
+        for name in [
+            "CARELOG_ALERT_ESCALATE_URGENT_MIN",
+            "CARELOG_ALERT_ESCALATE_ABNORMAL_MIN",
+            "CARELOG_ALERT_ESCALATION_TICK_SECS",
+        ] {
+            for bad in ["0", "-1", "1.5", "soon", "99999999"] {
+                if name.ends_with("TICK_SECS") && bad == "99999999" {
+                    continue;
+                }
+                let e = Settings::from_map(&map(&[(name, bad)])).unwrap_err();
+                assert_eq!(e.name, name, "{bad}");
+            }
+        }
+    }
+
+    #[test]
     fn the_front_door_defaults_to_the_contract() {
         let s = Settings::from_map(&map(&[])).unwrap();
         assert_eq!(s.front_door.rate_limit_per_minute, 100);
@@ -877,13 +951,19 @@ mod tests {
             (s.limits.max_json_bytes, s.limits.max_form_bytes),
             (1_048_576, 50_331_648)
         );
-        let a = &s.alerts;
+        let a = &s.alerts.thresholds;
         assert_eq!(
             (a.systolic_high, a.diastolic_high, a.systolic_urgent, a.diastolic_urgent),
             (140, 90, 180, 120)
         );
         assert_eq!((a.spo2_low, a.temperature_high), (90.0, 38.0));
         assert_eq!((a.heart_rate_low, a.heart_rate_high), (50, 120));
+        let e = &s.alerts.escalation;
+        assert_eq!(
+            (e.urgent_after.num_minutes(), e.abnormal_after.num_minutes()),
+            (15, 120)
+        );
+        assert_eq!(s.alerts.escalation_tick, std::time::Duration::from_secs(5));
 
         let secrets = [
             ("CARELOG_EVENT_STORE_URL", "postgres://carelog:pg-password@db/events"),

@@ -5,6 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use domain::alert::{AlertAction, AlertError};
 use domain::booking::{BookingAction, BookingError};
 use domain::compliance::NotCompliant;
 use domain::evv::EvvExceptionError;
@@ -190,7 +191,8 @@ impl From<DomainError> for ApiError {
             | D::Hospital(HospitalError::Validation(i))
             | D::Slot(SlotError::Validation(i))
             | D::Booking(BookingError::Validation(i))
-            | D::EvvException(EvvExceptionError::Validation(i)) => i.into(),
+            | D::EvvException(EvvExceptionError::Validation(i))
+            | D::Alert(AlertError::Validation(i)) => i.into(),
 
             D::User(UserError::NotFound) => ApiError::NotFound("user"),
             D::Family(FamilyError::NotFound) => ApiError::NotFound("family"),
@@ -206,6 +208,7 @@ impl From<DomainError> for ApiError {
             D::Slot(SlotError::NotFound) => ApiError::NotFound("slot"),
             D::Booking(BookingError::NotFound) => ApiError::NotFound("hospital_appointment"),
             D::EvvException(EvvExceptionError::NotFound) => ApiError::NotFound("evv_exception"),
+            D::Alert(AlertError::NotFound) => ApiError::NotFound("alert"),
 
             D::User(UserError::AlreadyExists) => conflict("用户已存在"),
             D::User(UserError::Inactive) => conflict("用户不可用"),
@@ -271,6 +274,18 @@ impl From<DomainError> for ApiError {
                     BookingAction::Cancel => "取消",
                 },
             ),
+            D::Alert(AlertError::AlreadyExists) => conflict("警报已存在"),
+            D::Alert(AlertError::NotItsDoctor) => conflict("只有该警报当前的负责医生可以处理"),
+            D::Alert(AlertError::IllegalTransition { from, action }) => illegal(
+                from.as_str(),
+                match action {
+                    AlertAction::Acknowledge => "确认",
+                    AlertAction::Resolve => "处理",
+                    AlertAction::Escalate => "升级",
+                },
+            ),
+            D::Alert(AlertError::LevelMoved { .. }) => conflict("警报已被升级，请刷新后重试"),
+            D::Alert(AlertError::NotDue { .. }) => conflict("警报尚未到升级时间"),
         }
     }
 }
@@ -325,6 +340,7 @@ pub type ApiResult = Result<HttpResponse, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::alert::AlertStatus;
     use domain::booking::BookingStatus;
     use domain::order::{OrderStatus, RequestStatus};
     use domain::visit::VisitStatus;
@@ -470,6 +486,43 @@ mod tests {
                 .into(),
                 "当前状态（completed）不能取消",
             ),
+            (AlertError::AlreadyExists.into(), "警报已存在"),
+            (AlertError::NotItsDoctor.into(), "只有该警报当前的负责医生可以处理"),
+            (
+                AlertError::IllegalTransition {
+                    from: AlertStatus::Acknowledged,
+                    action: AlertAction::Acknowledge,
+                }
+                .into(),
+                "当前状态（acknowledged）不能确认",
+            ),
+            (
+                AlertError::IllegalTransition {
+                    from: AlertStatus::Resolved,
+                    action: AlertAction::Resolve,
+                }
+                .into(),
+                "当前状态（resolved）不能处理",
+            ),
+            (
+                AlertError::IllegalTransition {
+                    from: AlertStatus::Acknowledged,
+                    action: AlertAction::Escalate,
+                }
+                .into(),
+                "当前状态（acknowledged）不能升级",
+            ),
+            (
+                AlertError::LevelMoved { expected: 0, actual: 1 }.into(),
+                "警报已被升级，请刷新后重试",
+            ),
+            (
+                AlertError::NotDue {
+                    due_at: chrono::DateTime::UNIX_EPOCH,
+                }
+                .into(),
+                "警报尚未到升级时间",
+            ),
         ];
         for (refusal, message) in rules {
             let shown = format!("{refusal:?}");
@@ -494,6 +547,7 @@ mod tests {
             (HospitalError::DoctorNotFound.into(), "doctor"),
             (SlotError::NotFound.into(), "slot"),
             (BookingError::NotFound.into(), "hospital_appointment"),
+            (AlertError::NotFound.into(), "alert"),
         ];
         for (refusal, what) in absent {
             assert_eq!(answer(refusal), (404, "not_found", format!("资源不存在：{what}")));

@@ -14,7 +14,8 @@
 //! - [`follower`]: the one way to follow the event store (leader lock, wake-ups, backoff),
 //!   used by the projection pipeline, the reactors, the relay and the sealer.
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting, rebuild beside the live read models.
-//! - [`reactors`]: followers that answer events with commands (alerts).
+//! - [`reactors`]: followers that answer events with commands (alerts, erasure).
+//! - [`escalation`]: the timed loop, under a leader lock, that escalates alerts nobody acknowledged.
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
 //! - [`app`]: use cases (typed input + principal → commands → typed result), called by the handlers,
 //!   followers and the CLI.
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod error;
+pub mod escalation;
 pub mod files;
 pub mod follower;
 pub mod front_door;

@@ -4,9 +4,9 @@
 //! lag or repeat without harm: at-least-once in, exactly-once in effect.
 //!
 //! - **alerts**: every abnormal health record (created, or amended into abnormal
-//!   vitals) has its order request, even if the process died between committing
-//!   the record and raising the request in the same HTTP call (the request's id
-//!   is derived from the record).
+//!   vitals) has its alert and order request, even if the process died between
+//!   committing the record and raising them in the same HTTP call (their ids
+//!   are derived from the record).
 //! - **evv**: visit verification exceptions are raised from check-ins,
 //!   check-outs and visits' records as they are committed (`app::evv::react`);
 //!   with [`start_missing_check_out_sweep`], the timed end-of-day check.
@@ -21,7 +21,6 @@ use domain::health_record::{HealthRecord, HealthRecordEvent};
 use projections::StoredEvent;
 use tokio::task::JoinHandle;
 
-use crate::api::records::raise_alert;
 use crate::follower::{Follower, Step};
 use crate::state::{AppState, RequestMeta};
 
@@ -199,7 +198,7 @@ async fn alert(state: &AppState, e: &StoredEvent) -> anyhow::Result<()> {
     if content.alerts.is_empty() {
         return Ok(());
     }
-    raise_alert(
+    crate::app::alerts::raise(
         state,
         e.aggregate_id.parse()?,
         &content,

@@ -288,7 +288,7 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                 // No location, so no distance: the home is not needed.
                 let facts = RecordFacts {
                     home: None,
-                    thresholds: state.settings.alerts.clone(),
+                    thresholds: state.settings.alerts.thresholds.clone(),
                     recorded_at: Utc::now(),
                 };
                 chunk.push(pending::<HealthRecord>(

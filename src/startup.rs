@@ -158,6 +158,7 @@ impl Application {
             relay.as_ref().map(|(h, _)| h.clone()),
         )?;
         let mut reactors = crate::reactors::start_reactors(state.clone());
+        reactors.push(crate::escalation::start(state.clone()));
         reactors.push(crate::idempotency::start_purger(
             state.store.clone(),
             settings.limits.idempotency_ttl_secs,

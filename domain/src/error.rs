@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 
+use crate::alert::AlertError;
 use crate::booking::BookingError;
 use crate::evv::EvvExceptionError;
 use crate::family::FamilyError;
@@ -53,6 +54,7 @@ pub enum DomainError {
     Booking(#[from] BookingError),
     #[error(transparent)]
     EvvException(#[from] EvvExceptionError),
+    Alert(#[from] AlertError),
 }
 
 /// For aggregates that refuse nothing (the inbox).

@@ -131,3 +131,6 @@ impl EvvExceptionId {
         Self(Uuid::new_v5(&NAMESPACE, format!("{visit}:{code}").as_bytes()))
     }
 }
+    /// An alert raised by an abnormal health record (one per record).
+    AlertId
+);

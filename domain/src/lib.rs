@@ -11,10 +11,12 @@
 //! - [`evv`]: visit verification exceptions, their rules and the reason-code catalogue.
 //! - [`compliance`]: whether a recorder may be given new work (certificate, duty).
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
+//! - one module per aggregate: [`alert`] (abnormal records to their end), [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`].
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod booking;
 pub mod compliance;
 pub mod error;

@@ -5,7 +5,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
+use crate::ids::{AlertId, HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
 use crate::validation::Invalid;
 use crate::vitals::{AlertReason, Severity};
 
@@ -20,6 +20,10 @@ pub struct RequestDetails {
     pub recorder_id: UserId,
     pub reason: Option<String>,
     pub alerts: Vec<AlertReason>,
+    /// The alert this request was raised with (none for a recorder's own
+    /// request, and for requests recorded before alerts existed).
+    #[serde(default)]
+    pub alert_id: Option<AlertId>,
 }
 
 impl RequestDetails {
@@ -311,6 +315,7 @@ mod tests {
             recorder_id: UserId::default(),
             reason: None,
             alerts: vec![],
+            alert_id: None,
         }
     }
     fn requested() -> OrderRequestEvent {

@@ -140,6 +140,22 @@ pub enum Severity {
     Urgent,
 }
 
+impl Severity {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Abnormal => "abnormal",
+            Severity::Urgent => "urgent",
+        }
+    }
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "abnormal" => Ok(Self::Abnormal),
+            "urgent" => Ok(Self::Urgent),
+            _ => Err("应为abnormal或urgent".into()),
+        }
+    }
+}
+
 /// One reason a record is abnormal, with a stable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertReason {

@@ -7,7 +7,8 @@
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
 //! - [`registry`]: every projector, in the order a rebuild runs them.
-//! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
+//! - one module per read model: [`alerts`] (abnormal-record alerts and their escalation), [`users`],
+//!   [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
 //!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
@@ -18,6 +19,7 @@
 //! the read store, so a rebuild produces exactly the live tables.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod erasure;
 pub mod evv;
 pub mod families;

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use domain::alert::AlertEvent;
 use domain::inbox::InboxEvent;
 use domain::order::{MedicalOrderEvent, OrderRequestEvent};
 use serde::Serialize;
@@ -41,8 +42,8 @@ impl Projector for OrdersProjector {
                 OrderRequestEvent::OrderRequested(d) => {
                     sqlx::query(
                         "INSERT INTO order_requests (id, health_record_id, patient_id, doctor_id, requested_by, recorder_id,
-                            reason, alerts, abnormal, urgent, status, created_at, updated_at, version)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                            reason, alerts, abnormal, urgent, status, created_at, updated_at, version, alert_id)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
                     )
                     .bind(id)
                     .bind(d.health_record_id.to_string())
@@ -57,6 +58,7 @@ impl Projector for OrdersProjector {
                     .bind(&at)
                     .bind(&at)
                     .bind(e.sequence)
+                    .bind(d.alert_id.map(|a| a.to_string()))
                     .execute(&mut *c)
                     .await?;
                     return Ok(());
@@ -213,6 +215,12 @@ impl Projector for NotificationsProjector {
                 )),
                 _ => None,
             },
+            "alert" => {
+                for (id, notice) in alert_notices(e)? {
+                    notify(c, e, id, notice).await?;
+                }
+                None
+            }
             "inbox" => {
                 let InboxEvent::NotificationRead { notification_id } = e.decode::<InboxEvent>()?;
                 sqlx::query("UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? AND read_at IS NULL")
@@ -225,26 +233,96 @@ impl Projector for NotificationsProjector {
             }
             _ => None,
         };
-        if let Some((user, kind, title, body, ref_type, patient, urgent)) = notice {
-            sqlx::query(
-                "INSERT INTO notifications (id, user_id, kind, title, body, ref_type, ref_id, patient_id, urgent, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(notification_id(&e.aggregate_id, e.sequence))
-            .bind(user)
-            .bind(kind)
-            .bind(title)
-            .bind(body)
-            .bind(ref_type)
-            .bind(&e.aggregate_id)
-            .bind(Some(patient).filter(|p| !p.is_empty()))
-            .bind(i64::from(urgent))
-            .bind(e.at())
-            .execute(&mut *c)
-            .await?;
+        if let Some(notice) = notice {
+            notify(c, e, notification_id(&e.aggregate_id, e.sequence), notice).await?;
         }
         Ok(())
     }
+}
+
+/// A notification: recipient, kind, title, body, what it is about (type;
+/// the id is the event's aggregate), the patient ("" for none), urgent.
+type Notice = (String, &'static str, String, String, &'static str, String, bool);
+
+async fn notify(c: &mut AnyConnection, e: &StoredEvent, id: String, notice: Notice) -> Result<(), ProjectionError> {
+    let (user, kind, title, body, ref_type, patient, urgent) = notice;
+    sqlx::query(
+        "INSERT INTO notifications (id, user_id, kind, title, body, ref_type, ref_id, patient_id, urgent, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(kind)
+    .bind(title)
+    .bind(body)
+    .bind(ref_type)
+    .bind(&e.aggregate_id)
+    .bind(Some(patient).filter(|p| !p.is_empty()))
+    .bind(i64::from(urgent))
+    .bind(e.at())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// What an alert's events tell whom, with each notification's id. A new
+/// alert tells its doctor through the order request raised with it (one
+/// notice per abnormal record: `order_request_abnormal` or `_urgent`, with the
+/// reasons); an escalation tells the doctor it goes to and every admin named
+/// in the event.
+fn alert_notices(e: &StoredEvent) -> Result<Vec<(String, Notice)>, ProjectionError> {
+    let own_id = notification_id(&e.aggregate_id, e.sequence);
+    Ok(match e.decode::<AlertEvent>()? {
+        AlertEvent::AlertEscalated {
+            level,
+            from_doctor,
+            to_doctor,
+            admins,
+            ..
+        } => {
+            let moved = from_doctor != to_doctor;
+            let (doctor_body, admin_body) = if moved {
+                (
+                    "原负责医生未在规定时间内确认该警报，现转由您处理",
+                    "负责医生未在规定时间内确认，已转交其他医生",
+                )
+            } else {
+                (
+                    "该警报仍未确认，已升级，请立即处理",
+                    "负责医生未在规定时间内确认，暂无其他可用医生",
+                )
+            };
+            let doctor = (
+                to_doctor.to_string(),
+                "alert_escalated",
+                format!("异常警报已升级（第{level}级），请立即确认"),
+                doctor_body.to_string(),
+                "alert",
+                String::new(),
+                true,
+            );
+            let mut notices = vec![(own_id, doctor)];
+            for admin in admins {
+                let id = notification_id(&format!("{}:{admin}", e.aggregate_id), e.sequence);
+                notices.push((
+                    id,
+                    (
+                        admin.to_string(),
+                        "alert_escalated_admin",
+                        format!("异常警报无人确认，已升级至第{level}级"),
+                        admin_body.to_string(),
+                        "alert",
+                        String::new(),
+                        true,
+                    ),
+                ));
+            }
+            notices
+        }
+        AlertEvent::AlertTriggered(_) | AlertEvent::AlertAcknowledged { .. } | AlertEvent::AlertResolved { .. } => {
+            vec![]
+        }
+    })
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -263,6 +341,8 @@ pub struct OrderRequestView {
     pub alerts: serde_json::Value,
     pub status: String,
     pub order_id: Option<String>,
+    /// The alert it was raised with (abnormal vitals), if any.
+    pub alert_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
@@ -283,6 +363,7 @@ fn request_view(r: &AnyRow) -> Result<OrderRequestView, sqlx::Error> {
         alerts: r.json("alerts")?,
         status: r.text("status")?,
         order_id: r.opt_text("order_id")?,
+        alert_id: r.opt_text("alert_id")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,
         version: r.int("version")?,
@@ -433,12 +514,16 @@ impl ReadStore {
         .await
     }
 
-    /// A doctor sees a patient once a request or an order links them.
+    /// A doctor sees a patient once a request, an order or an alert (also
+    /// one escalated to them) links them.
     pub async fn doctor_sees_patient(&self, doctor: &str, patient: &str) -> Result<bool, sqlx::Error> {
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM order_requests WHERE doctor_id = ? AND patient_id = ?)
-                  + (SELECT COUNT(*) FROM medical_orders WHERE doctor_id = ? AND patient_id = ?)",
+                  + (SELECT COUNT(*) FROM medical_orders WHERE doctor_id = ? AND patient_id = ?)
+                  + (SELECT COUNT(*) FROM alerts WHERE doctor_id = ? AND patient_id = ?)",
         )
+        .bind(doctor)
+        .bind(patient)
         .bind(doctor)
         .bind(patient)
         .bind(doctor)

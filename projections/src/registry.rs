@@ -16,6 +16,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::visits::VisitsProjector),
         Arc::new(crate::records::RecordsProjector),
         Arc::new(crate::orders::OrdersProjector),
+        Arc::new(crate::alerts::AlertsProjector),
         Arc::new(crate::orders::NotificationsProjector),
         Arc::new(crate::hospitals::HospitalsProjector),
         Arc::new(crate::evv::EvvExceptionsProjector),

@@ -48,9 +48,9 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
 }
 
 /// Auditors read the audit endpoints (and the staff directory, to put names
-/// on actor ids, and the visit verification exceptions with their reason
-/// codes) and manage their own session; nothing else, whatever a handler's
-/// own role list says.
+/// on actor ids, the visit verification exceptions with their reason codes,
+/// and the alerts, to follow abnormal readings to their end) and manage their
+/// own session; nothing else, whatever a handler's own role list says.
 fn auditor_may(method: &actix_web::http::Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     if path.starts_with("/api/v1/auth/") {
@@ -61,7 +61,9 @@ fn auditor_may(method: &actix_web::http::Method, path: &str) -> bool {
             || path == "/api/v1/users"
             || path.starts_with("/api/v1/users/")
             || path == "/api/v1/evv/exceptions"
-            || path == "/api/v1/evv/reason-codes")
+            || path == "/api/v1/evv/reason-codes"
+            || path == "/api/v1/alerts"
+            || path.starts_with("/api/v1/alerts/"))
 }
 
 impl FromRequest for Principal {

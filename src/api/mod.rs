@@ -2,6 +2,7 @@
 //! command (or call a query), execute, wrap in the envelope.
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -201,6 +202,7 @@ fn register(r: &mut Routes) {
     files::routes(r);
     records::routes(r);
     orders::routes(r);
+    alerts::routes(r);
     hospitals::routes(r);
     access::routes(r);
     audit::routes(r);
@@ -281,6 +283,7 @@ pub struct ErrorBody {
         records::amend, records::unlock,
         orders::list_requests, orders::get_request, orders::issue, orders::get_order, orders::complete, orders::cancel,
         orders::patient_orders, orders::notifications, orders::mark_read,
+        alerts::list, alerts::get, alerts::acknowledge, alerts::resolve,
         hospitals::create_hospital, hospitals::hospital_status, hospitals::add_department, hospitals::department_status,
         hospitals::add_doctor, hospitals::doctor_status, hospitals::open_slot, hospitals::search, hospitals::get_hospital,
         hospitals::slots, hospitals::book, hospitals::bookings, hospitals::get_booking, hospitals::confirm,

@@ -1,13 +1,14 @@
 //! Health records ("record vitals"): JSON with file ids, or multipart with the
 //! files in the same request. Everything is validated before anything is
 //! stored; a record for a visit completes it; vitals that cross the alert
-//! thresholds raise an order request by themselves.
+//! thresholds raise an alert and an order request by themselves
+//! (`app::alerts`).
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest};
 use domain::health_record::{
-    reason_code, HealthRecord, HealthRecordCommand, Location, NewRecord, RecordChanges, RecordContent, RecordFacts,
-    RecordFiles, VitalSignsChanges,
+    reason_code, HealthRecord, HealthRecordCommand, Location, NewRecord, RecordChanges, RecordFacts, RecordFiles,
+    VitalSignsChanges,
 };
 use domain::ids::{FileId, HealthRecordId, OrderRequestId, PatientId, UserId, VisitId};
 use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
@@ -20,7 +21,6 @@ use projections::records::{AlertView, HealthRecordView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::api::files::{blob_keys, discard, prepare, register, store, FileBytes, Form, FormLimits, PreparedFile};
 use crate::api::visits::time;
@@ -161,6 +161,8 @@ pub struct RecordCreated {
     pub away_from_home: bool,
     /// The order request the alerts raised, if any.
     pub order_request_id: Option<String>,
+    /// The alert the abnormal vitals triggered, if any (`GET /alerts/{id}`).
+    pub alert_id: Option<String>,
 }
 
 impl RecordInput {
@@ -457,7 +459,7 @@ pub async fn create(
     }
     let facts = RecordFacts {
         home,
-        thresholds: state.settings.alerts.clone(),
+        thresholds: state.settings.alerts.thresholds.clone(),
         recorded_at: chrono::Utc::now(),
     };
     let mut files = RecordFiles::default();
@@ -520,9 +522,8 @@ pub async fn create(
         }
     }
     let alerts = content.alerts.clone();
-    let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
-    ctx.expected_version = None;
-    let request = raise_alert(&state, record_id, &content, ctx).await?;
+    let raised =
+        crate::app::alerts::raise(&state, record_id, &content, meta.context(Some(&p), "RaiseAlertRequest")).await?;
     Ok(created(RecordCreated {
         record_id: record_id.to_string(),
         id: record_id.to_string(),
@@ -531,76 +532,9 @@ pub async fn create(
         alerts,
         distance_from_home_m: content.distance_from_home_m,
         away_from_home: content.away_from_home,
-        order_request_id: request.map(|r| r.to_string()),
+        order_request_id: raised.map(|r| r.request.to_string()),
+        alert_id: raised.map(|r| r.alert.to_string()),
     }))
-}
-
-/// The doctor for a request: the one named, else the doctor of the patient's
-/// latest order, else the available doctor with the fewest open requests.
-async fn pick_doctor(state: &AppState, patient: &str, named: Option<UserId>) -> Result<Option<UserId>, ApiError> {
-    if let Some(d) = named {
-        let user = state.read.user(&d.to_string()).await?;
-        return match user {
-            Some(u) if u.role == "doctor" && u.status == "active" => Ok(Some(d)),
-            _ => Err(ApiError::field("doctor_id", "医生不存在或不可用")),
-        };
-    }
-    let id = match state.read.latest_order_doctor(patient).await? {
-        Some(d) => {
-            let active = state.read.user(&d).await?.is_some_and(|u| u.status == "active");
-            if active {
-                Some(d)
-            } else {
-                state.read.available_doctor().await?
-            }
-        }
-        None => state.read.available_doctor().await?,
-    };
-    Ok(id.and_then(|d| d.parse().ok()))
-}
-
-/// The order request an abnormal record raises by itself. Its id is derived
-/// from the record, so it is raised at most once whether the handler or the
-/// alert reactor (after a crash) gets there first.
-pub async fn raise_alert(
-    state: &AppState,
-    record: HealthRecordId,
-    content: &RecordContent,
-    ctx: crate::store::CommandContext,
-) -> Result<Option<OrderRequestId>, ApiError> {
-    if content.alerts.is_empty() {
-        return Ok(None);
-    }
-    let id = OrderRequestId(Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("alert:{record}").as_bytes()));
-    if state.store.load::<OrderRequest>(&id.to_string()).await?.is_some() {
-        // Raised by the other path: let the caller see it too.
-        state.waiter.wait_for(state.store.head().await?).await;
-        return Ok(Some(id));
-    }
-    let Some(doctor_id) = pick_doctor(state, &content.patient_id.to_string(), None).await? else {
-        tracing::warn!(record = %record, "abnormal vitals but no active doctor to notify");
-        return Ok(None);
-    };
-    let details = RequestDetails {
-        health_record_id: record,
-        patient_id: content.patient_id,
-        doctor_id,
-        requested_by: None,
-        recorder_id: content.recorder_id,
-        reason: None,
-        alerts: content.alerts.clone(),
-    };
-    match state
-        .execute::<OrderRequest>(&id.to_string(), OrderRequestCommand::Open(details), ctx)
-        .await
-    {
-        Ok(_) => Ok(Some(id)),
-        Err(ApiError::Conflict(_)) => {
-            state.waiter.wait_for(state.store.head().await?).await;
-            Ok(Some(id))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// Opens a recorder's own order request.
@@ -612,7 +546,7 @@ async fn open_request(
     doctor: Option<UserId>,
     reason: Option<String>,
 ) -> Result<OrderRequestId, ApiError> {
-    let doctor_id = pick_doctor(state, &record.patient_id, doctor)
+    let doctor_id = crate::app::doctors::for_patient(state, &record.patient_id, doctor)
         .await?
         .ok_or_else(|| ApiError::Conflict("当前没有可用的医生".into()))?;
     let details = RequestDetails {
@@ -623,6 +557,7 @@ async fn open_request(
         recorder_id: p.user_id,
         reason,
         alerts: serde_json::from_value(record.alerts.clone()).unwrap_or_default(),
+        alert_id: None,
     };
     let id = OrderRequestId(crate::idempotency::new_id(meta, p));
     let mut ctx = meta.context(Some(p), "RequestOrder");
@@ -895,7 +830,7 @@ pub async fn amend(
         amended_by: p.user_id,
         at: chrono::Utc::now(),
         window_days: state.settings.field_work.amendment_window_days,
-        thresholds: state.settings.alerts.clone(),
+        thresholds: state.settings.alerts.thresholds.clone(),
     };
     let committed = state
         .execute::<HealthRecord>(&rid.to_string(), command, meta.context(Some(&p), "AmendHealthRecord"))
@@ -910,9 +845,8 @@ pub async fn amend(
             .await?
             .and_then(|(r, _)| r.content)
         {
-            let mut ctx = meta.context(Some(&p), "RaiseAlertRequest");
-            ctx.expected_version = None;
-            if let Err(e) = raise_alert(&state, rid, &content, ctx).await {
+            let ctx = meta.context(Some(&p), "RaiseAlertRequest");
+            if let Err(e) = crate::app::alerts::raise(&state, rid, &content, ctx).await {
                 tracing::warn!(error = %e, "record amended but its alert request could not be raised");
             }
         }

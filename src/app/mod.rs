@@ -10,5 +10,7 @@
 
 pub mod compliance;
 pub mod evv;
+pub mod alerts;
+pub mod doctors;
 pub mod users;
 pub mod visits;

@@ -34,6 +34,7 @@ pub const OMITTED_FIELDS: &[&str] = &[
     "home_lng",
     "symptoms",
     "notes",
+    "note",
     "allergies",
     "medical_history",
     "current_medications",

@@ -133,6 +133,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET",   "/patients/{id}/medical-orders",                "AANANFU"),
     ("GET",   "/notifications",                               "AAAAAFU"),
     ("POST",  "/notifications/{id}/read",                     "NANNNFU"),
+    // alerts: doctors their own, admins and auditors all (auditors read only)
+    ("GET",   "/alerts",                                      "AFFAAAU"),
+    ("GET",   "/alerts/{id}",                                 "AFFANAU"),
+    ("POST",  "/alerts/{id}/acknowledge",                     "FFFANFU"),
+    ("POST",  "/alerts/{id}/resolve",                         "AFFANFU"),
     // hospitals and bookings
     ("POST",  "/hospitals",                                   "AFFFFFU"),
     ("GET",   "/hospitals",                                   "AAAAAFU"),
@@ -184,6 +189,7 @@ struct Ids {
     request: String,
     order: String,
     notification: String,
+    alert: String,
     hospital: String,
     department: String,
     hospital_doctor: String,
@@ -274,6 +280,20 @@ async fn world(backend: Backend) -> World {
         .as_str()
         .expect("the recorder was notified of the order")
         .to_string();
+    // Abnormal vitals after the order: the alert goes to the patient's doctor.
+    let alert = app
+        .post(
+            "/health-records",
+            &rec_own_token,
+            json!({"patient_id": patient, "visit_date": day(0), "visit_time": "08:30",
+                   "vital_signs": {"blood_pressure": "150/95"}}),
+        )
+        .await
+        .ok()
+        .data()["alert_id"]
+        .as_str()
+        .expect("abnormal vitals raise an alert")
+        .to_string();
 
     let hospital = app
         .post(
@@ -350,6 +370,7 @@ async fn world(backend: Backend) -> World {
             request,
             order,
             notification,
+            alert,
             hospital,
             department,
             hospital_doctor,
@@ -382,6 +403,7 @@ fn concrete(w: &World, path: &str) -> String {
         p if p.starts_with("/order-requests/{id}") => &i.request,
         p if p.starts_with("/medical-orders/{id}") => &i.order,
         p if p.starts_with("/notifications/{id}") => &i.notification,
+        p if p.starts_with("/alerts/{id}") => &i.alert,
         p if p.starts_with("/hospitals/{id}") => &i.hospital,
         p if p.starts_with("/hospital-appointments/{id}") => &i.booking,
         p if p.starts_with("/evv/exceptions/{id}") => &i.exception,
@@ -469,6 +491,8 @@ fn body(w: &World, who: Who, method: &str, path: &str) -> Option<Value> {
         "/medical-orders" => json!({"patient_id": i.patient, "order_type": "lifestyle", "content": "低盐饮食"}),
         "/medical-orders/{id}/complete" | "/medical-orders/{id}/cancel" => json!({}),
         "/notifications/{id}/read" => json!({}),
+        "/alerts/{id}/acknowledge" => json!({}),
+        "/alerts/{id}/resolve" => json!({"outcome": "no_action_needed", "note": "矩阵"}),
         "/hospitals" => json!({"name": "新医院", "address": "新路2号"}),
         "/hospitals/{id}/status"
         | "/hospitals/{id}/departments/{dep}/status"

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod access_log;
+mod alerts;
 mod amendments;
 mod audit;
 mod auth;

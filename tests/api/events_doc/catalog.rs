@@ -9,6 +9,7 @@ use projections::StoredEvent;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use domain::alert::{Alert, AlertEvent};
 use domain::booking::{BookingEvent, HospitalBooking};
 use domain::evv::{EvvException, EvvExceptionEvent};
 use domain::family::{Family, FamilyEvent};
@@ -152,9 +153,21 @@ impl Catalogued for OrderRequest {
     const SUMMARY: &'static str = "Requests for a doctor's order, made by a recorder or raised by abnormal vitals.";
     fn describe(event: &OrderRequestEvent) -> (&'static str, &'static str) {
         match event {
-            OrderRequestEvent::OrderRequested(_) => ("OrderRequested", "A doctor was asked for an order about a health record; `requested_by` is null when the alert rules raised it, and `alerts` says why."),
+            OrderRequestEvent::OrderRequested(_) => ("OrderRequested", "A doctor was asked for an order about a health record; `requested_by` is null when the alert rules raised it, `alerts` says why and `alert_id` names the alert raised with it."),
             OrderRequestEvent::OrderRequestFulfilled { .. } => ("OrderRequestFulfilled", "The doctor answered the request with the medical order `order_id`."),
             OrderRequestEvent::OrderRequestCancelled { .. } => ("OrderRequestCancelled", "The request was withdrawn without an order."),
+        }
+    }
+}
+
+impl Catalogued for Alert {
+    const SUMMARY: &'static str = "Alerts of abnormal vital signs, one per abnormal health record (its id derived from the record's): triggered for a doctor, acknowledged, resolved with an outcome, and escalated while nobody acknowledges them. The resolution note is not published.";
+    fn describe(event: &AlertEvent) -> (&'static str, &'static str) {
+        match event {
+            AlertEvent::AlertTriggered(_) => ("AlertTriggered", "Vital signs crossed the alert thresholds: the alert went to `doctor_id`, with its `severity` (`abnormal` or `urgent`) and `reasons`."),
+            AlertEvent::AlertAcknowledged { .. } => ("AlertAcknowledged", "The alert's doctor acknowledged it; it is no longer escalated."),
+            AlertEvent::AlertResolved { .. } => ("AlertResolved", "The alert's doctor (or an admin, `by`) closed it with an `outcome`: `order_issued`, `no_action_needed` or `referred`."),
+            AlertEvent::AlertEscalated { .. } => ("AlertEscalated", "Nobody acknowledged the alert in time (15 minutes when urgent, 120 when abnormal, by default): it went from `from_doctor` to `to_doctor` (the same doctor when no other was available) at escalation `level`, and the `admins` were notified."),
         }
     }
 }
@@ -308,6 +321,7 @@ pub fn streams() -> Vec<Stream> {
         stream::<Visit>(),
         stream::<StoredFile>(),
         stream::<HealthRecord>(),
+        stream::<Alert>(),
         stream::<OrderRequest>(),
         stream::<MedicalOrder>(),
         stream::<Inbox>(),

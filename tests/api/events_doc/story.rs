@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use domain::alert::{Alert, AlertEvent, AlertTrigger, Outcome};
 use domain::booking::{BookingDetails, BookingEvent, HospitalBooking};
 use domain::evv::{EvvCode, EvvDetails, EvvException, EvvExceptionEvent};
 use domain::family::{Family, FamilyChanges, FamilyDetails, FamilyEvent};
@@ -23,7 +24,8 @@ use domain::hospital::{
     DepartmentDetails, DoctorDetails, Hospital, HospitalDetails, HospitalEvent, Slot, SlotDetails, SlotEvent,
 };
 use domain::ids::{
-    DepartmentId, EvvExceptionId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId, HospitalId,
+    AlertId, DepartmentId, EvvExceptionId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId,
+    HospitalId,
     MedicalOrderId, OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId, VisitId,
 };
 use domain::inbox::{Inbox, InboxEvent};
@@ -36,7 +38,7 @@ use domain::subscription::{PaymentStatus, Subscription, SubscriptionEvent, Subsc
 use domain::user::{NewUser, RecorderChanges, RecorderProfile, Role, User, UserChanges, UserEvent, UserStatus};
 use domain::values::{Gender, PhoneNumber, ResidentId};
 use domain::visit::{Coordinates, Visit, VisitEvent, VisitMark, VisitPlan, VisitType};
-use domain::vitals::{AlertReason, AlertThresholds, BloodPressure, VitalSigns};
+use domain::vitals::{AlertReason, AlertThresholds, BloodPressure, Severity, VitalSigns};
 
 /// Personal data of the examples that must never appear in an envelope.
 pub const PATIENT_NAME: &str = "王秀英";
@@ -197,6 +199,16 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
     let file_id = fixed("file 血压计读数.jpg");
     let record_id = fixed("health record 2026-03-05");
     let request_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("alert:{record_id}").as_bytes());
+    let alert_id = AlertId::of_record(HealthRecordId(record_id)).0;
+    let other_alert_id = fixed("alert 2026-03-06");
+    let other_doctor_id = fixed("user 刘洋 doctor");
+    // Escalations are the server's own doing: no actor.
+    let server = Actor {
+        id: None,
+        role: None,
+        ip: "",
+        user_agent: "carelog-cli",
+    };
     let other_request_id = fixed("order request 2026-03-06");
     let order_id = fixed("medical order 氨氯地平");
     let other_order_id = fixed("medical order 复查");
@@ -481,6 +493,20 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
             health_record_id: HealthRecordId(record_id),
         },
     );
+    s.record::<Alert>(
+        alert_id,
+        march(5, 9, 20)?,
+        &recorder,
+        "TriggerAlert",
+        AlertEvent::AlertTriggered(AlertTrigger {
+            patient_id: PatientId(patient_id),
+            health_record_id: HealthRecordId(record_id),
+            severity: Severity::Abnormal,
+            reasons: alerts.clone(),
+            doctor_id: UserId(doctor_id),
+            at: march(5, 9, 20)?,
+        }),
+    );
     s.record::<OrderRequest>(
         request_id,
         march(5, 9, 20)?,
@@ -494,6 +520,7 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
             recorder_id: UserId(recorder_id),
             reason: None,
             alerts,
+            alert_id: Some(AlertId(alert_id)),
         }),
     );
     s.request();
@@ -562,6 +589,17 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         },
     );
     s.request();
+    s.record::<Alert>(
+        alert_id,
+        march(5, 10, 5)?,
+        &doctor,
+        "AcknowledgeAlert",
+        AlertEvent::AlertAcknowledged {
+            by: UserId(doctor_id),
+            at: march(5, 10, 5)?,
+        },
+    );
+    s.request();
     s.record::<MedicalOrder>(
         order_id,
         march(5, 10, 40)?,
@@ -588,6 +626,19 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         "FulfilOrderRequest",
         OrderRequestEvent::OrderRequestFulfilled {
             order_id: MedicalOrderId(order_id),
+        },
+    );
+    s.request();
+    s.record::<Alert>(
+        alert_id,
+        march(5, 10, 45)?,
+        &doctor,
+        "ResolveAlert",
+        AlertEvent::AlertResolved {
+            outcome: Outcome::OrderIssued,
+            note: Some("已调整降压药剂量，两周后复测".into()),
+            by: UserId(doctor_id),
+            at: march(5, 10, 45)?,
         },
     );
     s.request();
@@ -667,6 +718,23 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         "CancelMedicalOrder",
         MedicalOrderEvent::MedicalOrderCancelled {
             reason: Some("已在医院完成复查".into()),
+        },
+    );
+
+    // 6 March, noon: an urgent reading nobody acknowledged within 15 minutes
+    // goes to another doctor, and the admins are told.
+    s.earlier::<Alert>(other_alert_id, 1);
+    s.record::<Alert>(
+        other_alert_id,
+        march(6, 12, 15)?,
+        &server,
+        "EscalateAlert",
+        AlertEvent::AlertEscalated {
+            level: 1,
+            from_doctor: UserId(doctor_id),
+            to_doctor: UserId(other_doctor_id),
+            admins: vec![UserId(fixed("user 张伟 admin"))],
+            at: march(6, 12, 15)?,
         },
     );
 
