@@ -11,6 +11,7 @@
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`].
+//! - [`route`]: the recorder's day as a route (haversine, nearest neighbour, 2-opt within time windows).
 #![forbid(unsafe_code)]
 
 pub mod booking;
@@ -25,6 +26,7 @@ pub mod order;
 pub mod package;
 mod patch;
 pub mod patient;
+pub mod route;
 pub mod subscription;
 pub mod user;
 pub mod validation;

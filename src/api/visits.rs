@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
+use domain::route::GeoPoint;
 use domain::user::Role;
 use domain::values::{date, optional_text};
 use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
@@ -12,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{path_id, required, Body, PageQuery};
+use crate::app;
+use crate::app::day::RoutedDay;
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::{can_see_patient, ensure_not_erased, recorder_scope};
@@ -405,25 +408,72 @@ pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMet
 
 /// Visit lists show patients' names and addresses: each patient on them is a
 /// read of patient data.
-async fn log_patients(
+async fn log_patients<'a>(
     state: &AppState,
     p: &Principal,
     req: &HttpRequest,
-    visits: &[projections::visits::VisitView],
+    visits: impl IntoIterator<Item = &'a VisitView>,
 ) -> Result<(), ApiError> {
-    let mut patients: Vec<&str> = visits.iter().map(|v| v.patient.id.as_str()).collect();
+    let mut patients: Vec<&str> = visits.into_iter().map(|v| v.patient.id.as_str()).collect();
     patients.sort_unstable();
     patients.dedup();
     state.access.patients(p, req, patients).await
 }
 
-#[utoipa::path(get, path = "/api/v1/appointments/today", tag = "visits", security(("bearer" = [])),
-    responses((status = 200, description = "the calling recorder's visits today, by time (cancelled ones left out)", body = crate::api::Envelope<Vec<VisitView>>)))]
-pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest) -> ApiResult {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TodayQuery {
+    /// `route`: in the order that travels least between the homes (see the answer's second form).
+    pub order: Option<String>,
+    /// Where the route starts (with `start_lng`), -90 to 90.
+    #[param(minimum = -90, maximum = 90)]
+    pub start_lat: Option<f64>,
+    /// Where the route starts (with `start_lat`), -180 to 180.
+    #[param(minimum = -180, maximum = 180)]
+    pub start_lng: Option<f64>,
+}
+
+impl TodayQuery {
+    /// `Some(start)` when the route is asked for (`start` when given), `None` for the order by time.
+    fn route(&self) -> Result<Option<Option<GeoPoint>>, ApiError> {
+        match self.order.as_deref() {
+            None | Some("") | Some("time") => return Ok(None),
+            Some("route") => {}
+            Some(_) => return Err(ApiError::field("order", "应为route或time")),
+        }
+        match (self.start_lat, self.start_lng) {
+            (None, None) => Ok(Some(None)),
+            (Some(lat), Some(lng)) => GeoPoint::parse(lat, lng)
+                .map(|g| Some(Some(g)))
+                .map_err(|bad| ApiError::field(&format!("start_{bad}"), "坐标超出范围")),
+            (None, Some(_)) => Err(ApiError::field("start_lat", "start_lat与start_lng须同时提供")),
+            (Some(_), None) => Err(ApiError::field("start_lng", "start_lat与start_lng须同时提供")),
+        }
+    }
+}
+
+/// `GET /appointments/today`: the list by time, or with `order=route` the route.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TodayAnswer {
+    ByTime(Vec<VisitView>),
+    Route(RoutedDay),
+}
+
+#[utoipa::path(get, path = "/api/v1/appointments/today", tag = "visits", params(TodayQuery), security(("bearer" = [])),
+    responses((status = 200, description = "the calling recorder's visits today (cancelled ones left out): by time, or with order=route {appointments (each with leg_m and route_note), total_m, by_time_total_m}", body = crate::api::Envelope<TodayAnswer>)))]
+pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest, q: web::Query<TodayQuery>) -> ApiResult {
     p.require(&[Role::Recorder])?;
-    let visits = state.read.visits_on(&p.user_id.to_string(), state.today()).await?;
-    log_patients(&state, &p, &req, &visits).await?;
-    Ok(ok(visits))
+    let answer = match q.route()? {
+        None => TodayAnswer::ByTime(app::day::today(&state, &p).await?),
+        Some(start) => TodayAnswer::Route(app::day::today_route(&state, &p, start).await?),
+    };
+    let visits: Vec<&VisitView> = match &answer {
+        TodayAnswer::ByTime(v) => v.iter().collect(),
+        TodayAnswer::Route(r) => r.appointments.iter().map(|a| &a.visit).collect(),
+    };
+    log_patients(&state, &p, &req, visits).await?;
+    Ok(ok(answer))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
