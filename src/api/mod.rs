@@ -14,6 +14,7 @@ pub mod orders;
 pub mod packages;
 pub mod records;
 pub mod subscriptions;
+pub mod sync;
 pub mod users;
 pub mod visits;
 
@@ -201,6 +202,7 @@ fn register(r: &mut Routes) {
     access::routes(r);
     audit::routes(r);
     erasure::routes(r);
+    sync::routes(r);
     r.get("/health", health::health);
 }
 
@@ -280,6 +282,7 @@ pub struct ErrorBody {
         hospitals::complete, hospitals::cancel,
         access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
+        sync::push,
         health::health, crate::metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),

@@ -4,3 +4,5 @@
 //! followers and the CLI call these functions; none of them orchestrates commands itself.
 
 pub mod day;
+pub mod schedule;
+pub mod sync;

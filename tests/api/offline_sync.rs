@@ -1,14 +1,20 @@
 //! The recorder's day (today's route) and offline sync (push and pull).
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
 use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitType};
+use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::{png, spawn_app, Backend, TestApp};
 
-dual!(todays_route_is_shorter_than_the_time_order_where_the_homes_allow_it);
+dual!(
+    todays_route_is_shorter_than_the_time_order_where_the_homes_allow_it,
+    a_day_captured_offline_is_applied_once_however_often_it_is_pushed,
+    rejected_commands_say_why_and_stop_only_what_depends_on_them,
+    concurrent_pushes_of_one_batch_apply_each_command_once,
+);
 
 /// About a kilometre of longitude at the equator.
 const KM: f64 = 0.009;
@@ -148,4 +154,373 @@ async fn todays_route_is_shorter_than_the_time_order_where_the_homes_allow_it(b:
     app.get("/appointments/today?order=route", &app.admin_token)
         .await
         .err(403, "forbidden");
+}
+
+fn local(t: DateTime<Utc>) -> chrono::NaiveDateTime {
+    t.with_timezone(&chrono_tz::Asia::Shanghai).naive_local()
+}
+
+fn cmd(kind: &str, captured_at: DateTime<Utc>, body: Value) -> Value {
+    json!({"command_id": uuid::Uuid::new_v4().to_string(), "type": kind,
+           "captured_at": captured_at.to_rfc3339(), "body": body})
+}
+
+/// A recorder, an available doctor, and a patient subscribed to the recorder since yesterday
+/// (so a day captured offline may start before midnight).
+struct Field {
+    app: TestApp,
+    token: String,
+    patient: String,
+    package: String,
+}
+
+async fn field(b: Backend) -> Field {
+    let app = spawn_app(b).await;
+    let (recorder, token) = app.recorder(1).await;
+    app.staff("doctor", 1).await;
+    let family = app.family("陈家").await;
+    let patient = app.patient(&family, "陈奶奶").await;
+    let package = app
+        .post(
+            "/service-packages",
+            &app.admin_token,
+            json!({"name": "标准包", "price": "999.00", "duration_days": 365, "service_frequency": 30}),
+        )
+        .await
+        .ok()
+        .id();
+    subscribe_since_yesterday(&app, &patient, &package, &recorder).await;
+    Field {
+        app,
+        token,
+        patient,
+        package,
+    }
+}
+
+async fn subscribe_since_yesterday(app: &TestApp, patient: &str, package: &str, recorder: &str) -> String {
+    app.post(
+        "/subscriptions",
+        &app.admin_token,
+        json!({"patient_id": patient, "package_id": package, "recorder_id": recorder,
+               "start_date": (today() - Duration::days(1)).to_string()}),
+    )
+    .await
+    .ok()
+    .id()
+}
+
+async fn push(app: &TestApp, token: &str, device: &str, commands: &[Value]) -> Vec<Value> {
+    let r = app
+        .post("/sync/push", token, json!({"device_id": device, "commands": commands}))
+        .await
+        .ok();
+    assert_eq!(r.status.as_u16(), 200);
+    let results = r.data()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), commands.len());
+    for (c, r) in commands.iter().zip(&results) {
+        assert_eq!(c["command_id"], r["command_id"], "results in the order sent");
+    }
+    results
+}
+
+fn statuses(results: &[Value]) -> Vec<&str> {
+    results.iter().map(|r| r["status"].as_str().unwrap()).collect()
+}
+
+async fn upload_photo(app: &TestApp, token: &str) -> String {
+    let form = Form::new()
+        .text("type", "image")
+        .part("file", Part::bytes(png(60, 40)).file_name("wound.png"));
+    let r = app.multipart("/files/upload", token, form).await.ok();
+    r.data()["file_id"].as_str().unwrap().to_string()
+}
+
+async fn a_day_captured_offline_is_applied_once_however_often_it_is_pushed(b: Backend) {
+    let f = field(b).await;
+    let app = &f.app;
+    let photo = upload_photo(app, &f.token).await;
+    // The visit was scheduled offline 40 minutes ago for 10 minutes later: in the past by now,
+    // but not when it was captured.
+    let start = Utc::now() - Duration::minutes(40);
+    let visit_at = local(start + Duration::minutes(10));
+    let schedule = cmd(
+        "schedule_visit",
+        start,
+        json!({"patient_id": f.patient, "scheduled_date": visit_at.date().to_string(),
+               "scheduled_time": visit_at.format("%H:%M").to_string(), "appointment_type": "emergency"}),
+    );
+    let visit_ref = schedule["command_id"].as_str().unwrap().to_string();
+    let confirm = cmd(
+        "confirm_visit",
+        start + Duration::minutes(5),
+        json!({"appointment_id": visit_ref}),
+    );
+    let recorded_at = start + Duration::minutes(20);
+    let record = cmd(
+        "record_vitals",
+        recorded_at,
+        json!({"patient_id": f.patient, "appointment_id": visit_ref, "photos": [photo],
+               "vital_signs": {"blood_pressure": "120/80", "heart_rate": 72}, "notes": "离线记录"}),
+    );
+    let record_ref = record["command_id"].as_str().unwrap().to_string();
+    let order = cmd(
+        "request_order",
+        start + Duration::minutes(25),
+        json!({"health_record_id": record_ref, "reason": "复查"}),
+    );
+    let batch = vec![schedule, confirm, record, order];
+    let first = push(app, &f.token, "phone-1", &batch).await;
+    assert_eq!(statuses(&first), vec!["applied"; 4], "{first:?}");
+    assert!(first.iter().all(|r| r["code"] == "ok"));
+    let visit = first[0]["data"]["appointment_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        first[1]["data"]["appointment_id"],
+        visit.as_str(),
+        "referred to by command id"
+    );
+    let rec = first[2]["data"]["health_record_id"].as_str().unwrap().to_string();
+    let request = first[3]["data"]["order_request_id"].as_str().unwrap().to_string();
+
+    // The state: one visit, completed by its record, taken at the captured time.
+    let v = app.get(&format!("/appointments/{visit}"), &f.token).await.ok();
+    assert_eq!(v.data()["status"], "completed");
+    assert_eq!(v.data()["health_record_id"], rec.as_str());
+    let r = app.get(&format!("/health-records/{rec}"), &f.token).await.ok();
+    assert_eq!(r.data()["visit_date"], local(recorded_at).date().to_string());
+    assert_eq!(r.data()["visit_time"], local(recorded_at).format("%H:%M").to_string());
+    assert_eq!(r.data()["files"].as_array().unwrap().len(), 1);
+    app.get(&format!("/order-requests/{request}"), &app.admin_token)
+        .await
+        .ok();
+    // The events keep the server's time and name the captured one.
+    let audit = app
+        .get(&format!("/audit/events?aggregate_id={rec}"), &app.admin_token)
+        .await
+        .ok();
+    let created = &audit.data()["events"][0];
+    assert_eq!(created["sync_command_id"], record_ref.as_str());
+    assert_eq!(created["device_id"], "phone-1");
+    let captured: DateTime<Utc> = created["captured_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(captured.timestamp(), recorded_at.timestamp());
+    let server: DateTime<Utc> = created["recorded_at"].as_str().unwrap().parse().unwrap();
+    assert!(server > recorded_at + Duration::minutes(10));
+    let payload = &created["payload"]["HealthRecordCreated"];
+    let recorded: DateTime<Utc> = payload["recorded_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(recorded.timestamp(), recorded_at.timestamp(), "{payload}");
+
+    // Resent twice: every command a duplicate with its first result; nothing written.
+    let events = app.event_count().await;
+    for _ in 0..2 {
+        let again = push(app, &f.token, "phone-1", &batch).await;
+        assert_eq!(statuses(&again), vec!["duplicate"; 4]);
+        for (a, b) in again.iter().zip(&first) {
+            assert_eq!(a["data"], b["data"]);
+            assert_eq!(a["code"], b["code"]);
+        }
+        assert_eq!(app.event_count().await, events);
+    }
+    // Once more with one new command: only that one is applied.
+    let mut more = batch.clone();
+    more.push(cmd(
+        "schedule_visit",
+        Utc::now(),
+        json!({"patient_id": f.patient, "scheduled_date": (today() + Duration::days(1)).to_string(),
+               "scheduled_time": "10:00", "appointment_type": "emergency"}),
+    ));
+    let third = push(app, &f.token, "phone-1", &more).await;
+    assert_eq!(
+        statuses(&third),
+        vec!["duplicate", "duplicate", "duplicate", "duplicate", "applied"]
+    );
+    let list = app.get("/appointments?limit=100", &f.token).await.ok();
+    assert_eq!(list.data()["total"], 2, "one visit per schedule_visit command");
+    let records = app
+        .get(&format!("/patients/{}/health-records", f.patient), &f.token)
+        .await
+        .ok();
+    assert_eq!(records.data()["total"], 1);
+}
+
+async fn rejected_commands_say_why_and_stop_only_what_depends_on_them(b: Backend) {
+    let f = field(b).await;
+    let app = &f.app;
+    let now = Utc::now();
+    let tomorrow = (today() + Duration::days(1)).to_string();
+    let schedule = |time: &str| {
+        cmd(
+            "schedule_visit",
+            now,
+            json!({"patient_id": f.patient, "scheduled_date": tomorrow, "scheduled_time": time,
+                   "appointment_type": "emergency"}),
+        )
+    };
+    // Another recorder's patient.
+    let (other, _) = app.recorder(2).await;
+    let family = app.family("周家").await;
+    let theirs = app.patient(&family, "周爷爷").await;
+    subscribe_since_yesterday(app, &theirs, &f.package, &other).await;
+
+    let good = schedule("09:00");
+    let visit_ref = good["command_id"].as_str().unwrap().to_string();
+    // A visit before the time it was captured.
+    let past = cmd(
+        "schedule_visit",
+        now,
+        json!({"patient_id": f.patient, "scheduled_date": (today() - Duration::days(1)).to_string(),
+               "scheduled_time": "08:00", "appointment_type": "emergency"}),
+    );
+    let past_ref = past["command_id"].as_str().unwrap().to_string();
+    let batch = vec![
+        good.clone(),
+        past,
+        cmd("confirm_visit", now, json!({"appointment_id": past_ref})),
+        cmd(
+            "confirm_visit",
+            now,
+            json!({"appointment_id": visit_ref, "expected_version": 7}),
+        ),
+        cmd(
+            "confirm_visit",
+            now,
+            json!({"appointment_id": visit_ref, "expected_version": 1}),
+        ),
+        cmd(
+            "schedule_visit",
+            now - Duration::days(8),
+            json!({"patient_id": f.patient}),
+        ),
+        cmd(
+            "schedule_visit",
+            now + Duration::minutes(10),
+            json!({"patient_id": f.patient}),
+        ),
+        cmd("fly_to_the_moon", now, json!({})),
+        json!({"command_id": "not-a-uuid", "type": "confirm_visit", "captured_at": now.to_rfc3339(), "body": {}}),
+        cmd(
+            "schedule_visit",
+            now,
+            json!({"patient_id": theirs, "scheduled_date": tomorrow, "scheduled_time": "11:00"}),
+        ),
+        cmd(
+            "schedule_visit",
+            now,
+            json!({"patient_id": f.patient, "scheduled_date": tomorrow}),
+        ),
+        cmd(
+            "mark_read",
+            now,
+            json!({"notification_id": uuid::Uuid::new_v4().to_string()}),
+        ),
+        schedule("10:00"),
+    ];
+    let r = push(app, &f.token, "phone-1", &batch).await;
+    let codes: Vec<(&str, &str)> = r
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("applied", "ok"),
+            ("rejected", "validation_failed"),
+            ("rejected", "dependency_rejected"),
+            ("rejected", "version_conflict"),
+            ("applied", "ok"),
+            ("rejected", "validation_failed"),
+            ("rejected", "validation_failed"),
+            ("rejected", "unsupported_type"),
+            ("rejected", "validation_failed"),
+            ("rejected", "patient_not_assigned"),
+            ("rejected", "validation_failed"),
+            ("rejected", "not_found"),
+            ("applied", "ok"),
+        ],
+        "{r:#?}"
+    );
+    assert!(r[1]["details"]["scheduled_time"].is_string());
+    assert_eq!(r[3]["details"]["current_version"], 1);
+    assert!(r[5]["details"]["captured_at"].is_string());
+    assert!(r[6]["details"]["captured_at"].is_string());
+    assert!(r[8]["details"]["command_id"].is_string());
+    assert!(r[10]["details"]["scheduled_time"].is_string());
+    assert!(r
+        .iter()
+        .filter(|r| r["status"] == "rejected")
+        .all(|r| r["error"].is_string()));
+
+    // An admin cancels the visit while the phone is offline: its commands on it say so.
+    let visit = r[0]["data"]["appointment_id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/appointments/{visit}/cancel"),
+        &app.admin_token,
+        json!({"reason": "家属改约"}),
+    )
+    .await
+    .ok();
+    let late = push(
+        app,
+        &f.token,
+        "phone-1",
+        &[cmd("confirm_visit", now, json!({"appointment_id": visit_ref}))],
+    )
+    .await;
+    assert_eq!(
+        (late[0]["status"].as_str(), late[0]["code"].as_str()),
+        (Some("rejected"), Some("visit_cancelled"))
+    );
+    // A rejected command may be sent again (it wrote nothing); an applied one is a duplicate.
+    let again = push(app, &f.token, "phone-1", &batch[..2]).await;
+    assert_eq!(statuses(&again), vec!["duplicate", "rejected"]);
+
+    // Only recorders push; a malformed push is 400 naming the field.
+    app.post(
+        "/sync/push",
+        &app.admin_token,
+        json!({"device_id": "x", "commands": []}),
+    )
+    .await
+    .err(403, "forbidden");
+    let e = app
+        .post("/sync/push", &f.token, json!({"commands": []}))
+        .await
+        .err(400, "validation_failed");
+    assert!(e.body["details"]["device_id"].is_string());
+}
+
+async fn concurrent_pushes_of_one_batch_apply_each_command_once(b: Backend) {
+    let f = field(b).await;
+    let app = &f.app;
+    let tomorrow = (today() + Duration::days(1)).to_string();
+    let batch: Vec<Value> = (0..12)
+        .map(|i| {
+            cmd(
+                "schedule_visit",
+                Utc::now(),
+                json!({"patient_id": f.patient, "scheduled_date": tomorrow,
+                       "scheduled_time": format!("{:02}:{:02}", 8 + i / 4, (i % 4) * 15)}),
+            )
+        })
+        .collect();
+    let (a, b2, c) = tokio::join!(
+        push(app, &f.token, "phone-1", &batch),
+        push(app, &f.token, "phone-1", &batch),
+        push(app, &f.token, "phone-2", &batch),
+    );
+    for i in 0..batch.len() {
+        let all = [&a[i], &b2[i], &c[i]];
+        let applied = all.iter().filter(|r| r["status"] == "applied").count();
+        let duplicates = all.iter().filter(|r| r["status"] == "duplicate").count();
+        assert_eq!((applied, duplicates), (1, 2), "command {i}: {all:?}");
+        assert!(all.iter().all(|r| r["data"] == all[0]["data"]));
+    }
+    let list = app.get("/appointments?limit=100", &f.token).await.ok();
+    assert_eq!(list.data()["total"], 12);
+    // Regular visits each took one of the month's places, once.
+    let sql = "SELECT COUNT(*) FROM unique_claims WHERE scope = 'visit_quota'";
+    let places: i64 = match app.state.store.backend() {
+        carelog::store::Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        carelog::store::Backend::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(&db.read).await.unwrap(),
+    };
+    assert_eq!(places, 12, "no place taken twice or lost");
 }
