@@ -6,3 +6,4 @@
 pub mod day;
 pub mod schedule;
 pub mod sync;
+pub mod users;
