@@ -499,31 +499,54 @@ impl ReadStore {
             .bind(page.offset())
             .fetch_all(self.pool())
             .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                let read_at = r.opt_text("read_at")?;
-                Ok(NotificationView {
-                    id: r.text("id")?,
-                    kind: r.text("kind")?,
-                    title: r.text("title")?,
-                    body: r.text("body")?,
-                    ref_type: r.text("ref_type")?,
-                    ref_id: r.text("ref_id")?,
-                    patient_id: r.opt_text("patient_id")?,
-                    urgent: r.int("urgent")? != 0,
-                    status: if read_at.is_some() { "read" } else { "unread" }.into(),
-                    created_at: r.text("created_at")?,
-                    read_at,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
+        let items = rows.iter().map(notification_view).collect::<Result<_, sqlx::Error>>()?;
         Ok(Page {
             items,
             total,
             page: page.page,
             limit: page.limit,
         })
+    }
+
+    /// `user`'s notifications among `ids`, or about one of `refs` (order
+    /// requests, medical orders), with the same assignment rule as
+    /// [`ReadStore::notifications`] for a recorder (`recorder_today`).
+    pub async fn notifications_among(
+        &self,
+        user: &str,
+        ids: &[String],
+        refs: &[String],
+        recorder_today: Option<NaiveDate>,
+    ) -> Result<Vec<NotificationView>, sqlx::Error> {
+        if ids.is_empty() && refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = |n: usize| {
+            if n == 0 {
+                "NULL".to_string()
+            } else {
+                vec!["?"; n].join(", ")
+            }
+        };
+        let recorder = recorder_today.map(|_| user);
+        let sql = format!(
+            "SELECT * FROM notifications n WHERE n.user_id = ? AND (n.id IN ({}) OR n.ref_id IN ({}))
+               AND (? IS NULL OR n.patient_id IS NULL OR {}) ORDER BY n.created_at, n.id",
+            marks(ids.len()),
+            marks(refs.len()),
+            assigned_sql("n.patient_id")
+        );
+        let q = ids
+            .iter()
+            .chain(refs)
+            .fold(sqlx::query(&sql).bind(user), |q, id| q.bind(id.clone()));
+        let rows = bind_assigned!(
+            q.bind(recorder),
+            assigned_binds(recorder, recorder_today.unwrap_or_default())
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(notification_view).collect()
     }
 
     /// The owner of a notification.
@@ -533,4 +556,21 @@ impl ReadStore {
             .fetch_optional(self.pool())
             .await
     }
+}
+
+fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
+    let read_at = r.opt_text("read_at")?;
+    Ok(NotificationView {
+        id: r.text("id")?,
+        kind: r.text("kind")?,
+        title: r.text("title")?,
+        body: r.text("body")?,
+        ref_type: r.text("ref_type")?,
+        ref_id: r.text("ref_id")?,
+        patient_id: r.opt_text("patient_id")?,
+        urgent: r.int("urgent")? != 0,
+        status: if read_at.is_some() { "read" } else { "unread" }.into(),
+        created_at: r.text("created_at")?,
+        read_at,
+    })
 }

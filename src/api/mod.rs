@@ -285,7 +285,7 @@ pub struct ErrorBody {
         hospitals::complete, hospitals::cancel,
         access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
-        sync::push,
+        sync::push, sync::pull,
         health::health, metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),

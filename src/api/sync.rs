@@ -1,13 +1,13 @@
 //! Offline sync for recorders' phones: `POST /sync/push` replays the commands
-//! captured offline (see `app::sync`).
+//! captured offline, `GET /sync/pull` brings the phone up to date (see `app::sync`).
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use domain::user::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::Body;
-use crate::app::sync::{self, ClientCommand, CommandResult};
+use crate::app::sync::{self, ClientCommand, CommandResult, Pulled};
 use crate::auth::Principal;
 use crate::error::{ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -16,7 +16,7 @@ use crate::state::{AppState, RequestMeta};
 const MAX_COMMANDS: usize = 500;
 
 pub fn routes(cfg: &mut crate::api::Routes) {
-    cfg.post("/sync/push", push);
+    cfg.post("/sync/push", push).get("/sync/pull", pull);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,4 +55,31 @@ pub async fn push(state: web::Data<AppState>, p: Principal, meta: RequestMeta, b
     }
     let results = sync::push(&state, &p, &meta, &device_id, commands).await?;
     Ok(ok(PushResults { results }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PullQuery {
+    /// The `cursor` of the previous pull; absent: a full snapshot.
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sync/pull", tag = "sync", params(PullQuery), security(("bearer" = [])),
+    responses((status = 200, description = "the recorder's data changed after the cursor (all of it without one), what to delete, and the next cursor", body = crate::api::Envelope<Pulled>),
+        (status = 400, description = "cursor is not one this server gave", body = crate::api::ErrorBody),
+        (status = 403, description = "not a recorder", body = crate::api::ErrorBody)))]
+pub async fn pull(state: web::Data<AppState>, p: Principal, req: HttpRequest, q: web::Query<PullQuery>) -> ApiResult {
+    p.require(&[Role::Recorder])?;
+    let cursor = match q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .ok()
+                .filter(|c| *c >= 0)
+                .ok_or_else(|| ApiError::field("cursor", "应为上次同步返回的cursor"))?,
+        ),
+    };
+    let pulled = sync::pull(&state, &p, cursor).await?;
+    state.access.patients(&p, &req, pulled.patients()).await?;
+    Ok(ok(pulled))
 }

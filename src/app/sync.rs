@@ -27,7 +27,7 @@
 //! date and time default to it; a check-in happens at it), and it is added to
 //! the metadata of the events, which keep the server's `time`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use domain::user::Role;
@@ -42,6 +42,7 @@ use crate::app::schedule;
 use crate::appender::{with_mark, AppendError, CommandMark, MarkOutcome};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
 /// How old a captured command may be.
@@ -539,4 +540,300 @@ async fn visit_status(state: &AppState, ready: &Ready) -> Result<Option<String>,
         Some(visit) if visit.parse::<uuid::Uuid>().is_ok() => Ok(state.read.visit(visit).await?.map(|v| v.status)),
         _ => Ok(None),
     }
+}
+
+/// What changed for the recorder after a cursor (`GET /sync/pull`).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Changes {
+    /// Households with a patient assigned to the recorder, each with those patients.
+    #[schema(value_type = Vec<Object>)]
+    pub families: Vec<projections::families::FamilyDetail>,
+    #[schema(value_type = Vec<Object>)]
+    pub patients: Vec<projections::families::PatientView>,
+    #[schema(value_type = Vec<Object>)]
+    pub appointments: Vec<projections::visits::VisitView>,
+    #[schema(value_type = Vec<Object>)]
+    pub medical_orders: Vec<projections::orders::MedicalOrderView>,
+    #[schema(value_type = Vec<Object>)]
+    pub notifications: Vec<projections::orders::NotificationView>,
+    /// Ids of what the phone holds but may no longer see (a patient assigned to another
+    /// recorder, their household and visits): delete them.
+    pub removed: Removed,
+}
+
+/// Ids to delete on the phone.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Removed {
+    pub families: Vec<String>,
+    pub patients: Vec<String>,
+    pub appointments: Vec<String>,
+}
+
+/// A pull's answer: the changes, and the cursor to pull from next time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pulled {
+    /// The store position these changes reach (opaque to clients: send it back as `cursor`).
+    pub cursor: String,
+    pub changes: Changes,
+}
+
+impl Pulled {
+    /// The patients whose data the answer carries (for the access log).
+    pub fn patients(&self) -> Vec<String> {
+        let c = &self.changes;
+        let mut ids: Vec<String> = c
+            .patients
+            .iter()
+            .map(|p| p.id.clone())
+            .chain(c.families.iter().flat_map(|f| f.patients.iter().map(|p| p.id.clone())))
+            .chain(c.appointments.iter().map(|v| v.patient.id.clone()))
+            .chain(c.medical_orders.iter().map(|o| o.patient_id.clone()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Events read per round trip while collecting what changed.
+const PULL_PAGE: i64 = 1000;
+/// Rows per page while taking a snapshot.
+const SNAPSHOT_PAGE: u32 = 100;
+
+/// What the events after a cursor touched.
+#[derive(Default)]
+struct Touched {
+    families: BTreeSet<String>,
+    patients: BTreeSet<String>,
+    appointments: BTreeSet<String>,
+    medical_orders: BTreeSet<String>,
+    notifications: BTreeSet<String>,
+    /// Order requests and medical orders whose notifications may have changed.
+    notification_refs: BTreeSet<String>,
+    /// Patients (and so their households) the recorder was or is assigned to by a
+    /// subscription that changed: reported as removed if no longer visible.
+    assignments: BTreeSet<String>,
+}
+
+/// The recorder's data changed after `cursor` (a store position), or all of it
+/// without one.
+///
+/// The cursor is a position of the event store: the events after it, up to
+/// the head, say which entities changed (positions follow commit order, see
+/// `docs/architecture.md`, so an event committed later never has a smaller
+/// position: the projectors rely on the same). The answer waits until the read
+/// models reached that head, then reads the current rows of those entities with
+/// the access rules of the single-resource reads. Entities the recorder can no
+/// longer see are listed in `removed` when the recorder's own assignment or
+/// visit changed; others' changes are left out. The new cursor is that head.
+pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Result<Pulled, ApiError> {
+    p.require(&[Role::Recorder])?;
+    let head = state.store.head().await?;
+    let me = p.user_id.to_string();
+    let from = cursor.unwrap_or(0).min(head);
+    // Wait for the read models, so the rows below show every event up to `head`.
+    state.waiter.wait_for(head).await;
+    let changes = match cursor {
+        None => snapshot(state, &me).await?,
+        Some(_) => {
+            let touched = touched(state, &me, from, head).await?;
+            changed(state, p, &me, touched).await?
+        }
+    };
+    Ok(Pulled {
+        cursor: head.to_string(),
+        changes,
+    })
+}
+
+async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result<Touched, ApiError> {
+    let mut t = Touched::default();
+    while from < head {
+        let events = state
+            .store
+            .read_after(from, PULL_PAGE)
+            .await
+            .map_err(ApiError::internal)?;
+        let Some(last) = events.last() else { break };
+        from = last.position;
+        for e in events.iter().filter(|e| e.position <= head) {
+            let id = e.aggregate_id.clone();
+            match e.aggregate_type.as_str() {
+                "family" => {
+                    t.families.insert(id);
+                }
+                "patient" => {
+                    t.patients.insert(id);
+                }
+                "appointment" => {
+                    t.appointments.insert(id);
+                }
+                "medical_order" => {
+                    t.medical_orders.insert(id.clone());
+                    t.notification_refs.insert(id);
+                }
+                "order_request" => {
+                    t.notification_refs.insert(id);
+                }
+                "inbox" if id == me => {
+                    if let Some(n) = e
+                        .payload
+                        .pointer("/NotificationRead/notification_id")
+                        .and_then(Value::as_str)
+                    {
+                        t.notifications.insert(n.to_string());
+                    }
+                }
+                "subscription" => {
+                    if let Some(s) = state.read.subscription(&id, state.today()).await? {
+                        if s.recorder_id == me {
+                            t.assignments.insert(s.patient_id);
+                        }
+                    }
+                }
+                // A new record shows as its household's patient's last record.
+                "health_record" => {
+                    if let Some(r) = state.read.health_record(&id).await? {
+                        t.patients.insert(r.patient_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if events.len() < PULL_PAGE as usize {
+            break;
+        }
+    }
+    Ok(t)
+}
+
+async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Result<Changes, ApiError> {
+    let today = state.today();
+    let mut c = Changes::default();
+    let mut families = t.families;
+    for patient in t.patients.iter().chain(&t.assignments) {
+        let visible = can_see_patient(state, p, patient).await?;
+        if let Some(view) = state.read.patient(patient, today).await? {
+            // A household shows its patients: it changed with them.
+            families.insert(view.family_id.clone());
+            if visible {
+                c.patients.push(view);
+            } else if t.assignments.contains(patient) {
+                c.removed.patients.push(patient.clone());
+            }
+        }
+    }
+    let unassigned: BTreeSet<String> = households_of(state, &t.assignments).await?;
+    for family in &families {
+        if state.read.recorder_sees_family(me, family, today).await? {
+            if let Some(detail) = state.read.family_detail(family, today, Some(me)).await? {
+                c.families.push(detail);
+            }
+        } else if unassigned.contains(family) {
+            c.removed.families.push(family.clone());
+        }
+    }
+    for visit in &t.appointments {
+        let Some(view) = state.read.visit(visit).await? else {
+            continue;
+        };
+        if view.recorder_id != me {
+            continue;
+        }
+        if can_see_patient(state, p, &view.patient.id).await? {
+            c.appointments.push(view);
+        } else {
+            c.removed.appointments.push(visit.clone());
+        }
+    }
+    // A patient given to another recorder takes their visits along.
+    for patient in &c.removed.patients {
+        let filter = projections::visits::VisitFilter {
+            recorder: None,
+            today,
+            patient: Some(patient.clone()),
+            date: None,
+            status: None,
+        };
+        for v in all_pages(|page| state.read.visits(&filter, page)).await? {
+            if v.recorder_id == me && !c.removed.appointments.contains(&v.id) {
+                c.removed.appointments.push(v.id);
+            }
+        }
+    }
+    for order in &t.medical_orders {
+        if let Some(view) = state.read.medical_order(order).await? {
+            if can_see_patient(state, p, &view.patient_id).await? {
+                c.medical_orders.push(view);
+            }
+        }
+    }
+    let ids: Vec<String> = t.notifications.into_iter().collect();
+    let refs: Vec<String> = t.notification_refs.into_iter().collect();
+    c.notifications = state.read.notifications_among(me, &ids, &refs, Some(today)).await?;
+    Ok(c)
+}
+
+/// The households of `patients`.
+async fn households_of(state: &AppState, patients: &BTreeSet<String>) -> Result<BTreeSet<String>, ApiError> {
+    let mut out = BTreeSet::new();
+    for patient in patients {
+        if let Some(family) = state.read.patient_family(patient).await? {
+            out.insert(family);
+        }
+    }
+    Ok(out)
+}
+
+/// Every page of a paged read model query.
+async fn all_pages<T, F, Fut>(mut query: F) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(projections::PageParams) -> Fut,
+    Fut: std::future::Future<Output = Result<projections::Page<T>, sqlx::Error>>,
+{
+    let mut out = Vec::new();
+    for page in 1.. {
+        let got = query(projections::PageParams {
+            page,
+            limit: SNAPSHOT_PAGE,
+        })
+        .await?;
+        let n = got.items.len();
+        out.extend(got.items);
+        if n < SNAPSHOT_PAGE as usize || out.len() as i64 >= got.total {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Everything of the recorder's: their households, patients, visits, the
+/// medical orders of their patients, their notifications.
+async fn snapshot(state: &AppState, me: &str) -> Result<Changes, ApiError> {
+    let today = state.today();
+    let mut c = Changes::default();
+    for item in all_pages(|page| state.read.families(Some(me), None, today, page)).await? {
+        if let Some(detail) = state.read.family_detail(&item.id, today, Some(me)).await? {
+            for patient in &detail.patients {
+                if let Some(view) = state.read.patient(&patient.id, today).await? {
+                    c.patients.push(view);
+                }
+            }
+            c.families.push(detail);
+        }
+    }
+    let filter = projections::visits::VisitFilter {
+        recorder: Some(me.to_string()),
+        today,
+        patient: None,
+        date: None,
+        status: None,
+    };
+    c.appointments = all_pages(|page| state.read.visits(&filter, page)).await?;
+    for patient in &c.patients {
+        let orders = all_pages(|page| state.read.patient_medical_orders(&patient.id, page)).await?;
+        c.medical_orders.extend(orders);
+    }
+    c.notifications = all_pages(|page| state.read.notifications(me, false, Some(today), page)).await?;
+    Ok(c)
 }

@@ -126,6 +126,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET",   "/patients/{id}/medical-orders",                "AANANFU"),
     ("GET",   "/notifications",                               "AAAAAFU"),
     ("POST",  "/notifications/{id}/read",                     "NANNNFU"),
+    // offline sync: recorders' own data only
+    ("POST",  "/sync/push",                                   "FAAFFFU"),
+    ("GET",   "/sync/pull",                                   "FAAFFFU"),
     // hospitals and bookings
     ("POST",  "/hospitals",                                   "AFFFFFU"),
     ("GET",   "/hospitals",                                   "AAAAAFU"),
@@ -431,6 +434,7 @@ fn body(w: &World, who: Who, method: &str, path: &str) -> Option<Value> {
         "/medical-orders" => json!({"patient_id": i.patient, "order_type": "lifestyle", "content": "低盐饮食"}),
         "/medical-orders/{id}/complete" | "/medical-orders/{id}/cancel" => json!({}),
         "/notifications/{id}/read" => json!({}),
+        "/sync/push" => json!({"device_id": "matrix-phone", "commands": []}),
         "/hospitals" => json!({"name": "新医院", "address": "新路2号"}),
         "/hospitals/{id}/status"
         | "/hospitals/{id}/departments/{dep}/status"

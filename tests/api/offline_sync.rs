@@ -1,5 +1,7 @@
 //! The recorder's day (today's route) and offline sync (push and pull).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
 use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitType};
@@ -14,6 +16,9 @@ dual!(
     a_day_captured_offline_is_applied_once_however_often_it_is_pushed,
     rejected_commands_say_why_and_stop_only_what_depends_on_them,
     concurrent_pushes_of_one_batch_apply_each_command_once,
+    pull_returns_a_snapshot_then_exactly_what_changed,
+    a_randomized_offline_day_ends_as_if_each_command_was_applied_once,
+    a_push_cut_by_sigkill_then_resent_applies_each_command_once,
 );
 
 /// About a kilometre of longitude at the equator.
@@ -523,4 +528,527 @@ async fn concurrent_pushes_of_one_batch_apply_each_command_once(b: Backend) {
         carelog::store::Backend::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(&db.read).await.unwrap(),
     };
     assert_eq!(places, 12, "no place taken twice or lost");
+}
+
+async fn pull(app: &TestApp, token: &str, cursor: Option<&str>) -> Value {
+    let path = match cursor {
+        Some(c) => format!("/sync/pull?cursor={c}"),
+        None => "/sync/pull".to_string(),
+    };
+    app.get(&path, token).await.ok().data().clone()
+}
+
+fn count(changes: &Value) -> usize {
+    [
+        "families",
+        "patients",
+        "appointments",
+        "medical_orders",
+        "notifications",
+    ]
+    .iter()
+    .map(|k| changes[k].as_array().unwrap().len())
+    .sum::<usize>()
+        + ["families", "patients", "appointments"]
+            .iter()
+            .map(|k| changes["removed"][k].as_array().unwrap().len())
+            .sum::<usize>()
+}
+
+async fn pull_returns_a_snapshot_then_exactly_what_changed(b: Backend) {
+    let f = field(b).await;
+    let app = &f.app;
+    let tomorrow = (today() + Duration::days(1)).to_string();
+    let r = push(
+        app,
+        &f.token,
+        "phone-1",
+        &[cmd(
+            "schedule_visit",
+            Utc::now(),
+            json!({"patient_id": f.patient, "scheduled_date": tomorrow, "scheduled_time": "09:00"}),
+        )],
+    )
+    .await;
+    let visit = r[0]["data"]["appointment_id"].as_str().unwrap().to_string();
+    // Someone else's household: never in this recorder's pulls.
+    let (other, _) = app.recorder(2).await;
+    let other_family = app.family("周家").await;
+    let theirs = app.patient(&other_family, "周爷爷").await;
+    let other_sub = subscribe_since_yesterday(app, &theirs, &f.package, &other).await;
+
+    let snap = pull(app, &f.token, None).await;
+    let c = &snap["changes"];
+    assert_eq!(c["families"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["families"][0]["family_name"], "陈家");
+    assert_eq!(c["patients"][0]["id"], f.patient.as_str());
+    assert_eq!(c["appointments"][0]["id"], visit.as_str());
+    let cursor = snap["cursor"].as_str().unwrap().to_string();
+
+    // Nothing changed: nothing new.
+    let again = pull(app, &f.token, Some(&cursor)).await;
+    assert_eq!(count(&again["changes"]), 0, "{again}");
+    assert_eq!(again["cursor"], cursor.as_str());
+
+    // An admin cancels the visit (and changes someone else's household): exactly that visit.
+    app.post(
+        &format!("/appointments/{visit}/cancel"),
+        &app.admin_token,
+        json!({"reason": "家属改约"}),
+    )
+    .await
+    .ok();
+    app.patch(
+        &format!("/families/{other_family}"),
+        &app.admin_token,
+        json!({"family_name": "周府"}),
+    )
+    .await
+    .ok();
+    let changed = pull(app, &f.token, Some(&cursor)).await;
+    let c = &changed["changes"];
+    assert_eq!(count(c), 1, "{c}");
+    assert_eq!(c["appointments"][0]["id"], visit.as_str());
+    assert_eq!(c["appointments"][0]["status"], "cancelled");
+    let cursor = changed["cursor"].as_str().unwrap().to_string();
+    assert_eq!(count(&pull(app, &f.token, Some(&cursor)).await["changes"]), 0);
+
+    // The household renamed: the household, nothing else.
+    let family = c["appointments"][0]["patient"]["family_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.patch(
+        &format!("/families/{family}"),
+        &app.admin_token,
+        json!({"family_name": "陈府"}),
+    )
+    .await
+    .ok();
+    let renamed = pull(app, &f.token, Some(&cursor)).await;
+    assert_eq!(count(&renamed["changes"]), 1, "{renamed}");
+    assert_eq!(renamed["changes"]["families"][0]["family_name"], "陈府");
+    let cursor = renamed["cursor"].as_str().unwrap().to_string();
+
+    // The patient is no longer the recorder's: the phone is told to delete what it held.
+    let subs = app
+        .get(&format!("/subscriptions?patient_id={}", f.patient), &app.admin_token)
+        .await
+        .ok();
+    let sub = subs.data()["subscriptions"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(sub, other_sub);
+    app.post(
+        &format!("/subscriptions/{sub}/status"),
+        &app.admin_token,
+        json!({"status": "cancelled"}),
+    )
+    .await
+    .ok();
+    let gone = pull(app, &f.token, Some(&cursor)).await;
+    let removed = &gone["changes"]["removed"];
+    assert_eq!(removed["patients"], json!([f.patient]), "{gone}");
+    assert_eq!(removed["families"], json!([family]));
+    assert_eq!(removed["appointments"], json!([visit]));
+    assert!(gone["changes"]["patients"].as_array().unwrap().is_empty());
+
+    let e = app
+        .get("/sync/pull?cursor=abc", &f.token)
+        .await
+        .err(400, "validation_failed");
+    assert!(e.body["details"]["cursor"].is_string());
+    app.get("/sync/pull", &app.admin_token).await.err(403, "forbidden");
+}
+
+/// The model of the visits a randomized day touches: what applying each
+/// command once, in order, must leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    Scheduled,
+    Confirmed,
+    Completed,
+    Cancelled,
+}
+
+async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Backend) {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("SYNC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let f = field(b).await;
+    let app = &f.app;
+    let family = app.family("王家").await;
+    let second = app.patient(&family, "王爷爷").await;
+    let recorder = app.get("/auth/me", &f.token).await.ok().data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    subscribe_since_yesterday(app, &second, &f.package, &recorder).await;
+    let patients = [f.patient.clone(), second];
+    let tomorrow = (today() + Duration::days(1)).to_string();
+
+    // Three phones, each with its own day of commands referring to its own earlier ones.
+    const DEVICES: usize = 3;
+    const PER_DEVICE: usize = 70;
+    let mut streams: Vec<Vec<Value>> = vec![Vec::new(); DEVICES];
+    for (d, stream) in streams.iter_mut().enumerate() {
+        let mut visits: Vec<String> = Vec::new();
+        let mut records: Vec<String> = Vec::new();
+        for i in 0..PER_DEVICE {
+            let at = Utc::now() - Duration::minutes(rng.gen_range(0..600));
+            let roll = rng.gen_range(0..100);
+            let c = if visits.is_empty() || roll < 30 {
+                cmd(
+                    "schedule_visit",
+                    at,
+                    json!({"patient_id": patients[rng.gen_range(0..2)], "scheduled_date": tomorrow,
+                           "scheduled_time": format!("{:02}:{:02}", 8 + d * 3 + i / 30, i % 60),
+                           "appointment_type": if roll % 2 == 0 { "emergency" } else { "makeup" }}),
+                )
+            } else {
+                let visit = visits[rng.gen_range(0..visits.len())].clone();
+                match roll {
+                    30..=54 => cmd("confirm_visit", at, json!({"appointment_id": visit})),
+                    55..=69 => cmd("cancel_visit", at, json!({"appointment_id": visit, "reason": "随机"})),
+                    70..=89 => cmd(
+                        "record_vitals",
+                        at,
+                        json!({"patient_id": patients[0], "appointment_id": visit,
+                               "vital_signs": {"blood_pressure": "118/76", "heart_rate": 70}}),
+                    ),
+                    _ if !records.is_empty() => cmd(
+                        "request_order",
+                        at,
+                        json!({"health_record_id": records[rng.gen_range(0..records.len())], "reason": "随机"}),
+                    ),
+                    _ => cmd("confirm_visit", at, json!({"appointment_id": visit})),
+                }
+            };
+            let id = c["command_id"].as_str().unwrap().to_string();
+            match c["type"].as_str().unwrap() {
+                "schedule_visit" => visits.push(id),
+                "record_vitals" => records.push(id),
+                _ => {}
+            }
+            stream.push(c);
+        }
+    }
+
+    // The model: command id -> the visit it created, and each visit's state.
+    let mut visit_of: HashMap<String, String> = HashMap::new();
+    let mut state: HashMap<String, Model> = HashMap::new();
+    let mut patient_of: HashMap<String, String> = HashMap::new();
+    let mut first: HashMap<String, Value> = HashMap::new();
+    let mut applied = HashMap::<String, usize>::new();
+    let mut next = [0usize; DEVICES];
+    let mut sends = 0;
+    let mut admin_cancels = 0;
+    let mut batches = 0;
+    while next.iter().zip(&streams).any(|(n, s)| *n < s.len()) {
+        let d = loop {
+            let d = rng.gen_range(0..DEVICES);
+            if next[d] < streams[d].len() {
+                break d;
+            }
+        };
+        let size = rng.gen_range(5..=20).min(streams[d].len() - next[d]);
+        let batch = streams[d][next[d]..next[d] + size].to_vec();
+        next[d] += size;
+        for send in 0..rng.gen_range(1..=3) {
+            let results = push(app, &f.token, &format!("phone-{d}"), &batch).await;
+            sends += 1;
+            for (c, r) in batch.iter().zip(&results) {
+                let id = c["command_id"].as_str().unwrap().to_string();
+                if send > 0 || first.contains_key(&id) {
+                    let was = &first[&id];
+                    if was["status"] == "rejected" {
+                        assert_eq!(
+                            (r["status"].clone(), r["code"].clone()),
+                            (json!("rejected"), was["code"].clone())
+                        );
+                    } else {
+                        assert_eq!(r["status"], "duplicate", "{c} {r}");
+                        assert_eq!(r["data"], was["data"]);
+                    }
+                    continue;
+                }
+                // First time: what applying it once, now, must do.
+                let expect_ok = |visit: &str, state: &HashMap<String, Model>, ok: &[Model]| {
+                    visit_of
+                        .get(visit)
+                        .and_then(|v| state.get(v))
+                        .is_some_and(|m| ok.contains(m))
+                };
+                let kind = c["type"].as_str().unwrap();
+                let target = c["body"]["appointment_id"].as_str().unwrap_or_default().to_string();
+                let ok = match kind {
+                    "schedule_visit" => true,
+                    "confirm_visit" => expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed]),
+                    "cancel_visit" => expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed]),
+                    "record_vitals" => {
+                        expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed])
+                            && patient_of.get(&target).map(String::as_str) == Some(patients[0].as_str())
+                    }
+                    // A request for a record that was taken.
+                    _ => {
+                        let record = c["body"]["health_record_id"].as_str().unwrap_or_default();
+                        first.get(record).is_some_and(|r| r["status"] == "applied")
+                    }
+                };
+                let status = if ok { "applied" } else { "rejected" };
+                assert_eq!(r["status"], status, "seed {seed}: {c} -> {r}");
+                if ok {
+                    *applied.entry(kind.to_string()).or_default() += 1;
+                    match kind {
+                        "schedule_visit" => {
+                            let v = r["data"]["appointment_id"].as_str().unwrap().to_string();
+                            visit_of.insert(id.clone(), v.clone());
+                            state.insert(v, Model::Scheduled);
+                            patient_of.insert(id.clone(), c["body"]["patient_id"].as_str().unwrap().to_string());
+                        }
+                        "confirm_visit" => {
+                            state.insert(visit_of[&target].clone(), Model::Confirmed);
+                        }
+                        "cancel_visit" => {
+                            state.insert(visit_of[&target].clone(), Model::Cancelled);
+                        }
+                        "record_vitals" => {
+                            state.insert(visit_of[&target].clone(), Model::Completed);
+                        }
+                        _ => {}
+                    }
+                } else if let Some(v) = visit_of.get(&target) {
+                    // (A record naming another patient's visit is refused for that first.)
+                    let right_patient = kind != "record_vitals" || patient_of[&target] == patients[0];
+                    if state[v] == Model::Cancelled && right_patient {
+                        assert_eq!(r["code"], "visit_cancelled", "{c} -> {r}");
+                    }
+                }
+                first.insert(id, r.clone());
+            }
+        }
+        // Meanwhile an admin cancels a visit now and then.
+        batches += 1;
+        if batches % 3 == 1 {
+            let open: Vec<String> = state
+                .iter()
+                .filter(|(_, m)| matches!(m, Model::Scheduled | Model::Confirmed))
+                .map(|(v, _)| v.clone())
+                .collect();
+            if !open.is_empty() {
+                let v = &open[rng.gen_range(0..open.len())];
+                app.post(
+                    &format!("/appointments/{v}/cancel"),
+                    &app.admin_token,
+                    json!({"reason": "管理员取消"}),
+                )
+                .await
+                .ok();
+                state.insert(v.clone(), Model::Cancelled);
+                admin_cancels += 1;
+            }
+        }
+    }
+    let total: usize = streams.iter().map(Vec::len).sum();
+    assert!(total >= 200 && sends > DEVICES * PER_DEVICE / 20, "seed {seed}");
+    assert!(admin_cancels > 0, "seed {seed}: the day had no admin cancellation");
+
+    // The server's state is the model's: one visit per applied schedule, in the model's status.
+    let list = app.get("/appointments?limit=100", &f.token).await.ok();
+    let mut listed: Vec<Value> = list.data()["appointments"].as_array().unwrap().clone();
+    let mut page = 2;
+    while (listed.len() as u64) < list.data()["total"].as_u64().unwrap() {
+        let more = app
+            .get(&format!("/appointments?limit=100&page={page}"), &f.token)
+            .await
+            .ok();
+        listed.extend(more.data()["appointments"].as_array().unwrap().iter().cloned());
+        page += 1;
+    }
+    assert_eq!(listed.len(), state.len(), "seed {seed}: one visit per schedule_visit");
+    for v in &listed {
+        let expected = match state[v["id"].as_str().unwrap()] {
+            Model::Scheduled => "scheduled",
+            Model::Confirmed => "confirmed",
+            Model::Completed => "completed",
+            Model::Cancelled => "cancelled",
+        };
+        assert_eq!(v["status"], expected, "seed {seed}: {v}");
+    }
+    let records = app
+        .get(&format!("/patients/{}/health-records?limit=1", f.patient), &f.token)
+        .await
+        .ok();
+    assert_eq!(
+        records.data()["total"].as_u64().unwrap() as usize,
+        applied.get("record_vitals").copied().unwrap_or(0),
+        "seed {seed}: one record per applied record_vitals"
+    );
+    let dtoken = app.login("doctor1", "staff-pass-1").await;
+    let requests = app.get("/order-requests?limit=1", &dtoken).await.ok();
+    assert_eq!(
+        requests.data()["total"].as_u64().unwrap() as usize,
+        applied.get("request_order").copied().unwrap_or(0),
+        "seed {seed}: one order request per applied request_order"
+    );
+}
+
+/// `POST` to a subprocess server as `token`; the envelope's `data`.
+async fn post_to(client: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> Value {
+    let r = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json::<Value>().await.unwrap()["data"].clone()
+}
+
+async fn visits_total(client: &reqwest::Client, base: &str, token: &str) -> u64 {
+    let r: Value = client
+        .get(format!("{base}/appointments?limit=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["data"]["total"].as_u64().unwrap()
+}
+
+async fn a_push_cut_by_sigkill_then_resent_applies_each_command_once(b: Backend) {
+    use crate::operations::{login, start, subprocess_setup};
+    let (_dir, vars, port) = subprocess_setup(b, &[]).await;
+    let mut server = start(&vars, port).await;
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let client = reqwest::Client::new();
+    let admin = login(&client, &base).await;
+    let recorder = post_to(
+        &client,
+        &base,
+        &admin,
+        "/users",
+        json!({"username": "rec1", "phone": "13900000001", "password": "recorder-pass", "role": "recorder",
+               "name": "记录员", "recorder": {"employee_id": "E1"}}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let family = post_to(
+        &client,
+        &base,
+        &admin,
+        "/families",
+        json!({"family_name": "陈家", "primary_address": "上海", "contact_phone": "13912345678"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patient = post_to(
+        &client,
+        &base,
+        &admin,
+        &format!("/families/{family}/patients"),
+        json!({"name": "陈奶奶", "gender": "female", "birth_date": "1940-01-01", "relationship_to_head": "本人"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let package = post_to(
+        &client,
+        &base,
+        &admin,
+        "/service-packages",
+        json!({"name": "包", "price": "9.00", "duration_days": 30, "service_frequency": 4}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    post_to(
+        &client,
+        &base,
+        &admin,
+        "/subscriptions",
+        json!({"patient_id": patient, "package_id": package, "recorder_id": recorder,
+               "start_date": today().to_string()}),
+    )
+    .await;
+    let login_recorder = || async {
+        let r: Value = client
+            .post(format!("{base}/auth/login"))
+            .json(&json!({"username": "rec1", "password": "recorder-pass"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["data"]["access_token"].as_str().unwrap().to_string()
+    };
+    let token = login_recorder().await;
+
+    const N: usize = 120;
+    let tomorrow = (today() + Duration::days(1)).to_string();
+    let batch: Vec<Value> = (0..N)
+        .map(|i| {
+            cmd(
+                "schedule_visit",
+                Utc::now(),
+                json!({"patient_id": patient, "scheduled_date": tomorrow, "appointment_type": "emergency",
+                       "scheduled_time": format!("{:02}:{:02}", 6 + i / 60, i % 60)}),
+            )
+        })
+        .collect();
+    let body = json!({"device_id": "phone-1", "commands": batch});
+    let cut = {
+        let (client, url, token, body) = (client.clone(), format!("{base}/sync/push"), token.clone(), body.clone());
+        tokio::spawn(async move { client.post(url).bearer_auth(token).json(&body).send().await })
+    };
+    // Kill the server once some, not all, of the batch is applied.
+    let mut seen = 0;
+    for _ in 0..600 {
+        seen = visits_total(&client, &base, &admin).await;
+        if seen >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.kill();
+    assert!(seen >= 5, "the push was under way");
+    let answered = cut.await.unwrap().is_ok_and(|r| r.status().is_success());
+
+    let mut server = start(&vars, port).await;
+    let token = login_recorder().await;
+    let admin = login(&client, &base).await;
+    let resend = post_to(&client, &base, &token, "/sync/push", body.clone()).await;
+    let results = resend["results"].as_array().unwrap();
+    let statuses = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+    // What committed before the kill is a duplicate, the rest is applied now.
+    let before = statuses("duplicate");
+    assert_eq!(before + statuses("applied"), N, "{resend}");
+    assert!(
+        before >= seen as usize,
+        "the visits seen before the kill were committed"
+    );
+    assert!(answered || before < N, "killed in the middle of the batch");
+    assert_eq!(
+        visits_total(&client, &base, &admin).await as usize,
+        N,
+        "each command applied once"
+    );
+    let again = post_to(&client, &base, &token, "/sync/push", body).await;
+    for (a, r) in again["results"].as_array().unwrap().iter().zip(results) {
+        assert_eq!(a["status"], "duplicate");
+        assert_eq!(a["data"], r["data"]);
+    }
+    assert_eq!(visits_total(&client, &base, &admin).await as usize, N);
+    server.kill();
 }
