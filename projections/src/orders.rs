@@ -10,8 +10,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::bind_assigned;
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Param, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql};
@@ -356,33 +355,16 @@ impl ReadStore {
         status: Option<&str>,
         page: PageParams,
     ) -> Result<Page<OrderRequestView>, sqlx::Error> {
-        let filter = "(? IS NULL OR q.doctor_id = ?) AND (? IS NULL OR q.status = ?)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM order_requests q WHERE {filter}"))
-            .bind(doctor)
-            .bind(doctor)
-            .bind(status)
-            .bind(status)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id
-             WHERE {filter} ORDER BY q.urgent DESC, q.created_at DESC, q.id LIMIT ? OFFSET ?"
-        ))
-        .bind(doctor)
-        .bind(doctor)
-        .bind(status)
-        .bind(status)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(request_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let filter = Where::new()
+            .and_eq("q.doctor_id = ?", doctor)
+            .and_eq("q.status = ?", status);
+        let list = ListQuery {
+            select:
+                "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id",
+            from: "order_requests q",
+            order_by: "q.urgent DESC, q.created_at DESC, q.id",
+        };
+        self.page(&list, &filter, page, request_view).await
     }
 
     pub async fn order_request(&self, id: &str) -> Result<Option<OrderRequestView>, sqlx::Error> {
@@ -476,40 +458,22 @@ impl ReadStore {
         recorder_today: Option<NaiveDate>,
         page: PageParams,
     ) -> Result<Page<NotificationView>, sqlx::Error> {
-        let unread = if unread_only { " AND read_at IS NULL" } else { "" };
-        let recorder = recorder_today.map(|_| user);
-        let asg = assigned_binds(recorder, recorder_today.unwrap_or_default());
-        let filter = format!(
-            "n.user_id = ?{unread} AND (? IS NULL OR n.patient_id IS NULL OR {})",
-            assigned_sql("n.patient_id")
-        );
-        let total: i64 = bind_assigned!(
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM notifications n WHERE {filter}"))
-                .bind(user)
-                .bind(recorder),
-            asg
+        let list = ListQuery {
+            select: "SELECT * FROM notifications n",
+            from: "notifications n",
+            order_by: "n.urgent DESC, n.created_at DESC, n.id",
+        };
+        self.page(
+            &list,
+            &notification_filter(user, recorder_today, unread_only),
+            page,
+            notification_view,
         )
-        .fetch_one(self.pool())
-        .await?;
-        let sql = format!(
-            "SELECT * FROM notifications n WHERE {filter} ORDER BY urgent DESC, created_at DESC, id LIMIT ? OFFSET ?"
-        );
-        let rows = bind_assigned!(sqlx::query(&sql).bind(user).bind(recorder), asg)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(self.pool())
-            .await?;
-        let items = rows.iter().map(notification_view).collect::<Result<_, sqlx::Error>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        .await
     }
 
     /// `user`'s notifications among `ids`, or about one of `refs` (order
-    /// requests, medical orders), with the same assignment rule as
+    /// requests, medical orders), with the assignment rule of
     /// [`ReadStore::notifications`] for a recorder (`recorder_today`).
     pub async fn notifications_among(
         &self,
@@ -518,35 +482,28 @@ impl ReadStore {
         refs: &[String],
         recorder_today: Option<NaiveDate>,
     ) -> Result<Vec<NotificationView>, sqlx::Error> {
-        if ids.is_empty() && refs.is_empty() {
+        let marks = |n: usize| vec!["?"; n].join(", ");
+        let mut among = Vec::new();
+        if !ids.is_empty() {
+            among.push(format!("n.id IN ({})", marks(ids.len())));
+        }
+        if !refs.is_empty() {
+            among.push(format!("n.ref_id IN ({})", marks(refs.len())));
+        }
+        if among.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = |n: usize| {
-            if n == 0 {
-                "NULL".to_string()
-            } else {
-                vec!["?"; n].join(", ")
-            }
-        };
-        let recorder = recorder_today.map(|_| user);
-        let sql = format!(
-            "SELECT * FROM notifications n WHERE n.user_id = ? AND (n.id IN ({}) OR n.ref_id IN ({}))
-               AND (? IS NULL OR n.patient_id IS NULL OR {}) ORDER BY n.created_at, n.id",
-            marks(ids.len()),
-            marks(refs.len()),
-            assigned_sql("n.patient_id")
+        let filter = notification_filter(user, recorder_today, false).and(
+            format!("({})", among.join(" OR ")),
+            ids.iter().chain(refs).map(Param::from),
         );
-        let q = ids
-            .iter()
-            .chain(refs)
-            .fold(sqlx::query(&sql).bind(user), |q, id| q.bind(id.clone()));
-        let rows = bind_assigned!(
-            q.bind(recorder),
-            assigned_binds(recorder, recorder_today.unwrap_or_default())
+        self.rows(
+            "SELECT * FROM notifications n",
+            &filter,
+            "ORDER BY n.created_at, n.id",
+            notification_view,
         )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(notification_view).collect()
+        .await
     }
 
     /// The owner of a notification.
@@ -573,4 +530,22 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
         created_at: r.text("created_at")?,
         read_at,
     })
+}
+
+/// A user's notifications; for a recorder (`recorder_today`), only those about
+/// no patient or a patient assigned to them that day.
+fn notification_filter(user: &str, recorder_today: Option<NaiveDate>, unread_only: bool) -> Where {
+    let mut filter = Where::new().and("n.user_id = ?", [user.into()]);
+    if unread_only {
+        filter = filter.and("n.read_at IS NULL", []);
+    }
+    if let Some(today) = recorder_today {
+        // A recorder no longer sees notifications about patients taken from them.
+        let (r, from, to) = assigned_binds(Some(user), today);
+        filter = filter.and(
+            format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
+            [r.unwrap_or_default().into(), from.into(), to.into()],
+        );
+    }
+    filter
 }
