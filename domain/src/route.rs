@@ -98,8 +98,8 @@ pub fn plan(stops: &[Stop], start: Option<GeoPoint>, window_min: u32) -> Route {
     };
     let mut best = problem.improve(located.clone());
     let mut best_len = problem.length(&best);
-    for first in 0..located.len() {
-        if let Some(seq) = problem.nearest_neighbour(&located, located[first]) {
+    for &first in &located {
+        if let Some(seq) = problem.nearest_neighbour(&located, first) {
             let seq = problem.improve(seq);
             let len = problem.length(&seq);
             if len < best_len - 1e-6 {
