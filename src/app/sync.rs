@@ -328,15 +328,15 @@ async fn check(
 ) -> Result<Result<Ready, CommandResult>, ApiError> {
     let raw_id = command.command_id.clone().unwrap_or_default();
     let invalid = |field: &str, why: &str| {
-        Err(CommandResult::rejected(
+        CommandResult::rejected(
             &raw_id,
             "validation_failed",
             format!("参数校验失败：{field}"),
             Some(json!({ field: why })),
-        ))
+        )
     };
     let Some(raw_kind) = command.kind.as_deref() else {
-        return Ok(invalid("type", "必填"));
+        return Ok(Err(invalid("type", "必填")));
     };
     let kind = match CommandType::parse(raw_kind) {
         // Visit verification is not on this server yet.
@@ -356,18 +356,18 @@ async fn check(
         .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
         .map(|t| t.with_timezone(&Utc))
     else {
-        return Ok(invalid("captured_at", "应为RFC 3339时间"));
+        return Ok(Err(invalid("captured_at", "应为RFC 3339时间")));
     };
     let now = Utc::now();
     if captured_at < now - MAX_AGE {
-        return Ok(invalid("captured_at", "不能早于7天前"));
+        return Ok(Err(invalid("captured_at", "不能早于7天前")));
     }
     if captured_at > now + MAX_SKEW {
-        return Ok(invalid("captured_at", "不能晚于服务器时间5分钟以上"));
+        return Ok(Err(invalid("captured_at", "不能晚于服务器时间5分钟以上")));
     }
     let mut body = command.body.unwrap_or_else(|| json!({}));
     if !body.is_object() {
-        return Ok(invalid("body", "应为JSON对象"));
+        return Ok(Err(invalid("body", "应为JSON对象")));
     }
     // A reference by command id: to what that command created.
     for field in [kind.target_field(), Some("appointment_id"), Some("health_record_id")]
