@@ -20,7 +20,13 @@
 //!   [`AppendError::Conflict`] (and is retried from a fresh load by the caller).
 //! - **Positions in commit order**, as before: the trigger still takes them
 //!   from the counter row, once per row, inside the batch's transaction.
+//! - **Client commands at most once.** A job may carry the [`CommandMark`] of
+//!   the offline command it applies (`POST /sync/push`); the mark is inserted
+//!   into `sync_commands` in the same transaction as the job's events, so a
+//!   command id already applied makes that job fail with
+//!   [`AppendError::Duplicate`] and nothing of it is written.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};
@@ -50,11 +56,103 @@ pub struct Row {
     pub metadata: String,
 }
 
+/// An offline client command, recorded with the events that apply it (see
+/// the module's guarantees): who sent it, its id, and the answer its first
+/// application gave, known before the commit because the ids it creates are
+/// derived from the command id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandMark {
+    pub recorder_id: String,
+    pub command_id: String,
+    pub device_id: String,
+    pub command_type: String,
+    /// JSON text: `{code, data}`.
+    pub result: String,
+    /// Instant the device captured the command (RFC 3339), added to the
+    /// metadata of the events it appends (which keep the server's `time`).
+    pub captured_at: String,
+}
+
+/// What became of a client command's mark while its use case ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MarkOutcome {
+    /// Recorded with the events of the use case's first append.
+    Written,
+    /// Its command was applied already: that append wrote nothing.
+    Duplicate,
+    /// No append took it (the use case wrote no event, or failed before).
+    NotWritten(CommandMark),
+}
+
+enum MarkState {
+    Waiting(CommandMark),
+    /// Taken by an append not settled yet.
+    InFlight,
+    Written,
+    Duplicate,
+}
+
+tokio::task_local! {
+    /// The mark of the client command being applied by this task: the first
+    /// append of its use case takes it (a use case may run several commands;
+    /// the first one that writes is the one the client command stands for).
+    static MARK: RefCell<MarkState>;
+}
+
+/// Runs `f` with `mark` waiting for the first append of this task; returns
+/// what `f` returns and what became of the mark.
+pub async fn with_mark<F: std::future::Future>(mark: CommandMark, f: F) -> (F::Output, MarkOutcome) {
+    let copy = mark.clone();
+    MARK.scope(RefCell::new(MarkState::Waiting(mark)), async move {
+        let out = f.await;
+        let outcome = MARK.with(|m| match std::mem::replace(&mut *m.borrow_mut(), MarkState::InFlight) {
+            MarkState::Written => MarkOutcome::Written,
+            MarkState::Duplicate => MarkOutcome::Duplicate,
+            MarkState::Waiting(mark) => MarkOutcome::NotWritten(mark),
+            MarkState::InFlight => MarkOutcome::NotWritten(copy),
+        });
+        (out, outcome)
+    })
+    .await
+}
+
+/// The mark waiting in this task, if any (see [`with_mark`]); the caller
+/// appends it and then [`settle_mark`]s it.
+pub fn take_mark() -> Option<CommandMark> {
+    MARK.try_with(|m| {
+        let mut m = m.borrow_mut();
+        match std::mem::replace(&mut *m, MarkState::InFlight) {
+            MarkState::Waiting(mark) => Some(mark),
+            other => {
+                *m = other;
+                None
+            }
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// Settles a taken mark by its append's result: written, a duplicate, or (the
+/// append wrote nothing: a conflict to retry, a failure) waiting again.
+pub fn settle_mark(mark: CommandMark, result: &Result<i64, AppendError>) {
+    let _ = MARK.try_with(|m| {
+        *m.borrow_mut() = match result {
+            Ok(_) => MarkState::Written,
+            Err(AppendError::Duplicate) => MarkState::Duplicate,
+            Err(_) => MarkState::Waiting(mark),
+        }
+    });
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// Another writer appended to the same aggregate at this sequence first.
     #[error("a concurrent append to the same aggregate won")]
     Conflict,
+    /// The job's client command was applied already (its mark exists).
+    #[error("the client command was applied already")]
+    Duplicate,
     #[error("event store write failed: {0}")]
     Db(String),
     #[error("the event writer has stopped")]
@@ -63,6 +161,7 @@ pub enum AppendError {
 
 struct Job {
     rows: Vec<Row>,
+    mark: Option<CommandMark>,
     done: oneshot::Sender<Result<i64, AppendError>>,
 }
 
@@ -85,12 +184,19 @@ impl Appender {
     /// Appends one command's events, all or none; returns the position of the
     /// last one once it is committed.
     pub async fn append(&self, rows: Vec<Row>) -> Result<i64, AppendError> {
-        if rows.is_empty() {
+        self.append_marked(rows, None).await
+    }
+
+    /// Like [`Appender::append`], recording `mark` in the same transaction
+    /// (alone when `rows` is empty: a client command that changed nothing is
+    /// still applied once).
+    pub async fn append_marked(&self, rows: Vec<Row>, mark: Option<CommandMark>) -> Result<i64, AppendError> {
+        if rows.is_empty() && mark.is_none() {
             return Ok(0);
         }
         let (done, result) = oneshot::channel();
         self.queue
-            .send(Job { rows, done })
+            .send(Job { rows, mark, done })
             .await
             .map_err(|_| AppendError::Stopped)?;
         result.await.map_err(|_| AppendError::Stopped)?
@@ -112,8 +218,9 @@ async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, committed: impl F
         }
         let outcomes = match write(&backend, &batch).await {
             Ok(last) => last.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(Outcome::Conflict) if batch.len() > 1 => {
-                // Someone's command lost a race: find whose, one job at a time.
+            Err(Outcome::Conflict | Outcome::Duplicate) if batch.len() > 1 => {
+                // Someone's command lost a race (or was applied already): find
+                // whose, one job at a time.
                 let mut each = Vec::with_capacity(batch.len());
                 for job in &batch {
                     each.push(match write(&backend, std::slice::from_ref(job)).await {
@@ -124,6 +231,7 @@ async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, committed: impl F
                 each
             }
             Err(Outcome::Conflict) => vec![Err(AppendError::Conflict)],
+            Err(Outcome::Duplicate) => vec![Err(AppendError::Duplicate)],
             Err(Outcome::Db(e)) => {
                 tracing::error!(error = %e, commands = batch.len(), "appending events failed");
                 batch.iter().map(|_| Err(AppendError::Db(e.to_string()))).collect()
@@ -141,6 +249,7 @@ async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, committed: impl F
 
 enum Outcome {
     Conflict,
+    Duplicate,
     Db(sqlx::Error),
 }
 
@@ -148,6 +257,7 @@ impl From<Outcome> for AppendError {
     fn from(o: Outcome) -> Self {
         match o {
             Outcome::Conflict => AppendError::Conflict,
+            Outcome::Duplicate => AppendError::Duplicate,
             Outcome::Db(e) => AppendError::Db(e.to_string()),
         }
     }
@@ -165,11 +275,39 @@ impl From<sqlx::Error> for Outcome {
 }
 
 /// One transaction for `batch`; the last position of each job, in order.
+/// A unique violation while recording a client command: it was applied already.
+fn duplicate(e: sqlx::Error) -> Outcome {
+    match Outcome::from(e) {
+        Outcome::Conflict => Outcome::Duplicate,
+        other => other,
+    }
+}
+
+/// One transaction for `batch`; the last position of each job, in order (0 for
+/// a job that only records a client command).
 async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
     let rows: Vec<&Row> = batch.iter().flat_map(|j| &j.rows).collect();
+    let marks: Vec<&CommandMark> = batch.iter().filter_map(|j| j.mark.as_ref()).collect();
     let positions: Vec<i64> = match backend {
         Backend::Postgres(pool) => {
             let mut tx = pool.begin().await?;
+            if !marks.is_empty() {
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "INSERT INTO sync_commands (recorder_id, command_id, device_id, command_type, result) ",
+                );
+                q.push_values(&marks, |mut b, m| {
+                    b.push_bind(&m.recorder_id)
+                        .push_bind(&m.command_id)
+                        .push_bind(&m.device_id)
+                        .push_bind(&m.command_type)
+                        .push_bind(&m.result);
+                });
+                q.build().execute(&mut *tx).await.map_err(duplicate)?;
+            }
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(batch.iter().map(|_| 0).collect());
+            }
             let mut q = QueryBuilder::<Postgres>::new(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
             );
@@ -202,6 +340,20 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
         }
         Backend::Sqlite(SqliteDb { write: pool, .. }) => {
             let mut tx = pool.begin().await?;
+            for m in &marks {
+                sqlx::query(
+                    "INSERT INTO sync_commands (recorder_id, command_id, device_id, command_type, result)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&m.recorder_id)
+                .bind(&m.command_id)
+                .bind(&m.device_id)
+                .bind(&m.command_type)
+                .bind(&m.result)
+                .execute(&mut *tx)
+                .await
+                .map_err(duplicate)?;
+            }
             for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
                 let mut q = QueryBuilder::<Sqlite>::new(
                     "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
@@ -238,7 +390,7 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
     let mut at = 0;
     for job in batch {
         at += job.rows.len();
-        last.push(positions[at - 1]);
+        last.push(if job.rows.is_empty() { 0 } else { positions[at - 1] });
     }
     Ok(last)
 }

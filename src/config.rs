@@ -76,6 +76,8 @@ pub struct Settings {
     pub front_door: FrontDoor,
     /// `CARELOG_EVV_*`: the limits visit verification holds visits to.
     pub evv: EvvPolicy,
+    /// The recorder's phone: offline sync and the day's route.
+    pub sync: SyncSettings,
 }
 
 /// Where the server listens.
@@ -518,6 +520,36 @@ fn evv_from_env(env: &Env) -> Result<EvvPolicy, SettingsError> {
     Ok(EvvPolicy { radius_m, min_minutes })
 }
 
+/// The recorder's phone: what an offline day may replay, and how its route is planned.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// `CARELOG_ROUTE_WINDOW_MIN`, default 60: how far (minutes) the day's route may move a visit
+    /// from its scheduled time (see `domain::route`).
+    pub route_window_min: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings { route_window_min: 60 }
+    }
+}
+
+impl SyncSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        // Up to a whole day: beyond that every order is allowed anyway.
+        let route_window_min = match env.get("CARELOG_ROUTE_WINDOW_MIN") {
+            None => d.route_window_min,
+            Some(v) => v.parse::<u32>().ok().filter(|m| *m <= 1440).ok_or(SettingsError {
+                name: "CARELOG_ROUTE_WINDOW_MIN",
+                reason: format!("{v:?} is not a number of minutes from 0 to 1440"),
+            })?,
+        };
+        Ok(SyncSettings { route_window_min })
+    }
+>>>>>>> sync
+}
+
 /// Bounds on what one request may send, and how long its answer is kept.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -773,6 +805,7 @@ impl Settings {
         let limits = Limits::from_env(&env)?;
         let kafka = KafkaSettings::from_env(&env)?;
         let evv = evv_from_env(&env)?;
+        let sync = SyncSettings::from_env(&env)?;
         Ok(Settings {
             http,
             stores,
@@ -785,6 +818,7 @@ impl Settings {
             limits,
             front_door,
             evv,
+            sync,
         })
     }
 
@@ -899,6 +933,18 @@ mod tests {
                 let e = Settings::from_map(&map(&[(name, bad)])).unwrap_err();
                 assert_eq!(e.name, name, "{bad}");
             }
+        }
+    }
+
+    #[test]
+    fn the_route_window_defaults_to_an_hour_and_refuses_more_than_a_day() {
+        assert_eq!(Settings::from_map(&map(&[])).unwrap().sync.route_window_min, 60);
+        let s = Settings::from_map(&map(&[("CARELOG_ROUTE_WINDOW_MIN", "0")])).unwrap();
+        assert_eq!(s.sync.route_window_min, 0);
+        for bad in ["-1", "an hour", "1441"] {
+            let e = Settings::from_map(&map(&[("CARELOG_ROUTE_WINDOW_MIN", bad)])).unwrap_err();
+            assert_eq!(e.name, "CARELOG_ROUTE_WINDOW_MIN", "{bad}");
+>>>>>>> sync
         }
     }
 

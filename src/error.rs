@@ -86,7 +86,7 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
-    fn parts(&self) -> (StatusCode, &'static str) {
+    pub fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "validation_failed"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -103,7 +103,7 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         match self {
             ApiError::Validation(fields) => {
                 let names: Vec<&str> = fields.keys().map(String::as_str).collect();
@@ -302,6 +302,8 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::Domain(d) => d.into(),
             CommandError::VersionConflict { expected, actual } => ApiError::VersionConflict { expected, actual },
+            // Only offline sync marks commands, and it answers `duplicate` itself.
+            CommandError::DuplicateCommand => ApiError::Conflict("该离线命令已执行".into()),
             CommandError::Store(s) => ApiError::Internal(anyhow::anyhow!(s)),
         }
     }

@@ -18,7 +18,8 @@
 //! - [`escalation`]: the timed loop, under a leader lock, that escalates alerts nobody acknowledged.
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
 //! - [`app`]: use cases (typed input + principal → commands → typed result), called by the handlers,
-//!   followers and the CLI.
+//!   followers and the CLI: scheduling visits (`schedule`), the recorder's day and its route (`day`),
+//!   offline sync of recorders' phones (`sync`), users' profiles (`users`).
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
 //!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins.
 //! - [`error`]: the one mapping from errors to the response envelope.

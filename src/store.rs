@@ -89,6 +89,10 @@ pub enum CommandError {
     Domain(#[from] DomainError),
     #[error("expected version {expected}, aggregate is at {actual}")]
     VersionConflict { expected: i64, actual: i64 },
+    /// The client command this command applies was applied already (by a
+    /// resend or a concurrent twin); nothing was written.
+    #[error("the client command was applied already")]
+    DuplicateCommand,
     #[error("event store error: {0}")]
     Store(String),
 }
@@ -290,6 +294,27 @@ impl EventStore {
             .bind(id)
             .fetch_one(pool)
             .await)
+    }
+
+    /// The first answer of client command `command_id` of `recorder`, if it
+    /// was applied: `(command_type, result JSON)`.
+    pub async fn applied_command(
+        &self,
+        recorder: &str,
+        command_id: &str,
+    ) -> Result<Option<(String, String)>, sqlx::Error> {
+        let sql = "SELECT command_type, result FROM sync_commands WHERE recorder_id = $1 AND command_id = $2";
+        on_backend!(&self.backend, |pool| sqlx::query_as::<_, (String, String)>(sql)
+            .bind(recorder)
+            .bind(command_id)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    /// Records a client command that appended no event (it changed nothing),
+    /// so it too is applied once; `Duplicate` if it was applied already.
+    pub async fn record_command(&self, mark: crate::appender::CommandMark) -> Result<(), AppendError> {
+        self.appender.append_marked(Vec::new(), Some(mark)).await.map(|_| ())
     }
 
     /// The highest committed position.
@@ -566,6 +591,11 @@ where
         {
             CommandError::Domain(PatientError::Erased.into())
         }
+        AggregateError::UnexpectedError(e)
+            if matches!(e.downcast_ref::<AppendError>(), Some(AppendError::Duplicate)) =>
+        {
+            CommandError::DuplicateCommand
+        }
         AggregateError::AggregateConflict => CommandError::Store("aggregate conflict".into()),
         other => CommandError::Store(other.to_string()),
     }
@@ -744,6 +774,9 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
         if snapshot_update.is_some() {
             return Err(PersistenceError::UnknownError("carelog takes no snapshots".into()));
         }
+        // The client command these events apply, if any (see `crate::appender::with_mark`):
+        // recorded with them, and named in their metadata beside the server's time.
+        let mark = crate::appender::take_mark();
         let mut rows = Vec::with_capacity(events.len());
         for e in events {
             let mut payload = e.payload.clone();
@@ -754,6 +787,12 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
             let json = |v: &serde_json::Value| {
                 serde_json::to_string(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
             };
+            let mut metadata = e.metadata.clone();
+            if let (Some(m), Some(fields)) = (&mark, metadata.as_object_mut()) {
+                fields.insert("sync_command_id".into(), m.command_id.clone().into());
+                fields.insert("device_id".into(), m.device_id.clone().into());
+                fields.insert("captured_at".into(), m.captured_at.clone().into());
+            }
             rows.push(crate::appender::Row {
                 aggregate_type: A::TYPE.to_string(),
                 aggregate_id: e.aggregate_id.clone(),
@@ -761,10 +800,14 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
                 event_type: e.event_type.clone(),
                 event_version: e.event_version.clone(),
                 payload: json(&payload)?,
-                metadata: json(&e.metadata)?,
+                metadata: json(&metadata)?,
             });
         }
-        match appender.append(rows).await {
+        let result = appender.append_marked(rows, mark.clone()).await;
+        if let Some(m) = mark {
+            crate::appender::settle_mark(m, &result);
+        }
+        match result {
             Ok(position) => {
                 last.store(position, Ordering::Release);
                 Ok(())

@@ -14,6 +14,7 @@
 //! - one module per aggregate: [`alert`] (abnormal records to their end), [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`].
+//! - [`route`]: the recorder's day as a route (haversine, nearest neighbour, 2-opt within time windows).
 #![forbid(unsafe_code)]
 
 pub mod alert;
@@ -31,6 +32,7 @@ pub mod order;
 pub mod package;
 mod patch;
 pub mod patient;
+pub mod route;
 pub mod subscription;
 pub mod user;
 pub mod validation;

@@ -450,6 +450,30 @@ impl ReadStore {
         row.map(|r| r.text("family_id")).transpose()
     }
 
+    /// The home coordinates of `families` that have them (both set), by family id.
+    pub async fn family_homes(&self, families: &[&str]) -> Result<Vec<(String, f64, f64)>, sqlx::Error> {
+        if families.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; families.len()].join(", ");
+        let sql = format!(
+            "SELECT id, home_lat, home_lng FROM families
+             WHERE id IN ({marks}) AND home_lat IS NOT NULL AND home_lng IS NOT NULL"
+        );
+        let rows = families
+            .iter()
+            .fold(sqlx::query(&sql), |q, f| q.bind(f.to_string()))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let lat = r.opt_f64("home_lat")?.unwrap_or_default();
+                let lng = r.opt_f64("home_lng")?.unwrap_or_default();
+                Ok((r.text("id")?, lat, lng))
+            })
+            .collect()
+    }
+
     /// A family with its patients. `recorder` limits the patients to those
     /// assigned to that recorder today: the others of the household are left
     /// out entirely (no name, subscription or last record).

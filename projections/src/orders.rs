@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::page::{ListQuery, Page, PageParams, Where};
+use crate::page::{ListQuery, Page, PageParams, Param, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql};
@@ -543,39 +543,51 @@ impl ReadStore {
         recorder_today: Option<NaiveDate>,
         page: PageParams,
     ) -> Result<Page<NotificationView>, sqlx::Error> {
-        let mut filter = Where::new().and("n.user_id = ?", [user.into()]);
-        if unread_only {
-            filter = filter.and("n.read_at IS NULL", []);
-        }
-        if let Some(today) = recorder_today {
-            // A recorder no longer sees notifications about patients taken from them.
-            let (r, from, to) = assigned_binds(Some(user), today);
-            filter = filter.and(
-                format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
-                [r.unwrap_or_default().into(), from.into(), to.into()],
-            );
-        }
         let list = ListQuery {
             select: "SELECT * FROM notifications n",
             from: "notifications n",
             order_by: "n.urgent DESC, n.created_at DESC, n.id",
         };
-        self.page(&list, &filter, page, |r| {
-            let read_at = r.opt_text("read_at")?;
-            Ok(NotificationView {
-                id: r.text("id")?,
-                kind: r.text("kind")?,
-                title: r.text("title")?,
-                body: r.text("body")?,
-                ref_type: r.text("ref_type")?,
-                ref_id: r.text("ref_id")?,
-                patient_id: r.opt_text("patient_id")?,
-                urgent: r.int("urgent")? != 0,
-                status: if read_at.is_some() { "read" } else { "unread" }.into(),
-                created_at: r.text("created_at")?,
-                read_at,
-            })
-        })
+        self.page(
+            &list,
+            &notification_filter(user, recorder_today, unread_only),
+            page,
+            notification_view,
+        )
+        .await
+    }
+
+    /// `user`'s notifications among `ids`, or about one of `refs` (order
+    /// requests, medical orders), with the assignment rule of
+    /// [`ReadStore::notifications`] for a recorder (`recorder_today`).
+    pub async fn notifications_among(
+        &self,
+        user: &str,
+        ids: &[String],
+        refs: &[String],
+        recorder_today: Option<NaiveDate>,
+    ) -> Result<Vec<NotificationView>, sqlx::Error> {
+        let marks = |n: usize| vec!["?"; n].join(", ");
+        let mut among = Vec::new();
+        if !ids.is_empty() {
+            among.push(format!("n.id IN ({})", marks(ids.len())));
+        }
+        if !refs.is_empty() {
+            among.push(format!("n.ref_id IN ({})", marks(refs.len())));
+        }
+        if among.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = notification_filter(user, recorder_today, false).and(
+            format!("({})", among.join(" OR ")),
+            ids.iter().chain(refs).map(Param::from),
+        );
+        self.rows(
+            "SELECT * FROM notifications n",
+            &filter,
+            "ORDER BY n.created_at, n.id",
+            notification_view,
+        )
         .await
     }
 
@@ -586,4 +598,39 @@ impl ReadStore {
             .fetch_optional(self.pool())
             .await
     }
+}
+
+fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
+    let read_at = r.opt_text("read_at")?;
+    Ok(NotificationView {
+        id: r.text("id")?,
+        kind: r.text("kind")?,
+        title: r.text("title")?,
+        body: r.text("body")?,
+        ref_type: r.text("ref_type")?,
+        ref_id: r.text("ref_id")?,
+        patient_id: r.opt_text("patient_id")?,
+        urgent: r.int("urgent")? != 0,
+        status: if read_at.is_some() { "read" } else { "unread" }.into(),
+        created_at: r.text("created_at")?,
+        read_at,
+    })
+}
+
+/// A user's notifications; for a recorder (`recorder_today`), only those about
+/// no patient or a patient assigned to them that day.
+fn notification_filter(user: &str, recorder_today: Option<NaiveDate>, unread_only: bool) -> Where {
+    let mut filter = Where::new().and("n.user_id = ?", [user.into()]);
+    if unread_only {
+        filter = filter.and("n.read_at IS NULL", []);
+    }
+    if let Some(today) = recorder_today {
+        // A recorder no longer sees notifications about patients taken from them.
+        let (r, from, to) = assigned_binds(Some(user), today);
+        filter = filter.and(
+            format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
+            [r.unwrap_or_default().into(), from.into(), to.into()],
+        );
+    }
+    filter
 }

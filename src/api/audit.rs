@@ -81,6 +81,11 @@ pub struct AuditEvent {
     pub correlation_id: Option<String>,
     /// The command that produced the event.
     pub command: Option<String>,
+    /// For a command replayed by offline sync: the client's command id, its device,
+    /// and when the device captured it (`recorded_at` stays the server's time).
+    pub sync_command_id: Option<String>,
+    pub device_id: Option<String>,
+    pub captured_at: Option<String>,
     pub recorded_at: String,
     /// Same as `recorded_at`.
     pub time: String,
@@ -160,6 +165,9 @@ pub async fn events(
             request_id: meta("request_id"),
             correlation_id: meta("correlation_id"),
             command: meta("command"),
+            sync_command_id: meta("sync_command_id"),
+            device_id: meta("device_id"),
+            captured_at: meta("captured_at"),
             recorded_at: projections::store::instant(e.recorded_at),
             time: projections::store::instant(e.recorded_at),
             aggregate_type: e.aggregate_type,

@@ -19,6 +19,7 @@ pub mod orders;
 pub mod packages;
 pub mod records;
 pub mod subscriptions;
+pub mod sync;
 pub mod users;
 pub mod visits;
 
@@ -208,6 +209,7 @@ fn register(r: &mut Routes) {
     audit::routes(r);
     erasure::routes(r);
     evv::routes(r);
+    sync::routes(r);
     r.get("/health", health::health);
 }
 
@@ -290,6 +292,7 @@ pub struct ErrorBody {
         hospitals::complete, hospitals::cancel,
         access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
+        sync::push, sync::pull,
         health::health, metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),

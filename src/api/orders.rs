@@ -445,12 +445,22 @@ pub async fn mark_read(
     meta: RequestMeta,
     id: web::Path<String>,
 ) -> ApiResult {
-    let nid: uuid::Uuid = path_id(&id, "notification")?;
+    Ok(ok(read_notification(&state, &p, &meta, &id).await?))
+}
+
+/// Marks the caller's notification `id` read (again: no change).
+pub async fn read_notification(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+) -> Result<NotificationRead, ApiError> {
+    let nid: uuid::Uuid = path_id(id, "notification")?;
     let owner = state.read.notification_owner(&nid.to_string()).await?;
     if owner.as_deref() != Some(p.user_id.to_string().as_str()) {
         return Err(ApiError::NotFound("notification"));
     }
-    let mut ctx = meta.context(Some(&p), "ReadNotification");
+    let mut ctx = meta.context(Some(p), "ReadNotification");
     ctx.expected_version = None;
     state
         .execute::<Inbox>(
@@ -461,8 +471,8 @@ pub async fn mark_read(
             ctx,
         )
         .await?;
-    Ok(ok(NotificationRead {
+    Ok(NotificationRead {
         id: nid.to_string(),
         status: "read".into(),
-    }))
+    })
 }

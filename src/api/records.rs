@@ -361,7 +361,7 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let (input, mut uploads) = if content_type.starts_with("multipart/form-data") {
+    let (input, uploads) = if content_type.starts_with("multipart/form-data") {
         let form = Form::read(
             Multipart::new(req.headers(), payload.into_inner()),
             FormLimits::record(&state),
@@ -374,7 +374,23 @@ pub async fn create(
         let Body(input) = <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut body).await?;
         (input, Vec::new())
     };
-    let mut checked = check(&input, p.user_id, state.today())?;
+    let created_record = record_vitals(&state, &p, &meta, &input, uploads, chrono::Utc::now()).await?;
+    Ok(created(created_record))
+}
+
+/// Records vitals for the calling recorder: `input` with the files uploaded in
+/// the same request (`uploads`) or before (by id). `recorded_at` is when the
+/// record was taken: now, or when a device captured it offline (offline sync).
+pub async fn record_vitals(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    input: &RecordInput,
+    mut uploads: Vec<crate::api::files::IncomingFile>,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+) -> Result<RecordCreated, ApiError> {
+    p.require(&[Role::Recorder])?;
+    let mut checked = check(input, p.user_id, state.today())?;
 
     // Files in the request: counted, then every one checked before anything
     // is stored. The limits are those of the JSON form, whichever way the
@@ -406,14 +422,14 @@ pub async fn create(
     }
     let mut prepared: Vec<(PreparedFile, &'static str)> = Vec::new();
     for (f, role) in uploads.drain(..).zip(roles) {
-        prepared.push((prepare(kind_for(role), f, &p).await?, role));
+        prepared.push((prepare(kind_for(role), f, p).await?, role));
     }
 
     let patient = checked.patient.to_string();
-    if !can_see_patient(&state, &p, &patient).await? {
+    if !can_see_patient(state, p, &patient).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    ensure_not_erased(&state, &patient).await?;
+    ensure_not_erased(state, &patient).await?;
     if let Some(visit_id) = checked.appointment {
         let visit = state
             .read
@@ -460,7 +476,7 @@ pub async fn create(
     let facts = RecordFacts {
         home,
         thresholds: state.settings.alerts.thresholds.clone(),
-        recorded_at: chrono::Utc::now(),
+        recorded_at,
     };
     let mut files = RecordFiles::default();
     for (f, role) in checked
@@ -477,11 +493,11 @@ pub async fn create(
     }
     checked.content.files = files;
 
-    let record_id = HealthRecordId(crate::idempotency::new_id(&meta, &p));
+    let record_id = HealthRecordId(crate::idempotency::new_id(meta, p));
     let mut new_files: Vec<PreparedFile> = prepared.into_iter().map(|(f, _)| f).collect();
-    store(&state, &mut new_files).await?;
+    store(state, &mut new_files).await?;
     let created_record = async {
-        register(&state, &new_files, &p, &meta).await?;
+        register(state, &new_files, p, meta).await?;
         state
             .execute::<HealthRecord>(
                 &record_id.to_string(),
@@ -489,7 +505,7 @@ pub async fn create(
                     record: checked.content.clone(),
                     facts,
                 },
-                meta.context(Some(&p), "RecordVitals"),
+                meta.context(Some(p), "RecordVitals"),
             )
             .await
     }
@@ -497,7 +513,7 @@ pub async fn create(
     let committed = match created_record {
         Ok(c) => c,
         Err(e) => {
-            discard(&state, &blob_keys(&new_files)).await;
+            discard(state, &blob_keys(&new_files)).await;
             return Err(e);
         }
     };
@@ -515,16 +531,17 @@ pub async fn create(
     if let Some(visit_id) = checked.appointment {
         let cmd = VisitCommand::RecordTaken { record: record_id };
         if let Err(e) = state
-            .execute::<Visit>(&visit_id.to_string(), cmd, meta.context(Some(&p), "CompleteVisit"))
+            .execute::<Visit>(&visit_id.to_string(), cmd, meta.context(Some(p), "CompleteVisit"))
             .await
         {
             tracing::warn!(error = %e, "record saved but its visit could not be completed");
         }
     }
     let alerts = content.alerts.clone();
-    let raised =
-        crate::app::alerts::raise(&state, record_id, &content, meta.context(Some(&p), "RaiseAlertRequest")).await?;
-    Ok(created(RecordCreated {
+    let mut ctx = meta.context(Some(p), "RaiseAlertRequest");
+    ctx.expected_version = None;
+    let raised = crate::app::alerts::raise(state, record_id, &content, ctx).await?;
+    Ok(RecordCreated {
         record_id: record_id.to_string(),
         id: record_id.to_string(),
         version: committed.version,
@@ -534,7 +551,7 @@ pub async fn create(
         away_from_home: content.away_from_home,
         order_request_id: raised.map(|r| r.request.to_string()),
         alert_id: raised.map(|r| r.alert.to_string()),
-    }))
+    })
 }
 
 /// Opens a recorder's own order request.
@@ -656,26 +673,36 @@ pub async fn request_order(
     id: web::Path<String>,
     body: Body<OrderRequestInput>,
 ) -> ApiResult {
+    Ok(created(open_order_request(&state, &p, &meta, &id, &body.0).await?))
+}
+
+/// A recorder asks a doctor for an order about record `id`.
+pub async fn open_order_request(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    input: &OrderRequestInput,
+) -> Result<OrderRequestOpened, ApiError> {
     p.require(&[Role::Recorder])?;
-    let record = visible_record(&state, &p, &id).await?;
+    let record = visible_record(state, p, id).await?;
     let mut v = Validator::new();
-    let doctor: Option<UserId> = body
-        .0
+    let doctor: Option<UserId> = input
         .doctor_id
         .as_deref()
         .filter(|s| !s.is_empty())
         .and_then(|d| uuid_of(&mut v, "doctor_id", d));
     let reason = v
-        .check("reason", optional_text(body.0.reason.as_deref(), 1000))
+        .check("reason", optional_text(input.reason.as_deref(), 1000))
         .flatten();
     v.finish()?;
-    let request = open_request(&state, &p, &meta, &record, doctor, reason).await?;
+    let request = open_request(state, p, meta, &record, doctor, reason).await?;
     let view = state.read.order_request(&request.to_string()).await?;
-    Ok(created(OrderRequestOpened {
+    Ok(OrderRequestOpened {
         id: request.to_string(),
         doctor_id: view.map(|r| r.doctor_id),
         status: "open".into(),
-    }))
+    })
 }
 
 /// `POST /health-records/{id}/amendments`.

@@ -12,5 +12,8 @@ pub mod compliance;
 pub mod evv;
 pub mod alerts;
 pub mod doctors;
+pub mod day;
+pub mod schedule;
+pub mod sync;
 pub mod users;
 pub mod visits;

@@ -138,6 +138,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET",   "/alerts/{id}",                                 "AFFANAU"),
     ("POST",  "/alerts/{id}/acknowledge",                     "FFFANFU"),
     ("POST",  "/alerts/{id}/resolve",                         "AFFANFU"),
+    // offline sync: recorders' own data only
+    ("POST",  "/sync/push",                                   "FAAFFFU"),
+    ("GET",   "/sync/pull",                                   "FAAFFFU"),
     // hospitals and bookings
     ("POST",  "/hospitals",                                   "AFFFFFU"),
     ("GET",   "/hospitals",                                   "AAAAAFU"),
@@ -493,6 +496,7 @@ fn body(w: &World, who: Who, method: &str, path: &str) -> Option<Value> {
         "/notifications/{id}/read" => json!({}),
         "/alerts/{id}/acknowledge" => json!({}),
         "/alerts/{id}/resolve" => json!({"outcome": "no_action_needed", "note": "矩阵"}),
+        "/sync/push" => json!({"device_id": "matrix-phone", "commands": []}),
         "/hospitals" => json!({"name": "新医院", "address": "新路2号"}),
         "/hospitals/{id}/status"
         | "/hospitals/{id}/departments/{dep}/status"

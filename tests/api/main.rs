@@ -19,6 +19,7 @@ mod families;
 mod field_work;
 mod hospitals;
 mod kafka;
+mod offline_sync;
 mod operations;
 mod query_plans;
 mod rebuild;

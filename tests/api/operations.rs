@@ -75,11 +75,11 @@ fn free_port() -> u16 {
 }
 
 /// The server process; killed when dropped, so a failing test leaves none behind.
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Server {
     /// SIGKILL, then reap.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -92,7 +92,10 @@ impl Drop for Server {
 }
 
 /// A data dir, fresh databases, a free port and an admin, for a `carelog serve` subprocess.
-async fn subprocess_setup(b: Backend, extra: &[(&str, String)]) -> (tempfile::TempDir, HashMap<String, String>, u16) {
+pub(crate) async fn subprocess_setup(
+    b: Backend,
+    extra: &[(&str, String)],
+) -> (tempfile::TempDir, HashMap<String, String>, u16) {
     crate::helpers::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut vars = test_vars(b, dir.path()).await;
@@ -121,7 +124,7 @@ async fn subprocess_setup(b: Backend, extra: &[(&str, String)]) -> (tempfile::Te
     (dir, vars, port)
 }
 
-async fn start(vars: &HashMap<String, String>, port: u16) -> Server {
+pub(crate) async fn start(vars: &HashMap<String, String>, port: u16) -> Server {
     let mut child = Server(
         carelog(vars, &["serve"])
             .stdout(Stdio::null())
@@ -225,7 +228,7 @@ async fn acknowledged_commands_survive_sigkill_exactly_once(b: Backend) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt families"));
 }
 
-async fn login(client: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn login(client: &reqwest::Client, base: &str) -> String {
     let login: Value = client
         .post(format!("{base}/auth/login"))
         .json(&json!({"username": "admin", "password": "admin-pass-1"}))

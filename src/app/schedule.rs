@@ -1,0 +1,318 @@
+//! Scheduling home visits: schedule, confirm, reschedule, cancel, complete.
+//! Shared by the HTTP handlers (`api::visits`) and offline sync (`app::sync`),
+//! which passes the instant the device captured the command as `now`.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
+use domain::user::Role;
+use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitType};
+use projections::visits::VisitView;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::api::path_id;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::state::{AppState, RequestMeta};
+
+/// Claims scope of the numbered monthly places of regular visits.
+const QUOTA_SCOPE: &str = "visit_quota";
+
+/// A visit to schedule, its fields checked.
+#[derive(Debug, Clone)]
+pub struct NewVisit {
+    pub patient: PatientId,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+    pub kind: VisitType,
+    pub notes: Option<String>,
+    /// Admins may name the patient's recorder; a recorder always schedules for themselves.
+    pub recorder: Option<UserId>,
+}
+
+/// What scheduling a visit answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitScheduled {
+    pub id: String,
+    /// Always `scheduled`.
+    pub status: String,
+    pub version: i64,
+}
+
+/// What a visit's transition answers: its state after the command.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitTransitioned {
+    pub id: String,
+    pub status: String,
+    pub scheduled_date: String,
+    pub scheduled_time: String,
+    pub version: i64,
+}
+
+/// The local time now, in the configured timezone.
+pub fn now_local(state: &AppState) -> NaiveDateTime {
+    chrono::Utc::now()
+        .with_timezone(&state.settings.field_work.timezone)
+        .naive_local()
+}
+
+/// Takes one of the numbered places of `day`'s month for visit `owner`.
+async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32, owner: &str) -> Result<(), ApiError> {
+    let month = day.format("%Y-%m");
+    for n in 1..=quota {
+        if state
+            .store
+            .claim(QUOTA_SCOPE, &format!("{patient}:{month}:{n}"), owner)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Conflict(format!("本月常规上门次数已达套餐上限（{quota}次）")))
+}
+
+/// The quota facts for a regular visit of `patient` in the month of `date`, as of `now`.
+async fn schedule_context(
+    state: &AppState,
+    patient: &str,
+    package_id: &str,
+    date: NaiveDate,
+    except: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<ScheduleContext, ApiError> {
+    let package = state
+        .read
+        .package(package_id)
+        .await?
+        .ok_or(ApiError::NotFound("service_package"))?;
+    let month = date.format("%Y-%m").to_string();
+    let used = state.read.regular_visits_in_month(patient, &month, except).await?;
+    Ok(ScheduleContext {
+        now,
+        monthly_quota: u32::try_from(package.service_frequency).unwrap_or(0),
+        regular_visits_that_month: u32::try_from(used).unwrap_or(u32::MAX),
+    })
+}
+
+/// Schedules `visit` as of `now` (local time: the server's clock, or when a
+/// device captured the command offline). The visit's id derives from the
+/// request's idempotency key, so a retry hits the same visit.
+pub async fn schedule(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    visit: NewVisit,
+    now: NaiveDateTime,
+) -> Result<VisitScheduled, ApiError> {
+    p.require(&[Role::Recorder, Role::Admin])?;
+    let patient = visit.patient.to_string();
+    if !can_see_patient(state, p, &patient).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    ensure_not_erased(state, &patient).await?;
+    if visit.date.and_time(visit.time) < now {
+        return Err(ApiError::field("scheduled_time", "预约时间不能早于当前时间"));
+    }
+    // The subscription that covers the visit date, active and not expired.
+    let subs = state
+        .read
+        .subscriptions(
+            Some(&patient),
+            None,
+            state.today(),
+            projections::PageParams { page: 1, limit: 100 },
+        )
+        .await?;
+    let day = visit.date.to_string();
+    let sub = subs
+        .items
+        .into_iter()
+        .find(|s| s.status == "active" && s.start_date.as_str() <= day.as_str() && s.end_date.as_str() >= day.as_str())
+        .ok_or_else(|| ApiError::Conflict("患者在该日期没有有效的服务订阅".into()))?;
+    let recorder: UserId = match p.role {
+        Role::Recorder => {
+            if sub.recorder_id != p.user_id.to_string() {
+                return Err(ApiError::NotFound("patient"));
+            }
+            p.user_id
+        }
+        _ => match visit.recorder {
+            Some(r) if r.to_string() != sub.recorder_id => {
+                return Err(ApiError::field("recorder_id", "该记录员未负责此患者"));
+            }
+            _ => path_id(&sub.recorder_id, "recorder")?,
+        },
+    };
+    let context = schedule_context(state, &patient, &sub.package_id, visit.date, None, now).await?;
+    let standing = crate::app::compliance::recorder_standing(state, &recorder.to_string()).await?;
+    let plan = VisitPlan {
+        patient_id: visit.patient,
+        recorder_id: recorder,
+        subscription_id: path_id::<SubscriptionId>(&sub.id, "subscription")?,
+        scheduled_date: visit.date,
+        scheduled_time: visit.time,
+        appointment_type: visit.kind,
+        notes: visit.notes,
+    };
+    let id = VisitId(crate::idempotency::new_id(meta, p));
+    // The read-model count above can be stale by a concurrent request: a regular
+    // visit also takes one of the month's numbered places, claimed atomically.
+    if visit.kind == VisitType::Regular {
+        claim_place(state, &patient, visit.date, context.monthly_quota, &id.to_string()).await?;
+    }
+    let result = state
+        .execute::<Visit>(
+            &id.to_string(),
+            VisitCommand::Schedule {
+                plan,
+                context,
+                recorder: standing,
+            },
+            meta.context(Some(p), "ScheduleVisit"),
+        )
+        .await;
+    let c = match result {
+        Ok(c) => c,
+        // A retry of a visit that exists: its places are its own, keep them.
+        Err(e @ ApiError::Conflict(_)) if state.store.load::<Visit>(&id.to_string()).await?.is_some() => {
+            return Err(e);
+        }
+        Err(e) => {
+            state.store.release_all(QUOTA_SCOPE, &id.to_string(), "").await?;
+            return Err(e);
+        }
+    };
+    Ok(VisitScheduled {
+        id: id.to_string(),
+        status: "scheduled".into(),
+        version: c.version,
+    })
+}
+
+/// The visit, if the caller may act on it: its recorder, or an admin.
+pub async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, ApiError> {
+    let vid: VisitId = path_id(id, "appointment")?;
+    let visit = state
+        .read
+        .visit(&vid.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("appointment"))?;
+    match p.role {
+        Role::Admin => Ok(visit),
+        // Their own visit, of a patient still assigned to them.
+        Role::Recorder
+            if visit.recorder_id == p.user_id.to_string() && can_see_patient(state, p, &visit.patient.id).await? =>
+        {
+            Ok(visit)
+        }
+        Role::Recorder => Err(ApiError::NotFound("appointment")),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+async fn transition(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: VisitCommand,
+    name: &str,
+) -> Result<VisitTransitioned, ApiError> {
+    let visit = own_visit(state, p, id).await?;
+    let c = state
+        .execute::<Visit>(&visit.id, cmd, meta.context(Some(p), name))
+        .await?;
+    let after = state
+        .read
+        .visit(&visit.id)
+        .await?
+        .ok_or(ApiError::NotFound("appointment"))?;
+    Ok(VisitTransitioned {
+        id: visit.id,
+        status: after.status,
+        scheduled_date: after.scheduled_date,
+        scheduled_time: after.scheduled_time,
+        version: c.version,
+    })
+}
+
+pub async fn confirm(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+) -> Result<VisitTransitioned, ApiError> {
+    transition(state, p, meta, id, VisitCommand::Confirm, "ConfirmVisit").await
+}
+
+/// Cancels the visit and gives back its monthly place.
+pub async fn cancel(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    reason: Option<String>,
+) -> Result<VisitTransitioned, ApiError> {
+    let done = transition(state, p, meta, id, VisitCommand::Cancel { reason }, "CancelVisit").await?;
+    state.store.release_all(QUOTA_SCOPE, &done.id, "").await?;
+    Ok(done)
+}
+
+pub async fn complete(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+) -> Result<VisitTransitioned, ApiError> {
+    transition(
+        state,
+        p,
+        meta,
+        id,
+        VisitCommand::Complete { record: None },
+        "CompleteVisit",
+    )
+    .await
+}
+
+/// Moves the visit to `day` at `at`; a regular visit moving to another month
+/// takes a place there and gives back its place in the old month.
+pub async fn reschedule(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    day: NaiveDate,
+    at: NaiveTime,
+) -> Result<VisitTransitioned, ApiError> {
+    let visit = own_visit(state, p, id).await?;
+    let sub = state
+        .read
+        .subscription(&visit.subscription_id, state.today())
+        .await?
+        .ok_or(ApiError::NotFound("subscription"))?;
+    if day.to_string() > sub.end_date || day.to_string() < sub.start_date {
+        return Err(ApiError::Conflict("改期日期不在服务订阅有效期内".into()));
+    }
+    let now = now_local(state);
+    let context = schedule_context(state, &visit.patient.id, &sub.package_id, day, Some(&visit.id), now).await?;
+    let old_month = visit.scheduled_date.get(..7).unwrap_or_default().to_string();
+    let new_month = day.format("%Y-%m").to_string();
+    let moves = visit.appointment_type == "regular" && old_month != new_month && visit.status != "cancelled";
+    if moves {
+        claim_place(state, &visit.patient.id, day, context.monthly_quota, &visit.id).await?;
+    }
+    let cmd = VisitCommand::Reschedule {
+        date: day,
+        time: at,
+        context,
+    };
+    let result = transition(state, p, meta, id, cmd, "RescheduleVisit").await;
+    if moves {
+        let month = if result.is_ok() { &old_month } else { &new_month };
+        let prefix = format!("{}:{month}:", visit.patient.id);
+        state.store.release_all(QUOTA_SCOPE, &visit.id, &prefix).await?;
+    }
+    result
+}
