@@ -8,6 +8,7 @@
 //! - [`error`]: [`DomainError`], any aggregate's refusal as one type; each
 //!   aggregate's own error enum sits beside it in the aggregate's module.
 //! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
+//! - [`medication`]: a patient's current medications (free text or structured).
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`].
@@ -21,6 +22,7 @@ pub mod health_record;
 pub mod hospital;
 pub mod ids;
 pub mod inbox;
+pub mod medication;
 pub mod order;
 pub mod package;
 mod patch;
