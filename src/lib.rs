@@ -18,6 +18,7 @@
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
 //!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins.
 //! - [`error`]: the one mapping from errors to the response envelope.
+//! - [`fhir`]: FHIR R4 resources and the pure mapping of a patient's read models to them.
 //! - [`policy`]: who may see which patient and household (the one access rule).
 //! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
 //! - [`audit`]: the hash chain over the events, its sealer and verifier, point-in-time replay.
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod error;
+pub mod fhir;
 pub mod files;
 pub mod follower;
 pub mod front_door;

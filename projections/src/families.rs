@@ -546,6 +546,14 @@ impl ReadStore {
         self.latest_record(patient).await
     }
 
+    /// The household's primary address.
+    pub async fn family_address(&self, family: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT primary_address FROM families WHERE id = ?")
+            .bind(family)
+            .fetch_optional(self.pool())
+            .await
+    }
+
     pub async fn patient(&self, id: &str, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
         let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?")
             .bind(id)

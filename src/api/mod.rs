@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod erasure;
 pub mod families;
+pub mod fhir;
 pub mod files;
 pub mod health;
 pub mod hospitals;
@@ -201,6 +202,7 @@ fn register(r: &mut Routes) {
     access::routes(r);
     audit::routes(r);
     erasure::routes(r);
+    fhir::routes(r);
     r.get("/health", health::health);
 }
 
@@ -280,6 +282,7 @@ pub struct ErrorBody {
         hospitals::complete, hospitals::cancel,
         access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
+        fhir::patient, fhir::everything,
         health::health, crate::metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),

@@ -14,6 +14,7 @@ mod concurrency;
 mod event_store;
 mod events_doc;
 mod families;
+mod fhir;
 mod field_work;
 mod hospitals;
 mod kafka;
