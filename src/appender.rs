@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Backend, SqliteDb};
+use crate::backend::{Backend, SqliteDb};
 
 /// Most events one transaction takes; the rest wait for the next.
 const MAX_BATCH_EVENTS: usize = 2000;

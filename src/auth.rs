@@ -1,14 +1,11 @@
 //! Authentication: argon2 password hashes, JWT access and refresh tokens bound
-//! to a login session, and the `Principal` extractor every handler uses.
+//! to a login session, and the `Principal` every handler acts as (extracted
+//! from the request by `crate::api::extract`).
 //!
 //! Tokens carry the session id. Each request checks the session and the user
 //! in the read store, so logout, suspension and password changes take effect
 //! on the very next request, not when the token expires.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::Argon2;
 use chrono::Utc;
@@ -18,7 +15,6 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Argon2 is slow by design (tens of milliseconds of CPU and 19 MiB per
 /// hash). It runs on a few dedicated threads, never on an HTTP worker: at
@@ -270,70 +266,6 @@ impl Principal {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Verifies a token of `kind` and checks its session and user are still good.
-pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) -> Result<Principal, ApiError> {
-    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
-    let claims = state.jwt.verify(token, kind)?;
-    let session = state
-        .read
-        .session_state(&claims.sid)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let now = projections::store::instant(Utc::now());
-    if session.revoked || session.user_status != "active" || session.user_id != claims.sub || session.expires_at < now {
-        return Err(ApiError::Unauthorized);
-    }
-    let principal = Principal {
-        user_id: claims.sub.parse().map_err(|_| ApiError::Unauthorized)?,
-        role: Role::parse(&session.role).map_err(|_| ApiError::Unauthorized)?,
-        session_id: claims.sid.parse().map_err(|_| ApiError::Unauthorized)?,
-    };
-    if principal.role == Role::Auditor && !auditor_may(req.method(), req.path()) {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(principal)
-}
-
-/// Auditors read the audit endpoints (and the staff directory, to put names
-/// on actor ids) and manage their own session; nothing else, whatever a
-/// handler's own role list says.
-fn auditor_may(method: &actix_web::http::Method, path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    if path.starts_with("/api/v1/auth/") {
-        return true;
-    }
-    method == actix_web::http::Method::GET
-        && (path.starts_with("/api/v1/audit/") || path == "/api/v1/users" || path.starts_with("/api/v1/users/"))
-}
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            // Already checked for this request (the idempotency middleware does).
-            if let Some(p) = req.extensions().get::<Principal>().cloned() {
-                return Ok(p);
-            }
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
-            authenticate(state, &req, TokenKind::Access).await
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,18 +340,6 @@ mod tests {
             b.await.unwrap().unwrap();
         }
         assert!(waiting.await.unwrap().is_ok());
-    }
-
-    #[test]
-    fn auditors_only_read_the_audit_trail() {
-        use actix_web::http::Method;
-        assert!(auditor_may(&Method::GET, "/api/v1/audit/events"));
-        assert!(auditor_may(&Method::GET, "/api/v1/users/abc"));
-        assert!(auditor_may(&Method::POST, "/api/v1/auth/logout"));
-        assert!(!auditor_may(&Method::POST, "/api/v1/audit/events"));
-        assert!(!auditor_may(&Method::POST, "/api/v1/families"));
-        assert!(!auditor_may(&Method::GET, "/api/v1/patients/abc"));
-        assert!(!auditor_may(&Method::PATCH, "/api/v1/users/abc/status"));
     }
 
     #[test]

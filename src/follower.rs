@@ -25,8 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::task::JoinHandle;
 
-use crate::runner::LeaderLock;
-use crate::store::EventStore;
+use crate::store::{Backend, EventStore};
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,4 +86,56 @@ pub fn spawn<F: Follower>(store: EventStore, mut follower: F) -> JoinHandle<()> 
             }
         }
     })
+}
+
+/// Makes one process the runner of a follower. On PostgreSQL: a session-level
+/// advisory lock on a dedicated connection (released if the process dies). In
+/// embedded mode the data-directory lock taken at start-up already makes this
+/// process the only one.
+pub enum LeaderLock {
+    Postgres(#[allow(dead_code)] sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Embedded,
+}
+
+impl LeaderLock {
+    /// One attempt; `None` if another process holds the lock.
+    pub async fn try_acquire(store: &EventStore, name: &str) -> Result<Option<LeaderLock>, sqlx::Error> {
+        let Backend::Postgres(pool) = store.backend() else {
+            return Ok(Some(LeaderLock::Embedded));
+        };
+        let mut conn = pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(lock_key(name))
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(got.then_some(LeaderLock::Postgres(conn)))
+    }
+
+    pub async fn acquire(store: &EventStore, name: &str) -> LeaderLock {
+        let Backend::Postgres(pool) = store.backend() else {
+            return LeaderLock::Embedded;
+        };
+        let key = lock_key(name);
+        loop {
+            match pool.acquire().await {
+                Ok(mut conn) => {
+                    let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                        .bind(key)
+                        .fetch_one(&mut *conn)
+                        .await;
+                    if let Ok(true) = got {
+                        return LeaderLock::Postgres(conn);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "leader lock: no connection"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+fn lock_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("carelog:{name}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }

@@ -24,18 +24,13 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
+use actix_web::{HttpMessage, HttpRequest};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
 
 use crate::config::FrontDoor;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The client's address for this request, decided once by [`middleware`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +41,9 @@ pub fn client_ip(req: &HttpRequest) -> String {
     if let Some(ip) = req.extensions().get::<ClientIp>() {
         return ip.0.to_string();
     }
-    let trusted = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.front_door.trusted_proxies.clone())
-        .unwrap_or_default();
-    resolve(req.peer_addr().map(|a| a.ip()), req.headers(), &trusted)
-        .map(|ip| ip.to_string())
-        .unwrap_or_default()
+    // Without the middleware (which knows the trusted proxies), no header is
+    // believed: the peer is the client.
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
 }
 
 fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
@@ -141,7 +132,7 @@ impl RateLimiter {
 }
 
 /// Paths that are never rate limited: health probes and the metrics scrape.
-fn exempt(path: &str) -> bool {
+pub fn exempt(path: &str) -> bool {
     matches!(path, "/health" | "/api/v1/health" | "/metrics" | "/api/v1/metrics")
 }
 
@@ -164,32 +155,6 @@ pub fn secure_headers(headers: &mut HeaderMap, door: &FrontDoor, api: bool) {
     if api && !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, "cache-control", "no-store");
     }
-}
-
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
-    };
-    let door = &state.settings.front_door;
-    let ip = resolve(req.peer_addr().map(|a| a.ip()), req.headers(), &door.trusted_proxies);
-    if let Some(ip) = ip {
-        req.extensions_mut().insert(ClientIp(ip));
-    }
-    let api = req.path().starts_with("/api/");
-    if let (Some(ip), false) = (ip, exempt(req.path())) {
-        if let Err(retry_after) = state.rate_limiter.check(ip) {
-            crate::metrics::rate_limited();
-            let mut res = ApiError::RateLimited { retry_after }.error_response();
-            secure_headers(res.headers_mut(), door, api);
-            return Ok(req.into_response(res).map_into_right_body());
-        }
-    }
-    let mut res = next.call(req).await?;
-    secure_headers(res.headers_mut(), door, api);
-    Ok(res.map_into_left_body())
 }
 
 #[cfg(test)]

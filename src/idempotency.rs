@@ -34,12 +34,13 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::auth::{authenticate, Principal, TokenKind};
+use crate::api::extract::authenticate;
+use crate::auth::{Principal, TokenKind};
 use crate::error::ApiError;
+use crate::policy::Guard;
 use crate::state::{AppState, RequestMeta};
 use crate::store::{on_backend, on_writer, Backend, EventStore, SqliteDb};
 
@@ -57,49 +58,6 @@ pub fn new_id(meta: &RequestMeta, p: &Principal) -> Uuid {
         Some(key) => Uuid::new_v5(&NAMESPACE, format!("{}:{key}", p.user_id).as_bytes()),
         None => Uuid::new_v4(),
     }
-}
-
-/// An access check a request passed, to be passed again before its stored
-/// response is replayed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum Guard {
-    /// The caller could see this patient.
-    Patient(String),
-    /// The caller could see this household.
-    Family(String),
-}
-
-impl Guard {
-    async fn holds(&self, state: &AppState, p: &Principal) -> Result<bool, ApiError> {
-        match self {
-            Guard::Patient(id) => crate::policy::patient_visible(state, p, id).await,
-            Guard::Family(id) => crate::policy::family_visible(state, p, id).await,
-        }
-    }
-
-    fn refusal(&self) -> ApiError {
-        match self {
-            Guard::Patient(_) => ApiError::NotFound("patient"),
-            Guard::Family(_) => ApiError::NotFound("family"),
-        }
-    }
-}
-
-tokio::task_local! {
-    /// The checks passed by the request being served (set by [`middleware`]).
-    static GUARDS: Rc<RefCell<Vec<Guard>>>;
-}
-
-/// Remembers a passed access check for the current request, if it is an
-/// idempotent command (elsewhere this does nothing).
-pub fn remember(guard: Guard) {
-    let _ = GUARDS.try_with(|guards| {
-        let mut guards = guards.borrow_mut();
-        if !guards.contains(&guard) {
-            guards.push(guard);
-        }
-    });
 }
 
 /// fingerprint, response status, response body, guards (JSON).
@@ -402,7 +360,7 @@ pub async fn middleware(
 
     req.set_payload(actix_web::dev::Payload::from(body));
     let guards = Rc::new(RefCell::new(Vec::new()));
-    let res = GUARDS.scope(guards.clone(), next.call(req)).await;
+    let res = crate::policy::remembering(guards.clone(), next.call(req)).await;
     let res = match res {
         Ok(r) => r,
         Err(e) => {

@@ -6,6 +6,9 @@
 //!   files/S3, alerts, limits, …), each owning its defaults, parsing and secrets.
 //! - [`data_dir`]: the embedded data dir, its private files and its one lock.
 //! - [`startup`]: `Application::build`, used by `main` and the tests.
+//! - [`state`]: `AppState`, what every handler and use case shares (stores, settings, waiter), and
+//!   `AppState::execute`, the one way to run a command on an aggregate.
+//! - [`backend`]: the event-store database (PostgreSQL, or SQLite with its one writer connection).
 //! - [`store`]: the event store (postgres-es / sqlite-es) and its additions; [`appender`]: its
 //!   one writer, committing the events of many commands in one transaction.
 //! - [`follower`]: the one way to follow the event store (leader lock, wake-ups, backoff),
@@ -21,7 +24,10 @@
 //! - [`fhir`]: FHIR R4 resources and the pure mapping of a patient's read models to them.
 //! - [`policy`]: who may see which patient and household (the one access rule).
 //! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
+//! - [`access_log`]: the append-only log of who read which patient's data (group-committed).
+//! - [`files`]: uploads: content sniffing, bounded thumbnails, local or S3 storage, encrypted at rest.
 //! - [`audit`]: the hash chain over the events, its sealer and verifier, point-in-time replay.
+//! - [`backup`]: `carelog backup` / `restore` of the whole event-store database.
 //! - [`cli`]: `create-admin`, `rebuild`, `relay`, `audit verify`, `bench seed` ([`seed`]).
 #![forbid(unsafe_code)]
 
@@ -31,6 +37,7 @@ pub mod app;
 pub mod appender;
 pub mod audit;
 pub mod auth;
+pub mod backend;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -6,8 +6,8 @@
 //! projection and relay lag in events and seconds, and the database pools' open
 //! and idle connections.
 //!
-//! Where it is served: on `CARELOG_METRICS_BIND` when set (a private listener,
-//! no token), else on the API listener for admins only.
+//! Where it is served (`crate::api::metrics`): on `CARELOG_METRICS_BIND` when
+//! set (a private listener, no token), else on the API listener for admins only.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -15,14 +15,9 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
 
 struct Metrics {
     registry: Registry,
@@ -181,99 +176,37 @@ pub async fn middleware(
     Ok(res)
 }
 
-/// The text exposition, with the lags read now.
-pub async fn render(state: &AppState) -> String {
+/// What is read from the stores at scrape time.
+#[derive(Debug, Default)]
+pub struct Readings {
+    /// The event store's head position.
+    pub head: i64,
+    /// The lowest projector checkpoint and how long its next event has waited.
+    pub projection: Option<(i64, f64)>,
+    /// The relay's checkpoint and how long its next event has waited (when it runs).
+    pub relay: Option<(i64, f64)>,
+    /// Database pools: name, open connections, idle connections.
+    pub pools: Vec<(&'static str, u32, usize)>,
+}
+
+/// The text exposition, with the readings of this scrape.
+pub fn render(readings: &Readings) -> String {
     let m = metrics();
-    if let Ok(head) = state.store.head().await {
-        m.head.set(head);
-        if let Ok(cp) = state.read.min_checkpoint().await {
-            m.projection_lag.set(head - cp);
-            m.projection_lag_seconds.set(lag_seconds(state, cp, head).await);
-        }
-        if state.relay.is_some() {
-            if let Ok(cp) = crate::relay::checkpoint(&state.store).await {
-                m.relay_lag.set(head - cp);
-                m.relay_lag_seconds.set(lag_seconds(state, cp, head).await);
-            }
-        }
+    m.head.set(readings.head);
+    if let Some((cp, secs)) = readings.projection {
+        m.projection_lag.set(readings.head - cp);
+        m.projection_lag_seconds.set(secs);
     }
-    let pool = |name: &str, open: u32, idle: usize| {
-        m.pools.with_label_values(&[name, "open"]).set(i64::from(open));
-        m.pools.with_label_values(&[name, "idle"]).set(idle as i64);
-    };
-    match state.store.backend() {
-        crate::store::Backend::Postgres(p) => pool("events", p.size(), p.num_idle()),
-        crate::store::Backend::Sqlite(db) => {
-            pool("events", db.read.size(), db.read.num_idle());
-            pool("events_writer", db.write.size(), db.write.num_idle());
-        }
+    if let Some((cp, secs)) = readings.relay {
+        m.relay_lag.set(readings.head - cp);
+        m.relay_lag_seconds.set(secs);
     }
-    pool("read", state.read.pool().size(), state.read.pool().num_idle());
-    if state.read.dialect() == projections::Dialect::Sqlite {
-        pool(
-            "read_writer",
-            state.read.writer().size(),
-            state.read.writer().num_idle(),
-        );
+    for (name, open, idle) in &readings.pools {
+        m.pools.with_label_values(&[name, "open"]).set(i64::from(*open));
+        m.pools.with_label_values(&[name, "idle"]).set(*idle as i64);
     }
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed metrics.
     let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()
-}
-
-/// How long the first event after `checkpoint` has waited (0 when caught up).
-async fn lag_seconds(state: &AppState, checkpoint: i64, head: i64) -> f64 {
-    if checkpoint >= head {
-        return 0.0;
-    }
-    match state.store.read_raw_after(checkpoint, 1).await {
-        Ok(next) => next
-            .first()
-            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.recorded_at).ok())
-            .map(|t| {
-                (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-                    .as_seconds_f64()
-                    .max(0.0)
-            })
-            .unwrap_or(0.0),
-        Err(_) => 0.0,
-    }
-}
-
-fn exposition(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
-}
-
-/// `GET /metrics` on the API listener: admins only.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
-    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
-        (status = 401, body = crate::api::ErrorBody), (status = 403, description = "not an admin", body = crate::api::ErrorBody)))]
-pub async fn admin_metrics(state: web::Data<AppState>, p: Principal) -> ApiResult {
-    p.require(&[domain::user::Role::Admin])?;
-    Ok(exposition(render(&state).await))
-}
-
-/// `GET /metrics` on the private metrics listener (`CARELOG_METRICS_BIND`).
-pub async fn private_metrics(state: web::Data<AppState>) -> HttpResponse {
-    exposition(render(&state).await)
-}
-
-/// Serves `/metrics` alone on `bind`.
-pub fn serve_private(state: AppState, bind: std::net::SocketAddr) -> Result<(actix_web::dev::Server, u16), ApiError> {
-    let listener = std::net::TcpListener::bind(bind).map_err(ApiError::internal)?;
-    let port = listener.local_addr().map_err(ApiError::internal)?.port();
-    let data = web::Data::new(state);
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(data.clone())
-            .route("/metrics", web::get().to(private_metrics))
-    })
-    .workers(1)
-    .listen(listener)
-    .map_err(ApiError::internal)?
-    .run();
-    Ok((server, port))
 }

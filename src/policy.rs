@@ -12,11 +12,15 @@
 //! is answered from its stored response only after the same checks pass again
 //! for the caller of the repeat.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
 use domain::user::Role;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::idempotency::{remember, Guard};
 use crate::state::AppState;
 
 /// Whether `p` may see `patient`'s data today.
@@ -88,4 +92,52 @@ pub async fn ensure_not_erased(state: &AppState, patient: &str) -> Result<(), Ap
         return Err(ApiError::Conflict("该患者的个人信息已删除".into()));
     }
     Ok(())
+}
+
+/// An access check a request passed, to be passed again before its stored
+/// response is replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Guard {
+    /// The caller could see this patient.
+    Patient(String),
+    /// The caller could see this household.
+    Family(String),
+}
+
+impl Guard {
+    pub(crate) async fn holds(&self, state: &AppState, p: &Principal) -> Result<bool, ApiError> {
+        match self {
+            Guard::Patient(id) => patient_visible(state, p, id).await,
+            Guard::Family(id) => family_visible(state, p, id).await,
+        }
+    }
+
+    pub(crate) fn refusal(&self) -> ApiError {
+        match self {
+            Guard::Patient(_) => ApiError::NotFound("patient"),
+            Guard::Family(_) => ApiError::NotFound("family"),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The checks passed by the request being served (set by the idempotency middleware through [`remembering`]).
+    static GUARDS: Rc<RefCell<Vec<Guard>>>;
+}
+
+/// Remembers a passed access check for the current request, if it is an
+/// idempotent command (elsewhere this does nothing).
+pub fn remember(guard: Guard) {
+    let _ = GUARDS.try_with(|guards| {
+        let mut guards = guards.borrow_mut();
+        if !guards.contains(&guard) {
+            guards.push(guard);
+        }
+    });
+}
+
+/// Runs `fut` (the rest of a request) remembering in `guards` every check it passes.
+pub(crate) async fn remembering<F: Future>(guards: Rc<RefCell<Vec<Guard>>>, fut: F) -> F::Output {
+    GUARDS.scope(guards, fut).await
 }

@@ -166,7 +166,7 @@ impl Application {
         let sealer = crate::audit::start_sealer(state.store.clone());
         let metrics = match settings.http.metrics_bind {
             Some(bind) => {
-                let (server, port) = crate::metrics::serve_private(state.clone(), bind)
+                let (server, port) = crate::api::metrics::serve_private(state.clone(), bind)
                     .map_err(|e| anyhow::anyhow!("cannot serve metrics on {bind} (CARELOG_METRICS_BIND): {e:?}"))?;
                 tracing::info!(port, "metrics on their own listener");
                 Some((tokio::spawn(server), port))
@@ -189,13 +189,13 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
                 .wrap(from_fn(crate::idempotency::middleware))
                 .wrap(Condition::new(!door.cors_origins.is_empty(), cors(&door)))
-                .wrap(from_fn(crate::front_door::middleware))
+                .wrap(from_fn(crate::api::front_door::middleware))
                 .wrap(from_fn(crate::metrics::middleware))
                 .wrap(from_fn(crate::telemetry::request_id))
                 .configure(crate::api::routes)
                 .configure(|cfg| {
                     if metrics_on_api {
-                        cfg.route("/metrics", web::get().to(crate::metrics::admin_metrics));
+                        cfg.route("/metrics", web::get().to(crate::api::metrics::admin_metrics));
                     }
                 })
                 .route(

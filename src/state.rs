@@ -2,10 +2,8 @@
 //! turn a request into a command context and wait for read-your-writes.
 
 use std::collections::HashMap;
-use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use actix_web::{FromRequest, HttpRequest};
 use chrono::NaiveDate;
 use cqrs_es::Aggregate;
 use domain::DomainError;
@@ -13,7 +11,7 @@ use projections::ReadStore;
 
 use crate::auth::{JwtKeys, Principal};
 use crate::config::Settings;
-use crate::error::{current_request_id, ApiError};
+use crate::error::ApiError;
 use crate::runner::ProjectionWaiter;
 use crate::store::{CommandContext, Committed, EventStore};
 
@@ -105,45 +103,5 @@ impl RequestMeta {
             idempotency_key: None,
         }
         .context(None, command)
-    }
-}
-
-fn parse_if_match(raw: &str) -> Result<i64, ApiError> {
-    let v = raw.trim().trim_start_matches("W/").trim_matches('"');
-    v.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| ApiError::field("If-Match", "应为资源的版本号"))
-}
-
-impl FromRequest for RequestMeta {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let request_id = current_request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let if_match = match header("if-match") {
-            Some(raw) => match parse_if_match(&raw) {
-                Ok(v) => Some(v),
-                Err(e) => return ready(Err(e)),
-            },
-            None => None,
-        };
-        ready(Ok(RequestMeta {
-            ip: crate::front_door::client_ip(req),
-            user_agent: header("user-agent").unwrap_or_default(),
-            correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
-            request_id,
-            if_match,
-            idempotency_key: header("idempotency-key")
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty()),
-        }))
     }
 }

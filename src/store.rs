@@ -23,11 +23,14 @@ use projections::StoredEvent;
 use sqlite_es::SqliteEventRepository;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::appender::{AppendError, Appender};
 use crate::privacy::{MasterKey, Privacy, PrivacyError};
+
+/// Where the event store lives; re-exported for the modules that run SQL on it.
+pub use crate::backend::{Backend, SqliteDb};
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/events/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/events/sqlite");
@@ -35,56 +38,6 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 /// How many times a command is retried when a concurrent append to the same
 /// aggregate won (only for commands without `If-Match`).
 const CONFLICT_RETRIES: usize = 60;
-
-#[derive(Clone)]
-pub enum Backend {
-    Postgres(PgPool),
-    Sqlite(SqliteDb),
-}
-
-/// The embedded event store file. SQLite lets one writer in at a time, and a
-/// writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
-/// 10 … ms): with several writer connections in one process, every command
-/// paid those sleeps. So every write (appends, keys, seals, access and login
-/// logs, idempotency, claims, checkpoints) goes through the one `write`
-/// connection, where writers queue in-process, and reads use `read`.
-#[derive(Clone)]
-pub struct SqliteDb {
-    pub read: SqlitePool,
-    pub write: SqlitePool,
-}
-
-impl SqliteDb {
-    /// One pool for both (one-shot tools that are alone on the file).
-    pub fn single(pool: SqlitePool) -> Self {
-        Self {
-            read: pool.clone(),
-            write: pool,
-        }
-    }
-}
-
-/// Runs the same read on whichever backend is configured. The SQL must be
-/// valid for both (PostgreSQL and SQLite both accept `$1` placeholders).
-macro_rules! on_backend {
-    ($backend:expr, |$pool:ident| $body:expr) => {
-        match $backend {
-            Backend::Postgres($pool) => $body,
-            Backend::Sqlite($crate::store::SqliteDb { read: $pool, .. }) => $body,
-        }
-    };
-}
-
-/// As [`on_backend!`], for a statement that writes: on SQLite it runs on the
-/// one writer connection.
-macro_rules! on_writer {
-    ($backend:expr, |$pool:ident| $body:expr) => {
-        match $backend {
-            Backend::Postgres($pool) => $body,
-            Backend::Sqlite($crate::store::SqliteDb { write: $pool, .. }) => $body,
-        }
-    };
-}
 
 #[derive(Clone)]
 pub struct EventStore {
@@ -560,8 +513,7 @@ impl EventStore {
     }
 }
 
-pub(crate) use on_backend;
-pub(crate) use on_writer;
+pub(crate) use crate::backend::{on_backend, on_writer};
 
 async fn attempt_command<A, ES>(
     store: &ES,

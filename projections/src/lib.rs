@@ -6,6 +6,7 @@
 //!   `Any` pool, its migrations, and row helpers.
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
+//! - [`registry`]: every projector, in the order a rebuild runs them.
 //! - one module per read model: [`users`], [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
 //!   [`hospitals`] (catalog, slots, bookings).
@@ -26,11 +27,13 @@ pub mod page;
 pub mod projector;
 pub mod rebuild;
 pub mod records;
+pub mod registry;
 pub mod store;
 pub mod subscriptions;
 pub mod users;
 pub mod visits;
 
 pub use page::{Page, PageParams};
-pub use projector::{all_projectors, ProjectionError, Projector, StoredEvent};
+pub use projector::{ProjectionError, Projector, StoredEvent};
+pub use registry::all_projectors;
 pub use store::{Dialect, ReadStore};

@@ -84,21 +84,6 @@ pub trait Projector: Send + Sync + 'static {
     async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), ProjectionError>;
 }
 
-/// Every projector, in the order rebuilds run them.
-pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
-    vec![
-        Arc::new(crate::users::UsersProjector),
-        Arc::new(crate::families::FamiliesProjector),
-        Arc::new(crate::packages::PackagesProjector),
-        Arc::new(crate::subscriptions::SubscriptionsProjector),
-        Arc::new(crate::visits::VisitsProjector),
-        Arc::new(crate::records::RecordsProjector),
-        Arc::new(crate::orders::OrdersProjector),
-        Arc::new(crate::orders::NotificationsProjector),
-        Arc::new(crate::hospitals::HospitalsProjector),
-    ]
-}
-
 impl ReadStore {
     /// Creates missing checkpoint rows (position 0).
     pub async fn init_checkpoints(&self, projectors: &[Arc<dyn Projector>]) -> Result<(), sqlx::Error> {

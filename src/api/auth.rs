@@ -9,9 +9,11 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::extract::authenticate;
 use crate::api::{path_id, Body};
-use crate::auth::{authenticate, hash_password, verify_against_dummy, verify_password, Principal, TokenKind};
-use crate::error::{ok, ApiError, ApiResult};
+use crate::app::users::{new_password, update_profile, PasswordChanged};
+use crate::auth::{hash_password, verify_against_dummy, verify_password, Principal, TokenKind};
+use crate::error::{ok, ok_versioned, ApiError, ApiResult};
 use crate::logins::{AttemptFacts, FailReason, Outcome};
 use crate::state::{AppState, RequestMeta};
 
@@ -260,7 +262,9 @@ pub async fn update_me(
     };
     let mut ctx = meta.context(Some(&p), "UpdateOwnProfile");
     ctx.expected_version = None;
-    crate::api::users::update_profile(&state, p.user_id, changes, None, ctx).await
+    let view = update_profile(&state, p.user_id, changes, None, ctx).await?;
+    let version = view.version;
+    Ok(ok_versioned(view, version))
 }
 
 /// Body of `POST /auth/password`.
@@ -271,15 +275,6 @@ pub struct ChangePasswordRequest {
     /// 8 to 128 characters, with letters and digits.
     #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
     pub new_password: Option<String>,
-}
-
-/// `{password_changed: true, sessions_revoked}`
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PasswordChanged {
-    pub password_changed: bool,
-    /// `others` (your own password: this session stays) or `all` (an admin reset).
-    pub sessions_revoked: String,
-    pub version: i64,
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
@@ -296,7 +291,7 @@ pub async fn change_password(
 ) -> ApiResult {
     let mut v = Validator::new();
     let old = super::required(&mut v, "old_password", &body.0.old_password).cloned();
-    let new = crate::api::users::new_password(&mut v, body.0.new_password.as_ref());
+    let new = new_password(&mut v, body.0.new_password.as_ref());
     v.finish()?;
     let (Some(old), Some(new)) = (old, new) else {
         return Err(ApiError::field("body", "缺少必填字段"));

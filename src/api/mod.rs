@@ -6,11 +6,14 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod erasure;
+pub mod extract;
 pub mod families;
 pub mod fhir;
 pub mod files;
+pub mod front_door;
 pub mod health;
 pub mod hospitals;
+pub mod metrics;
 pub mod orders;
 pub mod packages;
 pub mod records;
@@ -283,7 +286,7 @@ pub struct ErrorBody {
         access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
         fhir::patient, fhir::everything,
-        health::health, crate::metrics::admin_metrics,
+        health::health, metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Conventions)

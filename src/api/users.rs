@@ -14,6 +14,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::{parse_required, path_id, required, Body, IdVersion, PageQuery, StatusChanged};
+use crate::app::users::{new_password, update_profile, PasswordChanged};
 use crate::auth::{hash_password, Principal};
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -86,24 +87,6 @@ pub fn validate_password(v: &mut Validator, password: Option<&String>) -> Option
     let p = password?;
     if p.chars().count() < 8 || p.chars().count() > 128 {
         v.add("password", "密码长度应为8到128个字符");
-        return None;
-    }
-    Some(p.clone())
-}
-
-/// A new password (`POST /auth/password`, `POST /users/{id}/password`): 8 to
-/// 128 characters with at least one letter and one digit. Missing or weak is
-/// recorded against `new_password`.
-pub fn new_password(v: &mut Validator, password: Option<&String>) -> Option<String> {
-    let Some(p) = password else {
-        v.add("new_password", "必填");
-        return None;
-    };
-    let n = p.chars().count();
-    let letters = p.chars().any(|c| c.is_alphabetic());
-    let digits = p.chars().any(|c| c.is_ascii_digit());
-    if !(8..=128).contains(&n) || !letters || !digits {
-        v.add("new_password", "密码应为8到128个字符，且同时包含字母和数字");
         return None;
     }
     Some(p.clone())
@@ -454,41 +437,6 @@ fn parse_changes(r: &UpdateUserRequest) -> Result<UserChanges, ApiError> {
     Ok(changes)
 }
 
-/// Applies profile changes to a user; a new phone number is claimed first
-/// (unique across users) and the old one released after. Shared by
-/// `PATCH /users/{id}` and `PATCH /auth/me`. Answers the user as it is now.
-pub async fn update_profile(
-    state: &AppState,
-    user: UserId,
-    changes: UserChanges,
-    current_phone: Option<String>,
-    ctx: crate::store::CommandContext,
-) -> ApiResult {
-    let owner = user.to_string();
-    let new_phone = changes
-        .phone
-        .as_ref()
-        .map(|p| p.as_str().to_string())
-        .filter(|p| current_phone.as_deref() != Some(p.as_str()));
-    if let Some(phone) = &new_phone {
-        if !state.store.claim("phone", phone, &owner).await? {
-            return Err(ApiError::Conflict("手机号已被使用".into()));
-        }
-    }
-    let result = state
-        .execute::<User>(&owner, UserCommand::UpdateProfile(changes), ctx)
-        .await;
-    match (&result, &new_phone, &current_phone) {
-        (Err(_), Some(phone), _) => state.store.release("phone", phone, &owner).await?,
-        (Ok(_), Some(_), Some(old)) => state.store.release("phone", old, &owner).await?,
-        _ => {}
-    }
-    result?;
-    let view = state.read.user(&owner).await?.ok_or(ApiError::NotFound("user"))?;
-    let version = view.version;
-    Ok(ok_versioned(view, version))
-}
-
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserRequest, security(("bearer" = [])),
     params(("id" = String, Path, description = "user id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
     responses((status = 200, body = crate::api::Envelope<UserView>, headers(("ETag" = String, description = "the version, quoted"))),
@@ -510,14 +458,10 @@ pub async fn update_user(
         .user(&uid.to_string())
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    update_profile(
-        &state,
-        uid,
-        changes,
-        Some(current.phone),
-        meta.context(Some(&p), "UpdateUser"),
-    )
-    .await
+    let ctx = meta.context(Some(&p), "UpdateUser");
+    let view = update_profile(&state, uid, changes, Some(current.phone), ctx).await?;
+    let version = view.version;
+    Ok(ok_versioned(view, version))
 }
 
 /// Body of `POST /users/{id}/password`.
@@ -530,7 +474,7 @@ pub struct ResetPasswordRequest {
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", request_body = ResetPasswordRequest, security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
-    responses((status = 200, description = "reset; every session of the user is revoked", body = crate::api::Envelope<crate::api::auth::PasswordChanged>),
+    responses((status = 200, description = "reset; every session of the user is revoked", body = crate::api::Envelope<PasswordChanged>),
         (status = 400, description = "new_password too weak", body = crate::api::ErrorBody),
         (status = 404, body = crate::api::ErrorBody)))]
 pub async fn reset_password(
@@ -555,7 +499,7 @@ pub async fn reset_password(
     let mut ctx = meta.context(Some(&p), "ResetPassword");
     ctx.expected_version = None;
     let c = state.execute::<User>(&uid.to_string(), cmd, ctx).await?;
-    Ok(ok(crate::api::auth::PasswordChanged {
+    Ok(ok(PasswordChanged {
         password_changed: true,
         sessions_revoked: "all".into(),
         version: c.version,

@@ -4,3 +4,4 @@
 //! followers and the CLI call these functions; none of them orchestrates commands itself.
 
 pub mod fhir;
+pub mod users;

@@ -560,3 +560,59 @@ pub fn local_date_time(date: &str, time: &str, tz: Tz) -> String {
         None => Utc.from_utc_datetime(&local).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(erased: bool) -> PatientView {
+        PatientView {
+            id: "p1".into(),
+            family_id: "f1".into(),
+            name: if erased {
+                domain::ERASED.into()
+            } else {
+                "王大爷".into()
+            },
+            gender: "male".into(),
+            birth_date: "1949-12-31".into(),
+            age: 76,
+            id_card: None,
+            phone: (!erased).then(|| "13800138000".into()),
+            relationship_to_head: "本人".into(),
+            medical_history: serde_json::json!([]),
+            allergies: None,
+            current_medications: serde_json::json!([]),
+            service_preferences: serde_json::Value::Null,
+            current_subscription: None,
+            erased,
+            erased_at: erased.then(|| "2026-12-01T00:00:00.000Z".into()),
+            created_at: "2026-11-01T00:00:00.000Z".into(),
+            updated_at: "2026-11-02T00:00:00.000Z".into(),
+            version: 2,
+        }
+    }
+
+    #[test]
+    fn local_times_carry_the_timezones_offset() {
+        let tz = chrono_tz::Asia::Shanghai;
+        assert_eq!(local_date_time("2026-12-03", "09:30", tz), "2026-12-03T09:30:00+08:00");
+        assert_eq!(local_date_time("2026-12-03", "bad", tz), "2026-12-03");
+    }
+
+    #[test]
+    fn an_erased_patient_exports_no_personal_field() {
+        let p = serde_json::to_value(Resource::Patient(patient(&view(true), Some("上海市")))).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"resourceType": "Patient", "id": "p1",
+                "meta": {"versionId": "2", "lastUpdated": "2026-11-02T00:00:00.000Z"},
+                "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:p1"}],
+                "active": false, "gender": "male"})
+        );
+        let p = serde_json::to_value(Resource::Patient(patient(&view(false), Some("上海市")))).unwrap();
+        assert_eq!(p["name"][0]["text"], "王大爷");
+        assert_eq!(p["telecom"][0]["use"], "mobile");
+        assert_eq!(p["address"][0]["text"], "上海市");
+    }
+}

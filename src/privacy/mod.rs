@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 pub use domain::ERASED;
 pub use policy::{protected_fields, SubjectRule};
 
-use crate::store::{on_backend, on_writer, Backend, SqliteDb};
+use crate::backend::{on_backend, on_writer, Backend, SqliteDb};
 
 /// Marks an encrypted field.
 const MARK: &str = "$pii";

@@ -1,0 +1,136 @@
+//! The request extractors: who is calling (`Principal`, from the bearer token
+//! checked against its session) and the request facts every command records
+//! (`RequestMeta`). They read the application state, so they live here, above
+//! it, rather than in `auth` or `state`, which the state itself is made of.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use chrono::Utc;
+use domain::user::Role;
+
+use crate::auth::{Principal, TokenKind};
+use crate::error::{current_request_id, ApiError};
+use crate::state::{AppState, RequestMeta};
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Verifies a token of `kind` and checks its session and user are still good.
+pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) -> Result<Principal, ApiError> {
+    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+    let claims = state.jwt.verify(token, kind)?;
+    let session = state
+        .read
+        .session_state(&claims.sid)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let now = projections::store::instant(Utc::now());
+    if session.revoked || session.user_status != "active" || session.user_id != claims.sub || session.expires_at < now {
+        return Err(ApiError::Unauthorized);
+    }
+    let principal = Principal {
+        user_id: claims.sub.parse().map_err(|_| ApiError::Unauthorized)?,
+        role: Role::parse(&session.role).map_err(|_| ApiError::Unauthorized)?,
+        session_id: claims.sid.parse().map_err(|_| ApiError::Unauthorized)?,
+    };
+    if principal.role == Role::Auditor && !auditor_may(req.method(), req.path()) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(principal)
+}
+
+/// Auditors read the audit endpoints (and the staff directory, to put names
+/// on actor ids) and manage their own session; nothing else, whatever a
+/// handler's own role list says.
+fn auditor_may(method: &actix_web::http::Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if path.starts_with("/api/v1/auth/") {
+        return true;
+    }
+    method == actix_web::http::Method::GET
+        && (path.starts_with("/api/v1/audit/") || path == "/api/v1/users" || path.starts_with("/api/v1/users/"))
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            // Already checked for this request (the idempotency middleware does).
+            if let Some(p) = req.extensions().get::<Principal>().cloned() {
+                return Ok(p);
+            }
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            authenticate(state, &req, TokenKind::Access).await
+        })
+    }
+}
+
+fn parse_if_match(raw: &str) -> Result<i64, ApiError> {
+    let v = raw.trim().trim_start_matches("W/").trim_matches('"');
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::field("If-Match", "应为资源的版本号"))
+}
+
+impl FromRequest for RequestMeta {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let request_id = current_request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let if_match = match header("if-match") {
+            Some(raw) => match parse_if_match(&raw) {
+                Ok(v) => Some(v),
+                Err(e) => return ready(Err(e)),
+            },
+            None => None,
+        };
+        ready(Ok(RequestMeta {
+            ip: crate::front_door::client_ip(req),
+            user_agent: header("user-agent").unwrap_or_default(),
+            correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
+            request_id,
+            if_match,
+            idempotency_key: header("idempotency-key")
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auditors_only_read_the_audit_trail() {
+        use actix_web::http::Method;
+        assert!(auditor_may(&Method::GET, "/api/v1/audit/events"));
+        assert!(auditor_may(&Method::GET, "/api/v1/users/abc"));
+        assert!(auditor_may(&Method::POST, "/api/v1/auth/logout"));
+        assert!(!auditor_may(&Method::POST, "/api/v1/audit/events"));
+        assert!(!auditor_may(&Method::POST, "/api/v1/families"));
+        assert!(!auditor_may(&Method::GET, "/api/v1/patients/abc"));
+        assert!(!auditor_may(&Method::PATCH, "/api/v1/users/abc/status"));
+    }
+}
