@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
-use crate::page::{Page, PageParams};
+use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{like_pattern, ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql, current_subscription, SubscriptionSummary};
@@ -498,17 +498,22 @@ impl ReadStore {
         else {
             return Ok(None);
         };
-        let sql = format!(
-            "SELECT id, name, gender, birth_date, relationship_to_head FROM patients p
-             WHERE family_id = ? AND (? IS NULL OR {}) ORDER BY created_at, id",
-            assigned_sql("p.id")
-        );
-        let rows = bind_assigned!(
-            sqlx::query(&sql).bind(id).bind(recorder),
-            assigned_binds(recorder, today)
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let mut filter = Where::new().and("p.family_id = ?", [id.into()]);
+        if recorder.is_some() {
+            let (r, from, to) = assigned_binds(recorder, today);
+            filter = filter.and(
+                assigned_sql("p.id"),
+                [r.unwrap_or_default().into(), from.into(), to.into()],
+            );
+        }
+        let rows = self
+            .rows(
+                "SELECT p.id, p.name, p.gender, p.birth_date, p.relationship_to_head FROM patients p",
+                &filter,
+                "ORDER BY p.created_at, p.id",
+                |r| Ok(r.clone()),
+            )
+            .await?;
         let subs = self.family_subscriptions(id).await?;
         let mut patients = Vec::with_capacity(rows.len());
         for r in &rows {

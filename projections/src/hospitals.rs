@@ -9,8 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::bind_assigned;
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, like_pattern, ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql};
@@ -377,39 +376,47 @@ impl ReadStore {
     ) -> Result<Vec<HospitalSearchItem>, sqlx::Error> {
         let s = search.map(like_pattern);
         let d = department.map(like_pattern);
-        let hospitals = sqlx::query(
-            "SELECT h.* FROM hospitals h WHERE h.status = 'active'
-               AND (? IS NULL OR h.name LIKE ? ESCAPE '!' OR h.address LIKE ? ESCAPE '!')
-               AND (? IS NULL OR EXISTS (SELECT 1 FROM hospital_departments d
-                    WHERE d.hospital_id = h.id AND d.active = 1 AND d.name LIKE ? ESCAPE '!'))
-             ORDER BY h.name, h.id LIMIT 200",
-        )
-        .bind(&s)
-        .bind(&s)
-        .bind(&s)
-        .bind(&d)
-        .bind(&d)
-        .fetch_all(self.pool())
-        .await?;
+        let mut filter = Where::new().and("h.status = 'active'", []);
+        if let Some(s) = &s {
+            filter = filter.and(
+                "(h.name LIKE ? ESCAPE '!' OR h.address LIKE ? ESCAPE '!')",
+                [s.into(), s.into()],
+            );
+        }
+        if let Some(d) = &d {
+            filter = filter.and(
+                "EXISTS (SELECT 1 FROM hospital_departments d
+                    WHERE d.hospital_id = h.id AND d.active = 1 AND d.name LIKE ? ESCAPE '!')",
+                [d.into()],
+            );
+        }
+        let hospitals = self
+            .rows(
+                "SELECT h.* FROM hospitals h",
+                &filter,
+                "ORDER BY h.name, h.id LIMIT 200",
+                |r| Ok(r.clone()),
+            )
+            .await?;
         let mut out = Vec::with_capacity(hospitals.len());
         for h in &hospitals {
             let hid = h.text("id")?;
-            let deps = sqlx::query(
+            let filter = Where::new()
+                .and("d.hospital_id = ? AND d.active = 1", [hid.as_str().into()])
+                .and_eq("d.name LIKE ? ESCAPE '!'", d.as_ref());
+            // The open-slot count's date comes first in the SQL: a date's text
+            // form is only digits and dashes, so it is written in.
+            let select = format!(
                 "SELECT d.id, d.name,
                     (SELECT COUNT(*) FROM hospital_slots s
                       LEFT JOIN hospital_doctors doc ON doc.id = s.doctor_id
-                      WHERE s.department_id = d.id AND s.date >= ? AND s.booked < s.capacity
+                      WHERE s.department_id = d.id AND s.date >= '{today}' AND s.booked < s.capacity
                         AND (s.doctor_id IS NULL OR doc.active = 1)) AS open_slots
-                 FROM hospital_departments d
-                 WHERE d.hospital_id = ? AND d.active = 1 AND (? IS NULL OR d.name LIKE ? ESCAPE '!')
-                 ORDER BY d.name, d.id",
-            )
-            .bind(today.to_string())
-            .bind(&hid)
-            .bind(&d)
-            .bind(&d)
-            .fetch_all(self.pool())
-            .await?;
+                 FROM hospital_departments d"
+            );
+            let deps = self
+                .rows(&select, &filter, "ORDER BY d.name, d.id", |r| Ok(r.clone()))
+                .await?;
             let departments = deps
                 .iter()
                 .map(|r| {
@@ -491,19 +498,17 @@ impl ReadStore {
         department: Option<&str>,
         date: Option<NaiveDate>,
     ) -> Result<Vec<SlotView>, sqlx::Error> {
-        let date = date.map(|d| d.to_string());
-        let rows = sqlx::query(
-            "SELECT * FROM hospital_slots WHERE hospital_id = ? AND (? IS NULL OR department_id = ?) AND (? IS NULL OR date = ?)
-             ORDER BY date, time, id LIMIT 500",
+        let filter = Where::new()
+            .and("hospital_id = ?", [hospital.into()])
+            .and_eq("department_id = ?", department)
+            .and_eq("date = ?", date);
+        self.rows(
+            "SELECT * FROM hospital_slots",
+            &filter,
+            "ORDER BY date, time, id LIMIT 500",
+            slot_view,
         )
-        .bind(hospital)
-        .bind(department)
-        .bind(department)
-        .bind(&date)
-        .bind(&date)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(slot_view).collect()
+        .await
     }
 
     /// Slots matching a booking request, those with room first.
@@ -515,20 +520,19 @@ impl ReadStore {
         date: NaiveDate,
         time: &str,
     ) -> Result<Vec<SlotView>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT * FROM hospital_slots WHERE hospital_id = ? AND department_id = ? AND date = ? AND time = ?
-               AND (? IS NULL OR doctor_id = ?)
-             ORDER BY (capacity - booked) DESC, id",
+        let filter = Where::new()
+            .and(
+                "hospital_id = ? AND department_id = ? AND date = ? AND time = ?",
+                [hospital.into(), department.into(), date.into(), time.into()],
+            )
+            .and_eq("doctor_id = ?", doctor);
+        self.rows(
+            "SELECT * FROM hospital_slots",
+            &filter,
+            "ORDER BY (capacity - booked) DESC, id",
+            slot_view,
         )
-        .bind(hospital)
-        .bind(department)
-        .bind(date.to_string())
-        .bind(time)
-        .bind(doctor)
-        .bind(doctor)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(slot_view).collect()
+        .await
     }
 
     pub async fn slot(&self, id: &str) -> Result<Option<SlotView>, sqlx::Error> {
@@ -554,52 +558,36 @@ impl ReadStore {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<BookingView>, sqlx::Error> {
-        let asg = assigned_binds(f.recorder.as_deref(), today);
-        let filter = format!(
-            "(? IS NULL OR b.patient_id = ?) AND (? IS NULL OR {}) AND (? IS NULL OR b.slot_id = ?)
-            AND (? IS NULL OR b.status = ?)
-            AND (? IS NULL OR b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
-                                               UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?))",
-            assigned_sql("b.patient_id")
-        );
-        macro_rules! bind {
-            ($q:expr) => {
-                bind_assigned!($q.bind(&f.patient).bind(&f.patient).bind(&f.recorder), asg)
-                    .bind(&f.slot)
-                    .bind(&f.slot)
-                    .bind(&f.status)
-                    .bind(&f.status)
-                    .bind(&f.doctor)
-                    .bind(&f.doctor)
-                    .bind(&f.doctor)
-            };
+        let mut filter = Where::new().and_eq("b.patient_id = ?", f.patient.as_ref());
+        if let Some(recorder) = &f.recorder {
+            let (r, from, to) = assigned_binds(Some(recorder), today);
+            filter = filter.and(
+                assigned_sql("b.patient_id"),
+                [r.unwrap_or_default().into(), from.into(), to.into()],
+            );
         }
-        let total: i64 = bind!(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM hospital_appointments b WHERE {filter}"
-        )))
-        .fetch_one(self.pool())
-        .await?;
-        let rows = bind!(sqlx::query(&format!(
-            "{BOOKING_SELECT} WHERE {filter}
-             ORDER BY CASE WHEN b.appointment_date >= ? THEN 0 ELSE 1 END,
-                      CASE WHEN b.appointment_date >= ? THEN b.appointment_date END ASC,
-                      CASE WHEN b.appointment_date >= ? THEN b.appointment_time END ASC,
-                      b.appointment_date DESC, b.appointment_time DESC, b.id
-             LIMIT ? OFFSET ?"
-        )))
-        .bind(today.to_string())
-        .bind(today.to_string())
-        .bind(today.to_string())
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(booking_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let mut filter = filter
+            .and_eq("b.slot_id = ?", f.slot.as_ref())
+            .and_eq("b.status = ?", f.status.as_ref());
+        if let Some(doctor) = &f.doctor {
+            filter = filter.and(
+                "b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
+                                  UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?)",
+                [doctor.into(), doctor.into()],
+            );
+        }
+        // A date's text form is only digits and dashes: safe to write into the SQL.
+        let order_by = format!(
+            "CASE WHEN b.appointment_date >= '{today}' THEN 0 ELSE 1 END,
+             CASE WHEN b.appointment_date >= '{today}' THEN b.appointment_date END ASC,
+             CASE WHEN b.appointment_date >= '{today}' THEN b.appointment_time END ASC,
+             b.appointment_date DESC, b.appointment_time DESC, b.id"
+        );
+        let list = ListQuery {
+            select: BOOKING_SELECT,
+            from: "hospital_appointments b",
+            order_by: &order_by,
+        };
+        self.page(&list, &filter, page, booking_view).await
     }
 }

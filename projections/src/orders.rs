@@ -10,8 +10,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::bind_assigned;
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql};
@@ -356,33 +355,16 @@ impl ReadStore {
         status: Option<&str>,
         page: PageParams,
     ) -> Result<Page<OrderRequestView>, sqlx::Error> {
-        let filter = "(? IS NULL OR q.doctor_id = ?) AND (? IS NULL OR q.status = ?)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM order_requests q WHERE {filter}"))
-            .bind(doctor)
-            .bind(doctor)
-            .bind(status)
-            .bind(status)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id
-             WHERE {filter} ORDER BY q.urgent DESC, q.created_at DESC, q.id LIMIT ? OFFSET ?"
-        ))
-        .bind(doctor)
-        .bind(doctor)
-        .bind(status)
-        .bind(status)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(request_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let filter = Where::new()
+            .and_eq("q.doctor_id = ?", doctor)
+            .and_eq("q.status = ?", status);
+        let list = ListQuery {
+            select:
+                "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id",
+            from: "order_requests q",
+            order_by: "q.urgent DESC, q.created_at DESC, q.id",
+        };
+        self.page(&list, &filter, page, request_view).await
     }
 
     pub async fn order_request(&self, id: &str) -> Result<Option<OrderRequestView>, sqlx::Error> {
@@ -476,54 +458,40 @@ impl ReadStore {
         recorder_today: Option<NaiveDate>,
         page: PageParams,
     ) -> Result<Page<NotificationView>, sqlx::Error> {
-        let unread = if unread_only { " AND read_at IS NULL" } else { "" };
-        let recorder = recorder_today.map(|_| user);
-        let asg = assigned_binds(recorder, recorder_today.unwrap_or_default());
-        let filter = format!(
-            "n.user_id = ?{unread} AND (? IS NULL OR n.patient_id IS NULL OR {})",
-            assigned_sql("n.patient_id")
-        );
-        let total: i64 = bind_assigned!(
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM notifications n WHERE {filter}"))
-                .bind(user)
-                .bind(recorder),
-            asg
-        )
-        .fetch_one(self.pool())
-        .await?;
-        let sql = format!(
-            "SELECT * FROM notifications n WHERE {filter} ORDER BY urgent DESC, created_at DESC, id LIMIT ? OFFSET ?"
-        );
-        let rows = bind_assigned!(sqlx::query(&sql).bind(user).bind(recorder), asg)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(self.pool())
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                let read_at = r.opt_text("read_at")?;
-                Ok(NotificationView {
-                    id: r.text("id")?,
-                    kind: r.text("kind")?,
-                    title: r.text("title")?,
-                    body: r.text("body")?,
-                    ref_type: r.text("ref_type")?,
-                    ref_id: r.text("ref_id")?,
-                    patient_id: r.opt_text("patient_id")?,
-                    urgent: r.int("urgent")? != 0,
-                    status: if read_at.is_some() { "read" } else { "unread" }.into(),
-                    created_at: r.text("created_at")?,
-                    read_at,
-                })
+        let mut filter = Where::new().and("n.user_id = ?", [user.into()]);
+        if unread_only {
+            filter = filter.and("n.read_at IS NULL", []);
+        }
+        if let Some(today) = recorder_today {
+            // A recorder no longer sees notifications about patients taken from them.
+            let (r, from, to) = assigned_binds(Some(user), today);
+            filter = filter.and(
+                format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
+                [r.unwrap_or_default().into(), from.into(), to.into()],
+            );
+        }
+        let list = ListQuery {
+            select: "SELECT * FROM notifications n",
+            from: "notifications n",
+            order_by: "n.urgent DESC, n.created_at DESC, n.id",
+        };
+        self.page(&list, &filter, page, |r| {
+            let read_at = r.opt_text("read_at")?;
+            Ok(NotificationView {
+                id: r.text("id")?,
+                kind: r.text("kind")?,
+                title: r.text("title")?,
+                body: r.text("body")?,
+                ref_type: r.text("ref_type")?,
+                ref_id: r.text("ref_id")?,
+                patient_id: r.opt_text("patient_id")?,
+                urgent: r.int("urgent")? != 0,
+                status: if read_at.is_some() { "read" } else { "unread" }.into(),
+                created_at: r.text("created_at")?,
+                read_at,
             })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
         })
+        .await
     }
 
     /// The owner of a notification.

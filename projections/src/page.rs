@@ -1,6 +1,14 @@
-//! Paging for list endpoints: `page` from 1, `limit` 1..=100 (default 20).
+//! Paging for list endpoints: `page` from 1, `limit` 1..=100 (default 20),
+//! and the one way a list is queried: a [`Where`] holding only the conditions
+//! asked for (never `? IS NULL OR …`, which defeats the indexes), bound once
+//! and used for both the count and the page ([`ReadStore::page`]).
 
 use serde::Serialize;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::{Query, QueryScalar};
+use sqlx::Any;
+
+use crate::store::ReadStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageParams {
@@ -47,6 +55,163 @@ pub struct Page<T> {
     pub limit: u32,
 }
 
+/// A value bound to a condition of a [`Where`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl From<&str> for Param {
+    fn from(v: &str) -> Self {
+        Param::Text(v.to_string())
+    }
+}
+impl From<String> for Param {
+    fn from(v: String) -> Self {
+        Param::Text(v)
+    }
+}
+impl From<&String> for Param {
+    fn from(v: &String) -> Self {
+        Param::Text(v.clone())
+    }
+}
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Param::Int(v)
+    }
+}
+impl From<chrono::NaiveDate> for Param {
+    fn from(v: chrono::NaiveDate) -> Self {
+        Param::Text(v.to_string())
+    }
+}
+
+/// The conditions of a list query that were asked for, with their values in
+/// placeholder order.
+#[derive(Debug, Clone, Default)]
+pub struct Where {
+    conditions: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Where {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `condition`, whose `?` placeholders take `params` in order.
+    pub fn and(mut self, condition: impl Into<String>, params: impl IntoIterator<Item = Param>) -> Self {
+        self.conditions.push(condition.into());
+        self.params.extend(params);
+        self
+    }
+
+    /// Adds `condition` (one `?`) only when `value` is given.
+    pub fn and_eq<T: Into<Param>>(self, condition: &str, value: Option<T>) -> Self {
+        match value {
+            Some(v) => self.and(condition, [v.into()]),
+            None => self,
+        }
+    }
+
+    /// `WHERE a AND b …`, or nothing when no condition was asked for.
+    pub fn sql(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// Binds the values on a query whose SQL holds [`Where::sql`].
+    pub fn bind<'q>(&self, mut q: Query<'q, Any, AnyArguments<'q>>) -> Query<'q, Any, AnyArguments<'q>> {
+        for p in &self.params {
+            q = match p {
+                Param::Text(v) => q.bind(v.clone()),
+                Param::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+
+    fn bind_scalar<'q>(
+        &self,
+        mut q: QueryScalar<'q, Any, i64, AnyArguments<'q>>,
+    ) -> QueryScalar<'q, Any, i64, AnyArguments<'q>> {
+        for p in &self.params {
+            q = match p {
+                Param::Text(v) => q.bind(v.clone()),
+                Param::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+}
+
+/// A list query: which rows (`from`, the table and its alias, for counting),
+/// how a row is selected (`select`, the `SELECT … FROM …` with its joins,
+/// which must keep every row of `from`), and their order.
+pub struct ListQuery<'a> {
+    pub select: &'a str,
+    pub from: &'a str,
+    pub order_by: &'a str,
+}
+
+impl ReadStore {
+    /// Every row of `select` matching `filter`, then `tail` (`ORDER BY …`, `LIMIT n`).
+    pub async fn rows<T>(
+        &self,
+        select: &str,
+        filter: &Where,
+        tail: &str,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        let sql = format!("{select} {} {tail}", filter.sql());
+        let rows = filter.bind(sqlx::query(&sql)).fetch_all(self.pool()).await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// One page of `list` filtered by `filter`, and the number of rows it
+    /// matches: two statements, the filter built and bound once.
+    pub async fn page<T>(
+        &self,
+        list: &ListQuery<'_>,
+        filter: &Where,
+        page: PageParams,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Page<T>, sqlx::Error> {
+        let where_sql = filter.sql();
+        let count_sql = format!("SELECT COUNT(*) FROM {} {where_sql}", list.from);
+        let total: i64 = filter
+            .bind_scalar(sqlx::query_scalar(&count_sql))
+            .fetch_one(self.pool())
+            .await?;
+        let page_sql = format!(
+            "{} {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
+            list.select, list.order_by
+        );
+        let rows = filter
+            .bind(sqlx::query(&page_sql))
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(self.pool())
+            .await?;
+        let items = rows.iter().map(row).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +225,28 @@ mod tests {
         assert_eq!(PageParams::parse(Some(3), Some(10)).unwrap().offset(), 20);
         assert_eq!(PageParams::parse(Some(0), None).unwrap_err().0, "page");
         assert_eq!(PageParams::parse(None, Some(101)).unwrap_err().0, "limit");
+    }
+
+    #[test]
+    fn a_filter_holds_only_the_conditions_asked_for() {
+        let none = Where::new().and_eq::<&str>("a.status = ?", None);
+        assert_eq!(none.sql(), "");
+        assert!(none.params().is_empty());
+        let some = Where::new()
+            .and_eq("a.status = ?", Some("open"))
+            .and_eq::<i64>("a.n = ?", None)
+            .and(
+                "a.d BETWEEN ? AND ?",
+                [Param::from("2026-01-01"), Param::from("2026-12-31")],
+            );
+        assert_eq!(some.sql(), "WHERE a.status = ? AND a.d BETWEEN ? AND ?");
+        assert_eq!(
+            some.params(),
+            &[
+                Param::from("open"),
+                Param::from("2026-01-01"),
+                Param::from("2026-12-31")
+            ]
+        );
     }
 }

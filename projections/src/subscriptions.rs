@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 
@@ -145,8 +145,7 @@ pub fn assigned_sql(patient: &str) -> String {
     )
 }
 
-/// The values [`assigned_sql`] takes. `recorder` may be `None` where the
-/// condition is guarded by `? IS NULL OR ...` (then nothing matches it).
+/// The values [`assigned_sql`] takes (`None` matches nothing).
 pub fn assigned_binds(recorder: Option<&str>, today: NaiveDate) -> (Option<String>, String, String) {
     (recorder.map(str::to_string), today.to_string(), today.to_string())
 }
@@ -201,39 +200,20 @@ impl ReadStore {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<SubscriptionView>, sqlx::Error> {
-        let filter = "(? IS NULL OR s.patient_id = ?) AND (? IS NULL OR s.recorder_id = ?)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM subscriptions s WHERE {filter}"))
-            .bind(patient)
-            .bind(patient)
-            .bind(recorder)
-            .bind(recorder)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!(
-            "{SUB_SELECT} WHERE {filter} ORDER BY s.created_at DESC, s.id LIMIT ? OFFSET ?"
-        ))
-        .bind(patient)
-        .bind(patient)
-        .bind(recorder)
-        .bind(recorder)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                let mut v = sub_view(r)?;
-                v.status = effective_status(&v.status, &v.end_date, today);
-                Ok(v)
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
+        let filter = Where::new()
+            .and_eq("s.patient_id = ?", patient)
+            .and_eq("s.recorder_id = ?", recorder);
+        let list = ListQuery {
+            select: SUB_SELECT,
+            from: "subscriptions s",
+            order_by: "s.created_at DESC, s.id",
+        };
+        self.page(&list, &filter, page, |r| {
+            let mut v = sub_view(r)?;
+            v.status = effective_status(&v.status, &v.end_date, today);
+            Ok(v)
         })
+        .await
     }
 
     pub(crate) async fn patient_subscriptions(&self, patient: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 
@@ -358,26 +358,12 @@ impl ReadStore {
     }
 
     pub async fn users(&self, role: Option<&str>, page: PageParams) -> Result<Page<UserView>, sqlx::Error> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE (? IS NULL OR role = ?)")
-            .bind(role)
-            .bind(role)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(&format!(
-            "{USER_SELECT} WHERE (? IS NULL OR u.role = ?) ORDER BY u.created_at DESC, u.id LIMIT ? OFFSET ?"
-        ))
-        .bind(role)
-        .bind(role)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(user_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let list = ListQuery {
+            select: USER_SELECT,
+            from: "users u",
+            order_by: "u.created_at DESC, u.id",
+        };
+        self.page(&list, &Where::new().and_eq("u.role = ?", role), page, user_view)
+            .await
     }
 }

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_sql};
@@ -251,43 +251,24 @@ impl ReadStore {
     }
 
     pub async fn visits(&self, f: &VisitFilter, page: PageParams) -> Result<Page<VisitView>, sqlx::Error> {
-        let date = f.date.map(|d| d.to_string());
-        let asg = assigned_binds(f.recorder.as_deref(), f.today);
-        let filter = format!(
-            "(? IS NULL OR (a.recorder_id = ? AND {})) AND (? IS NULL OR a.patient_id = ?)
-            AND (? IS NULL OR a.scheduled_date = ?) AND (? IS NULL OR a.status = ?)",
-            assigned_sql("a.patient_id")
-        );
-        macro_rules! bind {
-            ($q:expr) => {
-                bind_assigned!($q.bind(&f.recorder).bind(&f.recorder), asg)
-                    .bind(&f.patient)
-                    .bind(&f.patient)
-                    .bind(&date)
-                    .bind(&date)
-                    .bind(&f.status)
-                    .bind(&f.status)
-            };
+        let mut filter = Where::new();
+        if let Some(recorder) = &f.recorder {
+            let (r, from, to) = assigned_binds(Some(recorder), f.today);
+            filter = filter.and(
+                format!("a.recorder_id = ? AND {}", assigned_sql("a.patient_id")),
+                [recorder.into(), r.unwrap_or_default().into(), from.into(), to.into()],
+            );
         }
-        let total: i64 = bind!(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM appointments a WHERE {filter}"
-        )))
-        .fetch_one(self.pool())
-        .await?;
-        let rows = bind!(sqlx::query(&format!(
-            "{VISIT_SELECT} WHERE {filter} ORDER BY a.scheduled_date DESC, a.scheduled_time DESC, a.id LIMIT ? OFFSET ?"
-        )))
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(visit_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        let filter = filter
+            .and_eq("a.patient_id = ?", f.patient.as_ref())
+            .and_eq("a.scheduled_date = ?", f.date)
+            .and_eq("a.status = ?", f.status.as_ref());
+        let list = ListQuery {
+            select: VISIT_SELECT,
+            from: "appointments a",
+            order_by: "a.scheduled_date DESC, a.scheduled_time DESC, a.id",
+        };
+        self.page(&list, &filter, page, visit_view).await
     }
 
     pub async fn visit(&self, id: &str) -> Result<Option<VisitView>, sqlx::Error> {
