@@ -6,7 +6,9 @@
 #    `docker compose up -d postgres mysql`).
 # 2. Makes sure the test database in each URL is usable (creates it if
 #    missing; for PostgreSQL falls back from user postgres to root).
-# 3. Runs `cargo test --workspace --all-targets "$@"`.
+# 3. Creates target/fhir-venv (scripts/fhir-venv.sh: the pinned FHIR R4
+#    validator the FHIR export tests run), then runs
+#    `cargo test --workspace --all-targets "$@"`.
 # 4. Runs scripts/schemathesis.sh: the OpenAPI document checked by schemathesis
 #    against a real embedded server (a few minutes).
 # Exits 0 only when both passed.
@@ -434,6 +436,9 @@ fi
 have cargo || die "cargo not found; install the Rust toolchain (rustup) or add ~/.cargo/bin to PATH."
 
 cd -- "$REPO_ROOT"
+# The FHIR tests would create it themselves; done here so a missing python3 or
+# PyPI fails once, clearly, before the build.
+bash scripts/fhir-venv.sh >/dev/null || die "scripts/fhir-venv.sh failed (see above)."
 status=0
 cargo test --workspace --all-targets "$@" || status=$?
 if [[ -n $KAFKA_PID ]]; then

@@ -23,6 +23,7 @@
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
 //!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins.
 //! - [`error`]: the one mapping from errors to the response envelope.
+//! - [`fhir`]: FHIR R4 resources and the pure mapping of a patient's read models to them.
 //! - [`policy`]: who may see which patient and household (the one access rule).
 //! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
 //! - [`access_log`]: the append-only log of who read which patient's data (group-committed).
@@ -45,6 +46,7 @@ pub mod config;
 pub mod data_dir;
 pub mod error;
 pub mod escalation;
+pub mod fhir;
 pub mod files;
 pub mod follower;
 pub mod front_door;

@@ -10,6 +10,7 @@
 //! - [`vitals`]: vital signs with units and ranges, and alert thresholds.
 //! - [`evv`]: visit verification exceptions, their rules and the reason-code catalogue.
 //! - [`compliance`]: whether a recorder may be given new work (certificate, duty).
+//! - [`medication`]: a patient's current medications (free text or structured).
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //! - one module per aggregate: [`alert`] (abnormal records to their end), [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
@@ -28,6 +29,7 @@ pub mod health_record;
 pub mod hospital;
 pub mod ids;
 pub mod inbox;
+pub mod medication;
 pub mod order;
 pub mod package;
 mod patch;

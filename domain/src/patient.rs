@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{FamilyId, UserId};
-use crate::validation::Invalid;
+use crate::medication::{check_medications, Medication};
+use crate::validation::{Invalid, Validator};
 use crate::values::{Gender, PhoneNumber, ResidentId};
 
 crate::patchable! {
@@ -22,7 +23,7 @@ crate::patchable! {
             birth_date: NaiveDate,
             relationship_to_head: String,
             medical_history: Vec<String>,
-            current_medications: Vec<String>,
+            current_medications: Vec<Medication>,
         }
         optional {
             id_card: ResidentId,
@@ -106,12 +107,14 @@ pub enum PatientError {
 
 /// Checks that hold for any patient, new or updated.
 fn check(d: &PatientDetails) -> Result<(), Invalid> {
+    let mut v = Validator::new();
     if let Some(id) = &d.id_card {
         if id.birth_date() != Some(d.birth_date) {
-            return Err(Invalid::field("id_card", "身份证号中的出生日期与birth_date不一致"));
+            v.add("id_card", "身份证号中的出生日期与birth_date不一致");
         }
     }
-    Ok(())
+    check_medications("current_medications", &d.current_medications, &mut v);
+    v.finish()
 }
 
 impl Aggregate for Patient {
@@ -175,6 +178,7 @@ impl Aggregate for Patient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::medication::StructuredMedication;
     use cqrs_es::test::TestFramework;
 
     type T = TestFramework<Patient>;
@@ -297,6 +301,67 @@ mod tests {
             }))
             .inspect_result();
         assert!(names(r, "id_card"));
+    }
+
+    #[test]
+    fn it_should_register_a_patient_with_free_text_and_structured_medications() {
+        let mut d = details();
+        d.current_medications = vec![
+            "氨氯地平 5mg".into(),
+            Medication::Structured(StructuredMedication {
+                name: "二甲双胍".into(),
+                dosage: Some("0.5g".into()),
+                frequency: Some("每日两次".into()),
+                route: Some("口服".into()),
+            }),
+        ];
+        let family_id = FamilyId::default();
+        T::with(())
+            .given_no_previous_events()
+            .when(PatientCommand::Register {
+                family_id,
+                details: d.clone(),
+            })
+            .then_expect_events(vec![PatientEvent::PatientRegistered { family_id, details: d }]);
+    }
+
+    #[test]
+    fn it_should_refuse_a_structured_medication_without_a_name() {
+        let r = T::with(())
+            .given(vec![registered()])
+            .when(PatientCommand::Update(PatientChanges {
+                current_medications: Some(vec![
+                    "氨氯地平".into(),
+                    Medication::Structured(StructuredMedication {
+                        name: String::new(),
+                        dosage: Some("5mg".into()),
+                        frequency: None,
+                        route: None,
+                    }),
+                ]),
+                ..Default::default()
+            }))
+            .inspect_result();
+        assert!(names(r, "current_medications[1].name"));
+    }
+
+    #[test]
+    fn it_should_load_a_patient_registered_with_string_medications_before_they_were_structured() {
+        // As stored by every version before structured medications.
+        let stored = serde_json::json!({"PatientRegistered": {
+            "family_id": FamilyId::default(),
+            "details": {"name": "王大爷", "gender": "male", "birth_date": "1949-12-31",
+                "relationship_to_head": "本人", "medical_history": ["高血压"],
+                "current_medications": ["氨氯地平 5mg 每日一次"], "id_card": null, "phone": null}}});
+        let event: PatientEvent = serde_json::from_value(stored).unwrap();
+        let mut patient = Patient::default();
+        patient.apply(event);
+        let meds = &patient.details.as_ref().unwrap().current_medications;
+        assert_eq!(meds, &vec![Medication::Text("氨氯地平 5mg 每日一次".into())]);
+        assert_eq!(
+            serde_json::to_value(meds).unwrap(),
+            serde_json::json!(["氨氯地平 5mg 每日一次"])
+        );
     }
 
     #[test]

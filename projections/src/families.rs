@@ -239,6 +239,37 @@ pub struct FamilyDetail {
     pub patients: Vec<FamilyPatient>,
 }
 
+/// One current medication as the API reads and writes it (the schema only;
+/// the value is `domain::medication::Medication`): free text, as entries were
+/// before structured medications and as they stay when sent as text, or an
+/// object whose parts are known.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MedicationEntry {
+    /// Free text, up to 200 characters.
+    Text(String),
+    Structured(StructuredMedicationEntry),
+}
+
+/// `{name, dosage?, frequency?, route?}`; reads return every key, null when not given.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct StructuredMedicationEntry {
+    /// Required; up to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    name: String,
+    /// e.g. "5mg"; up to 100 characters.
+    #[schema(max_length = 100)]
+    dosage: Option<String>,
+    /// e.g. "每日一次"; up to 100 characters.
+    #[schema(max_length = 100)]
+    frequency: Option<String>,
+    /// e.g. "口服"; up to 100 characters.
+    #[schema(max_length = 100)]
+    route: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PatientView {
     pub id: String,
@@ -253,7 +284,8 @@ pub struct PatientView {
     #[schema(value_type = Vec<String>)]
     pub medical_history: serde_json::Value,
     pub allergies: Option<String>,
-    #[schema(value_type = Vec<String>)]
+    /// Each entry as it was sent: free text, or `{name, dosage, frequency, route}`.
+    #[schema(value_type = Vec<MedicationEntry>)]
     pub current_medications: serde_json::Value,
     /// An object, or null when none was given.
     #[schema(value_type = Option<Object>)]
@@ -541,6 +573,14 @@ impl ReadStore {
 
     async fn last_record(&self, patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
         self.latest_record(patient).await
+    }
+
+    /// The household's primary address.
+    pub async fn family_address(&self, family: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT primary_address FROM families WHERE id = ?")
+            .bind(family)
+            .fetch_optional(self.pool())
+            .await
     }
 
     pub async fn patient(&self, id: &str, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {

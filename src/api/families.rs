@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest};
 use domain::family::{Family, FamilyChanges, FamilyCommand, FamilyDetails};
 use domain::ids::{FamilyId, PatientId};
+use domain::medication::{parse_medications, Medication};
 use domain::patient::{Patient, PatientChanges, PatientCommand, PatientDetails};
 use domain::user::Role;
 use domain::values::{date, optional_text, text, Gender, PhoneNumber, ResidentId};
@@ -296,9 +297,10 @@ pub struct PatientInput {
     /// Up to 1000 characters.
     #[schema(max_length = 1000)]
     pub allergies: Option<String>,
-    /// Up to 100 items of up to 200 characters.
-    #[schema(max_items = 100)]
-    pub current_medications: Option<Vec<String>>,
+    /// Up to 100 items, each free text (up to 200 characters) or
+    /// `{name, dosage?, frequency?, route?}`; each is read back as it was sent.
+    #[schema(max_items = 100, value_type = Option<Vec<projections::families::MedicationEntry>>)]
+    pub current_medications: Option<Vec<Medication>>,
     /// An object of the family's own choosing.
     #[schema(value_type = Option<Object>)]
     pub service_preferences: Option<Value>,
@@ -330,9 +332,10 @@ pub struct NewPatient {
     /// Up to 1000 characters.
     #[schema(max_length = 1000)]
     allergies: Option<String>,
-    /// Up to 100 items of up to 200 characters.
+    /// Up to 100 items, each free text (up to 200 characters) or
+    /// `{name, dosage?, frequency?, route?}`; each is read back as it was sent.
     #[schema(max_items = 100)]
-    current_medications: Option<Vec<String>>,
+    current_medications: Option<Vec<projections::families::MedicationEntry>>,
     /// An object of the family's own choosing.
     #[schema(value_type = Option<Object>)]
     service_preferences: Option<Value>,
@@ -391,7 +394,10 @@ fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<P
             .as_deref()
             .and_then(|s| v.check("relationship_to_head", text(s, 50))),
         medical_history: string_list(&mut v, "medical_history", &r.medical_history),
-        current_medications: string_list(&mut v, "current_medications", &r.current_medications),
+        current_medications: r
+            .current_medications
+            .clone()
+            .and_then(|items| parse_medications("current_medications", items, &mut v)),
         allergies: v
             .check("allergies", optional_text(r.allergies.as_deref(), 1000))
             .flatten(),

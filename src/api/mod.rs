@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod evv;
 pub mod extract;
 pub mod families;
+pub mod fhir;
 pub mod files;
 pub mod front_door;
 pub mod health;
@@ -210,6 +211,7 @@ fn register(r: &mut Routes) {
     erasure::routes(r);
     evv::routes(r);
     sync::routes(r);
+    fhir::routes(r);
     r.get("/health", health::health);
 }
 
@@ -293,6 +295,7 @@ pub struct ErrorBody {
         access::access_log, access::logins,
         audit::events, audit::state, erasure::erase,
         sync::push, sync::pull,
+        fhir::patient, fhir::everything,
         health::health, metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),

@@ -15,5 +15,6 @@ pub mod doctors;
 pub mod day;
 pub mod schedule;
 pub mod sync;
+pub mod fhir;
 pub mod users;
 pub mod visits;

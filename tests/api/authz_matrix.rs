@@ -88,6 +88,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET",   "/patients/{id}",                               "AANANFU"),
     ("PATCH", "/patients/{id}",                               "AFFFFFU"),
     ("POST",  "/patients/{id}/erase",                         "AFFFFFU"),
+    // FHIR export: the patient's own rule
+    ("GET",   "/fhir/Patient/{id}",                           "AANANFU"),
+    ("GET",   "/fhir/Patient/{id}/$everything",               "AANANFU"),
     // packages and subscriptions
     ("POST",  "/service-packages",                            "AFFFFFU"),
     ("GET",   "/service-packages",                            "AAAAAFU"),
@@ -398,7 +401,7 @@ fn concrete(w: &World, path: &str) -> String {
         "/doctors/{id}" => &i.doc_own,
         p if p.starts_with("/families/{id}") => &i.family,
         "/patients/{id}/erase" => &i.erasable,
-        p if p.starts_with("/patients/{id}") => &i.patient,
+        p if p.starts_with("/patients/{id}") || p.starts_with("/fhir/Patient/{id}") => &i.patient,
         p if p.starts_with("/subscriptions/{id}") => &i.subscription,
         p if p.starts_with("/appointments/{id}") => &i.visit,
         p if p.starts_with("/files/{id}") => &i.file,

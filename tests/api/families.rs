@@ -6,7 +6,8 @@ use crate::helpers::{spawn_app, Backend};
 dual!(
     a_recorder_sees_only_their_families_field_by_field,
     family_updates_show_at_once,
-    patients_read_and_update
+    patients_read_and_update,
+    medications_are_free_text_or_structured_and_read_back_as_sent
 );
 
 async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
@@ -203,4 +204,69 @@ async fn patients_read_and_update(b: Backend) {
     app.patch(&format!("/patients/{p}"), &t1, json!({"allergies": "x"}))
         .await
         .err(403, "forbidden");
+}
+
+async fn medications_are_free_text_or_structured_and_read_back_as_sent(b: Backend) {
+    let app = spawn_app(b).await;
+    let fam = app.family("钱家").await;
+    // Registered with a string, as every patient was before structured medications.
+    let p = app.patient(&fam, "钱奶奶").await;
+    let path = format!("/patients/{p}");
+    let v = app.get(&path, &app.admin_token).await.ok();
+    assert_eq!(v.data()["current_medications"], json!(["氨氯地平"]));
+
+    let mixed = json!([
+        "氨氯地平 5mg 每日一次",
+        {"name": "二甲双胍缓释片", "dosage": "0.5g", "frequency": "每日两次", "route": "口服"},
+        {"name": " 阿司匹林 ", "dosage": "100mg"},
+        "  "
+    ]);
+    app.patch(&path, &app.admin_token, json!({"current_medications": mixed}))
+        .await
+        .ok();
+    let v = app.get(&path, &app.admin_token).await.ok();
+    assert_eq!(
+        v.data()["current_medications"],
+        json!([
+            "氨氯地平 5mg 每日一次",
+            {"name": "二甲双胍缓释片", "dosage": "0.5g", "frequency": "每日两次", "route": "口服"},
+            {"name": "阿司匹林", "dosage": "100mg", "frequency": null, "route": null}
+        ]),
+        "strings stay strings, objects come back with every key, blank entries are dropped"
+    );
+
+    // A structured entry without a name is refused naming it; nothing changes.
+    let r = app
+        .patch(
+            &path,
+            &app.admin_token,
+            json!({"current_medications": ["氨氯地平", "  ", {"dosage": "5mg"}]}),
+        )
+        .await
+        .err(400, "validation_failed");
+    assert!(
+        r.body["details"]["current_medications[2].name"].is_string(),
+        "{}",
+        r.body
+    );
+    let r = app
+        .patch(
+            &path,
+            &app.admin_token,
+            json!({"current_medications": [{"name": "药", "route": "口".repeat(101)}]}),
+        )
+        .await
+        .err(400, "validation_failed");
+    assert!(
+        r.body["details"]["current_medications[0].route"].is_string(),
+        "{}",
+        r.body
+    );
+    let r = app
+        .patch(&path, &app.admin_token, json!({"current_medications": [42]}))
+        .await
+        .err(400, "validation_failed");
+    assert!(r.body["details"]["current_medications[0]"].is_string(), "{}", r.body);
+    let v = app.get(&path, &app.admin_token).await.ok();
+    assert_eq!(v.data()["current_medications"].as_array().unwrap().len(), 3);
 }

@@ -16,6 +16,7 @@ mod event_store;
 mod events_doc;
 mod evv;
 mod families;
+mod fhir;
 mod field_work;
 mod hospitals;
 mod kafka;

@@ -1,0 +1,151 @@
+//! FHIR R4 export of a patient (`GET /fhir/Patient/{id}` and
+//! `GET /fhir/Patient/{id}/$everything`): the same access rule and access
+//! log as `GET /patients/{id}`, then the read models mapped by [`crate::fhir`].
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use actix_web::HttpRequest;
+use domain::ids::PatientId;
+use domain::medication::Medication;
+use domain::user::Role;
+use projections::families::PatientView;
+use projections::hospitals::BookingFilter;
+use projections::visits::VisitFilter;
+use projections::{Page, PageParams};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::fhir::model::{Bundle, Resource};
+use crate::fhir::{ExportContext, PatientCare};
+use crate::policy::can_see_patient;
+use crate::state::AppState;
+
+/// The `Patient` resource (with its `resourceType`); its version for the `ETag`.
+pub async fn patient(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    id: PatientId,
+) -> Result<(Resource, i64), ApiError> {
+    let view = visible_patient(state, p, id).await?;
+    let address = household_address(state, &view).await?;
+    state.access.patients(p, req, [id]).await?;
+    Ok((
+        Resource::Patient(crate::fhir::patient(&view, address.as_deref())),
+        view.version,
+    ))
+}
+
+/// Everything carelog holds about the patient, as a `collection` Bundle
+/// whose entries' `fullUrl`s start with `base_url`.
+pub async fn everything(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    id: PatientId,
+    base_url: String,
+) -> Result<Bundle, ApiError> {
+    let view = visible_patient(state, p, id).await?;
+    let care = read_care(state, view).await?;
+    state.access.patients(p, req, [id]).await?;
+    let ctx = ExportContext {
+        base_url,
+        timezone: state.settings.field_work.timezone,
+        now: chrono::Utc::now(),
+    };
+    Ok(crate::fhir::everything(&care, &ctx))
+}
+
+/// The patient, if `p` may see them (404 otherwise, as for `GET /patients/{id}`).
+async fn visible_patient(state: &AppState, p: &Principal, id: PatientId) -> Result<PatientView, ApiError> {
+    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
+    let id = id.to_string();
+    if !can_see_patient(state, p, &id).await? {
+        return Err(ApiError::NotFound("patient"));
+    }
+    state
+        .read
+        .patient(&id, state.today())
+        .await?
+        .ok_or(ApiError::NotFound("patient"))
+}
+
+/// The household's address; none for an erased patient.
+async fn household_address(state: &AppState, view: &PatientView) -> Result<Option<String>, ApiError> {
+    if view.erased {
+        return Ok(None);
+    }
+    Ok(state.read.family_address(&view.family_id).await?)
+}
+
+async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare, ApiError> {
+    let id = patient.id.clone();
+    let today = state.today();
+    let read = &state.read;
+    let address = household_address(state, &patient).await?;
+    let medications: Vec<Medication> =
+        serde_json::from_value(patient.current_medications.clone()).map_err(ApiError::internal)?;
+    let visits = every_page(|page| {
+        let f = VisitFilter {
+            recorder: None,
+            today,
+            patient: Some(id.clone()),
+            date: None,
+            status: Some("completed".into()),
+        };
+        async move { read.visits(&f, page).await }
+    })
+    .await?;
+    let records = every_page(|page| read.patient_health_records(&id, page)).await?;
+    let orders = every_page(|page| read.patient_medical_orders(&id, page)).await?;
+    let bookings = every_page(|page| {
+        let f = BookingFilter {
+            patient: Some(id.clone()),
+            ..Default::default()
+        };
+        async move { read.bookings(&f, today, page).await }
+    })
+    .await?;
+    let staff_ids: HashSet<&str> = visits
+        .iter()
+        .map(|v| v.recorder_id.as_str())
+        .chain(records.iter().map(|r| r.recorder_id.as_str()))
+        .chain(orders.iter().map(|o| o.doctor_id.as_str()))
+        .chain(bookings.iter().map(|b| b.recorder_id.as_str()))
+        .collect();
+    let mut staff = HashMap::new();
+    for user in staff_ids {
+        if let Some(u) = read.user(user).await? {
+            staff.insert(u.id, u.name);
+        }
+    }
+    Ok(PatientCare {
+        patient,
+        address,
+        medications,
+        visits,
+        records,
+        orders,
+        bookings,
+        staff,
+    })
+}
+
+/// Every item of a paged list query, reading 100 at a time.
+async fn every_page<T, F, Fut>(mut query: F) -> Result<Vec<T>, sqlx::Error>
+where
+    F: FnMut(PageParams) -> Fut,
+    Fut: Future<Output = Result<Page<T>, sqlx::Error>>,
+{
+    let mut items = Vec::new();
+    for page in 1.. {
+        let p = query(PageParams { page, limit: 100 }).await?;
+        let last = p.items.len() < 100 || i64::from(page) * 100 >= p.total;
+        items.extend(p.items);
+        if last {
+            break;
+        }
+    }
+    Ok(items)
+}
