@@ -547,7 +547,6 @@ impl SyncSettings {
         };
         Ok(SyncSettings { route_window_min })
     }
->>>>>>> sync
 }
 
 /// Bounds on what one request may send, and how long its answer is kept.
@@ -944,7 +943,6 @@ mod tests {
         for bad in ["-1", "an hour", "1441"] {
             let e = Settings::from_map(&map(&[("CARELOG_ROUTE_WINDOW_MIN", bad)])).unwrap_err();
             assert_eq!(e.name, "CARELOG_ROUTE_WINDOW_MIN", "{bad}");
->>>>>>> sync
         }
     }
 

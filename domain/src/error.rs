@@ -54,6 +54,7 @@ pub enum DomainError {
     Booking(#[from] BookingError),
     #[error(transparent)]
     EvvException(#[from] EvvExceptionError),
+    #[error(transparent)]
     Alert(#[from] AlertError),
 }
 

@@ -131,6 +131,8 @@ impl EvvExceptionId {
         Self(Uuid::new_v5(&NAMESPACE, format!("{visit}:{code}").as_bytes()))
     }
 }
+
+id_type!(
     /// An alert raised by an abnormal health record (one per record).
     AlertId
 );

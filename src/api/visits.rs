@@ -7,7 +7,7 @@ use domain::ids::{PatientId, UserId};
 use domain::route::GeoPoint;
 use domain::user::Role;
 use domain::values::{date, optional_text};
-use domain::visit::{Coordinates, ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
+use domain::visit::{Coordinates, VisitStatus, VisitType};
 use domain::Validator;
 use projections::visits::{VisitFilter, VisitView};
 use serde::{Deserialize, Serialize};

@@ -8,13 +8,13 @@
 //! - [`users`]: profiles and passwords.
 //! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
 
-pub mod compliance;
-pub mod evv;
 pub mod alerts;
-pub mod doctors;
+pub mod compliance;
 pub mod day;
+pub mod doctors;
+pub mod evv;
+pub mod fhir;
 pub mod schedule;
 pub mod sync;
-pub mod fhir;
 pub mod users;
 pub mod visits;

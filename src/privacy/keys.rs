@@ -43,7 +43,10 @@ impl Privacy {
 
     /// The keys of `subjects`: `None` for an erased subject or one without a
     /// key (nothing was sealed for it), as [`Privacy::key`] without creating.
-    pub(super) async fn fetch_many(&self, subjects: &[String]) -> Result<HashMap<String, Option<Aes256Gcm>>, PrivacyError> {
+    pub(super) async fn fetch_many(
+        &self,
+        subjects: &[String],
+    ) -> Result<HashMap<String, Option<Aes256Gcm>>, PrivacyError> {
         let rows = self.fetch_rows(subjects).await?;
         let mut keys = HashMap::with_capacity(subjects.len());
         for s in subjects {
@@ -58,7 +61,10 @@ impl Privacy {
 
     /// The stored rows of `subjects` (wrapped key, or `None` once erased),
     /// a few hundred per query; subjects without a row are absent.
-    pub(super) async fn fetch_rows(&self, subjects: &[String]) -> Result<HashMap<String, Option<String>>, PrivacyError> {
+    pub(super) async fn fetch_rows(
+        &self,
+        subjects: &[String],
+    ) -> Result<HashMap<String, Option<String>>, PrivacyError> {
         const PER_QUERY: usize = 500;
         let mut found = HashMap::with_capacity(subjects.len());
         for chunk in subjects.chunks(PER_QUERY) {

@@ -66,7 +66,11 @@ async fn visit_today(app: &TestApp, patient: &str, sub: &str, recorder: &str, ti
     app.state
         .execute::<Visit>(
             &id.parse::<VisitId>().unwrap().to_string(),
-            VisitCommand::Schedule { plan, context },
+            VisitCommand::Schedule {
+                plan,
+                context,
+                recorder: domain::compliance::RecorderStanding::good(today()),
+            },
             carelog::state::RequestMeta::system("ScheduleVisit"),
         )
         .await

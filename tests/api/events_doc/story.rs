@@ -25,8 +25,8 @@ use domain::hospital::{
 };
 use domain::ids::{
     AlertId, DepartmentId, EvvExceptionId, FamilyId, FileId, HealthRecordId, HospitalBookingId, HospitalDoctorId,
-    HospitalId,
-    MedicalOrderId, OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId, VisitId,
+    HospitalId, MedicalOrderId, OrderRequestId, PackageId, PatientId, SessionId, SlotId, SubscriptionId, UserId,
+    VisitId,
 };
 use domain::inbox::{Inbox, InboxEvent};
 use domain::order::{
