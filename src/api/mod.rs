@@ -496,7 +496,13 @@ mod tests {
     use super::*;
 
     /// Operations whose success is not a JSON envelope, and their content types.
-    const NOT_JSON: &[(&str, &str)] = &[("GET", "/api/v1/files/{id}"), ("GET", "/api/v1/files/{id}/thumbnail")];
+    /// Not the JSON envelope: file bytes, and FHIR resources (`application/fhir+json`).
+    const NOT_JSON: &[(&str, &str)] = &[
+        ("GET", "/api/v1/files/{id}"),
+        ("GET", "/api/v1/files/{id}/thumbnail"),
+        ("GET", "/api/v1/fhir/Patient/{id}"),
+        ("GET", "/api/v1/fhir/Patient/{id}/$everything"),
+    ];
 
     /// Served outside `/api/v1` (and so outside the route table), documented.
     const OUTSIDE: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/metrics")];
