@@ -154,124 +154,166 @@ impl Projector for NotificationsProjector {
             )
             .await;
         }
-        let notice = match e.aggregate_type.as_str() {
-            "order_request" => match e.decode::<OrderRequestEvent>()? {
-                OrderRequestEvent::OrderRequested(d) => {
-                    let (kind, title) = if d.urgent() {
-                        ("order_request_urgent", "紧急：患者生命体征异常，请尽快处理")
-                    } else if d.abnormal() {
-                        ("order_request_abnormal", "患者生命体征异常，请开具医嘱")
-                    } else {
-                        ("order_request", "新的医嘱申请")
-                    };
-                    let body = if d.alerts.is_empty() {
-                        d.reason.clone().unwrap_or_else(|| "记录员申请医嘱".into())
-                    } else {
-                        d.alerts
-                            .iter()
-                            .map(|a| a.message.as_str())
-                            .collect::<Vec<_>>()
-                            .join("；")
-                    };
-                    Some((
-                        d.doctor_id.to_string(),
-                        kind,
-                        title.to_string(),
-                        body,
-                        "order_request",
-                        d.patient_id.to_string(),
-                        d.urgent(),
-                    ))
-                }
-                _ => None,
-            },
-            "medical_order" => match e.decode::<MedicalOrderEvent>()? {
-                MedicalOrderEvent::MedicalOrderIssued(d) => d.recorder_id.map(|recorder| {
-                    (
-                        recorder.to_string(),
-                        "medical_order",
-                        "医生开具了新医嘱".to_string(),
-                        d.content.clone(),
-                        "medical_order",
-                        d.patient_id.to_string(),
-                        false,
-                    )
-                }),
-                _ => None,
-            },
-            "hospital_appointment" => match e.decode::<domain::booking::BookingEvent>()? {
-                domain::booking::BookingEvent::HospitalBookingConfirmed {
-                    appointment_number,
-                    recorder_id,
-                    ..
-                } => Some((
-                    recorder_id.to_string(),
-                    "hospital_appointment_confirmed",
-                    "医院预约已确认".to_string(),
-                    format!("预约号：{appointment_number}"),
-                    "hospital_appointment",
-                    String::new(),
-                    false,
-                )),
-                _ => None,
-            },
-            "alert" => {
-                for (id, notice) in alert_notices(e)? {
-                    notify(c, e, id, notice).await?;
-                }
-                None
-            }
-            "inbox" => {
-                let InboxEvent::NotificationRead { notification_id } = e.decode::<InboxEvent>()?;
-                sqlx::query("UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? AND read_at IS NULL")
-                    .bind(e.at())
-                    .bind(notification_id)
-                    .bind(&e.aggregate_id)
-                    .execute(&mut *c)
-                    .await?;
-                None
-            }
-            _ => None,
-        };
-        if let Some(notice) = notice {
-            notify(c, e, notification_id(&e.aggregate_id, e.sequence), notice).await?;
+        if e.aggregate_type == "inbox" {
+            let InboxEvent::NotificationRead { notification_id } = e.decode::<InboxEvent>()?;
+            sqlx::query("UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? AND read_at IS NULL")
+                .bind(e.at())
+                .bind(notification_id)
+                .bind(&e.aggregate_id)
+                .execute(&mut *c)
+                .await?;
+            return Ok(());
+        }
+        for notice in notices(e)? {
+            notify(c, e, notice).await?;
         }
         Ok(())
     }
 }
 
-/// A notification: recipient, kind, title, body, what it is about (type;
-/// the id is the event's aggregate), the patient ("" for none), urgent.
-type Notice = (String, &'static str, String, String, &'static str, String, bool);
+/// A notification an event sends: its id (derived from the event, so a
+/// rebuild or a second consumer — the in-app list, the WeChat push — names
+/// the same notification), recipient, kind, title, body, what it is about
+/// (`ref_type`; the id is the event's aggregate), the patient, and whether it
+/// is urgent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub id: String,
+    pub user_id: String,
+    pub kind: &'static str,
+    pub title: String,
+    pub body: String,
+    pub ref_type: &'static str,
+    pub patient_id: Option<String>,
+    pub urgent: bool,
+}
 
-async fn notify(c: &mut AnyConnection, e: &StoredEvent, id: String, notice: Notice) -> Result<(), ProjectionError> {
-    let (user, kind, title, body, ref_type, patient, urgent) = notice;
+impl Notice {
+    /// The one notice an event sends (its id derived from the event).
+    fn of(
+        e: &StoredEvent,
+        user_id: String,
+        kind: &'static str,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Notice {
+            id: notification_id(&e.aggregate_id, e.sequence),
+            user_id,
+            kind,
+            title: title.into(),
+            body: body.into(),
+            ref_type: "",
+            patient_id: None,
+            urgent: false,
+        }
+    }
+    fn about(mut self, ref_type: &'static str) -> Self {
+        self.ref_type = ref_type;
+        self
+    }
+    fn patient(mut self, patient_id: String) -> Self {
+        self.patient_id = Some(patient_id).filter(|p| !p.is_empty());
+        self
+    }
+    fn urgent(mut self, urgent: bool) -> Self {
+        self.urgent = urgent;
+        self
+    }
+}
+
+/// What `e` tells whom: the notifications derived from one event. Pure, so the
+/// in-app notifications and any other channel agree on who gets what.
+pub fn notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
+    Ok(match e.aggregate_type.as_str() {
+        "order_request" => match e.decode::<OrderRequestEvent>()? {
+            OrderRequestEvent::OrderRequested(d) => {
+                let (kind, title) = if d.urgent() {
+                    ("order_request_urgent", "紧急：患者生命体征异常，请尽快处理")
+                } else if d.abnormal() {
+                    ("order_request_abnormal", "患者生命体征异常，请开具医嘱")
+                } else {
+                    ("order_request", "新的医嘱申请")
+                };
+                let body = if d.alerts.is_empty() {
+                    d.reason.clone().unwrap_or_else(|| "记录员申请医嘱".into())
+                } else {
+                    d.alerts
+                        .iter()
+                        .map(|a| a.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("；")
+                };
+                vec![Notice::of(e, d.doctor_id.to_string(), kind, title, body)
+                    .about("order_request")
+                    .patient(d.patient_id.to_string())
+                    .urgent(d.urgent())]
+            }
+            _ => vec![],
+        },
+        "medical_order" => match e.decode::<MedicalOrderEvent>()? {
+            MedicalOrderEvent::MedicalOrderIssued(d) => d
+                .recorder_id
+                .map(|recorder| {
+                    Notice::of(
+                        e,
+                        recorder.to_string(),
+                        "medical_order",
+                        "医生开具了新医嘱",
+                        d.content.clone(),
+                    )
+                    .about("medical_order")
+                    .patient(d.patient_id.to_string())
+                })
+                .into_iter()
+                .collect(),
+            _ => vec![],
+        },
+        "hospital_appointment" => match e.decode::<domain::booking::BookingEvent>()? {
+            domain::booking::BookingEvent::HospitalBookingConfirmed {
+                appointment_number,
+                recorder_id,
+                ..
+            } => vec![Notice::of(
+                e,
+                recorder_id.to_string(),
+                "hospital_appointment_confirmed",
+                "医院预约已确认",
+                format!("预约号：{appointment_number}"),
+            )
+            .about("hospital_appointment")],
+            _ => vec![],
+        },
+        "alert" => alert_notices(e)?,
+        _ => vec![],
+    })
+}
+
+async fn notify(c: &mut AnyConnection, e: &StoredEvent, n: Notice) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO notifications (id, user_id, kind, title, body, ref_type, ref_id, patient_id, urgent, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(id)
-    .bind(user)
-    .bind(kind)
-    .bind(title)
-    .bind(body)
-    .bind(ref_type)
+    .bind(n.id)
+    .bind(n.user_id)
+    .bind(n.kind)
+    .bind(n.title)
+    .bind(n.body)
+    .bind(n.ref_type)
     .bind(&e.aggregate_id)
-    .bind(Some(patient).filter(|p| !p.is_empty()))
-    .bind(i64::from(urgent))
+    .bind(n.patient_id)
+    .bind(i64::from(n.urgent))
     .bind(e.at())
     .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-/// What an alert's events tell whom, with each notification's id. A new
-/// alert tells its doctor through the order request raised with it (one
-/// notice per abnormal record: `order_request_abnormal` or `_urgent`, with the
-/// reasons); an escalation tells the doctor it goes to and every admin named
-/// in the event.
-fn alert_notices(e: &StoredEvent) -> Result<Vec<(String, Notice)>, ProjectionError> {
-    let own_id = notification_id(&e.aggregate_id, e.sequence);
+/// What an alert's events tell whom. A new alert tells its doctor through the
+/// order request raised with it (one notice per abnormal record:
+/// `order_request_abnormal` or `_urgent`, with the reasons); an escalation
+/// tells the doctor it goes to and every admin named in the event.
+fn alert_notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
     Ok(match e.decode::<AlertEvent>()? {
         AlertEvent::AlertEscalated {
             level,
@@ -292,30 +334,27 @@ fn alert_notices(e: &StoredEvent) -> Result<Vec<(String, Notice)>, ProjectionErr
                     "负责医生未在规定时间内确认，暂无其他可用医生",
                 )
             };
-            let doctor = (
+            let mut notices = vec![Notice::of(
+                e,
                 to_doctor.to_string(),
                 "alert_escalated",
                 format!("异常警报已升级（第{level}级），请立即确认"),
-                doctor_body.to_string(),
-                "alert",
-                String::new(),
-                true,
-            );
-            let mut notices = vec![(own_id, doctor)];
+                doctor_body,
+            )
+            .about("alert")
+            .urgent(true)];
             for admin in admins {
-                let id = notification_id(&format!("{}:{admin}", e.aggregate_id), e.sequence);
-                notices.push((
-                    id,
-                    (
-                        admin.to_string(),
-                        "alert_escalated_admin",
-                        format!("异常警报无人确认，已升级至第{level}级"),
-                        admin_body.to_string(),
-                        "alert",
-                        String::new(),
-                        true,
-                    ),
-                ));
+                let mut n = Notice::of(
+                    e,
+                    admin.to_string(),
+                    "alert_escalated_admin",
+                    format!("异常警报无人确认，已升级至第{level}级"),
+                    admin_body,
+                )
+                .about("alert")
+                .urgent(true);
+                n.id = notification_id(&format!("{}:{admin}", e.aggregate_id), e.sequence);
+                notices.push(n);
             }
             notices
         }
