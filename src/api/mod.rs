@@ -25,7 +25,6 @@ pub mod users;
 pub mod visits;
 
 use actix_web::web;
-use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -50,36 +49,7 @@ impl PageQuery {
     }
 }
 
-/// Parses a path id into its typed form; a malformed id is simply not found.
-pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(what))
-}
-
-/// An optional UUID field (empty = absent); a malformed one is recorded.
-pub fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
-    raw.filter(|s| !s.is_empty())
-        .and_then(|s| v.check(field, s.trim().parse::<T>().map_err(|_| "应为UUID".to_string())))
-}
-
-/// A required field: present, else the validator records it as missing.
-pub fn required<'a, T>(v: &mut Validator, field: &str, value: &'a Option<T>) -> Option<&'a T> {
-    if value.is_none() {
-        v.add(field, "必填");
-    }
-    value.as_ref()
-}
-
-/// A single required field parsed on its own (status-change bodies).
-pub fn parse_required<T>(
-    field: &str,
-    raw: &Option<String>,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ApiError> {
-    match raw {
-        None => Err(ApiError::field(field, "必填")),
-        Some(s) => parse(s).map_err(|e| ApiError::field(field, e)),
-    }
-}
+pub use crate::app::input::{parse_required, path_id, required, uuid_field};
 
 /// A typed list page `{<name>: [...], total, page, limit}`: one struct per
 /// list, so its OpenAPI schema names the array and cannot drift from the

@@ -7,7 +7,7 @@ use domain::ids::{PatientId, UserId};
 use domain::route::GeoPoint;
 use domain::user::Role;
 use domain::values::{date, optional_text};
-use domain::visit::{Coordinates, VisitStatus, VisitType};
+use domain::visit::{VisitStatus, VisitType};
 use domain::Validator;
 use projections::visits::{VisitFilter, VisitView};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use crate::api::{required, Body, PageQuery};
 use crate::app;
 use crate::app::day::RoutedDay;
 use crate::app::schedule::{self, NewVisit, VisitScheduled, VisitTransitioned};
+use crate::app::visits::{PositionInput, VisitEnd};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::recorder_scope;
@@ -192,31 +193,6 @@ pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMet
     Ok(ok(schedule::complete(&state, &p, &meta, &id).await?))
 }
 
-/// Where the recorder stands at a check-in or check-out.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PositionInput {
-    /// Latitude, −90 to 90.
-    #[schema(required = true, minimum = -90, maximum = 90)]
-    pub lat: Option<f64>,
-    /// Longitude, −180 to 180.
-    #[schema(required = true, minimum = -180, maximum = 180)]
-    pub lng: Option<f64>,
-}
-
-impl PositionInput {
-    /// The position, or 400 naming `lat` / `lng`.
-    fn parse(&self) -> Result<Coordinates, ApiError> {
-        let mut v = Validator::new();
-        let lat = required(&mut v, "lat", &self.lat).copied();
-        let lng = required(&mut v, "lng", &self.lng).copied();
-        v.finish()?;
-        let (Some(lat), Some(lng)) = (lat, lng) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
-        };
-        Ok(Coordinates::parse(lat, lng)?)
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/check-in", tag = "visits", request_body = PositionInput, security(("bearer" = [])),
     params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
     responses((status = 200, description = "the visit, now in_progress, with its check_in", body = crate::api::Envelope<VisitView>),
@@ -231,9 +207,7 @@ pub async fn check_in(
     id: web::Path<String>,
     body: Body<PositionInput>,
 ) -> ApiResult {
-    let position = body.0.parse()?;
-    let marked = crate::app::visits::check_in(&state, &p, &meta, &id, position, chrono::Utc::now()).await?;
-    Ok(ok_versioned(marked.visit, marked.version))
+    mark(&state, &p, &meta, &id, &body.0, VisitEnd::CheckIn).await
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/check-out", tag = "visits", request_body = PositionInput, security(("bearer" = [])),
@@ -250,8 +224,19 @@ pub async fn check_out(
     id: web::Path<String>,
     body: Body<PositionInput>,
 ) -> ApiResult {
-    let position = body.0.parse()?;
-    let marked = crate::app::visits::check_out(&state, &p, &meta, &id, position, chrono::Utc::now()).await?;
+    mark(&state, &p, &meta, &id, &body.0, VisitEnd::CheckOut).await
+}
+
+/// A check-in or check-out now, by the server's clock.
+async fn mark(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    body: &PositionInput,
+    end: VisitEnd,
+) -> ApiResult {
+    let marked = app::visits::mark(state, p, meta, id, end, body.parse()?, chrono::Utc::now()).await?;
     Ok(ok_versioned(marked.visit, marked.version))
 }
 

@@ -251,7 +251,7 @@ pub async fn list(
 /// An exception as its answerers may act on it: its recorder or an admin.
 async fn answerable(state: &AppState, p: &Principal, id: &str, roles: &[Role]) -> Result<EvvExceptionView, ApiError> {
     p.require(roles)?;
-    let id: EvvExceptionId = crate::api::path_id(id, "evv_exception")?;
+    let id: EvvExceptionId = crate::app::input::path_id(id, "evv_exception")?;
     let x = state
         .read
         .evv_exception(&id.to_string())

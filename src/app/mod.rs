@@ -7,6 +7,7 @@
 //! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
 //! - [`users`]: profiles and passwords.
 //! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
+//! - [`input`]: parsing raw input (path ids, required fields) into typed values, naming the field.
 
 pub mod alerts;
 pub mod compliance;
@@ -14,6 +15,7 @@ pub mod day;
 pub mod doctors;
 pub mod evv;
 pub mod fhir;
+pub mod input;
 pub mod schedule;
 pub mod sync;
 pub mod users;

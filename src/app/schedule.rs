@@ -10,7 +10,7 @@ use projections::visits::VisitView;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::api::path_id;
+use crate::app::input::path_id;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};

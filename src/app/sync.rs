@@ -39,6 +39,7 @@ use crate::api::orders::read_notification;
 use crate::api::records::{open_order_request, record_vitals, OrderRequestInput, RecordInput};
 use crate::api::visits::{CancelInput, ScheduleInput};
 use crate::app::schedule;
+use crate::app::visits::{self, PositionInput, VisitEnd};
 use crate::appender::{with_mark, AppendError, CommandMark, MarkOutcome};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -338,18 +339,13 @@ async fn check(
     let Some(raw_kind) = command.kind.as_deref() else {
         return Ok(Err(invalid("type", "必填")));
     };
-    let kind = match CommandType::parse(raw_kind) {
-        // Check-in and check-out are not wired into offline sync yet (they need the
-        // command id marked in their append, as the other types have).
-        Some(CommandType::CheckIn | CommandType::CheckOut) | None => {
-            return Ok(Err(CommandResult::rejected(
-                &raw_id,
-                "unsupported_type",
-                format!("不支持的离线命令类型：{raw_kind}"),
-                None,
-            )));
-        }
-        Some(kind) => kind,
+    let Some(kind) = CommandType::parse(raw_kind) else {
+        return Ok(Err(CommandResult::rejected(
+            &raw_id,
+            "unsupported_type",
+            format!("不支持的离线命令类型：{raw_kind}"),
+            None,
+        )));
     };
     let Some(captured_at) = command
         .captured_at
@@ -470,8 +466,16 @@ async fn run(state: &AppState, p: &Principal, meta: &RequestMeta, ready: &Ready)
         CommandType::MarkRead => {
             read_notification(state, p, meta, target(body, "notification_id")?).await?;
         }
-        // Refused by `check` until visit verification is on this server.
-        CommandType::CheckIn | CommandType::CheckOut => return Err(ApiError::field("type", "不支持的离线命令类型")),
+        CommandType::CheckIn | CommandType::CheckOut => {
+            let end = if ready.kind == CommandType::CheckIn {
+                VisitEnd::CheckIn
+            } else {
+                VisitEnd::CheckOut
+            };
+            let position = field::<PositionInput>(body)?.parse()?;
+            let visit = target(body, "appointment_id")?;
+            visits::mark(state, p, meta, visit, end, position, ready.captured_at).await?;
+        }
     }
     Ok(())
 }

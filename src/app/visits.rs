@@ -7,9 +7,12 @@ use chrono::{DateTime, Utc};
 use domain::ids::VisitId;
 use domain::user::Role;
 use domain::visit::{Coordinates, MarkFacts, Visit, VisitCommand};
+use domain::Validator;
 use projections::visits::VisitView;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
-use crate::api::path_id;
+use crate::app::input::{path_id, required};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::policy::can_see_patient;
@@ -30,31 +33,35 @@ pub struct Marked {
     pub version: i64,
 }
 
-/// Checks `p` in to visit `visit_id` at `at`, standing at `position`.
-pub async fn check_in(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    visit_id: &str,
-    position: Coordinates,
-    at: DateTime<Utc>,
-) -> Result<Marked, ApiError> {
-    mark(state, p, meta, visit_id, VisitEnd::CheckIn, position, at).await
+/// Where the recorder stands at a check-in or check-out.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PositionInput {
+    /// Latitude, −90 to 90.
+    #[schema(required = true, minimum = -90, maximum = 90)]
+    pub lat: Option<f64>,
+    /// Longitude, −180 to 180.
+    #[schema(required = true, minimum = -180, maximum = 180)]
+    pub lng: Option<f64>,
 }
 
-/// Checks `p` out of visit `visit_id` at `at`, standing at `position`.
-pub async fn check_out(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    visit_id: &str,
-    position: Coordinates,
-    at: DateTime<Utc>,
-) -> Result<Marked, ApiError> {
-    mark(state, p, meta, visit_id, VisitEnd::CheckOut, position, at).await
+impl PositionInput {
+    /// The position, or 400 naming `lat` / `lng`.
+    pub fn parse(&self) -> Result<Coordinates, ApiError> {
+        let mut v = Validator::new();
+        let lat = required(&mut v, "lat", &self.lat).copied();
+        let lng = required(&mut v, "lng", &self.lng).copied();
+        v.finish()?;
+        let (Some(lat), Some(lng)) = (lat, lng) else {
+            return Err(ApiError::field("body", "缺少必填字段"));
+        };
+        Ok(Coordinates::parse(lat, lng)?)
+    }
 }
 
-async fn mark(
+/// Checks `p` in to (or out of) visit `visit_id` at `at`, standing at
+/// `position`: the server's clock for HTTP, the captured time for an offline
+/// command replayed by sync.
+pub async fn mark(
     state: &AppState,
     p: &Principal,
     meta: &RequestMeta,

@@ -265,6 +265,12 @@ async fn a_day_captured_offline_is_applied_once_however_often_it_is_pushed(b: Ba
         start + Duration::minutes(5),
         json!({"appointment_id": visit_ref}),
     );
+    let checked_in_at = start + Duration::minutes(12);
+    let check_in = cmd(
+        "check_in",
+        checked_in_at,
+        json!({"appointment_id": visit_ref, "lat": 31.2304, "lng": 121.4737}),
+    );
     let recorded_at = start + Duration::minutes(20);
     let record = cmd(
         "record_vitals",
@@ -278,9 +284,15 @@ async fn a_day_captured_offline_is_applied_once_however_often_it_is_pushed(b: Ba
         start + Duration::minutes(25),
         json!({"health_record_id": record_ref, "reason": "复查"}),
     );
-    let batch = vec![schedule, confirm, record, order];
+    let checked_out_at = start + Duration::minutes(32);
+    let check_out = cmd(
+        "check_out",
+        checked_out_at,
+        json!({"appointment_id": visit_ref, "lat": 31.2305, "lng": 121.4738}),
+    );
+    let batch = vec![schedule, confirm, check_in, record, order, check_out];
     let first = push(app, &f.token, "phone-1", &batch).await;
-    assert_eq!(statuses(&first), vec!["applied"; 4], "{first:?}");
+    assert_eq!(statuses(&first), vec!["applied"; 6], "{first:?}");
     assert!(first.iter().all(|r| r["code"] == "ok"));
     let visit = first[0]["data"]["appointment_id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -288,13 +300,25 @@ async fn a_day_captured_offline_is_applied_once_however_often_it_is_pushed(b: Ba
         visit.as_str(),
         "referred to by command id"
     );
-    let rec = first[2]["data"]["health_record_id"].as_str().unwrap().to_string();
-    let request = first[3]["data"]["order_request_id"].as_str().unwrap().to_string();
+    assert_eq!(first[2]["data"]["appointment_id"], visit.as_str());
+    assert_eq!(first[5]["data"]["appointment_id"], visit.as_str());
+    let rec = first[3]["data"]["health_record_id"].as_str().unwrap().to_string();
+    let request = first[4]["data"]["order_request_id"].as_str().unwrap().to_string();
 
-    // The state: one visit, completed by its record, taken at the captured time.
+    // The state: one visit, checked in and out at the captured times, completed by its record
+    // taken at the captured time.
     let v = app.get(&format!("/appointments/{visit}"), &f.token).await.ok();
-    assert_eq!(v.data()["status"], "completed");
+    assert_eq!(v.data()["status"], "completed", "{}", v.body);
     assert_eq!(v.data()["health_record_id"], rec.as_str());
+    for (end, at) in [("check_in", checked_in_at), ("check_out", checked_out_at)] {
+        let mark: DateTime<Utc> = v.data()[end]["at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{end} missing: {}", v.body))
+            .parse()
+            .unwrap();
+        assert_eq!(mark.timestamp(), at.timestamp(), "{end} at the captured time");
+    }
+    assert_eq!(v.data()["check_in"]["lat"], 31.2304);
     let r = app.get(&format!("/health-records/{rec}"), &f.token).await.ok();
     assert_eq!(r.data()["visit_date"], local(recorded_at).date().to_string());
     assert_eq!(r.data()["visit_time"], local(recorded_at).format("%H:%M").to_string());
@@ -322,7 +346,7 @@ async fn a_day_captured_offline_is_applied_once_however_often_it_is_pushed(b: Ba
     let events = app.event_count().await;
     for _ in 0..2 {
         let again = push(app, &f.token, "phone-1", &batch).await;
-        assert_eq!(statuses(&again), vec!["duplicate"; 4]);
+        assert_eq!(statuses(&again), vec!["duplicate"; 6]);
         for (a, b) in again.iter().zip(&first) {
             assert_eq!(a["data"], b["data"]);
             assert_eq!(a["code"], b["code"]);
@@ -340,7 +364,15 @@ async fn a_day_captured_offline_is_applied_once_however_often_it_is_pushed(b: Ba
     let third = push(app, &f.token, "phone-1", &more).await;
     assert_eq!(
         statuses(&third),
-        vec!["duplicate", "duplicate", "duplicate", "duplicate", "applied"]
+        vec![
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "applied"
+        ]
     );
     let list = app.get("/appointments?limit=100", &f.token).await.ok();
     assert_eq!(list.data()["total"], 2, "one visit per schedule_visit command");
@@ -467,17 +499,50 @@ async fn rejected_commands_say_why_and_stop_only_what_depends_on_them(b: Backend
     )
     .await
     .ok();
+    let at_home = json!({"appointment_id": visit_ref, "lat": 31.2304, "lng": 121.4737});
     let late = push(
         app,
         &f.token,
         "phone-1",
-        &[cmd("confirm_visit", now, json!({"appointment_id": visit_ref}))],
+        &[
+            cmd("confirm_visit", now, json!({"appointment_id": visit_ref})),
+            cmd("check_in", now, at_home.clone()),
+        ],
+    )
+    .await;
+    for late in &late {
+        assert_eq!(
+            (late["status"].as_str(), late["code"].as_str()),
+            (Some("rejected"), Some("visit_cancelled")),
+            "{late}"
+        );
+    }
+    // Check-out needs a check-in; a position needs both coordinates.
+    let other_visit = push(app, &f.token, "phone-1", &[schedule("15:00")]).await;
+    let other_visit = other_visit[0]["data"]["appointment_id"].as_str().unwrap().to_string();
+    let marks = push(
+        app,
+        &f.token,
+        "phone-1",
+        &[
+            cmd(
+                "check_out",
+                now,
+                json!({"appointment_id": other_visit, "lat": 31.2, "lng": 121.4}),
+            ),
+            cmd("check_in", now, json!({"appointment_id": other_visit, "lat": 31.2})),
+        ],
     )
     .await;
     assert_eq!(
-        (late[0]["status"].as_str(), late[0]["code"].as_str()),
-        (Some("rejected"), Some("visit_cancelled"))
+        marks
+            .iter()
+            .map(|r| (r["status"].as_str().unwrap(), r["code"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        vec![("rejected", "conflict"), ("rejected", "validation_failed")],
+        "{marks:#?}"
     );
+    assert!(marks[1]["details"]["lng"].is_string(), "{marks:#?}");
     // A rejected command may be sent again (it wrote nothing); an applied one is a duplicate.
     let again = push(app, &f.token, "phone-1", &batch[..2]).await;
     assert_eq!(statuses(&again), vec!["duplicate", "rejected"]);
@@ -669,6 +734,12 @@ async fn pull_returns_a_snapshot_then_exactly_what_changed(b: Backend) {
 enum Model {
     Scheduled,
     Confirmed,
+    /// Checked in at this captured time (seconds); whether its record was taken.
+    InProgress {
+        at: i64,
+        record: bool,
+    },
+    CheckedOut,
     Completed,
     Cancelled,
 }
@@ -713,9 +784,19 @@ async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Ba
             } else {
                 let visit = visits[rng.gen_range(0..visits.len())].clone();
                 match roll {
-                    30..=54 => cmd("confirm_visit", at, json!({"appointment_id": visit})),
-                    55..=69 => cmd("cancel_visit", at, json!({"appointment_id": visit, "reason": "随机"})),
-                    70..=89 => cmd(
+                    30..=44 => cmd("confirm_visit", at, json!({"appointment_id": visit})),
+                    45..=54 => cmd("cancel_visit", at, json!({"appointment_id": visit, "reason": "随机"})),
+                    55..=62 => cmd(
+                        "check_in",
+                        at,
+                        json!({"appointment_id": visit, "lat": 31.23, "lng": 121.47}),
+                    ),
+                    63..=70 => cmd(
+                        "check_out",
+                        at,
+                        json!({"appointment_id": visit, "lat": 31.23, "lng": 121.47}),
+                    ),
+                    71..=89 => cmd(
                         "record_vitals",
                         at,
                         json!({"patient_id": patients[0], "appointment_id": visit,
@@ -759,25 +840,20 @@ async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Ba
         let size = rng.gen_range(5..=20).min(streams[d].len() - next[d]);
         let batch = streams[d][next[d]..next[d] + size].to_vec();
         next[d] += size;
-        for send in 0..rng.gen_range(1..=3) {
+        for _ in 0..rng.gen_range(1..=3) {
             let results = push(app, &f.token, &format!("phone-{d}"), &batch).await;
             sends += 1;
             for (c, r) in batch.iter().zip(&results) {
                 let id = c["command_id"].as_str().unwrap().to_string();
-                if send > 0 || first.contains_key(&id) {
-                    let was = &first[&id];
-                    if was["status"] == "rejected" {
-                        assert_eq!(
-                            (r["status"].clone(), r["code"].clone()),
-                            (json!("rejected"), was["code"].clone())
-                        );
-                    } else {
-                        assert_eq!(r["status"], "duplicate", "{c} {r}");
-                        assert_eq!(r["data"], was["data"]);
-                    }
+                // Applied before: a duplicate with its first result.
+                if let Some(was) = first.get(&id).filter(|was| was["status"] != "rejected") {
+                    assert_eq!(r["status"], "duplicate", "{c} {r}");
+                    assert_eq!(r["data"], was["data"]);
                     continue;
                 }
-                // First time: what applying it once, now, must do.
+                // Not applied yet (first send, or rejected before: a rejection wrote nothing,
+                // so a resend is judged afresh — a check-out rejected before its check-in
+                // arrived applies once the check-in has): what applying it once, now, must do.
                 let expect_ok = |visit: &str, state: &HashMap<String, Model>, ok: &[Model]| {
                     visit_of
                         .get(visit)
@@ -786,13 +862,30 @@ async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Ba
                 };
                 let kind = c["type"].as_str().unwrap();
                 let target = c["body"]["appointment_id"].as_str().unwrap_or_default().to_string();
+                let now_model = visit_of.get(&target).and_then(|v| state.get(v)).copied();
+                let captured = c["captured_at"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<DateTime<Utc>>()
+                    .unwrap()
+                    .timestamp();
                 let ok = match kind {
                     "schedule_visit" => true,
                     "confirm_visit" => expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed]),
                     "cancel_visit" => expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed]),
+                    "check_in" => expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed]),
+                    // A check-out needs a check-in, and cannot precede it.
+                    "check_out" => matches!(now_model, Some(Model::InProgress { at, .. }) if captured >= at),
                     "record_vitals" => {
-                        expect_ok(&target, &state, &[Model::Scheduled, Model::Confirmed])
-                            && patient_of.get(&target).map(String::as_str) == Some(patients[0].as_str())
+                        matches!(
+                            now_model,
+                            Some(
+                                Model::Scheduled
+                                    | Model::Confirmed
+                                    | Model::CheckedOut
+                                    | Model::InProgress { record: false, .. }
+                            )
+                        ) && patient_of.get(&target).map(String::as_str) == Some(patients[0].as_str())
                     }
                     // A request for a record that was taken.
                     _ => {
@@ -817,8 +910,26 @@ async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Ba
                         "cancel_visit" => {
                             state.insert(visit_of[&target].clone(), Model::Cancelled);
                         }
+                        "check_in" => {
+                            let at = Model::InProgress {
+                                at: captured,
+                                record: false,
+                            };
+                            state.insert(visit_of[&target].clone(), at);
+                        }
+                        "check_out" => {
+                            let done = match now_model {
+                                Some(Model::InProgress { record: true, .. }) => Model::Completed,
+                                _ => Model::CheckedOut,
+                            };
+                            state.insert(visit_of[&target].clone(), done);
+                        }
                         "record_vitals" => {
-                            state.insert(visit_of[&target].clone(), Model::Completed);
+                            let done = match now_model {
+                                Some(Model::InProgress { at, .. }) => Model::InProgress { at, record: true },
+                                _ => Model::Completed,
+                            };
+                            state.insert(visit_of[&target].clone(), done);
                         }
                         _ => {}
                     }
@@ -857,6 +968,10 @@ async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Ba
     let total: usize = streams.iter().map(Vec::len).sum();
     assert!(total >= 200 && sends > DEVICES * PER_DEVICE / 20, "seed {seed}");
     assert!(admin_cancels > 0, "seed {seed}: the day had no admin cancellation");
+    assert!(
+        applied.get("check_in").is_some_and(|n| *n > 0),
+        "seed {seed}: the day had no check-in: {applied:?}"
+    );
 
     // The server's state is the model's: one visit per applied schedule, in the model's status.
     let list = app.get("/appointments?limit=100", &f.token).await.ok();
@@ -875,6 +990,8 @@ async fn a_randomized_offline_day_ends_as_if_each_command_was_applied_once(b: Ba
         let expected = match state[v["id"].as_str().unwrap()] {
             Model::Scheduled => "scheduled",
             Model::Confirmed => "confirmed",
+            Model::InProgress { .. } => "in_progress",
+            Model::CheckedOut => "checked_out",
             Model::Completed => "completed",
             Model::Cancelled => "cancelled",
         };
