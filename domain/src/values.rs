@@ -131,6 +131,14 @@ pub fn date(raw: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "日期格式应为YYYY-MM-DD".into())
 }
 
+/// `HH:MM` (seconds, if sent, must be zero).
+pub fn time(raw: &str) -> Result<chrono::NaiveTime, String> {
+    let raw = raw.trim();
+    chrono::NaiveTime::parse_from_str(raw, "%H:%M")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(raw, "%H:%M:%S"))
+        .map_err(|_| "时间格式应为HH:MM".to_string())
+}
+
 /// Full years between `birth` and `today`.
 pub fn age_on(birth: NaiveDate, today: NaiveDate) -> i32 {
     let mut age = today.year() - birth.year();

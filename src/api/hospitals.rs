@@ -20,12 +20,12 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::visits::time;
 use crate::api::{path_id, required, uuid_field, Body, IdVersion, PageQuery, StatusChanged};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
+use domain::values::time;
 
 pub fn routes(cfg: &mut crate::api::Routes) {
     cfg.post("/hospitals", create_hospital)

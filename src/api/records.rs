@@ -23,13 +23,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::api::files::{blob_keys, discard, prepare, register, store, FileBytes, Form, FormLimits, PreparedFile};
-use crate::api::visits::time;
 use crate::api::{parse_required, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::files::FileKind;
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
+use domain::values::time;
 
 pub fn routes(cfg: &mut crate::api::Routes) {
     cfg.post("/health-records", create)

@@ -2,21 +2,19 @@
 //! out; today's list.
 
 use actix_web::{web, HttpRequest};
-use chrono::NaiveTime;
-use domain::ids::{PatientId, UserId};
 use domain::route::GeoPoint;
 use domain::user::Role;
 use domain::values::{date, optional_text};
-use domain::visit::{VisitStatus, VisitType};
+use domain::visit::VisitStatus;
 use domain::Validator;
 use projections::visits::{VisitFilter, VisitView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{required, Body, PageQuery};
+use crate::api::{Body, PageQuery};
 use crate::app;
 use crate::app::day::RoutedDay;
-use crate::app::schedule::{self, NewVisit, VisitScheduled, VisitTransitioned};
+use crate::app::schedule::{self, CancelInput, RescheduleInput, ScheduleInput, VisitScheduled, VisitTransitioned};
 use crate::app::visits::{PositionInput, VisitEnd};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
@@ -36,33 +34,6 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .post("/appointments/{id}/check-out", check_out);
 }
 
-/// `HH:MM` (seconds, if sent, must be zero).
-pub fn time(raw: &str) -> Result<NaiveTime, String> {
-    let raw = raw.trim();
-    NaiveTime::parse_from_str(raw, "%H:%M")
-        .or_else(|_| NaiveTime::parse_from_str(raw, "%H:%M:%S"))
-        .map_err(|_| "时间格式应为HH:MM".to_string())
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ScheduleInput {
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub patient_id: Option<String>,
-    /// `YYYY-MM-DD`.
-    #[schema(required = true, value_type = String, format = Date)]
-    pub scheduled_date: Option<String>,
-    /// `HH:MM`; date and time not in the past.
-    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
-    pub scheduled_time: Option<String>,
-    /// regular (default) | makeup | emergency
-    pub appointment_type: Option<String>,
-    /// Up to 1000 characters.
-    #[schema(max_length = 1000)]
-    pub notes: Option<String>,
-    /// Admins schedule for the patient's recorder; a recorder always for themselves.
-    pub recorder_id: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/appointments", tag = "visits", request_body = ScheduleInput, security(("bearer" = [])),
     responses((status = 201, body = crate::api::Envelope<VisitScheduled>),
         (status = 400, description = "bad field or a time in the past", body = crate::api::ErrorBody),
@@ -80,43 +51,6 @@ pub async fn schedule(
     Ok(created(schedule::schedule(&state, &p, &meta, visit, now).await?))
 }
 
-impl ScheduleInput {
-    /// The visit asked for, every field checked (400 naming each bad one).
-    pub fn parse(&self) -> Result<NewVisit, ApiError> {
-        let r = self;
-        let mut v = Validator::new();
-        let raw_patient = required(&mut v, "patient_id", &r.patient_id);
-        let patient: Option<PatientId> =
-            raw_patient.and_then(|s| v.check("patient_id", s.parse().map_err(|_| "应为UUID".to_string())));
-        let raw_date = required(&mut v, "scheduled_date", &r.scheduled_date);
-        let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
-        let raw_time = required(&mut v, "scheduled_time", &r.scheduled_time);
-        let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
-        let kind = match r.appointment_type.as_deref() {
-            None | Some("") => Some(VisitType::Regular),
-            Some(k) => v.check("appointment_type", VisitType::parse(k)),
-        };
-        let notes = v.check("notes", optional_text(r.notes.as_deref(), 1000)).flatten();
-        let recorder: Option<UserId> = r
-            .recorder_id
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .and_then(|s| v.check("recorder_id", s.parse().map_err(|_| "应为UUID".to_string())));
-        v.finish()?;
-        let (Some(patient), Some(date), Some(time), Some(kind)) = (patient, day, at, kind) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
-        };
-        Ok(NewVisit {
-            patient,
-            date,
-            time,
-            kind,
-            notes,
-            recorder,
-        })
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/confirm", tag = "visits", security(("bearer" = [])),
     params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
     responses((status = 200, body = crate::api::Envelope<VisitTransitioned>),
@@ -124,13 +58,6 @@ impl ScheduleInput {
         (status = 409, description = "illegal transition, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn confirm(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
     Ok(ok(schedule::confirm(&state, &p, &meta, &id).await?))
-}
-
-#[derive(Debug, Deserialize, ToSchema, Default)]
-pub struct CancelInput {
-    /// Up to 500 characters.
-    #[schema(max_length = 500)]
-    pub reason: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", tag = "visits", request_body = CancelInput, security(("bearer" = [])),
@@ -149,16 +76,6 @@ pub async fn cancel(
     Ok(ok(schedule::cancel(&state, &p, &meta, &id, reason).await?))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RescheduleInput {
-    /// `YYYY-MM-DD`, within the subscription.
-    #[schema(required = true, value_type = String, format = Date)]
-    pub scheduled_date: Option<String>,
-    /// `HH:MM`; date and time not in the past.
-    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
-    pub scheduled_time: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/reschedule", tag = "visits", request_body = RescheduleInput, security(("bearer" = [])),
     params(("id" = String, Path, description = "visit id"), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, description = "expected version")),
     responses((status = 200, body = crate::api::Envelope<VisitTransitioned>),
@@ -172,15 +89,7 @@ pub async fn reschedule(
     id: web::Path<String>,
     body: Body<RescheduleInput>,
 ) -> ApiResult {
-    let mut v = Validator::new();
-    let raw_date = required(&mut v, "scheduled_date", &body.0.scheduled_date);
-    let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
-    let raw_time = required(&mut v, "scheduled_time", &body.0.scheduled_time);
-    let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
-    v.finish()?;
-    let (Some(day), Some(at)) = (day, at) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
+    let (day, at) = body.0.parse()?;
     Ok(ok(schedule::reschedule(&state, &p, &meta, &id, day, at).await?))
 }
 

@@ -60,7 +60,7 @@ pub async fn today_route(state: &AppState, p: &Principal, start: Option<GeoPoint
     let stops = visits
         .iter()
         .map(|v| {
-            let scheduled_time = crate::api::visits::time(&v.scheduled_time)
+            let scheduled_time = domain::values::time(&v.scheduled_time)
                 .map_err(|e| ApiError::internal(anyhow::anyhow!("visit {}: {e}", v.id)))?;
             Ok(Stop {
                 scheduled_time,

@@ -5,12 +5,14 @@
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
 use domain::user::Role;
+use domain::values::{date, optional_text, time};
 use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitType};
+use domain::Validator;
 use projections::visits::VisitView;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::input::path_id;
+use crate::app::input::{path_id, required};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};
@@ -18,6 +20,95 @@ use crate::state::{AppState, RequestMeta};
 
 /// Claims scope of the numbered monthly places of regular visits.
 const QUOTA_SCOPE: &str = "visit_quota";
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScheduleInput {
+    #[schema(required = true, value_type = String, format = Uuid)]
+    pub patient_id: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[schema(required = true, value_type = String, format = Date)]
+    pub scheduled_date: Option<String>,
+    /// `HH:MM`; date and time not in the past.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
+    pub scheduled_time: Option<String>,
+    /// regular (default) | makeup | emergency
+    pub appointment_type: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
+    pub notes: Option<String>,
+    /// Admins schedule for the patient's recorder; a recorder always for themselves.
+    pub recorder_id: Option<String>,
+}
+
+impl ScheduleInput {
+    /// The visit asked for, every field checked (400 naming each bad one).
+    pub fn parse(&self) -> Result<NewVisit, ApiError> {
+        let r = self;
+        let mut v = Validator::new();
+        let raw_patient = required(&mut v, "patient_id", &r.patient_id);
+        let patient: Option<PatientId> =
+            raw_patient.and_then(|s| v.check("patient_id", s.parse().map_err(|_| "应为UUID".to_string())));
+        let raw_date = required(&mut v, "scheduled_date", &r.scheduled_date);
+        let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
+        let raw_time = required(&mut v, "scheduled_time", &r.scheduled_time);
+        let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
+        let kind = match r.appointment_type.as_deref() {
+            None | Some("") => Some(VisitType::Regular),
+            Some(k) => v.check("appointment_type", VisitType::parse(k)),
+        };
+        let notes = v.check("notes", optional_text(r.notes.as_deref(), 1000)).flatten();
+        let recorder: Option<UserId> = r
+            .recorder_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .and_then(|s| v.check("recorder_id", s.parse().map_err(|_| "应为UUID".to_string())));
+        v.finish()?;
+        let (Some(patient), Some(date), Some(time), Some(kind)) = (patient, day, at, kind) else {
+            return Err(ApiError::field("body", "缺少必填字段"));
+        };
+        Ok(NewVisit {
+            patient,
+            date,
+            time,
+            kind,
+            notes,
+            recorder,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct CancelInput {
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RescheduleInput {
+    /// `YYYY-MM-DD`, within the subscription.
+    #[schema(required = true, value_type = String, format = Date)]
+    pub scheduled_date: Option<String>,
+    /// `HH:MM`; date and time not in the past.
+    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
+    pub scheduled_time: Option<String>,
+}
+
+impl RescheduleInput {
+    /// The new date and time, each checked (400 naming each bad one).
+    pub fn parse(&self) -> Result<(NaiveDate, NaiveTime), ApiError> {
+        let mut v = Validator::new();
+        let raw_date = required(&mut v, "scheduled_date", &self.scheduled_date);
+        let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
+        let raw_time = required(&mut v, "scheduled_time", &self.scheduled_time);
+        let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
+        v.finish()?;
+        let (Some(day), Some(at)) = (day, at) else {
+            return Err(ApiError::field("body", "缺少必填字段"));
+        };
+        Ok((day, at))
+    }
+}
 
 /// A visit to schedule, its fields checked.
 #[derive(Debug, Clone)]

@@ -37,8 +37,8 @@ use utoipa::ToSchema;
 
 use crate::api::orders::read_notification;
 use crate::api::records::{open_order_request, record_vitals, OrderRequestInput, RecordInput};
-use crate::api::visits::{CancelInput, ScheduleInput};
 use crate::app::schedule;
+use crate::app::schedule::{CancelInput, ScheduleInput};
 use crate::app::visits::{self, PositionInput, VisitEnd};
 use crate::appender::{with_mark, AppendError, CommandMark, MarkOutcome};
 use crate::auth::Principal;
