@@ -5,19 +5,19 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::file::{FileCommand, FileInfo, StoredFile};
 use domain::ids::FileId;
 use domain::user::Role;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::api::path_id;
+use crate::app;
+use crate::app::files::IncomingFile;
 use crate::auth::Principal;
 use crate::error::{created, ApiError, ApiResult};
-use crate::files::{check_content, thumbnail, FileError, FileKind, MAX_FILE_BYTES};
+use crate::files::{FileKind, MAX_FILE_BYTES};
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
@@ -29,16 +29,6 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 
 /// Text fields of a multipart form are small; anything larger is refused.
 const MAX_TEXT_FIELD: usize = 64 * 1024;
-
-/// Images decoded at once (for thumbnails), whatever the number of uploads in
-/// flight: a decode may take up to [`crate::files::MAX_DECODE_ALLOC`], so this
-/// bounds the server's memory, the rest wait their turn.
-const CONCURRENT_DECODES: usize = 2;
-
-fn decode_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_DECODES))
-}
 
 /// What one multipart form may hold. Every form is read against limits: the
 /// whole body (`CARELOG_MAX_FORM_BYTES`), each file (16 MiB), the number of
@@ -81,12 +71,6 @@ impl FormLimits {
 pub struct Form {
     pub texts: Vec<(String, String)>,
     pub files: Vec<IncomingFile>,
-}
-
-pub struct IncomingFile {
-    pub field: String,
-    pub file_name: String,
-    pub bytes: Vec<u8>,
 }
 
 impl Form {
@@ -140,132 +124,6 @@ impl Form {
         }
         Ok(form)
     }
-}
-
-/// A checked file, ready to store: nothing has been written yet.
-pub struct PreparedFile {
-    pub id: FileId,
-    pub info: FileInfo,
-    pub bytes: Vec<u8>,
-    pub thumbnail: Option<Vec<u8>>,
-}
-
-fn file_error(field: &str, e: FileError) -> ApiError {
-    match e.status_hint() {
-        413 => ApiError::PayloadTooLarge,
-        415 => ApiError::UnsupportedMediaType(format!("{field}: {e}")),
-        400 => ApiError::field(field, e.to_string()),
-        _ => ApiError::internal(anyhow::anyhow!("{e}")),
-    }
-}
-
-/// Sniffs, digests and thumbnails one file. No storage is touched; image
-/// decoding runs on the blocking pool, off the request workers.
-pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -> Result<PreparedFile, ApiError> {
-    let sniffed = check_content(kind, &file.file_name, &file.bytes).map_err(|e| file_error(&file.field, e))?;
-    let IncomingFile {
-        field,
-        file_name,
-        bytes,
-    } = file;
-    let (bytes, thumb) = match kind {
-        FileKind::Image => {
-            let _slot = decode_slots()
-                .acquire()
-                .await
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("decode slots: {e}")))?;
-            let (bytes, thumb) = tokio::task::spawn_blocking(move || {
-                let thumb = thumbnail(&bytes);
-                (bytes, thumb)
-            })
-            .await
-            .map_err(ApiError::internal)?;
-            (bytes, Some(thumb.map_err(|e| file_error(&field, e))?))
-        }
-        _ => (bytes, None),
-    };
-    let file = IncomingFile {
-        field,
-        file_name,
-        bytes,
-    };
-    let id = FileId::new();
-    let storage_key = format!("files/{id}.{}", sniffed.extension);
-    let info = FileInfo {
-        kind: kind.as_str().to_string(),
-        original_name: file.file_name.chars().take(255).collect(),
-        content_type: sniffed.mime.to_string(),
-        size: file.bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(&file.bytes)),
-        thumbnail_key: thumb.as_ref().map(|_| format!("thumbnails/{id}.jpg")),
-        storage_key,
-        uploaded_by: uploader.user_id,
-    };
-    Ok(PreparedFile {
-        id,
-        info,
-        bytes: file.bytes,
-        thumbnail: thumb,
-    })
-}
-
-/// Writes the blobs of every prepared file; if one fails, removes those
-/// already written, so a failed request leaves no file behind.
-pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), ApiError> {
-    let mut written: Vec<String> = Vec::new();
-    for f in files.iter_mut() {
-        let mut parts = vec![(f.info.storage_key.clone(), std::mem::take(&mut f.bytes))];
-        if let (Some(key), Some(thumb)) = (&f.info.thumbnail_key, f.thumbnail.take()) {
-            parts.push((key.clone(), thumb));
-        }
-        let subject = f.id.to_string();
-        for (key, bytes) in parts {
-            let sealed = state.store.privacy().seal_bytes(&subject, &key, &bytes).await;
-            let stored = match sealed {
-                Ok(sealed) => state.blobs.put(&key, sealed).await.map_err(|e| anyhow::anyhow!("{e}")),
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = stored {
-                discard(state, &written).await;
-                return Err(ApiError::internal(anyhow::anyhow!("storing {key}: {e}")));
-            }
-            written.push(key);
-        }
-    }
-    Ok(())
-}
-
-/// Best-effort removal of stored blobs (after a later step failed).
-pub async fn discard(state: &AppState, keys: &[String]) {
-    for key in keys {
-        if let Err(e) = state.blobs.delete(key).await {
-            tracing::warn!(error = %e, "could not remove an orphaned blob");
-        }
-    }
-}
-
-pub fn blob_keys(files: &[PreparedFile]) -> Vec<String> {
-    files
-        .iter()
-        .flat_map(|f| std::iter::once(f.info.storage_key.clone()).chain(f.info.thumbnail_key.clone()))
-        .collect()
-}
-
-/// Records the upload events (after the blobs are stored).
-pub async fn register(
-    state: &AppState,
-    files: &[PreparedFile],
-    p: &Principal,
-    meta: &RequestMeta,
-) -> Result<(), ApiError> {
-    for f in files {
-        let mut ctx = meta.context(Some(p), "UploadFile");
-        ctx.expected_version = None;
-        state
-            .execute::<StoredFile>(&f.id.to_string(), FileCommand::Register(f.info.clone()), ctx)
-            .await?;
-    }
-    Ok(())
 }
 
 pub fn file_json(id: FileId, has_thumbnail: bool) -> serde_json::Value {
@@ -326,13 +184,7 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
         return Err(ApiError::field("file", "必填"));
     };
     let incoming = form.files.swap_remove(pos);
-    let mut prepared = vec![prepare(kind, incoming, &p).await?];
-    store(&state, &mut prepared).await?;
-    if let Err(e) = register(&state, &prepared, &p, &meta).await {
-        discard(&state, &blob_keys(&prepared)).await;
-        return Err(e);
-    }
-    let f = &prepared[0];
+    let f = &app::files::upload(&state, &p, &meta, kind, incoming).await?;
     let id = f.id;
     Ok(created(UploadedFile {
         file_id: id.to_string(),

@@ -6,30 +6,22 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest};
-use domain::health_record::{
-    reason_code, HealthRecord, HealthRecordCommand, Location, NewRecord, RecordChanges, RecordFacts, RecordFiles,
-    VitalSignsChanges,
-};
-use domain::ids::{FileId, HealthRecordId, OrderRequestId, PatientId, UserId, VisitId};
-use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
+use domain::ids::PatientId;
 use domain::user::Role;
-use domain::values::{date, optional_text};
-use domain::visit::{Visit, VisitCommand};
-use domain::vitals::{RawVitals, VitalSigns};
-use domain::{Invalid, Validator};
-use projections::records::{AlertView, HealthRecordView};
-use serde::{Deserialize, Serialize};
+use projections::records::HealthRecordView;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::api::files::{blob_keys, discard, prepare, register, store, FileBytes, Form, FormLimits, PreparedFile};
-use crate::api::{parse_required, path_id, Body, PageQuery};
+use crate::api::files::{FileBytes, Form, FormLimits};
+use crate::api::{path_id, Body, PageQuery};
+use crate::app::records;
+pub use crate::app::records::{
+    AmendmentInput, OrderRequestInput, OrderRequestOpened, RecordCreated, RecordInput, UnlockInput, VitalSignsInput,
+};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
-use crate::files::FileKind;
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
-use domain::values::time;
 
 pub fn routes(cfg: &mut crate::api::Routes) {
     cfg.post("/health-records", create)
@@ -38,71 +30,6 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .post("/health-records/{id}/order-requests", request_order)
         .post("/health-records/{id}/amendments", amend)
         .post("/health-records/{id}/unlock", unlock);
-}
-
-/// The JSON form of `POST /health-records`. Multipart sends the same fields as
-/// text (with `vital_signs` a JSON string) and the files as parts.
-#[derive(Debug, Deserialize, ToSchema, Default)]
-pub struct RecordInput {
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub patient_id: Option<String>,
-    /// The visit this record is for (it completes it): the patient's, scheduled or confirmed.
-    pub appointment_id: Option<String>,
-    /// `YYYY-MM-DD`, not after today.
-    #[schema(required = true, value_type = String, format = Date)]
-    pub visit_date: Option<String>,
-    /// `HH:MM`.
-    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
-    pub visit_time: Option<String>,
-    /// With `location_lng`.
-    #[schema(minimum = -90, maximum = 90)]
-    pub location_lat: Option<f64>,
-    /// With `location_lat`.
-    #[schema(minimum = -180, maximum = 180)]
-    pub location_lng: Option<f64>,
-    pub location_address: Option<String>,
-    #[schema(value_type = Option<VitalSignsInput>)]
-    pub vital_signs: Option<Value>,
-    /// Up to 2000 characters.
-    #[schema(max_length = 2000)]
-    pub symptoms: Option<String>,
-    /// Up to 5000 characters.
-    #[schema(max_length = 5000)]
-    pub notes: Option<String>,
-    /// File ids from `/files/upload` (of type `audio`; also `audio_file_id`).
-    #[serde(alias = "audio_file_id")]
-    pub audio_file: Option<String>,
-    /// File ids from `/files/upload` (of type `image`; also `photo_ids`), at most 9.
-    #[serde(default, alias = "photo_ids")]
-    #[schema(max_items = 9)]
-    pub photos: Vec<String>,
-    /// A file id from `/files/upload` (of type `image`; also `signature_file_id`).
-    #[serde(alias = "signature_file_id")]
-    pub patient_signature: Option<String>,
-}
-
-/// Vital signs as the client sends them; every one optional, each checked
-/// against its range (the schema only; the handler validates a JSON object).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct VitalSignsInput {
-    /// `systolic/diastolic` in mmHg, e.g. `120/80`.
-    blood_pressure: Option<String>,
-    /// Beats per minute, a whole number from 20 to 250.
-    #[schema(minimum = 20, maximum = 250)]
-    heart_rate: Option<i64>,
-    /// °C, 34 to 43.
-    #[schema(minimum = 34, maximum = 43)]
-    temperature: Option<f64>,
-    /// SpO2 in %, 50 to 100.
-    #[schema(minimum = 50, maximum = 100)]
-    blood_oxygen: Option<f64>,
-    /// mmol/L, 1 to 35.
-    #[schema(minimum = 1, maximum = 35)]
-    blood_glucose: Option<f64>,
-    /// kg, 2 to 300.
-    #[schema(minimum = 2, maximum = 300)]
-    weight: Option<f64>,
 }
 
 /// The multipart form of `POST /health-records`: the JSON form's fields as
@@ -145,198 +72,37 @@ pub struct RecordForm {
     patient_signature: FileBytes,
 }
 
-/// What recording vitals answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordCreated {
-    pub record_id: String,
-    /// Same as `record_id`.
-    pub id: String,
-    pub version: i64,
-    /// Whether any vital sign crossed an alert threshold.
-    pub abnormal: bool,
-    #[schema(value_type = Vec<AlertView>)]
-    pub alerts: Vec<domain::vitals::AlertReason>,
-    /// Metres from the family's home, when both are known.
-    pub distance_from_home_m: Option<f64>,
-    pub away_from_home: bool,
-    /// The order request the alerts raised, if any.
-    pub order_request_id: Option<String>,
-    /// The alert the abnormal vitals triggered, if any (`GET /alerts/{id}`).
-    pub alert_id: Option<String>,
-}
-
-impl RecordInput {
-    fn from_form(form: &Form) -> Result<Self, ApiError> {
-        let num = |name: &str| -> Result<Option<f64>, ApiError> {
-            match form.text(name).filter(|s| !s.trim().is_empty()) {
-                None => Ok(None),
-                Some(s) => s
-                    .trim()
-                    .parse::<f64>()
-                    .map(Some)
-                    .map_err(|_| ApiError::field(name, "应为数字")),
-            }
-        };
-        let vital_signs = match form.text("vital_signs").filter(|s| !s.trim().is_empty()) {
-            None => None,
-            Some(s) => {
-                Some(serde_json::from_str::<Value>(&s).map_err(|_| ApiError::field("vital_signs", "应为JSON对象"))?)
-            }
-        };
-        Ok(RecordInput {
-            patient_id: form.text("patient_id"),
-            appointment_id: form.text("appointment_id").filter(|s| !s.is_empty()),
-            visit_date: form.text("visit_date"),
-            visit_time: form.text("visit_time"),
-            location_lat: num("location_lat")?,
-            location_lng: num("location_lng")?,
-            location_address: form.text("location_address"),
-            vital_signs,
-            symptoms: form.text("symptoms"),
-            notes: form.text("notes"),
-            audio_file: None,
-            photos: Vec::new(),
-            patient_signature: None,
-        })
-    }
-}
-
-/// A record's content checked field by field, before any lookup.
-struct Checked {
-    patient: PatientId,
-    appointment: Option<VisitId>,
-    content: NewRecord,
-    existing_files: Vec<(FileId, &'static str)>,
-}
-
-fn uuid_of<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: &str) -> Option<T> {
-    v.check(field, raw.trim().parse::<T>().map_err(|_| "应为UUID".to_string()))
-}
-
-/// Vital signs as the client sends them (a JSON object), validated: the one
-/// path that records and their amendments share. Errors are keyed
-/// `vital_signs.<field>`.
-fn parse_vitals(value: Option<&Value>, v: &mut Validator) -> VitalSigns {
-    let raw_vitals: RawVitals = match value {
-        None | Some(Value::Null) => RawVitals::default(),
-        Some(value) => {
-            let de = serde_path_to_error::deserialize::<_, RawVitals>(value.clone());
-            match de {
-                Ok(raw) => raw,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    v.add(
-                        &format!(
-                            "vital_signs{}",
-                            if path == "." { String::new() } else { format!(".{path}") }
-                        ),
-                        "类型错误",
-                    );
-                    RawVitals::default()
-                }
-            }
+/// The multipart form's text fields as the JSON form (its files travel apart).
+fn input_from_form(form: &Form) -> Result<RecordInput, ApiError> {
+    let num = |name: &str| -> Result<Option<f64>, ApiError> {
+        match form.text(name).filter(|s| !s.trim().is_empty()) {
+            None => Ok(None),
+            Some(s) => s
+                .trim()
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| ApiError::field(name, "应为数字")),
         }
     };
-    raw_vitals.parse(v)
-}
-
-fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<Checked, ApiError> {
-    let mut v = Validator::new();
-    let patient: Option<PatientId> = match &r.patient_id {
-        None => {
-            v.add("patient_id", "必填");
-            None
-        }
-        Some(p) => uuid_of(&mut v, "patient_id", p),
+    let vital_signs = match form.text("vital_signs").filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(s) => Some(serde_json::from_str::<Value>(&s).map_err(|_| ApiError::field("vital_signs", "应为JSON对象"))?),
     };
-    let appointment: Option<VisitId> = r
-        .appointment_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|a| uuid_of(&mut v, "appointment_id", a));
-    let visit_date = match &r.visit_date {
-        None => {
-            v.add("visit_date", "必填");
-            None
-        }
-        Some(d) => v.check("visit_date", date(d)),
-    };
-    if visit_date.is_some_and(|d| d > today) {
-        v.add("visit_date", "不能晚于今天");
-    }
-    let visit_time = match &r.visit_time {
-        None => {
-            v.add("visit_time", "必填");
-            None
-        }
-        Some(t) => v.check("visit_time", time(t)),
-    };
-    let location = match (r.location_lat, r.location_lng) {
-        (None, None) => None,
-        (Some(lat), Some(lng)) => {
-            match Location::parse(lat, lng, r.location_address.clone().filter(|a| !a.trim().is_empty())) {
-                Ok(l) => Some(l),
-                Err((field, why)) => {
-                    v.add(field, why);
-                    None
-                }
-            }
-        }
-        (Some(_), None) => {
-            v.add("location_lng", "location_lat与location_lng须同时提供");
-            None
-        }
-        (None, Some(_)) => {
-            v.add("location_lat", "location_lat与location_lng须同时提供");
-            None
-        }
-    };
-    let vital_signs = parse_vitals(r.vital_signs.as_ref(), &mut v);
-    let symptoms = v
-        .check("symptoms", optional_text(r.symptoms.as_deref(), 2000))
-        .flatten();
-    let notes = v.check("notes", optional_text(r.notes.as_deref(), 5000)).flatten();
-    let mut existing_files = Vec::new();
-    if let Some(a) = r.audio_file.as_deref().filter(|s| !s.is_empty()) {
-        existing_files.extend(uuid_of::<FileId>(&mut v, "audio_file", a).map(|f| (f, "audio")));
-    }
-    for (i, ph) in r.photos.iter().enumerate() {
-        existing_files.extend(uuid_of::<FileId>(&mut v, &format!("photos[{i}]"), ph).map(|f| (f, "photo")));
-    }
-    if let Some(s) = r.patient_signature.as_deref().filter(|s| !s.is_empty()) {
-        existing_files.extend(uuid_of::<FileId>(&mut v, "patient_signature", s).map(|f| (f, "signature")));
-    }
-    if r.photos.len() > 9 {
-        v.add("photos", "最多9张照片");
-    }
-    v.finish()?;
-    let (Some(patient), Some(visit_date), Some(visit_time)) = (patient, visit_date, visit_time) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    Ok(Checked {
-        patient,
-        appointment,
-        existing_files,
-        content: NewRecord {
-            patient_id: patient,
-            recorder_id: recorder,
-            appointment_id: appointment,
-            visit_date,
-            visit_time,
-            location,
-            vital_signs,
-            symptoms,
-            notes,
-            files: RecordFiles::default(),
-        },
+    Ok(RecordInput {
+        patient_id: form.text("patient_id"),
+        appointment_id: form.text("appointment_id").filter(|s| !s.is_empty()),
+        visit_date: form.text("visit_date"),
+        visit_time: form.text("visit_time"),
+        location_lat: num("location_lat")?,
+        location_lng: num("location_lng")?,
+        location_address: form.text("location_address"),
+        vital_signs,
+        symptoms: form.text("symptoms"),
+        notes: form.text("notes"),
+        audio_file: None,
+        photos: Vec::new(),
+        patient_signature: None,
     })
-}
-
-fn kind_for(role: &str) -> FileKind {
-    match role {
-        "audio" => FileKind::Audio,
-        _ => FileKind::Image,
-    }
 }
 
 #[utoipa::path(post, path = "/api/v1/health-records", tag = "health records", security(("bearer" = [])),
@@ -367,241 +133,15 @@ pub async fn create(
             FormLimits::record(&state),
         )
         .await?;
-        let input = RecordInput::from_form(&form)?;
+        let input = input_from_form(&form)?;
         (input, form.files)
     } else {
         let mut body = payload.into_inner();
         let Body(input) = <Body<RecordInput> as actix_web::FromRequest>::from_request(&req, &mut body).await?;
         (input, Vec::new())
     };
-    let created_record = record_vitals(&state, &p, &meta, &input, uploads, chrono::Utc::now()).await?;
+    let created_record = records::record_vitals(&state, &p, &meta, &input, uploads, chrono::Utc::now()).await?;
     Ok(created(created_record))
-}
-
-/// Records vitals for the calling recorder: `input` with the files uploaded in
-/// the same request (`uploads`) or before (by id). `recorded_at` is when the
-/// record was taken: now, or when a device captured it offline (offline sync).
-pub async fn record_vitals(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    input: &RecordInput,
-    mut uploads: Vec<crate::api::files::IncomingFile>,
-    recorded_at: chrono::DateTime<chrono::Utc>,
-) -> Result<RecordCreated, ApiError> {
-    p.require(&[Role::Recorder])?;
-    let mut checked = check(input, p.user_id, state.today())?;
-
-    // Files in the request: counted, then every one checked before anything
-    // is stored. The limits are those of the JSON form, whichever way the
-    // files come (9 photos, one audio note, one signature).
-    let mut roles = Vec::with_capacity(uploads.len());
-    for f in &uploads {
-        roles.push(match f.field.as_str() {
-            "audio_file" => "audio",
-            "photos" | "photos[]" => "photo",
-            "patient_signature" => "signature",
-            other => return Err(ApiError::field(other, "未知的文件字段")),
-        });
-    }
-    let count = |role: &str| {
-        roles
-            .iter()
-            .chain(checked.existing_files.iter().map(|(_, r)| r))
-            .filter(|r| **r == role)
-            .count()
-    };
-    if count("photo") > 9 {
-        return Err(ApiError::field("photos", "最多9张照片"));
-    }
-    if count("audio") > 1 {
-        return Err(ApiError::field("audio_file", "只能有一个录音"));
-    }
-    if count("signature") > 1 {
-        return Err(ApiError::field("patient_signature", "只能有一个签名"));
-    }
-    let mut prepared: Vec<(PreparedFile, &'static str)> = Vec::new();
-    for (f, role) in uploads.drain(..).zip(roles) {
-        prepared.push((prepare(kind_for(role), f, p).await?, role));
-    }
-
-    let patient = checked.patient.to_string();
-    if !can_see_patient(state, p, &patient).await? {
-        return Err(ApiError::NotFound("patient"));
-    }
-    ensure_not_erased(state, &patient).await?;
-    if let Some(visit_id) = checked.appointment {
-        let visit = state
-            .read
-            .visit(&visit_id.to_string())
-            .await?
-            .ok_or_else(|| ApiError::field("appointment_id", "预约不存在"))?;
-        if visit.patient.id != patient || visit.recorder_id != p.user_id.to_string() {
-            return Err(ApiError::field("appointment_id", "预约不属于该患者或记录员"));
-        }
-        // Before, during or after its check-in/check-out, while it has no record yet.
-        let open = matches!(
-            visit.status.as_str(),
-            "scheduled" | "confirmed" | "in_progress" | "checked_out"
-        );
-        if !open || visit.health_record_id.is_some() {
-            return Err(ApiError::Conflict(format!(
-                "预约状态为{}，不能再提交记录",
-                visit.status
-            )));
-        }
-    }
-    for (file, role) in &checked.existing_files {
-        let row = state
-            .read
-            .file(&file.to_string())
-            .await?
-            .ok_or_else(|| ApiError::field(role, "文件不存在"))?;
-        if row.uploaded_by != p.user_id.to_string() || state.read.file_attached(&row.id).await? {
-            return Err(ApiError::field(role, "文件不可用"));
-        }
-        if row.kind != kind_for(role).as_str() {
-            return Err(ApiError::field(role, "文件类型不符"));
-        }
-    }
-
-    // The facts the record is judged against (the aggregate decides its
-    // alerts and distance). The home is only needed for a located record.
-    let mut home = None;
-    if let (Some(_), Some(family)) = (&checked.content.location, state.read.patient_family(&patient).await?) {
-        if let Some(family) = state.read.family_detail(&family, state.today(), None).await? {
-            home = family.home_lat.zip(family.home_lng);
-        }
-    }
-    let facts = RecordFacts {
-        home,
-        thresholds: state.settings.alerts.thresholds.clone(),
-        recorded_at,
-    };
-    let mut files = RecordFiles::default();
-    for (f, role) in checked
-        .existing_files
-        .iter()
-        .copied()
-        .chain(prepared.iter().map(|(pf, r)| (pf.id, *r)))
-    {
-        match role {
-            "audio" => files.audio_file = Some(f),
-            "photo" => files.photos.push(f),
-            _ => files.patient_signature = Some(f),
-        }
-    }
-    checked.content.files = files;
-
-    let record_id = HealthRecordId(crate::idempotency::new_id(meta, p));
-    let mut new_files: Vec<PreparedFile> = prepared.into_iter().map(|(f, _)| f).collect();
-    store(state, &mut new_files).await?;
-    let created_record = async {
-        register(state, &new_files, p, meta).await?;
-        state
-            .execute::<HealthRecord>(
-                &record_id.to_string(),
-                HealthRecordCommand::Create {
-                    record: checked.content.clone(),
-                    facts,
-                },
-                meta.context(Some(p), "RecordVitals"),
-            )
-            .await
-    }
-    .await;
-    let committed = match created_record {
-        Ok(c) => c,
-        Err(e) => {
-            discard(state, &blob_keys(&new_files)).await;
-            return Err(e);
-        }
-    };
-
-    // The record as the aggregate wrote it, with its alerts and distance.
-    let content = state
-        .store
-        .load::<HealthRecord>(&record_id.to_string())
-        .await?
-        .and_then(|(r, _)| r.content)
-        .ok_or(ApiError::NotFound("health_record"))?;
-
-    // The visit this record was taken for: completed by it, or (in progress)
-    // holding it until its check-out.
-    if let Some(visit_id) = checked.appointment {
-        let cmd = VisitCommand::RecordTaken { record: record_id };
-        if let Err(e) = state
-            .execute::<Visit>(&visit_id.to_string(), cmd, meta.context(Some(p), "CompleteVisit"))
-            .await
-        {
-            tracing::warn!(error = %e, "record saved but its visit could not be completed");
-        }
-    }
-    let alerts = content.alerts.clone();
-    let mut ctx = meta.context(Some(p), "RaiseAlertRequest");
-    ctx.expected_version = None;
-    let raised = crate::app::alerts::raise(state, record_id, &content, ctx).await?;
-    Ok(RecordCreated {
-        record_id: record_id.to_string(),
-        id: record_id.to_string(),
-        version: committed.version,
-        abnormal: !alerts.is_empty(),
-        alerts,
-        distance_from_home_m: content.distance_from_home_m,
-        away_from_home: content.away_from_home,
-        order_request_id: raised.map(|r| r.request.to_string()),
-        alert_id: raised.map(|r| r.alert.to_string()),
-    })
-}
-
-/// Opens a recorder's own order request.
-async fn open_request(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    record: &projections::records::HealthRecordView,
-    doctor: Option<UserId>,
-    reason: Option<String>,
-) -> Result<OrderRequestId, ApiError> {
-    let doctor_id = crate::app::doctors::for_patient(state, &record.patient_id, doctor)
-        .await?
-        .ok_or_else(|| ApiError::Conflict("当前没有可用的医生".into()))?;
-    let details = RequestDetails {
-        health_record_id: path_id(&record.id, "health_record")?,
-        patient_id: path_id(&record.patient_id, "patient")?,
-        doctor_id,
-        requested_by: Some(p.user_id),
-        recorder_id: p.user_id,
-        reason,
-        alerts: serde_json::from_value(record.alerts.clone()).unwrap_or_default(),
-        alert_id: None,
-    };
-    let id = OrderRequestId(crate::idempotency::new_id(meta, p));
-    let mut ctx = meta.context(Some(p), "RequestOrder");
-    ctx.expected_version = None;
-    state
-        .execute::<OrderRequest>(&id.to_string(), OrderRequestCommand::Open(details), ctx)
-        .await?;
-    Ok(id)
-}
-
-/// The record, if the caller may see its patient.
-async fn visible_record(
-    state: &AppState,
-    p: &Principal,
-    id: &str,
-) -> Result<projections::records::HealthRecordView, ApiError> {
-    p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
-    let rid: HealthRecordId = path_id(id, "health_record")?;
-    let record = state
-        .read
-        .health_record(&rid.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("health_record"))?;
-    if !can_see_patient(state, p, &record.patient_id).await? {
-        return Err(ApiError::NotFound("health_record"));
-    }
-    Ok(record)
 }
 
 #[utoipa::path(get, path = "/api/v1/health-records/{id}", tag = "health records", security(("bearer" = [])),
@@ -609,7 +149,7 @@ async fn visible_record(
     responses((status = 200, body = crate::api::Envelope<HealthRecordView>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such record, or its patient is not the caller's", body = crate::api::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
-    let record = visible_record(&state, &p, &id).await?;
+    let record = records::visible_record(&state, &p, &id).await?;
     state.access.patients(&p, &req, [&record.patient_id]).await?;
     let version = record.version;
     Ok(ok_versioned(record, version))
@@ -640,26 +180,6 @@ pub async fn list_for_patient(
     Ok(ok(RecordList::from(page)))
 }
 
-#[derive(Debug, Deserialize, ToSchema, Default)]
-pub struct OrderRequestInput {
-    /// An active doctor (user id); default: the patient's latest doctor, else
-    /// the available doctor with the fewest open requests.
-    pub doctor_id: Option<String>,
-    /// Up to 1000 characters.
-    #[schema(max_length = 1000)]
-    pub reason: Option<String>,
-}
-
-/// What opening an order request answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderRequestOpened {
-    pub id: String,
-    /// The doctor it was sent to.
-    pub doctor_id: Option<String>,
-    /// Always `open`.
-    pub status: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/health-records/{id}/order-requests", tag = "medical orders", request_body = OrderRequestInput,
     params(("id" = String, Path, description = "health record id")),
     security(("bearer" = [])), responses((status = 201, description = "the doctor is notified", body = crate::api::Envelope<OrderRequestOpened>),
@@ -673,140 +193,9 @@ pub async fn request_order(
     id: web::Path<String>,
     body: Body<OrderRequestInput>,
 ) -> ApiResult {
-    Ok(created(open_order_request(&state, &p, &meta, &id, &body.0).await?))
-}
-
-/// A recorder asks a doctor for an order about record `id`.
-pub async fn open_order_request(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    id: &str,
-    input: &OrderRequestInput,
-) -> Result<OrderRequestOpened, ApiError> {
-    p.require(&[Role::Recorder])?;
-    let record = visible_record(state, p, id).await?;
-    let mut v = Validator::new();
-    let doctor: Option<UserId> = input
-        .doctor_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|d| uuid_of(&mut v, "doctor_id", d));
-    let reason = v
-        .check("reason", optional_text(input.reason.as_deref(), 1000))
-        .flatten();
-    v.finish()?;
-    let request = open_request(state, p, meta, &record, doctor, reason).await?;
-    let view = state.read.order_request(&request.to_string()).await?;
-    Ok(OrderRequestOpened {
-        id: request.to_string(),
-        doctor_id: view.map(|r| r.doctor_id),
-        status: "open".into(),
-    })
-}
-
-/// `POST /health-records/{id}/amendments`.
-#[derive(Debug, Deserialize, ToSchema, Default)]
-pub struct AmendmentInput {
-    /// The client's own code for why (`typo`, `wrong_value`, …): letters,
-    /// digits, `_`, `-` or `.`, at most 64 characters.
-    #[schema(required = true, value_type = String, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
-    pub reason_code: Option<String>,
-    /// The fields to correct and their new values: `symptoms`, `notes` (`null`
-    /// or `""` removes them), `visit_date`, `visit_time`, and `vital_signs`, an
-    /// object whose keys replace those vital signs (`null` removes one),
-    /// validated as when recording.
-    #[schema(required = true, value_type = Object)]
-    pub changes: Option<Value>,
-}
-
-/// A corrected free-text field: `null` or blank removes it.
-fn text_change(v: &mut Validator, field: &str, value: &Value, max_chars: usize) -> Option<Option<String>> {
-    match value {
-        Value::Null => Some(None),
-        Value::String(s) => v.check(field, optional_text(Some(s), max_chars)),
-        _ => {
-            v.add(field, "应为字符串");
-            None
-        }
-    }
-}
-
-/// Corrected vital signs, validated by the same code as a new record's; the
-/// object's keys say which values are replaced.
-fn vitals_change(v: &mut Validator, value: &Value) -> VitalSignsChanges {
-    let mut changes = VitalSignsChanges::default();
-    let Value::Object(given) = value else {
-        v.add("changes.vital_signs", "应为对象");
-        return changes;
-    };
-    let mut inner = Validator::new();
-    let parsed = parse_vitals(Some(value), &mut inner);
-    if let Err(Invalid(errors)) = inner.finish() {
-        for (field, why) in errors {
-            v.add(&format!("changes.{field}"), why);
-        }
-    }
-    for key in given.keys() {
-        if !changes.set(key, &parsed) {
-            v.add(
-                &format!("changes.vital_signs.{key}"),
-                format!("未知的生命体征，可更正：{}", VitalSignsChanges::FIELDS.join("、")),
-            );
-        }
-    }
-    changes
-}
-
-/// The `changes` object as typed corrections; errors are keyed `changes.<field>`.
-fn parse_changes(raw: Option<&Value>, v: &mut Validator, today: chrono::NaiveDate) -> RecordChanges {
-    let mut changes = RecordChanges::default();
-    let given = match raw {
-        None | Some(Value::Null) => {
-            v.add("changes", "必填");
-            return changes;
-        }
-        Some(Value::Object(given)) => given,
-        Some(_) => {
-            v.add("changes", "应为对象");
-            return changes;
-        }
-    };
-    for (key, value) in given {
-        let field = format!("changes.{key}");
-        let text = value.as_str();
-        match key.as_str() {
-            "symptoms" => changes.symptoms = text_change(v, &field, value, 2000),
-            "notes" => changes.notes = text_change(v, &field, value, 5000),
-            "visit_date" => {
-                changes.visit_date = v.check(&field, text.ok_or_else(|| "必填".to_string()).and_then(date));
-                if changes.visit_date.is_some_and(|d| d > today) {
-                    v.add(&field, "不能晚于今天");
-                }
-            }
-            "visit_time" => changes.visit_time = v.check(&field, text.ok_or_else(|| "必填".to_string()).and_then(time)),
-            "vital_signs" => changes.vital_signs = vitals_change(v, value),
-            _ => v.add(
-                &field,
-                "不可更正的字段，可更正：symptoms、notes、visit_date、visit_time、vital_signs",
-            ),
-        }
-    }
-    changes
-}
-
-/// A record as `GET /health-records/{id}` shows it, after a command on it.
-async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> ApiResult {
-    let mut record = state
-        .read
-        .health_record(&id.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("health_record"))?;
-    // Past the bounded read-your-writes wait the view may lag; the version
-    // answered is the one the command produced.
-    record.version = record.version.max(version);
-    let version = record.version;
-    Ok(ok_versioned(record, version))
+    Ok(created(
+        records::open_order_request(&state, &p, &meta, &id, &body.0).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/health-records/{id}/amendments", tag = "health records", request_body = AmendmentInput,
@@ -825,68 +214,9 @@ pub async fn amend(
     id: web::Path<String>,
     body: Body<AmendmentInput>,
 ) -> ApiResult {
-    p.require(&[Role::Recorder])?;
-    let rid: HealthRecordId = path_id(&id, "health_record")?;
-    let content = state
-        .store
-        .load::<HealthRecord>(&rid.to_string())
-        .await?
-        .and_then(|(r, _)| r.content)
-        .ok_or(ApiError::NotFound("health_record"))?;
-    // Its recorder, while the patient is still theirs: the answer is the record.
-    if !can_see_patient(&state, &p, &content.patient_id.to_string()).await? {
-        return Err(ApiError::NotFound("health_record"));
-    }
-    if content.recorder_id != p.user_id {
-        return Err(ApiError::Forbidden);
-    }
-    let mut v = Validator::new();
-    let code = match body.0.reason_code.as_deref() {
-        None => {
-            v.add("reason_code", "必填");
-            None
-        }
-        Some(c) => v.check("reason_code", reason_code(c)),
-    };
-    let changes = parse_changes(body.0.changes.as_ref(), &mut v, state.today());
-    v.finish()?;
-    let vitals_changed = !changes.vital_signs.is_empty();
-    let command = HealthRecordCommand::Amend {
-        reason_code: code.unwrap_or_default(),
-        changes,
-        amended_by: p.user_id,
-        at: chrono::Utc::now(),
-        window_days: state.settings.field_work.amendment_window_days,
-        thresholds: state.settings.alerts.thresholds.clone(),
-    };
-    let committed = state
-        .execute::<HealthRecord>(&rid.to_string(), command, meta.context(Some(&p), "AmendHealthRecord"))
-        .await?;
-
-    // Corrected vitals that cross the thresholds alert the doctor as a new
-    // record would (at most one request per record).
-    if vitals_changed {
-        if let Some(content) = state
-            .store
-            .load::<HealthRecord>(&rid.to_string())
-            .await?
-            .and_then(|(r, _)| r.content)
-        {
-            let ctx = meta.context(Some(&p), "RaiseAlertRequest");
-            if let Err(e) = crate::app::alerts::raise(&state, rid, &content, ctx).await {
-                tracing::warn!(error = %e, "record amended but its alert request could not be raised");
-            }
-        }
-    }
-    record_after(&state, rid, committed.version).await
-}
-
-/// `POST /health-records/{id}/unlock`.
-#[derive(Debug, Deserialize, ToSchema, Default)]
-pub struct UnlockInput {
-    /// Why the record is reopened (kept in the history, never published); 1 to 500 characters.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 500)]
-    pub reason: Option<String>,
+    let record = records::amend(&state, &p, &meta, &id, &body.0).await?;
+    let version = record.version;
+    Ok(ok_versioned(record, version))
 }
 
 #[utoipa::path(post, path = "/api/v1/health-records/{id}/unlock", tag = "health records", request_body = UnlockInput,
@@ -905,16 +235,7 @@ pub async fn unlock(
     id: web::Path<String>,
     body: Body<UnlockInput>,
 ) -> ApiResult {
-    p.require(&[Role::Admin])?;
-    let rid: HealthRecordId = path_id(&id, "health_record")?;
-    let reason = parse_required("reason", &body.0.reason, |r| domain::values::text(r, 500))?;
-    let command = HealthRecordCommand::Unlock {
-        reason,
-        by: p.user_id,
-        at: chrono::Utc::now(),
-    };
-    let committed = state
-        .execute::<HealthRecord>(&rid.to_string(), command, meta.context(Some(&p), "UnlockHealthRecord"))
-        .await?;
-    record_after(&state, rid, committed.version).await
+    let record = records::unlock(&state, &p, &meta, &id, &body.0).await?;
+    let version = record.version;
+    Ok(ok_versioned(record, version))
 }

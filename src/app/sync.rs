@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::api::orders::read_notification;
-use crate::api::records::{open_order_request, record_vitals, OrderRequestInput, RecordInput};
+use crate::app::records::{open_order_request, record_vitals, OrderRequestInput, RecordInput};
 use crate::app::schedule;
 use crate::app::schedule::{CancelInput, ScheduleInput};
 use crate::app::visits::{self, PositionInput, VisitEnd};
