@@ -189,7 +189,7 @@ async fn create_admin(
     let phone = v.check("phone", PhoneNumber::parse(&phone));
     let name = v.check("name", text(&name, 50));
     let username = v.check("username", text(&username, 64));
-    let password = crate::api::users::validate_password(&mut v, Some(&password));
+    let password = crate::app::users::validate_password(&mut v, Some(&password));
     if let Err(domain::Invalid(fields)) = v.finish() {
         let list: Vec<String> = fields.iter().map(|(k, r)| format!("{k}: {r}")).collect();
         bail!("invalid input: {}", list.join("; "));
@@ -208,7 +208,7 @@ async fn create_admin(
         recorder: None,
         doctor: None,
     };
-    let id = crate::api::users::create(&state, user, &password, RequestMeta::system("CreateAdmin"))
+    let id = crate::app::users::create(&state, user, &password, RequestMeta::system("CreateAdmin"))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     project_now(&state).await?;

@@ -176,6 +176,9 @@ pub struct TokenSettings {
     pub access_ttl_secs: i64,
     /// `CARELOG_REFRESH_TOKEN_TTL_SECS`, default 30 d.
     pub refresh_ttl_secs: i64,
+    /// `CARELOG_SESSION_CACHE_SECS`, default 2: how long a session check is
+    /// kept (0: not at all); see [`crate::sessions`].
+    pub session_cache_secs: u32,
 }
 
 impl Default for TokenSettings {
@@ -184,6 +187,7 @@ impl Default for TokenSettings {
             jwt_secret: None,
             access_ttl_secs: 2 * 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
+            session_cache_secs: 2,
         }
     }
 }
@@ -216,6 +220,7 @@ impl TokenSettings {
             jwt_secret: jwt_secret.map(Secret),
             access_ttl_secs: env.positive("CARELOG_ACCESS_TOKEN_TTL_SECS", d.access_ttl_secs)?,
             refresh_ttl_secs: env.positive("CARELOG_REFRESH_TOKEN_TTL_SECS", d.refresh_ttl_secs)?,
+            session_cache_secs: env.whole("CARELOG_SESSION_CACHE_SECS", d.session_cache_secs)?,
         })
     }
 

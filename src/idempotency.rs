@@ -24,28 +24,17 @@
 //!   key is a new request, and expired rows are deleted by [`purge_expired`].
 //! - `/auth/*` is never stored: its responses are live tokens.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
-use actix_web::body::{to_bytes, BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::api::extract::authenticate;
-use crate::auth::{Principal, TokenKind};
-use crate::error::ApiError;
+use crate::auth::Principal;
 use crate::policy::Guard;
-use crate::state::{AppState, RequestMeta};
+use crate::state::RequestMeta;
 use crate::store::{on_backend, on_writer, Backend, EventStore, SqliteDb};
 
 /// How long a repeat waits for the first request to finish.
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+pub(crate) const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// A reservation without a response older than this is considered abandoned.
 const ABANDONED_SECS: i64 = 60;
 
@@ -63,7 +52,7 @@ pub fn new_id(meta: &RequestMeta, p: &Principal) -> Uuid {
 /// fingerprint, response status, response body, guards (JSON).
 type StoredRow = (String, Option<i32>, Option<String>, Option<String>);
 
-enum Reservation {
+pub(crate) enum Reservation {
     New,
     Done {
         fingerprint: String,
@@ -77,7 +66,7 @@ enum Reservation {
 
 /// Takes over a row whose response was never stored (abandoned) or that has
 /// expired: `older_than` seconds since it was reserved.
-async fn take_over(
+pub(crate) async fn take_over(
     store: &EventStore,
     scope: &str,
     key: &str,
@@ -120,7 +109,7 @@ async fn take_over(
     Ok(n == 1)
 }
 
-async fn reserve(
+pub(crate) async fn reserve(
     store: &EventStore,
     scope: &str,
     key: &str,
@@ -166,7 +155,7 @@ async fn reserve(
     }
 }
 
-async fn complete(
+pub(crate) async fn complete(
     store: &EventStore,
     scope: &str,
     key: &str,
@@ -189,7 +178,7 @@ async fn complete(
     Ok(())
 }
 
-async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx::Error> {
     let sql = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL";
     on_writer!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
@@ -197,6 +186,20 @@ async fn release(store: &EventStore, scope: &str, key: &str) -> Result<(), sqlx:
         .execute(pool)
         .await
         .map(|_| ()))?;
+    Ok(())
+}
+
+/// Drops every stored response or guard that mentions `subject` (an erased
+/// patient's or household's id): a replay must not hand back erased data.
+pub async fn forget_mentions(store: &EventStore, subject: &str) -> Result<(), sqlx::Error> {
+    let pattern = format!("%{subject}%");
+    on_writer!(store.backend(), |pool| sqlx::query(
+        "DELETE FROM idempotency_keys WHERE response_body LIKE $1 OR guards LIKE $1"
+    )
+    .bind(&pattern)
+    .execute(pool)
+    .await
+    .map(|_| ()))?;
     Ok(())
 }
 
@@ -236,153 +239,4 @@ pub fn start_purger(store: EventStore, ttl_secs: i64) -> tokio::task::JoinHandle
             }
         }
     })
-}
-
-fn replay(status: u16, body: String) -> HttpResponse {
-    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header(("Idempotent-Replayed", "true"))
-        .body(body)
-}
-
-/// The most a command's body may be, by its content type: the multipart form
-/// limit for uploads, the JSON limit otherwise.
-fn body_limit(req: &ServiceRequest, state: &AppState) -> usize {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/"));
-    if multipart {
-        state.settings.limits.max_form_bytes
-    } else {
-        state.settings.limits.max_json_bytes
-    }
-}
-
-pub async fn middleware(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let is_command = matches!(
-        *req.method(),
-        Method::POST | Method::PATCH | Method::PUT | Method::DELETE
-    );
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| k.trim().to_string());
-    // Login, refresh and logout answer with live tokens: never stored.
-    let auth_route = req.path().starts_with("/api/v1/auth/");
-    let (Some(key), true, false) = (key, is_command, auth_route) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    };
-    if key.is_empty() || key.len() > 255 {
-        let e = ApiError::field("Idempotency-Key", "长度应为1到255个字符");
-        return Ok(req.into_response(e.error_response()));
-    }
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    };
-    // Who asks, checked as the handler would, before anything is read or written.
-    let principal = match authenticate(&state, req.request(), TokenKind::Access).await {
-        Ok(p) => p,
-        Err(e) => return Ok(req.into_response(e.error_response())),
-    };
-    req.extensions_mut().insert(principal.clone());
-    let scope = principal.user_id.to_string();
-
-    let limit = body_limit(&req, &state);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Ok(req.into_response(ApiError::PayloadTooLarge.error_response()));
-    }
-    let mut payload = req.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > limit {
-            return Ok(req.into_response(ApiError::PayloadTooLarge.error_response()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
-    let mut h = Sha256::new();
-    h.update(req.method().as_str());
-    h.update(b" ");
-    h.update(req.uri().to_string());
-    h.update(b"\n");
-    h.update(&body);
-    let fingerprint = hex::encode(h.finalize());
-
-    let ttl = state.settings.limits.idempotency_ttl_secs;
-    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
-    loop {
-        match reserve(&state.store, &scope, &key, &fingerprint, ttl)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Reservation::New => break,
-            Reservation::Done {
-                fingerprint: f,
-                status,
-                body,
-                guards,
-            } => {
-                if f != fingerprint {
-                    return Ok(req.into_response(ApiError::IdempotencyKeyReused.error_response()));
-                }
-                // Checks that cannot be read fail closed: refused, not answered.
-                let Some(guards) = guards else {
-                    return Ok(req.into_response(ApiError::NotFound("resource").error_response()));
-                };
-                for guard in &guards {
-                    if !guard.holds(&state, &principal).await? {
-                        return Ok(req.into_response(guard.refusal().error_response()));
-                    }
-                }
-                return Ok(req.into_response(replay(status, body)));
-            }
-            Reservation::InFlight if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            Reservation::InFlight => {
-                let e = ApiError::Conflict("相同幂等键的请求仍在处理中".into());
-                return Ok(req.into_response(e.error_response()));
-            }
-        }
-    }
-
-    req.set_payload(actix_web::dev::Payload::from(body));
-    let guards = Rc::new(RefCell::new(Vec::new()));
-    let res = crate::policy::remembering(guards.clone(), next.call(req)).await;
-    let res = match res {
-        Ok(r) => r,
-        Err(e) => {
-            release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
-            return Err(e);
-        }
-    };
-    let status = res.status();
-    let (http_req, response) = res.into_parts();
-    let (head, body) = response.into_parts();
-    let bytes = to_bytes(body)
-        .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("response body")))?;
-    if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
-        release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
-    } else {
-        let text = String::from_utf8_lossy(&bytes);
-        let guards = guards.borrow().clone();
-        complete(&state.store, &scope, &key, status.as_u16(), &text, &guards)
-            .await
-            .map_err(ApiError::from)?;
-    }
-    let response = head.set_body(bytes).map_into_boxed_body();
-    Ok(ServiceResponse::new(http_req, response))
 }

@@ -21,7 +21,8 @@
 //!   followers and the CLI: scheduling visits (`schedule`), the recorder's day and its route (`day`),
 //!   offline sync of recorders' phones (`sync`), users' profiles (`users`).
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
-//!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins.
+//!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins;
+//!   [`sessions`] keeps session checks a few seconds, dropped by commands on their user.
 //! - [`error`]: the one mapping from errors to the response envelope.
 //! - [`fhir`]: FHIR R4 resources and the pure mapping of a patient's read models to them.
 //! - [`policy`]: who may see which patient and household (the one access rule).
@@ -59,6 +60,7 @@ pub mod reactors;
 pub mod relay;
 pub mod runner;
 pub mod seed;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;

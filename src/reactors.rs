@@ -228,7 +228,7 @@ async fn erasure(state: &AppState, e: &StoredEvent) -> anyhow::Result<()> {
     }
     // The household check reads the read models: let them show this erasure.
     state.waiter.wait_for(e.position).await;
-    crate::api::erasure::complete(state, &e.aggregate_id, &reason, &system_context("ErasePatient", e))
+    crate::app::erasure::complete(state, &e.aggregate_id, &reason, &system_context("ErasePatient", e))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())

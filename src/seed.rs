@@ -158,7 +158,7 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                 }),
                 doctor: None,
             };
-            crate::api::users::create(state, user, SEED_PASSWORD, RequestMeta::system("BenchSeed"))
+            crate::app::users::create(state, user, SEED_PASSWORD, RequestMeta::system("BenchSeed"))
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create a recorder: {e}"))
         })

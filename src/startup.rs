@@ -108,6 +108,9 @@ pub fn app_state(
             door.login_window_secs,
         ),
         rate_limiter: crate::front_door::RateLimiter::new(door.rate_limit_per_minute),
+        sessions: Arc::new(crate::sessions::SessionCache::new(std::time::Duration::from_secs(
+            u64::from(settings.tokens.session_cache_secs),
+        ))),
         blobs: blob_store(settings)?,
         settings: Arc::new(settings.clone()),
         store,
@@ -188,7 +191,7 @@ impl Application {
                     web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into()),
                 )
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
-                .wrap(from_fn(crate::idempotency::middleware))
+                .wrap(from_fn(crate::api::idempotent::middleware))
                 .wrap(Condition::new(!door.cors_origins.is_empty(), cors(&door)))
                 .wrap(from_fn(crate::api::front_door::middleware))
                 .wrap(from_fn(crate::metrics::middleware))

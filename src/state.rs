@@ -32,6 +32,8 @@ pub struct AppState {
     pub logins: crate::logins::LoginAttempts,
     /// The per-IP request limit of this instance.
     pub rate_limiter: crate::front_door::RateLimiter,
+    /// Session checks kept a few seconds, dropped by commands on their user.
+    pub sessions: Arc<crate::sessions::SessionCache>,
 }
 
 impl AppState {
@@ -54,6 +56,11 @@ impl AppState {
         self.waiter.wait_for(committed.position).await;
         if committed.position > 0 {
             crate::metrics::read_your_writes(started.elapsed());
+        }
+        // A logout, suspension, role or password change: their sessions are
+        // checked afresh from now on (the read models show the change).
+        if A::TYPE == <domain::user::User as Aggregate>::TYPE {
+            self.sessions.forget_user(id);
         }
         Ok(committed)
     }

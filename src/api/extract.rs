@@ -28,8 +28,8 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
     let token = bearer(req).ok_or(ApiError::Unauthorized)?;
     let claims = state.jwt.verify(token, kind)?;
     let session = state
-        .read
-        .session_state(&claims.sid)
+        .sessions
+        .get_or_load(&claims.sid, state.read.session_state(&claims.sid))
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let now = projections::store::instant(Utc::now());

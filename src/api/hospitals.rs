@@ -1,16 +1,12 @@
-//! Partner hospitals: the catalog (admin), search and slots, and bookings.
-//!
-//! Booking a place is three steps, each atomic on its own: claim the patient's
-//! date and time (unique across bookings), take a place in the slot (the slot
-//! aggregate holds the capacity invariant under optimistic concurrency), then
-//! create the booking. A failing later step undoes the earlier ones.
+//! Partner hospitals: the catalog (admin), search and slots, and bookings
+//! (booking a place is `app::hospitals::book`).
 
 use actix_web::{web, HttpRequest};
-use domain::booking::{BookingCommand, BookingDetails, HospitalBooking};
+use domain::booking::{BookingCommand, HospitalBooking};
 use domain::hospital::{
     DepartmentDetails, DoctorDetails, Hospital, HospitalCommand, HospitalDetails, Slot, SlotCommand, SlotDetails,
 };
-use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId, SlotId};
+use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, SlotId};
 use domain::user::Role;
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
@@ -21,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{path_id, required, uuid_field, Body, IdVersion, PageQuery, StatusChanged};
+use crate::app::hospitals;
+pub use crate::app::hospitals::{BookingInput, BookingRequested};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 use domain::values::time;
 
@@ -77,19 +75,6 @@ pub struct SlotOpened {
     pub capacity: u32,
     /// Always 0.
     pub booked: u32,
-    pub version: i64,
-}
-
-/// What booking a hospital slot answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BookingRequested {
-    pub appointment_id: String,
-    /// Same as `appointment_id`.
-    pub id: String,
-    /// The slot a place was taken in.
-    pub slot_id: String,
-    /// Always `pending`.
-    pub status: String,
     pub version: i64,
 }
 
@@ -537,182 +522,13 @@ pub async fn slots(
     Ok(ok(state.read.hospital_slots(&hid.to_string(), dep, day).await?))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct BookingInput {
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub patient_id: Option<String>,
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub hospital_id: Option<String>,
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub department_id: Option<String>,
-    /// A hospital doctor; any slot of the department otherwise.
-    pub doctor_id: Option<String>,
-    /// `YYYY-MM-DD`, not before today.
-    #[schema(required = true, value_type = String, format = Date)]
-    pub appointment_date: Option<String>,
-    /// `HH:MM`: the slot's time.
-    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
-    pub appointment_time: Option<String>,
-    /// Up to 1000 characters.
-    #[schema(max_length = 1000)]
-    pub notes: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/hospital-appointments", tag = "hospital bookings", request_body = BookingInput, security(("bearer" = [])),
     responses((status = 201, body = crate::api::Envelope<BookingRequested>),
         (status = 400, description = "names the field; also an unknown hospital", body = crate::api::ErrorBody),
         (status = 404, description = "no such patient, or not the recorder's", body = crate::api::ErrorBody),
         (status = 409, description = "no open slot with room, the hospital, department or doctor inactive, or the patient already has a booking then", body = crate::api::ErrorBody)))]
 pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<BookingInput>) -> ApiResult {
-    p.require(&[Role::Recorder])?;
-    let r = &body.0;
-    let mut v = Validator::new();
-    let raw = required(&mut v, "patient_id", &r.patient_id);
-    let patient: Option<PatientId> = uuid_field(&mut v, "patient_id", raw);
-    let raw = required(&mut v, "hospital_id", &r.hospital_id);
-    let hospital_id: Option<HospitalId> = uuid_field(&mut v, "hospital_id", raw);
-    let raw = required(&mut v, "department_id", &r.department_id);
-    let department_id: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw);
-    let doctor_id: Option<HospitalDoctorId> = uuid_field(&mut v, "doctor_id", r.doctor_id.as_ref());
-    let day =
-        required(&mut v, "appointment_date", &r.appointment_date).and_then(|d| v.check("appointment_date", date(d)));
-    if day.is_some_and(|d| d < state.today()) {
-        v.add("appointment_date", "不能早于今天");
-    }
-    let at =
-        required(&mut v, "appointment_time", &r.appointment_time).and_then(|t| v.check("appointment_time", time(t)));
-    let notes = v.check("notes", optional_text(r.notes.as_deref(), 1000)).flatten();
-    v.finish()?;
-    let (Some(patient), Some(hospital_id), Some(department_id), Some(day), Some(at)) =
-        (patient, hospital_id, department_id, day, at)
-    else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    if !can_see_patient(&state, &p, &patient.to_string()).await? {
-        return Err(ApiError::NotFound("patient"));
-    }
-    ensure_not_erased(&state, &patient.to_string()).await?;
-    let (hospital, _) = state
-        .store
-        .load::<Hospital>(&hospital_id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::field("hospital_id", "医院不存在"))?;
-    hospital.bookable(department_id, doctor_id)?;
-    let time_text = at.format("%H:%M").to_string();
-    let candidates = state
-        .read
-        .matching_slots(
-            &hospital_id.to_string(),
-            &department_id.to_string(),
-            doctor_id.map(|d| d.to_string()).as_deref(),
-            day,
-            &time_text,
-        )
-        .await?;
-    // A slot whose doctor has stopped seeing patients takes no new bookings.
-    let candidates: Vec<_> = candidates
-        .into_iter()
-        .filter(|s| {
-            s.doctor_id
-                .as_ref()
-                .and_then(|d| d.parse().ok())
-                .is_none_or(|d| hospital.doctors.get(&d).is_some_and(|(_, a)| *a))
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Err(ApiError::Conflict("没有匹配的号源".into()));
-    }
-
-    let booking_id = HospitalBookingId(crate::idempotency::new_id(&meta, &p));
-    let owner = booking_id.to_string();
-    let claim_value = format!("{patient}:{day}T{time_text}");
-    if !state.store.claim("patient_hospital_time", &claim_value, &owner).await? {
-        return Err(ApiError::Conflict("该患者在此时间已有医院预约".into()));
-    }
-    // Take a place in the first slot with room; the slot aggregate decides.
-    let mut taken: Option<SlotId> = None;
-    let mut last_refusal = ApiError::Conflict("号源已满".into());
-    for s in &candidates {
-        let sid: SlotId = path_id(&s.id, "slot")?;
-        let mut ctx = meta.context(Some(&p), "BookSlotPlace");
-        ctx.expected_version = None;
-        match state
-            .execute::<Slot>(
-                &s.id,
-                SlotCommand::Book {
-                    booking_id,
-                    patient_id: patient,
-                },
-                ctx,
-            )
-            .await
-        {
-            Ok(_) => {
-                taken = Some(sid);
-                break;
-            }
-            Err(e @ ApiError::Conflict(_)) => last_refusal = e,
-            Err(e) => {
-                state
-                    .store
-                    .release("patient_hospital_time", &claim_value, &owner)
-                    .await?;
-                return Err(e);
-            }
-        }
-    }
-    let Some(slot_id) = taken else {
-        state
-            .store
-            .release("patient_hospital_time", &claim_value, &owner)
-            .await?;
-        return Err(last_refusal);
-    };
-    let details = BookingDetails {
-        slot_id,
-        patient_id: patient,
-        hospital_id,
-        department_id,
-        doctor_id: doctor_id.or_else(|| {
-            candidates
-                .iter()
-                .find(|s| s.id == slot_id.to_string())
-                .and_then(|s| s.doctor_id.as_ref()?.parse().ok())
-        }),
-        appointment_date: day,
-        appointment_time: at,
-        notes,
-        recorder_id: p.user_id,
-    };
-    let result = state
-        .execute::<HospitalBooking>(
-            &owner,
-            BookingCommand::Request(details),
-            meta.context(Some(&p), "BookHospitalSlot"),
-        )
-        .await;
-    let c = match result {
-        Ok(c) => c,
-        Err(e) => {
-            let mut ctx = meta.context(Some(&p), "ReleaseSlotPlace");
-            ctx.expected_version = None;
-            state
-                .execute::<Slot>(&slot_id.to_string(), SlotCommand::Release { booking_id }, ctx)
-                .await?;
-            state
-                .store
-                .release("patient_hospital_time", &claim_value, &owner)
-                .await?;
-            return Err(e);
-        }
-    };
-    Ok(created(BookingRequested {
-        appointment_id: booking_id.to_string(),
-        id: booking_id.to_string(),
-        slot_id: slot_id.to_string(),
-        status: "pending".into(),
-        version: c.version,
-    }))
+    Ok(created(hospitals::book(&state, &p, &meta, &body.0).await?))
 }
 
 /// The booking, if the caller may see it.

@@ -15,6 +15,7 @@ pub mod files;
 pub mod front_door;
 pub mod health;
 pub mod hospitals;
+pub mod idempotent;
 pub mod metrics;
 pub mod orders;
 pub mod packages;
@@ -104,15 +105,7 @@ pub struct StatusChanged {
     pub version: i64,
 }
 
-/// An amount of money (yuan) as a client may send it: a JSON number or a
-/// decimal string (the schema only; handlers read a `Decimal`).
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum MoneyInput {
-    Number(f64),
-    Text(String),
-}
+pub use crate::app::input::MoneyInput;
 
 /// The list envelope `{<name>: [...], total, page, limit}`, untyped. Prefer a
 /// [`list_page!`] struct: its schema is documented.

@@ -1,20 +1,21 @@
 //! Doctors' side: open requests, medical orders; everyone's notifications.
 
 use actix_web::{web, HttpRequest};
-use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
-use domain::inbox::{Inbox, InboxCommand};
-use domain::order::{MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType};
+use domain::ids::{MedicalOrderId, OrderRequestId, PatientId};
+use domain::order::{MedicalOrder, MedicalOrderCommand};
 use domain::user::Role;
-use domain::values::{optional_text, text};
-use domain::Validator;
+use domain::values::optional_text;
 use projections::orders::{MedicalOrderView, NotificationView, OrderRequestView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{path_id, required, uuid_field, Body, PageQuery, StatusChanged};
+use crate::api::{path_id, Body, PageQuery, StatusChanged};
+pub use crate::app::notifications::NotificationRead;
+pub use crate::app::orders::{OrderInput, OrderIssued};
+use crate::app::{notifications, orders};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -106,134 +107,13 @@ pub async fn get_request(
     Ok(ok_versioned(r, version))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct OrderInput {
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub patient_id: Option<String>,
-    /// The open request (addressed to the caller) this order answers.
-    pub request_id: Option<String>,
-    pub health_record_id: Option<String>,
-    /// medication | examination | lifestyle | followup
-    #[schema(required = true, value_type = String, pattern = "^(medication|examination|lifestyle|followup)$")]
-    pub order_type: Option<String>,
-    /// 1 to 2000 characters.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 2000)]
-    pub content: Option<String>,
-    #[schema(max_length = 255)]
-    pub dosage: Option<String>,
-    #[schema(max_length = 255)]
-    pub frequency: Option<String>,
-    #[schema(max_length = 255)]
-    pub duration: Option<String>,
-    #[schema(max_length = 2000)]
-    pub notes: Option<String>,
-}
-
-/// What issuing a medical order answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderIssued {
-    pub id: String,
-    /// Always `active`.
-    pub status: String,
-    pub version: i64,
-}
-
 #[utoipa::path(post, path = "/api/v1/medical-orders", tag = "medical orders", request_body = OrderInput, security(("bearer" = [])),
     responses((status = 201, description = "the patient's recorder is notified", body = crate::api::Envelope<OrderIssued>),
         (status = 400, description = "names the field; also a request_id that is not the caller's for this patient", body = crate::api::ErrorBody),
         (status = 404, description = "no such patient, or not the doctor's", body = crate::api::ErrorBody),
         (status = 409, description = "the request was already handled", body = crate::api::ErrorBody)))]
 pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, body: Body<OrderInput>) -> ApiResult {
-    p.require(&[Role::Doctor])?;
-    let r = &body.0;
-    let mut v = Validator::new();
-    let raw_patient = required(&mut v, "patient_id", &r.patient_id);
-    let patient: Option<PatientId> = uuid_field(&mut v, "patient_id", raw_patient);
-    let request: Option<OrderRequestId> = uuid_field(&mut v, "request_id", r.request_id.as_ref());
-    let record: Option<HealthRecordId> = uuid_field(&mut v, "health_record_id", r.health_record_id.as_ref());
-    let raw_type = required(&mut v, "order_type", &r.order_type);
-    let order_type = raw_type.and_then(|t| v.check("order_type", OrderType::parse(t)));
-    let raw_content = required(&mut v, "content", &r.content);
-    let content = raw_content.and_then(|c| v.check("content", text(c, 2000)));
-    let mut opt = |field: &str, value: &Option<String>, max: usize| {
-        v.check(field, optional_text(value.as_deref(), max)).flatten()
-    };
-    let dosage = opt("dosage", &r.dosage, 255);
-    let frequency = opt("frequency", &r.frequency, 255);
-    let duration = opt("duration", &r.duration, 255);
-    let notes = opt("notes", &r.notes, 2000);
-    v.finish()?;
-    let (Some(patient), Some(order_type), Some(content)) = (patient, order_type, content) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    let pid = patient.to_string();
-    if !can_see_patient(&state, &p, &pid).await? {
-        return Err(ApiError::NotFound("patient"));
-    }
-    ensure_not_erased(&state, &pid).await?;
-    let mut recorder: Option<UserId> = None;
-    let mut record = record;
-    if let Some(req) = request {
-        let view = state.read.order_request(&req.to_string()).await?;
-        let view = view
-            .filter(|q| q.doctor_id == p.user_id.to_string() && q.patient_id == pid)
-            .ok_or_else(|| ApiError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
-        if view.status != "open" {
-            return Err(ApiError::Conflict("医嘱申请已处理".into()));
-        }
-        recorder = view.recorder_id.parse().ok();
-        record = record.or_else(|| view.health_record_id.parse().ok());
-    }
-    if recorder.is_none() {
-        // The recorder currently responsible for the patient is told.
-        let subs = state
-            .read
-            .subscriptions(
-                Some(&pid),
-                None,
-                state.today(),
-                projections::PageParams { page: 1, limit: 100 },
-            )
-            .await?;
-        recorder = subs
-            .items
-            .iter()
-            .find(|s| s.status == "active")
-            .and_then(|s| s.recorder_id.parse().ok());
-    }
-    let details = OrderDetails {
-        patient_id: patient,
-        doctor_id: p.user_id,
-        recorder_id: recorder,
-        request_id: request,
-        health_record_id: record,
-        order_type,
-        content,
-        dosage,
-        frequency,
-        duration,
-        notes,
-    };
-    let id = MedicalOrderId(crate::idempotency::new_id(&meta, &p));
-    let c = state
-        .execute::<MedicalOrder>(
-            &id.to_string(),
-            MedicalOrderCommand::Issue(details),
-            meta.context(Some(&p), "IssueMedicalOrder"),
-        )
-        .await?;
-    if let Some(req) = request {
-        let mut ctx = meta.context(Some(&p), "FulfilOrderRequest");
-        ctx.expected_version = None;
-        state
-            .execute::<OrderRequest>(&req.to_string(), OrderRequestCommand::Fulfil { order_id: id }, ctx)
-            .await?;
-    }
-    Ok(created(OrderIssued {
-        id: id.to_string(),
-        status: "active".into(),
-        version: c.version,
-    }))
+    Ok(created(orders::issue(&state, &p, &meta, &body.0).await?))
 }
 
 async fn own_order(
@@ -427,14 +307,6 @@ pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Que
     }))
 }
 
-/// What marking a notification read answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NotificationRead {
-    pub id: String,
-    /// Always `read`.
-    pub status: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
     params(("id" = String, Path, description = "notification id")),
     responses((status = 200, body = crate::api::Envelope<NotificationRead>),
@@ -445,34 +317,5 @@ pub async fn mark_read(
     meta: RequestMeta,
     id: web::Path<String>,
 ) -> ApiResult {
-    Ok(ok(read_notification(&state, &p, &meta, &id).await?))
-}
-
-/// Marks the caller's notification `id` read (again: no change).
-pub async fn read_notification(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    id: &str,
-) -> Result<NotificationRead, ApiError> {
-    let nid: uuid::Uuid = path_id(id, "notification")?;
-    let owner = state.read.notification_owner(&nid.to_string()).await?;
-    if owner.as_deref() != Some(p.user_id.to_string().as_str()) {
-        return Err(ApiError::NotFound("notification"));
-    }
-    let mut ctx = meta.context(Some(p), "ReadNotification");
-    ctx.expected_version = None;
-    state
-        .execute::<Inbox>(
-            &p.user_id.to_string(),
-            InboxCommand::MarkRead {
-                notification_id: nid.to_string(),
-            },
-            ctx,
-        )
-        .await?;
-    Ok(NotificationRead {
-        id: nid.to_string(),
-        status: "read".into(),
-    })
+    Ok(ok(notifications::read(&state, &p, &meta, &id).await?))
 }

@@ -36,3 +36,13 @@ pub fn parse_required<T>(
         Some(s) => parse(s).map_err(|e| ApiError::field(field, e)),
     }
 }
+
+/// An amount of money (yuan) as a client may send it: a JSON number or a
+/// decimal string (the schema only; handlers read a `Decimal`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MoneyInput {
+    Number(f64),
+    Text(String),
+}

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::app::files::{blob_keys, discard, prepare, register, store, IncomingFile, PreparedFile};
 use crate::app::input::{parse_required, path_id};
+use crate::app::saga::Saga;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::files::FileKind;
@@ -369,28 +370,28 @@ pub async fn record_vitals(
 
     let record_id = HealthRecordId(crate::idempotency::new_id(meta, p));
     let mut new_files: Vec<PreparedFile> = prepared.into_iter().map(|(f, _)| f).collect();
+    let mut saga = Saga::new();
     store(state, &mut new_files).await?;
-    let created_record = async {
-        register(state, &new_files, p, meta).await?;
-        state
-            .execute::<HealthRecord>(
-                &record_id.to_string(),
-                HealthRecordCommand::Create {
-                    record: checked.content.clone(),
-                    facts,
-                },
-                meta.context(Some(p), "RecordVitals"),
-            )
-            .await
+    let keys = blob_keys(&new_files);
+    saga.done("store the files", async move {
+        discard(state, &keys).await;
+        Ok(())
+    });
+    if let Err(e) = register(state, &new_files, p, meta).await {
+        return saga.fail(e).await;
     }
-    .await;
-    let committed = match created_record {
-        Ok(c) => c,
-        Err(e) => {
-            discard(state, &blob_keys(&new_files)).await;
-            return Err(e);
-        }
+    let command = HealthRecordCommand::Create {
+        record: checked.content.clone(),
+        facts,
     };
+    let committed = match state
+        .execute::<HealthRecord>(&record_id.to_string(), command, meta.context(Some(p), "RecordVitals"))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return saga.fail(e).await,
+    };
+    saga.commit();
 
     // The record as the aggregate wrote it, with its alerts and distance.
     let content = state

@@ -35,7 +35,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::api::orders::read_notification;
 use crate::app::records::{open_order_request, record_vitals, OrderRequestInput, RecordInput};
 use crate::app::schedule;
 use crate::app::schedule::{CancelInput, ScheduleInput};
@@ -464,7 +463,7 @@ async fn run(state: &AppState, p: &Principal, meta: &RequestMeta, ready: &Ready)
             open_order_request(state, p, meta, target(body, "health_record_id")?, &input).await?;
         }
         CommandType::MarkRead => {
-            read_notification(state, p, meta, target(body, "notification_id")?).await?;
+            crate::app::notifications::read(state, p, meta, target(body, "notification_id")?).await?;
         }
         CommandType::CheckIn | CommandType::CheckOut => {
             let end = if ready.kind == CommandType::CheckIn {

@@ -1,14 +1,20 @@
-//! Staff accounts: profile changes (shared by `PATCH /users/{id}` and
+//! Staff accounts: creation (unique username, phone, employee id and
+//! license number, claimed before the account is created), profile changes (shared by `PATCH /users/{id}` and
 //! `PATCH /auth/me`) and the password rule (shared by the self-service change
 //! and the admin reset).
 
 use domain::ids::UserId;
-use domain::user::{User, UserChanges, UserCommand};
+use domain::user::{DoctorProfile, NewUser, RecorderProfile, Role, User, UserChanges, UserCommand};
+use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
 use projections::users::UserView;
-use serde::Serialize;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::input::required;
+use crate::app::saga::Saga;
+use crate::auth::hash_password;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::CommandContext;
@@ -71,4 +77,195 @@ pub async fn update_profile(
     }
     result?;
     state.read.user(&owner).await?.ok_or(ApiError::NotFound("user"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecorderInput {
+    /// Up to 64 characters, unique across recorders.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64)]
+    pub employee_id: Option<String>,
+    pub qualification_cert: Option<String>,
+    pub health_cert: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub cert_expiry_date: Option<String>,
+    pub work_area: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DoctorInput {
+    /// Up to 64 characters, unique across doctors.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64)]
+    pub license_number: Option<String>,
+    /// Up to 100 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
+    pub specialty: Option<String>,
+    pub hospital: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    /// Yuan, not negative, as a number or a decimal string.
+    #[schema(value_type = Option<crate::app::input::MoneyInput>)]
+    pub consultation_fee: Option<Decimal>,
+}
+
+/// Body of `POST /users`; the profile matching the role is required.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    /// 3 to 64 characters, no white space; unique (case-insensitive).
+    #[schema(required = true, value_type = String, min_length = 3, max_length = 64)]
+    pub username: Option<String>,
+    /// A mobile (11 digits, optionally +86) or landline (0xx-xxxxxxxx) number; unique.
+    #[schema(required = true, value_type = String)]
+    pub phone: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
+    pub password: Option<String>,
+    #[schema(required = true, value_type = String, pattern = "^(admin|recorder|doctor|auditor)$")]
+    pub role: Option<String>,
+    /// 1 to 50 characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 50)]
+    pub name: Option<String>,
+    /// Up to 500 characters.
+    pub avatar: Option<String>,
+    /// Required for role `recorder`.
+    pub recorder: Option<RecorderInput>,
+    /// Required for role `doctor`.
+    pub doctor: Option<DoctorInput>,
+}
+
+/// An initial password: 8 to 128 characters (recorded against `password`).
+pub fn validate_password(v: &mut Validator, password: Option<&String>) -> Option<String> {
+    let p = password?;
+    if p.chars().count() < 8 || p.chars().count() > 128 {
+        v.add("password", "密码长度应为8到128个字符");
+        return None;
+    }
+    Some(p.clone())
+}
+
+impl CreateUserRequest {
+    /// Validates the request into a user and its password (not yet hashed).
+    pub fn parse(&self) -> Result<(NewUser, String), ApiError> {
+        let r = self;
+        let mut v = Validator::new();
+        let username = required(&mut v, "username", &r.username).and_then(|u| {
+            let ok = (3..=64).contains(&u.chars().count()) && !u.chars().any(char::is_whitespace);
+            v.check(
+                "username",
+                if ok {
+                    Ok(u.clone())
+                } else {
+                    Err("用户名应为3到64个非空白字符".to_string())
+                },
+            )
+        });
+        let phone = required(&mut v, "phone", &r.phone).and_then(|p| v.check("phone", PhoneNumber::parse(p)));
+        let raw_password = required(&mut v, "password", &r.password);
+        let password = validate_password(&mut v, raw_password);
+        let role = required(&mut v, "role", &r.role).and_then(|x| v.check("role", Role::parse(x)));
+        let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 50)));
+        let avatar = v.check("avatar", optional_text(r.avatar.as_deref(), 500)).flatten();
+        let recorder = match (&r.recorder, role) {
+            (Some(rec), Some(Role::Recorder)) => {
+                let employee_id = required(&mut v, "recorder.employee_id", &rec.employee_id)
+                    .and_then(|e| v.check("recorder.employee_id", text(e, 64)));
+                let cert_expiry_date = match rec.cert_expiry_date.as_deref() {
+                    None | Some("") => None,
+                    Some(d) => v.check("recorder.cert_expiry_date", date(d)),
+                };
+                employee_id.map(|employee_id| RecorderProfile {
+                    employee_id,
+                    qualification_cert: rec.qualification_cert.clone(),
+                    health_cert: rec.health_cert.clone(),
+                    cert_expiry_date,
+                    work_area: rec.work_area.clone(),
+                })
+            }
+            (None, Some(Role::Recorder)) => {
+                v.add("recorder", "记录员必须提供recorder资料");
+                None
+            }
+            _ => None,
+        };
+        let doctor = match (&r.doctor, role) {
+            (Some(d), Some(Role::Doctor)) => {
+                let license = required(&mut v, "doctor.license_number", &d.license_number)
+                    .and_then(|l| v.check("doctor.license_number", text(l, 64)));
+                let specialty = required(&mut v, "doctor.specialty", &d.specialty)
+                    .and_then(|s| v.check("doctor.specialty", text(s, 100)));
+                if d.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
+                    v.add("doctor.consultation_fee", "不能为负数");
+                }
+                license.zip(specialty).map(|(license_number, specialty)| DoctorProfile {
+                    license_number,
+                    specialty,
+                    hospital: d.hospital.clone(),
+                    department: d.department.clone(),
+                    title: d.title.clone(),
+                    consultation_fee: d.consultation_fee,
+                })
+            }
+            (None, Some(Role::Doctor)) => {
+                v.add("doctor", "医生必须提供doctor资料");
+                None
+            }
+            _ => None,
+        };
+        v.finish()?;
+        let (Some(username), Some(phone), Some(password), Some(role), Some(name)) =
+            (username, phone, password, role, name)
+        else {
+            return Err(ApiError::field("body", "缺少必填字段"));
+        };
+        Ok((
+            NewUser {
+                username,
+                phone,
+                password_hash: String::new(),
+                role,
+                name,
+                avatar,
+                recorder,
+                doctor,
+            },
+            password,
+        ))
+    }
+}
+
+/// Creates a user, enforcing unique username, phone, employee id and license
+/// number across all users. Shared by the API and `carelog create-admin`.
+pub async fn create(
+    state: &AppState,
+    mut user: NewUser,
+    password: &str,
+    ctx: crate::store::CommandContext,
+) -> Result<UserId, ApiError> {
+    user.password_hash = hash_password(password).await?;
+    let id = UserId::new();
+    let owner = id.to_string();
+    let mut claims: Vec<(&str, String, &str)> = vec![
+        ("username", user.username.to_lowercase(), "用户名已存在"),
+        ("phone", user.phone.as_str().to_string(), "手机号已被使用"),
+    ];
+    if let Some(r) = &user.recorder {
+        claims.push(("employee_id", r.employee_id.clone(), "工号已存在"));
+    }
+    if let Some(d) = &user.doctor {
+        claims.push(("license_number", d.license_number.clone(), "执业证号已存在"));
+    }
+    let mut saga = Saga::new();
+    for (scope, value, message) in claims {
+        if !state.store.claim(scope, &value, &owner).await? {
+            return saga.fail(ApiError::Conflict(message.to_string())).await;
+        }
+        let owner = &owner;
+        saga.done("claim a unique value", async move {
+            Ok(state.store.release(scope, &value, owner).await?)
+        });
+    }
+    if let Err(e) = state.execute::<User>(&owner, UserCommand::Create(user), ctx).await {
+        return saga.fail(e).await;
+    }
+    saga.commit();
+    Ok(id)
 }

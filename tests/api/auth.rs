@@ -137,3 +137,53 @@ async fn refresh_issues_a_new_access_token(b: Backend) {
     let new_access = new.data()["access_token"].as_str().unwrap().to_string();
     app.get("/auth/me", &new_access).await.ok();
 }
+
+/// Session checks are kept a moment (`CARELOG_SESSION_CACHE_SECS`): a logout
+/// through this instance is refused here at once, and through another
+/// instance on the same databases once that moment has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_elsewhere_is_refused_here_once_the_session_cache_has_expired() {
+    use carelog::config::Settings;
+    use carelog::startup::Application;
+
+    let app =
+        crate::helpers::spawn_app_with(Backend::Servers, &[("CARELOG_SESSION_CACHE_SECS", "1".to_string())]).await;
+    let settings = Settings::from_map(&app.vars).expect("settings");
+    let other = Application::build(settings).await.expect("a second instance builds");
+    let other_base = format!("http://127.0.0.1:{}/api/v1", other.port());
+    tokio::spawn(other.run_until_stopped());
+    let me_there = |token: String| {
+        let client = app.client.clone();
+        let url = format!("{other_base}/auth/me");
+        async move { client.get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+
+    let (_, token) = app.recorder(1).await;
+    // Checked (and kept) on both instances.
+    app.get("/auth/me", &token).await.ok();
+    assert_eq!(me_there(token.clone()).await, 200);
+
+    // Logged out through the other instance: refused there at once...
+    let r = app
+        .client
+        .post(format!("{other_base}/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(me_there(token.clone()).await, 401);
+    // ...and here once the kept check has expired (bounded wait, not a timing assertion).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = app.get("/auth/me", &token).await.status;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} long after the cache time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -167,7 +167,7 @@ pub async fn create_admin(state: &AppState, username: &str, password: &str, phon
         recorder: None,
         doctor: None,
     };
-    carelog::api::users::create(
+    carelog::app::users::create(
         state,
         user,
         password,
