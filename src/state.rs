@@ -32,6 +32,8 @@ pub struct AppState {
     pub logins: crate::logins::LoginAttempts,
     /// The per-IP request limit of this instance.
     pub rate_limiter: crate::front_door::RateLimiter,
+    /// The WeChat API client, when `CARELOG_WECHAT_APP_ID` and `_SECRET` are set.
+    pub wechat: Option<Arc<crate::wechat::WechatClient>>,
 }
 
 impl AppState {

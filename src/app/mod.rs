@@ -7,6 +7,7 @@
 //! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
 //! - [`users`]: profiles and passwords.
 //! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
+//! - [`wechat`]: WeChat login (code → bound user) and binding.
 
 pub mod alerts;
 pub mod compliance;
@@ -18,3 +19,4 @@ pub mod schedule;
 pub mod sync;
 pub mod users;
 pub mod visits;
+pub mod wechat;
