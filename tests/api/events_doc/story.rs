@@ -575,13 +575,8 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
             retry_at: Some(march(5, 9, 20)? + chrono::Duration::seconds(30)),
         },
     );
-    s.record::<Push>(
-        push_id,
-        march(5, 9, 21)?,
-        &server,
-        "AttemptPush",
-        PushEvent::PushAttempted { attempt: 2 },
-    );
+    // The second attempt (not shown) is accepted.
+    s.earlier::<Push>(push_id, 1);
     s.record::<Push>(
         push_id,
         march(5, 9, 21)?,
@@ -589,31 +584,10 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         "RecordPushOutcome",
         PushEvent::PushSent { attempt: 2 },
     );
-    // The recorder has refused the subscription: their message is skipped.
-    let skipped_id = fixed("push skipped");
-    s.record::<Push>(
-        skipped_id,
-        march(5, 9, 22)?,
-        &server,
-        "QueuePush",
-        PushEvent::PushQueued(PushMessage {
-            user_id: UserId(recorder_id),
-            kind: "visit_reminder".into(),
-            template_id: "aV9dK2pL5mN8qR1tW4xZ7bC0eF3hJ6gS".into(),
-            data: [
-                ("thing1".to_string(), "明日上门提醒".to_string()),
-                ("time2".to_string(), "2026-03-06 09:00".to_string()),
-            ]
-            .into(),
-        }),
-    );
-    s.record::<Push>(
-        skipped_id,
-        march(5, 9, 22)?,
-        &server,
-        "AttemptPush",
-        PushEvent::PushAttempted { attempt: 1 },
-    );
+    // The recorder's reminder (queued and attempted earlier, not shown): they
+    // have refused the subscription, so it is skipped.
+    let skipped_id = fixed("push visit reminder 2026-03-05");
+    s.earlier::<Push>(skipped_id, 2);
     s.record::<Push>(
         skipped_id,
         march(5, 9, 22)?,
