@@ -187,6 +187,18 @@ async fn a_bound_wechat_account_logs_in_and_an_unbound_one_is_told_so(b: Backend
         .unwrap();
     assert_eq!(hashes.len(), 1);
     assert!(!hashes[0].contains("openid") && hashes[0].len() == 64, "{hashes:?}");
+    // In the event store the openid is sealed (crypto-shredding), not in clear.
+    let raw = app.state.store.read_raw_after(0, 10_000).await.unwrap();
+    let bound: Vec<_> = raw.iter().filter(|e| e.event_type == "WechatBound").collect();
+    assert_eq!(bound.len(), 1);
+    assert!(!bound[0].payload.contains("openid-recorder-1"), "{}", bound[0].payload);
+    let opened = app
+        .state
+        .store
+        .open_many(bound.into_iter().cloned().collect())
+        .await
+        .unwrap();
+    assert_eq!(opened[0].payload["WechatBound"]["openid"], "openid-recorder-1");
     let r = wechat_login(&app, &wx.code("c3", "openid-recorder-1")).await.ok();
     let password = app
         .send(
