@@ -19,6 +19,7 @@ dual!(
     an_openid_is_bound_to_one_account_at_most,
     an_order_request_reaches_its_doctor_on_wechat_exactly_once,
     a_failed_push_is_retried_and_sent_once_without_delaying_the_command,
+    an_access_token_wechat_calls_invalid_is_fetched_again,
     without_wechat_settings_login_is_not_found_and_nothing_is_pushed,
 );
 
@@ -38,6 +39,8 @@ struct WechatState {
     fail_sends: u32,
     /// Sends refused so far.
     failed: u32,
+    /// Access tokens up to this number are invalid (errcode 40001).
+    revoked_up_to: u32,
 }
 
 #[derive(Clone)]
@@ -125,7 +128,7 @@ async fn send(
         .get("access_token")
         .and_then(|t| t.strip_prefix("token-"))
         .and_then(|n| n.parse::<u32>().ok())
-        .is_some_and(|n| n >= 1 && n <= s.tokens_issued);
+        .is_some_and(|n| n > s.revoked_up_to && n <= s.tokens_issued);
     if !valid {
         return HttpResponse::Ok().json(json!({"errcode": 40001, "errmsg": "invalid credential"}));
     }
@@ -376,4 +379,35 @@ async fn without_wechat_settings_login_is_not_found_and_nothing_is_pushed(b: Bac
         .await
         .err(404, "wechat_not_configured");
     assert!(app.state.wechat.is_none(), "no client, so no push follower");
+}
+
+async fn an_access_token_wechat_calls_invalid_is_fetched_again(b: Backend) {
+    let wx = Double::start().await;
+    let app = spawn_app_with(b, &wx.settings()).await;
+    let (doctor, record) = abnormal_record_for_bound_doctor(&app, &wx).await;
+    eventually("the first message is sent", || wx.sent().len() == 1).await;
+    assert_eq!(wx.state.lock().unwrap().tokens_issued, 1, "one token, cached");
+    // WeChat invalidates the cached token: the next send fetches another and succeeds at once.
+    wx.state.lock().unwrap().revoked_up_to = 1;
+    let rtoken = app.login("recorder1", "recorder-pass").await;
+    let record = record["record_id"].as_str().unwrap();
+    app.post(
+        &format!("/health-records/{record}/order-requests"),
+        &rtoken,
+        json!({"doctor_id": doctor, "reason": "复查"}),
+    )
+    .await
+    .ok();
+    eventually("the second message is sent", || wx.sent().len() == 2).await;
+    assert_eq!(wx.state.lock().unwrap().tokens_issued, 2);
+    assert_eq!(wx.sent()[1]["touser"], "openid-doctor-1");
+    let mut p = Vec::new();
+    for _ in 0..100 {
+        p = app.state.read.pushes_to(&doctor).await.unwrap();
+        if p.len() == 2 && p.iter().all(|p| p.status == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(p.iter().all(|p| p.status == "sent" && p.attempts == 1), "{p:?}");
 }
