@@ -10,7 +10,8 @@
 //!   notifications come from — and queues a `Push` (id = the notification id,
 //!   which names one recipient) for each notice whose kind has a template and
 //!   whose recipient has a WeChat account bound. Queuing is idempotent, so a
-//!   repeated event changes nothing. No HTTP call here: a slow or failing
+//!   repeated event changes nothing; events older than six hours are not
+//!   pushed (no backlog of stale messages when WeChat is first configured). No HTTP call here: a slow or failing
 //!   WeChat never holds the checkpoint, and never a command's caller.
 //! - **the sender** (a loop under the `wechat-push-sender` leader lock) reads
 //!   the queued pushes, and the failed ones whose retry is due, from the
@@ -46,6 +47,11 @@ const BATCH: i64 = 20;
 const POLL: Duration = Duration::from_millis(500);
 /// WeChat's limit on a `thing` value.
 const THING_CHARS: usize = 20;
+/// Events older than this are not pushed: when WeChat is first configured on
+/// a running system (the reactor starts from the first event) or after long
+/// downtime, a phone should not get a backlog of stale messages; the in-app
+/// notifications have them all.
+const MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(6);
 
 /// Starts the queue and the sender when WeChat is configured.
 pub fn start(state: AppState) -> Vec<JoinHandle<()>> {
@@ -66,6 +72,9 @@ pub fn start(state: AppState) -> Vec<JoinHandle<()>> {
 
 /// Queues the pushes an event asks for.
 async fn queue(state: &AppState, e: &StoredEvent) -> anyhow::Result<()> {
+    if Utc::now() - e.recorded_at > MAX_AGE {
+        return Ok(());
+    }
     let notices = projections::orders::notices(e)?;
     if notices.is_empty() {
         return Ok(());
