@@ -257,9 +257,18 @@ pub struct User {
     pub username: String,
     pub name: String,
     pub open_sessions: Vec<SessionId>,
-    /// The bound WeChat account: (openid hash, openid).
+    /// The bound WeChat account.
     #[serde(default)]
-    pub wechat: Option<(String, String)>,
+    pub wechat: Option<WechatAccount>,
+}
+
+/// A user's bound WeChat account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WechatAccount {
+    /// The keyed hash logins look it up by.
+    pub openid_hash: String,
+    /// The openid messages are sent to (personal data).
+    pub openid: String,
 }
 
 impl User {
@@ -361,11 +370,11 @@ impl Aggregate for User {
             }
             UserCommand::BindWechat { openid_hash, openid } => {
                 match &self.wechat {
-                    Some((bound, _)) if *bound == openid_hash => return Ok(()),
-                    Some((bound, _)) => {
+                    Some(bound) if bound.openid_hash == openid_hash => return Ok(()),
+                    Some(bound) => {
                         sink.write(
                             UserEvent::WechatUnbound {
-                                openid_hash: bound.clone(),
+                                openid_hash: bound.openid_hash.clone(),
                             },
                             self,
                         )
@@ -376,8 +385,8 @@ impl Aggregate for User {
                 UserEvent::WechatBound { openid_hash, openid }
             }
             UserCommand::UnbindWechat => match &self.wechat {
-                Some((openid_hash, _)) => UserEvent::WechatUnbound {
-                    openid_hash: openid_hash.clone(),
+                Some(bound) => UserEvent::WechatUnbound {
+                    openid_hash: bound.openid_hash.clone(),
                 },
                 None => return Ok(()),
             },
@@ -416,7 +425,7 @@ impl Aggregate for User {
                 }
             }
             UserEvent::UserLoggedOut { session_id } => self.open_sessions.retain(|s| *s != session_id),
-            UserEvent::WechatBound { openid_hash, openid } => self.wechat = Some((openid_hash, openid)),
+            UserEvent::WechatBound { openid_hash, openid } => self.wechat = Some(WechatAccount { openid_hash, openid }),
             UserEvent::WechatUnbound { .. } => self.wechat = None,
         }
     }

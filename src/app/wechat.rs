@@ -168,7 +168,7 @@ async fn bound_hash(state: &AppState, user: &str) -> Result<Option<String>, ApiE
         .load::<User>(user)
         .await?
         .and_then(|(u, _)| u.wechat)
-        .map(|(hash, _)| hash))
+        .map(|w| w.openid_hash))
 }
 
 /// The openid of a user, for sending them a message (`None`: not bound).
@@ -178,5 +178,5 @@ pub async fn openid_of(state: &AppState, user: &str) -> Result<Option<String>, A
         .load::<User>(user)
         .await?
         .and_then(|(u, _)| u.wechat)
-        .map(|(_, openid)| openid))
+        .map(|w| w.openid))
 }
