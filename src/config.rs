@@ -78,6 +78,9 @@ pub struct Settings {
     pub evv: EvvPolicy,
     /// The recorder's phone: offline sync and the day's route.
     pub sync: SyncSettings,
+    /// `CARELOG_WECHAT_*`: WeChat login and subscribe messages; off unless the
+    /// app id and secret are both set.
+    pub wechat: WechatSettings,
 }
 
 /// Where the server listens.
@@ -554,6 +557,92 @@ impl SyncSettings {
     }
 }
 
+/// WeChat (the recorders' mini-program): login by `code2session`, and
+/// subscribe messages for the notification kinds that have a template.
+/// Unconfigured (no app id or no secret): WeChat login answers 404
+/// `wechat_not_configured` and notifications stay in the app.
+#[derive(Debug, Clone)]
+pub struct WechatSettings {
+    /// `CARELOG_WECHAT_APP_ID`.
+    pub app_id: Option<String>,
+    /// `CARELOG_WECHAT_APP_SECRET`: never logged.
+    pub app_secret: Option<Secret>,
+    /// `CARELOG_WECHAT_API_BASE`, default `https://api.weixin.qq.com` (tests point it at a double).
+    pub api_base: String,
+    /// `CARELOG_WECHAT_TEMPLATE_VISIT_REMINDER`: the template of `visit_reminder` messages.
+    pub template_visit_reminder: Option<String>,
+    /// `CARELOG_WECHAT_TEMPLATE_ORDER_REQUEST`: `order_request`, `order_request_abnormal`, `order_request_urgent`.
+    pub template_order_request: Option<String>,
+    /// `CARELOG_WECHAT_TEMPLATE_ALERT`: `alert_escalated`, `alert_escalated_admin`.
+    pub template_alert: Option<String>,
+    /// `CARELOG_WECHAT_PUSH_MAX_ATTEMPTS`, default 5: sends of one message before it is given up.
+    pub push_max_attempts: u32,
+    /// `CARELOG_WECHAT_PUSH_RETRY_SECS`, default 30: the wait after the first failed send,
+    /// doubled after each further one.
+    pub push_retry_secs: i64,
+    /// `CARELOG_WECHAT_TIMEOUT_SECS`, default 5: one HTTP call to WeChat.
+    pub timeout_secs: i64,
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        WechatSettings {
+            app_id: None,
+            app_secret: None,
+            api_base: "https://api.weixin.qq.com".into(),
+            template_visit_reminder: None,
+            template_order_request: None,
+            template_alert: None,
+            push_max_attempts: 5,
+            push_retry_secs: 30,
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl WechatSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let api_base = env.get("CARELOG_WECHAT_API_BASE").unwrap_or(d.api_base);
+        if url::Url::parse(&api_base).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            return Err(SettingsError {
+                name: "CARELOG_WECHAT_API_BASE",
+                reason: format!("{api_base:?} is not an http(s) URL"),
+            });
+        }
+        Ok(WechatSettings {
+            app_id: env.get("CARELOG_WECHAT_APP_ID"),
+            app_secret: env.secret("CARELOG_WECHAT_APP_SECRET"),
+            api_base: api_base.trim_end_matches('/').to_string(),
+            template_visit_reminder: env.get("CARELOG_WECHAT_TEMPLATE_VISIT_REMINDER"),
+            template_order_request: env.get("CARELOG_WECHAT_TEMPLATE_ORDER_REQUEST"),
+            template_alert: env.get("CARELOG_WECHAT_TEMPLATE_ALERT"),
+            push_max_attempts: env
+                .positive("CARELOG_WECHAT_PUSH_MAX_ATTEMPTS", d.push_max_attempts.into())?
+                .min(100) as u32,
+            push_retry_secs: env.positive("CARELOG_WECHAT_PUSH_RETRY_SECS", d.push_retry_secs)?,
+            timeout_secs: env.positive("CARELOG_WECHAT_TIMEOUT_SECS", d.timeout_secs)?,
+        })
+    }
+
+    /// Whether WeChat is on: both the app id and the secret are set.
+    pub fn configured(&self) -> bool {
+        self.app_id.is_some() && self.app_secret.is_some()
+    }
+
+    /// The subscribe-message template of a notification kind, if one is configured.
+    pub fn template_for(&self, kind: &str) -> Option<&str> {
+        match kind {
+            "visit_reminder" => self.template_visit_reminder.as_deref(),
+            "order_request" | "order_request_abnormal" | "order_request_urgent" => {
+                self.template_order_request.as_deref()
+            }
+            "alert_escalated" | "alert_escalated_admin" => self.template_alert.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// Bounds on what one request may send, and how long its answer is kept.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -810,6 +899,7 @@ impl Settings {
         let kafka = KafkaSettings::from_env(&env)?;
         let evv = evv_from_env(&env)?;
         let sync = SyncSettings::from_env(&env)?;
+        let wechat = WechatSettings::from_env(&env)?;
         Ok(Settings {
             http,
             stores,
@@ -823,6 +913,7 @@ impl Settings {
             front_door,
             evv,
             sync,
+            wechat,
         })
     }
 
@@ -980,6 +1071,27 @@ mod tests {
         assert_eq!(e.name, "CARELOG_CORS_ORIGINS");
         let e = Settings::from_map(&map(&[("CARELOG_HSTS", "maybe")])).unwrap_err();
         assert_eq!(e.name, "CARELOG_HSTS");
+    }
+
+    #[test]
+    fn wechat_is_off_by_default_and_its_secret_never_prints() {
+        let s = Settings::from_map(&map(&[])).unwrap();
+        assert!(!s.wechat.configured());
+        assert_eq!(s.wechat.api_base, "https://api.weixin.qq.com");
+        assert_eq!((s.wechat.push_max_attempts, s.wechat.push_retry_secs), (5, 30));
+        let s = Settings::from_map(&map(&[
+            ("CARELOG_WECHAT_APP_ID", "wx1"),
+            ("CARELOG_WECHAT_APP_SECRET", "hunter2"),
+            ("CARELOG_WECHAT_API_BASE", "http://127.0.0.1:9/"),
+            ("CARELOG_WECHAT_TEMPLATE_ORDER_REQUEST", "T1"),
+        ]))
+        .unwrap();
+        assert!(s.wechat.configured());
+        assert_eq!(s.wechat.api_base, "http://127.0.0.1:9");
+        assert_eq!(s.wechat.template_for("order_request_urgent"), Some("T1"));
+        assert_eq!(s.wechat.template_for("alert_escalated"), None);
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(Settings::from_map(&map(&[("CARELOG_WECHAT_API_BASE", "ftp://x")])).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use domain::hospital::{HospitalError, SlotError};
 use domain::order::{MedicalOrderError, OrderAction, OrderRequestError};
 use domain::package::PackageError;
 use domain::patient::PatientError;
+use domain::push::PushError;
 use domain::subscription::SubscriptionError;
 use domain::user::UserError;
 use domain::visit::{VisitAction, VisitError};
@@ -70,6 +71,16 @@ pub enum ApiError {
     /// 503 `unavailable`.
     #[error("service unavailable")]
     Unavailable,
+    /// A refusal with its own stable `error` string and status (WeChat login
+    /// and binding: `wechat_not_configured` 404, `wechat_not_bound` and
+    /// `wechat_code_invalid` 401, `wechat_already_bound` 409,
+    /// `wechat_unavailable` 502).
+    #[error("{error}")]
+    Coded {
+        status: StatusCode,
+        error: &'static str,
+        message: &'static str,
+    },
     /// 500 `internal`.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -99,6 +110,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Coded { status, error, .. } => (*status, error),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -119,6 +131,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "幂等键已用于另一个不同的请求".into(),
             ApiError::RateLimited { retry_after } => format!("请求过于频繁，请{retry_after}秒后再试"),
             ApiError::Unavailable => "服务暂不可用".into(),
+            ApiError::Coded { message, .. } => (*message).into(),
             ApiError::Internal(_) => "服务器内部错误".into(),
         }
     }
@@ -286,6 +299,12 @@ impl From<DomainError> for ApiError {
             ),
             D::Alert(AlertError::LevelMoved { .. }) => conflict("警报已被升级，请刷新后重试"),
             D::Alert(AlertError::NotDue { .. }) => conflict("警报尚未到升级时间"),
+            // Pushes are commanded only by the push follower, never by a request.
+            D::Push(PushError::NotFound) => ApiError::NotFound("push"),
+            D::Push(PushError::InFlight) => conflict("消息推送正在进行或已中断，不再重发"),
+            D::Push(PushError::Finished(_)) => conflict("消息推送已结束"),
+            D::Push(PushError::NotDue { .. }) => conflict("消息推送尚未到重试时间"),
+            D::Push(PushError::NotInFlight) => conflict("没有进行中的消息推送"),
         }
     }
 }

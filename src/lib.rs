@@ -17,6 +17,9 @@
 //! - [`reactors`]: followers that answer events with commands (alerts, erasure).
 //! - [`escalation`]: the timed loop, under a leader lock, that escalates alerts nobody acknowledged.
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
+//! - [`wechat`]: the WeChat API client (code2session, access token, subscribe messages);
+//!   [`push`]: the follower that queues WeChat messages for notifications and the sender
+//!   that sends them, at most once, with retries.
 //! - [`app`]: use cases (typed input + principal → commands → typed result), called by the handlers,
 //!   followers and the CLI: scheduling visits (`schedule`), the recorder's day and its route (`day`),
 //!   offline sync of recorders' phones (`sync`), users' profiles (`users`).
@@ -56,6 +59,7 @@ pub mod logins;
 pub mod metrics;
 pub mod policy;
 pub mod privacy;
+pub mod push;
 pub mod reactors;
 pub mod relay;
 pub mod runner;
@@ -65,3 +69,4 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod wechat;

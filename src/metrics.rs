@@ -2,7 +2,7 @@
 //!
 //! Request latency per route (the route pattern, never the concrete path: ids
 //! would make a series per patient), commands per aggregate and outcome,
-//! rate-limited requests and login attempts, and, read at scrape time,
+//! rate-limited requests, login attempts and WeChat pushes, and, read at scrape time,
 //! projection and relay lag in events and seconds, and the database pools' open
 //! and idle connections.
 //!
@@ -25,6 +25,7 @@ struct Metrics {
     commands: IntCounterVec,
     rate_limited: IntCounter,
     logins: IntCounterVec,
+    pushes: IntCounterVec,
     projection_lag: IntGauge,
     relay_lag: IntGauge,
     projection_lag_seconds: prometheus::Gauge,
@@ -60,6 +61,14 @@ fn metrics() -> &'static Metrics {
         .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
         let logins = IntCounterVec::new(
             Opts::new("carelog_login_attempts_total", "Login attempts by outcome"),
+            &["outcome"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let pushes = IntCounterVec::new(
+            Opts::new(
+                "carelog_wechat_pushes_total",
+                "WeChat subscribe messages by outcome (sent, failed, skipped)",
+            ),
             &["outcome"],
         )
         .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
@@ -109,6 +118,7 @@ fn metrics() -> &'static Metrics {
             Box::new(commands.clone()),
             Box::new(rate_limited.clone()),
             Box::new(logins.clone()),
+            Box::new(pushes.clone()),
             Box::new(projection_lag.clone()),
             Box::new(relay_lag.clone()),
             Box::new(projection_lag_seconds.clone()),
@@ -126,6 +136,7 @@ fn metrics() -> &'static Metrics {
             commands,
             rate_limited,
             logins,
+            pushes,
             projection_lag,
             relay_lag,
             projection_lag_seconds,
@@ -158,6 +169,11 @@ pub fn rate_limited() {
 /// Counts one login attempt (`succeeded`, `failed`, `throttled`).
 pub fn login(outcome: &str) {
     metrics().logins.with_label_values(&[outcome]).inc();
+}
+
+/// Counts one WeChat send (`sent`, `failed`, `skipped`).
+pub fn push(outcome: &str) {
+    metrics().pushes.with_label_values(&[outcome]).inc();
 }
 
 /// Times every request by its route pattern.

@@ -49,7 +49,14 @@ pub fn start_reactors(state: AppState) -> Vec<JoinHandle<()>> {
     ]
 }
 
-fn start<F, Fut>(state: AppState, name: &'static str, wants: fn(&str, &str) -> bool, handle: F) -> JoinHandle<()>
+/// Starts one reactor: `handle` for each event that `wants` (aggregate type,
+/// event type) names, its checkpoint under `name` in `reactor_checkpoints`.
+pub(crate) fn start<F, Fut>(
+    state: AppState,
+    name: &'static str,
+    wants: fn(&str, &str) -> bool,
+    handle: F,
+) -> JoinHandle<()>
 where
     F: Fn(AppState, StoredEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,

@@ -98,8 +98,16 @@ pub fn app_state(
         use sha2::{Digest, Sha256};
         Sha256::digest(format!("carelog-login-username:{}", secret.expose()).as_bytes()).into()
     };
+    let wechat_key: [u8; 32] = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(format!("carelog-wechat-openid:{}", secret.expose()).as_bytes()).into()
+    };
+    let wechat = crate::wechat::WechatClient::new(&settings.wechat, wechat_key)
+        .context("cannot create the WeChat client (CARELOG_WECHAT_*)")?
+        .map(Arc::new);
     let door = &settings.front_door;
     Ok(AppState {
+        wechat,
         access: crate::access_log::AccessLog::start(store.backend().clone()),
         logins: crate::logins::LoginAttempts::new(
             store.backend().clone(),
@@ -167,6 +175,7 @@ impl Application {
             settings.limits.idempotency_ttl_secs,
         ));
         reactors.extend(state.rate_limiter.start_housekeeping());
+        reactors.extend(crate::push::start(state.clone()));
         let sealer = crate::audit::start_sealer(state.store.clone());
         let metrics = match settings.http.metrics_bind {
             Some(bind) => {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub rate_limiter: crate::front_door::RateLimiter,
     /// Session checks kept a few seconds, dropped by commands on their user.
     pub sessions: Arc<crate::sessions::SessionCache>,
+    /// The WeChat API client, when `CARELOG_WECHAT_APP_ID` and `_SECRET` are set.
+    pub wechat: Option<Arc<crate::wechat::WechatClient>>,
 }
 
 impl AppState {

@@ -20,6 +20,7 @@ use crate::hospital::{HospitalError, SlotError};
 use crate::order::{MedicalOrderError, OrderRequestError};
 use crate::package::PackageError;
 use crate::patient::PatientError;
+use crate::push::PushError;
 use crate::subscription::SubscriptionError;
 use crate::user::UserError;
 use crate::visit::VisitError;
@@ -56,6 +57,8 @@ pub enum DomainError {
     EvvException(#[from] EvvExceptionError),
     #[error(transparent)]
     Alert(#[from] AlertError),
+    #[error(transparent)]
+    Push(#[from] PushError),
 }
 
 /// For aggregates that refuse nothing (the inbox).

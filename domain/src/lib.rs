@@ -14,7 +14,7 @@
 //! - one module per aggregate: [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //! - one module per aggregate: [`alert`] (abnormal records to their end), [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
-//!   [`hospital`] (catalog and slots), [`booking`].
+//!   [`hospital`] (catalog and slots), [`booking`], [`push`] (a WeChat message, at most once).
 //! - [`route`]: the recorder's day as a route (haversine, nearest neighbour, 2-opt within time windows).
 #![forbid(unsafe_code)]
 
@@ -34,6 +34,7 @@ pub mod order;
 pub mod package;
 mod patch;
 pub mod patient;
+pub mod push;
 pub mod route;
 pub mod subscription;
 pub mod user;

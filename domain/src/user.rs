@@ -184,6 +184,17 @@ pub enum UserCommand {
     Logout {
         session_id: SessionId,
     },
+    /// Binds the user's WeChat account (the mini-program's openid); a binding
+    /// to another openid is replaced. The server claims the openid for this
+    /// user first, so one openid is bound to one user at most.
+    BindWechat {
+        /// The keyed hash the login looks the openid up by.
+        openid_hash: String,
+        /// The openid itself (personal data: sealed in the store), for sending messages.
+        openid: String,
+    },
+    /// Ends the WeChat binding, if there is one.
+    UnbindWechat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +219,15 @@ pub enum UserEvent {
     UserLoggedOut {
         session_id: SessionId,
     },
+    /// The user's WeChat account (openid) was bound: WeChat login and messages reach them.
+    WechatBound {
+        openid_hash: String,
+        openid: String,
+    },
+    /// The WeChat binding ended.
+    WechatUnbound {
+        openid_hash: String,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -219,6 +239,8 @@ impl DomainEvent for UserEvent {
             UserEvent::UserProfileUpdated(_) => "UserProfileUpdated",
             UserEvent::UserLoggedIn { .. } => "UserLoggedIn",
             UserEvent::UserLoggedOut { .. } => "UserLoggedOut",
+            UserEvent::WechatBound { .. } => "WechatBound",
+            UserEvent::WechatUnbound { .. } => "WechatUnbound",
         }
         .to_string()
     }
@@ -235,6 +257,18 @@ pub struct User {
     pub username: String,
     pub name: String,
     pub open_sessions: Vec<SessionId>,
+    /// The bound WeChat account.
+    #[serde(default)]
+    pub wechat: Option<WechatAccount>,
+}
+
+/// A user's bound WeChat account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WechatAccount {
+    /// The keyed hash logins look it up by.
+    pub openid_hash: String,
+    /// The openid messages are sent to (personal data).
+    pub openid: String,
 }
 
 impl User {
@@ -334,6 +368,28 @@ impl Aggregate for User {
                 }
                 UserEvent::UserLoggedOut { session_id }
             }
+            UserCommand::BindWechat { openid_hash, openid } => {
+                match &self.wechat {
+                    Some(bound) if bound.openid_hash == openid_hash => return Ok(()),
+                    Some(bound) => {
+                        sink.write(
+                            UserEvent::WechatUnbound {
+                                openid_hash: bound.openid_hash.clone(),
+                            },
+                            self,
+                        )
+                        .await
+                    }
+                    None => {}
+                }
+                UserEvent::WechatBound { openid_hash, openid }
+            }
+            UserCommand::UnbindWechat => match &self.wechat {
+                Some(bound) => UserEvent::WechatUnbound {
+                    openid_hash: bound.openid_hash.clone(),
+                },
+                None => return Ok(()),
+            },
         };
         sink.write(event, self).await;
         Ok(())
@@ -369,6 +425,8 @@ impl Aggregate for User {
                 }
             }
             UserEvent::UserLoggedOut { session_id } => self.open_sessions.retain(|s| *s != session_id),
+            UserEvent::WechatBound { openid_hash, openid } => self.wechat = Some(WechatAccount { openid_hash, openid }),
+            UserEvent::WechatUnbound { .. } => self.wechat = None,
         }
     }
 }
@@ -682,5 +740,76 @@ mod tests {
                 status: UserStatus::Active,
             })
             .then_expect_events(vec![]);
+    }
+
+    fn bound(hash: &str) -> UserEvent {
+        UserEvent::WechatBound {
+            openid_hash: hash.into(),
+            openid: format!("openid-{hash}"),
+        }
+    }
+
+    fn bind(hash: &str) -> UserCommand {
+        UserCommand::BindWechat {
+            openid_hash: hash.into(),
+            openid: format!("openid-{hash}"),
+        }
+    }
+
+    #[test]
+    fn it_should_bind_a_wechat_account() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder())])
+            .when(bind("h1"))
+            .then_expect_events(vec![bound("h1")]);
+    }
+
+    #[test]
+    fn it_should_not_bind_the_same_wechat_account_twice() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder()), bound("h1")])
+            .when(bind("h1"))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_replace_a_binding_to_another_wechat_account() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder()), bound("h1")])
+            .when(bind("h2"))
+            .then_expect_events(vec![
+                UserEvent::WechatUnbound {
+                    openid_hash: "h1".into(),
+                },
+                bound("h2"),
+            ]);
+    }
+
+    #[test]
+    fn it_should_unbind_the_bound_wechat_account_and_nothing_when_none_is() {
+        T::with(())
+            .given(vec![UserEvent::UserCreated(recorder()), bound("h1")])
+            .when(UserCommand::UnbindWechat)
+            .then_expect_events(vec![UserEvent::WechatUnbound {
+                openid_hash: "h1".into(),
+            }]);
+        T::with(())
+            .given(vec![
+                UserEvent::UserCreated(recorder()),
+                bound("h1"),
+                UserEvent::WechatUnbound {
+                    openid_hash: "h1".into(),
+                },
+            ])
+            .when(UserCommand::UnbindWechat)
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_not_bind_wechat_to_a_user_never_created() {
+        T::with(())
+            .given_no_previous_events()
+            .when(bind("h1"))
+            .then_expect_error(UserError::NotFound);
     }
 }

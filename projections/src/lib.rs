@@ -10,7 +10,8 @@
 //! - one module per read model: [`alerts`] (abnormal-record alerts and their escalation), [`users`],
 //!   [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
-//!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions).
+//!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions),
+//!   [`wechat`] (openid bindings by keyed hash, the push queue).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
 //!   that puts its tables in place of the live ones.
 //!
@@ -35,6 +36,7 @@ pub mod store;
 pub mod subscriptions;
 pub mod users;
 pub mod visits;
+pub mod wechat;
 
 pub use page::{Page, PageParams};
 pub use projector::{ProjectionError, Projector, StoredEvent};

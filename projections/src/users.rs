@@ -172,6 +172,8 @@ impl Projector for UsersProjector {
                     .execute(&mut *c)
                     .await?;
             }
+            // The WeChat read model keeps bindings (by the openid's keyed hash).
+            UserEvent::WechatBound { .. } | UserEvent::WechatUnbound { .. } => {}
         }
         sqlx::query("UPDATE users SET updated_at = ?, version = ? WHERE id = ?")
             .bind(&at)

@@ -23,7 +23,10 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .post("/auth/logout", logout)
         .get("/auth/me", me)
         .patch("/auth/me", update_me)
-        .post("/auth/password", change_password);
+        .post("/auth/password", change_password)
+        .post("/auth/wechat", wechat_login)
+        .post("/auth/wechat/bind", wechat_bind)
+        .delete("/auth/wechat/bind", wechat_unbind);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,26 +138,32 @@ pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<Log
         note_attempt(&state, &username, Outcome::Failed(reason), None, &meta).await?;
         return Err(ApiError::Unauthorized);
     };
-    let user_id: UserId = path_id(&row.id, "user")?;
+    note_attempt(&state, &username, Outcome::Succeeded, Some(&row.id), &meta).await?;
+    start_session(&state, &row.id, &meta).await
+}
+
+/// Opens a session for a user who proved who they are (password or WeChat):
+/// records `UserLoggedIn` and answers the tokens. The one way to log in.
+async fn start_session(state: &AppState, user_id: &str, meta: &RequestMeta) -> ApiResult {
+    let id: UserId = path_id(user_id, "user")?;
     let session = SessionId::new();
     let expires_at = Utc::now() + chrono::Duration::seconds(state.jwt.refresh_ttl());
     let mut ctx = meta.context(None, "Login");
     ctx.expected_version = None;
-    ctx.metadata.insert("actor_id".into(), row.id.clone());
+    ctx.metadata.insert("actor_id".into(), user_id.to_string());
     let cmd = UserCommand::RecordLogin {
         session_id: session,
         expires_at,
     };
-    state.execute::<User>(&row.id, cmd, ctx).await.map_err(|e| match e {
+    state.execute::<User>(user_id, cmd, ctx).await.map_err(|e| match e {
         ApiError::Conflict(_) => ApiError::Unauthorized,
         other => other,
     })?;
-    note_attempt(&state, &username, Outcome::Succeeded, Some(&row.id), &meta).await?;
-    let user = state.read.user(&row.id).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state.read.user(user_id).await?.ok_or(ApiError::Unauthorized)?;
     let role = Role::parse(&user.role).map_err(|_| ApiError::Unauthorized)?;
     Ok(ok(LoginResponse {
-        access_token: state.jwt.issue(user_id, session, role, TokenKind::Access)?,
-        refresh_token: state.jwt.issue(user_id, session, role, TokenKind::Refresh)?,
+        access_token: state.jwt.issue(id, session, role, TokenKind::Access)?,
+        refresh_token: state.jwt.issue(id, session, role, TokenKind::Refresh)?,
         token_type: "Bearer".into(),
         expires_in: state.settings.tokens.access_ttl_secs,
         user: LoginUser {
@@ -165,6 +174,98 @@ pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<Log
             avatar: user.avatar,
         },
     }))
+}
+
+/// Body of the WeChat login and binding: the mini-program's `wx.login()` code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WechatCodeRequest {
+    /// The login code from `wx.login()` (single use, valid 5 minutes).
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
+    pub code: Option<String>,
+}
+
+fn wechat_code(body: &WechatCodeRequest) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let code = super::required(&mut v, "code", &body.code)
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    v.finish()?;
+    if code.is_empty() || code.chars().count() > 128 {
+        return Err(ApiError::field("code", "应为1至128个字符的微信登录凭证"));
+    }
+    Ok(code)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/wechat", tag = "auth", request_body = WechatCodeRequest,
+    responses((status = 200, description = "the same answer and session as `POST /auth/login`", body = inline(crate::api::Envelope<LoginResponse>)),
+        (status = 400, description = "code missing or empty", body = crate::api::ErrorBody),
+        (status = 401, description = "`wechat_not_bound`: no account is bound to this WeChat account; `wechat_code_invalid`: the code is wrong, used or expired; `unauthorized`: the user may not log in", body = crate::api::ErrorBody),
+        (status = 404, description = "`wechat_not_configured`: WeChat login is off on this server", body = crate::api::ErrorBody),
+        (status = 429, description = "too many requests from this IP", body = crate::api::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait before trying again"))),
+        (status = 502, description = "`wechat_unavailable`: WeChat did not answer", body = crate::api::ErrorBody)))]
+pub async fn wechat_login(state: web::Data<AppState>, meta: RequestMeta, body: Body<WechatCodeRequest>) -> ApiResult {
+    let code = wechat_code(&body.0)?;
+    let (user_id, openid_hash) = match crate::app::wechat::user_for_code(&state, &code).await {
+        Ok(found) => found,
+        Err(e) => {
+            if matches!(
+                &e,
+                ApiError::Coded {
+                    error: "wechat_not_bound",
+                    ..
+                }
+            ) {
+                crate::metrics::login("failed");
+            }
+            return Err(e);
+        }
+    };
+    // Recorded like a password login, under the username (its keyed hash).
+    let user = state.read.user(&user_id).await?.ok_or(ApiError::Unauthorized)?;
+    if user.status != "active" {
+        note_attempt(
+            &state,
+            &user.username,
+            Outcome::Failed(FailReason::InactiveUser),
+            None,
+            &meta,
+        )
+        .await?;
+        return Err(ApiError::Unauthorized);
+    }
+    tracing::info!(openid_hash = %&openid_hash[..12], "WeChat login");
+    note_attempt(&state, &user.username, Outcome::Succeeded, Some(&user_id), &meta).await?;
+    start_session(&state, &user_id, &meta).await
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/wechat/bind", tag = "auth", request_body = WechatCodeRequest, security(("bearer" = [])),
+    responses((status = 200, description = "the caller's account is bound to this WeChat account (an earlier binding is replaced)", body = inline(crate::api::Envelope<crate::app::wechat::WechatBinding>)),
+        (status = 400, description = "code missing or empty", body = crate::api::ErrorBody),
+        (status = 401, description = "not logged in, or `wechat_code_invalid`", body = crate::api::ErrorBody),
+        (status = 404, description = "`wechat_not_configured`", body = crate::api::ErrorBody),
+        (status = 409, description = "`wechat_already_bound`: another account has this WeChat account", body = crate::api::ErrorBody),
+        (status = 502, description = "`wechat_unavailable`: WeChat did not answer", body = crate::api::ErrorBody)))]
+pub async fn wechat_bind(
+    state: web::Data<AppState>,
+    p: Principal,
+    meta: RequestMeta,
+    body: Body<WechatCodeRequest>,
+) -> ApiResult {
+    let code = wechat_code(&body.0)?;
+    let mut ctx = meta.context(Some(&p), "BindWechat");
+    ctx.expected_version = None;
+    Ok(ok(crate::app::wechat::bind(&state, &p, &code, ctx).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/auth/wechat/bind", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "the caller's account is no longer bound to a WeChat account", body = inline(crate::api::Envelope<crate::app::wechat::WechatBinding>)),
+        (status = 401, body = crate::api::ErrorBody),
+        (status = 404, description = "`wechat_not_configured`", body = crate::api::ErrorBody)))]
+pub async fn wechat_unbind(state: web::Data<AppState>, p: Principal, meta: RequestMeta) -> ApiResult {
+    let mut ctx = meta.context(Some(&p), "UnbindWechat");
+    ctx.expected_version = None;
+    Ok(ok(crate::app::wechat::unbind(&state, &p, ctx).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", security(("bearer" = [])),

@@ -154,6 +154,7 @@ impl<'a> Routes<'a> {
     method!(get, "GET", web::get);
     method!(post, "POST", web::post);
     method!(patch, "PATCH", web::patch);
+    method!(delete, "DELETE", web::delete);
 }
 
 /// Registers every route of the API (paths relative to `/api/v1`).
@@ -220,7 +221,9 @@ pub struct ErrorBody {
     pub data: Option<serde_json::Value>,
     /// `validation_failed`, `unauthorized`, `forbidden`, `not_found`, `version_conflict`,
     /// `conflict`, `payload_too_large`, `unsupported_media_type`, `idempotency_key_reused`,
-    /// `rate_limited`, `unavailable`, `internal`.
+    /// `rate_limited`, `unavailable`, `internal`; WeChat login and binding:
+    /// `wechat_not_configured`, `wechat_not_bound`, `wechat_code_invalid`,
+    /// `wechat_already_bound`, `wechat_unavailable`.
     pub error: String,
     /// For `validation_failed`: field → why; `version_conflict`: `current_version`;
     /// `rate_limited`: `retry_after`.
@@ -235,6 +238,7 @@ pub struct ErrorBody {
     info(title = "carelog API", version = "1", description = "Home-care recording backend. Every response is the envelope {code, message, data}; errors add error and details."),
     paths(
         auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::change_password,
+        auth::wechat_login, auth::wechat_bind, auth::wechat_unbind,
         users::create_user, users::list_users, users::get_user, users::update_user, users::change_status, users::reset_password,
         users::get_recorder, users::get_doctor,
         families::create_family, families::update_family, families::list_families, families::get_family,
@@ -586,7 +590,10 @@ mod tests {
             }
             assert!(responses.contains_key("500"), "{method} {path}: no 500");
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
-            let public = matches!(path.as_str(), "/api/v1/auth/login" | "/health" | "/api/v1/health");
+            let public = matches!(
+                path.as_str(),
+                "/api/v1/auth/login" | "/api/v1/auth/wechat" | "/health" | "/api/v1/health"
+            );
             assert!(
                 secured || public,
                 "{method} {path} is neither secured nor known to be public"

@@ -8,6 +8,7 @@
 //! - [`users`]: profiles and passwords.
 //! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
 //! - [`input`]: parsing raw input (path ids, required fields) into typed values, naming the field.
+//! - [`wechat`]: WeChat login (code → bound user) and binding.
 
 pub mod alerts;
 pub mod compliance;
@@ -27,3 +28,4 @@ pub mod schedule;
 pub mod sync;
 pub mod users;
 pub mod visits;
+pub mod wechat;

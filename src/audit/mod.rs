@@ -342,7 +342,8 @@ pub fn redact(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
-                if k == "password_hash" && !val.is_null() {
+                // Secrets, and the WeChat openid (a user's state keeps it to send messages).
+                if (k == "password_hash" || k == "openid") && !val.is_null() {
                     *val = Value::String("[redacted]".into());
                 } else {
                     redact(val);
@@ -388,5 +389,9 @@ mod tests {
         redact(&mut v);
         assert_eq!(v["UserCreated"]["password_hash"], "[redacted]");
         assert_eq!(v["UserCreated"]["name"], "a");
+        let mut v = serde_json::json!({"wechat": {"openid_hash": "h", "openid": "o1"}});
+        redact(&mut v);
+        assert_eq!(v["wechat"]["openid"], "[redacted]");
+        assert_eq!(v["wechat"]["openid_hash"], "h");
     }
 }

@@ -343,6 +343,11 @@ impl Privacy {
         aggregate_id: &str,
         payload: &Value,
     ) -> Result<Option<[u8; 32]>, PrivacyError> {
+        // Staff phones are keyed with the PII key alone (docs/events.md): a
+        // user's own key seals only their WeChat openid, never published.
+        if aggregate_type == "user" {
+            return Ok(None);
+        }
         let Some(subject) = self.subject_of(aggregate_type, aggregate_id, payload).await? else {
             return Ok(None);
         };

@@ -56,6 +56,8 @@ pub fn protected_fields(aggregate_type: &str) -> Option<(SubjectRule, &'static [
         "evv_exception" => (PatientOf, &["resolution"]),
         "medical_order" => (PatientOf, &["content", "notes", "reason"]),
         "hospital_appointment" => (PatientOf, &["notes", "result_notes", "reason"]),
+        // A staff member's WeChat openid (bound for WeChat login and messages).
+        "user" => (Itself, &["openid"]),
         // The doctor's note on how an alert ended.
         "alert" => (PatientOf, &["note"]),
         _ => return None,

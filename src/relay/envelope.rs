@@ -23,6 +23,7 @@ pub const HASHED_FIELDS: &[&str] = &["id_card", "phone", "contact_phone", "emerg
 /// patient may ask to erase is kept out from the start.
 pub const OMITTED_FIELDS: &[&str] = &[
     "password_hash",
+    "openid",
     "name",
     "family_name",
     "primary_address",

@@ -70,6 +70,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST",  "/auth/refresh",                                "UUUUUUU"),
     ("GET",   "/auth/me",                                     "AAAAAAU"),
     ("PATCH", "/auth/me",                                     "AAAAAAU"),
+    // WeChat login (public) and binding (any role): WeChat is not configured
+    // in this world, so each answers 404 `wechat_not_configured` once let in
+    ("POST",  "/auth/wechat",                                 "NNNNNNN"),
+    ("POST",  "/auth/wechat/bind",                            "NNNNNNU"),
+    ("DELETE","/auth/wechat/bind",                            "NNNNNNU"),
     // users: admins; auditors read the staff directory; everyone their own record
     ("POST",  "/users",                                       "AFFFFFU"),
     ("GET",   "/users",                                       "AFFFFAU"),
@@ -462,6 +467,8 @@ fn body(w: &World, who: Who, method: &str, path: &str) -> Option<Value> {
     Some(match path {
         "/auth/login" => json!({"username": "admin", "password": ADMIN_PASSWORD}),
         "/auth/refresh" | "/auth/logout" => return None,
+        "/auth/wechat/bind" if method == "DELETE" => return None,
+        "/auth/wechat" | "/auth/wechat/bind" => json!({"code": "matrix-code"}),
         "/auth/me" => json!({"avatar": "https://cdn.example/avatar.png"}),
         "/auth/password" => json!({"old_password": password_of(who), "new_password": "matrix-pass-2026"}),
         "/users" => json!({"username": "matrix-new", "phone": "13600009999", "password": "matrix-pass-1",

@@ -27,3 +27,4 @@ mod rebuild;
 mod security;
 mod users;
 mod validation;
+mod wechat;

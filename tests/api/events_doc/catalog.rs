@@ -20,6 +20,7 @@ use domain::inbox::{Inbox, InboxEvent};
 use domain::order::{MedicalOrder, MedicalOrderEvent, OrderRequest, OrderRequestEvent};
 use domain::package::{PackageEvent, ServicePackage};
 use domain::patient::{Patient, PatientEvent};
+use domain::push::{Push, PushEvent};
 use domain::subscription::{Subscription, SubscriptionEvent};
 use domain::user::{User, UserEvent};
 use domain::visit::{Visit, VisitEvent};
@@ -60,6 +61,14 @@ impl Catalogued for User {
                 "A user logged in and a session began; `expires_at` is when its refresh token expires.",
             ),
             UserEvent::UserLoggedOut { .. } => ("UserLoggedOut", "A user logged out of one session."),
+            UserEvent::WechatBound { .. } => (
+                "WechatBound",
+                "A user bound their WeChat account: WeChat login and subscribe messages reach them. `openid_hash` is a keyed hash; the openid itself is never published.",
+            ),
+            UserEvent::WechatUnbound { .. } => (
+                "WechatUnbound",
+                "A user's WeChat binding ended (unbound, or replaced by another WeChat account).",
+            ),
         }
     }
 }
@@ -311,6 +320,31 @@ impl Catalogued for EvvException {
     }
 }
 
+impl Catalogued for Push {
+    const SUMMARY: &'static str = "WeChat subscribe messages, one per notification and recipient, sent at most once: queued, attempted (recorded before the call), then sent, failed (retried with backoff, or given up) or skipped.";
+    fn describe(event: &PushEvent) -> (&'static str, &'static str) {
+        match event {
+            PushEvent::PushQueued(_) => (
+                "PushQueued",
+                "A notification with a WeChat template was queued for its recipient (the aggregate id is the notification id).",
+            ),
+            PushEvent::PushAttempted { .. } => (
+                "PushAttempted",
+                "Send number `attempt` started; without an outcome after it, the message is never sent again (at most once).",
+            ),
+            PushEvent::PushSent { .. } => ("PushSent", "WeChat accepted the message."),
+            PushEvent::PushFailed { .. } => (
+                "PushFailed",
+                "The send failed; it is tried again at `retry_at`, or given up when `retry_at` is absent.",
+            ),
+            PushEvent::PushSkipped { .. } => (
+                "PushSkipped",
+                "The message will not be sent: the user refused the subscription (43101) or has no WeChat account bound.",
+            ),
+        }
+    }
+}
+
 pub fn streams() -> Vec<Stream> {
     vec![
         stream::<User>(),
@@ -329,6 +363,7 @@ pub fn streams() -> Vec<Stream> {
         stream::<Slot>(),
         stream::<HospitalBooking>(),
         stream::<EvvException>(),
+        stream::<Push>(),
     ]
 }
 

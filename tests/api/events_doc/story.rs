@@ -34,6 +34,7 @@ use domain::order::{
 };
 use domain::package::{PackageDetails, PackageEvent, ServicePackage};
 use domain::patient::{Patient, PatientChanges, PatientDetails, PatientEvent};
+use domain::push::{Push, PushEvent, PushMessage};
 use domain::subscription::{PaymentStatus, Subscription, SubscriptionEvent, SubscriptionStatus, SubscriptionTerms};
 use domain::user::{NewUser, RecorderChanges, RecorderProfile, Role, User, UserChanges, UserEvent, UserStatus};
 use domain::values::{Gender, PhoneNumber, ResidentId};
@@ -292,6 +293,17 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         },
     );
     s.request();
+    s.record::<User>(
+        doctor_id,
+        march(2, 9, 30)?,
+        &doctor,
+        "BindWechat",
+        UserEvent::WechatBound {
+            openid_hash: "3f0c5a9e8d2b47c1a6e0f9b8d7c6a5b4e3f2d1c0b9a8f7e6d5c4b3a2f1e0d9c8".into(),
+            openid: "oWx7c5GmPq2eLr8sTn4uVy1zKd0A".into(),
+        },
+    );
+    s.request();
     s.record::<Family>(
         family_id,
         march(2, 9, 40)?,
@@ -522,6 +534,69 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
             alerts,
             alert_id: Some(AlertId(alert_id)),
         }),
+    );
+    // The doctor has WeChat bound: the push follower queues the notification
+    // and the sender sends it, the first attempt failing.
+    let push_id: Uuid = projections::orders::notification_id(&request_id.to_string(), 1)
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    s.request();
+    s.record::<Push>(
+        push_id,
+        march(5, 9, 20)?,
+        &server,
+        "QueuePush",
+        PushEvent::PushQueued(PushMessage {
+            user_id: UserId(doctor_id),
+            kind: "order_request_abnormal".into(),
+            template_id: "kT3xQ9mB2vL7nR4sW8yZ1cF6hJ0dG5pE".into(),
+            data: [
+                ("thing1".to_string(), "患者生命体征异常，请开具医嘱".to_string()),
+                ("time2".to_string(), "2026-03-05 09:20".to_string()),
+            ]
+            .into(),
+        }),
+    );
+    s.record::<Push>(
+        push_id,
+        march(5, 9, 20)?,
+        &server,
+        "AttemptPush",
+        PushEvent::PushAttempted { attempt: 1 },
+    );
+    s.record::<Push>(
+        push_id,
+        march(5, 9, 20)?,
+        &server,
+        "RecordPushOutcome",
+        PushEvent::PushFailed {
+            attempt: 1,
+            error: "WeChat refused: errcode -1: system error".into(),
+            retry_at: Some(march(5, 9, 20)? + chrono::Duration::seconds(30)),
+        },
+    );
+    // The second attempt (not shown) is accepted.
+    s.earlier::<Push>(push_id, 1);
+    s.record::<Push>(
+        push_id,
+        march(5, 9, 21)?,
+        &server,
+        "RecordPushOutcome",
+        PushEvent::PushSent { attempt: 2 },
+    );
+    // The recorder's reminder (queued and attempted earlier, not shown): they
+    // have refused the subscription, so it is skipped.
+    let skipped_id = fixed("push visit reminder 2026-03-05");
+    s.earlier::<Push>(skipped_id, 2);
+    s.record::<Push>(
+        skipped_id,
+        march(5, 9, 22)?,
+        &server,
+        "RecordPushOutcome",
+        PushEvent::PushSkipped {
+            attempt: 1,
+            reason: "not_subscribed (43101)".into(),
+        },
     );
     s.request();
     s.record::<Visit>(
@@ -979,6 +1054,17 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         UserEvent::UserStatusChanged {
             status: UserStatus::Inactive,
             previous: UserStatus::Active,
+        },
+    );
+
+    s.request();
+    s.record::<User>(
+        doctor_id,
+        march(31, 17, 30)?,
+        &doctor,
+        "UnbindWechat",
+        UserEvent::WechatUnbound {
+            openid_hash: "3f0c5a9e8d2b47c1a6e0f9b8d7c6a5b4e3f2d1c0b9a8f7e6d5c4b3a2f1e0d9c8".into(),
         },
     );
 
