@@ -78,6 +78,8 @@ pub struct Settings {
     pub evv: EvvPolicy,
     /// The recorder's phone: offline sync and the day's route.
     pub sync: SyncSettings,
+    /// `CARELOG_JOBS_*`: the scheduled jobs.
+    pub jobs: JobSettings,
 }
 
 /// Where the server listens.
@@ -549,6 +551,34 @@ impl SyncSettings {
     }
 }
 
+/// The scheduled jobs (their schedules are in `crate::scheduler`, in the
+/// timezone of `CARELOG_TIMEZONE`).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// `CARELOG_JOBS_ENABLED`, default true: whether the server runs the
+    /// scheduler (`carelog jobs run` works either way).
+    pub enabled: bool,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings { enabled: true }
+    }
+}
+
+impl JobSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let enabled = match env.get("CARELOG_JOBS_ENABLED") {
+            None => Self::default().enabled,
+            Some(v) => parse_bool(&v).ok_or(SettingsError {
+                name: "CARELOG_JOBS_ENABLED",
+                reason: format!("{v:?} is not true or false"),
+            })?,
+        };
+        Ok(JobSettings { enabled })
+    }
+}
+
 /// Bounds on what one request may send, and how long its answer is kept.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -805,6 +835,7 @@ impl Settings {
         let kafka = KafkaSettings::from_env(&env)?;
         let evv = evv_from_env(&env)?;
         let sync = SyncSettings::from_env(&env)?;
+        let jobs = JobSettings::from_env(&env)?;
         Ok(Settings {
             http,
             stores,
@@ -818,6 +849,7 @@ impl Settings {
             front_door,
             evv,
             sync,
+            jobs,
         })
     }
 

@@ -10,7 +10,8 @@
 //! - one module per read model: [`alerts`] (abnormal-record alerts and their escalation), [`users`],
 //!   [`families`], [`packages`], [`subscriptions`],
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
-//!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions).
+//!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions),
+//!   [`jobs`] (scheduled job runs, and the queries of the jobs and the weekly report).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
 //!   that puts its tables in place of the live ones.
 //!
@@ -24,6 +25,7 @@ pub mod erasure;
 pub mod evv;
 pub mod families;
 pub mod hospitals;
+pub mod jobs;
 pub mod orders;
 pub mod packages;
 pub mod page;

@@ -20,5 +20,6 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::orders::NotificationsProjector),
         Arc::new(crate::hospitals::HospitalsProjector),
         Arc::new(crate::evv::EvvExceptionsProjector),
+        Arc::new(crate::jobs::JobRunsProjector),
     ]
 }

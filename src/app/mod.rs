@@ -6,6 +6,7 @@
 //! - [`visits`]: check-in and check-out of a visit (visit verification).
 //! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
 //! - [`users`]: profiles and passwords.
+//! - [`jobs`]: the scheduled jobs, each one period at a time (see [`crate::scheduler`]).
 //! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
 
 pub mod alerts;
@@ -14,6 +15,7 @@ pub mod day;
 pub mod doctors;
 pub mod evv;
 pub mod fhir;
+pub mod jobs;
 pub mod schedule;
 pub mod sync;
 pub mod users;
