@@ -26,8 +26,11 @@ use domain::subscription::{Subscription, SubscriptionCommand};
 use domain::visit::{Visit, VisitCommand};
 use domain::DomainError;
 
+use crate::auth::Principal;
+use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 use crate::store::CommandError;
+use domain::user::Role;
 
 /// How many items one run sweeps at most (the rest go to the next run).
 const SWEEP_LIMIT: i64 = 1000;
@@ -269,7 +272,6 @@ async fn subscription_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resu
                 if c.position > 0 {
                     expired.push(sid);
                 }
-                state.waiter.wait_for(c.position).await;
             }
             Err(e) => tracing::warn!(subscription = %id, error = %e, "subscription not expired"),
         }
@@ -302,7 +304,6 @@ async fn missed_visits(state: &AppState, today: NaiveDate) -> anyhow::Result<Job
                         date: plan.scheduled_date,
                     });
                 }
-                state.waiter.wait_for(c.position).await;
             }
             Err(e) => tracing::warn!(visit = %id, error = %e, "visit not flagged missed"),
         }
@@ -358,6 +359,29 @@ async fn file_cleanup(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Jo
         }
     }
     Ok(JobOutcome::FileCleanup { discarded })
+}
+
+/// `GET /reports/weekly`: admins get the agency's totals and every
+/// recorder's, a recorder their own; others are refused. `week` defaults to
+/// the current one.
+pub async fn weekly_report(
+    state: &AppState,
+    p: &Principal,
+    week: Option<&str>,
+) -> Result<projections::jobs::WeeklyReport, ApiError> {
+    p.require(&[Role::Admin, Role::Recorder])?;
+    let tz = state.settings.field_work.timezone;
+    let week = match week.map(str::trim).filter(|w| !w.is_empty()) {
+        Some(w) => w.to_string(),
+        None => iso_week(state.today()),
+    };
+    let (monday, sunday, bounds) =
+        week_bounds(&week, tz).ok_or_else(|| ApiError::field("week", "应为YYYY-Www格式的ISO周，如2026-W49"))?;
+    let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
+    Ok(state
+        .read
+        .weekly_report(&week, monday, sunday, bounds, recorder.as_deref())
+        .await?)
 }
 
 /// The weekly report of `week` (`YYYY-Www`): its local days, and the same as instants.
