@@ -29,6 +29,7 @@ use domain::ids::{
     VisitId,
 };
 use domain::inbox::{Inbox, InboxEvent};
+use domain::job::{JobOutcome, JobRun, JobRunEvent, MissedVisit};
 use domain::order::{
     MedicalOrder, MedicalOrderEvent, OrderDetails, OrderRequest, OrderRequestEvent, OrderType, RequestDetails,
 };
@@ -124,7 +125,20 @@ impl Story {
     }
 
     fn record<A: Aggregate>(&mut self, id: Uuid, at: DateTime<Utc>, actor: &Actor, command: &str, event: A::Event) {
-        let sequence = self.sequences.entry((A::TYPE, id)).or_insert(0);
+        self.record_as::<A>(id, id.to_string(), at, actor, command, event);
+    }
+
+    /// [`Story::record`] for an aggregate whose id is not a UUID (`key` stands for it).
+    fn record_as<A: Aggregate>(
+        &mut self,
+        key: Uuid,
+        aggregate_id: String,
+        at: DateTime<Utc>,
+        actor: &Actor,
+        command: &str,
+        event: A::Event,
+    ) {
+        let sequence = self.sequences.entry((A::TYPE, key)).or_insert(0);
         *sequence += 1;
         self.position += 1;
         let mut metadata = HashMap::new();
@@ -143,7 +157,7 @@ impl Story {
         self.events.push(StoredEvent {
             position: self.position,
             aggregate_type: A::TYPE.to_string(),
-            aggregate_id: id.to_string(),
+            aggregate_id,
             sequence: *sequence,
             event_type: event.event_type(),
             event_version: event.event_version(),
@@ -979,6 +993,68 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         UserEvent::UserStatusChanged {
             status: UserStatus::Inactive,
             previous: UserStatus::Active,
+        },
+    );
+
+    // 20 March, just after midnight: the scheduled jobs of the night.
+    let jobs_admin = UserId(fixed("user 张伟 admin"));
+    let missed_visit_id = fixed("visit 2026-03-19 missed");
+    let old_subscription_id = fixed("subscription 李建国 基础版");
+    let unused_file_id = fixed("file 未使用.jpg");
+    s.request();
+    s.earlier::<Subscription>(old_subscription_id, 1);
+    s.record::<Subscription>(
+        old_subscription_id,
+        march(20, 0, 5)?,
+        &server,
+        "ExpireSubscription",
+        SubscriptionEvent::SubscriptionExpired {
+            end_date: date(2026, 3, 19)?,
+            previous: SubscriptionStatus::Active,
+        },
+    );
+    s.request();
+    s.earlier::<Visit>(missed_visit_id, 1);
+    s.record::<Visit>(
+        missed_visit_id,
+        march(20, 0, 10)?,
+        &server,
+        "MarkVisitMissed",
+        VisitEvent::VisitMissed {
+            date: date(2026, 3, 19)?,
+        },
+    );
+    s.record_as::<JobRun>(
+        fixed("job missed_visits:2026-03-20"),
+        "missed_visits:2026-03-20".into(),
+        march(20, 0, 10)?,
+        &server,
+        "RunJob",
+        JobRunEvent::JobRan {
+            job: "missed_visits".into(),
+            period: "2026-03-20".into(),
+            at: march(20, 0, 10)?,
+            outcome: JobOutcome::MissedVisits {
+                day: date(2026, 3, 19)?,
+                missed: vec![MissedVisit {
+                    visit_id: VisitId(missed_visit_id),
+                    recorder_id: UserId(recorder_id),
+                    date: date(2026, 3, 19)?,
+                }],
+                admins: vec![jobs_admin],
+            },
+        },
+    );
+    s.request();
+    s.earlier::<StoredFile>(unused_file_id, 1);
+    s.record::<StoredFile>(
+        unused_file_id,
+        march(20, 2, 0)?,
+        &server,
+        "DiscardFile",
+        FileEvent::FileDiscarded {
+            storage_key: format!("files/{unused_file_id}.jpg"),
+            thumbnail_key: Some(format!("thumbnails/{unused_file_id}.jpg")),
         },
     );
 
