@@ -996,20 +996,20 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         },
     );
 
-    // 20 March, just after midnight: the scheduled jobs of the night.
+    // 31 March, afternoon: the scheduled jobs run by hand after a day of downtime.
     let jobs_admin = UserId(fixed("user 张伟 admin"));
-    let missed_visit_id = fixed("visit 2026-03-19 missed");
+    let missed_visit_id = fixed("visit 2026-03-30 missed");
     let old_subscription_id = fixed("subscription 李建国 基础版");
     let unused_file_id = fixed("file 未使用.jpg");
     s.request();
     s.earlier::<Subscription>(old_subscription_id, 1);
     s.record::<Subscription>(
         old_subscription_id,
-        march(20, 0, 5)?,
+        march(31, 17, 5)?,
         &server,
         "ExpireSubscription",
         SubscriptionEvent::SubscriptionExpired {
-            end_date: date(2026, 3, 19)?,
+            end_date: date(2026, 3, 30)?,
             previous: SubscriptionStatus::Active,
         },
     );
@@ -1017,29 +1017,29 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
     s.earlier::<Visit>(missed_visit_id, 1);
     s.record::<Visit>(
         missed_visit_id,
-        march(20, 0, 10)?,
+        march(31, 17, 10)?,
         &server,
         "MarkVisitMissed",
         VisitEvent::VisitMissed {
-            date: date(2026, 3, 19)?,
+            date: date(2026, 3, 30)?,
         },
     );
     s.record_as::<JobRun>(
-        fixed("job missed_visits:2026-03-20"),
-        "missed_visits:2026-03-20".into(),
-        march(20, 0, 10)?,
+        fixed("job missed_visits:2026-03-31"),
+        "missed_visits:2026-03-31".into(),
+        march(31, 17, 10)?,
         &server,
         "RunJob",
         JobRunEvent::JobRan {
             job: "missed_visits".into(),
-            period: "2026-03-20".into(),
-            at: march(20, 0, 10)?,
+            period: "2026-03-31".into(),
+            at: march(31, 17, 10)?,
             outcome: JobOutcome::MissedVisits {
-                day: date(2026, 3, 19)?,
+                day: date(2026, 3, 30)?,
                 missed: vec![MissedVisit {
                     visit_id: VisitId(missed_visit_id),
                     recorder_id: UserId(recorder_id),
-                    date: date(2026, 3, 19)?,
+                    date: date(2026, 3, 30)?,
                 }],
                 admins: vec![jobs_admin],
             },
@@ -1049,7 +1049,7 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
     s.earlier::<StoredFile>(unused_file_id, 1);
     s.record::<StoredFile>(
         unused_file_id,
-        march(20, 2, 0)?,
+        march(31, 17, 20)?,
         &server,
         "DiscardFile",
         FileEvent::FileDiscarded {
