@@ -384,8 +384,11 @@ pub async fn weekly_report(
         .await?)
 }
 
+/// A week's Monday and Sunday (local dates), and the same as `[start, end)` instants.
+pub type WeekBounds = (NaiveDate, NaiveDate, (DateTime<Utc>, DateTime<Utc>));
+
 /// The weekly report of `week` (`YYYY-Www`): its local days, and the same as instants.
-pub fn week_bounds(week: &str, tz: Tz) -> Option<(NaiveDate, NaiveDate, (DateTime<Utc>, DateTime<Utc>))> {
+pub fn week_bounds(week: &str, tz: Tz) -> Option<WeekBounds> {
     let (monday, sunday) = parse_iso_week(week)?;
     let start = crate::app::evv::day_start(monday, tz);
     let end = crate::app::evv::day_start(sunday.succ_opt()?, tz);
