@@ -886,6 +886,15 @@ mod tests {
     }
 
     #[test]
+    fn the_scheduled_jobs_run_unless_turned_off() {
+        assert!(Settings::from_map(&map(&[])).unwrap().jobs.enabled);
+        let off = Settings::from_map(&map(&[("CARELOG_JOBS_ENABLED", "false")])).unwrap();
+        assert!(!off.jobs.enabled);
+        let e = Settings::from_map(&map(&[("CARELOG_JOBS_ENABLED", "maybe")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_JOBS_ENABLED");
+    }
+
+    #[test]
     fn defaults_are_the_embedded_mode() {
         let s = Settings::from_map(&map(&[])).unwrap();
         assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");

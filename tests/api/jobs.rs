@@ -13,7 +13,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{png, spawn_app, Backend, TestApp};
+use crate::helpers::{png, spawn_app, spawn_app_with, Backend, TestApp};
 
 fn today() -> NaiveDate {
     Utc::now().with_timezone(&Shanghai).date_naive()
@@ -425,4 +425,27 @@ async fn metrics_show_each_jobs_last_run(b: Backend) {
         "{body}"
     );
     assert!(body.contains("carelog_job_runs_total{job=\"weekly_report\"}"), "{body}");
+}
+
+dual!(the_server_runs_each_jobs_latest_period_once);
+async fn the_server_runs_each_jobs_latest_period_once(b: Backend) {
+    let app = spawn_app_with(b, &[("CARELOG_JOBS_ENABLED", "true".into())]).await;
+    let tz = app.state.settings.field_work.timezone;
+    let mut runs = Vec::new();
+    for _ in 0..400 {
+        runs = app.state.read.latest_job_runs().await.unwrap();
+        if runs.len() == Job::ALL.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs.len(), Job::ALL.len(), "{runs:?}");
+    for job in Job::ALL {
+        let run = runs.iter().find(|r| r.job == job.name()).unwrap();
+        let due = carelog::scheduler::due(job, Utc::now(), tz, None);
+        assert_eq!(run.period, job.period(due[0], tz), "{job}");
+        // Once: the run is the first and only event of its aggregate.
+        let again = carelog::app::jobs::run(&app.state, job, due[0]).await.unwrap();
+        assert!(matches!(again, RunResult::AlreadyRan { .. }), "{job}: {again:?}");
+    }
 }
