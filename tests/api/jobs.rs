@@ -289,7 +289,8 @@ async fn weekly_report_counts_match_a_scripted_week(b: Backend) {
     app.post(&format!("/appointments/{c}/cancel"), &t1, json!({}))
         .await
         .ok();
-    // Recorder 2: one visit tomorrow, and an abnormal record today (an alert).
+    // Recorder 2: one visit tomorrow, and an abnormal record today (an alert, for the doctor on duty).
+    let (_, doctor) = app.staff("doctor", 1).await;
     schedule(&app, &t2, &p2, tomorrow, "09:00").await;
     app.post(
         "/health-records",
@@ -302,10 +303,21 @@ async fn weekly_report_counts_match_a_scripted_week(b: Backend) {
     run(&app.state, Job::MissedVisits, local(tomorrow + Duration::days(1), 0))
         .await
         .unwrap();
-    // Alerts need thresholds set (CARELOG_ALERT_*): the report agrees with the alert list.
-    let alerts = app.get("/alerts", &app.admin_token).await.ok().data()["total"].clone();
+    // The alert is raised with the record (or by the alert reactor right after).
+    let mut alerts = 0;
+    for _ in 0..200 {
+        alerts = app.get("/alerts", &app.admin_token).await.ok().data()["total"]
+            .as_i64()
+            .unwrap();
+        if alerts > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(alerts, 1);
     let same_week = iso_week(today()) == week;
     let records = i64::from(same_week);
+    let alerts = records;
 
     let report = app
         .get(&format!("/reports/weekly?week={week}"), &app.admin_token)
@@ -339,7 +351,6 @@ async fn weekly_report_counts_match_a_scripted_week(b: Backend) {
     let own = app.get(&format!("/reports/weekly?week={week}"), &t1).await.ok();
     assert_eq!(own.data()["totals"]["visits_scheduled"], 2);
     assert_eq!(own.data()["recorders"].as_array().unwrap().len(), 1);
-    let (_, doctor) = app.staff("doctor", 1).await;
     app.get(&format!("/reports/weekly?week={week}"), &doctor)
         .await
         .err(403, "forbidden");
