@@ -315,6 +315,16 @@ async fn weekly_report_counts_match_a_scripted_week(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(alerts, 1);
+    // The doctor answers the alert's order request with an order.
+    let open = app.get("/order-requests?status=open", &doctor).await.ok();
+    let request = open.data()["requests"][0]["id"].as_str().unwrap().to_string();
+    app.post(
+        "/medical-orders",
+        &doctor,
+        json!({"patient_id": p2, "request_id": request, "order_type": "medication", "content": "氨氯地平片 5mg"}),
+    )
+    .await
+    .ok();
     let same_week = iso_week(today()) == week;
     let records = i64::from(same_week);
     let alerts = records;
@@ -332,7 +342,7 @@ async fn weekly_report_counts_match_a_scripted_week(b: Backend) {
     assert_eq!(t["records"], records, "{d}");
     assert_eq!(t["abnormal_readings"], records, "{d}");
     assert_eq!(t["alerts"]["triggered"], alerts, "{d}");
-    assert_eq!(t["orders"], 0, "{d}");
+    assert_eq!(t["orders"], records, "{d}");
     assert_eq!(t["evv_exceptions"], 0, "{d}");
     let of = |id: &str| {
         d["recorders"]
