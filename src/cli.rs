@@ -1,4 +1,5 @@
-//! Command line: `serve` (default), `create-admin`, `rebuild`, `backup`, `restore`, `relay`, `audit verify`.
+//! Command line: `serve` (default), `create-admin`, `rebuild`, `backup`, `restore`, `relay`, `audit verify`,
+//! `jobs list`, `jobs run NAME [--at RFC3339]`.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 use domain::user::{NewUser, Role};
 use domain::values::{text, PhoneNumber};
 
+use crate::app::jobs::{Job, RunResult};
 use crate::config::Settings;
 use crate::runner::{catch_up, LeaderLock, ProjectionWaiter, REBUILD_BATCH};
 use crate::startup::{Application, Stores};
@@ -57,6 +59,11 @@ pub enum Command {
         #[arg(long)]
         from_position: Option<i64>,
     },
+    /// Scheduled jobs: list them, or run one period by hand.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsCommand,
+    },
     /// Benchmark tools (see docs/performance.md).
     Bench {
         #[command(subcommand)]
@@ -75,6 +82,20 @@ pub enum BenchCommand {
         /// Recorders to assign them to (default: one per 200 patients).
         #[arg(long)]
         recorders: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Each job, its schedule (cron, in CARELOG_TIMEZONE) and its last run.
+    List,
+    /// Runs one job for the period of an instant (default now), as if at that
+    /// instant; a period that ran already is reported and left alone.
+    Run {
+        name: String,
+        /// RFC 3339 instant, e.g. 2026-12-03T20:00:00+08:00.
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -103,6 +124,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             action: AuditCommand::Verify,
         } => audit_verify(settings).await,
+        Command::Jobs {
+            action: JobsCommand::List,
+        } => jobs_list(settings).await,
+        Command::Jobs {
+            action: JobsCommand::Run { name, at },
+        } => jobs_run(settings, &name, at.as_deref()).await,
         Command::Backup { file } => crate::backup::backup(&settings, &file).await,
         Command::Restore { file, force } => crate::backup::restore(&settings, &file, force).await,
     }
@@ -222,6 +249,44 @@ async fn project_now(state: &AppState) -> anyhow::Result<()> {
         let projectors = projections::all_projectors();
         state.read.init_checkpoints(&projectors).await?;
         catch_up(&state.store, &state.read, &projectors, REBUILD_BATCH, &|_| async {}).await?;
+    }
+    Ok(())
+}
+
+async fn jobs_list(settings: Settings) -> anyhow::Result<()> {
+    let state = cli_state(&settings).await?;
+    project_now(&state).await?;
+    let runs = state.read.latest_job_runs().await?;
+    let tz = settings.field_work.timezone;
+    println!("{:<20} {:<14} {:<12} last run", "job", "schedule", "period");
+    for job in Job::ALL {
+        let (period, last) = match runs.iter().find(|r| r.job == job.name()) {
+            Some(r) => (r.period.clone(), format!("{} ({})", r.recorded_at, r.summary)),
+            None => ("-".into(), "never".into()),
+        };
+        println!("{:<20} {:<14} {:<12} {last}", job.name(), job.schedule(), period);
+    }
+    println!("schedules are in {tz}");
+    Ok(())
+}
+
+async fn jobs_run(settings: Settings, name: &str, at: Option<&str>) -> anyhow::Result<()> {
+    let job: Job = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let at = match at {
+        Some(raw) => chrono::DateTime::parse_from_rfc3339(raw)
+            .with_context(|| format!("--at {raw:?} is not an RFC 3339 instant"))?
+            .to_utc(),
+        None => chrono::Utc::now(),
+    };
+    let state = cli_state(&settings).await?;
+    // The jobs read the read models: bring them up to date first when no
+    // server does it, and again after, so the run's effects show.
+    project_now(&state).await?;
+    let result = crate::app::jobs::run(&state, job, at).await?;
+    project_now(&state).await?;
+    match result {
+        RunResult::Ran { period, summary } => println!("{job} ran for {period}: {summary}"),
+        RunResult::AlreadyRan { period } => println!("{job} already ran for {period}; nothing done"),
     }
     Ok(())
 }

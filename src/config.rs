@@ -81,6 +81,8 @@ pub struct Settings {
     /// `CARELOG_WECHAT_*`: WeChat login and subscribe messages; off unless the
     /// app id and secret are both set.
     pub wechat: WechatSettings,
+    /// `CARELOG_JOBS_*`: the scheduled jobs.
+    pub jobs: JobSettings,
 }
 
 /// Where the server listens.
@@ -643,6 +645,34 @@ impl WechatSettings {
     }
 }
 
+/// The scheduled jobs (their schedules are in `crate::scheduler`, in the
+/// timezone of `CARELOG_TIMEZONE`).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// `CARELOG_JOBS_ENABLED`, default true: whether the server runs the
+    /// scheduler (`carelog jobs run` works either way).
+    pub enabled: bool,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings { enabled: true }
+    }
+}
+
+impl JobSettings {
+    fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let enabled = match env.get("CARELOG_JOBS_ENABLED") {
+            None => Self::default().enabled,
+            Some(v) => parse_bool(&v).ok_or(SettingsError {
+                name: "CARELOG_JOBS_ENABLED",
+                reason: format!("{v:?} is not true or false"),
+            })?,
+        };
+        Ok(JobSettings { enabled })
+    }
+}
+
 /// Bounds on what one request may send, and how long its answer is kept.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -900,6 +930,7 @@ impl Settings {
         let evv = evv_from_env(&env)?;
         let sync = SyncSettings::from_env(&env)?;
         let wechat = WechatSettings::from_env(&env)?;
+        let jobs = JobSettings::from_env(&env)?;
         Ok(Settings {
             http,
             stores,
@@ -914,6 +945,7 @@ impl Settings {
             evv,
             sync,
             wechat,
+            jobs,
         })
     }
 
@@ -947,6 +979,15 @@ mod tests {
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_scheduled_jobs_run_unless_turned_off() {
+        assert!(Settings::from_map(&map(&[])).unwrap().jobs.enabled);
+        let off = Settings::from_map(&map(&[("CARELOG_JOBS_ENABLED", "false")])).unwrap();
+        assert!(!off.jobs.enabled);
+        let e = Settings::from_map(&map(&[("CARELOG_JOBS_ENABLED", "maybe")])).unwrap_err();
+        assert_eq!(e.name, "CARELOG_JOBS_ENABLED");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use domain::family::FamilyError;
 use domain::file::FileError;
 use domain::health_record::HealthRecordError;
 use domain::hospital::{HospitalError, SlotError};
+use domain::job::JobRunError;
 use domain::order::{MedicalOrderError, OrderAction, OrderRequestError};
 use domain::package::PackageError;
 use domain::patient::PatientError;
@@ -243,6 +244,7 @@ impl From<DomainError> for ApiError {
                     VisitAction::Complete => "完成",
                     VisitAction::CheckIn => "签到",
                     VisitAction::CheckOut => "签出",
+                    VisitAction::MarkMissed => "标记为未上门",
                 },
             ),
             D::Visit(VisitError::MonthlyQuotaReached { quota }) => {
@@ -251,6 +253,13 @@ impl From<DomainError> for ApiError {
             D::Visit(VisitError::NoHealthRecord) => conflict("完成上门前须先提交健康记录"),
             D::Visit(VisitError::CheckOutBeforeCheckIn) => conflict("签出时间不能早于签到时间"),
             D::Visit(VisitError::RecordAlreadyTaken) => conflict("该上门已有健康记录"),
+            D::Visit(VisitError::DayNotOver) => conflict("预约当天尚未结束"),
+            D::Subscription(SubscriptionError::Expired) => conflict("已过期的订阅不能再变更状态"),
+            D::Subscription(SubscriptionError::NotEnded) => conflict("订阅尚未到期"),
+            D::File(FileError::NotFound) => ApiError::NotFound("file"),
+            D::File(FileError::Attached) => conflict("文件已关联健康记录，不能删除"),
+            D::File(FileError::TooRecent) => conflict("文件上传未满24小时，不能清理"),
+            D::JobRun(JobRunError::AlreadyRan { job, period }) => conflict(&format!("任务{job}已在{period}运行过")),
             D::EvvException(EvvExceptionError::AlreadyAcknowledged) => conflict("该核验异常已确认"),
             D::EvvException(EvvExceptionError::AlreadyResolved) => conflict("该核验异常已处理完毕"),
             D::Visit(VisitError::RecorderNotCompliant(why)) => not_compliant(why, "不能安排新的上门"),

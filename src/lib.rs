@@ -15,6 +15,7 @@
 //!   used by the projection pipeline, the reactors, the relay and the sealer.
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting, rebuild beside the live read models.
 //! - [`reactors`]: followers that answer events with commands (alerts, erasure).
+//! - [`scheduler`]: the scheduled jobs' timed loop, under a leader lock (`app::jobs` runs them).
 //! - [`escalation`]: the timed loop, under a leader lock, that escalates alerts nobody acknowledged.
 //! - [`relay`]: the Kafka publisher (CloudEvents envelopes, at-least-once).
 //! - [`wechat`]: the WeChat API client (code2session, access token, subscribe messages);
@@ -63,6 +64,7 @@ pub mod push;
 pub mod reactors;
 pub mod relay;
 pub mod runner;
+pub mod scheduler;
 pub mod seed;
 pub mod sessions;
 pub mod startup;

@@ -33,6 +33,8 @@ struct Metrics {
     pools: prometheus::IntGaugeVec,
     head: IntGauge,
     read_your_writes: prometheus::Histogram,
+    job_runs: IntCounterVec,
+    job_last_run: prometheus::IntGaugeVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -113,8 +115,26 @@ fn metrics() -> &'static Metrics {
             ]),
         )
         .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let job_runs = IntCounterVec::new(
+            Opts::new(
+                "carelog_job_runs_total",
+                "Scheduled job periods run by this process, by job",
+            ),
+            &["job"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let job_last_run = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "carelog_job_last_run_timestamp_seconds",
+                "When each scheduled job last ran (any instance), Unix seconds",
+            ),
+            &["job"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(job_runs.clone()),
+            Box::new(job_last_run.clone()),
             Box::new(commands.clone()),
             Box::new(rate_limited.clone()),
             Box::new(logins.clone()),
@@ -144,6 +164,8 @@ fn metrics() -> &'static Metrics {
             pools,
             head,
             read_your_writes,
+            job_runs,
+            job_last_run,
         }
     })
 }
@@ -159,6 +181,11 @@ pub fn command(aggregate: &str, ok: bool) {
 /// Observes how long a command waited for its read models.
 pub fn read_your_writes(waited: std::time::Duration) {
     metrics().read_your_writes.observe(waited.as_secs_f64());
+}
+
+/// Counts one period of a scheduled job run by this process.
+pub fn job_ran(job: &str) {
+    metrics().job_runs.with_label_values(&[job]).inc();
 }
 
 /// Counts one request refused by the rate limit.
@@ -203,6 +230,8 @@ pub struct Readings {
     pub relay: Option<(i64, f64)>,
     /// Database pools: name, open connections, idle connections.
     pub pools: Vec<(&'static str, u32, usize)>,
+    /// Each scheduled job's last run (Unix seconds), from the read model.
+    pub jobs: Vec<(String, i64)>,
 }
 
 /// The text exposition, with the readings of this scrape.
@@ -220,6 +249,10 @@ pub fn render(readings: &Readings) -> String {
     for (name, open, idle) in &readings.pools {
         m.pools.with_label_values(&[name, "open"]).set(i64::from(*open));
         m.pools.with_label_values(&[name, "idle"]).set(*idle as i64);
+    }
+    for (job, at) in &readings.jobs {
+        m.job_last_run.with_label_values(&[job]).set(*at);
+        m.job_runs.with_label_values(&[job]);
     }
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed metrics.

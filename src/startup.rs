@@ -170,6 +170,7 @@ impl Application {
         )?;
         let mut reactors = crate::reactors::start_reactors(state.clone());
         reactors.push(crate::escalation::start(state.clone()));
+        reactors.extend(crate::scheduler::start(state.clone()));
         reactors.push(crate::idempotency::start_purger(
             state.store.clone(),
             settings.limits.idempotency_ttl_secs,

@@ -17,6 +17,7 @@ use crate::family::FamilyError;
 use crate::file::FileError;
 use crate::health_record::HealthRecordError;
 use crate::hospital::{HospitalError, SlotError};
+use crate::job::JobRunError;
 use crate::order::{MedicalOrderError, OrderRequestError};
 use crate::package::PackageError;
 use crate::patient::PatientError;
@@ -59,6 +60,8 @@ pub enum DomainError {
     Alert(#[from] AlertError),
     #[error(transparent)]
     Push(#[from] PushError),
+    #[error(transparent)]
+    JobRun(#[from] JobRunError),
 }
 
 /// For aggregates that refuse nothing (the inbox).

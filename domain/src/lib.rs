@@ -15,6 +15,7 @@
 //! - one module per aggregate: [`alert`] (abnormal records to their end), [`user`], [`family`], [`patient`], [`package`], [`subscription`],
 //!   [`visit`], [`health_record`], [`file`], [`order`] (requests and orders), [`inbox`],
 //!   [`hospital`] (catalog and slots), [`booking`], [`push`] (a WeChat message, at most once).
+//! - [`job`]: a scheduled job's run of one period (once, however many servers try).
 //! - [`route`]: the recorder's day as a route (haversine, nearest neighbour, 2-opt within time windows).
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod health_record;
 pub mod hospital;
 pub mod ids;
 pub mod inbox;
+pub mod job;
 pub mod medication;
 pub mod order;
 pub mod package;

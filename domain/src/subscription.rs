@@ -17,6 +17,8 @@ pub enum SubscriptionStatus {
     Active,
     Paused,
     Cancelled,
+    /// Past its end date (set by the `subscription_expiry` job, never by a request).
+    Expired,
 }
 
 impl SubscriptionStatus {
@@ -33,6 +35,7 @@ impl SubscriptionStatus {
             Self::Active => "active",
             Self::Paused => "paused",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
         }
     }
 }
@@ -92,6 +95,10 @@ pub enum SubscriptionCommand {
     ChangePayment {
         payment_status: PaymentStatus,
     },
+    /// The subscription ended before `today` (a local date): it expires.
+    Expire {
+        today: NaiveDate,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +111,11 @@ pub enum SubscriptionEvent {
     SubscriptionPaymentChanged {
         payment_status: PaymentStatus,
     },
+    /// Its end date passed; `previous` is the status it had.
+    SubscriptionExpired {
+        end_date: NaiveDate,
+        previous: SubscriptionStatus,
+    },
 }
 
 impl DomainEvent for SubscriptionEvent {
@@ -112,6 +124,7 @@ impl DomainEvent for SubscriptionEvent {
             Self::SubscriptionCreated(_) => "SubscriptionCreated",
             Self::SubscriptionStatusChanged { .. } => "SubscriptionStatusChanged",
             Self::SubscriptionPaymentChanged { .. } => "SubscriptionPaymentChanged",
+            Self::SubscriptionExpired { .. } => "SubscriptionExpired",
         }
         .into()
     }
@@ -143,6 +156,12 @@ pub enum SubscriptionError {
     /// Cancelling is final: no status change after it (409).
     #[error("a cancelled subscription cannot change status")]
     Cancelled,
+    /// An expired subscription is over: no status change after it (409).
+    #[error("an expired subscription cannot change status")]
+    Expired,
+    /// Expiring a subscription whose end date has not passed (409).
+    #[error("the subscription has not ended yet")]
+    NotEnded,
     /// Only what was paid can be refunded (409).
     #[error("an unpaid subscription cannot be refunded")]
     RefundUnpaid,
@@ -196,6 +215,9 @@ impl Aggregate for Subscription {
                 if self.status == SubscriptionStatus::Cancelled {
                     return Err(SubscriptionError::Cancelled);
                 }
+                if self.status == SubscriptionStatus::Expired {
+                    return Err(SubscriptionError::Expired);
+                }
                 SubscriptionEvent::SubscriptionStatusChanged {
                     status,
                     previous: self.status,
@@ -210,6 +232,15 @@ impl Aggregate for Subscription {
                 }
                 SubscriptionEvent::SubscriptionPaymentChanged { payment_status }
             }
+            SubscriptionCommand::Expire { today } => {
+                let end_date = self.terms.as_ref().map_or(today, |t| t.end_date);
+                match self.status {
+                    SubscriptionStatus::Expired => return Ok(()),
+                    SubscriptionStatus::Cancelled => return Err(SubscriptionError::Cancelled),
+                    _ if end_date >= today => return Err(SubscriptionError::NotEnded),
+                    previous => SubscriptionEvent::SubscriptionExpired { end_date, previous },
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -220,6 +251,7 @@ impl Aggregate for Subscription {
             SubscriptionEvent::SubscriptionCreated(t) => self.terms = Some(t),
             SubscriptionEvent::SubscriptionStatusChanged { status, .. } => self.status = status,
             SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => self.payment_status = payment_status,
+            SubscriptionEvent::SubscriptionExpired { .. } => self.status = SubscriptionStatus::Expired,
         }
     }
 }
@@ -403,6 +435,62 @@ mod tests {
             .then_expect_events(vec![SubscriptionEvent::SubscriptionPaymentChanged {
                 payment_status: PaymentStatus::Refunded,
             }]);
+    }
+
+    fn expired() -> SubscriptionEvent {
+        SubscriptionEvent::SubscriptionExpired {
+            end_date: jan(31),
+            previous: SubscriptionStatus::Active,
+        }
+    }
+
+    #[test]
+    fn it_should_expire_a_subscription_the_day_after_its_end_date() {
+        T::with(())
+            .given(vec![created()])
+            .when(SubscriptionCommand::Expire {
+                today: NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+            })
+            .then_expect_events(vec![expired()]);
+    }
+
+    #[test]
+    fn it_should_not_expire_a_subscription_on_its_end_date() {
+        T::with(())
+            .given(vec![created()])
+            .when(SubscriptionCommand::Expire { today: jan(31) })
+            .then_expect_error(SubscriptionError::NotEnded);
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_expiring_an_expired_subscription() {
+        T::with(())
+            .given(vec![created(), expired()])
+            .when(SubscriptionCommand::Expire {
+                today: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_not_expire_a_cancelled_subscription() {
+        T::with(())
+            .given(vec![
+                created(),
+                status_changed(SubscriptionStatus::Cancelled, SubscriptionStatus::Active),
+            ])
+            .when(SubscriptionCommand::Expire {
+                today: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            })
+            .then_expect_error(SubscriptionError::Cancelled);
+    }
+
+    #[test]
+    fn it_should_not_reactivate_an_expired_subscription() {
+        T::with(())
+            .given(vec![created(), expired()])
+            .when(change_status(SubscriptionStatus::Active))
+            .then_expect_error(SubscriptionError::Expired);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub enum VisitStatus {
     CheckedOut,
     Completed,
     Cancelled,
+    /// Neither completed nor cancelled by the end of its day (the `missed_visits` job).
+    Missed,
 }
 
 impl VisitStatus {
@@ -68,6 +70,7 @@ impl VisitStatus {
             Self::CheckedOut => "checked_out",
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
+            Self::Missed => "missed",
         }
     }
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -78,7 +81,8 @@ impl VisitStatus {
             "checked_out" => Ok(Self::CheckedOut),
             "completed" => Ok(Self::Completed),
             "cancelled" => Ok(Self::Cancelled),
-            _ => Err("应为scheduled、confirmed、in_progress、checked_out、completed或cancelled".into()),
+            "missed" => Ok(Self::Missed),
+            _ => Err("应为scheduled、confirmed、in_progress、checked_out、completed、cancelled或missed".into()),
         }
     }
 }
@@ -191,6 +195,11 @@ pub enum VisitCommand {
     RecordTaken {
         record: HealthRecordId,
     },
+    /// The end-of-day check: a scheduled or confirmed visit whose day ended
+    /// before `today` (a local date) was missed.
+    MarkMissed {
+        today: NaiveDate,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +224,10 @@ pub enum VisitEvent {
     VisitRecordAttached {
         health_record_id: HealthRecordId,
     },
+    /// Not completed or cancelled by the end of `date`, its day.
+    VisitMissed {
+        date: NaiveDate,
+    },
 }
 
 impl DomainEvent for VisitEvent {
@@ -228,6 +241,7 @@ impl DomainEvent for VisitEvent {
             Self::VisitCheckedIn(_) => "VisitCheckedIn",
             Self::VisitCheckedOut(_) => "VisitCheckedOut",
             Self::VisitRecordAttached { .. } => "VisitRecordAttached",
+            Self::VisitMissed { .. } => "VisitMissed",
         }
         .into()
     }
@@ -255,6 +269,7 @@ pub enum VisitAction {
     Complete,
     CheckIn,
     CheckOut,
+    MarkMissed,
 }
 
 /// Every way a visit refuses a command. The server's error module gives each
@@ -290,6 +305,9 @@ pub enum VisitError {
     /// The recorder's certificate expired or they are off duty (409, naming why).
     #[error(transparent)]
     RecorderNotCompliant(#[from] NotCompliant),
+    /// A visit is missed only once its day is over (409).
+    #[error("the visit's day is not over")]
+    DayNotOver,
 }
 
 fn check_time(date: NaiveDate, time: NaiveTime, ctx: &ScheduleContext) -> Result<(), VisitError> {
@@ -399,6 +417,14 @@ impl Aggregate for Visit {
                 },
                 _ => return illegal(VisitAction::Complete),
             },
+            VisitCommand::MarkMissed { today } => match self.status {
+                Missed => return Ok(()),
+                Scheduled | Confirmed if plan.scheduled_date < today => VisitEvent::VisitMissed {
+                    date: plan.scheduled_date,
+                },
+                Scheduled | Confirmed => return Err(VisitError::DayNotOver),
+                _ => return illegal(VisitAction::MarkMissed),
+            },
         };
         sink.write(event, self).await;
         Ok(())
@@ -428,6 +454,7 @@ impl Aggregate for Visit {
                 self.check_out = Some(mark);
             }
             VisitEvent::VisitRecordAttached { health_record_id } => self.health_record_id = Some(health_record_id),
+            VisitEvent::VisitMissed { .. } => self.status = VisitStatus::Missed,
         }
     }
 }
@@ -505,6 +532,64 @@ mod tests {
     }
     fn names(r: Result<Vec<VisitEvent>, VisitError>, field: &str) -> bool {
         matches!(r, Err(VisitError::Validation(i)) if i.names(field))
+    }
+
+    fn missed() -> VisitEvent {
+        VisitEvent::VisitMissed { date: d("2026-03-02") }
+    }
+
+    #[test]
+    fn it_should_flag_a_scheduled_visit_missed_once_its_day_is_over() {
+        T::with(())
+            .given(vec![scheduled()])
+            .when(VisitCommand::MarkMissed { today: d("2026-03-03") })
+            .then_expect_events(vec![missed()]);
+    }
+
+    #[test]
+    fn it_should_flag_a_confirmed_visit_missed_once_its_day_is_over() {
+        T::with(())
+            .given(vec![scheduled(), VisitEvent::VisitConfirmed])
+            .when(VisitCommand::MarkMissed { today: d("2026-03-03") })
+            .then_expect_events(vec![missed()]);
+    }
+
+    #[test]
+    fn it_should_not_flag_a_visit_missed_on_its_own_day() {
+        T::with(())
+            .given(vec![scheduled()])
+            .when(VisitCommand::MarkMissed { today: d("2026-03-02") })
+            .then_expect_error(VisitError::DayNotOver);
+    }
+
+    #[test]
+    fn it_should_not_flag_a_completed_or_cancelled_visit_missed() {
+        for (end, from) in [
+            (completed(), VisitStatus::Completed),
+            (cancelled(), VisitStatus::Cancelled),
+        ] {
+            T::with(())
+                .given(vec![scheduled(), end])
+                .when(VisitCommand::MarkMissed { today: d("2026-03-03") })
+                .then_expect_error(illegal(from, VisitAction::MarkMissed));
+        }
+    }
+
+    #[test]
+    fn it_should_record_nothing_when_flagging_a_missed_visit_again() {
+        T::with(())
+            .given(vec![scheduled(), missed()])
+            .when(VisitCommand::MarkMissed { today: d("2026-03-04") })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn it_should_not_check_in_to_a_missed_visit() {
+        let r = T::with(())
+            .given(vec![scheduled(), missed()])
+            .when(VisitCommand::Confirm)
+            .inspect_result();
+        assert_eq!(r, Err(illegal(VisitStatus::Missed, VisitAction::Confirm)));
     }
 
     #[test]

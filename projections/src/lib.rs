@@ -12,6 +12,7 @@
 //!   [`visits`], [`records`] (health records and files), [`orders`] (requests, orders, notifications),
 //!   [`hospitals`] (catalog, slots, bookings), [`evv`] (visit verification exceptions),
 //!   [`wechat`] (openid bindings by keyed hash, the push queue).
+//!   [`jobs`] (scheduled job runs, and the queries of the jobs and the weekly report).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
 //!   that puts its tables in place of the live ones.
 //!
@@ -25,6 +26,7 @@ pub mod erasure;
 pub mod evv;
 pub mod families;
 pub mod hospitals;
+pub mod jobs;
 pub mod orders;
 pub mod packages;
 pub mod page;

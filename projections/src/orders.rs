@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::alert::AlertEvent;
 use domain::inbox::InboxEvent;
+use domain::job::{JobOutcome, JobRunEvent};
 use domain::order::{MedicalOrderEvent, OrderRequestEvent};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -285,7 +286,83 @@ pub fn notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
             _ => vec![],
         },
         "alert" => alert_notices(e)?,
+        "job_run" => job_notices(e)?,
         _ => vec![],
+    })
+}
+
+/// What a scheduled job's run tells whom: one notice per recipient, its id
+/// derived from the run and the recipient.
+fn job_notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
+    let JobRunEvent::JobRan { outcome, .. } = e.decode::<JobRunEvent>()?;
+    let to = |user: String, kind: &'static str, title: &str, body: String| {
+        let mut n = Notice::of(e, user.clone(), kind, title, body).about("job_run");
+        n.id = notification_id(&format!("{}:{user}", e.aggregate_id), e.sequence);
+        n
+    };
+    Ok(match outcome {
+        JobOutcome::VisitReminders { day, reminders } => reminders
+            .into_iter()
+            .filter(|r| !r.visits.is_empty())
+            .map(|r| {
+                let times: Vec<String> = r.visits.iter().map(|v| v.time.format("%H:%M").to_string()).collect();
+                to(
+                    r.recorder_id.to_string(),
+                    "visit_reminder",
+                    "明日上门提醒",
+                    format!("{day}共有{}个上门：{}", r.visits.len(), times.join("、")),
+                )
+            })
+            .collect(),
+        JobOutcome::CertificateExpiry { expiring, admins } => {
+            let mut out: Vec<Notice> = expiring
+                .iter()
+                .map(|c| {
+                    to(
+                        c.recorder_id.to_string(),
+                        "certificate_expiry",
+                        "资格证书即将到期",
+                        format!("您的资格证书将于{}到期，请及时更新", c.expires_on),
+                    )
+                })
+                .collect();
+            if !expiring.is_empty() {
+                for admin in admins {
+                    out.push(to(
+                        admin.to_string(),
+                        "certificate_expiry_summary",
+                        "记录员资格证书到期提醒",
+                        format!("{}名记录员的资格证书将在30天内到期", expiring.len()),
+                    ));
+                }
+            }
+            out
+        }
+        JobOutcome::MissedVisits { day, missed, admins } if !missed.is_empty() => admins
+            .into_iter()
+            .map(|admin| {
+                to(
+                    admin.to_string(),
+                    "missed_visits",
+                    "未完成的上门",
+                    format!("{day}有{}个上门未完成也未取消", missed.len()),
+                )
+            })
+            .collect(),
+        JobOutcome::WeeklyReport { week, admins } => admins
+            .into_iter()
+            .map(|admin| {
+                to(
+                    admin.to_string(),
+                    "weekly_report",
+                    "周报已生成",
+                    format!("{week}的周报已生成"),
+                )
+            })
+            .collect(),
+        JobOutcome::MissedVisits { .. } | JobOutcome::SubscriptionExpiry { .. } | JobOutcome::FileCleanup { .. } => {
+            vec![]
+        }
     })
 }
 

@@ -155,6 +155,14 @@ impl Projector for RecordsProjector {
                     .execute(&mut *c)
                     .await?;
                 }
+                FileEvent::FileDiscarded { .. } => {
+                    sqlx::query("UPDATE files SET discarded_at = ?, version = ? WHERE id = ?")
+                        .bind(&at)
+                        .bind(e.sequence)
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                }
             },
             _ => {}
         }
@@ -520,7 +528,7 @@ impl ReadStore {
     }
 
     pub async fn file(&self, id: &str) -> Result<Option<FileRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT * FROM files WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM files WHERE id = ? AND discarded_at IS NULL")
             .bind(id)
             .fetch_optional(self.pool())
             .await?;

@@ -21,5 +21,6 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::hospitals::HospitalsProjector),
         Arc::new(crate::evv::EvvExceptionsProjector),
         Arc::new(crate::wechat::WechatProjector),
+        Arc::new(crate::jobs::JobRunsProjector),
     ]
 }

@@ -55,6 +55,7 @@ impl Projector for SubscriptionsProjector {
             SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => {
                 ("payment_status", payment_status.as_str())
             }
+            SubscriptionEvent::SubscriptionExpired { .. } => ("status", "expired"),
         };
         sqlx::query(&format!(
             "UPDATE subscriptions SET {column} = ?, updated_at = ?, version = ? WHERE id = ?"

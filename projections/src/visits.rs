@@ -154,6 +154,13 @@ impl Projector for VisitsProjector {
                     .await?;
                 history("record_attached", None, None, None).execute(&mut *c).await?;
             }
+            VisitEvent::VisitMissed { .. } => {
+                sqlx::query("UPDATE appointments SET status = 'missed' WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                history("missed", None, None, None).execute(&mut *c).await?;
+            }
         }
         sqlx::query("UPDATE appointments SET updated_at = ?, version = ? WHERE id = ?")
             .bind(&at)

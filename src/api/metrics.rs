@@ -30,6 +30,15 @@ async fn read(state: &AppState) -> Readings {
             r.pools.push(("events_writer", db.write.size(), db.write.num_idle()));
         }
     }
+    if let Ok(runs) = state.read.latest_job_runs().await {
+        r.jobs = runs
+            .into_iter()
+            .filter_map(|j| {
+                let at = chrono::DateTime::parse_from_rfc3339(&j.recorded_at).ok()?;
+                Some((j.job, at.timestamp()))
+            })
+            .collect();
+    }
     r.pools
         .push(("read", state.read.pool().size(), state.read.pool().num_idle()));
     if state.read.dialect() == projections::Dialect::Sqlite {

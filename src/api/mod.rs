@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod orders;
 pub mod packages;
 pub mod records;
+pub mod reports;
 pub mod subscriptions;
 pub mod sync;
 pub mod users;
@@ -176,6 +177,7 @@ fn register(r: &mut Routes) {
     evv::routes(r);
     sync::routes(r);
     fhir::routes(r);
+    reports::routes(r);
     r.get("/health", health::health);
 }
 
@@ -263,6 +265,7 @@ pub struct ErrorBody {
         audit::events, audit::state, erasure::erase,
         sync::push, sync::pull,
         fhir::patient, fhir::everything,
+        reports::weekly,
         health::health, metrics::admin_metrics,
     ),
     components(schemas(ErrorBody)),

@@ -224,7 +224,7 @@ pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest, q
 pub struct VisitListQuery {
     /// `YYYY-MM-DD`.
     pub date: Option<String>,
-    /// scheduled | confirmed | completed | cancelled
+    /// scheduled | confirmed | in_progress | checked_out | completed | cancelled | missed
     pub status: Option<String>,
     /// Only this patient's.
     pub patient_id: Option<String>,

@@ -215,6 +215,10 @@ fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
 }
 
 /// Midnight at the start of `day` in `tz`, as an instant.
+pub fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    local_midnight(day, tz)
+}
+
 fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
     let midnight = day.and_time(chrono::NaiveTime::MIN);
     match tz.from_local_datetime(&midnight).earliest() {

@@ -6,6 +6,7 @@
 //! - [`visits`]: check-in and check-out of a visit (visit verification).
 //! - [`compliance`]: a recorder's standing (certificate, duty) for new work.
 //! - [`users`]: profiles and passwords.
+//! - [`jobs`]: the scheduled jobs, each one period at a time (see [`crate::scheduler`]).
 //! - [`evv`]: visit verification exceptions: raised from the facts, acknowledged, resolved.
 //! - [`input`]: parsing raw input (path ids, required fields) into typed values, naming the field.
 //! - [`wechat`]: WeChat login (code → bound user) and binding.
@@ -20,6 +21,7 @@ pub mod fhir;
 pub mod files;
 pub mod hospitals;
 pub mod input;
+pub mod jobs;
 pub mod notifications;
 pub mod orders;
 pub mod records;

@@ -263,6 +263,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "hospital_slot",
     "hospital_appointment",
     "evv_exception",
+    "job_run",
 ];
 
 /// Replays `aggregate_type`/`id` from its events recorded up to `as_of`.
@@ -315,6 +316,7 @@ pub async fn state_as_of(
         "hospital_slot" => replay::<hospital::Slot>(&events),
         "hospital_appointment" => replay::<booking::HospitalBooking>(&events),
         "evv_exception" => replay::<evv::EvvException>(&events),
+        "job_run" => replay::<job::JobRun>(&events),
         other => return Err(ReplayError::UnknownType(other.to_string())),
     }?;
     redact(&mut state);

@@ -120,6 +120,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET",   "/evv/exceptions",                              "AAAFFAU"),
     ("POST",  "/evv/exceptions/{id}/acknowledge",             "AANFFFU"),
     ("POST",  "/evv/exceptions/{id}/resolve",                 "AFFFFFU"),
+    // reports
+    ("GET",   "/reports/weekly",                              "AAAFFFU"),
     // files
     ("POST",  "/files/upload",                                "AAAAAFU"),
     ("GET",   "/files/{id}",                                  "AANANFU"),

@@ -115,6 +115,10 @@ pub async fn test_vars(backend: Backend, dir: &std::path::Path) -> HashMap<Strin
     // Every test talks from 127.0.0.1, far above a client's rate: the limiter
     // has its own tests (front_door), which set it.
     vars.insert("CARELOG_RATE_LIMIT_PER_MINUTE".into(), "0".into());
+    // Tests run the scheduled jobs themselves, each period as of a chosen
+    // instant (`app::jobs::run`, `carelog jobs run`): no run of the server's
+    // own clock lands in the middle of a test.
+    vars.insert("CARELOG_JOBS_ENABLED".into(), "false".into());
     if backend == Backend::Servers {
         let (pg, my) = fresh_databases().await;
         vars.insert("CARELOG_EVENT_STORE_URL".into(), pg);

@@ -19,6 +19,7 @@ mod families;
 mod fhir;
 mod field_work;
 mod hospitals;
+mod jobs;
 mod kafka;
 mod offline_sync;
 mod operations;

@@ -17,6 +17,7 @@ use domain::file::{FileEvent, StoredFile};
 use domain::health_record::{HealthRecord, HealthRecordEvent};
 use domain::hospital::{Hospital, HospitalEvent, Slot, SlotEvent};
 use domain::inbox::{Inbox, InboxEvent};
+use domain::job::{JobRun, JobRunEvent};
 use domain::order::{MedicalOrder, MedicalOrderEvent, OrderRequest, OrderRequestEvent};
 use domain::package::{PackageEvent, ServicePackage};
 use domain::patient::{Patient, PatientEvent};
@@ -115,6 +116,7 @@ impl Catalogued for Subscription {
             SubscriptionEvent::SubscriptionCreated(_) => ("SubscriptionCreated", "A patient subscribed to a package; the recorder in `recorder_id` now serves the family until `end_date`."),
             SubscriptionEvent::SubscriptionStatusChanged { .. } => ("SubscriptionStatusChanged", "A subscription was paused, resumed or cancelled (`cancelled` is final)."),
             SubscriptionEvent::SubscriptionPaymentChanged { .. } => ("SubscriptionPaymentChanged", "A subscription's payment status changed (`unpaid`, `paid`, `refunded`)."),
+            SubscriptionEvent::SubscriptionExpired { .. } => ("SubscriptionExpired", "The `subscription_expiry` job found the subscription past its `end_date`: it is `expired` (final), and its recorder no longer serves the family through it; `previous` is the status it had."),
         }
     }
 }
@@ -132,6 +134,7 @@ impl Catalogued for Visit {
             VisitEvent::VisitCheckedIn(_) => ("VisitCheckedIn", "The recorder checked in at the family's door: the visit is `in_progress` from `at` (server time, or the captured time of an offline command); `distance_from_home_m` is how far from the family's home (null when the home has no coordinates). The position itself is not published."),
             VisitEvent::VisitCheckedOut(_) => ("VisitCheckedOut", "The recorder checked out: the visit ended at `at`, `distance_from_home_m` from home. A visit whose record was taken is completed by a `VisitCompleted` in the same commit; otherwise the record completes it when it arrives."),
             VisitEvent::VisitRecordAttached { .. } => ("VisitRecordAttached", "The health record taken during a visit in progress was attached to it; the check-out completes the visit."),
+            VisitEvent::VisitMissed { .. } => ("VisitMissed", "The `missed_visits` job found the visit still scheduled or confirmed after its day (`date`) ended: it is `missed` (final)."),
         }
     }
 }
@@ -142,6 +145,7 @@ impl Catalogued for StoredFile {
     fn describe(event: &FileEvent) -> (&'static str, &'static str) {
         match event {
             FileEvent::FileUploaded(_) => ("FileUploaded", "A file was stored (`kind` is `image`, `audio` or `document`), with its size, SHA-256 digest and storage keys."),
+            FileEvent::FileDiscarded { .. } => ("FileDiscarded", "The `file_cleanup` job discarded an upload attached to no record for 24 hours; its bytes (the storage keys named) are deleted from storage after this event."),
         }
     }
 }
@@ -345,6 +349,15 @@ impl Catalogued for Push {
     }
 }
 
+impl Catalogued for JobRun {
+    const SUMMARY: &'static str = "Scheduled jobs: one aggregate per job and period (id `{job}:{period}`, e.g. `visit_reminders:2026-03-04`, `weekly_report:2026-W10`), whose one event records the period's run.";
+    fn describe(event: &JobRunEvent) -> (&'static str, &'static str) {
+        match event {
+            JobRunEvent::JobRan { .. } => ("JobRan", "A scheduled job ran for its period, as of `at`; `outcome` (tagged by `job`) holds what it found: the reminders sent per recorder, the expiring certificates, the subscriptions expired, the uploads discarded, the visits missed, or the week reported, and the admins told. A period runs once across all servers."),
+        }
+    }
+}
+
 pub fn streams() -> Vec<Stream> {
     vec![
         stream::<User>(),
@@ -364,6 +377,7 @@ pub fn streams() -> Vec<Stream> {
         stream::<HospitalBooking>(),
         stream::<EvvException>(),
         stream::<Push>(),
+        stream::<JobRun>(),
     ]
 }
 

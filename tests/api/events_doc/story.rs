@@ -29,6 +29,7 @@ use domain::ids::{
     VisitId,
 };
 use domain::inbox::{Inbox, InboxEvent};
+use domain::job::{JobOutcome, JobRun, JobRunEvent, MissedVisit};
 use domain::order::{
     MedicalOrder, MedicalOrderEvent, OrderDetails, OrderRequest, OrderRequestEvent, OrderType, RequestDetails,
 };
@@ -125,7 +126,20 @@ impl Story {
     }
 
     fn record<A: Aggregate>(&mut self, id: Uuid, at: DateTime<Utc>, actor: &Actor, command: &str, event: A::Event) {
-        let sequence = self.sequences.entry((A::TYPE, id)).or_insert(0);
+        self.record_as::<A>(id, id.to_string(), at, actor, command, event);
+    }
+
+    /// [`Story::record`] for an aggregate whose id is not a UUID (`key` stands for it).
+    fn record_as<A: Aggregate>(
+        &mut self,
+        key: Uuid,
+        aggregate_id: String,
+        at: DateTime<Utc>,
+        actor: &Actor,
+        command: &str,
+        event: A::Event,
+    ) {
+        let sequence = self.sequences.entry((A::TYPE, key)).or_insert(0);
         *sequence += 1;
         self.position += 1;
         let mut metadata = HashMap::new();
@@ -144,7 +158,7 @@ impl Story {
         self.events.push(StoredEvent {
             position: self.position,
             aggregate_type: A::TYPE.to_string(),
-            aggregate_id: id.to_string(),
+            aggregate_id,
             sequence: *sequence,
             event_type: event.event_type(),
             event_version: event.event_version(),
@@ -1065,6 +1079,67 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
         "UnbindWechat",
         UserEvent::WechatUnbound {
             openid_hash: "3f0c5a9e8d2b47c1a6e0f9b8d7c6a5b4e3f2d1c0b9a8f7e6d5c4b3a2f1e0d9c8".into(),
+        },
+    );
+    // 31 March, afternoon: the scheduled jobs run by hand after a day of downtime.
+    let jobs_admin = UserId(fixed("user 张伟 admin"));
+    let missed_visit_id = fixed("visit 2026-03-30 missed");
+    let old_subscription_id = fixed("subscription 李建国 基础版");
+    let unused_file_id = fixed("file 未使用.jpg");
+    s.request();
+    s.earlier::<Subscription>(old_subscription_id, 1);
+    s.record::<Subscription>(
+        old_subscription_id,
+        march(31, 17, 5)?,
+        &server,
+        "ExpireSubscription",
+        SubscriptionEvent::SubscriptionExpired {
+            end_date: date(2026, 3, 30)?,
+            previous: SubscriptionStatus::Active,
+        },
+    );
+    s.request();
+    s.earlier::<Visit>(missed_visit_id, 1);
+    s.record::<Visit>(
+        missed_visit_id,
+        march(31, 17, 10)?,
+        &server,
+        "MarkVisitMissed",
+        VisitEvent::VisitMissed {
+            date: date(2026, 3, 30)?,
+        },
+    );
+    s.record_as::<JobRun>(
+        fixed("job missed_visits:2026-03-31"),
+        "missed_visits:2026-03-31".into(),
+        march(31, 17, 10)?,
+        &server,
+        "RunJob",
+        JobRunEvent::JobRan {
+            job: "missed_visits".into(),
+            period: "2026-03-31".into(),
+            at: march(31, 17, 10)?,
+            outcome: JobOutcome::MissedVisits {
+                day: date(2026, 3, 30)?,
+                missed: vec![MissedVisit {
+                    visit_id: VisitId(missed_visit_id),
+                    recorder_id: UserId(recorder_id),
+                    date: date(2026, 3, 30)?,
+                }],
+                admins: vec![jobs_admin],
+            },
+        },
+    );
+    s.request();
+    s.earlier::<StoredFile>(unused_file_id, 1);
+    s.record::<StoredFile>(
+        unused_file_id,
+        march(31, 17, 20)?,
+        &server,
+        "DiscardFile",
+        FileEvent::FileDiscarded {
+            storage_key: format!("files/{unused_file_id}.jpg"),
+            thumbnail_key: Some(format!("thumbnails/{unused_file_id}.jpg")),
         },
     );
 
