@@ -3,12 +3,10 @@
 
 use actix_web::{web, HttpRequest};
 use domain::booking::{BookingCommand, HospitalBooking};
-use domain::hospital::{
-    DepartmentDetails, DoctorDetails, Hospital, HospitalCommand, HospitalDetails, Slot, SlotCommand, SlotDetails,
-};
-use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, SlotId};
+use domain::hospital::{Slot, SlotCommand};
+use domain::ids::{HospitalBookingId, HospitalId};
 use domain::user::Role;
-use domain::values::{date, optional_text, text, PhoneNumber};
+use domain::values::{date, optional_text, text};
 use domain::Validator;
 use projections::hospitals::BookingFilter;
 use projections::hospitals::{BookingView, HospitalSearchItem, HospitalView, SlotView};
@@ -16,14 +14,17 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{path_id, required, uuid_field, Body, IdVersion, PageQuery, StatusChanged};
+use crate::api::{path_id, required, Body, IdVersion, PageQuery, StatusChanged};
+use crate::app::catalog::{self, Part};
+pub use crate::app::catalog::{
+    ActiveInput, DepartmentInput, HospitalDoctorInput, HospitalInput, HospitalPartAdded, SlotInput, SlotOpened,
+};
 use crate::app::hospitals;
 pub use crate::app::hospitals::{BookingInput, BookingRequested};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
-use domain::values::time;
 
 pub fn routes(cfg: &mut crate::api::Routes) {
     cfg.post("/hospitals", create_hospital)
@@ -42,40 +43,6 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .post("/hospital-appointments/{id}/confirm", confirm)
         .post("/hospital-appointments/{id}/complete", complete)
         .post("/hospital-appointments/{id}/cancel", cancel);
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct HospitalInput {
-    /// 1 to 200 characters.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 200)]
-    pub name: Option<String>,
-    /// 1 to 255 characters.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 255)]
-    pub address: Option<String>,
-    pub phone: Option<String>,
-    /// e.g. 三级甲等; up to 32 characters.
-    #[schema(max_length = 32)]
-    pub level: Option<String>,
-}
-
-/// What adding a department or a doctor to a hospital answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HospitalPartAdded {
-    /// The new department's or doctor's id.
-    pub id: String,
-    pub hospital_id: String,
-    /// The hospital's version after the command.
-    pub version: i64,
-}
-
-/// What opening a slot answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SlotOpened {
-    pub id: String,
-    pub capacity: u32,
-    /// Always 0.
-    pub booked: u32,
-    pub version: i64,
 }
 
 /// What a booking's transition answers: its state after the command.
@@ -97,71 +64,7 @@ pub async fn create_hospital(
     meta: RequestMeta,
     body: Body<HospitalInput>,
 ) -> ApiResult {
-    p.require(&[Role::Admin])?;
-    let r = &body.0;
-    let mut v = Validator::new();
-    let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 200)));
-    let address = required(&mut v, "address", &r.address).and_then(|a| v.check("address", text(a, 255)));
-    let phone = r
-        .phone
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|ph| v.check("phone", PhoneNumber::parse(ph)));
-    let level = v.check("level", optional_text(r.level.as_deref(), 32)).flatten();
-    v.finish()?;
-    let (Some(name), Some(address)) = (name, address) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    let details = HospitalDetails {
-        name,
-        address,
-        phone: phone.map(|p| p.as_str().to_string()),
-        level,
-    };
-    let id = HospitalId(crate::idempotency::new_id(&meta, &p));
-    let c = state
-        .execute::<Hospital>(
-            &id.to_string(),
-            HospitalCommand::Register(details),
-            meta.context(Some(&p), "RegisterHospital"),
-        )
-        .await?;
-    Ok(created(IdVersion {
-        id: id.to_string(),
-        version: c.version,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ActiveInput {
-    /// active | inactive
-    #[schema(required = true, value_type = String, pattern = "^(active|inactive)$")]
-    pub status: Option<String>,
-}
-
-fn parse_active(body: &ActiveInput) -> Result<bool, ApiError> {
-    match body.status.as_deref() {
-        Some("active") => Ok(true),
-        Some("inactive") => Ok(false),
-        None => Err(ApiError::field("status", "必填")),
-        Some(_) => Err(ApiError::field("status", "应为active或inactive")),
-    }
-}
-
-async fn hospital_command(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    id: &str,
-    cmd: HospitalCommand,
-    name: &str,
-) -> Result<i64, ApiError> {
-    p.require(&[Role::Admin])?;
-    let hid: HospitalId = path_id(id, "hospital")?;
-    Ok(state
-        .execute::<Hospital>(&hid.to_string(), cmd, meta.context(Some(p), name))
-        .await?
-        .version)
+    Ok(created(catalog::register(&state, &p, &meta, &body.0).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/status", tag = "hospitals", request_body = ActiveInput, security(("bearer" = [])),
@@ -176,31 +79,9 @@ pub async fn hospital_status(
     id: web::Path<String>,
     body: Body<ActiveInput>,
 ) -> ApiResult {
-    let active = parse_active(&body.0)?;
-    let version = hospital_command(
-        &state,
-        &p,
-        &meta,
-        &id,
-        HospitalCommand::SetActive { active },
-        "SetHospitalStatus",
-    )
-    .await?;
-    Ok(ok(StatusChanged {
-        id: id.to_string(),
-        status: body.0.status.clone().unwrap_or_default(),
-        version,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct DepartmentInput {
-    /// 1 to 100 characters, unique in the hospital.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
-    pub name: Option<String>,
-    /// Up to 1000 characters.
-    #[schema(max_length = 1000)]
-    pub description: Option<String>,
+    Ok(ok(
+        catalog::set_active(&state, &p, &meta, &id, Part::Hospital, &body.0).await?
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/departments", tag = "hospitals", request_body = DepartmentInput, security(("bearer" = [])),
@@ -215,24 +96,7 @@ pub async fn add_department(
     id: web::Path<String>,
     body: Body<DepartmentInput>,
 ) -> ApiResult {
-    let mut v = Validator::new();
-    let name = required(&mut v, "name", &body.0.name).and_then(|n| v.check("name", text(n, 100)));
-    let description = v
-        .check("description", optional_text(body.0.description.as_deref(), 1000))
-        .flatten();
-    v.finish()?;
-    let name = name.ok_or_else(|| ApiError::field("name", "必填"))?;
-    let dep = DepartmentId(crate::idempotency::new_id(&meta, &p));
-    let cmd = HospitalCommand::AddDepartment {
-        id: dep,
-        details: DepartmentDetails { name, description },
-    };
-    let version = hospital_command(&state, &p, &meta, &id, cmd, "AddDepartment").await?;
-    Ok(created(HospitalPartAdded {
-        id: dep.to_string(),
-        hospital_id: id.to_string(),
-        version,
-    }))
+    Ok(created(catalog::add_department(&state, &p, &meta, &id, &body.0).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/departments/{dep}/status", tag = "hospitals", request_body = ActiveInput,
@@ -249,39 +113,15 @@ pub async fn department_status(
     body: Body<ActiveInput>,
 ) -> ApiResult {
     let (id, dep) = path.into_inner();
-    let active = parse_active(&body.0)?;
-    let dep: DepartmentId = path_id(&dep, "department")?;
-    let version = hospital_command(
+    Ok(ok(catalog::set_active(
         &state,
         &p,
         &meta,
         &id,
-        HospitalCommand::SetDepartmentActive { id: dep, active },
-        "SetDepartmentStatus",
+        Part::Department(&dep),
+        &body.0,
     )
-    .await?;
-    Ok(ok(StatusChanged {
-        id: dep.to_string(),
-        status: body.0.status.clone().unwrap_or_default(),
-        version,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct HospitalDoctorInput {
-    /// One of the hospital's departments.
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub department_id: Option<String>,
-    /// 1 to 100 characters.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
-    pub name: Option<String>,
-    #[schema(max_length = 100)]
-    pub title: Option<String>,
-    #[schema(max_length = 255)]
-    pub specialty: Option<String>,
-    /// Yuan, not negative.
-    #[schema(value_type = Option<crate::api::MoneyInput>)]
-    pub consultation_fee: Option<Decimal>,
+    .await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/doctors", tag = "hospitals", request_body = HospitalDoctorInput, security(("bearer" = [])),
@@ -296,44 +136,7 @@ pub async fn add_doctor(
     id: web::Path<String>,
     body: Body<HospitalDoctorInput>,
 ) -> ApiResult {
-    let r = &body.0;
-    let mut v = Validator::new();
-    let raw_dep = required(&mut v, "department_id", &r.department_id);
-    let department: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw_dep);
-    let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 100)));
-    let title = v.check("title", optional_text(r.title.as_deref(), 100)).flatten();
-    let specialty = v
-        .check("specialty", optional_text(r.specialty.as_deref(), 255))
-        .flatten();
-    if r.consultation_fee.is_some_and(|f| f < Decimal::ZERO) {
-        v.add("consultation_fee", "不能为负数");
-    }
-    v.finish()?;
-    let (Some(department_id), Some(name)) = (department, name) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    let doc = HospitalDoctorId(crate::idempotency::new_id(&meta, &p));
-    let details = DoctorDetails {
-        department_id,
-        name,
-        title,
-        specialty,
-        consultation_fee: r.consultation_fee,
-    };
-    let version = hospital_command(
-        &state,
-        &p,
-        &meta,
-        &id,
-        HospitalCommand::AddDoctor { id: doc, details },
-        "AddHospitalDoctor",
-    )
-    .await?;
-    Ok(created(HospitalPartAdded {
-        id: doc.to_string(),
-        hospital_id: id.to_string(),
-        version,
-    }))
+    Ok(created(catalog::add_doctor(&state, &p, &meta, &id, &body.0).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/doctors/{doc}/status", tag = "hospitals", request_body = ActiveInput,
@@ -350,39 +153,15 @@ pub async fn doctor_status(
     body: Body<ActiveInput>,
 ) -> ApiResult {
     let (id, doc) = path.into_inner();
-    let active = parse_active(&body.0)?;
-    let doc: HospitalDoctorId = path_id(&doc, "doctor")?;
-    let version = hospital_command(
+    Ok(ok(catalog::set_active(
         &state,
         &p,
         &meta,
         &id,
-        HospitalCommand::SetDoctorActive { id: doc, active },
-        "SetHospitalDoctorStatus",
+        Part::Doctor(&doc),
+        &body.0,
     )
-    .await?;
-    Ok(ok(StatusChanged {
-        id: doc.to_string(),
-        status: body.0.status.clone().unwrap_or_default(),
-        version,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SlotInput {
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub department_id: Option<String>,
-    /// One of the department's doctors.
-    pub doctor_id: Option<String>,
-    /// `YYYY-MM-DD`, not before today.
-    #[schema(required = true, value_type = String, format = Date)]
-    pub date: Option<String>,
-    /// `HH:MM`.
-    #[schema(required = true, value_type = String, pattern = "^[0-9]{2}:[0-9]{2}$")]
-    pub time: Option<String>,
-    /// 1 to 1000 places.
-    #[schema(required = true, value_type = i64, minimum = 1, maximum = 1000)]
-    pub capacity: Option<i64>,
+    .await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospitals/{id}/slots", tag = "hospitals", request_body = SlotInput, security(("bearer" = [])),
@@ -397,68 +176,7 @@ pub async fn open_slot(
     id: web::Path<String>,
     body: Body<SlotInput>,
 ) -> ApiResult {
-    p.require(&[Role::Admin])?;
-    let hid: HospitalId = path_id(&id, "hospital")?;
-    let r = &body.0;
-    let mut v = Validator::new();
-    let raw_dep = required(&mut v, "department_id", &r.department_id);
-    let department: Option<DepartmentId> = uuid_field(&mut v, "department_id", raw_dep);
-    let doctor: Option<HospitalDoctorId> = uuid_field(&mut v, "doctor_id", r.doctor_id.as_ref());
-    let day = required(&mut v, "date", &r.date).and_then(|d| v.check("date", date(d)));
-    if day.is_some_and(|d| d < state.today()) {
-        v.add("date", "不能早于今天");
-    }
-    let at = required(&mut v, "time", &r.time).and_then(|t| v.check("time", time(t)));
-    let capacity = required(&mut v, "capacity", &r.capacity).and_then(|c| {
-        v.check(
-            "capacity",
-            if (1..=1000).contains(c) {
-                Ok(*c as u32)
-            } else {
-                Err("应在1到1000之间".to_string())
-            },
-        )
-    });
-    v.finish()?;
-    let (Some(department_id), Some(day), Some(at), Some(capacity)) = (department, day, at, capacity) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    let (hospital, _) = state
-        .store
-        .load::<Hospital>(&hid.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("hospital"))?;
-    if !hospital.departments.contains_key(&department_id) {
-        return Err(ApiError::field("department_id", "科室不存在"));
-    }
-    if let Some(d) = doctor {
-        match hospital.doctors.get(&d) {
-            Some((dep, _)) if *dep == department_id => {}
-            _ => return Err(ApiError::field("doctor_id", "医生不存在或不属于该科室")),
-        }
-    }
-    let details = SlotDetails {
-        hospital_id: hid,
-        department_id,
-        doctor_id: doctor,
-        date: day,
-        time: at,
-        capacity,
-    };
-    let sid = SlotId(crate::idempotency::new_id(&meta, &p));
-    let c = state
-        .execute::<Slot>(
-            &sid.to_string(),
-            SlotCommand::Open(details),
-            meta.context(Some(&p), "OpenSlot"),
-        )
-        .await?;
-    Ok(created(SlotOpened {
-        id: sid.to_string(),
-        capacity,
-        booked: 0,
-        version: c.version,
-    }))
+    Ok(created(catalog::open_slot(&state, &p, &meta, &id, &body.0).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -87,26 +87,8 @@ macro_rules! list_page {
 }
 pub(crate) use list_page;
 
-/// `{id, version}`: what creating (or changing) an aggregate answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IdVersion {
-    /// The aggregate's id.
-    pub id: String,
-    /// Its version after the command.
-    pub version: i64,
-}
-
-/// `{id, status, version}`: what a status change answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusChanged {
-    pub id: String,
-    /// The status now.
-    pub status: String,
-    /// The aggregate's version after the command.
-    pub version: i64,
-}
-
 pub use crate::app::input::MoneyInput;
+pub use crate::app::{IdVersion, StatusChanged};
 
 /// The list envelope `{<name>: [...], total, page, limit}`, untyped. Prefer a
 /// [`list_page!`] struct: its schema is documented.

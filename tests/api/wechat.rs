@@ -18,6 +18,7 @@ dual!(
     a_bound_wechat_account_logs_in_and_an_unbound_one_is_told_so,
     an_openid_is_bound_to_one_account_at_most,
     an_order_request_reaches_its_doctor_on_wechat_exactly_once,
+    the_evening_visit_reminder_reaches_a_bound_recorder_once,
     a_failed_push_is_retried_and_sent_once_without_delaying_the_command,
     an_access_token_wechat_calls_invalid_is_fetched_again,
     without_wechat_settings_login_is_not_found_and_nothing_is_pushed,
@@ -26,6 +27,7 @@ dual!(
 const APP_ID: &str = "wx-test-app";
 const APP_SECRET: &str = "wx-test-secret";
 const TEMPLATE: &str = "tmpl-order-request";
+const REMINDER_TEMPLATE: &str = "tmpl-visit-reminder";
 
 /// What the double knows and what it was sent.
 #[derive(Default)]
@@ -89,6 +91,7 @@ impl Double {
             ("CARELOG_WECHAT_APP_SECRET", APP_SECRET.into()),
             ("CARELOG_WECHAT_API_BASE", self.base.clone()),
             ("CARELOG_WECHAT_TEMPLATE_ORDER_REQUEST", TEMPLATE.into()),
+            ("CARELOG_WECHAT_TEMPLATE_VISIT_REMINDER", REMINDER_TEMPLATE.into()),
             ("CARELOG_WECHAT_PUSH_RETRY_SECS", "1".into()),
         ]
     }
@@ -410,4 +413,54 @@ async fn an_access_token_wechat_calls_invalid_is_fetched_again(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(p.iter().all(|p| p.status == "sent" && p.attempts == 1), "{p:?}");
+}
+
+/// The 20:00 job's reminder is a notification like any other: a recorder
+/// bound to WeChat gets it as a subscribe message, once, however often the
+/// period is run.
+async fn the_evening_visit_reminder_reaches_a_bound_recorder_once(b: Backend) {
+    use carelog::app::jobs::{run, Job, RunResult};
+    use chrono::TimeZone;
+
+    let wx = Double::start().await;
+    let app = spawn_app_with(b, &wx.settings()).await;
+    let (recorder, rtoken) = app.recorder(1).await;
+    bind(&app, &rtoken, &wx.code("rec", "openid-recorder-1")).await.ok();
+    let family = app.family("提醒家").await;
+    let patient = app.patient(&family, "提醒奶奶").await;
+    let package = app.package().await;
+    app.subscribe(&patient, &package, &recorder).await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let tomorrow = today + chrono::Duration::days(1);
+    app.post(
+        "/appointments",
+        &rtoken,
+        json!({"patient_id": patient, "scheduled_date": tomorrow.to_string(), "scheduled_time": "09:30",
+               "appointment_type": "emergency"}),
+    )
+    .await
+    .ok();
+    let at = chrono_tz::Asia::Shanghai
+        .from_local_datetime(&today.and_hms_opt(20, 0, 0).unwrap())
+        .single()
+        .unwrap()
+        .to_utc();
+    let first = run(&app.state, Job::VisitReminders, at).await.expect("the job runs");
+    assert!(matches!(first, RunResult::Ran { .. }), "{first:?}");
+    let again = run(&app.state, Job::VisitReminders, at).await.expect("the job runs");
+    assert!(matches!(again, RunResult::AlreadyRan { .. }), "{again:?}");
+    eventually("the recorder's reminder is sent", || {
+        wx.sent().iter().any(|m| m["template_id"] == REMINDER_TEMPLATE)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let reminders: Vec<Value> = wx
+        .sent()
+        .into_iter()
+        .filter(|m| m["template_id"] == REMINDER_TEMPLATE)
+        .collect();
+    assert_eq!(reminders.len(), 1, "once per period: {reminders:?}");
+    assert_eq!(reminders[0]["touser"], "openid-recorder-1");
 }

@@ -1074,7 +1074,7 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
     s.request();
     s.record::<User>(
         doctor_id,
-        march(31, 17, 30)?,
+        march(31, 17, 2)?,
         &doctor,
         "UnbindWechat",
         UserEvent::WechatUnbound {
