@@ -1,20 +1,19 @@
 //! Login, token refresh, logout, "who am I", and a user's own password and profile.
 
 use actix_web::{web, HttpRequest};
-use chrono::Utc;
-use domain::ids::{SessionId, UserId};
-use domain::user::{Role, User, UserChanges, UserCommand};
+use domain::user::{User, UserChanges, UserCommand};
 use domain::values::optional_text;
 use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::extract::authenticate;
-use crate::api::{path_id, Body};
-use crate::app::users::{new_password, update_profile, PasswordChanged};
-use crate::auth::{hash_password, verify_against_dummy, verify_password, Principal, TokenKind};
+use crate::api::Body;
+use crate::app::login;
+pub use crate::app::login::{ChangePasswordRequest, LoginRequest, LoginResponse, LoginUser, WechatCodeRequest};
+use crate::app::users::{update_profile, PasswordChanged};
+use crate::auth::{Principal, TokenKind};
 use crate::error::{ok, ok_versioned, ApiError, ApiResult};
-use crate::logins::{AttemptFacts, FailReason, Outcome};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -29,79 +28,12 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .delete("/auth/wechat/bind", wechat_unbind);
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct LoginRequest {
-    #[schema(required = true, value_type = String)]
-    pub username: Option<String>,
-    #[schema(required = true, value_type = String)]
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LoginUser {
-    pub id: String,
-    pub username: String,
-    pub name: String,
-    pub role: String,
-    pub avatar: Option<String>,
-}
-
-/// What a successful login answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LoginResponse {
-    pub access_token: String,
-    pub refresh_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Seconds the access token lives.
-    pub expires_in: i64,
-    pub user: LoginUser,
-}
-
 /// What a refresh answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefreshResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: i64,
-}
-
-fn facts(meta: &RequestMeta) -> AttemptFacts {
-    AttemptFacts {
-        ip: meta.ip.clone(),
-        user_agent: meta.user_agent.clone(),
-        request_id: meta.request_id.clone(),
-    }
-}
-
-/// Records an attempt and counts it; failures are logged without the username.
-async fn note_attempt(
-    state: &AppState,
-    username: &str,
-    outcome: Outcome,
-    user: Option<&str>,
-    meta: &RequestMeta,
-) -> Result<(), ApiError> {
-    state.logins.record(username, outcome, user, &facts(meta)).await?;
-    let label = match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed(_) => "failed",
-        Outcome::Throttled => "throttled",
-    };
-    crate::metrics::login(label);
-    if outcome != Outcome::Succeeded {
-        tracing::warn!(outcome = label, ip = %meta.ip, username_hash = %state.logins.username_hash(username), "login refused");
-    }
-    Ok(())
-}
-
-/// Refuses with 429 (and records it) while `username` is throttled.
-async fn check_throttle(state: &AppState, username: &str, meta: &RequestMeta) -> Result<(), ApiError> {
-    if let Some(retry_after) = state.logins.throttled(username).await? {
-        note_attempt(state, username, Outcome::Throttled, None, meta).await?;
-        return Err(crate::logins::throttled_error(retry_after));
-    }
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
@@ -111,89 +43,7 @@ async fn check_throttle(state: &AppState, username: &str, meta: &RequestMeta) ->
         (status = 429, description = "too many failed logins for this username (or requests from this IP); see Retry-After", body = crate::api::ErrorBody,
             headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn login(state: web::Data<AppState>, meta: RequestMeta, body: Body<LoginRequest>) -> ApiResult {
-    let mut v = Validator::new();
-    let username = super::required(&mut v, "username", &body.0.username)
-        .map(|u| u.trim().to_string())
-        .unwrap_or_default();
-    let password = super::required(&mut v, "password", &body.0.password)
-        .cloned()
-        .unwrap_or_default();
-    v.finish()?;
-    // One attempt per username at a time, so each is counted against the last.
-    let _turn = state.logins.serialize(&username).await;
-    check_throttle(&state, &username, &meta).await?;
-    let row = state.read.login_row(&username).await?;
-    let failure = match &row {
-        None => {
-            // Spend the same time as a real check so usernames cannot be probed.
-            verify_against_dummy(&password).await?;
-            Some(FailReason::UnknownUser)
-        }
-        Some(row) if !verify_password(&password, &row.password_hash).await? => Some(FailReason::WrongPassword),
-        Some(row) if row.status != "active" => Some(FailReason::InactiveUser),
-        Some(_) => None,
-    };
-    let (Some(row), None) = (row, failure) else {
-        let reason = failure.unwrap_or(FailReason::UnknownUser);
-        note_attempt(&state, &username, Outcome::Failed(reason), None, &meta).await?;
-        return Err(ApiError::Unauthorized);
-    };
-    note_attempt(&state, &username, Outcome::Succeeded, Some(&row.id), &meta).await?;
-    start_session(&state, &row.id, &meta).await
-}
-
-/// Opens a session for a user who proved who they are (password or WeChat):
-/// records `UserLoggedIn` and answers the tokens. The one way to log in.
-async fn start_session(state: &AppState, user_id: &str, meta: &RequestMeta) -> ApiResult {
-    let id: UserId = path_id(user_id, "user")?;
-    let session = SessionId::new();
-    let expires_at = Utc::now() + chrono::Duration::seconds(state.jwt.refresh_ttl());
-    let mut ctx = meta.context(None, "Login");
-    ctx.expected_version = None;
-    ctx.metadata.insert("actor_id".into(), user_id.to_string());
-    let cmd = UserCommand::RecordLogin {
-        session_id: session,
-        expires_at,
-    };
-    state.execute::<User>(user_id, cmd, ctx).await.map_err(|e| match e {
-        ApiError::Conflict(_) => ApiError::Unauthorized,
-        other => other,
-    })?;
-    let user = state.read.user(user_id).await?.ok_or(ApiError::Unauthorized)?;
-    let role = Role::parse(&user.role).map_err(|_| ApiError::Unauthorized)?;
-    Ok(ok(LoginResponse {
-        access_token: state.jwt.issue(id, session, role, TokenKind::Access)?,
-        refresh_token: state.jwt.issue(id, session, role, TokenKind::Refresh)?,
-        token_type: "Bearer".into(),
-        expires_in: state.settings.tokens.access_ttl_secs,
-        user: LoginUser {
-            id: user.id,
-            username: user.username,
-            name: user.name,
-            role: user.role,
-            avatar: user.avatar,
-        },
-    }))
-}
-
-/// Body of the WeChat login and binding: the mini-program's `wx.login()` code.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct WechatCodeRequest {
-    /// The login code from `wx.login()` (single use, valid 5 minutes).
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 128)]
-    pub code: Option<String>,
-}
-
-fn wechat_code(body: &WechatCodeRequest) -> Result<String, ApiError> {
-    let mut v = Validator::new();
-    let code = super::required(&mut v, "code", &body.code)
-        .map(|c| c.trim().to_string())
-        .unwrap_or_default();
-    v.finish()?;
-    if code.is_empty() || code.chars().count() > 128 {
-        return Err(ApiError::field("code", "应为1至128个字符的微信登录凭证"));
-    }
-    Ok(code)
+    Ok(ok(login::with_password(&state, &meta, &body.0).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/wechat", tag = "auth", request_body = WechatCodeRequest,
@@ -205,38 +55,7 @@ fn wechat_code(body: &WechatCodeRequest) -> Result<String, ApiError> {
             headers(("Retry-After" = u64, description = "seconds to wait before trying again"))),
         (status = 502, description = "`wechat_unavailable`: WeChat did not answer", body = crate::api::ErrorBody)))]
 pub async fn wechat_login(state: web::Data<AppState>, meta: RequestMeta, body: Body<WechatCodeRequest>) -> ApiResult {
-    let code = wechat_code(&body.0)?;
-    let (user_id, openid_hash) = match crate::app::wechat::user_for_code(&state, &code).await {
-        Ok(found) => found,
-        Err(e) => {
-            if matches!(
-                &e,
-                ApiError::Coded {
-                    error: "wechat_not_bound",
-                    ..
-                }
-            ) {
-                crate::metrics::login("failed");
-            }
-            return Err(e);
-        }
-    };
-    // Recorded like a password login, under the username (its keyed hash).
-    let user = state.read.user(&user_id).await?.ok_or(ApiError::Unauthorized)?;
-    if user.status != "active" {
-        note_attempt(
-            &state,
-            &user.username,
-            Outcome::Failed(FailReason::InactiveUser),
-            None,
-            &meta,
-        )
-        .await?;
-        return Err(ApiError::Unauthorized);
-    }
-    tracing::info!(openid_hash = %&openid_hash[..12], "WeChat login");
-    note_attempt(&state, &user.username, Outcome::Succeeded, Some(&user_id), &meta).await?;
-    start_session(&state, &user_id, &meta).await
+    Ok(ok(login::with_wechat(&state, &meta, &body.0).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/wechat/bind", tag = "auth", request_body = WechatCodeRequest, security(("bearer" = [])),
@@ -252,7 +71,7 @@ pub async fn wechat_bind(
     meta: RequestMeta,
     body: Body<WechatCodeRequest>,
 ) -> ApiResult {
-    let code = wechat_code(&body.0)?;
+    let code = body.0.parse()?;
     let mut ctx = meta.context(Some(&p), "BindWechat");
     ctx.expected_version = None;
     Ok(ok(crate::app::wechat::bind(&state, &p, &code, ctx).await?))
@@ -368,16 +187,6 @@ pub async fn update_me(
     Ok(ok_versioned(view, version))
 }
 
-/// Body of `POST /auth/password`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChangePasswordRequest {
-    #[schema(required = true, value_type = String)]
-    pub old_password: Option<String>,
-    /// 8 to 128 characters, with letters and digits.
-    #[schema(required = true, value_type = String, min_length = 8, max_length = 128)]
-    pub new_password: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
     responses((status = 200, description = "changed; every other session of the user is revoked", body = inline(crate::api::Envelope<PasswordChanged>)),
         (status = 400, description = "old_password wrong, or new_password too weak", body = crate::api::ErrorBody),
@@ -390,49 +199,7 @@ pub async fn change_password(
     meta: RequestMeta,
     body: Body<ChangePasswordRequest>,
 ) -> ApiResult {
-    let mut v = Validator::new();
-    let old = super::required(&mut v, "old_password", &body.0.old_password).cloned();
-    let new = new_password(&mut v, body.0.new_password.as_ref());
-    v.finish()?;
-    let (Some(old), Some(new)) = (old, new) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    let user = state
-        .read
-        .user(&p.user_id.to_string())
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let row = state
-        .read
-        .login_row_by_id(&user.id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    // Guessing the old password through a stolen session is throttled like logins.
-    let _turn = state.logins.serialize(&user.username).await;
-    check_throttle(&state, &user.username, &meta).await?;
-    if !verify_password(&old, &row.password_hash).await? {
-        note_attempt(
-            &state,
-            &user.username,
-            Outcome::Failed(FailReason::WrongPassword),
-            None,
-            &meta,
-        )
-        .await?;
-        return Err(ApiError::field("old_password", "原密码不正确"));
-    }
-    let cmd = UserCommand::ChangePassword {
-        password_hash: hash_password(&new).await?,
-        keep_session: Some(p.session_id),
-    };
-    let mut ctx = meta.context(Some(&p), "ChangeOwnPassword");
-    ctx.expected_version = None;
-    let c = state.execute::<User>(&user.id, cmd, ctx).await?;
-    Ok(ok(PasswordChanged {
-        password_changed: true,
-        sessions_revoked: "others".into(),
-        version: c.version,
-    }))
+    Ok(ok(login::change_password(&state, &p, &meta, &body.0).await?))
 }
 
 #[cfg(test)]

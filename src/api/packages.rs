@@ -1,44 +1,19 @@
 //! Service packages.
 
 use actix_web::web;
-use domain::ids::PackageId;
-use domain::package::{PackageCommand, PackageDetails, ServicePackage};
 use domain::user::Role;
-use domain::values::{optional_text, text};
-use domain::Validator;
 use projections::packages::PackageView;
-use rust_decimal::Decimal;
-use serde::Deserialize;
-use utoipa::ToSchema;
 
-use crate::api::{required, Body, IdVersion, PageQuery};
+use crate::api::{Body, IdVersion, PageQuery};
+use crate::app::packages;
+pub use crate::app::packages::PackageInput;
 use crate::auth::Principal;
-use crate::error::{created, ok, ApiError, ApiResult};
+use crate::error::{created, ok, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
     cfg.post("/service-packages", create_package)
         .get("/service-packages", list_packages);
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PackageInput {
-    /// 1 to 100 characters.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 100)]
-    pub name: Option<String>,
-    /// Up to 2000 characters.
-    #[schema(max_length = 2000)]
-    pub description: Option<String>,
-    /// Yuan, not negative, at most two decimals; a number or a decimal string.
-    #[schema(required = true, value_type = crate::api::MoneyInput)]
-    pub price: Option<Decimal>,
-    /// 1 to 3660 days.
-    #[schema(required = true, value_type = i64, minimum = 1, maximum = 3660)]
-    pub duration_days: Option<i64>,
-    /// Regular visits per month, 1 to 100.
-    #[schema(required = true, value_type = i64, minimum = 1, maximum = 100)]
-    pub service_frequency: Option<i64>,
-    pub service_items: Option<Vec<String>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/service-packages", tag = "packages", request_body = PackageInput, security(("bearer" = [])),
@@ -49,59 +24,7 @@ pub async fn create_package(
     meta: RequestMeta,
     body: Body<PackageInput>,
 ) -> ApiResult {
-    p.require(&[Role::Admin])?;
-    let r = &body.0;
-    let mut v = Validator::new();
-    let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 100)));
-    let description = v
-        .check("description", optional_text(r.description.as_deref(), 2000))
-        .flatten();
-    let price = required(&mut v, "price", &r.price).copied();
-    if price.is_some_and(|p| p < Decimal::ZERO || p.scale() > 2) {
-        v.add("price", "应为非负金额，最多两位小数");
-    }
-    let count = |v: &mut Validator, field: &str, x: Option<&i64>, max: i64| {
-        x.and_then(|n| {
-            v.check(
-                field,
-                if (1..=max).contains(n) {
-                    Ok(*n as u32)
-                } else {
-                    Err(format!("应在1到{max}之间"))
-                },
-            )
-        })
-    };
-    let d = required(&mut v, "duration_days", &r.duration_days);
-    let duration_days = count(&mut v, "duration_days", d, 3660);
-    let f = required(&mut v, "service_frequency", &r.service_frequency);
-    let service_frequency = count(&mut v, "service_frequency", f, 100);
-    v.finish()?;
-    let (Some(name), Some(price), Some(duration_days), Some(service_frequency)) =
-        (name, price, duration_days, service_frequency)
-    else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    let details = PackageDetails {
-        name,
-        description,
-        price,
-        duration_days,
-        service_frequency,
-        service_items: r.service_items.clone().unwrap_or_default(),
-    };
-    let id = PackageId(crate::idempotency::new_id(&meta, &p));
-    let c = state
-        .execute::<ServicePackage>(
-            &id.to_string(),
-            PackageCommand::Create(details),
-            meta.context(Some(&p), "CreatePackage"),
-        )
-        .await?;
-    Ok(created(IdVersion {
-        id: id.to_string(),
-        version: c.version,
-    }))
+    Ok(created(packages::create(&state, &p, &meta, &body.0).await?))
 }
 
 crate::api::list_page!(

@@ -1,18 +1,16 @@
 //! Subscriptions: a patient, a package, a recorder, and dates.
 
 use actix_web::web;
-use domain::ids::{PackageId, PatientId, SubscriptionId, UserId};
-use domain::package::ServicePackage;
-use domain::patient::Patient;
+use domain::ids::SubscriptionId;
 use domain::subscription::{PaymentStatus, Subscription, SubscriptionCommand, SubscriptionStatus};
-use domain::user::{Role, User};
-use domain::values::date;
-use domain::Validator;
+use domain::user::Role;
 use projections::subscriptions::SubscriptionView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{parse_required, path_id, required, uuid_field, Body, PageQuery, StatusChanged};
+use crate::api::{parse_required, path_id, Body, PageQuery, StatusChanged};
+use crate::app::subscriptions;
+pub use crate::app::subscriptions::{SubscriptionCreated, SubscriptionInput};
 use crate::auth::Principal;
 use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
@@ -25,31 +23,6 @@ pub fn routes(cfg: &mut crate::api::Routes) {
         .post("/subscriptions/{id}/payment", change_payment);
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SubscriptionInput {
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub patient_id: Option<String>,
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub package_id: Option<String>,
-    /// An active recorder (user id).
-    #[schema(required = true, value_type = String, format = Uuid)]
-    pub recorder_id: Option<String>,
-    /// `YYYY-MM-DD`.
-    #[schema(required = true, value_type = String, format = Date)]
-    pub start_date: Option<String>,
-}
-
-/// What creating a subscription answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriptionCreated {
-    pub id: String,
-    /// `start_date` + the package's `duration_days`.
-    pub end_date: Option<String>,
-    /// Always `active`.
-    pub status: String,
-    pub version: i64,
-}
-
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionInput, security(("bearer" = [])),
     responses((status = 201, body = crate::api::Envelope<SubscriptionCreated>),
         (status = 400, description = "names the field; also an unknown patient, package or recorder", body = crate::api::ErrorBody)))]
@@ -59,65 +32,7 @@ pub async fn create_subscription(
     meta: RequestMeta,
     body: Body<SubscriptionInput>,
 ) -> ApiResult {
-    p.require(&[Role::Admin])?;
-    let r = &body.0;
-    let mut v = Validator::new();
-    let raw = required(&mut v, "patient_id", &r.patient_id);
-    let patient_id: Option<PatientId> = uuid_field(&mut v, "patient_id", raw);
-    let raw = required(&mut v, "package_id", &r.package_id);
-    let package_id: Option<PackageId> = uuid_field(&mut v, "package_id", raw);
-    let raw = required(&mut v, "recorder_id", &r.recorder_id);
-    let recorder_id: Option<UserId> = uuid_field(&mut v, "recorder_id", raw);
-    let start_date = required(&mut v, "start_date", &r.start_date).and_then(|d| v.check("start_date", date(d)));
-    v.finish()?;
-    let (Some(patient_id), Some(package_id), Some(recorder_id), Some(start_date)) =
-        (patient_id, package_id, recorder_id, start_date)
-    else {
-        return Err(ApiError::field("body", "缺少必填字段"));
-    };
-    // The referenced aggregates are read from the event store, not a read model.
-    let mut v = Validator::new();
-    if state.store.load::<Patient>(&patient_id.to_string()).await?.is_none() {
-        v.add("patient_id", "患者不存在");
-    }
-    let package = state.store.load::<ServicePackage>(&package_id.to_string()).await?;
-    let duration = package
-        .as_ref()
-        .and_then(|(p, _)| p.details.as_ref())
-        .map(|d| d.duration_days);
-    if duration.is_none() {
-        v.add("package_id", "套餐不存在");
-    }
-    match state.store.load::<User>(&recorder_id.to_string()).await? {
-        Some((u, _)) if u.role == Some(Role::Recorder) && u.is_active() => {}
-        _ => v.add("recorder_id", "记录员不存在或不可用"),
-    }
-    v.finish()?;
-    crate::policy::ensure_not_erased(&state, &patient_id.to_string()).await?;
-    let id = SubscriptionId(crate::idempotency::new_id(&meta, &p));
-    let cmd = SubscriptionCommand::Create {
-        patient_id,
-        package_id,
-        recorder_id,
-        start_date,
-        duration_days: duration.unwrap_or(0),
-        recorder: crate::app::compliance::recorder_standing(&state, &recorder_id.to_string()).await?,
-    };
-    let c = state
-        .execute::<Subscription>(&id.to_string(), cmd, meta.context(Some(&p), "CreateSubscription"))
-        .await?;
-    let (sub, _) = state
-        .store
-        .load::<Subscription>(&id.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("subscription"))?;
-    let end_date = sub.terms.map(|t| t.end_date.to_string());
-    Ok(created(SubscriptionCreated {
-        id: id.to_string(),
-        end_date,
-        status: "active".into(),
-        version: c.version,
-    }))
+    Ok(created(subscriptions::subscribe(&state, &p, &meta, &body.0).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -20,6 +20,8 @@
 //! - [`catalog`]: the partner hospitals, their departments, doctors and slots (admin);
 //!   [`hospitals`]: booking a place at a partner hospital.
 //! - [`erasure`]: erasing a patient's personal data (crypto-shredding), resumable.
+//! - [`families`]: households and their patients; [`packages`]: service packages; [`subscriptions`]: subscribing a patient.
+//! - [`login`]: logging in (password or WeChat) and changing one's password.
 //! - [`users`]: creating staff accounts, profiles and passwords; [`wechat`]: WeChat login and binding.
 //! - [`files`]: checking, storing and recording uploads.
 //! - [`fhir`]: a patient's record as a FHIR R4 bundle.
@@ -34,16 +36,20 @@ pub mod day;
 pub mod doctors;
 pub mod erasure;
 pub mod evv;
+pub mod families;
 pub mod fhir;
 pub mod files;
 pub mod hospitals;
 pub mod input;
 pub mod jobs;
+pub mod login;
 pub mod notifications;
 pub mod orders;
+pub mod packages;
 pub mod records;
 pub mod saga;
 pub mod schedule;
+pub mod subscriptions;
 pub mod sync;
 pub mod users;
 pub mod visits;

@@ -78,7 +78,7 @@ pub async fn issue(
         return Err(ApiError::field("body", "缺少必填字段"));
     };
     let pid = patient.to_string();
-    if !can_see_patient(state, &p, &pid).await? {
+    if !can_see_patient(state, p, &pid).await? {
         return Err(ApiError::NotFound("patient"));
     }
     ensure_not_erased(state, &pid).await?;

@@ -657,7 +657,7 @@ pub async fn amend(
         .and_then(|(r, _)| r.content)
         .ok_or(ApiError::NotFound("health_record"))?;
     // Its recorder, while the patient is still theirs: the answer is the record.
-    if !can_see_patient(state, &p, &content.patient_id.to_string()).await? {
+    if !can_see_patient(state, p, &content.patient_id.to_string()).await? {
         return Err(ApiError::NotFound("health_record"));
     }
     if content.recorder_id != p.user_id {
