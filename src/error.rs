@@ -181,6 +181,29 @@ impl From<Invalid> for ApiError {
 /// `not_found` naming the resource, and every business rule is 409 `conflict`
 /// with its message here. Clients and tests read these messages: change one
 /// only as a change of the API.
+/// The words of the application's own refusals (`app::refusal`): 409 `conflict`.
+impl From<crate::app::refusal::Refusal> for ApiError {
+    fn from(r: crate::app::refusal::Refusal) -> Self {
+        use crate::app::refusal::{Refusal as R, Unique};
+        ApiError::Conflict(match r {
+            R::NoDoctorAvailable => "当前没有可用的医生".into(),
+            R::NoMatchingSlot => "没有匹配的号源".into(),
+            R::SlotsFull => "号源已满".into(),
+            R::PatientAlreadyBooked => "该患者在此时间已有医院预约".into(),
+            R::MonthlyQuotaReached { quota } => format!("本月常规上门次数已达套餐上限（{quota}次）"),
+            R::NoSubscriptionOnDate => "患者在该日期没有有效的服务订阅".into(),
+            R::OutsideSubscription => "改期日期不在服务订阅有效期内".into(),
+            R::RequestHandled => "医嘱申请已处理".into(),
+            R::VisitTakesNoRecord { status } => format!("预约状态为{status}，不能再提交记录"),
+            R::Taken(Unique::Username) => "用户名已存在".into(),
+            R::Taken(Unique::Phone) => "手机号已被使用".into(),
+            R::Taken(Unique::EmployeeId) => "工号已存在".into(),
+            R::Taken(Unique::LicenseNumber) => "执业证号已存在".into(),
+            R::OwnAccount => "不能停用自己的账号".into(),
+        })
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         use DomainError as D;
@@ -380,6 +403,46 @@ mod tests {
         let api = ApiError::from(e);
         let (status, error) = api.parts();
         (status.as_u16(), error, api.message())
+    }
+
+    /// The application's own refusals: 409 `conflict`, in the words clients
+    /// read before they had their own enum.
+    #[test]
+    fn every_refusal_is_a_409_conflict_with_its_message() {
+        use crate::app::refusal::{Refusal as R, Unique};
+        let refusals = [
+            (R::NoDoctorAvailable, "当前没有可用的医生"),
+            (R::NoMatchingSlot, "没有匹配的号源"),
+            (R::SlotsFull, "号源已满"),
+            (R::PatientAlreadyBooked, "该患者在此时间已有医院预约"),
+            (
+                R::MonthlyQuotaReached { quota: 4 },
+                "本月常规上门次数已达套餐上限（4次）",
+            ),
+            (R::NoSubscriptionOnDate, "患者在该日期没有有效的服务订阅"),
+            (R::OutsideSubscription, "改期日期不在服务订阅有效期内"),
+            (R::RequestHandled, "医嘱申请已处理"),
+            (
+                R::VisitTakesNoRecord {
+                    status: "cancelled".into(),
+                },
+                "预约状态为cancelled，不能再提交记录",
+            ),
+            (R::Taken(Unique::Username), "用户名已存在"),
+            (R::Taken(Unique::Phone), "手机号已被使用"),
+            (R::Taken(Unique::EmployeeId), "工号已存在"),
+            (R::Taken(Unique::LicenseNumber), "执业证号已存在"),
+            (R::OwnAccount, "不能停用自己的账号"),
+        ];
+        for (refusal, message) in refusals {
+            let api = ApiError::from(refusal.clone());
+            let (status, error) = api.parts();
+            assert_eq!(
+                (status.as_u16(), error, api.message()),
+                (409, "conflict", message.to_string()),
+                "{refusal:?}"
+            );
+        }
     }
 
     /// The messages clients read, word for word as before the domain had its

@@ -122,7 +122,7 @@ pub async fn change_status(
     let uid: UserId = path_id(&id, "user")?;
     let status = parse_required("status", &body.0.status, UserStatus::parse)?;
     if uid == p.user_id && status != UserStatus::Active {
-        return Err(ApiError::Conflict("不能停用自己的账号".into()));
+        return Err(crate::app::refusal::Refusal::OwnAccount.into());
     }
     let c = state
         .execute::<User>(

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::input::{path_id, required, uuid_field};
+use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -155,7 +156,7 @@ pub async fn book(
         })
         .collect();
     if candidates.is_empty() {
-        return Err(ApiError::Conflict("没有匹配的号源".into()));
+        return Err(Refusal::NoMatchingSlot.into());
     }
 
     let booking_id = HospitalBookingId(crate::idempotency::new_id(meta, p));
@@ -165,7 +166,7 @@ pub async fn book(
 
     // 1. The patient's date and time.
     if !state.store.claim(PATIENT_TIME, &claim, &owner).await? {
-        return Err(ApiError::Conflict("该患者在此时间已有医院预约".into()));
+        return Err(Refusal::PatientAlreadyBooked.into());
     }
     saga.done("claim the patient's time", async {
         Ok(state.store.release(PATIENT_TIME, &claim, &owner).await?)
@@ -173,7 +174,7 @@ pub async fn book(
 
     // 2. A place in the first slot with room; the slot aggregate decides.
     let mut taken: Option<SlotId> = None;
-    let mut last_refusal = ApiError::Conflict("号源已满".into());
+    let mut last_refusal = ApiError::from(Refusal::SlotsFull);
     for s in &candidates {
         let sid: SlotId = path_id(&s.id, "slot")?;
         let mut ctx = meta.context(Some(p), "BookSlotPlace");

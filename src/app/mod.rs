@@ -27,7 +27,7 @@
 //! - [`fhir`]: a patient's record as a FHIR R4 bundle.
 //! - [`jobs`]: the scheduled jobs, each one period at a time (see [`crate::scheduler`]).
 //! - [`input`]: parsing raw input (path ids, required fields) into typed values, naming the field.
-//! - [`saga`]: compensation written once.
+//! - [`saga`]: compensation written once; [`refusal`]: the application's own refusals (409).
 
 pub mod alerts;
 pub mod catalog;
@@ -47,6 +47,7 @@ pub mod notifications;
 pub mod orders;
 pub mod packages;
 pub mod records;
+pub mod refusal;
 pub mod saga;
 pub mod schedule;
 pub mod subscriptions;

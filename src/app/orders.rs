@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::input::{required, uuid_field};
+use crate::app::refusal::Refusal;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};
@@ -90,7 +91,7 @@ pub async fn issue(
             .filter(|q| q.doctor_id == p.user_id.to_string() && q.patient_id == pid)
             .ok_or_else(|| ApiError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
         if view.status != "open" {
-            return Err(ApiError::Conflict("医嘱申请已处理".into()));
+            return Err(Refusal::RequestHandled.into());
         }
         recorder = view.recorder_id.parse().ok();
         record = record.or_else(|| view.health_record_id.parse().ok());

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::app::files::{blob_keys, discard, prepare, register, store, IncomingFile, PreparedFile};
 use crate::app::input::{parse_required, path_id};
+use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -320,10 +321,7 @@ pub async fn record_vitals(
             "scheduled" | "confirmed" | "in_progress" | "checked_out"
         );
         if !open || visit.health_record_id.is_some() {
-            return Err(ApiError::Conflict(format!(
-                "预约状态为{}，不能再提交记录",
-                visit.status
-            )));
+            return Err(Refusal::VisitTakesNoRecord { status: visit.status }.into());
         }
     }
     for (file, role) in &checked.existing_files {
@@ -440,7 +438,7 @@ async fn open_request(
 ) -> Result<OrderRequestId, ApiError> {
     let doctor_id = crate::app::doctors::for_patient(state, &record.patient_id, doctor)
         .await?
-        .ok_or_else(|| ApiError::Conflict("当前没有可用的医生".into()))?;
+        .ok_or(Refusal::NoDoctorAvailable)?;
     let details = RequestDetails {
         health_record_id: path_id(&record.id, "health_record")?,
         patient_id: path_id(&record.patient_id, "patient")?,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::input::{path_id, required};
+use crate::app::refusal::Refusal;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};
@@ -160,7 +161,7 @@ async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32
             return Ok(());
         }
     }
-    Err(ApiError::Conflict(format!("本月常规上门次数已达套餐上限（{quota}次）")))
+    Err(Refusal::MonthlyQuotaReached { quota }.into())
 }
 
 /// The quota facts for a regular visit of `patient` in the month of `date`, as of `now`.
@@ -220,7 +221,7 @@ pub async fn schedule(
         .items
         .into_iter()
         .find(|s| s.status == "active" && s.start_date.as_str() <= day.as_str() && s.end_date.as_str() >= day.as_str())
-        .ok_or_else(|| ApiError::Conflict("患者在该日期没有有效的服务订阅".into()))?;
+        .ok_or(Refusal::NoSubscriptionOnDate)?;
     let recorder: UserId = match p.role {
         Role::Recorder => {
             if sub.recorder_id != p.user_id.to_string() {
@@ -384,7 +385,7 @@ pub async fn reschedule(
         .await?
         .ok_or(ApiError::NotFound("subscription"))?;
     if day.to_string() > sub.end_date || day.to_string() < sub.start_date {
-        return Err(ApiError::Conflict("改期日期不在服务订阅有效期内".into()));
+        return Err(Refusal::OutsideSubscription.into());
     }
     let now = now_local(state);
     let context = schedule_context(state, &visit.patient.id, &sub.package_id, day, Some(&visit.id), now).await?;

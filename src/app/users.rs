@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::input::required;
+use crate::app::refusal::{Refusal, Unique};
 use crate::app::saga::Saga;
 use crate::auth::hash_password;
 use crate::error::ApiError;
@@ -64,7 +65,7 @@ pub async fn update_profile(
         .filter(|p| current_phone.as_deref() != Some(p.as_str()));
     if let Some(phone) = &new_phone {
         if !state.store.claim("phone", phone, &owner).await? {
-            return Err(ApiError::Conflict("手机号已被使用".into()));
+            return Err(Refusal::Taken(Unique::Phone).into());
         }
     }
     let result = state
@@ -243,20 +244,21 @@ pub async fn create(
     user.password_hash = hash_password(password).await?;
     let id = UserId::new();
     let owner = id.to_string();
-    let mut claims: Vec<(&str, String, &str)> = vec![
-        ("username", user.username.to_lowercase(), "用户名已存在"),
-        ("phone", user.phone.as_str().to_string(), "手机号已被使用"),
+    let mut claims: Vec<(Unique, String)> = vec![
+        (Unique::Username, user.username.to_lowercase()),
+        (Unique::Phone, user.phone.as_str().to_string()),
     ];
     if let Some(r) = &user.recorder {
-        claims.push(("employee_id", r.employee_id.clone(), "工号已存在"));
+        claims.push((Unique::EmployeeId, r.employee_id.clone()));
     }
     if let Some(d) = &user.doctor {
-        claims.push(("license_number", d.license_number.clone(), "执业证号已存在"));
+        claims.push((Unique::LicenseNumber, d.license_number.clone()));
     }
     let mut saga = Saga::new();
-    for (scope, value, message) in claims {
+    for (unique, value) in claims {
+        let scope = unique.scope();
         if !state.store.claim(scope, &value, &owner).await? {
-            return saga.fail(ApiError::Conflict(message.to_string())).await;
+            return saga.fail(Refusal::Taken(unique).into()).await;
         }
         let owner = &owner;
         saga.done("claim a unique value", async move {

@@ -1,0 +1,70 @@
+//! The application's own refusals: requests that are well formed but that a
+//! rule outside any one aggregate turns down (no doctor available, no slot
+//! left, a unique value taken, …). Each is a 409 `conflict`; the words the
+//! user reads are chosen with the envelope, in `crate::error`. Refusals of an
+//! aggregate's own rules are its error enum (`domain::DomainError`).
+
+/// See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No active, available doctor to send an order request to.
+    #[error("no doctor is available")]
+    NoDoctorAvailable,
+    /// No open slot of the hospital matches the date, time and department.
+    #[error("no slot matches")]
+    NoMatchingSlot,
+    /// Every matching slot is full.
+    #[error("the matching slots are full")]
+    SlotsFull,
+    /// The patient already has a hospital booking at that date and time.
+    #[error("the patient is already booked at that time")]
+    PatientAlreadyBooked,
+    /// The month's regular visits of the patient's package are used up.
+    #[error("the month's {quota} regular visits are used up")]
+    MonthlyQuotaReached { quota: u32 },
+    /// The patient has no active subscription on the visit's date.
+    #[error("no active subscription on that date")]
+    NoSubscriptionOnDate,
+    /// A rescheduled date outside the visit's subscription.
+    #[error("the new date is outside the subscription")]
+    OutsideSubscription,
+    /// The order request was fulfilled or closed already.
+    #[error("the order request was handled already")]
+    RequestHandled,
+    /// The visit no longer takes a record (its status).
+    #[error("a {status} visit takes no record")]
+    VisitTakesNoRecord { status: String },
+    /// A unique value of another user.
+    #[error("the {0} is taken")]
+    Taken(Unique),
+    /// Admins cannot deactivate their own account.
+    #[error("an admin cannot deactivate their own account")]
+    OwnAccount,
+}
+
+/// The values unique across users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    Username,
+    Phone,
+    EmployeeId,
+    LicenseNumber,
+}
+
+impl Unique {
+    /// The claim scope that keeps it unique (`EventStore::claim`).
+    pub fn scope(self) -> &'static str {
+        match self {
+            Unique::Username => "username",
+            Unique::Phone => "phone",
+            Unique::EmployeeId => "employee_id",
+            Unique::LicenseNumber => "license_number",
+        }
+    }
+}
+
+impl std::fmt::Display for Unique {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.scope())
+    }
+}
