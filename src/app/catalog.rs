@@ -260,18 +260,9 @@ pub async fn register(
 ) -> Result<crate::app::IdVersion, ApiError> {
     p.require(&[Role::Admin])?;
     let details = input.parse()?;
-    let id = HospitalId(crate::idempotency::new_id(meta, p));
-    let committed = state
-        .execute::<Hospital>(
-            &id.to_string(),
-            HospitalCommand::Register(details),
-            meta.context(Some(p), "RegisterHospital"),
-        )
-        .await?;
-    Ok(crate::app::IdVersion {
-        id: id.to_string(),
-        version: committed.version,
-    })
+    let id = HospitalId(crate::idempotency::new_id(meta, p)).to_string();
+    let ctx = meta.context(Some(p), "RegisterHospital");
+    crate::app::id_version::<Hospital>(state, &id, HospitalCommand::Register(details), ctx).await
 }
 
 /// An admin adds a department to hospital `id`.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::app::input::path_id;
-use crate::app::IdVersion;
+use crate::app::{id_version, IdVersion};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
@@ -223,18 +223,9 @@ pub async fn create_family(
         home_lat: c.home_lat,
         home_lng: c.home_lng,
     };
-    let id = crate::idempotency::new_id(meta, p);
-    let committed = state
-        .execute::<Family>(
-            &id.to_string(),
-            FamilyCommand::Create(details),
-            meta.context(Some(p), "CreateFamily"),
-        )
-        .await?;
-    Ok(IdVersion {
-        id: FamilyId(id).to_string(),
-        version: committed.version,
-    })
+    let id = FamilyId(crate::idempotency::new_id(meta, p)).to_string();
+    let ctx = meta.context(Some(p), "CreateFamily");
+    id_version::<Family>(state, &id, FamilyCommand::Create(details), ctx).await
 }
 
 /// An admin corrects a household's details.
@@ -248,17 +239,8 @@ pub async fn update_family(
     p.require(&[Role::Admin])?;
     let fid: FamilyId = path_id(id, "family")?;
     let changes = parse_family_changes(input)?;
-    let c = state
-        .execute::<Family>(
-            &fid.to_string(),
-            FamilyCommand::Update(changes),
-            meta.context(Some(p), "UpdateFamily"),
-        )
-        .await?;
-    Ok(IdVersion {
-        id: fid.to_string(),
-        version: c.version,
-    })
+    let ctx = meta.context(Some(p), "UpdateFamily");
+    id_version::<Family>(state, &fid.to_string(), FamilyCommand::Update(changes), ctx).await
 }
 
 /// An admin registers a patient of household `id`.
@@ -304,21 +286,12 @@ pub async fn register_patient(
         allergies: c.allergies,
         service_preferences: c.service_preferences,
     };
-    let pid = crate::idempotency::new_id(meta, p);
-    let committed = state
-        .execute::<Patient>(
-            &pid.to_string(),
-            PatientCommand::Register {
-                family_id: fid,
-                details,
-            },
-            meta.context(Some(p), "RegisterPatient"),
-        )
-        .await?;
-    Ok(IdVersion {
-        id: PatientId(pid).to_string(),
-        version: committed.version,
-    })
+    let pid = PatientId(crate::idempotency::new_id(meta, p)).to_string();
+    let command = PatientCommand::Register {
+        family_id: fid,
+        details,
+    };
+    id_version::<Patient>(state, &pid, command, meta.context(Some(p), "RegisterPatient")).await
 }
 
 /// An admin corrects patient `id`'s details.
@@ -332,15 +305,6 @@ pub async fn update_patient(
     p.require(&[Role::Admin])?;
     let pid: PatientId = path_id(id, "patient")?;
     let changes = parse_patient_changes(input, state.today())?;
-    let c = state
-        .execute::<Patient>(
-            &pid.to_string(),
-            PatientCommand::Update(changes),
-            meta.context(Some(p), "UpdatePatient"),
-        )
-        .await?;
-    Ok(IdVersion {
-        id: pid.to_string(),
-        version: c.version,
-    })
+    let ctx = meta.context(Some(p), "UpdatePatient");
+    id_version::<Patient>(state, &pid.to_string(), PatientCommand::Update(changes), ctx).await
 }

@@ -74,3 +74,23 @@ pub struct StatusChanged {
     /// The aggregate's version after the command.
     pub version: i64,
 }
+
+/// Runs `command` on aggregate `id` and answers its id and new version (the
+/// answer of a create or an update).
+pub(crate) async fn id_version<A>(
+    state: &crate::state::AppState,
+    id: &str,
+    command: A::Command,
+    ctx: crate::store::CommandContext,
+) -> Result<IdVersion, crate::error::ApiError>
+where
+    A: cqrs_es::Aggregate<Services = ()>,
+    domain::DomainError: From<A::Error>,
+    A::Command: Clone,
+{
+    let committed = state.execute::<A>(id, command, ctx).await?;
+    Ok(IdVersion {
+        id: id.to_string(),
+        version: committed.version,
+    })
+}

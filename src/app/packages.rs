@@ -84,16 +84,7 @@ pub async fn create(
         service_frequency,
         service_items: r.service_items.clone().unwrap_or_default(),
     };
-    let id = PackageId(crate::idempotency::new_id(meta, p));
-    let c = state
-        .execute::<ServicePackage>(
-            &id.to_string(),
-            PackageCommand::Create(details),
-            meta.context(Some(p), "CreatePackage"),
-        )
-        .await?;
-    Ok(IdVersion {
-        id: id.to_string(),
-        version: c.version,
-    })
+    let id = PackageId(crate::idempotency::new_id(meta, p)).to_string();
+    let ctx = meta.context(Some(p), "CreatePackage");
+    crate::app::id_version::<ServicePackage>(state, &id, PackageCommand::Create(details), ctx).await
 }
