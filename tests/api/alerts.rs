@@ -2,14 +2,12 @@
 //! and resolved by their doctor, seen by role, escalated when nobody
 //! acknowledges them in time — once per level, also with two servers.
 
-use carelog::config::Settings;
-use carelog::startup::Application;
 use carelog::state::AppState;
 use domain::alert::Alert;
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{second_instance, spawn_app, spawn_app_with, Backend, TestApp};
 
 dual!(
     an_abnormal_record_raises_an_alert_its_doctor_acknowledges_and_resolves,
@@ -273,15 +271,6 @@ async fn an_abnormal_record_committed_without_its_alert_still_gets_one(b: Backen
     );
 }
 
-/// Another server on the same databases (not possible embedded: one process per data dir).
-async fn second_instance(app: &TestApp) -> AppState {
-    let settings = Settings::from_map(&app.vars).expect("settings");
-    let second = Application::build(settings).await.expect("a second instance builds");
-    let state = second.state().clone();
-    tokio::spawn(second.run_until_stopped());
-    state
-}
-
 /// The alert's events: (version, its aggregate).
 async fn stored(state: &AppState, id: &str) -> (Alert, i64) {
     state
@@ -307,7 +296,7 @@ async fn unacknowledged_alerts_are_escalated_once_per_level_even_by_two_instance
         .unwrap()
         .to_string();
     let states = match b {
-        Backend::Servers => vec![app.state.clone(), second_instance(app).await],
+        Backend::Servers => vec![app.state.clone(), second_instance(app).await.state],
         Backend::Embedded => vec![app.state.clone(), app.state.clone()],
     };
     let escalate_all = |at: chrono::DateTime<chrono::Utc>| {
@@ -406,9 +395,11 @@ async fn the_server_escalates_an_urgent_alert_nobody_acknowledges(b: Backend) {
         ],
     )
     .await;
-    if b == Backend::Servers {
-        second_instance(&app).await;
-    }
+    let _other = if b == Backend::Servers {
+        Some(second_instance(&app).await)
+    } else {
+        None
+    };
     let w = world_on(app, 2).await;
     let (first, _) = w.doctors[0].clone();
     let (second, _) = w.doctors[1].clone();

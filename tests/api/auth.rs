@@ -143,15 +143,10 @@ async fn refresh_issues_a_new_access_token(b: Backend) {
 /// instance on the same databases once that moment has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_elsewhere_is_refused_here_once_the_session_cache_has_expired() {
-    use carelog::config::Settings;
-    use carelog::startup::Application;
-
     let app =
         crate::helpers::spawn_app_with(Backend::Servers, &[("CARELOG_SESSION_CACHE_SECS", "1".to_string())]).await;
-    let settings = Settings::from_map(&app.vars).expect("settings");
-    let other = Application::build(settings).await.expect("a second instance builds");
-    let other_base = format!("http://127.0.0.1:{}/api/v1", other.port());
-    tokio::spawn(other.run_until_stopped());
+    let other = crate::helpers::second_instance(&app).await;
+    let other_base = other.base.clone();
     let me_there = |token: String| {
         let client = app.client.clone();
         let url = format!("{other_base}/auth/me");

@@ -86,6 +86,28 @@ pub async fn fresh_databases() -> (String, String) {
     (with_db(&pg_url(), &name), with_db(&mysql_url(), &name))
 }
 
+/// Another server on the same databases as `app` (PostgreSQL + MySQL only:
+/// embedded is one process per data dir), with its own data dir, running
+/// until the test ends.
+pub struct Instance {
+    pub state: AppState,
+    /// `http://127.0.0.1:<port>/api/v1`
+    pub base: String,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn second_instance(app: &TestApp) -> Instance {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars = app.vars.clone();
+    vars.insert("CARELOG_DATA_DIR".into(), dir.path().display().to_string());
+    let settings = Settings::from_map(&vars).expect("settings");
+    let other = Application::build(settings).await.expect("a second instance builds");
+    let base = format!("http://127.0.0.1:{}/api/v1", other.port());
+    let state = other.state().clone();
+    tokio::spawn(other.run_until_stopped());
+    Instance { state, base, _dir: dir }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,

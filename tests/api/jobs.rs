@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 
 use carelog::app::jobs::{iso_week, run, Job, RunResult};
-use carelog::config::Settings;
-use carelog::startup::Application;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use reqwest::multipart::{Form, Part};
@@ -142,12 +140,8 @@ async fn two_servers_on_one_database_run_a_period_once() {
     let (_, t1, p1) = recorder_with_patient(&app, 1, &package).await;
     let tomorrow = today() + Duration::days(1);
     schedule(&app, &t1, &p1, tomorrow, "09:00").await;
-    let mut vars = app.vars.clone();
-    let dir = tempfile::tempdir().unwrap();
-    vars.insert("CARELOG_DATA_DIR".into(), dir.path().display().to_string());
-    let other = Application::build(Settings::from_map(&vars).unwrap()).await.unwrap();
-    let other_state = other.state().clone();
-    tokio::spawn(other.run_until_stopped());
+    let other = crate::helpers::second_instance(&app).await;
+    let other_state = other.state.clone();
 
     let at = local(today(), 20);
     let (a, b) = tokio::join!(
