@@ -290,6 +290,7 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                     home: None,
                     thresholds: state.settings.alerts.thresholds.clone(),
                     recorded_at: Utc::now(),
+                    away_radius_m: state.settings.evv.radius_m,
                 };
                 chunk.push(pending::<HealthRecord>(
                     HealthRecordId::new().to_string(),

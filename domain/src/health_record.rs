@@ -16,7 +16,8 @@ use crate::ids::{FileId, PatientId, UserId, VisitId};
 use crate::validation::Invalid;
 use crate::vitals::{AlertReason, AlertThresholds, BloodPressure, VitalSigns};
 
-/// Records taken farther than this from the family's home are flagged.
+/// The default distance from the family's home past which a record is
+/// flagged (`CARELOG_EVV_RADIUS_M`; [`RecordFacts::away_radius_m`]).
 pub const AWAY_FROM_HOME_METERS: f64 = 500.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +124,9 @@ pub struct RecordFacts {
     /// When the record is written (the server's clock): the start of its
     /// amendment window.
     pub recorded_at: DateTime<Utc>,
+    /// A record taken farther than this (metres) from home is flagged
+    /// `away_from_home`: the visit verification radius in force.
+    pub away_radius_m: f64,
 }
 
 impl NewRecord {
@@ -136,7 +140,7 @@ impl NewRecord {
         RecordContent {
             alerts: facts.thresholds.assess(&self.vital_signs),
             distance_from_home_m,
-            away_from_home: distance_from_home_m.is_some_and(|d| d > AWAY_FROM_HOME_METERS),
+            away_from_home: distance_from_home_m.is_some_and(|d| d > facts.away_radius_m),
             recorded_at: Some(facts.recorded_at),
             patient_id: self.patient_id,
             recorder_id: self.recorder_id,
@@ -671,6 +675,7 @@ mod tests {
             home: None,
             thresholds: AlertThresholds::default(),
             recorded_at: t("2026-03-05T01:20:00Z"),
+            away_radius_m: AWAY_FROM_HOME_METERS,
         }
     }
     fn create(record: NewRecord, facts: RecordFacts) -> HealthRecordCommand {
@@ -760,6 +765,18 @@ mod tests {
     #[test]
     fn it_should_flag_a_record_taken_more_than_500_metres_from_home() {
         when_taken_at(121.4790).then_expect_events(vec![written_at(121.4790, Some(503.9), true)]);
+    }
+
+    #[test]
+    fn it_should_flag_a_record_by_the_radius_in_force() {
+        let strict = RecordFacts {
+            away_radius_m: 90.0,
+            ..with_home()
+        };
+        TestFramework::<HealthRecord>::with(())
+            .given_no_previous_events()
+            .when(create(taken_at(121.4747), strict))
+            .then_expect_events(vec![written_at(121.4747, Some(95.1), true)]);
     }
 
     #[test]

@@ -350,6 +350,7 @@ pub async fn record_vitals(
         home,
         thresholds: state.settings.alerts.thresholds.clone(),
         recorded_at,
+        away_radius_m: state.settings.evv.radius_m,
     };
     let mut files = RecordFiles::default();
     for (f, role) in checked

@@ -230,6 +230,7 @@ async fn an_abnormal_record_committed_without_its_alert_still_gets_one(b: Backen
         home: None,
         thresholds: AlertThresholds::default(),
         recorded_at: chrono::Utc::now(),
+        away_radius_m: domain::health_record::AWAY_FROM_HOME_METERS,
     };
     let id = uuid::Uuid::new_v4().to_string();
     w.app

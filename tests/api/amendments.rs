@@ -293,6 +293,7 @@ async fn an_old_record_is_locked_until_an_admin_unlocks_it(b: Backend) {
         home: None,
         thresholds: AlertThresholds::default(),
         recorded_at: ten_days_ago,
+        away_radius_m: domain::health_record::AWAY_FROM_HOME_METERS,
     };
     let record = uuid::Uuid::new_v4().to_string();
     app.state

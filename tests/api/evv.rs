@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, Backend, Resp, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, Resp, TestApp};
 
 dual!(
     check_in_and_check_out_mark_the_visit_and_its_distance_from_home,
@@ -14,6 +14,7 @@ dual!(
     a_scripted_day_raises_each_exception_once_and_it_is_acknowledged_and_resolved,
     an_exception_is_raised_once_from_a_check_out_committed_without_its_request,
     a_visit_never_checked_out_raises_missing_check_out_once_after_its_day,
+    a_record_is_away_from_home_by_the_configured_radius,
 );
 
 /// The family's home in Shanghai; a point about 95 m east, and one about 800 m east.
@@ -539,4 +540,22 @@ async fn a_visit_never_checked_out_raises_missing_check_out_once_after_its_day(b
         .filter(|e| e.payload.to_string().contains("missing_check_out"))
         .collect();
     assert_eq!(raised.len(), 1);
+}
+
+/// The record's own `away_from_home` and the visit's `away_from_home`
+/// exception use one radius, `CARELOG_EVV_RADIUS_M` (here 50 m: a record 95 m
+/// from home is away).
+async fn a_record_is_away_from_home_by_the_configured_radius(b: Backend) {
+    let app = spawn_app_with(b, &[("CARELOG_EVV_RADIUS_M", "50".to_string())]).await;
+    let w = world(app, true).await;
+    let visit = w.visit("10:00").await;
+    let r = w.record(&visit, NEAR_LNG).await.ok();
+    let distance = r.data()["distance_from_home_m"].as_f64().unwrap();
+    assert!((50.0..500.0).contains(&distance), "{}", r.body);
+    assert_eq!(r.data()["away_from_home"], true, "{}", r.body);
+    let list = exceptions(&w, "", 1).await;
+    assert!(
+        codes_of(&list, &visit).contains(&"away_from_home".to_string()),
+        "{list}"
+    );
 }

@@ -635,6 +635,7 @@ async fn an_abnormal_record_committed_without_its_request_still_alerts_the_docto
         home: None,
         thresholds: AlertThresholds::default(),
         recorded_at: chrono::Utc::now(),
+        away_radius_m: domain::health_record::AWAY_FROM_HOME_METERS,
     };
     let id = uuid::Uuid::new_v4().to_string();
     let ctx = carelog::state::RequestMeta::system("RecordVitals");
