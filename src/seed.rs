@@ -5,7 +5,8 @@
 //! What is written is what the API would write: recorders and a package are
 //! created by the ordinary commands (password hashing, uniqueness claims);
 //! each household's events — `FamilyCreated`, `PatientRegistered`,
-//! `SubscriptionCreated`, a visit scheduled for today for one patient in three
+//! `SubscriptionCreated`, a visit in the coming week for one patient in three
+//! (about ten a day per recorder, as a recorder's day holds)
 //! and a health record for one in four — are decided by the aggregates
 //! themselves (`Aggregate::handle` on a new aggregate, so every domain rule
 //! applies), sealed by the privacy layer (one key per household and patient,
@@ -247,7 +248,7 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                     patient_id: patient,
                     recorder_id: recorder,
                     subscription_id: subscription,
-                    scheduled_date: today,
+                    scheduled_date: today + chrono::Days::new((i / 3 % 7) as u64),
                     scheduled_time: NaiveTime::from_hms_opt(8 + (i % 10) as u32, 0, 0).context("seeded time")?,
                     appointment_type: VisitType::Regular,
                     notes: None,

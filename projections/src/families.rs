@@ -310,49 +310,75 @@ fn recorder_family() -> String {
 
 /// The family list's statements for one caller and search: only the
 /// conditions that apply, so the planner can use `families_created_id` (newest
-/// first) or the recorder's subscriptions index instead of scanning.
+/// first) or, for a recorder, start from their subscriptions instead of
+/// scanning.
 pub struct FamilyListSql {
-    /// `LIMIT ? OFFSET ?` follow `select_binds` and `filter_binds`.
+    /// `LIMIT ? OFFSET ?` follow `select_binds`, `from_binds` and `filter_binds`.
     pub list: String,
-    /// `None`: no filter, the total is the projector's counter.
+    /// `None`: no filter, the total is the projector's counter. Binds:
+    /// `from_binds` then `filter_binds`.
     pub count: Option<String>,
+    /// The per-row counts in the select list.
     pub select_binds: Vec<String>,
+    /// The recorder's families (a derived table in `FROM`).
+    pub from_binds: Vec<String>,
+    /// The search.
     pub filter_binds: Vec<String>,
+}
+
+impl FamilyListSql {
+    /// Every bind of [`FamilyListSql::list`] before `LIMIT` and `OFFSET`, in order.
+    pub fn list_binds(&self) -> impl Iterator<Item = &String> {
+        self.select_binds
+            .iter()
+            .chain(&self.from_binds)
+            .chain(&self.filter_binds)
+    }
+
+    /// Every bind of [`FamilyListSql::count`], in order.
+    pub fn count_binds(&self) -> impl Iterator<Item = &String> {
+        self.from_binds.iter().chain(&self.filter_binds)
+    }
 }
 
 pub fn family_list_sql(recorder: Option<&str>, search: Option<&str>, today: NaiveDate) -> FamilyListSql {
     let today = today.to_string();
     let assigned = |r: &str| [r.to_string(), today.clone(), today.clone()];
-    let mut conditions = Vec::new();
-    let mut filter_binds = Vec::new();
-    if let Some(r) = recorder {
-        conditions.push(
-            "f.id IN (SELECT p_asg.family_id FROM subscriptions s_r JOIN patients p_asg ON p_asg.id = s_r.patient_id
-                      WHERE s_r.recorder_id = ? AND s_r.status = 'active' AND s_r.start_date <= ? AND s_r.end_date >= ?)"
+    // A recorder's families: the few reached from their active subscriptions
+    // (index `subscriptions_recorder`), made distinct in a derived table that
+    // both stores materialize, then joined to `families` by key and sorted.
+    // Written as `f.id IN (…)` instead, the planners may walk every family
+    // newest first and probe the set per row: at 500,000 families, seconds.
+    let (from, from_binds) = match recorder {
+        Some(r) => (
+            "(SELECT DISTINCT p_asg.family_id AS id FROM subscriptions s_r
+                JOIN patients p_asg ON p_asg.id = s_r.patient_id
+              WHERE s_r.recorder_id = ? AND s_r.status = 'active' AND s_r.start_date <= ? AND s_r.end_date >= ?)
+             mine JOIN families f ON f.id = mine.id"
                 .to_string(),
-        );
-        filter_binds.extend(assigned(r));
-    }
-    if let Some(text) = search {
-        let pattern = like_pattern(text);
-        let mine = if recorder.is_some() {
-            format!(" AND {}", assigned_sql("p2.id"))
-        } else {
-            String::new()
-        };
-        conditions.push(format!(
-            "(f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
-              OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'{mine}))"
-        ));
-        filter_binds.extend([pattern.clone(), pattern.clone(), pattern]);
-        if let Some(r) = recorder {
-            filter_binds.extend(assigned(r));
+            assigned(r).to_vec(),
+        ),
+        None => ("families f".to_string(), Vec::new()),
+    };
+    let mut filter_binds = Vec::new();
+    let filter = match search {
+        None => String::new(),
+        Some(text) => {
+            let pattern = like_pattern(text);
+            let mine = if recorder.is_some() {
+                format!(" AND {}", assigned_sql("p2.id"))
+            } else {
+                String::new()
+            };
+            filter_binds.extend([pattern.clone(), pattern.clone(), pattern]);
+            if let Some(r) = recorder {
+                filter_binds.extend(assigned(r));
+            }
+            format!(
+                " WHERE (f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
+                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'{mine}))"
+            )
         }
-    }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
     };
     let mut select_binds = Vec::new();
     let mine_p = match recorder {
@@ -376,14 +402,15 @@ pub fn family_list_sql(recorder: Option<&str>, search: Option<&str>, today: Naiv
             (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
               WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
               AS active_subscriptions
-         FROM families f{filter}
+         FROM {from}{filter}
          ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"
     );
-    let count = (!conditions.is_empty()).then(|| format!("SELECT COUNT(*) FROM families f{filter}"));
+    let count = (recorder.is_some() || search.is_some()).then(|| format!("SELECT COUNT(*) FROM {from}{filter}"));
     FamilyListSql {
         list,
         count,
         select_binds,
+        from_binds,
         filter_binds,
     }
 }
@@ -417,14 +444,14 @@ impl ReadStore {
                 .unwrap_or(0),
             Some(count) => {
                 let mut c = sqlx::query_scalar(count);
-                for b in &q.filter_binds {
+                for b in q.count_binds() {
                     c = c.bind(b.clone());
                 }
                 c.fetch_one(self.pool()).await?
             }
         };
         let mut list = sqlx::query(&q.list);
-        for b in q.select_binds.iter().chain(&q.filter_binds) {
+        for b in q.list_binds() {
             list = list.bind(b.clone());
         }
         let rows = list

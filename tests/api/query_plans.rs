@@ -139,7 +139,7 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
     // A recorder's list starts from their subscriptions (an index), not from
     // every family.
     let mine = family_list_sql(Some(&recorder), None, today);
-    let binds: Vec<String> = mine.select_binds.iter().chain(&mine.filter_binds).cloned().collect();
+    let binds: Vec<String> = mine.list_binds().cloned().collect();
     let lines = plan(read, &mine.list, &binds).await;
     match read.dialect() {
         Dialect::MySql => assert!(
@@ -152,6 +152,20 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             lines
                 .iter()
                 .any(|l| l.contains("s_r") && l.contains("subscriptions_recorder")),
+            "{lines:?}"
+        ),
+    }
+    // … and reaches each of their families by key: never a walk over every
+    // family (newest first) probing the recorder's set per row.
+    match read.dialect() {
+        Dialect::MySql => assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("table=f ") && l.contains("type=eq_ref")),
+            "{lines:?}"
+        ),
+        Dialect::Sqlite => assert!(
+            !lines.iter().any(|l| l.starts_with("SCAN f")) && lines.iter().any(|l| l.starts_with("SEARCH f")),
             "{lines:?}"
         ),
     }
