@@ -256,7 +256,7 @@ async fn project_now(state: &AppState) -> anyhow::Result<()> {
 async fn jobs_list(settings: Settings) -> anyhow::Result<()> {
     let state = cli_state(&settings).await?;
     project_now(&state).await?;
-    let runs = state.read.latest_job_runs().await?;
+    let runs = state.read.jobs().latest_runs().await?;
     let tz = settings.field_work.timezone;
     println!("{:<20} {:<14} {:<12} last run", "job", "schedule", "period");
     for job in Job::ALL {

@@ -42,7 +42,10 @@ pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &s
                 .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
                 .await?
         }
-        Role::Doctor => state.read.doctor_sees_patient(&p.user_id.to_string(), patient).await?,
+        Role::Doctor => match patient.parse() {
+            Ok(patient) => state.read.orders().doctor_sees_patient(p.user_id, patient).await?,
+            Err(_) => false,
+        },
         Role::Auditor => false,
     })
 }

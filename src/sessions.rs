@@ -76,7 +76,7 @@ impl SessionCache {
     pub fn forget_user(&self, user_id: &str) {
         let mut entries = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, (_, s)| s.user_id != user_id);
+        entries.retain(|_, (_, s)| s.user_id.to_string() != user_id);
     }
 
     fn kept(&self, id: &str) -> Option<SessionState> {
@@ -101,13 +101,18 @@ impl SessionCache {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
+    use domain::user::{Role, UserStatus};
+
     use super::*;
+
+    const U1: &str = "00000000-0000-0000-0000-000000000001";
+    const U2: &str = "00000000-0000-0000-0000-000000000002";
 
     fn session(user: &str, revoked: bool) -> SessionState {
         SessionState {
-            user_id: user.into(),
-            role: "recorder".into(),
-            user_status: "active".into(),
+            user_id: user.parse().expect("a user id"),
+            role: Role::Recorder,
+            user_status: UserStatus::Active,
             revoked,
             expires_at: "2999-01-01T00:00:00.000000Z".into(),
         }
@@ -129,7 +134,7 @@ mod tests {
         let cache = SessionCache::new(Duration::from_secs(60));
         let reads = AtomicUsize::new(0);
         for _ in 0..3 {
-            check(&cache, "s1", &reads, session("u1", false)).await;
+            check(&cache, "s1", &reads, session(U1, false)).await;
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
@@ -138,12 +143,12 @@ mod tests {
     async fn a_command_on_the_user_drops_their_sessions_only() {
         let cache = SessionCache::new(Duration::from_secs(60));
         let reads = AtomicUsize::new(0);
-        check(&cache, "s1", &reads, session("u1", false)).await;
-        check(&cache, "s2", &reads, session("u2", false)).await;
-        cache.forget_user("u1");
-        let again = check(&cache, "s1", &reads, session("u1", true)).await;
+        check(&cache, "s1", &reads, session(U1, false)).await;
+        check(&cache, "s2", &reads, session(U2, false)).await;
+        cache.forget_user(U1);
+        let again = check(&cache, "s1", &reads, session(U1, true)).await;
         assert!(again.revoked, "read again after the drop");
-        check(&cache, "s2", &reads, session("u2", false)).await;
+        check(&cache, "s2", &reads, session(U2, false)).await;
         assert_eq!(reads.load(Ordering::SeqCst), 3, "u2's session still kept");
     }
 
@@ -153,14 +158,14 @@ mod tests {
         let stale = cache
             .get_or_load("s1", async {
                 // The user is suspended while this read is in flight.
-                cache.forget_user("u1");
-                Ok::<_, ()>(Some(session("u1", false)))
+                cache.forget_user(U1);
+                Ok::<_, ()>(Some(session(U1, false)))
             })
             .await
             .unwrap();
         assert!(stale.is_some());
         let reads = AtomicUsize::new(0);
-        check(&cache, "s1", &reads, session("u1", true)).await;
+        check(&cache, "s1", &reads, session(U1, true)).await;
         assert_eq!(reads.load(Ordering::SeqCst), 1, "the stale answer was not kept");
     }
 
@@ -172,13 +177,13 @@ mod tests {
             assert!(none.is_none());
         }
         let reads = AtomicUsize::new(0);
-        check(&cache, "s1", &reads, session("u1", false)).await;
+        check(&cache, "s1", &reads, session(U1, false)).await;
         assert_eq!(reads.load(Ordering::SeqCst), 1, "found once it exists");
 
         let off = SessionCache::new(Duration::ZERO);
         let reads = AtomicUsize::new(0);
-        check(&off, "s1", &reads, session("u1", false)).await;
-        check(&off, "s1", &reads, session("u1", false)).await;
+        check(&off, "s1", &reads, session(U1, false)).await;
+        check(&off, "s1", &reads, session(U1, false)).await;
         assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 
@@ -186,9 +191,9 @@ mod tests {
     async fn an_expired_entry_is_read_again() {
         let cache = SessionCache::new(Duration::from_millis(1));
         let reads = AtomicUsize::new(0);
-        check(&cache, "s1", &reads, session("u1", false)).await;
+        check(&cache, "s1", &reads, session(U1, false)).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
-        check(&cache, "s1", &reads, session("u1", false)).await;
+        check(&cache, "s1", &reads, session(U1, false)).await;
         assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 }

@@ -44,6 +44,16 @@ pub enum RequestStatus {
     Cancelled,
 }
 
+impl RequestStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Fulfilled => "fulfilled",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrderRequestCommand {
     Open(RequestDetails),
@@ -188,6 +198,16 @@ pub enum OrderStatus {
     Cancelled,
 }
 
+impl OrderStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum MedicalOrderCommand {
     Issue(OrderDetails),
@@ -305,6 +325,16 @@ mod tests {
 
     type R = TestFramework<OrderRequest>;
     type M = TestFramework<MedicalOrder>;
+
+    #[test]
+    fn statuses_read_as_they_serialize() {
+        for s in [RequestStatus::Open, RequestStatus::Fulfilled, RequestStatus::Cancelled] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in [OrderStatus::Active, OrderStatus::Completed, OrderStatus::Cancelled] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     fn request() -> RequestDetails {
         RequestDetails {

@@ -4,8 +4,10 @@
 //! projected by `orders::NotificationsProjector`.
 
 use async_trait::async_trait;
-use domain::alert::AlertEvent;
+use domain::alert::{AlertEvent, AlertStatus, Outcome};
+use domain::ids::{AlertId, HealthRecordId, OrderRequestId, PatientId, UserId};
 use domain::order::OrderRequestEvent;
+use domain::vitals::Severity;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -116,31 +118,41 @@ impl Projector for AlertsProjector {
 /// An alert as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AlertDetails {
-    pub id: String,
-    pub patient_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: AlertId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
     pub patient_name: Option<String>,
-    pub health_record_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub health_record_id: HealthRecordId,
     /// The order request raised with it.
-    pub order_request_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub order_request_id: Option<OrderRequestId>,
     /// abnormal | urgent
-    pub severity: String,
+    #[schema(value_type = String)]
+    pub severity: Severity,
     #[schema(value_type = Vec<crate::records::AlertView>)]
     pub reasons: serde_json::Value,
     /// triggered | acknowledged | resolved
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: AlertStatus,
     /// The doctor it is with now.
-    pub doctor_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub doctor_id: UserId,
     /// 0 until nobody acknowledged it in time; + 1 at each escalation.
     pub escalation_level: i64,
     pub triggered_at: String,
     /// When the wait for an acknowledgement began: the trigger or the last escalation.
     pub waiting_since: String,
     pub acknowledged_at: Option<String>,
-    pub acknowledged_by: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub acknowledged_by: Option<UserId>,
     pub resolved_at: Option<String>,
-    pub resolved_by: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub resolved_by: Option<UserId>,
     /// order_issued | no_action_needed | referred
-    pub outcome: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub outcome: Option<Outcome>,
     pub note: Option<String>,
     pub updated_at: String,
     pub version: i64,
@@ -148,23 +160,23 @@ pub struct AlertDetails {
 
 fn alert_view(r: &AnyRow) -> Result<AlertDetails, sqlx::Error> {
     Ok(AlertDetails {
-        id: r.text("id")?,
-        patient_id: r.text("patient_id")?,
+        id: r.id("id")?,
+        patient_id: r.id("patient_id")?,
         patient_name: r.opt_text("patient_name")?,
-        health_record_id: r.text("health_record_id")?,
-        order_request_id: r.opt_text("order_request_id")?,
-        severity: r.text("severity")?,
+        health_record_id: r.id("health_record_id")?,
+        order_request_id: r.opt_id("order_request_id")?,
+        severity: r.status("severity")?,
         reasons: r.json("reasons")?,
-        status: r.text("status")?,
-        doctor_id: r.text("doctor_id")?,
+        status: r.status("status")?,
+        doctor_id: r.id("doctor_id")?,
         escalation_level: r.int("escalation_level")?,
         triggered_at: r.text("triggered_at")?,
         waiting_since: r.text("waiting_since")?,
         acknowledged_at: r.opt_text("acknowledged_at")?,
-        acknowledged_by: r.opt_text("acknowledged_by")?,
+        acknowledged_by: r.opt_id("acknowledged_by")?,
         resolved_at: r.opt_text("resolved_at")?,
-        resolved_by: r.opt_text("resolved_by")?,
-        outcome: r.opt_text("outcome")?,
+        resolved_by: r.opt_id("resolved_by")?,
+        outcome: r.opt_status("outcome")?,
         note: r.opt_text("note")?,
         updated_at: r.text("updated_at")?,
         version: r.int("version")?,
@@ -173,18 +185,18 @@ fn alert_view(r: &AnyRow) -> Result<AlertDetails, sqlx::Error> {
 
 /// Which alerts a list shows.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AlertFilter<'a> {
+pub struct AlertFilter {
     /// Only this doctor's (a doctor's own list).
-    pub doctor: Option<&'a str>,
-    pub status: Option<&'a str>,
-    pub severity: Option<&'a str>,
+    pub doctor: Option<UserId>,
+    pub status: Option<AlertStatus>,
+    pub severity: Option<Severity>,
 }
 
 /// A triggered alert whose wait for an acknowledgement is over.
 #[derive(Debug, Clone)]
 pub struct DueAlert {
-    pub id: String,
-    pub doctor_id: String,
+    pub id: AlertId,
+    pub doctor_id: UserId,
     pub escalation_level: i64,
 }
 
@@ -192,12 +204,23 @@ const SELECT_ALERT: &str =
     "SELECT a.*, p.name AS patient_name FROM alerts a LEFT JOIN patients p ON p.id = a.patient_id";
 
 impl ReadStore {
+    /// The alerts read model.
+    pub fn alerts(&self) -> Alerts<'_> {
+        Alerts(self)
+    }
+}
+
+/// Queries of the alerts read model.
+#[derive(Clone, Copy)]
+pub struct Alerts<'a>(&'a ReadStore);
+
+impl Alerts<'_> {
     /// A page of alerts: unresolved first, then urgent, then newest.
-    pub async fn alerts(&self, f: AlertFilter<'_>, page: PageParams) -> Result<Page<AlertDetails>, sqlx::Error> {
+    pub async fn list(self, f: AlertFilter, page: PageParams) -> Result<Page<AlertDetails>, sqlx::Error> {
         let filter = Where::new()
-            .and_eq("a.doctor_id = ?", f.doctor)
-            .and_eq("a.status = ?", f.status)
-            .and_eq("a.severity = ?", f.severity);
+            .and_eq("a.doctor_id = ?", f.doctor.map(|d| d.to_string()))
+            .and_eq("a.status = ?", f.status.map(|s| s.as_str()))
+            .and_eq("a.severity = ?", f.severity.map(|s| s.as_str()));
         let list = ListQuery {
             select: SELECT_ALERT,
             from: "alerts a",
@@ -205,21 +228,21 @@ impl ReadStore {
                 "CASE WHEN a.status = 'resolved' THEN 1 ELSE 0 END, CASE WHEN a.severity = 'urgent' THEN 0 ELSE 1 END,
                 a.triggered_at DESC, a.id",
         };
-        self.page(&list, &filter, page, alert_view).await
+        self.0.page(&list, &filter, page, alert_view).await
     }
 
-    pub async fn alert(&self, id: &str) -> Result<Option<AlertDetails>, sqlx::Error> {
+    pub async fn get(self, id: AlertId) -> Result<Option<AlertDetails>, sqlx::Error> {
         let row = sqlx::query(&format!("{SELECT_ALERT} WHERE a.id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.as_ref().map(alert_view).transpose()
     }
 
     /// Triggered alerts whose wait began at or before the cut-off of their
     /// severity (instants as stored), the longest waiting first.
-    pub async fn alerts_due(
-        &self,
+    pub async fn due(
+        self,
         urgent_waiting_since: &str,
         abnormal_waiting_since: &str,
         limit: i64,
@@ -233,13 +256,13 @@ impl ReadStore {
         .bind(urgent_waiting_since)
         .bind(abnormal_waiting_since)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DueAlert {
-                    id: r.text("id")?,
-                    doctor_id: r.text("doctor_id")?,
+                    id: r.id("id")?,
+                    doctor_id: r.id("doctor_id")?,
                     escalation_level: r.int("escalation_level")?,
                 })
             })
@@ -249,22 +272,16 @@ impl ReadStore {
     /// The active, available doctor other than `except` with the fewest
     /// unresolved alerts (then the longest-standing account): where an
     /// escalated alert goes.
-    pub async fn least_loaded_doctor_except(&self, except: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
+    pub async fn least_loaded_doctor_except(self, except: UserId) -> Result<Option<UserId>, sqlx::Error> {
+        let row = sqlx::query(
             "SELECT u.id FROM users u JOIN doctors d ON d.user_id = u.id
              WHERE u.role = 'doctor' AND u.status = 'active' AND d.is_available = 1 AND u.id <> ?
              ORDER BY (SELECT COUNT(*) FROM alerts a WHERE a.doctor_id = u.id AND a.status <> 'resolved'), u.created_at, u.id
              LIMIT 1",
         )
-        .bind(except)
-        .fetch_optional(self.pool())
-        .await
-    }
-
-    /// Every active admin (told of escalations).
-    pub async fn active_admins(&self) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id")
-            .fetch_all(self.pool())
-            .await
+        .bind(except.to_string())
+        .fetch_optional(self.0.pool())
+        .await?;
+        row.map(|r| r.id("id")).transpose()
     }
 }

@@ -3,7 +3,8 @@
 //! model: the recorder's other intervals, and visits still open at day end.
 
 use async_trait::async_trait;
-use domain::evv::EvvExceptionEvent;
+use domain::evv::{EvvCode, EvvExceptionEvent, EvvStatus};
+use domain::ids::{EvvExceptionId, PatientId, UserId, VisitId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -91,14 +92,20 @@ impl Projector for EvvExceptionsProjector {
 /// One exception as listed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EvvExceptionView {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: EvvExceptionId,
     /// away_from_home | overlapping_visits | missing_signature | short_visit | missing_check_out
-    pub code: String,
-    pub visit_id: String,
-    pub patient_id: String,
-    pub recorder_id: String,
+    #[schema(value_type = String)]
+    pub code: EvvCode,
+    #[schema(value_type = String, format = Uuid)]
+    pub visit_id: VisitId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
     /// open | acknowledged | resolved
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: EvvStatus,
     /// RFC 3339.
     pub raised_at: String,
     /// The measurements behind it (distance and radius, the other visit,
@@ -106,29 +113,31 @@ pub struct EvvExceptionView {
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub reason_code: Option<String>,
-    pub acknowledged_by: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub acknowledged_by: Option<UserId>,
     pub acknowledged_at: Option<String>,
     pub resolution: Option<String>,
-    pub resolved_by: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub resolved_by: Option<UserId>,
     pub resolved_at: Option<String>,
     pub version: i64,
 }
 
 fn exception_view(r: &AnyRow) -> Result<EvvExceptionView, sqlx::Error> {
     Ok(EvvExceptionView {
-        id: r.text("id")?,
-        code: r.text("code")?,
-        visit_id: r.text("visit_id")?,
-        patient_id: r.text("patient_id")?,
-        recorder_id: r.text("recorder_id")?,
-        status: r.text("status")?,
+        id: r.id("id")?,
+        code: r.status("code")?,
+        visit_id: r.id("visit_id")?,
+        patient_id: r.id("patient_id")?,
+        recorder_id: r.id("recorder_id")?,
+        status: r.status("status")?,
         raised_at: r.text("raised_at")?,
         details: serde_json::from_str(&r.text("details")?).unwrap_or(serde_json::Value::Null),
         reason_code: r.opt_text("reason_code")?,
-        acknowledged_by: r.opt_text("acknowledged_by")?,
+        acknowledged_by: r.opt_id("acknowledged_by")?,
         acknowledged_at: r.opt_text("acknowledged_at")?,
         resolution: r.opt_text("resolution")?,
-        resolved_by: r.opt_text("resolved_by")?,
+        resolved_by: r.opt_id("resolved_by")?,
         resolved_at: r.opt_text("resolved_at")?,
         version: r.int("version")?,
     })
@@ -137,9 +146,9 @@ fn exception_view(r: &AnyRow) -> Result<EvvExceptionView, sqlx::Error> {
 /// Filters of the exception list; instants are RFC 3339 UTC text.
 #[derive(Debug, Clone, Default)]
 pub struct EvvFilter {
-    pub status: Option<String>,
-    pub code: Option<String>,
-    pub recorder: Option<String>,
+    pub status: Option<EvvStatus>,
+    pub code: Option<EvvCode>,
+    pub recorder: Option<UserId>,
     /// Raised at or after.
     pub from: Option<String>,
     /// Raised before.
@@ -149,17 +158,29 @@ pub struct EvvFilter {
 /// Another visit's check-in..check-out, as the visits read model holds it.
 #[derive(Debug, Clone)]
 pub struct IntervalRow {
-    pub visit_id: String,
+    pub visit_id: VisitId,
     pub checked_in_at: String,
     pub checked_out_at: Option<String>,
 }
 
 impl ReadStore {
-    pub async fn evv_exceptions(&self, f: &EvvFilter, page: PageParams) -> Result<Page<EvvExceptionView>, sqlx::Error> {
+    /// The visit verification exceptions read model.
+    pub fn evv(&self) -> Evv<'_> {
+        Evv(self)
+    }
+}
+
+/// Queries of the visit verification exceptions read model (and of the
+/// check-ins and check-outs they are judged on).
+#[derive(Clone, Copy)]
+pub struct Evv<'a>(&'a ReadStore);
+
+impl Evv<'_> {
+    pub async fn list(self, f: &EvvFilter, page: PageParams) -> Result<Page<EvvExceptionView>, sqlx::Error> {
         let filter = Where::new()
-            .and_eq("status = ?", f.status.as_ref())
-            .and_eq("code = ?", f.code.as_ref())
-            .and_eq("recorder_id = ?", f.recorder.as_ref())
+            .and_eq("status = ?", f.status.map(|s| s.as_str()))
+            .and_eq("code = ?", f.code.map(|c| c.as_str()))
+            .and_eq("recorder_id = ?", f.recorder.map(|r| r.to_string()))
             .and_eq("raised_at >= ?", f.from.as_ref())
             .and_eq("raised_at < ?", f.to.as_ref());
         let list = ListQuery {
@@ -167,13 +188,13 @@ impl ReadStore {
             from: "evv_exceptions",
             order_by: "raised_at DESC, id",
         };
-        self.page(&list, &filter, page, exception_view).await
+        self.0.page(&list, &filter, page, exception_view).await
     }
 
-    pub async fn evv_exception(&self, id: &str) -> Result<Option<EvvExceptionView>, sqlx::Error> {
+    pub async fn get(self, id: EvvExceptionId) -> Result<Option<EvvExceptionView>, sqlx::Error> {
         sqlx::query("SELECT * FROM evv_exceptions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?
             .as_ref()
             .map(exception_view)
@@ -183,9 +204,9 @@ impl ReadStore {
     /// The recorder's other visits checked in at or before `at` and not
     /// checked out by then (in progress at `at`, or checked out later).
     pub async fn intervals_open_at(
-        &self,
-        recorder: &str,
-        except: &str,
+        self,
+        recorder: UserId,
+        except: VisitId,
         at: &str,
     ) -> Result<Vec<IntervalRow>, sqlx::Error> {
         let rows = sqlx::query(
@@ -194,16 +215,16 @@ impl ReadStore {
                AND (check_out_at IS NULL OR check_out_at > ?)
              ORDER BY check_in_at, id",
         )
-        .bind(recorder)
+        .bind(recorder.to_string())
         .bind(at)
-        .bind(except)
+        .bind(except.to_string())
         .bind(at)
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(IntervalRow {
-                    visit_id: r.text("id")?,
+                    visit_id: r.id("id")?,
                     checked_in_at: r.text("check_in_at")?,
                     checked_out_at: r.opt_text("check_out_at")?,
                 })
@@ -213,8 +234,8 @@ impl ReadStore {
 
     /// Visits checked in before `before` and still not checked out, that have
     /// no `missing_check_out` exception yet (at most `limit`, oldest first).
-    pub async fn open_check_ins_before(&self, before: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
+    pub async fn open_check_ins_before(self, before: &str, limit: i64) -> Result<Vec<VisitId>, sqlx::Error> {
+        let rows = sqlx::query(
             "SELECT a.id FROM appointments a
              WHERE a.check_in_at IS NOT NULL AND a.check_in_at < ? AND a.check_out_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM evv_exceptions x WHERE x.visit_id = a.id AND x.code = 'missing_check_out')
@@ -222,7 +243,8 @@ impl ReadStore {
         )
         .bind(before)
         .bind(limit)
-        .fetch_all(self.pool())
-        .await
+        .fetch_all(self.0.pool())
+        .await?;
+        rows.iter().map(|r| r.id("id")).collect()
     }
 }

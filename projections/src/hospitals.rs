@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use domain::booking::BookingEvent;
+use domain::booking::{BookingEvent, BookingStatus};
 use domain::hospital::{HospitalEvent, SlotEvent};
+use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId, SlotId, UserId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -216,7 +217,8 @@ impl Projector for HospitalsProjector {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DepartmentAvailability {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DepartmentId,
     pub name: String,
     /// Has a slot from today on with a free place.
     pub available: bool,
@@ -224,7 +226,8 @@ pub struct DepartmentAvailability {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HospitalSearchItem {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: HospitalId,
     pub name: String,
     pub address: String,
     pub level: Option<String>,
@@ -234,8 +237,10 @@ pub struct HospitalSearchItem {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HospitalDoctorView {
-    pub id: String,
-    pub department_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: HospitalDoctorId,
+    #[schema(value_type = String, format = Uuid)]
+    pub department_id: DepartmentId,
     pub name: String,
     pub title: Option<String>,
     pub specialty: Option<String>,
@@ -245,7 +250,8 @@ pub struct HospitalDoctorView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DepartmentView {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DepartmentId,
     pub name: String,
     pub description: Option<String>,
     pub active: bool,
@@ -253,7 +259,8 @@ pub struct DepartmentView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HospitalView {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: HospitalId,
     pub name: String,
     pub address: String,
     pub phone: Option<String>,
@@ -267,10 +274,14 @@ pub struct HospitalView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SlotView {
-    pub id: String,
-    pub hospital_id: String,
-    pub department_id: String,
-    pub doctor_id: Option<String>,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: SlotId,
+    #[schema(value_type = String, format = Uuid)]
+    pub hospital_id: HospitalId,
+    #[schema(value_type = String, format = Uuid)]
+    pub department_id: DepartmentId,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub doctor_id: Option<HospitalDoctorId>,
     pub date: String,
     pub time: String,
     pub capacity: i64,
@@ -280,10 +291,10 @@ pub struct SlotView {
 
 fn slot_view(r: &AnyRow) -> Result<SlotView, sqlx::Error> {
     Ok(SlotView {
-        id: r.text("id")?,
-        hospital_id: r.text("hospital_id")?,
-        department_id: r.text("department_id")?,
-        doctor_id: r.opt_text("doctor_id")?,
+        id: r.id("id")?,
+        hospital_id: r.id("hospital_id")?,
+        department_id: r.id("department_id")?,
+        doctor_id: r.opt_id("doctor_id")?,
         date: r.text("date")?,
         time: r.text("time")?,
         capacity: r.int("capacity")?,
@@ -294,21 +305,29 @@ fn slot_view(r: &AnyRow) -> Result<SlotView, sqlx::Error> {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BookingView {
-    pub id: String,
-    pub slot_id: String,
-    pub patient_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: HospitalBookingId,
+    #[schema(value_type = String, format = Uuid)]
+    pub slot_id: SlotId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
     pub patient_name: Option<String>,
-    pub hospital_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub hospital_id: HospitalId,
     pub hospital_name: Option<String>,
-    pub department_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub department_id: DepartmentId,
     pub department_name: Option<String>,
-    pub doctor_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub doctor_id: Option<HospitalDoctorId>,
     pub doctor_name: Option<String>,
     pub appointment_date: String,
     pub appointment_time: String,
     pub notes: Option<String>,
-    pub recorder_id: String,
-    pub status: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
+    #[schema(value_type = String)]
+    pub status: BookingStatus,
     pub appointment_number: Option<String>,
     pub fee: Option<String>,
     pub result_notes: Option<String>,
@@ -328,21 +347,21 @@ const BOOKING_SELECT: &str = "SELECT b.*, p.name AS patient_name, h.name AS hosp
 
 fn booking_view(r: &AnyRow) -> Result<BookingView, sqlx::Error> {
     Ok(BookingView {
-        id: r.text("id")?,
-        slot_id: r.text("slot_id")?,
-        patient_id: r.text("patient_id")?,
+        id: r.id("id")?,
+        slot_id: r.id("slot_id")?,
+        patient_id: r.id("patient_id")?,
         patient_name: r.opt_text("patient_name")?,
-        hospital_id: r.text("hospital_id")?,
+        hospital_id: r.id("hospital_id")?,
         hospital_name: r.opt_text("hospital_name")?,
-        department_id: r.text("department_id")?,
+        department_id: r.id("department_id")?,
         department_name: r.opt_text("department_name")?,
-        doctor_id: r.opt_text("doctor_id")?,
+        doctor_id: r.opt_id("doctor_id")?,
         doctor_name: r.opt_text("doctor_name")?,
         appointment_date: r.text("appointment_date")?,
         appointment_time: r.text("appointment_time")?,
         notes: r.opt_text("notes")?,
-        recorder_id: r.text("recorder_id")?,
-        status: r.text("status")?,
+        recorder_id: r.id("recorder_id")?,
+        status: r.status("status")?,
         appointment_number: r.opt_text("appointment_number")?,
         fee: r.opt_text("fee")?,
         result_notes: r.opt_text("result_notes")?,
@@ -356,20 +375,31 @@ fn booking_view(r: &AnyRow) -> Result<BookingView, sqlx::Error> {
 /// Filters of the booking lists.
 #[derive(Debug, Clone, Default)]
 pub struct BookingFilter {
-    pub patient: Option<String>,
+    pub patient: Option<PatientId>,
     /// Bookings of the patients assigned to this recorder today, whoever booked them.
-    pub recorder: Option<String>,
-    pub slot: Option<String>,
+    pub recorder: Option<UserId>,
+    pub slot: Option<SlotId>,
     /// Only patients linked to this doctor by a request or an order.
-    pub doctor: Option<String>,
-    pub status: Option<String>,
+    pub doctor: Option<UserId>,
+    pub status: Option<BookingStatus>,
 }
 
 impl ReadStore {
+    /// The partner hospitals read model (catalog, slots, bookings).
+    pub fn hospitals(&self) -> Hospitals<'_> {
+        Hospitals(self)
+    }
+}
+
+/// Queries of the partner hospitals read model.
+#[derive(Clone, Copy)]
+pub struct Hospitals<'a>(&'a ReadStore);
+
+impl Hospitals<'_> {
     /// Active hospitals matching `search` (name or address) with their active
     /// departments (only those matching `department`, when given).
-    pub async fn search_hospitals(
-        &self,
+    pub async fn search(
+        self,
         search: Option<&str>,
         department: Option<&str>,
         today: NaiveDate,
@@ -391,6 +421,7 @@ impl ReadStore {
             );
         }
         let hospitals = self
+            .0
             .rows(
                 "SELECT h.* FROM hospitals h",
                 &filter,
@@ -400,9 +431,9 @@ impl ReadStore {
             .await?;
         let mut out = Vec::with_capacity(hospitals.len());
         for h in &hospitals {
-            let hid = h.text("id")?;
+            let hid: HospitalId = h.id("id")?;
             let filter = Where::new()
-                .and("d.hospital_id = ? AND d.active = 1", [hid.as_str().into()])
+                .and("d.hospital_id = ? AND d.active = 1", [hid.to_string().into()])
                 .and_eq("d.name LIKE ? ESCAPE '!'", d.as_ref());
             // The open-slot count's date comes first in the SQL: a date's text
             // form is only digits and dashes, so it is written in.
@@ -415,13 +446,14 @@ impl ReadStore {
                  FROM hospital_departments d"
             );
             let deps = self
+                .0
                 .rows(&select, &filter, "ORDER BY d.name, d.id", |r| Ok(r.clone()))
                 .await?;
             let departments = deps
                 .iter()
                 .map(|r| {
                     Ok(DepartmentAvailability {
-                        id: r.text("id")?,
+                        id: r.id("id")?,
                         name: r.text("name")?,
                         available: r.int("open_slots")? > 0,
                     })
@@ -439,24 +471,25 @@ impl ReadStore {
         Ok(out)
     }
 
-    pub async fn hospital(&self, id: &str) -> Result<Option<HospitalView>, sqlx::Error> {
+    pub async fn get(self, id: HospitalId) -> Result<Option<HospitalView>, sqlx::Error> {
+        let id = id.to_string();
         let Some(h) = sqlx::query("SELECT * FROM hospitals WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(&id)
+            .fetch_optional(self.0.pool())
             .await?
         else {
             return Ok(None);
         };
         let deps = sqlx::query("SELECT * FROM hospital_departments WHERE hospital_id = ? ORDER BY name, id")
-            .bind(id)
-            .fetch_all(self.pool())
+            .bind(&id)
+            .fetch_all(self.0.pool())
             .await?;
         let docs = sqlx::query("SELECT * FROM hospital_doctors WHERE hospital_id = ? ORDER BY name, id")
-            .bind(id)
-            .fetch_all(self.pool())
+            .bind(&id)
+            .fetch_all(self.0.pool())
             .await?;
         Ok(Some(HospitalView {
-            id: h.text("id")?,
+            id: h.id("id")?,
             name: h.text("name")?,
             address: h.text("address")?,
             phone: h.opt_text("phone")?,
@@ -467,7 +500,7 @@ impl ReadStore {
                 .iter()
                 .map(|r| {
                     Ok(DepartmentView {
-                        id: r.text("id")?,
+                        id: r.id("id")?,
                         name: r.text("name")?,
                         description: r.opt_text("description")?,
                         active: r.int("active")? != 0,
@@ -478,8 +511,8 @@ impl ReadStore {
                 .iter()
                 .map(|r| {
                     Ok(HospitalDoctorView {
-                        id: r.text("id")?,
-                        department_id: r.text("department_id")?,
+                        id: r.id("id")?,
+                        department_id: r.id("department_id")?,
                         name: r.text("name")?,
                         title: r.opt_text("title")?,
                         specialty: r.opt_text("specialty")?,
@@ -492,88 +525,95 @@ impl ReadStore {
     }
 
     /// A hospital's slots, optionally of one department and date, by date and time.
-    pub async fn hospital_slots(
-        &self,
-        hospital: &str,
-        department: Option<&str>,
+    pub async fn slots(
+        self,
+        hospital: HospitalId,
+        department: Option<DepartmentId>,
         date: Option<NaiveDate>,
     ) -> Result<Vec<SlotView>, sqlx::Error> {
         let filter = Where::new()
-            .and("hospital_id = ?", [hospital.into()])
-            .and_eq("department_id = ?", department)
+            .and("hospital_id = ?", [hospital.to_string().into()])
+            .and_eq("department_id = ?", department.map(|d| d.to_string()))
             .and_eq("date = ?", date);
-        self.rows(
-            "SELECT * FROM hospital_slots",
-            &filter,
-            "ORDER BY date, time, id LIMIT 500",
-            slot_view,
-        )
-        .await
+        self.0
+            .rows(
+                "SELECT * FROM hospital_slots",
+                &filter,
+                "ORDER BY date, time, id LIMIT 500",
+                slot_view,
+            )
+            .await
     }
 
     /// Slots matching a booking request, those with room first.
     pub async fn matching_slots(
-        &self,
-        hospital: &str,
-        department: &str,
-        doctor: Option<&str>,
+        self,
+        hospital: HospitalId,
+        department: DepartmentId,
+        doctor: Option<HospitalDoctorId>,
         date: NaiveDate,
         time: &str,
     ) -> Result<Vec<SlotView>, sqlx::Error> {
         let filter = Where::new()
             .and(
                 "hospital_id = ? AND department_id = ? AND date = ? AND time = ?",
-                [hospital.into(), department.into(), date.into(), time.into()],
+                [
+                    hospital.to_string().into(),
+                    department.to_string().into(),
+                    date.into(),
+                    time.into(),
+                ],
             )
-            .and_eq("doctor_id = ?", doctor);
-        self.rows(
-            "SELECT * FROM hospital_slots",
-            &filter,
-            "ORDER BY (capacity - booked) DESC, id",
-            slot_view,
-        )
-        .await
+            .and_eq("doctor_id = ?", doctor.map(|d| d.to_string()));
+        self.0
+            .rows(
+                "SELECT * FROM hospital_slots",
+                &filter,
+                "ORDER BY (capacity - booked) DESC, id",
+                slot_view,
+            )
+            .await
     }
 
-    pub async fn slot(&self, id: &str) -> Result<Option<SlotView>, sqlx::Error> {
+    pub async fn slot(self, id: SlotId) -> Result<Option<SlotView>, sqlx::Error> {
         let row = sqlx::query("SELECT * FROM hospital_slots WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.as_ref().map(slot_view).transpose()
     }
 
-    pub async fn booking(&self, id: &str) -> Result<Option<BookingView>, sqlx::Error> {
+    pub async fn booking(self, id: HospitalBookingId) -> Result<Option<BookingView>, sqlx::Error> {
         let row = sqlx::query(&format!("{BOOKING_SELECT} WHERE b.id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.as_ref().map(booking_view).transpose()
     }
 
     /// Bookings, upcoming first (then the most recent past ones).
     pub async fn bookings(
-        &self,
+        self,
         f: &BookingFilter,
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<BookingView>, sqlx::Error> {
-        let mut filter = Where::new().and_eq("b.patient_id = ?", f.patient.as_ref());
-        if let Some(recorder) = &f.recorder {
-            let (r, from, to) = assigned_binds(Some(recorder), today);
+        let mut filter = Where::new().and_eq("b.patient_id = ?", f.patient.map(|p| p.to_string()));
+        if let Some(recorder) = f.recorder {
+            let (r, from, to) = assigned_binds(Some(&recorder.to_string()), today);
             filter = filter.and(
                 assigned_sql("b.patient_id"),
                 [r.unwrap_or_default().into(), from.into(), to.into()],
             );
         }
         let mut filter = filter
-            .and_eq("b.slot_id = ?", f.slot.as_ref())
-            .and_eq("b.status = ?", f.status.as_ref());
-        if let Some(doctor) = &f.doctor {
+            .and_eq("b.slot_id = ?", f.slot.map(|s| s.to_string()))
+            .and_eq("b.status = ?", f.status.map(|s| s.as_str()));
+        if let Some(doctor) = f.doctor.map(|d| d.to_string()) {
             filter = filter.and(
                 "b.patient_id IN (SELECT patient_id FROM order_requests WHERE doctor_id = ?
                                   UNION SELECT patient_id FROM medical_orders WHERE doctor_id = ?)",
-                [doctor.into(), doctor.into()],
+                [(&doctor).into(), doctor.into()],
             );
         }
         // A date's text form is only digits and dashes: safe to write into the SQL.
@@ -588,6 +628,6 @@ impl ReadStore {
             from: "hospital_appointments b",
             order_by: &order_by,
         };
-        self.page(&list, &filter, page, booking_view).await
+        self.0.page(&list, &filter, page, booking_view).await
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::ids::{FileId, PatientId, SubscriptionId, UserId, VisitId};
 use domain::job::{JobOutcome, JobRunEvent};
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -74,9 +75,9 @@ pub struct JobRunView {
 /// A scheduled or confirmed visit of a day, for its recorder's reminder.
 #[derive(Debug, Clone)]
 pub struct DueVisit {
-    pub visit_id: String,
-    pub recorder_id: String,
-    pub patient_id: String,
+    pub visit_id: VisitId,
+    pub recorder_id: UserId,
+    pub patient_id: PatientId,
     pub date: String,
     pub time: String,
 }
@@ -84,7 +85,7 @@ pub struct DueVisit {
 /// An upload never attached to a record, older than a cut-off.
 #[derive(Debug, Clone)]
 pub struct UnattachedFile {
-    pub id: String,
+    pub id: FileId,
     pub created_at: String,
     pub storage_key: String,
     pub thumbnail_key: Option<String>,
@@ -135,7 +136,8 @@ impl ReportCounts {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecorderReport {
-    pub recorder_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
     pub name: Option<String>,
     #[serde(flatten)]
     pub counts: ReportCounts,
@@ -154,13 +156,25 @@ pub struct WeeklyReport {
 }
 
 impl ReadStore {
+    /// The job runs read model, and the queries the jobs and the weekly report run.
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs(self)
+    }
+}
+
+/// Queries of the job runs read model, and those the jobs and the weekly
+/// report run over the other read models.
+#[derive(Clone, Copy)]
+pub struct Jobs<'a>(&'a ReadStore);
+
+impl Jobs<'_> {
     /// The latest run of each job that ran.
-    pub async fn latest_job_runs(&self) -> Result<Vec<JobRunView>, sqlx::Error> {
+    pub async fn latest_runs(self) -> Result<Vec<JobRunView>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT j.* FROM job_runs j WHERE j.recorded_at = (SELECT MAX(k.recorded_at) FROM job_runs k WHERE k.job = j.job)
              ORDER BY j.job, j.period DESC",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         let mut out: Vec<JobRunView> = Vec::new();
         for r in &rows {
@@ -180,21 +194,21 @@ impl ReadStore {
     }
 
     /// Scheduled and confirmed visits on `day`, by recorder and time.
-    pub async fn due_visits_on(&self, day: NaiveDate) -> Result<Vec<DueVisit>, sqlx::Error> {
+    pub async fn due_visits_on(self, day: NaiveDate) -> Result<Vec<DueVisit>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, recorder_id, patient_id, scheduled_date, scheduled_time FROM appointments
              WHERE scheduled_date = ? AND status IN ('scheduled', 'confirmed')
              ORDER BY recorder_id, scheduled_time, id",
         )
         .bind(day.to_string())
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DueVisit {
-                    visit_id: r.text("id")?,
-                    recorder_id: r.text("recorder_id")?,
-                    patient_id: r.text("patient_id")?,
+                    visit_id: r.id("id")?,
+                    recorder_id: r.id("recorder_id")?,
+                    patient_id: r.id("patient_id")?,
                     date: r.text("scheduled_date")?,
                     time: r.text("scheduled_time")?,
                 })
@@ -203,23 +217,24 @@ impl ReadStore {
     }
 
     /// Visits still scheduled or confirmed whose day is before `day`.
-    pub async fn open_visits_before(&self, day: NaiveDate, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
+    pub async fn open_visits_before(self, day: NaiveDate, limit: i64) -> Result<Vec<VisitId>, sqlx::Error> {
+        let rows = sqlx::query(
             "SELECT id FROM appointments WHERE scheduled_date < ? AND status IN ('scheduled', 'confirmed')
              ORDER BY scheduled_date, id LIMIT ?",
         )
         .bind(day.to_string())
         .bind(limit)
-        .fetch_all(self.pool())
-        .await
+        .fetch_all(self.0.pool())
+        .await?;
+        rows.iter().map(|r| r.id("id")).collect()
     }
 
     /// Active recorders whose certificate expires between `from` and `to` (inclusive).
     pub async fn certificates_expiring(
-        &self,
+        self,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<(String, NaiveDate)>, sqlx::Error> {
+    ) -> Result<Vec<(UserId, NaiveDate)>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT r.user_id, r.cert_expiry_date FROM recorders r JOIN users u ON u.id = r.user_id
              WHERE u.status = 'active' AND r.cert_expiry_date IS NOT NULL
@@ -228,33 +243,38 @@ impl ReadStore {
         )
         .bind(from.to_string())
         .bind(to.to_string())
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         let mut out = Vec::new();
         for r in &rows {
             if let Ok(d) = r.text("cert_expiry_date")?.parse::<NaiveDate>() {
-                out.push((r.text("user_id")?, d));
+                out.push((r.id("user_id")?, d));
             }
         }
         Ok(out)
     }
 
     /// Active or paused subscriptions whose end date is before `day`.
-    pub async fn subscriptions_ended_before(&self, day: NaiveDate, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
+    pub async fn subscriptions_ended_before(
+        self,
+        day: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<SubscriptionId>, sqlx::Error> {
+        let rows = sqlx::query(
             "SELECT id FROM subscriptions WHERE end_date < ? AND status IN ('active', 'paused') ORDER BY end_date, id LIMIT ?",
         )
         .bind(day.to_string())
         .bind(limit)
-        .fetch_all(self.pool())
-        .await
+        .fetch_all(self.0.pool())
+        .await?;
+        rows.iter().map(|r| r.id("id")).collect()
     }
 
     /// Uploads created before `before` and attached to no record: those not
     /// discarded yet, and those discarded after `discarded_since` (whose bytes
     /// a crash may have left in storage).
     pub async fn unattached_files(
-        &self,
+        self,
         before: DateTime<Utc>,
         discarded_since: DateTime<Utc>,
         limit: i64,
@@ -268,12 +288,12 @@ impl ReadStore {
         .bind(instant(before))
         .bind(instant(discarded_since))
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(UnattachedFile {
-                    id: r.text("id")?,
+                    id: r.id("id")?,
                     created_at: r.text("created_at")?,
                     storage_key: r.text("storage_key")?,
                     thumbnail_key: r.opt_text("thumbnail_key")?,
@@ -286,13 +306,15 @@ impl ReadStore {
     /// The week from `monday` to `sunday` (local dates; `[start, end)` the
     /// same as instants), for every recorder or only `recorder`.
     pub async fn weekly_report(
-        &self,
+        self,
         week: &str,
         monday: NaiveDate,
         sunday: NaiveDate,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
-        recorder: Option<&str>,
+        recorder: Option<UserId>,
     ) -> Result<WeeklyReport, sqlx::Error> {
+        let recorder = recorder.map(|r| r.to_string());
+        let recorder = recorder.as_deref();
         let (from, to) = (monday.to_string(), sunday.to_string());
         let (start, end) = (instant(start), instant(end));
         let mut by: BTreeMap<String, ReportCounts> = BTreeMap::new();
@@ -365,10 +387,10 @@ impl ReadStore {
             totals.add(&counts);
             let name = sqlx::query_scalar("SELECT name FROM users WHERE id = ?")
                 .bind(&recorder_id)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.0.pool())
                 .await?;
             recorders.push(RecorderReport {
-                recorder_id,
+                recorder_id: recorder_id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                 name,
                 counts,
             });
@@ -384,7 +406,7 @@ impl ReadStore {
 
     /// Runs a report query grouped by recorder: `(who, n, a, b)`.
     async fn grouped(
-        &self,
+        self,
         q: &str,
         from: &str,
         to: &str,
@@ -394,7 +416,7 @@ impl ReadStore {
         if let Some(r) = recorder {
             query = query.bind(r.to_string());
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(self.0.pool()).await?;
         rows.iter()
             .map(|r| Ok((r.text("who")?, r.int("n")?, r.int("a")?, r.int("b")?)))
             .collect()

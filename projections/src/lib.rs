@@ -3,7 +3,10 @@
 //!
 //! # Layout
 //! - [`store`]: the read store (MySQL, or SQLite when embedded) behind one sqlx
-//!   `Any` pool, its migrations, and row helpers.
+//!   `Any` pool, its migrations, and row helpers ([`store::RowExt`]: typed ids
+//!   and statuses are parsed at the row, a bad value is a decode error).
+//! - [`page`]: paging, and the one way a list is queried ([`ReadStore::page`]:
+//!   a count and a page over one filter).
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
 //! - [`registry`]: every projector, in the order a rebuild runs them.
@@ -15,6 +18,15 @@
 //!   [`jobs`] (scheduled job runs, and the queries of the jobs and the weekly report).
 //! - [`rebuild`]: a shadow read store to replay into, and the atomic switch
 //!   that puts its tables in place of the live ones.
+//!
+//! # Queries
+//! Each read model has one query type, reached from the store by its name:
+//! `read.records().get(id)`, `read.orders().of_patient(patient, page)`,
+//! `read.users().list(role, page)`. Queries take the domain's typed ids
+//! (`domain::ids`); views hold typed ids and the domain's status enums, which
+//! serialize as before (UUID strings, lowercase statuses). Not yet so:
+//! [`families`], [`visits`] and [`subscriptions`], still methods of
+//! [`ReadStore`] itself over string ids.
 //!
 //! Every projector is replayable: it reads only the event (its payload, its
 //! metadata and its recorded time), never the clock, and calls nothing outside

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::alert::AlertEvent;
+use domain::ids::{AlertId, HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
 use domain::inbox::InboxEvent;
 use domain::job::{JobOutcome, JobRunEvent};
-use domain::order::{MedicalOrderEvent, OrderRequestEvent};
+use domain::order::{MedicalOrderEvent, OrderRequestEvent, OrderStatus, OrderType, RequestStatus};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -443,22 +444,31 @@ fn alert_notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderRequestView {
-    pub id: String,
-    pub health_record_id: String,
-    pub patient_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: OrderRequestId,
+    #[schema(value_type = String, format = Uuid)]
+    pub health_record_id: HealthRecordId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
     pub patient_name: Option<String>,
-    pub doctor_id: String,
-    pub requested_by: Option<String>,
-    pub recorder_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub doctor_id: UserId,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub requested_by: Option<UserId>,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
     pub reason: Option<String>,
     pub abnormal: bool,
     pub urgent: bool,
     #[schema(value_type = Vec<crate::records::AlertView>)]
     pub alerts: serde_json::Value,
-    pub status: String,
-    pub order_id: Option<String>,
+    #[schema(value_type = String)]
+    pub status: RequestStatus,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub order_id: Option<MedicalOrderId>,
     /// The alert it was raised with (abnormal vitals), if any.
-    pub alert_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub alert_id: Option<AlertId>,
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
@@ -466,20 +476,20 @@ pub struct OrderRequestView {
 
 fn request_view(r: &AnyRow) -> Result<OrderRequestView, sqlx::Error> {
     Ok(OrderRequestView {
-        id: r.text("id")?,
-        health_record_id: r.text("health_record_id")?,
-        patient_id: r.text("patient_id")?,
+        id: r.id("id")?,
+        health_record_id: r.id("health_record_id")?,
+        patient_id: r.id("patient_id")?,
         patient_name: r.opt_text("patient_name")?,
-        doctor_id: r.text("doctor_id")?,
-        requested_by: r.opt_text("requested_by")?,
-        recorder_id: r.text("recorder_id")?,
+        doctor_id: r.id("doctor_id")?,
+        requested_by: r.opt_id("requested_by")?,
+        recorder_id: r.id("recorder_id")?,
         reason: r.opt_text("reason")?,
         abnormal: r.int("abnormal")? != 0,
         urgent: r.int("urgent")? != 0,
         alerts: r.json("alerts")?,
-        status: r.text("status")?,
-        order_id: r.opt_text("order_id")?,
-        alert_id: r.opt_text("alert_id")?,
+        status: r.status("status")?,
+        order_id: r.opt_id("order_id")?,
+        alert_id: r.opt_id("alert_id")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,
         version: r.int("version")?,
@@ -488,19 +498,27 @@ fn request_view(r: &AnyRow) -> Result<OrderRequestView, sqlx::Error> {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MedicalOrderView {
-    pub id: String,
-    pub patient_id: String,
-    pub doctor_id: String,
-    pub recorder_id: Option<String>,
-    pub request_id: Option<String>,
-    pub health_record_id: Option<String>,
-    pub order_type: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: MedicalOrderId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
+    #[schema(value_type = String, format = Uuid)]
+    pub doctor_id: UserId,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub recorder_id: Option<UserId>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub request_id: Option<OrderRequestId>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub health_record_id: Option<HealthRecordId>,
+    #[schema(value_type = String)]
+    pub order_type: OrderType,
     pub content: String,
     pub dosage: Option<String>,
     pub frequency: Option<String>,
     pub duration: Option<String>,
     pub notes: Option<String>,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: OrderStatus,
     pub cancel_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -509,19 +527,19 @@ pub struct MedicalOrderView {
 
 fn order_view(r: &AnyRow) -> Result<MedicalOrderView, sqlx::Error> {
     Ok(MedicalOrderView {
-        id: r.text("id")?,
-        patient_id: r.text("patient_id")?,
-        doctor_id: r.text("doctor_id")?,
-        recorder_id: r.opt_text("recorder_id")?,
-        request_id: r.opt_text("request_id")?,
-        health_record_id: r.opt_text("health_record_id")?,
-        order_type: r.text("order_type")?,
+        id: r.id("id")?,
+        patient_id: r.id("patient_id")?,
+        doctor_id: r.id("doctor_id")?,
+        recorder_id: r.opt_id("recorder_id")?,
+        request_id: r.opt_id("request_id")?,
+        health_record_id: r.opt_id("health_record_id")?,
+        order_type: r.status("order_type")?,
         content: r.text("content")?,
         dosage: r.opt_text("dosage")?,
         frequency: r.opt_text("frequency")?,
         duration: r.opt_text("duration")?,
         notes: r.opt_text("notes")?,
-        status: r.text("status")?,
+        status: r.status("status")?,
         cancel_reason: r.opt_text("cancel_reason")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,
@@ -537,7 +555,8 @@ pub struct NotificationView {
     pub body: String,
     pub ref_type: String,
     pub ref_id: String,
-    pub patient_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub patient_id: Option<PatientId>,
     pub urgent: bool,
     /// unread | read
     pub status: String,
@@ -546,115 +565,126 @@ pub struct NotificationView {
 }
 
 impl ReadStore {
-    pub async fn order_requests(
-        &self,
-        doctor: Option<&str>,
-        status: Option<&str>,
+    /// The order requests and medical orders read model.
+    pub fn orders(&self) -> Orders<'_> {
+        Orders(self)
+    }
+
+    /// The notifications read model (every user's inbox).
+    pub fn notifications(&self) -> Notifications<'_> {
+        Notifications(self)
+    }
+}
+
+/// Queries of the order requests and medical orders read model.
+#[derive(Clone, Copy)]
+pub struct Orders<'a>(&'a ReadStore);
+
+impl Orders<'_> {
+    /// Order requests, urgent first, then newest.
+    pub async fn requests(
+        self,
+        doctor: Option<UserId>,
+        status: Option<RequestStatus>,
         page: PageParams,
     ) -> Result<Page<OrderRequestView>, sqlx::Error> {
         let filter = Where::new()
-            .and_eq("q.doctor_id = ?", doctor)
-            .and_eq("q.status = ?", status);
+            .and_eq("q.doctor_id = ?", doctor.map(|d| d.to_string()))
+            .and_eq("q.status = ?", status.map(|s| s.as_str()));
         let list = ListQuery {
             select:
                 "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id",
             from: "order_requests q",
             order_by: "q.urgent DESC, q.created_at DESC, q.id",
         };
-        self.page(&list, &filter, page, request_view).await
+        self.0.page(&list, &filter, page, request_view).await
     }
 
-    pub async fn order_request(&self, id: &str) -> Result<Option<OrderRequestView>, sqlx::Error> {
+    pub async fn request(self, id: OrderRequestId) -> Result<Option<OrderRequestView>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT q.*, p.name AS patient_name FROM order_requests q LEFT JOIN patients p ON p.id = q.patient_id WHERE q.id = ?",
         )
-        .bind(id)
-        .fetch_optional(self.pool())
+        .bind(id.to_string())
+        .fetch_optional(self.0.pool())
         .await?;
         row.as_ref().map(request_view).transpose()
     }
 
-    pub async fn medical_order(&self, id: &str) -> Result<Option<MedicalOrderView>, sqlx::Error> {
+    pub async fn get(self, id: MedicalOrderId) -> Result<Option<MedicalOrderView>, sqlx::Error> {
         let row = sqlx::query("SELECT * FROM medical_orders WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.as_ref().map(order_view).transpose()
     }
 
-    pub async fn patient_medical_orders(
-        &self,
-        patient: &str,
-        page: PageParams,
-    ) -> Result<Page<MedicalOrderView>, sqlx::Error> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM medical_orders WHERE patient_id = ?")
-            .bind(patient)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(
-            "SELECT * FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-        )
-        .bind(patient)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(order_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+    /// A patient's medical orders, newest first.
+    pub async fn of_patient(self, patient: PatientId, page: PageParams) -> Result<Page<MedicalOrderView>, sqlx::Error> {
+        let list = ListQuery {
+            select: "SELECT * FROM medical_orders",
+            from: "medical_orders",
+            order_by: "created_at DESC, id",
+        };
+        let filter = Where::new().and_eq("patient_id = ?", Some(patient.to_string()));
+        self.0.page(&list, &filter, page, order_view).await
     }
 
     /// The doctor of the patient's most recent order, if any.
-    pub async fn latest_order_doctor(&self, patient: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
+    pub async fn latest_doctor(self, patient: PatientId) -> Result<Option<UserId>, sqlx::Error> {
+        let row = sqlx::query(
             "SELECT doctor_id FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT 1",
         )
-        .bind(patient)
-        .fetch_optional(self.pool())
-        .await
+        .bind(patient.to_string())
+        .fetch_optional(self.0.pool())
+        .await?;
+        row.map(|r| r.id("doctor_id")).transpose()
     }
 
     /// An active, available doctor with the fewest open requests.
-    pub async fn available_doctor(&self) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
+    pub async fn available_doctor(self) -> Result<Option<UserId>, sqlx::Error> {
+        let row = sqlx::query(
             "SELECT u.id FROM users u JOIN doctors d ON d.user_id = u.id
              WHERE u.role = 'doctor' AND u.status = 'active' AND d.is_available = 1
              ORDER BY (SELECT COUNT(*) FROM order_requests q WHERE q.doctor_id = u.id AND q.status = 'open'), u.created_at, u.id
              LIMIT 1",
         )
-        .fetch_optional(self.pool())
-        .await
+        .fetch_optional(self.0.pool())
+        .await?;
+        row.map(|r| r.id("id")).transpose()
     }
 
     /// A doctor sees a patient once a request, an order or an alert (also
     /// one escalated to them) links them.
-    pub async fn doctor_sees_patient(&self, doctor: &str, patient: &str) -> Result<bool, sqlx::Error> {
+    pub async fn doctor_sees_patient(self, doctor: UserId, patient: PatientId) -> Result<bool, sqlx::Error> {
+        let (doctor, patient) = (doctor.to_string(), patient.to_string());
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM order_requests WHERE doctor_id = ? AND patient_id = ?)
                   + (SELECT COUNT(*) FROM medical_orders WHERE doctor_id = ? AND patient_id = ?)
                   + (SELECT COUNT(*) FROM alerts WHERE doctor_id = ? AND patient_id = ?)",
         )
-        .bind(doctor)
-        .bind(patient)
-        .bind(doctor)
-        .bind(patient)
-        .bind(doctor)
-        .bind(patient)
-        .fetch_one(self.pool())
+        .bind(&doctor)
+        .bind(&patient)
+        .bind(&doctor)
+        .bind(&patient)
+        .bind(&doctor)
+        .bind(&patient)
+        .fetch_one(self.0.pool())
         .await?;
         Ok(n > 0)
     }
+}
 
+/// Queries of the notifications read model.
+#[derive(Clone, Copy)]
+pub struct Notifications<'a>(&'a ReadStore);
+
+impl Notifications<'_> {
     /// A user's inbox. For a recorder (`recorder_today`), a notice about a
     /// patient shows only while that patient is assigned to them: a patient
     /// given to another recorder takes their notices out of the old inbox.
-    pub async fn notifications(
-        &self,
-        user: &str,
+    pub async fn list(
+        self,
+        user: UserId,
         unread_only: bool,
         recorder_today: Option<NaiveDate>,
         page: PageParams,
@@ -664,21 +694,22 @@ impl ReadStore {
             from: "notifications n",
             order_by: "n.urgent DESC, n.created_at DESC, n.id",
         };
-        self.page(
-            &list,
-            &notification_filter(user, recorder_today, unread_only),
-            page,
-            notification_view,
-        )
-        .await
+        self.0
+            .page(
+                &list,
+                &notification_filter(user, recorder_today, unread_only),
+                page,
+                notification_view,
+            )
+            .await
     }
 
     /// `user`'s notifications among `ids`, or about one of `refs` (order
     /// requests, medical orders), with the assignment rule of
-    /// [`ReadStore::notifications`] for a recorder (`recorder_today`).
-    pub async fn notifications_among(
-        &self,
-        user: &str,
+    /// [`Notifications::list`] for a recorder (`recorder_today`).
+    pub async fn among(
+        self,
+        user: UserId,
         ids: &[String],
         refs: &[String],
         recorder_today: Option<NaiveDate>,
@@ -698,21 +729,23 @@ impl ReadStore {
             format!("({})", among.join(" OR ")),
             ids.iter().chain(refs).map(Param::from),
         );
-        self.rows(
-            "SELECT * FROM notifications n",
-            &filter,
-            "ORDER BY n.created_at, n.id",
-            notification_view,
-        )
-        .await
+        self.0
+            .rows(
+                "SELECT * FROM notifications n",
+                &filter,
+                "ORDER BY n.created_at, n.id",
+                notification_view,
+            )
+            .await
     }
 
-    /// The owner of a notification.
-    pub async fn notification_owner(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT user_id FROM notifications WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+    /// The owner of a notification (its id: a UUID derived from the event).
+    pub async fn owner(self, id: Uuid) -> Result<Option<UserId>, sqlx::Error> {
+        let row = sqlx::query("SELECT user_id FROM notifications WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
+            .await?;
+        row.map(|r| r.id("user_id")).transpose()
     }
 }
 
@@ -725,7 +758,7 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
         body: r.text("body")?,
         ref_type: r.text("ref_type")?,
         ref_id: r.text("ref_id")?,
-        patient_id: r.opt_text("patient_id")?,
+        patient_id: r.opt_id("patient_id")?,
         urgent: r.int("urgent")? != 0,
         status: if read_at.is_some() { "read" } else { "unread" }.into(),
         created_at: r.text("created_at")?,
@@ -735,14 +768,15 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
 
 /// A user's notifications; for a recorder (`recorder_today`), only those about
 /// no patient or a patient assigned to them that day.
-fn notification_filter(user: &str, recorder_today: Option<NaiveDate>, unread_only: bool) -> Where {
-    let mut filter = Where::new().and("n.user_id = ?", [user.into()]);
+fn notification_filter(user: UserId, recorder_today: Option<NaiveDate>, unread_only: bool) -> Where {
+    let user = user.to_string();
+    let mut filter = Where::new().and("n.user_id = ?", [Param::from(&user)]);
     if unread_only {
         filter = filter.and("n.read_at IS NULL", []);
     }
     if let Some(today) = recorder_today {
         // A recorder no longer sees notifications about patients taken from them.
-        let (r, from, to) = assigned_binds(Some(user), today);
+        let (r, from, to) = assigned_binds(Some(&user), today);
         filter = filter.and(
             format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
             [r.unwrap_or_default().into(), from.into(), to.into()],

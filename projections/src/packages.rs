@@ -1,13 +1,14 @@
 //! Service packages on sale.
 
 use async_trait::async_trait;
+use domain::ids::PackageId;
 use domain::package::PackageEvent;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 
@@ -51,7 +52,8 @@ impl Projector for PackagesProjector {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PackageView {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: PackageId,
     pub name: String,
     pub description: Option<String>,
     /// Decimal string in yuan, e.g. "1999.00".
@@ -66,7 +68,7 @@ pub struct PackageView {
 
 fn package_view(r: &AnyRow) -> Result<PackageView, sqlx::Error> {
     Ok(PackageView {
-        id: r.text("id")?,
+        id: r.id("id")?,
         name: r.text("name")?,
         description: r.opt_text("description")?,
         price: r.text("price")?,
@@ -79,28 +81,30 @@ fn package_view(r: &AnyRow) -> Result<PackageView, sqlx::Error> {
 }
 
 impl ReadStore {
-    pub async fn packages(&self, page: PageParams) -> Result<Page<PackageView>, sqlx::Error> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM service_packages")
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query("SELECT * FROM service_packages ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(self.pool())
-            .await?;
-        let items = rows.iter().map(package_view).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+    /// The service packages read model.
+    pub fn packages(&self) -> Packages<'_> {
+        Packages(self)
+    }
+}
+
+/// Queries of the service packages read model.
+#[derive(Clone, Copy)]
+pub struct Packages<'a>(&'a ReadStore);
+
+impl Packages<'_> {
+    pub async fn list(self, page: PageParams) -> Result<Page<PackageView>, sqlx::Error> {
+        let list = ListQuery {
+            select: "SELECT * FROM service_packages",
+            from: "service_packages",
+            order_by: "created_at DESC, id",
+        };
+        self.0.page(&list, &Where::new(), page, package_view).await
     }
 
-    pub async fn package(&self, id: &str) -> Result<Option<PackageView>, sqlx::Error> {
+    pub async fn get(self, id: PackageId) -> Result<Option<PackageView>, sqlx::Error> {
         let row = sqlx::query("SELECT * FROM service_packages WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.as_ref().map(package_view).transpose()
     }

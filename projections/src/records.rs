@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use domain::file::FileEvent;
 use domain::health_record::{HealthRecordEvent, RecordChanges};
+use domain::ids::{FileId, HealthRecordId, PatientId, UserId, VisitId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
@@ -10,7 +11,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::families::LastRecord;
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, instant, ReadStore, RowExt};
 
@@ -305,7 +306,8 @@ pub struct AmendmentView {
     /// The corrected fields and their new values (`null` = removed).
     #[schema(value_type = Object)]
     pub changes: Value,
-    pub amended_by: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub amended_by: UserId,
     pub at: String,
     /// The record's version this amendment produced.
     pub version: i64,
@@ -313,7 +315,8 @@ pub struct AmendmentView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecordFileView {
-    pub file_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub file_id: FileId,
     /// audio | photo | signature
     pub role: String,
     pub file_url: String,
@@ -333,10 +336,14 @@ pub struct VitalSignsView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HealthRecordView {
-    pub id: String,
-    pub patient_id: String,
-    pub recorder_id: String,
-    pub appointment_id: Option<String>,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: HealthRecordId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub appointment_id: Option<VisitId>,
     pub visit_date: String,
     pub visit_time: String,
     pub location_lat: Option<f64>,
@@ -365,10 +372,10 @@ pub struct HealthRecordView {
 
 fn record_view(r: &AnyRow) -> Result<HealthRecordView, sqlx::Error> {
     Ok(HealthRecordView {
-        id: r.text("id")?,
-        patient_id: r.text("patient_id")?,
-        recorder_id: r.text("recorder_id")?,
-        appointment_id: r.opt_text("appointment_id")?,
+        id: r.id("id")?,
+        patient_id: r.id("patient_id")?,
+        recorder_id: r.id("recorder_id")?,
+        appointment_id: r.opt_id("appointment_id")?,
         visit_date: r.text("visit_date")?,
         visit_time: r.text("visit_time")?,
         location_lat: r.opt_f64("location_lat")?,
@@ -401,110 +408,25 @@ fn record_view(r: &AnyRow) -> Result<HealthRecordView, sqlx::Error> {
 
 #[derive(Debug, Clone)]
 pub struct FileRow {
-    pub id: String,
+    pub id: FileId,
     pub kind: String,
     pub original_name: String,
     pub content_type: String,
     pub size: i64,
     pub storage_key: String,
     pub thumbnail_key: Option<String>,
-    pub uploaded_by: String,
+    pub uploaded_by: UserId,
 }
 
 impl ReadStore {
-    async fn record_files(&self, record: &str) -> Result<Vec<RecordFileView>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT rf.file_id, rf.role, f.content_type, f.thumbnail_key FROM health_record_files rf
-             LEFT JOIN files f ON f.id = rf.file_id WHERE rf.record_id = ? ORDER BY rf.ord",
-        )
-        .bind(record)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let id = r.text("file_id")?;
-                Ok(RecordFileView {
-                    file_url: format!("/api/v1/files/{id}"),
-                    thumbnail_url: r
-                        .opt_text("thumbnail_key")?
-                        .map(|_| format!("/api/v1/files/{id}/thumbnail")),
-                    content_type: r.opt_text("content_type")?,
-                    role: r.text("role")?,
-                    file_id: id,
-                })
-            })
-            .collect()
+    /// The health records read model.
+    pub fn records(&self) -> Records<'_> {
+        Records(self)
     }
 
-    async fn record_amendments(&self, record: &str) -> Result<Vec<AmendmentView>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT seq, reason_code, changes, amended_by, at FROM health_record_amendments
-             WHERE record_id = ? ORDER BY seq",
-        )
-        .bind(record)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AmendmentView {
-                    reason_code: r.text("reason_code")?,
-                    changes: r.json("changes")?,
-                    amended_by: r.text("amended_by")?,
-                    at: r.text("at")?,
-                    version: r.int("seq")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn health_record(&self, id: &str) -> Result<Option<HealthRecordView>, sqlx::Error> {
-        let Some(r) = sqlx::query("SELECT * FROM health_records WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let mut v = record_view(&r)?;
-        v.files = self.record_files(id).await?;
-        v.amendments = self.record_amendments(id).await?;
-        Ok(Some(v))
-    }
-
-    /// A patient's records, newest first.
-    pub async fn patient_health_records(
-        &self,
-        patient: &str,
-        page: PageParams,
-    ) -> Result<Page<HealthRecordView>, sqlx::Error> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM health_records WHERE patient_id = ?")
-            .bind(patient)
-            .fetch_one(self.pool())
-            .await?;
-        let rows = sqlx::query(
-            "SELECT * FROM health_records WHERE patient_id = ?
-             ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT ? OFFSET ?",
-        )
-        .bind(patient)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.pool())
-        .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut v = record_view(r)?;
-            v.files = self.record_files(&v.id).await?;
-            if v.amendment_count > 0 {
-                v.amendments = self.record_amendments(&v.id).await?;
-            }
-            items.push(v);
-        }
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+    /// The uploaded files read model.
+    pub fn files(&self) -> Files<'_> {
+        Files(self)
     }
 
     pub(crate) async fn latest_record(&self, patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
@@ -526,44 +448,134 @@ impl ReadStore {
         })
         .transpose()
     }
+}
 
-    pub async fn file(&self, id: &str) -> Result<Option<FileRow>, sqlx::Error> {
+/// Queries of the health records read model.
+#[derive(Clone, Copy)]
+pub struct Records<'a>(&'a ReadStore);
+
+impl Records<'_> {
+    async fn files_of(self, record: HealthRecordId) -> Result<Vec<RecordFileView>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT rf.file_id, rf.role, f.content_type, f.thumbnail_key FROM health_record_files rf
+             LEFT JOIN files f ON f.id = rf.file_id WHERE rf.record_id = ? ORDER BY rf.ord",
+        )
+        .bind(record.to_string())
+        .fetch_all(self.0.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: FileId = r.id("file_id")?;
+                Ok(RecordFileView {
+                    file_url: format!("/api/v1/files/{id}"),
+                    thumbnail_url: r
+                        .opt_text("thumbnail_key")?
+                        .map(|_| format!("/api/v1/files/{id}/thumbnail")),
+                    content_type: r.opt_text("content_type")?,
+                    role: r.text("role")?,
+                    file_id: id,
+                })
+            })
+            .collect()
+    }
+
+    async fn amendments_of(self, record: HealthRecordId) -> Result<Vec<AmendmentView>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, reason_code, changes, amended_by, at FROM health_record_amendments
+             WHERE record_id = ? ORDER BY seq",
+        )
+        .bind(record.to_string())
+        .fetch_all(self.0.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AmendmentView {
+                    reason_code: r.text("reason_code")?,
+                    changes: r.json("changes")?,
+                    amended_by: r.id("amended_by")?,
+                    at: r.text("at")?,
+                    version: r.int("seq")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn get(self, id: HealthRecordId) -> Result<Option<HealthRecordView>, sqlx::Error> {
+        let Some(r) = sqlx::query("SELECT * FROM health_records WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut v = record_view(&r)?;
+        v.files = self.files_of(id).await?;
+        v.amendments = self.amendments_of(id).await?;
+        Ok(Some(v))
+    }
+
+    /// A patient's records, newest first.
+    pub async fn of_patient(self, patient: PatientId, page: PageParams) -> Result<Page<HealthRecordView>, sqlx::Error> {
+        let list = ListQuery {
+            select: "SELECT * FROM health_records",
+            from: "health_records",
+            order_by: "visit_date DESC, visit_time DESC, created_at DESC, id",
+        };
+        let filter = Where::new().and_eq("patient_id = ?", Some(patient.to_string()));
+        let mut page = self.0.page(&list, &filter, page, record_view).await?;
+        for v in &mut page.items {
+            v.files = self.files_of(v.id).await?;
+            if v.amendment_count > 0 {
+                v.amendments = self.amendments_of(v.id).await?;
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// Queries of the uploaded files read model.
+#[derive(Clone, Copy)]
+pub struct Files<'a>(&'a ReadStore);
+
+impl Files<'_> {
+    /// A file not discarded.
+    pub async fn get(self, id: FileId) -> Result<Option<FileRow>, sqlx::Error> {
         let row = sqlx::query("SELECT * FROM files WHERE id = ? AND discarded_at IS NULL")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.map(|r| {
             Ok(FileRow {
-                id: r.text("id")?,
+                id: r.id("id")?,
                 kind: r.text("kind")?,
                 original_name: r.text("original_name")?,
                 content_type: r.text("content_type")?,
                 size: r.int("size")?,
                 storage_key: r.text("storage_key")?,
                 thumbnail_key: r.opt_text("thumbnail_key")?,
-                uploaded_by: r.text("uploaded_by")?,
+                uploaded_by: r.id("uploaded_by")?,
             })
         })
         .transpose()
     }
 
     /// The patients whose records include the file.
-    pub async fn file_patients(&self, file: &str) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn patients(self, file: FileId) -> Result<Vec<PatientId>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT DISTINCT r.patient_id FROM health_record_files rf JOIN health_records r ON r.id = rf.record_id
              WHERE rf.file_id = ?",
         )
-        .bind(file)
-        .fetch_all(self.pool())
+        .bind(file.to_string())
+        .fetch_all(self.0.pool())
         .await?;
-        rows.iter().map(|r| r.text("patient_id")).collect()
+        rows.iter().map(|r| r.id("patient_id")).collect()
     }
 
     /// Whether the file is already attached to a record.
-    pub async fn file_attached(&self, file: &str) -> Result<bool, sqlx::Error> {
+    pub async fn attached(self, file: FileId) -> Result<bool, sqlx::Error> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM health_record_files WHERE file_id = ?")
-            .bind(file)
-            .fetch_one(self.pool())
+            .bind(file.to_string())
+            .fetch_one(self.0.pool())
             .await?;
         Ok(n > 0)
     }

@@ -2,8 +2,11 @@
 //! placeholders, so queries are written once against sqlx's `Any` driver.
 //! Differences that matter (insert-or-ignore, locking reads) go through [`Dialect`].
 
+use std::str::FromStr;
 use std::time::Duration;
 
+use serde::de::value::StrDeserializer;
+use serde::de::DeserializeOwned;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
@@ -223,6 +226,61 @@ pub trait RowExt {
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or(serde_json::Value::Null))
     }
+    /// A text column parsed with `FromStr`; a bad value is a decode error.
+    fn parse<T>(&self, col: &str) -> Result<T, sqlx::Error>
+    where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        let raw = self.text(col)?;
+        raw.parse().map_err(|e| decode_error(col, e))
+    }
+    /// As [`RowExt::parse`], `None` when the column is NULL.
+    fn opt_parse<T>(&self, col: &str) -> Result<Option<T>, sqlx::Error>
+    where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.opt_text(col)?
+            .map(|raw| raw.parse().map_err(|e| decode_error(col, e)))
+            .transpose()
+    }
+    /// A typed id (`domain::ids::*`) stored as its UUID text.
+    fn id<T>(&self, col: &str) -> Result<T, sqlx::Error>
+    where
+        T: FromStr<Err = uuid::Error>,
+    {
+        self.parse(col)
+    }
+    /// As [`RowExt::id`], `None` when the column is NULL.
+    fn opt_id<T>(&self, col: &str) -> Result<Option<T>, sqlx::Error>
+    where
+        T: FromStr<Err = uuid::Error>,
+    {
+        self.opt_parse(col)
+    }
+    /// A status (or any unit-variant enum of the domain) stored as the string
+    /// it serializes to, e.g. `in_progress`; any other value is a decode error.
+    fn status<T: DeserializeOwned>(&self, col: &str) -> Result<T, sqlx::Error> {
+        let raw = self.text(col)?;
+        variant(col, &raw)
+    }
+    /// As [`RowExt::status`], `None` when the column is NULL.
+    fn opt_status<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>, sqlx::Error> {
+        self.opt_text(col)?.map(|raw| variant(col, &raw)).transpose()
+    }
+}
+
+/// `raw` as the unit variant of `T` it names (serde's spelling of it).
+fn variant<T: DeserializeOwned>(col: &str, raw: &str) -> Result<T, sqlx::Error> {
+    T::deserialize(StrDeserializer::<serde::de::value::Error>::new(raw)).map_err(|e| decode_error(col, e))
+}
+
+fn decode_error(col: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: col.to_string(),
+        source: Box::new(e),
+    }
 }
 
 impl RowExt for AnyRow {
@@ -263,4 +321,23 @@ pub(crate) fn like_pattern(search: &str) -> String {
 /// A time of day as stored in read models: `HH:MM`.
 pub(crate) fn hhmm(t: chrono::NaiveTime) -> String {
     t.format("%H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::visit::VisitStatus;
+
+    use super::*;
+
+    #[test]
+    fn a_status_is_read_as_it_serializes_and_anything_else_is_a_decode_error() {
+        assert_eq!(
+            variant::<VisitStatus>("status", "in_progress").unwrap(),
+            VisitStatus::InProgress
+        );
+        assert!(matches!(
+            variant::<VisitStatus>("status", "InProgress"),
+            Err(sqlx::Error::ColumnDecode { index, .. }) if index == "status"
+        ));
+    }
 }

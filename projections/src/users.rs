@@ -1,7 +1,8 @@
 //! Users, their recorder/doctor profiles, and login sessions.
 
 use async_trait::async_trait;
-use domain::user::{UserEvent, UserStatus};
+use domain::ids::{SessionId, UserId};
+use domain::user::{Role, UserEvent, UserStatus};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -197,17 +198,17 @@ async fn revoke_all(c: &mut AnyConnection, user_id: &str, at: &str) -> Result<()
 /// What login needs to check a password.
 #[derive(Debug, Clone)]
 pub struct LoginRow {
-    pub id: String,
-    pub status: String,
+    pub id: UserId,
+    pub status: UserStatus,
     pub password_hash: String,
 }
 
 /// What every authenticated request checks: the session and its user.
 #[derive(Debug, Clone)]
 pub struct SessionState {
-    pub user_id: String,
-    pub role: String,
-    pub user_status: String,
+    pub user_id: UserId,
+    pub role: Role,
+    pub user_status: UserStatus,
     pub revoked: bool,
     pub expires_at: String,
 }
@@ -238,13 +239,16 @@ pub struct DoctorProfileView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserView {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: UserId,
     pub username: String,
     pub phone: String,
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
     pub name: String,
     pub avatar: Option<String>,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: UserStatus,
     pub last_login_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -288,13 +292,13 @@ fn user_view(r: &AnyRow) -> Result<UserView, sqlx::Error> {
         None => None,
     };
     Ok(UserView {
-        id: r.text("id")?,
+        id: r.id("id")?,
         username: r.text("username")?,
         phone: r.text("phone")?,
-        role: r.text("role")?,
+        role: r.status("role")?,
         name: r.text("name")?,
         avatar: r.opt_text("avatar")?,
-        status: r.text("status")?,
+        status: r.status("status")?,
         last_login_at: r.opt_text("last_login_at")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,
@@ -305,45 +309,57 @@ fn user_view(r: &AnyRow) -> Result<UserView, sqlx::Error> {
 }
 
 impl ReadStore {
-    pub async fn login_row(&self, username: &str) -> Result<Option<LoginRow>, sqlx::Error> {
+    /// The users read model (with profiles and sessions).
+    pub fn users(&self) -> Users<'_> {
+        Users(self)
+    }
+}
+
+/// Queries of the users read model.
+#[derive(Clone, Copy)]
+pub struct Users<'a>(&'a ReadStore);
+
+impl Users<'_> {
+    /// What login checks, by username.
+    pub async fn login_row(self, username: &str) -> Result<Option<LoginRow>, sqlx::Error> {
         self.login_row_where("username", username).await
     }
 
     /// The same facts for a known user (password changes).
-    pub async fn login_row_by_id(&self, user_id: &str) -> Result<Option<LoginRow>, sqlx::Error> {
-        self.login_row_where("id", user_id).await
+    pub async fn login_row_by_id(self, user_id: UserId) -> Result<Option<LoginRow>, sqlx::Error> {
+        self.login_row_where("id", &user_id.to_string()).await
     }
 
-    async fn login_row_where(&self, column: &str, value: &str) -> Result<Option<LoginRow>, sqlx::Error> {
+    async fn login_row_where(self, column: &str, value: &str) -> Result<Option<LoginRow>, sqlx::Error> {
         let row = sqlx::query(&format!(
             "SELECT id, status, password_hash FROM users WHERE {column} = ?"
         ))
         .bind(value)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.0.pool())
         .await?;
         row.map(|r| {
             Ok(LoginRow {
-                id: r.text("id")?,
-                status: r.text("status")?,
+                id: r.id("id")?,
+                status: r.status("status")?,
                 password_hash: r.text("password_hash")?,
             })
         })
         .transpose()
     }
 
-    pub async fn session_state(&self, session_id: &str) -> Result<Option<SessionState>, sqlx::Error> {
+    pub async fn session(self, session_id: SessionId) -> Result<Option<SessionState>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT s.user_id, s.revoked_at, s.expires_at, u.role, u.status
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
         )
-        .bind(session_id)
-        .fetch_optional(self.pool())
+        .bind(session_id.to_string())
+        .fetch_optional(self.0.pool())
         .await?;
         row.map(|r| {
             Ok(SessionState {
-                user_id: r.text("user_id")?,
-                role: r.text("role")?,
-                user_status: r.text("status")?,
+                user_id: r.id("user_id")?,
+                role: r.status("role")?,
+                user_status: r.status("status")?,
                 revoked: r.opt_text("revoked_at")?.is_some(),
                 expires_at: r.text("expires_at")?,
             })
@@ -351,21 +367,29 @@ impl ReadStore {
         .transpose()
     }
 
-    pub async fn user(&self, id: &str) -> Result<Option<UserView>, sqlx::Error> {
+    pub async fn get(self, id: UserId) -> Result<Option<UserView>, sqlx::Error> {
         let row = sqlx::query(&format!("{USER_SELECT} WHERE u.id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
         row.as_ref().map(user_view).transpose()
     }
 
-    pub async fn users(&self, role: Option<&str>, page: PageParams) -> Result<Page<UserView>, sqlx::Error> {
+    /// Every active admin (told of escalations).
+    pub async fn active_admins(self) -> Result<Vec<UserId>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id")
+            .fetch_all(self.0.pool())
+            .await?;
+        rows.iter().map(|r| r.id("id")).collect()
+    }
+
+    pub async fn list(self, role: Option<Role>, page: PageParams) -> Result<Page<UserView>, sqlx::Error> {
         let list = ListQuery {
             select: USER_SELECT,
             from: "users u",
             order_by: "u.created_at DESC, u.id",
         };
-        self.page(&list, &Where::new().and_eq("u.role = ?", role), page, user_view)
-            .await
+        let filter = Where::new().and_eq("u.role = ?", role.map(|r| r.as_str()));
+        self.0.page(&list, &filter, page, user_view).await
     }
 }

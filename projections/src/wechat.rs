@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::ids::UserId;
 use domain::push::PushEvent;
 use domain::user::UserEvent;
 use sqlx::AnyConnection;
@@ -112,7 +113,7 @@ pub struct DuePush {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushRow {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub kind: String,
     pub status: String,
     pub attempts: i64,
@@ -120,17 +121,28 @@ pub struct PushRow {
 }
 
 impl ReadStore {
+    /// The WeChat read model: openid bindings and the push queue.
+    pub fn wechat(&self) -> Wechat<'_> {
+        Wechat(self)
+    }
+}
+
+/// Queries of the WeChat read model.
+#[derive(Clone, Copy)]
+pub struct Wechat<'a>(&'a ReadStore);
+
+impl Wechat<'_> {
     /// The user an openid hash is bound to.
-    pub async fn wechat_user(&self, openid_hash: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn user(self, openid_hash: &str) -> Result<Option<UserId>, sqlx::Error> {
         let row = sqlx::query("SELECT user_id FROM wechat_bindings WHERE openid_hash = ?")
             .bind(openid_hash)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.0.pool())
             .await?;
-        row.map(|r| r.text("user_id")).transpose()
+        row.map(|r| r.id("user_id")).transpose()
     }
 
     /// Queued pushes, and failed ones whose retry is due at `now`, oldest first.
-    pub async fn due_pushes(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DuePush>, sqlx::Error> {
+    pub async fn due_pushes(self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DuePush>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, attempts FROM wechat_pushes
              WHERE status = 'queued' OR (status = 'failed' AND retry_at <= ?)
@@ -138,7 +150,7 @@ impl ReadStore {
         )
         .bind(instant(now))
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter()
             .map(|r| {
@@ -151,19 +163,19 @@ impl ReadStore {
     }
 
     /// The pushes to one user, oldest first.
-    pub async fn pushes_to(&self, user_id: &str) -> Result<Vec<PushRow>, sqlx::Error> {
+    pub async fn pushes_to(self, user_id: UserId) -> Result<Vec<PushRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, user_id, kind, status, attempts, last_error FROM wechat_pushes
              WHERE user_id = ? ORDER BY created_at, id",
         )
-        .bind(user_id)
-        .fetch_all(self.pool())
+        .bind(user_id.to_string())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(PushRow {
                     id: r.text("id")?,
-                    user_id: r.text("user_id")?,
+                    user_id: r.id("user_id")?,
                     kind: r.text("kind")?,
                     status: r.text("status")?,
                     attempts: r.int("attempts")?,

@@ -3,7 +3,7 @@
 //! own, an admin resolves any.
 
 use actix_web::{web, HttpRequest};
-use domain::alert::Outcome;
+use domain::alert::{AlertStatus, Outcome};
 use domain::ids::AlertId;
 use domain::vitals::Severity;
 use domain::Validator;
@@ -60,7 +60,9 @@ pub async fn list(
     let mut v = Validator::new();
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
-        Some(s @ ("triggered" | "acknowledged" | "resolved")) => Some(s),
+        Some("triggered") => Some(AlertStatus::Triggered),
+        Some("acknowledged") => Some(AlertStatus::Acknowledged),
+        Some("resolved") => Some(AlertStatus::Resolved),
         Some(_) => {
             v.add("status", "应为triggered、acknowledged、resolved或all");
             None
@@ -70,8 +72,7 @@ pub async fn list(
         .severity
         .as_deref()
         .filter(|s| !s.is_empty())
-        .and_then(|s| v.check("severity", Severity::parse(s)))
-        .map(|s| s.as_str());
+        .and_then(|s| v.check("severity", Severity::parse(s)));
     v.finish()?;
     let list = crate::app::alerts::list(&state, &p, status, severity, page).await?;
     state

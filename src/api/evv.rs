@@ -3,6 +3,7 @@
 
 use actix_web::web;
 use domain::evv::REASON_CODES;
+use domain::ids::UserId;
 use domain::values::date;
 use domain::Validator;
 use projections::evv::{EvvExceptionView, EvvFilter};
@@ -93,9 +94,9 @@ pub async fn list(state: web::Data<AppState>, p: Principal, q: web::Query<Except
     v.finish()?;
     let (from, to) = crate::app::evv::day_bounds(&state, from, to);
     let filter = EvvFilter {
-        status: status.map(|s| s.as_str().to_string()),
-        code: code.map(|c| c.as_str().to_string()),
-        recorder: recorder.map(|r| r.to_string()),
+        status,
+        code,
+        recorder: recorder.map(UserId::from),
         from,
         to,
     };

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::Utc;
-use domain::user::Role;
+use domain::user::{Role, UserStatus};
 
 use crate::auth::{Principal, TokenKind};
 use crate::error::{current_request_id, ApiError};
@@ -29,16 +29,25 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
     let claims = state.jwt.verify(token, kind)?;
     let session = state
         .sessions
-        .get_or_load(&claims.sid, state.read.session_state(&claims.sid))
+        .get_or_load(&claims.sid, async {
+            match claims.sid.parse() {
+                Ok(sid) => state.read.users().session(sid).await,
+                Err(_) => Ok(None),
+            }
+        })
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let now = projections::store::instant(Utc::now());
-    if session.revoked || session.user_status != "active" || session.user_id != claims.sub || session.expires_at < now {
+    if session.revoked
+        || session.user_status != UserStatus::Active
+        || session.user_id.to_string() != claims.sub
+        || session.expires_at < now
+    {
         return Err(ApiError::Unauthorized);
     }
     let principal = Principal {
-        user_id: claims.sub.parse().map_err(|_| ApiError::Unauthorized)?,
-        role: Role::parse(&session.role).map_err(|_| ApiError::Unauthorized)?,
+        user_id: session.user_id,
+        role: session.role,
         session_id: claims.sid.parse().map_err(|_| ApiError::Unauthorized)?,
     };
     if principal.role == Role::Auditor && !auditor_may(req.method(), req.path()) {

@@ -5,7 +5,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::ids::FileId;
+use domain::ids::{FileId, PatientId, UserId};
 use domain::user::Role;
 use futures::StreamExt;
 use serde::Serialize;
@@ -205,15 +205,15 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
 async fn readable(
     state: &AppState,
     p: &Principal,
-    file_id: &str,
-    uploaded_by: &str,
-) -> Result<Option<Vec<String>>, ApiError> {
-    let patients = state.read.file_patients(file_id).await?;
-    if uploaded_by == p.user_id.to_string() || p.is(Role::Admin) {
+    file_id: FileId,
+    uploaded_by: UserId,
+) -> Result<Option<Vec<PatientId>>, ApiError> {
+    let patients = state.read.files().patients(file_id).await?;
+    if uploaded_by == p.user_id || p.is(Role::Admin) {
         return Ok(Some(patients));
     }
     for patient in &patients {
-        if can_see_patient(state, p, patient).await? {
+        if can_see_patient(state, p, &patient.to_string()).await? {
             return Ok(Some(patients));
         }
     }
@@ -222,12 +222,8 @@ async fn readable(
 
 async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thumb: bool) -> ApiResult {
     let fid: FileId = path_id(id, "file")?;
-    let file = state
-        .read
-        .file(&fid.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
-    let Some(patients) = readable(state, p, &file.id, &file.uploaded_by).await? else {
+    let file = state.read.files().get(fid).await?.ok_or(ApiError::NotFound("file"))?;
+    let Some(patients) = readable(state, p, file.id, file.uploaded_by).await? else {
         return Err(ApiError::NotFound("file"));
     };
     let (key, content_type) = if thumb {
@@ -247,7 +243,7 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
     let bytes = state
         .store
         .privacy()
-        .open_bytes(&file.id, &key, stored)
+        .open_bytes(&file.id.to_string(), &key, stored)
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound("file"))?;

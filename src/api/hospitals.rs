@@ -194,7 +194,7 @@ pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<Sear
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let s = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let d = q.department.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    Ok(ok(state.read.search_hospitals(s, d, state.today()).await?))
+    Ok(ok(state.read.hospitals().search(s, d, state.today()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/hospitals/{id}", tag = "hospitals", security(("bearer" = [])),
@@ -204,7 +204,7 @@ pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<Sear
 pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let hid: HospitalId = path_id(&id, "hospital")?;
-    let h = state.read.hospital(&hid.to_string()).await?;
+    let h = state.read.hospitals().get(hid).await?;
     let h = h
         .filter(|h| p.is(Role::Admin) || h.status == "active")
         .ok_or(ApiError::NotFound("hospital"))?;
@@ -236,8 +236,13 @@ pub async fn slots(
         None => None,
         Some(d) => Some(date(d).map_err(|e| ApiError::field("date", e))?),
     };
-    let dep = q.department_id.as_deref().filter(|d| !d.is_empty());
-    Ok(ok(state.read.hospital_slots(&hid.to_string(), dep, day).await?))
+    let dep = match q.department_id.as_deref().filter(|d| !d.is_empty()).map(str::parse) {
+        None => None,
+        Some(Ok(dep)) => Some(dep),
+        // No department has that id: no slot is of it.
+        Some(Err(_)) => return Ok(ok(Vec::<SlotView>::new())),
+    };
+    Ok(ok(state.read.hospitals().slots(hid, dep, day).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospital-appointments", tag = "hospital bookings", request_body = BookingInput, security(("bearer" = [])),
@@ -258,12 +263,13 @@ async fn visible_booking(
     let bid: HospitalBookingId = path_id(id, "hospital_appointment")?;
     let b = state
         .read
-        .booking(&bid.to_string())
+        .hospitals()
+        .booking(bid)
         .await?
         .ok_or(ApiError::NotFound("hospital_appointment"))?;
     let visible = match p.role {
         Role::Admin => true,
-        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id).await?,
+        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id.to_string()).await?,
         Role::Auditor => false,
     };
     if !visible {
@@ -325,27 +331,48 @@ pub async fn bookings(
         limit: q.limit,
     }
     .params()?;
-    let mut f = BookingFilter {
-        patient: q.patient_id.clone().filter(|s| !s.is_empty()),
-        slot: q.slot_id.clone().filter(|s| !s.is_empty()),
-        status: q.status.clone().filter(|s| !s.is_empty()),
-        ..Default::default()
-    };
+    let patient = q.patient_id.as_deref().filter(|s| !s.is_empty());
+    let slot = q.slot_id.as_deref().filter(|s| !s.is_empty());
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    let mut f = BookingFilter::default();
+    // A value no booking can have (a malformed id, an unknown status) matches none.
+    let mut matches_none = false;
+    if let Some(raw) = patient {
+        f.patient = raw.parse().ok();
+        matches_none |= f.patient.is_none();
+    }
+    if let Some(raw) = slot {
+        f.slot = raw.parse().ok();
+        matches_none |= f.slot.is_none();
+    }
+    if let Some(raw) = status {
+        f.status = serde_json::from_value(serde_json::Value::from(raw)).ok();
+        matches_none |= f.status.is_none();
+    }
     match p.role {
         // A recorder's own bookings, and those of patients now assigned to them.
         Role::Recorder => {
-            if let Some(pid) = &f.patient {
+            if let Some(pid) = patient {
                 if !can_see_patient(&state, &p, pid).await? {
                     return Err(ApiError::NotFound("patient"));
                 }
             } else {
-                f.recorder = Some(p.user_id.to_string());
+                f.recorder = Some(p.user_id);
             }
         }
-        Role::Doctor => f.doctor = Some(p.user_id.to_string()),
+        Role::Doctor => f.doctor = Some(p.user_id),
         _ => {}
     }
-    let list = state.read.bookings(&f, state.today(), page).await?;
+    let list = if matches_none {
+        projections::Page {
+            items: Vec::new(),
+            total: 0,
+            page: page.page,
+            limit: page.limit,
+        }
+    } else {
+        state.read.hospitals().bookings(&f, state.today(), page).await?
+    };
     // The patients whose bookings this page shows.
     state
         .access
@@ -364,16 +391,17 @@ async fn transition(
 ) -> ApiResult {
     let b = visible_booking(state, p, id).await?;
     let c = state
-        .execute::<HospitalBooking>(&b.id, cmd, meta.context(Some(p), name))
+        .execute::<HospitalBooking>(&b.id.to_string(), cmd, meta.context(Some(p), name))
         .await?;
     let after = state
         .read
-        .booking(&b.id)
+        .hospitals()
+        .booking(b.id)
         .await?
         .ok_or(ApiError::NotFound("hospital_appointment"))?;
     Ok(ok(BookingTransitioned {
-        id: b.id,
-        status: after.status,
+        id: b.id.to_string(),
+        status: after.status.as_str().to_string(),
         appointment_number: after.appointment_number,
         fee: after.fee,
         version: c.version,
@@ -485,16 +513,16 @@ pub async fn cancel(
         "CancelHospitalBooking",
     )
     .await?;
-    let booking_id: HospitalBookingId = path_id(&b.id, "hospital_appointment")?;
+    let booking_id = b.id;
     let mut ctx = meta.context(Some(&p), "ReleaseSlotPlace");
     ctx.expected_version = None;
     state
-        .execute::<Slot>(&b.slot_id, SlotCommand::Release { booking_id }, ctx)
+        .execute::<Slot>(&b.slot_id.to_string(), SlotCommand::Release { booking_id }, ctx)
         .await?;
     let claim_value = format!("{}:{}T{}", b.patient_id, b.appointment_date, b.appointment_time);
     state
         .store
-        .release("patient_hospital_time", &claim_value, &b.id)
+        .release("patient_hospital_time", &claim_value, &b.id.to_string())
         .await?;
     Ok(response)
 }

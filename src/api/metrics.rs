@@ -30,7 +30,7 @@ async fn read(state: &AppState) -> Readings {
             r.pools.push(("events_writer", db.write.size(), db.write.num_idle()));
         }
     }
-    if let Ok(runs) = state.read.latest_job_runs().await {
+    if let Ok(runs) = state.read.jobs().latest_runs().await {
         r.jobs = runs
             .into_iter()
             .filter_map(|j| {

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest};
 use domain::ids::{MedicalOrderId, OrderRequestId, PatientId};
-use domain::order::{MedicalOrder, MedicalOrderCommand};
+use domain::order::{MedicalOrder, MedicalOrderCommand, RequestStatus};
 use domain::user::Role;
 use domain::values::optional_text;
 use projections::orders::{MedicalOrderView, NotificationView, OrderRequestView};
@@ -64,11 +64,13 @@ pub async fn list_requests(
     .params()?;
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
-        Some(s @ ("open" | "fulfilled" | "cancelled")) => Some(s),
+        Some("open") => Some(RequestStatus::Open),
+        Some("fulfilled") => Some(RequestStatus::Fulfilled),
+        Some("cancelled") => Some(RequestStatus::Cancelled),
         Some(_) => return Err(ApiError::field("status", "应为open、fulfilled或cancelled")),
     };
-    let doctor = p.is(Role::Doctor).then(|| p.user_id.to_string());
-    let list = state.read.order_requests(doctor.as_deref(), status, page).await?;
+    let doctor = p.is(Role::Doctor).then_some(p.user_id);
+    let list = state.read.orders().requests(doctor, status, page).await?;
     // The patients whose requests (and vitals) this page shows.
     state
         .access
@@ -90,13 +92,14 @@ pub async fn get_request(
     let rid: OrderRequestId = path_id(&id, "order_request")?;
     let r = state
         .read
-        .order_request(&rid.to_string())
+        .orders()
+        .request(rid)
         .await?
         .ok_or(ApiError::NotFound("order_request"))?;
     let visible = match p.role {
         Role::Admin => true,
-        Role::Doctor => r.doctor_id == p.user_id.to_string(),
-        Role::Recorder => can_see_patient(&state, &p, &r.patient_id).await?,
+        Role::Doctor => r.doctor_id == p.user_id,
+        Role::Recorder => can_see_patient(&state, &p, &r.patient_id.to_string()).await?,
         Role::Auditor => false,
     };
     if !visible {
@@ -124,13 +127,14 @@ async fn own_order(
     let oid: MedicalOrderId = path_id(id, "medical_order")?;
     let order = state
         .read
-        .medical_order(&oid.to_string())
+        .orders()
+        .get(oid)
         .await?
         .ok_or(ApiError::NotFound("medical_order"))?;
     let visible = match p.role {
         Role::Admin => true,
-        Role::Doctor => order.doctor_id == p.user_id.to_string(),
-        Role::Recorder => can_see_patient(state, p, &order.patient_id).await?,
+        Role::Doctor => order.doctor_id == p.user_id,
+        Role::Recorder => can_see_patient(state, p, &order.patient_id.to_string()).await?,
         Role::Auditor => false,
     };
     if !visible {
@@ -161,16 +165,17 @@ async fn finish(
     p.require(&[Role::Doctor, Role::Admin])?;
     let order = own_order(state, p, id).await?;
     let c = state
-        .execute::<MedicalOrder>(&order.id, cmd, meta.context(Some(p), name))
+        .execute::<MedicalOrder>(&order.id.to_string(), cmd, meta.context(Some(p), name))
         .await?;
     let after = state
         .read
-        .medical_order(&order.id)
+        .orders()
+        .get(order.id)
         .await?
         .ok_or(ApiError::NotFound("medical_order"))?;
     Ok(ok(StatusChanged {
-        id: order.id,
-        status: after.status,
+        id: order.id.to_string(),
+        status: after.status.as_str().to_string(),
         version: c.version,
     }))
 }
@@ -243,7 +248,7 @@ pub async fn patient_orders(
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    let orders = state.read.patient_medical_orders(&pid.to_string(), q.params()?).await?;
+    let orders = state.read.orders().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &req, [pid]).await?;
     Ok(ok(OrderList::from(orders)))
 }
@@ -290,12 +295,13 @@ pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Que
         Some("unread") => true,
         Some(_) => return Err(ApiError::field("status", "应为unread或all")),
     };
-    let user = p.user_id.to_string();
+    let user = p.user_id;
     let scope = p.is(Role::Recorder).then(|| state.today());
-    let list = state.read.notifications(&user, unread_only, scope, page).await?;
+    let list = state.read.notifications().list(user, unread_only, scope, page).await?;
     let unread = state
         .read
-        .notifications(&user, true, scope, projections::PageParams { page: 1, limit: 1 })
+        .notifications()
+        .list(user, true, scope, projections::PageParams { page: 1, limit: 1 })
         .await?
         .total;
     Ok(ok(NotificationList {

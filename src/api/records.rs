@@ -175,7 +175,7 @@ pub async fn list_for_patient(
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    let page = state.read.patient_health_records(&pid.to_string(), q.params()?).await?;
+    let page = state.read.records().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &req, [pid]).await?;
     Ok(ok(RecordList::from(page)))
 }

@@ -78,7 +78,7 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
         None | Some("") => None,
         Some(r) => Some(Role::parse(r).map_err(|e| ApiError::field("role", e))?),
     };
-    let users = state.read.users(role.map(|r| r.as_str()), page).await?;
+    let users = state.read.users().list(role, page).await?;
     Ok(ok(UserList::from(users)))
 }
 
@@ -91,11 +91,7 @@ pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<St
     if !p.is(Role::Admin) && !p.is(Role::Auditor) && p.user_id != uid {
         return Err(ApiError::NotFound("user"));
     }
-    let user = state
-        .read
-        .user(&uid.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let user = state.read.users().get(uid).await?.ok_or(ApiError::NotFound("user"))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
@@ -140,9 +136,9 @@ pub async fn change_status(
 
 async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
     let uid: UserId = path_id(id, role.as_str())?;
-    let user = state.read.user(&uid.to_string()).await?;
+    let user = state.read.users().get(uid).await?;
     let user = user
-        .filter(|u| u.role == role.as_str())
+        .filter(|u| u.role == role)
         .ok_or(ApiError::NotFound(role.as_str()))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
@@ -263,11 +259,7 @@ pub async fn update_user(
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
     let changes = parse_changes(&body.0)?;
-    let current = state
-        .read
-        .user(&uid.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let current = state.read.users().get(uid).await?.ok_or(ApiError::NotFound("user"))?;
     let ctx = meta.context(Some(&p), "UpdateUser");
     let view = update_profile(&state, uid, changes, Some(current.phone), ctx).await?;
     let version = view.version;

@@ -9,11 +9,12 @@
 //! escalation loop (`crate::escalation`) with the time it runs at.
 
 use chrono::{DateTime, Utc};
-use domain::alert::{severity_of, Alert, AlertCommand, AlertTrigger, Outcome, Resolver};
+use domain::alert::{severity_of, Alert, AlertCommand, AlertStatus, AlertTrigger, Outcome, Resolver};
 use domain::health_record::RecordContent;
 use domain::ids::{AlertId, HealthRecordId, OrderRequestId, UserId};
 use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
 use domain::user::Role;
+use domain::vitals::Severity;
 use projections::alerts::{AlertDetails, AlertFilter};
 use projections::store::instant;
 use projections::{Page, PageParams};
@@ -78,7 +79,7 @@ pub async fn raise(
     let existing = state.store.load::<Alert>(&alert.to_string()).await?;
     let doctor = match existing.and_then(|(a, _)| a.trigger).map(|t| t.doctor_id) {
         Some(d) => d,
-        None => match crate::app::doctors::for_patient(state, &content.patient_id.to_string(), None).await? {
+        None => match crate::app::doctors::for_patient(state, content.patient_id, None).await? {
             Some(d) => d,
             None => {
                 tracing::warn!(record = %record, "abnormal vitals but no active doctor to alert");
@@ -128,7 +129,7 @@ pub async fn raise(
 fn may_see(p: &Principal, alert: &AlertDetails) -> bool {
     match p.role {
         Role::Admin | Role::Auditor => true,
-        Role::Doctor => alert.doctor_id == p.user_id.to_string(),
+        Role::Doctor => alert.doctor_id == p.user_id,
         Role::Recorder => false,
     }
 }
@@ -138,7 +139,8 @@ pub async fn get(state: &AppState, p: &Principal, id: AlertId) -> Result<AlertDe
     p.require(&[Role::Admin, Role::Auditor, Role::Doctor])?;
     state
         .read
-        .alert(&id.to_string())
+        .alerts()
+        .get(id)
         .await?
         .filter(|a| may_see(p, a))
         .ok_or(ApiError::NotFound("alert"))
@@ -148,28 +150,23 @@ pub async fn get(state: &AppState, p: &Principal, id: AlertId) -> Result<AlertDe
 pub async fn list(
     state: &AppState,
     p: &Principal,
-    status: Option<&str>,
-    severity: Option<&str>,
+    status: Option<AlertStatus>,
+    severity: Option<Severity>,
     page: PageParams,
 ) -> Result<Page<AlertDetails>, ApiError> {
     p.require(&[Role::Admin, Role::Auditor, Role::Doctor])?;
-    let doctor = p.is(Role::Doctor).then(|| p.user_id.to_string());
     let filter = AlertFilter {
-        doctor: doctor.as_deref(),
+        doctor: p.is(Role::Doctor).then_some(p.user_id),
         status,
         severity,
     };
-    Ok(state.read.alerts(filter, page).await?)
+    Ok(state.read.alerts().list(filter, page).await?)
 }
 
 /// The alert after a command on it (past the bounded read-your-writes wait
 /// the view may lag; the version answered is the one the command produced).
 async fn after(state: &AppState, id: AlertId, committed: Committed) -> Result<AlertDetails, ApiError> {
-    let mut alert = state
-        .read
-        .alert(&id.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("alert"))?;
+    let mut alert = state.read.alerts().get(id).await?.ok_or(ApiError::NotFound("alert"))?;
     alert.version = alert.version.max(committed.version);
     Ok(alert)
 }
@@ -233,7 +230,8 @@ pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Al
     let policy = state.settings.alerts.escalation;
     let due = state
         .read
-        .alerts_due(
+        .alerts()
+        .due(
             &instant(now - policy.urgent_after),
             &instant(now - policy.abnormal_after),
             ESCALATION_BATCH,
@@ -242,22 +240,16 @@ pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Al
     if due.is_empty() {
         return Ok(Vec::new());
     }
-    let admins: Vec<UserId> = state
-        .read
-        .active_admins()
-        .await?
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let admins: Vec<UserId> = state.read.users().active_admins().await?;
     let mut escalated = Vec::new();
     for alert in due {
-        let (Ok(id), Ok(current)) = (alert.id.parse::<AlertId>(), alert.doctor_id.parse::<UserId>()) else {
-            continue;
-        };
-        let to_doctor = match state.read.least_loaded_doctor_except(&alert.doctor_id).await? {
-            Some(d) => d.parse().unwrap_or(current),
-            None => current,
-        };
+        let (id, current) = (alert.id, alert.doctor_id);
+        let to_doctor = state
+            .read
+            .alerts()
+            .least_loaded_doctor_except(current)
+            .await?
+            .unwrap_or(current);
         let command = AlertCommand::Escalate {
             expected_level: u32::try_from(alert.escalation_level).unwrap_or_default(),
             to_doctor,
@@ -266,7 +258,7 @@ pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Al
             at: now,
         };
         match state
-            .execute::<Alert>(&alert.id, command, RequestMeta::system("EscalateAlert"))
+            .execute::<Alert>(&id.to_string(), command, RequestMeta::system("EscalateAlert"))
             .await
         {
             Ok(_) => escalated.push(id),

@@ -2,6 +2,7 @@
 //! aggregates need it to decide whether the recorder may be given new work.
 
 use domain::compliance::RecorderStanding;
+use domain::ids::UserId;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -10,9 +11,9 @@ use crate::state::AppState;
 /// (where `PATCH /users/{id}` edits it). A user without a recorder profile
 /// has no certificate on file and counts as on duty; whether they may be
 /// assigned at all is the caller's check.
-pub async fn recorder_standing(state: &AppState, recorder_id: &str) -> Result<RecorderStanding, ApiError> {
+pub async fn recorder_standing(state: &AppState, recorder_id: UserId) -> Result<RecorderStanding, ApiError> {
     let today = state.today();
-    let profile = state.read.user(recorder_id).await?.and_then(|u| u.recorder);
+    let profile = state.read.users().get(recorder_id).await?.and_then(|u| u.recorder);
     let Some(profile) = profile else {
         return Ok(RecorderStanding::good(today));
     };

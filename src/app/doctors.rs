@@ -2,7 +2,8 @@
 //! work are picked: active accounts marked available (`doctor.is_available`,
 //! set by admins through `PATCH /users/{id}`).
 
-use domain::ids::UserId;
+use domain::ids::{PatientId, UserId};
+use domain::user::{Role, UserStatus};
 use projections::users::UserView;
 
 use crate::error::ApiError;
@@ -10,28 +11,34 @@ use crate::state::AppState;
 
 /// Whether a user is a doctor who takes new requests and alerts.
 fn takes_new_work(user: &UserView) -> bool {
-    user.role == "doctor" && user.status == "active" && user.doctor.as_ref().is_some_and(|d| d.is_available)
+    user.role == Role::Doctor
+        && user.status == UserStatus::Active
+        && user.doctor.as_ref().is_some_and(|d| d.is_available)
 }
 
 /// The doctor for a patient's request or alert: the one named (400 naming
 /// `doctor_id` unless they take new work), else the doctor of the patient's
 /// latest order if they take new work, else the available doctor with the
 /// fewest open requests. `None` when no doctor can take it.
-pub async fn for_patient(state: &AppState, patient: &str, named: Option<UserId>) -> Result<Option<UserId>, ApiError> {
+pub async fn for_patient(
+    state: &AppState,
+    patient: PatientId,
+    named: Option<UserId>,
+) -> Result<Option<UserId>, ApiError> {
     if let Some(d) = named {
-        let user = state.read.user(&d.to_string()).await?;
+        let user = state.read.users().get(d).await?;
         return match user {
             Some(u) if takes_new_work(&u) => Ok(Some(d)),
             _ => Err(ApiError::field("doctor_id", "医生不存在或不可用")),
         };
     }
-    let latest = match state.read.latest_order_doctor(patient).await? {
-        Some(d) => state.read.user(&d).await?.filter(takes_new_work).map(|u| u.id),
+    let latest = match state.read.orders().latest_doctor(patient).await? {
+        Some(d) => state.read.users().get(d).await?.filter(takes_new_work).map(|u| u.id),
         None => None,
     };
     let id = match latest {
         Some(d) => Some(d),
-        None => state.read.available_doctor().await?,
+        None => state.read.orders().available_doctor().await?,
     };
-    Ok(id.and_then(|d| d.parse().ok()))
+    Ok(id)
 }

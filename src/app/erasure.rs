@@ -117,13 +117,21 @@ pub async fn complete(
         return Err(ApiError::Unavailable);
     }
     // 3. Files (the read model still lists them: only their names were blanked).
-    let files = state.read.patient_files(patient).await?;
+    let files = match patient.parse() {
+        Ok(id) => state.read.erasure().patient_files(id).await?,
+        Err(_) => Vec::new(),
+    };
     for f in &files {
         for key in std::iter::once(&f.storage_key).chain(f.thumbnail_key.as_ref()) {
             state.blobs.delete(key).await.map_err(ApiError::internal)?;
         }
         // The file's name and contents were sealed under the file's own key.
-        state.store.privacy().erase(&f.id).await.map_err(ApiError::internal)?;
+        state
+            .store
+            .privacy()
+            .erase(&f.id.to_string())
+            .await
+            .map_err(ApiError::internal)?;
     }
     // 4. The household, once none of its patients keeps personal data (its
     //    own command: the caller's If-Match was about the patient).
@@ -134,7 +142,11 @@ pub async fn complete(
     let family = state.read.patient_family(patient).await?;
     let mut family_erased = false;
     if let Some(family) = &family {
-        if state.read.family_live_patients(family).await? == 0 {
+        let live = match family.parse() {
+            Ok(id) => state.read.erasure().family_live_patients(id).await?,
+            Err(_) => 0,
+        };
+        if live == 0 {
             let erase = FamilyCommand::Erase {
                 reason: reason.to_string(),
             };

@@ -91,12 +91,13 @@ async fn on_check_in(
     state.waiter.wait_for(e.position).await;
     let rows = state
         .read
-        .intervals_open_at(&visit.recorder_id.to_string(), &visit_id.to_string(), &instant(mark.at))
+        .evv()
+        .intervals_open_at(visit.recorder_id, visit_id, &instant(mark.at))
         .await?;
     let mut others = Vec::with_capacity(rows.len());
     for r in rows {
         others.push(VisitInterval {
-            visit_id: r.visit_id.parse()?,
+            visit_id: r.visit_id,
             checked_in_at: parse_instant(&r.checked_in_at)?,
             checked_out_at: r.checked_out_at.as_deref().map(parse_instant).transpose()?,
         });
@@ -153,10 +154,9 @@ pub async fn sweep_missing_check_outs(
     let tz = state.settings.field_work.timezone;
     let today = now.with_timezone(&tz).date_naive();
     let started = local_midnight(today, tz);
-    let open = state.read.open_check_ins_before(&instant(started), 500).await?;
-    for id in &open {
-        let visit_id: VisitId = id.parse()?;
-        let Some((visit, _)) = state.store.load::<Visit>(id).await? else {
+    let open = state.read.evv().open_check_ins_before(&instant(started), 500).await?;
+    for &visit_id in &open {
+        let Some((visit, _)) = state.store.load::<Visit>(&visit_id.to_string()).await? else {
             continue;
         };
         let (Some(plan), Some(check_in)) = (visit.plan.as_ref(), visit.check_in) else {
@@ -245,11 +245,11 @@ pub async fn list(
     page: PageParams,
 ) -> Result<Page<EvvExceptionView>, ApiError> {
     match p.role {
-        Role::Recorder => filter.recorder = Some(p.user_id.to_string()),
+        Role::Recorder => filter.recorder = Some(p.user_id),
         Role::Admin | Role::Auditor => {}
         Role::Doctor => return Err(ApiError::Forbidden),
     }
-    Ok(state.read.evv_exceptions(&filter, page).await?)
+    Ok(state.read.evv().list(&filter, page).await?)
 }
 
 /// An exception as its answerers may act on it: its recorder or an admin.
@@ -258,10 +258,11 @@ async fn answerable(state: &AppState, p: &Principal, id: &str, roles: &[Role]) -
     let id: EvvExceptionId = crate::app::input::path_id(id, "evv_exception")?;
     let x = state
         .read
-        .evv_exception(&id.to_string())
+        .evv()
+        .get(id)
         .await?
         .ok_or(ApiError::NotFound("evv_exception"))?;
-    if p.role == Role::Recorder && x.recorder_id != p.user_id.to_string() {
+    if p.role == Role::Recorder && x.recorder_id != p.user_id {
         return Err(ApiError::NotFound("evv_exception"));
     }
     Ok(x)
@@ -281,7 +282,7 @@ pub async fn acknowledge(
         by: p.user_id,
         at: Utc::now(),
     };
-    answer(state, p, meta, &x.id, command, "AcknowledgeEvvException").await
+    answer(state, p, meta, x.id, command, "AcknowledgeEvvException").await
 }
 
 /// An admin closes an exception.
@@ -298,23 +299,24 @@ pub async fn resolve(
         by: p.user_id,
         at: Utc::now(),
     };
-    answer(state, p, meta, &x.id, command, "ResolveEvvException").await
+    answer(state, p, meta, x.id, command, "ResolveEvvException").await
 }
 
 async fn answer(
     state: &AppState,
     p: &Principal,
     meta: &RequestMeta,
-    id: &str,
+    id: EvvExceptionId,
     command: EvvExceptionCommand,
     name: &str,
 ) -> Result<EvvExceptionView, ApiError> {
     state
-        .execute::<EvvException>(id, command, meta.context(Some(p), name))
+        .execute::<EvvException>(&id.to_string(), command, meta.context(Some(p), name))
         .await?;
     state
         .read
-        .evv_exception(id)
+        .evv()
+        .get(id)
         .await?
         .ok_or(ApiError::NotFound("evv_exception"))
 }

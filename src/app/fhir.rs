@@ -14,6 +14,7 @@ use projections::hospitals::BookingFilter;
 use projections::visits::VisitFilter;
 use projections::{Page, PageParams};
 
+use crate::app::input::path_id;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::fhir::model::{Bundle, Resource};
@@ -81,6 +82,7 @@ async fn household_address(state: &AppState, view: &PatientView) -> Result<Optio
 
 async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare, ApiError> {
     let id = patient.id.clone();
+    let patient_id: PatientId = path_id(&id, "patient")?;
     let today = state.today();
     let read = &state.read;
     let address = household_address(state, &patient).await?;
@@ -97,27 +99,27 @@ async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare
         async move { read.visits(&f, page).await }
     })
     .await?;
-    let records = every_page(|page| read.patient_health_records(&id, page)).await?;
-    let orders = every_page(|page| read.patient_medical_orders(&id, page)).await?;
+    let records = every_page(|page| read.records().of_patient(patient_id, page)).await?;
+    let orders = every_page(|page| read.orders().of_patient(patient_id, page)).await?;
     let bookings = every_page(|page| {
         let f = BookingFilter {
-            patient: Some(id.clone()),
+            patient: Some(patient_id),
             ..Default::default()
         };
-        async move { read.bookings(&f, today, page).await }
+        async move { read.hospitals().bookings(&f, today, page).await }
     })
     .await?;
-    let staff_ids: HashSet<&str> = visits
+    let staff_ids: HashSet<String> = visits
         .iter()
-        .map(|v| v.recorder_id.as_str())
-        .chain(records.iter().map(|r| r.recorder_id.as_str()))
-        .chain(orders.iter().map(|o| o.doctor_id.as_str()))
-        .chain(bookings.iter().map(|b| b.recorder_id.as_str()))
+        .map(|v| v.recorder_id.clone())
+        .chain(records.iter().map(|r| r.recorder_id.to_string()))
+        .chain(orders.iter().map(|o| o.doctor_id.to_string()))
+        .chain(bookings.iter().map(|b| b.recorder_id.to_string()))
         .collect();
     let mut staff = HashMap::new();
-    for user in staff_ids {
-        if let Some(u) = read.user(user).await? {
-            staff.insert(u.id, u.name);
+    for user in staff_ids.into_iter().filter_map(|u| u.parse().ok()) {
+        if let Some(u) = read.users().get(user).await? {
+            staff.insert(u.id.to_string(), u.name);
         }
     }
     Ok(PatientCare {

@@ -14,7 +14,7 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::input::{path_id, required, uuid_field};
+use crate::app::input::{required, uuid_field};
 use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
@@ -137,21 +137,14 @@ pub async fn book(
     let time_text = at.format("%H:%M").to_string();
     let candidates = state
         .read
-        .matching_slots(
-            &hospital_id.to_string(),
-            &department_id.to_string(),
-            doctor_id.map(|d| d.to_string()).as_deref(),
-            day,
-            &time_text,
-        )
+        .hospitals()
+        .matching_slots(hospital_id, department_id, doctor_id, day, &time_text)
         .await?;
     // A slot whose doctor has stopped seeing patients takes no new bookings.
     let candidates: Vec<_> = candidates
         .into_iter()
         .filter(|s| {
             s.doctor_id
-                .as_ref()
-                .and_then(|d| d.parse().ok())
                 .is_none_or(|d| hospital.doctors.get(&d).is_some_and(|(_, a)| *a))
         })
         .collect();
@@ -176,14 +169,14 @@ pub async fn book(
     let mut taken: Option<SlotId> = None;
     let mut last_refusal = ApiError::from(Refusal::SlotsFull);
     for s in &candidates {
-        let sid: SlotId = path_id(&s.id, "slot")?;
+        let sid = s.id;
         let mut ctx = meta.context(Some(p), "BookSlotPlace");
         ctx.expected_version = None;
         let command = SlotCommand::Book {
             booking_id,
             patient_id: patient,
         };
-        match state.execute::<Slot>(&s.id, command, ctx).await {
+        match state.execute::<Slot>(&sid.to_string(), command, ctx).await {
             Ok(_) => {
                 taken = Some(sid);
                 break;
@@ -210,12 +203,7 @@ pub async fn book(
         patient_id: patient,
         hospital_id,
         department_id,
-        doctor_id: doctor_id.or_else(|| {
-            candidates
-                .iter()
-                .find(|s| s.id == slot_id.to_string())
-                .and_then(|s| s.doctor_id.as_ref()?.parse().ok())
-        }),
+        doctor_id: doctor_id.or_else(|| candidates.iter().find(|s| s.id == slot_id).and_then(|s| s.doctor_id)),
         appointment_date: day,
         appointment_time: at,
         notes,

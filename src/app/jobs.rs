@@ -18,7 +18,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use domain::file::{FileCommand, StoredFile};
-use domain::ids::{FileId, PatientId, SubscriptionId, UserId, VisitId};
+use domain::ids::UserId;
 use domain::job::{
     ExpiringCertificate, JobOutcome, JobRun, JobRunCommand, JobRunError, MissedVisit, RemindedVisit, Reminder,
 };
@@ -189,42 +189,31 @@ pub async fn run(state: &AppState, job: Job, at: DateTime<Utc>) -> anyhow::Resul
 }
 
 async fn admins(state: &AppState) -> anyhow::Result<Vec<UserId>> {
-    Ok(state
-        .read
-        .active_admins()
-        .await?
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect())
+    Ok(state.read.users().active_admins().await?)
 }
 
 /// Tomorrow's scheduled and confirmed visits, one reminder per recorder.
 async fn visit_reminders(state: &AppState, today: NaiveDate) -> anyhow::Result<JobOutcome> {
     let day = today.succ_opt().unwrap_or(today);
-    let mut by: BTreeMap<String, Vec<RemindedVisit>> = BTreeMap::new();
-    for v in state.read.due_visits_on(day).await? {
-        let (Ok(visit_id), Ok(patient_id), Ok(time)) = (
-            v.visit_id.parse::<VisitId>(),
-            v.patient_id.parse::<PatientId>(),
-            chrono::NaiveTime::parse_from_str(&v.time, "%H:%M"),
-        ) else {
+    // By recorder in the order of their ids' text, as the read model sorts them.
+    let mut by: BTreeMap<String, (UserId, Vec<RemindedVisit>)> = BTreeMap::new();
+    for v in state.read.jobs().due_visits_on(day).await? {
+        let Ok(time) = chrono::NaiveTime::parse_from_str(&v.time, "%H:%M") else {
             continue;
         };
-        by.entry(v.recorder_id).or_default().push(RemindedVisit {
-            visit_id,
-            patient_id,
-            date: day,
-            time,
-        });
+        by.entry(v.recorder_id.to_string())
+            .or_insert_with(|| (v.recorder_id, Vec::new()))
+            .1
+            .push(RemindedVisit {
+                visit_id: v.visit_id,
+                patient_id: v.patient_id,
+                date: day,
+                time,
+            });
     }
     let reminders = by
-        .into_iter()
-        .filter_map(|(recorder, visits)| {
-            recorder
-                .parse()
-                .ok()
-                .map(|recorder_id| Reminder { recorder_id, visits })
-        })
+        .into_values()
+        .map(|(recorder_id, visits)| Reminder { recorder_id, visits })
         .collect();
     Ok(JobOutcome::VisitReminders { day, reminders })
 }
@@ -236,14 +225,13 @@ async fn certificate_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resul
         .unwrap_or(today);
     let expiring = state
         .read
+        .jobs()
         .certificates_expiring(today, until)
         .await?
         .into_iter()
-        .filter_map(|(recorder, expires_on)| {
-            recorder.parse().ok().map(|recorder_id| ExpiringCertificate {
-                recorder_id,
-                expires_on,
-            })
+        .map(|(recorder_id, expires_on)| ExpiringCertificate {
+            recorder_id,
+            expires_on,
         })
         .collect();
     Ok(JobOutcome::CertificateExpiry {
@@ -255,10 +243,8 @@ async fn certificate_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resul
 /// Expires every active or paused subscription whose end date is before today.
 async fn subscription_expiry(state: &AppState, today: NaiveDate) -> anyhow::Result<JobOutcome> {
     let mut expired = Vec::new();
-    for id in state.read.subscriptions_ended_before(today, SWEEP_LIMIT).await? {
-        let Ok(sid) = id.parse::<SubscriptionId>() else {
-            continue;
-        };
+    for sid in state.read.jobs().subscriptions_ended_before(today, SWEEP_LIMIT).await? {
+        let id = sid.to_string();
         match state
             .store
             .execute::<Subscription>(
@@ -282,8 +268,8 @@ async fn subscription_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resu
 /// Flags every visit still scheduled or confirmed after its day as missed.
 async fn missed_visits(state: &AppState, today: NaiveDate) -> anyhow::Result<JobOutcome> {
     let mut missed = Vec::new();
-    for id in state.read.open_visits_before(today, SWEEP_LIMIT).await? {
-        let Ok(visit_id) = id.parse::<VisitId>() else { continue };
+    for visit_id in state.read.jobs().open_visits_before(today, SWEEP_LIMIT).await? {
+        let id = visit_id.to_string();
         let Some((Visit { plan: Some(plan), .. }, _)) = state.store.load::<Visit>(&id).await? else {
             continue;
         };
@@ -323,22 +309,23 @@ async fn file_cleanup(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Jo
     let mut discarded = Vec::new();
     for f in state
         .read
+        .jobs()
         .unattached_files(now - grace, now - grace * 2, SWEEP_LIMIT)
         .await?
     {
-        let Ok(file_id) = f.id.parse::<FileId>() else { continue };
+        let file_id = f.id;
         if !f.discarded {
             let Ok(uploaded_at) = DateTime::parse_from_rfc3339(&f.created_at) else {
                 continue;
             };
             let command = FileCommand::Discard {
                 uploaded_at: uploaded_at.to_utc(),
-                attached: state.read.file_attached(&f.id).await?,
+                attached: state.read.files().attached(file_id).await?,
                 now,
             };
             match state
                 .store
-                .execute::<StoredFile>(&f.id, command, &RequestMeta::system("DiscardFile"))
+                .execute::<StoredFile>(&f.id.to_string(), command, &RequestMeta::system("DiscardFile"))
                 .await
             {
                 Ok(c) => {
@@ -377,10 +364,11 @@ pub async fn weekly_report(
     };
     let (monday, sunday, bounds) =
         week_bounds(&week, tz).ok_or_else(|| ApiError::field("week", "应为YYYY-Www格式的ISO周，如2026-W49"))?;
-    let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
+    let recorder = p.is(Role::Recorder).then_some(p.user_id);
     Ok(state
         .read
-        .weekly_report(&week, monday, sunday, bounds, recorder.as_deref())
+        .jobs()
+        .weekly_report(&week, monday, sunday, bounds, recorder)
         .await?)
 }
 

@@ -4,12 +4,12 @@
 
 use chrono::Utc;
 use domain::ids::{SessionId, UserId};
-use domain::user::{Role, User, UserCommand};
+use domain::user::{User, UserCommand, UserStatus};
 use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::input::{path_id, required};
+use crate::app::input::required;
 use crate::app::users::{new_password, PasswordChanged};
 use crate::auth::{hash_password, verify_against_dummy, verify_password, Principal, TokenKind};
 use crate::error::ApiError;
@@ -134,7 +134,7 @@ pub async fn with_password(
     // One attempt per username at a time, so each is counted against the last.
     let _turn = state.logins.serialize(&username).await;
     check_throttle(state, &username, meta).await?;
-    let row = state.read.login_row(&username).await?;
+    let row = state.read.users().login_row(&username).await?;
     let failure = match &row {
         None => {
             // Spend the same time as a real check so usernames cannot be probed.
@@ -142,7 +142,7 @@ pub async fn with_password(
             Some(FailReason::UnknownUser)
         }
         Some(row) if !verify_password(&password, &row.password_hash).await? => Some(FailReason::WrongPassword),
-        Some(row) if row.status != "active" => Some(FailReason::InactiveUser),
+        Some(row) if row.status != UserStatus::Active => Some(FailReason::InactiveUser),
         Some(_) => None,
     };
     let (Some(row), None) = (row, failure) else {
@@ -150,8 +150,8 @@ pub async fn with_password(
         note_attempt(state, &username, Outcome::Failed(reason), None, meta).await?;
         return Err(ApiError::Unauthorized);
     };
-    note_attempt(state, &username, Outcome::Succeeded, Some(&row.id), meta).await?;
-    start_session(state, &row.id, meta).await
+    note_attempt(state, &username, Outcome::Succeeded, Some(&row.id.to_string()), meta).await?;
+    start_session(state, row.id, meta).await
 }
 
 /// Logs in the user bound to the WeChat account of a `wx.login()` code.
@@ -177,8 +177,8 @@ pub async fn with_wechat(
         }
     };
     // Recorded like a password login, under the username (its keyed hash).
-    let user = state.read.user(&user_id).await?.ok_or(ApiError::Unauthorized)?;
-    if user.status != "active" {
+    let user = state.read.users().get(user_id).await?.ok_or(ApiError::Unauthorized)?;
+    if user.status != UserStatus::Active {
         note_attempt(
             state,
             &user.username,
@@ -190,14 +190,21 @@ pub async fn with_wechat(
         return Err(ApiError::Unauthorized);
     }
     tracing::info!(openid_hash = %&openid_hash[..12], "WeChat login");
-    note_attempt(state, &user.username, Outcome::Succeeded, Some(&user_id), meta).await?;
-    start_session(state, &user_id, meta).await
+    note_attempt(
+        state,
+        &user.username,
+        Outcome::Succeeded,
+        Some(&user_id.to_string()),
+        meta,
+    )
+    .await?;
+    start_session(state, user.id, meta).await
 }
 
 /// Opens a session for a user who proved who they are (password or WeChat):
 /// records `UserLoggedIn` and answers the tokens. The one way to log in.
-async fn start_session(state: &AppState, user_id: &str, meta: &RequestMeta) -> Result<LoginResponse, ApiError> {
-    let id: UserId = path_id(user_id, "user")?;
+async fn start_session(state: &AppState, id: UserId, meta: &RequestMeta) -> Result<LoginResponse, ApiError> {
+    let user_id = id.to_string();
     let session = SessionId::new();
     let expires_at = Utc::now() + chrono::Duration::seconds(state.jwt.refresh_ttl());
     let mut ctx = meta.context(None, "Login");
@@ -207,22 +214,22 @@ async fn start_session(state: &AppState, user_id: &str, meta: &RequestMeta) -> R
         session_id: session,
         expires_at,
     };
-    state.execute::<User>(user_id, cmd, ctx).await.map_err(|e| match e {
+    state.execute::<User>(&user_id, cmd, ctx).await.map_err(|e| match e {
         ApiError::Conflict(_) => ApiError::Unauthorized,
         other => other,
     })?;
-    let user = state.read.user(user_id).await?.ok_or(ApiError::Unauthorized)?;
-    let role = Role::parse(&user.role).map_err(|_| ApiError::Unauthorized)?;
+    let user = state.read.users().get(id).await?.ok_or(ApiError::Unauthorized)?;
+    let role = user.role;
     Ok(LoginResponse {
         access_token: state.jwt.issue(id, session, role, TokenKind::Access)?,
         refresh_token: state.jwt.issue(id, session, role, TokenKind::Refresh)?,
         token_type: "Bearer".into(),
         expires_in: state.settings.tokens.access_ttl_secs,
         user: LoginUser {
-            id: user.id,
+            id: user.id.to_string(),
             username: user.username,
             name: user.name,
-            role: user.role,
+            role: user.role.as_str().to_string(),
             avatar: user.avatar,
         },
     })
@@ -242,14 +249,11 @@ pub async fn change_password(
     let (Some(old), Some(new)) = (old, new) else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
-    let user = state
-        .read
-        .user(&p.user_id.to_string())
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let user = state.read.users().get(p.user_id).await?.ok_or(ApiError::Unauthorized)?;
     let row = state
         .read
-        .login_row_by_id(&user.id)
+        .users()
+        .login_row_by_id(user.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     // Guessing the old password through a stolen session is throttled like logins.
@@ -272,7 +276,7 @@ pub async fn change_password(
     };
     let mut ctx = meta.context(Some(p), "ChangeOwnPassword");
     ctx.expected_version = None;
-    let c = state.execute::<User>(&user.id, cmd, ctx).await?;
+    let c = state.execute::<User>(&user.id.to_string(), cmd, ctx).await?;
     Ok(PasswordChanged {
         password_changed: true,
         sessions_revoked: "others".into(),

@@ -20,8 +20,8 @@ pub struct NotificationRead {
 /// Marks the caller's notification `id` read (again: no change).
 pub async fn read(state: &AppState, p: &Principal, meta: &RequestMeta, id: &str) -> Result<NotificationRead, ApiError> {
     let nid: uuid::Uuid = path_id(id, "notification")?;
-    let owner = state.read.notification_owner(&nid.to_string()).await?;
-    if owner.as_deref() != Some(p.user_id.to_string().as_str()) {
+    let owner = state.read.notifications().owner(nid).await?;
+    if owner != Some(p.user_id) {
         return Err(ApiError::NotFound("notification"));
     }
     let mut ctx = meta.context(Some(p), "ReadNotification");

@@ -3,7 +3,9 @@
 //! the patient's recorder is told.
 
 use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
-use domain::order::{MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType};
+use domain::order::{
+    MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType, RequestStatus,
+};
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
@@ -86,15 +88,15 @@ pub async fn issue(
     let mut recorder: Option<UserId> = None;
     let mut record = record;
     if let Some(req) = request {
-        let view = state.read.order_request(&req.to_string()).await?;
+        let view = state.read.orders().request(req).await?;
         let view = view
-            .filter(|q| q.doctor_id == p.user_id.to_string() && q.patient_id == pid)
+            .filter(|q| q.doctor_id == p.user_id && q.patient_id == patient)
             .ok_or_else(|| ApiError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
-        if view.status != "open" {
+        if view.status != RequestStatus::Open {
             return Err(Refusal::RequestHandled.into());
         }
-        recorder = view.recorder_id.parse().ok();
-        record = record.or_else(|| view.health_record_id.parse().ok());
+        recorder = Some(view.recorder_id);
+        record = record.or(Some(view.health_record_id));
     }
     if recorder.is_none() {
         // The recorder currently responsible for the patient is told.

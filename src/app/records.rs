@@ -327,10 +327,11 @@ pub async fn record_vitals(
     for (file, role) in &checked.existing_files {
         let row = state
             .read
-            .file(&file.to_string())
+            .files()
+            .get(*file)
             .await?
             .ok_or_else(|| ApiError::field(role, "文件不存在"))?;
-        if row.uploaded_by != p.user_id.to_string() || state.read.file_attached(&row.id).await? {
+        if row.uploaded_by != p.user_id || state.read.files().attached(row.id).await? {
             return Err(ApiError::field(role, "文件不可用"));
         }
         if row.kind != kind_for(role).as_str() {
@@ -437,12 +438,12 @@ async fn open_request(
     doctor: Option<UserId>,
     reason: Option<String>,
 ) -> Result<OrderRequestId, ApiError> {
-    let doctor_id = crate::app::doctors::for_patient(state, &record.patient_id, doctor)
+    let doctor_id = crate::app::doctors::for_patient(state, record.patient_id, doctor)
         .await?
         .ok_or(Refusal::NoDoctorAvailable)?;
     let details = RequestDetails {
-        health_record_id: path_id(&record.id, "health_record")?,
-        patient_id: path_id(&record.patient_id, "patient")?,
+        health_record_id: record.id,
+        patient_id: record.patient_id,
         doctor_id,
         requested_by: Some(p.user_id),
         recorder_id: p.user_id,
@@ -469,10 +470,11 @@ pub async fn visible_record(
     let rid: HealthRecordId = path_id(id, "health_record")?;
     let record = state
         .read
-        .health_record(&rid.to_string())
+        .records()
+        .get(rid)
         .await?
         .ok_or(ApiError::NotFound("health_record"))?;
-    if !can_see_patient(state, p, &record.patient_id).await? {
+    if !can_see_patient(state, p, &record.patient_id.to_string()).await? {
         return Err(ApiError::NotFound("health_record"));
     }
     Ok(record)
@@ -519,10 +521,10 @@ pub async fn open_order_request(
         .flatten();
     v.finish()?;
     let request = open_request(state, p, meta, &record, doctor, reason).await?;
-    let view = state.read.order_request(&request.to_string()).await?;
+    let view = state.read.orders().request(request).await?;
     Ok(OrderRequestOpened {
         id: request.to_string(),
-        doctor_id: view.map(|r| r.doctor_id),
+        doctor_id: view.map(|r| r.doctor_id.to_string()),
         status: "open".into(),
     })
 }
@@ -629,7 +631,8 @@ pub struct UnlockInput {
 async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> Result<HealthRecordView, ApiError> {
     let mut record = state
         .read
-        .health_record(&id.to_string())
+        .records()
+        .get(id)
         .await?
         .ok_or(ApiError::NotFound("health_record"))?;
     // Past the bounded read-your-writes wait the view may lag; the version

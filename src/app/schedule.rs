@@ -175,7 +175,8 @@ async fn schedule_context(
 ) -> Result<ScheduleContext, ApiError> {
     let package = state
         .read
-        .package(package_id)
+        .packages()
+        .get(path_id(package_id, "service_package")?)
         .await?
         .ok_or(ApiError::NotFound("service_package"))?;
     let month = date.format("%Y-%m").to_string();
@@ -237,7 +238,7 @@ pub async fn schedule(
         },
     };
     let context = schedule_context(state, &patient, &sub.package_id, visit.date, None, now).await?;
-    let standing = crate::app::compliance::recorder_standing(state, &recorder.to_string()).await?;
+    let standing = crate::app::compliance::recorder_standing(state, recorder).await?;
     let plan = VisitPlan {
         patient_id: visit.patient,
         recorder_id: recorder,

@@ -91,7 +91,7 @@ pub async fn subscribe(
         recorder_id,
         start_date,
         duration_days: duration.unwrap_or(0),
-        recorder: crate::app::compliance::recorder_standing(state, &recorder_id.to_string()).await?,
+        recorder: crate::app::compliance::recorder_standing(state, recorder_id).await?,
     };
     let c = state
         .execute::<Subscription>(&id.to_string(), cmd, meta.context(Some(p), "CreateSubscription"))

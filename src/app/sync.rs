@@ -30,6 +30,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use domain::ids::UserId;
 use domain::user::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -591,7 +592,7 @@ impl Pulled {
             .map(|p| p.id.clone())
             .chain(c.families.iter().flat_map(|f| f.patients.iter().map(|p| p.id.clone())))
             .chain(c.appointments.iter().map(|v| v.patient.id.clone()))
-            .chain(c.medical_orders.iter().map(|o| o.patient_id.clone()))
+            .chain(c.medical_orders.iter().map(|o| o.patient_id.to_string()))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -638,7 +639,7 @@ pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Resul
     // Wait for the read models, so the rows below show every event up to `head`.
     state.waiter.wait_for(head).await;
     let changes = match cursor {
-        None => snapshot(state, &me).await?,
+        None => snapshot(state, p.user_id).await?,
         Some(_) => {
             let touched = touched(state, &me, from, head).await?;
             changed(state, p, &me, touched).await?
@@ -697,8 +698,10 @@ async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result
                 }
                 // A new record shows as its household's patient's last record.
                 "health_record" => {
-                    if let Some(r) = state.read.health_record(&id).await? {
-                        t.patients.insert(r.patient_id);
+                    if let Ok(rid) = id.parse() {
+                        if let Some(r) = state.read.records().get(rid).await? {
+                            t.patients.insert(r.patient_id.to_string());
+                        }
                     }
                 }
                 _ => {}
@@ -766,15 +769,20 @@ async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Resul
         }
     }
     for order in &t.medical_orders {
-        if let Some(view) = state.read.medical_order(order).await? {
-            if can_see_patient(state, p, &view.patient_id).await? {
+        let Ok(order) = order.parse() else { continue };
+        if let Some(view) = state.read.orders().get(order).await? {
+            if can_see_patient(state, p, &view.patient_id.to_string()).await? {
                 c.medical_orders.push(view);
             }
         }
     }
     let ids: Vec<String> = t.notifications.into_iter().collect();
     let refs: Vec<String> = t.notification_refs.into_iter().collect();
-    c.notifications = state.read.notifications_among(me, &ids, &refs, Some(today)).await?;
+    c.notifications = state
+        .read
+        .notifications()
+        .among(p.user_id, &ids, &refs, Some(today))
+        .await?;
     Ok(c)
 }
 
@@ -813,7 +821,9 @@ where
 
 /// Everything of the recorder's: their households, patients, visits, the
 /// medical orders of their patients, their notifications.
-async fn snapshot(state: &AppState, me: &str) -> Result<Changes, ApiError> {
+async fn snapshot(state: &AppState, user: UserId) -> Result<Changes, ApiError> {
+    let me = user.to_string();
+    let me = me.as_str();
     let today = state.today();
     let mut c = Changes::default();
     for item in all_pages(|page| state.read.families(Some(me), None, today, page)).await? {
@@ -835,9 +845,10 @@ async fn snapshot(state: &AppState, me: &str) -> Result<Changes, ApiError> {
     };
     c.appointments = all_pages(|page| state.read.visits(&filter, page)).await?;
     for patient in &c.patients {
-        let orders = all_pages(|page| state.read.patient_medical_orders(&patient.id, page)).await?;
+        let Ok(patient) = patient.id.parse() else { continue };
+        let orders = all_pages(|page| state.read.orders().of_patient(patient, page)).await?;
         c.medical_orders.extend(orders);
     }
-    c.notifications = all_pages(|page| state.read.notifications(me, false, Some(today), page)).await?;
+    c.notifications = all_pages(|page| state.read.notifications().list(user, false, Some(today), page)).await?;
     Ok(c)
 }

@@ -77,7 +77,7 @@ pub async fn update_profile(
         _ => {}
     }
     result?;
-    state.read.user(&owner).await?.ok_or(ApiError::NotFound("user"))
+    state.read.users().get(user).await?.ok_or(ApiError::NotFound("user"))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

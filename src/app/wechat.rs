@@ -13,6 +13,7 @@
 //! other user can until an operator deletes the claim.
 
 use actix_web::http::StatusCode;
+use domain::ids::UserId;
 use domain::user::{User, UserCommand};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -73,7 +74,7 @@ fn client(state: &AppState) -> Result<&WechatClient, ApiError> {
 /// The user a login code's WeChat account is bound to, and the openid hash
 /// (for the login record). 404 when WeChat is off, 401 `wechat_code_invalid`
 /// or `wechat_not_bound`, 502 when WeChat fails.
-pub async fn user_for_code(state: &AppState, code: &str) -> Result<(String, String), ApiError> {
+pub async fn user_for_code(state: &AppState, code: &str) -> Result<(UserId, String), ApiError> {
     let wechat = client(state)?;
     let session = match wechat.code2session(code).await {
         Ok(s) => s,
@@ -87,7 +88,7 @@ pub async fn user_for_code(state: &AppState, code: &str) -> Result<(String, Stri
         }
     };
     let hash = wechat.hash(&session.openid);
-    match state.read.wechat_user(&hash).await? {
+    match state.read.wechat().user(&hash).await? {
         Some(user) => Ok((user, hash)),
         None => {
             tracing::info!(openid = %mask(&session.openid), "WeChat login of an unbound account");

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use domain::medication::Medication;
+use domain::order::OrderType;
 use domain::vitals::BloodPressure;
 use projections::families::PatientView;
 use projections::hospitals::BookingView;
@@ -127,8 +128,8 @@ pub fn everything(care: &PatientCare, ctx: &ExportContext) -> Bundle {
     for r in &care.records {
         let encounter = r
             .appointment_id
-            .as_deref()
-            .filter(|a| completed.contains_key(a))
+            .map(|a| a.to_string())
+            .filter(|a| completed.contains_key(a.as_str()))
             .map(|a| Reference::to("Encounter", &format!("enc-{a}")));
         out.observations(r, encounter);
     }
@@ -168,14 +169,15 @@ impl Exporter<'_> {
     }
 
     /// A logical reference to a staff member (recorder or doctor).
-    fn practitioner(&self, user: &str) -> Reference {
+    fn practitioner(&self, user: impl std::fmt::Display) -> Reference {
+        let user = user.to_string();
         Reference {
             kind: Some("Practitioner".into()),
             identifier: Some(Identifier {
                 system: URI_SYSTEM.into(),
                 value: format!("urn:uuid:{user}"),
             }),
-            display: self.care.staff.get(user).cloned(),
+            display: self.care.staff.get(&user).cloned(),
             ..Default::default()
         }
     }
@@ -186,11 +188,11 @@ impl Exporter<'_> {
         &mut self,
         prefix: &str,
         aggregate: &str,
-        id: &str,
+        id: impl std::fmt::Display,
         version: i64,
         recorded: &str,
         role: (&str, &str),
-        who: &str,
+        who: impl std::fmt::Display,
         targets: Vec<Reference>,
     ) {
         let agent = ProvenanceAgent {
@@ -292,7 +294,7 @@ impl Exporter<'_> {
                 subject: self.subject(),
                 encounter: encounter.clone(),
                 effective_date_time: effective.clone(),
-                performer: vec![self.practitioner(&r.recorder_id)],
+                performer: vec![self.practitioner(r.recorder_id)],
                 value_quantity: vital.value,
                 note: vital.note.into_iter().map(|text| Annotation { text }).collect(),
                 component: vital.components,
@@ -303,11 +305,11 @@ impl Exporter<'_> {
             self.provenance(
                 "record",
                 "health_record",
-                &r.id,
+                r.id,
                 r.version,
                 &r.updated_at,
                 ("performer", "Performer"),
-                &r.recorder_id,
+                r.recorder_id,
                 targets,
             );
         }
@@ -315,7 +317,7 @@ impl Exporter<'_> {
 
     fn order(&mut self, o: &MedicalOrderView) {
         let notes: Vec<Annotation> = o.notes.iter().map(|t| Annotation { text: t.clone() }).collect();
-        let (resource, prefix) = if o.order_type == "medication" {
+        let (resource, prefix) = if o.order_type == OrderType::Medication {
             let text = [o.dosage.as_deref(), o.frequency.as_deref(), o.duration.as_deref()]
                 .into_iter()
                 .flatten()
@@ -332,7 +334,7 @@ impl Exporter<'_> {
                 medication_codeable_concept: CodeableConcept::text(&o.content),
                 subject: self.subject(),
                 authored_on: o.created_at.clone(),
-                requester: self.practitioner(&o.doctor_id),
+                requester: self.practitioner(o.doctor_id),
                 note: notes,
                 dosage_instruction: if text.is_empty() {
                     Vec::new()
@@ -353,11 +355,11 @@ impl Exporter<'_> {
                     _ => "active",
                 },
                 intent: "order",
-                category: vec![CodeableConcept::text(&o.order_type)],
+                category: vec![CodeableConcept::text(o.order_type.as_str())],
                 code: CodeableConcept::text(&o.content),
                 subject: self.subject(),
                 authored_on: o.created_at.clone(),
-                requester: self.practitioner(&o.doctor_id),
+                requester: self.practitioner(o.doctor_id),
                 note: notes,
             };
             (Resource::ServiceRequest(request), "svcreq")
@@ -366,11 +368,11 @@ impl Exporter<'_> {
         self.provenance(
             prefix,
             "medical_order",
-            &o.id,
+            o.id,
             o.version,
             &o.updated_at,
             ("author", "Author"),
-            &o.doctor_id,
+            o.doctor_id,
             vec![reference],
         );
     }
@@ -421,11 +423,11 @@ impl Exporter<'_> {
         self.provenance(
             "booking",
             "hospital_appointment",
-            &b.id,
+            b.id,
             b.version,
             &b.updated_at,
             ("enterer", "Enterer"),
-            &b.recorder_id,
+            b.recorder_id,
             vec![reference],
         );
     }

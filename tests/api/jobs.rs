@@ -213,8 +213,24 @@ async fn file_cleanup_deletes_unattached_uploads_only(b: Backend) {
     )
     .await
     .ok();
-    let left_key = app.state.read.file(&left).await.unwrap().unwrap().storage_key;
-    let kept_key = app.state.read.file(&kept).await.unwrap().unwrap().storage_key;
+    let left_key = app
+        .state
+        .read
+        .files()
+        .get(left.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .storage_key;
+    let kept_key = app
+        .state
+        .read
+        .files()
+        .get(kept.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .storage_key;
     // Within the day nothing goes.
     run(&app.state, Job::FileCleanup, Utc::now() + Duration::hours(1))
         .await
@@ -448,7 +464,7 @@ async fn the_server_runs_each_jobs_latest_period_once(b: Backend) {
     let tz = app.state.settings.field_work.timezone;
     let mut runs = Vec::new();
     for _ in 0..400 {
-        runs = app.state.read.latest_job_runs().await.unwrap();
+        runs = app.state.read.jobs().latest_runs().await.unwrap();
         if runs.len() == Job::ALL.len() {
             break;
         }

@@ -310,13 +310,25 @@ async fn an_order_request_reaches_its_doctor_on_wechat_exactly_once(b: Backend) 
     assert_eq!(sent[0]["data"]["thing1"]["value"], "患者生命体征异常，请开具医嘱");
     // Recorded as events, and never sent again.
     for _ in 0..100 {
-        let p = app.state.read.pushes_to(&doctor).await.unwrap();
+        let p = app
+            .state
+            .read
+            .wechat()
+            .pushes_to(doctor.parse().unwrap())
+            .await
+            .unwrap();
         if p.first().is_some_and(|p| p.status == "sent") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let p = app.state.read.pushes_to(&doctor).await.unwrap();
+    let p = app
+        .state
+        .read
+        .wechat()
+        .pushes_to(doctor.parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!((p[0].status.as_str(), p[0].attempts), ("sent", 1));
     assert_eq!(p[0].kind, "order_request_abnormal");
@@ -345,7 +357,13 @@ async fn a_failed_push_is_retried_and_sent_once_without_delaying_the_command(b: 
     assert_eq!(wx.state.lock().unwrap().failed, 2);
     let mut p = Vec::new();
     for _ in 0..100 {
-        p = app.state.read.pushes_to(&doctor).await.unwrap();
+        p = app
+            .state
+            .read
+            .wechat()
+            .pushes_to(doctor.parse().unwrap())
+            .await
+            .unwrap();
         if p.first().is_some_and(|p| p.status == "sent") {
             break;
         }
@@ -406,7 +424,13 @@ async fn an_access_token_wechat_calls_invalid_is_fetched_again(b: Backend) {
     assert_eq!(wx.sent()[1]["touser"], "openid-doctor-1");
     let mut p = Vec::new();
     for _ in 0..100 {
-        p = app.state.read.pushes_to(&doctor).await.unwrap();
+        p = app
+            .state
+            .read
+            .wechat()
+            .pushes_to(doctor.parse().unwrap())
+            .await
+            .unwrap();
         if p.len() == 2 && p.iter().all(|p| p.status == "sent") {
             break;
         }
