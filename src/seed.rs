@@ -248,7 +248,7 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
                     patient_id: patient,
                     recorder_id: recorder,
                     subscription_id: subscription,
-                    scheduled_date: today + chrono::Days::new((i / 3 % 7) as u64),
+                    scheduled_date: today + chrono::Days::new(i / 3 % 7),
                     scheduled_time: NaiveTime::from_hms_opt(8 + (i % 10) as u32, 0, 0).context("seeded time")?,
                     appointment_type: VisitType::Regular,
                     notes: None,
