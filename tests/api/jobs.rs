@@ -198,6 +198,12 @@ async fn upload(app: &TestApp, token: &str) -> String {
         .to_string()
 }
 
+/// Where the file's bytes are stored (from its read model).
+async fn storage_key(app: &TestApp, file: &str) -> String {
+    let file = app.state.read.files().get(file.parse().unwrap()).await.unwrap();
+    file.unwrap().storage_key
+}
+
 dual!(file_cleanup_deletes_unattached_uploads_only);
 async fn file_cleanup_deletes_unattached_uploads_only(b: Backend) {
     let app = spawn_app(b).await;
@@ -213,24 +219,8 @@ async fn file_cleanup_deletes_unattached_uploads_only(b: Backend) {
     )
     .await
     .ok();
-    let left_key = app
-        .state
-        .read
-        .files()
-        .get(left.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .storage_key;
-    let kept_key = app
-        .state
-        .read
-        .files()
-        .get(kept.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .storage_key;
+    let left_key = storage_key(&app, &left).await;
+    let kept_key = storage_key(&app, &kept).await;
     // Within the day nothing goes.
     run(&app.state, Job::FileCleanup, Utc::now() + Duration::hours(1))
         .await

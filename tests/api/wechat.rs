@@ -11,6 +11,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use projections::wechat::PushRow;
+
 use crate::dual;
 use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp};
 
@@ -299,6 +301,21 @@ async fn abnormal_record_for_bound_doctor(app: &TestApp, wx: &Double) -> (String
     (doctor, r.data().clone())
 }
 
+/// The pushes recorded for `user`, read until `done` holds of them (at most
+/// ten seconds), then as they stand.
+async fn pushes_once(app: &TestApp, user: &str, done: impl Fn(&[PushRow]) -> bool) -> Vec<PushRow> {
+    let user = user.parse().unwrap();
+    let mut pushes = Vec::new();
+    for _ in 0..100 {
+        pushes = app.state.read.wechat().pushes_to(user).await.unwrap();
+        if done(&pushes) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pushes
+}
+
 async fn an_order_request_reaches_its_doctor_on_wechat_exactly_once(b: Backend) {
     let wx = Double::start().await;
     let app = spawn_app_with(b, &wx.settings()).await;
@@ -309,26 +326,7 @@ async fn an_order_request_reaches_its_doctor_on_wechat_exactly_once(b: Backend) 
     assert_eq!(sent[0]["template_id"], TEMPLATE);
     assert_eq!(sent[0]["data"]["thing1"]["value"], "患者生命体征异常，请开具医嘱");
     // Recorded as events, and never sent again.
-    for _ in 0..100 {
-        let p = app
-            .state
-            .read
-            .wechat()
-            .pushes_to(doctor.parse().unwrap())
-            .await
-            .unwrap();
-        if p.first().is_some_and(|p| p.status == "sent") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let p = app
-        .state
-        .read
-        .wechat()
-        .pushes_to(doctor.parse().unwrap())
-        .await
-        .unwrap();
+    let p = pushes_once(&app, &doctor, |p| p.first().is_some_and(|p| p.status == "sent")).await;
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!((p[0].status.as_str(), p[0].attempts), ("sent", 1));
     assert_eq!(p[0].kind, "order_request_abnormal");
@@ -355,20 +353,7 @@ async fn a_failed_push_is_retried_and_sent_once_without_delaying_the_command(b: 
     );
     eventually("the message is sent after two failures", || wx.sent().len() == 1).await;
     assert_eq!(wx.state.lock().unwrap().failed, 2);
-    let mut p = Vec::new();
-    for _ in 0..100 {
-        p = app
-            .state
-            .read
-            .wechat()
-            .pushes_to(doctor.parse().unwrap())
-            .await
-            .unwrap();
-        if p.first().is_some_and(|p| p.status == "sent") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let p = pushes_once(&app, &doctor, |p| p.first().is_some_and(|p| p.status == "sent")).await;
     assert_eq!((p[0].status.as_str(), p[0].attempts), ("sent", 3), "{p:?}");
     assert!(p[0].last_error.as_deref().is_some_and(|e| e.contains("-1")), "{p:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -422,20 +407,7 @@ async fn an_access_token_wechat_calls_invalid_is_fetched_again(b: Backend) {
     eventually("the second message is sent", || wx.sent().len() == 2).await;
     assert_eq!(wx.state.lock().unwrap().tokens_issued, 2);
     assert_eq!(wx.sent()[1]["touser"], "openid-doctor-1");
-    let mut p = Vec::new();
-    for _ in 0..100 {
-        p = app
-            .state
-            .read
-            .wechat()
-            .pushes_to(doctor.parse().unwrap())
-            .await
-            .unwrap();
-        if p.len() == 2 && p.iter().all(|p| p.status == "sent") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let p = pushes_once(&app, &doctor, |p| p.len() == 2 && p.iter().all(|p| p.status == "sent")).await;
     assert!(p.iter().all(|p| p.status == "sent" && p.attempts == 1), "{p:?}");
 }
 
