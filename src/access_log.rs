@@ -29,9 +29,10 @@ use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::{current_request_id, ApiError};
 use crate::store::{Backend, SqliteDb};
+use crate::telemetry::current_request_id;
 
 /// The most records one write takes; the rest wait for the next write.
 pub const MAX_BATCH: usize = 500;
@@ -149,7 +150,7 @@ impl AccessLog {
     /// request (one record per distinct patient), and returns once that is
     /// durable. Call it after the caller was found allowed and the data found,
     /// right before answering. No patients, nothing recorded.
-    pub async fn patients<I>(&self, principal: &Principal, req: &HttpRequest, patients: I) -> Result<(), ApiError>
+    pub async fn patients<I>(&self, principal: &Principal, req: &HttpRequest, patients: I) -> Result<(), AppError>
     where
         I: IntoIterator,
         I::Item: Display,
@@ -188,7 +189,7 @@ impl AccessLog {
                 request_id: request_id.clone(),
             })
             .collect();
-        self.append(entries).await.map_err(ApiError::internal)
+        self.append(entries).await.map_err(AppError::internal)
     }
 
     /// Queues `entries` for the next write and waits until it committed.

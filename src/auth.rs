@@ -14,7 +14,7 @@ use domain::user::Role;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::app::error::AppError;
 
 /// Argon2 is slow by design (tens of milliseconds of CPU and 19 MiB per
 /// hash). It runs on a few dedicated threads, never on an HTTP worker: at
@@ -64,22 +64,22 @@ fn hashing_bound() -> usize {
 }
 
 /// Runs `work` on a hashing thread and waits for it without blocking the caller.
-async fn argon2_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    let threads = hashing_threads().ok_or(ApiError::Unavailable)?;
+async fn argon2_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    let threads = hashing_threads().ok_or(AppError::Unavailable)?;
     let (done, result) = tokio::sync::oneshot::channel();
     let job: HashJob = Box::new(move || {
         // The waiter may have gone (client disconnected): nothing to tell.
         let _ = done.send(work());
     });
     threads.try_send(job).map_err(|e| match e {
-        std::sync::mpsc::TrySendError::Full(_) => ApiError::Unavailable,
+        std::sync::mpsc::TrySendError::Full(_) => AppError::Unavailable,
         std::sync::mpsc::TrySendError::Disconnected(_) => {
-            ApiError::internal(anyhow::anyhow!("the password hashing threads have stopped"))
+            AppError::internal(anyhow::anyhow!("the password hashing threads have stopped"))
         }
     })?;
     result
         .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("a password hash was dropped")))
+        .map_err(|_| AppError::internal(anyhow::anyhow!("a password hash was dropped")))
 }
 
 thread_local! {
@@ -102,8 +102,8 @@ fn argon2_into(argon: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> 
 
 /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of `password`,
 /// with argon2's default (OWASP) parameters and a random salt.
-fn hash_now(password: &str) -> Result<String, ApiError> {
-    let failed = |e: &dyn std::fmt::Display| ApiError::internal(anyhow::anyhow!("argon2: {e}"));
+fn hash_now(password: &str) -> Result<String, AppError> {
+    let failed = |e: &dyn std::fmt::Display| AppError::internal(anyhow::anyhow!("argon2: {e}"));
     let argon = Argon2::default();
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_bytes = [0u8; 64];
@@ -148,19 +148,19 @@ fn verify_now(password: &str, hash: &str) -> bool {
 }
 
 /// A new argon2 hash of `password` (off the HTTP workers, bounded).
-pub async fn hash_password(password: &str) -> Result<String, ApiError> {
+pub async fn hash_password(password: &str) -> Result<String, AppError> {
     let password = password.to_string();
     argon2_bounded(move || hash_now(&password)).await?
 }
 
 /// Whether `password` matches `hash` (off the HTTP workers, bounded).
-pub async fn verify_password(password: &str, hash: &str) -> Result<bool, ApiError> {
+pub async fn verify_password(password: &str, hash: &str) -> Result<bool, AppError> {
     let (password, hash) = (password.to_string(), hash.to_string());
     argon2_bounded(move || verify_now(&password, &hash)).await
 }
 
 /// Spends the time of a real check when the username does not exist.
-pub async fn verify_against_dummy(password: &str) -> Result<(), ApiError> {
+pub async fn verify_against_dummy(password: &str) -> Result<(), AppError> {
     let password = password.to_string();
     argon2_bounded(move || {
         verify_now(&password, dummy_hash());
@@ -214,7 +214,7 @@ impl JwtKeys {
         self.refresh_ttl
     }
 
-    pub fn issue(&self, user: UserId, session: SessionId, role: Role, kind: TokenKind) -> Result<String, ApiError> {
+    pub fn issue(&self, user: UserId, session: SessionId, role: Role, kind: TokenKind) -> Result<String, AppError> {
         let now = Utc::now().timestamp();
         let ttl = match kind {
             TokenKind::Access => self.access_ttl,
@@ -228,17 +228,17 @@ impl JwtKeys {
             iat: now,
             exp: now + ttl,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
-    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, ApiError> {
+    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         let claims = decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|_| ApiError::Unauthorized)?
+            .map_err(|_| AppError::Unauthorized)?
             .claims;
         if claims.typ != kind {
-            return Err(ApiError::Unauthorized);
+            return Err(AppError::Unauthorized);
         }
         Ok(claims)
     }
@@ -254,11 +254,11 @@ pub struct Principal {
 
 impl Principal {
     /// Refuses callers whose role is not listed (403).
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(AppError::Forbidden)
         }
     }
     pub fn is(&self, role: Role) -> bool {

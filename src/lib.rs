@@ -27,7 +27,8 @@
 //! - [`api`]: handlers; [`auth`], [`front_door`] (client IP, rate limit, security headers),
 //!   [`idempotency`], [`metrics`], [`telemetry`] are their middleware; [`logins`] records and throttles logins;
 //!   [`sessions`] keeps session checks a few seconds, dropped by commands on their user.
-//! - [`error`]: the one mapping from errors to the response envelope.
+//! - errors: use cases fail with one [`app::error::AppError`] (its stable code and Chinese message);
+//!   [`api::error`] is the one mapping of it to an HTTP status and the response envelope.
 //! - [`fhir`]: FHIR R4 resources and the pure mapping of a patient's read models to them.
 //! - [`policy`]: who may see which patient and household (the one access rule).
 //! - [`privacy`]: crypto-shredding of personal fields (keys per data subject).
@@ -49,7 +50,6 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
-pub mod error;
 pub mod escalation;
 pub mod fhir;
 pub mod files;

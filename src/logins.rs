@@ -28,7 +28,7 @@ use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 use utoipa::ToSchema;
 
 use crate::access_log::{push_page, push_where, stamp, PG_AT};
-use crate::error::ApiError;
+use crate::app::error::AppError;
 use crate::store::{Backend, SqliteDb};
 
 /// Lock stripes: attempts whose usernames hash alike wait for each other.
@@ -287,8 +287,8 @@ fn push_filters<'a, DB, T>(
 }
 
 /// A throttled login: 429 with the seconds to wait.
-pub fn throttled_error(retry_after: u64) -> ApiError {
-    ApiError::RateLimited { retry_after }
+pub fn throttled_error(retry_after: u64) -> AppError {
+    AppError::RateLimited { retry_after }
 }
 
 #[cfg(test)]

@@ -19,12 +19,12 @@ use std::rc::Rc;
 use domain::user::Role;
 use serde::{Deserialize, Serialize};
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Whether `p` may see `patient`'s data today.
-pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
+pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, AppError> {
     let visible = patient_visible(state, p, patient).await?;
     if visible {
         remember(Guard::Patient(patient.to_string()));
@@ -33,7 +33,7 @@ pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> 
 }
 
 /// The rule behind [`can_see_patient`], without remembering the check.
-pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &str) -> Result<bool, ApiError> {
+pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &str) -> Result<bool, AppError> {
     Ok(match p.role {
         Role::Admin => true,
         Role::Recorder => {
@@ -53,7 +53,7 @@ pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &s
 /// Whether `p` may see the household `family`: admins always, a recorder when
 /// one of its patients is assigned to them; everyone else is told it does not
 /// exist. A recorder then sees only their own patients of it.
-pub async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result<bool, ApiError> {
+pub async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result<bool, AppError> {
     let visible = family_visible(state, p, family).await?;
     if visible {
         remember(Guard::Family(family.to_string()));
@@ -61,7 +61,7 @@ pub async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Re
     Ok(visible)
 }
 
-pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: &str) -> Result<bool, ApiError> {
+pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: &str) -> Result<bool, AppError> {
     Ok(match p.role {
         Role::Admin => true,
         Role::Recorder => {
@@ -84,15 +84,15 @@ pub fn recorder_scope(p: &Principal) -> Option<String> {
 /// no personal field: an erasure ends the patient's care in carelog. Asked by
 /// every use case that starts something for a patient (visits, records,
 /// subscriptions, orders, bookings); the key store says, not a read model.
-pub async fn ensure_not_erased(state: &AppState, patient: &str) -> Result<(), ApiError> {
+pub async fn ensure_not_erased(state: &AppState, patient: &str) -> Result<(), AppError> {
     let erased = state
         .store
         .privacy()
         .is_erased(patient)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     if erased {
-        return Err(ApiError::Conflict("该患者的个人信息已删除".into()));
+        return Err(domain::DomainError::from(domain::patient::PatientError::Erased).into());
     }
     Ok(())
 }
@@ -109,17 +109,17 @@ pub enum Guard {
 }
 
 impl Guard {
-    pub(crate) async fn holds(&self, state: &AppState, p: &Principal) -> Result<bool, ApiError> {
+    pub(crate) async fn holds(&self, state: &AppState, p: &Principal) -> Result<bool, AppError> {
         match self {
             Guard::Patient(id) => patient_visible(state, p, id).await,
             Guard::Family(id) => family_visible(state, p, id).await,
         }
     }
 
-    pub(crate) fn refusal(&self) -> ApiError {
+    pub(crate) fn refusal(&self) -> AppError {
         match self {
-            Guard::Patient(_) => ApiError::NotFound("patient"),
-            Guard::Family(_) => ApiError::NotFound("family"),
+            Guard::Patient(_) => AppError::NotFound("patient"),
+            Guard::Family(_) => AppError::NotFound("family"),
         }
     }
 }

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition};
-use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use projections::ReadStore;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::error::{respond, ApiError};
+use crate::app::error::AppError;
 use crate::auth::JwtKeys;
 use crate::config::{Secret, Settings};
 use crate::data_dir::{self, DataDirLock};
-use crate::error::ApiError;
 use crate::runner::{start_projectors, ProjectorRunner};
 use crate::state::AppState;
 use crate::store::EventStore;
@@ -198,9 +199,12 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(
-                    web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into()),
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| ApiError(AppError::field("query", e.to_string())).into()),
                 )
-                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| ApiError(AppError::NotFound("resource")).into()),
+                )
                 .wrap(from_fn(crate::api::idempotent::middleware))
                 .wrap(Condition::new(!door.cors_origins.is_empty(), cors(&door)))
                 .wrap(from_fn(crate::api::front_door::middleware))
@@ -221,7 +225,7 @@ impl Application {
                     }),
                 )
                 .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
-                .default_service(web::to(|| async { ApiError::NotFound("route").error_response() }))
+                .default_service(web::to(|| async { respond(AppError::NotFound("route")) }))
         })
         .listen(listener)?
         .run();

@@ -9,9 +9,9 @@ use cqrs_es::Aggregate;
 use domain::DomainError;
 use projections::ReadStore;
 
+use crate::app::error::AppError;
 use crate::auth::{JwtKeys, Principal};
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::runner::ProjectionWaiter;
 use crate::store::{CommandContext, Committed, EventStore};
 
@@ -45,7 +45,7 @@ impl AppState {
 
     /// Executes a command and returns once every read model shows its effect,
     /// so the caller's next query sees it (read-your-writes).
-    pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, ApiError>
+    pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, AppError>
     where
         A: Aggregate<Services = ()>,
         DomainError: From<A::Error>,

@@ -11,7 +11,15 @@ use actix_web::middleware::Next;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
-use crate::error::REQUEST_ID;
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`),
 /// `CARELOG_LOG_FORMAT=json` switches to JSON lines. Safe to call twice.

@@ -45,7 +45,7 @@ pub mod values;
 pub mod visit;
 pub mod vitals;
 
-pub use error::DomainError;
+pub use error::{DomainError, RefusalKind};
 pub use validation::{FieldErrors, Invalid, Validator};
 
 /// How a personal field reads once its data subject was erased (the key that

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::access_log::{AccessFilter, AccessRecord};
+use crate::api::error::{ok, ApiResult};
 use crate::api::{uuid_field, PageQuery};
 use crate::auth::Principal;
-use crate::error::{ok, ApiResult};
 use crate::logins::LoginAttemptView;
 use crate::state::AppState;
 

@@ -11,9 +11,9 @@ use projections::alerts::AlertDetails;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::api::error::{ok, ok_versioned, ApiResult};
 use crate::api::{path_id, Body, PageQuery};
 use crate::auth::Principal;
-use crate::error::{ok, ok_versioned, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -153,7 +153,7 @@ pub async fn resolve(
         .flatten();
     v.finish()?;
     let Some(outcome) = outcome else {
-        return Err(crate::error::ApiError::field("outcome", "必填"));
+        return Err(crate::app::error::AppError::field("outcome", "必填").into());
     };
     let alert = crate::app::alerts::resolve(&state, &p, &meta, id, outcome, note).await?;
     let version = alert.version;

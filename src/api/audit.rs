@@ -11,10 +11,11 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::access::instant;
+use crate::api::error::{ok, ApiResult};
 use crate::api::{uuid_field, PageQuery};
+use crate::app::error::AppError;
 use crate::audit::{redact, state_as_of, ReplayError, AGGREGATE_TYPES};
 use crate::auth::Principal;
-use crate::error::{ok, ApiError, ApiResult};
 use crate::privacy::find_str;
 use crate::state::AppState;
 use crate::store::{on_backend, Backend, EventFilter};
@@ -145,7 +146,7 @@ pub async fn events(
         .await?;
     let hashes = sealed_hashes(&state, raw.first().map(|e| e.position), raw.last().map(|e| e.position)).await?;
     let mut items = Vec::with_capacity(raw.len());
-    for e in state.store.open_many(raw).await.map_err(ApiError::internal)? {
+    for e in state.store.open_many(raw).await.map_err(AppError::internal)? {
         let hash = hashes.get(&e.position).cloned();
         let mut payload = e.payload;
         redact(&mut payload);
@@ -194,7 +195,7 @@ pub async fn events(
 }
 
 /// The patient an event is about (none for households, files and staff).
-async fn patient_of(state: &AppState, e: &AuditEvent) -> Result<Option<String>, ApiError> {
+async fn patient_of(state: &AppState, e: &AuditEvent) -> Result<Option<String>, AppError> {
     if matches!(e.aggregate_type.as_str(), "family" | "file") {
         return Ok(None);
     }
@@ -203,14 +204,14 @@ async fn patient_of(state: &AppState, e: &AuditEvent) -> Result<Option<String>, 
         .privacy()
         .subject_of(&e.aggregate_type, &e.aggregate_id, &e.payload)
         .await
-        .map_err(ApiError::internal)
+        .map_err(AppError::internal)
 }
 
 async fn sealed_hashes(
     state: &AppState,
     first: Option<i64>,
     last: Option<i64>,
-) -> Result<std::collections::HashMap<i64, String>, ApiError> {
+) -> Result<std::collections::HashMap<i64, String>, AppError> {
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(Default::default());
     };
@@ -260,11 +261,12 @@ pub async fn state(
             state.access.patients(&p, &req, patient).await?;
             Ok(ok(s))
         }
-        Ok(None) => Err(ApiError::NotFound("aggregate")),
-        Err(ReplayError::UnknownType(_)) => Err(ApiError::field(
+        Ok(None) => Err(AppError::NotFound("aggregate").into()),
+        Err(ReplayError::UnknownType(_)) => Err(AppError::field(
             "aggregate_type",
             format!("应为以下之一：{}", AGGREGATE_TYPES.join(", ")),
-        )),
-        Err(ReplayError::Other(e)) => Err(ApiError::internal(e)),
+        )
+        .into()),
+        Err(ReplayError::Other(e)) => Err(AppError::internal(e).into()),
     }
 }

@@ -7,13 +7,14 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{ok, ok_versioned, ApiResult};
 use crate::api::extract::authenticate;
 use crate::api::Body;
+use crate::app::error::AppError;
 use crate::app::login;
 pub use crate::app::login::{ChangePasswordRequest, LoginRequest, LoginResponse, LoginUser, WechatCodeRequest};
 use crate::app::users::{update_profile, PasswordChanged};
 use crate::auth::{Principal, TokenKind};
-use crate::error::{ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -133,9 +134,9 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
     responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>), headers(("ETag" = String, description = "the version, quoted"))),
         (status = 401, body = crate::api::ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
-    let user = state.read.users().get(p.user_id).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state.read.users().get(p.user_id).await?.ok_or(AppError::Unauthorized)?;
     let version = user.version;
-    Ok(crate::error::ok_versioned(user, version))
+    Ok(crate::api::error::ok_versioned(user, version))
 }
 
 /// Body of `PATCH /auth/me`: what users may change about themselves.

@@ -3,11 +3,11 @@
 
 use actix_web::web;
 
+use crate::api::error::{ok, ApiResult};
 use crate::api::Body;
 use crate::app::erasure;
 pub use crate::app::erasure::{EraseInput, Erased};
 use crate::auth::Principal;
-use crate::error::{ok, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {

@@ -10,9 +10,9 @@ use projections::evv::{EvvExceptionView, EvvFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{ok, ok_versioned, ApiResult};
 use crate::api::{parse_required, Body, PageQuery};
 use crate::auth::Principal;
-use crate::error::{ok, ok_versioned, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {

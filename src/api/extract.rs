@@ -10,9 +10,11 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::Utc;
 use domain::user::{Role, UserStatus};
 
+use crate::api::error::ApiError;
+use crate::app::error::AppError;
 use crate::auth::{Principal, TokenKind};
-use crate::error::{current_request_id, ApiError};
 use crate::state::{AppState, RequestMeta};
+use crate::telemetry::current_request_id;
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
@@ -24,8 +26,8 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Verifies a token of `kind` and checks its session and user are still good.
-pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) -> Result<Principal, ApiError> {
-    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) -> Result<Principal, AppError> {
+    let token = bearer(req).ok_or(AppError::Unauthorized)?;
     let claims = state.jwt.verify(token, kind)?;
     let session = state
         .sessions
@@ -36,22 +38,22 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
             }
         })
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(AppError::Unauthorized)?;
     let now = projections::store::instant(Utc::now());
     if session.revoked
         || session.user_status != UserStatus::Active
         || session.user_id.to_string() != claims.sub
         || session.expires_at < now
     {
-        return Err(ApiError::Unauthorized);
+        return Err(AppError::Unauthorized);
     }
     let principal = Principal {
         user_id: session.user_id,
         role: session.role,
-        session_id: claims.sid.parse().map_err(|_| ApiError::Unauthorized)?,
+        session_id: claims.sid.parse().map_err(|_| AppError::Unauthorized)?,
     };
     if principal.role == Role::Auditor && !auditor_may(req.method(), req.path()) {
-        return Err(ApiError::Forbidden);
+        return Err(AppError::Forbidden);
     }
     Ok(principal)
 }
@@ -88,18 +90,18 @@ impl FromRequest for Principal {
             }
             let state = req
                 .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
-            authenticate(state, &req, TokenKind::Access).await
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("app state missing")))?;
+            Ok(authenticate(state, &req, TokenKind::Access).await?)
         })
     }
 }
 
-fn parse_if_match(raw: &str) -> Result<i64, ApiError> {
+fn parse_if_match(raw: &str) -> Result<i64, AppError> {
     let v = raw.trim().trim_start_matches("W/").trim_matches('"');
     v.parse::<i64>()
         .ok()
         .filter(|n| *n >= 0)
-        .ok_or_else(|| ApiError::field("If-Match", "应为资源的版本号"))
+        .ok_or_else(|| AppError::field("If-Match", "应为资源的版本号"))
 }
 
 impl FromRequest for RequestMeta {
@@ -117,7 +119,7 @@ impl FromRequest for RequestMeta {
         let if_match = match header("if-match") {
             Some(raw) => match parse_if_match(&raw) {
                 Ok(v) => Some(v),
-                Err(e) => return ready(Err(e)),
+                Err(e) => return ready(Err(e.into())),
             },
             None => None,
         };

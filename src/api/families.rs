@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{path_id, Body, IdVersion, PageQuery};
+use crate::app::error::AppError;
 use crate::app::families;
 pub use crate::app::families::{FamilyInput, PatientInput};
 use crate::auth::Principal;
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::{can_see_family, can_see_patient, recorder_scope};
 use crate::state::{AppState, RequestMeta};
 
@@ -109,7 +110,7 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
     let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if search.is_some_and(|s| s.chars().count() > 100) {
-        return Err(ApiError::field("search", "不能超过100个字符"));
+        return Err(AppError::field("search", "不能超过100个字符").into());
     }
     let families = state
         .read
@@ -131,13 +132,13 @@ pub async fn get_family(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let fid: FamilyId = path_id(&id, "family")?;
     if !can_see_family(&state, &p, &fid.to_string()).await? {
-        return Err(ApiError::NotFound("family"));
+        return Err(AppError::NotFound("family").into());
     }
     let family = state
         .read
         .family_detail(&fid.to_string(), state.today(), recorder_scope(&p).as_deref())
         .await?
-        .ok_or(ApiError::NotFound("family"))?;
+        .ok_or(AppError::NotFound("family"))?;
     state
         .access
         .patients(&p, &req, family.patients.iter().map(|x| &x.id))
@@ -212,13 +213,13 @@ pub async fn get_patient(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient").into());
     }
     let patient = state
         .read
         .patient(&pid.to_string(), state.today())
         .await?
-        .ok_or(ApiError::NotFound("patient"))?;
+        .ok_or(AppError::NotFound("patient"))?;
     state.access.patients(&p, &req, [pid]).await?;
     let version = patient.version;
     Ok(ok_versioned(patient, version))

@@ -6,9 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::ids::PatientId;
 use serde::Serialize;
 
+use crate::api::error::ApiResult;
 use crate::api::path_id;
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
 use crate::fhir::FHIR_JSON;
 use crate::state::AppState;
 
@@ -65,8 +66,8 @@ pub async fn everything(
 }
 
 fn fhir_json<T: Serialize>(resource: &T) -> ApiResult {
-    let body = serde_json::to_vec(resource).map_err(ApiError::internal)?;
+    let body = serde_json::to_vec(resource).map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
-        .insert_header(ContentType(FHIR_JSON.parse().map_err(ApiError::internal)?))
+        .insert_header(ContentType(FHIR_JSON.parse().map_err(AppError::internal)?))
         .body(body))
 }

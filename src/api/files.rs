@@ -12,11 +12,12 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ApiResult};
 use crate::api::path_id;
 use crate::app;
+use crate::app::error::AppError;
 use crate::app::files::IncomingFile;
 use crate::auth::Principal;
-use crate::error::{created, ApiError, ApiResult};
 use crate::files::{FileKind, MAX_FILE_BYTES};
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
@@ -80,13 +81,13 @@ impl Form {
 
     /// Reads the whole form within `limits`; a file over 16 MiB, a form over
     /// its size, or too many parts or files stop the read at once (413).
-    pub async fn read(mut payload: Multipart, limits: FormLimits) -> Result<Form, ApiError> {
+    pub async fn read(mut payload: Multipart, limits: FormLimits) -> Result<Form, AppError> {
         let mut form = Form::default();
         let mut total = 0usize;
         while let Some(field) = payload.next().await {
-            let mut field = field.map_err(|e| ApiError::field("body", format!("multipart格式错误：{e}")))?;
+            let mut field = field.map_err(|e| AppError::field("body", format!("multipart格式错误：{e}")))?;
             if form.texts.len() + form.files.len() >= limits.max_parts {
-                return Err(ApiError::PayloadTooLarge);
+                return Err(AppError::PayloadTooLarge);
             }
             let name = field.name().unwrap_or_default().to_string();
             let file_name = field
@@ -94,7 +95,7 @@ impl Form {
                 .and_then(|cd| cd.get_filename())
                 .map(str::to_string);
             if file_name.is_some() && form.files.len() >= limits.max_files {
-                return Err(ApiError::PayloadTooLarge);
+                return Err(AppError::PayloadTooLarge);
             }
             let limit = if file_name.is_some() {
                 MAX_FILE_BYTES
@@ -103,9 +104,9 @@ impl Form {
             };
             let mut bytes = Vec::new();
             while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| ApiError::field(&name, format!("读取失败：{e}")))?;
+                let chunk = chunk.map_err(|e| AppError::field(&name, format!("读取失败：{e}")))?;
                 if bytes.len() + chunk.len() > limit || total + chunk.len() > limits.max_bytes {
-                    return Err(ApiError::PayloadTooLarge);
+                    return Err(AppError::PayloadTooLarge);
                 }
                 total += chunk.len();
                 bytes.extend_from_slice(&chunk);
@@ -117,7 +118,7 @@ impl Form {
                     bytes,
                 }),
                 None => {
-                    let text = String::from_utf8(bytes).map_err(|_| ApiError::field(&name, "应为UTF-8文本"))?;
+                    let text = String::from_utf8(bytes).map_err(|_| AppError::field(&name, "应为UTF-8文本"))?;
                     form.texts.push((name, text));
                 }
             }
@@ -177,11 +178,11 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
     p.require(&[Role::Recorder, Role::Admin, Role::Doctor])?;
     let mut form = Form::read(payload, FormLimits::upload(&state)).await?;
     let kind = match form.text("type") {
-        None => return Err(ApiError::field("type", "必填")),
-        Some(t) => FileKind::parse(&t).map_err(|e| ApiError::field("type", e))?,
+        None => return Err(AppError::field("type", "必填").into()),
+        Some(t) => FileKind::parse(&t).map_err(|e| AppError::field("type", e))?,
     };
     let Some(pos) = form.files.iter().position(|f| f.field == "file") else {
-        return Err(ApiError::field("file", "必填"));
+        return Err(AppError::field("file", "必填").into());
     };
     let incoming = form.files.swap_remove(pos);
     let f = &app::files::upload(&state, &p, &meta, kind, incoming).await?;
@@ -207,7 +208,7 @@ async fn readable(
     p: &Principal,
     file_id: FileId,
     uploaded_by: UserId,
-) -> Result<Option<Vec<PatientId>>, ApiError> {
+) -> Result<Option<Vec<PatientId>>, AppError> {
     let patients = state.read.files().patients(file_id).await?;
     if uploaded_by == p.user_id || p.is(Role::Admin) {
         return Ok(Some(patients));
@@ -222,13 +223,13 @@ async fn readable(
 
 async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thumb: bool) -> ApiResult {
     let fid: FileId = path_id(id, "file")?;
-    let file = state.read.files().get(fid).await?.ok_or(ApiError::NotFound("file"))?;
+    let file = state.read.files().get(fid).await?.ok_or(AppError::NotFound("file"))?;
     let Some(patients) = readable(state, p, file.id, file.uploaded_by).await? else {
-        return Err(ApiError::NotFound("file"));
+        return Err(AppError::NotFound("file").into());
     };
     let (key, content_type) = if thumb {
         (
-            file.thumbnail_key.clone().ok_or(ApiError::NotFound("thumbnail"))?,
+            file.thumbnail_key.clone().ok_or(AppError::NotFound("thumbnail"))?,
             "image/jpeg".to_string(),
         )
     } else {
@@ -238,15 +239,15 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
         .blobs
         .get(&key)
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
-        .ok_or(ApiError::NotFound("file"))?;
+        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
+        .ok_or(AppError::NotFound("file"))?;
     let bytes = state
         .store
         .privacy()
         .open_bytes(&file.id.to_string(), &key, stored)
         .await
-        .map_err(ApiError::internal)?
-        .ok_or(ApiError::NotFound("file"))?;
+        .map_err(AppError::internal)?
+        .ok_or(AppError::NotFound("file"))?;
     state.access.patients(p, req, &patients).await?;
     // Only images are shown inline; anything else (a PDF) is downloaded, and
     // never runs as a page of ours (sandbox: no scripts, no same origin).

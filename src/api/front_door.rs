@@ -5,9 +5,10 @@
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, ResponseError};
+use actix_web::{web, HttpMessage};
 
-use crate::error::ApiError;
+use crate::api::error::respond;
+use crate::app::error::AppError;
 use crate::front_door::{exempt, resolve, secure_headers, ClientIp};
 use crate::state::AppState;
 
@@ -27,7 +28,7 @@ pub async fn middleware(
     if let (Some(ip), false) = (ip, exempt(req.path())) {
         if let Err(retry_after) = state.rate_limiter.check(ip) {
             crate::metrics::rate_limited();
-            let mut res = ApiError::RateLimited { retry_after }.error_response();
+            let mut res = respond(AppError::RateLimited { retry_after });
             secure_headers(res.headers_mut(), door, api);
             return Ok(req.into_response(res).map_into_right_body());
         }

@@ -14,15 +14,16 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{path_id, required, Body, IdVersion, PageQuery, StatusChanged};
 use crate::app::catalog::{self, Part};
 pub use crate::app::catalog::{
     ActiveInput, DepartmentInput, HospitalDoctorInput, HospitalInput, HospitalPartAdded, SlotInput, SlotOpened,
 };
+use crate::app::error::AppError;
 use crate::app::hospitals;
 pub use crate::app::hospitals::{BookingInput, BookingRequested};
 use crate::auth::Principal;
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
@@ -207,7 +208,7 @@ pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Pat
     let h = state.read.hospitals().get(hid).await?;
     let h = h
         .filter(|h| p.is(Role::Admin) || h.status == "active")
-        .ok_or(ApiError::NotFound("hospital"))?;
+        .ok_or(AppError::NotFound("hospital"))?;
     let version = h.version;
     Ok(ok_versioned(h, version))
 }
@@ -234,7 +235,7 @@ pub async fn slots(
     let hid: HospitalId = path_id(&id, "hospital")?;
     let day = match q.date.as_deref().filter(|d| !d.is_empty()) {
         None => None,
-        Some(d) => Some(date(d).map_err(|e| ApiError::field("date", e))?),
+        Some(d) => Some(date(d).map_err(|e| AppError::field("date", e))?),
     };
     let dep = match q.department_id.as_deref().filter(|d| !d.is_empty()).map(str::parse) {
         None => None,
@@ -259,21 +260,21 @@ async fn visible_booking(
     state: &AppState,
     p: &Principal,
     id: &str,
-) -> Result<projections::hospitals::BookingView, ApiError> {
+) -> Result<projections::hospitals::BookingView, AppError> {
     let bid: HospitalBookingId = path_id(id, "hospital_appointment")?;
     let b = state
         .read
         .hospitals()
         .booking(bid)
         .await?
-        .ok_or(ApiError::NotFound("hospital_appointment"))?;
+        .ok_or(AppError::NotFound("hospital_appointment"))?;
     let visible = match p.role {
         Role::Admin => true,
         Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id.to_string()).await?,
         Role::Auditor => false,
     };
     if !visible {
-        return Err(ApiError::NotFound("hospital_appointment"));
+        return Err(AppError::NotFound("hospital_appointment"));
     }
     Ok(b)
 }
@@ -354,7 +355,7 @@ pub async fn bookings(
         Role::Recorder => {
             if let Some(pid) = patient {
                 if !can_see_patient(&state, &p, pid).await? {
-                    return Err(ApiError::NotFound("patient"));
+                    return Err(AppError::NotFound("patient").into());
                 }
             } else {
                 f.recorder = Some(p.user_id);
@@ -398,7 +399,7 @@ async fn transition(
         .hospitals()
         .booking(b.id)
         .await?
-        .ok_or(ApiError::NotFound("hospital_appointment"))?;
+        .ok_or(AppError::NotFound("hospital_appointment"))?;
     Ok(ok(BookingTransitioned {
         id: b.id.to_string(),
         status: after.status.as_str().to_string(),
@@ -438,7 +439,7 @@ pub async fn confirm(
         v.add("fee", "不能为负数");
     }
     v.finish()?;
-    let appointment_number = number.ok_or_else(|| ApiError::field("appointment_number", "必填"))?;
+    let appointment_number = number.ok_or_else(|| AppError::field("appointment_number", "必填"))?;
     let cmd = BookingCommand::Confirm {
         appointment_number,
         fee: body.0.fee,
@@ -470,7 +471,7 @@ pub async fn complete(
     let notes =
         required(&mut v, "result_notes", &body.0.result_notes).and_then(|n| v.check("result_notes", text(n, 5000)));
     v.finish()?;
-    let result_notes = notes.ok_or_else(|| ApiError::field("result_notes", "必填"))?;
+    let result_notes = notes.ok_or_else(|| AppError::field("result_notes", "必填"))?;
     transition(
         &state,
         &p,
@@ -502,7 +503,7 @@ pub async fn cancel(
     body: Body<CancelInput>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
-    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| AppError::field("reason", e))?;
     let b = visible_booking(&state, &p, &id).await?;
     let response = transition(
         &state,

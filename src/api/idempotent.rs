@@ -11,13 +11,15 @@ use actix_web::body::{to_bytes, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpResponse};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::api::error::{respond, ApiError};
 use crate::api::extract::authenticate;
+use crate::app::error::AppError;
+use crate::app::refusal::Refusal;
 use crate::auth::TokenKind;
-use crate::error::ApiError;
 use crate::idempotency::{complete, release, reserve, Reservation, WAIT_FOR_FIRST};
 use crate::state::AppState;
 
@@ -62,8 +64,8 @@ pub async fn middleware(
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     if key.is_empty() || key.len() > 255 {
-        let e = ApiError::field("Idempotency-Key", "长度应为1到255个字符");
-        return Ok(req.into_response(e.error_response()));
+        let e = AppError::field("Idempotency-Key", "长度应为1到255个字符");
+        return Ok(req.into_response(respond(e)));
     }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
@@ -71,7 +73,7 @@ pub async fn middleware(
     // Who asks, checked as the handler would, before anything is read or written.
     let principal = match authenticate(&state, req.request(), TokenKind::Access).await {
         Ok(p) => p,
-        Err(e) => return Ok(req.into_response(e.error_response())),
+        Err(e) => return Ok(req.into_response(respond(e))),
     };
     req.extensions_mut().insert(principal.clone());
     let scope = principal.user_id.to_string();
@@ -83,14 +85,14 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Ok(req.into_response(ApiError::PayloadTooLarge.error_response()));
+        return Ok(req.into_response(respond(AppError::PayloadTooLarge)));
     }
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk?;
         if body.len() + chunk.len() > limit {
-            return Ok(req.into_response(ApiError::PayloadTooLarge.error_response()));
+            return Ok(req.into_response(respond(AppError::PayloadTooLarge)));
         }
         body.extend_from_slice(&chunk);
     }
@@ -118,15 +120,15 @@ pub async fn middleware(
                 guards,
             } => {
                 if f != fingerprint {
-                    return Ok(req.into_response(ApiError::IdempotencyKeyReused.error_response()));
+                    return Ok(req.into_response(respond(AppError::IdempotencyKeyReused)));
                 }
                 // Checks that cannot be read fail closed: refused, not answered.
                 let Some(guards) = guards else {
-                    return Ok(req.into_response(ApiError::NotFound("resource").error_response()));
+                    return Ok(req.into_response(respond(AppError::NotFound("resource"))));
                 };
                 for guard in &guards {
-                    if !guard.holds(&state, &principal).await? {
-                        return Ok(req.into_response(guard.refusal().error_response()));
+                    if !guard.holds(&state, &principal).await.map_err(ApiError)? {
+                        return Ok(req.into_response(respond(guard.refusal())));
                     }
                 }
                 return Ok(req.into_response(replay(status, body)));
@@ -135,8 +137,8 @@ pub async fn middleware(
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             Reservation::InFlight => {
-                let e = ApiError::Conflict("相同幂等键的请求仍在处理中".into());
-                return Ok(req.into_response(e.error_response()));
+                let e = AppError::Refused(Refusal::RequestInProgress);
+                return Ok(req.into_response(respond(e)));
             }
         }
     }
@@ -156,7 +158,7 @@ pub async fn middleware(
     let (head, body) = response.into_parts();
     let bytes = to_bytes(body)
         .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("response body")))?;
+        .map_err(|_| ApiError(AppError::internal(anyhow::anyhow!("response body"))))?;
     if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
         release(&state.store, &scope, &key).await.map_err(ApiError::from)?;
     } else {

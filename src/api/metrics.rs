@@ -3,9 +3,10 @@
 
 use actix_web::{web, HttpResponse};
 
+use crate::api::error::ApiResult;
+use crate::app::error::AppError;
 use crate::auth::Principal;
 use crate::backend::Backend;
-use crate::error::{ApiError, ApiResult};
 use crate::metrics::{render, Readings};
 use crate::state::AppState;
 
@@ -91,9 +92,9 @@ pub async fn private_metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Serves `/metrics` alone on `bind`.
-pub fn serve_private(state: AppState, bind: std::net::SocketAddr) -> Result<(actix_web::dev::Server, u16), ApiError> {
-    let listener = std::net::TcpListener::bind(bind).map_err(ApiError::internal)?;
-    let port = listener.local_addr().map_err(ApiError::internal)?.port();
+pub fn serve_private(state: AppState, bind: std::net::SocketAddr) -> Result<(actix_web::dev::Server, u16), AppError> {
+    let listener = std::net::TcpListener::bind(bind).map_err(AppError::internal)?;
+    let port = listener.local_addr().map_err(AppError::internal)?.port();
     let data = web::Data::new(state);
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -102,7 +103,7 @@ pub fn serve_private(state: AppState, bind: std::net::SocketAddr) -> Result<(act
     })
     .workers(1)
     .listen(listener)
-    .map_err(ApiError::internal)?
+    .map_err(AppError::internal)?
     .run();
     Ok((server, port))
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod erasure;
+pub mod error;
 pub mod evv;
 pub mod extract;
 pub mod families;
@@ -30,7 +31,7 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::error::ApiError;
+use crate::app::error::AppError;
 pub use body::Body;
 
 /// `page` and `limit` query parameters.
@@ -46,8 +47,8 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn params(&self) -> Result<projections::PageParams, ApiError> {
-        projections::PageParams::parse(self.page, self.limit).map_err(|(f, why)| ApiError::field(f, why))
+    pub fn params(&self) -> Result<projections::PageParams, AppError> {
+        projections::PageParams::parse(self.page, self.limit).map_err(|(f, why)| AppError::field(f, why))
     }
 }
 

@@ -9,12 +9,13 @@ use projections::orders::{MedicalOrderView, NotificationView, OrderRequestView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{path_id, Body, PageQuery, StatusChanged};
+use crate::app::error::AppError;
 pub use crate::app::notifications::NotificationRead;
 pub use crate::app::orders::{OrderInput, OrderIssued};
 use crate::app::{notifications, orders};
 use crate::auth::Principal;
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
@@ -67,7 +68,7 @@ pub async fn list_requests(
         Some("open") => Some(RequestStatus::Open),
         Some("fulfilled") => Some(RequestStatus::Fulfilled),
         Some("cancelled") => Some(RequestStatus::Cancelled),
-        Some(_) => return Err(ApiError::field("status", "应为open、fulfilled或cancelled")),
+        Some(_) => return Err(AppError::field("status", "应为open、fulfilled或cancelled").into()),
     };
     let doctor = p.is(Role::Doctor).then_some(p.user_id);
     let list = state.read.orders().requests(doctor, status, page).await?;
@@ -95,7 +96,7 @@ pub async fn get_request(
         .orders()
         .request(rid)
         .await?
-        .ok_or(ApiError::NotFound("order_request"))?;
+        .ok_or(AppError::NotFound("order_request"))?;
     let visible = match p.role {
         Role::Admin => true,
         Role::Doctor => r.doctor_id == p.user_id,
@@ -103,7 +104,7 @@ pub async fn get_request(
         Role::Auditor => false,
     };
     if !visible {
-        return Err(ApiError::NotFound("order_request"));
+        return Err(AppError::NotFound("order_request").into());
     }
     state.access.patients(&p, &req, [&r.patient_id]).await?;
     let version = r.version;
@@ -123,14 +124,14 @@ async fn own_order(
     state: &AppState,
     p: &Principal,
     id: &str,
-) -> Result<projections::orders::MedicalOrderView, ApiError> {
+) -> Result<projections::orders::MedicalOrderView, AppError> {
     let oid: MedicalOrderId = path_id(id, "medical_order")?;
     let order = state
         .read
         .orders()
         .get(oid)
         .await?
-        .ok_or(ApiError::NotFound("medical_order"))?;
+        .ok_or(AppError::NotFound("medical_order"))?;
     let visible = match p.role {
         Role::Admin => true,
         Role::Doctor => order.doctor_id == p.user_id,
@@ -138,7 +139,7 @@ async fn own_order(
         Role::Auditor => false,
     };
     if !visible {
-        return Err(ApiError::NotFound("medical_order"));
+        return Err(AppError::NotFound("medical_order"));
     }
     Ok(order)
 }
@@ -172,7 +173,7 @@ async fn finish(
         .orders()
         .get(order.id)
         .await?
-        .ok_or(ApiError::NotFound("medical_order"))?;
+        .ok_or(AppError::NotFound("medical_order"))?;
     Ok(ok(StatusChanged {
         id: order.id.to_string(),
         status: after.status.as_str().to_string(),
@@ -216,7 +217,7 @@ pub async fn cancel(
     id: web::Path<String>,
     body: Body<CancelOrderInput>,
 ) -> ApiResult {
-    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| AppError::field("reason", e))?;
     finish(
         &state,
         &p,
@@ -246,7 +247,7 @@ pub async fn patient_orders(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient").into());
     }
     let orders = state.read.orders().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &req, [pid]).await?;
@@ -293,7 +294,7 @@ pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Que
     let unread_only = match q.status.as_deref() {
         None | Some("") | Some("all") => false,
         Some("unread") => true,
-        Some(_) => return Err(ApiError::field("status", "应为unread或all")),
+        Some(_) => return Err(AppError::field("status", "应为unread或all").into()),
     };
     let user = p.user_id;
     let scope = p.is(Role::Recorder).then(|| state.today());

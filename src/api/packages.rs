@@ -4,11 +4,11 @@ use actix_web::web;
 use domain::user::Role;
 use projections::packages::PackageView;
 
+use crate::api::error::{created, ok, ApiResult};
 use crate::api::{Body, IdVersion, PageQuery};
 use crate::app::packages;
 pub use crate::app::packages::PackageInput;
 use crate::auth::Principal;
-use crate::error::{created, ok, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {

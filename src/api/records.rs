@@ -12,14 +12,15 @@ use projections::records::HealthRecordView;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::files::{FileBytes, Form, FormLimits};
 use crate::api::{path_id, Body, PageQuery};
+use crate::app::error::AppError;
 use crate::app::records;
 pub use crate::app::records::{
     AmendmentInput, OrderRequestInput, OrderRequestOpened, RecordCreated, RecordInput, UnlockInput, VitalSignsInput,
 };
 use crate::auth::Principal;
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
@@ -73,20 +74,20 @@ pub struct RecordForm {
 }
 
 /// The multipart form's text fields as the JSON form (its files travel apart).
-fn input_from_form(form: &Form) -> Result<RecordInput, ApiError> {
-    let num = |name: &str| -> Result<Option<f64>, ApiError> {
+fn input_from_form(form: &Form) -> Result<RecordInput, AppError> {
+    let num = |name: &str| -> Result<Option<f64>, AppError> {
         match form.text(name).filter(|s| !s.trim().is_empty()) {
             None => Ok(None),
             Some(s) => s
                 .trim()
                 .parse::<f64>()
                 .map(Some)
-                .map_err(|_| ApiError::field(name, "应为数字")),
+                .map_err(|_| AppError::field(name, "应为数字")),
         }
     };
     let vital_signs = match form.text("vital_signs").filter(|s| !s.trim().is_empty()) {
         None => None,
-        Some(s) => Some(serde_json::from_str::<Value>(&s).map_err(|_| ApiError::field("vital_signs", "应为JSON对象"))?),
+        Some(s) => Some(serde_json::from_str::<Value>(&s).map_err(|_| AppError::field("vital_signs", "应为JSON对象"))?),
     };
     Ok(RecordInput {
         patient_id: form.text("patient_id"),
@@ -173,7 +174,7 @@ pub async fn list_for_patient(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     if !can_see_patient(&state, &p, &pid.to_string()).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient").into());
     }
     let page = state.read.records().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &req, [pid]).await?;

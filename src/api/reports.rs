@@ -4,8 +4,8 @@ use actix_web::web;
 use projections::jobs::WeeklyReport;
 use serde::Deserialize;
 
+use crate::api::error::{ok, ApiResult};
 use crate::auth::Principal;
-use crate::error::{ok, ApiResult};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut crate::api::Routes) {

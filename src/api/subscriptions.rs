@@ -8,11 +8,12 @@ use projections::subscriptions::SubscriptionView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{parse_required, path_id, Body, PageQuery, StatusChanged};
+use crate::app::error::AppError;
 use crate::app::subscriptions;
 pub use crate::app::subscriptions::{SubscriptionCreated, SubscriptionInput};
 use crate::auth::Principal;
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -123,7 +124,7 @@ pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web:
     let sub = state.read.subscription(&sid.to_string(), state.today()).await?;
     let sub = sub
         .filter(|s| p.is(Role::Admin) || s.recorder_id == p.user_id.to_string())
-        .ok_or(ApiError::NotFound("subscription"))?;
+        .ok_or(AppError::NotFound("subscription"))?;
     let version = sub.version;
     Ok(ok_versioned(sub, version))
 }

@@ -6,10 +6,11 @@ use domain::user::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{ok, ApiResult};
 use crate::api::Body;
+use crate::app::error::AppError;
 use crate::app::sync::{self, ClientCommand, CommandResult, Pulled};
 use crate::auth::Principal;
-use crate::error::{ok, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 /// Most commands one push may carry; a longer day goes in several pushes.
@@ -47,11 +48,11 @@ pub async fn push(state: web::Data<AppState>, p: Principal, meta: RequestMeta, b
         .as_deref()
         .map(str::trim)
         .filter(|d| !d.is_empty() && d.chars().count() <= 100)
-        .ok_or_else(|| ApiError::field("device_id", "必填，1到100个字符"))?
+        .ok_or_else(|| AppError::field("device_id", "必填，1到100个字符"))?
         .to_string();
-    let commands = body.0.commands.ok_or_else(|| ApiError::field("commands", "必填"))?;
+    let commands = body.0.commands.ok_or_else(|| AppError::field("commands", "必填"))?;
     if commands.len() > MAX_COMMANDS {
-        return Err(ApiError::field("commands", "一次最多500条命令"));
+        return Err(AppError::field("commands", "一次最多500条命令").into());
     }
     let results = sync::push(&state, &p, &meta, &device_id, commands).await?;
     Ok(ok(PushResults { results }))
@@ -76,7 +77,7 @@ pub async fn pull(state: web::Data<AppState>, p: Principal, req: HttpRequest, q:
             raw.parse::<i64>()
                 .ok()
                 .filter(|c| *c >= 0)
-                .ok_or_else(|| ApiError::field("cursor", "应为上次同步返回的cursor"))?,
+                .ok_or_else(|| AppError::field("cursor", "应为上次同步返回的cursor"))?,
         ),
     };
     let pulled = sync::pull(&state, &p, cursor).await?;

@@ -10,11 +10,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{parse_required, path_id, Body, IdVersion, PageQuery, StatusChanged};
+use crate::app::error::AppError;
 use crate::app::users::{self, new_password, update_profile, PasswordChanged};
 pub use crate::app::users::{CreateUserRequest, DoctorInput, RecorderInput};
 use crate::auth::{hash_password, Principal};
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -76,7 +77,7 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
     .params()?;
     let role = match q.role.as_deref() {
         None | Some("") => None,
-        Some(r) => Some(Role::parse(r).map_err(|e| ApiError::field("role", e))?),
+        Some(r) => Some(Role::parse(r).map_err(|e| AppError::field("role", e))?),
     };
     let users = state.read.users().list(role, page).await?;
     Ok(ok(UserList::from(users)))
@@ -89,9 +90,9 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
 pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     let uid: UserId = path_id(&id, "user")?;
     if !p.is(Role::Admin) && !p.is(Role::Auditor) && p.user_id != uid {
-        return Err(ApiError::NotFound("user"));
+        return Err(AppError::NotFound("user").into());
     }
-    let user = state.read.users().get(uid).await?.ok_or(ApiError::NotFound("user"))?;
+    let user = state.read.users().get(uid).await?.ok_or(AppError::NotFound("user"))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
@@ -139,7 +140,7 @@ async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
     let user = state.read.users().get(uid).await?;
     let user = user
         .filter(|u| u.role == role)
-        .ok_or(ApiError::NotFound(role.as_str()))?;
+        .ok_or(AppError::NotFound(role.as_str()))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
@@ -152,7 +153,7 @@ pub async fn get_recorder(state: web::Data<AppState>, p: Principal, id: web::Pat
     // Admins see every recorder; a recorder sees their own profile.
     if !p.is(Role::Admin) && p.user_id.to_string() != id.as_str() {
         p.require(&[Role::Admin, Role::Recorder])?;
-        return Err(ApiError::NotFound("recorder"));
+        return Err(AppError::NotFound("recorder").into());
     }
     profile(&state, &id, Role::Recorder).await
 }
@@ -201,7 +202,7 @@ pub struct DoctorUpdate {
     pub is_available: Option<bool>,
 }
 
-fn parse_changes(r: &UpdateUserRequest) -> Result<UserChanges, ApiError> {
+fn parse_changes(r: &UpdateUserRequest) -> Result<UserChanges, AppError> {
     let mut v = Validator::new();
     let opt = |v: &mut Validator, field: &str, raw: &Option<String>, max: usize| {
         v.check(field, optional_text(raw.as_deref(), max)).flatten()
@@ -259,7 +260,7 @@ pub async fn update_user(
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
     let changes = parse_changes(&body.0)?;
-    let current = state.read.users().get(uid).await?.ok_or(ApiError::NotFound("user"))?;
+    let current = state.read.users().get(uid).await?.ok_or(AppError::NotFound("user"))?;
     let ctx = meta.context(Some(&p), "UpdateUser");
     let view = update_profile(&state, uid, changes, Some(current.phone), ctx).await?;
     let version = view.version;
@@ -292,7 +293,7 @@ pub async fn reset_password(
     let password = new_password(&mut v, body.0.new_password.as_ref());
     v.finish()?;
     let Some(password) = password else {
-        return Err(ApiError::field("new_password", "必填"));
+        return Err(AppError::field("new_password", "必填").into());
     };
     let cmd = UserCommand::ChangePassword {
         password_hash: hash_password(&password).await?,

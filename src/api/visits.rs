@@ -11,13 +11,14 @@ use projections::visits::{VisitFilter, VisitView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{Body, PageQuery};
 use crate::app;
 use crate::app::day::RoutedDay;
+use crate::app::error::AppError;
 use crate::app::schedule::{self, CancelInput, RescheduleInput, ScheduleInput, VisitScheduled, VisitTransitioned};
 use crate::app::visits::{PositionInput, VisitEnd};
 use crate::auth::Principal;
-use crate::error::{created, ok, ok_versioned, ApiError, ApiResult};
 use crate::policy::recorder_scope;
 use crate::state::{AppState, RequestMeta};
 
@@ -72,7 +73,7 @@ pub async fn cancel(
     id: web::Path<String>,
     body: Body<CancelInput>,
 ) -> ApiResult {
-    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| ApiError::field("reason", e))?;
+    let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| AppError::field("reason", e))?;
     Ok(ok(schedule::cancel(&state, &p, &meta, &id, reason).await?))
 }
 
@@ -156,7 +157,7 @@ async fn log_patients<'a>(
     p: &Principal,
     req: &HttpRequest,
     visits: impl IntoIterator<Item = &'a VisitView>,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     let mut patients: Vec<&str> = visits.into_iter().map(|v| v.patient.id.as_str()).collect();
     patients.sort_unstable();
     patients.dedup();
@@ -178,19 +179,19 @@ pub struct TodayQuery {
 
 impl TodayQuery {
     /// `Some(start)` when the route is asked for (`start` when given), `None` for the order by time.
-    fn route(&self) -> Result<Option<Option<GeoPoint>>, ApiError> {
+    fn route(&self) -> Result<Option<Option<GeoPoint>>, AppError> {
         match self.order.as_deref() {
             None | Some("") | Some("time") => return Ok(None),
             Some("route") => {}
-            Some(_) => return Err(ApiError::field("order", "应为route或time")),
+            Some(_) => return Err(AppError::field("order", "应为route或time")),
         }
         match (self.start_lat, self.start_lng) {
             (None, None) => Ok(Some(None)),
             (Some(lat), Some(lng)) => GeoPoint::parse(lat, lng)
                 .map(|g| Some(Some(g)))
-                .map_err(|bad| ApiError::field(&format!("start_{bad}"), "坐标超出范围")),
-            (None, Some(_)) => Err(ApiError::field("start_lat", "start_lat与start_lng须同时提供")),
-            (Some(_), None) => Err(ApiError::field("start_lng", "start_lat与start_lng须同时提供")),
+                .map_err(|bad| AppError::field(&format!("start_{bad}"), "坐标超出范围")),
+            (None, Some(_)) => Err(AppError::field("start_lat", "start_lat与start_lng须同时提供")),
+            (Some(_), None) => Err(AppError::field("start_lng", "start_lat与start_lng须同时提供")),
         }
     }
 }

@@ -20,8 +20,8 @@ use projections::store::instant;
 use projections::{Page, PageParams};
 use uuid::Uuid;
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 use crate::store::{CommandContext, Committed};
 
@@ -50,10 +50,10 @@ fn as_command(ctx: &CommandContext, command: &str) -> CommandContext {
 /// A create that the other raiser may have made first: its refusal (the only
 /// conflict a create has) means the aggregate is there, which is all the
 /// caller needs; let the read models show it too.
-async fn created_or_there(state: &AppState, result: Result<Committed, ApiError>) -> Result<(), ApiError> {
+async fn created_or_there(state: &AppState, result: Result<Committed, AppError>) -> Result<(), AppError> {
     match result {
         Ok(_) => Ok(()),
-        Err(ApiError::Conflict(_)) => {
+        Err(e) if e.is_refusal() => {
             state.waiter.wait_for(state.store.head().await?).await;
             Ok(())
         }
@@ -69,7 +69,7 @@ pub async fn raise(
     record: HealthRecordId,
     content: &RecordContent,
     ctx: CommandContext,
-) -> Result<Option<Raised>, ApiError> {
+) -> Result<Option<Raised>, AppError> {
     let Some(severity) = severity_of(&content.alerts) else {
         return Ok(None);
     };
@@ -135,7 +135,7 @@ fn may_see(p: &Principal, alert: &AlertDetails) -> bool {
 }
 
 /// The alert, if `p` may see it (404 otherwise).
-pub async fn get(state: &AppState, p: &Principal, id: AlertId) -> Result<AlertDetails, ApiError> {
+pub async fn get(state: &AppState, p: &Principal, id: AlertId) -> Result<AlertDetails, AppError> {
     p.require(&[Role::Admin, Role::Auditor, Role::Doctor])?;
     state
         .read
@@ -143,7 +143,7 @@ pub async fn get(state: &AppState, p: &Principal, id: AlertId) -> Result<AlertDe
         .get(id)
         .await?
         .filter(|a| may_see(p, a))
-        .ok_or(ApiError::NotFound("alert"))
+        .ok_or(AppError::NotFound("alert"))
 }
 
 /// A page of the alerts `p` may see.
@@ -153,7 +153,7 @@ pub async fn list(
     status: Option<AlertStatus>,
     severity: Option<Severity>,
     page: PageParams,
-) -> Result<Page<AlertDetails>, ApiError> {
+) -> Result<Page<AlertDetails>, AppError> {
     p.require(&[Role::Admin, Role::Auditor, Role::Doctor])?;
     let filter = AlertFilter {
         doctor: p.is(Role::Doctor).then_some(p.user_id),
@@ -165,8 +165,8 @@ pub async fn list(
 
 /// The alert after a command on it (past the bounded read-your-writes wait
 /// the view may lag; the version answered is the one the command produced).
-async fn after(state: &AppState, id: AlertId, committed: Committed) -> Result<AlertDetails, ApiError> {
-    let mut alert = state.read.alerts().get(id).await?.ok_or(ApiError::NotFound("alert"))?;
+async fn after(state: &AppState, id: AlertId, committed: Committed) -> Result<AlertDetails, AppError> {
+    let mut alert = state.read.alerts().get(id).await?.ok_or(AppError::NotFound("alert"))?;
     alert.version = alert.version.max(committed.version);
     Ok(alert)
 }
@@ -177,7 +177,7 @@ pub async fn acknowledge(
     p: &Principal,
     meta: &RequestMeta,
     id: AlertId,
-) -> Result<AlertDetails, ApiError> {
+) -> Result<AlertDetails, AppError> {
     p.require(&[Role::Doctor])?;
     get(state, p, id).await?;
     let command = AlertCommand::Acknowledge {
@@ -198,7 +198,7 @@ pub async fn resolve(
     id: AlertId,
     outcome: Outcome,
     note: Option<String>,
-) -> Result<AlertDetails, ApiError> {
+) -> Result<AlertDetails, AppError> {
     p.require(&[Role::Doctor, Role::Admin])?;
     get(state, p, id).await?;
     let by = if p.is(Role::Admin) {
@@ -226,7 +226,7 @@ const ESCALATION_BATCH: i64 = 100;
 /// none), telling every active admin. Each escalation names the level it
 /// escalates from, so an alert escalated meanwhile (by another instance), or
 /// acknowledged or resolved, is left alone. Returns the alerts escalated.
-pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<AlertId>, ApiError> {
+pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<AlertId>, AppError> {
     let policy = state.settings.alerts.escalation;
     let due = state
         .read
@@ -264,7 +264,7 @@ pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Al
             Ok(_) => escalated.push(id),
             // Acknowledged, resolved or escalated meanwhile, or (by the
             // clock's last milliseconds) not due yet: the aggregate said no.
-            Err(ApiError::Conflict(_)) => {}
+            Err(e) if e.is_refusal() => {}
             Err(e) => return Err(e),
         }
     }

@@ -15,9 +15,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::{path_id, required, uuid_field};
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,7 +36,7 @@ pub struct HospitalInput {
 
 impl HospitalInput {
     /// The hospital's details (400 naming each bad field).
-    pub fn parse(&self) -> Result<HospitalDetails, ApiError> {
+    pub fn parse(&self) -> Result<HospitalDetails, AppError> {
         let r = self;
         let mut v = Validator::new();
         let name = required(&mut v, "name", &r.name).and_then(|n| v.check("name", text(n, 200)));
@@ -49,7 +49,7 @@ impl HospitalInput {
         let level = v.check("level", optional_text(r.level.as_deref(), 32)).flatten();
         v.finish()?;
         let (Some(name), Some(address)) = (name, address) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok(HospitalDetails {
             name,
@@ -72,14 +72,14 @@ pub struct DepartmentInput {
 
 impl DepartmentInput {
     /// The department's details (400 naming each bad field).
-    pub fn parse(&self) -> Result<DepartmentDetails, ApiError> {
+    pub fn parse(&self) -> Result<DepartmentDetails, AppError> {
         let mut v = Validator::new();
         let name = required(&mut v, "name", &self.name).and_then(|n| v.check("name", text(n, 100)));
         let description = v
             .check("description", optional_text(self.description.as_deref(), 1000))
             .flatten();
         v.finish()?;
-        let name = name.ok_or_else(|| ApiError::field("name", "必填"))?;
+        let name = name.ok_or_else(|| AppError::field("name", "必填"))?;
         Ok(DepartmentDetails { name, description })
     }
 }
@@ -103,7 +103,7 @@ pub struct HospitalDoctorInput {
 
 impl HospitalDoctorInput {
     /// The doctor's details (400 naming each bad field).
-    pub fn parse(&self) -> Result<DoctorDetails, ApiError> {
+    pub fn parse(&self) -> Result<DoctorDetails, AppError> {
         let r = self;
         let mut v = Validator::new();
         let raw_dep = required(&mut v, "department_id", &r.department_id);
@@ -118,7 +118,7 @@ impl HospitalDoctorInput {
         }
         v.finish()?;
         let (Some(department_id), Some(name)) = (department, name) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok(DoctorDetails {
             department_id,
@@ -150,7 +150,7 @@ pub struct SlotInput {
 impl SlotInput {
     /// The slot of `hospital` asked for (400 naming each bad field); `today`
     /// bounds its date.
-    fn parse(&self, hospital: HospitalId, today: NaiveDate) -> Result<SlotDetails, ApiError> {
+    fn parse(&self, hospital: HospitalId, today: NaiveDate) -> Result<SlotDetails, AppError> {
         let r = self;
         let mut v = Validator::new();
         let raw_dep = required(&mut v, "department_id", &r.department_id);
@@ -173,7 +173,7 @@ impl SlotInput {
         });
         v.finish()?;
         let (Some(department_id), Some(day), Some(at), Some(capacity)) = (department, day, at, capacity) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok(SlotDetails {
             hospital_id: hospital,
@@ -215,12 +215,12 @@ pub struct ActiveInput {
 
 impl ActiveInput {
     /// Whether the part becomes active (400 naming `status`).
-    pub fn parse(&self) -> Result<bool, ApiError> {
+    pub fn parse(&self) -> Result<bool, AppError> {
         match self.status.as_deref() {
             Some("active") => Ok(true),
             Some("inactive") => Ok(false),
-            None => Err(ApiError::field("status", "必填")),
-            Some(_) => Err(ApiError::field("status", "应为active或inactive")),
+            None => Err(AppError::field("status", "必填")),
+            Some(_) => Err(AppError::field("status", "应为active或inactive")),
         }
     }
 }
@@ -242,7 +242,7 @@ async fn on_hospital(
     id: &str,
     command: HospitalCommand,
     name: &str,
-) -> Result<i64, ApiError> {
+) -> Result<i64, AppError> {
     p.require(&[Role::Admin])?;
     let hid: HospitalId = path_id(id, "hospital")?;
     Ok(state
@@ -257,7 +257,7 @@ pub async fn register(
     p: &Principal,
     meta: &RequestMeta,
     input: &HospitalInput,
-) -> Result<crate::app::IdVersion, ApiError> {
+) -> Result<crate::app::IdVersion, AppError> {
     p.require(&[Role::Admin])?;
     let details = input.parse()?;
     let id = HospitalId(crate::idempotency::new_id(meta, p)).to_string();
@@ -272,7 +272,7 @@ pub async fn add_department(
     meta: &RequestMeta,
     id: &str,
     input: &DepartmentInput,
-) -> Result<HospitalPartAdded, ApiError> {
+) -> Result<HospitalPartAdded, AppError> {
     let details = input.parse()?;
     let dep = DepartmentId(crate::idempotency::new_id(meta, p));
     let command = HospitalCommand::AddDepartment { id: dep, details };
@@ -291,7 +291,7 @@ pub async fn add_doctor(
     meta: &RequestMeta,
     id: &str,
     input: &HospitalDoctorInput,
-) -> Result<HospitalPartAdded, ApiError> {
+) -> Result<HospitalPartAdded, AppError> {
     let details = input.parse()?;
     let doc = HospitalDoctorId(crate::idempotency::new_id(meta, p));
     let command = HospitalCommand::AddDoctor { id: doc, details };
@@ -312,7 +312,7 @@ pub async fn set_active(
     id: &str,
     part: Part<'_>,
     input: &ActiveInput,
-) -> Result<crate::app::StatusChanged, ApiError> {
+) -> Result<crate::app::StatusChanged, AppError> {
     let active = input.parse()?;
     let (part_id, command, name) = match part {
         Part::Hospital => (
@@ -347,7 +347,7 @@ pub async fn open_slot(
     meta: &RequestMeta,
     id: &str,
     input: &SlotInput,
-) -> Result<SlotOpened, ApiError> {
+) -> Result<SlotOpened, AppError> {
     p.require(&[Role::Admin])?;
     let hid: HospitalId = path_id(id, "hospital")?;
     let details = input.parse(hid, state.today())?;
@@ -355,14 +355,14 @@ pub async fn open_slot(
         .store
         .load::<Hospital>(&hid.to_string())
         .await?
-        .ok_or(ApiError::NotFound("hospital"))?;
+        .ok_or(AppError::NotFound("hospital"))?;
     if !hospital.departments.contains_key(&details.department_id) {
-        return Err(ApiError::field("department_id", "科室不存在"));
+        return Err(AppError::field("department_id", "科室不存在"));
     }
     if let Some(d) = details.doctor_id {
         match hospital.doctors.get(&d) {
             Some((dep, _)) if *dep == details.department_id => {}
-            _ => return Err(ApiError::field("doctor_id", "医生不存在或不属于该科室")),
+            _ => return Err(AppError::field("doctor_id", "医生不存在或不属于该科室")),
         }
     }
     let capacity = details.capacity;

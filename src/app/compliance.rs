@@ -4,14 +4,14 @@
 use domain::compliance::RecorderStanding;
 use domain::ids::UserId;
 
-use crate::error::ApiError;
+use crate::app::error::AppError;
 use crate::state::AppState;
 
 /// The standing today of recorder `recorder_id`, from the users read model
 /// (where `PATCH /users/{id}` edits it). A user without a recorder profile
 /// has no certificate on file and counts as on duty; whether they may be
 /// assigned at all is the caller's check.
-pub async fn recorder_standing(state: &AppState, recorder_id: UserId) -> Result<RecorderStanding, ApiError> {
+pub async fn recorder_standing(state: &AppState, recorder_id: UserId) -> Result<RecorderStanding, AppError> {
     let today = state.today();
     let profile = state.read.users().get(recorder_id).await?.and_then(|u| u.recorder);
     let Some(profile) = profile else {

@@ -8,8 +8,8 @@ use projections::visits::VisitView;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Why a visit of the route kept its time slot (`route_note`).
@@ -39,13 +39,13 @@ pub struct RoutedDay {
 }
 
 /// The calling recorder's visits today, by time (cancelled ones left out).
-pub async fn today(state: &AppState, p: &Principal) -> Result<Vec<VisitView>, ApiError> {
+pub async fn today(state: &AppState, p: &Principal) -> Result<Vec<VisitView>, AppError> {
     Ok(state.read.visits_on(&p.user_id.to_string(), state.today()).await?)
 }
 
 /// Today's visits of the calling recorder in the order that travels least from `start`
 /// (see `domain::route` for the model and the time window).
-pub async fn today_route(state: &AppState, p: &Principal, start: Option<GeoPoint>) -> Result<RoutedDay, ApiError> {
+pub async fn today_route(state: &AppState, p: &Principal, start: Option<GeoPoint>) -> Result<RoutedDay, AppError> {
     let visits = today(state, p).await?;
     let mut families: Vec<&str> = visits.iter().map(|v| v.patient.family_id.as_str()).collect();
     families.sort_unstable();
@@ -61,13 +61,13 @@ pub async fn today_route(state: &AppState, p: &Principal, start: Option<GeoPoint
         .iter()
         .map(|v| {
             let scheduled_time = domain::values::time(&v.scheduled_time)
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("visit {}: {e}", v.id)))?;
+                .map_err(|e| AppError::internal(anyhow::anyhow!("visit {}: {e}", v.id)))?;
             Ok(Stop {
                 scheduled_time,
                 home: homes.get(&v.patient.family_id).copied(),
             })
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect::<Result<Vec<_>, AppError>>()?;
     let planned = route::plan(&stops, start, state.settings.sync.route_window_min);
     let mut visits: Vec<Option<VisitView>> = visits.into_iter().map(Some).collect();
     let appointments = planned

@@ -6,7 +6,7 @@ use domain::ids::{PatientId, UserId};
 use domain::user::{Role, UserStatus};
 use projections::users::UserView;
 
-use crate::error::ApiError;
+use crate::app::error::AppError;
 use crate::state::AppState;
 
 /// Whether a user is a doctor who takes new requests and alerts.
@@ -24,12 +24,12 @@ pub async fn for_patient(
     state: &AppState,
     patient: PatientId,
     named: Option<UserId>,
-) -> Result<Option<UserId>, ApiError> {
+) -> Result<Option<UserId>, AppError> {
     if let Some(d) = named {
         let user = state.read.users().get(d).await?;
         return match user {
             Some(u) if takes_new_work(&u) => Ok(Some(d)),
-            _ => Err(ApiError::field("doctor_id", "医生不存在或不可用")),
+            _ => Err(AppError::field("doctor_id", "医生不存在或不可用")),
         };
     }
     let latest = match state.read.orders().latest_doctor(patient).await? {

@@ -20,9 +20,9 @@ use domain::DomainError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::path_id;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 use crate::store::{CommandContext, CommandError};
 
@@ -56,16 +56,16 @@ pub async fn erase(
     meta: &RequestMeta,
     id: &str,
     input: &EraseInput,
-) -> Result<Erased, ApiError> {
+) -> Result<Erased, AppError> {
     p.require(&[Role::Admin])?;
     let pid: PatientId = path_id(id, "patient")?;
     let patient = pid.to_string();
     let reason = input.reason.clone().unwrap_or_default();
     if reason.trim().is_empty() {
-        return Err(ApiError::field("reason", "必填：请说明删除依据"));
+        return Err(AppError::field("reason", "必填：请说明删除依据"));
     }
     let Some((current, _)) = state.store.load::<Patient>(&patient).await? else {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient"));
     };
     let ctx = meta.context(Some(p), "ErasePatient");
     // 1. The key goes first: from this moment nothing more can be sealed for
@@ -75,7 +75,7 @@ pub async fn erase(
         .privacy()
         .erase(&patient)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     // 2. The audited event (a no-op when a previous attempt recorded it).
     let mut version = None;
     if !current.erased {
@@ -109,12 +109,12 @@ pub async fn complete(
     patient: &str,
     reason: &str,
     ctx: &CommandContext,
-) -> Result<Completion, ApiError> {
+) -> Result<Completion, AppError> {
     // The key again (the erasure reactor's path), then the read models must show
     // the erasure: the files and the household are found there.
-    state.store.privacy().erase(patient).await.map_err(ApiError::internal)?;
+    state.store.privacy().erase(patient).await.map_err(AppError::internal)?;
     if !state.waiter.wait_for(state.store.head().await?).await {
-        return Err(ApiError::Unavailable);
+        return Err(AppError::Unavailable);
     }
     // 3. Files (the read model still lists them: only their names were blanked).
     let files = match patient.parse() {
@@ -123,7 +123,7 @@ pub async fn complete(
     };
     for f in &files {
         for key in std::iter::once(&f.storage_key).chain(f.thumbnail_key.as_ref()) {
-            state.blobs.delete(key).await.map_err(ApiError::internal)?;
+            state.blobs.delete(key).await.map_err(AppError::internal)?;
         }
         // The file's name and contents were sealed under the file's own key.
         state
@@ -131,7 +131,7 @@ pub async fn complete(
             .privacy()
             .erase(&f.id.to_string())
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(AppError::internal)?;
     }
     // 4. The household, once none of its patients keeps personal data (its
     //    own command: the caller's If-Match was about the patient).
@@ -155,7 +155,7 @@ pub async fn complete(
                 Err(CommandError::Domain(DomainError::Family(FamilyError::NotFound))) => Default::default(),
                 Err(e) => return Err(e.into()),
             };
-            state.store.privacy().erase(family).await.map_err(ApiError::internal)?;
+            state.store.privacy().erase(family).await.map_err(AppError::internal)?;
             // Nothing written when the erasure reactor got there first: wait for
             // its event to reach the read models all the same.
             let position = match committed.position {
@@ -163,7 +163,7 @@ pub async fn complete(
                 p => p,
             };
             if !state.waiter.wait_for(position).await {
-                return Err(ApiError::Unavailable);
+                return Err(AppError::Unavailable);
             }
             family_erased = true;
         }

@@ -20,8 +20,8 @@ use projections::evv::{EvvExceptionView, EvvFilter};
 use projections::store::instant;
 use projections::{Page, PageParams, StoredEvent};
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 use crate::store::CommandContext;
 
@@ -243,17 +243,17 @@ pub async fn list(
     p: &Principal,
     mut filter: EvvFilter,
     page: PageParams,
-) -> Result<Page<EvvExceptionView>, ApiError> {
+) -> Result<Page<EvvExceptionView>, AppError> {
     match p.role {
         Role::Recorder => filter.recorder = Some(p.user_id),
         Role::Admin | Role::Auditor => {}
-        Role::Doctor => return Err(ApiError::Forbidden),
+        Role::Doctor => return Err(AppError::Forbidden),
     }
     Ok(state.read.evv().list(&filter, page).await?)
 }
 
 /// An exception as its answerers may act on it: its recorder or an admin.
-async fn answerable(state: &AppState, p: &Principal, id: &str, roles: &[Role]) -> Result<EvvExceptionView, ApiError> {
+async fn answerable(state: &AppState, p: &Principal, id: &str, roles: &[Role]) -> Result<EvvExceptionView, AppError> {
     p.require(roles)?;
     let id: EvvExceptionId = crate::app::input::path_id(id, "evv_exception")?;
     let x = state
@@ -261,9 +261,9 @@ async fn answerable(state: &AppState, p: &Principal, id: &str, roles: &[Role]) -
         .evv()
         .get(id)
         .await?
-        .ok_or(ApiError::NotFound("evv_exception"))?;
+        .ok_or(AppError::NotFound("evv_exception"))?;
     if p.role == Role::Recorder && x.recorder_id != p.user_id {
-        return Err(ApiError::NotFound("evv_exception"));
+        return Err(AppError::NotFound("evv_exception"));
     }
     Ok(x)
 }
@@ -275,7 +275,7 @@ pub async fn acknowledge(
     meta: &RequestMeta,
     id: &str,
     reason_code: String,
-) -> Result<EvvExceptionView, ApiError> {
+) -> Result<EvvExceptionView, AppError> {
     let x = answerable(state, p, id, &[Role::Recorder, Role::Admin]).await?;
     let command = EvvExceptionCommand::Acknowledge {
         reason_code,
@@ -292,7 +292,7 @@ pub async fn resolve(
     meta: &RequestMeta,
     id: &str,
     resolution: String,
-) -> Result<EvvExceptionView, ApiError> {
+) -> Result<EvvExceptionView, AppError> {
     let x = answerable(state, p, id, &[Role::Admin]).await?;
     let command = EvvExceptionCommand::Resolve {
         resolution,
@@ -309,7 +309,7 @@ async fn answer(
     id: EvvExceptionId,
     command: EvvExceptionCommand,
     name: &str,
-) -> Result<EvvExceptionView, ApiError> {
+) -> Result<EvvExceptionView, AppError> {
     state
         .execute::<EvvException>(&id.to_string(), command, meta.context(Some(p), name))
         .await?;
@@ -318,22 +318,22 @@ async fn answer(
         .evv()
         .get(id)
         .await?
-        .ok_or(ApiError::NotFound("evv_exception"))
+        .ok_or(AppError::NotFound("evv_exception"))
 }
 
 /// Parses the list's query values, naming the offending field.
 pub fn status_and_code(
     status: Option<&str>,
     code: Option<&str>,
-) -> Result<(Option<EvvStatus>, Option<EvvCode>), ApiError> {
+) -> Result<(Option<EvvStatus>, Option<EvvCode>), AppError> {
     let status = status
         .map(EvvStatus::parse)
         .transpose()
-        .map_err(|e| ApiError::field("status", e))?;
+        .map_err(|e| AppError::field("status", e))?;
     let code = code
         .map(EvvCode::parse)
         .transpose()
-        .map_err(|e| ApiError::field("code", e))?;
+        .map_err(|e| AppError::field("code", e))?;
     Ok((status, code))
 }
 

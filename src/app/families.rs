@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::path_id;
 use crate::app::{id_version, IdVersion};
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 
 /// Body of `POST /families` and `PATCH /families/{id}` (all optional on PATCH).
@@ -41,7 +41,7 @@ pub struct FamilyInput {
     pub home_lng: Option<f64>,
 }
 
-fn parse_family_changes(r: &FamilyInput) -> Result<FamilyChanges, ApiError> {
+fn parse_family_changes(r: &FamilyInput) -> Result<FamilyChanges, AppError> {
     let mut v = Validator::new();
     let opt_phone = |v: &mut Validator, field: &str, raw: &Option<String>| {
         raw.as_deref().and_then(|p| v.check(field, PhoneNumber::parse(p)))
@@ -146,7 +146,7 @@ const EARLIEST_BIRTH_DATE: chrono::NaiveDate = match chrono::NaiveDate::from_ymd
     None => chrono::NaiveDate::MIN,
 };
 
-fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<PatientChanges, ApiError> {
+fn parse_patient_changes(r: &PatientInput, today: chrono::NaiveDate) -> Result<PatientChanges, AppError> {
     let mut v = Validator::new();
     let birth_date = r.birth_date.as_deref().and_then(|d| v.check("birth_date", date(d)));
     if birth_date.is_some_and(|d| d > today) {
@@ -194,7 +194,7 @@ pub async fn create_family(
     p: &Principal,
     meta: &RequestMeta,
     input: &FamilyInput,
-) -> Result<IdVersion, ApiError> {
+) -> Result<IdVersion, AppError> {
     p.require(&[Role::Admin])?;
     let c = parse_family_changes(input)?;
     let mut v = Validator::new();
@@ -211,7 +211,7 @@ pub async fn create_family(
     let (Some(family_name), Some(primary_address), Some(contact_phone)) =
         (c.family_name, c.primary_address, c.contact_phone)
     else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
     let details = FamilyDetails {
         family_name,
@@ -235,7 +235,7 @@ pub async fn update_family(
     meta: &RequestMeta,
     id: &str,
     input: &FamilyInput,
-) -> Result<IdVersion, ApiError> {
+) -> Result<IdVersion, AppError> {
     p.require(&[Role::Admin])?;
     let fid: FamilyId = path_id(id, "family")?;
     let changes = parse_family_changes(input)?;
@@ -250,7 +250,7 @@ pub async fn register_patient(
     meta: &RequestMeta,
     id: &str,
     input: &PatientInput,
-) -> Result<IdVersion, ApiError> {
+) -> Result<IdVersion, AppError> {
     p.require(&[Role::Admin])?;
     let fid: FamilyId = path_id(id, "family")?;
     let c = parse_patient_changes(input, state.today())?;
@@ -267,12 +267,12 @@ pub async fn register_patient(
     }
     v.finish()?;
     if state.store.load::<Family>(&fid.to_string()).await?.is_none() {
-        return Err(ApiError::NotFound("family"));
+        return Err(AppError::NotFound("family"));
     }
     let (Some(name), Some(gender), Some(birth_date), Some(relationship_to_head)) =
         (c.name, c.gender, c.birth_date, c.relationship_to_head)
     else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
     let details = PatientDetails {
         name,
@@ -301,7 +301,7 @@ pub async fn update_patient(
     meta: &RequestMeta,
     id: &str,
     input: &PatientInput,
-) -> Result<IdVersion, ApiError> {
+) -> Result<IdVersion, AppError> {
     p.require(&[Role::Admin])?;
     let pid: PatientId = path_id(id, "patient")?;
     let changes = parse_patient_changes(input, state.today())?;

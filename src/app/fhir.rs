@@ -14,9 +14,9 @@ use projections::hospitals::BookingFilter;
 use projections::visits::VisitFilter;
 use projections::{Page, PageParams};
 
+use crate::app::error::AppError;
 use crate::app::input::path_id;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::fhir::model::{Bundle, Resource};
 use crate::fhir::{ExportContext, PatientCare};
 use crate::policy::can_see_patient;
@@ -28,7 +28,7 @@ pub async fn patient(
     p: &Principal,
     req: &HttpRequest,
     id: PatientId,
-) -> Result<(Resource, i64), ApiError> {
+) -> Result<(Resource, i64), AppError> {
     let view = visible_patient(state, p, id).await?;
     let address = household_address(state, &view).await?;
     state.access.patients(p, req, [id]).await?;
@@ -46,7 +46,7 @@ pub async fn everything(
     req: &HttpRequest,
     id: PatientId,
     base_url: String,
-) -> Result<Bundle, ApiError> {
+) -> Result<Bundle, AppError> {
     let view = visible_patient(state, p, id).await?;
     let care = read_care(state, view).await?;
     state.access.patients(p, req, [id]).await?;
@@ -59,35 +59,35 @@ pub async fn everything(
 }
 
 /// The patient, if `p` may see them (404 otherwise, as for `GET /patients/{id}`).
-async fn visible_patient(state: &AppState, p: &Principal, id: PatientId) -> Result<PatientView, ApiError> {
+async fn visible_patient(state: &AppState, p: &Principal, id: PatientId) -> Result<PatientView, AppError> {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let id = id.to_string();
     if !can_see_patient(state, p, &id).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient"));
     }
     state
         .read
         .patient(&id, state.today())
         .await?
-        .ok_or(ApiError::NotFound("patient"))
+        .ok_or(AppError::NotFound("patient"))
 }
 
 /// The household's address; none for an erased patient.
-async fn household_address(state: &AppState, view: &PatientView) -> Result<Option<String>, ApiError> {
+async fn household_address(state: &AppState, view: &PatientView) -> Result<Option<String>, AppError> {
     if view.erased {
         return Ok(None);
     }
     Ok(state.read.family_address(&view.family_id).await?)
 }
 
-async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare, ApiError> {
+async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare, AppError> {
     let id = patient.id.clone();
     let patient_id: PatientId = path_id(&id, "patient")?;
     let today = state.today();
     let read = &state.read;
     let address = household_address(state, &patient).await?;
     let medications: Vec<Medication> =
-        serde_json::from_value(patient.current_medications.clone()).map_err(ApiError::internal)?;
+        serde_json::from_value(patient.current_medications.clone()).map_err(AppError::internal)?;
     let visits = every_page(|page| {
         let f = VisitFilter {
             recorder: None,

@@ -7,8 +7,8 @@ use domain::file::{FileCommand, FileInfo, StoredFile};
 use domain::ids::FileId;
 use sha2::{Digest, Sha256};
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::files::{check_content, thumbnail, FileError, FileKind};
 use crate::state::{AppState, RequestMeta};
 
@@ -37,18 +37,18 @@ pub struct PreparedFile {
     pub thumbnail: Option<Vec<u8>>,
 }
 
-fn file_error(field: &str, e: FileError) -> ApiError {
+fn file_error(field: &str, e: FileError) -> AppError {
     match e.status_hint() {
-        413 => ApiError::PayloadTooLarge,
-        415 => ApiError::UnsupportedMediaType(format!("{field}: {e}")),
-        400 => ApiError::field(field, e.to_string()),
-        _ => ApiError::internal(anyhow::anyhow!("{e}")),
+        413 => AppError::PayloadTooLarge,
+        415 => AppError::UnsupportedMediaType(format!("{field}: {e}")),
+        400 => AppError::field(field, e.to_string()),
+        _ => AppError::internal(anyhow::anyhow!("{e}")),
     }
 }
 
 /// Sniffs, digests and thumbnails one file. No storage is touched; image
 /// decoding runs on the blocking pool, off the request workers.
-pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -> Result<PreparedFile, ApiError> {
+pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -> Result<PreparedFile, AppError> {
     let sniffed = check_content(kind, &file.file_name, &file.bytes).map_err(|e| file_error(&file.field, e))?;
     let IncomingFile {
         field,
@@ -60,13 +60,13 @@ pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -
             let _slot = decode_slots()
                 .acquire()
                 .await
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("decode slots: {e}")))?;
+                .map_err(|e| AppError::internal(anyhow::anyhow!("decode slots: {e}")))?;
             let (bytes, thumb) = tokio::task::spawn_blocking(move || {
                 let thumb = thumbnail(&bytes);
                 (bytes, thumb)
             })
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(AppError::internal)?;
             (bytes, Some(thumb.map_err(|e| file_error(&field, e))?))
         }
         _ => (bytes, None),
@@ -98,7 +98,7 @@ pub async fn prepare(kind: FileKind, file: IncomingFile, uploader: &Principal) -
 
 /// Writes the blobs of every prepared file; if one fails, removes those
 /// already written, so a failed request leaves no file behind.
-pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), ApiError> {
+pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), AppError> {
     let mut written: Vec<String> = Vec::new();
     for f in files.iter_mut() {
         let mut parts = vec![(f.info.storage_key.clone(), std::mem::take(&mut f.bytes))];
@@ -114,7 +114,7 @@ pub async fn store(state: &AppState, files: &mut [PreparedFile]) -> Result<(), A
             };
             if let Err(e) = stored {
                 discard(state, &written).await;
-                return Err(ApiError::internal(anyhow::anyhow!("storing {key}: {e}")));
+                return Err(AppError::internal(anyhow::anyhow!("storing {key}: {e}")));
             }
             written.push(key);
         }
@@ -144,7 +144,7 @@ pub async fn register(
     files: &[PreparedFile],
     p: &Principal,
     meta: &RequestMeta,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     for f in files {
         let mut ctx = meta.context(Some(p), "UploadFile");
         ctx.expected_version = None;
@@ -163,7 +163,7 @@ pub async fn upload(
     meta: &RequestMeta,
     kind: FileKind,
     file: IncomingFile,
-) -> Result<PreparedFile, ApiError> {
+) -> Result<PreparedFile, AppError> {
     let mut prepared = vec![prepare(kind, file, p).await?];
     store(state, &mut prepared).await?;
     if let Err(e) = register(state, &prepared, p, meta).await {

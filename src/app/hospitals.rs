@@ -14,11 +14,11 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::{required, uuid_field};
 use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
 
@@ -69,7 +69,7 @@ struct NewBooking {
 
 impl BookingInput {
     /// The booking asked for (400 naming each bad field); `today` bounds the date.
-    fn parse(&self, today: NaiveDate) -> Result<NewBooking, ApiError> {
+    fn parse(&self, today: NaiveDate) -> Result<NewBooking, AppError> {
         let r = self;
         let mut v = Validator::new();
         let raw = required(&mut v, "patient_id", &r.patient_id);
@@ -91,7 +91,7 @@ impl BookingInput {
         let (Some(patient), Some(hospital_id), Some(department_id), Some(day), Some(at)) =
             (patient, hospital_id, department_id, day, at)
         else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok(NewBooking {
             patient,
@@ -113,7 +113,7 @@ pub async fn book(
     p: &Principal,
     meta: &RequestMeta,
     input: &BookingInput,
-) -> Result<BookingRequested, ApiError> {
+) -> Result<BookingRequested, AppError> {
     p.require(&[Role::Recorder])?;
     let NewBooking {
         patient,
@@ -125,14 +125,14 @@ pub async fn book(
         notes,
     } = input.parse(state.today())?;
     if !can_see_patient(state, p, &patient.to_string()).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient"));
     }
     ensure_not_erased(state, &patient.to_string()).await?;
     let (hospital, _) = state
         .store
         .load::<Hospital>(&hospital_id.to_string())
         .await?
-        .ok_or_else(|| ApiError::field("hospital_id", "医院不存在"))?;
+        .ok_or_else(|| AppError::field("hospital_id", "医院不存在"))?;
     hospital.bookable(department_id, doctor_id)?;
     let time_text = at.format("%H:%M").to_string();
     let candidates = state
@@ -167,7 +167,7 @@ pub async fn book(
 
     // 2. A place in the first slot with room; the slot aggregate decides.
     let mut taken: Option<SlotId> = None;
-    let mut last_refusal = ApiError::from(Refusal::SlotsFull);
+    let mut last_refusal = AppError::from(Refusal::SlotsFull);
     for s in &candidates {
         let sid = s.id;
         let mut ctx = meta.context(Some(p), "BookSlotPlace");
@@ -181,7 +181,7 @@ pub async fn book(
                 taken = Some(sid);
                 break;
             }
-            Err(e @ ApiError::Conflict(_)) => last_refusal = e,
+            Err(e) if e.is_refusal() => last_refusal = e,
             Err(e) => return saga.fail(e).await,
         }
     }

@@ -4,11 +4,11 @@
 
 use domain::Validator;
 
-use crate::error::ApiError;
+use crate::app::error::AppError;
 
 /// Parses a path id into its typed form; a malformed id is simply not found.
-pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(what))
+pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound(what))
 }
 
 /// An optional UUID field (empty = absent); a malformed one is recorded.
@@ -30,10 +30,10 @@ pub fn parse_required<T>(
     field: &str,
     raw: &Option<String>,
     parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ApiError> {
+) -> Result<T, AppError> {
     match raw {
-        None => Err(ApiError::field(field, "必填")),
-        Some(s) => parse(s).map_err(|e| ApiError::field(field, e)),
+        None => Err(AppError::field(field, "必填")),
+        Some(s) => parse(s).map_err(|e| AppError::field(field, e)),
     }
 }
 

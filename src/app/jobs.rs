@@ -26,8 +26,8 @@ use domain::subscription::{Subscription, SubscriptionCommand};
 use domain::visit::{Visit, VisitCommand};
 use domain::DomainError;
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 use crate::store::CommandError;
 use domain::user::Role;
@@ -355,7 +355,7 @@ pub async fn weekly_report(
     state: &AppState,
     p: &Principal,
     week: Option<&str>,
-) -> Result<projections::jobs::WeeklyReport, ApiError> {
+) -> Result<projections::jobs::WeeklyReport, AppError> {
     p.require(&[Role::Admin, Role::Recorder])?;
     let tz = state.settings.field_work.timezone;
     let week = match week.map(str::trim).filter(|w| !w.is_empty()) {
@@ -363,7 +363,7 @@ pub async fn weekly_report(
         None => iso_week(state.today()),
     };
     let (monday, sunday, bounds) =
-        week_bounds(&week, tz).ok_or_else(|| ApiError::field("week", "应为YYYY-Www格式的ISO周，如2026-W49"))?;
+        week_bounds(&week, tz).ok_or_else(|| AppError::field("week", "应为YYYY-Www格式的ISO周，如2026-W49"))?;
     let recorder = p.is(Role::Recorder).then_some(p.user_id);
     Ok(state
         .read

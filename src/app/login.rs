@@ -9,10 +9,10 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::required;
 use crate::app::users::{new_password, PasswordChanged};
 use crate::auth::{hash_password, verify_against_dummy, verify_password, Principal, TokenKind};
-use crate::error::ApiError;
 use crate::logins::{AttemptFacts, FailReason, Outcome};
 use crate::state::{AppState, RequestMeta};
 
@@ -55,7 +55,7 @@ pub struct WechatCodeRequest {
 
 impl WechatCodeRequest {
     /// The code, trimmed (400 naming `code`).
-    pub fn parse(&self) -> Result<String, ApiError> {
+    pub fn parse(&self) -> Result<String, AppError> {
         let body = self;
         let mut v = Validator::new();
         let code = required(&mut v, "code", &body.code)
@@ -63,7 +63,7 @@ impl WechatCodeRequest {
             .unwrap_or_default();
         v.finish()?;
         if code.is_empty() || code.chars().count() > 128 {
-            return Err(ApiError::field("code", "应为1至128个字符的微信登录凭证"));
+            return Err(AppError::field("code", "应为1至128个字符的微信登录凭证"));
         }
         Ok(code)
     }
@@ -94,7 +94,7 @@ async fn note_attempt(
     outcome: Outcome,
     user: Option<&str>,
     meta: &RequestMeta,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     state.logins.record(username, outcome, user, &facts(meta)).await?;
     let label = match outcome {
         Outcome::Succeeded => "succeeded",
@@ -109,7 +109,7 @@ async fn note_attempt(
 }
 
 /// Refuses with 429 (and records it) while `username` is throttled.
-async fn check_throttle(state: &AppState, username: &str, meta: &RequestMeta) -> Result<(), ApiError> {
+async fn check_throttle(state: &AppState, username: &str, meta: &RequestMeta) -> Result<(), AppError> {
     if let Some(retry_after) = state.logins.throttled(username).await? {
         note_attempt(state, username, Outcome::Throttled, None, meta).await?;
         return Err(crate::logins::throttled_error(retry_after));
@@ -122,7 +122,7 @@ pub async fn with_password(
     state: &AppState,
     meta: &RequestMeta,
     input: &LoginRequest,
-) -> Result<LoginResponse, ApiError> {
+) -> Result<LoginResponse, AppError> {
     let mut v = Validator::new();
     let username = required(&mut v, "username", &input.username)
         .map(|u| u.trim().to_string())
@@ -148,7 +148,7 @@ pub async fn with_password(
     let (Some(row), None) = (row, failure) else {
         let reason = failure.unwrap_or(FailReason::UnknownUser);
         note_attempt(state, &username, Outcome::Failed(reason), None, meta).await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AppError::Unauthorized);
     };
     note_attempt(state, &username, Outcome::Succeeded, Some(&row.id.to_string()), meta).await?;
     start_session(state, row.id, meta).await
@@ -159,25 +159,19 @@ pub async fn with_wechat(
     state: &AppState,
     meta: &RequestMeta,
     input: &WechatCodeRequest,
-) -> Result<LoginResponse, ApiError> {
+) -> Result<LoginResponse, AppError> {
     let code = input.parse()?;
     let (user_id, openid_hash) = match crate::app::wechat::user_for_code(state, &code).await {
         Ok(found) => found,
         Err(e) => {
-            if matches!(
-                &e,
-                ApiError::Coded {
-                    error: "wechat_not_bound",
-                    ..
-                }
-            ) {
+            if matches!(e, AppError::Wechat(crate::app::wechat::WechatRefusal::NotBound)) {
                 crate::metrics::login("failed");
             }
             return Err(e);
         }
     };
     // Recorded like a password login, under the username (its keyed hash).
-    let user = state.read.users().get(user_id).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state.read.users().get(user_id).await?.ok_or(AppError::Unauthorized)?;
     if user.status != UserStatus::Active {
         note_attempt(
             state,
@@ -187,7 +181,7 @@ pub async fn with_wechat(
             meta,
         )
         .await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AppError::Unauthorized);
     }
     tracing::info!(openid_hash = %&openid_hash[..12], "WeChat login");
     note_attempt(
@@ -203,7 +197,7 @@ pub async fn with_wechat(
 
 /// Opens a session for a user who proved who they are (password or WeChat):
 /// records `UserLoggedIn` and answers the tokens. The one way to log in.
-async fn start_session(state: &AppState, id: UserId, meta: &RequestMeta) -> Result<LoginResponse, ApiError> {
+async fn start_session(state: &AppState, id: UserId, meta: &RequestMeta) -> Result<LoginResponse, AppError> {
     let user_id = id.to_string();
     let session = SessionId::new();
     let expires_at = Utc::now() + chrono::Duration::seconds(state.jwt.refresh_ttl());
@@ -215,10 +209,10 @@ async fn start_session(state: &AppState, id: UserId, meta: &RequestMeta) -> Resu
         expires_at,
     };
     state.execute::<User>(&user_id, cmd, ctx).await.map_err(|e| match e {
-        ApiError::Conflict(_) => ApiError::Unauthorized,
+        e if e.is_refusal() => AppError::Unauthorized,
         other => other,
     })?;
-    let user = state.read.users().get(id).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state.read.users().get(id).await?.ok_or(AppError::Unauthorized)?;
     let role = user.role;
     Ok(LoginResponse {
         access_token: state.jwt.issue(id, session, role, TokenKind::Access)?,
@@ -241,21 +235,21 @@ pub async fn change_password(
     p: &Principal,
     meta: &RequestMeta,
     input: &ChangePasswordRequest,
-) -> Result<PasswordChanged, ApiError> {
+) -> Result<PasswordChanged, AppError> {
     let mut v = Validator::new();
     let old = required(&mut v, "old_password", &input.old_password).cloned();
     let new = new_password(&mut v, input.new_password.as_ref());
     v.finish()?;
     let (Some(old), Some(new)) = (old, new) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
-    let user = state.read.users().get(p.user_id).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state.read.users().get(p.user_id).await?.ok_or(AppError::Unauthorized)?;
     let row = state
         .read
         .users()
         .login_row_by_id(user.id)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(AppError::Unauthorized)?;
     // Guessing the old password through a stolen session is throttled like logins.
     let _turn = state.logins.serialize(&user.username).await;
     check_throttle(state, &user.username, meta).await?;
@@ -268,7 +262,7 @@ pub async fn change_password(
             meta,
         )
         .await?;
-        return Err(ApiError::field("old_password", "原密码不正确"));
+        return Err(AppError::field("old_password", "原密码不正确"));
     }
     let cmd = UserCommand::ChangePassword {
         password_hash: hash_password(&new).await?,

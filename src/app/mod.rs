@@ -35,6 +35,7 @@ pub mod compliance;
 pub mod day;
 pub mod doctors;
 pub mod erasure;
+pub mod error;
 pub mod evv;
 pub mod families;
 pub mod fhir;
@@ -82,7 +83,7 @@ pub(crate) async fn id_version<A>(
     id: &str,
     command: A::Command,
     ctx: crate::store::CommandContext,
-) -> Result<IdVersion, crate::error::ApiError>
+) -> Result<IdVersion, crate::app::error::AppError>
 where
     A: cqrs_es::Aggregate<Services = ()>,
     domain::DomainError: From<A::Error>,

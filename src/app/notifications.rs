@@ -4,9 +4,9 @@ use domain::inbox::{Inbox, InboxCommand};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::path_id;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 
 /// What marking a notification read answers.
@@ -18,11 +18,11 @@ pub struct NotificationRead {
 }
 
 /// Marks the caller's notification `id` read (again: no change).
-pub async fn read(state: &AppState, p: &Principal, meta: &RequestMeta, id: &str) -> Result<NotificationRead, ApiError> {
+pub async fn read(state: &AppState, p: &Principal, meta: &RequestMeta, id: &str) -> Result<NotificationRead, AppError> {
     let nid: uuid::Uuid = path_id(id, "notification")?;
     let owner = state.read.notifications().owner(nid).await?;
     if owner != Some(p.user_id) {
-        return Err(ApiError::NotFound("notification"));
+        return Err(AppError::NotFound("notification"));
     }
     let mut ctx = meta.context(Some(p), "ReadNotification");
     ctx.expected_version = None;

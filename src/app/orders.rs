@@ -12,10 +12,10 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::{required, uuid_field};
 use crate::app::refusal::Refusal;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
 
@@ -57,7 +57,7 @@ pub async fn issue(
     p: &Principal,
     meta: &RequestMeta,
     input: &OrderInput,
-) -> Result<OrderIssued, ApiError> {
+) -> Result<OrderIssued, AppError> {
     p.require(&[Role::Doctor])?;
     let r = input;
     let mut v = Validator::new();
@@ -78,11 +78,11 @@ pub async fn issue(
     let notes = opt("notes", &r.notes, 2000);
     v.finish()?;
     let (Some(patient), Some(order_type), Some(content)) = (patient, order_type, content) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
     let pid = patient.to_string();
     if !can_see_patient(state, p, &pid).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient"));
     }
     ensure_not_erased(state, &pid).await?;
     let mut recorder: Option<UserId> = None;
@@ -91,7 +91,7 @@ pub async fn issue(
         let view = state.read.orders().request(req).await?;
         let view = view
             .filter(|q| q.doctor_id == p.user_id && q.patient_id == patient)
-            .ok_or_else(|| ApiError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
+            .ok_or_else(|| AppError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
         if view.status != RequestStatus::Open {
             return Err(Refusal::RequestHandled.into());
         }

@@ -10,10 +10,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::required;
 use crate::app::IdVersion;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,7 +42,7 @@ pub async fn create(
     p: &Principal,
     meta: &RequestMeta,
     input: &PackageInput,
-) -> Result<IdVersion, ApiError> {
+) -> Result<IdVersion, AppError> {
     p.require(&[Role::Admin])?;
     let r = input;
     let mut v = Validator::new();
@@ -74,7 +74,7 @@ pub async fn create(
     let (Some(name), Some(price), Some(duration_days), Some(service_frequency)) =
         (name, price, duration_days, service_frequency)
     else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
     let details = PackageDetails {
         name,

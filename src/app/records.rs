@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::files::{blob_keys, discard, prepare, register, store, IncomingFile, PreparedFile};
 use crate::app::input::{parse_required, path_id};
 use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::files::FileKind;
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
@@ -155,7 +155,7 @@ fn parse_vitals(value: Option<&Value>, v: &mut Validator) -> VitalSigns {
     raw_vitals.parse(v)
 }
 
-fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<Checked, ApiError> {
+fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<Checked, AppError> {
     let mut v = Validator::new();
     let patient: Option<PatientId> = match &r.patient_id {
         None => {
@@ -226,7 +226,7 @@ fn check(r: &RecordInput, recorder: UserId, today: chrono::NaiveDate) -> Result<
     }
     v.finish()?;
     let (Some(patient), Some(visit_date), Some(visit_time)) = (patient, visit_date, visit_time) else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
     Ok(Checked {
         patient,
@@ -264,7 +264,7 @@ pub async fn record_vitals(
     input: &RecordInput,
     mut uploads: Vec<IncomingFile>,
     recorded_at: DateTime<Utc>,
-) -> Result<RecordCreated, ApiError> {
+) -> Result<RecordCreated, AppError> {
     p.require(&[Role::Recorder])?;
     let mut checked = check(input, p.user_id, state.today())?;
 
@@ -277,7 +277,7 @@ pub async fn record_vitals(
             "audio_file" => "audio",
             "photos" | "photos[]" => "photo",
             "patient_signature" => "signature",
-            other => return Err(ApiError::field(other, "未知的文件字段")),
+            other => return Err(AppError::field(other, "未知的文件字段")),
         });
     }
     let count = |role: &str| {
@@ -288,13 +288,13 @@ pub async fn record_vitals(
             .count()
     };
     if count("photo") > 9 {
-        return Err(ApiError::field("photos", "最多9张照片"));
+        return Err(AppError::field("photos", "最多9张照片"));
     }
     if count("audio") > 1 {
-        return Err(ApiError::field("audio_file", "只能有一个录音"));
+        return Err(AppError::field("audio_file", "只能有一个录音"));
     }
     if count("signature") > 1 {
-        return Err(ApiError::field("patient_signature", "只能有一个签名"));
+        return Err(AppError::field("patient_signature", "只能有一个签名"));
     }
     let mut prepared: Vec<(PreparedFile, &'static str)> = Vec::new();
     for (f, role) in uploads.drain(..).zip(roles) {
@@ -303,7 +303,7 @@ pub async fn record_vitals(
 
     let patient = checked.patient.to_string();
     if !can_see_patient(state, p, &patient).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient"));
     }
     ensure_not_erased(state, &patient).await?;
     if let Some(visit_id) = checked.appointment {
@@ -311,9 +311,9 @@ pub async fn record_vitals(
             .read
             .visit(&visit_id.to_string())
             .await?
-            .ok_or_else(|| ApiError::field("appointment_id", "预约不存在"))?;
+            .ok_or_else(|| AppError::field("appointment_id", "预约不存在"))?;
         if visit.patient.id != patient || visit.recorder_id != p.user_id.to_string() {
-            return Err(ApiError::field("appointment_id", "预约不属于该患者或记录员"));
+            return Err(AppError::field("appointment_id", "预约不属于该患者或记录员"));
         }
         // Before, during or after its check-in/check-out, while it has no record yet.
         let open = matches!(
@@ -330,12 +330,12 @@ pub async fn record_vitals(
             .files()
             .get(*file)
             .await?
-            .ok_or_else(|| ApiError::field(role, "文件不存在"))?;
+            .ok_or_else(|| AppError::field(role, "文件不存在"))?;
         if row.uploaded_by != p.user_id || state.read.files().attached(row.id).await? {
-            return Err(ApiError::field(role, "文件不可用"));
+            return Err(AppError::field(role, "文件不可用"));
         }
         if row.kind != kind_for(role).as_str() {
-            return Err(ApiError::field(role, "文件类型不符"));
+            return Err(AppError::field(role, "文件类型不符"));
         }
     }
 
@@ -399,7 +399,7 @@ pub async fn record_vitals(
         .load::<HealthRecord>(&record_id.to_string())
         .await?
         .and_then(|(r, _)| r.content)
-        .ok_or(ApiError::NotFound("health_record"))?;
+        .ok_or(AppError::NotFound("health_record"))?;
 
     // The visit this record was taken for: completed by it, or (in progress)
     // holding it until its check-out.
@@ -437,7 +437,7 @@ async fn open_request(
     record: &projections::records::HealthRecordView,
     doctor: Option<UserId>,
     reason: Option<String>,
-) -> Result<OrderRequestId, ApiError> {
+) -> Result<OrderRequestId, AppError> {
     let doctor_id = crate::app::doctors::for_patient(state, record.patient_id, doctor)
         .await?
         .ok_or(Refusal::NoDoctorAvailable)?;
@@ -465,7 +465,7 @@ pub async fn visible_record(
     state: &AppState,
     p: &Principal,
     id: &str,
-) -> Result<projections::records::HealthRecordView, ApiError> {
+) -> Result<projections::records::HealthRecordView, AppError> {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let rid: HealthRecordId = path_id(id, "health_record")?;
     let record = state
@@ -473,9 +473,9 @@ pub async fn visible_record(
         .records()
         .get(rid)
         .await?
-        .ok_or(ApiError::NotFound("health_record"))?;
+        .ok_or(AppError::NotFound("health_record"))?;
     if !can_see_patient(state, p, &record.patient_id.to_string()).await? {
-        return Err(ApiError::NotFound("health_record"));
+        return Err(AppError::NotFound("health_record"));
     }
     Ok(record)
 }
@@ -507,7 +507,7 @@ pub async fn open_order_request(
     meta: &RequestMeta,
     id: &str,
     input: &OrderRequestInput,
-) -> Result<OrderRequestOpened, ApiError> {
+) -> Result<OrderRequestOpened, AppError> {
     p.require(&[Role::Recorder])?;
     let record = visible_record(state, p, id).await?;
     let mut v = Validator::new();
@@ -628,13 +628,13 @@ pub struct UnlockInput {
 }
 
 /// A record as `GET /health-records/{id}` shows it, after a command on it.
-async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> Result<HealthRecordView, ApiError> {
+async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> Result<HealthRecordView, AppError> {
     let mut record = state
         .read
         .records()
         .get(id)
         .await?
-        .ok_or(ApiError::NotFound("health_record"))?;
+        .ok_or(AppError::NotFound("health_record"))?;
     // Past the bounded read-your-writes wait the view may lag; the version
     // answered is the one the command produced.
     record.version = record.version.max(version);
@@ -649,7 +649,7 @@ pub async fn amend(
     meta: &RequestMeta,
     id: &str,
     input: &AmendmentInput,
-) -> Result<HealthRecordView, ApiError> {
+) -> Result<HealthRecordView, AppError> {
     p.require(&[Role::Recorder])?;
     let rid: HealthRecordId = path_id(id, "health_record")?;
     let content = state
@@ -657,13 +657,13 @@ pub async fn amend(
         .load::<HealthRecord>(&rid.to_string())
         .await?
         .and_then(|(r, _)| r.content)
-        .ok_or(ApiError::NotFound("health_record"))?;
+        .ok_or(AppError::NotFound("health_record"))?;
     // Its recorder, while the patient is still theirs: the answer is the record.
     if !can_see_patient(state, p, &content.patient_id.to_string()).await? {
-        return Err(ApiError::NotFound("health_record"));
+        return Err(AppError::NotFound("health_record"));
     }
     if content.recorder_id != p.user_id {
-        return Err(ApiError::Forbidden);
+        return Err(AppError::Forbidden);
     }
     let mut v = Validator::new();
     let code = match input.reason_code.as_deref() {
@@ -713,7 +713,7 @@ pub async fn unlock(
     meta: &RequestMeta,
     id: &str,
     input: &UnlockInput,
-) -> Result<HealthRecordView, ApiError> {
+) -> Result<HealthRecordView, AppError> {
     p.require(&[Role::Admin])?;
     let rid: HealthRecordId = path_id(id, "health_record")?;
     let reason = parse_required("reason", &input.reason, |r| domain::values::text(r, 500))?;

@@ -1,7 +1,7 @@
 //! The application's own refusals: requests that are well formed but that a
 //! rule outside any one aggregate turns down (no doctor available, no slot
-//! left, a unique value taken, …). Each is a 409 `conflict`; the words the
-//! user reads are chosen with the envelope, in `crate::error`. Refusals of an
+//! left, a unique value taken, …). Each is a `conflict`; the words the
+//! user reads are chosen in `crate::app::error`. Refusals of an
 //! aggregate's own rules are its error enum (`domain::DomainError`).
 
 /// See the module docs.
@@ -40,6 +40,15 @@ pub enum Refusal {
     /// Admins cannot deactivate their own account.
     #[error("an admin cannot deactivate their own account")]
     OwnAccount,
+    /// An offline command already applied (sync answers `duplicate` itself).
+    #[error("the offline command was applied already")]
+    DuplicateCommand,
+    /// A request with the same idempotency key is still being handled.
+    #[error("a request with the same idempotency key is in progress")]
+    RequestInProgress,
+    /// A compensation step of a saga failed (the step's own error is logged).
+    #[error("an undo step failed")]
+    UndoFailed,
 }
 
 /// The values unique across users.

@@ -8,9 +8,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::error::ApiError;
+use crate::app::error::AppError;
 
-type Undo<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>>;
+type Undo<'a> = Pin<Box<dyn Future<Output = Result<(), AppError>> + Send + 'a>>;
 
 /// The undos of the steps done so far (see the module docs).
 #[derive(Default)]
@@ -25,14 +25,14 @@ impl<'a> Saga<'a> {
     }
 
     /// Registers how to undo the step `name` that has just succeeded.
-    pub fn done(&mut self, name: &'static str, undo: impl Future<Output = Result<(), ApiError>> + Send + 'a) {
+    pub fn done(&mut self, name: &'static str, undo: impl Future<Output = Result<(), AppError>> + Send + 'a) {
         self.undo.push((name, Box::pin(undo)));
     }
 
     /// A later step failed with `error`: undoes every step done, newest
     /// first, and returns `error`. An undo that fails is logged and the
     /// others still run; the caller's answer is the step's error.
-    pub async fn fail<T>(self, error: ApiError) -> Result<T, ApiError> {
+    pub async fn fail<T>(self, error: AppError) -> Result<T, AppError> {
         for (name, undo) in self.undo.into_iter().rev() {
             if let Err(e) = undo.await {
                 tracing::error!(step = name, error = %e, "could not undo a step after a later one failed");
@@ -60,14 +60,14 @@ mod tests {
             saga.done(step, async move {
                 log.lock().unwrap().push(step);
                 if step == "place" {
-                    return Err(ApiError::Conflict("undo failed".into()));
+                    return Err(crate::app::refusal::Refusal::UndoFailed.into());
                 }
                 Ok(())
             });
         }
         assert!(log.lock().unwrap().is_empty(), "nothing undone before a failure");
-        let out: Result<(), ApiError> = saga.fail(ApiError::NotFound("slot")).await;
-        assert!(matches!(out, Err(ApiError::NotFound("slot"))));
+        let out: Result<(), AppError> = saga.fail(AppError::NotFound("slot")).await;
+        assert!(matches!(out, Err(AppError::NotFound("slot"))));
         assert_eq!(
             *log.lock().unwrap(),
             vec!["place", "claim"],

@@ -12,10 +12,10 @@ use projections::visits::VisitView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::{path_id, required};
 use crate::app::refusal::Refusal;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
 
@@ -43,7 +43,7 @@ pub struct ScheduleInput {
 
 impl ScheduleInput {
     /// The visit asked for, every field checked (400 naming each bad one).
-    pub fn parse(&self) -> Result<NewVisit, ApiError> {
+    pub fn parse(&self) -> Result<NewVisit, AppError> {
         let r = self;
         let mut v = Validator::new();
         let raw_patient = required(&mut v, "patient_id", &r.patient_id);
@@ -65,7 +65,7 @@ impl ScheduleInput {
             .and_then(|s| v.check("recorder_id", s.parse().map_err(|_| "应为UUID".to_string())));
         v.finish()?;
         let (Some(patient), Some(date), Some(time), Some(kind)) = (patient, day, at, kind) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok(NewVisit {
             patient,
@@ -97,7 +97,7 @@ pub struct RescheduleInput {
 
 impl RescheduleInput {
     /// The new date and time, each checked (400 naming each bad one).
-    pub fn parse(&self) -> Result<(NaiveDate, NaiveTime), ApiError> {
+    pub fn parse(&self) -> Result<(NaiveDate, NaiveTime), AppError> {
         let mut v = Validator::new();
         let raw_date = required(&mut v, "scheduled_date", &self.scheduled_date);
         let day = raw_date.and_then(|d| v.check("scheduled_date", date(d)));
@@ -105,7 +105,7 @@ impl RescheduleInput {
         let at = raw_time.and_then(|t| v.check("scheduled_time", time(t)));
         v.finish()?;
         let (Some(day), Some(at)) = (day, at) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok((day, at))
     }
@@ -150,7 +150,7 @@ pub fn now_local(state: &AppState) -> NaiveDateTime {
 }
 
 /// Takes one of the numbered places of `day`'s month for visit `owner`.
-async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32, owner: &str) -> Result<(), ApiError> {
+async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32, owner: &str) -> Result<(), AppError> {
     let month = day.format("%Y-%m");
     for n in 1..=quota {
         if state
@@ -172,13 +172,13 @@ async fn schedule_context(
     date: NaiveDate,
     except: Option<&str>,
     now: NaiveDateTime,
-) -> Result<ScheduleContext, ApiError> {
+) -> Result<ScheduleContext, AppError> {
     let package = state
         .read
         .packages()
         .get(path_id(package_id, "service_package")?)
         .await?
-        .ok_or(ApiError::NotFound("service_package"))?;
+        .ok_or(AppError::NotFound("service_package"))?;
     let month = date.format("%Y-%m").to_string();
     let used = state.read.regular_visits_in_month(patient, &month, except).await?;
     Ok(ScheduleContext {
@@ -197,15 +197,15 @@ pub async fn schedule(
     meta: &RequestMeta,
     visit: NewVisit,
     now: NaiveDateTime,
-) -> Result<VisitScheduled, ApiError> {
+) -> Result<VisitScheduled, AppError> {
     p.require(&[Role::Recorder, Role::Admin])?;
     let patient = visit.patient.to_string();
     if !can_see_patient(state, p, &patient).await? {
-        return Err(ApiError::NotFound("patient"));
+        return Err(AppError::NotFound("patient"));
     }
     ensure_not_erased(state, &patient).await?;
     if visit.date.and_time(visit.time) < now {
-        return Err(ApiError::field("scheduled_time", "预约时间不能早于当前时间"));
+        return Err(AppError::field("scheduled_time", "预约时间不能早于当前时间"));
     }
     // The subscription that covers the visit date, active and not expired.
     let subs = state
@@ -226,13 +226,13 @@ pub async fn schedule(
     let recorder: UserId = match p.role {
         Role::Recorder => {
             if sub.recorder_id != p.user_id.to_string() {
-                return Err(ApiError::NotFound("patient"));
+                return Err(AppError::NotFound("patient"));
             }
             p.user_id
         }
         _ => match visit.recorder {
             Some(r) if r.to_string() != sub.recorder_id => {
-                return Err(ApiError::field("recorder_id", "该记录员未负责此患者"));
+                return Err(AppError::field("recorder_id", "该记录员未负责此患者"));
             }
             _ => path_id(&sub.recorder_id, "recorder")?,
         },
@@ -268,7 +268,7 @@ pub async fn schedule(
     let c = match result {
         Ok(c) => c,
         // A retry of a visit that exists: its places are its own, keep them.
-        Err(e @ ApiError::Conflict(_)) if state.store.load::<Visit>(&id.to_string()).await?.is_some() => {
+        Err(e) if e.is_refusal() && state.store.load::<Visit>(&id.to_string()).await?.is_some() => {
             return Err(e);
         }
         Err(e) => {
@@ -284,13 +284,13 @@ pub async fn schedule(
 }
 
 /// The visit, if the caller may act on it: its recorder, or an admin.
-pub async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, ApiError> {
+pub async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, AppError> {
     let vid: VisitId = path_id(id, "appointment")?;
     let visit = state
         .read
         .visit(&vid.to_string())
         .await?
-        .ok_or(ApiError::NotFound("appointment"))?;
+        .ok_or(AppError::NotFound("appointment"))?;
     match p.role {
         Role::Admin => Ok(visit),
         // Their own visit, of a patient still assigned to them.
@@ -299,8 +299,8 @@ pub async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<Visi
         {
             Ok(visit)
         }
-        Role::Recorder => Err(ApiError::NotFound("appointment")),
-        _ => Err(ApiError::Forbidden),
+        Role::Recorder => Err(AppError::NotFound("appointment")),
+        _ => Err(AppError::Forbidden),
     }
 }
 
@@ -311,7 +311,7 @@ async fn transition(
     id: &str,
     cmd: VisitCommand,
     name: &str,
-) -> Result<VisitTransitioned, ApiError> {
+) -> Result<VisitTransitioned, AppError> {
     let visit = own_visit(state, p, id).await?;
     let c = state
         .execute::<Visit>(&visit.id, cmd, meta.context(Some(p), name))
@@ -320,7 +320,7 @@ async fn transition(
         .read
         .visit(&visit.id)
         .await?
-        .ok_or(ApiError::NotFound("appointment"))?;
+        .ok_or(AppError::NotFound("appointment"))?;
     Ok(VisitTransitioned {
         id: visit.id,
         status: after.status,
@@ -335,7 +335,7 @@ pub async fn confirm(
     p: &Principal,
     meta: &RequestMeta,
     id: &str,
-) -> Result<VisitTransitioned, ApiError> {
+) -> Result<VisitTransitioned, AppError> {
     transition(state, p, meta, id, VisitCommand::Confirm, "ConfirmVisit").await
 }
 
@@ -346,7 +346,7 @@ pub async fn cancel(
     meta: &RequestMeta,
     id: &str,
     reason: Option<String>,
-) -> Result<VisitTransitioned, ApiError> {
+) -> Result<VisitTransitioned, AppError> {
     let done = transition(state, p, meta, id, VisitCommand::Cancel { reason }, "CancelVisit").await?;
     state.store.release_all(QUOTA_SCOPE, &done.id, "").await?;
     Ok(done)
@@ -357,7 +357,7 @@ pub async fn complete(
     p: &Principal,
     meta: &RequestMeta,
     id: &str,
-) -> Result<VisitTransitioned, ApiError> {
+) -> Result<VisitTransitioned, AppError> {
     transition(
         state,
         p,
@@ -378,13 +378,13 @@ pub async fn reschedule(
     id: &str,
     day: NaiveDate,
     at: NaiveTime,
-) -> Result<VisitTransitioned, ApiError> {
+) -> Result<VisitTransitioned, AppError> {
     let visit = own_visit(state, p, id).await?;
     let sub = state
         .read
         .subscription(&visit.subscription_id, state.today())
         .await?
-        .ok_or(ApiError::NotFound("subscription"))?;
+        .ok_or(AppError::NotFound("subscription"))?;
     if day.to_string() > sub.end_date || day.to_string() < sub.start_date {
         return Err(Refusal::OutsideSubscription.into());
     }

@@ -11,9 +11,9 @@ use domain::Validator;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::{required, uuid_field};
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::{AppState, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -48,7 +48,7 @@ pub async fn subscribe(
     p: &Principal,
     meta: &RequestMeta,
     input: &SubscriptionInput,
-) -> Result<SubscriptionCreated, ApiError> {
+) -> Result<SubscriptionCreated, AppError> {
     p.require(&[Role::Admin])?;
     let r = input;
     let mut v = Validator::new();
@@ -63,7 +63,7 @@ pub async fn subscribe(
     let (Some(patient_id), Some(package_id), Some(recorder_id), Some(start_date)) =
         (patient_id, package_id, recorder_id, start_date)
     else {
-        return Err(ApiError::field("body", "缺少必填字段"));
+        return Err(AppError::field("body", "缺少必填字段"));
     };
     // The referenced aggregates are read from the event store, not a read model.
     let mut v = Validator::new();
@@ -100,7 +100,7 @@ pub async fn subscribe(
         .store
         .load::<Subscription>(&id.to_string())
         .await?
-        .ok_or(ApiError::NotFound("subscription"))?;
+        .ok_or(AppError::NotFound("subscription"))?;
     let end_date = sub.terms.map(|t| t.end_date.to_string());
     Ok(SubscriptionCreated {
         id: id.to_string(),

@@ -36,13 +36,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::records::{open_order_request, record_vitals, OrderRequestInput, RecordInput};
 use crate::app::schedule;
 use crate::app::schedule::{CancelInput, ScheduleInput};
 use crate::app::visits::{self, PositionInput, VisitEnd};
 use crate::appender::{with_mark, AppendError, CommandMark, MarkOutcome};
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
@@ -216,7 +216,7 @@ pub async fn push(
     meta: &RequestMeta,
     device_id: &str,
     commands: Vec<ClientCommand>,
-) -> Result<Vec<CommandResult>, ApiError> {
+) -> Result<Vec<CommandResult>, AppError> {
     p.require(&[Role::Recorder])?;
     let mut created = Created::new();
     let mut results = Vec::with_capacity(commands.len());
@@ -234,7 +234,7 @@ async fn apply(
     device_id: &str,
     command: ClientCommand,
     created: &mut Created,
-) -> Result<CommandResult, ApiError> {
+) -> Result<CommandResult, AppError> {
     let raw_id = command.command_id.clone().unwrap_or_default();
     let recorder = p.user_id.to_string();
     let Ok(id) = raw_id.trim().parse::<uuid::Uuid>() else {
@@ -286,7 +286,7 @@ async fn apply(
         (Ok(()), MarkOutcome::NotWritten(mark)) => match state.store.record_command(mark).await {
             Ok(()) => CommandResult::stored(&raw_id, CommandStatus::Applied, &result),
             Err(AppendError::Duplicate) => duplicate(state, &recorder, &raw_id, &ready.id).await?,
-            Err(e) => return Err(ApiError::internal(e)),
+            Err(e) => return Err(AppError::internal(e)),
         },
         (Err(e), MarkOutcome::Written) => {
             // What the command stands for is committed; a follow-up step failed.
@@ -310,12 +310,12 @@ async fn apply(
     Ok(answer)
 }
 
-async fn duplicate(state: &AppState, recorder: &str, raw_id: &str, id: &str) -> Result<CommandResult, ApiError> {
+async fn duplicate(state: &AppState, recorder: &str, raw_id: &str, id: &str) -> Result<CommandResult, AppError> {
     let (_, first) = state
         .store
         .applied_command(recorder, id)
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("command {id} reported applied but not recorded")))?;
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("command {id} reported applied but not recorded")))?;
     Ok(CommandResult::stored(raw_id, CommandStatus::Duplicate, &first))
 }
 
@@ -326,7 +326,7 @@ async fn check(
     id: String,
     command: ClientCommand,
     created: &Created,
-) -> Result<Result<Ready, CommandResult>, ApiError> {
+) -> Result<Result<Ready, CommandResult>, AppError> {
     let raw_id = command.command_id.clone().unwrap_or_default();
     let invalid = |field: &str, why: &str| {
         CommandResult::rejected(
@@ -417,21 +417,21 @@ fn predicted(ready: &Ready, meta: &RequestMeta, p: &Principal) -> Value {
     Value::Object(data)
 }
 
-fn field<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
+fn field<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, AppError> {
     serde_path_to_error::deserialize(body.clone()).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::field(if path == "." { "body" } else { &path }, "类型错误")
+        AppError::field(if path == "." { "body" } else { &path }, "类型错误")
     })
 }
 
-fn target<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+fn target<'a>(body: &'a Value, name: &str) -> Result<&'a str, AppError> {
     body.get(name)
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::field(name, "必填"))
+        .ok_or_else(|| AppError::field(name, "必填"))
 }
 
 /// Runs the use case of `ready`, the same as its HTTP request's.
-async fn run(state: &AppState, p: &Principal, meta: &RequestMeta, ready: &Ready) -> Result<(), ApiError> {
+async fn run(state: &AppState, p: &Principal, meta: &RequestMeta, ready: &Ready) -> Result<(), AppError> {
     let local: NaiveDateTime = ready
         .captured_at
         .with_timezone(&state.settings.field_work.timezone)
@@ -456,7 +456,7 @@ async fn run(state: &AppState, p: &Principal, meta: &RequestMeta, ready: &Ready)
         CommandType::CancelVisit => {
             let input: CancelInput = field(body)?;
             let reason = domain::values::optional_text(input.reason.as_deref(), 500)
-                .map_err(|e| ApiError::field("reason", e))?;
+                .map_err(|e| AppError::field("reason", e))?;
             schedule::cancel(state, p, meta, target(body, "appointment_id")?, reason).await?;
         }
         CommandType::RequestOrder => {
@@ -487,21 +487,21 @@ async fn rejection(
     p: &Principal,
     raw_id: &str,
     ready: &Ready,
-    e: ApiError,
-) -> Result<CommandResult, ApiError> {
+    e: AppError,
+) -> Result<CommandResult, AppError> {
     let details = match &e {
-        ApiError::Validation(fields) => Some(json!(fields)),
-        ApiError::VersionConflict { actual, .. } => Some(json!({ "current_version": actual })),
+        AppError::Validation(fields) => Some(json!(fields)),
+        AppError::VersionConflict { actual, .. } => Some(json!({ "current_version": actual })),
         _ => None,
     };
     let code = match &e {
-        ApiError::Internal(cause) => {
+        AppError::Internal(cause) => {
             tracing::error!(error = ?cause, command = %ready.id, "synced command failed");
             return Ok(CommandResult::rejected(raw_id, "internal", "服务器内部错误", None));
         }
-        ApiError::NotFound(_) if !assigned(state, p, ready).await? => "patient_not_assigned",
-        ApiError::Conflict(_) if visit_status(state, ready).await?.as_deref() == Some("cancelled") => "visit_cancelled",
-        other => other.parts().1,
+        AppError::NotFound(_) if !assigned(state, p, ready).await? => "patient_not_assigned",
+        _ if e.is_refusal() && visit_status(state, ready).await?.as_deref() == Some("cancelled") => "visit_cancelled",
+        other => other.code(),
     };
     let message = match code {
         "patient_not_assigned" => "该患者已不再分配给您".to_string(),
@@ -513,7 +513,7 @@ async fn rejection(
 
 /// Whether the patient the command is about (named, or the visit's) is still
 /// assigned to the recorder; `true` when the command names no known patient of theirs.
-async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool, ApiError> {
+async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool, AppError> {
     let me = p.user_id.to_string();
     let patient = match ready.body.get("appointment_id").and_then(Value::as_str) {
         Some(visit) if visit.parse::<uuid::Uuid>().is_ok() => match state.read.visit(visit).await? {
@@ -540,7 +540,7 @@ async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool
 }
 
 /// The status of the visit the command acts on, if any.
-async fn visit_status(state: &AppState, ready: &Ready) -> Result<Option<String>, ApiError> {
+async fn visit_status(state: &AppState, ready: &Ready) -> Result<Option<String>, AppError> {
     match ready.body.get("appointment_id").and_then(Value::as_str) {
         Some(visit) if visit.parse::<uuid::Uuid>().is_ok() => Ok(state.read.visit(visit).await?.map(|v| v.status)),
         _ => Ok(None),
@@ -631,7 +631,7 @@ struct Touched {
 /// the access rules of the single-resource reads. Entities the recorder can no
 /// longer see are listed in `removed` when the recorder's own assignment or
 /// visit changed; others' changes are left out. The new cursor is that head.
-pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Result<Pulled, ApiError> {
+pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Result<Pulled, AppError> {
     p.require(&[Role::Recorder])?;
     let head = state.store.head().await?;
     let me = p.user_id.to_string();
@@ -651,14 +651,14 @@ pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Resul
     })
 }
 
-async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result<Touched, ApiError> {
+async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result<Touched, AppError> {
     let mut t = Touched::default();
     while from < head {
         let events = state
             .store
             .read_after(from, PULL_PAGE)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(AppError::internal)?;
         let Some(last) = events.last() else { break };
         from = last.position;
         for e in events.iter().filter(|e| e.position <= head) {
@@ -714,7 +714,7 @@ async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result
     Ok(t)
 }
 
-async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Result<Changes, ApiError> {
+async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Result<Changes, AppError> {
     let today = state.today();
     let mut c = Changes::default();
     let mut families = t.families;
@@ -787,7 +787,7 @@ async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Resul
 }
 
 /// The households of `patients`.
-async fn households_of(state: &AppState, patients: &BTreeSet<String>) -> Result<BTreeSet<String>, ApiError> {
+async fn households_of(state: &AppState, patients: &BTreeSet<String>) -> Result<BTreeSet<String>, AppError> {
     let mut out = BTreeSet::new();
     for patient in patients {
         if let Some(family) = state.read.patient_family(patient).await? {
@@ -798,7 +798,7 @@ async fn households_of(state: &AppState, patients: &BTreeSet<String>) -> Result<
 }
 
 /// Every page of a paged read model query.
-async fn all_pages<T, F, Fut>(mut query: F) -> Result<Vec<T>, ApiError>
+async fn all_pages<T, F, Fut>(mut query: F) -> Result<Vec<T>, AppError>
 where
     F: FnMut(projections::PageParams) -> Fut,
     Fut: std::future::Future<Output = Result<projections::Page<T>, sqlx::Error>>,
@@ -821,7 +821,7 @@ where
 
 /// Everything of the recorder's: their households, patients, visits, the
 /// medical orders of their patients, their notifications.
-async fn snapshot(state: &AppState, user: UserId) -> Result<Changes, ApiError> {
+async fn snapshot(state: &AppState, user: UserId) -> Result<Changes, AppError> {
     let me = user.to_string();
     let me = me.as_str();
     let today = state.today();

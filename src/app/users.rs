@@ -12,11 +12,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::required;
 use crate::app::refusal::{Refusal, Unique};
 use crate::app::saga::Saga;
 use crate::auth::hash_password;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::CommandContext;
 
@@ -56,7 +56,7 @@ pub async fn update_profile(
     changes: UserChanges,
     current_phone: Option<String>,
     ctx: CommandContext,
-) -> Result<UserView, ApiError> {
+) -> Result<UserView, AppError> {
     let owner = user.to_string();
     let new_phone = changes
         .phone
@@ -77,7 +77,7 @@ pub async fn update_profile(
         _ => {}
     }
     result?;
-    state.read.users().get(user).await?.ok_or(ApiError::NotFound("user"))
+    state.read.users().get(user).await?.ok_or(AppError::NotFound("user"))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,7 +145,7 @@ pub fn validate_password(v: &mut Validator, password: Option<&String>) -> Option
 
 impl CreateUserRequest {
     /// Validates the request into a user and its password (not yet hashed).
-    pub fn parse(&self) -> Result<(NewUser, String), ApiError> {
+    pub fn parse(&self) -> Result<(NewUser, String), AppError> {
         let r = self;
         let mut v = Validator::new();
         let username = required(&mut v, "username", &r.username).and_then(|u| {
@@ -215,7 +215,7 @@ impl CreateUserRequest {
         let (Some(username), Some(phone), Some(password), Some(role), Some(name)) =
             (username, phone, password, role, name)
         else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok((
             NewUser {
@@ -240,7 +240,7 @@ pub async fn create(
     mut user: NewUser,
     password: &str,
     ctx: crate::store::CommandContext,
-) -> Result<UserId, ApiError> {
+) -> Result<UserId, AppError> {
     user.password_hash = hash_password(password).await?;
     let id = UserId::new();
     let owner = id.to_string();

@@ -12,9 +12,9 @@ use projections::visits::VisitView;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::app::input::{path_id, required};
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
@@ -46,13 +46,13 @@ pub struct PositionInput {
 
 impl PositionInput {
     /// The position, or 400 naming `lat` / `lng`.
-    pub fn parse(&self) -> Result<Coordinates, ApiError> {
+    pub fn parse(&self) -> Result<Coordinates, AppError> {
         let mut v = Validator::new();
         let lat = required(&mut v, "lat", &self.lat).copied();
         let lng = required(&mut v, "lng", &self.lng).copied();
         v.finish()?;
         let (Some(lat), Some(lng)) = (lat, lng) else {
-            return Err(ApiError::field("body", "缺少必填字段"));
+            return Err(AppError::field("body", "缺少必填字段"));
         };
         Ok(Coordinates::parse(lat, lng)?)
     }
@@ -69,7 +69,7 @@ pub async fn mark(
     end: VisitEnd,
     position: Coordinates,
     at: DateTime<Utc>,
-) -> Result<Marked, ApiError> {
+) -> Result<Marked, AppError> {
     let visit = recorders_visit(state, p, visit_id).await?;
     let facts = MarkFacts {
         at,
@@ -87,7 +87,7 @@ pub async fn mark(
         .read
         .visit(&visit.id)
         .await?
-        .ok_or(ApiError::NotFound("appointment"))?;
+        .ok_or(AppError::NotFound("appointment"))?;
     Ok(Marked {
         visit,
         version: committed.version,
@@ -96,22 +96,22 @@ pub async fn mark(
 
 /// The visit, if `p` is its recorder and its patient is still theirs: only the
 /// recorder who stands at the door checks in (admins and others get 403).
-async fn recorders_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, ApiError> {
+async fn recorders_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, AppError> {
     p.require(&[Role::Recorder])?;
     let vid: VisitId = path_id(id, "appointment")?;
     let visit = state
         .read
         .visit(&vid.to_string())
         .await?
-        .ok_or(ApiError::NotFound("appointment"))?;
+        .ok_or(AppError::NotFound("appointment"))?;
     if visit.recorder_id != p.user_id.to_string() || !can_see_patient(state, p, &visit.patient.id).await? {
-        return Err(ApiError::NotFound("appointment"));
+        return Err(AppError::NotFound("appointment"));
     }
     Ok(visit)
 }
 
 /// The family's home as `(lat, lng)`, when it has coordinates.
-async fn family_home(state: &AppState, family_id: &str) -> Result<Option<(f64, f64)>, ApiError> {
+async fn family_home(state: &AppState, family_id: &str) -> Result<Option<(f64, f64)>, AppError> {
     let family = state.read.family_detail(family_id, state.today(), None).await?;
     Ok(family.and_then(|f| f.home_lat.zip(f.home_lng)))
 }

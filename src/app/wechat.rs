@@ -12,14 +12,13 @@
 //! claimed by the user without a binding: that user can still bind it, no
 //! other user can until an operator deletes the claim.
 
-use actix_web::http::StatusCode;
 use domain::ids::UserId;
 use domain::user::{User, UserCommand};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app::error::AppError;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::CommandContext;
 use crate::wechat::{mask, WechatClient, WechatError};
@@ -27,64 +26,70 @@ use crate::wechat::{mask, WechatClient, WechatError};
 /// The claim scope of openid hashes.
 const CLAIM_SCOPE: &str = "wechat_openid";
 
-pub fn not_configured() -> ApiError {
-    ApiError::Coded {
-        status: StatusCode::NOT_FOUND,
-        error: "wechat_not_configured",
-        message: "未启用微信登录",
+/// How WeChat login and binding refuse, each with its own `error` code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WechatRefusal {
+    /// `wechat_not_configured`: WeChat login is off on this server.
+    #[error("WeChat login is not configured")]
+    NotConfigured,
+    /// `wechat_not_bound`: no account is bound to this WeChat account.
+    #[error("the WeChat account is not bound")]
+    NotBound,
+    /// `wechat_code_invalid`: WeChat refused the login code.
+    #[error("the WeChat login code is invalid")]
+    CodeInvalid,
+    /// `wechat_already_bound`: another account has this WeChat account.
+    #[error("the WeChat account is bound to another user")]
+    AlreadyBound,
+    /// `wechat_unavailable`: WeChat did not answer.
+    #[error("WeChat is unavailable")]
+    Unavailable,
+}
+
+impl WechatRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            WechatRefusal::NotConfigured => "wechat_not_configured",
+            WechatRefusal::NotBound => "wechat_not_bound",
+            WechatRefusal::CodeInvalid => "wechat_code_invalid",
+            WechatRefusal::AlreadyBound => "wechat_already_bound",
+            WechatRefusal::Unavailable => "wechat_unavailable",
+        }
+    }
+
+    /// What the user reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            WechatRefusal::NotConfigured => "未启用微信登录",
+            WechatRefusal::NotBound => "该微信尚未绑定账号，请先用账号密码登录后绑定",
+            WechatRefusal::CodeInvalid => "微信登录凭证无效或已过期，请重新登录",
+            WechatRefusal::AlreadyBound => "该微信已绑定其他账号",
+            WechatRefusal::Unavailable => "微信服务暂不可用，请稍后再试",
+        }
     }
 }
 
-pub fn not_bound() -> ApiError {
-    ApiError::Coded {
-        status: StatusCode::UNAUTHORIZED,
-        error: "wechat_not_bound",
-        message: "该微信尚未绑定账号，请先用账号密码登录后绑定",
-    }
-}
-
-fn code_invalid() -> ApiError {
-    ApiError::Coded {
-        status: StatusCode::UNAUTHORIZED,
-        error: "wechat_code_invalid",
-        message: "微信登录凭证无效或已过期，请重新登录",
-    }
-}
-
-fn already_bound() -> ApiError {
-    ApiError::Coded {
-        status: StatusCode::CONFLICT,
-        error: "wechat_already_bound",
-        message: "该微信已绑定其他账号",
-    }
-}
-
-fn unavailable() -> ApiError {
-    ApiError::Coded {
-        status: StatusCode::BAD_GATEWAY,
-        error: "wechat_unavailable",
-        message: "微信服务暂不可用，请稍后再试",
-    }
-}
-
-fn client(state: &AppState) -> Result<&WechatClient, ApiError> {
-    state.wechat.as_deref().ok_or_else(not_configured)
+fn client(state: &AppState) -> Result<&WechatClient, AppError> {
+    state
+        .wechat
+        .as_deref()
+        .ok_or(AppError::Wechat(WechatRefusal::NotConfigured))
 }
 
 /// The user a login code's WeChat account is bound to, and the openid hash
 /// (for the login record). 404 when WeChat is off, 401 `wechat_code_invalid`
 /// or `wechat_not_bound`, 502 when WeChat fails.
-pub async fn user_for_code(state: &AppState, code: &str) -> Result<(UserId, String), ApiError> {
+pub async fn user_for_code(state: &AppState, code: &str) -> Result<(UserId, String), AppError> {
     let wechat = client(state)?;
     let session = match wechat.code2session(code).await {
         Ok(s) => s,
         Err(WechatError::InvalidCode(errcode)) => {
             tracing::info!(errcode, "WeChat login code refused");
-            return Err(code_invalid());
+            return Err(WechatRefusal::CodeInvalid.into());
         }
         Err(e) => {
             tracing::warn!(error = %e, "WeChat code2session failed");
-            return Err(unavailable());
+            return Err(WechatRefusal::Unavailable.into());
         }
     };
     let hash = wechat.hash(&session.openid);
@@ -92,7 +97,7 @@ pub async fn user_for_code(state: &AppState, code: &str) -> Result<(UserId, Stri
         Some(user) => Ok((user, hash)),
         None => {
             tracing::info!(openid = %mask(&session.openid), "WeChat login of an unbound account");
-            Err(not_bound())
+            Err(WechatRefusal::NotBound.into())
         }
     }
 }
@@ -108,20 +113,20 @@ pub struct WechatBinding {
 
 /// Binds the caller's account to the WeChat account of `code` (replacing an
 /// earlier binding). 409 `wechat_already_bound` when another user has it.
-pub async fn bind(state: &AppState, p: &Principal, code: &str, ctx: CommandContext) -> Result<WechatBinding, ApiError> {
+pub async fn bind(state: &AppState, p: &Principal, code: &str, ctx: CommandContext) -> Result<WechatBinding, AppError> {
     let wechat = client(state)?;
     let session = match wechat.code2session(code).await {
         Ok(s) => s,
-        Err(WechatError::InvalidCode(_)) => return Err(code_invalid()),
+        Err(WechatError::InvalidCode(_)) => return Err(WechatRefusal::CodeInvalid.into()),
         Err(e) => {
             tracing::warn!(error = %e, "WeChat code2session failed");
-            return Err(unavailable());
+            return Err(WechatRefusal::Unavailable.into());
         }
     };
     let hash = wechat.hash(&session.openid);
     let owner = p.user_id.to_string();
     if !state.store.claim(CLAIM_SCOPE, &hash, &owner).await? {
-        return Err(already_bound());
+        return Err(WechatRefusal::AlreadyBound.into());
     }
     let previous = bound_hash(state, &owner).await?;
     let cmd = UserCommand::BindWechat {
@@ -148,7 +153,7 @@ pub async fn bind(state: &AppState, p: &Principal, code: &str, ctx: CommandConte
 }
 
 /// Ends the caller's WeChat binding (nothing when there is none).
-pub async fn unbind(state: &AppState, p: &Principal, ctx: CommandContext) -> Result<WechatBinding, ApiError> {
+pub async fn unbind(state: &AppState, p: &Principal, ctx: CommandContext) -> Result<WechatBinding, AppError> {
     client(state)?;
     let owner = p.user_id.to_string();
     let previous = bound_hash(state, &owner).await?;
@@ -163,7 +168,7 @@ pub async fn unbind(state: &AppState, p: &Principal, ctx: CommandContext) -> Res
 }
 
 /// The openid hash the user is bound to now.
-async fn bound_hash(state: &AppState, user: &str) -> Result<Option<String>, ApiError> {
+async fn bound_hash(state: &AppState, user: &str) -> Result<Option<String>, AppError> {
     Ok(state
         .store
         .load::<User>(user)
@@ -173,7 +178,7 @@ async fn bound_hash(state: &AppState, user: &str) -> Result<Option<String>, ApiE
 }
 
 /// The openid of a user, for sending them a message (`None`: not bound).
-pub async fn openid_of(state: &AppState, user: &str) -> Result<Option<String>, ApiError> {
+pub async fn openid_of(state: &AppState, user: &str) -> Result<Option<String>, AppError> {
     Ok(state
         .store
         .load::<User>(user)
