@@ -1,7 +1,7 @@
 //! Login, token refresh, logout, "who am I", and a user's own password and profile.
 
 use actix_web::{web, HttpRequest};
-use domain::user::{User, UserChanges, UserCommand};
+use domain::user::UserChanges;
 use domain::values::optional_text;
 use domain::Validator;
 use serde::{Deserialize, Serialize};
@@ -116,17 +116,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
         Ok(p) => p,
         Err(_) => authenticate(&state, &req, TokenKind::Refresh).await?,
     };
-    let mut ctx = meta.context(Some(&p), "Logout");
-    ctx.expected_version = None;
-    state
-        .execute::<User>(
-            &p.user_id.to_string(),
-            UserCommand::Logout {
-                session_id: p.session_id,
-            },
-            ctx,
-        )
-        .await?;
+    crate::app::login::logout(&state, &p, &meta).await?;
     Ok(ok(LogoutResponse { logged_out: true }))
 }
 

@@ -5,7 +5,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::ids::{FileId, PatientId, UserId};
+use domain::ids::FileId;
 use domain::user::Role;
 use futures::StreamExt;
 use serde::Serialize;
@@ -19,7 +19,6 @@ use crate::app::error::AppError;
 use crate::app::files::IncomingFile;
 use crate::auth::Principal;
 use crate::files::{FileKind, MAX_FILE_BYTES};
-use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -200,55 +199,14 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
     }))
 }
 
-/// The patients whose records include this file (their data, for the access
-/// log), when the caller may read it: its uploader, an admin, or someone who
-/// may see one of those patients. `None`: not for this caller.
-async fn readable(
-    state: &AppState,
-    p: &Principal,
-    file_id: FileId,
-    uploaded_by: UserId,
-) -> Result<Option<Vec<PatientId>>, AppError> {
-    let patients = state.read.files().patients(file_id).await?;
-    if uploaded_by == p.user_id || p.is(Role::Admin) {
-        return Ok(Some(patients));
-    }
-    for patient in &patients {
-        if can_see_patient(state, p, &patient.to_string()).await? {
-            return Ok(Some(patients));
-        }
-    }
-    Ok(None)
-}
-
 async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thumb: bool) -> ApiResult {
     let fid: FileId = path_id(id, "file")?;
-    let file = state.read.files().get(fid).await?.ok_or(AppError::NotFound("file"))?;
-    let Some(patients) = readable(state, p, file.id, file.uploaded_by).await? else {
-        return Err(AppError::NotFound("file").into());
-    };
-    let (key, content_type) = if thumb {
-        (
-            file.thumbnail_key.clone().ok_or(AppError::NotFound("thumbnail"))?,
-            "image/jpeg".to_string(),
-        )
-    } else {
-        (file.storage_key.clone(), file.content_type.clone())
-    };
-    let stored = state
-        .blobs
-        .get(&key)
-        .await
-        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
-        .ok_or(AppError::NotFound("file"))?;
-    let bytes = state
-        .store
-        .privacy()
-        .open_bytes(&file.id.to_string(), &key, stored)
-        .await
-        .map_err(AppError::internal)?
-        .ok_or(AppError::NotFound("file"))?;
-    state.access.patients(p, req, &patients).await?;
+    let app::files::FileContent {
+        file,
+        key,
+        content_type,
+        bytes,
+    } = app::files::read(state, p, req, fid, thumb).await?;
     // Only images are shown inline; anything else (a PDF) is downloaded, and
     // never runs as a page of ours (sandbox: no scripts, no same origin).
     let extension = key.rsplit('.').next().unwrap_or("bin");

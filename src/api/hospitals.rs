@@ -2,16 +2,14 @@
 //! (booking a place is `app::hospitals::book`).
 
 use actix_web::{web, HttpRequest};
-use domain::booking::{BookingCommand, HospitalBooking};
-use domain::hospital::{Slot, SlotCommand};
-use domain::ids::{HospitalBookingId, HospitalId};
+use domain::booking::BookingCommand;
+use domain::ids::HospitalId;
 use domain::user::Role;
 use domain::values::{date, optional_text, text};
 use domain::Validator;
-use projections::hospitals::BookingFilter;
 use projections::hospitals::{BookingView, HospitalSearchItem, HospitalView, SlotView};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
@@ -21,10 +19,9 @@ pub use crate::app::catalog::{
     ActiveInput, DepartmentInput, HospitalDoctorInput, HospitalInput, HospitalPartAdded, SlotInput, SlotOpened,
 };
 use crate::app::error::AppError;
-use crate::app::hospitals;
+use crate::app::hospitals::{self, BookingTransitioned};
 pub use crate::app::hospitals::{BookingInput, BookingRequested};
 use crate::auth::Principal;
-use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -47,15 +44,6 @@ pub fn routes(cfg: &mut crate::api::Routes) {
 }
 
 /// What a booking's transition answers: its state after the command.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BookingTransitioned {
-    pub id: String,
-    pub status: String,
-    pub appointment_number: Option<String>,
-    /// Yuan, as a decimal string.
-    pub fee: Option<String>,
-    pub version: i64,
-}
 
 #[utoipa::path(post, path = "/api/v1/hospitals", tag = "hospitals", request_body = HospitalInput, security(("bearer" = [])),
     responses((status = 201, description = "the new hospital's id", body = crate::api::Envelope<IdVersion>)))]
@@ -255,30 +243,6 @@ pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, b
     Ok(created(hospitals::book(&state, &p, &meta, &body.0).await?))
 }
 
-/// The booking, if the caller may see it.
-async fn visible_booking(
-    state: &AppState,
-    p: &Principal,
-    id: &str,
-) -> Result<projections::hospitals::BookingView, AppError> {
-    let bid: HospitalBookingId = path_id(id, "hospital_appointment")?;
-    let b = state
-        .read
-        .hospitals()
-        .booking(bid)
-        .await?
-        .ok_or(AppError::NotFound("hospital_appointment"))?;
-    let visible = match p.role {
-        Role::Admin => true,
-        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id.to_string()).await?,
-        Role::Auditor => false,
-    };
-    if !visible {
-        return Err(AppError::NotFound("hospital_appointment"));
-    }
-    Ok(b)
-}
-
 #[utoipa::path(get, path = "/api/v1/hospital-appointments/{id}", tag = "hospital bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "hospital booking id")),
     responses((status = 200, body = crate::api::Envelope<BookingView>, headers(("ETag" = String, description = "the version, quoted"))),
@@ -289,8 +253,7 @@ pub async fn get_booking(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> ApiResult {
-    let b = visible_booking(&state, &p, &id).await?;
-    state.access.patients(&p, &req, [&b.patient_id]).await?;
+    let b = hospitals::booking(&state, &p, &req, &id).await?;
     let version = b.version;
     Ok(ok_versioned(b, version))
 }
@@ -332,81 +295,13 @@ pub async fn bookings(
         limit: q.limit,
     }
     .params()?;
-    let patient = q.patient_id.as_deref().filter(|s| !s.is_empty());
-    let slot = q.slot_id.as_deref().filter(|s| !s.is_empty());
-    let status = q.status.as_deref().filter(|s| !s.is_empty());
-    let mut f = BookingFilter::default();
-    // A value no booking can have (a malformed id, an unknown status) matches none.
-    let mut matches_none = false;
-    if let Some(raw) = patient {
-        f.patient = raw.parse().ok();
-        matches_none |= f.patient.is_none();
-    }
-    if let Some(raw) = slot {
-        f.slot = raw.parse().ok();
-        matches_none |= f.slot.is_none();
-    }
-    if let Some(raw) = status {
-        f.status = serde_json::from_value(serde_json::Value::from(raw)).ok();
-        matches_none |= f.status.is_none();
-    }
-    match p.role {
-        // A recorder's own bookings, and those of patients now assigned to them.
-        Role::Recorder => {
-            if let Some(pid) = patient {
-                if !can_see_patient(&state, &p, pid).await? {
-                    return Err(AppError::NotFound("patient").into());
-                }
-            } else {
-                f.recorder = Some(p.user_id);
-            }
-        }
-        Role::Doctor => f.doctor = Some(p.user_id),
-        _ => {}
-    }
-    let list = if matches_none {
-        projections::Page {
-            items: Vec::new(),
-            total: 0,
-            page: page.page,
-            limit: page.limit,
-        }
-    } else {
-        state.read.hospitals().bookings(&f, state.today(), page).await?
+    let search = hospitals::BookingSearch {
+        patient: q.patient_id.as_deref(),
+        slot: q.slot_id.as_deref(),
+        status: q.status.as_deref(),
     };
-    // The patients whose bookings this page shows.
-    state
-        .access
-        .patients(&p, &req, list.items.iter().map(|b| &b.patient_id))
-        .await?;
+    let list = hospitals::bookings(&state, &p, &req, search, page).await?;
     Ok(ok(BookingList::from(list)))
-}
-
-async fn transition(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    id: &str,
-    cmd: BookingCommand,
-    name: &str,
-) -> ApiResult {
-    let b = visible_booking(state, p, id).await?;
-    let c = state
-        .execute::<HospitalBooking>(&b.id.to_string(), cmd, meta.context(Some(p), name))
-        .await?;
-    let after = state
-        .read
-        .hospitals()
-        .booking(b.id)
-        .await?
-        .ok_or(AppError::NotFound("hospital_appointment"))?;
-    Ok(ok(BookingTransitioned {
-        id: b.id.to_string(),
-        status: after.status.as_str().to_string(),
-        appointment_number: after.appointment_number,
-        fee: after.fee,
-        version: c.version,
-    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -444,7 +339,15 @@ pub async fn confirm(
         appointment_number,
         fee: body.0.fee,
     };
-    transition(&state, &p, &meta, &id, cmd, "ConfirmHospitalBooking").await
+    Ok(ok(hospitals::transition(
+        &state,
+        &p,
+        &meta,
+        &id,
+        cmd,
+        "ConfirmHospitalBooking",
+    )
+    .await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -472,15 +375,16 @@ pub async fn complete(
         required(&mut v, "result_notes", &body.0.result_notes).and_then(|n| v.check("result_notes", text(n, 5000)));
     v.finish()?;
     let result_notes = notes.ok_or_else(|| AppError::field("result_notes", "必填"))?;
-    transition(
+    let cmd = BookingCommand::Complete { result_notes };
+    Ok(ok(hospitals::transition(
         &state,
         &p,
         &meta,
         &id,
-        BookingCommand::Complete { result_notes },
+        cmd,
         "CompleteHospitalBooking",
     )
-    .await
+    .await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -504,26 +408,5 @@ pub async fn cancel(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| AppError::field("reason", e))?;
-    let b = visible_booking(&state, &p, &id).await?;
-    let response = transition(
-        &state,
-        &p,
-        &meta,
-        &id,
-        BookingCommand::Cancel { reason },
-        "CancelHospitalBooking",
-    )
-    .await?;
-    let booking_id = b.id;
-    let mut ctx = meta.context(Some(&p), "ReleaseSlotPlace");
-    ctx.expected_version = None;
-    state
-        .execute::<Slot>(&b.slot_id.to_string(), SlotCommand::Release { booking_id }, ctx)
-        .await?;
-    let claim_value = format!("{}:{}T{}", b.patient_id, b.appointment_date, b.appointment_time);
-    state
-        .store
-        .release("patient_hospital_time", &claim_value, &b.id.to_string())
-        .await?;
-    Ok(response)
+    Ok(ok(hospitals::cancel(&state, &p, &meta, &id, reason).await?))
 }

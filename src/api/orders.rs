@@ -1,8 +1,8 @@
 //! Doctors' side: open requests, medical orders; everyone's notifications.
 
 use actix_web::{web, HttpRequest};
-use domain::ids::{MedicalOrderId, OrderRequestId, PatientId};
-use domain::order::{MedicalOrder, MedicalOrderCommand, RequestStatus};
+use domain::ids::{OrderRequestId, PatientId};
+use domain::order::{MedicalOrderCommand, RequestStatus};
 use domain::user::Role;
 use domain::values::optional_text;
 use projections::orders::{MedicalOrderView, NotificationView, OrderRequestView};
@@ -120,65 +120,14 @@ pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, 
     Ok(created(orders::issue(&state, &p, &meta, &body.0).await?))
 }
 
-async fn own_order(
-    state: &AppState,
-    p: &Principal,
-    id: &str,
-) -> Result<projections::orders::MedicalOrderView, AppError> {
-    let oid: MedicalOrderId = path_id(id, "medical_order")?;
-    let order = state
-        .read
-        .orders()
-        .get(oid)
-        .await?
-        .ok_or(AppError::NotFound("medical_order"))?;
-    let visible = match p.role {
-        Role::Admin => true,
-        Role::Doctor => order.doctor_id == p.user_id,
-        Role::Recorder => can_see_patient(state, p, &order.patient_id.to_string()).await?,
-        Role::Auditor => false,
-    };
-    if !visible {
-        return Err(AppError::NotFound("medical_order"));
-    }
-    Ok(order)
-}
-
 #[utoipa::path(get, path = "/api/v1/medical-orders/{id}", tag = "medical orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "medical order id")),
     responses((status = 200, body = crate::api::Envelope<MedicalOrderView>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such order, or not visible to the caller", body = crate::api::ErrorBody)))]
 pub async fn get_order(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
-    let order = own_order(&state, &p, &id).await?;
-    state.access.patients(&p, &req, [&order.patient_id]).await?;
+    let order = orders::order(&state, &p, &req, &id).await?;
     let version = order.version;
     Ok(ok_versioned(order, version))
-}
-
-async fn finish(
-    state: &AppState,
-    p: &Principal,
-    meta: &RequestMeta,
-    id: &str,
-    cmd: MedicalOrderCommand,
-    name: &str,
-) -> ApiResult {
-    p.require(&[Role::Doctor, Role::Admin])?;
-    let order = own_order(state, p, id).await?;
-    let c = state
-        .execute::<MedicalOrder>(&order.id.to_string(), cmd, meta.context(Some(p), name))
-        .await?;
-    let after = state
-        .read
-        .orders()
-        .get(order.id)
-        .await?
-        .ok_or(AppError::NotFound("medical_order"))?;
-    Ok(ok(StatusChanged {
-        id: order.id.to_string(),
-        status: after.status.as_str().to_string(),
-        version: c.version,
-    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/medical-orders/{id}/complete", tag = "medical orders", security(("bearer" = [])),
@@ -187,15 +136,10 @@ async fn finish(
         (status = 404, description = "no such order, or not the doctor's", body = crate::api::ErrorBody),
         (status = 409, description = "already completed or cancelled, or If-Match is stale", body = crate::api::ErrorBody)))]
 pub async fn complete(state: web::Data<AppState>, p: Principal, meta: RequestMeta, id: web::Path<String>) -> ApiResult {
-    finish(
-        &state,
-        &p,
-        &meta,
-        &id,
-        MedicalOrderCommand::Complete,
-        "CompleteMedicalOrder",
-    )
-    .await
+    let cmd = MedicalOrderCommand::Complete;
+    Ok(ok(
+        orders::finish(&state, &p, &meta, &id, cmd, "CompleteMedicalOrder").await?
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -218,15 +162,10 @@ pub async fn cancel(
     body: Body<CancelOrderInput>,
 ) -> ApiResult {
     let reason = optional_text(body.0.reason.as_deref(), 500).map_err(|e| AppError::field("reason", e))?;
-    finish(
-        &state,
-        &p,
-        &meta,
-        &id,
-        MedicalOrderCommand::Cancel { reason },
-        "CancelMedicalOrder",
-    )
-    .await
+    let cmd = MedicalOrderCommand::Cancel { reason };
+    Ok(ok(
+        orders::finish(&state, &p, &meta, &id, cmd, "CancelMedicalOrder").await?
+    ))
 }
 
 crate::api::list_page!(

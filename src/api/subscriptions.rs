@@ -2,16 +2,16 @@
 
 use actix_web::web;
 use domain::ids::SubscriptionId;
-use domain::subscription::{PaymentStatus, Subscription, SubscriptionCommand, SubscriptionStatus};
+use domain::subscription::{PaymentStatus, SubscriptionStatus};
 use domain::user::Role;
 use projections::subscriptions::SubscriptionView;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{parse_required, path_id, Body, PageQuery, StatusChanged};
 use crate::app::error::AppError;
-use crate::app::subscriptions;
+use crate::app::subscriptions::{self, PaymentChanged};
 pub use crate::app::subscriptions::{SubscriptionCreated, SubscriptionInput};
 use crate::auth::Principal;
 use crate::state::{AppState, RequestMeta};
@@ -57,32 +57,13 @@ pub async fn change_status(
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
     let status = parse_required("status", &body.0.status, SubscriptionStatus::parse)?;
-    let c = state
-        .execute::<Subscription>(
-            &sid.to_string(),
-            SubscriptionCommand::ChangeStatus { status },
-            meta.context(Some(&p), "ChangeSubscriptionStatus"),
-        )
-        .await?;
-    Ok(ok(StatusChanged {
-        id: sid.to_string(),
-        status: status.as_str().to_string(),
-        version: c.version,
-    }))
+    Ok(ok(subscriptions::change_status(&state, &p, &meta, sid, status).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PaymentInput {
     #[schema(required = true, value_type = String, pattern = "^(paid|unpaid|refunded)$")]
     pub payment_status: Option<String>,
-}
-
-/// What a payment change answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentChanged {
-    pub id: String,
-    pub payment_status: String,
-    pub version: i64,
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/payment", tag = "subscriptions", request_body = PaymentInput,
@@ -100,18 +81,14 @@ pub async fn change_payment(
     p.require(&[Role::Admin])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
     let payment_status = parse_required("payment_status", &body.0.payment_status, PaymentStatus::parse)?;
-    let c = state
-        .execute::<Subscription>(
-            &sid.to_string(),
-            SubscriptionCommand::ChangePayment { payment_status },
-            meta.context(Some(&p), "ChangeSubscriptionPayment"),
-        )
-        .await?;
-    Ok(ok(PaymentChanged {
-        id: sid.to_string(),
-        payment_status: payment_status.as_str().to_string(),
-        version: c.version,
-    }))
+    Ok(ok(subscriptions::change_payment(
+        &state,
+        &p,
+        &meta,
+        sid,
+        payment_status,
+    )
+    .await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 use domain::ids::UserId;
-use domain::user::{DoctorChanges, RecorderChanges, Role, User, UserChanges, UserCommand, UserStatus};
+use domain::user::{DoctorChanges, RecorderChanges, Role, UserChanges, UserStatus};
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
 use projections::users::UserView;
@@ -15,7 +15,7 @@ use crate::api::{parse_required, path_id, Body, IdVersion, PageQuery, StatusChan
 use crate::app::error::AppError;
 use crate::app::users::{self, new_password, update_profile, PasswordChanged};
 pub use crate::app::users::{CreateUserRequest, DoctorInput, RecorderInput};
-use crate::auth::{hash_password, Principal};
+use crate::auth::Principal;
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -118,21 +118,7 @@ pub async fn change_status(
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
     let status = parse_required("status", &body.0.status, UserStatus::parse)?;
-    if uid == p.user_id && status != UserStatus::Active {
-        return Err(crate::app::refusal::Refusal::OwnAccount.into());
-    }
-    let c = state
-        .execute::<User>(
-            &uid.to_string(),
-            UserCommand::ChangeStatus { status },
-            meta.context(Some(&p), "ChangeUserStatus"),
-        )
-        .await?;
-    Ok(ok(StatusChanged {
-        id: uid.to_string(),
-        status: status.as_str().to_string(),
-        version: c.version,
-    }))
+    Ok(ok(users::change_status(&state, &p, &meta, uid, status).await?))
 }
 
 async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
@@ -295,16 +281,5 @@ pub async fn reset_password(
     let Some(password) = password else {
         return Err(AppError::field("new_password", "必填").into());
     };
-    let cmd = UserCommand::ChangePassword {
-        password_hash: hash_password(&password).await?,
-        keep_session: None,
-    };
-    let mut ctx = meta.context(Some(&p), "ResetPassword");
-    ctx.expected_version = None;
-    let c = state.execute::<User>(&uid.to_string(), cmd, ctx).await?;
-    Ok(ok(PasswordChanged {
-        password_changed: true,
-        sessions_revoked: "all".into(),
-        version: c.version,
-    }))
+    Ok(ok(users::reset_password(&state, &p, &meta, uid, &password).await?))
 }

@@ -3,13 +3,17 @@
 //! then its blobs are stored (sealed) and its upload recorded as an event; a
 //! failure after the blobs were written removes them again.
 
+use actix_web::HttpRequest;
 use domain::file::{FileCommand, FileInfo, StoredFile};
-use domain::ids::FileId;
+use domain::ids::{FileId, PatientId, UserId};
+use domain::user::Role;
+use projections::records::FileRow;
 use sha2::{Digest, Sha256};
 
 use crate::app::error::AppError;
 use crate::auth::Principal;
 use crate::files::{check_content, thumbnail, FileError, FileKind};
+use crate::policy::can_see_patient;
 use crate::state::{AppState, RequestMeta};
 
 /// Images decoded at once (for thumbnails), whatever the number of uploads in
@@ -171,4 +175,78 @@ pub async fn upload(
         return Err(e);
     }
     Ok(prepared.remove(0))
+}
+
+/// The patients whose records include this file (their data, for the access
+/// log), when the caller may read it: its uploader, an admin, or someone who
+/// may see one of those patients. `None`: not for this caller.
+async fn readable(
+    state: &AppState,
+    p: &Principal,
+    file_id: FileId,
+    uploaded_by: UserId,
+) -> Result<Option<Vec<PatientId>>, AppError> {
+    let patients = state.read.files().patients(file_id).await?;
+    if uploaded_by == p.user_id || p.is(Role::Admin) {
+        return Ok(Some(patients));
+    }
+    for patient in &patients {
+        if can_see_patient(state, p, &patient.to_string()).await? {
+            return Ok(Some(patients));
+        }
+    }
+    Ok(None)
+}
+
+/// A file's bytes (or its thumbnail's), to a caller who may read it: its
+/// uploader, an admin, or whoever may see one of the patients it is about;
+/// decrypted, the read logged.
+pub async fn read(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    fid: FileId,
+    thumb: bool,
+) -> Result<FileContent, AppError> {
+    let file = state.read.files().get(fid).await?.ok_or(AppError::NotFound("file"))?;
+    let Some(patients) = readable(state, p, file.id, file.uploaded_by).await? else {
+        return Err(AppError::NotFound("file"));
+    };
+    let (key, content_type) = if thumb {
+        (
+            file.thumbnail_key.clone().ok_or(AppError::NotFound("thumbnail"))?,
+            "image/jpeg".to_string(),
+        )
+    } else {
+        (file.storage_key.clone(), file.content_type.clone())
+    };
+    let stored = state
+        .blobs
+        .get(&key)
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
+        .ok_or(AppError::NotFound("file"))?;
+    let bytes = state
+        .store
+        .privacy()
+        .open_bytes(&file.id.to_string(), &key, stored)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or(AppError::NotFound("file"))?;
+    state.access.patients(p, req, &patients).await?;
+    Ok(FileContent {
+        file,
+        key,
+        content_type,
+        bytes,
+    })
+}
+
+/// What [`read`] answers.
+pub struct FileContent {
+    pub file: FileRow,
+    /// The stored blob's key (its extension names the format).
+    pub key: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }

@@ -4,6 +4,7 @@
 //! optimistic concurrency), create the booking. A failing later step undoes
 //! the earlier ones ([`Saga`]).
 
+use actix_web::HttpRequest;
 use chrono::{NaiveDate, NaiveTime};
 use domain::booking::{BookingCommand, BookingDetails, HospitalBooking};
 use domain::hospital::{Hospital, Slot, SlotCommand};
@@ -11,11 +12,13 @@ use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId,
 use domain::user::Role;
 use domain::values::{date, optional_text, time};
 use domain::Validator;
+use projections::hospitals::{BookingFilter, BookingView};
+use projections::{Page, PageParams};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::error::AppError;
-use crate::app::input::{required, uuid_field};
+use crate::app::input::{path_id, required, uuid_field};
 use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
@@ -228,4 +231,175 @@ pub async fn book(
         status: "pending".into(),
         version: committed.version,
     })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingTransitioned {
+    pub id: String,
+    pub status: String,
+    pub appointment_number: Option<String>,
+    /// Yuan, as a decimal string.
+    pub fee: Option<String>,
+    pub version: i64,
+}
+
+/// The booking, if the caller may see it.
+pub(crate) async fn visible_booking(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<projections::hospitals::BookingView, AppError> {
+    let bid: HospitalBookingId = path_id(id, "hospital_appointment")?;
+    let b = state
+        .read
+        .hospitals()
+        .booking(bid)
+        .await?
+        .ok_or(AppError::NotFound("hospital_appointment"))?;
+    let visible = match p.role {
+        Role::Admin => true,
+        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id.to_string()).await?,
+        Role::Auditor => false,
+    };
+    if !visible {
+        return Err(AppError::NotFound("hospital_appointment"));
+    }
+    Ok(b)
+}
+
+/// A booking the caller may see, its read logged.
+pub async fn booking(state: &AppState, p: &Principal, req: &HttpRequest, id: &str) -> Result<BookingView, AppError> {
+    let b = visible_booking(state, p, id).await?;
+    state.access.patients(p, req, [&b.patient_id]).await?;
+    Ok(b)
+}
+
+/// Which bookings to list, as asked; a value no booking can have (a malformed
+/// id, an unknown status) matches none.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BookingSearch<'a> {
+    pub patient: Option<&'a str>,
+    pub slot: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+/// The bookings the caller may see: a recorder's own and those of patients now
+/// assigned to them, a doctor's, or any for an admin; upcoming first, the
+/// patients shown logged.
+pub async fn bookings(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    search: BookingSearch<'_>,
+    page: PageParams,
+) -> Result<Page<BookingView>, AppError> {
+    let patient = search.patient.filter(|s| !s.is_empty());
+    let slot = search.slot.filter(|s| !s.is_empty());
+    let status = search.status.filter(|s| !s.is_empty());
+    let mut f = BookingFilter::default();
+    // A value no booking can have (a malformed id, an unknown status) matches none.
+    let mut matches_none = false;
+    if let Some(raw) = patient {
+        f.patient = raw.parse().ok();
+        matches_none |= f.patient.is_none();
+    }
+    if let Some(raw) = slot {
+        f.slot = raw.parse().ok();
+        matches_none |= f.slot.is_none();
+    }
+    if let Some(raw) = status {
+        f.status = serde_json::from_value(serde_json::Value::from(raw)).ok();
+        matches_none |= f.status.is_none();
+    }
+    match p.role {
+        // A recorder's own bookings, and those of patients now assigned to them.
+        Role::Recorder => {
+            if let Some(pid) = patient {
+                if !can_see_patient(state, p, pid).await? {
+                    return Err(AppError::NotFound("patient"));
+                }
+            } else {
+                f.recorder = Some(p.user_id);
+            }
+        }
+        Role::Doctor => f.doctor = Some(p.user_id),
+        _ => {}
+    }
+    let list = if matches_none {
+        projections::Page {
+            items: Vec::new(),
+            total: 0,
+            page: page.page,
+            limit: page.limit,
+        }
+    } else {
+        state.read.hospitals().bookings(&f, state.today(), page).await?
+    };
+    // The patients whose bookings this page shows.
+    state
+        .access
+        .patients(p, req, list.items.iter().map(|b| &b.patient_id))
+        .await?;
+    Ok(list)
+}
+
+/// Runs a status change of a booking the caller may see; its state after.
+pub async fn transition(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: BookingCommand,
+    name: &str,
+) -> Result<BookingTransitioned, AppError> {
+    let b = visible_booking(state, p, id).await?;
+    let c = state
+        .execute::<HospitalBooking>(&b.id.to_string(), cmd, meta.context(Some(p), name))
+        .await?;
+    let after = state
+        .read
+        .hospitals()
+        .booking(b.id)
+        .await?
+        .ok_or(AppError::NotFound("hospital_appointment"))?;
+    Ok(BookingTransitioned {
+        id: b.id.to_string(),
+        status: after.status.as_str().to_string(),
+        appointment_number: after.appointment_number,
+        fee: after.fee,
+        version: c.version,
+    })
+}
+
+/// Cancels a booking the caller may see and frees its place: the slot's place
+/// and the patient's hold on that time.
+pub async fn cancel(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    reason: Option<String>,
+) -> Result<BookingTransitioned, AppError> {
+    let b = visible_booking(state, p, id).await?;
+    let response = transition(
+        state,
+        p,
+        meta,
+        id,
+        BookingCommand::Cancel { reason },
+        "CancelHospitalBooking",
+    )
+    .await?;
+    let booking_id = b.id;
+    let mut ctx = meta.context(Some(p), "ReleaseSlotPlace");
+    ctx.expected_version = None;
+    state
+        .execute::<Slot>(&b.slot_id.to_string(), SlotCommand::Release { booking_id }, ctx)
+        .await?;
+    let claim_value = format!("{}:{}T{}", b.patient_id, b.appointment_date, b.appointment_time);
+    state
+        .store
+        .release(PATIENT_TIME, &claim_value, &b.id.to_string())
+        .await?;
+    Ok(response)
 }

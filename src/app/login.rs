@@ -277,3 +277,14 @@ pub async fn change_password(
         version: c.version,
     })
 }
+
+/// Ends the caller's session: its access and refresh tokens stop working.
+pub async fn logout(state: &AppState, p: &Principal, meta: &RequestMeta) -> Result<(), AppError> {
+    let mut ctx = meta.context(Some(p), "Logout");
+    ctx.expected_version = None;
+    let cmd = UserCommand::Logout {
+        session_id: p.session_id,
+    };
+    state.execute::<User>(&p.user_id.to_string(), cmd, ctx).await?;
+    Ok(())
+}

@@ -30,6 +30,7 @@
 //! - [`saga`]: compensation written once; [`refusal`]: the application's own refusals (409).
 
 pub mod alerts;
+pub mod audit;
 pub mod catalog;
 pub mod compliance;
 pub mod day;

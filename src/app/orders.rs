@@ -2,6 +2,7 @@
 //! open order request addressed to them (which it fulfils) or on their own;
 //! the patient's recorder is told.
 
+use actix_web::HttpRequest;
 use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
 use domain::order::{
     MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType, RequestStatus,
@@ -9,12 +10,14 @@ use domain::order::{
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
+use projections::orders::MedicalOrderView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::error::AppError;
-use crate::app::input::{required, uuid_field};
+use crate::app::input::{path_id, required, uuid_field};
 use crate::app::refusal::Refusal;
+use crate::app::StatusChanged;
 use crate::auth::Principal;
 use crate::policy::{can_see_patient, ensure_not_erased};
 use crate::state::{AppState, RequestMeta};
@@ -146,6 +149,66 @@ pub async fn issue(
     Ok(OrderIssued {
         id: id.to_string(),
         status: "active".into(),
+        version: c.version,
+    })
+}
+
+/// The order, if the caller may see it: an admin any, a doctor their own, a
+/// recorder those of patients assigned to them.
+pub(crate) async fn own_order(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<projections::orders::MedicalOrderView, AppError> {
+    let oid: MedicalOrderId = path_id(id, "medical_order")?;
+    let order = state
+        .read
+        .orders()
+        .get(oid)
+        .await?
+        .ok_or(AppError::NotFound("medical_order"))?;
+    let visible = match p.role {
+        Role::Admin => true,
+        Role::Doctor => order.doctor_id == p.user_id,
+        Role::Recorder => can_see_patient(state, p, &order.patient_id.to_string()).await?,
+        Role::Auditor => false,
+    };
+    if !visible {
+        return Err(AppError::NotFound("medical_order"));
+    }
+    Ok(order)
+}
+
+/// An order the caller may see, its read logged.
+pub async fn order(state: &AppState, p: &Principal, req: &HttpRequest, id: &str) -> Result<MedicalOrderView, AppError> {
+    let order = own_order(state, p, id).await?;
+    state.access.patients(p, req, [&order.patient_id]).await?;
+    Ok(order)
+}
+
+/// A doctor (or an admin) completes or cancels an order they may see.
+pub async fn finish(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: &str,
+    cmd: MedicalOrderCommand,
+    name: &str,
+) -> Result<StatusChanged, AppError> {
+    p.require(&[Role::Doctor, Role::Admin])?;
+    let order = own_order(state, p, id).await?;
+    let c = state
+        .execute::<MedicalOrder>(&order.id.to_string(), cmd, meta.context(Some(p), name))
+        .await?;
+    let after = state
+        .read
+        .orders()
+        .get(order.id)
+        .await?
+        .ok_or(AppError::NotFound("medical_order"))?;
+    Ok(StatusChanged {
+        id: order.id.to_string(),
+        status: after.status.as_str().to_string(),
         version: c.version,
     })
 }

@@ -4,7 +4,7 @@
 use domain::ids::{PackageId, PatientId, SubscriptionId, UserId};
 use domain::package::ServicePackage;
 use domain::patient::Patient;
-use domain::subscription::{Subscription, SubscriptionCommand};
+use domain::subscription::{PaymentStatus, Subscription, SubscriptionCommand, SubscriptionStatus};
 use domain::user::{Role, User};
 use domain::values::date;
 use domain::Validator;
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::app::error::AppError;
 use crate::app::input::{required, uuid_field};
+use crate::app::StatusChanged;
 use crate::auth::Principal;
 use crate::state::{AppState, RequestMeta};
 
@@ -106,6 +107,58 @@ pub async fn subscribe(
         id: id.to_string(),
         end_date,
         status: "active".into(),
+        version: c.version,
+    })
+}
+
+/// What a payment change answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentChanged {
+    pub id: String,
+    pub payment_status: String,
+    pub version: i64,
+}
+
+/// An admin changes a subscription's status (active, paused, cancelled).
+pub async fn change_status(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: SubscriptionId,
+    status: SubscriptionStatus,
+) -> Result<StatusChanged, AppError> {
+    let c = state
+        .execute::<Subscription>(
+            &id.to_string(),
+            SubscriptionCommand::ChangeStatus { status },
+            meta.context(Some(p), "ChangeSubscriptionStatus"),
+        )
+        .await?;
+    Ok(StatusChanged {
+        id: id.to_string(),
+        status: status.as_str().to_string(),
+        version: c.version,
+    })
+}
+
+/// An admin records a subscription's payment (paid, unpaid, refunded).
+pub async fn change_payment(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: SubscriptionId,
+    payment_status: PaymentStatus,
+) -> Result<PaymentChanged, AppError> {
+    let c = state
+        .execute::<Subscription>(
+            &id.to_string(),
+            SubscriptionCommand::ChangePayment { payment_status },
+            meta.context(Some(p), "ChangeSubscriptionPayment"),
+        )
+        .await?;
+    Ok(PaymentChanged {
+        id: id.to_string(),
+        payment_status: payment_status.as_str().to_string(),
         version: c.version,
     })
 }

@@ -4,7 +4,7 @@
 //! and the admin reset).
 
 use domain::ids::UserId;
-use domain::user::{DoctorProfile, NewUser, RecorderProfile, Role, User, UserChanges, UserCommand};
+use domain::user::{DoctorProfile, NewUser, RecorderProfile, Role, User, UserChanges, UserCommand, UserStatus};
 use domain::values::{date, optional_text, text, PhoneNumber};
 use domain::Validator;
 use projections::users::UserView;
@@ -16,8 +16,10 @@ use crate::app::error::AppError;
 use crate::app::input::required;
 use crate::app::refusal::{Refusal, Unique};
 use crate::app::saga::Saga;
+use crate::app::StatusChanged;
 use crate::auth::hash_password;
-use crate::state::AppState;
+use crate::auth::Principal;
+use crate::state::{AppState, RequestMeta};
 use crate::store::CommandContext;
 
 /// A new password (`POST /auth/password`, `POST /users/{id}/password`): 8 to
@@ -270,4 +272,52 @@ pub async fn create(
     }
     saga.commit();
     Ok(id)
+}
+
+/// An admin activates, deactivates or suspends an account (never their own
+/// out of service); a suspended user's tokens stop working at once.
+pub async fn change_status(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: UserId,
+    status: UserStatus,
+) -> Result<StatusChanged, AppError> {
+    if id == p.user_id && status != UserStatus::Active {
+        return Err(Refusal::OwnAccount.into());
+    }
+    let c = state
+        .execute::<User>(
+            &id.to_string(),
+            UserCommand::ChangeStatus { status },
+            meta.context(Some(p), "ChangeUserStatus"),
+        )
+        .await?;
+    Ok(StatusChanged {
+        id: id.to_string(),
+        status: status.as_str().to_string(),
+        version: c.version,
+    })
+}
+
+/// An admin sets a user's password; every session of the user is revoked.
+pub async fn reset_password(
+    state: &AppState,
+    p: &Principal,
+    meta: &RequestMeta,
+    id: UserId,
+    password: &str,
+) -> Result<PasswordChanged, AppError> {
+    let cmd = UserCommand::ChangePassword {
+        password_hash: hash_password(password).await?,
+        keep_session: None,
+    };
+    let mut ctx = meta.context(Some(p), "ResetPassword");
+    ctx.expected_version = None;
+    let c = state.execute::<User>(&id.to_string(), cmd, ctx).await?;
+    Ok(PasswordChanged {
+        password_changed: true,
+        sessions_revoked: "all".into(),
+        version: c.version,
+    })
 }

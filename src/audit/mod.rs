@@ -149,6 +149,25 @@ pub struct Verification {
     pub broken: Option<(i64, String)>,
 }
 
+/// The hash-chain links of the sealed events with positions in `first..=last`.
+pub async fn sealed_hashes(
+    store: &EventStore,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Result<std::collections::HashMap<i64, String>, sqlx::Error> {
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(Default::default());
+    };
+    let rows: Vec<(i64, String)> = on_backend!(store.backend(), |pool| sqlx::query_as(
+        "SELECT position, hash FROM event_hashes WHERE position >= $1 AND position <= $2"
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Recomputes the whole chain from the events.
 pub async fn verify(store: &EventStore) -> Result<Verification, sqlx::Error> {
     let mut v = Verification {
