@@ -396,15 +396,28 @@ pub fn family_list_sql(recorder: Option<&str>, search: Option<&str>, today: Naiv
         }
         None => "",
     };
-    let list = format!(
+    let counts = format!(
         "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
             (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id{mine_p}) AS patient_count,
             (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
               WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
-              AS active_subscriptions
-         FROM {from}{filter}
-         ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"
+              AS active_subscriptions"
     );
+    let list = match recorder {
+        // Newest first straight off `families_created_id`: the counts are
+        // computed for the rows returned only.
+        None => format!("{counts} FROM {from}{filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
+        // A recorder's families must be sorted: the page is chosen first, by
+        // key (the derived table `pg`), and the counts computed for its rows
+        // alone, not for each of the recorder's few hundred families before
+        // the sort keeps twenty.
+        Some(_) => format!(
+            "{counts} FROM (SELECT f.id, f.created_at FROM {from}{filter}
+                ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?) pg
+             JOIN families f ON f.id = pg.id
+             ORDER BY pg.created_at DESC, pg.id DESC"
+        ),
+    };
     let count = (recorder.is_some() || search.is_some()).then(|| format!("SELECT COUNT(*) FROM {from}{filter}"));
     FamilyListSql {
         list,
