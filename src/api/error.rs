@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::app::error::AppError;
-use crate::app::wechat::WechatRefusal;
+use crate::app::refusal::WechatRefusal;
 use crate::telemetry::current_request_id;
 
 /// An [`AppError`] as an HTTP answer: what handlers and extractors return.
@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn each_wechat_refusal_has_its_status_and_code() {
-        use crate::app::wechat::WechatRefusal as W;
+        use crate::app::refusal::WechatRefusal as W;
         let cases = [
             (W::NotConfigured, 404, "wechat_not_configured"),
             (W::NotBound, 401, "wechat_not_bound"),

@@ -23,8 +23,7 @@ use domain::user::UserError;
 use domain::visit::{VisitAction, VisitError};
 use domain::{DomainError, FieldErrors, Invalid, RefusalKind};
 
-use crate::app::refusal::{Refusal, Unique};
-use crate::app::wechat::WechatRefusal;
+use crate::app::refusal::{Refusal, Unique, WechatRefusal};
 use crate::store::CommandError;
 
 #[derive(Debug, thiserror::Error)]

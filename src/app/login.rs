@@ -164,7 +164,7 @@ pub async fn with_wechat(
     let (user_id, openid_hash) = match crate::app::wechat::user_for_code(state, &code).await {
         Ok(found) => found,
         Err(e) => {
-            if matches!(e, AppError::Wechat(crate::app::wechat::WechatRefusal::NotBound)) {
+            if matches!(e, AppError::Wechat(crate::app::refusal::WechatRefusal::NotBound)) {
                 crate::metrics::login("failed");
             }
             return Err(e);

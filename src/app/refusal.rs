@@ -1,7 +1,8 @@
 //! The application's own refusals: requests that are well formed but that a
 //! rule outside any one aggregate turns down (no doctor available, no slot
 //! left, a unique value taken, …). Each is a `conflict`; the words the
-//! user reads are chosen in `crate::app::error`. Refusals of an
+//! user reads are chosen in `crate::app::error`. WeChat login and binding
+//! refuse with codes of their own ([`WechatRefusal`]). Refusals of an
 //! aggregate's own rules are its error enum (`domain::DomainError`).
 
 /// See the module docs.
@@ -75,5 +76,48 @@ impl Unique {
 impl std::fmt::Display for Unique {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.scope())
+    }
+}
+
+/// How WeChat login and binding refuse, each with its own `error` code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WechatRefusal {
+    /// `wechat_not_configured`: WeChat login is off on this server.
+    #[error("WeChat login is not configured")]
+    NotConfigured,
+    /// `wechat_not_bound`: no account is bound to this WeChat account.
+    #[error("the WeChat account is not bound")]
+    NotBound,
+    /// `wechat_code_invalid`: WeChat refused the login code.
+    #[error("the WeChat login code is invalid")]
+    CodeInvalid,
+    /// `wechat_already_bound`: another account has this WeChat account.
+    #[error("the WeChat account is bound to another user")]
+    AlreadyBound,
+    /// `wechat_unavailable`: WeChat did not answer.
+    #[error("WeChat is unavailable")]
+    Unavailable,
+}
+
+impl WechatRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            WechatRefusal::NotConfigured => "wechat_not_configured",
+            WechatRefusal::NotBound => "wechat_not_bound",
+            WechatRefusal::CodeInvalid => "wechat_code_invalid",
+            WechatRefusal::AlreadyBound => "wechat_already_bound",
+            WechatRefusal::Unavailable => "wechat_unavailable",
+        }
+    }
+
+    /// What the user reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            WechatRefusal::NotConfigured => "未启用微信登录",
+            WechatRefusal::NotBound => "该微信尚未绑定账号，请先用账号密码登录后绑定",
+            WechatRefusal::CodeInvalid => "微信登录凭证无效或已过期，请重新登录",
+            WechatRefusal::AlreadyBound => "该微信已绑定其他账号",
+            WechatRefusal::Unavailable => "微信服务暂不可用，请稍后再试",
+        }
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::error::AppError;
+use crate::app::refusal::WechatRefusal;
 use crate::auth::Principal;
 use crate::state::AppState;
 use crate::store::CommandContext;
@@ -25,49 +26,6 @@ use crate::wechat::{mask, WechatClient, WechatError};
 
 /// The claim scope of openid hashes.
 const CLAIM_SCOPE: &str = "wechat_openid";
-
-/// How WeChat login and binding refuse, each with its own `error` code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum WechatRefusal {
-    /// `wechat_not_configured`: WeChat login is off on this server.
-    #[error("WeChat login is not configured")]
-    NotConfigured,
-    /// `wechat_not_bound`: no account is bound to this WeChat account.
-    #[error("the WeChat account is not bound")]
-    NotBound,
-    /// `wechat_code_invalid`: WeChat refused the login code.
-    #[error("the WeChat login code is invalid")]
-    CodeInvalid,
-    /// `wechat_already_bound`: another account has this WeChat account.
-    #[error("the WeChat account is bound to another user")]
-    AlreadyBound,
-    /// `wechat_unavailable`: WeChat did not answer.
-    #[error("WeChat is unavailable")]
-    Unavailable,
-}
-
-impl WechatRefusal {
-    pub fn code(self) -> &'static str {
-        match self {
-            WechatRefusal::NotConfigured => "wechat_not_configured",
-            WechatRefusal::NotBound => "wechat_not_bound",
-            WechatRefusal::CodeInvalid => "wechat_code_invalid",
-            WechatRefusal::AlreadyBound => "wechat_already_bound",
-            WechatRefusal::Unavailable => "wechat_unavailable",
-        }
-    }
-
-    /// What the user reads.
-    pub fn words(self) -> &'static str {
-        match self {
-            WechatRefusal::NotConfigured => "未启用微信登录",
-            WechatRefusal::NotBound => "该微信尚未绑定账号，请先用账号密码登录后绑定",
-            WechatRefusal::CodeInvalid => "微信登录凭证无效或已过期，请重新登录",
-            WechatRefusal::AlreadyBound => "该微信已绑定其他账号",
-            WechatRefusal::Unavailable => "微信服务暂不可用，请稍后再试",
-        }
-    }
-}
 
 fn client(state: &AppState) -> Result<&WechatClient, AppError> {
     state
