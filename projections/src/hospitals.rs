@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, like_pattern, ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_sql};
+use crate::subscriptions::{assigned_params, assigned_sql};
 
 pub struct HospitalsProjector;
 
@@ -600,11 +600,7 @@ impl Hospitals<'_> {
     ) -> Result<Page<BookingView>, sqlx::Error> {
         let mut filter = Where::new().and_eq("b.patient_id = ?", f.patient.map(|p| p.to_string()));
         if let Some(recorder) = f.recorder {
-            let (r, from, to) = assigned_binds(Some(&recorder.to_string()), today);
-            filter = filter.and(
-                assigned_sql("b.patient_id"),
-                [r.unwrap_or_default().into(), from.into(), to.into()],
-            );
+            filter = filter.and(assigned_sql("b.patient_id"), assigned_params(recorder, today));
         }
         let mut filter = filter
             .and_eq("b.slot_id = ?", f.slot.map(|s| s.to_string()))

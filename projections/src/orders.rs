@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::page::{ListQuery, Page, PageParams, Param, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_sql};
+use crate::subscriptions::{assigned_params, assigned_sql};
 
 pub struct OrdersProjector;
 
@@ -769,17 +769,15 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
 /// A user's notifications; for a recorder (`recorder_today`), only those about
 /// no patient or a patient assigned to them that day.
 fn notification_filter(user: UserId, recorder_today: Option<NaiveDate>, unread_only: bool) -> Where {
-    let user = user.to_string();
-    let mut filter = Where::new().and("n.user_id = ?", [Param::from(&user)]);
+    let mut filter = Where::new().and("n.user_id = ?", [Param::from(user.to_string())]);
     if unread_only {
         filter = filter.and("n.read_at IS NULL", []);
     }
     if let Some(today) = recorder_today {
         // A recorder no longer sees notifications about patients taken from them.
-        let (r, from, to) = assigned_binds(Some(&user), today);
         filter = filter.and(
             format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
-            [r.unwrap_or_default().into(), from.into(), to.into()],
+            assigned_params(user, today),
         );
     }
     filter

@@ -269,7 +269,7 @@ async fn visible_booking(
         .ok_or(ApiError::NotFound("hospital_appointment"))?;
     let visible = match p.role {
         Role::Admin => true,
-        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id.to_string()).await?,
+        Role::Recorder | Role::Doctor => can_see_patient(state, p, b.patient_id).await?,
         Role::Auditor => false,
     };
     if !visible {
@@ -352,8 +352,13 @@ pub async fn bookings(
     match p.role {
         // A recorder's own bookings, and those of patients now assigned to them.
         Role::Recorder => {
-            if let Some(pid) = patient {
-                if !can_see_patient(&state, &p, pid).await? {
+            if patient.is_some() {
+                // A malformed id is no patient of theirs.
+                let visible = match f.patient {
+                    Some(pid) => can_see_patient(&state, &p, pid).await?,
+                    None => false,
+                };
+                if !visible {
                     return Err(ApiError::NotFound("patient"));
                 }
             } else {

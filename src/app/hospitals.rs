@@ -124,10 +124,10 @@ pub async fn book(
         at,
         notes,
     } = input.parse(state.today())?;
-    if !can_see_patient(state, p, &patient.to_string()).await? {
+    if !can_see_patient(state, p, patient).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    ensure_not_erased(state, &patient.to_string()).await?;
+    ensure_not_erased(state, patient).await?;
     let (hospital, _) = state
         .store
         .load::<Hospital>(&hospital_id.to_string())

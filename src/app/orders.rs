@@ -6,6 +6,7 @@ use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, Use
 use domain::order::{
     MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType, RequestStatus,
 };
+use domain::subscription::SubscriptionStatus;
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
@@ -80,11 +81,10 @@ pub async fn issue(
     let (Some(patient), Some(order_type), Some(content)) = (patient, order_type, content) else {
         return Err(ApiError::field("body", "缺少必填字段"));
     };
-    let pid = patient.to_string();
-    if !can_see_patient(state, p, &pid).await? {
+    if !can_see_patient(state, p, patient).await? {
         return Err(ApiError::NotFound("patient"));
     }
-    ensure_not_erased(state, &pid).await?;
+    ensure_not_erased(state, patient).await?;
     let mut recorder: Option<UserId> = None;
     let mut record = record;
     if let Some(req) = request {
@@ -102,8 +102,9 @@ pub async fn issue(
         // The recorder currently responsible for the patient is told.
         let subs = state
             .read
-            .subscriptions(
-                Some(&pid),
+            .subscriptions()
+            .list(
+                Some(patient),
                 None,
                 state.today(),
                 projections::PageParams { page: 1, limit: 100 },
@@ -112,8 +113,8 @@ pub async fn issue(
         recorder = subs
             .items
             .iter()
-            .find(|s| s.status == "active")
-            .and_then(|s| s.recorder_id.parse().ok());
+            .find(|s| s.status == SubscriptionStatus::Active)
+            .map(|s| s.recorder_id);
     }
     let details = OrderDetails {
         patient_id: patient,
