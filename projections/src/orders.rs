@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::alert::AlertEvent;
 use domain::ids::{AlertId, HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
-use domain::inbox::InboxEvent;
+use domain::inbox::{InboxEvent, NotificationStatus};
 use domain::job::{JobOutcome, JobRunEvent};
 use domain::order::{MedicalOrderEvent, OrderRequestEvent, OrderStatus, OrderType, RequestStatus};
 use serde::Serialize;
@@ -559,7 +559,8 @@ pub struct NotificationView {
     pub patient_id: Option<PatientId>,
     pub urgent: bool,
     /// unread | read
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: NotificationStatus,
     pub created_at: String,
     pub read_at: Option<String>,
 }
@@ -760,7 +761,11 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
         ref_id: r.text("ref_id")?,
         patient_id: r.opt_id("patient_id")?,
         urgent: r.int("urgent")? != 0,
-        status: if read_at.is_some() { "read" } else { "unread" }.into(),
+        status: if read_at.is_some() {
+            NotificationStatus::Read
+        } else {
+            NotificationStatus::Unread
+        },
         created_at: r.text("created_at")?,
         read_at,
     })
