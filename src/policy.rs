@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
+use domain::ids::{FamilyId, PatientId, UserId};
 use domain::user::Role;
 use serde::{Deserialize, Serialize};
 
@@ -24,28 +25,26 @@ use crate::auth::Principal;
 use crate::state::AppState;
 
 /// Whether `p` may see `patient`'s data today.
-pub async fn can_see_patient(state: &AppState, p: &Principal, patient: &str) -> Result<bool, AppError> {
+pub async fn can_see_patient(state: &AppState, p: &Principal, patient: PatientId) -> Result<bool, AppError> {
     let visible = patient_visible(state, p, patient).await?;
     if visible {
-        remember(Guard::Patient(patient.to_string()));
+        remember(Guard::Patient(patient));
     }
     Ok(visible)
 }
 
 /// The rule behind [`can_see_patient`], without remembering the check.
-pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &str) -> Result<bool, AppError> {
+pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: PatientId) -> Result<bool, AppError> {
     Ok(match p.role {
         Role::Admin => true,
         Role::Recorder => {
             state
                 .read
-                .recorder_assigned_to_patient(&p.user_id.to_string(), patient, state.today())
+                .subscriptions()
+                .assigned(p.user_id, patient, state.today())
                 .await?
         }
-        Role::Doctor => match patient.parse() {
-            Ok(patient) => state.read.orders().doctor_sees_patient(p.user_id, patient).await?,
-            Err(_) => false,
-        },
+        Role::Doctor => state.read.orders().doctor_sees_patient(p.user_id, patient).await?,
         Role::Auditor => false,
     })
 }
@@ -53,42 +52,37 @@ pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: &s
 /// Whether `p` may see the household `family`: admins always, a recorder when
 /// one of its patients is assigned to them; everyone else is told it does not
 /// exist. A recorder then sees only their own patients of it.
-pub async fn can_see_family(state: &AppState, p: &Principal, family: &str) -> Result<bool, AppError> {
+pub async fn can_see_family(state: &AppState, p: &Principal, family: FamilyId) -> Result<bool, AppError> {
     let visible = family_visible(state, p, family).await?;
     if visible {
-        remember(Guard::Family(family.to_string()));
+        remember(Guard::Family(family));
     }
     Ok(visible)
 }
 
-pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: &str) -> Result<bool, AppError> {
+pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: FamilyId) -> Result<bool, AppError> {
     Ok(match p.role {
         Role::Admin => true,
-        Role::Recorder => {
-            state
-                .read
-                .recorder_sees_family(&p.user_id.to_string(), family, state.today())
-                .await?
-        }
+        Role::Recorder => state.read.families().sees(p.user_id, family, state.today()).await?,
         _ => false,
     })
 }
 
 /// The recorder whose assignments limit what `p` sees inside a household or
 /// an inbox: `Some(own id)` for a recorder, `None` (everything) for admins.
-pub fn recorder_scope(p: &Principal) -> Option<String> {
-    p.is(Role::Recorder).then(|| p.user_id.to_string())
+pub fn recorder_scope(p: &Principal) -> Option<UserId> {
+    p.is(Role::Recorder).then_some(p.user_id)
 }
 
 /// Nothing new is recorded for an erased patient (409), not even what carries
 /// no personal field: an erasure ends the patient's care in carelog. Asked by
 /// every use case that starts something for a patient (visits, records,
 /// subscriptions, orders, bookings); the key store says, not a read model.
-pub async fn ensure_not_erased(state: &AppState, patient: &str) -> Result<(), AppError> {
+pub async fn ensure_not_erased(state: &AppState, patient: PatientId) -> Result<(), AppError> {
     let erased = state
         .store
         .privacy()
-        .is_erased(patient)
+        .is_erased(&patient.to_string())
         .await
         .map_err(AppError::internal)?;
     if erased {
@@ -98,19 +92,19 @@ pub async fn ensure_not_erased(state: &AppState, patient: &str) -> Result<(), Ap
 }
 
 /// An access check a request passed, to be passed again before its stored
-/// response is replayed.
+/// response is replayed. Stored as JSON, `{"kind": "patient", "id": "<uuid>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Guard {
     /// The caller could see this patient.
-    Patient(String),
+    Patient(PatientId),
     /// The caller could see this household.
-    Family(String),
+    Family(FamilyId),
 }
 
 impl Guard {
     pub(crate) async fn holds(&self, state: &AppState, p: &Principal) -> Result<bool, AppError> {
-        match self {
+        match *self {
             Guard::Patient(id) => patient_visible(state, p, id).await,
             Guard::Family(id) => family_visible(state, p, id).await,
         }

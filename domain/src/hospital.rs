@@ -37,6 +37,25 @@ pub struct DoctorDetails {
     pub consultation_fee: Option<Decimal>,
 }
 
+/// Whether carelog cooperates with a hospital now (`HospitalActivated` /
+/// `HospitalDeactivated`): only active hospitals are searched and booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HospitalStatus {
+    #[default]
+    Active,
+    Inactive,
+}
+
+impl HospitalStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum HospitalCommand {
     Register(HospitalDetails),

@@ -9,6 +9,25 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+/// Whether the user has read a notification (it is read once the inbox
+/// records `NotificationRead` for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationStatus {
+    #[default]
+    Unread,
+    Read,
+}
+
+impl NotificationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Unread => "unread",
+            Self::Read => "read",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum InboxCommand {
     MarkRead { notification_id: String },

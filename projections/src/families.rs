@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::family::FamilyEvent;
+use domain::ids::{FamilyId, HealthRecordId, PatientId, UserId};
 use domain::patient::PatientEvent;
-use domain::values::age_on;
+use domain::values::{age_on, Gender};
 use domain::ERASED;
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -14,7 +15,7 @@ use crate::bind_assigned;
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{like_pattern, ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_sql, current_subscription, SubscriptionSummary};
+use crate::subscriptions::{assigned_binds, assigned_params, assigned_sql, current_subscription, SubscriptionSummary};
 
 pub struct FamiliesProjector;
 
@@ -193,7 +194,8 @@ impl Projector for FamiliesProjector {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FamilyListItem {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: FamilyId,
     pub family_name: String,
     pub primary_address: String,
     pub contact_phone: String,
@@ -203,7 +205,8 @@ pub struct FamilyListItem {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LastRecord {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: HealthRecordId,
     pub date: String,
     pub time: String,
     pub notes: Option<String>,
@@ -212,10 +215,12 @@ pub struct LastRecord {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FamilyPatient {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: PatientId,
     pub name: String,
     pub age: i32,
-    pub gender: String,
+    #[schema(value_type = String)]
+    pub gender: Gender,
     pub birth_date: String,
     pub relationship_to_head: String,
     pub current_subscription: Option<SubscriptionSummary>,
@@ -224,7 +229,8 @@ pub struct FamilyPatient {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FamilyDetail {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: FamilyId,
     pub family_name: String,
     pub primary_address: String,
     pub secondary_address: Option<String>,
@@ -272,10 +278,13 @@ pub struct StructuredMedicationEntry {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PatientView {
-    pub id: String,
-    pub family_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: PatientId,
+    #[schema(value_type = String, format = Uuid)]
+    pub family_id: FamilyId,
     pub name: String,
-    pub gender: String,
+    #[schema(value_type = String)]
+    pub gender: Gender,
     pub birth_date: String,
     pub age: i32,
     pub id_card: Option<String>,
@@ -341,9 +350,9 @@ impl FamilyListSql {
     }
 }
 
-pub fn family_list_sql(recorder: Option<&str>, search: Option<&str>, today: NaiveDate) -> FamilyListSql {
+pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: NaiveDate) -> FamilyListSql {
     let today = today.to_string();
-    let assigned = |r: &str| [r.to_string(), today.clone(), today.clone()];
+    let assigned = |r: UserId| [r.to_string(), today.clone(), today.clone()];
     // A recorder's families: the few reached from their active subscriptions
     // (index `subscriptions_recorder`), made distinct in a derived table that
     // both stores materialize, then joined to `families` by key and sorted.
@@ -435,6 +444,22 @@ fn age(birth: &str, today: NaiveDate) -> i32 {
 }
 
 impl ReadStore {
+    /// The families read model (households, with their patients).
+    pub fn families(&self) -> Families<'_> {
+        Families(self)
+    }
+
+    /// The patients read model.
+    pub fn patients(&self) -> Patients<'_> {
+        Patients(self)
+    }
+}
+
+/// Queries of the families read model.
+#[derive(Clone, Copy)]
+pub struct Families<'a>(&'a ReadStore);
+
+impl Families<'_> {
     /// The family list. `recorder` limits it to that recorder's families, and
     /// then everything counted or searched in a family is limited to the
     /// patients assigned to them. Newest first.
@@ -442,9 +467,9 @@ impl ReadStore {
     /// The SQL carries only the conditions asked for (see [`family_list_sql`]),
     /// so each shape has a plan that uses an index; the admin's unfiltered
     /// total is the counter the projector keeps (`family_totals`), not a scan.
-    pub async fn families(
-        &self,
-        recorder: Option<&str>,
+    pub async fn list(
+        self,
+        recorder: Option<UserId>,
         search: Option<&str>,
         today: NaiveDate,
         page: PageParams,
@@ -452,7 +477,7 @@ impl ReadStore {
         let q = family_list_sql(recorder, search, today);
         let total: i64 = match &q.count {
             None => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
-                .fetch_optional(self.pool())
+                .fetch_optional(self.0.pool())
                 .await?
                 .unwrap_or(0),
             Some(count) => {
@@ -460,7 +485,7 @@ impl ReadStore {
                 for b in q.count_binds() {
                     c = c.bind(b.clone());
                 }
-                c.fetch_one(self.pool()).await?
+                c.fetch_one(self.0.pool()).await?
             }
         };
         let mut list = sqlx::query(&q.list);
@@ -470,13 +495,13 @@ impl ReadStore {
         let rows = list
             .bind(page.limit())
             .bind(page.offset())
-            .fetch_all(self.pool())
+            .fetch_all(self.0.pool())
             .await?;
         let items = rows
             .iter()
             .map(|r| {
                 Ok(FamilyListItem {
-                    id: r.text("id")?,
+                    id: r.id("id")?,
                     family_name: r.text("family_name")?,
                     primary_address: r.text("primary_address")?,
                     contact_phone: r.text("contact_phone")?,
@@ -494,36 +519,22 @@ impl ReadStore {
     }
 
     /// Whether `recorder` may see `family` (see [`recorder_family`]).
-    pub async fn recorder_sees_family(
-        &self,
-        recorder: &str,
-        family: &str,
-        today: NaiveDate,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn sees(self, recorder: UserId, family: FamilyId, today: NaiveDate) -> Result<bool, sqlx::Error> {
         let sql = format!(
             "SELECT COUNT(*) FROM families f WHERE f.id = ? AND {}",
             recorder_family()
         );
         let n: i64 = bind_assigned!(
-            sqlx::query_scalar(&sql).bind(family),
-            assigned_binds(Some(recorder), today)
+            sqlx::query_scalar(&sql).bind(family.to_string()),
+            assigned_binds(recorder, today)
         )
-        .fetch_one(self.pool())
+        .fetch_one(self.0.pool())
         .await?;
         Ok(n > 0)
     }
 
-    /// The family a patient belongs to.
-    pub async fn patient_family(&self, patient: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT family_id FROM patients WHERE id = ?")
-            .bind(patient)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| r.text("family_id")).transpose()
-    }
-
     /// The home coordinates of `families` that have them (both set), by family id.
-    pub async fn family_homes(&self, families: &[&str]) -> Result<Vec<(String, f64, f64)>, sqlx::Error> {
+    pub async fn homes(self, families: &[FamilyId]) -> Result<Vec<(FamilyId, f64, f64)>, sqlx::Error> {
         if families.is_empty() {
             return Ok(Vec::new());
         }
@@ -535,13 +546,13 @@ impl ReadStore {
         let rows = families
             .iter()
             .fold(sqlx::query(&sql), |q, f| q.bind(f.to_string()))
-            .fetch_all(self.pool())
+            .fetch_all(self.0.pool())
             .await?;
         rows.iter()
             .map(|r| {
                 let lat = r.opt_f64("home_lat")?.unwrap_or_default();
                 let lng = r.opt_f64("home_lng")?.unwrap_or_default();
-                Ok((r.text("id")?, lat, lng))
+                Ok((r.id("id")?, lat, lng))
             })
             .collect()
     }
@@ -549,28 +560,25 @@ impl ReadStore {
     /// A family with its patients. `recorder` limits the patients to those
     /// assigned to that recorder today: the others of the household are left
     /// out entirely (no name, subscription or last record).
-    pub async fn family_detail(
-        &self,
-        id: &str,
+    pub async fn get(
+        self,
+        id: FamilyId,
         today: NaiveDate,
-        recorder: Option<&str>,
+        recorder: Option<UserId>,
     ) -> Result<Option<FamilyDetail>, sqlx::Error> {
         let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?
         else {
             return Ok(None);
         };
-        let mut filter = Where::new().and("p.family_id = ?", [id.into()]);
-        if recorder.is_some() {
-            let (r, from, to) = assigned_binds(recorder, today);
-            filter = filter.and(
-                assigned_sql("p.id"),
-                [r.unwrap_or_default().into(), from.into(), to.into()],
-            );
+        let mut filter = Where::new().and("p.family_id = ?", [id.to_string().into()]);
+        if let Some(recorder) = recorder {
+            filter = filter.and(assigned_sql("p.id"), assigned_params(recorder, today));
         }
         let rows = self
+            .0
             .rows(
                 "SELECT p.id, p.name, p.gender, p.birth_date, p.relationship_to_head FROM patients p",
                 &filter,
@@ -578,24 +586,24 @@ impl ReadStore {
                 |r| Ok(r.clone()),
             )
             .await?;
-        let subs = self.family_subscriptions(id).await?;
+        let subs = self.0.subscriptions().of_family(id).await?;
         let mut patients = Vec::with_capacity(rows.len());
         for r in &rows {
-            let pid = r.text("id")?;
+            let pid: PatientId = r.id("id")?;
             let birth = r.text("birth_date")?;
             patients.push(FamilyPatient {
                 current_subscription: current_subscription(subs.iter().filter(|s| s.patient_id == pid), today),
-                last_record: self.last_record(&pid).await?,
+                last_record: self.0.latest_record(pid).await?,
                 id: pid,
                 name: r.text("name")?,
                 age: age(&birth, today),
-                gender: r.text("gender")?,
+                gender: r.status("gender")?,
                 birth_date: birth,
                 relationship_to_head: r.text("relationship_to_head")?,
             });
         }
         Ok(Some(FamilyDetail {
-            id: f.text("id")?,
+            id: f.id("id")?,
             family_name: f.text("family_name")?,
             primary_address: f.text("primary_address")?,
             secondary_address: f.opt_text("secondary_address")?,
@@ -611,33 +619,36 @@ impl ReadStore {
         }))
     }
 
-    async fn last_record(&self, patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
-        self.latest_record(patient).await
-    }
-
     /// The household's primary address.
-    pub async fn family_address(&self, family: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn address(self, family: FamilyId) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar("SELECT primary_address FROM families WHERE id = ?")
-            .bind(family)
-            .fetch_optional(self.pool())
+            .bind(family.to_string())
+            .fetch_optional(self.0.pool())
             .await
     }
+}
 
-    pub async fn patient(&self, id: &str, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
+/// Queries of the patients read model.
+#[derive(Clone, Copy)]
+pub struct Patients<'a>(&'a ReadStore);
+
+impl Patients<'_> {
+    /// A patient, with their current subscription as of `today`.
+    pub async fn get(self, id: PatientId, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
         let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?
         else {
             return Ok(None);
         };
-        let subs = self.patient_subscriptions(id).await?;
+        let subs = self.0.subscriptions().of_patient(id).await?;
         let birth = r.text("birth_date")?;
         Ok(Some(PatientView {
-            id: r.text("id")?,
-            family_id: r.text("family_id")?,
+            id: r.id("id")?,
+            family_id: r.id("family_id")?,
             name: r.text("name")?,
-            gender: r.text("gender")?,
+            gender: r.status("gender")?,
             age: age(&birth, today),
             birth_date: birth,
             id_card: r.opt_text("id_card")?,
@@ -654,5 +665,14 @@ impl ReadStore {
             updated_at: r.text("updated_at")?,
             version: r.int("version")?,
         }))
+    }
+
+    /// The family a patient belongs to.
+    pub async fn family_of(self, patient: PatientId) -> Result<Option<FamilyId>, sqlx::Error> {
+        let row = sqlx::query("SELECT family_id FROM patients WHERE id = ?")
+            .bind(patient.to_string())
+            .fetch_optional(self.0.pool())
+            .await?;
+        row.map(|r| r.id("family_id")).transpose()
     }
 }

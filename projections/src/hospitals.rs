@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::booking::{BookingEvent, BookingStatus};
-use domain::hospital::{HospitalEvent, SlotEvent};
+use domain::hospital::{HospitalEvent, HospitalStatus, SlotEvent};
 use domain::ids::{DepartmentId, HospitalBookingId, HospitalDoctorId, HospitalId, PatientId, SlotId, UserId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, like_pattern, ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_sql};
+use crate::subscriptions::{assigned_params, assigned_sql};
 
 pub struct HospitalsProjector;
 
@@ -47,13 +47,14 @@ impl Projector for HospitalsProjector {
                     HospitalEvent::HospitalRegistered(d) => {
                         sqlx::query(
                             "INSERT INTO hospitals (id, name, address, phone, level, status, created_at, updated_at, version)
-                             VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         )
                         .bind(id)
                         .bind(&d.name)
                         .bind(&d.address)
                         .bind(&d.phone)
                         .bind(&d.level)
+                        .bind(HospitalStatus::Active.as_str())
                         .bind(&at)
                         .bind(&at)
                         .bind(e.sequence)
@@ -61,14 +62,14 @@ impl Projector for HospitalsProjector {
                         .await?;
                         return Ok(());
                     }
-                    HospitalEvent::HospitalActivated | HospitalEvent::HospitalDeactivated => {
-                        let status = if e.event_type == "HospitalActivated" {
-                            "active"
+                    event @ (HospitalEvent::HospitalActivated | HospitalEvent::HospitalDeactivated) => {
+                        let status = if event == HospitalEvent::HospitalActivated {
+                            HospitalStatus::Active
                         } else {
-                            "inactive"
+                            HospitalStatus::Inactive
                         };
                         sqlx::query("UPDATE hospitals SET status = ? WHERE id = ?")
-                            .bind(status)
+                            .bind(status.as_str())
                             .bind(id)
                             .execute(&mut *c)
                             .await?;
@@ -266,7 +267,8 @@ pub struct HospitalView {
     pub phone: Option<String>,
     pub level: Option<String>,
     /// active | inactive (cooperation status)
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: HospitalStatus,
     pub departments: Vec<DepartmentView>,
     pub doctors: Vec<HospitalDoctorView>,
     pub version: i64,
@@ -494,7 +496,7 @@ impl Hospitals<'_> {
             address: h.text("address")?,
             phone: h.opt_text("phone")?,
             level: h.opt_text("level")?,
-            status: h.text("status")?,
+            status: h.status("status")?,
             version: h.int("version")?,
             departments: deps
                 .iter()
@@ -600,11 +602,7 @@ impl Hospitals<'_> {
     ) -> Result<Page<BookingView>, sqlx::Error> {
         let mut filter = Where::new().and_eq("b.patient_id = ?", f.patient.map(|p| p.to_string()));
         if let Some(recorder) = f.recorder {
-            let (r, from, to) = assigned_binds(Some(&recorder.to_string()), today);
-            filter = filter.and(
-                assigned_sql("b.patient_id"),
-                [r.unwrap_or_default().into(), from.into(), to.into()],
-            );
+            filter = filter.and(assigned_sql("b.patient_id"), assigned_params(recorder, today));
         }
         let mut filter = filter
             .and_eq("b.slot_id = ?", f.slot.map(|s| s.to_string()))

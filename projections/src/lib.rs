@@ -22,11 +22,11 @@
 //! # Queries
 //! Each read model has one query type, reached from the store by its name:
 //! `read.records().get(id)`, `read.orders().of_patient(patient, page)`,
-//! `read.users().list(role, page)`. Queries take the domain's typed ids
-//! (`domain::ids`); views hold typed ids and the domain's status enums, which
-//! serialize as before (UUID strings, lowercase statuses). Not yet so:
-//! [`families`], [`visits`] and [`subscriptions`], still methods of
-//! [`ReadStore`] itself over string ids.
+//! `read.users().list(role, page)`, `read.families().get(family, today, recorder)`,
+//! `read.patients().get(patient, today)`, `read.visits().list(&filter, page)`,
+//! `read.subscriptions().assigned(recorder, patient, today)`. Queries take the
+//! domain's typed ids (`domain::ids`); views hold typed ids and the domain's
+//! status enums, which serialize as before (UUID strings, lowercase statuses).
 //!
 //! Every projector is replayable: it reads only the event (its payload, its
 //! metadata and its recorded time), never the clock, and calls nothing outside

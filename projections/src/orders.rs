@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::alert::AlertEvent;
 use domain::ids::{AlertId, HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
-use domain::inbox::InboxEvent;
+use domain::inbox::{InboxEvent, NotificationStatus};
 use domain::job::{JobOutcome, JobRunEvent};
 use domain::order::{MedicalOrderEvent, OrderRequestEvent, OrderStatus, OrderType, RequestStatus};
 use serde::Serialize;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::page::{ListQuery, Page, PageParams, Param, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_sql};
+use crate::subscriptions::{assigned_params, assigned_sql};
 
 pub struct OrdersProjector;
 
@@ -559,7 +559,8 @@ pub struct NotificationView {
     pub patient_id: Option<PatientId>,
     pub urgent: bool,
     /// unread | read
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: NotificationStatus,
     pub created_at: String,
     pub read_at: Option<String>,
 }
@@ -760,7 +761,11 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
         ref_id: r.text("ref_id")?,
         patient_id: r.opt_id("patient_id")?,
         urgent: r.int("urgent")? != 0,
-        status: if read_at.is_some() { "read" } else { "unread" }.into(),
+        status: if read_at.is_some() {
+            NotificationStatus::Read
+        } else {
+            NotificationStatus::Unread
+        },
         created_at: r.text("created_at")?,
         read_at,
     })
@@ -769,17 +774,15 @@ fn notification_view(r: &AnyRow) -> Result<NotificationView, sqlx::Error> {
 /// A user's notifications; for a recorder (`recorder_today`), only those about
 /// no patient or a patient assigned to them that day.
 fn notification_filter(user: UserId, recorder_today: Option<NaiveDate>, unread_only: bool) -> Where {
-    let user = user.to_string();
-    let mut filter = Where::new().and("n.user_id = ?", [Param::from(&user)]);
+    let mut filter = Where::new().and("n.user_id = ?", [Param::from(user.to_string())]);
     if unread_only {
         filter = filter.and("n.read_at IS NULL", []);
     }
     if let Some(today) = recorder_today {
         // A recorder no longer sees notifications about patients taken from them.
-        let (r, from, to) = assigned_binds(Some(&user), today);
         filter = filter.and(
             format!("(n.patient_id IS NULL OR {})", assigned_sql("n.patient_id")),
-            [r.unwrap_or_default().into(), from.into(), to.into()],
+            assigned_params(user, today),
         );
     }
     filter

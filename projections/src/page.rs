@@ -55,6 +55,18 @@ pub struct Page<T> {
     pub limit: u32,
 }
 
+impl<T> Page<T> {
+    /// No items: the answer to a filter no row can match.
+    pub fn empty(params: PageParams) -> Self {
+        Self {
+            items: Vec::new(),
+            total: 0,
+            page: params.page,
+            limit: params.limit,
+        }
+    }
+}
+
 /// A value bound to a condition of a [`Where`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {

@@ -429,17 +429,18 @@ impl ReadStore {
         Files(self)
     }
 
-    pub(crate) async fn latest_record(&self, patient: &str) -> Result<Option<LastRecord>, sqlx::Error> {
+    /// A patient's newest record, as the family detail shows it.
+    pub(crate) async fn latest_record(&self, patient: PatientId) -> Result<Option<LastRecord>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, visit_date, visit_time, notes, symptoms, abnormal FROM health_records WHERE patient_id = ?
              ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT 1",
         )
-        .bind(patient)
+        .bind(patient.to_string())
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| {
             Ok(LastRecord {
-                id: r.text("id")?,
+                id: r.id("id")?,
                 date: r.text("visit_date")?,
                 time: r.text("visit_time")?,
                 notes: r.opt_text("notes")?,

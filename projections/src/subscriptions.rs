@@ -4,13 +4,14 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use domain::subscription::SubscriptionEvent;
+use domain::ids::{FamilyId, PackageId, PatientId, SubscriptionId, UserId};
+use domain::subscription::{PaymentStatus, SubscriptionEvent, SubscriptionStatus};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::page::{ListQuery, Page, PageParams, Where};
+use crate::page::{ListQuery, Page, PageParams, Param, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
 
@@ -72,16 +73,22 @@ impl Projector for SubscriptionsProjector {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SubscriptionView {
-    pub id: String,
-    pub patient_id: String,
-    pub package_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: SubscriptionId,
+    #[schema(value_type = String, format = Uuid)]
+    pub patient_id: PatientId,
+    #[schema(value_type = String, format = Uuid)]
+    pub package_id: PackageId,
     pub package_name: String,
-    pub recorder_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
     pub start_date: String,
     pub end_date: String,
     /// active | paused | cancelled | expired
-    pub status: String,
-    pub payment_status: String,
+    #[schema(value_type = String)]
+    pub status: SubscriptionStatus,
+    #[schema(value_type = String)]
+    pub payment_status: PaymentStatus,
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
@@ -90,20 +97,23 @@ pub struct SubscriptionView {
 /// What the family detail shows of a patient's current subscription.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SubscriptionSummary {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: SubscriptionId,
     pub package_name: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: SubscriptionStatus,
     pub start_date: String,
     pub end_date: String,
-    pub recorder_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
 }
 
 /// The status a client sees: `expired` once the end date has passed.
-pub fn effective_status(status: &str, end_date: &str, today: NaiveDate) -> String {
-    if status == "active" && end_date < today.to_string().as_str() {
-        "expired".into()
+pub fn effective_status(status: SubscriptionStatus, end_date: &str, today: NaiveDate) -> SubscriptionStatus {
+    if status == SubscriptionStatus::Active && end_date < today.to_string().as_str() {
+        SubscriptionStatus::Expired
     } else {
-        status.into()
+        status
     }
 }
 
@@ -113,21 +123,21 @@ pub fn current_subscription<'a>(
     subs: impl Iterator<Item = &'a SubscriptionView>,
     today: NaiveDate,
 ) -> Option<SubscriptionSummary> {
-    let rank = |s: &SubscriptionView| match effective_status(&s.status, &s.end_date, today).as_str() {
-        "active" => 3,
-        "paused" => 2,
-        "expired" => 1,
-        _ => 0,
+    let rank = |s: &SubscriptionView| match effective_status(s.status, &s.end_date, today) {
+        SubscriptionStatus::Active => 3,
+        SubscriptionStatus::Paused => 2,
+        SubscriptionStatus::Expired => 1,
+        SubscriptionStatus::Cancelled => 0,
     };
     subs.filter(|s| rank(s) > 0)
         .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.start_date.cmp(&b.start_date)))
         .map(|s| SubscriptionSummary {
-            id: s.id.clone(),
+            id: s.id,
             package_name: s.package_name.clone(),
-            status: effective_status(&s.status, &s.end_date, today),
+            status: effective_status(s.status, &s.end_date, today),
             start_date: s.start_date.clone(),
             end_date: s.end_date.clone(),
-            recorder_id: s.recorder_id.clone(),
+            recorder_id: s.recorder_id,
         })
 }
 
@@ -146,9 +156,15 @@ pub fn assigned_sql(patient: &str) -> String {
     )
 }
 
-/// The values [`assigned_sql`] takes (`None` matches nothing).
-pub fn assigned_binds(recorder: Option<&str>, today: NaiveDate) -> (Option<String>, String, String) {
-    (recorder.map(str::to_string), today.to_string(), today.to_string())
+/// The values [`assigned_sql`] takes: the recorder, today, today.
+pub fn assigned_binds(recorder: UserId, today: NaiveDate) -> (String, String, String) {
+    (recorder.to_string(), today.to_string(), today.to_string())
+}
+
+/// The values [`assigned_sql`] takes, as the params of a [`Where`] condition.
+pub(crate) fn assigned_params(recorder: UserId, today: NaiveDate) -> [Param; 3] {
+    let (r, from, to) = assigned_binds(recorder, today);
+    [r.into(), from.into(), to.into()]
 }
 
 /// Binds the three values of [`assigned_sql`] on a query.
@@ -164,93 +180,99 @@ const SUB_SELECT: &str = "SELECT s.*, k.name AS package_name FROM subscriptions 
 
 fn sub_view(r: &AnyRow) -> Result<SubscriptionView, sqlx::Error> {
     Ok(SubscriptionView {
-        id: r.text("id")?,
-        patient_id: r.text("patient_id")?,
-        package_id: r.text("package_id")?,
+        id: r.id("id")?,
+        patient_id: r.id("patient_id")?,
+        package_id: r.id("package_id")?,
         package_name: r.text("package_name")?,
-        recorder_id: r.text("recorder_id")?,
+        recorder_id: r.id("recorder_id")?,
         start_date: r.text("start_date")?,
         end_date: r.text("end_date")?,
-        status: r.text("status")?,
-        payment_status: r.text("payment_status")?,
+        status: r.status("status")?,
+        payment_status: r.status("payment_status")?,
         created_at: r.text("created_at")?,
         updated_at: r.text("updated_at")?,
         version: r.int("version")?,
     })
 }
 
+/// As [`sub_view`], with the status a client sees on `today`.
+fn effective_view(r: &AnyRow, today: NaiveDate) -> Result<SubscriptionView, sqlx::Error> {
+    let mut v = sub_view(r)?;
+    v.status = effective_status(v.status, &v.end_date, today);
+    Ok(v)
+}
+
 impl ReadStore {
-    pub async fn subscription(&self, id: &str, today: NaiveDate) -> Result<Option<SubscriptionView>, sqlx::Error> {
+    /// The subscriptions read model.
+    pub fn subscriptions(&self) -> Subscriptions<'_> {
+        Subscriptions(self)
+    }
+}
+
+/// Queries of the subscriptions read model. Statuses read as of `today`
+/// ([`effective_status`]) where a query takes it.
+#[derive(Clone, Copy)]
+pub struct Subscriptions<'a>(&'a ReadStore);
+
+impl Subscriptions<'_> {
+    pub async fn get(self, id: SubscriptionId, today: NaiveDate) -> Result<Option<SubscriptionView>, sqlx::Error> {
         let row = sqlx::query(&format!("{SUB_SELECT} WHERE s.id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(id.to_string())
+            .fetch_optional(self.0.pool())
             .await?;
-        row.as_ref()
-            .map(|r| {
-                let mut v = sub_view(r)?;
-                v.status = effective_status(&v.status, &v.end_date, today);
-                Ok(v)
-            })
-            .transpose()
+        row.as_ref().map(|r| effective_view(r, today)).transpose()
     }
 
-    pub async fn subscriptions(
-        &self,
-        patient: Option<&str>,
-        recorder: Option<&str>,
+    /// Subscriptions, newest first, of `patient` and of `recorder` when given.
+    pub async fn list(
+        self,
+        patient: Option<PatientId>,
+        recorder: Option<UserId>,
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<SubscriptionView>, sqlx::Error> {
         let filter = Where::new()
-            .and_eq("s.patient_id = ?", patient)
-            .and_eq("s.recorder_id = ?", recorder);
+            .and_eq("s.patient_id = ?", patient.map(|p| p.to_string()))
+            .and_eq("s.recorder_id = ?", recorder.map(|r| r.to_string()));
         let list = ListQuery {
             select: SUB_SELECT,
             from: "subscriptions s",
             order_by: "s.created_at DESC, s.id",
         };
-        self.page(&list, &filter, page, |r| {
-            let mut v = sub_view(r)?;
-            v.status = effective_status(&v.status, &v.end_date, today);
-            Ok(v)
-        })
-        .await
+        self.0.page(&list, &filter, page, |r| effective_view(r, today)).await
     }
 
-    pub(crate) async fn patient_subscriptions(&self, patient: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    /// Every subscription of a patient, statuses as stored.
+    pub(crate) async fn of_patient(self, patient: PatientId) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!("{SUB_SELECT} WHERE s.patient_id = ?"))
-            .bind(patient)
-            .fetch_all(self.pool())
+            .bind(patient.to_string())
+            .fetch_all(self.0.pool())
             .await?;
         rows.iter().map(sub_view).collect()
     }
 
-    pub(crate) async fn family_subscriptions(&self, family: &str) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    /// Every subscription of the patients of a family, statuses as stored.
+    pub(crate) async fn of_family(self, family: FamilyId) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!(
             "{SUB_SELECT} WHERE s.patient_id IN (SELECT id FROM patients WHERE family_id = ?)"
         ))
-        .bind(family)
-        .fetch_all(self.pool())
+        .bind(family.to_string())
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter().map(sub_view).collect()
     }
 
     /// Whether `recorder` may see `patient` today (see [`assigned_sql`]).
-    pub async fn recorder_assigned_to_patient(
-        &self,
-        recorder: &str,
-        patient: &str,
-        today: NaiveDate,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn assigned(self, recorder: UserId, patient: PatientId, today: NaiveDate) -> Result<bool, sqlx::Error> {
         let sql = format!(
             "SELECT COUNT(*) FROM patients p WHERE p.id = ? AND {}",
             assigned_sql("p.id")
         );
         let n: i64 = bind_assigned!(
-            sqlx::query_scalar(&sql).bind(patient),
-            assigned_binds(Some(recorder), today)
+            sqlx::query_scalar(&sql).bind(patient.to_string()),
+            assigned_binds(recorder, today)
         )
-        .fetch_one(self.pool())
+        .fetch_one(self.0.pool())
         .await?;
         Ok(n > 0)
     }
@@ -260,17 +282,19 @@ impl ReadStore {
 mod tests {
     use super::*;
 
-    fn sub(status: &str, start: &str, end: &str) -> SubscriptionView {
+    use SubscriptionStatus::{Active, Cancelled, Expired, Paused};
+
+    fn sub(status: SubscriptionStatus, start: &str, end: &str) -> SubscriptionView {
         SubscriptionView {
-            id: format!("{status}-{start}"),
-            patient_id: "p".into(),
-            package_id: "k".into(),
+            id: SubscriptionId::new(),
+            patient_id: PatientId::new(),
+            package_id: PackageId::new(),
             package_name: "基础".into(),
-            recorder_id: "r".into(),
+            recorder_id: UserId::new(),
             start_date: start.into(),
             end_date: end.into(),
-            status: status.into(),
-            payment_status: "paid".into(),
+            status,
+            payment_status: PaymentStatus::Paid,
             created_at: String::new(),
             updated_at: String::new(),
             version: 1,
@@ -283,25 +307,22 @@ mod tests {
 
     #[test]
     fn a_subscription_past_its_end_date_reads_as_expired() {
-        assert_eq!(effective_status("active", "2026-01-31", day("2026-02-01")), "expired");
-        assert_eq!(effective_status("active", "2026-01-31", day("2026-01-31")), "active");
-        assert_eq!(effective_status("paused", "2026-01-31", day("2026-02-01")), "paused");
+        assert_eq!(effective_status(Active, "2026-01-31", day("2026-02-01")), Expired);
+        assert_eq!(effective_status(Active, "2026-01-31", day("2026-01-31")), Active);
+        assert_eq!(effective_status(Paused, "2026-01-31", day("2026-02-01")), Paused);
     }
 
     #[test]
     fn the_current_subscription_prefers_active_then_paused_and_never_cancelled() {
         let today = day("2026-03-01");
         let subs = [
-            sub("cancelled", "2026-02-01", "2026-12-31"),
-            sub("active", "2025-01-01", "2025-12-31"),
-            sub("paused", "2026-02-15", "2026-05-01"),
+            sub(Cancelled, "2026-02-01", "2026-12-31"),
+            sub(Active, "2025-01-01", "2025-12-31"),
+            sub(Paused, "2026-02-15", "2026-05-01"),
         ];
-        assert_eq!(current_subscription(subs.iter(), today).unwrap().status, "paused");
-        let with_active = [subs[1].clone(), sub("active", "2026-02-20", "2026-05-20")];
-        assert_eq!(
-            current_subscription(with_active.iter(), today).unwrap().status,
-            "active"
-        );
+        assert_eq!(current_subscription(subs.iter(), today).unwrap().status, Paused);
+        let with_active = [subs[1].clone(), sub(Active, "2026-02-20", "2026-05-20")];
+        assert_eq!(current_subscription(with_active.iter(), today).unwrap().status, Active);
         assert!(current_subscription([subs[0].clone()].iter(), today).is_none());
     }
 }

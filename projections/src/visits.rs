@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use domain::visit::{VisitEvent, VisitMark};
+use domain::ids::{FamilyId, HealthRecordId, PatientId, SubscriptionId, UserId, VisitId};
+use domain::visit::{VisitEvent, VisitMark, VisitStatus, VisitType};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -12,7 +13,7 @@ use crate::bind_assigned;
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, instant, ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_sql};
+use crate::subscriptions::{assigned_binds, assigned_params, assigned_sql};
 
 pub struct VisitsProjector;
 
@@ -220,9 +221,11 @@ fn mark_view(r: &AnyRow, end: &str) -> Result<Option<VisitMarkView>, sqlx::Error
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VisitPatient {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: PatientId,
     pub name: String,
-    pub family_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub family_id: FamilyId,
     pub family_name: String,
     pub address: String,
 }
@@ -241,17 +244,23 @@ pub struct VisitChange {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VisitView {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: VisitId,
     pub patient: VisitPatient,
-    pub recorder_id: String,
-    pub subscription_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub recorder_id: UserId,
+    #[schema(value_type = String, format = Uuid)]
+    pub subscription_id: SubscriptionId,
     pub scheduled_date: String,
     pub scheduled_time: String,
-    pub appointment_type: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub appointment_type: VisitType,
+    #[schema(value_type = String)]
+    pub status: VisitStatus,
     pub notes: Option<String>,
     pub cancel_reason: Option<String>,
-    pub health_record_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub health_record_id: Option<HealthRecordId>,
     /// The check-in, or null before it.
     pub check_in: Option<VisitMarkView>,
     /// The check-out, or null before it.
@@ -269,23 +278,23 @@ const VISIT_SELECT: &str = "SELECT a.*, p.name AS patient_name, p.family_id, f.f
 
 fn visit_view(r: &AnyRow) -> Result<VisitView, sqlx::Error> {
     Ok(VisitView {
-        id: r.text("id")?,
+        id: r.id("id")?,
         patient: VisitPatient {
-            id: r.text("patient_id")?,
+            id: r.id("patient_id")?,
             name: r.text("patient_name")?,
-            family_id: r.text("family_id")?,
+            family_id: r.id("family_id")?,
             family_name: r.text("family_name")?,
             address: r.text("primary_address")?,
         },
-        recorder_id: r.text("recorder_id")?,
-        subscription_id: r.text("subscription_id")?,
+        recorder_id: r.id("recorder_id")?,
+        subscription_id: r.id("subscription_id")?,
         scheduled_date: r.text("scheduled_date")?,
         scheduled_time: r.text("scheduled_time")?,
-        appointment_type: r.text("appointment_type")?,
-        status: r.text("status")?,
+        appointment_type: r.status("appointment_type")?,
+        status: r.status("status")?,
         notes: r.opt_text("notes")?,
         cancel_reason: r.opt_text("cancel_reason")?,
-        health_record_id: r.opt_text("health_record_id")?,
+        health_record_id: r.opt_id("health_record_id")?,
         check_in: mark_view(r, "check_in")?,
         check_out: mark_view(r, "check_out")?,
         reschedule_count: r.int("reschedule_count")?,
@@ -302,63 +311,88 @@ pub struct VisitFilter {
     /// A recorder's own visits, of the patients assigned to them today (a
     /// visit of a patient since given to another recorder is no longer theirs
     /// to read).
-    pub recorder: Option<String>,
+    pub recorder: Option<UserId>,
     /// What "today" is for the assignment rule.
     pub today: NaiveDate,
-    pub patient: Option<String>,
+    pub patient: Option<PatientId>,
     pub date: Option<NaiveDate>,
-    pub status: Option<String>,
+    pub status: Option<VisitStatus>,
+}
+
+impl VisitFilter {
+    /// Every visit, as of `today` (add the conditions wanted).
+    pub fn new(today: NaiveDate) -> Self {
+        Self {
+            recorder: None,
+            today,
+            patient: None,
+            date: None,
+            status: None,
+        }
+    }
 }
 
 impl ReadStore {
+    /// The visits read model.
+    pub fn visits(&self) -> Visits<'_> {
+        Visits(self)
+    }
+}
+
+/// Queries of the visits read model.
+#[derive(Clone, Copy)]
+pub struct Visits<'a>(&'a ReadStore);
+
+impl Visits<'_> {
     /// One recorder's visits on `date` (today), by time (cancelled ones left
     /// out), of the patients assigned to them today.
-    pub async fn visits_on(&self, recorder: &str, date: NaiveDate) -> Result<Vec<VisitView>, sqlx::Error> {
+    pub async fn on(self, recorder: UserId, date: NaiveDate) -> Result<Vec<VisitView>, sqlx::Error> {
         let sql = format!(
             "{VISIT_SELECT} WHERE a.recorder_id = ? AND a.scheduled_date = ? AND a.status <> 'cancelled' AND {}
              ORDER BY a.scheduled_time, a.id",
             assigned_sql("a.patient_id")
         );
-        let q = sqlx::query(&sql).bind(recorder).bind(date.to_string());
-        let rows = bind_assigned!(q, assigned_binds(Some(recorder), date))
-            .fetch_all(self.pool())
+        let q = sqlx::query(&sql).bind(recorder.to_string()).bind(date.to_string());
+        let rows = bind_assigned!(q, assigned_binds(recorder, date))
+            .fetch_all(self.0.pool())
             .await?;
         rows.iter().map(visit_view).collect()
     }
 
-    pub async fn visits(&self, f: &VisitFilter, page: PageParams) -> Result<Page<VisitView>, sqlx::Error> {
+    /// Visits, latest scheduled first.
+    pub async fn list(self, f: &VisitFilter, page: PageParams) -> Result<Page<VisitView>, sqlx::Error> {
         let mut filter = Where::new();
-        if let Some(recorder) = &f.recorder {
-            let (r, from, to) = assigned_binds(Some(recorder), f.today);
-            filter = filter.and(
-                format!("a.recorder_id = ? AND {}", assigned_sql("a.patient_id")),
-                [recorder.into(), r.unwrap_or_default().into(), from.into(), to.into()],
-            );
+        if let Some(recorder) = f.recorder {
+            filter = filter
+                .and("a.recorder_id = ?", [recorder.to_string().into()])
+                .and(assigned_sql("a.patient_id"), assigned_params(recorder, f.today));
         }
         let filter = filter
-            .and_eq("a.patient_id = ?", f.patient.as_ref())
+            .and_eq("a.patient_id = ?", f.patient.map(|p| p.to_string()))
             .and_eq("a.scheduled_date = ?", f.date)
-            .and_eq("a.status = ?", f.status.as_ref());
+            .and_eq("a.status = ?", f.status.map(|s| s.as_str()));
         let list = ListQuery {
             select: VISIT_SELECT,
             from: "appointments a",
             order_by: "a.scheduled_date DESC, a.scheduled_time DESC, a.id",
         };
-        self.page(&list, &filter, page, visit_view).await
+        self.0.page(&list, &filter, page, visit_view).await
     }
 
-    pub async fn visit(&self, id: &str) -> Result<Option<VisitView>, sqlx::Error> {
+    /// A visit with its history of changes.
+    pub async fn get(self, id: VisitId) -> Result<Option<VisitView>, sqlx::Error> {
+        let id = id.to_string();
         let Some(r) = sqlx::query(&format!("{VISIT_SELECT} WHERE a.id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+            .bind(&id)
+            .fetch_optional(self.0.pool())
             .await?
         else {
             return Ok(None);
         };
         let mut v = visit_view(&r)?;
         let rows = sqlx::query("SELECT * FROM appointment_history WHERE appointment_id = ? ORDER BY seq")
-            .bind(id)
-            .fetch_all(self.pool())
+            .bind(&id)
+            .fetch_all(self.0.pool())
             .await?;
         let history = rows
             .iter()
@@ -379,23 +413,27 @@ impl ReadStore {
         Ok(Some(v))
     }
 
-    /// Regular, not cancelled visits of a patient in the month `YYYY-MM`,
+    /// Regular, not cancelled visits of a patient in the month of `day`,
     /// leaving out `except` (the visit being rescheduled).
-    pub async fn regular_visits_in_month(
-        &self,
-        patient: &str,
-        month: &str,
-        except: Option<&str>,
+    pub async fn regular_in_month(
+        self,
+        patient: PatientId,
+        day: NaiveDate,
+        except: Option<VisitId>,
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM appointments WHERE patient_id = ? AND appointment_type = 'regular'
-               AND status <> 'cancelled' AND scheduled_date LIKE ? AND (? IS NULL OR id <> ?)",
-        )
-        .bind(patient)
-        .bind(format!("{month}-%"))
-        .bind(except)
-        .bind(except)
-        .fetch_one(self.pool())
-        .await
+        // The condition on `except` only when there is one (no `? IS NULL OR …`).
+        let mut sql = "SELECT COUNT(*) FROM appointments WHERE patient_id = ? AND appointment_type = 'regular'
+               AND status <> 'cancelled' AND scheduled_date LIKE ?"
+            .to_string();
+        if except.is_some() {
+            sql.push_str(" AND id <> ?");
+        }
+        let mut q = sqlx::query_scalar(&sql)
+            .bind(patient.to_string())
+            .bind(format!("{}-%", day.format("%Y-%m")));
+        if let Some(visit) = except {
+            q = q.bind(visit.to_string());
+        }
+        q.fetch_one(self.0.pool()).await
     }
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::UserId;
-use domain::push::PushEvent;
+use domain::push::{PushEvent, PushStatus};
 use domain::user::UserEvent;
 use sqlx::AnyConnection;
 
@@ -68,25 +68,29 @@ impl Projector for WechatProjector {
                         .await?;
                         return Ok(());
                     }
-                    PushEvent::PushAttempted { attempt } => ("in_flight", attempt, None, None),
-                    PushEvent::PushSent { attempt } => ("sent", attempt, None, None),
+                    PushEvent::PushAttempted { attempt } => (PushStatus::InFlight, attempt, None, None),
+                    PushEvent::PushSent { attempt } => (PushStatus::Sent, attempt, None, None),
                     PushEvent::PushFailed {
                         attempt,
                         error,
                         retry_at,
                     } => (
-                        if retry_at.is_some() { "failed" } else { "given_up" },
+                        if retry_at.is_some() {
+                            PushStatus::Failed
+                        } else {
+                            PushStatus::GivenUp
+                        },
                         attempt,
                         retry_at.map(instant),
                         Some(error),
                     ),
-                    PushEvent::PushSkipped { attempt, reason } => ("skipped", attempt, None, Some(reason)),
+                    PushEvent::PushSkipped { attempt, reason } => (PushStatus::Skipped, attempt, None, Some(reason)),
                 };
                 sqlx::query(
                     "UPDATE wechat_pushes SET status = ?, attempts = ?, retry_at = ?,
                         last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
                 )
-                .bind(status)
+                .bind(status.as_str())
                 .bind(i64::from(attempts))
                 .bind(retry_at)
                 .bind(error)
@@ -115,7 +119,7 @@ pub struct PushRow {
     pub id: String,
     pub user_id: UserId,
     pub kind: String,
-    pub status: String,
+    pub status: PushStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
@@ -177,7 +181,7 @@ impl Wechat<'_> {
                     id: r.text("id")?,
                     user_id: r.id("user_id")?,
                     kind: r.text("kind")?,
-                    status: r.text("status")?,
+                    status: r.status("status")?,
                     attempts: r.int("attempts")?,
                     last_error: r.opt_text("last_error")?,
                 })

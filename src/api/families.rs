@@ -107,14 +107,14 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
         limit: q.limit,
     }
     .params()?;
-    let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if search.is_some_and(|s| s.chars().count() > 100) {
         return Err(AppError::field("search", "不能超过100个字符").into());
     }
     let families = state
         .read
-        .families(recorder.as_deref(), search, state.today(), page)
+        .families()
+        .list(recorder_scope(&p), search, state.today(), page)
         .await?;
     Ok(ok(FamilyList::from(families)))
 }
@@ -131,12 +131,13 @@ pub async fn get_family(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let fid: FamilyId = path_id(&id, "family")?;
-    if !can_see_family(&state, &p, &fid.to_string()).await? {
+    if !can_see_family(&state, &p, fid).await? {
         return Err(AppError::NotFound("family").into());
     }
     let family = state
         .read
-        .family_detail(&fid.to_string(), state.today(), recorder_scope(&p).as_deref())
+        .families()
+        .get(fid, state.today(), recorder_scope(&p))
         .await?
         .ok_or(AppError::NotFound("family"))?;
     state
@@ -212,12 +213,13 @@ pub async fn get_patient(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
-    if !can_see_patient(&state, &p, &pid.to_string()).await? {
+    if !can_see_patient(&state, &p, pid).await? {
         return Err(AppError::NotFound("patient").into());
     }
     let patient = state
         .read
-        .patient(&pid.to_string(), state.today())
+        .patients()
+        .get(pid, state.today())
         .await?
         .ok_or(AppError::NotFound("patient"))?;
     state.access.patients(&p, &req, [pid]).await?;

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpRequest};
 use domain::booking::BookingCommand;
+use domain::hospital::HospitalStatus;
 use domain::ids::HospitalId;
 use domain::user::Role;
 use domain::values::{date, optional_text, text};
@@ -195,7 +196,7 @@ pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Pat
     let hid: HospitalId = path_id(&id, "hospital")?;
     let h = state.read.hospitals().get(hid).await?;
     let h = h
-        .filter(|h| p.is(Role::Admin) || h.status == "active")
+        .filter(|h| p.is(Role::Admin) || h.status == HospitalStatus::Active)
         .ok_or(AppError::NotFound("hospital"))?;
     let version = h.version;
     Ok(ok_versioned(h, version))

@@ -100,7 +100,7 @@ pub async fn get_request(
     let visible = match p.role {
         Role::Admin => true,
         Role::Doctor => r.doctor_id == p.user_id,
-        Role::Recorder => can_see_patient(&state, &p, &r.patient_id.to_string()).await?,
+        Role::Recorder => can_see_patient(&state, &p, r.patient_id).await?,
         Role::Auditor => false,
     };
     if !visible {
@@ -185,7 +185,7 @@ pub async fn patient_orders(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
-    if !can_see_patient(&state, &p, &pid.to_string()).await? {
+    if !can_see_patient(&state, &p, pid).await? {
         return Err(AppError::NotFound("patient").into());
     }
     let orders = state.read.orders().of_patient(pid, q.params()?).await?;

@@ -173,7 +173,7 @@ pub async fn list_for_patient(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
-    if !can_see_patient(&state, &p, &pid.to_string()).await? {
+    if !can_see_patient(&state, &p, pid).await? {
         return Err(AppError::NotFound("patient").into());
     }
     let page = state.read.records().of_patient(pid, q.params()?).await?;

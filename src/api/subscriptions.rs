@@ -1,16 +1,18 @@
 //! Subscriptions: a patient, a package, a recorder, and dates.
 
 use actix_web::web;
-use domain::ids::SubscriptionId;
+use domain::ids::{PatientId, SubscriptionId};
 use domain::subscription::{PaymentStatus, SubscriptionStatus};
 use domain::user::Role;
 use projections::subscriptions::SubscriptionView;
+use projections::Page;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{parse_required, path_id, Body, PageQuery, StatusChanged};
 use crate::app::error::AppError;
+use crate::app::input::filter_id;
 use crate::app::subscriptions::{self, PaymentChanged};
 pub use crate::app::subscriptions::{SubscriptionCreated, SubscriptionInput};
 use crate::auth::Principal;
@@ -98,9 +100,9 @@ pub async fn change_payment(
 pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let sub = state.read.subscription(&sid.to_string(), state.today()).await?;
+    let sub = state.read.subscriptions().get(sid, state.today()).await?;
     let sub = sub
-        .filter(|s| p.is(Role::Admin) || s.recorder_id == p.user_id.to_string())
+        .filter(|s| p.is(Role::Admin) || s.recorder_id == p.user_id)
         .ok_or(AppError::NotFound("subscription"))?;
     let version = sub.version;
     Ok(ok_versioned(sub, version))
@@ -137,10 +139,14 @@ pub async fn list_subscriptions(
         limit: q.limit,
     }
     .params()?;
-    let recorder = p.is(Role::Recorder).then(|| p.user_id.to_string());
+    let recorder = p.is(Role::Recorder).then_some(p.user_id);
+    let Ok(patient) = filter_id::<PatientId>(q.patient_id.as_deref()) else {
+        return Ok(ok(SubscriptionList::from(Page::empty(page))));
+    };
     let subs = state
         .read
-        .subscriptions(q.patient_id.as_deref(), recorder.as_deref(), state.today(), page)
+        .subscriptions()
+        .list(patient, recorder, state.today(), page)
         .await?;
     Ok(ok(SubscriptionList::from(subs)))
 }

@@ -2,12 +2,14 @@
 //! out; today's list.
 
 use actix_web::{web, HttpRequest};
+use domain::ids::PatientId;
 use domain::route::GeoPoint;
 use domain::user::Role;
 use domain::values::{date, optional_text};
 use domain::visit::VisitStatus;
 use domain::Validator;
 use projections::visits::{VisitFilter, VisitView};
+use projections::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -16,6 +18,7 @@ use crate::api::{Body, PageQuery};
 use crate::app;
 use crate::app::day::RoutedDay;
 use crate::app::error::AppError;
+use crate::app::input::filter_id;
 use crate::app::schedule::{self, CancelInput, RescheduleInput, ScheduleInput, VisitScheduled, VisitTransitioned};
 use crate::app::visits::{PositionInput, VisitEnd};
 use crate::auth::Principal;
@@ -158,7 +161,7 @@ async fn log_patients<'a>(
     req: &HttpRequest,
     visits: impl IntoIterator<Item = &'a VisitView>,
 ) -> Result<(), AppError> {
-    let mut patients: Vec<&str> = visits.into_iter().map(|v| v.patient.id.as_str()).collect();
+    let mut patients: Vec<PatientId> = visits.into_iter().map(|v| v.patient.id).collect();
     patients.sort_unstable();
     patients.dedup();
     state.access.patients(p, req, patients).await
@@ -268,14 +271,17 @@ pub async fn list(
         .filter(|s| !s.is_empty())
         .and_then(|s| v.check("status", VisitStatus::parse(s)));
     v.finish()?;
+    let Ok(patient) = filter_id(q.patient_id.as_deref().filter(|s| !s.is_empty())) else {
+        return Ok(ok(VisitList::from(Page::empty(page))));
+    };
     let filter = VisitFilter {
         recorder: recorder_scope(&p),
-        today: state.today(),
-        patient: q.patient_id.clone().filter(|s| !s.is_empty()),
+        patient,
         date: day,
-        status: status.map(|s| s.as_str().to_string()),
+        status,
+        ..VisitFilter::new(state.today())
     };
-    let visits = state.read.visits(&filter, page).await?;
+    let visits = state.read.visits().list(&filter, page).await?;
     log_patients(&state, &p, &req, &visits.items).await?;
     Ok(ok(VisitList::from(visits)))
 }

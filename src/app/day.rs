@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use domain::ids::FamilyId;
 use domain::route::{self, GeoPoint, Stop};
 use projections::visits::VisitView;
 use serde::Serialize;
@@ -40,19 +41,20 @@ pub struct RoutedDay {
 
 /// The calling recorder's visits today, by time (cancelled ones left out).
 pub async fn today(state: &AppState, p: &Principal) -> Result<Vec<VisitView>, AppError> {
-    Ok(state.read.visits_on(&p.user_id.to_string(), state.today()).await?)
+    Ok(state.read.visits().on(p.user_id, state.today()).await?)
 }
 
 /// Today's visits of the calling recorder in the order that travels least from `start`
 /// (see `domain::route` for the model and the time window).
 pub async fn today_route(state: &AppState, p: &Principal, start: Option<GeoPoint>) -> Result<RoutedDay, AppError> {
     let visits = today(state, p).await?;
-    let mut families: Vec<&str> = visits.iter().map(|v| v.patient.family_id.as_str()).collect();
+    let mut families: Vec<FamilyId> = visits.iter().map(|v| v.patient.family_id).collect();
     families.sort_unstable();
     families.dedup();
-    let homes: HashMap<String, GeoPoint> = state
+    let homes: HashMap<FamilyId, GeoPoint> = state
         .read
-        .family_homes(&families)
+        .families()
+        .homes(&families)
         .await?
         .into_iter()
         .filter_map(|(id, lat, lng)| GeoPoint::parse(lat, lng).ok().map(|g| (id, g)))

@@ -117,9 +117,10 @@ pub async fn complete(
         return Err(AppError::Unavailable);
     }
     // 3. Files (the read model still lists them: only their names were blanked).
-    let files = match patient.parse() {
-        Ok(id) => state.read.erasure().patient_files(id).await?,
-        Err(_) => Vec::new(),
+    let pid: Option<PatientId> = patient.parse().ok();
+    let files = match pid {
+        Some(id) => state.read.erasure().patient_files(id).await?,
+        None => Vec::new(),
     };
     for f in &files {
         for key in std::iter::once(&f.storage_key).chain(f.thumbnail_key.as_ref()) {
@@ -139,23 +140,23 @@ pub async fn complete(
         expected_version: None,
         ..ctx.clone()
     };
-    let family = state.read.patient_family(patient).await?;
+    let family = match pid {
+        Some(id) => state.read.patients().family_of(id).await?,
+        None => None,
+    };
     let mut family_erased = false;
-    if let Some(family) = &family {
-        let live = match family.parse() {
-            Ok(id) => state.read.erasure().family_live_patients(id).await?,
-            Err(_) => 0,
-        };
-        if live == 0 {
+    if let Some(family) = family {
+        if state.read.erasure().family_live_patients(family).await? == 0 {
+            let family = family.to_string();
             let erase = FamilyCommand::Erase {
                 reason: reason.to_string(),
             };
-            let committed = match state.store.execute::<Family>(family, erase, ctx).await {
+            let committed = match state.store.execute::<Family>(&family, erase, ctx).await {
                 Ok(c) => c,
                 Err(CommandError::Domain(DomainError::Family(FamilyError::NotFound))) => Default::default(),
                 Err(e) => return Err(e.into()),
             };
-            state.store.privacy().erase(family).await.map_err(AppError::internal)?;
+            state.store.privacy().erase(&family).await.map_err(AppError::internal)?;
             // Nothing written when the erasure reactor got there first: wait for
             // its event to reach the read models all the same.
             let position = match committed.position {
@@ -169,7 +170,8 @@ pub async fn complete(
         }
     }
     // 5. Stored responses of idempotent commands about the patient or family.
-    let subjects = std::iter::once(patient).chain(family.as_deref().filter(|_| family_erased));
+    let family = family.filter(|_| family_erased).map(|f| f.to_string());
+    let subjects = std::iter::once(patient).chain(family.as_deref());
     for subject in subjects {
         crate::idempotency::forget_mentions(&state.store, subject).await?;
     }

@@ -6,16 +6,16 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use actix_web::HttpRequest;
-use domain::ids::PatientId;
+use domain::ids::{PatientId, UserId};
 use domain::medication::Medication;
 use domain::user::Role;
+use domain::visit::VisitStatus;
 use projections::families::PatientView;
 use projections::hospitals::BookingFilter;
 use projections::visits::VisitFilter;
 use projections::{Page, PageParams};
 
 use crate::app::error::AppError;
-use crate::app::input::path_id;
 use crate::auth::Principal;
 use crate::fhir::model::{Bundle, Resource};
 use crate::fhir::{ExportContext, PatientCare};
@@ -61,13 +61,13 @@ pub async fn everything(
 /// The patient, if `p` may see them (404 otherwise, as for `GET /patients/{id}`).
 async fn visible_patient(state: &AppState, p: &Principal, id: PatientId) -> Result<PatientView, AppError> {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
-    let id = id.to_string();
-    if !can_see_patient(state, p, &id).await? {
+    if !can_see_patient(state, p, id).await? {
         return Err(AppError::NotFound("patient"));
     }
     state
         .read
-        .patient(&id, state.today())
+        .patients()
+        .get(id, state.today())
         .await?
         .ok_or(AppError::NotFound("patient"))
 }
@@ -77,12 +77,11 @@ async fn household_address(state: &AppState, view: &PatientView) -> Result<Optio
     if view.erased {
         return Ok(None);
     }
-    Ok(state.read.family_address(&view.family_id).await?)
+    Ok(state.read.families().address(view.family_id).await?)
 }
 
 async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare, AppError> {
-    let id = patient.id.clone();
-    let patient_id: PatientId = path_id(&id, "patient")?;
+    let patient_id = patient.id;
     let today = state.today();
     let read = &state.read;
     let address = household_address(state, &patient).await?;
@@ -90,13 +89,11 @@ async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare
         serde_json::from_value(patient.current_medications.clone()).map_err(AppError::internal)?;
     let visits = every_page(|page| {
         let f = VisitFilter {
-            recorder: None,
-            today,
-            patient: Some(id.clone()),
-            date: None,
-            status: Some("completed".into()),
+            patient: Some(patient_id),
+            status: Some(VisitStatus::Completed),
+            ..VisitFilter::new(today)
         };
-        async move { read.visits(&f, page).await }
+        async move { read.visits().list(&f, page).await }
     })
     .await?;
     let records = every_page(|page| read.records().of_patient(patient_id, page)).await?;
@@ -109,15 +106,15 @@ async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare
         async move { read.hospitals().bookings(&f, today, page).await }
     })
     .await?;
-    let staff_ids: HashSet<String> = visits
+    let staff_ids: HashSet<UserId> = visits
         .iter()
-        .map(|v| v.recorder_id.clone())
-        .chain(records.iter().map(|r| r.recorder_id.to_string()))
-        .chain(orders.iter().map(|o| o.doctor_id.to_string()))
-        .chain(bookings.iter().map(|b| b.recorder_id.to_string()))
+        .map(|v| v.recorder_id)
+        .chain(records.iter().map(|r| r.recorder_id))
+        .chain(orders.iter().map(|o| o.doctor_id))
+        .chain(bookings.iter().map(|b| b.recorder_id))
         .collect();
     let mut staff = HashMap::new();
-    for user in staff_ids.into_iter().filter_map(|u| u.parse().ok()) {
+    for user in staff_ids {
         if let Some(u) = read.users().get(user).await? {
             staff.insert(u.id.to_string(), u.name);
         }

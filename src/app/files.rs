@@ -190,8 +190,8 @@ async fn readable(
     if uploaded_by == p.user_id || p.is(Role::Admin) {
         return Ok(Some(patients));
     }
-    for patient in &patients {
-        if can_see_patient(state, p, &patient.to_string()).await? {
+    for &patient in &patients {
+        if can_see_patient(state, p, patient).await? {
             return Ok(Some(patients));
         }
     }

@@ -127,10 +127,10 @@ pub async fn book(
         at,
         notes,
     } = input.parse(state.today())?;
-    if !can_see_patient(state, p, &patient.to_string()).await? {
+    if !can_see_patient(state, p, patient).await? {
         return Err(AppError::NotFound("patient"));
     }
-    ensure_not_erased(state, &patient.to_string()).await?;
+    ensure_not_erased(state, patient).await?;
     let (hospital, _) = state
         .store
         .load::<Hospital>(&hospital_id.to_string())
@@ -258,7 +258,7 @@ pub(crate) async fn visible_booking(
         .ok_or(AppError::NotFound("hospital_appointment"))?;
     let visible = match p.role {
         Role::Admin => true,
-        Role::Recorder | Role::Doctor => can_see_patient(state, p, &b.patient_id.to_string()).await?,
+        Role::Recorder | Role::Doctor => can_see_patient(state, p, b.patient_id).await?,
         Role::Auditor => false,
     };
     if !visible {
@@ -314,8 +314,13 @@ pub async fn bookings(
     match p.role {
         // A recorder's own bookings, and those of patients now assigned to them.
         Role::Recorder => {
-            if let Some(pid) = patient {
-                if !can_see_patient(state, p, pid).await? {
+            if patient.is_some() {
+                // A malformed id is no patient of theirs.
+                let visible = match f.patient {
+                    Some(pid) => can_see_patient(state, p, pid).await?,
+                    None => false,
+                };
+                if !visible {
                     return Err(AppError::NotFound("patient"));
                 }
             } else {

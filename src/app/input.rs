@@ -11,6 +11,16 @@ pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T,
     raw.parse().map_err(|_| AppError::NotFound(what))
 }
 
+/// A list filter's id from the query string: `Ok(None)` when not given,
+/// `Err(NoMatch)` when malformed (no row has it: the list is empty).
+pub fn filter_id<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>, NoMatch> {
+    raw.map(|s| s.parse().map_err(|_| NoMatch)).transpose()
+}
+
+/// A filter value no row can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoMatch;
+
 /// An optional UUID field (empty = absent); a malformed one is recorded.
 pub fn uuid_field<T: std::str::FromStr>(v: &mut Validator, field: &str, raw: Option<&String>) -> Option<T> {
     raw.filter(|s| !s.is_empty())

@@ -7,6 +7,7 @@ use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, Use
 use domain::order::{
     MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType, RequestStatus,
 };
+use domain::subscription::SubscriptionStatus;
 use domain::user::Role;
 use domain::values::{optional_text, text};
 use domain::Validator;
@@ -83,11 +84,10 @@ pub async fn issue(
     let (Some(patient), Some(order_type), Some(content)) = (patient, order_type, content) else {
         return Err(AppError::field("body", "缺少必填字段"));
     };
-    let pid = patient.to_string();
-    if !can_see_patient(state, p, &pid).await? {
+    if !can_see_patient(state, p, patient).await? {
         return Err(AppError::NotFound("patient"));
     }
-    ensure_not_erased(state, &pid).await?;
+    ensure_not_erased(state, patient).await?;
     let mut recorder: Option<UserId> = None;
     let mut record = record;
     if let Some(req) = request {
@@ -105,8 +105,9 @@ pub async fn issue(
         // The recorder currently responsible for the patient is told.
         let subs = state
             .read
-            .subscriptions(
-                Some(&pid),
+            .subscriptions()
+            .list(
+                Some(patient),
                 None,
                 state.today(),
                 projections::PageParams { page: 1, limit: 100 },
@@ -115,8 +116,8 @@ pub async fn issue(
         recorder = subs
             .items
             .iter()
-            .find(|s| s.status == "active")
-            .and_then(|s| s.recorder_id.parse().ok());
+            .find(|s| s.status == SubscriptionStatus::Active)
+            .map(|s| s.recorder_id);
     }
     let details = OrderDetails {
         patient_id: patient,
@@ -170,7 +171,7 @@ pub(crate) async fn own_order(
     let visible = match p.role {
         Role::Admin => true,
         Role::Doctor => order.doctor_id == p.user_id,
-        Role::Recorder => can_see_patient(state, p, &order.patient_id.to_string()).await?,
+        Role::Recorder => can_see_patient(state, p, order.patient_id).await?,
         Role::Auditor => false,
     };
     if !visible {

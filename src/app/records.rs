@@ -13,7 +13,7 @@ use domain::ids::{FileId, HealthRecordId, OrderRequestId, PatientId, UserId, Vis
 use domain::order::{OrderRequest, OrderRequestCommand, RequestDetails};
 use domain::user::Role;
 use domain::values::{date, optional_text, time};
-use domain::visit::{Visit, VisitCommand};
+use domain::visit::{Visit, VisitCommand, VisitStatus};
 use domain::vitals::{RawVitals, VitalSigns};
 use domain::{Invalid, Validator};
 use projections::records::{AlertView, HealthRecordView};
@@ -301,27 +301,29 @@ pub async fn record_vitals(
         prepared.push((prepare(kind_for(role), f, p).await?, role));
     }
 
-    let patient = checked.patient.to_string();
-    if !can_see_patient(state, p, &patient).await? {
+    let patient = checked.patient;
+    if !can_see_patient(state, p, patient).await? {
         return Err(AppError::NotFound("patient"));
     }
-    ensure_not_erased(state, &patient).await?;
+    ensure_not_erased(state, patient).await?;
     if let Some(visit_id) = checked.appointment {
         let visit = state
             .read
-            .visit(&visit_id.to_string())
+            .visits()
+            .get(visit_id)
             .await?
             .ok_or_else(|| AppError::field("appointment_id", "预约不存在"))?;
-        if visit.patient.id != patient || visit.recorder_id != p.user_id.to_string() {
+        if visit.patient.id != patient || visit.recorder_id != p.user_id {
             return Err(AppError::field("appointment_id", "预约不属于该患者或记录员"));
         }
         // Before, during or after its check-in/check-out, while it has no record yet.
         let open = matches!(
-            visit.status.as_str(),
-            "scheduled" | "confirmed" | "in_progress" | "checked_out"
+            visit.status,
+            VisitStatus::Scheduled | VisitStatus::Confirmed | VisitStatus::InProgress | VisitStatus::CheckedOut
         );
         if !open || visit.health_record_id.is_some() {
-            return Err(Refusal::VisitTakesNoRecord { status: visit.status }.into());
+            let status = visit.status.as_str().to_string();
+            return Err(Refusal::VisitTakesNoRecord { status }.into());
         }
     }
     for (file, role) in &checked.existing_files {
@@ -342,8 +344,11 @@ pub async fn record_vitals(
     // The facts the record is judged against (the aggregate decides its
     // alerts and distance). The home is only needed for a located record.
     let mut home = None;
-    if let (Some(_), Some(family)) = (&checked.content.location, state.read.patient_family(&patient).await?) {
-        if let Some(family) = state.read.family_detail(&family, state.today(), None).await? {
+    if let (Some(_), Some(family)) = (
+        &checked.content.location,
+        state.read.patients().family_of(patient).await?,
+    ) {
+        if let Some(family) = state.read.families().get(family, state.today(), None).await? {
             home = family.home_lat.zip(family.home_lng);
         }
     }
@@ -474,7 +479,7 @@ pub async fn visible_record(
         .get(rid)
         .await?
         .ok_or(AppError::NotFound("health_record"))?;
-    if !can_see_patient(state, p, &record.patient_id.to_string()).await? {
+    if !can_see_patient(state, p, record.patient_id).await? {
         return Err(AppError::NotFound("health_record"));
     }
     Ok(record)
@@ -659,7 +664,7 @@ pub async fn amend(
         .and_then(|(r, _)| r.content)
         .ok_or(AppError::NotFound("health_record"))?;
     // Its recorder, while the patient is still theirs: the answer is the record.
-    if !can_see_patient(state, p, &content.patient_id.to_string()).await? {
+    if !can_see_patient(state, p, content.patient_id).await? {
         return Err(AppError::NotFound("health_record"));
     }
     if content.recorder_id != p.user_id {

@@ -3,10 +3,11 @@
 //! which passes the instant the device captured the command as `now`.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
+use domain::ids::{PackageId, PatientId, UserId, VisitId};
+use domain::subscription::SubscriptionStatus;
 use domain::user::Role;
 use domain::values::{date, optional_text, time};
-use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitType};
+use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitStatus, VisitType};
 use domain::Validator;
 use projections::visits::VisitView;
 use serde::{Deserialize, Serialize};
@@ -135,8 +136,10 @@ pub struct VisitScheduled {
 /// What a visit's transition answers: its state after the command.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VisitTransitioned {
-    pub id: String,
-    pub status: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: VisitId,
+    #[schema(value_type = String)]
+    pub status: VisitStatus,
     pub scheduled_date: String,
     pub scheduled_time: String,
     pub version: i64,
@@ -150,12 +153,19 @@ pub fn now_local(state: &AppState) -> NaiveDateTime {
 }
 
 /// Takes one of the numbered places of `day`'s month for visit `owner`.
-async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32, owner: &str) -> Result<(), AppError> {
+async fn claim_place(
+    state: &AppState,
+    patient: PatientId,
+    day: NaiveDate,
+    quota: u32,
+    owner: VisitId,
+) -> Result<(), AppError> {
     let month = day.format("%Y-%m");
+    let owner = owner.to_string();
     for n in 1..=quota {
         if state
             .store
-            .claim(QUOTA_SCOPE, &format!("{patient}:{month}:{n}"), owner)
+            .claim(QUOTA_SCOPE, &format!("{patient}:{month}:{n}"), &owner)
             .await?
         {
             return Ok(());
@@ -167,20 +177,19 @@ async fn claim_place(state: &AppState, patient: &str, day: NaiveDate, quota: u32
 /// The quota facts for a regular visit of `patient` in the month of `date`, as of `now`.
 async fn schedule_context(
     state: &AppState,
-    patient: &str,
-    package_id: &str,
+    patient: PatientId,
+    package_id: PackageId,
     date: NaiveDate,
-    except: Option<&str>,
+    except: Option<VisitId>,
     now: NaiveDateTime,
 ) -> Result<ScheduleContext, AppError> {
     let package = state
         .read
         .packages()
-        .get(path_id(package_id, "service_package")?)
+        .get(package_id)
         .await?
         .ok_or(AppError::NotFound("service_package"))?;
-    let month = date.format("%Y-%m").to_string();
-    let used = state.read.regular_visits_in_month(patient, &month, except).await?;
+    let used = state.read.visits().regular_in_month(patient, date, except).await?;
     Ok(ScheduleContext {
         now,
         monthly_quota: u32::try_from(package.service_frequency).unwrap_or(0),
@@ -199,19 +208,20 @@ pub async fn schedule(
     now: NaiveDateTime,
 ) -> Result<VisitScheduled, AppError> {
     p.require(&[Role::Recorder, Role::Admin])?;
-    let patient = visit.patient.to_string();
-    if !can_see_patient(state, p, &patient).await? {
+    let patient = visit.patient;
+    if !can_see_patient(state, p, patient).await? {
         return Err(AppError::NotFound("patient"));
     }
-    ensure_not_erased(state, &patient).await?;
+    ensure_not_erased(state, patient).await?;
     if visit.date.and_time(visit.time) < now {
         return Err(AppError::field("scheduled_time", "预约时间不能早于当前时间"));
     }
     // The subscription that covers the visit date, active and not expired.
     let subs = state
         .read
-        .subscriptions(
-            Some(&patient),
+        .subscriptions()
+        .list(
+            Some(patient),
             None,
             state.today(),
             projections::PageParams { page: 1, limit: 100 },
@@ -221,28 +231,28 @@ pub async fn schedule(
     let sub = subs
         .items
         .into_iter()
-        .find(|s| s.status == "active" && s.start_date.as_str() <= day.as_str() && s.end_date.as_str() >= day.as_str())
+        .find(|s| s.status == SubscriptionStatus::Active && s.start_date <= day && s.end_date >= day)
         .ok_or(Refusal::NoSubscriptionOnDate)?;
     let recorder: UserId = match p.role {
         Role::Recorder => {
-            if sub.recorder_id != p.user_id.to_string() {
+            if sub.recorder_id != p.user_id {
                 return Err(AppError::NotFound("patient"));
             }
             p.user_id
         }
         _ => match visit.recorder {
-            Some(r) if r.to_string() != sub.recorder_id => {
+            Some(r) if r != sub.recorder_id => {
                 return Err(AppError::field("recorder_id", "该记录员未负责此患者"));
             }
-            _ => path_id(&sub.recorder_id, "recorder")?,
+            _ => sub.recorder_id,
         },
     };
-    let context = schedule_context(state, &patient, &sub.package_id, visit.date, None, now).await?;
+    let context = schedule_context(state, patient, sub.package_id, visit.date, None, now).await?;
     let standing = crate::app::compliance::recorder_standing(state, recorder).await?;
     let plan = VisitPlan {
         patient_id: visit.patient,
         recorder_id: recorder,
-        subscription_id: path_id::<SubscriptionId>(&sub.id, "subscription")?,
+        subscription_id: sub.id,
         scheduled_date: visit.date,
         scheduled_time: visit.time,
         appointment_type: visit.kind,
@@ -252,7 +262,7 @@ pub async fn schedule(
     // The read-model count above can be stale by a concurrent request: a regular
     // visit also takes one of the month's numbered places, claimed atomically.
     if visit.kind == VisitType::Regular {
-        claim_place(state, &patient, visit.date, context.monthly_quota, &id.to_string()).await?;
+        claim_place(state, patient, visit.date, context.monthly_quota, id).await?;
     }
     let result = state
         .execute::<Visit>(
@@ -288,15 +298,14 @@ pub async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<Visi
     let vid: VisitId = path_id(id, "appointment")?;
     let visit = state
         .read
-        .visit(&vid.to_string())
+        .visits()
+        .get(vid)
         .await?
         .ok_or(AppError::NotFound("appointment"))?;
     match p.role {
         Role::Admin => Ok(visit),
         // Their own visit, of a patient still assigned to them.
-        Role::Recorder
-            if visit.recorder_id == p.user_id.to_string() && can_see_patient(state, p, &visit.patient.id).await? =>
-        {
+        Role::Recorder if visit.recorder_id == p.user_id && can_see_patient(state, p, visit.patient.id).await? => {
             Ok(visit)
         }
         Role::Recorder => Err(AppError::NotFound("appointment")),
@@ -314,11 +323,12 @@ async fn transition(
 ) -> Result<VisitTransitioned, AppError> {
     let visit = own_visit(state, p, id).await?;
     let c = state
-        .execute::<Visit>(&visit.id, cmd, meta.context(Some(p), name))
+        .execute::<Visit>(&visit.id.to_string(), cmd, meta.context(Some(p), name))
         .await?;
     let after = state
         .read
-        .visit(&visit.id)
+        .visits()
+        .get(visit.id)
         .await?
         .ok_or(AppError::NotFound("appointment"))?;
     Ok(VisitTransitioned {
@@ -348,7 +358,7 @@ pub async fn cancel(
     reason: Option<String>,
 ) -> Result<VisitTransitioned, AppError> {
     let done = transition(state, p, meta, id, VisitCommand::Cancel { reason }, "CancelVisit").await?;
-    state.store.release_all(QUOTA_SCOPE, &done.id, "").await?;
+    state.store.release_all(QUOTA_SCOPE, &done.id.to_string(), "").await?;
     Ok(done)
 }
 
@@ -382,19 +392,22 @@ pub async fn reschedule(
     let visit = own_visit(state, p, id).await?;
     let sub = state
         .read
-        .subscription(&visit.subscription_id, state.today())
+        .subscriptions()
+        .get(visit.subscription_id, state.today())
         .await?
         .ok_or(AppError::NotFound("subscription"))?;
     if day.to_string() > sub.end_date || day.to_string() < sub.start_date {
         return Err(Refusal::OutsideSubscription.into());
     }
     let now = now_local(state);
-    let context = schedule_context(state, &visit.patient.id, &sub.package_id, day, Some(&visit.id), now).await?;
+    let context = schedule_context(state, visit.patient.id, sub.package_id, day, Some(visit.id), now).await?;
     let old_month = visit.scheduled_date.get(..7).unwrap_or_default().to_string();
     let new_month = day.format("%Y-%m").to_string();
-    let moves = visit.appointment_type == "regular" && old_month != new_month && visit.status != "cancelled";
+    let moves = visit.appointment_type == VisitType::Regular
+        && old_month != new_month
+        && visit.status != VisitStatus::Cancelled;
     if moves {
-        claim_place(state, &visit.patient.id, day, context.monthly_quota, &visit.id).await?;
+        claim_place(state, visit.patient.id, day, context.monthly_quota, visit.id).await?;
     }
     let cmd = VisitCommand::Reschedule {
         date: day,
@@ -405,7 +418,10 @@ pub async fn reschedule(
     if moves {
         let month = if result.is_ok() { &old_month } else { &new_month };
         let prefix = format!("{}:{month}:", visit.patient.id);
-        state.store.release_all(QUOTA_SCOPE, &visit.id, &prefix).await?;
+        state
+            .store
+            .release_all(QUOTA_SCOPE, &visit.id.to_string(), &prefix)
+            .await?;
     }
     result
 }

@@ -84,7 +84,7 @@ pub async fn subscribe(
         _ => v.add("recorder_id", "记录员不存在或不可用"),
     }
     v.finish()?;
-    crate::policy::ensure_not_erased(state, &patient_id.to_string()).await?;
+    crate::policy::ensure_not_erased(state, patient_id).await?;
     let id = SubscriptionId(crate::idempotency::new_id(meta, p));
     let cmd = SubscriptionCommand::Create {
         patient_id,

@@ -30,8 +30,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use domain::ids::UserId;
+use domain::ids::{FamilyId, MedicalOrderId, PatientId, UserId, VisitId};
 use domain::user::Role;
+use domain::visit::VisitStatus;
+use projections::visits::VisitFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -500,7 +502,7 @@ async fn rejection(
             return Ok(CommandResult::rejected(raw_id, "internal", "服务器内部错误", None));
         }
         AppError::NotFound(_) if !assigned(state, p, ready).await? => "patient_not_assigned",
-        _ if e.is_refusal() && visit_status(state, ready).await?.as_deref() == Some("cancelled") => "visit_cancelled",
+        _ if e.is_refusal() && visit_status(state, ready).await? == Some(VisitStatus::Cancelled) => "visit_cancelled",
         other => other.code(),
     };
     let message = match code {
@@ -514,37 +516,37 @@ async fn rejection(
 /// Whether the patient the command is about (named, or the visit's) is still
 /// assigned to the recorder; `true` when the command names no known patient of theirs.
 async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool, AppError> {
-    let me = p.user_id.to_string();
-    let patient = match ready.body.get("appointment_id").and_then(Value::as_str) {
-        Some(visit) if visit.parse::<uuid::Uuid>().is_ok() => match state.read.visit(visit).await? {
-            Some(v) if v.recorder_id == me => Some(v.patient.id),
+    let patient = match body_id::<VisitId>(ready, "appointment_id") {
+        Some(visit) => match state.read.visits().get(visit).await? {
+            Some(v) if v.recorder_id == p.user_id => Some(v.patient.id),
             _ => None,
         },
-        _ => ready
-            .body
-            .get("patient_id")
-            .and_then(Value::as_str)
-            .filter(|s| s.parse::<uuid::Uuid>().is_ok())
-            .map(str::to_string),
+        None => body_id::<PatientId>(ready, "patient_id"),
     };
     let Some(patient) = patient else {
         return Ok(true);
     };
-    if state.read.patient(&patient, state.today()).await?.is_none() {
+    if state.read.patients().get(patient, state.today()).await?.is_none() {
         return Ok(true);
     }
     Ok(state
         .read
-        .recorder_assigned_to_patient(&me, &patient, state.today())
+        .subscriptions()
+        .assigned(p.user_id, patient, state.today())
         .await?)
 }
 
 /// The status of the visit the command acts on, if any.
-async fn visit_status(state: &AppState, ready: &Ready) -> Result<Option<String>, AppError> {
-    match ready.body.get("appointment_id").and_then(Value::as_str) {
-        Some(visit) if visit.parse::<uuid::Uuid>().is_ok() => Ok(state.read.visit(visit).await?.map(|v| v.status)),
-        _ => Ok(None),
+async fn visit_status(state: &AppState, ready: &Ready) -> Result<Option<VisitStatus>, AppError> {
+    match body_id(ready, "appointment_id") {
+        Some(visit) => Ok(state.read.visits().get(visit).await?.map(|v| v.status)),
+        None => Ok(None),
     }
+}
+
+/// The id the command's body names in `field`, if it is one.
+fn body_id<T: std::str::FromStr>(ready: &Ready, field: &str) -> Option<T> {
+    ready.body.get(field).and_then(Value::as_str)?.parse().ok()
 }
 
 /// What changed for the recorder after a cursor (`GET /sync/pull`).
@@ -569,9 +571,12 @@ pub struct Changes {
 /// Ids to delete on the phone.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Removed {
-    pub families: Vec<String>,
-    pub patients: Vec<String>,
-    pub appointments: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub families: Vec<FamilyId>,
+    #[schema(value_type = Vec<String>)]
+    pub patients: Vec<PatientId>,
+    #[schema(value_type = Vec<String>)]
+    pub appointments: Vec<VisitId>,
 }
 
 /// A pull's answer: the changes, and the cursor to pull from next time.
@@ -584,15 +589,15 @@ pub struct Pulled {
 
 impl Pulled {
     /// The patients whose data the answer carries (for the access log).
-    pub fn patients(&self) -> Vec<String> {
+    pub fn patients(&self) -> Vec<PatientId> {
         let c = &self.changes;
-        let mut ids: Vec<String> = c
+        let mut ids: Vec<PatientId> = c
             .patients
             .iter()
-            .map(|p| p.id.clone())
-            .chain(c.families.iter().flat_map(|f| f.patients.iter().map(|p| p.id.clone())))
-            .chain(c.appointments.iter().map(|v| v.patient.id.clone()))
-            .chain(c.medical_orders.iter().map(|o| o.patient_id.to_string()))
+            .map(|p| p.id)
+            .chain(c.families.iter().flat_map(|f| f.patients.iter().map(|p| p.id)))
+            .chain(c.appointments.iter().map(|v| v.patient.id))
+            .chain(c.medical_orders.iter().map(|o| o.patient_id))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -608,16 +613,16 @@ const SNAPSHOT_PAGE: u32 = 100;
 /// What the events after a cursor touched.
 #[derive(Default)]
 struct Touched {
-    families: BTreeSet<String>,
-    patients: BTreeSet<String>,
-    appointments: BTreeSet<String>,
-    medical_orders: BTreeSet<String>,
+    families: BTreeSet<FamilyId>,
+    patients: BTreeSet<PatientId>,
+    appointments: BTreeSet<VisitId>,
+    medical_orders: BTreeSet<MedicalOrderId>,
     notifications: BTreeSet<String>,
     /// Order requests and medical orders whose notifications may have changed.
     notification_refs: BTreeSet<String>,
     /// Patients (and so their households) the recorder was or is assigned to by a
     /// subscription that changed: reported as removed if no longer visible.
-    assignments: BTreeSet<String>,
+    assignments: BTreeSet<PatientId>,
 }
 
 /// The recorder's data changed after `cursor` (a store position), or all of it
@@ -634,15 +639,14 @@ struct Touched {
 pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Result<Pulled, AppError> {
     p.require(&[Role::Recorder])?;
     let head = state.store.head().await?;
-    let me = p.user_id.to_string();
     let from = cursor.unwrap_or(0).min(head);
     // Wait for the read models, so the rows below show every event up to `head`.
     state.waiter.wait_for(head).await;
     let changes = match cursor {
         None => snapshot(state, p.user_id).await?,
         Some(_) => {
-            let touched = touched(state, &me, from, head).await?;
-            changed(state, p, &me, touched).await?
+            let touched = touched(state, p.user_id, from, head).await?;
+            changed(state, p, touched).await?
         }
     };
     Ok(Pulled {
@@ -651,7 +655,8 @@ pub async fn pull(state: &AppState, p: &Principal, cursor: Option<i64>) -> Resul
     })
 }
 
-async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result<Touched, AppError> {
+async fn touched(state: &AppState, me: UserId, mut from: i64, head: i64) -> Result<Touched, AppError> {
+    let me_key = me.to_string();
     let mut t = Touched::default();
     while from < head {
         let events = state
@@ -663,24 +668,26 @@ async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result
         from = last.position;
         for e in events.iter().filter(|e| e.position <= head) {
             let id = e.aggregate_id.clone();
-            match e.aggregate_type.as_str() {
-                "family" => {
-                    t.families.insert(id);
+            // Every aggregate of these types has a UUID id.
+            let uuid = id.parse::<uuid::Uuid>().ok();
+            match (e.aggregate_type.as_str(), uuid) {
+                ("family", Some(u)) => {
+                    t.families.insert(u.into());
                 }
-                "patient" => {
-                    t.patients.insert(id);
+                ("patient", Some(u)) => {
+                    t.patients.insert(u.into());
                 }
-                "appointment" => {
-                    t.appointments.insert(id);
+                ("appointment", Some(u)) => {
+                    t.appointments.insert(u.into());
                 }
-                "medical_order" => {
-                    t.medical_orders.insert(id.clone());
+                ("medical_order", Some(u)) => {
+                    t.medical_orders.insert(u.into());
                     t.notification_refs.insert(id);
                 }
-                "order_request" => {
+                ("order_request", _) => {
                     t.notification_refs.insert(id);
                 }
-                "inbox" if id == me => {
+                ("inbox", _) if id == me_key => {
                     if let Some(n) = e
                         .payload
                         .pointer("/NotificationRead/notification_id")
@@ -689,19 +696,17 @@ async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result
                         t.notifications.insert(n.to_string());
                     }
                 }
-                "subscription" => {
-                    if let Some(s) = state.read.subscription(&id, state.today()).await? {
+                ("subscription", Some(u)) => {
+                    if let Some(s) = state.read.subscriptions().get(u.into(), state.today()).await? {
                         if s.recorder_id == me {
                             t.assignments.insert(s.patient_id);
                         }
                     }
                 }
                 // A new record shows as its household's patient's last record.
-                "health_record" => {
-                    if let Ok(rid) = id.parse() {
-                        if let Some(r) = state.read.records().get(rid).await? {
-                            t.patients.insert(r.patient_id.to_string());
-                        }
+                ("health_record", Some(u)) => {
+                    if let Some(r) = state.read.records().get(u.into()).await? {
+                        t.patients.insert(r.patient_id);
                     }
                 }
                 _ => {}
@@ -714,64 +719,61 @@ async fn touched(state: &AppState, me: &str, mut from: i64, head: i64) -> Result
     Ok(t)
 }
 
-async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Result<Changes, AppError> {
+async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes, AppError> {
+    let me = p.user_id;
     let today = state.today();
     let mut c = Changes::default();
     let mut families = t.families;
-    for patient in t.patients.iter().chain(&t.assignments) {
+    for &patient in t.patients.iter().chain(&t.assignments) {
         let visible = can_see_patient(state, p, patient).await?;
-        if let Some(view) = state.read.patient(patient, today).await? {
+        if let Some(view) = state.read.patients().get(patient, today).await? {
             // A household shows its patients: it changed with them.
-            families.insert(view.family_id.clone());
+            families.insert(view.family_id);
             if visible {
                 c.patients.push(view);
-            } else if t.assignments.contains(patient) {
-                c.removed.patients.push(patient.clone());
+            } else if t.assignments.contains(&patient) {
+                c.removed.patients.push(patient);
             }
         }
     }
-    let unassigned: BTreeSet<String> = households_of(state, &t.assignments).await?;
-    for family in &families {
-        if state.read.recorder_sees_family(me, family, today).await? {
-            if let Some(detail) = state.read.family_detail(family, today, Some(me)).await? {
+    let unassigned: BTreeSet<FamilyId> = households_of(state, &t.assignments).await?;
+    for &family in &families {
+        if state.read.families().sees(me, family, today).await? {
+            if let Some(detail) = state.read.families().get(family, today, Some(me)).await? {
                 c.families.push(detail);
             }
-        } else if unassigned.contains(family) {
-            c.removed.families.push(family.clone());
+        } else if unassigned.contains(&family) {
+            c.removed.families.push(family);
         }
     }
-    for visit in &t.appointments {
-        let Some(view) = state.read.visit(visit).await? else {
+    for &visit in &t.appointments {
+        let Some(view) = state.read.visits().get(visit).await? else {
             continue;
         };
         if view.recorder_id != me {
             continue;
         }
-        if can_see_patient(state, p, &view.patient.id).await? {
+        if can_see_patient(state, p, view.patient.id).await? {
             c.appointments.push(view);
         } else {
-            c.removed.appointments.push(visit.clone());
+            c.removed.appointments.push(visit);
         }
     }
     // A patient given to another recorder takes their visits along.
-    for patient in &c.removed.patients {
-        let filter = projections::visits::VisitFilter {
-            recorder: None,
-            today,
-            patient: Some(patient.clone()),
-            date: None,
-            status: None,
+    for &patient in &c.removed.patients {
+        let filter = VisitFilter {
+            patient: Some(patient),
+            ..VisitFilter::new(today)
         };
-        for v in all_pages(|page| state.read.visits(&filter, page)).await? {
+        for v in all_pages(|page| state.read.visits().list(&filter, page)).await? {
             if v.recorder_id == me && !c.removed.appointments.contains(&v.id) {
                 c.removed.appointments.push(v.id);
             }
         }
     }
-    for order in &t.medical_orders {
-        let Ok(order) = order.parse() else { continue };
+    for &order in &t.medical_orders {
         if let Some(view) = state.read.orders().get(order).await? {
-            if can_see_patient(state, p, &view.patient_id.to_string()).await? {
+            if can_see_patient(state, p, view.patient_id).await? {
                 c.medical_orders.push(view);
             }
         }
@@ -787,10 +789,10 @@ async fn changed(state: &AppState, p: &Principal, me: &str, t: Touched) -> Resul
 }
 
 /// The households of `patients`.
-async fn households_of(state: &AppState, patients: &BTreeSet<String>) -> Result<BTreeSet<String>, AppError> {
+async fn households_of(state: &AppState, patients: &BTreeSet<PatientId>) -> Result<BTreeSet<FamilyId>, AppError> {
     let mut out = BTreeSet::new();
-    for patient in patients {
-        if let Some(family) = state.read.patient_family(patient).await? {
+    for &patient in patients {
+        if let Some(family) = state.read.patients().family_of(patient).await? {
             out.insert(family);
         }
     }
@@ -822,30 +824,25 @@ where
 /// Everything of the recorder's: their households, patients, visits, the
 /// medical orders of their patients, their notifications.
 async fn snapshot(state: &AppState, user: UserId) -> Result<Changes, AppError> {
-    let me = user.to_string();
-    let me = me.as_str();
     let today = state.today();
     let mut c = Changes::default();
-    for item in all_pages(|page| state.read.families(Some(me), None, today, page)).await? {
-        if let Some(detail) = state.read.family_detail(&item.id, today, Some(me)).await? {
+    for item in all_pages(|page| state.read.families().list(Some(user), None, today, page)).await? {
+        if let Some(detail) = state.read.families().get(item.id, today, Some(user)).await? {
             for patient in &detail.patients {
-                if let Some(view) = state.read.patient(&patient.id, today).await? {
+                if let Some(view) = state.read.patients().get(patient.id, today).await? {
                     c.patients.push(view);
                 }
             }
             c.families.push(detail);
         }
     }
-    let filter = projections::visits::VisitFilter {
-        recorder: Some(me.to_string()),
-        today,
-        patient: None,
-        date: None,
-        status: None,
+    let filter = VisitFilter {
+        recorder: Some(user),
+        ..VisitFilter::new(today)
     };
-    c.appointments = all_pages(|page| state.read.visits(&filter, page)).await?;
+    c.appointments = all_pages(|page| state.read.visits().list(&filter, page)).await?;
     for patient in &c.patients {
-        let Ok(patient) = patient.id.parse() else { continue };
+        let patient = patient.id;
         let orders = all_pages(|page| state.read.orders().of_patient(patient, page)).await?;
         c.medical_orders.extend(orders);
     }

@@ -4,7 +4,7 @@
 //! family's home, and let the visit aggregate decide.
 
 use chrono::{DateTime, Utc};
-use domain::ids::VisitId;
+use domain::ids::{FamilyId, VisitId};
 use domain::user::Role;
 use domain::visit::{Coordinates, MarkFacts, Visit, VisitCommand};
 use domain::Validator;
@@ -74,18 +74,19 @@ pub async fn mark(
     let facts = MarkFacts {
         at,
         position,
-        home: family_home(state, &visit.patient.family_id).await?,
+        home: family_home(state, visit.patient.family_id).await?,
     };
     let (command, name) = match end {
         VisitEnd::CheckIn => (VisitCommand::CheckIn(facts), "CheckInVisit"),
         VisitEnd::CheckOut => (VisitCommand::CheckOut(facts), "CheckOutVisit"),
     };
     let committed = state
-        .execute::<Visit>(&visit.id, command, meta.context(Some(p), name))
+        .execute::<Visit>(&visit.id.to_string(), command, meta.context(Some(p), name))
         .await?;
     let visit = state
         .read
-        .visit(&visit.id)
+        .visits()
+        .get(visit.id)
         .await?
         .ok_or(AppError::NotFound("appointment"))?;
     Ok(Marked {
@@ -101,17 +102,18 @@ async fn recorders_visit(state: &AppState, p: &Principal, id: &str) -> Result<Vi
     let vid: VisitId = path_id(id, "appointment")?;
     let visit = state
         .read
-        .visit(&vid.to_string())
+        .visits()
+        .get(vid)
         .await?
         .ok_or(AppError::NotFound("appointment"))?;
-    if visit.recorder_id != p.user_id.to_string() || !can_see_patient(state, p, &visit.patient.id).await? {
+    if visit.recorder_id != p.user_id || !can_see_patient(state, p, visit.patient.id).await? {
         return Err(AppError::NotFound("appointment"));
     }
     Ok(visit)
 }
 
 /// The family's home as `(lat, lng)`, when it has coordinates.
-async fn family_home(state: &AppState, family_id: &str) -> Result<Option<(f64, f64)>, AppError> {
-    let family = state.read.family_detail(family_id, state.today(), None).await?;
+async fn family_home(state: &AppState, family_id: FamilyId) -> Result<Option<(f64, f64)>, AppError> {
+    let family = state.read.families().get(family_id, state.today(), None).await?;
     Ok(family.and_then(|f| f.home_lat.zip(f.home_lng)))
 }

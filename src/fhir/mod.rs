@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use domain::ids::VisitId;
 use domain::medication::Medication;
 use domain::order::OrderType;
 use domain::vitals::BloodPressure;
@@ -76,7 +77,7 @@ pub struct ExportContext {
 /// patient keeps only ids, gender and `active: false`.
 pub fn patient(p: &PatientView, address: Option<&str>) -> Patient {
     let mut r = Patient {
-        id: p.id.clone(),
+        id: p.id.to_string(),
         meta: Meta {
             version_id: Some(p.version.to_string()),
             last_updated: Some(p.updated_at.clone()),
@@ -86,11 +87,7 @@ pub fn patient(p: &PatientView, address: Option<&str>) -> Patient {
             value: format!("urn:uuid:{}", p.id),
         }],
         active: !p.erased,
-        gender: match p.gender.as_str() {
-            "male" => Some("male"),
-            "female" => Some("female"),
-            _ => None,
-        },
+        gender: Some(p.gender.as_str()),
         ..Default::default()
     };
     if p.erased {
@@ -121,15 +118,14 @@ pub fn everything(care: &PatientCare, ctx: &ExportContext) -> Bundle {
     };
     out.push(Resource::Patient(patient(&care.patient, care.address.as_deref())));
     out.medications();
-    let completed: HashMap<&str, &VisitView> = care.visits.iter().map(|v| (v.id.as_str(), v)).collect();
+    let completed: HashMap<VisitId, &VisitView> = care.visits.iter().map(|v| (v.id, v)).collect();
     for v in &care.visits {
         out.encounter(v);
     }
     for r in &care.records {
         let encounter = r
             .appointment_id
-            .map(|a| a.to_string())
-            .filter(|a| completed.contains_key(a.as_str()))
+            .filter(|a| completed.contains_key(a))
             .map(|a| Reference::to("Encounter", &format!("enc-{a}")));
         out.observations(r, encounter);
     }
@@ -165,7 +161,7 @@ impl Exporter<'_> {
     }
 
     fn subject(&self) -> Reference {
-        Reference::to("Patient", &self.care.patient.id)
+        Reference::to("Patient", &self.care.patient.id.to_string())
     }
 
     /// A logical reference to a staff member (recorder or doctor).
@@ -256,10 +252,10 @@ impl Exporter<'_> {
             id: format!("enc-{}", v.id),
             status: "finished",
             class: Coding::new(ACT_CODE, "HH", "home health"),
-            kind: vec![CodeableConcept::text(&v.appointment_type)],
+            kind: vec![CodeableConcept::text(v.appointment_type.as_str())],
             subject: self.subject(),
             participant: vec![EncounterParticipant {
-                individual: self.practitioner(&v.recorder_id),
+                individual: self.practitioner(v.recorder_id),
             }],
             period: Period {
                 start: Some(start),
@@ -269,11 +265,11 @@ impl Exporter<'_> {
         self.provenance(
             "visit",
             "visit",
-            &v.id,
+            v.id,
             v.version,
             &v.updated_at,
             ("performer", "Performer"),
-            &v.recorder_id,
+            v.recorder_id,
             vec![reference],
         );
     }
@@ -567,16 +563,18 @@ pub fn local_date_time(date: &str, time: &str, tz: Tz) -> String {
 mod tests {
     use super::*;
 
+    const P1: &str = "5e1f0c3e-0000-4000-8000-000000000001";
+
     fn view(erased: bool) -> PatientView {
         PatientView {
-            id: "p1".into(),
-            family_id: "f1".into(),
+            id: P1.parse().unwrap(),
+            family_id: "5e1f0c3e-0000-4000-8000-0000000000f1".parse().unwrap(),
             name: if erased {
                 domain::ERASED.into()
             } else {
                 "王大爷".into()
             },
-            gender: "male".into(),
+            gender: domain::values::Gender::Male,
             birth_date: "1949-12-31".into(),
             age: 76,
             id_card: None,
@@ -607,9 +605,9 @@ mod tests {
         let p = serde_json::to_value(Resource::Patient(patient(&view(true), Some("上海市")))).unwrap();
         assert_eq!(
             p,
-            serde_json::json!({"resourceType": "Patient", "id": "p1",
+            serde_json::json!({"resourceType": "Patient", "id": P1,
                 "meta": {"versionId": "2", "lastUpdated": "2026-11-02T00:00:00.000Z"},
-                "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:p1"}],
+                "identifier": [{"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{P1}")}],
                 "active": false, "gender": "male"})
         );
         let p = serde_json::to_value(Resource::Patient(patient(&view(false), Some("上海市")))).unwrap();

@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use domain::push::PushStatus;
 use projections::wechat::PushRow;
 
 use crate::dual;
@@ -326,9 +327,12 @@ async fn an_order_request_reaches_its_doctor_on_wechat_exactly_once(b: Backend) 
     assert_eq!(sent[0]["template_id"], TEMPLATE);
     assert_eq!(sent[0]["data"]["thing1"]["value"], "患者生命体征异常，请开具医嘱");
     // Recorded as events, and never sent again.
-    let p = pushes_once(&app, &doctor, |p| p.first().is_some_and(|p| p.status == "sent")).await;
+    let p = pushes_once(&app, &doctor, |p| {
+        p.first().is_some_and(|p| p.status == PushStatus::Sent)
+    })
+    .await;
     assert_eq!(p.len(), 1, "{p:?}");
-    assert_eq!((p[0].status.as_str(), p[0].attempts), ("sent", 1));
+    assert_eq!((p[0].status, p[0].attempts), (PushStatus::Sent, 1));
     assert_eq!(p[0].kind, "order_request_abnormal");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(wx.sent().len(), 1, "exactly once");
@@ -353,8 +357,11 @@ async fn a_failed_push_is_retried_and_sent_once_without_delaying_the_command(b: 
     );
     eventually("the message is sent after two failures", || wx.sent().len() == 1).await;
     assert_eq!(wx.state.lock().unwrap().failed, 2);
-    let p = pushes_once(&app, &doctor, |p| p.first().is_some_and(|p| p.status == "sent")).await;
-    assert_eq!((p[0].status.as_str(), p[0].attempts), ("sent", 3), "{p:?}");
+    let p = pushes_once(&app, &doctor, |p| {
+        p.first().is_some_and(|p| p.status == PushStatus::Sent)
+    })
+    .await;
+    assert_eq!((p[0].status, p[0].attempts), (PushStatus::Sent, 3), "{p:?}");
     assert!(p[0].last_error.as_deref().is_some_and(|e| e.contains("-1")), "{p:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(wx.sent().len(), 1, "sent once");
@@ -407,8 +414,14 @@ async fn an_access_token_wechat_calls_invalid_is_fetched_again(b: Backend) {
     eventually("the second message is sent", || wx.sent().len() == 2).await;
     assert_eq!(wx.state.lock().unwrap().tokens_issued, 2);
     assert_eq!(wx.sent()[1]["touser"], "openid-doctor-1");
-    let p = pushes_once(&app, &doctor, |p| p.len() == 2 && p.iter().all(|p| p.status == "sent")).await;
-    assert!(p.iter().all(|p| p.status == "sent" && p.attempts == 1), "{p:?}");
+    let p = pushes_once(&app, &doctor, |p| {
+        p.len() == 2 && p.iter().all(|p| p.status == PushStatus::Sent)
+    })
+    .await;
+    assert!(
+        p.iter().all(|p| p.status == PushStatus::Sent && p.attempts == 1),
+        "{p:?}"
+    );
 }
 
 /// The 20:00 job's reminder is a notification like any other: a recorder
