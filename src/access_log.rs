@@ -20,7 +20,6 @@ use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 use projections::{Page, PageParams};
 use serde::Serialize;
@@ -32,7 +31,6 @@ use utoipa::ToSchema;
 use crate::app::error::AppError;
 use crate::auth::Principal;
 use crate::store::{Backend, SqliteDb};
-use crate::telemetry::current_request_id;
 
 /// The most records one write takes; the rest wait for the next write.
 pub const MAX_BATCH: usize = 500;
@@ -48,7 +46,7 @@ const ROWS_PER_INSERT: usize = 500;
 const QUEUE: usize = 10_000;
 
 /// The longest user agent kept (the header is the client's to fill).
-const MAX_USER_AGENT: usize = 512;
+pub const MAX_USER_AGENT: usize = 512;
 
 /// `at` as text (SQLite storage and every response): RFC 3339, UTC,
 /// microseconds, fixed width, so text order is time order.
@@ -137,6 +135,21 @@ struct Stats {
     records: AtomicU64,
 }
 
+/// Where a read of patient data came from: the request facts each access
+/// record keeps (the same the event metadata records, see `RequestMeta`).
+/// The HTTP layer extracts it from the request (`api::extract`).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOrigin {
+    /// `METHOD /route/{pattern}`.
+    pub endpoint: String,
+    /// The path as requested.
+    pub path: String,
+    pub ip: String,
+    /// At most [`MAX_USER_AGENT`] characters.
+    pub user_agent: String,
+    pub request_id: String,
+}
+
 impl AccessLog {
     /// Starts the writer task on the current Tokio runtime.
     pub fn start(backend: Backend) -> Self {
@@ -146,32 +159,16 @@ impl AccessLog {
         Self { backend, queue, stats }
     }
 
-    /// Records that `principal` read the data of `patients` through this
-    /// request (one record per distinct patient), and returns once that is
-    /// durable. Call it after the caller was found allowed and the data found,
-    /// right before answering. No patients, nothing recorded.
-    pub async fn patients<I>(&self, principal: &Principal, req: &HttpRequest, patients: I) -> Result<(), AppError>
+    /// Records that `principal` read the data of `patients` through the
+    /// request `origin` describes (one record per distinct patient), and
+    /// returns once that is durable. Call it after the caller was found allowed
+    /// and the data found, right before answering. No patients, nothing recorded.
+    pub async fn patients<I>(&self, principal: &Principal, origin: &ReadOrigin, patients: I) -> Result<(), AppError>
     where
         I: IntoIterator,
         I::Item: Display,
     {
         let at = Utc::now();
-        // The same request facts the event metadata records (see `RequestMeta`).
-        let endpoint = format!(
-            "{} {}",
-            req.method(),
-            req.match_pattern().unwrap_or_else(|| req.path().to_string())
-        );
-        let ip = crate::front_door::client_ip(req);
-        let user_agent: String = req
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(MAX_USER_AGENT)
-            .collect();
-        let request_id = current_request_id().unwrap_or_default();
         let mut seen = HashSet::new();
         let entries: Vec<AccessEntry> = patients
             .into_iter()
@@ -182,11 +179,11 @@ impl AccessLog {
                 actor_id: principal.user_id.to_string(),
                 actor_role: principal.role.as_str().to_string(),
                 patient_id,
-                endpoint: endpoint.clone(),
-                path: req.path().to_string(),
-                ip: ip.clone(),
-                user_agent: user_agent.clone(),
-                request_id: request_id.clone(),
+                endpoint: origin.endpoint.clone(),
+                path: origin.path.clone(),
+                ip: origin.ip.clone(),
+                user_agent: origin.user_agent.clone(),
+                request_id: origin.request_id.clone(),
             })
             .collect();
         self.append(entries).await.map_err(AppError::internal)

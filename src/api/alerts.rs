@@ -2,7 +2,7 @@
 //! auditors all (auditors only read); a doctor acknowledges and resolves their
 //! own, an admin resolves any.
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use domain::alert::{AlertStatus, Outcome};
 use domain::ids::AlertId;
 use domain::vitals::Severity;
@@ -11,6 +11,7 @@ use projections::alerts::AlertDetails;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{ok, ok_versioned, ApiResult};
 use crate::api::{path_id, Body, PageQuery};
 use crate::auth::Principal;
@@ -49,7 +50,7 @@ crate::api::list_page!(
 pub async fn list(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     q: web::Query<AlertListQuery>,
 ) -> ApiResult {
     let page = PageQuery {
@@ -77,7 +78,7 @@ pub async fn list(
     let list = crate::app::alerts::list(&state, &p, status, severity, page).await?;
     state
         .access
-        .patients(&p, &req, list.items.iter().map(|a| &a.patient_id))
+        .patients(&p, &origin, list.items.iter().map(|a| &a.patient_id))
         .await?;
     Ok(ok(AlertList::from(list)))
 }
@@ -86,10 +87,10 @@ pub async fn list(
     params(("id" = String, Path, description = "alert id")),
     responses((status = 200, body = crate::api::Envelope<AlertDetails>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such alert, or not the doctor's", body = crate::api::ErrorBody)))]
-pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get(state: web::Data<AppState>, p: Principal, origin: ReadOrigin, id: web::Path<String>) -> ApiResult {
     let id: AlertId = path_id(&id, "alert")?;
     let alert = crate::app::alerts::get(&state, &p, id).await?;
-    state.access.patients(&p, &req, [&alert.patient_id]).await?;
+    state.access.patients(&p, &origin, [&alert.patient_id]).await?;
     let version = alert.version;
     Ok(ok_versioned(alert, version))
 }

@@ -1,7 +1,7 @@
 //! The auditor's history: every stored event with who, from where and when,
 //! and any aggregate's state as of a past instant. Auditors and admins only.
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use chrono::Utc;
 use domain::ids::{PatientId, UserId};
 use domain::user::Role;
@@ -9,6 +9,7 @@ use domain::Validator;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::access_log::ReadOrigin;
 use crate::api::access::instant;
 use crate::api::error::{ok, ApiResult};
 use crate::api::{uuid_field, PageQuery};
@@ -70,7 +71,7 @@ fn aggregate_type(v: &mut Validator, raw: Option<&str>) -> Option<String> {
 pub async fn events(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     q: web::Query<EventsQuery>,
 ) -> ApiResult {
     p.require(&[Role::Auditor, Role::Admin])?;
@@ -97,7 +98,7 @@ pub async fn events(
     .params();
     v.finish()?;
     let paging = paging?;
-    let page = crate::app::audit::events(&state, &p, &req, filter, paging).await?;
+    let page = crate::app::audit::events(&state, &p, &origin, filter, paging).await?;
     Ok(ok(EventList::from(page)))
 }
 
@@ -119,7 +120,7 @@ pub struct StateQuery {
 pub async fn state(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     path: web::Path<(String, String)>,
     q: web::Query<StateQuery>,
 ) -> ApiResult {
@@ -134,7 +135,7 @@ pub async fn state(
                 "patient" => Some(s.aggregate_id.clone()),
                 _ => find_str(&s.state, "patient_id").map(str::to_string),
             };
-            state.access.patients(&p, &req, patient).await?;
+            state.access.patients(&p, &origin, patient).await?;
             Ok(ok(s))
         }
         Ok(None) => Err(AppError::NotFound("aggregate").into()),

@@ -10,6 +10,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::Utc;
 use domain::user::{Role, UserStatus};
 
+use crate::access_log::{ReadOrigin, MAX_USER_AGENT};
 use crate::api::error::ApiError;
 use crate::app::error::AppError;
 use crate::auth::{Principal, TokenKind};
@@ -150,5 +151,37 @@ mod tests {
         assert!(!auditor_may(&Method::POST, "/api/v1/families"));
         assert!(!auditor_may(&Method::GET, "/api/v1/patients/abc"));
         assert!(!auditor_may(&Method::PATCH, "/api/v1/users/abc/status"));
+    }
+}
+
+/// The request facts an access record keeps, for use cases that read patient data.
+impl FromRequest for ReadOrigin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(read_origin(req)))
+    }
+}
+
+/// See [`ReadOrigin`].
+pub fn read_origin(req: &HttpRequest) -> ReadOrigin {
+    ReadOrigin {
+        endpoint: format!(
+            "{} {}",
+            req.method(),
+            req.match_pattern().unwrap_or_else(|| req.path().to_string())
+        ),
+        path: req.path().to_string(),
+        ip: crate::front_door::client_ip(req),
+        user_agent: req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(MAX_USER_AGENT)
+            .collect(),
+        request_id: current_request_id().unwrap_or_default(),
     }
 }

@@ -1,6 +1,6 @@
 //! Families and their patients.
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use domain::ids::{FamilyId, PatientId};
 use domain::user::Role;
 use projections::families::{FamilyDetail, FamilyListItem, PatientView};
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{path_id, Body, IdVersion, PageQuery};
 use crate::app::error::AppError;
@@ -126,7 +127,7 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
 pub async fn get_family(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
@@ -142,7 +143,7 @@ pub async fn get_family(
         .ok_or(AppError::NotFound("family"))?;
     state
         .access
-        .patients(&p, &req, family.patients.iter().map(|x| &x.id))
+        .patients(&p, &origin, family.patients.iter().map(|x| &x.id))
         .await?;
     let version = family.version;
     Ok(ok_versioned(family, version))
@@ -208,7 +209,7 @@ pub async fn create_patient(
 pub async fn get_patient(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
@@ -222,7 +223,7 @@ pub async fn get_patient(
         .get(pid, state.today())
         .await?
         .ok_or(AppError::NotFound("patient"))?;
-    state.access.patients(&p, &req, [pid]).await?;
+    state.access.patients(&p, &origin, [pid]).await?;
     let version = patient.version;
     Ok(ok_versioned(patient, version))
 }

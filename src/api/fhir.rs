@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::ids::PatientId;
 use serde::Serialize;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::ApiResult;
 use crate::api::path_id;
 use crate::app::error::AppError;
@@ -33,9 +34,9 @@ pub struct FhirResource {
     responses((status = 200, description = "the FHIR R4 Patient (an erased patient: ids, gender and `active: false` only); access-logged",
             content_type = "application/fhir+json", body = FhirResource, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such patient, or not the caller's", body = crate::api::ErrorBody)))]
-pub async fn patient(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn patient(state: web::Data<AppState>, p: Principal, origin: ReadOrigin, id: web::Path<String>) -> ApiResult {
     let pid: PatientId = path_id(&id, "patient")?;
-    let (resource, version) = crate::app::fhir::patient(&state, &p, &req, pid).await?;
+    let (resource, version) = crate::app::fhir::patient(&state, &p, &origin, pid).await?;
     let mut r = fhir_json(&resource)?;
     if let Ok(v) = format!("\"{version}\"").parse() {
         r.headers_mut().insert(ETAG, v);
@@ -54,6 +55,7 @@ pub async fn everything(
     state: web::Data<AppState>,
     p: Principal,
     req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
 ) -> ApiResult {
     let pid: PatientId = path_id(&id, "patient")?;
@@ -61,7 +63,7 @@ pub async fn everything(
         let info = req.connection_info();
         format!("{}://{}/api/v1/fhir", info.scheme(), info.host())
     };
-    let bundle = crate::app::fhir::everything(&state, &p, &req, pid, base_url).await?;
+    let bundle = crate::app::fhir::everything(&state, &p, &origin, pid, base_url).await?;
     fhir_json(&bundle)
 }
 

@@ -4,7 +4,7 @@
 //! see that patient (or its uploader, before it is attached) can download it.
 
 use actix_multipart::Multipart;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use domain::ids::FileId;
 use domain::user::Role;
 use futures::StreamExt;
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ApiResult};
 use crate::api::path_id;
 use crate::app;
@@ -199,14 +200,14 @@ pub async fn upload(state: web::Data<AppState>, p: Principal, meta: RequestMeta,
     }))
 }
 
-async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thumb: bool) -> ApiResult {
+async fn serve(state: &AppState, p: &Principal, origin: &ReadOrigin, id: &str, thumb: bool) -> ApiResult {
     let fid: FileId = path_id(id, "file")?;
     let app::files::FileContent {
         file,
         key,
         content_type,
         bytes,
-    } = app::files::read(state, p, req, fid, thumb).await?;
+    } = app::files::read(state, p, origin, fid, thumb).await?;
     // Only images are shown inline; anything else (a PDF) is downloaded, and
     // never runs as a page of ours (sandbox: no scripts, no same origin).
     let extension = key.rsplit('.').next().unwrap_or("bin");
@@ -231,8 +232,13 @@ async fn serve(state: &AppState, p: &Principal, req: &HttpRequest, id: &str, thu
                 (FileBytes = "audio/mpeg"), (FileBytes = "audio/mp4"), (FileBytes = "audio/aac"), (FileBytes = "audio/x-wav"),
                 (FileBytes = "audio/amr"), (FileBytes = "audio/ogg"), (FileBytes = "application/pdf"))),
         (status = 404, description = "no such file, or not the caller's to read", body = crate::api::ErrorBody)))]
-pub async fn download(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
-    serve(&state, &p, &req, &id, false).await
+pub async fn download(
+    state: web::Data<AppState>,
+    p: Principal,
+    origin: ReadOrigin,
+    id: web::Path<String>,
+) -> ApiResult {
+    serve(&state, &p, &origin, &id, false).await
 }
 
 #[utoipa::path(get, path = "/api/v1/files/{id}/thumbnail", tag = "files", security(("bearer" = [])),
@@ -242,8 +248,8 @@ pub async fn download(state: web::Data<AppState>, p: Principal, req: HttpRequest
 pub async fn download_thumbnail(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
 ) -> ApiResult {
-    serve(&state, &p, &req, &id, true).await
+    serve(&state, &p, &origin, &id, true).await
 }

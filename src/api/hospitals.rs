@@ -1,7 +1,7 @@
 //! Partner hospitals: the catalog (admin), search and slots, and bookings
 //! (booking a place is `app::hospitals::book`).
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use domain::booking::BookingCommand;
 use domain::hospital::HospitalStatus;
 use domain::ids::HospitalId;
@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{path_id, required, Body, IdVersion, PageQuery, StatusChanged};
 use crate::app::catalog::{self, Part};
@@ -251,10 +252,10 @@ pub async fn book(state: web::Data<AppState>, p: Principal, meta: RequestMeta, b
 pub async fn get_booking(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
 ) -> ApiResult {
-    let b = hospitals::booking(&state, &p, &req, &id).await?;
+    let b = hospitals::booking(&state, &p, &origin, &id).await?;
     let version = b.version;
     Ok(ok_versioned(b, version))
 }
@@ -287,7 +288,7 @@ crate::api::list_page!(
 pub async fn bookings(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     q: web::Query<BookingQuery>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
@@ -301,7 +302,7 @@ pub async fn bookings(
         slot: q.slot_id.as_deref(),
         status: q.status.as_deref(),
     };
-    let list = hospitals::bookings(&state, &p, &req, search, page).await?;
+    let list = hospitals::bookings(&state, &p, &origin, search, page).await?;
     Ok(ok(BookingList::from(list)))
 }
 

@@ -1,6 +1,6 @@
 //! Doctors' side: open requests, medical orders; everyone's notifications.
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use domain::ids::{OrderRequestId, PatientId};
 use domain::order::{MedicalOrderCommand, RequestStatus};
 use domain::user::Role;
@@ -9,6 +9,7 @@ use projections::orders::{MedicalOrderView, NotificationView, OrderRequestView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{path_id, Body, PageQuery, StatusChanged};
 use crate::app::error::AppError;
@@ -54,7 +55,7 @@ crate::api::list_page!(
 pub async fn list_requests(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     q: web::Query<RequestListQuery>,
 ) -> ApiResult {
     p.require(&[Role::Doctor, Role::Admin])?;
@@ -75,7 +76,7 @@ pub async fn list_requests(
     // The patients whose requests (and vitals) this page shows.
     state
         .access
-        .patients(&p, &req, list.items.iter().map(|r| &r.patient_id))
+        .patients(&p, &origin, list.items.iter().map(|r| &r.patient_id))
         .await?;
     Ok(ok(RequestList::from(list)))
 }
@@ -87,7 +88,7 @@ pub async fn list_requests(
 pub async fn get_request(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
 ) -> ApiResult {
     let rid: OrderRequestId = path_id(&id, "order_request")?;
@@ -106,7 +107,7 @@ pub async fn get_request(
     if !visible {
         return Err(AppError::NotFound("order_request").into());
     }
-    state.access.patients(&p, &req, [&r.patient_id]).await?;
+    state.access.patients(&p, &origin, [&r.patient_id]).await?;
     let version = r.version;
     Ok(ok_versioned(r, version))
 }
@@ -124,8 +125,13 @@ pub async fn issue(state: web::Data<AppState>, p: Principal, meta: RequestMeta, 
     params(("id" = String, Path, description = "medical order id")),
     responses((status = 200, body = crate::api::Envelope<MedicalOrderView>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such order, or not visible to the caller", body = crate::api::ErrorBody)))]
-pub async fn get_order(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
-    let order = orders::order(&state, &p, &req, &id).await?;
+pub async fn get_order(
+    state: web::Data<AppState>,
+    p: Principal,
+    origin: ReadOrigin,
+    id: web::Path<String>,
+) -> ApiResult {
+    let order = orders::order(&state, &p, &origin, &id).await?;
     let version = order.version;
     Ok(ok_versioned(order, version))
 }
@@ -179,7 +185,7 @@ crate::api::list_page!(
 pub async fn patient_orders(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> ApiResult {
@@ -189,7 +195,7 @@ pub async fn patient_orders(
         return Err(AppError::NotFound("patient").into());
     }
     let orders = state.read.orders().of_patient(pid, q.params()?).await?;
-    state.access.patients(&p, &req, [pid]).await?;
+    state.access.patients(&p, &origin, [pid]).await?;
     Ok(ok(OrderList::from(orders)))
 }
 

@@ -12,6 +12,7 @@ use projections::records::HealthRecordView;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::files::{FileBytes, Form, FormLimits};
 use crate::api::{path_id, Body, PageQuery};
@@ -149,9 +150,9 @@ pub async fn create(
     params(("id" = String, Path, description = "health record id")),
     responses((status = 200, body = crate::api::Envelope<HealthRecordView>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such record, or its patient is not the caller's", body = crate::api::ErrorBody)))]
-pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get(state: web::Data<AppState>, p: Principal, origin: ReadOrigin, id: web::Path<String>) -> ApiResult {
     let record = records::visible_record(&state, &p, &id).await?;
-    state.access.patients(&p, &req, [&record.patient_id]).await?;
+    state.access.patients(&p, &origin, [&record.patient_id]).await?;
     let version = record.version;
     Ok(ok_versioned(record, version))
 }
@@ -167,7 +168,7 @@ crate::api::list_page!(
 pub async fn list_for_patient(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> ApiResult {
@@ -177,7 +178,7 @@ pub async fn list_for_patient(
         return Err(AppError::NotFound("patient").into());
     }
     let page = state.read.records().of_patient(pid, q.params()?).await?;
-    state.access.patients(&p, &req, [pid]).await?;
+    state.access.patients(&p, &origin, [pid]).await?;
     Ok(ok(RecordList::from(page)))
 }
 

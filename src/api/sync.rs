@@ -1,11 +1,12 @@
 //! Offline sync for recorders' phones: `POST /sync/push` replays the commands
 //! captured offline, `GET /sync/pull` brings the phone up to date (see `app::sync`).
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use domain::user::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{ok, ApiResult};
 use crate::api::Body;
 use crate::app::error::AppError;
@@ -69,7 +70,7 @@ pub struct PullQuery {
     responses((status = 200, description = "the recorder's data changed after the cursor (all of it without one), what to delete, and the next cursor", body = crate::api::Envelope<Pulled>),
         (status = 400, description = "cursor is not one this server gave", body = crate::api::ErrorBody),
         (status = 403, description = "not a recorder", body = crate::api::ErrorBody)))]
-pub async fn pull(state: web::Data<AppState>, p: Principal, req: HttpRequest, q: web::Query<PullQuery>) -> ApiResult {
+pub async fn pull(state: web::Data<AppState>, p: Principal, origin: ReadOrigin, q: web::Query<PullQuery>) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let cursor = match q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
@@ -81,6 +82,6 @@ pub async fn pull(state: web::Data<AppState>, p: Principal, req: HttpRequest, q:
         ),
     };
     let pulled = sync::pull(&state, &p, cursor).await?;
-    state.access.patients(&p, &req, pulled.patients()).await?;
+    state.access.patients(&p, &origin, pulled.patients()).await?;
     Ok(ok(pulled))
 }

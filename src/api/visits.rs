@@ -1,7 +1,7 @@
 //! Home visits: schedule, confirm, reschedule, cancel, complete, check in and
 //! out; today's list.
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use domain::ids::PatientId;
 use domain::route::GeoPoint;
 use domain::user::Role;
@@ -13,6 +13,7 @@ use projections::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
 use crate::api::{Body, PageQuery};
 use crate::app;
@@ -158,13 +159,13 @@ async fn mark(
 async fn log_patients<'a>(
     state: &AppState,
     p: &Principal,
-    req: &HttpRequest,
+    origin: &ReadOrigin,
     visits: impl IntoIterator<Item = &'a VisitView>,
 ) -> Result<(), AppError> {
     let mut patients: Vec<PatientId> = visits.into_iter().map(|v| v.patient.id).collect();
     patients.sort_unstable();
     patients.dedup();
-    state.access.patients(p, req, patients).await
+    state.access.patients(p, origin, patients).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -209,7 +210,12 @@ pub enum TodayAnswer {
 
 #[utoipa::path(get, path = "/api/v1/appointments/today", tag = "visits", params(TodayQuery), security(("bearer" = [])),
     responses((status = 200, description = "the calling recorder's visits today (cancelled ones left out): by time, or with order=route {appointments (each with leg_m and route_note), total_m, by_time_total_m}", body = crate::api::Envelope<TodayAnswer>)))]
-pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest, q: web::Query<TodayQuery>) -> ApiResult {
+pub async fn today(
+    state: web::Data<AppState>,
+    p: Principal,
+    origin: ReadOrigin,
+    q: web::Query<TodayQuery>,
+) -> ApiResult {
     p.require(&[Role::Recorder])?;
     let answer = match q.route()? {
         None => TodayAnswer::ByTime(app::day::today(&state, &p).await?),
@@ -219,7 +225,7 @@ pub async fn today(state: web::Data<AppState>, p: Principal, req: HttpRequest, q
         TodayAnswer::ByTime(v) => v.iter().collect(),
         TodayAnswer::Route(r) => r.appointments.iter().map(|a| &a.visit).collect(),
     };
-    log_patients(&state, &p, &req, visits).await?;
+    log_patients(&state, &p, &origin, visits).await?;
     Ok(ok(answer))
 }
 
@@ -250,7 +256,7 @@ crate::api::list_page!(
 pub async fn list(
     state: web::Data<AppState>,
     p: Principal,
-    req: HttpRequest,
+    origin: ReadOrigin,
     q: web::Query<VisitListQuery>,
 ) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin])?;
@@ -282,7 +288,7 @@ pub async fn list(
         ..VisitFilter::new(state.today())
     };
     let visits = state.read.visits().list(&filter, page).await?;
-    log_patients(&state, &p, &req, &visits.items).await?;
+    log_patients(&state, &p, &origin, &visits.items).await?;
     Ok(ok(VisitList::from(visits)))
 }
 
@@ -290,9 +296,9 @@ pub async fn list(
     params(("id" = String, Path, description = "visit id")),
     responses((status = 200, description = "the visit with its history", body = crate::api::Envelope<VisitView>, headers(("ETag" = String, description = "the version, quoted"))),
         (status = 404, description = "no such visit, or not the recorder's", body = crate::api::ErrorBody)))]
-pub async fn get(state: web::Data<AppState>, p: Principal, req: HttpRequest, id: web::Path<String>) -> ApiResult {
+pub async fn get(state: web::Data<AppState>, p: Principal, origin: ReadOrigin, id: web::Path<String>) -> ApiResult {
     let visit = schedule::own_visit(&state, &p, &id).await?;
-    state.access.patients(&p, &req, [&visit.patient.id]).await?;
+    state.access.patients(&p, &origin, [&visit.patient.id]).await?;
     let version = visit.version;
     Ok(ok_versioned(visit, version))
 }

@@ -3,12 +3,12 @@
 //! fields of erased patients read as erased. Reading it is itself a read of
 //! the patients' data the events are about, and is logged as such.
 
-use actix_web::HttpRequest;
 use projections::{Page, PageParams};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::app::error::AppError;
 use crate::audit::{redact, sealed_hashes};
 use crate::auth::Principal;
@@ -61,7 +61,7 @@ pub struct AuditEvent {
 pub async fn events(
     state: &AppState,
     p: &Principal,
-    req: &HttpRequest,
+    origin: &ReadOrigin,
     filter: EventFilter,
     paging: PageParams,
 ) -> Result<Page<AuditEvent>, AppError> {
@@ -116,7 +116,7 @@ pub async fn events(
     }
     patients.sort();
     patients.dedup();
-    state.access.patients(p, req, &patients).await?;
+    state.access.patients(p, origin, &patients).await?;
     Ok(Page {
         items,
         total,

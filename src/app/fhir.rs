@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use actix_web::HttpRequest;
 use domain::ids::{PatientId, UserId};
 use domain::medication::Medication;
 use domain::user::Role;
@@ -15,6 +14,7 @@ use projections::hospitals::BookingFilter;
 use projections::visits::VisitFilter;
 use projections::{Page, PageParams};
 
+use crate::access_log::ReadOrigin;
 use crate::app::error::AppError;
 use crate::auth::Principal;
 use crate::fhir::model::{Bundle, Resource};
@@ -26,12 +26,12 @@ use crate::state::AppState;
 pub async fn patient(
     state: &AppState,
     p: &Principal,
-    req: &HttpRequest,
+    origin: &ReadOrigin,
     id: PatientId,
 ) -> Result<(Resource, i64), AppError> {
     let view = visible_patient(state, p, id).await?;
     let address = household_address(state, &view).await?;
-    state.access.patients(p, req, [id]).await?;
+    state.access.patients(p, origin, [id]).await?;
     Ok((
         Resource::Patient(crate::fhir::patient(&view, address.as_deref())),
         view.version,
@@ -43,13 +43,13 @@ pub async fn patient(
 pub async fn everything(
     state: &AppState,
     p: &Principal,
-    req: &HttpRequest,
+    origin: &ReadOrigin,
     id: PatientId,
     base_url: String,
 ) -> Result<Bundle, AppError> {
     let view = visible_patient(state, p, id).await?;
     let care = read_care(state, view).await?;
-    state.access.patients(p, req, [id]).await?;
+    state.access.patients(p, origin, [id]).await?;
     let ctx = ExportContext {
         base_url,
         timezone: state.settings.field_work.timezone,

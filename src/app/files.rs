@@ -3,13 +3,13 @@
 //! then its blobs are stored (sealed) and its upload recorded as an event; a
 //! failure after the blobs were written removes them again.
 
-use actix_web::HttpRequest;
 use domain::file::{FileCommand, FileInfo, StoredFile};
 use domain::ids::{FileId, PatientId, UserId};
 use domain::user::Role;
 use projections::records::FileRow;
 use sha2::{Digest, Sha256};
 
+use crate::access_log::ReadOrigin;
 use crate::app::error::AppError;
 use crate::auth::Principal;
 use crate::files::{check_content, thumbnail, FileError, FileKind};
@@ -204,7 +204,7 @@ async fn readable(
 pub async fn read(
     state: &AppState,
     p: &Principal,
-    req: &HttpRequest,
+    origin: &ReadOrigin,
     fid: FileId,
     thumb: bool,
 ) -> Result<FileContent, AppError> {
@@ -233,7 +233,7 @@ pub async fn read(
         .await
         .map_err(AppError::internal)?
         .ok_or(AppError::NotFound("file"))?;
-    state.access.patients(p, req, &patients).await?;
+    state.access.patients(p, origin, &patients).await?;
     Ok(FileContent {
         file,
         key,

@@ -4,7 +4,6 @@
 //! optimistic concurrency), create the booking. A failing later step undoes
 //! the earlier ones ([`Saga`]).
 
-use actix_web::HttpRequest;
 use chrono::{NaiveDate, NaiveTime};
 use domain::booking::{BookingCommand, BookingDetails, HospitalBooking};
 use domain::hospital::{Hospital, Slot, SlotCommand};
@@ -17,6 +16,7 @@ use projections::{Page, PageParams};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::app::error::AppError;
 use crate::app::input::{path_id, required, uuid_field};
 use crate::app::refusal::Refusal;
@@ -268,9 +268,9 @@ pub(crate) async fn visible_booking(
 }
 
 /// A booking the caller may see, its read logged.
-pub async fn booking(state: &AppState, p: &Principal, req: &HttpRequest, id: &str) -> Result<BookingView, AppError> {
+pub async fn booking(state: &AppState, p: &Principal, origin: &ReadOrigin, id: &str) -> Result<BookingView, AppError> {
     let b = visible_booking(state, p, id).await?;
-    state.access.patients(p, req, [&b.patient_id]).await?;
+    state.access.patients(p, origin, [&b.patient_id]).await?;
     Ok(b)
 }
 
@@ -289,7 +289,7 @@ pub struct BookingSearch<'a> {
 pub async fn bookings(
     state: &AppState,
     p: &Principal,
-    req: &HttpRequest,
+    origin: &ReadOrigin,
     search: BookingSearch<'_>,
     page: PageParams,
 ) -> Result<Page<BookingView>, AppError> {
@@ -343,7 +343,7 @@ pub async fn bookings(
     // The patients whose bookings this page shows.
     state
         .access
-        .patients(p, req, list.items.iter().map(|b| &b.patient_id))
+        .patients(p, origin, list.items.iter().map(|b| &b.patient_id))
         .await?;
     Ok(list)
 }

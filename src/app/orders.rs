@@ -2,7 +2,6 @@
 //! open order request addressed to them (which it fulfils) or on their own;
 //! the patient's recorder is told.
 
-use actix_web::HttpRequest;
 use domain::ids::{HealthRecordId, MedicalOrderId, OrderRequestId, PatientId, UserId};
 use domain::order::{
     MedicalOrder, MedicalOrderCommand, OrderDetails, OrderRequest, OrderRequestCommand, OrderType, RequestStatus,
@@ -15,6 +14,7 @@ use projections::orders::MedicalOrderView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::ReadOrigin;
 use crate::app::error::AppError;
 use crate::app::input::{path_id, required, uuid_field};
 use crate::app::refusal::Refusal;
@@ -181,9 +181,14 @@ pub(crate) async fn own_order(
 }
 
 /// An order the caller may see, its read logged.
-pub async fn order(state: &AppState, p: &Principal, req: &HttpRequest, id: &str) -> Result<MedicalOrderView, AppError> {
+pub async fn order(
+    state: &AppState,
+    p: &Principal,
+    origin: &ReadOrigin,
+    id: &str,
+) -> Result<MedicalOrderView, AppError> {
     let order = own_order(state, p, id).await?;
-    state.access.patients(p, req, [&order.patient_id]).await?;
+    state.access.patients(p, origin, [&order.patient_id]).await?;
     Ok(order)
 }
 
