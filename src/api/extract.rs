@@ -137,23 +137,6 @@ impl FromRequest for RequestMeta {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auditors_only_read_the_audit_trail() {
-        use actix_web::http::Method;
-        assert!(auditor_may(&Method::GET, "/api/v1/audit/events"));
-        assert!(auditor_may(&Method::GET, "/api/v1/users/abc"));
-        assert!(auditor_may(&Method::POST, "/api/v1/auth/logout"));
-        assert!(!auditor_may(&Method::POST, "/api/v1/audit/events"));
-        assert!(!auditor_may(&Method::POST, "/api/v1/families"));
-        assert!(!auditor_may(&Method::GET, "/api/v1/patients/abc"));
-        assert!(!auditor_may(&Method::PATCH, "/api/v1/users/abc/status"));
-    }
-}
-
 /// The request facts an access record keeps, for use cases that read patient data.
 impl FromRequest for ReadOrigin {
     type Error = ApiError;
@@ -183,5 +166,22 @@ pub fn read_origin(req: &HttpRequest) -> ReadOrigin {
             .take(MAX_USER_AGENT)
             .collect(),
         request_id: current_request_id().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auditors_only_read_the_audit_trail() {
+        use actix_web::http::Method;
+        assert!(auditor_may(&Method::GET, "/api/v1/audit/events"));
+        assert!(auditor_may(&Method::GET, "/api/v1/users/abc"));
+        assert!(auditor_may(&Method::POST, "/api/v1/auth/logout"));
+        assert!(!auditor_may(&Method::POST, "/api/v1/audit/events"));
+        assert!(!auditor_may(&Method::POST, "/api/v1/families"));
+        assert!(!auditor_may(&Method::GET, "/api/v1/patients/abc"));
+        assert!(!auditor_may(&Method::PATCH, "/api/v1/users/abc/status"));
     }
 }
