@@ -1,5 +1,7 @@
 //! Families and their patients, the family list and the family detail.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::family::FamilyEvent;
@@ -37,13 +39,147 @@ async fn count_family(c: &mut AnyConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The search grams of `text`: each character and each pair of neighbouring
+/// characters, lowercased. A text containing the search `q` holds every gram
+/// of [`query_grams`]`(q)`, so the families holding all of them are a superset
+/// of those `LIKE '%q%'` matches, which then checks them.
+pub fn grams(text: &str) -> BTreeSet<String> {
+    let chars: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    let mut out: BTreeSet<String> = chars.iter().map(|c| c.to_string()).collect();
+    out.extend(chars.windows(2).map(|w| w.iter().collect::<String>()));
+    out
+}
+
+/// The grams a family must hold to match the search `q`: its pairs of
+/// neighbouring characters, or its one character.
+pub fn query_grams(q: &str) -> Vec<String> {
+    let chars: Vec<char> = q.chars().flat_map(char::to_lowercase).collect();
+    let grams: BTreeSet<String> = match chars.len() {
+        0 => BTreeSet::new(),
+        1 => [chars[0].to_string()].into(),
+        _ => chars.windows(2).map(|w| w.iter().collect()).collect(),
+    };
+    grams.into_iter().collect()
+}
+
+/// The grams of a family's name, primary address and patients' names, by family.
+fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    texts.into_iter().flat_map(grams).collect()
+}
+
+/// Rows per multi-row INSERT of grams (bind parameters stay far below any limit).
+const GRAM_ROWS: usize = 400;
+
+async fn insert_grams(c: &mut AnyConnection, insert: &str, rows: &[(String, String)]) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(GRAM_ROWS) {
+        let sql = format!(
+            "{insert} INTO family_grams (gram, family_id) VALUES {}",
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (gram, family) in chunk {
+            q = q.bind(gram.as_str()).bind(family.as_str());
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// Recomputes a family's search grams from its row and its patients' rows.
+async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM family_grams WHERE family_id = ?")
+        .bind(family)
+        .execute(&mut *c)
+        .await?;
+    let Some(f) = sqlx::query("SELECT family_name, primary_address FROM families WHERE id = ?")
+        .bind(family)
+        .fetch_optional(&mut *c)
+        .await?
+    else {
+        return Ok(());
+    };
+    let names = sqlx::query("SELECT name FROM patients WHERE family_id = ?")
+        .bind(family)
+        .fetch_all(&mut *c)
+        .await?;
+    let mut texts = vec![f.text("family_name")?, f.text("primary_address")?];
+    for n in &names {
+        texts.push(n.text("name")?);
+    }
+    let rows: Vec<(String, String)> = family_grams(texts.iter().map(String::as_str))
+        .into_iter()
+        .map(|g| (g, family.to_string()))
+        .collect();
+    insert_grams(c, "INSERT", &rows).await
+}
+
+/// As [`refresh_grams`], for the family of a patient.
+async fn refresh_patient_family_grams(c: &mut AnyConnection, patient: &str) -> Result<(), sqlx::Error> {
+    let family: Option<String> = sqlx::query("SELECT family_id FROM patients WHERE id = ?")
+        .bind(patient)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| r.text("family_id"))
+        .transpose()?;
+    match family {
+        Some(f) => refresh_grams(c, &f).await,
+        None => Ok(()),
+    }
+}
+
+impl ReadStore {
+    /// Fills `family_grams` for the families a store held before it existed
+    /// (once, at start-up: nothing to do when it has rows or there are no
+    /// families). Concurrent starts insert the same rows; duplicates are ignored.
+    pub async fn fill_family_grams(&self) -> Result<(), sqlx::Error> {
+        let has_grams: Option<i64> = sqlx::query_scalar("SELECT 1 FROM family_grams LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        let has_families: Option<i64> = sqlx::query_scalar("SELECT 1 FROM families LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        if has_grams.is_some() || has_families.is_none() {
+            return Ok(());
+        }
+        let mut texts: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        for r in sqlx::query("SELECT id, family_name, primary_address FROM families")
+            .fetch_all(self.pool())
+            .await?
+        {
+            texts
+                .entry(r.text("id")?)
+                .or_default()
+                .extend([r.text("family_name")?, r.text("primary_address")?]);
+        }
+        for r in sqlx::query("SELECT family_id, name FROM patients")
+            .fetch_all(self.pool())
+            .await?
+        {
+            texts.entry(r.text("family_id")?).or_default().push(r.text("name")?);
+        }
+        let rows: Vec<(String, String)> = texts
+            .iter()
+            .flat_map(|(family, texts)| {
+                family_grams(texts.iter().map(String::as_str))
+                    .into_iter()
+                    .map(move |g| (g, family.clone()))
+            })
+            .collect();
+        let mut tx = self.writer().begin().await?;
+        insert_grams(&mut tx, self.dialect().insert_ignore(), &rows).await?;
+        tx.commit().await?;
+        tracing::info!(families = texts.len(), grams = rows.len(), "family search grams filled");
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Projector for FamiliesProjector {
     fn name(&self) -> &'static str {
         "families"
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["patients", "families", "family_totals"]
+        &["patients", "families", "family_totals", "family_grams"]
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
@@ -72,6 +208,7 @@ impl Projector for FamiliesProjector {
                     .execute(&mut *c)
                     .await?;
                     count_family(c).await?;
+                    refresh_grams(c, id).await?;
                 }
                 FamilyEvent::FamilyErased { .. } => {
                     sqlx::query(
@@ -89,6 +226,7 @@ impl Projector for FamiliesProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
+                    refresh_grams(c, id).await?;
                 }
                 FamilyEvent::FamilyUpdated(ch) => {
                     sqlx::query(
@@ -115,6 +253,9 @@ impl Projector for FamiliesProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
+                    if ch.family_name.is_some() || ch.primary_address.is_some() {
+                        refresh_grams(c, id).await?;
+                    }
                 }
             },
             "patient" => match e.decode::<PatientEvent>()? {
@@ -142,6 +283,7 @@ impl Projector for FamiliesProjector {
                     .bind(e.sequence)
                     .execute(&mut *c)
                     .await?;
+                    refresh_grams(c, &family_id.to_string()).await?;
                 }
                 PatientEvent::PatientErased { .. } => {
                     sqlx::query(
@@ -157,6 +299,7 @@ impl Projector for FamiliesProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
+                    refresh_patient_family_grams(c, id).await?;
                 }
                 PatientEvent::PatientUpdated(ch) => {
                     sqlx::query(
@@ -184,6 +327,9 @@ impl Projector for FamiliesProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
+                    if ch.name.is_some() {
+                        refresh_patient_family_grams(c, id).await?;
+                    }
                 }
             },
             _ => {}
@@ -358,16 +504,47 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
     // both stores materialize, then joined to `families` by key and sorted.
     // Written as `f.id IN (…)` instead, the planners may walk every family
     // newest first and probe the set per row: at 500,000 families, seconds.
-    let (from, from_binds) = match recorder {
-        Some(r) => (
+    //
+    // A search starts from the families holding every gram of its text
+    // (`family_grams`, an index), grouped in a derived table, then joined by
+    // key; the LIKE conditions below check those candidates. Without it the
+    // list and its total read every family and every patient's name.
+    let mut from_binds = Vec::new();
+    let mut from = String::new();
+    let mut key = "";
+    if let Some(r) = recorder {
+        from.push_str(
             "(SELECT DISTINCT p_asg.family_id AS id FROM subscriptions s_r
                 JOIN patients p_asg ON p_asg.id = s_r.patient_id
-              WHERE s_r.recorder_id = ? AND s_r.status = 'active' AND s_r.start_date <= ? AND s_r.end_date >= ?)
-             mine JOIN families f ON f.id = mine.id"
-                .to_string(),
-            assigned(r).to_vec(),
-        ),
-        None => ("families f".to_string(), Vec::new()),
+              WHERE s_r.recorder_id = ? AND s_r.status = 'active' AND s_r.start_date <= ? AND s_r.end_date >= ?) mine",
+        );
+        from_binds.extend(assigned(r));
+        key = "mine.id";
+    }
+    let grams = search.map(query_grams).filter(|g| !g.is_empty());
+    if let Some(grams) = &grams {
+        if !from.is_empty() {
+            from.push_str(" JOIN ");
+        }
+        // The count is ours (a number, not the caller's text): written in,
+        // as SQLite would compare a bound text with COUNT(*) as text.
+        from.push_str(&format!(
+            "(SELECT g.family_id AS id FROM family_grams g WHERE g.gram IN ({}) GROUP BY g.family_id
+               HAVING COUNT(*) = {}) cand",
+            vec!["?"; grams.len()].join(", "),
+            grams.len()
+        ));
+        from_binds.extend(grams.iter().cloned());
+        if key.is_empty() {
+            key = "cand.id";
+        } else {
+            from.push_str(" ON cand.id = mine.id");
+        }
+    }
+    let from = if key.is_empty() {
+        "families f".to_string()
+    } else {
+        format!("{from} JOIN families f ON f.id = {key}")
     };
     let mut filter_binds = Vec::new();
     let filter = match search {
@@ -412,15 +589,15 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
               WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
               AS active_subscriptions"
     );
-    let list = match recorder {
+    let list = match recorder.is_none() && grams.is_none() {
         // Newest first straight off `families_created_id`: the counts are
         // computed for the rows returned only.
-        None => format!("{counts} FROM {from}{filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
-        // A recorder's families must be sorted: the page is chosen first, by
-        // key (the derived table `pg`), and the counts computed for its rows
-        // alone, not for each of the recorder's few hundred families before
-        // the sort keeps twenty.
-        Some(_) => format!(
+        true => format!("{counts} FROM {from}{filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
+        // A recorder's families, or a search's, must be sorted: the page is
+        // chosen first, by key (the derived table `pg`), and the counts
+        // computed for its rows alone, not for each of the few hundred
+        // families before the sort keeps twenty.
+        false => format!(
             "{counts} FROM (SELECT f.id, f.created_at FROM {from}{filter}
                 ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
@@ -674,5 +851,31 @@ impl Patients<'_> {
             .fetch_optional(self.0.pool())
             .await?;
         row.map(|r| r.id("family_id")).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_holds_every_gram_of_each_part_of_it() {
+        let held = grams("上海市Smith路1号");
+        for q in ["上海", "海市", "smith", "SMI", "路1号", "号", "h路"] {
+            assert!(
+                query_grams(q).iter().all(|g| held.contains(g)),
+                "{q}: {:?}",
+                query_grams(q)
+            );
+        }
+        assert!(!query_grams("北京").iter().all(|g| held.contains(g)));
+    }
+
+    #[test]
+    fn a_search_asks_for_its_pairs_or_its_one_character() {
+        assert_eq!(query_grams("王"), vec!["王"]);
+        assert_eq!(query_grams("王小明"), vec!["小明", "王小"]);
+        assert_eq!(query_grams("AbA"), vec!["ab", "ba"]);
+        assert!(query_grams("").is_empty());
     }
 }

@@ -91,6 +91,7 @@ impl ReadStore {
                 url: given.into(),
             };
             store.migrate().await?;
+            store.fill_family_grams().await?;
             // Statistics for the planner where it has none (a store that grew
             // without a rebuild): bounded sampling, cheap at any size.
             if let Err(e) = store
@@ -110,6 +111,7 @@ impl ReadStore {
             url: given.into(),
         };
         store.migrate().await?;
+        store.fill_family_grams().await?;
         Ok(store)
     }
 

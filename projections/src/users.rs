@@ -97,15 +97,20 @@ impl Projector for UsersProjector {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)",
-                )
-                .bind(&at)
-                .bind(id)
-                .bind(kept_session.map(|s| s.to_string()))
-                .bind(kept_session.map(|s| s.to_string()))
-                .execute(&mut *c)
-                .await?;
+                // Every session ends but the one kept (the caller's own, when
+                // they changed their password themselves).
+                let revoke = "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL";
+                match kept_session {
+                    Some(kept) => {
+                        sqlx::query(&format!("{revoke} AND id <> ?"))
+                            .bind(&at)
+                            .bind(id)
+                            .bind(kept.to_string())
+                            .execute(&mut *c)
+                            .await?
+                    }
+                    None => sqlx::query(revoke).bind(&at).bind(id).execute(&mut *c).await?,
+                };
             }
             UserEvent::UserProfileUpdated(ch) => {
                 sqlx::query(

@@ -7,7 +7,8 @@ dual!(
     a_recorder_sees_only_their_families_field_by_field,
     family_updates_show_at_once,
     patients_read_and_update,
-    medications_are_free_text_or_structured_and_read_back_as_sent
+    medications_are_free_text_or_structured_and_read_back_as_sent,
+    search_finds_what_the_families_hold_now
 );
 
 async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
@@ -269,4 +270,73 @@ async fn medications_are_free_text_or_structured_and_read_back_as_sent(b: Backen
     assert!(r.body["details"]["current_medications[0]"].is_string(), "{}", r.body);
     let v = app.get(&path, &app.admin_token).await.ok();
     assert_eq!(v.data()["current_medications"].as_array().unwrap().len(), 3);
+}
+
+/// The total of `/families?search=…` as the admin reads it.
+async fn found(app: &crate::helpers::TestApp, text: &str) -> i64 {
+    let q: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    app.get(&format!("/families?search={q}"), &app.admin_token)
+        .await
+        .ok()
+        .data()["total"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Search runs on grams the projector keeps: it must follow every rename and
+/// erasure, match one character, any case of ASCII letters, and find the
+/// families a store held before the grams existed.
+async fn search_finds_what_the_families_hold_now(b: Backend) {
+    let app = spawn_app(b).await;
+    let fam = app.family("张家").await;
+    let patient = app.patient(&fam, "张三丰").await;
+    let other = app.family("Smith").await;
+    for (text, n) in [
+        ("张三", 1),
+        ("张", 1),
+        ("张家", 1),
+        ("张家路", 1),
+        ("上海市", 2),
+        ("smi", 1),
+        ("SMITH", 1),
+        ("三丰张", 0),
+        ("赵", 0),
+    ] {
+        assert_eq!(found(&app, text).await, n, "{text}");
+    }
+    app.patch(
+        &format!("/families/{fam}"),
+        &app.admin_token,
+        json!({"family_name": "赵家", "primary_address": "北京市朝阳区"}),
+    )
+    .await
+    .ok();
+    app.patch(
+        &format!("/patients/{patient}"),
+        &app.admin_token,
+        json!({"name": "李四"}),
+    )
+    .await
+    .ok();
+    for (text, n) in [
+        ("张家", 0),
+        ("张三", 0),
+        ("赵家", 1),
+        ("朝阳", 1),
+        ("李四", 1),
+        ("上海市", 1),
+    ] {
+        assert_eq!(found(&app, text).await, n, "{text}");
+    }
+    // A store that held families before the grams: filled at start-up.
+    let read = &app.state.read;
+    sqlx::query("DELETE FROM family_grams")
+        .execute(read.writer())
+        .await
+        .unwrap();
+    assert_eq!(found(&app, "李四").await, 0);
+    read.fill_family_grams().await.unwrap();
+    assert_eq!(found(&app, "李四").await, 1);
+    assert_eq!(found(&app, "Smith").await, 1);
+    let _ = other;
 }

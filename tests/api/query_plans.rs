@@ -181,6 +181,31 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             .all(|l| l.contains("subscriptions_assigned") || l.contains("subscriptions_patient")),
         "{lines:?}"
     );
+    // A search starts from the families holding the text's grams (an index)
+    // and reaches each family by key: never a walk over every family.
+    let search = family_list_sql(None, Some("家3"), today);
+    let binds: Vec<String> = search.list_binds().cloned().collect();
+    let lines = plan(read, &search.list, &binds).await;
+    match read.dialect() {
+        Dialect::MySql => {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("table=g ") && l.contains("key=PRIMARY")),
+                "{lines:?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("table=f ") && l.contains("type=eq_ref")),
+                "{lines:?}"
+            );
+        }
+        Dialect::Sqlite => {
+            assert!(lines.iter().any(|l| l.starts_with("SEARCH g")), "{lines:?}");
+            assert!(!lines.iter().any(|l| l.starts_with("SCAN f")), "{lines:?}");
+        }
+    }
     // No filter is carried as `? IS NULL OR …`, which defeats indexes.
     for q in [&admin, &mine, &family_list_sql(Some(recorder), Some("家"), today)] {
         assert!(!q.list.contains("IS NULL OR"), "{}", q.list);
