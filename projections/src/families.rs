@@ -85,6 +85,25 @@ async fn insert_grams(c: &mut AnyConnection, insert: &str, rows: &[(String, Stri
     Ok(())
 }
 
+/// Adds the grams of `texts` to a family's (those it holds already stay).
+/// Creating a family or registering a patient only adds text, so this is all
+/// they need; a rename or an erasure recomputes ([`refresh_grams`]).
+async fn add_grams<'a>(
+    c: &mut AnyConnection,
+    family: &str,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<(), sqlx::Error> {
+    let insert = match c.backend_name() {
+        "MySQL" => "INSERT IGNORE",
+        _ => "INSERT OR IGNORE",
+    };
+    let rows: Vec<(String, String)> = family_grams(texts)
+        .into_iter()
+        .map(|g| (g, family.to_string()))
+        .collect();
+    insert_grams(c, insert, &rows).await
+}
+
 /// Recomputes a family's search grams from its row and its patients' rows.
 async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM family_grams WHERE family_id = ?")
@@ -208,7 +227,7 @@ impl Projector for FamiliesProjector {
                     .execute(&mut *c)
                     .await?;
                     count_family(c).await?;
-                    refresh_grams(c, id).await?;
+                    add_grams(c, id, [d.family_name.as_str(), d.primary_address.as_str()]).await?;
                 }
                 FamilyEvent::FamilyErased { .. } => {
                     sqlx::query(
@@ -283,7 +302,7 @@ impl Projector for FamiliesProjector {
                     .bind(e.sequence)
                     .execute(&mut *c)
                     .await?;
-                    refresh_grams(c, &family_id.to_string()).await?;
+                    add_grams(c, &family_id.to_string(), [d.name.as_str()]).await?;
                 }
                 PatientEvent::PatientErased { .. } => {
                     sqlx::query(
