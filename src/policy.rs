@@ -33,6 +33,14 @@ pub async fn can_see_patient(state: &AppState, p: &Principal, patient: PatientId
     Ok(visible)
 }
 
+/// As [`can_see_patient`], a patient the caller may not see being absent (404).
+pub async fn ensure_sees_patient(state: &AppState, p: &Principal, patient: PatientId) -> Result<(), AppError> {
+    match can_see_patient(state, p, patient).await? {
+        true => Ok(()),
+        false => Err(AppError::NotFound("patient")),
+    }
+}
+
 /// The rule behind [`can_see_patient`], without remembering the check.
 pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: PatientId) -> Result<bool, AppError> {
     Ok(match p.role {
@@ -58,6 +66,14 @@ pub async fn can_see_family(state: &AppState, p: &Principal, family: FamilyId) -
         remember(Guard::Family(family));
     }
     Ok(visible)
+}
+
+/// As [`can_see_family`], a household the caller may not see being absent (404).
+pub async fn ensure_sees_family(state: &AppState, p: &Principal, family: FamilyId) -> Result<(), AppError> {
+    match can_see_family(state, p, family).await? {
+        true => Ok(()),
+        false => Err(AppError::NotFound("family")),
+    }
 }
 
 pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: FamilyId) -> Result<bool, AppError> {

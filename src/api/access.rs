@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use crate::access_log::{AccessFilter, AccessRecord};
 use crate::api::error::{ok, ApiResult};
-use crate::api::{uuid_field, PageQuery};
+use crate::api::{paging, uuid_field};
 use crate::auth::Principal;
 use crate::logins::LoginAttemptView;
 use crate::state::AppState;
@@ -84,11 +84,7 @@ pub async fn access_log(state: web::Data<AppState>, p: Principal, q: web::Query<
         }
     }
     v.finish()?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let filter = AccessFilter {
         patient_id: patient.map(|p| p.to_string()),
         actor_id: actor.map(|a| a.to_string()),
@@ -134,11 +130,7 @@ pub async fn logins(state: web::Data<AppState>, p: Principal, q: web::Query<Logi
         v.add("username", "不能超过64个字符");
     }
     v.finish()?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let filter = crate::logins::LoginFilter {
         username: q.username.clone().filter(|u| !u.trim().is_empty()),
         from,

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::access_log::ReadOrigin;
 use crate::api::error::{ok, ok_versioned, ApiResult};
-use crate::api::{path_id, Body, PageQuery};
+use crate::api::{paging, path_id, Body};
 use crate::auth::Principal;
 use crate::state::{AppState, RequestMeta};
 
@@ -53,11 +53,7 @@ pub async fn list(
     origin: ReadOrigin,
     q: web::Query<AlertListQuery>,
 ) -> ApiResult {
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let mut v = Validator::new();
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,

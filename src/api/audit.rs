@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 use crate::access_log::ReadOrigin;
 use crate::api::access::instant;
 use crate::api::error::{ok, ApiResult};
-use crate::api::{uuid_field, PageQuery};
+use crate::api::{paging, uuid_field};
 use crate::app::error::AppError;
 use crate::audit::{state_as_of, ReplayError, AGGREGATE_TYPES};
 use crate::auth::Principal;
@@ -91,11 +91,7 @@ pub async fn events(
         to: instant(&mut v, "to", q.to.as_deref()),
         patient_id: patient.map(|p| p.to_string()),
     };
-    let paging = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params();
+    let paging = paging(q.page, q.limit);
     v.finish()?;
     let paging = paging?;
     let page = crate::app::audit::events(&state, &p, &origin, filter, paging).await?;

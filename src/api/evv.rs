@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::error::{ok, ok_versioned, ApiResult};
-use crate::api::{parse_required, Body, PageQuery};
+use crate::api::{paging, parse_required, Body};
 use crate::auth::Principal;
 use crate::state::{AppState, RequestMeta};
 
@@ -76,11 +76,7 @@ fn given(s: &Option<String>) -> Option<&str> {
         (status = 400, description = "a bad filter, named", body = crate::api::ErrorBody),
         (status = 403, description = "doctors", body = crate::api::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, p: Principal, q: web::Query<ExceptionQuery>) -> ApiResult {
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let (status, code) = crate::app::evv::status_and_code(given(&q.status), given(&q.code))?;
     let mut v = Validator::new();
     let from = given(&q.from).and_then(|d| v.check("from", date(d)));

@@ -10,12 +10,12 @@ use utoipa::ToSchema;
 
 use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
-use crate::api::{path_id, Body, IdVersion, PageQuery};
+use crate::api::{paging, path_id, Body, IdVersion};
 use crate::app::error::AppError;
 use crate::app::families;
 pub use crate::app::families::{FamilyInput, PatientInput};
 use crate::auth::Principal;
-use crate::policy::{can_see_family, can_see_patient, recorder_scope};
+use crate::policy::{ensure_sees_family, ensure_sees_patient, recorder_scope};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -103,11 +103,7 @@ crate::api::list_page!(
     responses((status = 200, description = "admins see all; a recorder the families of the patients assigned to them", body = crate::api::Envelope<FamilyList>)))]
 pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Query<FamilyListQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if search.is_some_and(|s| s.chars().count() > 100) {
         return Err(AppError::field("search", "不能超过100个字符").into());
@@ -132,9 +128,7 @@ pub async fn get_family(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let fid: FamilyId = path_id(&id, "family")?;
-    if !can_see_family(&state, &p, fid).await? {
-        return Err(AppError::NotFound("family").into());
-    }
+    ensure_sees_family(&state, &p, fid).await?;
     let family = state
         .read
         .families()
@@ -214,9 +208,7 @@ pub async fn get_patient(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
-    if !can_see_patient(&state, &p, pid).await? {
-        return Err(AppError::NotFound("patient").into());
-    }
+    ensure_sees_patient(&state, &p, pid).await?;
     let patient = state
         .read
         .patients()

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
-use crate::api::{path_id, required, Body, IdVersion, PageQuery, StatusChanged};
+use crate::api::{paging, path_id, required, Body, IdVersion, StatusChanged};
 use crate::app::catalog::{self, Part};
 pub use crate::app::catalog::{
     ActiveInput, DepartmentInput, HospitalDoctorInput, HospitalInput, HospitalPartAdded, SlotInput, SlotOpened,
@@ -292,11 +292,7 @@ pub async fn bookings(
     q: web::Query<BookingQuery>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let search = hospitals::BookingSearch {
         patient: q.patient_id.as_deref(),
         slot: q.slot_id.as_deref(),

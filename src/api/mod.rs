@@ -48,8 +48,13 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn params(&self) -> Result<projections::PageParams, AppError> {
-        projections::PageParams::parse(self.page, self.limit).map_err(|(f, why)| AppError::field(f, why))
+        paging(self.page, self.limit)
     }
+}
+
+/// A list's `page` and `limit` query parameters, checked (400 naming the field).
+pub fn paging(page: Option<i64>, limit: Option<i64>) -> Result<projections::PageParams, AppError> {
+    projections::PageParams::parse(page, limit).map_err(|(f, why)| AppError::field(f, why))
 }
 
 pub use crate::app::input::{parse_required, path_id, required, uuid_field};

@@ -11,13 +11,13 @@ use utoipa::ToSchema;
 
 use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
-use crate::api::{path_id, Body, PageQuery, StatusChanged};
+use crate::api::{paging, path_id, Body, PageQuery, StatusChanged};
 use crate::app::error::AppError;
 pub use crate::app::notifications::NotificationRead;
 pub use crate::app::orders::{OrderInput, OrderIssued};
 use crate::app::{notifications, orders};
 use crate::auth::Principal;
-use crate::policy::can_see_patient;
+use crate::policy::{can_see_patient, ensure_sees_patient};
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -59,11 +59,7 @@ pub async fn list_requests(
     q: web::Query<RequestListQuery>,
 ) -> ApiResult {
     p.require(&[Role::Doctor, Role::Admin])?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some("open") => Some(RequestStatus::Open),
@@ -191,9 +187,7 @@ pub async fn patient_orders(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
-    if !can_see_patient(&state, &p, pid).await? {
-        return Err(AppError::NotFound("patient").into());
-    }
+    ensure_sees_patient(&state, &p, pid).await?;
     let orders = state.read.orders().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &origin, [pid]).await?;
     Ok(ok(OrderList::from(orders)))
@@ -231,11 +225,7 @@ pub struct NotificationList {
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", params(NotificationQuery), security(("bearer" = [])),
     responses((status = 200, description = "the caller's own, newest first", body = crate::api::Envelope<NotificationList>)))]
 pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Query<NotificationQuery>) -> ApiResult {
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let unread_only = match q.status.as_deref() {
         None | Some("") | Some("all") => false,
         Some("unread") => true,

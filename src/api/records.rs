@@ -22,7 +22,7 @@ pub use crate::app::records::{
     AmendmentInput, OrderRequestInput, OrderRequestOpened, RecordCreated, RecordInput, UnlockInput, VitalSignsInput,
 };
 use crate::auth::Principal;
-use crate::policy::can_see_patient;
+use crate::policy::ensure_sees_patient;
 use crate::state::{AppState, RequestMeta};
 
 pub fn routes(cfg: &mut crate::api::Routes) {
@@ -174,9 +174,7 @@ pub async fn list_for_patient(
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
-    if !can_see_patient(&state, &p, pid).await? {
-        return Err(AppError::NotFound("patient").into());
-    }
+    ensure_sees_patient(&state, &p, pid).await?;
     let page = state.read.records().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &origin, [pid]).await?;
     Ok(ok(RecordList::from(page)))

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
-use crate::api::{parse_required, path_id, Body, PageQuery, StatusChanged};
+use crate::api::{paging, parse_required, path_id, Body, StatusChanged};
 use crate::app::error::AppError;
 use crate::app::input::filter_id;
 use crate::app::subscriptions::{self, PaymentChanged};
@@ -134,11 +134,7 @@ pub async fn list_subscriptions(
     q: web::Query<SubscriptionListQuery>,
 ) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let recorder = p.is(Role::Recorder).then_some(p.user_id);
     let Ok(patient) = filter_id::<PatientId>(q.patient_id.as_deref()) else {
         return Ok(ok(SubscriptionList::from(Page::empty(page))));

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
-use crate::api::{parse_required, path_id, Body, IdVersion, PageQuery, StatusChanged};
+use crate::api::{paging, parse_required, path_id, Body, IdVersion, StatusChanged};
 use crate::app::error::AppError;
 use crate::app::users::{self, new_password, update_profile, PasswordChanged};
 pub use crate::app::users::{CreateUserRequest, DoctorInput, RecorderInput};
@@ -70,11 +70,7 @@ crate::api::list_page!(
 pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<UserListQuery>) -> ApiResult {
     // Auditors put names on the actor ids of the audit trail.
     p.require(&[Role::Admin, Role::Auditor])?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let role = match q.role.as_deref() {
         None | Some("") => None,
         Some(r) => Some(Role::parse(r).map_err(|e| AppError::field("role", e))?),

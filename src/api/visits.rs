@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::access_log::ReadOrigin;
 use crate::api::error::{created, ok, ok_versioned, ApiResult};
-use crate::api::{Body, PageQuery};
+use crate::api::{paging, Body};
 use crate::app;
 use crate::app::day::RoutedDay;
 use crate::app::error::AppError;
@@ -260,11 +260,7 @@ pub async fn list(
     q: web::Query<VisitListQuery>,
 ) -> ApiResult {
     p.require(&[Role::Recorder, Role::Admin])?;
-    let page = PageQuery {
-        page: q.page,
-        limit: q.limit,
-    }
-    .params()?;
+    let page = paging(q.page, q.limit)?;
     let mut v = Validator::new();
     let day = q
         .date

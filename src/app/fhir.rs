@@ -19,7 +19,7 @@ use crate::app::error::AppError;
 use crate::auth::Principal;
 use crate::fhir::model::{Bundle, Resource};
 use crate::fhir::{ExportContext, PatientCare};
-use crate::policy::can_see_patient;
+use crate::policy::ensure_sees_patient;
 use crate::state::AppState;
 
 /// The `Patient` resource (with its `resourceType`); its version for the `ETag`.
@@ -61,9 +61,7 @@ pub async fn everything(
 /// The patient, if `p` may see them (404 otherwise, as for `GET /patients/{id}`).
 async fn visible_patient(state: &AppState, p: &Principal, id: PatientId) -> Result<PatientView, AppError> {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
-    if !can_see_patient(state, p, id).await? {
-        return Err(AppError::NotFound("patient"));
-    }
+    ensure_sees_patient(state, p, id).await?;
     state
         .read
         .patients()

@@ -22,7 +22,7 @@ use crate::app::input::{path_id, required, uuid_field};
 use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::{can_see_patient, ensure_not_erased, ensure_sees_patient};
 use crate::state::{AppState, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -127,9 +127,7 @@ pub async fn book(
         at,
         notes,
     } = input.parse(state.today())?;
-    if !can_see_patient(state, p, patient).await? {
-        return Err(AppError::NotFound("patient"));
-    }
+    ensure_sees_patient(state, p, patient).await?;
     ensure_not_erased(state, patient).await?;
     let (hospital, _) = state
         .store

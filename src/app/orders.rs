@@ -20,7 +20,7 @@ use crate::app::input::{path_id, required, uuid_field};
 use crate::app::refusal::Refusal;
 use crate::app::StatusChanged;
 use crate::auth::Principal;
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::{can_see_patient, ensure_not_erased, ensure_sees_patient};
 use crate::state::{AppState, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,9 +84,7 @@ pub async fn issue(
     let (Some(patient), Some(order_type), Some(content)) = (patient, order_type, content) else {
         return Err(AppError::field("body", "缺少必填字段"));
     };
-    if !can_see_patient(state, p, patient).await? {
-        return Err(AppError::NotFound("patient"));
-    }
+    ensure_sees_patient(state, p, patient).await?;
     ensure_not_erased(state, patient).await?;
     let mut recorder: Option<UserId> = None;
     let mut record = record;

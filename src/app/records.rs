@@ -28,7 +28,7 @@ use crate::app::refusal::Refusal;
 use crate::app::saga::Saga;
 use crate::auth::Principal;
 use crate::files::FileKind;
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::{can_see_patient, ensure_not_erased, ensure_sees_patient};
 use crate::state::{AppState, RequestMeta};
 
 /// The JSON form of `POST /health-records`. Multipart sends the same fields as
@@ -302,9 +302,7 @@ pub async fn record_vitals(
     }
 
     let patient = checked.patient;
-    if !can_see_patient(state, p, patient).await? {
-        return Err(AppError::NotFound("patient"));
-    }
+    ensure_sees_patient(state, p, patient).await?;
     ensure_not_erased(state, patient).await?;
     if let Some(visit_id) = checked.appointment {
         let visit = state

@@ -17,7 +17,7 @@ use crate::app::error::AppError;
 use crate::app::input::{path_id, required};
 use crate::app::refusal::Refusal;
 use crate::auth::Principal;
-use crate::policy::{can_see_patient, ensure_not_erased};
+use crate::policy::{can_see_patient, ensure_not_erased, ensure_sees_patient};
 use crate::state::{AppState, RequestMeta};
 
 /// Claims scope of the numbered monthly places of regular visits.
@@ -209,9 +209,7 @@ pub async fn schedule(
 ) -> Result<VisitScheduled, AppError> {
     p.require(&[Role::Recorder, Role::Admin])?;
     let patient = visit.patient;
-    if !can_see_patient(state, p, patient).await? {
-        return Err(AppError::NotFound("patient"));
-    }
+    ensure_sees_patient(state, p, patient).await?;
     ensure_not_erased(state, patient).await?;
     if visit.date.and_time(visit.time) < now {
         return Err(AppError::field("scheduled_time", "预约时间不能早于当前时间"));
