@@ -67,6 +67,9 @@ fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String
     texts.into_iter().flat_map(grams).collect()
 }
 
+/// Households read per page when filling the grams of an existing store.
+const FILL_PAGE: i64 = 2_000;
+
 /// Rows per multi-row INSERT of grams (bind parameters stay far below any limit).
 const GRAM_ROWS: usize = 400;
 
@@ -160,34 +163,51 @@ impl ReadStore {
         if has_grams.is_some() || has_families.is_none() {
             return Ok(());
         }
-        let mut texts: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-        for r in sqlx::query("SELECT id, family_name, primary_address FROM families")
-            .fetch_all(self.pool())
-            .await?
-        {
-            texts
-                .entry(r.text("id")?)
-                .or_default()
-                .extend([r.text("family_name")?, r.text("primary_address")?]);
-        }
-        for r in sqlx::query("SELECT family_id, name FROM patients")
-            .fetch_all(self.pool())
-            .await?
-        {
-            texts.entry(r.text("family_id")?).or_default().push(r.text("name")?);
-        }
-        let rows: Vec<(String, String)> = texts
-            .iter()
-            .flat_map(|(family, texts)| {
-                family_grams(texts.iter().map(String::as_str))
-                    .into_iter()
-                    .map(move |g| (g, family.clone()))
-            })
-            .collect();
+        // One transaction (a crash leaves none, and the next start fills
+        // again), read a page of households at a time so memory stays bounded
+        // at any size.
         let mut tx = self.writer().begin().await?;
-        insert_grams(&mut tx, self.dialect().insert_ignore(), &rows).await?;
+        let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
+        loop {
+            let page =
+                sqlx::query("SELECT id, family_name, primary_address FROM families WHERE id > ? ORDER BY id LIMIT ?")
+                    .bind(&after)
+                    .bind(FILL_PAGE)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let Some(last) = page.last() else { break };
+            after = last.text("id")?;
+            let mut texts: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+            for r in &page {
+                texts
+                    .entry(r.text("id")?)
+                    .or_default()
+                    .extend([r.text("family_name")?, r.text("primary_address")?]);
+            }
+            let marks = vec!["?"; texts.len()].join(", ");
+            let sql = format!("SELECT family_id, name FROM patients WHERE family_id IN ({marks})");
+            let names = texts
+                .keys()
+                .fold(sqlx::query(&sql), |q, f| q.bind(f.clone()))
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in &names {
+                texts.entry(r.text("family_id")?).or_default().push(r.text("name")?);
+            }
+            let rows: Vec<(String, String)> = texts
+                .iter()
+                .flat_map(|(family, texts)| {
+                    family_grams(texts.iter().map(String::as_str))
+                        .into_iter()
+                        .map(move |g| (g, family.clone()))
+                })
+                .collect();
+            insert_grams(&mut tx, self.dialect().insert_ignore(), &rows).await?;
+            families += texts.len();
+            grams += rows.len();
+        }
         tx.commit().await?;
-        tracing::info!(families = texts.len(), grams = rows.len(), "family search grams filled");
+        tracing::info!(families, grams, "family search grams filled");
         Ok(())
     }
 }
