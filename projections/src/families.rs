@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::bind_assigned;
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
-use crate::store::{like_pattern, ReadStore, RowExt};
+use crate::store::{like_pattern, Dialect, ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_params, assigned_sql, current_subscription, SubscriptionSummary};
 
 pub struct FamiliesProjector;
@@ -96,10 +96,7 @@ async fn add_grams<'a>(
     family: &str,
     texts: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), sqlx::Error> {
-    let insert = match c.backend_name() {
-        "MySQL" => "INSERT IGNORE",
-        _ => "INSERT OR IGNORE",
-    };
+    let insert = Dialect::of(c).insert_ignore();
     let rows: Vec<(String, String)> = family_grams(texts)
         .into_iter()
         .map(|g| (g, family.to_string()))

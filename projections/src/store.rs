@@ -26,6 +26,16 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// The dialect of a connection (a projector sees only its connection).
+    pub(crate) fn of(c: &sqlx::AnyConnection) -> Dialect {
+        match c.backend_name() {
+            "MySQL" => Dialect::MySql,
+            _ => Dialect::Sqlite,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ReadStore {
     pool: AnyPool,
