@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use domain::family::FamilyEvent;
 use domain::ids::{FamilyId, HealthRecordId, PatientId, UserId};
 use domain::patient::PatientEvent;
+use domain::subscription::SubscriptionEvent;
 use domain::values::{age_on, Gender};
 use domain::ERASED;
 use serde::Serialize;
@@ -215,7 +216,13 @@ impl Projector for FamiliesProjector {
         "families"
     }
     fn tables(&self) -> &'static [&'static str] {
-        &["patients", "families", "family_totals", "family_grams"]
+        &[
+            "patients",
+            "families",
+            "family_totals",
+            "family_grams",
+            "recorder_families",
+        ]
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
@@ -368,6 +375,36 @@ impl Projector for FamiliesProjector {
                     }
                 }
             },
+            // Each subscription's recorder and household, for the recorder's
+            // family list (`recorder_families`).
+            "subscription" => {
+                let status = match e.decode::<SubscriptionEvent>()? {
+                    SubscriptionEvent::SubscriptionCreated(t) => {
+                        sqlx::query(
+                            "INSERT INTO recorder_families (subscription_id, recorder_id, family_id, patient_id,
+                                status, start_date, end_date, family_created_at)
+                             SELECT ?, ?, p.family_id, p.id, 'active', ?, ?, f.created_at
+                             FROM patients p JOIN families f ON f.id = p.family_id WHERE p.id = ?",
+                        )
+                        .bind(id)
+                        .bind(t.recorder_id.to_string())
+                        .bind(t.start_date.to_string())
+                        .bind(t.end_date.to_string())
+                        .bind(t.patient_id.to_string())
+                        .execute(&mut *c)
+                        .await?;
+                        return Ok(());
+                    }
+                    SubscriptionEvent::SubscriptionStatusChanged { status, .. } => status.as_str(),
+                    SubscriptionEvent::SubscriptionExpired { .. } => "expired",
+                    SubscriptionEvent::SubscriptionPaymentChanged { .. } => return Ok(()),
+                };
+                sqlx::query("UPDATE recorder_families SET status = ? WHERE subscription_id = ?")
+                    .bind(status)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+            }
             _ => {}
         }
         Ok(())
@@ -501,8 +538,8 @@ fn recorder_family() -> String {
 
 /// The family list's statements for one caller and search: only the
 /// conditions that apply, so the planner can use `families_created_id` (newest
-/// first) or, for a recorder, start from their subscriptions instead of
-/// scanning.
+/// first) or, for a recorder, start from their assignments
+/// (`recorder_families`) instead of scanning.
 pub struct FamilyListSql {
     /// `LIMIT ? OFFSET ?` follow `select_binds`, `from_binds` and `filter_binds`.
     pub list: String,
@@ -532,12 +569,17 @@ impl FamilyListSql {
     }
 }
 
+/// A recorder's assigned subscriptions today, with their households
+/// (`recorder_families`, alias `ra`). Binds: recorder, today, today.
+const RECORDER_FAMILIES: &str = "recorder_families ra
+    WHERE ra.recorder_id = ? AND ra.status = 'active' AND ra.start_date <= ? AND ra.end_date >= ?";
+
 pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: NaiveDate) -> FamilyListSql {
     let today = today.to_string();
     let assigned = |r: UserId| [r.to_string(), today.clone(), today.clone()];
-    // A recorder's families: the few reached from their active subscriptions
-    // (index `subscriptions_recorder`), made distinct in a derived table that
-    // both stores materialize, then joined to `families` by key and sorted.
+    // A recorder's families: the few reached from their subscriptions today
+    // (`recorder_families`, a covering index), made distinct in a derived
+    // table that both stores materialize, then joined to `families` by key.
     // Written as `f.id IN (…)` instead, the planners may walk every family
     // newest first and probe the set per row: at 500,000 families, seconds.
     //
@@ -549,11 +591,9 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
     let mut from = String::new();
     let mut key = "";
     if let Some(r) = recorder {
-        from.push_str(
-            "(SELECT DISTINCT p_asg.family_id AS id FROM subscriptions s_r
-                JOIN patients p_asg ON p_asg.id = s_r.patient_id
-              WHERE s_r.recorder_id = ? AND s_r.status = 'active' AND s_r.start_date <= ? AND s_r.end_date >= ?) mine",
-        );
+        from.push_str(&format!(
+            "(SELECT DISTINCT ra.family_id AS id FROM {RECORDER_FAMILIES}) mine"
+        ));
         from_binds.extend(assigned(r));
         key = "mine.id";
     }
@@ -625,6 +665,27 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
               WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
               AS active_subscriptions"
     );
+    if let (Some(r), None) = (recorder, &grams) {
+        // A recorder's list without a search: the page, its counts and the
+        // total are all read off one range of `recorder_families_list`
+        // (covering); only the page's twenty households are then looked up.
+        return FamilyListSql {
+            list: format!(
+                "SELECT f.id, f.family_name, f.primary_address, f.contact_phone, pg.patient_count,
+                    pg.active_subscriptions
+                 FROM (SELECT ra.family_id, MAX(ra.family_created_at) AS created_at,
+                         COUNT(DISTINCT ra.patient_id) AS patient_count, COUNT(*) AS active_subscriptions
+                       FROM {RECORDER_FAMILIES}
+                       GROUP BY ra.family_id ORDER BY created_at DESC, ra.family_id DESC LIMIT ? OFFSET ?) pg
+                 JOIN families f ON f.id = pg.family_id
+                 ORDER BY pg.created_at DESC, pg.family_id DESC"
+            ),
+            count: Some(format!("SELECT COUNT(DISTINCT ra.family_id) FROM {RECORDER_FAMILIES}")),
+            select_binds: Vec::new(),
+            from_binds: assigned(r).to_vec(),
+            filter_binds: Vec::new(),
+        };
+    }
     let list = match recorder.is_none() && grams.is_none() {
         // Newest first straight off `families_created_id`: the counts are
         // computed for the rows returned only.

@@ -105,6 +105,18 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
         .unwrap()
         .clone();
     assert_eq!(grandma["current_subscription"]["status"], "paused");
+    // Resumed: back in the list, counted as before; cancelled: gone for good.
+    app.post(
+        &format!("/subscriptions/{sub}/status"),
+        &app.admin_token,
+        json!({"status": "active"}),
+    )
+    .await
+    .ok();
+    let l = app.get("/families", &t1).await.ok();
+    assert_eq!(l.data()["total"], 1, "{}", l.body);
+    assert_eq!(l.data()["families"][0]["patient_count"], 1);
+    assert_eq!(l.data()["families"][0]["active_subscriptions"], 1);
     app.post(
         &format!("/subscriptions/{sub}/status"),
         &app.admin_token,
@@ -112,6 +124,7 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
     )
     .await
     .ok();
+    assert_eq!(app.get("/families", &t1).await.ok().data()["total"], 0);
     app.post(
         &format!("/subscriptions/{sub}/status"),
         &app.admin_token,
