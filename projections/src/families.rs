@@ -546,6 +546,10 @@ pub struct FamilyListSql {
     /// `None`: no filter, the total is the projector's counter. Binds:
     /// `from_binds` then `filter_binds`.
     pub count: Option<String>,
+    /// The list's rows carry the total (`total_rows`, a window count taken
+    /// in the same pass as the page): `count` runs only for a page past the
+    /// end, which has no rows to carry it.
+    pub windowed: bool,
     /// The per-row counts in the select list.
     pub select_binds: Vec<String>,
     /// The recorder's families (a derived table in `FROM`).
@@ -672,21 +676,24 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
         return FamilyListSql {
             list: format!(
                 "SELECT f.id, f.family_name, f.primary_address, f.contact_phone, pg.patient_count,
-                    pg.active_subscriptions
+                    pg.active_subscriptions, pg.total_rows
                  FROM (SELECT ra.family_id, MAX(ra.family_created_at) AS created_at,
-                         COUNT(DISTINCT ra.patient_id) AS patient_count, COUNT(*) AS active_subscriptions
+                         COUNT(DISTINCT ra.patient_id) AS patient_count, COUNT(*) AS active_subscriptions,
+                         COUNT(*) OVER () AS total_rows
                        FROM {RECORDER_FAMILIES}
                        GROUP BY ra.family_id ORDER BY created_at DESC, ra.family_id DESC LIMIT ? OFFSET ?) pg
                  JOIN families f ON f.id = pg.family_id
                  ORDER BY pg.created_at DESC, pg.family_id DESC"
             ),
             count: Some(format!("SELECT COUNT(DISTINCT ra.family_id) FROM {RECORDER_FAMILIES}")),
+            windowed: true,
             select_binds: Vec::new(),
             from_binds: assigned(r).to_vec(),
             filter_binds: Vec::new(),
         };
     }
-    let list = match recorder.is_none() && grams.is_none() {
+    let windowed = recorder.is_some() || grams.is_some();
+    let list = match !windowed {
         // Newest first straight off `families_created_id`: the counts are
         // computed for the rows returned only.
         true => format!("{counts} FROM {from}{filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
@@ -695,7 +702,8 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
         // computed for its rows alone, not for each of the few hundred
         // families before the sort keeps twenty.
         false => format!(
-            "{counts} FROM (SELECT f.id, f.created_at FROM {from}{filter}
+            "{counts}, pg.total_rows FROM (SELECT f.id, f.created_at, COUNT(*) OVER () AS total_rows
+                FROM {from}{filter}
                 ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
              ORDER BY pg.created_at DESC, pg.id DESC"
@@ -705,6 +713,7 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
     FamilyListSql {
         list,
         count,
+        windowed,
         select_binds,
         from_binds,
         filter_binds,
@@ -749,19 +758,6 @@ impl Families<'_> {
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
         let q = family_list_sql(recorder, search, today);
-        let total: i64 = match &q.count {
-            None => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
-                .fetch_optional(self.0.pool())
-                .await?
-                .unwrap_or(0),
-            Some(count) => {
-                let mut c = sqlx::query_scalar(count);
-                for b in q.count_binds() {
-                    c = c.bind(b.clone());
-                }
-                c.fetch_one(self.0.pool()).await?
-            }
-        };
         let mut list = sqlx::query(&q.list);
         for b in q.list_binds() {
             list = list.bind(b.clone());
@@ -771,6 +767,21 @@ impl Families<'_> {
             .bind(page.offset())
             .fetch_all(self.0.pool())
             .await?;
+        let total: i64 = match (&q.count, rows.first()) {
+            (None, _) => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
+                .fetch_optional(self.0.pool())
+                .await?
+                .unwrap_or(0),
+            (Some(_), Some(first)) if q.windowed => first.int("total_rows")?,
+            (Some(_), None) if q.windowed && page.offset() == 0 => 0,
+            (Some(count), _) => {
+                let mut c = sqlx::query_scalar(count);
+                for b in q.count_binds() {
+                    c = c.bind(b.clone());
+                }
+                c.fetch_one(self.0.pool()).await?
+            }
+        };
         let items = rows
             .iter()
             .map(|r| {

@@ -39,6 +39,10 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
     assert_eq!(f["active_subscriptions"], 1);
     assert_eq!(l.data()["page"], 1);
     assert_eq!(l.data()["limit"], 20);
+    // A page past the end has no rows to carry the total: it is still given.
+    let past = app.get("/families?page=3", &t1).await.ok();
+    assert_eq!(past.data()["families"], json!([]));
+    assert_eq!(past.data()["total"], 1, "{}", past.body);
 
     let d = app.get(&format!("/families/{fam}"), &t1).await.ok();
     let data = d.data();
@@ -77,6 +81,12 @@ async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
         .ok(); // 李大
     assert_eq!(s.data()["total"], 1);
     assert_eq!(s.data()["families"][0]["id"], other.as_str());
+    let past = app
+        .get("/families?search=%E6%9D%8E%E5%A4%A7&page=2", &app.admin_token)
+        .await
+        .ok();
+    assert_eq!(past.data()["families"], json!([]));
+    assert_eq!(past.data()["total"], 1, "{}", past.body);
     let s = app
         .get("/families?search=%E7%8E%8B%E5%AE%B6%E8%B7%AF", &app.admin_token)
         .await
