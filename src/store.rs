@@ -383,7 +383,7 @@ impl EventStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<RawEvent>, sqlx::Error> {
-        let (select, wher) = raw_sql(&self.backend);
+        let select = raw_select(&self.backend);
         if filter.is_empty() {
             // The followers' query, after every commit: no `$n IS NULL OR …`
             // filters for the planner to see through, just the position index.
@@ -396,10 +396,17 @@ impl EventStore {
                 .await)?;
             return Ok(rows.into_iter().map(RawEvent::from).collect());
         }
-        let sql = format!("{select} {wher} AND position > $8 ORDER BY position LIMIT $9 OFFSET $10");
+        let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
+        let n = values.len();
+        let sql = format!(
+            "{select} WHERE {conditions} AND position > ${} ORDER BY position LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2,
+            n + 3
+        );
         let rows: Vec<RawRow> = match &self.backend {
             Backend::Postgres(pool) => {
-                bind_filter!(sqlx::query_as(&sql), filter, |t| t)
+                bind_values!(sqlx::query_as(&sql), &values, |t| t)
                     .bind(after)
                     .bind(limit)
                     .bind(offset)
@@ -407,7 +414,7 @@ impl EventStore {
                     .await?
             }
             Backend::Sqlite(SqliteDb { read: pool, .. }) => {
-                bind_filter!(sqlx::query_as(&sql), filter, sqlite_instant)
+                bind_values!(sqlx::query_as(&sql), &values, sqlite_instant)
                     .bind(after)
                     .bind(limit)
                     .bind(offset)
@@ -420,16 +427,19 @@ impl EventStore {
 
     /// How many stored events match `filter`.
     pub async fn count(&self, filter: &EventFilter) -> Result<i64, sqlx::Error> {
-        let (_, wher) = raw_sql(&self.backend);
-        let sql = format!("SELECT COUNT(*) FROM events {wher}");
+        let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
+        let sql = match values.is_empty() {
+            true => "SELECT COUNT(*) FROM events".to_string(),
+            false => format!("SELECT COUNT(*) FROM events WHERE {conditions}"),
+        };
         match &self.backend {
             Backend::Postgres(pool) => {
-                bind_filter!(sqlx::query_scalar(&sql), filter, |t| t)
+                bind_values!(sqlx::query_scalar(&sql), &values, |t| t)
                     .fetch_one(pool)
                     .await
             }
             Backend::Sqlite(SqliteDb { read: pool, .. }) => {
-                bind_filter!(sqlx::query_scalar(&sql), filter, sqlite_instant)
+                bind_values!(sqlx::query_scalar(&sql), &values, sqlite_instant)
                     .fetch_one(pool)
                     .await
             }
@@ -662,51 +672,97 @@ impl EventFilter {
 }
 
 /// The SELECT list and WHERE clause ($1..$7 = the filter) for each backend.
-fn raw_sql(backend: &Backend) -> (&'static str, &'static str) {
+fn raw_select(backend: &Backend) -> &'static str {
     match backend {
-        Backend::Postgres(_) => (
+        Backend::Postgres(_) => {
             "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 payload::text, metadata::text,
                 to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-             FROM events",
-            "WHERE ($1::text IS NULL OR aggregate_type = $1)
-               AND ($2::text IS NULL OR aggregate_id = $2)
-               AND ($3::text IS NULL OR metadata->>'actor_id' = $3)
-               AND ($4::timestamptz IS NULL OR recorded_at >= $4)
-               AND ($5::timestamptz IS NULL OR recorded_at <= $5)
-               AND ($6::text IS NULL OR aggregate_id = $6 OR aggregate_id IN
-                    (SELECT f.aggregate_id FROM events f
-                     WHERE f.sequence = 1 AND replace(f.payload::text, '\": \"', '\":\"') LIKE $7))",
-        ),
-        Backend::Sqlite(_) => (
+             FROM events"
+        }
+        Backend::Sqlite(_) => {
             "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 payload, metadata, recorded_at
-             FROM events",
-            "WHERE ($1 IS NULL OR aggregate_type = $1)
-               AND ($2 IS NULL OR aggregate_id = $2)
-               AND ($3 IS NULL OR json_extract(metadata, '$.actor_id') = $3)
-               AND ($4 IS NULL OR recorded_at >= $4)
-               AND ($5 IS NULL OR recorded_at <= $5)
-               AND ($6 IS NULL OR aggregate_id = $6 OR aggregate_id IN
-                    (SELECT f.aggregate_id FROM events f WHERE f.sequence = 1 AND f.payload LIKE $7))",
-        ),
+             FROM events"
+        }
     }
 }
 
-/// Binds the filter values ($1..$7). SQLite keeps instants as RFC 3339
-/// text with milliseconds, PostgreSQL as timestamptz.
-macro_rules! bind_filter {
-    ($q:expr, $f:expr, $instant:expr) => {
-        $q.bind($f.aggregate_type.clone())
-            .bind($f.aggregate_id.clone())
-            .bind($f.actor_id.clone())
-            .bind($f.from.map($instant))
-            .bind($f.to.map($instant))
-            .bind($f.patient_id.clone())
-            .bind($f.patient_id.as_ref().map(|p| format!("%\"patient_id\":\"{p}\"%")))
-    };
+/// A value of an [`EventFilter`] condition, bound in order.
+enum FilterValue {
+    Text(String),
+    Instant(chrono::DateTime<chrono::Utc>),
 }
-use bind_filter;
+
+/// The conditions of `filter` that are set, joined with `AND` (placeholders
+/// `$1`, `$2`, … in order), and their values; `TRUE` with no values when none
+/// is set. Only what was asked is in the SQL, so the planner can use the
+/// primary key (an aggregate) or `events_recorded_at` (a time range); a
+/// `$n IS NULL OR …` per filter would defeat both.
+fn filter_sql(postgres: bool, filter: &EventFilter) -> (String, Vec<FilterValue>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values = Vec::new();
+    let mut push = |condition: &dyn Fn(usize) -> String, value: FilterValue| {
+        values.push(value);
+        conditions.push(condition(values.len()));
+    };
+    if let Some(t) = &filter.aggregate_type {
+        push(&|n| format!("aggregate_type = ${n}"), FilterValue::Text(t.clone()));
+    }
+    if let Some(id) = &filter.aggregate_id {
+        push(&|n| format!("aggregate_id = ${n}"), FilterValue::Text(id.clone()));
+    }
+    if let Some(actor) = &filter.actor_id {
+        let actor_sql = match postgres {
+            true => |n| format!("metadata->>'actor_id' = ${n}"),
+            false => |n| format!("json_extract(metadata, '$.actor_id') = ${n}"),
+        };
+        push(&actor_sql, FilterValue::Text(actor.clone()));
+    }
+    if let Some(from) = filter.from {
+        push(&|n| format!("recorded_at >= ${n}"), FilterValue::Instant(from));
+    }
+    if let Some(to) = filter.to {
+        push(&|n| format!("recorded_at <= ${n}"), FilterValue::Instant(to));
+    }
+    if let Some(patient) = &filter.patient_id {
+        // The patient's own events, and those of every aggregate whose first
+        // event names them (stored JSON: PostgreSQL's has a space after the
+        // colon, SQLite's none).
+        let payload = match postgres {
+            true => "replace(f.payload::text, '\": \"', '\":\"')",
+            false => "f.payload",
+        };
+        values.push(FilterValue::Text(patient.clone()));
+        values.push(FilterValue::Text(format!("%\"patient_id\":\"{patient}\"%")));
+        let (own, like) = (values.len() - 1, values.len());
+        conditions.push(format!(
+            "(aggregate_id = ${own} OR aggregate_id IN
+                (SELECT f.aggregate_id FROM events f WHERE f.sequence = 1 AND {payload} LIKE ${like}))"
+        ));
+    }
+    match conditions.is_empty() {
+        true => ("TRUE".to_string(), values),
+        false => (conditions.join(" AND "), values),
+    }
+}
+
+/// Binds [`filter_sql`]'s values on a query, instants converted by `$instant`
+/// (SQLite keeps instants as RFC 3339 text with milliseconds, PostgreSQL as
+/// timestamptz).
+macro_rules! bind_values {
+    ($q:expr, $values:expr, $instant:expr) => {{
+        let mut q = $q;
+        for v in $values {
+            q = match v {
+                FilterValue::Text(s) => q.bind(s.clone()),
+                FilterValue::Instant(t) => q.bind(($instant)(*t)),
+            };
+        }
+        q
+    }};
+}
+use bind_values;
 
 fn sqlite_instant(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -824,5 +880,59 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         self.inner.stream_all_events::<A>().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{filter_sql, EventFilter, FilterValue};
+
+    fn texts(values: &[FilterValue]) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| match v {
+                FilterValue::Text(s) => s.clone(),
+                FilterValue::Instant(t) => t.to_rfc3339(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_conditions_asked_for_are_in_the_sql_numbered_in_order() {
+        for postgres in [true, false] {
+            let (sql, values) = filter_sql(postgres, &EventFilter::default());
+            assert_eq!(sql, "TRUE");
+            assert!(values.is_empty());
+
+            let by_aggregate = EventFilter {
+                aggregate_type: Some("visit".into()),
+                aggregate_id: Some("v1".into()),
+                ..EventFilter::default()
+            };
+            let (sql, values) = filter_sql(postgres, &by_aggregate);
+            assert_eq!(sql, "aggregate_type = $1 AND aggregate_id = $2");
+            assert_eq!(texts(&values), ["visit", "v1"]);
+
+            let from = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .unwrap()
+                .to_utc();
+            let by_actor_since = EventFilter {
+                actor_id: Some("u1".into()),
+                from: Some(from),
+                patient_id: Some("p1".into()),
+                ..EventFilter::default()
+            };
+            let (sql, values) = filter_sql(postgres, &by_actor_since);
+            assert!(!sql.contains("IS NULL"), "{sql}");
+            assert!(
+                sql.contains("= $1 AND recorded_at >= $2 AND (aggregate_id = $3 OR"),
+                "{sql}"
+            );
+            assert!(sql.contains("LIKE $4"), "{sql}");
+            assert_eq!(
+                texts(&values),
+                ["u1", "2026-01-01T00:00:00+00:00", "p1", "%\"patient_id\":\"p1\"%"]
+            );
+        }
     }
 }
