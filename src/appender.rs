@@ -283,6 +283,38 @@ fn duplicate(e: sqlx::Error) -> Outcome {
     }
 }
 
+/// The patients each aggregate's first event names: every string under a
+/// `patient_id` key, at any depth of its payload (`event_subjects`, the
+/// auditor's search by patient). A payload that is not JSON names none.
+fn subjects<'r>(rows: &[&'r Row]) -> Vec<(&'r str, String)> {
+    fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("patient_id", serde_json::Value::String(p)) => into.push(p.clone()),
+                        _ => collect(v, into),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, into)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for row in rows.iter().filter(|r| r.sequence == 1) {
+        let Ok(payload) = serde_json::from_str::<serde_json::Value>(&row.payload) else {
+            continue;
+        };
+        let mut patients = Vec::new();
+        collect(&payload, &mut patients);
+        patients.sort_unstable();
+        patients.dedup();
+        out.extend(patients.into_iter().map(|p| (row.aggregate_id.as_str(), p)));
+    }
+    out
+}
+
 /// One transaction for `batch`; the last position of each job, in order (0 for
 /// a job that only records a client command).
 async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
@@ -324,6 +356,15 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
             });
             q.push(" RETURNING aggregate_type, aggregate_id, sequence, position");
             let returned: Vec<(String, String, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let subjects = subjects(&rows);
+            if !subjects.is_empty() {
+                let mut q = QueryBuilder::<Postgres>::new("INSERT INTO event_subjects (aggregate_id, patient_id) ");
+                q.push_values(&subjects, |mut b, (aggregate, patient)| {
+                    b.push_bind(*aggregate).push_bind(patient);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             // RETURNING promises no order: match the positions to the rows.
             let by_row: std::collections::HashMap<(&str, &str, i64), i64> = returned
@@ -369,6 +410,14 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            for chunk in subjects(&rows).chunks(SQLITE_ROWS_PER_INSERT) {
+                let mut q =
+                    QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO event_subjects (aggregate_id, patient_id) ");
+                q.push_values(chunk, |mut b, (aggregate, patient)| {
+                    b.push_bind(*aggregate).push_bind(patient);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
             // Read inside the write transaction (the write lock is ours): the
             // trigger numbered these rows one by one, in order, up to `after`.
             let after: i64 = sqlx::query_scalar("SELECT last FROM event_position WHERE id = 1")
@@ -399,4 +448,45 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
 pub fn conflict_backoff(attempt: usize) -> Duration {
     let jitter = rand::random::<u64>() % (5 + 5 * attempt as u64);
     Duration::from_millis(1 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{subjects, Row};
+
+    fn row(id: &str, sequence: i64, payload: &str) -> Row {
+        Row {
+            aggregate_type: "visit".into(),
+            aggregate_id: id.into(),
+            sequence,
+            event_type: "E".into(),
+            event_version: "1".into(),
+            payload: payload.into(),
+            metadata: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn first_events_name_every_patient_under_a_patient_id_key_at_any_depth() {
+        let rows = [
+            row("v1", 1, r#"{"VisitScheduled":{"patient_id":"p1","recorder_id":"r1"}}"#),
+            row("v1", 2, r#"{"VisitStarted":{"patient_id":"p9"}}"#),
+            row(
+                "b1",
+                1,
+                r#"{"Requested":{"request":{"patient_id":"p2"},"stops":[{"patient_id":"p3"},{"patient_id":"p2"}]}}"#,
+            ),
+            row("x1", 1, r#"{"Created":{"patient_id":null,"name":"patient_id"}}"#),
+            row("y1", 1, "not json"),
+        ];
+        let refs: Vec<&Row> = rows.iter().collect();
+        assert_eq!(
+            subjects(&refs),
+            [
+                ("v1", "p1".to_string()),
+                ("b1", "p2".to_string()),
+                ("b1", "p3".to_string())
+            ]
+        );
+    }
 }

@@ -727,19 +727,16 @@ fn filter_sql(postgres: bool, filter: &EventFilter) -> (String, Vec<FilterValue>
     }
     if let Some(patient) = &filter.patient_id {
         // The patient's own events, and those of every aggregate whose first
-        // event names them (stored JSON: PostgreSQL's has a space after the
-        // colon, SQLite's none).
-        let payload = match postgres {
-            true => "replace(f.payload::text, '\": \"', '\":\"')",
-            false => "f.payload",
-        };
-        values.push(FilterValue::Text(patient.clone()));
-        values.push(FilterValue::Text(format!("%\"patient_id\":\"{patient}\"%")));
-        let (own, like) = (values.len() - 1, values.len());
-        conditions.push(format!(
-            "(aggregate_id = ${own} OR aggregate_id IN
-                (SELECT f.aggregate_id FROM events f WHERE f.sequence = 1 AND {payload} LIKE ${like}))"
-        ));
+        // event names them (`event_subjects`, written at append).
+        push(
+            &|n| {
+                format!(
+                    "(aggregate_id = ${n} OR aggregate_id IN
+                        (SELECT s.aggregate_id FROM event_subjects s WHERE s.patient_id = ${n}))"
+                )
+            },
+            FilterValue::Text(patient.clone()),
+        );
     }
     match conditions.is_empty() {
         true => ("TRUE".to_string(), values),
@@ -928,11 +925,9 @@ mod tests {
                 sql.contains("= $1 AND recorded_at >= $2 AND (aggregate_id = $3 OR"),
                 "{sql}"
             );
-            assert!(sql.contains("LIKE $4"), "{sql}");
-            assert_eq!(
-                texts(&values),
-                ["u1", "2026-01-01T00:00:00+00:00", "p1", "%\"patient_id\":\"p1\"%"]
-            );
+            assert!(sql.contains("FROM event_subjects s WHERE s.patient_id = $3)"), "{sql}");
+            assert!(!sql.contains("LIKE"), "{sql}");
+            assert_eq!(texts(&values), ["u1", "2026-01-01T00:00:00+00:00", "p1"]);
         }
     }
 }
