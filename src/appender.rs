@@ -286,7 +286,7 @@ fn duplicate(e: sqlx::Error) -> Outcome {
 /// The patients each aggregate's first event names: every string under a
 /// `patient_id` key, at any depth of its payload (`event_subjects`, the
 /// auditor's search by patient). A payload that is not JSON names none.
-fn subjects<'r>(rows: &[&'r Row]) -> Vec<(&'r str, String)> {
+fn subjects<'r>(rows: &[&'r Row]) -> Vec<(&'r str, &'r str, String)> {
     fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
         match value {
             serde_json::Value::Object(map) => {
@@ -310,7 +310,11 @@ fn subjects<'r>(rows: &[&'r Row]) -> Vec<(&'r str, String)> {
         collect(&payload, &mut patients);
         patients.sort_unstable();
         patients.dedup();
-        out.extend(patients.into_iter().map(|p| (row.aggregate_id.as_str(), p)));
+        out.extend(
+            patients
+                .into_iter()
+                .map(|p| (row.aggregate_type.as_str(), row.aggregate_id.as_str(), p)),
+        );
     }
     out
 }
@@ -358,9 +362,11 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
             let returned: Vec<(String, String, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
             let subjects = subjects(&rows);
             if !subjects.is_empty() {
-                let mut q = QueryBuilder::<Postgres>::new("INSERT INTO event_subjects (aggregate_id, patient_id) ");
-                q.push_values(&subjects, |mut b, (aggregate, patient)| {
-                    b.push_bind(*aggregate).push_bind(patient);
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "INSERT INTO event_subjects (aggregate_type, aggregate_id, patient_id) ",
+                );
+                q.push_values(&subjects, |mut b, (kind, aggregate, patient)| {
+                    b.push_bind(*kind).push_bind(*aggregate).push_bind(patient);
                 });
                 q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut *tx).await?;
@@ -411,10 +417,11 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                 q.build().execute(&mut *tx).await?;
             }
             for chunk in subjects(&rows).chunks(SQLITE_ROWS_PER_INSERT) {
-                let mut q =
-                    QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO event_subjects (aggregate_id, patient_id) ");
-                q.push_values(chunk, |mut b, (aggregate, patient)| {
-                    b.push_bind(*aggregate).push_bind(patient);
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT OR IGNORE INTO event_subjects (aggregate_type, aggregate_id, patient_id) ",
+                );
+                q.push_values(chunk, |mut b, (kind, aggregate, patient)| {
+                    b.push_bind(*kind).push_bind(*aggregate).push_bind(patient);
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -483,9 +490,9 @@ mod tests {
         assert_eq!(
             subjects(&refs),
             [
-                ("v1", "p1".to_string()),
-                ("b1", "p2".to_string()),
-                ("b1", "p3".to_string())
+                ("visit", "v1", "p1".to_string()),
+                ("visit", "b1", "p2".to_string()),
+                ("visit", "b1", "p3".to_string())
             ]
         );
     }

@@ -727,12 +727,15 @@ fn filter_sql(postgres: bool, filter: &EventFilter) -> (String, Vec<FilterValue>
     }
     if let Some(patient) = &filter.patient_id {
         // The patient's own events, and those of every aggregate whose first
-        // event names them (`event_subjects`, written at append).
+        // event names them (`event_subjects`, written at append): both by
+        // primary key, then taken by position.
         push(
             &|n| {
                 format!(
-                    "(aggregate_id = ${n} OR aggregate_id IN
-                        (SELECT s.aggregate_id FROM event_subjects s WHERE s.patient_id = ${n}))"
+                    "position IN (SELECT o.position FROM events o WHERE o.aggregate_type = 'patient' AND o.aggregate_id = ${n}
+                        UNION ALL SELECT e.position FROM event_subjects s JOIN events e
+                          ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id
+                        WHERE s.patient_id = ${n})"
                 )
             },
             FilterValue::Text(patient.clone()),
@@ -921,11 +924,9 @@ mod tests {
             };
             let (sql, values) = filter_sql(postgres, &by_actor_since);
             assert!(!sql.contains("IS NULL"), "{sql}");
-            assert!(
-                sql.contains("= $1 AND recorded_at >= $2 AND (aggregate_id = $3 OR"),
-                "{sql}"
-            );
-            assert!(sql.contains("FROM event_subjects s WHERE s.patient_id = $3)"), "{sql}");
+            assert!(sql.contains("= $1 AND recorded_at >= $2 AND position IN ("), "{sql}");
+            assert!(sql.contains("o.aggregate_id = $3"), "{sql}");
+            assert!(sql.contains("WHERE s.patient_id = $3)"), "{sql}");
             assert!(!sql.contains("LIKE"), "{sql}");
             assert_eq!(texts(&values), ["u1", "2026-01-01T00:00:00+00:00", "p1"]);
         }

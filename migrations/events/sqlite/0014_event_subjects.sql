@@ -5,13 +5,14 @@
 -- first event in the store. Filled here from the events already stored.
 CREATE TABLE event_subjects
 (
-    aggregate_id text NOT NULL,
-    patient_id   text NOT NULL,
-    PRIMARY KEY (aggregate_id, patient_id)
+    aggregate_type text NOT NULL,
+    aggregate_id   text NOT NULL,
+    patient_id     text NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id, patient_id)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX event_subjects_patient ON event_subjects (patient_id, aggregate_id);
-INSERT OR IGNORE INTO event_subjects (aggregate_id, patient_id)
-SELECT e.aggregate_id, t.value
+CREATE INDEX event_subjects_patient ON event_subjects (patient_id, aggregate_type, aggregate_id);
+INSERT OR IGNORE INTO event_subjects (aggregate_type, aggregate_id, patient_id)
+SELECT e.aggregate_type, e.aggregate_id, t.value
 FROM events e,
      json_tree(e.payload) t
 WHERE e.sequence = 1
