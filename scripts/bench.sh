@@ -243,6 +243,14 @@ scale_mode() { # $1 label
   export TOKEN=$rtoken
   R[$label.mine]=$(load get.lua 32 '/families?limit=20')
   R[$label.today]=$(load get.lua 32 '/appointments/today')
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
+    -d '{"username":"bench-auditor","password":"bench-pass-1","name":"审计","phone":"13800000001","role":"auditor"}' \
+    "http://127.0.0.1:$PORT/api/v1/users"
+  TOKEN=$(curl -s -X POST -H 'content-type: application/json' \
+    -d '{"username":"bench-auditor","password":"bench-pass-1"}' "http://127.0.0.1:$PORT/api/v1/auth/login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["access_token"])')
+  export TOKEN
+  R[$label.story]=$(load get.lua 32 "/audit/events?patient_id=$patient&limit=20")
   export TOKEN=$admin
   R[$label.scale_rss]=$(($(sort -n "$WORK/rss" | tail -n1) / 1024))
   stop_server
@@ -302,7 +310,8 @@ if ((PATIENTS > 0)); then
   echo "|---|$(for _ in $SCALE_MODES; do printf -- '---|'; done)"
   cell() { read -r rps p50 p99 bad <<<"$1"; printf '%s req/s, %s / %s ms' "$rps" "$p50" "$p99"; }
   for k in list:"family list, admin" search:"family list, admin searching a name" mine:"family list, recorder" \
-    family:"a family" today:"a recorder's visits today" records:"a patient's records"; do
+    family:"a family" today:"a recorder's visits today" records:"a patient's records" \
+    story:"an auditor's history of a patient"; do
     printf '| %s | ' "${k#*:}"
     for m in $SCALE_MODES; do printf '%s | ' "$(cell "${R[scale-$m.${k%%:*}]}")"; done
     echo
