@@ -428,10 +428,7 @@ impl EventStore {
     /// How many stored events match `filter`.
     pub async fn count(&self, filter: &EventFilter) -> Result<i64, sqlx::Error> {
         let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
-        let sql = match values.is_empty() {
-            true => "SELECT COUNT(*) FROM events".to_string(),
-            false => format!("SELECT COUNT(*) FROM events WHERE {conditions}"),
-        };
+        let sql = format!("SELECT COUNT(*) FROM events WHERE {conditions}");
         match &self.backend {
             Backend::Postgres(pool) => {
                 bind_values!(sqlx::query_scalar(&sql), &values, |t| t)
