@@ -1,6 +1,6 @@
 //! Families and their patients, the family list and the family detail.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -15,6 +15,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
+use crate::bulk::{apply_buffered, Buffer, Rows};
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{like_pattern, Dialect, ReadStore, RowExt};
@@ -26,14 +27,19 @@ fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// One more family in the counter the unfiltered list's total reads (the row
-/// is created on the first family, as after a reset).
-async fn count_family(c: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    let bumped = sqlx::query("UPDATE family_totals SET families = families + 1 WHERE id = 1")
+/// `n` more families in the counter the unfiltered list's total reads (the
+/// row is created on the first family, as after a reset).
+async fn count_families(c: &mut AnyConnection, n: i64) -> Result<(), sqlx::Error> {
+    if n == 0 {
+        return Ok(());
+    }
+    let bumped = sqlx::query("UPDATE family_totals SET families = families + ? WHERE id = 1")
+        .bind(n)
         .execute(&mut *c)
         .await?;
     if bumped.rows_affected() == 0 {
-        sqlx::query("INSERT INTO family_totals (id, families) VALUES (1, 1)")
+        sqlx::query("INSERT INTO family_totals (id, families) VALUES (1, ?)")
+            .bind(n)
             .execute(&mut *c)
             .await?;
     }
@@ -87,22 +93,6 @@ async fn insert_grams(c: &mut AnyConnection, insert: &str, rows: &[(String, Stri
         q.execute(&mut *c).await?;
     }
     Ok(())
-}
-
-/// Adds the grams of `texts` to a family's (those it holds already stay).
-/// Creating a family or registering a patient only adds text, so this is all
-/// they need; a rename or an erasure recomputes ([`refresh_grams`]).
-async fn add_grams<'a>(
-    c: &mut AnyConnection,
-    family: &str,
-    texts: impl IntoIterator<Item = &'a str>,
-) -> Result<(), sqlx::Error> {
-    let insert = Dialect::of(c).insert_ignore();
-    let rows: Vec<(String, String)> = family_grams(texts)
-        .into_iter()
-        .map(|g| (g, family.to_string()))
-        .collect();
-    insert_grams(c, insert, &rows).await
 }
 
 /// Recomputes a family's search grams from its row and its patients' rows.
@@ -226,188 +216,325 @@ impl Projector for FamiliesProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-        let id = e.aggregate_id.as_str();
-        let at = e.at();
-        match e.aggregate_type.as_str() {
-            "family" => match e.decode::<FamilyEvent>()? {
-                FamilyEvent::FamilyCreated(d) => {
-                    sqlx::query(
-                        "INSERT INTO families (id, family_name, primary_address, secondary_address, contact_phone,
-                            emergency_contact, emergency_phone, home_lat, home_lng, created_at, updated_at, version)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id)
-                    .bind(&d.family_name)
-                    .bind(&d.primary_address)
-                    .bind(&d.secondary_address)
-                    .bind(d.contact_phone.as_str())
-                    .bind(&d.emergency_contact)
-                    .bind(d.emergency_phone.as_ref().map(|p| p.as_str().to_string()))
-                    .bind(d.home_lat)
-                    .bind(d.home_lng)
-                    .bind(&at)
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .execute(&mut *c)
-                    .await?;
-                    count_family(c).await?;
-                    add_grams(c, id, [d.family_name.as_str(), d.primary_address.as_str()]).await?;
-                }
-                FamilyEvent::FamilyErased { .. } => {
-                    sqlx::query(
-                        "UPDATE families SET family_name = ?, primary_address = ?, secondary_address = NULL,
-                            contact_phone = ?, emergency_contact = NULL, emergency_phone = NULL,
-                            home_lat = NULL, home_lng = NULL, erased_at = ?, updated_at = ?, version = ?
-                         WHERE id = ?",
-                    )
-                    .bind(ERASED)
-                    .bind(ERASED)
-                    .bind(ERASED)
-                    .bind(&at)
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
+        self.apply_all(c, &[e]).await
+    }
+
+    /// Households created, patients registered and subscriptions taken out
+    /// (nearly all of a replay) are written as multi-row inserts; any other
+    /// event of the projector's writes them first, then applies itself.
+    async fn apply_all(&self, c: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c))).await
+    }
+}
+
+/// Every event [`FamilyRows::take`] does not write.
+async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let id = e.aggregate_id.as_str();
+    let at = e.at();
+    match e.aggregate_type.as_str() {
+        "family" => match e.decode::<FamilyEvent>()? {
+            // Written by `FamilyRows::take`, which takes every one.
+            FamilyEvent::FamilyCreated(_) => {}
+            FamilyEvent::FamilyErased { .. } => {
+                sqlx::query(
+                    "UPDATE families SET family_name = ?, primary_address = ?, secondary_address = NULL,
+                        contact_phone = ?, emergency_contact = NULL, emergency_phone = NULL,
+                        home_lat = NULL, home_lng = NULL, erased_at = ?, updated_at = ?, version = ?
+                     WHERE id = ?",
+                )
+                .bind(ERASED)
+                .bind(ERASED)
+                .bind(ERASED)
+                .bind(&at)
+                .bind(&at)
+                .bind(e.sequence)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                refresh_grams(c, id).await?;
+            }
+            FamilyEvent::FamilyUpdated(ch) => {
+                sqlx::query(
+                    "UPDATE families SET family_name = COALESCE(?, family_name),
+                        primary_address = COALESCE(?, primary_address),
+                        secondary_address = COALESCE(?, secondary_address),
+                        contact_phone = COALESCE(?, contact_phone),
+                        emergency_contact = COALESCE(?, emergency_contact),
+                        emergency_phone = COALESCE(?, emergency_phone),
+                        home_lat = COALESCE(?, home_lat), home_lng = COALESCE(?, home_lng),
+                        updated_at = ?, version = ?
+                     WHERE id = ?",
+                )
+                .bind(&ch.family_name)
+                .bind(&ch.primary_address)
+                .bind(&ch.secondary_address)
+                .bind(ch.contact_phone.as_ref().map(|p| p.as_str().to_string()))
+                .bind(&ch.emergency_contact)
+                .bind(ch.emergency_phone.as_ref().map(|p| p.as_str().to_string()))
+                .bind(ch.home_lat)
+                .bind(ch.home_lng)
+                .bind(&at)
+                .bind(e.sequence)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                if ch.family_name.is_some() || ch.primary_address.is_some() {
                     refresh_grams(c, id).await?;
                 }
-                FamilyEvent::FamilyUpdated(ch) => {
-                    sqlx::query(
-                        "UPDATE families SET family_name = COALESCE(?, family_name),
-                            primary_address = COALESCE(?, primary_address),
-                            secondary_address = COALESCE(?, secondary_address),
-                            contact_phone = COALESCE(?, contact_phone),
-                            emergency_contact = COALESCE(?, emergency_contact),
-                            emergency_phone = COALESCE(?, emergency_phone),
-                            home_lat = COALESCE(?, home_lat), home_lng = COALESCE(?, home_lng),
-                            updated_at = ?, version = ?
-                         WHERE id = ?",
-                    )
-                    .bind(&ch.family_name)
-                    .bind(&ch.primary_address)
-                    .bind(&ch.secondary_address)
-                    .bind(ch.contact_phone.as_ref().map(|p| p.as_str().to_string()))
-                    .bind(&ch.emergency_contact)
-                    .bind(ch.emergency_phone.as_ref().map(|p| p.as_str().to_string()))
-                    .bind(ch.home_lat)
-                    .bind(ch.home_lng)
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                    if ch.family_name.is_some() || ch.primary_address.is_some() {
-                        refresh_grams(c, id).await?;
-                    }
-                }
-            },
-            "patient" => match e.decode::<PatientEvent>()? {
-                PatientEvent::PatientRegistered { family_id, details: d } => {
-                    sqlx::query(
-                        "INSERT INTO patients (id, family_id, name, gender, birth_date, id_card, phone,
-                            relationship_to_head, medical_history, allergies, current_medications,
-                            service_preferences, created_at, updated_at, version)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id)
-                    .bind(family_id.to_string())
-                    .bind(&d.name)
-                    .bind(d.gender.as_str())
-                    .bind(d.birth_date.to_string())
-                    .bind(d.id_card.as_ref().map(|v| v.as_str().to_string()))
-                    .bind(d.phone.as_ref().map(|v| v.as_str().to_string()))
-                    .bind(&d.relationship_to_head)
-                    .bind(json(&d.medical_history))
-                    .bind(&d.allergies)
-                    .bind(json(&d.current_medications))
-                    .bind(d.service_preferences.as_ref().map(json))
-                    .bind(&at)
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .execute(&mut *c)
-                    .await?;
-                    add_grams(c, &family_id.to_string(), [d.name.as_str()]).await?;
-                }
-                PatientEvent::PatientErased { .. } => {
-                    sqlx::query(
-                        "UPDATE patients SET name = ?, id_card = NULL, phone = NULL, medical_history = '[]',
-                            allergies = NULL, current_medications = '[]', service_preferences = NULL,
-                            erased_at = ?, updated_at = ?, version = ?
-                         WHERE id = ?",
-                    )
-                    .bind(ERASED)
-                    .bind(&at)
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
+            }
+        },
+        "patient" => match e.decode::<PatientEvent>()? {
+            // Written by `FamilyRows::take`, which takes every one.
+            PatientEvent::PatientRegistered { .. } => {}
+            PatientEvent::PatientErased { .. } => {
+                sqlx::query(
+                    "UPDATE patients SET name = ?, id_card = NULL, phone = NULL, medical_history = '[]',
+                        allergies = NULL, current_medications = '[]', service_preferences = NULL,
+                        erased_at = ?, updated_at = ?, version = ?
+                     WHERE id = ?",
+                )
+                .bind(ERASED)
+                .bind(&at)
+                .bind(&at)
+                .bind(e.sequence)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                refresh_patient_family_grams(c, id).await?;
+            }
+            PatientEvent::PatientUpdated(ch) => {
+                sqlx::query(
+                    "UPDATE patients SET name = COALESCE(?, name), gender = COALESCE(?, gender),
+                        birth_date = COALESCE(?, birth_date), id_card = COALESCE(?, id_card),
+                        phone = COALESCE(?, phone), relationship_to_head = COALESCE(?, relationship_to_head),
+                        medical_history = COALESCE(?, medical_history), allergies = COALESCE(?, allergies),
+                        current_medications = COALESCE(?, current_medications),
+                        service_preferences = COALESCE(?, service_preferences),
+                        updated_at = ?, version = ?
+                     WHERE id = ?",
+                )
+                .bind(&ch.name)
+                .bind(ch.gender.map(|g| g.as_str()))
+                .bind(ch.birth_date.map(|d| d.to_string()))
+                .bind(ch.id_card.as_ref().map(|v| v.as_str().to_string()))
+                .bind(ch.phone.as_ref().map(|v| v.as_str().to_string()))
+                .bind(&ch.relationship_to_head)
+                .bind(ch.medical_history.as_ref().map(json))
+                .bind(&ch.allergies)
+                .bind(ch.current_medications.as_ref().map(json))
+                .bind(ch.service_preferences.as_ref().map(json))
+                .bind(&at)
+                .bind(e.sequence)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+                if ch.name.is_some() {
                     refresh_patient_family_grams(c, id).await?;
                 }
-                PatientEvent::PatientUpdated(ch) => {
-                    sqlx::query(
-                        "UPDATE patients SET name = COALESCE(?, name), gender = COALESCE(?, gender),
-                            birth_date = COALESCE(?, birth_date), id_card = COALESCE(?, id_card),
-                            phone = COALESCE(?, phone), relationship_to_head = COALESCE(?, relationship_to_head),
-                            medical_history = COALESCE(?, medical_history), allergies = COALESCE(?, allergies),
-                            current_medications = COALESCE(?, current_medications),
-                            service_preferences = COALESCE(?, service_preferences),
-                            updated_at = ?, version = ?
-                         WHERE id = ?",
-                    )
-                    .bind(&ch.name)
-                    .bind(ch.gender.map(|g| g.as_str()))
-                    .bind(ch.birth_date.map(|d| d.to_string()))
-                    .bind(ch.id_card.as_ref().map(|v| v.as_str().to_string()))
-                    .bind(ch.phone.as_ref().map(|v| v.as_str().to_string()))
-                    .bind(&ch.relationship_to_head)
-                    .bind(ch.medical_history.as_ref().map(json))
-                    .bind(&ch.allergies)
-                    .bind(ch.current_medications.as_ref().map(json))
-                    .bind(ch.service_preferences.as_ref().map(json))
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                    if ch.name.is_some() {
-                        refresh_patient_family_grams(c, id).await?;
-                    }
-                }
-            },
-            // Each subscription's recorder and household, for the recorder's
-            // family list (`recorder_families`).
-            "subscription" => {
-                let status = match e.decode::<SubscriptionEvent>()? {
-                    SubscriptionEvent::SubscriptionCreated(t) => {
-                        sqlx::query(
-                            "INSERT INTO recorder_families (subscription_id, recorder_id, family_id, patient_id,
-                                status, start_date, end_date, family_created_at)
-                             SELECT ?, ?, p.family_id, p.id, 'active', ?, ?, f.created_at
-                             FROM patients p JOIN families f ON f.id = p.family_id WHERE p.id = ?",
-                        )
-                        .bind(id)
-                        .bind(t.recorder_id.to_string())
-                        .bind(t.start_date.to_string())
-                        .bind(t.end_date.to_string())
-                        .bind(t.patient_id.to_string())
-                        .execute(&mut *c)
-                        .await?;
-                        return Ok(());
-                    }
-                    SubscriptionEvent::SubscriptionStatusChanged { status, .. } => status.as_str(),
-                    SubscriptionEvent::SubscriptionExpired { .. } => "expired",
-                    SubscriptionEvent::SubscriptionPaymentChanged { .. } => return Ok(()),
-                };
-                sqlx::query("UPDATE recorder_families SET status = ? WHERE subscription_id = ?")
-                    .bind(status)
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
             }
-            _ => {}
+        },
+        // Each subscription's recorder and household, for the recorder's
+        // family list (`recorder_families`).
+        "subscription" => {
+            let status = match e.decode::<SubscriptionEvent>()? {
+                // Written by `FamilyRows::take`, which takes every one.
+                SubscriptionEvent::SubscriptionCreated(_) => return Ok(()),
+                SubscriptionEvent::SubscriptionStatusChanged { status, .. } => status.as_str(),
+                SubscriptionEvent::SubscriptionExpired { .. } => "expired",
+                SubscriptionEvent::SubscriptionPaymentChanged { .. } => return Ok(()),
+            };
+            sqlx::query("UPDATE recorder_families SET status = ? WHERE subscription_id = ?")
+                .bind(status)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The rows of a run of households created, patients registered and
+/// subscriptions taken out, written together by [`FamilyRows::flush`].
+struct FamilyRows {
+    families: Rows,
+    patients: Rows,
+    grams: Rows,
+    /// Grams waiting, in key order: written in that order, they touch each
+    /// page of the table's key once per flush, not once per household.
+    waiting_grams: BTreeSet<(String, String)>,
+    recorder_families: Rows,
+    /// Households created in the run (added to `family_totals` at the flush).
+    created: i64,
+    /// What a subscription's row needs of the rows waiting here: a patient's
+    /// household, a household's creation time.
+    patient_family: HashMap<String, String>,
+    family_created_at: HashMap<String, String>,
+}
+
+#[async_trait]
+impl Buffer for FamilyRows {
+    /// Takes `e` into the rows if it is one they write, or one this projector
+    /// ignores; false if it must be applied on its own (after a flush).
+    async fn take(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<bool, ProjectionError> {
+        let id = e.aggregate_id.as_str();
+        match (e.aggregate_type.as_str(), e.event_type.as_str()) {
+            ("family", "FamilyCreated") => {
+                let FamilyEvent::FamilyCreated(d) = e.decode::<FamilyEvent>()? else {
+                    return Ok(false);
+                };
+                let at = e.at();
+                self.families.push([
+                    id.into(),
+                    (&d.family_name).into(),
+                    (&d.primary_address).into(),
+                    (&d.secondary_address).into(),
+                    d.contact_phone.as_str().into(),
+                    (&d.emergency_contact).into(),
+                    d.emergency_phone.as_ref().map(|p| p.as_str().to_string()).into(),
+                    d.home_lat.into(),
+                    d.home_lng.into(),
+                    (&at).into(),
+                    (&at).into(),
+                    e.sequence.into(),
+                ]);
+                self.created += 1;
+                self.add_grams(id, [d.family_name.as_str(), d.primary_address.as_str()]);
+                self.family_created_at.insert(id.to_string(), at);
+                Ok(true)
+            }
+            ("patient", "PatientRegistered") => {
+                let PatientEvent::PatientRegistered { family_id, details: d } = e.decode::<PatientEvent>()? else {
+                    return Ok(false);
+                };
+                let at = e.at();
+                let family = family_id.to_string();
+                self.patients.push([
+                    id.into(),
+                    (&family).into(),
+                    (&d.name).into(),
+                    d.gender.as_str().into(),
+                    d.birth_date.to_string().into(),
+                    d.id_card.as_ref().map(|v| v.as_str().to_string()).into(),
+                    d.phone.as_ref().map(|v| v.as_str().to_string()).into(),
+                    (&d.relationship_to_head).into(),
+                    json(&d.medical_history).into(),
+                    (&d.allergies).into(),
+                    json(&d.current_medications).into(),
+                    d.service_preferences.as_ref().map(json).into(),
+                    (&at).into(),
+                    at.into(),
+                    e.sequence.into(),
+                ]);
+                self.add_grams(&family, [d.name.as_str()]);
+                self.patient_family.insert(id.to_string(), family);
+                Ok(true)
+            }
+            ("subscription", "SubscriptionCreated") => {
+                let SubscriptionEvent::SubscriptionCreated(t) = e.decode::<SubscriptionEvent>()? else {
+                    return Ok(false);
+                };
+                // As the join of the patient and the household: no row for a
+                // patient the read model does not know.
+                let patient = t.patient_id.to_string();
+                let Some(family) = self.family_of(c, &patient).await? else {
+                    return Ok(true);
+                };
+                let Some(created_at) = self.created_at(c, &family).await? else {
+                    return Ok(true);
+                };
+                self.recorder_families.push([
+                    id.into(),
+                    t.recorder_id.to_string().into(),
+                    family.into(),
+                    patient.into(),
+                    t.start_date.to_string().into(),
+                    t.end_date.to_string().into(),
+                    created_at.into(),
+                ]);
+                Ok(true)
+            }
+            ("family" | "patient" | "subscription", _) => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
+        self.families.flush(c).await?;
+        self.patients.flush(c).await?;
+        for (gram, family) in std::mem::take(&mut self.waiting_grams) {
+            self.grams.push([gram.into(), family.into()]);
+        }
+        self.grams.flush(c).await?;
+        self.recorder_families.flush(c).await?;
+        count_families(c, std::mem::take(&mut self.created)).await?;
+        self.patient_family.clear();
+        self.family_created_at.clear();
         Ok(())
+    }
+
+    async fn apply_one(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        apply_one(c, e).await
+    }
+}
+
+impl FamilyRows {
+    fn new(dialect: Dialect) -> Self {
+        FamilyRows {
+            families: Rows::new(
+                "INSERT",
+                "families",
+                "id, family_name, primary_address, secondary_address, contact_phone, emergency_contact,
+                 emergency_phone, home_lat, home_lng, created_at, updated_at, version",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            patients: Rows::new(
+                "INSERT",
+                "patients",
+                "id, family_id, name, gender, birth_date, id_card, phone, relationship_to_head, medical_history,
+                 allergies, current_medications, service_preferences, created_at, updated_at, version",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            grams: Rows::new(dialect.insert_ignore(), "family_grams", "gram, family_id", "(?, ?)"),
+            waiting_grams: BTreeSet::new(),
+            recorder_families: Rows::new(
+                "INSERT",
+                "recorder_families",
+                "subscription_id, recorder_id, family_id, patient_id, status, start_date, end_date, family_created_at",
+                "(?, ?, ?, ?, 'active', ?, ?, ?)",
+            ),
+            created: 0,
+            patient_family: HashMap::new(),
+            family_created_at: HashMap::new(),
+        }
+    }
+
+    fn add_grams<'a>(&mut self, family: &str, texts: impl IntoIterator<Item = &'a str>) {
+        for g in family_grams(texts) {
+            self.waiting_grams.insert((g, family.to_string()));
+        }
+    }
+
+    /// A patient's household: waiting here, or in the table (a patient not
+    /// waiting here was written before the run).
+    async fn family_of(&self, c: &mut AnyConnection, patient: &str) -> Result<Option<String>, sqlx::Error> {
+        if let Some(f) = self.patient_family.get(patient) {
+            return Ok(Some(f.clone()));
+        }
+        sqlx::query_scalar("SELECT family_id FROM patients WHERE id = ?")
+            .bind(patient)
+            .fetch_optional(&mut *c)
+            .await
+    }
+
+    async fn created_at(&self, c: &mut AnyConnection, family: &str) -> Result<Option<String>, sqlx::Error> {
+        if let Some(at) = self.family_created_at.get(family) {
+            return Ok(Some(at.clone()));
+        }
+        sqlx::query_scalar("SELECT created_at FROM families WHERE id = ?")
+            .bind(family)
+            .fetch_optional(&mut *c)
+            .await
     }
 }
 

@@ -9,6 +9,7 @@
 //!   a count and a page over one filter).
 //! - [`projector`]: the [`Projector`] trait, [`StoredEvent`], and the batch
 //!   step that applies events and advances the checkpoint in one transaction.
+//! - [`bulk`]: multi-row inserts, for projectors that apply a run of events at once.
 //! - [`registry`]: every projector, in the order a rebuild runs them.
 //! - one module per read model: [`alerts`] (abnormal-record alerts and their escalation), [`users`],
 //!   [`families`], [`packages`], [`subscriptions`],
@@ -30,10 +31,12 @@
 //!
 //! Every projector is replayable: it reads only the event (its payload, its
 //! metadata and its recorded time), never the clock, and calls nothing outside
-//! the read store, so a rebuild produces exactly the live tables.
+//! the read store, so a rebuild produces exactly the live tables. It reads and
+//! writes only its own tables, so a batch is applied projector by projector.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod bulk;
 pub mod erasure;
 pub mod evv;
 pub mod families;

@@ -82,6 +82,17 @@ pub trait Projector: Send + Sync + 'static {
     /// Applies one event inside the batch transaction. Events of aggregates the
     /// projector does not follow are ignored.
     async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), ProjectionError>;
+    /// Applies a run of events (ascending positions) inside the batch
+    /// transaction, leaving the tables as applying them one by one does. A
+    /// projector whose common events only add rows overrides this to write
+    /// those as multi-row statements ([`crate::bulk::Rows`]), writing its
+    /// buffers before any other statement of its own.
+    async fn apply_all(&self, conn: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
 }
 
 impl ReadStore {
@@ -166,11 +177,12 @@ impl ReadStore {
                 return Err(ProjectionError::CheckpointMoved(p.name()));
             }
         }
-        for event in events {
-            for (p, checkpoint) in projectors.iter().zip(expected) {
-                if event.position > *checkpoint {
-                    p.apply(&mut tx, event).await?;
-                }
+        // Projector by projector: each reads and writes only its own tables,
+        // so only the order of events within one projector matters.
+        for (p, checkpoint) in projectors.iter().zip(expected) {
+            let due: Vec<&StoredEvent> = events.iter().filter(|e| e.position > *checkpoint).collect();
+            if !due.is_empty() {
+                p.apply_all(&mut tx, &due).await?;
             }
         }
         // One statement per distinct old checkpoint (normally one for all).

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::bulk::{apply_buffered, Buffer, Cell, Rows};
 use crate::families::LastRecord;
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
@@ -32,150 +33,195 @@ impl Projector for RecordsProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if let Some(patient) = erased_patient(e) {
-            return erase_rows(c, patient, &[
-                "UPDATE health_records SET symptoms = NULL, notes = NULL, location_lat = NULL, location_lng = NULL, location_address = NULL, distance_from_home_m = NULL WHERE patient_id = ?",
-                "UPDATE files SET original_name = '[已删除]' WHERE id IN (SELECT f.file_id FROM health_record_files f JOIN health_records r ON r.id = f.record_id WHERE r.patient_id = ?)",
-                "UPDATE health_record_amendments SET changes = '{}' WHERE record_id IN (SELECT id FROM health_records WHERE patient_id = ?)",
-            ])
-            .await;
-        }
-        let id = e.aggregate_id.as_str();
-        let at = e.at();
-        match e.aggregate_type.as_str() {
-            "health_record" => match e.decode::<HealthRecordEvent>()? {
-                HealthRecordEvent::HealthRecordCreated(r) => {
-                    let v = &r.vital_signs;
-                    sqlx::query(
-                        "INSERT INTO health_records (id, patient_id, recorder_id, appointment_id, visit_date, visit_time,
-                            location_lat, location_lng, location_address, distance_from_home_m, away_from_home,
-                            blood_pressure, heart_rate, temperature, blood_oxygen, blood_glucose, weight,
-                            symptoms, notes, alerts, abnormal, created_at, updated_at, version)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id)
-                    .bind(r.patient_id.to_string())
-                    .bind(r.recorder_id.to_string())
-                    .bind(r.appointment_id.map(|a| a.to_string()))
-                    .bind(r.visit_date.to_string())
-                    .bind(r.visit_time.format("%H:%M").to_string())
-                    .bind(r.location.as_ref().map(|l| l.lat))
-                    .bind(r.location.as_ref().map(|l| l.lng))
-                    .bind(r.location.as_ref().and_then(|l| l.address.clone()))
-                    .bind(r.distance_from_home_m)
-                    .bind(i64::from(r.away_from_home))
-                    .bind(v.blood_pressure.map(|b| b.text()))
-                    .bind(v.heart_rate.map(i64::from))
-                    .bind(v.temperature)
-                    .bind(v.blood_oxygen)
-                    .bind(v.blood_glucose)
-                    .bind(v.weight)
-                    .bind(&r.symptoms)
-                    .bind(&r.notes)
-                    .bind(serde_json::to_string(&r.alerts).unwrap_or_else(|_| "[]".into()))
-                    .bind(i64::from(!r.alerts.is_empty()))
-                    .bind(&at)
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .execute(&mut *c)
-                    .await?;
-                    for (ord, (file, role)) in r.files.all().into_iter().enumerate() {
-                        sqlx::query(
-                            "INSERT INTO health_record_files (record_id, file_id, role, ord) VALUES (?, ?, ?, ?)",
-                        )
-                        .bind(id)
-                        .bind(file.to_string())
-                        .bind(role)
-                        .bind(ord as i64)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                }
-                HealthRecordEvent::HealthRecordAmended {
-                    reason_code,
-                    changes,
-                    alerts,
-                    amended_by,
-                    at: amended_at,
-                    ..
-                } => {
-                    let amended_at = instant(amended_at);
-                    let mut update = RowUpdate::default();
-                    amended_columns(&changes, &mut update);
-                    if let Some(alerts) = &alerts {
-                        update.text(
-                            "alerts",
-                            Some(serde_json::to_string(alerts).unwrap_or_else(|_| "[]".into())),
-                        );
-                        update.int("abnormal", Some(i64::from(!alerts.is_empty())));
-                    }
-                    update.text("amended_at", Some(amended_at.clone()));
-                    update.text("updated_at", Some(at.clone()));
-                    update.int("version", Some(e.sequence));
-                    update.run(&mut *c, "amendment_count = amendment_count + 1", id).await?;
-                    sqlx::query(
-                        "INSERT INTO health_record_amendments (record_id, seq, reason_code, changes, amended_by, at)
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id)
-                    .bind(e.sequence)
-                    .bind(&reason_code)
-                    .bind(changes_json(&changes).to_string())
-                    .bind(amended_by.to_string())
-                    .bind(&amended_at)
-                    .execute(&mut *c)
-                    .await?;
-                }
-                HealthRecordEvent::HealthRecordUnlocked { at: unlocked_at, .. } => {
-                    sqlx::query("UPDATE health_records SET unlocked_at = ?, updated_at = ?, version = ? WHERE id = ?")
-                        .bind(instant(unlocked_at))
-                        .bind(&at)
-                        .bind(e.sequence)
-                        .bind(id)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            },
-            "file" => match e.decode::<FileEvent>()? {
-                FileEvent::FileUploaded(f) => {
-                    sqlx::query(
-                        "INSERT INTO files (id, kind, original_name, content_type, size, sha256, storage_key, thumbnail_key,
-                            uploaded_by, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id)
-                    .bind(&f.kind)
-                    .bind(&f.original_name)
-                    .bind(&f.content_type)
-                    .bind(f.size as i64)
-                    .bind(&f.sha256)
-                    .bind(&f.storage_key)
-                    .bind(&f.thumbnail_key)
-                    .bind(f.uploaded_by.to_string())
-                    .bind(&at)
-                    .bind(e.sequence)
-                    .execute(&mut *c)
-                    .await?;
-                }
-                FileEvent::FileDiscarded { .. } => {
-                    sqlx::query("UPDATE files SET discarded_at = ?, version = ? WHERE id = ?")
-                        .bind(&at)
-                        .bind(e.sequence)
-                        .bind(id)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            },
-            _ => {}
-        }
-        Ok(())
+        self.apply_all(c, &[e]).await
+    }
+
+    /// Records written are inserted as multi-row statements.
+    async fn apply_all(&self, c: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        apply_buffered(c, events, &mut RecordRows::default()).await
     }
 }
 
-/// One column value of an `UPDATE` whose columns depend on the event.
-enum Cell {
-    Text(Option<String>),
-    Int(Option<i64>),
-    Real(Option<f64>),
+/// The rows of a run of records written: the record and its files.
+struct RecordRows {
+    records: Rows,
+    files: Rows,
+}
+
+impl Default for RecordRows {
+    fn default() -> Self {
+        RecordRows {
+            records: Rows::new(
+                "INSERT",
+                "health_records",
+                "id, patient_id, recorder_id, appointment_id, visit_date, visit_time, location_lat, location_lng,
+                 location_address, distance_from_home_m, away_from_home, blood_pressure, heart_rate, temperature,
+                 blood_oxygen, blood_glucose, weight, symptoms, notes, alerts, abnormal, created_at, updated_at,
+                 version",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            files: Rows::new(
+                "INSERT",
+                "health_record_files",
+                "record_id, file_id, role, ord",
+                "(?, ?, ?, ?)",
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl Buffer for RecordRows {
+    async fn take(&mut self, _: &mut AnyConnection, e: &StoredEvent) -> Result<bool, ProjectionError> {
+        if erased_patient(e).is_some() {
+            return Ok(false);
+        }
+        match (e.aggregate_type.as_str(), e.event_type.as_str()) {
+            ("health_record", "HealthRecordCreated") => {}
+            ("health_record" | "file", _) => return Ok(false),
+            _ => return Ok(true),
+        }
+        let HealthRecordEvent::HealthRecordCreated(r) = e.decode::<HealthRecordEvent>()? else {
+            return Ok(false);
+        };
+        let (id, at) = (e.aggregate_id.as_str(), e.at());
+        let v = &r.vital_signs;
+        self.records.push([
+            id.into(),
+            r.patient_id.to_string().into(),
+            r.recorder_id.to_string().into(),
+            r.appointment_id.map(|a| a.to_string()).into(),
+            r.visit_date.to_string().into(),
+            r.visit_time.format("%H:%M").to_string().into(),
+            r.location.as_ref().map(|l| l.lat).into(),
+            r.location.as_ref().map(|l| l.lng).into(),
+            r.location.as_ref().and_then(|l| l.address.clone()).into(),
+            r.distance_from_home_m.into(),
+            i64::from(r.away_from_home).into(),
+            v.blood_pressure.map(|b| b.text()).into(),
+            v.heart_rate.map(i64::from).into(),
+            v.temperature.into(),
+            v.blood_oxygen.into(),
+            v.blood_glucose.into(),
+            v.weight.into(),
+            (&r.symptoms).into(),
+            (&r.notes).into(),
+            serde_json::to_string(&r.alerts).unwrap_or_else(|_| "[]".into()).into(),
+            i64::from(!r.alerts.is_empty()).into(),
+            (&at).into(),
+            at.into(),
+            e.sequence.into(),
+        ]);
+        for (ord, (file, role)) in r.files.all().into_iter().enumerate() {
+            self.files
+                .push([id.into(), file.to_string().into(), role.into(), (ord as i64).into()]);
+        }
+        Ok(true)
+    }
+
+    async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
+        self.records.flush(c).await?;
+        Ok(self.files.flush(c).await?)
+    }
+
+    async fn apply_one(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        apply_one(c, e).await
+    }
+}
+
+/// Every event [`RecordRows::take`] does not write.
+async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    if let Some(patient) = erased_patient(e) {
+        return erase_rows(c, patient, &[
+            "UPDATE health_records SET symptoms = NULL, notes = NULL, location_lat = NULL, location_lng = NULL, location_address = NULL, distance_from_home_m = NULL WHERE patient_id = ?",
+            "UPDATE files SET original_name = '[已删除]' WHERE id IN (SELECT f.file_id FROM health_record_files f JOIN health_records r ON r.id = f.record_id WHERE r.patient_id = ?)",
+            "UPDATE health_record_amendments SET changes = '{}' WHERE record_id IN (SELECT id FROM health_records WHERE patient_id = ?)",
+        ])
+        .await;
+    }
+    let id = e.aggregate_id.as_str();
+    let at = e.at();
+    match e.aggregate_type.as_str() {
+        "health_record" => match e.decode::<HealthRecordEvent>()? {
+            // Taken by `RecordRows::take`, every one.
+            HealthRecordEvent::HealthRecordCreated(_) => {}
+            HealthRecordEvent::HealthRecordAmended {
+                reason_code,
+                changes,
+                alerts,
+                amended_by,
+                at: amended_at,
+                ..
+            } => {
+                let amended_at = instant(amended_at);
+                let mut update = RowUpdate::default();
+                amended_columns(&changes, &mut update);
+                if let Some(alerts) = &alerts {
+                    update.text(
+                        "alerts",
+                        Some(serde_json::to_string(alerts).unwrap_or_else(|_| "[]".into())),
+                    );
+                    update.int("abnormal", Some(i64::from(!alerts.is_empty())));
+                }
+                update.text("amended_at", Some(amended_at.clone()));
+                update.text("updated_at", Some(at.clone()));
+                update.int("version", Some(e.sequence));
+                update.run(&mut *c, "amendment_count = amendment_count + 1", id).await?;
+                sqlx::query(
+                    "INSERT INTO health_record_amendments (record_id, seq, reason_code, changes, amended_by, at)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(e.sequence)
+                .bind(&reason_code)
+                .bind(changes_json(&changes).to_string())
+                .bind(amended_by.to_string())
+                .bind(&amended_at)
+                .execute(&mut *c)
+                .await?;
+            }
+            HealthRecordEvent::HealthRecordUnlocked { at: unlocked_at, .. } => {
+                sqlx::query("UPDATE health_records SET unlocked_at = ?, updated_at = ?, version = ? WHERE id = ?")
+                    .bind(instant(unlocked_at))
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        },
+        "file" => match e.decode::<FileEvent>()? {
+            FileEvent::FileUploaded(f) => {
+                sqlx::query(
+                    "INSERT INTO files (id, kind, original_name, content_type, size, sha256, storage_key, thumbnail_key,
+                        uploaded_by, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(&f.kind)
+                .bind(&f.original_name)
+                .bind(&f.content_type)
+                .bind(f.size as i64)
+                .bind(&f.sha256)
+                .bind(&f.storage_key)
+                .bind(&f.thumbnail_key)
+                .bind(f.uploaded_by.to_string())
+                .bind(&at)
+                .bind(e.sequence)
+                .execute(&mut *c)
+                .await?;
+            }
+            FileEvent::FileDiscarded { .. } => {
+                sqlx::query("UPDATE files SET discarded_at = ?, version = ? WHERE id = ?")
+                    .bind(&at)
+                    .bind(e.sequence)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        },
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `UPDATE health_records SET <only the given columns> WHERE id = ?`.

@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::bulk::{apply_buffered, Buffer, Rows};
 use crate::page::{ListQuery, Page, PageParams, Param, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::store::{ReadStore, RowExt};
@@ -27,31 +28,67 @@ impl Projector for SubscriptionsProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        self.apply_all(c, &[e]).await
+    }
+
+    /// Subscriptions taken out are written as multi-row inserts.
+    async fn apply_all(&self, c: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        apply_buffered(c, events, &mut SubscriptionRows::default()).await
+    }
+}
+
+/// The rows of a run of subscriptions taken out.
+struct SubscriptionRows(Rows);
+
+impl Default for SubscriptionRows {
+    fn default() -> Self {
+        SubscriptionRows(Rows::new(
+            "INSERT",
+            "subscriptions",
+            "id, patient_id, package_id, recorder_id, start_date, end_date, status, payment_status, created_at,
+             updated_at, version",
+            "(?, ?, ?, ?, ?, ?, 'active', 'unpaid', ?, ?, ?)",
+        ))
+    }
+}
+
+#[async_trait]
+impl Buffer for SubscriptionRows {
+    async fn take(&mut self, _: &mut AnyConnection, e: &StoredEvent) -> Result<bool, ProjectionError> {
         if e.aggregate_type != "subscription" {
-            return Ok(());
+            return Ok(true);
         }
+        if e.event_type != "SubscriptionCreated" {
+            return Ok(false);
+        }
+        let SubscriptionEvent::SubscriptionCreated(t) = e.decode::<SubscriptionEvent>()? else {
+            return Ok(false);
+        };
+        let at = e.at();
+        self.0.push([
+            e.aggregate_id.as_str().into(),
+            t.patient_id.to_string().into(),
+            t.package_id.to_string().into(),
+            t.recorder_id.to_string().into(),
+            t.start_date.to_string().into(),
+            t.end_date.to_string().into(),
+            (&at).into(),
+            at.into(),
+            e.sequence.into(),
+        ]);
+        Ok(true)
+    }
+
+    async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
+        Ok(self.0.flush(c).await?)
+    }
+
+    async fn apply_one(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
         let id = e.aggregate_id.as_str();
         let at = e.at();
         let (column, value) = match e.decode::<SubscriptionEvent>()? {
-            SubscriptionEvent::SubscriptionCreated(t) => {
-                sqlx::query(
-                    "INSERT INTO subscriptions (id, patient_id, package_id, recorder_id, start_date, end_date, status,
-                        payment_status, created_at, updated_at, version)
-                     VALUES (?, ?, ?, ?, ?, ?, 'active', 'unpaid', ?, ?, ?)",
-                )
-                .bind(id)
-                .bind(t.patient_id.to_string())
-                .bind(t.package_id.to_string())
-                .bind(t.recorder_id.to_string())
-                .bind(t.start_date.to_string())
-                .bind(t.end_date.to_string())
-                .bind(&at)
-                .bind(&at)
-                .bind(e.sequence)
-                .execute(&mut *c)
-                .await?;
-                return Ok(());
-            }
+            // Taken by `take`, every one.
+            SubscriptionEvent::SubscriptionCreated(_) => return Ok(()),
             SubscriptionEvent::SubscriptionStatusChanged { status, .. } => ("status", status.as_str()),
             SubscriptionEvent::SubscriptionPaymentChanged { payment_status } => {
                 ("payment_status", payment_status.as_str())

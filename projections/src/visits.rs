@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
+use crate::bulk::{apply_buffered, Buffer, Rows};
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, instant, ReadStore, RowExt};
@@ -27,150 +28,210 @@ impl Projector for VisitsProjector {
     }
 
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if let Some(patient) = erased_patient(e) {
-            return erase_rows(c, patient, &[
-                "UPDATE appointments SET notes = NULL, cancel_reason = NULL, check_in_lat = NULL, check_in_lng = NULL,
-                    check_out_lat = NULL, check_out_lng = NULL WHERE patient_id = ?",
-                "UPDATE appointment_history SET reason = NULL WHERE appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?)",
-            ])
-            .await;
+        self.apply_all(c, &[e]).await
+    }
+
+    /// Visits scheduled are written as multi-row inserts.
+    async fn apply_all(&self, c: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        apply_buffered(c, events, &mut VisitRows::default()).await
+    }
+}
+
+/// The rows of a run of visits scheduled: the visit and its first history line.
+struct VisitRows {
+    appointments: Rows,
+    history: Rows,
+}
+
+impl Default for VisitRows {
+    fn default() -> Self {
+        VisitRows {
+            appointments: Rows::new(
+                "INSERT",
+                "appointments",
+                "id, patient_id, recorder_id, subscription_id, scheduled_date, scheduled_time, appointment_type,
+                 status, notes, reschedule_count, created_at, updated_at, version",
+                "(?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, 0, ?, ?, ?)",
+            ),
+            history: Rows::new(
+                "INSERT",
+                "appointment_history",
+                "appointment_id, seq, event, from_date, from_time, to_date, to_time, reason, actor_id, at",
+                "(?, ?, 'scheduled', NULL, NULL, ?, ?, NULL, ?, ?)",
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl Buffer for VisitRows {
+    async fn take(&mut self, _: &mut AnyConnection, e: &StoredEvent) -> Result<bool, ProjectionError> {
+        if erased_patient(e).is_some() {
+            return Ok(false);
         }
         if e.aggregate_type != "appointment" {
-            return Ok(());
+            return Ok(true);
         }
-        let id = e.aggregate_id.as_str();
-        let at = e.at();
-        let actor = e.metadata.get("actor_id").cloned();
-        let history = |event: &'static str,
-                       from: Option<(String, String)>,
-                       to: Option<(String, String)>,
-                       reason: Option<String>| {
-            let (fd, ft) = from.unzip();
-            let (td, tt) = to.unzip();
-            sqlx::query(
-                "INSERT INTO appointment_history (appointment_id, seq, event, from_date, from_time, to_date, to_time, reason, actor_id, at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id.to_string())
-            .bind(e.sequence)
-            .bind(event)
-            .bind(fd)
-            .bind(ft)
-            .bind(td)
-            .bind(tt)
-            .bind(reason)
-            .bind(actor.clone())
-            .bind(at.clone())
+        if e.event_type != "VisitScheduled" {
+            return Ok(false);
+        }
+        let VisitEvent::VisitScheduled(p) = e.decode::<VisitEvent>()? else {
+            return Ok(false);
         };
-        match e.decode::<VisitEvent>()? {
-            VisitEvent::VisitScheduled(p) => {
-                sqlx::query(
-                    "INSERT INTO appointments (id, patient_id, recorder_id, subscription_id, scheduled_date, scheduled_time,
-                        appointment_type, status, notes, reschedule_count, created_at, updated_at, version)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, 0, ?, ?, ?)",
-                )
+        let (id, at) = (e.aggregate_id.as_str(), e.at());
+        let (date, time) = (p.scheduled_date.to_string(), hhmm(p.scheduled_time));
+        self.appointments.push([
+            id.into(),
+            p.patient_id.to_string().into(),
+            p.recorder_id.to_string().into(),
+            p.subscription_id.to_string().into(),
+            (&date).into(),
+            (&time).into(),
+            p.appointment_type.as_str().into(),
+            (&p.notes).into(),
+            (&at).into(),
+            (&at).into(),
+            e.sequence.into(),
+        ]);
+        self.history.push([
+            id.into(),
+            e.sequence.into(),
+            date.into(),
+            time.into(),
+            e.metadata.get("actor_id").cloned().into(),
+            at.into(),
+        ]);
+        Ok(true)
+    }
+
+    async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
+        self.appointments.flush(c).await?;
+        Ok(self.history.flush(c).await?)
+    }
+
+    async fn apply_one(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+        apply_one(c, e).await
+    }
+}
+
+/// Every event [`VisitRows::take`] does not write.
+async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    if let Some(patient) = erased_patient(e) {
+        return erase_rows(c, patient, &[
+            "UPDATE appointments SET notes = NULL, cancel_reason = NULL, check_in_lat = NULL, check_in_lng = NULL,
+                check_out_lat = NULL, check_out_lng = NULL WHERE patient_id = ?",
+            "UPDATE appointment_history SET reason = NULL WHERE appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?)",
+        ])
+        .await;
+    }
+    if e.aggregate_type != "appointment" {
+        return Ok(());
+    }
+    let id = e.aggregate_id.as_str();
+    let at = e.at();
+    let actor = e.metadata.get("actor_id").cloned();
+    let history = |event: &'static str,
+                   from: Option<(String, String)>,
+                   to: Option<(String, String)>,
+                   reason: Option<String>| {
+        let (fd, ft) = from.unzip();
+        let (td, tt) = to.unzip();
+        sqlx::query(
+            "INSERT INTO appointment_history (appointment_id, seq, event, from_date, from_time, to_date, to_time, reason, actor_id, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(e.sequence)
+        .bind(event)
+        .bind(fd)
+        .bind(ft)
+        .bind(td)
+        .bind(tt)
+        .bind(reason)
+        .bind(actor.clone())
+        .bind(at.clone())
+    };
+    match e.decode::<VisitEvent>()? {
+        // Taken by `VisitRows::take`, every one.
+        VisitEvent::VisitScheduled(_) => return Ok(()),
+        VisitEvent::VisitConfirmed => {
+            sqlx::query("UPDATE appointments SET status = 'confirmed' WHERE id = ?")
                 .bind(id)
-                .bind(p.patient_id.to_string())
-                .bind(p.recorder_id.to_string())
-                .bind(p.subscription_id.to_string())
-                .bind(p.scheduled_date.to_string())
-                .bind(hhmm(p.scheduled_time))
-                .bind(p.appointment_type.as_str())
-                .bind(&p.notes)
-                .bind(&at)
-                .bind(&at)
-                .bind(e.sequence)
                 .execute(&mut *c)
                 .await?;
-                history(
-                    "scheduled",
-                    None,
-                    Some((p.scheduled_date.to_string(), hhmm(p.scheduled_time))),
-                    None,
-                )
-                .execute(&mut *c)
-                .await?;
-                return Ok(());
-            }
-            VisitEvent::VisitConfirmed => {
-                sqlx::query("UPDATE appointments SET status = 'confirmed' WHERE id = ?")
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                history("confirmed", None, None, None).execute(&mut *c).await?;
-            }
-            VisitEvent::VisitRescheduled {
-                from_date,
-                from_time,
-                date,
-                time,
-            } => {
-                sqlx::query(
-                    "UPDATE appointments SET scheduled_date = ?, scheduled_time = ?, reschedule_count = reschedule_count + 1
-                     WHERE id = ?",
-                )
-                .bind(date.to_string())
-                .bind(hhmm(time))
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-                history(
-                    "rescheduled",
-                    Some((from_date.to_string(), hhmm(from_time))),
-                    Some((date.to_string(), hhmm(time))),
-                    None,
-                )
-                .execute(&mut *c)
-                .await?;
-            }
-            VisitEvent::VisitCancelled { reason } => {
-                sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = ? WHERE id = ?")
-                    .bind(&reason)
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                history("cancelled", None, None, reason).execute(&mut *c).await?;
-            }
-            VisitEvent::VisitCompleted { health_record_id } => {
-                sqlx::query("UPDATE appointments SET status = 'completed', health_record_id = ? WHERE id = ?")
-                    .bind(health_record_id.to_string())
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                history("completed", None, None, None).execute(&mut *c).await?;
-            }
-            VisitEvent::VisitCheckedIn(mark) => {
-                set_mark(c, id, "check_in", &mark).await?;
-                history("checked_in", None, None, None).execute(&mut *c).await?;
-            }
-            VisitEvent::VisitCheckedOut(mark) => {
-                set_mark(c, id, "check_out", &mark).await?;
-                history("checked_out", None, None, None).execute(&mut *c).await?;
-            }
-            VisitEvent::VisitRecordAttached { health_record_id } => {
-                sqlx::query("UPDATE appointments SET health_record_id = ? WHERE id = ?")
-                    .bind(health_record_id.to_string())
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                history("record_attached", None, None, None).execute(&mut *c).await?;
-            }
-            VisitEvent::VisitMissed { .. } => {
-                sqlx::query("UPDATE appointments SET status = 'missed' WHERE id = ?")
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                history("missed", None, None, None).execute(&mut *c).await?;
-            }
+            history("confirmed", None, None, None).execute(&mut *c).await?;
         }
-        sqlx::query("UPDATE appointments SET updated_at = ?, version = ? WHERE id = ?")
-            .bind(&at)
-            .bind(e.sequence)
+        VisitEvent::VisitRescheduled {
+            from_date,
+            from_time,
+            date,
+            time,
+        } => {
+            sqlx::query(
+                "UPDATE appointments SET scheduled_date = ?, scheduled_time = ?, reschedule_count = reschedule_count + 1
+                 WHERE id = ?",
+            )
+            .bind(date.to_string())
+            .bind(hhmm(time))
             .bind(id)
             .execute(&mut *c)
             .await?;
-        Ok(())
+            history(
+                "rescheduled",
+                Some((from_date.to_string(), hhmm(from_time))),
+                Some((date.to_string(), hhmm(time))),
+                None,
+            )
+            .execute(&mut *c)
+            .await?;
+        }
+        VisitEvent::VisitCancelled { reason } => {
+            sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = ? WHERE id = ?")
+                .bind(&reason)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            history("cancelled", None, None, reason).execute(&mut *c).await?;
+        }
+        VisitEvent::VisitCompleted { health_record_id } => {
+            sqlx::query("UPDATE appointments SET status = 'completed', health_record_id = ? WHERE id = ?")
+                .bind(health_record_id.to_string())
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            history("completed", None, None, None).execute(&mut *c).await?;
+        }
+        VisitEvent::VisitCheckedIn(mark) => {
+            set_mark(c, id, "check_in", &mark).await?;
+            history("checked_in", None, None, None).execute(&mut *c).await?;
+        }
+        VisitEvent::VisitCheckedOut(mark) => {
+            set_mark(c, id, "check_out", &mark).await?;
+            history("checked_out", None, None, None).execute(&mut *c).await?;
+        }
+        VisitEvent::VisitRecordAttached { health_record_id } => {
+            sqlx::query("UPDATE appointments SET health_record_id = ? WHERE id = ?")
+                .bind(health_record_id.to_string())
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            history("record_attached", None, None, None).execute(&mut *c).await?;
+        }
+        VisitEvent::VisitMissed { .. } => {
+            sqlx::query("UPDATE appointments SET status = 'missed' WHERE id = ?")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            history("missed", None, None, None).execute(&mut *c).await?;
+        }
     }
+    sqlx::query("UPDATE appointments SET updated_at = ?, version = ? WHERE id = ?")
+        .bind(&at)
+        .bind(e.sequence)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }
 
 /// Writes a check-in or check-out (`end` is `check_in` or `check_out`) and the

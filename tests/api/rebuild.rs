@@ -39,12 +39,16 @@ async fn dump(read: &projections::ReadStore) -> Vec<String> {
         ("recorders", "user_id"),
         ("families", "id"),
         ("patients", "id"),
+        ("family_totals", "id"),
+        ("family_grams", "gram, family_id"),
+        ("recorder_families", "subscription_id"),
         ("service_packages", "id"),
         ("subscriptions", "id"),
         ("appointments", "id"),
         ("appointment_history", "appointment_id, seq"),
         ("health_records", "id"),
         ("health_record_files", "record_id, file_id"),
+        ("health_record_amendments", "record_id, seq"),
         ("order_requests", "id"),
         ("medical_orders", "id"),
         ("notifications", "id"),
@@ -161,6 +165,34 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
         &format!("/hospital-appointments/{bid}/confirm"),
         &app.admin_token,
         serde_json::json!({"appointment_number": "H-1"}),
+    )
+    .await
+    .ok();
+
+    // Later changes to the households of the first commands: a second
+    // patient of an old household, with its subscription; a subscription
+    // paused; a patient renamed, and one erased.
+    let second = app.patient(&families[1], "第二位患者").await;
+    let sub = app.subscribe(&second, &package, &r1).await;
+    app.post(
+        &format!("/subscriptions/{sub}/status"),
+        &app.admin_token,
+        serde_json::json!({"status": "paused"}),
+    )
+    .await
+    .ok();
+    app.patch(
+        &format!("/patients/{second}"),
+        &app.admin_token,
+        serde_json::json!({"name": "改名患者"}),
+    )
+    .await
+    .ok();
+    let third = app.patient(&families[2], "第三位患者").await;
+    app.post(
+        &format!("/patients/{third}/erase"),
+        &app.admin_token,
+        serde_json::json!({"reason": "家属书面申请"}),
     )
     .await
     .ok();

@@ -1,0 +1,246 @@
+//! Multi-row writes for projectors that apply a run of events at once.
+//!
+//! A replay (a rebuild, a restore, a pipeline catching up after a burst) is
+//! mostly events that only add rows: a household created, a patient
+//! registered, a visit scheduled, a record written. Written one statement per
+//! event, every row pays a round trip to the read store (on SQLite a hand-off
+//! to sqlx's worker thread and back, on MySQL a network round trip). [`Rows`]
+//! collects such rows and writes them as a few multi-row `INSERT`s.
+//!
+//! The projector decides when a buffer must be written: before any statement
+//! that could read or change what it holds (see `Projector::apply_all`), so
+//! the tables end exactly as one-by-one application leaves them.
+
+use async_trait::async_trait;
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Arguments};
+
+use crate::projector::{ProjectionError, StoredEvent};
+
+/// A projector's rows waiting to be written, for one run of events.
+#[async_trait]
+pub trait Buffer: Send {
+    /// Takes `e` into the rows (or ignores it, if the projector does), or
+    /// returns false: `e` must then be applied on its own, after a flush.
+    async fn take(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<bool, ProjectionError>;
+    /// Writes every waiting row.
+    async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError>;
+    /// Applies an event the rows do not take.
+    async fn apply_one(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError>;
+}
+
+/// Applies a run of events through `buffer`: what it takes is written in
+/// multi-row statements, and before any event it does not take, everything
+/// waiting is written, so the tables end as one-by-one application leaves them.
+pub async fn apply_buffered(
+    c: &mut AnyConnection,
+    events: &[&StoredEvent],
+    buffer: &mut dyn Buffer,
+) -> Result<(), ProjectionError> {
+    for e in events {
+        if !buffer.take(c, e).await? {
+            buffer.flush(c).await?;
+            buffer.apply_one(c, e).await?;
+        }
+    }
+    buffer.flush(c).await
+}
+
+/// One column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+impl Cell {
+    fn add_to(self, args: &mut AnyArguments<'_>) -> Result<(), sqlx::Error> {
+        match self {
+            Cell::Text(v) => args.add(v),
+            Cell::Int(v) => args.add(v),
+            Cell::Real(v) => args.add(v),
+        }
+        .map_err(sqlx::Error::Encode)
+    }
+}
+
+impl From<String> for Cell {
+    fn from(v: String) -> Self {
+        Cell::Text(Some(v))
+    }
+}
+impl From<&str> for Cell {
+    fn from(v: &str) -> Self {
+        Cell::Text(Some(v.to_string()))
+    }
+}
+impl From<&String> for Cell {
+    fn from(v: &String) -> Self {
+        Cell::Text(Some(v.clone()))
+    }
+}
+impl From<Option<String>> for Cell {
+    fn from(v: Option<String>) -> Self {
+        Cell::Text(v)
+    }
+}
+impl From<&Option<String>> for Cell {
+    fn from(v: &Option<String>) -> Self {
+        Cell::Text(v.clone())
+    }
+}
+impl From<i64> for Cell {
+    fn from(v: i64) -> Self {
+        Cell::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Cell {
+    fn from(v: Option<i64>) -> Self {
+        Cell::Int(v)
+    }
+}
+impl From<f64> for Cell {
+    fn from(v: f64) -> Self {
+        Cell::Real(Some(v))
+    }
+}
+impl From<Option<f64>> for Cell {
+    fn from(v: Option<f64>) -> Self {
+        Cell::Real(v)
+    }
+}
+
+/// Rows per statement at most. Larger chunks are split into powers of two, so
+/// a table has at most nine statement shapes (each prepared once per
+/// connection) whatever the run's length.
+const MAX_ROWS: usize = 256;
+/// Bind parameters per statement at most (SQLite allows 32,766, MySQL 65,535).
+const MAX_PARAMS: usize = 16_000;
+
+/// Rows for one table, written as multi-row `INSERT`s by [`Rows::flush`].
+pub struct Rows {
+    /// `INSERT [IGNORE] INTO t (a, b, …)`.
+    head: String,
+    /// `(?, ?, …)`: one row's placeholders, with any constant columns.
+    row: String,
+    width: usize,
+    cells: Vec<Cell>,
+}
+
+impl Rows {
+    /// Rows of `INSERT INTO {table} ({columns}) VALUES {row}`, where `row` is
+    /// one row's value list (`(?, ?, 'active', ?)`: constants allowed); its
+    /// number of `?` is the number of cells per row. `insert` is `INSERT` or
+    /// the dialect's insert-or-ignore.
+    pub fn new(insert: &str, table: &str, columns: &str, row: &str) -> Self {
+        Rows {
+            head: format!("{insert} INTO {table} ({columns}) VALUES "),
+            row: row.to_string(),
+            width: row.matches('?').count(),
+            cells: Vec::new(),
+        }
+    }
+
+    /// Adds a row; its cells in the order of the row's placeholders.
+    pub fn push<const N: usize>(&mut self, cells: [Cell; N]) {
+        assert_eq!(N, self.width, "a row of {} has {} placeholders", self.head, self.width);
+        self.cells.extend(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Rows waiting.
+    pub fn len(&self) -> usize {
+        self.cells.len() / self.width.max(1)
+    }
+
+    /// Writes every waiting row and empties the buffer.
+    pub async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if self.width == 0 {
+            self.cells.clear();
+            return Ok(());
+        }
+        let most = MAX_ROWS.min(MAX_PARAMS / self.width).max(1);
+        let mut left = self.len();
+        let mut cells = std::mem::take(&mut self.cells).into_iter();
+        while left > 0 {
+            // The largest power of two that fits, so statement shapes repeat.
+            let n = if left >= most {
+                most
+            } else {
+                1 << (usize::BITS - 1 - left.leading_zeros())
+            };
+            let mut sql = String::with_capacity(self.head.len() + n * (self.row.len() + 2));
+            sql.push_str(&self.head);
+            for i in 0..n {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&self.row);
+            }
+            let mut args = AnyArguments::default();
+            for cell in cells.by_ref().take(n * self.width) {
+                cell.add_to(&mut args)?;
+            }
+            sqlx::query_with(&sql, args).execute(&mut *c).await?;
+            left -= n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_has_as_many_cells_as_placeholders_including_constants_around_them() {
+        let mut rows = Rows::new("INSERT", "t", "a, b, c", "(?, 'x', ?)");
+        rows.push(["1".into(), 2i64.into()]);
+        rows.push([Cell::Text(None), Cell::Int(None)]);
+        assert_eq!(rows.len(), 2);
+        assert!(!rows.is_empty());
+    }
+
+    /// 300 rows: statements of 256, 32, 8 and 4 rows, every row as pushed.
+    #[tokio::test]
+    async fn every_row_is_written_once_in_order_whatever_the_run_length() {
+        use sqlx::{Connection, Row};
+        sqlx::any::install_default_drivers();
+        let mut c = AnyConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, kind TEXT NOT NULL, score REAL)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut rows = Rows::new("INSERT", "t", "id, name, kind, score", "(?, ?, 'k', ?)");
+        for i in 0..300i64 {
+            let name = (i % 7 != 0).then(|| format!("n{i}"));
+            rows.push([i.into(), name.into(), (i % 3 == 0).then_some(i as f64 / 2.0).into()]);
+        }
+        rows.flush(&mut c).await.unwrap();
+        assert!(rows.is_empty());
+        rows.flush(&mut c).await.unwrap();
+        let got = sqlx::query("SELECT id, name, kind, score FROM t ORDER BY id")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 300);
+        for (i, r) in got.iter().enumerate() {
+            let i = i as i64;
+            assert_eq!(r.get::<i64, _>(0), i);
+            assert_eq!(r.get::<Option<String>, _>(1), (i % 7 != 0).then(|| format!("n{i}")));
+            assert_eq!(r.get::<String, _>(2), "k");
+            assert_eq!(r.get::<Option<f64>, _>(3), (i % 3 == 0).then_some(i as f64 / 2.0));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "placeholders")]
+    fn a_row_of_the_wrong_width_is_refused() {
+        let mut rows = Rows::new("INSERT", "t", "a, b", "(?, ?)");
+        rows.push(["1".into()]);
+    }
+}
