@@ -204,7 +204,9 @@ where
 }
 
 /// Applies events up to `target` (inclusive) to every projector below it,
-/// batch by batch; projectors already at or past it are left alone.
+/// batch by batch; projectors already at or past it are left alone. The next
+/// batch is read (and decrypted and parsed) on another worker while the read
+/// store applies this one: a replay keeps both cores busy.
 pub async fn catch_up_to(
     store: &EventStore,
     read: &ReadStore,
@@ -221,20 +223,45 @@ pub async fn catch_up_to(
     if below.is_empty() {
         return Ok(());
     }
+    let fetch = |from: i64| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut events = store.read_after(from, batch.min(target - from)).await?;
+            events.retain(|e| e.position <= target);
+            Ok::<_, anyhow::Error>(events)
+        })
+    };
+    // The batch being read ahead: (where it starts, the read).
+    let mut ahead: Option<(i64, JoinHandle<anyhow::Result<Vec<projections::StoredEvent>>>)> = None;
     loop {
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         if lowest >= target {
             return Ok(());
         }
-        let mut events = store.read_after(lowest, batch.min(target - lowest)).await?;
-        events.retain(|e| e.position <= target);
-        if events.is_empty() {
+        let events = match ahead.take() {
+            Some((from, read)) if from == lowest => read.await.map_err(anyhow::Error::from)??,
+            stale => {
+                if let Some((_, read)) = stale {
+                    read.abort();
+                }
+                fetch(lowest).await.map_err(anyhow::Error::from)??
+            }
+        };
+        let Some(last) = events.last().map(|e| e.position) else {
             return Ok(());
+        };
+        if last < target {
+            ahead = Some((last, fetch(last)));
         }
         match read.apply_batch_all(&below, &checkpoints, &events).await {
             Ok(moved) => checkpoints = moved,
             Err(ProjectionError::CheckpointMoved(_)) => checkpoints = read.checkpoints(&below).await?,
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                if let Some((_, read)) = ahead {
+                    read.abort();
+                }
+                return Err(e.into());
+            }
         }
     }
 }
@@ -275,6 +302,11 @@ pub async fn rebuild_beside(
                 break;
             }
             catch_up_to(store, replica, projectors, REBUILD_BATCH, head).await?;
+            tracing::info!(
+                head,
+                elapsed_s = started.elapsed().as_secs_f64(),
+                "rebuild: the shadow reached the head"
+            );
             if head == 0 {
                 break;
             }
@@ -298,6 +330,10 @@ pub async fn rebuild_beside(
             Ok::<Vec<i64>, FollowError>(targets)
         })
         .await?;
+        tracing::info!(
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "rebuild: the shadow switched in"
+        );
         let reached = replica.checkpoints(projectors).await?;
         // Fresh statistics for the planner over the tables just switched in.
         let tables: Vec<&str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
