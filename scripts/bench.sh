@@ -149,6 +149,21 @@ load() { # $1 script, $2 connections, $3 path -> "rps p50 p99 non2xx"
   (($2 == 1)) && threads=1
   wrk -t"$threads" -c"$2" -d"${SECS}s" -s "$WORK/$1" "http://127.0.0.1:$PORT/api/v1$3" 2>/dev/null |
     awk '/^RESULT/ {print $2, $3, $4, $5}'
+  settle
+}
+# Waits until the server has finished the requests a load left in flight
+# (wrk stops sending, not the server working): until the health check, which
+# reads both stores, answers within 20 ms (at most 30 s). Without it, a slow
+# load's leftovers (a search's 32 requests of half a second each at 100,000
+# patients) were measured as the next load's p99.
+settle() {
+  local t
+  sleep 0.5
+  for _ in $(seq 1 60); do
+    t=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/api/v1/health" || echo 1)
+    python3 -c "import sys; sys.exit(0 if float('$t') < 0.02 else 1)" && return 0
+    sleep 0.5
+  done
 }
 # p99 of a Prometheus histogram from two scrapes (before, after): the bucket
 # bound under which 99% of the new observations fall.
