@@ -77,22 +77,17 @@ fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String
 /// Households read per page when filling the grams of an existing store.
 const FILL_PAGE: i64 = 2_000;
 
-/// Rows per multi-row INSERT of grams (bind parameters stay far below any limit).
-const GRAM_ROWS: usize = 400;
+/// Rows of the search grams (`insert`: `INSERT` or the dialect's insert-or-ignore).
+fn gram_rows(insert: &str) -> Rows {
+    Rows::new(insert, "family_grams", "gram, family_id", "(?, ?)")
+}
 
 async fn insert_grams(c: &mut AnyConnection, insert: &str, rows: &[(String, String)]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(GRAM_ROWS) {
-        let sql = format!(
-            "{insert} INTO family_grams (gram, family_id) VALUES {}",
-            vec!["(?, ?)"; chunk.len()].join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for (gram, family) in chunk {
-            q = q.bind(gram.as_str()).bind(family.as_str());
-        }
-        q.execute(&mut *c).await?;
+    let mut out = gram_rows(insert);
+    for (gram, family) in rows {
+        out.push([gram.into(), family.into()]);
     }
-    Ok(())
+    out.flush(c).await
 }
 
 /// Recomputes a family's search grams from its row and its patients' rows.
@@ -495,7 +490,7 @@ impl FamilyRows {
                  allergies, current_medications, service_preferences, created_at, updated_at, version",
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ),
-            grams: Rows::new(dialect.insert_ignore(), "family_grams", "gram, family_id", "(?, ?)"),
+            grams: gram_rows(dialect.insert_ignore()),
             waiting_grams: BTreeSet::new(),
             recorder_families: Rows::new(
                 "INSERT",
