@@ -31,7 +31,11 @@ set -euo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO_ROOT
 SECS=${BENCH_SECS:-15}
-PG_URL=${CARELOG_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+# Both the raw baseline and carelog connect to PostgreSQL without TLS by
+# default (the server and the databases share one machine, as on loopback in
+# a single-host deployment; Debian's PostgreSQL offers TLS, which libpq and
+# sqlx would otherwise take). A URL of your own is used as given.
+PG_URL=${CARELOG_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 MY_URL=${CARELOG_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
 PORT=${BENCH_PORT:-18480}
 WORK=$(mktemp -d)
@@ -69,7 +73,11 @@ MYCLI=$(command -v mariadb || command -v mysql || true)
 # --- databases ------------------------------------------------------------------
 psql -X -q -A -t "$PG_URL" -c 'select 1' >/dev/null 2>&1 || PG_URL=${PG_URL/postgres@/root@}
 psql -X -q -A -t "$PG_URL" -c 'select 1' >/dev/null 2>&1 || die "PostgreSQL not reachable at $PG_URL"
-with_db() { printf '%s/%s' "${1%/*}" "$2"; }
+with_db() { # $1 URL, $2 database: the URL naming that database, its query kept
+  local base=${1%%\?*} query=''
+  [[ $1 == *\?* ]] && query="?${1#*\?}"
+  printf '%s/%s%s' "${base%/*}" "$2" "$query"
+}
 NAME="carelog_bench_$(date +%s)"
 psql -X -q "$PG_URL" -c "CREATE DATABASE $NAME" >/dev/null
 my_host_port=${MY_URL#*@}

@@ -25,14 +25,25 @@
 //!   into `sync_commands` in the same transaction as the job's events, so a
 //!   command id already applied makes that job fail with
 //!   [`AppendError::Duplicate`] and nothing of it is written.
+//! - **A data key is stored with the first events sealed with it.** A job
+//!   carries the keys its command made for subjects that had none
+//!   (`Privacy::seal`); they are inserted in the job's transaction, and one
+//!   whose subject has a row by then (a concurrent first writer, an erasure)
+//!   makes the job a conflict, retried by its command with the stored key.
+//! - **The followers read fresh commits from memory.** Each committed batch's
+//!   rows, with the positions and `recorded_at` the database gave them, go to
+//!   the store's tail (`crate::tail`) before the followers are woken.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, SqliteDb};
+use crate::store::RawEvent;
+use crate::tail::Tail;
 
 /// Most events one transaction takes; the rest wait for the next.
 const MAX_BATCH_EVENTS: usize = 2000;
@@ -162,6 +173,9 @@ pub enum AppendError {
 struct Job {
     rows: Vec<Row>,
     mark: Option<CommandMark>,
+    /// `(subject, wrapped key)`: data keys made for these events, stored with
+    /// them (see `Privacy::seal`); one already stored is a conflict.
+    keys: Vec<(String, String)>,
     done: oneshot::Sender<Result<i64, AppendError>>,
 }
 
@@ -175,9 +189,11 @@ pub struct Appender {
 impl Appender {
     /// Starts the writer on the current Tokio runtime; `committed` is called
     /// after every committed batch (to wake the followers).
-    pub fn start(backend: Backend, committed: impl Fn() + Send + 'static) -> Self {
+    /// Committed events go to `tail` (see `crate::tail`) before `committed`
+    /// wakes the followers.
+    pub fn start(backend: Backend, tail: Arc<Tail>, committed: impl Fn() + Send + 'static) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(backend, rx, committed));
+        tokio::spawn(writer(backend, rx, tail, committed));
         Self { queue }
     }
 
@@ -191,19 +207,34 @@ impl Appender {
     /// (alone when `rows` is empty: a client command that changed nothing is
     /// still applied once).
     pub async fn append_marked(&self, rows: Vec<Row>, mark: Option<CommandMark>) -> Result<i64, AppendError> {
+        self.append_sealed(rows, mark, Vec::new()).await
+    }
+
+    /// Like [`Appender::append_marked`], also storing the data keys `keys`
+    /// (`(subject, wrapped key)`) the events were sealed with, in the same
+    /// transaction. A subject that has a row already (a concurrent command
+    /// made its key first, or it was erased) makes this append a
+    /// [`AppendError::Conflict`]: the command retries and seals with what is
+    /// stored.
+    pub async fn append_sealed(
+        &self,
+        rows: Vec<Row>,
+        mark: Option<CommandMark>,
+        keys: Vec<(String, String)>,
+    ) -> Result<i64, AppendError> {
         if rows.is_empty() && mark.is_none() {
             return Ok(0);
         }
         let (done, result) = oneshot::channel();
         self.queue
-            .send(Job { rows, mark, done })
+            .send(Job { rows, mark, keys, done })
             .await
             .map_err(|_| AppendError::Stopped)?;
         result.await.map_err(|_| AppendError::Stopped)?
     }
 }
 
-async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, committed: impl Fn()) {
+async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, tail: Arc<Tail>, committed: impl Fn()) {
     while let Some(first) = rx.recv().await {
         let mut events = first.rows.len();
         let mut batch = vec![first];
@@ -217,14 +248,20 @@ async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, committed: impl F
             }
         }
         let outcomes = match write(&backend, &batch).await {
-            Ok(last) => last.into_iter().map(Ok).collect::<Vec<_>>(),
+            Ok(stored) => {
+                tail.push(stored.events);
+                stored.last.into_iter().map(Ok).collect::<Vec<_>>()
+            }
             Err(Outcome::Conflict | Outcome::Duplicate) if batch.len() > 1 => {
                 // Someone's command lost a race (or was applied already): find
                 // whose, one job at a time.
                 let mut each = Vec::with_capacity(batch.len());
                 for job in &batch {
                     each.push(match write(&backend, std::slice::from_ref(job)).await {
-                        Ok(last) => Ok(last.first().copied().unwrap_or(0)),
+                        Ok(stored) => {
+                            tail.push(stored.events);
+                            Ok(stored.last.first().copied().unwrap_or(0))
+                        }
                         Err(e) => Err(e.into()),
                     });
                 }
@@ -319,12 +356,21 @@ fn subjects<'r>(rows: &[&'r Row]) -> Vec<(&'r str, &'r str, String)> {
     out
 }
 
-/// One transaction for `batch`; the last position of each job, in order (0 for
-/// a job that only records a client command).
-async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
+/// What one transaction stored.
+struct Stored {
+    /// The last position of each job, in order (0 for a job that only records
+    /// a client command).
+    last: Vec<i64>,
+    /// The events as stored, in position order (for the tail).
+    events: Vec<RawEvent>,
+}
+
+/// One transaction for `batch`.
+async fn write(backend: &Backend, batch: &[Job]) -> Result<Stored, Outcome> {
     let rows: Vec<&Row> = batch.iter().flat_map(|j| &j.rows).collect();
     let marks: Vec<&CommandMark> = batch.iter().filter_map(|j| j.mark.as_ref()).collect();
-    let positions: Vec<i64> = match backend {
+    let keys: Vec<&(String, String)> = batch.iter().flat_map(|j| &j.keys).collect();
+    let positions: Vec<(i64, String)> = match backend {
         Backend::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             if !marks.is_empty() {
@@ -342,7 +388,20 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
             }
             if rows.is_empty() {
                 tx.commit().await?;
-                return Ok(batch.iter().map(|_| 0).collect());
+                return Ok(Stored {
+                    last: batch.iter().map(|_| 0).collect(),
+                    events: Vec::new(),
+                });
+            }
+            if !keys.is_empty() {
+                let mut q = QueryBuilder::<Postgres>::new("INSERT INTO subject_keys (subject_id, wrapped_key) ");
+                q.push_values(&keys, |mut b, (subject, wrapped)| {
+                    b.push_bind(subject).push_bind(wrapped);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                if q.build().execute(&mut *tx).await?.rows_affected() < keys.len() as u64 {
+                    return Err(Outcome::Conflict);
+                }
             }
             let mut q = QueryBuilder::<Postgres>::new(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
@@ -358,8 +417,9 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                     .push_bind(&r.metadata)
                     .push_unseparated("::json");
             });
-            q.push(" RETURNING aggregate_type, aggregate_id, sequence, position");
-            let returned: Vec<(String, String, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            q.push(" RETURNING aggregate_type, aggregate_id, sequence, position, ");
+            q.push(crate::store::PG_RECORDED_AT);
+            let returned: Vec<(String, String, i64, i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
             let subjects = subjects(&rows);
             if !subjects.is_empty() {
                 let mut q = QueryBuilder::<Postgres>::new(
@@ -373,19 +433,17 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
             }
             tx.commit().await?;
             // RETURNING promises no order: match the positions to the rows.
-            let by_row: std::collections::HashMap<(&str, &str, i64), i64> = returned
-                .iter()
-                .map(|(t, i, s, p)| ((t.as_str(), i.as_str(), *s), *p))
+            let mut by_row: std::collections::HashMap<(String, String, i64), (i64, String)> = returned
+                .into_iter()
+                .map(|(t, i, s, p, at)| ((t, i, s), (p, at)))
                 .collect();
             rows.iter()
-                .filter_map(|r| {
-                    by_row
-                        .get(&(r.aggregate_type.as_str(), r.aggregate_id.as_str(), r.sequence))
-                        .copied()
-                })
+                .filter_map(|r| by_row.remove(&(r.aggregate_type.clone(), r.aggregate_id.clone(), r.sequence)))
                 .collect()
         }
         Backend::Sqlite(SqliteDb { write: pool, .. }) => {
+            // The column's default, written by us so the tail knows it.
+            let at = chrono::Utc::now().format(crate::store::SQLITE_RECORDED_AT).to_string();
             let mut tx = pool.begin().await?;
             for m in &marks {
                 sqlx::query(
@@ -401,9 +459,19 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                 .await
                 .map_err(duplicate)?;
             }
+            for chunk in keys.chunks(SQLITE_ROWS_PER_INSERT) {
+                let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO subject_keys (subject_id, wrapped_key) ");
+                q.push_values(chunk, |mut b, (subject, wrapped)| {
+                    b.push_bind(subject).push_bind(wrapped);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                if q.build().execute(&mut *tx).await?.rows_affected() < chunk.len() as u64 {
+                    return Err(Outcome::Conflict);
+                }
+            }
             for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
                 let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at) ",
                 );
                 q.push_values(chunk, |mut b, r| {
                     b.push_bind(&r.aggregate_type)
@@ -412,7 +480,8 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                         .push_bind(&r.event_type)
                         .push_bind(&r.event_version)
                         .push_bind(&r.payload)
-                        .push_bind(&r.metadata);
+                        .push_bind(&r.metadata)
+                        .push_bind(&at);
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -432,7 +501,7 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
                 .await?;
             tx.commit().await?;
             let first = after - rows.len() as i64 + 1;
-            (first..=after).collect()
+            (first..=after).map(|p| (p, at.clone())).collect()
         }
     };
     if positions.len() != rows.len() {
@@ -446,9 +515,25 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Vec<i64>, Outcome> {
     let mut at = 0;
     for job in batch {
         at += job.rows.len();
-        last.push(if job.rows.is_empty() { 0 } else { positions[at - 1] });
+        last.push(if job.rows.is_empty() { 0 } else { positions[at - 1].0 });
     }
-    Ok(last)
+    let mut events: Vec<RawEvent> = rows
+        .iter()
+        .zip(positions)
+        .map(|(r, (position, recorded_at))| RawEvent {
+            position,
+            aggregate_type: r.aggregate_type.clone(),
+            aggregate_id: r.aggregate_id.clone(),
+            sequence: r.sequence,
+            event_type: r.event_type.clone(),
+            event_version: r.event_version.clone(),
+            payload: r.payload.clone(),
+            metadata: r.metadata.clone(),
+            recorded_at,
+        })
+        .collect();
+    events.sort_unstable_by_key(|e| e.position);
+    Ok(Stored { last, events })
 }
 
 /// How long a caller should wait before retrying after [`AppendError::Conflict`].

@@ -41,11 +41,12 @@ const ABANDONED_SECS: i64 = 60;
 const NAMESPACE: Uuid = Uuid::from_u128(0x6361_7265_6c6f_6700_0000_0000_0000_0001);
 
 /// The id of a new aggregate: derived from the caller and the idempotency key
-/// when there is one, random otherwise.
+/// when there is one, else time-ordered and random (UUIDv7, as
+/// `domain::ids`: new rows land at the end of the indexes keyed by them).
 pub fn new_id(meta: &RequestMeta, p: &Principal) -> Uuid {
     match &meta.idempotency_key {
         Some(key) => Uuid::new_v5(&NAMESPACE, format!("{}:{key}", p.user_id).as_bytes()),
-        None => Uuid::new_v4(),
+        None => Uuid::now_v7(),
     }
 }
 

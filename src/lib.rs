@@ -70,5 +70,6 @@ pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tail;
 pub mod telemetry;
 pub mod wechat;

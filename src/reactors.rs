@@ -73,6 +73,9 @@ where
     crate::follower::spawn(store, reactor)
 }
 
+/// Events a reactor reads per step.
+const BATCH: i64 = 500;
+
 /// How often a reactor stores a position it only passed (no effect since).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -130,7 +133,10 @@ where
             self.position = Some(after);
             self.saved = (after, Instant::now());
         }
-        let raw = self.state.store.read_raw_after(after, 500).await?;
+        let raw = self.state.store.read_raw_after(after, BATCH).await?;
+        // A short batch reached the head: wait for the next commit rather
+        // than read again to find nothing.
+        let full = raw.len() as i64 == BATCH;
         let Some(last) = raw.last().map(|e| e.position) else {
             if self.saved.0 < after && self.saved.1.elapsed() >= SAVE_EVERY {
                 self.save(after).await?;
@@ -149,7 +155,7 @@ where
         if acted || self.saved.1.elapsed() >= SAVE_EVERY {
             self.save(last).await?;
         }
-        Ok(Step::Moved)
+        Ok(if full { Step::Moved } else { Step::CaughtUp })
     }
 }
 

@@ -113,6 +113,7 @@ pub async fn start_projectors(
         projectors,
         progress: tx,
         leader,
+        checkpoints: None,
     };
     let handle = crate::follower::spawn(store, pipeline);
     Ok(ProjectorRunner { waiter, handle })
@@ -128,6 +129,8 @@ struct Pipeline {
     /// The lowest checkpoint, for the local read-your-writes waiters.
     progress: watch::Sender<i64>,
     leader: Arc<std::sync::atomic::AtomicBool>,
+    /// The checkpoints after the last step (`None`: read them).
+    checkpoints: Option<Vec<i64>>,
 }
 
 #[async_trait::async_trait]
@@ -157,7 +160,12 @@ impl crate::follower::Follower for Pipeline {
             });
             async {}
         };
-        catch_up(&self.store, &self.read, &self.projectors, BATCH, &publish).await?;
+        // The checkpoints are kept between busy steps: this process leads,
+        // and whoever else moves them (a rebuild's switch, a reset) makes the
+        // next batch's transaction fail with `CheckpointMoved`, which re-reads
+        // them; an idle step forgets them (see `catch_up_from`).
+        let known = self.checkpoints.take();
+        self.checkpoints = catch_up_from(&self.store, &self.read, &self.projectors, BATCH, known, &publish).await?;
         Ok(crate::follower::Step::CaughtUp)
     }
 }
@@ -186,19 +194,52 @@ where
     F: Fn(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut checkpoints = read.checkpoints(projectors).await?;
+    catch_up_from(store, read, projectors, batch, None, on_progress)
+        .await
+        .map(|_| ())
+}
+
+/// [`catch_up`] from `known` checkpoints (read from the read store when
+/// `None`, or when they turn out to have moved); returns where they are now,
+/// or `None` when there was nothing to apply: an idle follower reads them
+/// afresh on its next step, so a checkpoint set back (a projector reset to be
+/// replayed) is seen without waiting for a new event. A batch shorter than
+/// `batch` reached the head: no read to find nothing.
+async fn catch_up_from<F, Fut>(
+    store: &EventStore,
+    read: &ReadStore,
+    projectors: &[Arc<dyn Projector>],
+    batch: i64,
+    known: Option<Vec<i64>>,
+    on_progress: &F,
+) -> Result<Option<Vec<i64>>, FollowError>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut checkpoints = match known {
+        Some(c) => c,
+        None => read.checkpoints(projectors).await?,
+    };
     loop {
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         on_progress(lowest).await;
         let events = store.read_after(lowest, batch).await?;
         if events.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         match read.apply_batch_all(projectors, &checkpoints, &events).await {
             Ok(moved) => checkpoints = moved,
             // A rebuild reset some, or another runner got there first: re-read.
-            Err(ProjectionError::CheckpointMoved(_)) => checkpoints = read.checkpoints(projectors).await?,
+            Err(ProjectionError::CheckpointMoved(_)) => {
+                checkpoints = read.checkpoints(projectors).await?;
+                continue;
+            }
             Err(e) => return Err(e.into()),
+        }
+        if (events.len() as i64) < batch {
+            on_progress(checkpoints.iter().copied().min().unwrap_or(0)).await;
+            return Ok(Some(checkpoints));
         }
     }
 }

@@ -98,6 +98,7 @@ impl RequestMeta {
         CommandContext {
             metadata: m,
             expected_version: self.if_match,
+            fresh: false,
         }
     }
 

@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 
 use crate::appender::{AppendError, Appender};
 use crate::privacy::{MasterKey, Privacy, PrivacyError};
+use crate::tail::Tail;
 
 /// Where the event store lives; re-exported for the modules that run SQL on it.
 pub use crate::backend::{Backend, SqliteDb};
@@ -50,20 +51,50 @@ pub struct EventStore {
     appender: Appender,
     /// Whether the cross-instance commit listener runs.
     listening: Arc<std::sync::atomic::AtomicBool>,
+    /// The events this process committed last (see `crate::tail`).
+    tail: Arc<Tail>,
+    /// This store's writer id: the payload of its commits' notifications
+    /// (PostgreSQL), so its listener knows its own commits from others'.
+    writer: Arc<str>,
 }
+
+/// `recorded_at` as the store's PostgreSQL reads render it.
+pub(crate) const PG_RECORDED_AT: &str = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+
+/// `recorded_at` as SQLite's column default writes it (milliseconds).
+pub(crate) const SQLITE_RECORDED_AT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
 /// On PostgreSQL, commits by other instances (one notification per
 /// transaction, see the migrations) wake this process's followers at once,
 /// as its own commits do.
-fn listen_for_commits(pool: PgPool, wake: Arc<Notify>) {
+///
+/// Another writer's commit empties the tail before the wake-up (see
+/// `crate::tail`); this store's own commits woke the followers already and
+/// are left alone. Other writers' commits made while the listener was down
+/// were not heard: a reconnect empties the tail and wakes the followers too.
+fn listen_for_commits(pool: PgPool, wake: Arc<Notify>, tail: Arc<Tail>, writer: Arc<str>) {
     tokio::spawn(async move {
+        let mut reconnect = false;
         loop {
             let result: Result<(), sqlx::Error> = async {
                 let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
                 listener.listen("carelog_events").await?;
-                loop {
-                    listener.recv().await?;
+                if reconnect {
+                    tail.clear();
                     wake.notify_waiters();
+                }
+                reconnect = true;
+                loop {
+                    match listener.try_recv().await? {
+                        Some(n) if n.payload() == &*writer => {}
+                        // Another writer's commit, or the connection was
+                        // lost (and is made again by the next call): what
+                        // happened meanwhile was not heard.
+                        _ => {
+                            tail.clear();
+                            wake.notify_waiters();
+                        }
+                    }
                 }
             }
             .await;
@@ -108,6 +139,21 @@ impl From<sqlx::Error> for CommandError {
 pub struct CommandContext {
     pub metadata: HashMap<String, String>,
     pub expected_version: Option<i64>,
+    /// The aggregate's id was made for this command (a creation): its first
+    /// attempt assumes the aggregate has no events and its own data key does
+    /// not exist, and reads neither. The append's uniqueness checks (the
+    /// first sequence, the subject's key row) turn a wrong assumption into a
+    /// conflict, retried from a real load.
+    pub fresh: bool,
+}
+
+impl CommandContext {
+    /// This context for a command that creates the aggregate under an id
+    /// made for it (see [`CommandContext::fresh`]).
+    pub fn creating(mut self) -> Self {
+        self.fresh = true;
+        self
+    }
 }
 
 enum Attempt {
@@ -119,11 +165,24 @@ impl EventStore {
     /// PostgreSQL when `url` is given, else SQLite at `data_dir/events.db`.
     /// `master` unwraps the data subjects' keys (see `crate::privacy`).
     pub async fn connect(url: Option<&str>, data_dir: &Path, master: &MasterKey) -> anyhow::Result<Self> {
+        let writer: Arc<str> = format!("carelog-{}", uuid::Uuid::new_v4().simple()).into();
         let backend = match url {
             Some(url) => {
+                let id = writer.clone();
                 let pool = PgPoolOptions::new()
                     .max_connections(20)
                     .acquire_timeout(Duration::from_secs(10))
+                    // Names this store's commits in their notifications.
+                    .after_connect(move |conn, _| {
+                        let id = id.clone();
+                        Box::pin(async move {
+                            sqlx::query("SELECT set_config('carelog.writer', $1, false)")
+                                .bind(&*id)
+                                .execute(conn)
+                                .await
+                                .map(|_| ())
+                        })
+                    })
                     .connect(url)
                     .await?;
                 PG_MIGRATIONS.run(&pool).await?;
@@ -154,13 +213,16 @@ impl EventStore {
         let privacy = Privacy::open(backend.clone(), master).await?;
         let appended = Arc::new(Notify::new());
         let wake = appended.clone();
-        let appender = Appender::start(backend.clone(), move || wake.notify_waiters());
+        let tail = Arc::new(Tail::default());
+        let appender = Appender::start(backend.clone(), tail.clone(), move || wake.notify_waiters());
         Ok(Self {
             backend,
             privacy,
             appended,
             appender,
             listening: Arc::default(),
+            tail,
+            writer,
         })
     }
 
@@ -170,6 +232,11 @@ impl EventStore {
 
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The events this process committed last (see `crate::tail`).
+    pub fn tail(&self) -> &Tail {
+        &self.tail
     }
 
     /// Appends the sealed events of new aggregates as one all-or-nothing
@@ -185,7 +252,12 @@ impl EventStore {
     pub fn listen_for_commits(&self) {
         if let Backend::Postgres(pool) = &self.backend {
             if !self.listening.swap(true, Ordering::AcqRel) {
-                listen_for_commits(pool.clone(), self.appended.clone());
+                listen_for_commits(
+                    pool.clone(),
+                    self.appended.clone(),
+                    self.tail.clone(),
+                    self.writer.clone(),
+                );
             }
         }
     }
@@ -211,14 +283,15 @@ impl EventStore {
     {
         for attempt in 0..=CONFLICT_RETRIES {
             let last = Arc::new(AtomicI64::new(0));
+            let assume_new = ctx.fresh && ctx.expected_version.is_none() && attempt == 0;
             let outcome = match &self.backend {
                 Backend::Postgres(pool) => {
-                    let repo = self.appending(PostgresEventRepository::new(pool.clone()), &last);
+                    let repo = self.appending(PostgresEventRepository::new(pool.clone()), &last, assume_new);
                     let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
                 Backend::Sqlite(SqliteDb { read: pool, .. }) => {
-                    let repo = self.appending(SqliteEventRepository::new(pool.clone()), &last);
+                    let repo = self.appending(SqliteEventRepository::new(pool.clone()), &last, assume_new);
                     let store = PersistedEventStore::<_, A>::new_event_store(repo);
                     attempt_command(&store, id, command.clone(), ctx).await?
                 }
@@ -274,16 +347,19 @@ impl EventStore {
             inner,
             privacy: self.privacy.clone(),
             appender: None,
+            assume_new: false,
         }
     }
 
     /// The repository a command writes through: its events go to the group
-    /// committer, and the position of its last event lands in `last`.
-    fn appending<R>(&self, inner: R, last: &Arc<AtomicI64>) -> Protected<R> {
+    /// committer, and the position of its last event lands in `last`. With
+    /// `assume_new`, see [`CommandContext::fresh`].
+    fn appending<R>(&self, inner: R, last: &Arc<AtomicI64>, assume_new: bool) -> Protected<R> {
         Protected {
             inner,
             privacy: self.privacy.clone(),
             appender: Some((self.appender.clone(), last.clone())),
+            assume_new,
         }
     }
 
@@ -384,6 +460,11 @@ impl EventStore {
         offset: i64,
     ) -> Result<Vec<RawEvent>, sqlx::Error> {
         let select = raw_select(&self.backend);
+        if filter.is_empty() && offset == 0 {
+            if let Some(events) = self.tail.after(after, limit) {
+                return Ok(events);
+            }
+        }
         if filter.is_empty() {
             // The followers' query, after every commit: no `$n IS NULL OR …`
             // filters for the planner to see through, just the position index.
@@ -672,6 +753,7 @@ impl EventFilter {
 fn raw_select(backend: &Backend) -> &'static str {
     match backend {
         Backend::Postgres(_) => {
+            // `recorded_at` as [`PG_RECORDED_AT`] renders it.
             "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 payload::text, metadata::text,
                 to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
@@ -773,6 +855,9 @@ struct Protected<R> {
     /// Where commands append (and the slot for their last position); `None`
     /// for a read-only repository, which must not write.
     appender: Option<(Appender, Arc<AtomicI64>)>,
+    /// Loads find no events and the aggregate's own data key is made without
+    /// a lookup (see [`CommandContext::fresh`]).
+    assume_new: bool,
 }
 
 fn persistence(e: PrivacyError) -> PersistenceError {
@@ -793,6 +878,9 @@ impl<R: PersistedEventRepository> Protected<R> {
 
 impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
     async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if self.assume_new {
+            return Ok(Vec::new());
+        }
         let events = self.inner.get_events::<A>(aggregate_id).await?;
         self.open_all(events).await
     }
@@ -802,6 +890,9 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if self.assume_new {
+            return Ok(Vec::new());
+        }
         let events = self.inner.get_last_events::<A>(aggregate_id, last_sequence).await?;
         self.open_all(events).await
     }
@@ -831,10 +922,14 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
         // recorded with them, and named in their metadata beside the server's time.
         let mark = crate::appender::take_mark();
         let mut rows = Vec::with_capacity(events.len());
+        let mut fresh = match self.assume_new {
+            true => crate::privacy::FreshKeys::for_new(events.first().map(|e| e.aggregate_id.clone())),
+            false => crate::privacy::FreshKeys::default(),
+        };
         for e in events {
             let mut payload = e.payload.clone();
             self.privacy
-                .seal(&e.aggregate_type, &e.aggregate_id, &mut payload)
+                .seal(&e.aggregate_type, &e.aggregate_id, &mut payload, &mut fresh)
                 .await
                 .map_err(persistence)?;
             let json = |v: &serde_json::Value| {
@@ -856,7 +951,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
                 metadata: json(&metadata)?,
             });
         }
-        let result = appender.append_marked(rows, mark.clone()).await;
+        let result = appender.append_sealed(rows, mark.clone(), fresh.rows()).await;
         if let Some(m) = mark {
             crate::appender::settle_mark(m, &result);
         }

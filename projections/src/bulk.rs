@@ -111,10 +111,14 @@ impl From<Option<f64>> for Cell {
     }
 }
 
-/// Rows per statement at most. Larger chunks are split into powers of two, so
-/// a table has at most nine statement shapes (each prepared once per
-/// connection) whatever the run's length.
+/// Rows per statement at most. A run is split into statements of multiples of
+/// [`EXACT_BELOW`] rows and one of whatever is left below that, so a table has
+/// at most 31 statement shapes (each prepared once per connection) whatever
+/// the run's length, and any run up to this many rows takes two statements
+/// at most (a live batch of a few events: one).
 const MAX_ROWS: usize = 256;
+/// Fewer rows than this go in one statement of exactly that many.
+const EXACT_BELOW: usize = 16;
 /// Bind parameters per statement at most (SQLite allows 32,766, MySQL 65,535).
 const MAX_PARAMS: usize = 16_000;
 
@@ -167,12 +171,7 @@ impl Rows {
         let mut left = self.len();
         let mut cells = std::mem::take(&mut self.cells).into_iter();
         while left > 0 {
-            // The largest power of two that fits, so statement shapes repeat.
-            let n = if left >= most {
-                most
-            } else {
-                1 << (usize::BITS - 1 - left.leading_zeros())
-            };
+            let n = chunk(left, most);
             let mut sql = String::with_capacity(self.head.len() + n * (self.row.len() + 2));
             sql.push_str(&self.head);
             for i in 0..n {
@@ -192,9 +191,49 @@ impl Rows {
     }
 }
 
+/// The rows of the next statement, with `left` rows waiting and at most
+/// `most` per statement: `most`, else the largest multiple of [`EXACT_BELOW`]
+/// that fits, so statement shapes repeat, else (fewer) all of them.
+fn chunk(left: usize, most: usize) -> usize {
+    if left >= most {
+        most
+    } else if left < EXACT_BELOW {
+        left
+    } else {
+        left - left % EXACT_BELOW
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunks(mut left: usize, most: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        while left > 0 {
+            let n = chunk(left, most);
+            out.push(n);
+            left -= n;
+        }
+        out
+    }
+
+    #[test]
+    fn a_run_is_split_into_few_statement_shapes() {
+        assert_eq!(chunks(1, 256), [1]);
+        assert_eq!(chunks(6, 256), [6], "a live batch: one statement");
+        assert_eq!(chunks(15, 256), [15]);
+        assert_eq!(chunks(16, 256), [16]);
+        assert_eq!(chunks(42, 256), [32, 10]);
+        assert_eq!(chunks(120, 256), [112, 8]);
+        assert_eq!(chunks(300, 256), [256, 32, 12]);
+        assert_eq!(chunks(600, 256), [256, 256, 80, 8]);
+        assert_eq!(chunks(20, 4), [4, 4, 4, 4, 4], "the parameter limit caps a statement");
+        let mut shapes: Vec<usize> = (1..2000).flat_map(|n| chunks(n, 256)).collect();
+        shapes.sort_unstable();
+        shapes.dedup();
+        assert_eq!(shapes.len(), 31, "{shapes:?}");
+    }
 
     #[test]
     fn a_row_has_as_many_cells_as_placeholders_including_constants_around_them() {
@@ -205,7 +244,7 @@ mod tests {
         assert!(!rows.is_empty());
     }
 
-    /// 300 rows: statements of 256, 32, 8 and 4 rows, every row as pushed.
+    /// 300 rows: statements of 256, 32 and 12 rows, every row as pushed.
     #[tokio::test]
     async fn every_row_is_written_once_in_order_whatever_the_run_length() {
         use sqlx::{Connection, Row};

@@ -261,7 +261,7 @@ pub async fn register(
     p.require(&[Role::Admin])?;
     let details = input.parse()?;
     let id = HospitalId(crate::idempotency::new_id(meta, p)).to_string();
-    let ctx = meta.context(Some(p), "RegisterHospital");
+    let ctx = meta.context(Some(p), "RegisterHospital").creating();
     crate::app::id_version::<Hospital>(state, &id, HospitalCommand::Register(details), ctx).await
 }
 
@@ -371,7 +371,7 @@ pub async fn open_slot(
         .execute::<Slot>(
             &sid.to_string(),
             SlotCommand::Open(details),
-            meta.context(Some(p), "OpenSlot"),
+            meta.context(Some(p), "OpenSlot").creating(),
         )
         .await?;
     Ok(SlotOpened {

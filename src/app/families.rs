@@ -224,7 +224,7 @@ pub async fn create_family(
         home_lng: c.home_lng,
     };
     let id = FamilyId(crate::idempotency::new_id(meta, p)).to_string();
-    let ctx = meta.context(Some(p), "CreateFamily");
+    let ctx = meta.context(Some(p), "CreateFamily").creating();
     id_version::<Family>(state, &id, FamilyCommand::Create(details), ctx).await
 }
 
@@ -291,7 +291,13 @@ pub async fn register_patient(
         family_id: fid,
         details,
     };
-    id_version::<Patient>(state, &pid, command, meta.context(Some(p), "RegisterPatient")).await
+    id_version::<Patient>(
+        state,
+        &pid,
+        command,
+        meta.context(Some(p), "RegisterPatient").creating(),
+    )
+    .await
 }
 
 /// An admin corrects patient `id`'s details.

@@ -135,7 +135,7 @@ pub async fn issue(
         .execute::<MedicalOrder>(
             &id.to_string(),
             MedicalOrderCommand::Issue(details),
-            meta.context(Some(p), "IssueMedicalOrder"),
+            meta.context(Some(p), "IssueMedicalOrder").creating(),
         )
         .await?;
     if let Some(req) = request {

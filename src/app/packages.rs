@@ -85,6 +85,6 @@ pub async fn create(
         service_items: r.service_items.clone().unwrap_or_default(),
     };
     let id = PackageId(crate::idempotency::new_id(meta, p)).to_string();
-    let ctx = meta.context(Some(p), "CreatePackage");
+    let ctx = meta.context(Some(p), "CreatePackage").creating();
     crate::app::id_version::<ServicePackage>(state, &id, PackageCommand::Create(details), ctx).await
 }

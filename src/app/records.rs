@@ -455,7 +455,7 @@ async fn open_request(
         alert_id: None,
     };
     let id = OrderRequestId(crate::idempotency::new_id(meta, p));
-    let mut ctx = meta.context(Some(p), "RequestOrder");
+    let mut ctx = meta.context(Some(p), "RequestOrder").creating();
     ctx.expected_version = None;
     state
         .execute::<OrderRequest>(&id.to_string(), OrderRequestCommand::Open(details), ctx)

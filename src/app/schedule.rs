@@ -270,7 +270,7 @@ pub async fn schedule(
                 context,
                 recorder: standing,
             },
-            meta.context(Some(p), "ScheduleVisit"),
+            meta.context(Some(p), "ScheduleVisit").creating(),
         )
         .await;
     let c = match result {

@@ -95,7 +95,11 @@ pub async fn subscribe(
         recorder: crate::app::compliance::recorder_standing(state, recorder_id).await?,
     };
     let c = state
-        .execute::<Subscription>(&id.to_string(), cmd, meta.context(Some(p), "CreateSubscription"))
+        .execute::<Subscription>(
+            &id.to_string(),
+            cmd,
+            meta.context(Some(p), "CreateSubscription").creating(),
+        )
         .await?;
     let (sub, _) = state
         .store

@@ -65,11 +65,18 @@ async fn chain_head(store: &EventStore) -> Result<(i64, String), sqlx::Error> {
     Ok(row.unwrap_or_else(|| (0, GENESIS.to_string())))
 }
 
-/// Seals the next batch of events; the number sealed.
-pub async fn seal_batch(store: &EventStore) -> Result<usize, sqlx::Error> {
-    let (after, mut prev) = chain_head(store).await?;
+/// Seals the next batch of events after the chain's head `head` (read from
+/// the store when `None`); the number sealed. `head` moves to the new head,
+/// or is forgotten (`None`) when some of the batch was sealed already by
+/// someone else, so the next batch starts from what is stored.
+async fn seal_batch(store: &EventStore, head: &mut Option<(i64, String)>) -> Result<usize, sqlx::Error> {
+    let (after, mut prev) = match head.take() {
+        Some(known) => known,
+        None => chain_head(store).await?,
+    };
     let events = store.read_raw_after(after, BATCH).await?;
     if events.is_empty() {
+        *head = Some((after, prev));
         return Ok(0);
     }
     let hashes: Vec<(i64, String)> = events
@@ -87,19 +94,22 @@ pub async fn seal_batch(store: &EventStore) -> Result<usize, sqlx::Error> {
         sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
     }
     sql.push_str(" ON CONFLICT DO NOTHING");
-    on_writer!(store.backend(), |pool| {
+    let stored = on_writer!(store.backend(), |pool| {
         let mut q = sqlx::query(&sql);
         for (p, h) in &hashes {
             q = q.bind(*p).bind(h.as_str());
         }
-        q.execute(pool).await.map(|_| ())
+        q.execute(pool).await.map(|done| done.rows_affected())
     })?;
+    if stored == hashes.len() as u64 {
+        *head = hashes.last().cloned();
+    }
     Ok(hashes.len())
 }
 
 /// Follows the store and seals every event (one sealer across instances).
 pub fn start_sealer(store: EventStore) -> JoinHandle<()> {
-    crate::follower::spawn(store.clone(), Sealer { store })
+    crate::follower::spawn(store.clone(), Sealer { store, head: None })
 }
 
 /// The sealer as a follower: its checkpoint is the chain's head (the last
@@ -107,6 +117,9 @@ pub fn start_sealer(store: EventStore) -> JoinHandle<()> {
 /// stores the hashes; not replayable (`event_hashes` refuses changes).
 struct Sealer {
     store: EventStore,
+    /// The chain's head after this sealer's last batch (`None`: read it).
+    /// It leads, so no one else moves the head meanwhile.
+    head: Option<(i64, String)>,
 }
 
 #[async_trait::async_trait]
@@ -127,7 +140,7 @@ impl Follower for Sealer {
         Ok(chain_head(&self.store).await?.0)
     }
     async fn step(&mut self) -> anyhow::Result<Step> {
-        let sealed = seal_batch(&self.store).await?;
+        let sealed = seal_batch(&self.store, &mut self.head).await?;
         Ok(if sealed as i64 == BATCH {
             Step::Moved
         } else {

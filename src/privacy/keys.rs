@@ -1,6 +1,8 @@
 //! The key store: each data subject's key, wrapped under the master key in
-//! `subject_keys`, created on first use, read on every use (never cached, so
-//! an erasure takes effect everywhere at once), and destroyed by an erasure.
+//! `subject_keys`, created on first use (for events: made while sealing them
+//! and stored in the transaction that appends them, see `Privacy::seal`),
+//! read on every use (never cached, so an erasure takes effect everywhere at
+//! once), and destroyed by an erasure.
 
 use std::collections::HashMap;
 
@@ -23,15 +25,18 @@ impl Privacy {
             None if create => {
                 let fresh: [u8; 32] = rand::random();
                 let wrapped = self.wrap(subject, &fresh);
-                on_writer!(&self.backend, |pool| sqlx::query(
+                let stored = on_writer!(&self.backend, |pool| sqlx::query(
                     "INSERT INTO subject_keys (subject_id, wrapped_key) VALUES ($1, $2) ON CONFLICT DO NOTHING"
                 )
                 .bind(subject)
                 .bind(&wrapped)
                 .execute(pool)
                 .await
-                .map(|_| ()))?;
-                // Another writer (or an erasure) may have won: read back what is stored.
+                .map(|done| done.rows_affected() == 1))?;
+                if stored {
+                    return Ok(Some(Aes256Gcm::new(&fresh.into())));
+                }
+                // Another writer (or an erasure) won: read back what is stored.
                 self.fetch(subject)
                     .await?
                     .ok_or_else(|| PrivacyError::Corrupt(subject.to_string()))

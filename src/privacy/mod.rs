@@ -109,6 +109,37 @@ pub struct Privacy {
     subjects: Mutex<HashMap<String, String>>,
 }
 
+/// Data keys made while sealing one command's events, not stored yet: the
+/// append that stores the events stores them too (`(subject, wrapped key)`
+/// rows, see [`FreshKeys::rows`]).
+#[derive(Default)]
+pub struct FreshKeys {
+    made: Vec<(String, String, Aes256Gcm)>,
+    /// A subject assumed to have no key yet (a new aggregate that is its own
+    /// subject): its key is made without a lookup. Were the assumption wrong,
+    /// storing the key with the events conflicts and the command retries.
+    unkeyed: Option<String>,
+}
+
+impl FreshKeys {
+    /// For the events of a new aggregate `subject`, assumed to have no key.
+    pub fn for_new(subject: Option<String>) -> Self {
+        Self {
+            made: Vec::new(),
+            unkeyed: subject,
+        }
+    }
+
+    fn get(&self, subject: &str) -> Option<&Aes256Gcm> {
+        self.made.iter().find(|(s, _, _)| s == subject).map(|(_, _, k)| k)
+    }
+
+    /// `(subject, wrapped key)` for `subject_keys`.
+    pub fn rows(&self) -> Vec<(String, String)> {
+        self.made.iter().map(|(s, w, _)| (s.clone(), w.clone())).collect()
+    }
+}
+
 impl Privacy {
     /// Opens the key store and checks `master` is the key it was created with.
     pub async fn open(backend: Backend, master: &MasterKey) -> Result<Arc<Self>, PrivacyError> {
@@ -137,12 +168,18 @@ impl Privacy {
 
     // ---- persisting ---------------------------------------------------------
 
-    /// Encrypts the personal fields of one event about to be stored.
+    /// Encrypts the personal fields of one event about to be stored. A
+    /// subject without a key gets a fresh one, kept in `fresh` (and reused by
+    /// the command's later events): the caller stores it in the transaction
+    /// that appends the events, so a key is stored exactly when the data
+    /// sealed with it is, and a subject whose key appeared (or was erased)
+    /// meanwhile makes that append conflict and the command retry.
     pub async fn seal(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
         payload: &mut Value,
+        fresh: &mut FreshKeys,
     ) -> Result<(), PrivacyError> {
         let Some((rule, fields)) = policy::protected_fields(aggregate_type) else {
             return Ok(());
@@ -154,9 +191,25 @@ impl Privacy {
             SubjectRule::Itself => aggregate_id.to_string(),
             SubjectRule::PatientOf => self.patient_of(aggregate_type, aggregate_id, payload).await?,
         };
-        let key = match self.key(&subject, true).await? {
-            Some(k) => k,
-            None => return Err(PrivacyError::Erased(subject)),
+        if let Some(key) = fresh.get(&subject) {
+            seal_fields(payload, fields, &subject, key);
+            return Ok(());
+        }
+        let stored = match fresh.unkeyed.as_deref() == Some(subject.as_str()) {
+            true => None,
+            false => self.fetch(&subject).await?,
+        };
+        let key = match stored {
+            Some(Some(k)) => k,
+            Some(None) => return Err(PrivacyError::Erased(subject)),
+            None => {
+                let raw: [u8; 32] = rand::random();
+                let wrapped = self.wrap(&subject, &raw);
+                let key = Aes256Gcm::new(&raw.into());
+                seal_fields(payload, fields, &subject, &key);
+                fresh.made.push((subject, wrapped, key));
+                return Ok(());
+            }
         };
         seal_fields(payload, fields, &subject, &key);
         Ok(())

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use domain::family::{Family, FamilyChanges, FamilyCommand};
+use domain::family::{Family, FamilyChanges, FamilyCommand, FamilyDetails};
 use serde_json::json;
 
 use crate::dual;
@@ -14,7 +14,9 @@ use crate::helpers::{spawn_app, Backend};
 
 dual!(
     a_follower_never_skips_an_event_under_concurrent_writers,
-    events_carry_request_metadata
+    events_carry_request_metadata,
+    events_kept_in_memory_are_the_stored_bytes,
+    a_subjects_first_key_is_stored_once_with_the_events_it_seals
 );
 
 async fn a_follower_never_skips_an_event_under_concurrent_writers(b: Backend) {
@@ -100,4 +102,168 @@ async fn events_carry_request_metadata(b: Backend) {
     assert!(chrono::DateTime::parse_from_rfc3339(&m["time"]).is_ok());
     assert_eq!(events[0].event_type, "FamilyCreated");
     // The phone never appears in logs, but it is in the event (erasure comes with crypto-shredding).
+}
+
+/// A new household's data key is made while its first event is sealed and
+/// stored in the transaction that appends it. Eight commands racing to create
+/// the same household each make a key, half of them without looking for the
+/// household or its key first: exactly one command (and so one key) lands,
+/// the others see the household exist, and what was stored opens with the
+/// stored key. An erased subject gets no new key and no event, even when the
+/// command assumes a new aggregate.
+async fn a_subjects_first_key_is_stored_once_with_the_events_it_seals(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = domain::ids::FamilyId::new().to_string();
+    let before = app.event_count().await;
+    let store = app.state.store.clone();
+    let racers = (0..8).map(|i| {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            let details = FamilyDetails {
+                family_name: format!("抢先{i}家"),
+                primary_address: "上海市徐汇区1号".into(),
+                secondary_address: None,
+                contact_phone: domain::values::PhoneNumber::parse("13800138000").unwrap(),
+                emergency_contact: None,
+                emergency_phone: None,
+                home_lat: None,
+                home_lng: None,
+            };
+            // Half of them as the API creates (no lookup first), half loading first.
+            let ctx = carelog::state::RequestMeta::system("CreateFamily");
+            let ctx = if i % 2 == 0 { ctx.creating() } else { ctx };
+            store
+                .execute::<Family>(&id, FamilyCommand::Create(details), &ctx)
+                .await
+                .map(|_| i)
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let winners: Vec<usize> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    assert_eq!(winners.len(), 1, "one creation wins: {results:?}");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(r, carelog::store::CommandError::Domain(_)),
+            "the others see the household exist, not a store failure: {r:?}"
+        );
+    }
+    let events = app.state.store.read_after(before, 100).await.unwrap();
+    let ours: Vec<_> = events.iter().filter(|e| e.aggregate_id == id).collect();
+    assert_eq!(ours.len(), 1, "one event");
+    assert_eq!(
+        ours[0].payload["FamilyCreated"]["family_name"],
+        format!("抢先{}家", winners[0]),
+        "the stored event opens with the stored key"
+    );
+    let sealed = app.state.store.read_raw_after(before, 100).await.unwrap();
+    let raw = sealed.iter().find(|e| e.aggregate_id == id).unwrap();
+    assert!(!raw.payload.contains("抢先"), "the name is sealed at rest");
+
+    // Erased: no key is made again and nothing is appended.
+    app.state.store.privacy().erase(&id).await.unwrap();
+    let other = domain::ids::FamilyId::new().to_string();
+    app.state.store.privacy().erase(&other).await.unwrap();
+    let head = app.event_count().await;
+    let details = FamilyDetails {
+        family_name: "新家".into(),
+        primary_address: "上海市徐汇区2号".into(),
+        secondary_address: None,
+        contact_phone: domain::values::PhoneNumber::parse("13800138000").unwrap(),
+        emergency_contact: None,
+        emergency_phone: None,
+        home_lat: None,
+        home_lng: None,
+    };
+    let r = app
+        .state
+        .store
+        .execute::<Family>(
+            &other,
+            FamilyCommand::Create(details),
+            &carelog::state::RequestMeta::system("CreateFamily").creating(),
+        )
+        .await;
+    assert!(r.is_err(), "an erased subject's data is not sealed again");
+    assert_eq!(app.event_count().await, head, "nothing appended");
+    assert!(app.state.store.privacy().is_erased(&other).await.unwrap());
+}
+
+/// Two instances on the same databases write in turn. Each follower reads its
+/// own process's commits from memory (`carelog::tail`) and the other's from
+/// the store: every household created through either instance is in the read
+/// models as soon as its request answers, on both, and the audit chain seals
+/// every event in position order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_see_every_commit_of_both_instances_in_order() {
+    let app = spawn_app(Backend::Servers).await;
+    let other = crate::helpers::second_instance(&app).await;
+    let body = |i: usize| json!({"family_name": format!("轮流{i}家"), "primary_address": "上海", "contact_phone": "13912345678"});
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let id = if i % 3 == 2 {
+            let r = app
+                .client
+                .post(format!("{}/families", other.base))
+                .bearer_auth(&app.admin_token)
+                .json(&body(i))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["data"]["id"].as_str().unwrap().to_string()
+        } else {
+            app.post("/families", &app.admin_token, body(i)).await.ok().id()
+        };
+        // Read your writes, through this instance, whoever wrote.
+        let f = app.get(&format!("/families/{id}"), &app.admin_token).await.ok();
+        assert_eq!(f.data()["family_name"], format!("轮流{i}家"));
+        ids.push(id);
+    }
+    let list = app.get("/families?limit=50", &app.admin_token).await.ok();
+    assert_eq!(list.data()["total"], 12);
+    // The chain covers every event, in position order, whichever way each was read.
+    let head = app.event_count().await;
+    let mut v = carelog::audit::verify(&app.state.store).await.unwrap();
+    for _ in 0..200 {
+        if v.unsealed == 0 && v.verified >= head {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        v = carelog::audit::verify(&app.state.store).await.unwrap();
+    }
+    assert_eq!(v.broken, None);
+    assert_eq!((v.verified, v.unsealed), (head, 0));
+}
+
+/// The followers read this process's fresh commits from memory
+/// (`carelog::tail`); the audit chain hashes them as read. What memory holds
+/// is what the store holds, byte for byte: positions, `recorded_at` as the
+/// store renders it, payloads (sealed) and metadata.
+async fn events_kept_in_memory_are_the_stored_bytes(b: Backend) {
+    let app = spawn_app(b).await;
+    let before = app.event_count().await;
+    for i in 0..5 {
+        app.post(
+            "/families",
+            &app.admin_token,
+            json!({"family_name": format!("内存{i}家"), "primary_address": "上海", "contact_phone": "13912345678"}),
+        )
+        .await
+        .ok();
+    }
+    let kept = app.state.store.tail().after(before, 100).expect("the tail holds them");
+    assert_eq!(kept.len(), 5);
+    let filter = carelog::store::EventFilter {
+        aggregate_type: Some("family".into()),
+        ..Default::default()
+    };
+    // A filtered read always goes to the store.
+    let stored = app.state.store.query_raw(&filter, before, 100, 0).await.unwrap();
+    assert_eq!(format!("{kept:?}"), format!("{stored:?}"));
+    assert!(!kept[0].payload.contains("内存"), "sealed in memory as at rest");
 }
