@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# scripts/bench-ab.sh: `POST /families` at 32 clients against one or more
+# carelog binaries, alternating, on fresh databases each run: the side-by-side
+# comparison of two builds (docs/performance.md, "Commands: fewer round
+# trips per command").
+#
+#   scripts/bench-ab.sh MODE SECS BIN...      MODE: servers | embedded
+#   scripts/bench-ab.sh servers 10 /tmp/carelog.before target/release/carelog /tmp/carelog.before target/release/carelog
+#
+# Each run: a fresh scratch database pair (servers) or data dir (embedded),
+# a 3 s warm-up, then `wrk -c32` for SECS; prints one line per run:
+# "MODE BIN rps p50_ms p99_ms non2xx". BENCH_PERF=1 also records
+# `perf record -g` of the server during the load (path printed).
+# Needs what scripts/bench.sh needs (PostgreSQL, MariaDB, wrk, curl, python3);
+# CARELOG_BENCH_PG_URL / CARELOG_BENCH_MYSQL_URL as there.
+set -euo pipefail
+MODE=${1:?MODE: servers or embedded}
+SECS=${2:?SECS}
+shift 2
+PG_URL=${CARELOG_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+MY_URL=${CARELOG_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
+PORT=${BENCH_PORT:-18490}
+with_db() {
+  local base=${1%%\?*} query=''
+  [[ $1 == *\?* ]] && query="?${1#*\?}"
+  printf '%s/%s%s' "${base%/*}" "$2" "$query"
+}
+MYCLI=$(command -v mariadb || command -v mysql)
+my() { "$MYCLI" --no-defaults --protocol=tcp -h127.0.0.1 -uroot -e "$1"; }
+
+run() { # $1 binary
+  local bin=$1 w name s token p=''
+  w=$(mktemp -d)
+  name=carelog_ab_$(date +%s%N)
+  export CARELOG_BIND=127.0.0.1:$PORT CARELOG_RATE_LIMIT_PER_MINUTE=0 CARELOG_DATA_DIR=$w/data
+  export CARELOG_JWT_SECRET=bench-secret-bench-secret-bench-secret-00
+  if [[ $MODE == servers ]]; then
+    psql -X -q "$PG_URL" -c "CREATE DATABASE $name" >/dev/null
+    my "CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    export CARELOG_EVENT_STORE_URL=$(with_db "$PG_URL" "$name") CARELOG_READ_STORE_URL=$(with_db "$MY_URL" "$name")
+  else
+    unset CARELOG_EVENT_STORE_URL CARELOG_READ_STORE_URL
+  fi
+  "$bin" create-admin --username bench --password bench-pass-1 --name 压测 --phone 13800000000 >/dev/null
+  RUST_LOG=warn "$bin" serve >"$w/server.log" 2>&1 &
+  s=$!
+  for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+  token=$(curl -s -X POST -H 'content-type: application/json' -d '{"username":"bench","password":"bench-pass-1"}' \
+    "http://127.0.0.1:$PORT/api/v1/auth/login" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["access_token"])')
+  cat >"$w/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+wrk.body = '{"family_name":"压测家","primary_address":"上海市徐汇区压测路1号","contact_phone":"13912345678"}'
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.0f %.1f %.1f %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
+end
+LUA
+  wrk -t2 -c32 -d3s -s "$w/post.lua" "http://127.0.0.1:$PORT/api/v1/families" >/dev/null
+  if [[ ${BENCH_PERF:-} == 1 ]]; then
+    perf record -F 999 -g -p "$s" -o "$w/perf.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    p=$!
+  fi
+  printf '%s %s ' "$MODE" "$bin"
+  wrk -t2 -c32 -d"${SECS}s" -s "$w/post.lua" "http://127.0.0.1:$PORT/api/v1/families" | awk '/^RESULT/ {print $2, $3, $4, $5}'
+  if [[ -n $p ]]; then
+    wait "$p" || true
+    echo "perf: $w/perf.data"
+  fi
+  kill "$s"
+  wait "$s" 2>/dev/null || true
+  if [[ $MODE == servers ]]; then
+    psql -X -q "$PG_URL" -c "DROP DATABASE $name" >/dev/null
+    my "DROP DATABASE $name"
+  fi
+  [[ -n $p ]] || rm -rf "$w"
+}
+
+for bin in "$@"; do
+  run "$bin"
+done
