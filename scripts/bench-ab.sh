@@ -20,6 +20,7 @@ shift 2
 PG_URL=${CARELOG_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 MY_URL=${CARELOG_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
 PORT=${BENCH_PORT:-18490}
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 with_db() {
   local base=${1%%\?*} query=''
   [[ $1 == *\?* ]] && query="?${1#*\?}"
@@ -47,23 +48,14 @@ run() { # $1 binary
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
   token=$(curl -s -X POST -H 'content-type: application/json' -d '{"username":"bench","password":"bench-pass-1"}' \
     "http://127.0.0.1:$PORT/api/v1/auth/login" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["access_token"])')
-  cat >"$w/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-wrk.body = '{"family_name":"压测家","primary_address":"上海市徐汇区压测路1号","contact_phone":"13912345678"}'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.0f %.1f %.1f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
-end
-LUA
-  wrk -t2 -c32 -d3s -s "$w/post.lua" "http://127.0.0.1:$PORT/api/v1/families" >/dev/null
+  export TOKEN=$token
+  wrk -t2 -c32 -d3s -s "$ROOT/scripts/lib/post.lua" "http://127.0.0.1:$PORT/api/v1/families" >/dev/null
   if [[ ${BENCH_PERF:-} == 1 ]]; then
     perf record -F 999 -g -p "$s" -o "$w/perf.data" -- sleep "$SECS" >/dev/null 2>&1 &
     p=$!
   fi
   printf '%s %s ' "$MODE" "$bin"
-  wrk -t2 -c32 -d"${SECS}s" -s "$w/post.lua" "http://127.0.0.1:$PORT/api/v1/families" | awk '/^RESULT/ {print $2, $3, $4, $5}'
+  wrk -t2 -c32 -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "http://127.0.0.1:$PORT/api/v1/families" | awk '/^RESULT/ {print $2, $3, $4, $5}'
   if [[ -n $p ]]; then
     wait "$p" || true
     echo "perf: $w/perf.data"

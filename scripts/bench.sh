@@ -118,17 +118,6 @@ RAW_TPS=$("$PGBENCH" -n -c 32 -j 2 -T "$SECS" -f "$WORK/raw.sql" "$RAW_DB" 2>/de
 psql -X -q "$RAW_DB" -c "DROP TABLE raw_events" >/dev/null
 
 # --- 2. carelog ------------------------------------------------------------------------------
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-wrk.body = '{"family_name":"压测家","primary_address":"上海市徐汇区压测路1号","contact_phone":"13912345678"}'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.0f %.1f %.1f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
-end
-LUA
-sed -e 's/wrk.method = "POST"/wrk.method = "GET"/' -e '/wrk.body/d' "$WORK/post.lua" >"$WORK/get.lua"
 
 start_server() { # env in the caller's environment
   "$BIN" create-admin --username bench --password bench-pass-1 --name 压测 --phone 13800000000 >/dev/null
@@ -152,10 +141,10 @@ stop_server() {
   kill "$SAMPLER" 2>/dev/null || true
   SERVER='' SAMPLER=''
 }
-load() { # $1 script, $2 connections, $3 path -> "rps p50 p99 non2xx"
+load() { # $1 POST or GET, $2 connections, $3 path -> "rps p50 p99 non2xx" (script: scripts/lib/post.lua)
   local threads=2
   (($2 == 1)) && threads=1
-  wrk -t"$threads" -c"$2" -d"${SECS}s" -s "$WORK/$1" "http://127.0.0.1:$PORT/api/v1$3" 2>/dev/null |
+  WRK_METHOD=$1 wrk -t"$threads" -c"$2" -d"${SECS}s" -s "$REPO_ROOT/scripts/lib/post.lua" "http://127.0.0.1:$PORT/api/v1$3" 2>/dev/null |
     awk '/^RESULT/ {print $2, $3, $4, $5}'
   settle
 }
@@ -202,14 +191,14 @@ declare -A R
 run_mode() { # $1 label
   local label=$1
   log "$label: POST /families, 1 client"
-  R[$label.post1]=$(load post.lua 1 /families)
+  R[$label.post1]=$(load POST 1 /families)
   scrape "$WORK/m0"
   log "$label: POST /families, 32 clients"
-  R[$label.post32]=$(load post.lua 32 /families)
+  R[$label.post32]=$(load POST 32 /families)
   scrape "$WORK/m1"
   R[$label.ryw]=$(hist_p99 carelog_read_your_writes_seconds "$WORK/m0" "$WORK/m1")
   log "$label: GET /families?limit=20, 32 clients"
-  R[$label.get32]=$(load get.lua 32 '/families?limit=20')
+  R[$label.get32]=$(load GET 32 '/families?limit=20')
   R[$label.families]=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/families?limit=1" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["total"])')
   R[$label.rss]=$(($(sort -n "$WORK/rss" | tail -n1) / 1024))
@@ -259,13 +248,13 @@ scale_mode() { # $1 label
   family=$(get_as "$TOKEN" '/families?limit=1' | python3 -c 'import json, sys; print(json.load(sys.stdin)["families"][0]["id"])')
   patient=$(get_as "$TOKEN" "/families/$family" | python3 -c 'import json, sys; print(json.load(sys.stdin)["patients"][0]["id"])')
   local admin=$TOKEN
-  R[$label.list]=$(load get.lua 32 '/families?limit=20')
-  R[$label.search]=$(load get.lua 32 "/families?limit=20&search=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("王建国"))')")
-  R[$label.family]=$(load get.lua 32 "/families/$family")
-  R[$label.records]=$(load get.lua 32 "/patients/$patient/health-records?limit=20")
+  R[$label.list]=$(load GET 32 '/families?limit=20')
+  R[$label.search]=$(load GET 32 "/families?limit=20&search=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("王建国"))')")
+  R[$label.family]=$(load GET 32 "/families/$family")
+  R[$label.records]=$(load GET 32 "/patients/$patient/health-records?limit=20")
   export TOKEN=$rtoken
-  R[$label.mine]=$(load get.lua 32 '/families?limit=20')
-  R[$label.today]=$(load get.lua 32 '/appointments/today')
+  R[$label.mine]=$(load GET 32 '/families?limit=20')
+  R[$label.today]=$(load GET 32 '/appointments/today')
   curl -s -o /dev/null -X POST -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
     -d '{"username":"bench-auditor","password":"bench-pass-1","name":"审计","phone":"13800000001","role":"auditor"}' \
     "http://127.0.0.1:$PORT/api/v1/users"
@@ -273,7 +262,7 @@ scale_mode() { # $1 label
     -d '{"username":"bench-auditor","password":"bench-pass-1"}' "http://127.0.0.1:$PORT/api/v1/auth/login" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["access_token"])')
   export TOKEN
-  R[$label.story]=$(load get.lua 32 "/audit/events?patient_id=$patient&limit=20")
+  R[$label.story]=$(load GET 32 "/audit/events?patient_id=$patient&limit=20")
   export TOKEN=$admin
   R[$label.scale_rss]=$(($(sort -n "$WORK/rss" | tail -n1) / 1024))
   stop_server

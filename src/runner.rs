@@ -333,6 +333,8 @@ pub async fn rebuild_beside(
     let result = async {
         let replica = shadow.store();
         replica.init_checkpoints(projectors).await?;
+        // Up to the head, as a bulk load (derived rows written at its end).
+        let loading = replica.for_load();
         // Replay the history up to the head without holding anything (the
         // head moves on meanwhile: chase it a few times), so that the switch,
         // which pauses the live pipeline, has only a few events left.
@@ -342,7 +344,7 @@ pub async fn rebuild_beside(
             if head - reached <= BATCH && reached > 0 {
                 break;
             }
-            catch_up_to(store, replica, projectors, REBUILD_BATCH, head).await?;
+            catch_up_to(store, &loading, projectors, REBUILD_BATCH, head).await?;
             tracing::info!(
                 head,
                 elapsed_s = started.elapsed().as_secs_f64(),
@@ -352,6 +354,13 @@ pub async fn rebuild_beside(
                 break;
             }
         }
+        for p in projectors {
+            p.finish_load(replica).await?;
+        }
+        tracing::info!(
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "rebuild: the shadow's derived rows written"
+        );
         read.switch_to(&shadow, projectors, |live: Vec<i64>| async move {
             // Never behind the live read models; never back from where the shadow is.
             let reached = replica.checkpoints(projectors).await?;

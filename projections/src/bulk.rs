@@ -11,6 +11,8 @@
 //! that could read or change what it holds (see `Projector::apply_all`), so
 //! the tables end exactly as one-by-one application leaves them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::any::AnyArguments;
 use sqlx::{AnyConnection, Arguments};
@@ -50,16 +52,20 @@ pub async fn apply_buffered(
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(Option<String>),
+    /// Text many rows share (a household's id in each of its search grams).
+    Shared(Arc<str>),
     Int(Option<i64>),
     Real(Option<f64>),
 }
 
 impl Cell {
-    fn add_to(self, args: &mut AnyArguments<'_>) -> Result<(), sqlx::Error> {
+    /// Binds the value, text by reference (no copy before the driver's).
+    fn add_to<'q>(&'q self, args: &mut AnyArguments<'q>) -> Result<(), sqlx::Error> {
         match self {
-            Cell::Text(v) => args.add(v),
-            Cell::Int(v) => args.add(v),
-            Cell::Real(v) => args.add(v),
+            Cell::Text(v) => args.add(v.as_deref()),
+            Cell::Shared(v) => args.add(&**v),
+            Cell::Int(v) => args.add(*v),
+            Cell::Real(v) => args.add(*v),
         }
         .map_err(sqlx::Error::Encode)
     }
@@ -88,6 +94,11 @@ impl From<Option<String>> for Cell {
 impl From<&Option<String>> for Cell {
     fn from(v: &Option<String>) -> Self {
         Cell::Text(v.clone())
+    }
+}
+impl From<Arc<str>> for Cell {
+    fn from(v: Arc<str>) -> Self {
+        Cell::Shared(v)
     }
 }
 impl From<i64> for Cell {
@@ -168,10 +179,10 @@ impl Rows {
             return Ok(());
         }
         let most = MAX_ROWS.min(MAX_PARAMS / self.width).max(1);
-        let mut left = self.len();
-        let mut cells = std::mem::take(&mut self.cells).into_iter();
-        while left > 0 {
-            let n = chunk(left, most);
+        let mut rest: &[Cell] = &self.cells;
+        while !rest.is_empty() {
+            let n = chunk(rest.len() / self.width, most);
+            let (now, later) = rest.split_at(n * self.width);
             let mut sql = String::with_capacity(self.head.len() + n * (self.row.len() + 2));
             sql.push_str(&self.head);
             for i in 0..n {
@@ -181,12 +192,15 @@ impl Rows {
                 sql.push_str(&self.row);
             }
             let mut args = AnyArguments::default();
-            for cell in cells.by_ref().take(n * self.width) {
+            for cell in now {
                 cell.add_to(&mut args)?;
             }
             sqlx::query_with(&sql, args).execute(&mut *c).await?;
-            left -= n;
+            rest = later;
         }
+        // Emptied only once written: a failed write leaves the rows (and the
+        // transaction is rolled back by its owner).
+        self.cells.clear();
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Families and their patients, the family list and the family detail.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -46,29 +47,72 @@ async fn count_families(c: &mut AnyConnection, n: i64) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// The search grams of `text`: each character and each pair of neighbouring
-/// characters, lowercased. A text containing the search `q` holds every gram
-/// of [`query_grams`]`(q)`, so the families holding all of them are a superset
-/// of those `LIKE '%q%'` matches, which then checks them.
+/// The search grams of `text`, lowercased: each pair of neighbouring
+/// characters, and the last character. Every character of the text starts
+/// one of them, so a text containing the search `q` holds what
+/// [`Candidates::of`]`(q)` asks for, and the families holding it are a
+/// superset of those `LIKE '%q%'` matches, which then checks them. (Single
+/// characters were kept for each position until 2026-12: they doubled the
+/// table; a store filled then still holds them, which a search of either
+/// kind tolerates, until `carelog rebuild families`.)
 pub fn grams(text: &str) -> BTreeSet<String> {
     let chars: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
-    let mut out: BTreeSet<String> = chars.iter().map(|c| c.to_string()).collect();
-    out.extend(chars.windows(2).map(|w| w.iter().collect::<String>()));
+    let mut out: BTreeSet<String> = chars.windows(2).map(|w| w.iter().collect::<String>()).collect();
+    out.extend(chars.last().map(char::to_string));
     out
 }
 
-/// The grams a family must hold to match the search `q`: its pairs of
-/// neighbouring characters, or its one character.
-pub fn query_grams(q: &str) -> Vec<String> {
-    let chars: Vec<char> = q.chars().flat_map(char::to_lowercase).collect();
-    let grams: BTreeSet<String> = match chars.len() {
-        0 => BTreeSet::new(),
-        1 => [chars[0].to_string()].into(),
-        _ => chars.windows(2).map(|w| w.iter().collect()).collect(),
-    };
-    grams.into_iter().collect()
+/// The families a search starts from, in `family_grams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidates {
+    /// Those holding every one of these pairs of neighbouring characters (a
+    /// search of two characters or more).
+    Pairs(Vec<String>),
+    /// Those holding a gram that starts with this character (a search of
+    /// one: the character followed by another, or ending a text).
+    Starting(char),
 }
 
+impl Candidates {
+    /// What the search `q` asks of `family_grams`; `None` for an empty one.
+    pub fn of(q: &str) -> Option<Candidates> {
+        let chars: Vec<char> = q.chars().flat_map(char::to_lowercase).collect();
+        match chars.as_slice() {
+            [] => None,
+            [c] => Some(Candidates::Starting(*c)),
+            _ => {
+                let pairs: BTreeSet<String> = chars.windows(2).map(|w| w.iter().collect()).collect();
+                Some(Candidates::Pairs(pairs.into_iter().collect()))
+            }
+        }
+    }
+
+    /// The derived table of candidate ids (`cand`) and its binds.
+    fn sql(&self) -> (String, Vec<String>) {
+        match self {
+            // The count is ours (a number, not the caller's text): written
+            // in, as SQLite would compare a bound text with COUNT(*) as text.
+            Candidates::Pairs(pairs) => (
+                format!(
+                    "(SELECT g.family_id AS id FROM family_grams g WHERE g.gram IN ({}) GROUP BY g.family_id
+                       HAVING COUNT(*) = {}) cand",
+                    vec!["?"; pairs.len()].join(", "),
+                    pairs.len()
+                ),
+                pairs.clone(),
+            ),
+            // One range of the key: from the character alone to the
+            // character followed by the highest code point (both stores
+            // compare grams by code point).
+            Candidates::Starting(c) => (
+                "(SELECT g.family_id AS id FROM family_grams g WHERE g.gram >= ? AND g.gram <= ?
+                   GROUP BY g.family_id) cand"
+                    .to_string(),
+                vec![c.to_string(), format!("{c}{}", char::MAX)],
+            ),
+        }
+    }
+}
 /// The grams of a family's name, primary address and patients' names, by family.
 fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
     texts.into_iter().flat_map(grams).collect()
@@ -146,11 +190,18 @@ impl ReadStore {
         if has_grams.is_some() || has_families.is_none() {
             return Ok(());
         }
-        // One transaction (a crash leaves none, and the next start fills
-        // again), read a page of households at a time so memory stays bounded
-        // at any size.
+        self.write_family_grams().await
+    }
+
+    /// Writes the search grams of every household from its row and its
+    /// patients' rows, into an empty `family_grams` (or one holding some of
+    /// them: duplicates are ignored). One transaction (a crash leaves none),
+    /// a page of households at a time so memory stays bounded at any size,
+    /// each page's rows in key order.
+    pub(crate) async fn write_family_grams(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.writer().begin().await?;
         let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
+        let mut out = gram_rows(self.dialect().insert_ignore());
         loop {
             let page =
                 sqlx::query("SELECT id, family_name, primary_address FROM families WHERE id > ? ORDER BY id LIMIT ?")
@@ -160,37 +211,43 @@ impl ReadStore {
                     .await?;
             let Some(last) = page.last() else { break };
             after = last.text("id")?;
-            let mut texts: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+            let mut texts: HashMap<String, Vec<String>> = HashMap::with_capacity(page.len());
             for r in &page {
                 texts
                     .entry(r.text("id")?)
                     .or_default()
                     .extend([r.text("family_name")?, r.text("primary_address")?]);
             }
-            let marks = vec!["?"; texts.len()].join(", ");
-            let sql = format!("SELECT family_id, name FROM patients WHERE family_id IN ({marks})");
-            let names = texts
-                .keys()
-                .fold(sqlx::query(&sql), |q, f| q.bind(f.clone()))
+            // The page's patients: one range of the households' ids.
+            let names = sqlx::query("SELECT family_id, name FROM patients WHERE family_id >= ? AND family_id <= ?")
+                .bind(page[0].text("id")?)
+                .bind(&after)
                 .fetch_all(&mut *tx)
                 .await?;
             for r in &names {
-                texts.entry(r.text("family_id")?).or_default().push(r.text("name")?);
+                if let Some(t) = texts.get_mut(&r.text("family_id")?) {
+                    t.push(r.text("name")?);
+                }
             }
-            let rows: Vec<(String, String)> = texts
-                .iter()
-                .flat_map(|(family, texts)| {
+            let mut rows: Vec<(String, Arc<str>)> = Vec::new();
+            for (family, texts) in &texts {
+                let family: Arc<str> = family.as_str().into();
+                rows.extend(
                     family_grams(texts.iter().map(String::as_str))
                         .into_iter()
-                        .map(move |g| (g, family.clone()))
-                })
-                .collect();
-            insert_grams(&mut tx, self.dialect().insert_ignore(), &rows).await?;
-            families += texts.len();
+                        .map(|g| (g, family.clone())),
+                );
+            }
+            rows.sort_unstable();
             grams += rows.len();
+            for (gram, family) in rows {
+                out.push([gram.into(), family.into()]);
+            }
+            out.flush(&mut tx).await?;
+            families += texts.len();
         }
         tx.commit().await?;
-        tracing::info!(families, grams, "family search grams filled");
+        tracing::info!(families, grams, "family search grams written");
         Ok(())
     }
 }
@@ -218,12 +275,63 @@ impl Projector for FamiliesProjector {
     /// (nearly all of a replay) are written as multi-row inserts; any other
     /// event of the projector's writes them first, then applies itself.
     async fn apply_all(&self, c: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
-        apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c))).await
+        apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c), Grams::Kept)).await
+    }
+
+    /// As `apply_all`, without the search grams: they are derived from the
+    /// households' and patients' rows, and written once from their final
+    /// state by [`Projector::finish_load`] instead of at every change (about
+    /// nine in ten of the rows a replay of this read model writes).
+    async fn load_all(&self, c: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c), Grams::Deferred)).await
+    }
+
+    /// Writes the grams with their household index dropped, then builds it
+    /// again (one sort, instead of a million inserts into a second tree).
+    async fn finish_load(&self, store: &ReadStore) -> Result<(), ProjectionError> {
+        let (drop, create) = match store.dialect() {
+            Dialect::MySql => (
+                "ALTER TABLE family_grams DROP INDEX family_grams_family",
+                "ALTER TABLE family_grams ADD INDEX family_grams_family (family_id)",
+            ),
+            Dialect::Sqlite => (
+                "DROP INDEX family_grams_family",
+                "CREATE INDEX family_grams_family ON family_grams (family_id)",
+            ),
+        };
+        sqlx::query(drop).execute(store.writer()).await?;
+        store.write_family_grams().await?;
+        sqlx::query(create).execute(store.writer()).await?;
+        Ok(())
+    }
+}
+
+/// Whether a run of events keeps the search grams (`family_grams`) as it
+/// goes, or leaves them to be written after a bulk load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grams {
+    Kept,
+    Deferred,
+}
+
+impl Grams {
+    async fn refresh(self, c: &mut AnyConnection, family: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Grams::Kept => refresh_grams(c, family).await,
+            Grams::Deferred => Ok(()),
+        }
+    }
+
+    async fn refresh_patient_family(self, c: &mut AnyConnection, patient: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Grams::Kept => refresh_patient_family_grams(c, patient).await,
+            Grams::Deferred => Ok(()),
+        }
     }
 }
 
 /// Every event [`FamilyRows::take`] does not write.
-async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Result<(), ProjectionError> {
     let id = e.aggregate_id.as_str();
     let at = e.at();
     match e.aggregate_type.as_str() {
@@ -246,7 +354,7 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), Project
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-                refresh_grams(c, id).await?;
+                grams.refresh(c, id).await?;
             }
             FamilyEvent::FamilyUpdated(ch) => {
                 sqlx::query(
@@ -274,7 +382,7 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), Project
                 .execute(&mut *c)
                 .await?;
                 if ch.family_name.is_some() || ch.primary_address.is_some() {
-                    refresh_grams(c, id).await?;
+                    grams.refresh(c, id).await?;
                 }
             }
         },
@@ -295,7 +403,7 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), Project
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-                refresh_patient_family_grams(c, id).await?;
+                grams.refresh_patient_family(c, id).await?;
             }
             PatientEvent::PatientUpdated(ch) => {
                 sqlx::query(
@@ -324,7 +432,7 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), Project
                 .execute(&mut *c)
                 .await?;
                 if ch.name.is_some() {
-                    refresh_patient_family_grams(c, id).await?;
+                    grams.refresh_patient_family(c, id).await?;
                 }
             }
         },
@@ -352,12 +460,15 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent) -> Result<(), Project
 /// The rows of a run of households created, patients registered and
 /// subscriptions taken out, written together by [`FamilyRows::flush`].
 struct FamilyRows {
+    keep_grams: Grams,
     families: Rows,
     patients: Rows,
     grams: Rows,
-    /// Grams waiting, in key order: written in that order, they touch each
-    /// page of the table's key once per flush, not once per household.
-    waiting_grams: BTreeSet<(String, String)>,
+    /// Grams waiting, with their household's id (one shared copy per
+    /// household). Sorted into key order at the flush: written in that
+    /// order, they touch each page of the table's key once per flush, not
+    /// once per household.
+    waiting_grams: Vec<(String, Arc<str>)>,
     recorder_families: Rows,
     /// Households created in the run (added to `family_totals` at the flush).
     created: i64,
@@ -457,7 +568,10 @@ impl Buffer for FamilyRows {
     async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
         self.families.flush(c).await?;
         self.patients.flush(c).await?;
-        for (gram, family) in std::mem::take(&mut self.waiting_grams) {
+        let mut waiting = std::mem::take(&mut self.waiting_grams);
+        waiting.sort_unstable();
+        waiting.dedup();
+        for (gram, family) in waiting {
             self.grams.push([gram.into(), family.into()]);
         }
         self.grams.flush(c).await?;
@@ -469,13 +583,14 @@ impl Buffer for FamilyRows {
     }
 
     async fn apply_one(&mut self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-        apply_one(c, e).await
+        apply_one(c, e, self.keep_grams).await
     }
 }
 
 impl FamilyRows {
-    fn new(dialect: Dialect) -> Self {
+    fn new(dialect: Dialect, keep_grams: Grams) -> Self {
         FamilyRows {
+            keep_grams,
             families: Rows::new(
                 "INSERT",
                 "families",
@@ -491,7 +606,7 @@ impl FamilyRows {
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ),
             grams: gram_rows(dialect.insert_ignore()),
-            waiting_grams: BTreeSet::new(),
+            waiting_grams: Vec::new(),
             recorder_families: Rows::new(
                 "INSERT",
                 "recorder_families",
@@ -505,8 +620,12 @@ impl FamilyRows {
     }
 
     fn add_grams<'a>(&mut self, family: &str, texts: impl IntoIterator<Item = &'a str>) {
+        if self.keep_grams == Grams::Deferred {
+            return;
+        }
+        let family: Arc<str> = family.into();
         for g in family_grams(texts) {
-            self.waiting_grams.insert((g, family.to_string()));
+            self.waiting_grams.push((g, family.clone()));
         }
     }
 
@@ -723,20 +842,14 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
         from_binds.extend(assigned(r));
         key = "mine.id";
     }
-    let grams = search.map(query_grams).filter(|g| !g.is_empty());
+    let grams = search.and_then(Candidates::of);
     if let Some(grams) = &grams {
         if !from.is_empty() {
             from.push_str(" JOIN ");
         }
-        // The count is ours (a number, not the caller's text): written in,
-        // as SQLite would compare a bound text with COUNT(*) as text.
-        from.push_str(&format!(
-            "(SELECT g.family_id AS id FROM family_grams g WHERE g.gram IN ({}) GROUP BY g.family_id
-               HAVING COUNT(*) = {}) cand",
-            vec!["?"; grams.len()].join(", "),
-            grams.len()
-        ));
-        from_binds.extend(grams.iter().cloned());
+        let (cand, binds) = grams.sql();
+        from.push_str(&cand);
+        from_binds.extend(binds);
         if key.is_empty() {
             key = "cand.id";
         } else {
@@ -1088,24 +1201,53 @@ impl Patients<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_text_holds_every_gram_of_each_part_of_it() {
-        let held = grams("上海市Smith路1号");
-        for q in ["上海", "海市", "smith", "SMI", "路1号", "号", "h路"] {
-            assert!(
-                query_grams(q).iter().all(|g| held.contains(g)),
-                "{q}: {:?}",
-                query_grams(q)
-            );
+    /// Whether a text with the grams `held` is a candidate for the search `q`.
+    fn candidate(held: &BTreeSet<String>, q: &str) -> bool {
+        match Candidates::of(q) {
+            None => true,
+            Some(Candidates::Pairs(pairs)) => pairs.iter().all(|g| held.contains(g)),
+            Some(Candidates::Starting(c)) => held.iter().any(|g| g.starts_with(c)),
         }
-        assert!(!query_grams("北京").iter().all(|g| held.contains(g)));
     }
 
     #[test]
-    fn a_search_asks_for_its_pairs_or_its_one_character() {
-        assert_eq!(query_grams("王"), vec!["王"]);
-        assert_eq!(query_grams("王小明"), vec!["小明", "王小"]);
-        assert_eq!(query_grams("AbA"), vec!["ab", "ba"]);
-        assert!(query_grams("").is_empty());
+    fn a_text_is_a_candidate_for_every_part_of_it() {
+        let text = "上海市Smith路1号";
+        let held = grams(text);
+        let chars: Vec<char> = text.chars().collect();
+        // Every substring, of every length, in any case.
+        for i in 0..chars.len() {
+            for j in i + 1..=chars.len() {
+                let part: String = chars[i..j].iter().collect();
+                assert!(candidate(&held, &part), "{part}");
+                assert!(candidate(&held, &part.to_uppercase()), "{part}");
+            }
+        }
+        for q in ["北京", "北", "smiths", "号1"] {
+            assert!(!candidate(&held, q), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_text_keeps_its_pairs_and_its_last_character() {
+        let held: Vec<String> = grams("王小明").into_iter().collect();
+        assert_eq!(held, vec!["小明", "明", "王小"]);
+        assert_eq!(grams("A").into_iter().collect::<Vec<_>>(), vec!["a"]);
+        assert!(grams("").is_empty());
+    }
+
+    #[test]
+    fn a_search_asks_for_its_pairs_or_a_gram_starting_with_its_one_character() {
+        assert_eq!(Candidates::of("王"), Some(Candidates::Starting('王')));
+        assert_eq!(Candidates::of("A"), Some(Candidates::Starting('a')));
+        assert_eq!(
+            Candidates::of("王小明"),
+            Some(Candidates::Pairs(vec!["小明".into(), "王小".into()]))
+        );
+        assert_eq!(
+            Candidates::of("AbA"),
+            Some(Candidates::Pairs(vec!["ab".into(), "ba".into()]))
+        );
+        assert_eq!(Candidates::of(""), None);
     }
 }

@@ -93,6 +93,19 @@ pub trait Projector: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// As [`Projector::apply_all`], into a read store being bulk-loaded (a
+    /// rebuild's shadow, before anything reads it): a projector may leave out
+    /// the rows of a table it derives from its other tables, and write them
+    /// in [`Projector::finish_load`].
+    async fn load_all(&self, conn: &mut AnyConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        self.apply_all(conn, events).await
+    }
+    /// Ends a bulk load (see [`Projector::load_all`]): writes what it left
+    /// out, from the tables as they are. Called once, after the last event
+    /// applied with `load_all` and before any applied with `apply_all`.
+    async fn finish_load(&self, _store: &ReadStore) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 impl ReadStore {
@@ -181,8 +194,12 @@ impl ReadStore {
         // so only the order of events within one projector matters.
         for (p, checkpoint) in projectors.iter().zip(expected) {
             let due: Vec<&StoredEvent> = events.iter().filter(|e| e.position > *checkpoint).collect();
-            if !due.is_empty() {
-                p.apply_all(&mut tx, &due).await?;
+            if due.is_empty() {
+                continue;
+            }
+            match self.loading() {
+                true => p.load_all(&mut tx, &due).await?,
+                false => p.apply_all(&mut tx, &due).await?,
             }
         }
         // One statement per distinct old checkpoint (normally one for all).

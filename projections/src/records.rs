@@ -250,6 +250,7 @@ impl RowUpdate {
         for (_, cell) in self.cells {
             q = match cell {
                 Cell::Text(v) => q.bind(v),
+                Cell::Shared(v) => q.bind(v.to_string()),
                 Cell::Int(v) => q.bind(v),
                 Cell::Real(v) => q.bind(v),
             };

@@ -46,6 +46,8 @@ pub struct ReadStore {
     dialect: Dialect,
     /// How it was reached (may hold a password: never logged).
     url: std::sync::Arc<str>,
+    /// Batches are bulk-loaded (`Projector::load_all`): see [`ReadStore::for_load`].
+    loading: bool,
 }
 
 impl ReadStore {
@@ -76,12 +78,16 @@ impl ReadStore {
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;
                      PRAGMA secure_delete = ON;"
                 }
-                // A rebuild's shadow: a larger page cache (128 MiB, in the
-                // rebuilding process only) keeps the index pages of a bulk
-                // load in memory instead of re-reading them from the file.
+                // A rebuild's shadow, thrown away if the rebuild fails: no
+                // write-ahead log (a page is written once, at commit, not to
+                // the log and again at its checkpoint; the rollback journal
+                // is kept in memory), no fsync, no zeroing of freed pages
+                // (the file is deleted), and a larger page cache (128 MiB, in
+                // the rebuilding process only) that keeps the index pages of
+                // a bulk load in memory instead of re-reading them.
                 Durability::Scratch => {
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = OFF;
-                     PRAGMA secure_delete = ON; PRAGMA cache_size = -131072;"
+                    "PRAGMA journal_mode = OFF; PRAGMA busy_timeout = 10000; PRAGMA synchronous = OFF;
+                     PRAGMA secure_delete = OFF; PRAGMA cache_size = -131072;"
                 }
             };
             let with_pragmas = |options: AnyPoolOptions| {
@@ -102,6 +108,7 @@ impl ReadStore {
                 writer,
                 dialect,
                 url: given.into(),
+                loading: false,
             };
             store.migrate().await?;
             store.fill_family_grams().await?;
@@ -122,6 +129,7 @@ impl ReadStore {
             pool,
             dialect,
             url: given.into(),
+            loading: false,
         };
         store.migrate().await?;
         store.fill_family_grams().await?;
@@ -157,6 +165,20 @@ impl ReadStore {
             .run(&self.writer)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))
+    }
+
+    /// This store, applying batches as a bulk load (`Projector::load_all`),
+    /// for a rebuild's shadow before anything reads it; each projector's
+    /// `finish_load` must run before the store is used as usual.
+    pub fn for_load(&self) -> ReadStore {
+        ReadStore {
+            loading: true,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn loading(&self) -> bool {
+        self.loading
     }
 
     /// For queries. Writes go through [`ReadStore::writer`].

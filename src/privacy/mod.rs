@@ -199,8 +199,8 @@ impl Privacy {
             true => None,
             false => self.fetch(&subject).await?,
         };
-        let key = match stored {
-            Some(Some(k)) => k,
+        match stored {
+            Some(Some(key)) => seal_fields(payload, fields, &subject, &key),
             Some(None) => return Err(PrivacyError::Erased(subject)),
             None => {
                 let raw: [u8; 32] = rand::random();
@@ -208,10 +208,8 @@ impl Privacy {
                 let key = Aes256Gcm::new(&raw.into());
                 seal_fields(payload, fields, &subject, &key);
                 fresh.made.push((subject, wrapped, key));
-                return Ok(());
             }
-        };
-        seal_fields(payload, fields, &subject, &key);
+        }
         Ok(())
     }
 

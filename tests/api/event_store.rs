@@ -104,6 +104,20 @@ async fn events_carry_request_metadata(b: Backend) {
     // The phone never appears in logs, but it is in the event (erasure comes with crypto-shredding).
 }
 
+/// A household's details with a name and an address, the rest empty.
+fn household(name: &str, address: &str) -> FamilyDetails {
+    FamilyDetails {
+        family_name: name.into(),
+        primary_address: address.into(),
+        secondary_address: None,
+        contact_phone: domain::values::PhoneNumber::parse("13800138000").unwrap(),
+        emergency_contact: None,
+        emergency_phone: None,
+        home_lat: None,
+        home_lng: None,
+    }
+}
+
 /// A new household's data key is made while its first event is sealed and
 /// stored in the transaction that appends it. Eight commands racing to create
 /// the same household each make a key, half of them without looking for the
@@ -119,16 +133,7 @@ async fn a_subjects_first_key_is_stored_once_with_the_events_it_seals(b: Backend
     let racers = (0..8).map(|i| {
         let (store, id) = (store.clone(), id.clone());
         tokio::spawn(async move {
-            let details = FamilyDetails {
-                family_name: format!("抢先{i}家"),
-                primary_address: "上海市徐汇区1号".into(),
-                secondary_address: None,
-                contact_phone: domain::values::PhoneNumber::parse("13800138000").unwrap(),
-                emergency_contact: None,
-                emergency_phone: None,
-                home_lat: None,
-                home_lng: None,
-            };
+            let details = household(&format!("抢先{i}家"), "上海市徐汇区1号");
             // Half of them as the API creates (no lookup first), half loading first.
             let ctx = carelog::state::RequestMeta::system("CreateFamily");
             let ctx = if i % 2 == 0 { ctx.creating() } else { ctx };
@@ -168,16 +173,7 @@ async fn a_subjects_first_key_is_stored_once_with_the_events_it_seals(b: Backend
     let other = domain::ids::FamilyId::new().to_string();
     app.state.store.privacy().erase(&other).await.unwrap();
     let head = app.event_count().await;
-    let details = FamilyDetails {
-        family_name: "新家".into(),
-        primary_address: "上海市徐汇区2号".into(),
-        secondary_address: None,
-        contact_phone: domain::values::PhoneNumber::parse("13800138000").unwrap(),
-        emergency_contact: None,
-        emergency_phone: None,
-        home_lat: None,
-        home_lng: None,
-    };
+    let details = household("新家", "上海市徐汇区2号");
     let r = app
         .state
         .store

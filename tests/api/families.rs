@@ -317,6 +317,9 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     for (text, n) in [
         ("张三", 1),
         ("张", 1),
+        // One character that only ends a text: the last character is kept.
+        ("丰", 1),
+        ("H", 1),
         ("张家", 1),
         ("张家路", 1),
         ("上海市", 2),
