@@ -218,6 +218,13 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
         }
     }
     assert_eq!(dump(&app.state.read).await, live);
+    // Rebuilt beside them as `carelog rebuild` does: loaded in bulk (the
+    // search grams written after the load, from the final rows), then
+    // switched in. The same tables again.
+    carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
+        .await
+        .unwrap();
+    assert_eq!(dump(&app.state.read).await, live);
 }
 
 async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_model(b: Backend) {
