@@ -39,6 +39,23 @@ use crate::store::{Dialect, Durability, ReadStore, RowExt};
 pub struct Shadow {
     store: ReadStore,
     place: Place,
+    /// Held while the shadow exists: one rebuild per read store at a time.
+    _lock: RebuildLock,
+}
+
+/// What keeps a second rebuild of the same read store out: the scratch
+/// database or file has one fixed name, and the shadow has no journal to
+/// survive two writers. On MySQL a named lock (`GET_LOCK`) held by a
+/// connection of its own; on SQLite an advisory lock on a file beside the
+/// shadow. Either goes with its holder, however the process ends.
+enum RebuildLock {
+    MySql(#[allow(dead_code)] sqlx::AnyConnection),
+    Sqlite(#[allow(dead_code)] std::fs::File),
+}
+
+/// The message of a rebuild refused because another one is running.
+fn busy() -> sqlx::Error {
+    sqlx::Error::Protocol("another rebuild of this read store is running; wait for it to finish".into())
 }
 
 enum Place {
@@ -134,6 +151,15 @@ impl ReadStore {
                 .await?;
                 let live = row.text("db")?;
                 let shadow = format!("{live}__rebuild");
+                let mut holder = self.pool().acquire().await?.detach();
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
+                    .bind(format!("carelog:{shadow}"))
+                    .fetch_one(&mut holder)
+                    .await?;
+                if got != Some(1) {
+                    let _ = holder.close().await;
+                    return Err(busy());
+                }
                 self.pool()
                     .execute(format!("DROP DATABASE IF EXISTS {}", quote(&shadow)).as_str())
                     .await?;
@@ -149,6 +175,7 @@ impl ReadStore {
                 Ok(Shadow {
                     store,
                     place: Place::MySql { live, shadow },
+                    _lock: RebuildLock::MySql(holder),
                 })
             }
             Dialect::Sqlite => {
@@ -161,6 +188,12 @@ impl ReadStore {
                     .ok_or_else(|| sqlx::Error::Configuration("the read store is not a file".into()))?;
                 let live = PathBuf::from(main);
                 let path = live.with_extension("rebuild.db");
+                let lock = std::fs::File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(live.with_extension("rebuild.lock"))?;
+                lock.try_lock().map_err(|_| busy())?;
                 remove_sqlite_files(&path);
                 private_file(&path)?;
                 let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -168,6 +201,7 @@ impl ReadStore {
                 Ok(Shadow {
                     store,
                     place: Place::Sqlite { path },
+                    _lock: RebuildLock::Sqlite(lock),
                 })
             }
         }

@@ -8,6 +8,7 @@ use crate::helpers::{spawn_app, Backend};
 
 dual!(
     rebuild_reproduces_the_live_read_models,
+    a_second_rebuild_of_the_same_read_store_is_refused_while_one_runs,
     rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_model
 );
 
@@ -333,4 +334,27 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
         .await
         .unwrap();
     assert_eq!(dump(&app.state.read).await, live);
+}
+
+/// Two rebuilds of one read store would share its scratch database (or
+/// file): while one holds its shadow, a second is refused with a message, and
+/// once the first is done the next one runs.
+async fn a_second_rebuild_of_the_same_read_store_is_refused_while_one_runs(b: Backend) {
+    let app = spawn_app(b).await;
+    app.family("家").await;
+    let read = &app.state.read;
+    let first = read.create_shadow().await.unwrap();
+    let second = read.create_shadow().await;
+    let refused = second.err().expect("a second shadow while the first exists");
+    assert!(refused.to_string().contains("another rebuild"), "{refused}");
+    let store = &app.state.store;
+    let err = carelog::runner::rebuild_beside(store, read, &projections::all_projectors())
+        .await
+        .expect_err("a rebuild while another holds the shadow");
+    assert!(format!("{err:#}").contains("another rebuild"), "{err:#}");
+    first.discard().await.unwrap();
+    let done = carelog::runner::rebuild_beside(store, read, &projections::all_projectors())
+        .await
+        .unwrap();
+    assert!(done.events > 0, "{done:?}");
 }
