@@ -159,7 +159,11 @@ async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::
         .into_iter()
         .map(|g| (g, family.to_string()))
         .collect();
-    insert_grams(c, "INSERT", &rows).await
+    // Insert-or-ignore: MySQL compares grams ignoring trailing spaces, so a
+    // text's "e " and another's final "e" are one key there (either row
+    // serves a search for both).
+    let insert = Dialect::of(c).insert_ignore();
+    insert_grams(c, insert, &rows).await
 }
 
 /// As [`refresh_grams`], for the family of a patient.
