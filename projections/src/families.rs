@@ -121,17 +121,22 @@ fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String
 /// Households read per page when filling the grams of an existing store.
 const FILL_PAGE: i64 = 2_000;
 
-/// Rows of the search grams (`insert`: `INSERT` or the dialect's insert-or-ignore).
-fn gram_rows(insert: &str) -> Rows {
-    Rows::new(insert, "family_grams", "gram, family_id", "(?, ?)")
+/// Rows of the search grams. Every writer of them inserts-or-ignores: MySQL
+/// compares grams ignoring trailing spaces, so a text's "e " and another's
+/// final "e" are one key there (either row serves a search for both), and a
+/// household's patients share grams.
+fn gram_rows(dialect: Dialect) -> Rows {
+    Rows::new(dialect.insert_ignore(), "family_grams", "gram, family_id", "(?, ?)")
 }
 
-async fn insert_grams(c: &mut AnyConnection, insert: &str, rows: &[(String, String)]) -> Result<(), sqlx::Error> {
-    let mut out = gram_rows(insert);
-    for (gram, family) in rows {
+/// Adds `grams` (with their households) to `out` in key order, once each:
+/// written in that order, they touch each page of the table's key once.
+fn push_grams(out: &mut Rows, mut grams: Vec<(String, Arc<str>)>) {
+    grams.sort_unstable();
+    grams.dedup();
+    for (gram, family) in grams {
         out.push([gram.into(), family.into()]);
     }
-    out.flush(c).await
 }
 
 /// Recomputes a family's search grams from its row and its patients' rows.
@@ -155,15 +160,11 @@ async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::
     for n in &names {
         texts.push(n.text("name")?);
     }
-    let rows: Vec<(String, String)> = family_grams(texts.iter().map(String::as_str))
-        .into_iter()
-        .map(|g| (g, family.to_string()))
-        .collect();
-    // Insert-or-ignore: MySQL compares grams ignoring trailing spaces, so a
-    // text's "e " and another's final "e" are one key there (either row
-    // serves a search for both).
-    let insert = Dialect::of(c).insert_ignore();
-    insert_grams(c, insert, &rows).await
+    let mut out = gram_rows(Dialect::of(c));
+    for gram in family_grams(texts.iter().map(String::as_str)) {
+        out.push([gram.into(), family.into()]);
+    }
+    out.flush(c).await
 }
 
 /// As [`refresh_grams`], for the family of a patient.
@@ -205,7 +206,7 @@ impl ReadStore {
     pub(crate) async fn write_family_grams(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.writer().begin().await?;
         let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
-        let mut out = gram_rows(self.dialect().insert_ignore());
+        let mut out = gram_rows(self.dialect());
         loop {
             let page =
                 sqlx::query("SELECT id, family_name, primary_address FROM families WHERE id > ? ORDER BY id LIMIT ?")
@@ -242,11 +243,8 @@ impl ReadStore {
                         .map(|g| (g, family.clone())),
                 );
             }
-            rows.sort_unstable();
             grams += rows.len();
-            for (gram, family) in rows {
-                out.push([gram.into(), family.into()]);
-            }
+            push_grams(&mut out, rows);
             out.flush(&mut tx).await?;
             families += texts.len();
         }
@@ -469,9 +467,7 @@ struct FamilyRows {
     patients: Rows,
     grams: Rows,
     /// Grams waiting, with their household's id (one shared copy per
-    /// household). Sorted into key order at the flush: written in that
-    /// order, they touch each page of the table's key once per flush, not
-    /// once per household.
+    /// household), written in key order at the flush ([`push_grams`]).
     waiting_grams: Vec<(String, Arc<str>)>,
     recorder_families: Rows,
     /// Households created in the run (added to `family_totals` at the flush).
@@ -572,12 +568,7 @@ impl Buffer for FamilyRows {
     async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
         self.families.flush(c).await?;
         self.patients.flush(c).await?;
-        let mut waiting = std::mem::take(&mut self.waiting_grams);
-        waiting.sort_unstable();
-        waiting.dedup();
-        for (gram, family) in waiting {
-            self.grams.push([gram.into(), family.into()]);
-        }
+        push_grams(&mut self.grams, std::mem::take(&mut self.waiting_grams));
         self.grams.flush(c).await?;
         self.recorder_families.flush(c).await?;
         count_families(c, std::mem::take(&mut self.created)).await?;
@@ -609,7 +600,7 @@ impl FamilyRows {
                  allergies, current_medications, service_preferences, created_at, updated_at, version",
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ),
-            grams: gram_rows(dialect.insert_ignore()),
+            grams: gram_rows(dialect),
             waiting_grams: Vec::new(),
             recorder_families: Rows::new(
                 "INSERT",
