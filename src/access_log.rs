@@ -268,6 +268,7 @@ impl AccessLog {
         Ok(Page {
             items,
             total,
+            total_exact: true,
             page: page.page,
             limit: page.limit,
         })

@@ -267,6 +267,7 @@ impl LoginAttempts {
         Ok(Page {
             items,
             total,
+            total_exact: true,
             page: page.page,
             limit: page.limit,
         })

@@ -12,7 +12,7 @@ use domain::subscription::SubscriptionEvent;
 use domain::values::{age_on, Gender};
 use domain::ERASED;
 use serde::Serialize;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
@@ -86,33 +86,8 @@ impl Candidates {
             }
         }
     }
-
-    /// The derived table of candidate ids (`cand`) and its binds.
-    fn sql(&self) -> (String, Vec<String>) {
-        match self {
-            // The count is ours (a number, not the caller's text): written
-            // in, as SQLite would compare a bound text with COUNT(*) as text.
-            Candidates::Pairs(pairs) => (
-                format!(
-                    "(SELECT g.family_id AS id FROM family_grams g WHERE g.gram IN ({}) GROUP BY g.family_id
-                       HAVING COUNT(*) = {}) cand",
-                    vec!["?"; pairs.len()].join(", "),
-                    pairs.len()
-                ),
-                pairs.clone(),
-            ),
-            // One range of the key: from the character alone to the
-            // character followed by the highest code point (both stores
-            // compare grams by code point).
-            Candidates::Starting(c) => (
-                "(SELECT g.family_id AS id FROM family_grams g WHERE g.gram >= ? AND g.gram <= ?
-                   GROUP BY g.family_id) cand"
-                    .to_string(),
-                vec![c.to_string(), format!("{c}{}", char::MAX)],
-            ),
-        }
-    }
 }
+
 /// The grams of a family's name, primary address and patients' names, by family.
 fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
     texts.into_iter().flat_map(grams).collect()
@@ -126,16 +101,38 @@ const FILL_PAGE: i64 = 2_000;
 /// final "e" are one key there (either row serves a search for both), and a
 /// household's patients share grams.
 fn gram_rows(dialect: Dialect) -> Rows {
-    Rows::new(dialect.insert_ignore(), "family_grams", "gram, family_id", "(?, ?)")
+    Rows::new(
+        dialect.insert_ignore(),
+        "family_grams",
+        "gram, created_at, family_id",
+        "(?, ?, ?)",
+    )
+}
+
+/// A household as its search grams are keyed after the gram: its creation
+/// time, then its id (the family list's order). Shared by all its grams.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Household {
+    created_at: Arc<str>,
+    id: Arc<str>,
+}
+
+impl Household {
+    fn new(created_at: &str, id: &str) -> Self {
+        Household {
+            created_at: created_at.into(),
+            id: id.into(),
+        }
+    }
 }
 
 /// Adds `grams` (with their households) to `out` in key order, once each:
 /// written in that order, they touch each page of the table's key once.
-fn push_grams(out: &mut Rows, mut grams: Vec<(String, Arc<str>)>) {
+fn push_grams(out: &mut Rows, mut grams: Vec<(String, Household)>) {
     grams.sort_unstable();
     grams.dedup();
-    for (gram, family) in grams {
-        out.push([gram.into(), family.into()]);
+    for (gram, h) in grams {
+        out.push([gram.into(), h.created_at.into(), h.id.into()]);
     }
 }
 
@@ -145,7 +142,7 @@ async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::
         .bind(family)
         .execute(&mut *c)
         .await?;
-    let Some(f) = sqlx::query("SELECT family_name, primary_address FROM families WHERE id = ?")
+    let Some(f) = sqlx::query("SELECT family_name, primary_address, created_at FROM families WHERE id = ?")
         .bind(family)
         .fetch_optional(&mut *c)
         .await?
@@ -160,10 +157,15 @@ async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::
     for n in &names {
         texts.push(n.text("name")?);
     }
+    let household = Household::new(&f.text("created_at")?, family);
     let mut out = gram_rows(Dialect::of(c));
-    for gram in family_grams(texts.iter().map(String::as_str)) {
-        out.push([gram.into(), family.into()]);
-    }
+    push_grams(
+        &mut out,
+        family_grams(texts.iter().map(String::as_str))
+            .into_iter()
+            .map(|g| (g, household.clone()))
+            .collect(),
+    );
     out.flush(c).await
 }
 
@@ -208,20 +210,23 @@ impl ReadStore {
         let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
         let mut out = gram_rows(self.dialect());
         loop {
-            let page =
-                sqlx::query("SELECT id, family_name, primary_address FROM families WHERE id > ? ORDER BY id LIMIT ?")
-                    .bind(&after)
-                    .bind(FILL_PAGE)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let page = sqlx::query(
+                "SELECT id, family_name, primary_address, created_at FROM families WHERE id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(&after)
+            .bind(FILL_PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
             let Some(last) = page.last() else { break };
             after = last.text("id")?;
-            let mut texts: HashMap<String, Vec<String>> = HashMap::with_capacity(page.len());
+            let mut texts: HashMap<String, (Household, Vec<String>)> = HashMap::with_capacity(page.len());
             for r in &page {
-                texts
-                    .entry(r.text("id")?)
-                    .or_default()
-                    .extend([r.text("family_name")?, r.text("primary_address")?]);
+                let id = r.text("id")?;
+                let household = Household::new(&r.text("created_at")?, &id);
+                texts.insert(
+                    id,
+                    (household, vec![r.text("family_name")?, r.text("primary_address")?]),
+                );
             }
             // The page's patients: one range of the households' ids.
             let names = sqlx::query("SELECT family_id, name FROM patients WHERE family_id >= ? AND family_id <= ?")
@@ -230,17 +235,16 @@ impl ReadStore {
                 .fetch_all(&mut *tx)
                 .await?;
             for r in &names {
-                if let Some(t) = texts.get_mut(&r.text("family_id")?) {
+                if let Some((_, t)) = texts.get_mut(&r.text("family_id")?) {
                     t.push(r.text("name")?);
                 }
             }
-            let mut rows: Vec<(String, Arc<str>)> = Vec::new();
-            for (family, texts) in &texts {
-                let family: Arc<str> = family.as_str().into();
+            let mut rows: Vec<(String, Household)> = Vec::new();
+            for (household, texts) in texts.values() {
                 rows.extend(
                     family_grams(texts.iter().map(String::as_str))
                         .into_iter()
-                        .map(|g| (g, family.clone())),
+                        .map(|g| (g, household.clone())),
                 );
             }
             grams += rows.len();
@@ -294,11 +298,11 @@ impl Projector for FamiliesProjector {
         let (drop, create) = match store.dialect() {
             Dialect::MySql => (
                 "ALTER TABLE family_grams DROP INDEX family_grams_family",
-                "ALTER TABLE family_grams ADD INDEX family_grams_family (family_id)",
+                "ALTER TABLE family_grams ADD INDEX family_grams_family (family_id, gram)",
             ),
             Dialect::Sqlite => (
                 "DROP INDEX family_grams_family",
-                "CREATE INDEX family_grams_family ON family_grams (family_id)",
+                "CREATE INDEX family_grams_family ON family_grams (family_id, gram)",
             ),
         };
         sqlx::query(drop).execute(store.writer()).await?;
@@ -468,7 +472,7 @@ struct FamilyRows {
     grams: Rows,
     /// Grams waiting, with their household's id (one shared copy per
     /// household), written in key order at the flush ([`push_grams`]).
-    waiting_grams: Vec<(String, Arc<str>)>,
+    waiting_grams: Vec<(String, Household)>,
     recorder_families: Rows,
     /// Households created in the run (added to `family_totals` at the flush).
     created: i64,
@@ -505,7 +509,10 @@ impl Buffer for FamilyRows {
                     e.sequence.into(),
                 ]);
                 self.created += 1;
-                self.add_grams(id, [d.family_name.as_str(), d.primary_address.as_str()]);
+                self.add_grams(
+                    Household::new(&at, id),
+                    [d.family_name.as_str(), d.primary_address.as_str()],
+                );
                 self.family_created_at.insert(id.to_string(), at);
                 Ok(true)
             }
@@ -532,7 +539,13 @@ impl Buffer for FamilyRows {
                     at.into(),
                     e.sequence.into(),
                 ]);
-                self.add_grams(&family, [d.name.as_str()]);
+                if self.keep_grams == Grams::Kept {
+                    // As the household's row: none for a household the read
+                    // model does not know.
+                    if let Some(created_at) = self.created_at(c, &family).await? {
+                        self.add_grams(Household::new(&created_at, &family), [d.name.as_str()]);
+                    }
+                }
                 self.patient_family.insert(id.to_string(), family);
                 Ok(true)
             }
@@ -614,13 +627,12 @@ impl FamilyRows {
         }
     }
 
-    fn add_grams<'a>(&mut self, family: &str, texts: impl IntoIterator<Item = &'a str>) {
+    fn add_grams<'a>(&mut self, household: Household, texts: impl IntoIterator<Item = &'a str>) {
         if self.keep_grams == Grams::Deferred {
             return;
         }
-        let family: Arc<str> = family.into();
         for g in family_grams(texts) {
-            self.waiting_grams.push((g, family.clone()));
+            self.waiting_grams.push((g, household.clone()));
         }
     }
 
@@ -774,39 +786,23 @@ fn recorder_family() -> String {
 
 /// The family list's statements for one caller and search: only the
 /// conditions that apply, so the planner can use `families_created_id` (newest
-/// first) or, for a recorder, start from their assignments
-/// (`recorder_families`) instead of scanning.
+/// first), start a recorder's list from their assignments
+/// (`recorder_families`), or a search from its grams (`family_grams`, keyed in
+/// the list's order), instead of scanning.
 pub struct FamilyListSql {
-    /// `LIMIT ? OFFSET ?` follow `select_binds`, `from_binds` and `filter_binds`.
+    /// `LIMIT ? OFFSET ?` follow `list_binds`.
     pub list: String,
-    /// `None`: no filter, the total is the projector's counter. Binds:
-    /// `from_binds` then `filter_binds`.
-    pub count: Option<String>,
+    pub list_binds: Vec<String>,
+    /// The total's statement and its binds; `None`: no filter, the total is
+    /// the projector's counter.
+    pub count: Option<(String, Vec<String>)>,
     /// The list's rows carry the total (`total_rows`, a window count taken
     /// in the same pass as the page): `count` runs only for a page past the
     /// end, which has no rows to carry it.
     pub windowed: bool,
-    /// The per-row counts in the select list.
-    pub select_binds: Vec<String>,
-    /// The recorder's families (a derived table in `FROM`).
-    pub from_binds: Vec<String>,
-    /// The search.
-    pub filter_binds: Vec<String>,
-}
-
-impl FamilyListSql {
-    /// Every bind of [`FamilyListSql::list`] before `LIMIT` and `OFFSET`, in order.
-    pub fn list_binds(&self) -> impl Iterator<Item = &String> {
-        self.select_binds
-            .iter()
-            .chain(&self.from_binds)
-            .chain(&self.filter_binds)
-    }
-
-    /// Every bind of [`FamilyListSql::count`], in order.
-    pub fn count_binds(&self) -> impl Iterator<Item = &String> {
-        self.from_binds.iter().chain(&self.filter_binds)
-    }
+    /// An admin's search counts at most this many matches, plus one: a total
+    /// above it is reported as this number, as a lower bound.
+    pub cap: Option<i64>,
 }
 
 /// A recorder's assigned subscriptions today, with their households
@@ -814,68 +810,123 @@ impl FamilyListSql {
 const RECORDER_FAMILIES: &str = "recorder_families ra
     WHERE ra.recorder_id = ? AND ra.status = 'active' AND ra.start_date <= ? AND ra.end_date >= ?";
 
-pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: NaiveDate) -> FamilyListSql {
-    let today = today.to_string();
-    let assigned = |r: UserId| [r.to_string(), today.clone(), today.clone()];
-    // A recorder's families: the few reached from their subscriptions today
-    // (`recorder_families`, a covering index), made distinct in a derived
-    // table that both stores materialize, then joined to `families` by key.
-    // Written as `f.id IN (…)` instead, the planners may walk every family
-    // newest first and probe the set per row: at 500,000 families, seconds.
-    //
-    // A search starts from the families holding every gram of its text
-    // (`family_grams`, an index), grouped in a derived table, then joined by
-    // key; the LIKE conditions below check those candidates. Without it the
-    // list and its total read every family and every patient's name.
-    let mut from_binds = Vec::new();
-    let mut from = String::new();
-    let mut key = "";
-    if let Some(r) = recorder {
-        from.push_str(&format!(
-            "(SELECT DISTINCT ra.family_id AS id FROM {RECORDER_FAMILIES}) mine"
-        ));
-        from_binds.extend(assigned(r));
-        key = "mine.id";
-    }
-    let grams = search.and_then(Candidates::of);
-    if let Some(grams) = &grams {
-        if !from.is_empty() {
-            from.push_str(" JOIN ");
+/// Matching households an admin's search counts: past this, its total is a
+/// lower bound (`total_exact: false`), so that a search matching half the
+/// store costs about what one matching a thousand households does.
+pub const SEARCH_TOTAL_CAP: i64 = 1_000;
+
+/// Gram rows counted (at most) for each of a search's grams, to choose where
+/// the search starts ([`Candidates::start`]).
+pub const PROBE_ROWS: i64 = 4_000;
+
+/// Where an admin's search starts, chosen from how many gram rows its grams
+/// hold ([`Candidates::start`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Walk the households holding `drive` newest first (its rows' key
+    /// order), each probed by key for the `others`; the walk stops after
+    /// the page, or after the capped total.
+    Walk { drive: String, others: Vec<String> },
+    /// One character in few rows: take their households and sort them.
+    Gather(char),
+    /// One character in many rows (a common one): walk every household newest
+    /// first, each probed for a gram starting with it (`family_grams_family`);
+    /// holders are dense, so the page is found within a few hundred.
+    Scan(char),
+}
+
+impl Candidates {
+    /// One row counting, for each gram asked for, its rows up to
+    /// [`PROBE_ROWS`] (a bounded read of the key), and its binds.
+    pub fn probe_sql(&self) -> (String, Vec<String>) {
+        let count = |cond: &str| {
+            format!("(SELECT COUNT(*) FROM (SELECT 1 FROM family_grams WHERE {cond} LIMIT {PROBE_ROWS}) t)")
+        };
+        match self {
+            Candidates::Pairs(pairs) => (
+                format!("SELECT {}", vec![count("gram = ?"); pairs.len()].join(", ")),
+                pairs.clone(),
+            ),
+            Candidates::Starting(c) => (
+                format!("SELECT {}", count("gram >= ? AND gram <= ?")),
+                range(*c).to_vec(),
+            ),
         }
-        let (cand, binds) = grams.sql();
-        from.push_str(&cand);
-        from_binds.extend(binds);
-        if key.is_empty() {
-            key = "cand.id";
-        } else {
-            from.push_str(" ON cand.id = mine.id");
-        }
     }
-    let from = if key.is_empty() {
-        "families f".to_string()
-    } else {
-        format!("{from} JOIN families f ON f.id = {key}")
-    };
-    let mut filter_binds = Vec::new();
-    let filter = match search {
-        None => String::new(),
-        Some(text) => {
-            let pattern = like_pattern(text);
-            let mine = if recorder.is_some() {
-                format!(" AND {}", assigned_sql("p2.id"))
-            } else {
-                String::new()
-            };
-            filter_binds.extend([pattern.clone(), pattern.clone(), pattern]);
-            if let Some(r) = recorder {
-                filter_binds.extend(assigned(r));
+
+    /// Where the search starts, given the probe's counts (in
+    /// [`Candidates::probe_sql`]'s order): the pair in the fewest rows (a
+    /// pair in none ends the search at once), or for one character, its
+    /// holders gathered when few and scanned for when many.
+    pub fn start(self, rows: &[i64]) -> Start {
+        match self {
+            Candidates::Pairs(mut pairs) => {
+                let fewest = (0..pairs.len())
+                    .min_by_key(|&i| rows.get(i).copied().unwrap_or(0))
+                    .unwrap_or(0);
+                let drive = pairs.remove(fewest);
+                Start::Walk { drive, others: pairs }
             }
-            format!(
-                " WHERE (f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
-                  OR EXISTS (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'{mine}))"
-            )
+            Candidates::Starting(c) if rows.first().is_some_and(|&n| n >= PROBE_ROWS) => Start::Scan(c),
+            Candidates::Starting(c) => Start::Gather(c),
         }
-    };
+    }
+
+    /// Conditions that a household `f` holds these grams, each a probe by
+    /// key, and their binds.
+    fn held_by_f(&self) -> (String, Vec<String>) {
+        match self {
+            Candidates::Pairs(pairs) => (
+                pairs
+                    .iter()
+                    .map(|_| holds_pair("f.created_at", "f.id"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+                pairs.clone(),
+            ),
+            Candidates::Starting(c) => (holds_starting("f.id"), range(*c).to_vec()),
+        }
+    }
+}
+
+/// The grams starting with `c`: from the character alone to the character
+/// followed by the highest code point (both stores compare grams by code
+/// point).
+fn range(c: char) -> [String; 2] {
+    [c.to_string(), format!("{c}{}", char::MAX)]
+}
+
+// The probes below are scalar subqueries, not `EXISTS`: MariaDB turns an
+// `EXISTS` into a semi-join it may start from, then sorts what it found,
+// where the search means to walk its one gram in order and stop.
+
+/// That the household (`created_at`, `id`) holds the pair bound: one read of
+/// the grams' key (at most one row). Bind: the pair.
+fn holds_pair(created_at: &str, id: &str) -> String {
+    format!(
+        "1 = (SELECT 1 FROM family_grams o WHERE o.gram = ? AND o.created_at = {created_at} AND o.family_id = {id})"
+    )
+}
+
+/// That the household `id` holds a gram starting with a character: one range
+/// of `family_grams_family`. Binds: [`range`].
+fn holds_starting(id: &str) -> String {
+    format!("1 = (SELECT 1 FROM family_grams o WHERE o.family_id = {id} AND o.gram >= ? AND o.gram <= ? LIMIT 1)")
+}
+
+/// The family list's statements. `start` says where an admin's search starts
+/// ([`Families::list`] probes the grams for it; `None` with a search: from
+/// the text's grams alone, as a recorder's search does); `page` sets how far
+/// a search's capped walk goes.
+pub fn family_list_sql(
+    recorder: Option<UserId>,
+    search: Option<&str>,
+    start: Option<&Start>,
+    today: NaiveDate,
+    page: PageParams,
+) -> FamilyListSql {
+    let today = today.to_string();
+    let assigned = |r: UserId| vec![r.to_string(), today.clone(), today.clone()];
     let mut select_binds = Vec::new();
     let mine_p = match recorder {
         Some(r) => {
@@ -899,54 +950,158 @@ pub fn family_list_sql(recorder: Option<UserId>, search: Option<&str>, today: Na
               WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
               AS active_subscriptions"
     );
-    if let (Some(r), None) = (recorder, &grams) {
-        // A recorder's list without a search: the page, its counts and the
-        // total are all read off one range of `recorder_families_list`
-        // (covering); only the page's twenty households are then looked up.
-        return FamilyListSql {
-            list: format!(
-                "SELECT f.id, f.family_name, f.primary_address, f.contact_phone, pg.patient_count,
-                    pg.active_subscriptions, pg.total_rows
-                 FROM (SELECT ra.family_id, MAX(ra.family_created_at) AS created_at,
-                         COUNT(DISTINCT ra.patient_id) AS patient_count, COUNT(*) AS active_subscriptions,
-                         COUNT(*) OVER () AS total_rows
-                       FROM {RECORDER_FAMILIES}
-                       GROUP BY ra.family_id ORDER BY created_at DESC, ra.family_id DESC LIMIT ? OFFSET ?) pg
-                 JOIN families f ON f.id = pg.family_id
-                 ORDER BY pg.created_at DESC, pg.family_id DESC"
-            ),
-            count: Some(format!("SELECT COUNT(DISTINCT ra.family_id) FROM {RECORDER_FAMILIES}")),
-            windowed: true,
-            select_binds: Vec::new(),
-            from_binds: assigned(r).to_vec(),
-            filter_binds: Vec::new(),
+    let candidates = search.and_then(Candidates::of);
+    let (Some(text), Some(candidates)) = (search, candidates) else {
+        return match recorder {
+            // A recorder's list without a search: the page, its counts and
+            // the total are all read off one range of
+            // `recorder_families_list` (covering); only the page's twenty
+            // households are then looked up.
+            Some(r) => FamilyListSql {
+                list: format!(
+                    "SELECT f.id, f.family_name, f.primary_address, f.contact_phone, pg.patient_count,
+                        pg.active_subscriptions, pg.total_rows
+                     FROM (SELECT ra.family_id, MAX(ra.family_created_at) AS created_at,
+                             COUNT(DISTINCT ra.patient_id) AS patient_count, COUNT(*) AS active_subscriptions,
+                             COUNT(*) OVER () AS total_rows
+                           FROM {RECORDER_FAMILIES}
+                           GROUP BY ra.family_id ORDER BY created_at DESC, ra.family_id DESC LIMIT ? OFFSET ?) pg
+                     JOIN families f ON f.id = pg.family_id
+                     ORDER BY pg.created_at DESC, pg.family_id DESC"
+                ),
+                list_binds: assigned(r),
+                count: Some((
+                    format!("SELECT COUNT(DISTINCT ra.family_id) FROM {RECORDER_FAMILIES}"),
+                    assigned(r),
+                )),
+                windowed: true,
+                cap: None,
+            },
+            // Newest first straight off `families_created_id`: the counts are
+            // computed for the rows returned only.
+            None => FamilyListSql {
+                list: format!("{counts} FROM families f ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
+                list_binds: select_binds,
+                count: None,
+                windowed: false,
+                cap: None,
+            },
         };
-    }
-    let windowed = recorder.is_some() || grams.is_some();
-    let list = match !windowed {
-        // Newest first straight off `families_created_id`: the counts are
-        // computed for the rows returned only.
-        true => format!("{counts} FROM {from}{filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
-        // A recorder's families, or a search's, must be sorted: the page is
-        // chosen first, by key (the derived table `pg`), and the counts
-        // computed for its rows alone, not for each of the few hundred
-        // families before the sort keeps twenty.
-        false => format!(
-            "{counts}, pg.total_rows FROM (SELECT f.id, f.created_at, COUNT(*) OVER () AS total_rows
-                FROM {from}{filter}
-                ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?) pg
+    };
+
+    // `LIKE` checks each household the grams lead to (they are a superset:
+    // `LIKE` also compares case as each store's collation does).
+    let pattern = like_pattern(text);
+    let mut like_binds = vec![pattern.clone(), pattern.clone(), pattern];
+    let mine_p2 = match recorder {
+        Some(r) => {
+            like_binds.extend(assigned(r));
+            format!(" AND {}", assigned_sql("p2.id"))
+        }
+        None => String::new(),
+    };
+    // The patients' names are a scalar subquery too (see [`holds_pair`]):
+    // as an `EXISTS`, MariaDB may read every patient's name first.
+    let like = format!(
+        "(f.family_name LIKE ? ESCAPE '!' OR f.primary_address LIKE ? ESCAPE '!'
+          OR 1 = (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'{mine_p2} LIMIT 1))"
+    );
+    // The page is chosen first, by key (the derived table `pg`), and the
+    // counts computed for its rows alone.
+    let paged = |matches: &str| {
+        format!(
+            "{counts}, pg.total_rows FROM (SELECT m.id, m.created_at, COUNT(*) OVER () AS total_rows
+                FROM ({matches}) m
+                ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
              ORDER BY pg.created_at DESC, pg.id DESC"
-        ),
+        )
     };
-    let count = (recorder.is_some() || search.is_some()).then(|| format!("SELECT COUNT(*) FROM {from}{filter}"));
+    let with = |first: Vec<String>, then: &[String]| first.into_iter().chain(then.iter().cloned()).collect::<Vec<_>>();
+
+    let start = match (recorder, start) {
+        // A recorder's households are a few hundred at most: each is probed
+        // for the grams by key, and all are counted.
+        (Some(r), _) => {
+            let (held, held_binds) = candidates.held_by_f();
+            let from = format!(
+                "(SELECT DISTINCT ra.family_id AS id FROM {RECORDER_FAMILIES}) mine JOIN families f ON f.id = mine.id"
+            );
+            let matches = format!("SELECT f.id, f.created_at FROM {from} WHERE {held} AND {like}");
+            let binds = with(with(assigned(r), &held_binds), &like_binds);
+            return FamilyListSql {
+                list: paged(&matches),
+                list_binds: with(select_binds, &binds),
+                count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
+                windowed: true,
+                cap: None,
+            };
+        }
+        (None, Some(start)) => start.clone(),
+        (None, None) => candidates.start(&[]),
+    };
+    // An admin's search: the first `walk` matches newest first, counted in
+    // the page's pass, as far as the cap (or the page, past it).
+    let walk = SEARCH_TOTAL_CAP.max(page.offset() + page.limit()) + 1;
+    let cap = Some(walk - 1);
+    let (matches, binds) = match &start {
+        // Matches newest first in the drive gram's key order: no sort, and
+        // the walk stops at `walk` matches.
+        Start::Walk { drive, others } => {
+            let probes: String = others
+                .iter()
+                .map(|_| format!(" AND {}", holds_pair("g.created_at", "g.family_id")))
+                .collect();
+            (
+                format!(
+                    "SELECT f.id, f.created_at FROM family_grams g JOIN families f ON f.id = g.family_id
+                     WHERE g.gram = ?{probes} AND {like}
+                     ORDER BY g.created_at DESC, g.family_id DESC LIMIT {walk}"
+                ),
+                with(with(vec![drive.clone()], others), &like_binds),
+            )
+        }
+        Start::Gather(c) => (
+            format!(
+                "SELECT f.id, f.created_at
+                 FROM (SELECT DISTINCT g.family_id AS id FROM family_grams g WHERE g.gram >= ? AND g.gram <= ?) cand
+                 JOIN families f ON f.id = cand.id
+                 WHERE {like}
+                 ORDER BY f.created_at DESC, f.id DESC LIMIT {walk}"
+            ),
+            with(range(*c).to_vec(), &like_binds),
+        ),
+        // The page walks every household newest first (holders are
+        // common); the total walks the character's grams in their key
+        // order instead, as far as the cap.
+        Start::Scan(c) => {
+            let held = holds_starting("f.id");
+            let page_binds = with(with(select_binds, &range(*c)), &like_binds);
+            return FamilyListSql {
+                list: format!(
+                    "{counts} FROM families f WHERE {held} AND {like}
+                     ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"
+                ),
+                list_binds: page_binds,
+                count: Some((
+                    format!(
+                        "SELECT COUNT(*) FROM (SELECT DISTINCT g.family_id FROM family_grams g
+                           JOIN families f ON f.id = g.family_id
+                           WHERE g.gram >= ? AND g.gram <= ? AND {like} LIMIT {walk}) m"
+                    ),
+                    with(range(*c).to_vec(), &like_binds),
+                )),
+                windowed: false,
+                cap,
+            };
+        }
+    };
     FamilyListSql {
-        list,
-        count,
-        windowed,
-        select_binds,
-        from_binds,
-        filter_binds,
+        list: paged(&matches),
+        list_binds: with(select_binds, &binds),
+        count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
+        windowed: true,
+        cap,
     }
 }
 
@@ -987,9 +1142,26 @@ impl Families<'_> {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
-        let q = family_list_sql(recorder, search, today);
+        let start = match (recorder, search.and_then(Candidates::of)) {
+            (None, Some(candidates)) => Some(self.start(candidates).await?),
+            _ => None,
+        };
+        self.list_from(recorder, search, start.as_ref(), today, page).await
+    }
+
+    /// [`Families::list`], an admin's search starting at `start` (any start
+    /// gives the same answer; the probe picks the cheapest).
+    pub async fn list_from(
+        self,
+        recorder: Option<UserId>,
+        search: Option<&str>,
+        start: Option<&Start>,
+        today: NaiveDate,
+        page: PageParams,
+    ) -> Result<Page<FamilyListItem>, sqlx::Error> {
+        let q = family_list_sql(recorder, search, start, today, page);
         let mut list = sqlx::query(&q.list);
-        for b in q.list_binds() {
+        for b in &q.list_binds {
             list = list.bind(b.clone());
         }
         let rows = list
@@ -997,20 +1169,25 @@ impl Families<'_> {
             .bind(page.offset())
             .fetch_all(self.0.pool())
             .await?;
-        let total: i64 = match (&q.count, rows.first()) {
+        let counted: i64 = match (&q.count, rows.first()) {
             (None, _) => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
                 .fetch_optional(self.0.pool())
                 .await?
                 .unwrap_or(0),
             (Some(_), Some(first)) if q.windowed => first.int("total_rows")?,
             (Some(_), None) if q.windowed && page.offset() == 0 => 0,
-            (Some(count), _) => {
+            (Some((count, binds)), _) => {
                 let mut c = sqlx::query_scalar(count);
-                for b in q.count_binds() {
+                for b in binds {
                     c = c.bind(b.clone());
                 }
                 c.fetch_one(self.0.pool()).await?
             }
+        };
+        // Past the cap the count stopped: the total is a lower bound.
+        let (total, total_exact) = match q.cap {
+            Some(cap) if counted > cap => (cap, false),
+            _ => (counted, true),
         };
         let items = rows
             .iter()
@@ -1028,9 +1205,25 @@ impl Families<'_> {
         Ok(Page {
             items,
             total,
+            total_exact,
             page: page.page,
             limit: page.limit,
         })
+    }
+
+    /// Where an admin's search for `candidates` starts: its grams' rows
+    /// counted, each up to [`PROBE_ROWS`], in one statement.
+    async fn start(self, candidates: Candidates) -> Result<Start, sqlx::Error> {
+        let (sql, binds) = candidates.probe_sql();
+        let mut probe = sqlx::query(&sql);
+        for b in binds {
+            probe = probe.bind(b);
+        }
+        let row = probe.fetch_one(self.0.pool()).await?;
+        let rows = (0..row.len())
+            .map(|i| row.try_get::<i64, _>(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(candidates.start(&rows))
     }
 
     /// Whether `recorder` may see `family` (see [`recorder_family`]).
@@ -1244,5 +1437,30 @@ mod tests {
             Some(Candidates::Pairs(vec!["ab".into(), "ba".into()]))
         );
         assert_eq!(Candidates::of(""), None);
+    }
+
+    #[test]
+    fn a_search_starts_from_its_rarest_pair_or_by_how_common_its_character_is() {
+        let pairs = || Candidates::Pairs(vec!["ab".into(), "bc".into(), "cd".into()]);
+        assert_eq!(
+            pairs().start(&[10, 3, 7]),
+            Start::Walk {
+                drive: "bc".into(),
+                others: vec!["ab".into(), "cd".into()]
+            }
+        );
+        // A pair no household holds: the walk ends at once.
+        assert_eq!(
+            pairs().start(&[PROBE_ROWS, PROBE_ROWS, 0]),
+            Start::Walk {
+                drive: "cd".into(),
+                others: vec!["ab".into(), "bc".into()]
+            }
+        );
+        assert_eq!(Candidates::Starting('王').start(&[PROBE_ROWS]), Start::Scan('王'));
+        assert_eq!(Candidates::Starting('王').start(&[PROBE_ROWS - 1]), Start::Gather('王'));
+        let (sql, binds) = pairs().probe_sql();
+        assert_eq!(sql.matches("gram = ?").count(), 3);
+        assert_eq!(binds, ["ab", "bc", "cd"]);
     }
 }

@@ -51,6 +51,9 @@ impl PageParams {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
+    /// False when `total` is a lower bound (a search that stopped counting
+    /// at its cap, see `families::SEARCH_TOTAL_CAP`).
+    pub total_exact: bool,
     pub page: u32,
     pub limit: u32,
 }
@@ -61,6 +64,7 @@ impl<T> Page<T> {
         Self {
             items: Vec::new(),
             total: 0,
+            total_exact: true,
             page: params.page,
             limit: params.limit,
         }
@@ -218,6 +222,7 @@ impl ReadStore {
         Ok(Page {
             items,
             total,
+            total_exact: true,
             page: page.page,
             limit: page.limit,
         })

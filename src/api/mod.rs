@@ -71,6 +71,9 @@ macro_rules! list_page {
             pub $field: Vec<$item>,
             /// Items matching the filters, over all pages.
             pub total: i64,
+            /// False when `total` is a lower bound: a family search counts at
+            /// most 1,000 matching households.
+            pub total_exact: bool,
             /// This page, from 1.
             #[schema(minimum = 1)]
             pub page: u32,
@@ -84,6 +87,7 @@ macro_rules! list_page {
                 Self {
                     $field: p.items,
                     total: p.total,
+                    total_exact: p.total_exact,
                     page: p.page,
                     limit: p.limit,
                 }
@@ -102,6 +106,7 @@ pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) ->
     let mut m = serde_json::Map::new();
     m.insert(name.into(), serde_json::to_value(page.items).unwrap_or_default());
     m.insert("total".into(), page.total.into());
+    m.insert("total_exact".into(), page.total_exact.into());
     m.insert("page".into(), page.page.into());
     m.insert("limit".into(), page.limit.into());
     serde_json::Value::Object(m)

@@ -120,6 +120,7 @@ pub async fn events(
     Ok(Page {
         items,
         total,
+        total_exact: true,
         page: paging.page,
         limit: paging.limit,
     })

@@ -332,6 +332,7 @@ pub async fn bookings(
         projections::Page {
             items: Vec::new(),
             total: 0,
+            total_exact: true,
             page: page.page,
             limit: page.limit,
         }

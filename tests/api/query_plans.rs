@@ -2,9 +2,9 @@
 //! `EXPLAIN` on both read stores (MySQL and SQLite), not with timings.
 
 use domain::ids::UserId;
-use projections::families::family_list_sql;
+use projections::families::{family_list_sql, Start};
 use projections::store::RowExt;
-use projections::Dialect;
+use projections::{Dialect, PageParams};
 
 use crate::dual;
 use crate::helpers::{spawn_app, Backend};
@@ -88,8 +88,10 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             emergency_phone, home_lat, home_lng, created_at, updated_at, version)",
         |n| {
             format!(
-                "('plan-{n:05}', '家{n}', '地址', NULL, '13900000000', NULL, NULL, NULL, NULL, \
+                "('plan-{n:05}', '{}家{n}', '地址', NULL, '13900000000', NULL, NULL, NULL, NULL, \
                  '2020-01-01T00:00:{:02}.{:03}Z', '2020-01-01T00:00:00.000Z', 1)",
+                // A rare character, for a search that gathers its few holders.
+                if n % 250 == 0 { "罕" } else { "" },
                 n % 60,
                 n % 1000
             )
@@ -134,17 +136,24 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
         },
     )
     .await;
+    // Every household's search grams, as at start-up.
+    sqlx::query("DELETE FROM family_grams")
+        .execute(read.writer())
+        .await
+        .unwrap();
+    read.fill_family_grams().await.unwrap();
     let analyze = match read.dialect() {
-        Dialect::MySql => "ANALYZE TABLE families, patients, subscriptions, recorder_families",
+        Dialect::MySql => "ANALYZE TABLE families, patients, subscriptions, recorder_families, family_grams",
         Dialect::Sqlite => "ANALYZE",
     };
     sqlx::query(analyze).execute(read.writer()).await.unwrap();
 
     // The admin's list: newest first straight off the index, no sort, and
     // no COUNT(*) at all (the projector's counter).
-    let admin = family_list_sql(None, None, today);
+    let page = PageParams::default();
+    let admin = family_list_sql(None, None, None, today, page);
     assert!(admin.count.is_none(), "the unfiltered total must not be counted");
-    let lines = plan(read, &admin.list, &admin.select_binds).await;
+    let lines = plan(read, &admin.list, &admin.list_binds).await;
     let families = lines
         .iter()
         .find(|l| l.contains("table=f ") || l.starts_with("SCAN f"))
@@ -163,12 +172,12 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
     // their assignments (a covering index), not a lookup of every
     // subscription, patient and family, nor a walk over every family.
     let recorder: UserId = recorder.parse().unwrap();
-    let mine = family_list_sql(Some(recorder), None, today);
-    let binds: Vec<String> = mine.list_binds().cloned().collect();
-    let count = mine.count.as_deref().expect("a recorder's total is counted");
+    let mine = family_list_sql(Some(recorder), None, None, today, page);
+    let binds = &mine.list_binds;
+    let (count, count_binds) = mine.count.as_ref().expect("a recorder's total is counted");
     for lines in [
-        plan(read, &mine.list, &binds).await,
-        plan_of(read, count, &mine.count_binds().cloned().collect::<Vec<_>>(), false).await,
+        plan(read, &mine.list, binds).await,
+        plan_of(read, count, count_binds, false).await,
     ] {
         match read.dialect() {
             Dialect::MySql => assert!(
@@ -191,7 +200,7 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             "{lines:?}"
         );
     }
-    let lines = plan(read, &mine.list, &binds).await;
+    let lines = plan(read, &mine.list, binds).await;
     match read.dialect() {
         Dialect::MySql => assert!(
             lines
@@ -204,49 +213,108 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             "{lines:?}"
         ),
     }
-    // A recorder's search starts from their assignments too.
-    let mine_search = family_list_sql(Some(recorder), Some("家"), today);
-    let binds: Vec<String> = mine_search.list_binds().cloned().collect();
-    let lines = plan(read, &mine_search.list, &binds).await;
-    assert!(lines.iter().any(|l| l.contains("recorder_families_list")), "{lines:?}");
-    // A search starts from the families holding the text's grams (an index)
-    // and reaches each family by key: never a walk over every family. A
-    // search of one character reads one range of the grams' key.
+    // A recorder's search starts from their assignments too, and probes
+    // each of their households for the grams by key.
     for text in ["家3", "家"] {
-        let search = family_list_sql(None, Some(text), today);
-        let binds: Vec<String> = search.list_binds().cloned().collect();
-        let lines = plan(read, &search.list, &binds).await;
-        search_starts_from_the_grams(read.dialect(), &lines);
+        let mine_search = family_list_sql(Some(recorder), Some(text), None, today, page);
+        let lines = plan(read, &mine_search.list, &mine_search.list_binds).await;
+        assert!(lines.iter().any(|l| l.contains("recorder_families_list")), "{lines:?}");
+        grams_read_by_key(read.dialect(), &lines);
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("table=p2 type=ALL") || l.starts_with("SCAN p2")),
+            "{lines:?}"
+        );
+    }
+    // An admin's search, from each start: never a walk over every family
+    // but in the list's order (a scan), and the walk from a pair's grams in
+    // their key order (no sort before the walk's cap).
+    let walk = Start::Walk {
+        drive: "家3".into(),
+        others: vec!["34".into()],
+    };
+    for (text, start) in [
+        ("家34", &walk),
+        ("罕", &Start::Gather('罕')),
+        ("家", &Start::Scan('家')),
+    ] {
+        let search = family_list_sql(None, Some(text), Some(start), today, page);
+        let lines = plan(read, &search.list, &search.list_binds).await;
+        let (count, count_binds) = search.count.as_ref().expect("a search's total is counted");
+        let counted = plan_of(read, count, count_binds, false).await;
+        grams_read_by_key(read.dialect(), &lines);
+        grams_read_by_key(read.dialect(), &counted);
+        let scans_f = |lines: &[String]| match read.dialect() {
+            Dialect::MySql => lines
+                .iter()
+                .any(|l| l.contains("table=f ") && !l.contains("type=eq_ref") && !l.contains("key=families_created")),
+            Dialect::Sqlite => lines
+                .iter()
+                .any(|l| l.starts_with("SCAN f") && !l.contains("families_created_id")),
+        };
+        // (A common character's total may walk the households instead of
+        // its grams: either stops at the cap, its holders being dense.)
+        let count_may_scan = matches!(start, Start::Scan(_));
+        assert!(
+            !scans_f(&lines) && (count_may_scan || !scans_f(&counted)),
+            "{start:?}: {lines:?} {counted:?}"
+        );
+        // A household's patients are read by its key, never all of them.
+        for l in lines.iter().chain(&counted) {
+            assert!(
+                !l.contains("table=p2 type=ALL") && !l.starts_with("SCAN p2"),
+                "{start:?}: {l}"
+            );
+        }
+        if let Start::Walk { .. } = start {
+            match read.dialect() {
+                Dialect::MySql => assert!(
+                    counted
+                        .iter()
+                        .any(|l| l.contains("table=g ") && l.contains("key=PRIMARY"))
+                        && !counted
+                            .iter()
+                            .any(|l| l.contains("filesort") || l.contains("temporary")),
+                    "{counted:?}"
+                ),
+                Dialect::Sqlite => assert!(
+                    counted
+                        .iter()
+                        .any(|l| l.starts_with("SEARCH g USING PRIMARY KEY (gram=?)"))
+                        && !counted.iter().any(|l| l.contains("TEMP B-TREE")),
+                    "{counted:?}"
+                ),
+            }
+        }
     }
     // No filter is carried as `? IS NULL OR …`, which defeats indexes.
-    for q in [&admin, &mine, &family_list_sql(Some(recorder), Some("家"), today)] {
+    for q in [
+        &admin,
+        &mine,
+        &family_list_sql(Some(recorder), Some("家"), None, today, page),
+    ] {
         assert!(!q.list.contains("IS NULL OR"), "{}", q.list);
-        if let Some(c) = &q.count {
+        if let Some((c, _)) = &q.count {
             assert!(!c.contains("IS NULL OR"), "{c}");
         }
     }
 }
 
-/// A search's plan: the grams read by their key, each family by its key.
-fn search_starts_from_the_grams(dialect: Dialect, lines: &[String]) {
+/// A search's plan: the grams read by their key (or their household index),
+/// each family by its key or in the list's order.
+fn grams_read_by_key(dialect: Dialect, lines: &[String]) {
     match dialect {
-        Dialect::MySql => {
-            assert!(
-                lines
-                    .iter()
-                    .any(|l| l.contains("table=g ") && l.contains("key=PRIMARY")),
-                "{lines:?}"
-            );
-            assert!(
-                lines
-                    .iter()
-                    .any(|l| l.contains("table=f ") && l.contains("type=eq_ref")),
-                "{lines:?}"
-            );
-        }
-        Dialect::Sqlite => {
-            assert!(lines.iter().any(|l| l.starts_with("SEARCH g")), "{lines:?}");
-            assert!(!lines.iter().any(|l| l.starts_with("SCAN f")), "{lines:?}");
-        }
+        Dialect::MySql => assert!(
+            lines.iter().any(|l| (l.contains("table=g ") || l.contains("table=o "))
+                && (l.contains("key=PRIMARY") || l.contains("key=family_grams_family"))),
+            "{lines:?}"
+        ),
+        Dialect::Sqlite => assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("SEARCH g") || l.starts_with("SEARCH o")),
+            "{lines:?}"
+        ),
     }
 }

@@ -41,7 +41,7 @@ async fn dump(read: &projections::ReadStore) -> Vec<String> {
         ("families", "id"),
         ("patients", "id"),
         ("family_totals", "id"),
-        ("family_grams", "gram, family_id"),
+        ("family_grams", "gram, created_at, family_id"),
         ("recorder_families", "subscription_id"),
         ("service_packages", "id"),
         ("subscriptions", "id"),
