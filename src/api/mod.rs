@@ -72,7 +72,7 @@ macro_rules! list_page {
             /// Items matching the filters, over all pages.
             pub total: i64,
             /// False when `total` is a lower bound: a family search counts at
-            /// most 1,000 matching households.
+            /// most 200 matching households.
             pub total_exact: bool,
             /// This page, from 1.
             #[schema(minimum = 1)]
