@@ -426,7 +426,7 @@ fn fodder(n: usize) -> Fodder {
         ),
         name: format!("{}{}家", SURNAMES[n % 5], GIVEN[n % 7]),
         address: format!("上海市{}路", ["徐汇", "静安", "浦东"][n % 3]),
-        patient: (n % 3 == 0).then(|| {
+        patient: n.is_multiple_of(3).then(|| {
             (
                 format!("{}{}", SURNAMES[(n + 1) % 5], GIVEN[(n + 2) % 7]),
                 [RECORDER_A, RECORDER_B][n % 2],

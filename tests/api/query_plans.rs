@@ -91,7 +91,7 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
                 "('plan-{n:05}', '{}家{n}', '地址', NULL, '13900000000', NULL, NULL, NULL, NULL, \
                  '2020-01-01T00:00:{:02}.{:03}Z', '2020-01-01T00:00:00.000Z', 1)",
                 // A rare character, for a search that gathers its few holders.
-                if n % 250 == 0 { "罕" } else { "" },
+                if n.is_multiple_of(250) { "罕" } else { "" },
                 n % 60,
                 n % 1000
             )
