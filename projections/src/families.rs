@@ -478,8 +478,9 @@ struct FamilyRows {
     families: Rows,
     patients: Rows,
     grams: Rows,
-    /// Grams waiting, with their household's id (one shared copy per
-    /// household), written in key order at the flush ([`push_grams`]).
+    /// Grams waiting, with their household's creation time and id (one
+    /// shared copy per household), written in key order at the flush
+    /// ([`push_grams`]).
     waiting_grams: Vec<(String, Household)>,
     recorder_families: Rows,
     /// Households created in the run (added to `family_totals` at the flush).
