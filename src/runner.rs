@@ -361,30 +361,30 @@ pub async fn rebuild_beside(
             elapsed_s = started.elapsed().as_secs_f64(),
             "rebuild: the shadow's derived rows written"
         );
-        read.switch_to(&shadow, projectors, |live: Vec<i64>| async move {
-            // Never behind the live read models; never back from where the shadow is.
-            let reached = replica.checkpoints(projectors).await?;
-            let targets: Vec<i64> = live.iter().zip(&reached).map(|(l, r)| (*l).max(*r)).collect();
-            let mut steps = targets.clone();
-            steps.sort_unstable();
-            steps.dedup();
-            for step in steps {
-                let due: Vec<Arc<dyn Projector>> = projectors
-                    .iter()
-                    .zip(&targets)
-                    .filter(|(_, t)| **t >= step)
-                    .map(|(p, _)| p.clone())
-                    .collect();
-                catch_up_to(store, replica, &due, REBUILD_BATCH, step).await?;
-            }
-            Ok::<Vec<i64>, FollowError>(targets)
-        })
-        .await?;
+        let reached = read
+            .switch_to(&shadow, projectors, |live: Vec<i64>| async move {
+                // Never behind the live read models; never back from where the shadow is.
+                let reached = replica.checkpoints(projectors).await?;
+                let targets: Vec<i64> = live.iter().zip(&reached).map(|(l, r)| (*l).max(*r)).collect();
+                let mut steps = targets.clone();
+                steps.sort_unstable();
+                steps.dedup();
+                for step in steps {
+                    let due: Vec<Arc<dyn Projector>> = projectors
+                        .iter()
+                        .zip(&targets)
+                        .filter(|(_, t)| **t >= step)
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    catch_up_to(store, replica, &due, REBUILD_BATCH, step).await?;
+                }
+                Ok::<Vec<i64>, FollowError>(targets)
+            })
+            .await?;
         tracing::info!(
             elapsed_s = started.elapsed().as_secs_f64(),
             "rebuild: the shadow switched in"
         );
-        let reached = replica.checkpoints(projectors).await?;
         // Fresh statistics for the planner over the tables just switched in.
         let tables: Vec<&str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
         if let Err(e) = read.analyze(&tables).await {

@@ -15,16 +15,24 @@
 //!    - when `T = L` on MySQL (the usual case with a server running): one
 //!      `RENAME TABLE` of every table, atomic and O(1); the checkpoints
 //!      already say `L`;
-//!    - otherwise (SQLite, or live read models behind the shadow, e.g. no
-//!      server running): the rows copied over and the checkpoints set to `T`
-//!      in the transaction that holds the lock (readers see the old snapshot
-//!      until it commits);
+//!    - when `T > L` on MySQL (live read models behind the shadow, e.g. a
+//!      store seeded or restored with no server running) and every
+//!      checkpoint row belongs to a rebuilt projector: the lock released,
+//!      then one `RENAME TABLE` of every table *and of the checkpoints
+//!      table*, so the shadow's checkpoints (`T`) arrive with its tables. A
+//!      live pipeline that moved meanwhile finds its checkpoints changed and
+//!      re-reads them (`T`, possibly behind where it was: it applies those
+//!      events again, to the new tables, which lack them);
+//!    - otherwise (SQLite, or a partial rebuild behind the live read
+//!      models): the rows copied over and the checkpoints set to `T` in the
+//!      transaction that holds the lock (readers see the old snapshot until
+//!      it commits; the pipeline waits for the copy);
 //! 4. commit, releasing the pipeline, which goes on from `T`.
 //!
-//! The tables and the checkpoints agree at every instant (a `RENAME` only
-//! happens when they need not move), so a crash at any step loses nothing
-//! and applies nothing twice, and a query during the rebuild sees either the
-//! old complete read model or the new complete one.
+//! The tables and the checkpoints agree at every instant (a `RENAME` moves
+//! them together, or happens only when they need not move), so a crash at
+//! any step loses nothing and applies nothing twice, and a query during the
+//! rebuild sees either the old complete read model or the new complete one.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -211,13 +219,14 @@ impl ReadStore {
     /// the module docs). `catch_up` gets the live checkpoints of `projectors`
     /// (in order), taken under their lock, must bring the shadow's checkpoints
     /// to at least those, and returns where it brought them; the switch is
-    /// refused if the shadow is not there.
+    /// refused if the shadow is not there. Returns the checkpoints switched
+    /// in (the shadow's checkpoints table may have gone with its tables).
     pub async fn switch_to<F, Fut, E>(
         &self,
         shadow: &Shadow,
         projectors: &[Arc<dyn Projector>],
         catch_up: F,
-    ) -> Result<(), E>
+    ) -> Result<Vec<i64>, E>
     where
         F: FnOnce(Vec<i64>) -> Fut,
         Fut: Future<Output = Result<Vec<i64>, E>>,
@@ -234,7 +243,7 @@ impl ReadStore {
                 let live_positions = positions(&mut *tx, &sql, &names).await?;
                 let targets = catch_up(live_positions.clone()).await?;
                 ensure_reached(shadow, projectors, &live_positions, &targets).await?;
-                if targets == live_positions {
+                let rename = |tables: &[&str]| {
                     let renames: Vec<String> = tables
                         .iter()
                         .flat_map(|t| {
@@ -250,25 +259,45 @@ impl ReadStore {
                             ]
                         })
                         .collect();
+                    format!("RENAME TABLE {}", renames.join(", "))
+                };
+                if targets == live_positions {
                     // Another connection: DDL would commit the transaction holding the lock.
-                    self.writer()
-                        .execute(format!("RENAME TABLE {}", renames.join(", ")).as_str())
-                        .await?;
-                } else {
-                    for t in &tables {
-                        let (to, from) = (
-                            format!("{}.{}", quote(live), quote(t)),
-                            format!("{}.{}", quote(scratch), quote(t)),
-                        );
-                        (&mut *tx).execute(format!("DELETE FROM {to}").as_str()).await?;
-                        (&mut *tx)
-                            .execute(format!("INSERT INTO {to} SELECT * FROM {from}").as_str())
-                            .await?;
-                    }
-                    set_checkpoints(&mut tx, "projection_checkpoints", &names, &targets).await?;
+                    self.writer().execute(rename(&tables).as_str()).await?;
+                    tx.commit().await?;
+                    return Ok(targets);
                 }
+                // The live read models are behind the shadow. When every
+                // checkpoint row belongs to a rebuilt projector, the
+                // checkpoints table is renamed in with the tables, in the
+                // same statement: they arrive together, whatever the live
+                // pipeline did meanwhile (it finds its checkpoints moved and
+                // re-reads them). Renaming a table needs every transaction on
+                // it ended, the lock's too.
+                let every: Vec<(String,)> = sqlx::query_as("SELECT name FROM projection_checkpoints")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if every.iter().all(|(n,)| names.contains(&n.as_str())) {
+                    tx.commit().await?;
+                    let mut all = tables.clone();
+                    all.push("projection_checkpoints");
+                    self.writer().execute(rename(&all).as_str()).await?;
+                    return Ok(targets);
+                }
+                // Otherwise the rows are copied, under the lock.
+                for t in &tables {
+                    let (to, from) = (
+                        format!("{}.{}", quote(live), quote(t)),
+                        format!("{}.{}", quote(scratch), quote(t)),
+                    );
+                    (&mut *tx).execute(format!("DELETE FROM {to}").as_str()).await?;
+                    (&mut *tx)
+                        .execute(format!("INSERT INTO {to} SELECT * FROM {from}").as_str())
+                        .await?;
+                }
+                set_checkpoints(&mut tx, "projection_checkpoints", &names, &targets).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(targets)
             }
             (Place::Sqlite { path }, Dialect::Sqlite) => {
                 // A connection of its own, closed afterwards: it ends with a
@@ -300,7 +329,7 @@ impl ReadStore {
                     }
                     set_checkpoints(&mut conn, "main.projection_checkpoints", &names, &targets).await?;
                     conn.execute("COMMIT").await?;
-                    Ok::<(), E>(())
+                    Ok::<Vec<i64>, E>(targets)
                 }
                 .await;
                 if result.is_err() {
