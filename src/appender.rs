@@ -38,7 +38,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, SqliteDb};
@@ -311,6 +311,9 @@ impl From<sqlx::Error> for Outcome {
     }
 }
 
+/// The SQLSTATE `carelog_append` raises for a client command applied already.
+const DUPLICATE_COMMAND: &str = "CL001";
+
 /// One transaction for `batch`; the last position of each job, in order.
 /// A unique violation while recording a client command: it was applied already.
 fn duplicate(e: sqlx::Error) -> Outcome {
@@ -372,74 +375,47 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Stored, Outcome> {
     let keys: Vec<&(String, String)> = batch.iter().flat_map(|j| &j.keys).collect();
     let positions: Vec<(i64, String)> = match backend {
         Backend::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            if !marks.is_empty() {
-                let mut q = QueryBuilder::<Postgres>::new(
-                    "INSERT INTO sync_commands (recorder_id, command_id, device_id, command_type, result) ",
-                );
-                q.push_values(&marks, |mut b, m| {
-                    b.push_bind(&m.recorder_id)
-                        .push_bind(&m.command_id)
-                        .push_bind(&m.device_id)
-                        .push_bind(&m.command_type)
-                        .push_bind(&m.result);
-                });
-                q.build().execute(&mut *tx).await.map_err(duplicate)?;
-            }
+            // One call, its own transaction (migration 0020): the marks, the
+            // keys, the events numbered in this order, their subjects.
+            let column = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
+            let subjects = subjects(&rows);
+            let returned: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT out_position, out_recorded_at FROM carelog_append(
+                    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(column(|r| &r.aggregate_type))
+            .bind(column(|r| &r.aggregate_id))
+            .bind(rows.iter().map(|r| r.sequence).collect::<Vec<i64>>())
+            .bind(column(|r| &r.event_type))
+            .bind(column(|r| &r.event_version))
+            .bind(column(|r| &r.payload))
+            .bind(column(|r| &r.metadata))
+            .bind(keys.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>())
+            .bind(keys.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>())
+            .bind(subjects.iter().map(|(t, _, _)| *t).collect::<Vec<_>>())
+            .bind(subjects.iter().map(|(_, i, _)| *i).collect::<Vec<_>>())
+            .bind(subjects.iter().map(|(_, _, p)| p.as_str()).collect::<Vec<_>>())
+            .bind(marks.iter().map(|m| m.recorder_id.as_str()).collect::<Vec<_>>())
+            .bind(marks.iter().map(|m| m.command_id.as_str()).collect::<Vec<_>>())
+            .bind(marks.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
+            .bind(marks.iter().map(|m| m.command_type.as_str()).collect::<Vec<_>>())
+            .bind(marks.iter().map(|m| m.result.as_str()).collect::<Vec<_>>())
+            .fetch_all(pool)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.code().as_deref() == Some(DUPLICATE_COMMAND) => Outcome::Duplicate,
+                _ => Outcome::from(e),
+            })?;
             if rows.is_empty() {
-                tx.commit().await?;
                 return Ok(Stored {
                     last: batch.iter().map(|_| 0).collect(),
                     events: Vec::new(),
                 });
             }
-            if !keys.is_empty() {
-                let mut q = QueryBuilder::<Postgres>::new("INSERT INTO subject_keys (subject_id, wrapped_key) ");
-                q.push_values(&keys, |mut b, (subject, wrapped)| {
-                    b.push_bind(subject).push_bind(wrapped);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                if q.build().execute(&mut *tx).await?.rows_affected() < keys.len() as u64 {
-                    return Err(Outcome::Conflict);
-                }
-            }
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
-            );
-            q.push_values(&rows, |mut b, r| {
-                b.push_bind(&r.aggregate_type)
-                    .push_bind(&r.aggregate_id)
-                    .push_bind(r.sequence)
-                    .push_bind(&r.event_type)
-                    .push_bind(&r.event_version)
-                    .push_bind(&r.payload)
-                    .push_unseparated("::json")
-                    .push_bind(&r.metadata)
-                    .push_unseparated("::json");
-            });
-            q.push(" RETURNING aggregate_type, aggregate_id, sequence, position, ");
-            q.push(crate::store::PG_RECORDED_AT);
-            let returned: Vec<(String, String, i64, i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            let subjects = subjects(&rows);
-            if !subjects.is_empty() {
-                let mut q = QueryBuilder::<Postgres>::new(
-                    "INSERT INTO event_subjects (aggregate_type, aggregate_id, patient_id) ",
-                );
-                q.push_values(&subjects, |mut b, (kind, aggregate, patient)| {
-                    b.push_bind(*kind).push_bind(*aggregate).push_bind(patient);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            // RETURNING promises no order: match the positions to the rows.
-            let mut by_row: std::collections::HashMap<(String, String, i64), (i64, String)> = returned
-                .into_iter()
-                .map(|(t, i, s, p, at)| ((t, i, s), (p, at)))
-                .collect();
-            rows.iter()
-                .filter_map(|r| by_row.remove(&(r.aggregate_type.clone(), r.aggregate_id.clone(), r.sequence)))
-                .collect()
+            // Numbered in the order given: by position is the rows' order.
+            let mut returned = returned;
+            returned.sort_unstable_by_key(|(position, _)| *position);
+            returned
         }
         Backend::Sqlite(SqliteDb { write: pool, .. }) => {
             // The column's default, written by us so the tail knows it.

@@ -58,9 +58,6 @@ pub struct EventStore {
     writer: Arc<str>,
 }
 
-/// `recorded_at` as the store's PostgreSQL reads render it.
-pub(crate) const PG_RECORDED_AT: &str = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
-
 /// `recorded_at` as SQLite's column default writes it (milliseconds).
 pub(crate) const SQLITE_RECORDED_AT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
@@ -753,7 +750,8 @@ impl EventFilter {
 fn raw_select(backend: &Backend) -> &'static str {
     match backend {
         Backend::Postgres(_) => {
-            // `recorded_at` as [`PG_RECORDED_AT`] renders it.
+            // `recorded_at` as `carelog_append` returns it (migration 0020),
+            // for the tail.
             "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 payload::text, metadata::text,
                 to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')

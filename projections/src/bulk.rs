@@ -141,6 +141,10 @@ pub struct Rows {
     row: String,
     width: usize,
     cells: Vec<Cell>,
+    /// An insert-or-ignore: a row written twice is written once, so a run's
+    /// remainder is padded with copies of its last row up to a multiple of
+    /// [`EXACT_BELOW`] (one statement where two were needed, same shapes).
+    ignores_duplicates: bool,
 }
 
 impl Rows {
@@ -154,6 +158,7 @@ impl Rows {
             row: row.to_string(),
             width: row.matches('?').count(),
             cells: Vec::new(),
+            ignores_duplicates: insert.contains("IGNORE"),
         }
     }
 
@@ -179,6 +184,14 @@ impl Rows {
             return Ok(());
         }
         let most = MAX_ROWS.min(MAX_PARAMS / self.width).max(1);
+        if self.ignores_duplicates && !self.cells.is_empty() {
+            let rows = self.len();
+            let padded = padded(rows, most);
+            let last = self.cells[(rows - 1) * self.width..].to_vec();
+            for _ in rows..padded {
+                self.cells.extend(last.iter().cloned());
+            }
+        }
         let mut rest: &[Cell] = &self.cells;
         while !rest.is_empty() {
             let n = chunk(rest.len() / self.width, most);
@@ -218,6 +231,21 @@ fn chunk(left: usize, most: usize) -> usize {
     }
 }
 
+/// Rows an insert-or-ignore run of `rows` is padded to: up to the next
+/// multiple of [`EXACT_BELOW`] when that fits in the run's last statement.
+fn padded(rows: usize, most: usize) -> usize {
+    let last = rows % most;
+    if last <= EXACT_BELOW {
+        return rows;
+    }
+    let up = last.div_ceil(EXACT_BELOW) * EXACT_BELOW;
+    if up > most {
+        rows
+    } else {
+        rows - last + up
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +275,27 @@ mod tests {
         shapes.sort_unstable();
         shapes.dedup();
         assert_eq!(shapes.len(), 31, "{shapes:?}");
+    }
+
+    #[test]
+    fn an_insert_or_ignore_run_is_padded_to_one_statement_of_a_repeated_shape() {
+        assert_eq!(padded(6, 256), 6, "below 16: exactly");
+        assert_eq!(padded(16, 256), 16);
+        assert_eq!(padded(42, 256), 48);
+        assert_eq!(chunks(padded(42, 256), 256), [48]);
+        assert_eq!(padded(130, 256), 144);
+        assert_eq!(padded(250, 256), 256);
+        assert_eq!(
+            padded(300, 256),
+            304,
+            "after a full statement, 44 rows become one of 48"
+        );
+        assert_eq!(padded(20, 4), 20, "the parameter limit caps a statement");
+        for n in 1..2000 {
+            let p = padded(n, 256);
+            assert!(p >= n && p - n < EXACT_BELOW, "{n} -> {p}");
+            assert!(chunks(p, 256).len() <= chunks(n, 256).len(), "{n} -> {p}");
+        }
     }
 
     #[test]

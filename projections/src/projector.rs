@@ -156,15 +156,23 @@ impl ReadStore {
 
     /// The one follower step for every read model: applies `events`
     /// (ascending positions) to each projector whose checkpoint is below an
-    /// event, and moves every checkpoint to the batch's last position, all in
+    /// event, and moves those checkpoints to the batch's last position, all in
     /// one read-store transaction. `expected` are the checkpoints the caller
-    /// read (in `projectors` order): if any moved meanwhile (a rebuild reset
-    /// it, or another runner), nothing is written and the caller re-reads.
-    /// Returns the new checkpoint of every projector.
+    /// read (in `projectors` order): if any that this batch moves has moved
+    /// meanwhile (a rebuild reset it, or another runner), nothing is written
+    /// and the caller re-reads. Returns the new checkpoint of every projector.
     ///
     /// One batch costs one transaction whatever the number of projectors, and
     /// the checkpoints move with the rows they cover: a crash loses nothing
     /// and applies nothing twice.
+    ///
+    /// The checkpoints are claimed first: `UPDATE … WHERE position = <what
+    /// the caller read>` locks exactly the rows this batch moves and checks
+    /// them in the same statement (one round trip, where a locking `SELECT`
+    /// and a later `UPDATE` took two). A projector the batch does not move
+    /// (its checkpoint is at or past the batch) is neither written nor
+    /// locked: if it was reset meanwhile, the batch that next moves it finds
+    /// out.
     pub async fn apply_batch_all(
         &self,
         projectors: &[Arc<dyn Projector>],
@@ -175,35 +183,7 @@ impl ReadStore {
             return Ok(expected.to_vec());
         };
         let mut tx = self.writer().begin().await?;
-        let lock = format!(
-            "SELECT name, position FROM projection_checkpoints{}",
-            self.dialect().for_update()
-        );
-        let current: Vec<(String, i64)> = sqlx::query_as(&lock).fetch_all(&mut *tx).await?;
-        for (p, want) in projectors.iter().zip(expected) {
-            let have = current
-                .iter()
-                .find(|(n, _)| n == p.name())
-                .map(|(_, pos)| *pos)
-                .unwrap_or(0);
-            if have != *want {
-                return Err(ProjectionError::CheckpointMoved(p.name()));
-            }
-        }
-        // Projector by projector: each reads and writes only its own tables,
-        // so only the order of events within one projector matters.
-        for (p, checkpoint) in projectors.iter().zip(expected) {
-            let due: Vec<&StoredEvent> = events.iter().filter(|e| e.position > *checkpoint).collect();
-            if due.is_empty() {
-                continue;
-            }
-            match self.loading() {
-                true => p.load_all(&mut tx, &due).await?,
-                false => p.apply_all(&mut tx, &due).await?,
-            }
-        }
         // One statement per distinct old checkpoint (normally one for all).
-        let mut moved = expected.to_vec();
         let mut olds: Vec<i64> = expected.iter().copied().filter(|c| *c < last).collect();
         olds.sort_unstable();
         olds.dedup();
@@ -225,11 +205,20 @@ impl ReadStore {
                 return Err(ProjectionError::CheckpointMoved(names[0]));
             }
         }
-        for (m, old) in moved.iter_mut().zip(expected) {
-            *m = (*old).max(last);
+        // Projector by projector: each reads and writes only its own tables,
+        // so only the order of events within one projector matters.
+        for (p, checkpoint) in projectors.iter().zip(expected) {
+            let due: Vec<&StoredEvent> = events.iter().filter(|e| e.position > *checkpoint).collect();
+            if due.is_empty() {
+                continue;
+            }
+            match self.loading() {
+                true => p.load_all(&mut tx, &due).await?,
+                false => p.apply_all(&mut tx, &due).await?,
+            }
         }
         tx.commit().await?;
-        Ok(moved)
+        Ok(expected.iter().map(|old| (*old).max(last)).collect())
     }
 
     /// Empties a projector's tables and sets its checkpoint back to 0, in one

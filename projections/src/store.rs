@@ -235,14 +235,6 @@ impl Dialect {
             Dialect::Sqlite => "INSERT OR IGNORE",
         }
     }
-    /// Suffix for a read that locks the row until the transaction ends (SQLite
-    /// transactions are already exclusive once they write).
-    pub fn for_update(&self) -> &'static str {
-        match self {
-            Dialect::MySql => " FOR UPDATE",
-            Dialect::Sqlite => "",
-        }
-    }
 }
 
 /// Typed access to `Any` rows. MySQL reports `TEXT` columns as blobs through the
