@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::{ProjectionError, Projector, ReadStore, StoredEvent};
+use projections::{ProjectionError, Projector, ReadStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -221,140 +221,26 @@ where
         Some(c) => c,
         None => read.checkpoints(projectors).await?,
     };
-    // The events are read by a task of their own, ahead of the read store:
-    // while it applies one batch, the next is read (and decrypted and parsed)
-    // on the other worker from what commits meanwhile, so a busy pipeline
-    // costs the longer of the two, not their sum.
-    let mut reader = Reader::start(store, checkpoints.iter().copied().min().unwrap_or(0), batch);
-    let mut applied_any = false;
     loop {
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         on_progress(lowest).await;
-        let events = reader.next(batch).await?;
+        let events = store.read_after(lowest, batch).await?;
         if events.is_empty() {
-            // At the head: the caller waits for the next commit (and reads
-            // the checkpoints afresh if nothing was applied).
-            return Ok(applied_any.then_some(checkpoints));
+            return Ok(None);
         }
         match read.apply_batch_all(projectors, &checkpoints, &events).await {
-            Ok(moved) => {
-                checkpoints = moved;
-                applied_any = true;
-            }
+            Ok(moved) => checkpoints = moved,
             // A rebuild reset some, or another runner got there first: re-read.
             Err(ProjectionError::CheckpointMoved(_)) => {
                 checkpoints = read.checkpoints(projectors).await?;
-                reader = Reader::start(store, checkpoints.iter().copied().min().unwrap_or(0), batch);
                 continue;
             }
             Err(e) => return Err(e.into()),
         }
-        if reader.at_head() {
+        if (events.len() as i64) < batch {
             on_progress(checkpoints.iter().copied().min().unwrap_or(0)).await;
             return Ok(Some(checkpoints));
         }
-    }
-}
-
-/// What the pipeline's reader hands over.
-enum Read {
-    /// The next events, in position order.
-    Events(Vec<StoredEvent>),
-    /// A read came back short: everything committed before it was handed
-    /// over (until the next commit).
-    Head,
-}
-
-/// The live pipeline's reader: a task that reads the events after a
-/// position as they commit, in batches, into a short queue; stopped when
-/// dropped. Batches follow each other without a gap, in position order.
-struct Reader {
-    queue: tokio::sync::mpsc::Receiver<anyhow::Result<Read>>,
-    /// The last thing handed over was [`Read::Head`].
-    head: bool,
-    task: JoinHandle<()>,
-}
-
-impl Reader {
-    fn start(store: &EventStore, after: i64, batch: i64) -> Self {
-        let (tx, queue) = tokio::sync::mpsc::channel(4);
-        let store = store.clone();
-        let task = tokio::spawn(async move {
-            let appended = store.appended();
-            let mut next = after;
-            loop {
-                let committed = appended.notified();
-                tokio::pin!(committed);
-                committed.as_mut().enable();
-                let events = match store.read_after(next, batch).await {
-                    Ok(events) => events,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
-                let short = (events.len() as i64) < batch;
-                if let Some(e) = events.last() {
-                    next = e.position;
-                    if tx.send(Ok(Read::Events(events))).await.is_err() {
-                        return;
-                    }
-                }
-                if short {
-                    if tx.send(Ok(Read::Head)).await.is_err() {
-                        return;
-                    }
-                    committed.await;
-                }
-            }
-        });
-        Self {
-            queue,
-            head: false,
-            task,
-        }
-    }
-
-    /// The next events: what is queued, merged up to `batch` (or a little
-    /// past it); waits for the task's next read when nothing is. Empty at the
-    /// head.
-    async fn next(&mut self, batch: i64) -> anyhow::Result<Vec<StoredEvent>> {
-        let mut events = Vec::new();
-        let mut first = true;
-        while (events.len() as i64) < batch {
-            let read = if first {
-                first = false;
-                match self.queue.recv().await {
-                    Some(read) => read?,
-                    None => anyhow::bail!("the event reader stopped"),
-                }
-            } else {
-                match self.queue.try_recv() {
-                    Ok(read) => read?,
-                    Err(_) => break,
-                }
-            };
-            match read {
-                Read::Events(more) => {
-                    events.extend(more);
-                    self.head = false;
-                }
-                Read::Head => self.head = true,
-            }
-        }
-        Ok(events)
-    }
-
-    /// Whether everything committed so far has been handed over: the last
-    /// read came back short and nothing was read since.
-    fn at_head(&self) -> bool {
-        self.head && self.queue.is_empty()
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
