@@ -314,7 +314,6 @@ impl From<sqlx::Error> for Outcome {
 /// The SQLSTATE `carelog_append` raises for a client command applied already.
 const DUPLICATE_COMMAND: &str = "CL001";
 
-/// One transaction for `batch`; the last position of each job, in order.
 /// A unique violation while recording a client command: it was applied already.
 fn duplicate(e: sqlx::Error) -> Outcome {
     match Outcome::from(e) {
@@ -379,7 +378,7 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Stored, Outcome> {
             // keys, the events numbered in this order, their subjects.
             let column = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
             let subjects = subjects(&rows);
-            let returned: Vec<(i64, String)> = sqlx::query_as(
+            let mut returned: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT out_position, out_recorded_at FROM carelog_append(
                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
@@ -413,7 +412,6 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Stored, Outcome> {
                 });
             }
             // Numbered in the order given: by position is the rows' order.
-            let mut returned = returned;
             returned.sort_unstable_by_key(|(position, _)| *position);
             returned
         }
