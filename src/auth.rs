@@ -41,10 +41,14 @@ fn hashing_threads() -> Option<&'static std::sync::mpsc::SyncSender<HashJob>> {
                 .name(format!("argon2-{n}"))
                 .spawn(move || loop {
                     // Take the next job, then let go of the queue while it runs.
-                    let job = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    let job = rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv_timeout(KEEP_WORKING_MEMORY);
                     match job {
                         Ok(job) => job(),
-                        Err(_) => return,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => release_working_memory(),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 });
             match spawned {
@@ -83,9 +87,25 @@ async fn argon2_bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'st
 }
 
 thread_local! {
-    /// The argon2 working memory of this hashing thread, kept between hashes:
-    /// 19 MiB per thread for the life of the process, never allocated again.
+    /// The argon2 working memory of this hashing thread, kept between hashes
+    /// (19 MiB per thread, not allocated and faulted in again for each login
+    /// of a morning's burst) until the thread has been idle for
+    /// [`KEEP_WORKING_MEMORY`].
     static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How long an idle hashing thread keeps its working memory. The threads
+/// share one queue and wait for it in turn, so each lets go of its memory
+/// within (threads x this) of the last hash.
+const KEEP_WORKING_MEMORY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Gives this thread's argon2 working memory back to the allocator.
+fn release_working_memory() {
+    BLOCKS.with(|blocks| {
+        if let Ok(mut blocks) = blocks.try_borrow_mut() {
+            *blocks = Vec::new();
+        }
+    });
 }
 
 /// Argon2 into `out` with this thread's reused working memory.

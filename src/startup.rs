@@ -130,6 +130,17 @@ pub fn app_state(
     })
 }
 
+/// `GET /api/openapi.json`: the document serialized at start-up.
+fn openapi_json(document: web::Bytes) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone + 'static {
+    move || {
+        std::future::ready(
+            HttpResponse::Ok()
+                .content_type(actix_web::http::header::ContentType::json())
+                .body(document.clone()),
+        )
+    }
+}
+
 /// CORS for the configured origins only (browsers; the mini-program does not need it).
 fn cors(door: &crate::config::FrontDoor) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
@@ -193,7 +204,10 @@ impl Application {
             TcpListener::bind(settings.http.bind).with_context(|| format!("cannot bind {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
-        let openapi = crate::api::ApiDoc::openapi();
+        // Serialized once and shared by every worker: the document is
+        // several megabytes as a tree, which each worker's `SwaggerUi` would
+        // otherwise hold its own clone of.
+        let openapi = web::Bytes::from(serde_json::to_vec(&crate::api::ApiDoc::openapi())?);
         let door = settings.front_door.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -224,7 +238,10 @@ impl Application {
                             .finish()
                     }),
                 )
-                .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
+                .route("/api/openapi.json", web::get().to(openapi_json(openapi.clone())))
+                .service(
+                    SwaggerUi::new("/api/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/api/openapi.json"])),
+                )
                 .default_service(web::to(|| async { respond(AppError::NotFound("route")) }))
         })
         .listen(listener)?

@@ -46,6 +46,17 @@ async fn health_and_docs_are_served(b: Backend) {
     assert!(doc["paths"]["/api/v1/auth/login"].is_object());
     let ui = app.client.get(format!("{}/api/docs/", app.base)).send().await.unwrap();
     assert_eq!(ui.status().as_u16(), 200);
+    // The UI loads the document the server serves (serialized once at start-up).
+    let init = app
+        .client
+        .get(format!("{}/api/docs/swagger-initializer.js", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("\"url\": \"/api/openapi.json\""), "{init}");
     let missing = app
         .client
         .get(format!("{}/api/v1/nothing-here", app.base))
