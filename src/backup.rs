@@ -481,6 +481,8 @@ async fn rebuild_read_models(settings: &Settings) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM reactor_checkpoints")
         .execute(stores.read.pool())
         .await?;
+    // Statistics for the planner over the rows just loaded.
+    stores.store.analyze().await?;
     let head = stores.store.head().await?;
     catch_up(&stores.store, &stores.read, &all, REBUILD_BATCH, &|_| async {}).await?;
     println!("read models rebuilt up to position {head}");

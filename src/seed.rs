@@ -310,6 +310,8 @@ pub async fn seed(state: &AppState, options: SeedOptions) -> anyhow::Result<Seed
             );
         }
     }
+    // A bulk load: statistics for the planner over what it wrote.
+    state.store.analyze().await?;
     Ok(Seeded {
         patients: options.patients,
         families,
