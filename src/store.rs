@@ -1054,9 +1054,17 @@ mod tests {
             };
             let (sql, values) = filter_sql(postgres, &by_actor_since);
             assert!(!sql.contains("IS NULL"), "{sql}");
-            assert!(sql.contains("= $1 AND recorded_at >= $2 AND position IN ("), "{sql}");
+            // PostgreSQL probes the position index with an array (see `filter_sql`).
+            let (positions, closing) = match postgres {
+                true => ("position = ANY(ARRAY(", "WHERE s.patient_id = $3))"),
+                false => ("position IN (", "WHERE s.patient_id = $3)"),
+            };
+            assert!(
+                sql.contains(&format!("= $1 AND recorded_at >= $2 AND {positions}")),
+                "{sql}"
+            );
             assert!(sql.contains("o.aggregate_id = $3"), "{sql}");
-            assert!(sql.contains("WHERE s.patient_id = $3)"), "{sql}");
+            assert!(sql.ends_with(closing), "{sql}");
             assert!(!sql.contains("LIKE"), "{sql}");
             assert_eq!(texts(&values), ["u1", "2026-01-01T00:00:00+00:00", "p1"]);
         }
