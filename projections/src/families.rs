@@ -19,6 +19,7 @@ use crate::bind_assigned;
 use crate::bulk::{apply_buffered, Buffer, Rows};
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
+use crate::records::LATEST_RECORD_ID;
 use crate::store::{like_pattern, Dialect, ReadStore, RowExt};
 use crate::subscriptions::{assigned_binds, assigned_params, assigned_sql, current_subscription, SubscriptionSummary};
 
@@ -1336,10 +1337,19 @@ impl Families<'_> {
         if let Some(recorder) = recorder {
             filter = filter.and(assigned_sql("p.id"), assigned_params(recorder, today));
         }
+        // Each patient's last record comes in the same statement, one
+        // keyed read of `health_records_patient` per patient (the order of
+        // `ReadStore::latest_record`): one round trip to the read store
+        // instead of one per patient.
         let rows = self
             .0
             .rows(
-                "SELECT p.id, p.name, p.gender, p.birth_date, p.relationship_to_head FROM patients p",
+                &format!(
+                    "SELECT p.id, p.name, p.gender, p.birth_date, p.relationship_to_head,
+                        hr.id AS last_id, hr.visit_date AS last_date, hr.visit_time AS last_time,
+                        hr.notes AS last_notes, hr.abnormal AS last_abnormal
+                     FROM patients p LEFT JOIN health_records hr ON hr.id = ({LATEST_RECORD_ID})"
+                ),
                 &filter,
                 "ORDER BY p.created_at, p.id",
                 |r| Ok(r.clone()),
@@ -1350,9 +1360,19 @@ impl Families<'_> {
         for r in &rows {
             let pid: PatientId = r.id("id")?;
             let birth = r.text("birth_date")?;
+            let last_record = match r.opt_text("last_id")? {
+                None => None,
+                Some(_) => Some(LastRecord {
+                    id: r.id("last_id")?,
+                    date: r.text("last_date")?,
+                    time: r.text("last_time")?,
+                    notes: r.opt_text("last_notes")?,
+                    abnormal: r.int("last_abnormal")? != 0,
+                }),
+            };
             patients.push(FamilyPatient {
                 current_subscription: current_subscription(subs.iter().filter(|s| s.patient_id == pid), today),
-                last_record: self.0.latest_record(pid).await?,
+                last_record,
                 id: pid,
                 name: r.text("name")?,
                 age: age(&birth, today),

@@ -11,10 +11,15 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::bulk::{apply_buffered, Buffer, Cell, Rows};
-use crate::families::LastRecord;
 use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, instant, ReadStore, RowExt};
+
+/// The id of the newest record of the patient `p` (a correlated subquery:
+/// `p` is the outer query's `patients` row), as the family detail shows it:
+/// the last entry of `health_records_patient` for that patient.
+pub(crate) const LATEST_RECORD_ID: &str = "SELECT r.id FROM health_records r WHERE r.patient_id = p.id
+     ORDER BY r.visit_date DESC, r.visit_time DESC, r.created_at DESC, r.id LIMIT 1";
 
 pub struct RecordsProjector;
 
@@ -474,27 +479,6 @@ impl ReadStore {
     /// The uploaded files read model.
     pub fn files(&self) -> Files<'_> {
         Files(self)
-    }
-
-    /// A patient's newest record, as the family detail shows it.
-    pub(crate) async fn latest_record(&self, patient: PatientId) -> Result<Option<LastRecord>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT id, visit_date, visit_time, notes, symptoms, abnormal FROM health_records WHERE patient_id = ?
-             ORDER BY visit_date DESC, visit_time DESC, created_at DESC, id LIMIT 1",
-        )
-        .bind(patient.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| {
-            Ok(LastRecord {
-                id: r.id("id")?,
-                date: r.text("visit_date")?,
-                time: r.text("visit_time")?,
-                notes: r.opt_text("notes")?,
-                abnormal: r.int("abnormal")? != 0,
-            })
-        })
-        .transpose()
     }
 }
 

@@ -9,7 +9,8 @@ dual!(
     patients_read_and_update,
     medications_are_free_text_or_structured_and_read_back_as_sent,
     search_finds_what_the_families_hold_now,
-    a_name_with_spaces_is_searchable_after_a_rename
+    a_name_with_spaces_is_searchable_after_a_rename,
+    a_familys_detail_shows_each_patients_newest_record
 );
 
 async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
@@ -632,4 +633,48 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
         .ok();
     assert_eq!(v.data()["total_exact"], true);
     assert_eq!(v.data()["total"], expected("王建国", None).len());
+}
+
+/// The newest record by visit date and time, whatever order the records
+/// were written in; a patient without records shows none.
+async fn a_familys_detail_shows_each_patients_newest_record(b: Backend) {
+    let app = spawn_app(b).await;
+    let (r1, t1) = app.recorder(1).await;
+    let package = app.package().await;
+    let fam = app.family("赵家").await;
+    let p1 = app.patient(&fam, "赵奶奶").await;
+    let p2 = app.patient(&fam, "赵爷爷").await;
+    app.subscribe(&p1, &package, &r1).await;
+    app.subscribe(&p2, &package, &r1).await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let day = |n: i64| (today - chrono::Duration::days(n)).to_string();
+    for (date, time, notes, bp) in [
+        (day(2), "10:00", "两天前上午", "120/80"),
+        (day(1), "08:00", "昨天早上", "165/100"),
+        (day(2), "16:00", "两天前下午", "120/80"),
+        (day(1), "07:30", "昨天更早", "120/80"),
+    ] {
+        app.post(
+            "/health-records",
+            &t1,
+            json!({"patient_id": p1, "visit_date": date, "visit_time": time, "notes": notes,
+                   "vital_signs": {"blood_pressure": bp}}),
+        )
+        .await
+        .ok();
+    }
+    let d = app.get(&format!("/families/{fam}"), &t1).await.ok();
+    let patients = d.data()["patients"].as_array().unwrap().clone();
+    assert_eq!(patients.len(), 2, "{}", d.body);
+    let grandma = patients.iter().find(|p| p["id"] == p1.as_str()).unwrap();
+    let last = &grandma["last_record"];
+    assert_eq!(last["date"], day(1), "{}", d.body);
+    assert_eq!(last["time"], "08:00");
+    assert_eq!(last["notes"], "昨天早上");
+    assert_eq!(last["abnormal"], true);
+    assert!(last["id"].is_string());
+    let grandpa = patients.iter().find(|p| p["id"] == p2.as_str()).unwrap();
+    assert!(grandpa["last_record"].is_null(), "{}", d.body);
 }
