@@ -185,6 +185,19 @@ for le, n in rows:
         print("≤ %g ms" % (le * 1000) if le != float("inf") else "> 10 s"); break
 PY
 }
+# Waits (at most 60 s) until the server uses under 5 % of a core: after a
+# seed, its followers catch up first (the audit sealer hashes the whole
+# history, 8-10 s at 100,000 patients), which would otherwise share the CPU
+# with the first load measured.
+wait_idle() {
+  local before after
+  for _ in $(seq 1 60); do
+    before=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+    sleep 1
+    after=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+    (((after - before) * 100 < 5 * $(getconf CLK_TCK))) && return 0
+  done
+}
 scrape() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" >"$1"; }
 
 declare -A R
@@ -242,6 +255,7 @@ scale_mode() { # $1 label
   RUST_LOG=warn "$BIN" rebuild >"$WORK/rebuild.log" 2>&1
   R[$label.rebuild]=$(grep -oE '^[0-9]+ events replayed .* events/s\)' "$WORK/rebuild.log" | sed 's/, switched.*//' || echo '?')
   start_server
+  wait_idle
   rtoken=$(curl -s -X POST -H 'content-type: application/json' \
     -d "{\"username\":\"$recorder\",\"password\":\"seed-pass-1\"}" "http://127.0.0.1:$PORT/api/v1/auth/login" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["access_token"])')
