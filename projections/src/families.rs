@@ -1338,9 +1338,9 @@ impl Families<'_> {
             filter = filter.and(assigned_sql("p.id"), assigned_params(recorder, today));
         }
         // Each patient's last record comes in the same statement, one
-        // keyed read of `health_records_patient` per patient (the order of
-        // `ReadStore::latest_record`): one round trip to the read store
-        // instead of one per patient.
+        // keyed read of `health_records_patient` per patient (see
+        // [`LATEST_RECORD_ID`]): one round trip to the read store instead of
+        // one per patient.
         let rows = self
             .0
             .rows(
