@@ -24,6 +24,44 @@ pub struct SqliteDb {
     pub write: SqlitePool,
 }
 
+impl Backend {
+    /// Placeholders for `rows` rows of `width` values each, for a multi-row
+    /// `VALUES` (`($1, $2), ($3, $4)`) or, with `width` 1, an `IN` list
+    /// (`$1, $2`). On SQLite they are anonymous `?`: there `$N` is a named
+    /// parameter, which sqlx looks up by name for every bind, a cost
+    /// quadratic in the number of values (5.8 % of the server's CPU while
+    /// the audit sealer caught up on a large history).
+    pub fn placeholders(&self, rows: usize, width: usize) -> String {
+        let sqlite = matches!(self, Backend::Sqlite(_));
+        let mut out = String::with_capacity(rows * width * 5);
+        let mut n = 0;
+        for row in 0..rows {
+            if row > 0 {
+                out.push_str(", ");
+            }
+            if width > 1 {
+                out.push('(');
+            }
+            for col in 0..width {
+                if col > 0 {
+                    out.push_str(", ");
+                }
+                n += 1;
+                if sqlite {
+                    out.push('?');
+                } else {
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+            }
+            if width > 1 {
+                out.push(')');
+            }
+        }
+        out
+    }
+}
+
 impl SqliteDb {
     /// One pool for both (one-shot tools that are alone on the file).
     pub fn single(pool: SqlitePool) -> Self {
@@ -58,3 +96,19 @@ macro_rules! on_writer {
 
 pub(crate) use on_backend;
 pub(crate) use on_writer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn placeholders_are_numbered_on_postgres_and_anonymous_on_sqlite() {
+        let pg = Backend::Postgres(PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap());
+        let sqlite = Backend::Sqlite(SqliteDb::single(SqlitePool::connect_lazy("sqlite::memory:").unwrap()));
+        assert_eq!(pg.placeholders(3, 2), "($1, $2), ($3, $4), ($5, $6)");
+        assert_eq!(pg.placeholders(3, 1), "$1, $2, $3");
+        assert_eq!(sqlite.placeholders(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(sqlite.placeholders(3, 1), "?, ?, ?");
+        assert_eq!(pg.placeholders(0, 2), "");
+    }
+}

@@ -21,8 +21,7 @@ use domain::DomainError;
 use postgres_es::PostgresEventRepository;
 use projections::StoredEvent;
 use sqlite_es::SqliteEventRepository;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -166,7 +165,7 @@ impl EventStore {
         let backend = match url {
             Some(url) => {
                 let id = writer.clone();
-                let pool = PgPoolOptions::new()
+                let pool = projections::pool::networked::<sqlx::Postgres>()
                     .max_connections(20)
                     .acquire_timeout(Duration::from_secs(10))
                     // Names this store's commits in their notifications.
@@ -194,13 +193,13 @@ impl EventStore {
                     // Erased keys must not linger in freed pages of the file.
                     .pragma("secure_delete", "ON")
                     .busy_timeout(Duration::from_secs(30));
-                let write = SqlitePoolOptions::new()
+                let write = projections::pool::embedded::<sqlx::Sqlite>()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options.clone())
                     .await?;
                 SQLITE_MIGRATIONS.run(&write).await?;
-                let read = SqlitePoolOptions::new()
+                let read = projections::pool::embedded::<sqlx::Sqlite>()
                     .max_connections(8)
                     .connect_with(options)
                     .await?;

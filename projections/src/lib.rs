@@ -45,6 +45,7 @@ pub mod jobs;
 pub mod orders;
 pub mod packages;
 pub mod page;
+pub mod pool;
 pub mod projector;
 pub mod rebuild;
 pub mod records;

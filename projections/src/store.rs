@@ -71,8 +71,8 @@ impl ReadStore {
         };
         let url = url.replacen("mariadb:", "mysql:", 1);
         let given = url.clone();
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         if dialect == Dialect::Sqlite {
+            let options = crate::pool::embedded::<sqlx::Any>().acquire_timeout(Duration::from_secs(10));
             let pragmas = match durability {
                 Durability::Full => {
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;
@@ -98,7 +98,7 @@ impl ReadStore {
                     })
                 })
             };
-            let writer = with_pragmas(AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)))
+            let writer = with_pragmas(crate::pool::embedded::<sqlx::Any>().acquire_timeout(Duration::from_secs(30)))
                 .max_connections(1)
                 .connect(&url)
                 .await?;
@@ -123,7 +123,11 @@ impl ReadStore {
             }
             return Ok(store);
         }
-        let pool = options.max_connections(16).connect(&url).await?;
+        let pool = crate::pool::networked::<sqlx::Any>()
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(16)
+            .connect(&url)
+            .await?;
         let store = Self {
             writer: pool.clone(),
             pool,

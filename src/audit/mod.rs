@@ -86,14 +86,10 @@ async fn seal_batch(store: &EventStore, head: &mut Option<(i64, String)>) -> Res
             (e.position, prev.clone())
         })
         .collect();
-    let mut sql = String::from("INSERT INTO event_hashes (position, hash) VALUES ");
-    for i in 0..hashes.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-    }
-    sql.push_str(" ON CONFLICT DO NOTHING");
+    let sql = format!(
+        "INSERT INTO event_hashes (position, hash) VALUES {} ON CONFLICT DO NOTHING",
+        store.backend().placeholders(hashes.len(), 2)
+    );
     let stored = on_writer!(store.backend(), |pool| {
         let mut q = sqlx::query(&sql);
         for (p, h) in &hashes {

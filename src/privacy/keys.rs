@@ -73,10 +73,9 @@ impl Privacy {
         const PER_QUERY: usize = 500;
         let mut found = HashMap::with_capacity(subjects.len());
         for chunk in subjects.chunks(PER_QUERY) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id IN ({})",
-                marks.join(", ")
+                self.backend.placeholders(chunk.len(), 1)
             );
             let rows: Vec<(String, Option<String>)> = on_backend!(&self.backend, |pool| {
                 let mut q = sqlx::query_as(&sql);

@@ -320,12 +320,9 @@ impl Privacy {
         let mut rows = self.fetch_rows(&wanted).await?;
         let missing: Vec<&String> = wanted.iter().filter(|s| !rows.contains_key(*s)).collect();
         for chunk in missing.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                .collect();
             let sql = format!(
                 "INSERT INTO subject_keys (subject_id, wrapped_key) VALUES {} ON CONFLICT DO NOTHING",
-                marks.join(", ")
+                self.backend.placeholders(chunk.len(), 2)
             );
             let wrapped: Vec<String> = chunk.iter().map(|s| self.wrap(s, &rand::random())).collect();
             on_writer!(&self.backend, |pool| {

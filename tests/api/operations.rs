@@ -328,3 +328,33 @@ async fn the_relay_leaves_no_gap_when_the_server_is_killed_while_publishing(b: B
         assert!(by_position.contains_key(&p), "position {p} is on Kafka");
     }
 }
+
+/// Pooled connections are not pinged each time they are handed out (a round
+/// trip per statement), only after they sat idle (`projections::pool`): one
+/// the server dropped meanwhile (a restart, `wait_timeout`, a proxy's idle
+/// cut) is replaced before a statement meets it.
+#[tokio::test]
+async fn a_pooled_connection_dropped_while_idle_is_replaced() {
+    use sqlx::Connection;
+    let url = crate::helpers::mysql_url();
+    let pool = projections::pool::networked::<sqlx::MySql>()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut own = sqlx::MySqlConnection::connect(&url).await.unwrap();
+    sqlx::query(&format!("KILL CONNECTION {id}"))
+        .execute(&mut own)
+        .await
+        .unwrap();
+    tokio::time::sleep(projections::pool::PING_AFTER_IDLE + Duration::from_millis(300)).await;
+    let again: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+        .fetch_one(&pool)
+        .await
+        .expect("the dropped connection was replaced");
+    assert_ne!(again, id);
+}
