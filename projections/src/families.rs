@@ -1160,17 +1160,33 @@ impl Families<'_> {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
+        // One connection for the search's probes, the page and its total.
+        let mut conn = self.0.pool().acquire().await?;
         let start = match (recorder, search.and_then(Candidates::of)) {
-            (None, Some(candidates)) => Some(self.start(candidates).await?),
+            (None, Some(candidates)) => Some(self.start(&mut conn, candidates).await?),
             _ => None,
         };
-        self.list_from(recorder, search, start.as_ref(), today, page).await
+        self.list_on(&mut conn, recorder, search, start.as_ref(), today, page)
+            .await
     }
 
     /// [`Families::list`], an admin's search starting at `start` (any start
     /// gives the same answer; the probe picks the cheapest).
     pub async fn list_from(
         self,
+        recorder: Option<UserId>,
+        search: Option<&str>,
+        start: Option<&Start>,
+        today: NaiveDate,
+        page: PageParams,
+    ) -> Result<Page<FamilyListItem>, sqlx::Error> {
+        let mut conn = self.0.pool().acquire().await?;
+        self.list_on(&mut conn, recorder, search, start, today, page).await
+    }
+
+    async fn list_on(
+        self,
+        conn: &mut sqlx::AnyConnection,
         recorder: Option<UserId>,
         search: Option<&str>,
         start: Option<&Start>,
@@ -1185,11 +1201,11 @@ impl Families<'_> {
         let rows = list
             .bind(page.limit())
             .bind(page.offset())
-            .fetch_all(self.0.pool())
+            .fetch_all(&mut *conn)
             .await?;
         let counted: i64 = match (&q.count, rows.first()) {
             (None, _) => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
-                .fetch_optional(self.0.pool())
+                .fetch_optional(&mut *conn)
                 .await?
                 .unwrap_or(0),
             (Some(_), Some(first)) if q.windowed => first.int("total_rows")?,
@@ -1199,7 +1215,7 @@ impl Families<'_> {
                 for b in binds {
                     c = c.bind(b.clone());
                 }
-                c.fetch_one(self.0.pool()).await?
+                c.fetch_one(&mut *conn).await?
             }
         };
         // Past the cap the count stopped: the total is a lower bound.
@@ -1231,7 +1247,7 @@ impl Families<'_> {
 
     /// Where an admin's search for `candidates` starts: its grams' rows
     /// counted, each a bounded read of the key ([`Candidates::start`]).
-    async fn start(self, candidates: Candidates) -> Result<Start, sqlx::Error> {
+    async fn start(self, conn: &mut sqlx::AnyConnection, candidates: Candidates) -> Result<Start, sqlx::Error> {
         let count = |cond: &str| format!("SELECT COUNT(*) FROM (SELECT 1 FROM family_grams WHERE {cond} LIMIT ?) t");
         let mut rows = Vec::new();
         match &candidates {
@@ -1249,7 +1265,7 @@ impl Families<'_> {
                         let n: i64 = sqlx::query_scalar(&sql)
                             .bind(pair)
                             .bind(limit)
-                            .fetch_one(self.0.pool())
+                            .fetch_one(&mut *conn)
                             .await?;
                         rows.push(n);
                         // Past the fewest so far, a count tells nothing more.
@@ -1270,7 +1286,7 @@ impl Families<'_> {
                         .bind(from)
                         .bind(to)
                         .bind(PROBE_ROWS)
-                        .fetch_one(self.0.pool())
+                        .fetch_one(&mut *conn)
                         .await?,
                 );
             }
@@ -1326,9 +1342,12 @@ impl Families<'_> {
         today: NaiveDate,
         recorder: Option<UserId>,
     ) -> Result<Option<FamilyDetail>, sqlx::Error> {
+        // One connection for the three statements: one hand-out and one
+        // return to the pool (which pings it) instead of three.
+        let mut conn = self.0.pool().acquire().await?;
         let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(self.0.pool())
+            .fetch_optional(&mut *conn)
             .await?
         else {
             return Ok(None);
@@ -1343,7 +1362,8 @@ impl Families<'_> {
         // one per patient.
         let rows = self
             .0
-            .rows(
+            .rows_on(
+                &mut conn,
                 &format!(
                     "SELECT p.id, p.name, p.gender, p.birth_date, p.relationship_to_head,
                         hr.id AS last_id, hr.visit_date AS last_date, hr.visit_time AS last_time,
@@ -1355,7 +1375,8 @@ impl Families<'_> {
                 |r| Ok(r.clone()),
             )
             .await?;
-        let subs = self.0.subscriptions().of_family(id).await?;
+        let subs = self.0.subscriptions().of_family(&mut conn, id).await?;
+        drop(conn);
         let mut patients = Vec::with_capacity(rows.len());
         for r in &rows {
             let pid: PatientId = r.id("id")?;
@@ -1414,14 +1435,16 @@ pub struct Patients<'a>(&'a ReadStore);
 impl Patients<'_> {
     /// A patient, with their current subscription as of `today`.
     pub async fn get(self, id: PatientId, today: NaiveDate) -> Result<Option<PatientView>, sqlx::Error> {
+        let mut conn = self.0.pool().acquire().await?;
         let Some(r) = sqlx::query("SELECT * FROM patients WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(self.0.pool())
+            .fetch_optional(&mut *conn)
             .await?
         else {
             return Ok(None);
         };
-        let subs = self.0.subscriptions().of_patient(id).await?;
+        let subs = self.0.subscriptions().of_patient(&mut conn, id).await?;
+        drop(conn);
         let birth = r.text("birth_date")?;
         Ok(Some(PatientView {
             id: r.id("id")?,

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::Any;
+use sqlx::{Any, AnyConnection};
 
 use crate::store::ReadStore;
 
@@ -188,13 +188,28 @@ impl ReadStore {
         tail: &str,
         row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
     ) -> Result<Vec<T>, sqlx::Error> {
+        self.rows_on(&mut *self.pool().acquire().await?, select, filter, tail, row)
+            .await
+    }
+
+    /// As [`ReadStore::rows`], on a connection the caller holds for the
+    /// other statements of the same read.
+    pub async fn rows_on<T>(
+        &self,
+        conn: &mut AnyConnection,
+        select: &str,
+        filter: &Where,
+        tail: &str,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
         let sql = format!("{select} {} {tail}", filter.sql());
-        let rows = filter.bind(sqlx::query(&sql)).fetch_all(self.pool()).await?;
+        let rows = filter.bind(sqlx::query(&sql)).fetch_all(conn).await?;
         rows.iter().map(row).collect()
     }
 
     /// One page of `list` filtered by `filter`, and the number of rows it
-    /// matches: two statements, the filter built and bound once.
+    /// matches: two statements on one connection (one hand-out and one
+    /// return to the pool, which pings it), the filter built and bound once.
     pub async fn page<T>(
         &self,
         list: &ListQuery<'_>,
@@ -204,9 +219,10 @@ impl ReadStore {
     ) -> Result<Page<T>, sqlx::Error> {
         let where_sql = filter.sql();
         let count_sql = format!("SELECT COUNT(*) FROM {} {where_sql}", list.from);
+        let mut conn = self.pool().acquire().await?;
         let total: i64 = filter
             .bind_scalar(sqlx::query_scalar(&count_sql))
-            .fetch_one(self.pool())
+            .fetch_one(&mut *conn)
             .await?;
         let page_sql = format!(
             "{} {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
@@ -216,8 +232,9 @@ impl ReadStore {
             .bind(sqlx::query(&page_sql))
             .bind(page.limit())
             .bind(page.offset())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
+        drop(conn);
         let items = rows.iter().map(row).collect::<Result<_, _>>()?;
         Ok(Page {
             items,

@@ -280,21 +280,29 @@ impl Subscriptions<'_> {
     }
 
     /// Every subscription of a patient, statuses as stored.
-    pub(crate) async fn of_patient(self, patient: PatientId) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    pub(crate) async fn of_patient(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        patient: PatientId,
+    ) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!("{SUB_SELECT} WHERE s.patient_id = ?"))
             .bind(patient.to_string())
-            .fetch_all(self.0.pool())
+            .fetch_all(conn)
             .await?;
         rows.iter().map(sub_view).collect()
     }
 
     /// Every subscription of the patients of a family, statuses as stored.
-    pub(crate) async fn of_family(self, family: FamilyId) -> Result<Vec<SubscriptionView>, sqlx::Error> {
+    pub(crate) async fn of_family(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        family: FamilyId,
+    ) -> Result<Vec<SubscriptionView>, sqlx::Error> {
         let rows = sqlx::query(&format!(
             "{SUB_SELECT} WHERE s.patient_id IN (SELECT id FROM patients WHERE family_id = ?)"
         ))
         .bind(family.to_string())
-        .fetch_all(self.0.pool())
+        .fetch_all(conn)
         .await?;
         rows.iter().map(sub_view).collect()
     }
