@@ -29,35 +29,40 @@ impl Projector for JobRunsProjector {
         if e.aggregate_type != "job_run" {
             return Ok(());
         }
+        // A run's later parts (`JobRanContinued`) are counted in its `total`.
         let JobRunEvent::JobRan {
             job,
             period,
             at,
             outcome,
-        } = e.decode::<JobRunEvent>()?;
+            total,
+        } = e.decode::<JobRunEvent>()?
+        else {
+            return Ok(());
+        };
         sqlx::query("INSERT INTO job_runs (id, job, period, ran_at, recorded_at, summary) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&e.aggregate_id)
             .bind(job)
             .bind(period)
             .bind(instant(at))
             .bind(e.at())
-            .bind(summary(&outcome))
+            .bind(summary(&outcome, total))
             .execute(&mut *c)
             .await?;
         Ok(())
     }
 }
 
-/// One line saying what a run did.
-pub fn summary(outcome: &JobOutcome) -> String {
+/// One line saying what a run did: of its whole outcome, or of the first part
+/// of one recorded in parts with `total` items in all.
+pub fn summary(outcome: &JobOutcome, total: Option<usize>) -> String {
+    let n = total.unwrap_or_else(|| outcome.items());
     match outcome {
-        JobOutcome::VisitReminders { day, reminders } => {
-            format!("{} recorders reminded of visits on {day}", reminders.len())
-        }
-        JobOutcome::CertificateExpiry { expiring, .. } => format!("{} certificates expiring", expiring.len()),
-        JobOutcome::SubscriptionExpiry { expired } => format!("{} subscriptions expired", expired.len()),
-        JobOutcome::FileCleanup { discarded } => format!("{} unattached uploads deleted", discarded.len()),
-        JobOutcome::MissedVisits { day, missed, .. } => format!("{} visits of {day} missed", missed.len()),
+        JobOutcome::VisitReminders { day, .. } => format!("{n} recorders reminded of visits on {day}"),
+        JobOutcome::CertificateExpiry { .. } => format!("{n} certificates expiring"),
+        JobOutcome::SubscriptionExpiry { .. } => format!("{n} subscriptions expired"),
+        JobOutcome::FileCleanup { .. } => format!("{n} unattached uploads deleted"),
+        JobOutcome::MissedVisits { day, .. } => format!("{n} visits of {day} missed"),
         JobOutcome::WeeklyReport { week, .. } => format!("report of {week} ready"),
     }
 }

@@ -295,7 +295,13 @@ pub fn notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
 /// What a scheduled job's run tells whom: one notice per recipient, its id
 /// derived from the run and the recipient.
 fn job_notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
-    let JobRunEvent::JobRan { outcome, .. } = e.decode::<JobRunEvent>()?;
+    // A run recorded in parts: each part's recipients are told from it, and
+    // the admins (in the first part only) of the whole count.
+    let (outcome, total) = match e.decode::<JobRunEvent>()? {
+        JobRunEvent::JobRan { outcome, total, .. } => (outcome, total),
+        JobRunEvent::JobRanContinued { outcome } => (outcome, None),
+    };
+    let count = total.unwrap_or_else(|| outcome.items());
     let to = |user: String, kind: &'static str, title: &str, body: String| {
         let mut n = Notice::of(e, user.clone(), kind, title, body).about("job_run");
         n.id = notification_id(&format!("{}:{user}", e.aggregate_id), e.sequence);
@@ -333,7 +339,7 @@ fn job_notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
                         admin.to_string(),
                         "certificate_expiry_summary",
                         "记录员资格证书到期提醒",
-                        format!("{}名记录员的资格证书将在30天内到期", expiring.len()),
+                        format!("{count}名记录员的资格证书将在30天内到期"),
                     ));
                 }
             }
@@ -346,7 +352,7 @@ fn job_notices(e: &StoredEvent) -> Result<Vec<Notice>, ProjectionError> {
                     admin.to_string(),
                     "missed_visits",
                     "未完成的上门",
-                    format!("{day}有{}个上门未完成也未取消", missed.len()),
+                    format!("{day}有{count}个上门未完成也未取消"),
                 )
             })
             .collect(),

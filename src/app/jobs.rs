@@ -164,7 +164,7 @@ pub async fn run(state: &AppState, job: Job, at: DateTime<Utc>) -> anyhow::Resul
             admins: admins(state).await?,
         },
     };
-    let summary = projections::jobs::summary(&outcome);
+    let summary = projections::jobs::summary(&outcome, None);
     let command = JobRunCommand::Run {
         job: job.name().into(),
         period: period.clone(),

@@ -427,6 +427,110 @@ async fn certificate_expiry_tells_the_recorder_and_the_admins(b: Backend) {
     );
 }
 
+dual!(a_run_recorded_in_parts_tells_each_recipient_once);
+/// A run with more than a thousand items is recorded in parts (`JobRan`, then
+/// `JobRanContinued`): each recipient is still told once, the admins once of
+/// the whole count, and the run's summary counts every part.
+async fn a_run_recorded_in_parts_tells_each_recipient_once(b: Backend) {
+    use carelog::state::RequestMeta;
+    use domain::ids::{PatientId, UserId, VisitId};
+    use domain::job::{ExpiringCertificate, JobOutcome, JobRun, JobRunCommand, RemindedVisit, Reminder};
+
+    let app = spawn_app(b).await;
+    let (r1, t1) = app.recorder(1).await;
+    let (r2, t2) = app.recorder(2).await;
+    let user = |id: &str| UserId(id.parse().unwrap());
+    let day = NaiveDate::from_ymd_opt(2099, 1, 2).unwrap();
+    let visits = |n: usize| -> Vec<RemindedVisit> {
+        (0..n)
+            .map(|i| RemindedVisit {
+                visit_id: VisitId(uuid::Uuid::now_v7()),
+                patient_id: PatientId(uuid::Uuid::now_v7()),
+                date: day,
+                time: chrono::NaiveTime::from_hms_opt(8 + (i / 60) as u32 % 12, (i % 60) as u32, 0).unwrap(),
+            })
+            .collect()
+    };
+    let before = app.event_count().await;
+    let run_as = |id: &str, outcome: JobOutcome| {
+        let (state, id) = (app.state.clone(), id.to_string());
+        async move {
+            let (job, period) = id.split_once(':').unwrap();
+            let command = JobRunCommand::Run {
+                job: job.into(),
+                period: period.into(),
+                at: Utc::now(),
+                outcome,
+            };
+            let committed = state
+                .store
+                .execute::<JobRun>(&id, command, &RequestMeta::system("RunJob"))
+                .await
+                .unwrap();
+            state.waiter.wait_for(committed.position).await;
+        }
+    };
+    // Two reminders of 600 visits each: two parts, one reminder in each.
+    run_as(
+        "visit_reminders:2099-01-01",
+        JobOutcome::VisitReminders {
+            day,
+            reminders: vec![
+                Reminder {
+                    recorder_id: user(&r1),
+                    visits: visits(600),
+                },
+                Reminder {
+                    recorder_id: user(&r2),
+                    visits: visits(600),
+                },
+            ],
+        },
+    )
+    .await;
+    assert_eq!(app.event_count().await - before, 2, "JobRan and one JobRanContinued");
+    for token in [&t1, &t2] {
+        let mine = notices(&app, token, "visit_reminder").await;
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert!(mine[0]["body"].as_str().unwrap().contains("共有600个上门"), "{mine:?}");
+    }
+    // 1,500 certificates (two of real recorders): the admins told once, of all of them.
+    let admins = app.state.read.users().active_admins().await.unwrap();
+    let mut expiring: Vec<ExpiringCertificate> = (0..1_498)
+        .map(|_| ExpiringCertificate {
+            recorder_id: UserId(uuid::Uuid::now_v7()),
+            expires_on: day,
+        })
+        .collect();
+    expiring.push(ExpiringCertificate {
+        recorder_id: user(&r2),
+        expires_on: day,
+    });
+    expiring.insert(
+        0,
+        ExpiringCertificate {
+            recorder_id: user(&r1),
+            expires_on: day,
+        },
+    );
+    run_as(
+        "certificate_expiry:2099-01-01",
+        JobOutcome::CertificateExpiry { expiring, admins },
+    )
+    .await;
+    let summary = notices(&app, &app.admin_token, "certificate_expiry_summary").await;
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert!(summary[0]["body"].as_str().unwrap().contains("1500名"), "{summary:?}");
+    for token in [&t1, &t2] {
+        assert_eq!(notices(&app, token, "certificate_expiry").await.len(), 1);
+    }
+    let runs = app.state.read.jobs().latest_runs().await.unwrap();
+    let run = runs.iter().find(|r| r.job == "certificate_expiry").unwrap();
+    assert_eq!(run.summary, "1500 certificates expiring");
+    let run = runs.iter().find(|r| r.job == "visit_reminders").unwrap();
+    assert_eq!(run.summary, "2 recorders reminded of visits on 2099-01-02");
+}
+
 dual!(metrics_show_each_jobs_last_run);
 async fn metrics_show_each_jobs_last_run(b: Backend) {
     let app = spawn_app(b).await;

@@ -350,10 +350,11 @@ impl Catalogued for Push {
 }
 
 impl Catalogued for JobRun {
-    const SUMMARY: &'static str = "Scheduled jobs: one aggregate per job and period (id `{job}:{period}`, e.g. `visit_reminders:2026-03-04`, `weekly_report:2026-W10`), whose one event records the period's run.";
+    const SUMMARY: &'static str = "Scheduled jobs: one aggregate per job and period (id `{job}:{period}`, e.g. `visit_reminders:2026-03-04`, `weekly_report:2026-W10`), whose first event records the period's run.";
     fn describe(event: &JobRunEvent) -> (&'static str, &'static str) {
         match event {
-            JobRunEvent::JobRan { .. } => ("JobRan", "A scheduled job ran for its period, as of `at`; `outcome` (tagged by `job`) holds what it found: the reminders sent per recorder, the expiring certificates, the subscriptions expired, the uploads discarded, the visits missed, or the week reported, and the admins told. A period runs once across all servers."),
+            JobRunEvent::JobRan { .. } => ("JobRan", "A scheduled job ran for its period, as of `at`; `outcome` (tagged by `job`) holds what it found: the reminders sent per recorder, the expiring certificates, the subscriptions expired, the uploads discarded, the visits missed, or the week reported, and the admins told. A period runs once across all servers. A run that found more than a thousand items records them in parts: `outcome` holds the first, `total` the count of them all, and `JobRanContinued` events the rest."),
+            JobRunEvent::JobRanContinued { .. } => ("JobRanContinued", "The next part of a run's outcome (same commit, in order, of the same kind as its `JobRan`): each event stays small enough for any broker's message limit. The admins are in the first part only, told once of the whole count."),
         }
     }
 }

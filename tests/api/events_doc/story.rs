@@ -1128,6 +1128,26 @@ pub fn story() -> Result<Vec<StoredEvent>, String> {
                 }],
                 admins: vec![jobs_admin],
             },
+            // Shown in two parts (a run is split past a thousand items).
+            total: Some(2),
+        },
+    );
+    s.record_as::<JobRun>(
+        fixed("job missed_visits:2026-03-31"),
+        "missed_visits:2026-03-31".into(),
+        march(31, 17, 10)?,
+        &server,
+        "RunJob",
+        JobRunEvent::JobRanContinued {
+            outcome: JobOutcome::MissedVisits {
+                day: date(2026, 3, 30)?,
+                missed: vec![MissedVisit {
+                    visit_id: VisitId(fixed("visit 2026-03-30 missed, second")),
+                    recorder_id: UserId(recorder_id),
+                    date: date(2026, 3, 30)?,
+                }],
+                admins: vec![],
+            },
         },
     );
     s.request();
