@@ -678,3 +678,56 @@ async fn a_familys_detail_shows_each_patients_newest_record(b: Backend) {
     let grandpa = patients.iter().find(|p| p["id"] == p2.as_str()).unwrap();
     assert!(grandpa["last_record"].is_null(), "{}", d.body);
 }
+
+dual!(a_recorders_list_pages_their_households_newest_first_with_their_counts);
+/// A recorder's list is grouped from their assignments in memory (one range
+/// of `recorder_families_list`): households newest first, each counted once
+/// however many of its patients and subscriptions are theirs, paged with the
+/// total of households.
+async fn a_recorders_list_pages_their_households_newest_first_with_their_counts(b: Backend) {
+    let app = spawn_app(b).await;
+    let package = app.package().await;
+    let (rid, token) = app.recorder(1).await;
+    let (other, _) = app.recorder(2).await;
+    let oldest = app.family("一号家").await;
+    let p1 = app.patient(&oldest, "一号甲").await;
+    let p2 = app.patient(&oldest, "一号乙").await;
+    let p3 = app.patient(&oldest, "一号丙").await;
+    app.subscribe(&p1, &package, &rid).await;
+    app.subscribe(&p2, &package, &rid).await;
+    // Another recorder's patient of the same household is not counted.
+    app.subscribe(&p3, &package, &other).await;
+    let middle = app.family("二号家").await;
+    let p4 = app.patient(&middle, "二号甲").await;
+    app.subscribe(&p4, &package, &rid).await;
+    // A household of another recorder only is not listed.
+    let theirs = app.family("三号家").await;
+    let p5 = app.patient(&theirs, "三号甲").await;
+    app.subscribe(&p5, &package, &other).await;
+    let newest = app.family("四号家").await;
+    let p6 = app.patient(&newest, "四号甲").await;
+    app.subscribe(&p6, &package, &rid).await;
+
+    let first = app.get("/families?limit=2", &token).await.ok();
+    let d = first.data();
+    assert_eq!(d["total"], 3, "{}", first.body);
+    let ids: Vec<&str> = d["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![newest.as_str(), middle.as_str()], "{}", first.body);
+    let second = app.get("/families?limit=2&page=2", &token).await.ok();
+    let d = second.data();
+    assert_eq!(d["total"], 3, "{}", second.body);
+    let f = &d["families"][0];
+    assert_eq!(d["families"].as_array().unwrap().len(), 1, "{}", second.body);
+    assert_eq!(f["id"], oldest.as_str());
+    assert_eq!(f["family_name"], "一号家");
+    assert_eq!(f["patient_count"], 2, "{}", second.body);
+    assert_eq!(f["active_subscriptions"], 2, "{}", second.body);
+    let past = app.get("/families?limit=2&page=3", &token).await.ok();
+    assert_eq!(past.data()["total"], 3, "{}", past.body);
+    assert!(past.data()["families"].as_array().unwrap().is_empty());
+}
