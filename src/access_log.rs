@@ -265,13 +265,7 @@ impl AccessLog {
                 },
             )
             .collect();
-        Ok(Page {
-            items,
-            total,
-            total_exact: true,
-            page: page.page,
-            limit: page.limit,
-        })
+        Ok(Page::exact(items, total, page))
     }
 }
 

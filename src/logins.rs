@@ -264,13 +264,7 @@ impl LoginAttempts {
                 },
             )
             .collect();
-        Ok(Page {
-            items,
-            total,
-            total_exact: true,
-            page: page.page,
-            limit: page.limit,
-        })
+        Ok(Page::exact(items, total, page))
     }
 }
 

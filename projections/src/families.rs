@@ -1073,13 +1073,7 @@ async fn assigned_page(
             }
         }
     }
-    Ok(Page {
-        items,
-        total,
-        total_exact: true,
-        page: page.page,
-        limit: page.limit,
-    })
+    Ok(Page::exact(items, total, page))
 }
 
 /// The family list's statements. `start` says where an admin's search starts

@@ -59,15 +59,20 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// No items: the answer to a filter no row can match.
-    pub fn empty(params: PageParams) -> Self {
+    /// The page `params` asked for, with `items` and an exact `total`.
+    pub fn exact(items: Vec<T>, total: i64, params: PageParams) -> Self {
         Self {
-            items: Vec::new(),
-            total: 0,
+            items,
+            total,
             total_exact: true,
             page: params.page,
             limit: params.limit,
         }
+    }
+
+    /// No items: the answer to a filter no row can match.
+    pub fn empty(params: PageParams) -> Self {
+        Self::exact(Vec::new(), 0, params)
     }
 }
 
@@ -236,13 +241,7 @@ impl ReadStore {
             .await?;
         drop(conn);
         let items = rows.iter().map(row).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total,
-            total_exact: true,
-            page: page.page,
-            limit: page.limit,
-        })
+        Ok(Page::exact(items, total, page))
     }
 }
 

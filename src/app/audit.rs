@@ -117,13 +117,7 @@ pub async fn events(
     patients.sort();
     patients.dedup();
     state.access.patients(p, origin, &patients).await?;
-    Ok(Page {
-        items,
-        total,
-        total_exact: true,
-        page: paging.page,
-        limit: paging.limit,
-    })
+    Ok(Page::exact(items, total, paging))
 }
 
 /// The patient an event is about (none for households, files and staff).

@@ -329,13 +329,7 @@ pub async fn bookings(
         _ => {}
     }
     let list = if matches_none {
-        projections::Page {
-            items: Vec::new(),
-            total: 0,
-            total_exact: true,
-            page: page.page,
-            limit: page.limit,
-        }
+        projections::Page::empty(page)
     } else {
         state.read.hospitals().bookings(&f, state.today(), page).await?
     };
