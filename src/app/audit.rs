@@ -70,12 +70,8 @@ pub async fn events(
         .store
         .query_raw(&filter, 0, paging.limit(), paging.offset())
         .await?;
-    let hashes = sealed_hashes(
-        &state.store,
-        raw.first().map(|e| e.position),
-        raw.last().map(|e| e.position),
-    )
-    .await?;
+    let positions: Vec<i64> = raw.iter().map(|e| e.position).collect();
+    let hashes = sealed_hashes(&state.store, &positions).await?;
     let mut items = Vec::with_capacity(raw.len());
     for e in state.store.open_many(raw).await.map_err(AppError::internal)? {
         let hash = hashes.get(&e.position).cloned();
