@@ -104,20 +104,20 @@ impl JobOutcome {
     /// however many visits it lists, stays whole: its recorder is told once),
     /// in order, each of the same kind. The admins are in the first part
     /// only (they are told once, of the whole count); the day and the week
-    /// are in every part. One part when it fits.
+    /// are in every part. One part when it fits, and never none.
     pub fn into_parts(self) -> Vec<JobOutcome> {
         fn cut<T>(items: Vec<T>, weight: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
-            let mut parts: Vec<Vec<T>> = vec![Vec::new()];
-            let mut held = 0;
+            let (mut parts, mut current, mut held) = (Vec::new(), Vec::new(), 0);
             for item in items {
                 let w = weight(&item);
                 if held > 0 && held + w > PART_WEIGHT {
-                    parts.push(Vec::new());
+                    parts.push(std::mem::take(&mut current));
                     held = 0;
                 }
                 held += w;
-                parts.last_mut().expect("one part at least").push(item);
+                current.push(item);
             }
+            parts.push(current);
             parts
         }
         let first_only = |admins: &Vec<UserId>, i: usize| if i == 0 { admins.clone() } else { Vec::new() };
@@ -233,22 +233,20 @@ impl Aggregate for JobRun {
             });
         }
         let items = outcome.items();
-        let mut parts = outcome.into_parts().into_iter();
-        let first = parts.next().expect("an outcome has one part at least");
-        let total = (parts.len() > 0).then_some(items);
-        sink.write(
-            JobRunEvent::JobRan {
-                job,
-                period,
-                at,
-                outcome: first,
-                total,
-            },
-            self,
-        )
-        .await;
-        for outcome in parts {
-            sink.write(JobRunEvent::JobRanContinued { outcome }, self).await;
+        let parts = outcome.into_parts();
+        let total = (parts.len() > 1).then_some(items);
+        for (i, outcome) in parts.into_iter().enumerate() {
+            let event = match i {
+                0 => JobRunEvent::JobRan {
+                    job: job.clone(),
+                    period: period.clone(),
+                    at,
+                    outcome,
+                    total,
+                },
+                _ => JobRunEvent::JobRanContinued { outcome },
+            };
+            sink.write(event, self).await;
         }
         Ok(())
     }

@@ -12,7 +12,6 @@ use domain::subscription::SubscriptionEvent;
 use domain::values::{age_on, Gender};
 use domain::ERASED;
 use serde::Serialize;
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
@@ -995,8 +994,10 @@ async fn assigned_page(
     q: &FamilyListSql,
     page: PageParams,
 ) -> Result<Page<FamilyListItem>, sqlx::Error> {
-    // Owned text, borrowed by the rows grouped below.
-    let (json, rows): (String, Vec<AnyRow>) = match Dialect::of(conn) {
+    // Owned text (one of the two), borrowed by the rows grouped below.
+    let json: String;
+    let texts: Vec<(String, String, String)>;
+    let mut assigned: Vec<(&str, &str, &str)> = match Dialect::of(conn) {
         // sqlx hands each row of a SQLite statement from the connection's
         // thread to the task on its own (a wake-up per row: 200 context
         // switches for 200 assignments, which halved the throughput), so
@@ -1010,36 +1011,32 @@ async fn assigned_page(
             for b in &q.list_binds {
                 one = one.bind(b.clone());
             }
-            (one.fetch_one(&mut *conn).await?, Vec::new())
+            json = one.fetch_one(&mut *conn).await?;
+            // Ids and instants hold no escapes: the text borrows from the array.
+            serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?
         }
         Dialect::MySql => {
             let mut list = sqlx::query(&q.list);
             for b in &q.list_binds {
                 list = list.bind(b.clone());
             }
-            (String::new(), list.fetch_all(&mut *conn).await?)
+            texts = list
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.text("family_id")?,
+                        r.text("family_created_at")?,
+                        r.text("patient_id")?,
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()?;
+            texts
+                .iter()
+                .map(|(f, c, p)| (f.as_str(), c.as_str(), p.as_str()))
+                .collect()
         }
-    };
-    let texts: Vec<(String, String, String)>;
-    let mut assigned: Vec<(&str, &str, &str)> = if rows.is_empty() {
-        // Ids and instants hold no escapes: the text borrows from the array.
-        serde_json::from_str(if json.is_empty() { "[]" } else { &json })
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
-    } else {
-        texts = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.text("family_id")?,
-                    r.text("family_created_at")?,
-                    r.text("patient_id")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        texts
-            .iter()
-            .map(|(f, c, p)| (f.as_str(), c.as_str(), p.as_str()))
-            .collect()
     };
     let groups = group_assignments(&mut assigned);
     let total = groups.len() as i64;
