@@ -213,8 +213,11 @@ impl ReadStore {
     }
 
     /// One page of `list` filtered by `filter`, and the number of rows it
-    /// matches: two statements on one connection (one hand-out and one
-    /// return to the pool, which pings it), the filter built and bound once.
+    /// matches: on one connection (one hand-out and one return to the pool,
+    /// which pings it), the filter built and bound once. A first page that
+    /// holds fewer rows than its limit holds every match, so its total is
+    /// its length and nothing is counted (most patients' records, visits and
+    /// orders fit one page).
     pub async fn page<T>(
         &self,
         list: &ListQuery<'_>,
@@ -223,12 +226,7 @@ impl ReadStore {
         row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
     ) -> Result<Page<T>, sqlx::Error> {
         let where_sql = filter.sql();
-        let count_sql = format!("SELECT COUNT(*) FROM {} {where_sql}", list.from);
         let mut conn = self.pool().acquire().await?;
-        let total: i64 = filter
-            .bind_scalar(sqlx::query_scalar(&count_sql))
-            .fetch_one(&mut *conn)
-            .await?;
         let page_sql = format!(
             "{} {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
             list.select, list.order_by
@@ -239,15 +237,45 @@ impl ReadStore {
             .bind(page.offset())
             .fetch_all(&mut *conn)
             .await?;
+        let total = match whole_total(page, rows.len()) {
+            Some(total) => total,
+            None => {
+                let count_sql = format!("SELECT COUNT(*) FROM {} {where_sql}", list.from);
+                filter
+                    .bind_scalar(sqlx::query_scalar(&count_sql))
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+        };
         drop(conn);
         let items = rows.iter().map(row).collect::<Result<_, _>>()?;
         Ok(Page::exact(items, total, page))
     }
 }
 
+/// The total of a list whose page `page` came back with `rows` rows, when the
+/// page itself tells it: a first page short of its limit holds every match.
+/// `None`: count.
+pub fn whole_total(page: PageParams, rows: usize) -> Option<i64> {
+    let rows = i64::try_from(rows).ok()?;
+    (page.offset() == 0 && rows < page.limit()).then_some(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_first_page_is_its_own_total() {
+        let first = PageParams::parse(Some(1), Some(20)).unwrap();
+        assert_eq!(whole_total(first, 0), Some(0));
+        assert_eq!(whole_total(first, 19), Some(19));
+        // A full page may have more behind it; a later page's rows say nothing of those before.
+        assert_eq!(whole_total(first, 20), None);
+        let second = PageParams::parse(Some(2), Some(20)).unwrap();
+        assert_eq!(whole_total(second, 3), None);
+        assert_eq!(whole_total(second, 0), None);
+    }
 
     #[test]
     fn paging_defaults_and_bounds() {

@@ -65,11 +65,15 @@ pub async fn events(
     filter: EventFilter,
     paging: PageParams,
 ) -> Result<Page<AuditEvent>, AppError> {
-    let total = state.store.count(&filter).await?;
     let raw = state
         .store
         .query_raw(&filter, 0, paging.limit(), paging.offset())
         .await?;
+    // A short first page is the whole history (most patients'): no count.
+    let total = match projections::page::whole_total(paging, raw.len()) {
+        Some(total) => total,
+        None => state.store.count(&filter).await?,
+    };
     let positions: Vec<i64> = raw.iter().map(|e| e.position).collect();
     let hashes = sealed_hashes(&state.store, &positions).await?;
     let mut items = Vec::with_capacity(raw.len());
