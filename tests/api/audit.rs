@@ -789,13 +789,7 @@ async fn a_patients_page_reads_the_hashes_of_its_own_events_only(b: Backend) {
     let (_, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
     // Other households' events in between.
     for n in 0..40 {
-        app.post(
-            "/families",
-            &app.admin_token,
-            json!({"family_name": format!("其他{n}"), "primary_address": "上海市某路1号", "contact_phone": "13900000000"}),
-        )
-        .await
-        .ok();
+        app.family(&format!("其他{n}")).await;
     }
     app.patch(
         &format!("/patients/{patient}"),
