@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use projections::page::{capped_count_limit, whole_total, AUDIT_TOTAL_CAP};
 use projections::{Page, PageParams};
 use serde::Serialize;
 use sqlx::query_builder::Separated;
@@ -225,24 +226,37 @@ impl AccessLog {
             String,
         );
         let select = |at: &str| format!("SELECT id, {at}, {COLUMNS} FROM access_log");
-        let (total, rows): (i64, Vec<Row>) = match &self.backend {
+        let limit = capped_count_limit(AUDIT_TOTAL_CAP, page);
+        let (rows, counted): (Vec<Row>, Option<i64>) = match &self.backend {
             Backend::Postgres(pool) => {
-                let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM access_log");
-                push_filters(&mut count, f, |t| t);
-                let total = count.build_query_scalar().fetch_one(pool).await?;
                 let mut list = QueryBuilder::<Postgres>::new(select(PG_AT));
                 push_filters(&mut list, f, |t| t);
                 push_page(&mut list, page);
-                (total, list.build_query_as().fetch_all(pool).await?)
+                let rows: Vec<Row> = list.build_query_as().fetch_all(pool).await?;
+                let counted = match whole_total(page, rows.len()) {
+                    Some(_) => None,
+                    None => {
+                        let mut count = capped_count::<Postgres>("access_log");
+                        push_filters(&mut count, f, |t| t);
+                        Some(end_count(count, limit).build_query_scalar().fetch_one(pool).await?)
+                    }
+                };
+                (rows, counted)
             }
             Backend::Sqlite(SqliteDb { read: pool, .. }) => {
-                let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM access_log");
-                push_filters(&mut count, f, stamp);
-                let total = count.build_query_scalar().fetch_one(pool).await?;
                 let mut list = QueryBuilder::<Sqlite>::new(select("at"));
                 push_filters(&mut list, f, stamp);
                 push_page(&mut list, page);
-                (total, list.build_query_as().fetch_all(pool).await?)
+                let rows: Vec<Row> = list.build_query_as().fetch_all(pool).await?;
+                let counted = match whole_total(page, rows.len()) {
+                    Some(_) => None,
+                    None => {
+                        let mut count = capped_count::<Sqlite>("access_log");
+                        push_filters(&mut count, f, stamp);
+                        Some(end_count(count, limit).build_query_scalar().fetch_one(pool).await?)
+                    }
+                };
+                (rows, counted)
             }
         };
         let items = rows
@@ -265,8 +279,21 @@ impl AccessLog {
                 },
             )
             .collect();
-        Ok(Page::exact(items, total, page))
+        Ok(Page::from_count(items, counted, limit, page))
     }
+}
+
+/// The start of a `COUNT(*)` of at most a number of rows of `table`: push
+/// the filters, then close it with [`end_count`].
+pub(crate) fn capped_count<'a, DB: Database>(table: &str) -> QueryBuilder<'a, DB> {
+    QueryBuilder::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table}"))
+}
+
+/// Closes a [`capped_count`] at `limit` rows (see
+/// [`projections::page::capped_count_limit`]).
+pub(crate) fn end_count<DB: Database>(mut count: QueryBuilder<'_, DB>, limit: i64) -> QueryBuilder<'_, DB> {
+    count.push(format!(" LIMIT {limit}) capped"));
+    count
 }
 
 /// `at` as SQLite stores it (see [`INSTANT`]).

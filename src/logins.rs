@@ -27,9 +27,10 @@ use serde::Serialize;
 use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 use utoipa::ToSchema;
 
-use crate::access_log::{push_page, push_where, stamp, PG_AT};
+use crate::access_log::{capped_count, end_count, push_page, push_where, stamp, PG_AT};
 use crate::app::error::AppError;
 use crate::store::{Backend, SqliteDb};
+use projections::page::{capped_count_limit, whole_total, AUDIT_TOTAL_CAP};
 
 /// Lock stripes: attempts whose usernames hash alike wait for each other.
 const STRIPES: usize = 64;
@@ -228,24 +229,37 @@ impl LoginAttempts {
         );
         let hash = f.username.as_deref().map(|u| self.username_hash(u));
         let cols = "username_hash, outcome, reason, user_id, ip, user_agent, request_id";
-        let (total, rows): (i64, Vec<Row>) = match &self.backend {
+        let limit = capped_count_limit(AUDIT_TOTAL_CAP, page);
+        let (rows, counted): (Vec<Row>, Option<i64>) = match &self.backend {
             Backend::Postgres(pool) => {
-                let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM login_attempts");
-                push_filters(&mut count, &hash, f, |t| t);
-                let total = count.build_query_scalar().fetch_one(pool).await?;
                 let mut list = QueryBuilder::<Postgres>::new(format!("SELECT id, {PG_AT}, {cols} FROM login_attempts"));
                 push_filters(&mut list, &hash, f, |t| t);
                 push_page(&mut list, page);
-                (total, list.build_query_as().fetch_all(pool).await?)
+                let rows: Vec<Row> = list.build_query_as().fetch_all(pool).await?;
+                let counted = match whole_total(page, rows.len()) {
+                    Some(_) => None,
+                    None => {
+                        let mut count = capped_count::<Postgres>("login_attempts");
+                        push_filters(&mut count, &hash, f, |t| t);
+                        Some(end_count(count, limit).build_query_scalar().fetch_one(pool).await?)
+                    }
+                };
+                (rows, counted)
             }
             Backend::Sqlite(SqliteDb { read: pool, .. }) => {
-                let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM login_attempts");
-                push_filters(&mut count, &hash, f, stamp);
-                let total = count.build_query_scalar().fetch_one(pool).await?;
                 let mut list = QueryBuilder::<Sqlite>::new(format!("SELECT id, at, {cols} FROM login_attempts"));
                 push_filters(&mut list, &hash, f, stamp);
                 push_page(&mut list, page);
-                (total, list.build_query_as().fetch_all(pool).await?)
+                let rows: Vec<Row> = list.build_query_as().fetch_all(pool).await?;
+                let counted = match whole_total(page, rows.len()) {
+                    Some(_) => None,
+                    None => {
+                        let mut count = capped_count::<Sqlite>("login_attempts");
+                        push_filters(&mut count, &hash, f, stamp);
+                        Some(end_count(count, limit).build_query_scalar().fetch_one(pool).await?)
+                    }
+                };
+                (rows, counted)
             }
         };
         let items = rows
@@ -264,7 +278,7 @@ impl LoginAttempts {
                 },
             )
             .collect();
-        Ok(Page::exact(items, total, page))
+        Ok(Page::from_count(items, counted, limit, page))
     }
 }
 

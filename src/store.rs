@@ -196,7 +196,13 @@ impl EventStore {
                 let write = projections::pool::embedded::<sqlx::Sqlite>()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options.clone())
+                    // A multi-row statement inside a transaction (a batch of
+                    // appends, of access records) keeps a statement journal
+                    // to undo itself alone; past 64 KiB SQLite spills it to a
+                    // temporary file, written page by page on every commit.
+                    // The writer's journals stay in memory: they are as large
+                    // as the pages one batch changes.
+                    .connect_with(options.clone().pragma("temp_store", "MEMORY"))
                     .await?;
                 SQLITE_MIGRATIONS.run(&write).await?;
                 let read = projections::pool::embedded::<sqlx::Sqlite>()
@@ -524,10 +530,11 @@ impl EventStore {
         }
     }
 
-    /// How many stored events match `filter`.
-    pub async fn count(&self, filter: &EventFilter) -> Result<i64, sqlx::Error> {
+    /// How many stored events match `filter`, counting at most `limit`
+    /// (see `projections::page::capped_count_limit`).
+    pub async fn count(&self, filter: &EventFilter, limit: i64) -> Result<i64, sqlx::Error> {
         let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
-        let sql = format!("SELECT COUNT(*) FROM events WHERE {conditions}");
+        let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE {conditions} LIMIT {limit}) capped");
         match &self.backend {
             Backend::Postgres(pool) => {
                 bind_values!(sqlx::query_scalar(&sql), &values, |t| t)

@@ -51,8 +51,8 @@ impl PageParams {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
-    /// False when `total` is a lower bound (a search that stopped counting
-    /// at its cap, see `families::SEARCH_TOTAL_CAP`).
+    /// False when `total` is a lower bound (a count that stopped at its cap:
+    /// `families::SEARCH_TOTAL_CAP`, [`AUDIT_TOTAL_CAP`]).
     pub total_exact: bool,
     pub page: u32,
     pub limit: u32,
@@ -67,6 +67,31 @@ impl<T> Page<T> {
             total_exact: true,
             page: params.page,
             limit: params.limit,
+        }
+    }
+
+    /// The page `params` asked for, whose total came from a count that read
+    /// at most `limit` rows ([`capped_count_limit`]): a count that reached it
+    /// stopped, so the total is a lower bound (`limit - 1`, not exact).
+    pub fn capped(items: Vec<T>, counted: i64, limit: i64, params: PageParams) -> Self {
+        let mut page = Self::exact(items, counted, params);
+        if counted >= limit {
+            page.total = limit - 1;
+            page.total_exact = false;
+        }
+        page
+    }
+
+    /// The page `params` asked for: with the capped count of its matches
+    /// when it was taken ([`Page::capped`]), or, without one, holding them
+    /// all ([`whole_total`]).
+    pub fn from_count(items: Vec<T>, counted: Option<i64>, limit: i64, params: PageParams) -> Self {
+        match counted {
+            Some(counted) => Self::capped(items, counted, limit, params),
+            None => {
+                let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+                Self::exact(items, total, params)
+            }
         }
     }
 
@@ -261,9 +286,37 @@ pub fn whole_total(page: PageParams, rows: usize) -> Option<i64> {
     (page.offset() == 0 && rows < page.limit()).then_some(rows)
 }
 
+/// Matching rows an audit list (`/audit/events`, `/audit/access`,
+/// `/audit/logins`) counts: past this its total is a lower bound
+/// (`total_exact: false`, "10,000+"). The access log grows with every read of
+/// patient data (tens of millions of rows in a year of a large deployment),
+/// and counting an unfiltered view of it read the whole table on every page.
+pub const AUDIT_TOTAL_CAP: i64 = 10_000;
+
+/// The rows a count capped at `cap` reads for `page`: up to the cap, or to
+/// the end of the page asked for when that lies past it (a page past the cap
+/// still learns that it is not the last), plus one to tell whether more
+/// follow. See [`Page::capped`].
+pub fn capped_count_limit(cap: i64, page: PageParams) -> i64 {
+    cap.max(page.offset() + page.limit()) + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_count_is_exact_below_its_limit_and_a_lower_bound_at_it() {
+        let first = PageParams::parse(Some(1), Some(20)).unwrap();
+        assert_eq!(capped_count_limit(100, first), 101);
+        // A page past the cap counts to its own end.
+        let far = PageParams::parse(Some(10), Some(20)).unwrap();
+        assert_eq!(capped_count_limit(100, far), 201);
+        let below = Page::capped(vec![1], 100, 101, first);
+        assert_eq!((below.total, below.total_exact), (100, true));
+        let at = Page::capped(vec![1], 101, 101, first);
+        assert_eq!((at.total, at.total_exact), (100, false));
+    }
 
     #[test]
     fn a_short_first_page_is_its_own_total() {

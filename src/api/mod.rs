@@ -72,7 +72,9 @@ macro_rules! list_page {
             /// Items matching the filters, over all pages.
             pub total: i64,
             /// False when `total` is a lower bound: a family search counts at
-            /// most 200 matching households.
+            /// most 200 matching households, the audit lists (`/audit/events`,
+            /// `/audit/access`, `/audit/logins`) at most 10,000 entries (or to
+            /// the end of the page asked for, past that).
             pub total_exact: bool,
             /// This page, from 1.
             #[schema(minimum = 1)]

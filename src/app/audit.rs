@@ -3,6 +3,7 @@
 //! fields of erased patients read as erased. Reading it is itself a read of
 //! the patients' data the events are about, and is logged as such.
 
+use projections::page::{capped_count_limit, whole_total, AUDIT_TOTAL_CAP};
 use projections::{Page, PageParams};
 use serde::Serialize;
 use serde_json::Value;
@@ -70,9 +71,12 @@ pub async fn events(
         .query_raw(&filter, 0, paging.limit(), paging.offset())
         .await?;
     // A short first page is the whole history (most patients'): no count.
-    let total = match projections::page::whole_total(paging, raw.len()) {
-        Some(total) => total,
-        None => state.store.count(&filter).await?,
+    // Otherwise a count as far as the cap (a whole store's history is
+    // millions of events).
+    let limit = capped_count_limit(AUDIT_TOTAL_CAP, paging);
+    let counted = match whole_total(paging, raw.len()) {
+        Some(_) => None,
+        None => Some(state.store.count(&filter, limit).await?),
     };
     let positions: Vec<i64> = raw.iter().map(|e| e.position).collect();
     let hashes = sealed_hashes(&state.store, &positions).await?;
@@ -117,7 +121,7 @@ pub async fn events(
     patients.sort();
     patients.dedup();
     state.access.patients(p, origin, &patients).await?;
-    Ok(Page::exact(items, total, paging))
+    Ok(Page::from_count(items, counted, limit, paging))
 }
 
 /// The patient an event is about (none for households, files and staff).

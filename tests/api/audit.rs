@@ -19,6 +19,7 @@ dual!(
     an_erasure_recorded_just_before_a_crash_is_completed,
     auditors_write_nothing_and_others_do_not_audit,
     a_patients_page_reads_the_hashes_of_its_own_events_only,
+    audit_lists_count_no_further_than_their_cap,
 );
 
 const NAME: &str = "欧阳删除测试";
@@ -821,4 +822,71 @@ async fn a_patients_page_reads_the_hashes_of_its_own_events_only(b: Backend) {
             hashes.get(&e["position"].as_i64().unwrap()).map(String::as_str)
         );
     }
+}
+
+/// An auditor's unfiltered views of the history and of the access log grow
+/// with the store (millions of events, tens of millions of reads): their
+/// totals are counted as far as `AUDIT_TOTAL_CAP` and say when they stopped,
+/// instead of reading every row on every page.
+async fn audit_lists_count_no_further_than_their_cap(b: Backend) {
+    use projections::page::AUDIT_TOTAL_CAP;
+    let app = spawn_app(b).await;
+    let seeded = carelog::seed::seed(
+        &app.state,
+        carelog::seed::SeedOptions {
+            patients: 3_400,
+            recorders: Some(2),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(seeded.events as i64 > AUDIT_TOTAL_CAP, "{seeded:?}");
+    let reads = AUDIT_TOTAL_CAP as usize + 50;
+    let patients: Vec<String> = (0..7).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let entries = (0..reads)
+        .map(|n| carelog::access_log::AccessEntry {
+            at: chrono::Utc::now(),
+            actor_id: "cap-test-actor".into(),
+            actor_role: "admin".into(),
+            patient_id: patients[n % 7].clone(),
+            endpoint: "GET /api/v1/patients/{id}".into(),
+            path: "/api/v1/patients/cap".into(),
+            ip: "127.0.0.1".into(),
+            user_agent: "cap-test".into(),
+            request_id: format!("cap-{n}"),
+        })
+        .collect();
+    app.state.access.append(entries).await.unwrap();
+    let (_, token) = auditor(&app).await;
+
+    // The access log first: reading the history logs reads of its own.
+    let page = app.get("/audit/access?limit=20", &token).await.ok();
+    assert_eq!(page.data()["total"], AUDIT_TOTAL_CAP);
+    assert_eq!(page.data()["total_exact"], false);
+    // A page past the cap counts to its own end, and finds the real end.
+    let last = (reads as i64 + 99) / 100;
+    let page = app
+        .get(&format!("/audit/access?limit=100&page={last}"), &token)
+        .await
+        .ok();
+    assert_eq!(page.data()["total"], reads as i64);
+    assert_eq!(page.data()["total_exact"], true);
+    assert_eq!(page.data()["entries"].as_array().unwrap().len(), reads % 100);
+    // Filters matching fewer rows than the cap are counted exactly.
+    let page = app
+        .get(&format!("/audit/access?limit=20&patient_id={}", patients[0]), &token)
+        .await
+        .ok();
+    assert_eq!(page.data()["total"], reads.div_ceil(7) as i64);
+    assert_eq!(page.data()["total_exact"], true);
+
+    let page = app.get("/audit/events?limit=20", &token).await.ok();
+    assert_eq!(page.data()["total"], AUDIT_TOTAL_CAP);
+    assert_eq!(page.data()["total_exact"], false);
+    let page = app
+        .get("/audit/events?aggregate_type=family&limit=20", &token)
+        .await
+        .ok();
+    assert_eq!(page.data()["total"], seeded.families as i64);
+    assert_eq!(page.data()["total_exact"], true);
 }
