@@ -818,9 +818,15 @@ fn filter_sql(postgres: bool, filter: &EventFilter) -> (String, Vec<FilterValue>
         push(&|n| format!("aggregate_id = ${n}"), FilterValue::Text(id.clone()));
     }
     if let Some(actor) = &filter.actor_id {
+        // The expression of the `events_actor` index, and its condition, so
+        // that both planners read the user's events from it in order.
         let actor_sql = match postgres {
-            true => |n| format!("metadata->>'actor_id' = ${n}"),
-            false => |n| format!("json_extract(metadata, '$.actor_id') = ${n}"),
+            true => |n| format!("(metadata ->> 'actor_id') = ${n} AND (metadata ->> 'actor_id') IS NOT NULL"),
+            false => {
+                |n| {
+                    format!("json_extract(metadata, '$.actor_id') = ${n} AND json_extract(metadata, '$.actor_id') IS NOT NULL")
+                }
+            }
         };
         push(&actor_sql, FilterValue::Text(actor.clone()));
     }
