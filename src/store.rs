@@ -1067,12 +1067,23 @@ mod tests {
             let (sql, values) = filter_sql(postgres, &by_actor_since);
             assert!(!sql.contains("IS NULL"), "{sql}");
             // PostgreSQL probes the position index with an array (see `filter_sql`).
-            let (positions, closing) = match postgres {
-                true => ("position = ANY(ARRAY(", "WHERE s.patient_id = $3))"),
-                false => ("position IN (", "WHERE s.patient_id = $3)"),
+            let (actor, positions, closing) = match postgres {
+                true => (
+                    "(metadata ->> 'actor_id')",
+                    "position = ANY(ARRAY(",
+                    "WHERE s.patient_id = $3))",
+                ),
+                false => (
+                    "json_extract(metadata, '$.actor_id')",
+                    "position IN (",
+                    "WHERE s.patient_id = $3)",
+                ),
             };
+            // The actor as the `events_actor` index holds it, with its condition.
             assert!(
-                sql.contains(&format!("= $1 AND recorded_at >= $2 AND {positions}")),
+                sql.starts_with(&format!(
+                    "{actor} = $1 AND {actor} IS NOT NULL AND recorded_at >= $2 AND {positions}"
+                )),
                 "{sql}"
             );
             assert!(sql.contains("o.aggregate_id = $3"), "{sql}");
