@@ -361,6 +361,13 @@ pub async fn rebuild_beside(
             elapsed_s = started.elapsed().as_secs_f64(),
             "rebuild: the shadow's derived rows written"
         );
+        // Statistics for the planner: in the shadow when the whole file is
+        // switched in (they come with it), else in the live tables after.
+        let tables: Vec<&str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
+        let by_file = read.switches_file(projectors);
+        if by_file {
+            replica.analyze(&tables).await?;
+        }
         let reached = read
             .switch_to(&shadow, projectors, |live: Vec<i64>| async move {
                 // Never behind the live read models; never back from where the shadow is.
@@ -385,10 +392,10 @@ pub async fn rebuild_beside(
             elapsed_s = started.elapsed().as_secs_f64(),
             "rebuild: the shadow switched in"
         );
-        // Fresh statistics for the planner over the tables just switched in.
-        let tables: Vec<&str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
-        if let Err(e) = read.analyze(&tables).await {
-            tracing::warn!(error = %e, "statistics of the rebuilt read models not refreshed");
+        if !by_file {
+            if let Err(e) = read.analyze(&tables).await {
+                tracing::warn!(error = %e, "statistics of the rebuilt read models not refreshed");
+            }
         }
         Ok::<i64, FollowError>(reached.into_iter().max().unwrap_or(0))
     }

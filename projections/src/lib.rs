@@ -42,6 +42,7 @@ pub mod evv;
 pub mod families;
 pub mod hospitals;
 pub mod jobs;
+mod live_file;
 pub mod orders;
 pub mod packages;
 pub mod page;

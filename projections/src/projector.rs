@@ -205,6 +205,14 @@ impl ReadStore {
                 return Err(ProjectionError::CheckpointMoved(names[0]));
             }
         }
+        // Holding the write lock now: if a full rebuild replaced the file
+        // while this connection waited for it, this is the old file, whose
+        // writes would be lost. The caller re-reads, on the new file.
+        if self.writer_outdated() {
+            return Err(ProjectionError::CheckpointMoved(
+                "the read store's file, replaced by a rebuild",
+            ));
+        }
         // Projector by projector: each reads and writes only its own tables,
         // so only the order of events within one projector matters.
         for (p, checkpoint) in projectors.iter().zip(expected) {

@@ -23,19 +23,31 @@
 //!      live pipeline that moved meanwhile finds its checkpoints changed and
 //!      re-reads them (`T`, possibly behind where it was: it applies those
 //!      events again, to the new tables, which lack them);
-//!    - otherwise (SQLite, or a partial rebuild behind the live read
-//!      models): the rows copied over and the checkpoints set to `T` in the
-//!      transaction that holds the lock (readers see the old snapshot until
-//!      it commits; the pipeline waits for the copy);
+//!    - on SQLite when every projector is rebuilt: the shadow *file* put in
+//!      place of the live one, O(1) whatever its size (see
+//!      `crate::live_file`). What the rebuild does not rebuild (the
+//!      reactors' checkpoints) is copied into the shadow under the lock; the
+//!      shadow is made durable and switched to write-ahead logging, renamed
+//!      to a generation file (`read.<n>.db`), and a symbolic link at the
+//!      configured path (`read.db`) is renamed over the live one. Connections
+//!      opened from then on are on the new file; the server's pools close the
+//!      ones opened before as they come back, and its pipeline, which checks
+//!      again once it holds the write lock, never writes to the old file;
+//!    - otherwise (SQLite with a partial rebuild, or a partial rebuild behind
+//!      the live read models on MySQL): the rows copied over and the
+//!      checkpoints set to `T` in the transaction that holds the lock
+//!      (readers see the old snapshot until it commits; the pipeline waits
+//!      for the copy);
 //! 4. commit, releasing the pipeline, which goes on from `T`.
 //!
 //! The tables and the checkpoints agree at every instant (a `RENAME` moves
-//! them together, or happens only when they need not move), so a crash at
-//! any step loses nothing and applies nothing twice, and a query during the
-//! rebuild sees either the old complete read model or the new complete one.
+//! them together, or happens only when they need not move; a file holds
+//! both), so a crash at any step loses nothing and applies nothing twice, and
+//! a query during the rebuild sees either the old complete read model or the
+//! new complete one.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlx::{Acquire, Connection, Executor};
@@ -187,14 +199,22 @@ impl ReadStore {
                 })
             }
             Dialect::Sqlite => {
-                let rows = sqlx::query("PRAGMA database_list").fetch_all(self.pool()).await?;
-                let main = rows
-                    .iter()
-                    .find(|r| r.text("name").ok().as_deref() == Some("main"))
-                    .and_then(|r| r.opt_text("file").ok().flatten())
-                    .filter(|f| !f.is_empty())
-                    .ok_or_else(|| sqlx::Error::Configuration("the read store is not a file".into()))?;
-                let live = PathBuf::from(main);
+                // The configured path (a link to the current generation after
+                // a switch by file), so that the shadow and its lock keep one
+                // name whatever the generation.
+                let live = match self.live_file() {
+                    Some(live) => live.path().to_path_buf(),
+                    None => {
+                        let rows = sqlx::query("PRAGMA database_list").fetch_all(self.pool()).await?;
+                        let main = rows
+                            .iter()
+                            .find(|r| r.text("name").ok().as_deref() == Some("main"))
+                            .and_then(|r| r.opt_text("file").ok().flatten())
+                            .filter(|f| !f.is_empty())
+                            .ok_or_else(|| sqlx::Error::Configuration("the read store is not a file".into()))?;
+                        PathBuf::from(main)
+                    }
+                };
                 let path = live.with_extension("rebuild.db");
                 let lock = std::fs::File::options()
                     .create(true)
@@ -203,6 +223,7 @@ impl ReadStore {
                     .open(live.with_extension("rebuild.lock"))?;
                 lock.try_lock().map_err(|_| busy())?;
                 remove_sqlite_files(&path);
+                remove_stray_generations(&live);
                 private_file(&path)?;
                 let url = format!("sqlite://{}?mode=rwc", path.display());
                 let store = ReadStore::connect_with(&url, Durability::Scratch).await?;
@@ -299,6 +320,9 @@ impl ReadStore {
                 tx.commit().await?;
                 Ok(targets)
             }
+            (Place::Sqlite { path }, Dialect::Sqlite) if self.switches_file(projectors) => {
+                self.switch_file(shadow, path, projectors, catch_up).await
+            }
             (Place::Sqlite { path }, Dialect::Sqlite) => {
                 // A connection of its own, closed afterwards: it ends with a
                 // database attached and, on an error, possibly a transaction.
@@ -339,6 +363,257 @@ impl ReadStore {
                 result
             }
             _ => Err(sqlx::Error::Configuration("the shadow belongs to another kind of read store".into()).into()),
+        }
+    }
+}
+
+impl ReadStore {
+    /// Whether [`ReadStore::switch_to`] puts the shadow in place as a whole
+    /// file: on SQLite (on Unix, which has symbolic links), when `projectors`
+    /// are every projector, so that what comes along besides is small. The
+    /// caller refreshes the shadow's statistics before such a switch (they
+    /// come with the file) and the live ones after any other.
+    pub fn switches_file(&self, projectors: &[Arc<dyn Projector>]) -> bool {
+        let every = crate::all_projectors();
+        cfg!(unix)
+            && self.live_file().is_some()
+            && every.iter().all(|p| projectors.iter().any(|q| q.name() == p.name()))
+    }
+
+    /// The switch by file (see the module docs).
+    async fn switch_file<F, Fut, E>(
+        &self,
+        shadow: &Shadow,
+        scratch: &Path,
+        projectors: &[Arc<dyn Projector>],
+        catch_up: F,
+    ) -> Result<Vec<i64>, E>
+    where
+        F: FnOnce(Vec<i64>) -> Fut,
+        Fut: Future<Output = Result<Vec<i64>, E>>,
+        E: From<sqlx::Error>,
+    {
+        let link = self
+            .live_file()
+            .ok_or_else(|| sqlx::Error::Configuration("the read store is not a file".into()))?
+            .path()
+            .to_path_buf();
+        // Most of the shadow's pages onto the disk before the lock, so that
+        // the flush under it has only the catch-up's pages left.
+        sync_file(scratch).await?;
+        let names: Vec<&'static str> = projectors.iter().map(|p| p.name()).collect();
+        let marks = vec!["?"; names.len()].join(", ");
+        let rebuilt: Vec<&'static str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
+        let mut conn = self.writer().acquire().await?.detach();
+        let result = async {
+            conn.execute("BEGIN").await?;
+            // The live file's write lock: the pipeline's next batch waits.
+            let touch = format!("UPDATE projection_checkpoints SET position = position WHERE name IN ({marks})");
+            let mut q = sqlx::query(&touch);
+            for n in &names {
+                q = q.bind(*n);
+            }
+            q.execute(&mut conn).await?;
+            let sql = format!("SELECT name, position FROM projection_checkpoints WHERE name IN ({marks})");
+            let live_positions = positions(&mut conn, &sql, &names).await?;
+            let targets = catch_up(live_positions.clone()).await?;
+            ensure_reached(shadow, projectors, &live_positions, &targets).await?;
+            carry_over(shadow.store(), &link, &rebuilt, &names).await?;
+            shadow.store().close().await;
+            seal(scratch).await?;
+            let generation = next_generation(&link)?;
+            std::fs::rename(scratch, &generation).map_err(sqlx::Error::Io)?;
+            let old = point(&link, &generation)?;
+            // Nothing was written but the touch; ending it lets the pipeline
+            // go on, on the new file.
+            conn.execute("COMMIT").await?;
+            remove_old(&link, old.as_deref());
+            Ok::<Vec<i64>, E>(targets)
+        }
+        .await;
+        if result.is_err() {
+            let _ = conn.execute("ROLLBACK").await;
+        }
+        let _ = conn.close().await;
+        result
+    }
+}
+
+/// Copies into the shadow, as the live file holds them under the switch's
+/// lock, the tables no rebuilt projector owns (the reactors' checkpoints, and
+/// any table a projector not rebuilt owns) and the checkpoints of projectors
+/// not rebuilt.
+async fn carry_over(
+    shadow: &ReadStore,
+    live: &Path,
+    rebuilt: &[&'static str],
+    names: &[&'static str],
+) -> Result<(), sqlx::Error> {
+    const LIVE: &str = "carelog_live";
+    let mut conn = shadow.writer().acquire().await?.detach();
+    sqlx::query(&format!("ATTACH DATABASE ? AS {LIVE}"))
+        .bind(live.display().to_string())
+        .execute(&mut conn)
+        .await?;
+    let result = async {
+        let tables: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT name FROM {LIVE}.sqlite_master WHERE type = 'table'
+               AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_sqlx_migrations', 'projection_checkpoints')
+             ORDER BY name"
+        ))
+        .fetch_all(&mut conn)
+        .await?;
+        conn.execute("BEGIN").await?;
+        for t in tables.iter().filter(|t| !rebuilt.contains(&t.as_str())) {
+            conn.execute(format!("DELETE FROM main.\"{t}\"").as_str()).await?;
+            conn.execute(format!("INSERT INTO main.\"{t}\" SELECT * FROM {LIVE}.\"{t}\"").as_str())
+                .await?;
+        }
+        let marks = vec!["?"; names.len()].join(", ");
+        let sql = format!(
+            "INSERT OR REPLACE INTO main.projection_checkpoints (name, position)
+             SELECT name, position FROM {LIVE}.projection_checkpoints WHERE name NOT IN ({marks})"
+        );
+        let mut q = sqlx::query(&sql);
+        for n in names {
+            q = q.bind(*n);
+        }
+        q.execute(&mut conn).await?;
+        conn.execute("COMMIT").await?;
+        Ok::<(), sqlx::Error>(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    let _ = conn.execute(format!("DETACH DATABASE {LIVE}").as_str()).await;
+    let _ = conn.close().await;
+    result
+}
+
+/// Makes the closed shadow file what a live one is: in write-ahead-log mode
+/// (persistent in its header, set while nothing else has it open) and on the
+/// disk, with no `-wal` or `-shm` file beside it.
+async fn seal(path: &Path) -> Result<(), sqlx::Error> {
+    let url = format!("sqlite://{}", path.display());
+    let mut conn = <sqlx::AnyConnection as Connection>::connect(&url).await?;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+        .fetch_one(&mut conn)
+        .await?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(sqlx::Error::Protocol(format!(
+            "the rebuilt read store stayed in journal mode {mode}"
+        )));
+    }
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+    conn.close().await?;
+    for suffix in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    sync_file(path).await
+}
+
+async fn sync_file(path: &Path) -> Result<(), sqlx::Error> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+        .map_err(sqlx::Error::Io)
+}
+
+/// A file name for the next generation of the read store at `link`, beside
+/// it: `<stem>.<milliseconds since the epoch>.db`, never one that exists.
+fn next_generation(link: &Path) -> Result<PathBuf, sqlx::Error> {
+    let stem = link
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| sqlx::Error::Configuration("the read store's file has no name".into()))?;
+    let mut n = chrono::Utc::now().timestamp_millis();
+    loop {
+        let candidate = link.with_file_name(format!("{stem}.{n}.db"));
+        if !candidate.exists() {
+            return Ok(candidate);
+        }
+        n += 1;
+    }
+}
+
+/// Whether `name` is a generation file of the read store at `link`.
+fn is_generation(link: &Path, name: &str) -> bool {
+    let Some(stem) = link.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
+    name.strip_prefix(stem)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".db"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Points `link` at `target` (a file beside it): a new symbolic link renamed
+/// over it, atomically, and the directory flushed. Returns the file `link`
+/// named before when it was a link (a generation file), `None` when it was
+/// the original regular file.
+#[cfg(unix)]
+fn point(link: &Path, target: &Path) -> Result<Option<PathBuf>, sqlx::Error> {
+    let old = std::fs::read_link(link).ok().map(|t| link.with_file_name(t));
+    let name = target
+        .file_name()
+        .ok_or_else(|| sqlx::Error::Configuration("the generation file has no name".into()))?;
+    let mut tmp = link.as_os_str().to_owned();
+    tmp.push(".switching");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)?;
+    std::fs::rename(&tmp, link)?;
+    std::fs::File::open(parent(link))?.sync_all()?;
+    Ok(old)
+}
+
+#[cfg(not(unix))]
+fn point(_: &Path, _: &Path) -> Result<Option<PathBuf>, sqlx::Error> {
+    Err(sqlx::Error::Configuration("no symbolic links here".into()))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// After a switch by file: the file the link named before, or the original
+/// file's `-wal` and `-shm` (its main file went with the rename), and any
+/// generation file left by a rebuild that stopped half-way. Processes that
+/// still have them open keep reading them; nothing opens them again.
+fn remove_old(link: &Path, old: Option<&Path>) {
+    match old {
+        Some(old) => remove_sqlite_files(old),
+        None => {
+            for suffix in ["-wal", "-shm"] {
+                let mut p = link.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+        }
+    }
+    remove_stray_generations(link);
+}
+
+/// Generation files beside `link` that it does not name (a rebuild stopped
+/// between renaming its shadow and pointing the link at it, or before
+/// removing the old one). All of them while `link` is still the original
+/// regular file.
+fn remove_stray_generations(link: &Path) {
+    let current = std::fs::read_link(link).ok();
+    let Ok(entries) = std::fs::read_dir(parent(link)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_generation(link, name) && current.as_deref() != Some(Path::new(name)) {
+            remove_sqlite_files(&parent(link).join(name));
         }
     }
 }
@@ -402,7 +677,24 @@ fn private_file(path: &std::path::Path) -> Result<(), sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{is_generation, with_database};
+    use std::path::Path;
+
+    #[test]
+    fn only_numbered_files_beside_the_read_store_are_its_generations() {
+        let link = Path::new("/data/read.db");
+        assert!(is_generation(link, "read.1796506687286.db"));
+        for other in [
+            "read.db",
+            "read.rebuild.db",
+            "read.db-wal",
+            "read.12.db-wal",
+            "read..db",
+            "events.12.db",
+        ] {
+            assert!(!is_generation(link, other), "{other}");
+        }
+    }
 
     #[test]
     fn it_should_swap_only_the_database_of_a_mysql_url() {

@@ -11,6 +11,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::live_file::LiveFile;
+
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/read/mysql");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/read/sqlite");
 
@@ -48,6 +50,9 @@ pub struct ReadStore {
     url: std::sync::Arc<str>,
     /// Batches are bulk-loaded (`Projector::load_all`): see [`ReadStore::for_load`].
     loading: bool,
+    /// The embedded store's file, which a full rebuild replaces whole
+    /// (`crate::live_file`); `None` on MySQL and for a rebuild's shadow.
+    live: Option<std::sync::Arc<LiveFile>>,
 }
 
 impl ReadStore {
@@ -90,25 +95,46 @@ impl ReadStore {
                      PRAGMA secure_delete = OFF; PRAGMA cache_size = -131072;"
                 }
             };
-            let with_pragmas = |options: AnyPoolOptions| {
-                options.after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        conn.execute(pragmas).await?;
-                        Ok(())
-                    })
-                })
+            // The file a full rebuild may replace (see `crate::live_file`):
+            // a pooled connection opened before it was replaced is closed
+            // instead of handed out.
+            let live = match durability {
+                Durability::Full => sqlite_file(&url).map(|path| std::sync::Arc::new(LiveFile::new(&path))),
+                Durability::Scratch => None,
             };
-            let writer = with_pragmas(crate::pool::embedded::<sqlx::Any>().acquire_timeout(Duration::from_secs(30)))
-                .max_connections(1)
-                .connect(&url)
-                .await?;
-            let pool = with_pragmas(options).max_connections(8).connect(&url).await?;
+            let with_pragmas = |options: AnyPoolOptions, writer: bool| {
+                let (opened, fresh) = (live.clone(), live.clone());
+                options
+                    .after_connect(move |conn, _| {
+                        let opened = opened.clone();
+                        Box::pin(async move {
+                            conn.execute(pragmas).await?;
+                            if let (true, Some(live)) = (writer, opened) {
+                                live.writer_opened();
+                            }
+                            Ok(())
+                        })
+                    })
+                    .before_acquire(move |_, meta| {
+                        let fresh = fresh.clone();
+                        Box::pin(async move { Ok(fresh.is_none_or(|live| !live.outdated(meta.age))) })
+                    })
+            };
+            let writer = with_pragmas(
+                crate::pool::embedded::<sqlx::Any>().acquire_timeout(Duration::from_secs(30)),
+                true,
+            )
+            .max_connections(1)
+            .connect(&url)
+            .await?;
+            let pool = with_pragmas(options, false).max_connections(8).connect(&url).await?;
             let store = Self {
                 pool,
                 writer,
                 dialect,
                 url: given.into(),
                 loading: false,
+                live,
             };
             store.migrate().await?;
             store.fill_family_grams().await?;
@@ -134,6 +160,7 @@ impl ReadStore {
             dialect,
             url: given.into(),
             loading: false,
+            live: None,
         };
         store.migrate().await?;
         store.fill_family_grams().await?;
@@ -195,6 +222,19 @@ impl ReadStore {
         &self.writer
     }
 
+    /// The embedded store's file, when it is one a rebuild may replace.
+    pub(crate) fn live_file(&self) -> Option<&LiveFile> {
+        self.live.as_deref()
+    }
+
+    /// Whether the writer's connection, which holds the write lock when this
+    /// is asked inside a transaction, is on a file a full rebuild has replaced
+    /// since it was opened (see `crate::live_file`): anything written there
+    /// would be lost with the old file. Always false on MySQL.
+    pub(crate) fn writer_outdated(&self) -> bool {
+        self.live.as_ref().is_some_and(|live| live.writer_outdated())
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
@@ -229,6 +269,15 @@ impl ReadStore {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// The file a `sqlite:` URL opens; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 impl Dialect {

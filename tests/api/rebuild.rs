@@ -410,3 +410,134 @@ async fn a_read_store_left_behind_gets_the_rebuilt_tables_renamed_in_on_mysql() 
     .unwrap();
     assert_eq!(comment, "", "the live families table was rewritten, not replaced");
 }
+
+/// The names in the embedded data dir `dir` that belong to the read store.
+fn read_store_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("read."))
+        .collect();
+    names.sort();
+    names
+}
+
+/// On SQLite a full rebuild puts its shadow file in place of the live one
+/// (a link renamed over the configured path), whatever the size, instead of
+/// copying every row into the live file under the pipeline's lock. Run from
+/// another process (here: another `ReadStore` on the same file, as `carelog
+/// rebuild` opens it), the server notices on its own: its readers and its
+/// pipeline move to the new file, nothing written meanwhile is lost or
+/// applied twice, what only the live file held (the reactors' positions)
+/// comes along, and the old file is gone from the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
+    let app = spawn_app(Backend::Embedded).await;
+    let dir = app._dir.path().to_path_buf();
+    let mut families = Vec::new();
+    for i in 0..10 {
+        let f = app.family(&format!("家{i}")).await;
+        app.patient(&f, &format!("患者{i}")).await;
+        families.push(f);
+    }
+    let store = &app.state.store;
+    move_families(store, &families, 10).await;
+    app.state.waiter.wait_for(store.head().await.unwrap()).await;
+    app.state.read.set_reactor_checkpoint("a-reactor", 42).await.unwrap();
+    assert_eq!(read_store_files(&dir), ["read.db", "read.db-shm", "read.db-wal"]);
+
+    // Commands keep arriving while another process rebuilds.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (client, base, token, stop) = (
+            app.client.clone(),
+            app.base.clone(),
+            app.admin_token.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut created = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let body: serde_json::Value = client
+                    .post(format!("{base}/api/v1/families"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"family_name": format!("新家{}", created.len()),
+                        "primary_address": "上海市新路1号", "contact_phone": "13912345678"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(body["code"], 201, "{body}");
+                let id = body["data"]["id"].as_str().unwrap().to_string();
+                // Read-your-writes, on whichever file is live.
+                let seen: serde_json::Value = client
+                    .get(format!("{base}/api/v1/families/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(seen["code"], 200, "{seen}");
+                created.push(id);
+            }
+            created
+        })
+    };
+    let url = format!("sqlite://{}?mode=rwc", dir.join("read.db").display());
+    let other = projections::ReadStore::connect(&url).await.unwrap();
+    let projectors = projections::all_projectors();
+    assert!(other.switches_file(&projectors));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    carelog::runner::rebuild_beside(store, &other, &projectors)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let created = writer.await.unwrap();
+    assert!(!created.is_empty());
+    other.close().await;
+
+    let files = read_store_files(&dir);
+    let link = std::fs::read_link(dir.join("read.db")).expect("read.db is a link after the switch");
+    let generation = link.to_string_lossy().into_owned();
+    assert!(
+        generation.starts_with("read.") && generation.ends_with(".db"),
+        "{generation}"
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("read.db-") || f.contains("rebuild.db")),
+        "the old file's log and the shadow are gone: {files:?}"
+    );
+
+    // The server follows the new file: a family created now is listed, and
+    // every family the history holds is there exactly once.
+    let last = app.family("切换后").await;
+    let body = app.get("/families?limit=100", &app.admin_token).await.ok();
+    assert_eq!(body.data()["total"], 10 + created.len() + 1, "{}", body.body);
+    assert_eq!(body.data()["families"][0]["id"], last.as_str());
+    for id in &created {
+        app.get(&format!("/families/{id}"), &app.admin_token).await.ok();
+    }
+    assert_eq!(app.state.read.reactor_checkpoint("a-reactor").await.unwrap(), 42);
+
+    // What the server's pipeline kept up to date is what a quiet rebuild
+    // makes; the second switch, from link to link, removes the first file.
+    app.state.waiter.wait_for(store.head().await.unwrap()).await;
+    let live = dump(&app.state.read).await;
+    carelog::runner::rebuild_beside(store, &app.state.read, &projectors)
+        .await
+        .unwrap();
+    assert_eq!(dump(&app.state.read).await, live);
+    let files = read_store_files(&dir);
+    assert!(!files.contains(&generation), "{files:?}");
+    let newer = std::fs::read_link(dir.join("read.db")).unwrap();
+    assert_ne!(newer, link);
+    assert!(files.contains(&newer.to_string_lossy().into_owned()), "{files:?}");
+    assert_eq!(app.state.read.reactor_checkpoint("a-reactor").await.unwrap(), 42);
+}
