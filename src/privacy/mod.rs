@@ -168,6 +168,12 @@ impl Privacy {
 
     // ---- persisting ---------------------------------------------------------
 
+    /// Whether events of `aggregate_type` can hold personal fields to seal
+    /// (those of any other type are stored as they are).
+    pub fn protects(aggregate_type: &str) -> bool {
+        policy::protected_fields(aggregate_type).is_some()
+    }
+
     /// Encrypts the personal fields of one event about to be stored. A
     /// subject without a key gets a fresh one, kept in `fresh` (and reused by
     /// the command's later events): the caller stores it in the transaction
