@@ -332,18 +332,7 @@ impl ReadStore {
                     .execute(&mut conn)
                     .await?;
                 let result = async {
-                    conn.execute("BEGIN").await?;
-                    // The first write takes the live file's write lock (and
-                    // only that file's: the shadow stays writable).
-                    let touch =
-                        format!("UPDATE main.projection_checkpoints SET position = position WHERE name IN ({marks})");
-                    let mut q = sqlx::query(&touch);
-                    for n in &names {
-                        q = q.bind(*n);
-                    }
-                    q.execute(&mut conn).await?;
-                    let sql = format!("SELECT name, position FROM main.projection_checkpoints WHERE name IN ({marks})");
-                    let live_positions = positions(&mut conn, &sql, &names).await?;
+                    let live_positions = lock_checkpoints(&mut conn, "main", &names).await?;
                     let targets = catch_up(live_positions.clone()).await?;
                     ensure_reached(shadow, projectors, &live_positions, &targets).await?;
                     for t in &tables {
@@ -402,20 +391,10 @@ impl ReadStore {
         // the flush under it has only the catch-up's pages left.
         sync_file(scratch).await?;
         let names: Vec<&'static str> = projectors.iter().map(|p| p.name()).collect();
-        let marks = vec!["?"; names.len()].join(", ");
         let rebuilt: Vec<&'static str> = projectors.iter().flat_map(|p| p.tables().iter().copied()).collect();
         let mut conn = self.writer().acquire().await?.detach();
         let result = async {
-            conn.execute("BEGIN").await?;
-            // The live file's write lock: the pipeline's next batch waits.
-            let touch = format!("UPDATE projection_checkpoints SET position = position WHERE name IN ({marks})");
-            let mut q = sqlx::query(&touch);
-            for n in &names {
-                q = q.bind(*n);
-            }
-            q.execute(&mut conn).await?;
-            let sql = format!("SELECT name, position FROM projection_checkpoints WHERE name IN ({marks})");
-            let live_positions = positions(&mut conn, &sql, &names).await?;
+            let live_positions = lock_checkpoints(&mut conn, "main", &names).await?;
             let targets = catch_up(live_positions.clone()).await?;
             ensure_reached(shadow, projectors, &live_positions, &targets).await?;
             carry_over(shadow.store(), &link, &rebuilt, &names).await?;
@@ -616,6 +595,27 @@ fn remove_stray_generations(link: &Path) {
             remove_sqlite_files(&parent(link).join(name));
         }
     }
+}
+
+/// Begins a transaction on `conn` that takes the write lock of the SQLite
+/// database `schema` (its first write: the live pipeline's next batch waits;
+/// any other attached file stays writable) and reads the checkpoints of
+/// `names` under it, in order.
+async fn lock_checkpoints(
+    conn: &mut sqlx::AnyConnection,
+    schema: &str,
+    names: &[&'static str],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let marks = vec!["?"; names.len()].join(", ");
+    conn.execute("BEGIN").await?;
+    let touch = format!("UPDATE {schema}.projection_checkpoints SET position = position WHERE name IN ({marks})");
+    let mut q = sqlx::query(&touch);
+    for n in names {
+        q = q.bind(*n);
+    }
+    q.execute(&mut *conn).await?;
+    let sql = format!("SELECT name, position FROM {schema}.projection_checkpoints WHERE name IN ({marks})");
+    positions(&mut *conn, &sql, names).await
 }
 
 async fn set_checkpoints(

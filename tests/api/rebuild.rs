@@ -32,6 +32,50 @@ async fn move_families(store: &carelog::store::EventStore, families: &[String], 
     }
 }
 
+/// Creates families through the API until `stop`, each read back at once
+/// (read-your-writes); returns their ids.
+fn family_writer(
+    app: &crate::helpers::TestApp,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    let (client, base, token, stop) = (
+        app.client.clone(),
+        app.base.clone(),
+        app.admin_token.clone(),
+        stop.clone(),
+    );
+    tokio::spawn(async move {
+        let mut created = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let body: serde_json::Value = client
+                .post(format!("{base}/api/v1/families"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"family_name": format!("新家{}", created.len()),
+                    "primary_address": "上海市新路1号", "contact_phone": "13912345678"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(body["code"], 201, "{body}");
+            let id = body["data"]["id"].as_str().unwrap().to_string();
+            let seen: serde_json::Value = client
+                .get(format!("{base}/api/v1/families/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(seen["code"], 200, "{seen}");
+            created.push(id);
+        }
+        created
+    })
+}
+
 async fn dump(read: &projections::ReadStore) -> Vec<String> {
     let mut out = Vec::new();
     for (table, key) in [
@@ -271,35 +315,7 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
         })
     };
     // A writer: new families keep arriving while the rebuild runs.
-    let writer = {
-        let (client, base, token, stop) = (
-            app.client.clone(),
-            app.base.clone(),
-            app.admin_token.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                let body: serde_json::Value = client
-                    .post(format!("{base}/api/v1/families"))
-                    .bearer_auth(&token)
-                    .json(
-                        &serde_json::json!({"family_name": format!("新家{n}"), "primary_address": "上海市新路1号",
-                            "contact_phone": "13912345678"}),
-                    )
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert_eq!(body["code"], 201, "{body}");
-                n += 1;
-            }
-            n
-        })
-    };
+    let writer = family_writer(&app, &stop);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let done = carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
         .await
@@ -307,7 +323,7 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     stop.store(true, std::sync::atomic::Ordering::Release);
     let seen = reader.await.unwrap();
-    let written = writer.await.unwrap();
+    let written = writer.await.unwrap().len();
     assert!(done.events > 1200, "{done:?}");
     assert!(written > 0 && seen.len() > 5, "{written} written, {} reads", seen.len());
     // Never empty, never partial: every read saw at least the 30 families
@@ -329,7 +345,7 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     // exactly what a quiet rebuild produces: nothing lost, nothing twice.
     app.state.waiter.wait_for(store.head().await.unwrap()).await;
     let live = dump(&app.state.read).await;
-    assert!(live.iter().filter(|r| r.starts_with("families:")).count() >= 30 + written as usize);
+    assert!(live.iter().filter(|r| r.starts_with("families:")).count() >= 30 + written);
     carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
         .await
         .unwrap();
@@ -448,45 +464,7 @@ async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
 
     // Commands keep arriving while another process rebuilds.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (client, base, token, stop) = (
-            app.client.clone(),
-            app.base.clone(),
-            app.admin_token.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(async move {
-            let mut created = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                let body: serde_json::Value = client
-                    .post(format!("{base}/api/v1/families"))
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({"family_name": format!("新家{}", created.len()),
-                        "primary_address": "上海市新路1号", "contact_phone": "13912345678"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert_eq!(body["code"], 201, "{body}");
-                let id = body["data"]["id"].as_str().unwrap().to_string();
-                // Read-your-writes, on whichever file is live.
-                let seen: serde_json::Value = client
-                    .get(format!("{base}/api/v1/families/{id}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert_eq!(seen["code"], 200, "{seen}");
-                created.push(id);
-            }
-            created
-        })
-    };
+    let writer = family_writer(&app, &stop);
     let url = format!("sqlite://{}?mode=rwc", dir.join("read.db").display());
     let other = projections::ReadStore::connect(&url).await.unwrap();
     let projectors = projections::all_projectors();
