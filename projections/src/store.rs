@@ -102,6 +102,20 @@ impl ReadStore {
                 Durability::Full => sqlite_file(&url).map(|path| std::sync::Arc::new(LiveFile::new(&path))),
                 Durability::Scratch => None,
             };
+            if let Some(live) = &live {
+                let live = std::sync::Arc::downgrade(live);
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(crate::live_file::LOOK_EVERY);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        every.tick().await;
+                        match live.upgrade() {
+                            Some(live) => live.look(),
+                            None => break,
+                        }
+                    }
+                });
+            }
             let with_pragmas = |options: AnyPoolOptions, writer: bool| {
                 let (opened, fresh) = (live.clone(), live.clone());
                 options
