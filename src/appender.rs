@@ -249,18 +249,20 @@ async fn writer(backend: Backend, mut rx: mpsc::Receiver<Job>, tail: Arc<Tail>, 
         }
         let outcomes = match write(&backend, &batch).await {
             Ok(stored) => {
-                tail.push(stored.events);
-                stored.last.into_iter().map(Ok).collect::<Vec<_>>()
+                let last = stored.last.clone();
+                tail.push(stored.into_events(&mut batch));
+                last.into_iter().map(Ok).collect::<Vec<_>>()
             }
             Err(Outcome::Conflict | Outcome::Duplicate) if batch.len() > 1 => {
                 // Someone's command lost a race (or was applied already): find
                 // whose, one job at a time.
                 let mut each = Vec::with_capacity(batch.len());
-                for job in &batch {
+                for job in &mut batch {
                     each.push(match write(&backend, std::slice::from_ref(job)).await {
                         Ok(stored) => {
-                            tail.push(stored.events);
-                            Ok(stored.last.first().copied().unwrap_or(0))
+                            let last = stored.last.first().copied().unwrap_or(0);
+                            tail.push(stored.into_events(std::slice::from_mut(job)));
+                            Ok(last)
                         }
                         Err(e) => Err(e.into()),
                     });
@@ -363,8 +365,32 @@ struct Stored {
     /// The last position of each job, in order (0 for a job that only records
     /// a client command).
     last: Vec<i64>,
-    /// The events as stored, in position order (for the tail).
-    events: Vec<RawEvent>,
+    /// Each row's position and `recorded_at`, in the jobs' and their rows' order.
+    positions: Vec<(i64, String)>,
+}
+
+impl Stored {
+    /// The events as stored, in position order, for the tail: the jobs' rows
+    /// are moved in, not copied (a scheduled job's run is megabytes of text).
+    fn into_events(self, jobs: &mut [Job]) -> Vec<RawEvent> {
+        let rows = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.rows));
+        let mut events: Vec<RawEvent> = rows
+            .zip(self.positions)
+            .map(|(r, (position, recorded_at))| RawEvent {
+                position,
+                aggregate_type: r.aggregate_type,
+                aggregate_id: r.aggregate_id,
+                sequence: r.sequence,
+                event_type: r.event_type,
+                event_version: r.event_version,
+                payload: r.payload,
+                metadata: r.metadata,
+                recorded_at,
+            })
+            .collect();
+        events.sort_unstable_by_key(|e| e.position);
+        events
+    }
 }
 
 /// One transaction for `batch`.
@@ -408,7 +434,7 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Stored, Outcome> {
             if rows.is_empty() {
                 return Ok(Stored {
                     last: batch.iter().map(|_| 0).collect(),
-                    events: Vec::new(),
+                    positions: Vec::new(),
                 });
             }
             // Numbered in the order given: by position is the rows' order.
@@ -491,23 +517,7 @@ async fn write(backend: &Backend, batch: &[Job]) -> Result<Stored, Outcome> {
         at += job.rows.len();
         last.push(if job.rows.is_empty() { 0 } else { positions[at - 1].0 });
     }
-    let mut events: Vec<RawEvent> = rows
-        .iter()
-        .zip(positions)
-        .map(|(r, (position, recorded_at))| RawEvent {
-            position,
-            aggregate_type: r.aggregate_type.clone(),
-            aggregate_id: r.aggregate_id.clone(),
-            sequence: r.sequence,
-            event_type: r.event_type.clone(),
-            event_version: r.event_version.clone(),
-            payload: r.payload.clone(),
-            metadata: r.metadata.clone(),
-            recorded_at,
-        })
-        .collect();
-    events.sort_unstable_by_key(|e| e.position);
-    Ok(Stored { last, events })
+    Ok(Stored { last, positions })
 }
 
 /// How long a caller should wait before retrying after [`AppendError::Conflict`].

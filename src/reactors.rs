@@ -133,10 +133,9 @@ where
             self.position = Some(after);
             self.saved = (after, Instant::now());
         }
-        let raw = self.state.store.read_raw_after(after, BATCH).await?;
+        let crate::store::Batch { events: raw, more } = self.state.store.next_raw_batch(after, BATCH).await?;
         // A short batch reached the head: wait for the next commit rather
         // than read again to find nothing.
-        let full = raw.len() as i64 == BATCH;
         let Some(last) = raw.last().map(|e| e.position) else {
             if self.saved.0 < after && self.saved.1.elapsed() >= SAVE_EVERY {
                 self.save(after).await?;
@@ -155,7 +154,7 @@ where
         if acted || self.saved.1.elapsed() >= SAVE_EVERY {
             self.save(last).await?;
         }
-        Ok(if full { Step::Moved } else { Step::CaughtUp })
+        Ok(if more { Step::Moved } else { Step::CaughtUp })
     }
 }
 

@@ -203,8 +203,9 @@ where
 /// `None`, or when they turn out to have moved); returns where they are now,
 /// or `None` when there was nothing to apply: an idle follower reads them
 /// afresh on its next step, so a checkpoint set back (a projector reset to be
-/// replayed) is seen without waiting for a new event. A batch shorter than
-/// `batch` reached the head: no read to find nothing.
+/// replayed) is seen without waiting for a new event. A batch neither full
+/// nor cut at its byte budget ([`crate::store::Batch`]) reached the head: no
+/// read to find nothing.
 async fn catch_up_from<F, Fut>(
     store: &EventStore,
     read: &ReadStore,
@@ -224,7 +225,7 @@ where
     loop {
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         on_progress(lowest).await;
-        let events = store.read_after(lowest, batch).await?;
+        let crate::store::Batch { events, more } = store.next_batch(lowest, batch).await?;
         if events.is_empty() {
             return Ok(None);
         }
@@ -237,7 +238,7 @@ where
             }
             Err(e) => return Err(e.into()),
         }
-        if (events.len() as i64) < batch {
+        if !more {
             on_progress(checkpoints.iter().copied().min().unwrap_or(0)).await;
             return Ok(Some(checkpoints));
         }
@@ -267,7 +268,7 @@ pub async fn catch_up_to(
     let fetch = |from: i64| {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut events = store.read_after(from, batch.min(target - from)).await?;
+            let mut events = store.next_batch(from, batch.min(target - from)).await?.events;
             events.retain(|e| e.position <= target);
             Ok::<_, anyhow::Error>(events)
         })

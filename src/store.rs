@@ -452,6 +452,29 @@ impl EventStore {
         self.query_raw(&EventFilter::default(), position, limit, 0).await
     }
 
+    /// A follower's next batch as stored: up to `limit` events after
+    /// `position`, and no more text than [`batch_bytes`]`(limit)` (see
+    /// [`Batch`]). From the tail when it holds them, cloning no further.
+    pub async fn next_raw_batch(&self, position: i64, limit: i64) -> Result<Batch<RawEvent>, sqlx::Error> {
+        let budget = batch_bytes(limit);
+        let mut events = match self.tail.after_within(position, limit, budget) {
+            Some(events) => events,
+            None => self.query_raw(&EventFilter::default(), position, limit, 0).await?,
+        };
+        let more = cut_to_budget(&mut events, limit, budget);
+        Ok(Batch { events, more })
+    }
+
+    /// As [`EventStore::next_raw_batch`], with the personal fields decrypted
+    /// (or erased): only the events the budget keeps are parsed.
+    pub async fn next_batch(&self, position: i64, limit: i64) -> anyhow::Result<Batch<StoredEvent>> {
+        let raw = self.next_raw_batch(position, limit).await?;
+        Ok(Batch {
+            more: raw.more,
+            events: self.open_many(raw.events).await?,
+        })
+    }
+
     /// Stored events matching `filter` with position > `after`, oldest first,
     /// skipping `offset`.
     pub async fn query_raw(
@@ -720,6 +743,49 @@ where
     }
 }
 
+/// The most text (payload and metadata) a follower's batch of `limit` events
+/// holds: 2 KiB an event (three times the average event of a seeded store), or
+/// one [`domain::job::MAX_PART_BYTES`] part for a small batch. A run of large
+/// events, such as a day's reminders recorded in 256 KiB parts, is read in
+/// several batches: no follower holds the whole run, or its parsed values, at
+/// once (at 1,000,000 patients the day's run is 58 parts, 7 MB of text and
+/// 33 MB once parsed).
+pub fn batch_bytes(limit: i64) -> usize {
+    usize::try_from(limit.max(1))
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2048)
+        .max(domain::job::MAX_PART_BYTES)
+}
+
+/// The size an event counts for in a batch's budget.
+pub fn event_bytes(e: &RawEvent) -> usize {
+    e.payload.len() + e.metadata.len()
+}
+
+/// A follower's batch: events in position order, and whether more may follow
+/// at once (the batch is full, or cut at its byte budget) so that a follower
+/// steps again instead of waiting for the next commit.
+#[derive(Debug)]
+pub struct Batch<T> {
+    pub events: Vec<T>,
+    pub more: bool,
+}
+
+/// Cuts `events` (read with `limit`) after the event that brings their text to
+/// `budget`, always keeping the first; whether more may follow at once.
+fn cut_to_budget(events: &mut Vec<RawEvent>, limit: i64, budget: usize) -> bool {
+    let mut total = 0;
+    let keep = events
+        .iter()
+        .position(|e| {
+            total += event_bytes(e);
+            total >= budget
+        })
+        .map_or(events.len(), |i| i + 1);
+    events.truncate(keep);
+    total >= budget || events.len() as i64 >= limit
+}
+
 /// One event row as stored: payload and metadata as their JSON text, the
 /// instant as RFC 3339 text. What the hash chain covers.
 #[derive(Debug, Clone)]
@@ -969,7 +1035,7 @@ impl<R> Protected<R> {
         for (event, sequence) in events.iter().zip(last_sequence as i64 + 1..) {
             let payload = match sealed {
                 true => Payload::Open(serde_json::to_value(event)?),
-                false => Payload::Text(serde_json::to_string(event)?),
+                false => Payload::Text(fitted(serde_json::to_string(event)?)),
             };
             outgoing.push(Outgoing {
                 aggregate_id,
@@ -1008,7 +1074,7 @@ impl<R> Protected<R> {
                         .seal(A::TYPE, e.aggregate_id, &mut payload, &mut fresh)
                         .await
                         .map_err(persistence)?;
-                    json(&payload)?
+                    fitted(json(&payload)?)
                 }
             };
             let metadata = match (&mark, e.metadata.as_object()) {
@@ -1107,9 +1173,55 @@ impl<R: PersistedEventRepository> PersistedEventRepository for Protected<R> {
     }
 }
 
+/// `text` without the spare capacity its serializer's doubling left, when
+/// that is more than a few kilobytes: a large event (a scheduled job's part of
+/// up to 256 KiB) is held until its commit and then by the tail, and would
+/// otherwise hold up to twice its size.
+fn fitted(mut text: String) -> String {
+    if text.capacity() - text.len() > 4096 {
+        text.shrink_to_fit();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{filter_sql, EventFilter, FilterValue};
+    use super::{batch_bytes, cut_to_budget, filter_sql, EventFilter, FilterValue, RawEvent};
+
+    fn sized(position: i64, bytes: usize) -> RawEvent {
+        RawEvent {
+            position,
+            aggregate_type: "job_run".into(),
+            aggregate_id: "visit_reminders:2026-12-06".into(),
+            sequence: position,
+            event_type: "JobRan".into(),
+            event_version: "1.0".into(),
+            payload: "x".repeat(bytes),
+            metadata: "{}".into(),
+            recorded_at: "2026-12-06T00:00:00.000000Z".into(),
+        }
+    }
+
+    fn cut(sizes: &[usize], limit: i64, budget: usize) -> (Vec<i64>, bool) {
+        let mut events: Vec<RawEvent> = (1..).zip(sizes).map(|(p, b)| sized(p, *b)).collect();
+        let more = cut_to_budget(&mut events, limit, budget);
+        (events.iter().map(|e| e.position).collect(), more)
+    }
+
+    #[test]
+    fn a_batch_ends_at_the_event_that_reaches_its_budget() {
+        // Each event counts its payload and its 2 bytes of metadata.
+        assert_eq!(cut(&[98, 98, 98], 10, 1_000), (vec![1, 2, 3], false), "short: the head");
+        assert_eq!(cut(&[98, 98, 98], 3, 1_000), (vec![1, 2, 3], true), "full: step again");
+        assert_eq!(cut(&[98, 98, 98], 10, 200), (vec![1, 2], true), "cut: step again");
+        assert_eq!(cut(&[5_000, 98], 10, 200), (vec![1], true), "at least one");
+        assert_eq!(cut(&[], 10, 200), (vec![], false));
+        // A follower's batch of 500 holds about 1 MB, a rebuild's of 5,000 ten times that,
+        // and even a batch of one holds a scheduled job's largest part.
+        assert_eq!(batch_bytes(500), 1_024_000);
+        assert_eq!(batch_bytes(5_000), 10_240_000);
+        assert_eq!(batch_bytes(1), domain::job::MAX_PART_BYTES);
+    }
 
     fn texts(values: &[FilterValue]) -> Vec<String> {
         values

@@ -30,16 +30,28 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-use crate::store::RawEvent;
+use crate::store::{event_bytes, RawEvent};
 
 /// The most events the tail keeps (the oldest go first). A follower further
 /// behind than this reads the database, as before.
 const CAPACITY: usize = 4096;
 
+/// The most text (payloads and metadata) the tail keeps, the oldest events
+/// going first: 4096 events of a few hundred bytes fit many times over, and a
+/// run of large events (a scheduled job's 256 KiB parts) cannot pin a gigabyte.
+const CAPACITY_BYTES: usize = 16 * 1024 * 1024;
+
 /// See the module docs.
 #[derive(Default)]
 pub struct Tail {
-    run: Mutex<VecDeque<RawEvent>>,
+    run: Mutex<Run>,
+}
+
+/// The run of events held, and the size of their text.
+#[derive(Default)]
+struct Run {
+    events: VecDeque<RawEvent>,
+    bytes: usize,
 }
 
 impl Tail {
@@ -48,32 +60,50 @@ impl Tail {
     pub fn push(&self, events: impl IntoIterator<Item = RawEvent>) {
         let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
         for e in events {
-            if run.back().is_some_and(|last| last.position + 1 != e.position) {
-                run.clear();
+            if run.events.back().is_some_and(|last| last.position + 1 != e.position) {
+                *run = Run::default();
             }
-            run.push_back(e);
+            run.bytes += event_bytes(&e);
+            run.events.push_back(e);
         }
-        let excess = run.len().saturating_sub(CAPACITY);
-        run.drain(..excess);
+        while run.events.len() > CAPACITY || run.bytes > CAPACITY_BYTES {
+            let Some(oldest) = run.events.pop_front() else { break };
+            run.bytes -= event_bytes(&oldest);
+        }
     }
 
     /// Forgets everything: another writer may have committed events the tail
     /// has not seen.
     pub fn clear(&self) {
-        self.run.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        *self.run.lock().unwrap_or_else(PoisonError::into_inner) = Run::default();
     }
 
     /// Up to `limit` events after `position`, if the run holds the next one;
     /// `None` means: read the database.
     pub fn after(&self, position: i64, limit: i64) -> Option<Vec<RawEvent>> {
+        self.after_within(position, limit, usize::MAX)
+    }
+
+    /// As [`Tail::after`], cloning no further than the event that brings the
+    /// text to `budget` (a follower's batch, see `store::batch_bytes`).
+    pub fn after_within(&self, position: i64, limit: i64, budget: usize) -> Option<Vec<RawEvent>> {
         let run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = run.front()?.position;
-        let last = run.back()?.position;
+        let first = run.events.front()?.position;
+        let last = run.events.back()?.position;
         if position + 1 < first || position + 1 > last || limit <= 0 {
             return None;
         }
         let skip = (position + 1 - first) as usize;
-        Some(run.iter().skip(skip).take(limit as usize).cloned().collect())
+        let mut total = 0_usize;
+        let mut out = Vec::new();
+        for e in run.events.iter().skip(skip).take(limit as usize) {
+            if total >= budget {
+                break;
+            }
+            total = total.saturating_add(event_bytes(e));
+            out.push(e.clone());
+        }
+        Some(out)
     }
 }
 
@@ -124,6 +154,38 @@ mod tests {
         assert_eq!(positions(tail.after(7, 10)), Some(vec![8]));
         tail.clear();
         assert_eq!(positions(tail.after(7, 10)), None);
+    }
+
+    fn sized(position: i64, bytes: usize) -> RawEvent {
+        RawEvent {
+            payload: "x".repeat(bytes),
+            ..event(position)
+        }
+    }
+
+    #[test]
+    fn a_batch_clones_no_further_than_its_budget() {
+        let tail = Tail::default();
+        tail.push((1..=5).map(|p| sized(p, 100)));
+        // Each event is 102 bytes with its metadata: the third reaches 300.
+        assert_eq!(positions(tail.after_within(0, 10, 300)), Some(vec![1, 2, 3]));
+        assert_eq!(positions(tail.after_within(0, 10, 1)), Some(vec![1]), "at least one");
+        assert_eq!(positions(tail.after_within(3, 10, 10_000)), Some(vec![4, 5]));
+        assert_eq!(positions(tail.after_within(0, 2, 10_000)), Some(vec![1, 2]));
+    }
+
+    #[test]
+    fn keeps_no_more_text_than_its_byte_capacity() {
+        let tail = Tail::default();
+        let big = CAPACITY_BYTES / 4;
+        tail.push((1..=6).map(|p| sized(p, big)));
+        assert_eq!(positions(tail.after(0, 10)), None, "the oldest went first");
+        assert_eq!(positions(tail.after(2, 10)), None);
+        assert_eq!(positions(tail.after(3, 10)), Some(vec![4, 5, 6]));
+        // A gap starts a new run, whose size starts from nothing.
+        tail.push([sized(8, 10)]);
+        assert_eq!(positions(tail.after(7, 10)), Some(vec![8]));
+        assert_eq!(tail.run.lock().unwrap().bytes, 12);
     }
 
     #[test]

@@ -66,18 +66,19 @@ async fn chain_head(store: &EventStore) -> Result<(i64, String), sqlx::Error> {
 }
 
 /// Seals the next batch of events after the chain's head `head` (read from
-/// the store when `None`); the number sealed. `head` moves to the new head,
+/// the store when `None`); whether more may follow at once (see
+/// [`crate::store::Batch`]). `head` moves to the new head,
 /// or is forgotten (`None`) when some of the batch was sealed already by
 /// someone else, so the next batch starts from what is stored.
-async fn seal_batch(store: &EventStore, head: &mut Option<(i64, String)>) -> Result<usize, sqlx::Error> {
+async fn seal_batch(store: &EventStore, head: &mut Option<(i64, String)>) -> Result<bool, sqlx::Error> {
     let (after, mut prev) = match head.take() {
         Some(known) => known,
         None => chain_head(store).await?,
     };
-    let events = store.read_raw_after(after, BATCH).await?;
+    let crate::store::Batch { events, more } = store.next_raw_batch(after, BATCH).await?;
     if events.is_empty() {
         *head = Some((after, prev));
-        return Ok(0);
+        return Ok(false);
     }
     let hashes: Vec<(i64, String)> = events
         .iter()
@@ -100,7 +101,7 @@ async fn seal_batch(store: &EventStore, head: &mut Option<(i64, String)>) -> Res
     if stored == hashes.len() as u64 {
         *head = hashes.last().cloned();
     }
-    Ok(hashes.len())
+    Ok(more)
 }
 
 /// Follows the store and seals every event (one sealer across instances).
@@ -136,8 +137,7 @@ impl Follower for Sealer {
         Ok(chain_head(&self.store).await?.0)
     }
     async fn step(&mut self) -> anyhow::Result<Step> {
-        let sealed = seal_batch(&self.store, &mut self.head).await?;
-        Ok(if sealed as i64 == BATCH {
+        Ok(if seal_batch(&self.store, &mut self.head).await? {
             Step::Moved
         } else {
             Step::CaughtUp

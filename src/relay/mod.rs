@@ -190,7 +190,11 @@ async fn publish_batch(
     config: &RelayConfig,
     after: i64,
 ) -> Result<Option<i64>, (Option<i64>, RelayError)> {
-    let events = store.read_after(after, BATCH).await.map_err(|e| (None, e.into()))?;
+    let events = store
+        .next_batch(after, BATCH)
+        .await
+        .map_err(|e| (None, e.into()))?
+        .events;
     if events.is_empty() {
         return Ok(None);
     }

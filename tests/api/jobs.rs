@@ -531,6 +531,94 @@ async fn a_run_recorded_in_parts_tells_each_recipient_once(b: Backend) {
     assert_eq!(run.summary, "2 recorders reminded of visits on 2099-01-02");
 }
 
+dual!(a_run_larger_than_a_followers_batch_is_followed_to_its_end);
+/// A day's reminders of ten recorders with 900 visits each: ten parts of about
+/// 130 KB, more text than one batch of a follower holds (about 1 MB,
+/// `store::batch_bytes`). The followers read the run in several batches and
+/// go on to its end without waiting for another commit: every recorder is
+/// told, and the sealer hashes every event.
+async fn a_run_larger_than_a_followers_batch_is_followed_to_its_end(b: Backend) {
+    use carelog::state::RequestMeta;
+    use carelog::store::{batch_bytes, event_bytes};
+    use domain::ids::{PatientId, UserId, VisitId};
+    use domain::job::{JobOutcome, JobRun, JobRunCommand, RemindedVisit, Reminder};
+
+    let app = spawn_app(b).await;
+    let day = NaiveDate::from_ymd_opt(2099, 1, 2).unwrap();
+    let mut recorders = Vec::new();
+    for n in 1..=10 {
+        recorders.push(app.recorder(n).await);
+    }
+    let reminders = recorders
+        .iter()
+        .map(|(id, _)| Reminder {
+            recorder_id: UserId(id.parse().unwrap()),
+            visits: (0..900)
+                .map(|i| RemindedVisit {
+                    visit_id: VisitId(uuid::Uuid::now_v7()),
+                    patient_id: PatientId(uuid::Uuid::now_v7()),
+                    date: day,
+                    time: chrono::NaiveTime::from_hms_opt(8 + i / 100, i % 60, 0).unwrap(),
+                })
+                .collect(),
+        })
+        .collect();
+    let before = app.state.store.head().await.unwrap();
+    let command = JobRunCommand::Run {
+        job: "visit_reminders".into(),
+        period: "2099-01-01".into(),
+        at: Utc::now(),
+        outcome: JobOutcome::VisitReminders { day, reminders },
+    };
+    let committed = app
+        .state
+        .store
+        .execute::<JobRun>("visit_reminders:2099-01-01", command, &RequestMeta::system("RunJob"))
+        .await
+        .unwrap();
+    let run = app.state.store.read_raw_after(before, 100).await.unwrap();
+    assert_eq!(run.len(), 10, "one part a reminder");
+    let text: usize = run.iter().map(event_bytes).sum();
+    assert!(text > batch_bytes(500), "{text} bytes fit in one batch of the pipeline");
+    // What every follower relies on: stepping while a batch says `more`
+    // reaches the run's end, in more than one batch.
+    for raw in [false, true] {
+        let (mut at, mut batches) = (before, 0);
+        loop {
+            let (last, more) = if raw {
+                let b = app.state.store.next_raw_batch(at, 500).await.unwrap();
+                (b.events.last().map(|e| e.position), b.more)
+            } else {
+                let b = app.state.store.next_batch(at, 500).await.unwrap();
+                (b.events.last().map(|e| e.position), b.more)
+            };
+            at = last.unwrap_or(at);
+            batches += 1;
+            if !more {
+                break;
+            }
+        }
+        assert!(at >= committed.position, "stopped at {at} of {}", committed.position);
+        assert!(batches > 1, "{batches} batch");
+    }
+    assert!(
+        app.state.waiter.wait_for(committed.position).await,
+        "the read models reach the run's end"
+    );
+    for (_, token) in &recorders {
+        let mine = notices(&app, token, "visit_reminder").await;
+        assert_eq!(mine.len(), 1, "{mine:?}");
+    }
+    for _ in 0..200 {
+        let v = carelog::audit::verify(&app.state.store).await.unwrap();
+        if v.unsealed == 0 && v.verified == app.event_count().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sealer did not reach the run's end");
+}
+
 dual!(metrics_show_each_jobs_last_run);
 async fn metrics_show_each_jobs_last_run(b: Backend) {
     let app = spawn_app(b).await;
