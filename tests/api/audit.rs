@@ -250,18 +250,6 @@ fn carelog(vars: &HashMap<String, String>, args: &[&str]) -> std::process::Outpu
         .expect("carelog runs")
 }
 
-/// Waits until the sealer has hashed every event.
-async fn sealed(app: &TestApp) {
-    for _ in 0..200 {
-        let v = carelog::audit::verify(&app.state.store).await.unwrap();
-        if v.unsealed == 0 && v.verified == app.event_count().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the sealer did not catch up");
-}
-
 async fn verify_names_the_event_edited_in_the_database(b: Backend) {
     let app = spawn_app(b).await;
     let (family, patient) = family_with_patient(&app, NAME, ID_CARD, PHONE, "1950-01-01").await;
@@ -273,7 +261,7 @@ async fn verify_names_the_event_edited_in_the_database(b: Backend) {
     .await
     .ok();
     app.package().await;
-    sealed(&app).await;
+    app.sealed().await;
     let out = carelog(&app.vars, &["audit", "verify"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
@@ -799,7 +787,7 @@ async fn a_patients_page_reads_the_hashes_of_its_own_events_only(b: Backend) {
     )
     .await
     .ok();
-    sealed(&app).await;
+    app.sealed().await;
     let (_, token) = auditor(&app).await;
     let page = app
         .get(&format!("/audit/events?patient_id={patient}&limit=100"), &token)

@@ -421,4 +421,17 @@ impl TestApp {
     pub async fn event_count(&self) -> i64 {
         self.state.store.head().await.expect("head")
     }
+
+    /// Waits until the audit sealer has hashed every event; what
+    /// `carelog audit verify` then finds.
+    pub async fn sealed(&self) -> carelog::audit::Verification {
+        for _ in 0..200 {
+            let v = carelog::audit::verify(&self.state.store).await.unwrap();
+            if v.unsealed == 0 && v.verified == self.event_count().await {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the sealer did not catch up");
+    }
 }
