@@ -134,8 +134,8 @@ where
             self.saved = (after, Instant::now());
         }
         let crate::store::Batch { events: raw, more } = self.state.store.next_raw_batch(after, BATCH).await?;
-        // A short batch reached the head: wait for the next commit rather
-        // than read again to find nothing.
+        // A batch neither full nor cut at its budget reached the head: wait
+        // for the next commit rather than read again to find nothing.
         let Some(last) = raw.last().map(|e| e.position) else {
             if self.saved.0 < after && self.saved.1.elapsed() >= SAVE_EVERY {
                 self.save(after).await?;

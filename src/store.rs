@@ -771,19 +771,27 @@ pub struct Batch<T> {
     pub more: bool,
 }
 
-/// Cuts `events` (read with `limit`) after the event that brings their text to
-/// `budget`, always keeping the first; whether more may follow at once.
+/// How many of `events` a batch keeps: up to the event that brings their text
+/// to `budget`, and at least the first; and whether the budget was reached.
+/// The one rule of the tail's clones and the database's reads.
+pub fn within_budget<'a>(events: impl IntoIterator<Item = &'a RawEvent>, budget: usize) -> (usize, bool) {
+    let (mut kept, mut total) = (0, 0_usize);
+    for e in events {
+        if total >= budget {
+            break;
+        }
+        total = total.saturating_add(event_bytes(e));
+        kept += 1;
+    }
+    (kept, total >= budget)
+}
+
+/// Cuts `events` (read with `limit`) to what a batch keeps ([`within_budget`]);
+/// whether more may follow at once.
 fn cut_to_budget(events: &mut Vec<RawEvent>, limit: i64, budget: usize) -> bool {
-    let mut total = 0;
-    let keep = events
-        .iter()
-        .position(|e| {
-            total += event_bytes(e);
-            total >= budget
-        })
-        .map_or(events.len(), |i| i + 1);
+    let (keep, reached) = within_budget(events.iter(), budget);
     events.truncate(keep);
-    total >= budget || events.len() as i64 >= limit
+    reached || events.len() as i64 >= limit
 }
 
 /// One event row as stored: payload and metadata as their JSON text, the

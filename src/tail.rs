@@ -30,7 +30,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-use crate::store::{event_bytes, RawEvent};
+use crate::store::{event_bytes, within_budget, RawEvent};
 
 /// The most events the tail keeps (the oldest go first). A follower further
 /// behind than this reads the database, as before.
@@ -93,17 +93,14 @@ impl Tail {
         if position + 1 < first || position + 1 > last || limit <= 0 {
             return None;
         }
-        let skip = (position + 1 - first) as usize;
-        let mut total = 0_usize;
-        let mut out = Vec::new();
-        for e in run.events.iter().skip(skip).take(limit as usize) {
-            if total >= budget {
-                break;
-            }
-            total = total.saturating_add(event_bytes(e));
-            out.push(e.clone());
-        }
-        Some(out)
+        let next = || {
+            run.events
+                .iter()
+                .skip((position + 1 - first) as usize)
+                .take(limit as usize)
+        };
+        let (kept, _) = within_budget(next(), budget);
+        Some(next().take(kept).cloned().collect())
     }
 }
 
