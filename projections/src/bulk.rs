@@ -145,6 +145,8 @@ pub struct Rows {
     /// remainder is padded with copies of its last row up to a multiple of
     /// [`EXACT_BELOW`] (one statement where two were needed, same shapes).
     ignores_duplicates: bool,
+    /// Rows per statement at most ([`MAX_ROWS`] unless set).
+    most: usize,
 }
 
 impl Rows {
@@ -159,7 +161,16 @@ impl Rows {
             width: row.matches('?').count(),
             cells: Vec::new(),
             ignores_duplicates: insert.contains("IGNORE"),
+            most: MAX_ROWS,
         }
+    }
+
+    /// As many rows per statement as the bind parameters allow, for a bulk
+    /// load of one table (fewer statements, so fewer hand-offs to the driver
+    /// and round trips; a long run of rows, so few shapes).
+    pub fn in_long_statements(mut self) -> Self {
+        self.most = usize::MAX;
+        self
     }
 
     /// Adds a row; its cells in the order of the row's placeholders.
@@ -170,6 +181,11 @@ impl Rows {
 
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
+    }
+
+    /// Rows one statement holds at most.
+    pub fn statement_rows(&self) -> usize {
+        self.most.min(MAX_PARAMS / self.width.max(1)).max(1)
     }
 
     /// Rows waiting.
@@ -183,7 +199,7 @@ impl Rows {
             self.cells.clear();
             return Ok(());
         }
-        let most = MAX_ROWS.min(MAX_PARAMS / self.width).max(1);
+        let most = self.statement_rows();
         if self.ignores_duplicates && !self.cells.is_empty() {
             let rows = self.len();
             let padded = padded(rows, most);

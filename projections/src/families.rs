@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::bind_assigned;
 use crate::bulk::{apply_buffered, Buffer, Rows};
+use crate::gram_load::{self, GramLoad};
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::records::LATEST_RECORD_ID;
@@ -57,10 +58,16 @@ async fn count_families(c: &mut AnyConnection, n: i64) -> Result<(), sqlx::Error
 /// table; a store filled then still holds them, which a search of either
 /// kind tolerates, until `carelog rebuild families`.)
 pub fn grams(text: &str) -> BTreeSet<String> {
+    gram_chars(text)
+        .map(|(first, second)| std::iter::once(first).chain(second).collect())
+        .collect()
+}
+
+/// The grams of `text` (see [`grams`]) as their characters, in the text's
+/// order: each character, with the one after it unless it is the last.
+fn gram_chars(text: &str) -> impl Iterator<Item = (char, Option<char>)> {
     let chars: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
-    let mut out: BTreeSet<String> = chars.windows(2).map(|w| w.iter().collect::<String>()).collect();
-    out.extend(chars.last().map(char::to_string));
-    out
+    (0..chars.len()).map(move |i| (chars[i], chars.get(i + 1).copied()))
 }
 
 /// The families a search starts from, in `family_grams`.
@@ -102,8 +109,11 @@ fn family_grams<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String
     texts.into_iter().flat_map(grams).collect()
 }
 
-/// Households read per page when filling the grams of an existing store.
+/// Households read per page when writing the grams from the tables.
 const FILL_PAGE: i64 = 2_000;
+/// Gram rows a server gathers before writing them, when it fills the grams of
+/// a store that predates them (about 40 MB; a rebuild gathers them all).
+const FILL_GATHER: usize = 1 << 22;
 
 /// Rows of the search grams. Every writer of them inserts-or-ignores: MySQL
 /// compares grams ignoring trailing spaces, so a text's "e " and another's
@@ -206,18 +216,20 @@ impl ReadStore {
         if has_grams.is_some() || has_families.is_none() {
             return Ok(());
         }
-        self.write_family_grams().await
+        self.write_family_grams(FILL_GATHER).await
     }
 
     /// Writes the search grams of every household from its row and its
     /// patients' rows, into an empty `family_grams` (or one holding some of
-    /// them: duplicates are ignored). One transaction (a crash leaves none),
-    /// a page of households at a time so memory stays bounded at any size,
-    /// each page's rows in key order.
-    pub(crate) async fn write_family_grams(&self) -> Result<(), sqlx::Error> {
+    /// them: duplicates are ignored), in one transaction (a crash leaves
+    /// none). Households are read a page at a time; their grams are gathered
+    /// until `gather` rows, then written in the key's order ([`GramLoad`]), so
+    /// memory is bounded by `gather` (a rebuild, a process of its own, gathers
+    /// them all: one pass over the table's key).
+    pub async fn write_family_grams(&self, gather: usize) -> Result<(), sqlx::Error> {
         let mut tx = self.writer().begin().await?;
         let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
-        let mut out = gram_rows(self.dialect());
+        let mut load = GramLoad::default();
         loop {
             let page = sqlx::query(
                 "SELECT id, family_name, primary_address, created_at FROM families WHERE id > ? ORDER BY id LIMIT ?",
@@ -228,13 +240,14 @@ impl ReadStore {
             .await?;
             let Some(last) = page.last() else { break };
             after = last.text("id")?;
-            let mut texts: HashMap<String, (Household, Vec<String>)> = HashMap::with_capacity(page.len());
+            let mut texts: HashMap<String, (String, Vec<String>)> = HashMap::with_capacity(page.len());
             for r in &page {
-                let id = r.text("id")?;
-                let household = Household::new(&r.text("created_at")?, &id);
                 texts.insert(
-                    id,
-                    (household, vec![r.text("family_name")?, r.text("primary_address")?]),
+                    r.text("id")?,
+                    (
+                        r.text("created_at")?,
+                        vec![r.text("family_name")?, r.text("primary_address")?],
+                    ),
                 );
             }
             // The page's patients: one range of the households' ids.
@@ -248,23 +261,41 @@ impl ReadStore {
                     t.push(r.text("name")?);
                 }
             }
-            let mut rows: Vec<(String, Household)> = Vec::new();
-            for (household, texts) in texts.values() {
-                rows.extend(
-                    family_grams(texts.iter().map(String::as_str))
-                        .into_iter()
-                        .map(|g| (g, household.clone())),
-                );
+            for (id, (created_at, texts)) in &texts {
+                let mut keys: Vec<u64> = texts
+                    .iter()
+                    .flat_map(|t| gram_chars(t))
+                    .map(|(first, second)| gram_load::pack(first, second))
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                load.add(created_at, id, keys);
+                if load.len() >= gather || load.is_full() {
+                    grams += write_in_key_order(&mut tx, std::mem::take(&mut load), self.dialect()).await?;
+                }
             }
-            grams += rows.len();
-            push_grams(&mut out, rows);
-            out.flush(&mut tx).await?;
             families += texts.len();
         }
+        grams += write_in_key_order(&mut tx, load, self.dialect()).await?;
         tx.commit().await?;
         tracing::info!(families, grams, "family search grams written");
         Ok(())
     }
+}
+
+/// Writes the rows of `load` in the key's order; returns how many.
+async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad, dialect: Dialect) -> Result<usize, sqlx::Error> {
+    let mut out = gram_rows(dialect).in_long_statements();
+    let mut written = 0;
+    for (gram, created_at, id) in load.into_key_order() {
+        out.push([gram.into(), created_at.into(), id.into()]);
+        written += 1;
+        if out.len() >= out.statement_rows() {
+            out.flush(&mut *c).await?;
+        }
+    }
+    out.flush(c).await?;
+    Ok(written)
 }
 
 #[async_trait]
@@ -315,7 +346,7 @@ impl Projector for FamiliesProjector {
             ),
         };
         sqlx::query(drop).execute(store.writer()).await?;
-        store.write_family_grams().await?;
+        store.write_family_grams(usize::MAX).await?;
         sqlx::query(create).execute(store.writer()).await?;
         Ok(())
     }

@@ -40,6 +40,7 @@ pub mod bulk;
 pub mod erasure;
 pub mod evv;
 pub mod families;
+mod gram_load;
 pub mod hospitals;
 pub mod jobs;
 mod live_file;

@@ -403,8 +403,32 @@ impl RowExt for AnyRow {
 
 /// Formats an instant the way every read model stores it: RFC 3339, UTC,
 /// milliseconds, fixed width (so text order is time order).
+///
+/// Written digit by digit: a replay formats every event's time, and chrono's
+/// `format` (which parses its pattern each time) was 3.5 % of a rebuild's CPU
+/// at 1,000,000 patients. Years outside 0–9999 and leap seconds, which the
+/// fixed width does not cover, go through `format`.
 pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    }
+    fn digits(out: &mut [u8], mut v: u32) {
+        for d in out.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    digits(&mut out[0..4], year as u32);
+    digits(&mut out[5..7], t.month());
+    digits(&mut out[8..10], t.day());
+    digits(&mut out[11..13], t.hour());
+    digits(&mut out[14..16], t.minute());
+    digits(&mut out[17..19], t.second());
+    digits(&mut out[20..23], nanos / 1_000_000);
+    out.iter().map(|b| char::from(*b)).collect()
 }
 
 /// A `LIKE` pattern matching `search` anywhere, with `!` as the escape
@@ -424,6 +448,42 @@ mod tests {
     use domain::visit::VisitStatus;
 
     use super::*;
+
+    #[test]
+    fn an_instant_is_written_as_chrono_writes_it() {
+        use chrono::TimeZone;
+        // Instants spread over years 0 to 9999, at any nanosecond.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..5_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let secs = (x >> 16) % 315_537_897_600;
+            let t = chrono::DateTime::from_timestamp(secs as i64 - 62_167_219_200, (x % 1_000_000_000) as u32).unwrap();
+            assert_eq!(
+                super::instant(t),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                "{t:?}"
+            );
+        }
+        for t in [
+            chrono::Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            chrono::Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+            chrono::Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            chrono::Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .unwrap()
+                .and_hms_milli_opt(23, 59, 59, 1_500)
+                .unwrap()
+                .and_utc(),
+        ] {
+            assert_eq!(
+                super::instant(t),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                "{t:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_status_is_read_as_it_serializes_and_anything_else_is_a_decode_error() {
