@@ -271,12 +271,12 @@ impl ReadStore {
                 keys.dedup();
                 load.add(created_at, id, keys);
                 if load.len() >= gather || load.is_full() {
-                    grams += write_in_key_order(&mut tx, std::mem::take(&mut load), self.dialect()).await?;
+                    grams += write_in_key_order(&mut tx, std::mem::take(&mut load)).await?;
                 }
             }
             families += texts.len();
         }
-        grams += write_in_key_order(&mut tx, load, self.dialect()).await?;
+        grams += write_in_key_order(&mut tx, load).await?;
         tx.commit().await?;
         tracing::info!(families, grams, "family search grams written");
         Ok(())
@@ -284,8 +284,8 @@ impl ReadStore {
 }
 
 /// Writes the rows of `load` in the key's order; returns how many.
-async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad, dialect: Dialect) -> Result<usize, sqlx::Error> {
-    let mut out = gram_rows(dialect).in_long_statements();
+async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad) -> Result<usize, sqlx::Error> {
+    let mut out = gram_rows(Dialect::of(c)).in_long_statements();
     let mut written = 0;
     for (gram, created_at, id) in load.into_key_order() {
         out.push([gram.into(), created_at.into(), id.into()]);

@@ -401,6 +401,9 @@ impl RowExt for AnyRow {
     }
 }
 
+/// [`instant`]'s layout, as `chrono` writes it.
+const INSTANT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 /// Formats an instant the way every read model stores it: RFC 3339, UTC,
 /// milliseconds, fixed width (so text order is time order).
 ///
@@ -412,7 +415,7 @@ pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike, Timelike};
     let (year, nanos) = (t.year(), t.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        return t.format(INSTANT).to_string();
     }
     fn digits(out: &mut [u8], mut v: u32) {
         for d in out.iter_mut().rev() {
@@ -460,11 +463,7 @@ mod tests {
                 .wrapping_add(1_442_695_040_888_963_407);
             let secs = (x >> 16) % 315_537_897_600;
             let t = chrono::DateTime::from_timestamp(secs as i64 - 62_167_219_200, (x % 1_000_000_000) as u32).unwrap();
-            assert_eq!(
-                super::instant(t),
-                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                "{t:?}"
-            );
+            assert_eq!(super::instant(t), t.format(INSTANT).to_string(), "{t:?}");
         }
         for t in [
             chrono::Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
@@ -477,11 +476,7 @@ mod tests {
                 .unwrap()
                 .and_utc(),
         ] {
-            assert_eq!(
-                super::instant(t),
-                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                "{t:?}"
-            );
+            assert_eq!(super::instant(t), t.format(INSTANT).to_string(), "{t:?}");
         }
     }
 
