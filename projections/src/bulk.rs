@@ -193,6 +193,19 @@ impl Rows {
         self.cells.len() / self.width.max(1)
     }
 
+    /// The statement of `n` rows.
+    pub fn statement(&self, n: usize) -> String {
+        let mut sql = String::with_capacity(self.head.len() + n * (self.row.len() + 2));
+        sql.push_str(&self.head);
+        for i in 0..n {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&self.row);
+        }
+        sql
+    }
+
     /// Writes every waiting row and empties the buffer.
     pub async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
         if self.width == 0 {
@@ -212,14 +225,7 @@ impl Rows {
         while !rest.is_empty() {
             let n = chunk(rest.len() / self.width, most);
             let (now, later) = rest.split_at(n * self.width);
-            let mut sql = String::with_capacity(self.head.len() + n * (self.row.len() + 2));
-            sql.push_str(&self.head);
-            for i in 0..n {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&self.row);
-            }
+            let sql = self.statement(n);
             let mut args = AnyArguments::default();
             for cell in now {
                 cell.add_to(&mut args)?;

@@ -1,5 +1,6 @@
 //! Families and their patients, the family list and the family detail.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -12,7 +13,8 @@ use domain::subscription::SubscriptionEvent;
 use domain::values::{age_on, Gender};
 use domain::ERASED;
 use serde::Serialize;
-use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Arguments};
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
@@ -271,31 +273,45 @@ impl ReadStore {
                 keys.dedup();
                 load.add(created_at, id, keys);
                 if load.len() >= gather || load.is_full() {
-                    grams += write_in_key_order(&mut tx, std::mem::take(&mut load)).await?;
+                    grams += write_in_key_order(&mut tx, std::mem::take(&mut load), gather).await?;
                 }
             }
             families += texts.len();
         }
-        grams += write_in_key_order(&mut tx, load).await?;
+        grams += write_in_key_order(&mut tx, load, gather).await?;
         tx.commit().await?;
         tracing::info!(families, grams, "family search grams written");
         Ok(())
     }
 }
 
-/// Writes the rows of `load` in the key's order; returns how many.
-async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad) -> Result<usize, sqlx::Error> {
-    let mut out = gram_rows(Dialect::of(c)).in_long_statements();
-    let mut written = 0;
-    for (gram, created_at, id) in load.into_key_order() {
-        out.push([gram.into(), created_at.into(), id.into()]);
-        written += 1;
-        if out.len() >= out.statement_rows() {
-            out.flush(&mut *c).await?;
+/// Writes the rows of `load` in the key's order, in long statements whose
+/// arguments borrow the load's text (the driver makes the one copy); returns
+/// how many. A statement holds no more rows than a load gathers (`gather`),
+/// so a small test load goes through full statements and a last short one.
+async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad, gather: usize) -> Result<usize, sqlx::Error> {
+    let shape = gram_rows(Dialect::of(c)).in_long_statements();
+    let most = shape.statement_rows().min(gather.max(1));
+    let order = load.into_key_order();
+    let full = shape.statement(most);
+    let mut rows = order.rows().peekable();
+    while rows.peek().is_some() {
+        let mut args = AnyArguments::default();
+        let mut n = 0;
+        for row in rows.by_ref().take(most) {
+            for cell in row {
+                args.add(cell).map_err(sqlx::Error::Encode)?;
+            }
+            n += 1;
         }
+        let sql = if n == most {
+            Cow::Borrowed(&full)
+        } else {
+            Cow::Owned(shape.statement(n))
+        };
+        sqlx::query_with(&sql, args).execute(&mut *c).await?;
     }
-    out.flush(c).await?;
-    Ok(written)
+    Ok(order.len())
 }
 
 #[async_trait]
