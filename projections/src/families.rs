@@ -157,52 +157,89 @@ fn push_grams(out: &mut Rows, mut grams: Vec<(String, Household)>) {
     }
 }
 
-/// Recomputes a family's search grams from its row and its patients' rows.
-async fn refresh_grams(c: &mut AnyConnection, family: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM family_grams WHERE family_id = ?")
-        .bind(family)
-        .execute(&mut *c)
-        .await?;
-    let Some(f) = sqlx::query("SELECT family_name, primary_address, created_at FROM families WHERE id = ?")
-        .bind(family)
-        .fetch_optional(&mut *c)
-        .await?
-    else {
-        return Ok(());
-    };
-    let names = sqlx::query("SELECT name FROM patients WHERE family_id = ?")
-        .bind(family)
-        .fetch_all(&mut *c)
-        .await?;
-    let mut texts = vec![f.text("family_name")?, f.text("primary_address")?];
-    for n in &names {
-        texts.push(n.text("name")?);
-    }
-    let household = Household::new(&f.text("created_at")?, family);
-    let mut out = gram_rows(Dialect::of(c));
-    push_grams(
-        &mut out,
-        family_grams(texts.iter().map(String::as_str))
-            .into_iter()
-            .map(|g| (g, household.clone()))
-            .collect(),
-    );
-    out.flush(c).await
+/// A household's search grams as its rows give them now: those its rows in
+/// `family_grams` hold (every writer keeps the two equal), read before a
+/// change to its texts so that the change deletes exactly the grams it
+/// takes away, each by the table's key (no second index by household).
+#[derive(Debug)]
+struct HeldGrams {
+    family: String,
+    created_at: String,
+    grams: BTreeSet<String>,
 }
 
-/// As [`refresh_grams`], for the family of a patient.
-async fn refresh_patient_family_grams(c: &mut AnyConnection, patient: &str) -> Result<(), sqlx::Error> {
-    let family: Option<String> = sqlx::query("SELECT family_id FROM patients WHERE id = ?")
-        .bind(patient)
-        .fetch_optional(&mut *c)
-        .await?
-        .map(|r| r.text("family_id"))
-        .transpose()?;
-    match family {
-        Some(f) => refresh_grams(c, &f).await,
-        None => Ok(()),
+impl HeldGrams {
+    /// From the household's row and its patients' rows; `None` for a
+    /// household the read model does not know.
+    async fn read(c: &mut AnyConnection, family: &str) -> Result<Option<HeldGrams>, sqlx::Error> {
+        let Some(f) = sqlx::query("SELECT family_name, primary_address, created_at FROM families WHERE id = ?")
+            .bind(family)
+            .fetch_optional(&mut *c)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let names = sqlx::query("SELECT name FROM patients WHERE family_id = ?")
+            .bind(family)
+            .fetch_all(&mut *c)
+            .await?;
+        let mut texts = vec![f.text("family_name")?, f.text("primary_address")?];
+        for n in &names {
+            texts.push(n.text("name")?);
+        }
+        Ok(Some(HeldGrams {
+            family: family.to_string(),
+            created_at: f.text("created_at")?,
+            grams: family_grams(texts.iter().map(String::as_str)),
+        }))
+    }
+
+    /// As [`HeldGrams::read`], for the household of a patient.
+    async fn of_patient(c: &mut AnyConnection, patient: &str) -> Result<Option<HeldGrams>, sqlx::Error> {
+        let family: Option<String> = sqlx::query_scalar("SELECT family_id FROM patients WHERE id = ?")
+            .bind(patient)
+            .fetch_optional(&mut *c)
+            .await?;
+        match family {
+            Some(f) => HeldGrams::read(c, &f).await,
+            None => Ok(None),
+        }
+    }
+
+    /// After the change: deletes the grams the household no longer holds,
+    /// then inserts (or ignores) every one it holds. (All of them, not only
+    /// the new ones: MySQL compares grams ignoring trailing spaces, so a
+    /// deleted "e " may have been the row that served a kept "e".)
+    async fn rewrite(self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let now = HeldGrams::read(c, &self.family).await?;
+        let kept = now.as_ref().map(|n| &n.grams);
+        let gone: Vec<&String> = self
+            .grams
+            .iter()
+            .filter(|g| kept.is_none_or(|k| !k.contains(*g)))
+            .collect();
+        for chunk in gone.chunks(DELETE_GRAMS) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("DELETE FROM family_grams WHERE created_at = ? AND family_id = ? AND gram IN ({marks})");
+            let mut q = sqlx::query(&sql).bind(&self.created_at).bind(&self.family);
+            for g in chunk {
+                q = q.bind(g.as_str());
+            }
+            q.execute(&mut *c).await?;
+        }
+        let Some(now) = now else { return Ok(()) };
+        let household = Household::new(&now.created_at, &now.family);
+        let mut out = gram_rows(Dialect::of(c));
+        push_grams(
+            &mut out,
+            now.grams.into_iter().map(|g| (g, household.clone())).collect(),
+        );
+        out.flush(c).await
     }
 }
+
+/// Grams deleted per statement (well under either store's limit of binds).
+const DELETE_GRAMS: usize = 500;
 
 impl ReadStore {
     /// Fills `family_grams` for the families a store held before it existed
@@ -348,22 +385,9 @@ impl Projector for FamiliesProjector {
         apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c), Grams::Deferred)).await
     }
 
-    /// Writes the grams with their household index dropped, then builds it
-    /// again (one sort, instead of a million inserts into a second tree).
+    /// Writes the grams once, from the households' final rows.
     async fn finish_load(&self, store: &ReadStore) -> Result<(), ProjectionError> {
-        let (drop, create) = match store.dialect() {
-            Dialect::MySql => (
-                "ALTER TABLE family_grams DROP INDEX family_grams_family",
-                "ALTER TABLE family_grams ADD INDEX family_grams_family (family_id, gram)",
-            ),
-            Dialect::Sqlite => (
-                "DROP INDEX family_grams_family",
-                "CREATE INDEX family_grams_family ON family_grams (family_id, gram)",
-            ),
-        };
-        sqlx::query(drop).execute(store.writer()).await?;
         store.write_family_grams(usize::MAX).await?;
-        sqlx::query(create).execute(store.writer()).await?;
         Ok(())
     }
 }
@@ -377,18 +401,28 @@ enum Grams {
 }
 
 impl Grams {
-    async fn refresh(self, c: &mut AnyConnection, family: &str) -> Result<(), sqlx::Error> {
+    /// The household's grams before a change to its texts, when they are kept.
+    async fn before(self, c: &mut AnyConnection, family: &str) -> Result<Option<HeldGrams>, sqlx::Error> {
         match self {
-            Grams::Kept => refresh_grams(c, family).await,
-            Grams::Deferred => Ok(()),
+            Grams::Kept => HeldGrams::read(c, family).await,
+            Grams::Deferred => Ok(None),
         }
     }
 
-    async fn refresh_patient_family(self, c: &mut AnyConnection, patient: &str) -> Result<(), sqlx::Error> {
+    /// As [`Grams::before`], for the household of a patient.
+    async fn before_patient(self, c: &mut AnyConnection, patient: &str) -> Result<Option<HeldGrams>, sqlx::Error> {
         match self {
-            Grams::Kept => refresh_patient_family_grams(c, patient).await,
-            Grams::Deferred => Ok(()),
+            Grams::Kept => HeldGrams::of_patient(c, patient).await,
+            Grams::Deferred => Ok(None),
         }
+    }
+}
+
+/// After a change to a household's texts: its grams as they are now.
+async fn after(c: &mut AnyConnection, before: Option<HeldGrams>) -> Result<(), sqlx::Error> {
+    match before {
+        Some(held) => held.rewrite(c).await,
+        None => Ok(()),
     }
 }
 
@@ -401,6 +435,7 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
             // Written by `FamilyRows::take`, which takes every one.
             FamilyEvent::FamilyCreated(_) => {}
             FamilyEvent::FamilyErased { .. } => {
+                let held = grams.before(c, id).await?;
                 sqlx::query(
                     "UPDATE families SET family_name = ?, primary_address = ?, secondary_address = NULL,
                         contact_phone = ?, emergency_contact = NULL, emergency_phone = NULL,
@@ -416,9 +451,14 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-                grams.refresh(c, id).await?;
+                after(c, held).await?;
             }
             FamilyEvent::FamilyUpdated(ch) => {
+                let held = if ch.family_name.is_some() || ch.primary_address.is_some() {
+                    grams.before(c, id).await?
+                } else {
+                    None
+                };
                 sqlx::query(
                     "UPDATE families SET family_name = COALESCE(?, family_name),
                         primary_address = COALESCE(?, primary_address),
@@ -443,15 +483,14 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-                if ch.family_name.is_some() || ch.primary_address.is_some() {
-                    grams.refresh(c, id).await?;
-                }
+                after(c, held).await?;
             }
         },
         "patient" => match e.decode::<PatientEvent>()? {
             // Written by `FamilyRows::take`, which takes every one.
             PatientEvent::PatientRegistered { .. } => {}
             PatientEvent::PatientErased { .. } => {
+                let held = grams.before_patient(c, id).await?;
                 sqlx::query(
                     "UPDATE patients SET name = ?, id_card = NULL, phone = NULL, medical_history = '[]',
                         allergies = NULL, current_medications = '[]', service_preferences = NULL,
@@ -465,9 +504,14 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-                grams.refresh_patient_family(c, id).await?;
+                after(c, held).await?;
             }
             PatientEvent::PatientUpdated(ch) => {
+                let held = if ch.name.is_some() {
+                    grams.before_patient(c, id).await?
+                } else {
+                    None
+                };
                 sqlx::query(
                     "UPDATE patients SET name = COALESCE(?, name), gender = COALESCE(?, gender),
                         birth_date = COALESCE(?, birth_date), id_card = COALESCE(?, id_card),
@@ -493,9 +537,7 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-                if ch.name.is_some() {
-                    grams.refresh_patient_family(c, id).await?;
-                }
+                after(c, held).await?;
             }
         },
         // Each subscription's recorder and household, for the recorder's
@@ -954,8 +996,9 @@ pub enum Start {
     /// One character in few rows: take their households and sort them.
     Gather(char),
     /// One character in many rows (a common one): walk every household newest
-    /// first, each probed for a gram starting with it (`family_grams_family`);
-    /// holders are dense, so the page is found within a few hundred.
+    /// first, each checked by `LIKE` alone (a household holds a gram starting
+    /// with the character exactly when its text holds the character); holders
+    /// are dense, so the page is found within a few hundred.
     Scan(char),
 }
 
@@ -992,18 +1035,16 @@ impl Candidates {
     }
 
     /// Conditions that a household `f` holds these grams, each a probe by
-    /// key, and their binds.
-    fn held_by_f(&self) -> (String, Vec<String>) {
+    /// key, and their binds. None for one character: a household holds a
+    /// gram starting with it exactly when its text holds it, which `LIKE`
+    /// checks anyway.
+    fn held_by_f(&self) -> (Vec<String>, Vec<String>) {
         match self {
             Candidates::Pairs(pairs) => (
-                pairs
-                    .iter()
-                    .map(|_| holds_pair("f.created_at", "f.id"))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
+                pairs.iter().map(|_| holds_pair("f.created_at", "f.id")).collect(),
                 pairs.clone(),
             ),
-            Candidates::Starting(c) => (holds_starting("f.id"), range(*c).to_vec()),
+            Candidates::Starting(_) => (Vec::new(), Vec::new()),
         }
     }
 }
@@ -1025,12 +1066,6 @@ fn holds_pair(created_at: &str, id: &str) -> String {
     format!(
         "1 = (SELECT 1 FROM family_grams o WHERE o.gram = ? AND o.created_at = {created_at} AND o.family_id = {id})"
     )
-}
-
-/// That the household `id` holds a gram starting with a character: one range
-/// of `family_grams_family`. Binds: [`range`].
-fn holds_starting(id: &str) -> String {
-    format!("1 = (SELECT 1 FROM family_grams o WHERE o.family_id = {id} AND o.gram >= ? AND o.gram <= ? LIMIT 1)")
 }
 
 /// A recorder's page of households ([`FamilyListSql::assignments`]): their
@@ -1222,7 +1257,8 @@ pub fn family_list_sql(
             let from = format!(
                 "(SELECT DISTINCT ra.family_id AS id FROM {RECORDER_FAMILIES}) mine JOIN families f ON f.id = mine.id"
             );
-            let matches = format!("SELECT f.id, f.created_at FROM {from} WHERE {held} AND {like}");
+            let conditions = held.into_iter().chain([like]).collect::<Vec<_>>().join(" AND ");
+            let matches = format!("SELECT f.id, f.created_at FROM {from} WHERE {conditions}");
             let binds = with(with(assigned(r), &held_binds), &like_binds);
             return FamilyListSql {
                 list: paged(&matches),
@@ -1267,25 +1303,19 @@ pub fn family_list_sql(
             ),
             with(range(*c).to_vec(), &like_binds),
         ),
-        // The page walks every household newest first (holders are
-        // common); the total walks the character's grams in their key
-        // order instead, as far as the cap.
-        Start::Scan(c) => {
-            let held = holds_starting("f.id");
-            let page_binds = with(with(select_binds, &range(*c)), &like_binds);
+        // The page walks every household newest first, and the total every
+        // household as far as the cap: holders are common, so either stops
+        // soon (the grams add nothing to `LIKE` for one character).
+        Start::Scan(_) => {
             return FamilyListSql {
                 list: format!(
-                    "{counts} FROM families f WHERE {held} AND {like}
+                    "{counts} FROM families f WHERE {like}
                      ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"
                 ),
-                list_binds: page_binds,
+                list_binds: with(select_binds, &like_binds),
                 count: Some((
-                    format!(
-                        "SELECT COUNT(*) FROM (SELECT DISTINCT g.family_id FROM family_grams g
-                           JOIN families f ON f.id = g.family_id
-                           WHERE g.gram >= ? AND g.gram <= ? AND {like} LIMIT {walk}) m"
-                    ),
-                    with(range(*c).to_vec(), &like_binds),
+                    format!("SELECT COUNT(*) FROM (SELECT 1 FROM families f WHERE {like} LIMIT {walk}) m"),
+                    like_binds,
                 )),
                 windowed: false,
                 cap,

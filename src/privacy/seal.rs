@@ -107,15 +107,23 @@ pub(super) fn collect_sealed(v: &Value, out: &mut Vec<String>) {
 pub(super) fn open_fields(v: &mut Value, keys: &HashMap<String, Option<Aes256Gcm>>) -> Result<(), PrivacyError> {
     match v {
         Value::Object(m) => m.iter_mut().try_for_each(|(field, val)| {
-            let Some(subject) = sealed_subject(val).map(str::to_string) else {
-                return open_fields(val, keys);
+            // Read from the sealed form by reference (no copy of its subject,
+            // tag, text or key), then put what it opens to in its place.
+            let opened = match sealed_subject(val) {
+                None => None,
+                Some(subject) => {
+                    let tag = val.get("t").and_then(Value::as_str).unwrap_or("s");
+                    let data = val.get("d").and_then(Value::as_str).unwrap_or_default();
+                    Some(match keys.get(subject).and_then(Option::as_ref) {
+                        None => erased_form(tag),
+                        Some(key) => open_value(subject, &field_aad(subject, field, tag), data, key)?,
+                    })
+                }
             };
-            let tag = val.get("t").and_then(Value::as_str).unwrap_or("s").to_string();
-            let data = val.get("d").and_then(Value::as_str).unwrap_or_default().to_string();
-            *val = match keys.get(&subject).cloned().flatten() {
-                None => erased_form(&tag),
-                Some(key) => open_value(&subject, &field_aad(&subject, field, &tag), &data, &key)?,
-            };
+            match opened {
+                Some(v) => *val = v,
+                None => open_fields(val, keys)?,
+            }
             Ok(())
         }),
         Value::Array(a) => a.iter_mut().try_for_each(|v| open_fields(v, keys)),

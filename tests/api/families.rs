@@ -357,18 +357,21 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     ] {
         assert_eq!(found(&app, text).await, n, "{text}");
     }
-    // A store that held families before the grams: filled at start-up.
+    // An erased patient's name leaves the household's grams.
+    let erased = app.patient(&fam, "王五").await;
+    assert_eq!(found(&app, "王五").await, 1);
+    app.post(
+        &format!("/patients/{erased}/erase"),
+        &app.admin_token,
+        json!({"reason": "家属书面申请"}),
+    )
+    .await
+    .ok();
+    assert_eq!(found(&app, "王五").await, 0);
+    // The rows each change left are exactly those its household's texts give
+    // now: a rename or an erasure deletes every gram it takes away (`LIKE`
+    // would hide a stale one from a search, not from this).
     let read = &app.state.read;
-    sqlx::query("DELETE FROM family_grams")
-        .execute(read.writer())
-        .await
-        .unwrap();
-    assert_eq!(found(&app, "李四").await, 0);
-    read.fill_family_grams().await.unwrap();
-    assert_eq!(found(&app, "李四").await, 1);
-    assert_eq!(found(&app, "Smith").await, 1);
-    // Gathered a few rows at a time (a server's bounded fill), written in
-    // several loads: the same rows as in one.
     let rows = || async {
         sqlx::query("SELECT gram, created_at, family_id FROM family_grams ORDER BY gram, created_at, family_id")
             .fetch_all(read.pool())
@@ -384,6 +387,23 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
             })
             .collect::<Vec<_>>()
     };
+    let live = rows().await;
+    assert!(
+        !live.iter().any(|(g, _, _)| g == "王五" || g == "张三" || g == "张家"),
+        "{live:?}"
+    );
+    // A store that held families before the grams: filled at start-up.
+    sqlx::query("DELETE FROM family_grams")
+        .execute(read.writer())
+        .await
+        .unwrap();
+    assert_eq!(found(&app, "李四").await, 0);
+    read.fill_family_grams().await.unwrap();
+    assert_eq!(rows().await, live);
+    assert_eq!(found(&app, "李四").await, 1);
+    assert_eq!(found(&app, "Smith").await, 1);
+    // Gathered a few rows at a time (a server's bounded fill), written in
+    // several loads: the same rows as in one.
     let in_one = rows().await;
     sqlx::query("DELETE FROM family_grams")
         .execute(read.writer())

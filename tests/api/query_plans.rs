@@ -219,12 +219,15 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
         ),
     }
     // A recorder's search starts from their assignments too, and probes
-    // each of their households for the grams by key.
+    // each of their households for the grams by key (for pairs; one
+    // character is checked by `LIKE` alone).
     for text in ["家3", "家"] {
         let mine_search = family_list_sql(Some(recorder), Some(text), None, today, page);
         let lines = plan(read, &mine_search.list, &mine_search.list_binds).await;
         assert!(lines.iter().any(|l| l.contains("recorder_families_list")), "{lines:?}");
-        grams_read_by_key(read.dialect(), &lines);
+        if text.chars().count() > 1 {
+            grams_read_by_key(read.dialect(), &lines);
+        }
         assert!(
             !lines
                 .iter()
@@ -248,8 +251,20 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
         let lines = plan(read, &search.list, &search.list_binds).await;
         let (count, count_binds) = search.count.as_ref().expect("a search's total is counted");
         let counted = plan_of(read, count, count_binds, false).await;
-        grams_read_by_key(read.dialect(), &lines);
-        grams_read_by_key(read.dialect(), &counted);
+        // A common character walks the households in the list's order, each
+        // checked by `LIKE` (the grams add nothing for one character).
+        if let Start::Scan(_) = start {
+            assert!(
+                lines.iter().any(|l| l.contains("families_created"))
+                    && !lines
+                        .iter()
+                        .any(|l| l.contains("filesort") || l.contains("TEMP B-TREE")),
+                "{lines:?}"
+            );
+        } else {
+            grams_read_by_key(read.dialect(), &lines);
+            grams_read_by_key(read.dialect(), &counted);
+        }
         let scans_f = |lines: &[String]| match read.dialect() {
             Dialect::MySql => lines
                 .iter()
@@ -306,13 +321,14 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
     }
 }
 
-/// A search's plan: the grams read by their key (or their household index),
-/// each family by its key or in the list's order.
+/// A search's plan: the grams read by their key, each family by its key or
+/// in the list's order.
 fn grams_read_by_key(dialect: Dialect, lines: &[String]) {
     match dialect {
         Dialect::MySql => assert!(
-            lines.iter().any(|l| (l.contains("table=g ") || l.contains("table=o "))
-                && (l.contains("key=PRIMARY") || l.contains("key=family_grams_family"))),
+            lines
+                .iter()
+                .any(|l| (l.contains("table=g ") || l.contains("table=o ")) && l.contains("key=PRIMARY")),
             "{lines:?}"
         ),
         Dialect::Sqlite => assert!(
