@@ -187,10 +187,14 @@ impl HeldGrams {
         for n in &names {
             texts.push(n.text("name")?);
         }
+        let mut grams = family_grams(texts.iter().map(String::as_str));
+        if Dialect::of(c) == Dialect::MySql {
+            drop_padded_twins(&mut grams);
+        }
         Ok(Some(HeldGrams {
             family: family.to_string(),
             created_at: f.text("created_at")?,
-            grams: family_grams(texts.iter().map(String::as_str)),
+            grams,
         }))
     }
 
@@ -238,6 +242,24 @@ impl HeldGrams {
     }
 }
 
+/// As [`gram_load::drop_padded_twins`], for grams as text: on MySQL a
+/// household's rows hold "e" where its texts give both "e" and "e " (one key
+/// there), as a rebuild writes them, so a change that adds "e" beside a kept
+/// "e " replaces that row instead of keeping it.
+fn drop_padded_twins(grams: &mut BTreeSet<String>) {
+    let twins: Vec<String> = grams
+        .iter()
+        .filter(|g| {
+            g.strip_suffix(' ')
+                .is_some_and(|c| c.chars().count() == 1 && grams.contains(c))
+        })
+        .cloned()
+        .collect();
+    for t in twins {
+        grams.remove(&t);
+    }
+}
+
 /// Grams deleted per statement (well under either store's limit of binds).
 const DELETE_GRAMS: usize = 500;
 
@@ -266,6 +288,30 @@ impl ReadStore {
     /// memory is bounded by `gather` (a rebuild, a process of its own, gathers
     /// them all: one pass over the table's key).
     pub async fn write_family_grams(&self, gather: usize) -> Result<(), sqlx::Error> {
+        self.write_grams(gather, false).await
+    }
+
+    /// As [`ReadStore::write_family_grams`] for a rebuild's shadow, all
+    /// gathered at once. On MySQL the rows are written in two halves of the
+    /// key side by side, on two connections (each its own transaction; a
+    /// failed rebuild throws the shadow away): MariaDB inserts one half while
+    /// this process builds the next statement of the other, where one
+    /// connection left each waiting for the other. The two never wait on each
+    /// other's locks: the table is empty, the halves hold disjoint keys, and
+    /// no row is a duplicate in MySQL's eyes ([`gram_load::drop_padded_twins`]),
+    /// so neither takes the shared next-key lock a duplicate's check takes
+    /// (inserts' own intention locks do not conflict). SQLite has one writer.
+    pub async fn load_family_grams(&self) -> Result<(), sqlx::Error> {
+        self.write_grams(usize::MAX, self.dialect() == Dialect::MySql).await
+    }
+
+    async fn write_grams(&self, gather: usize, two_writers: bool) -> Result<(), sqlx::Error> {
+        let mut other = if two_writers {
+            Some(self.writer().begin().await?)
+        } else {
+            None
+        };
+        let mysql = self.dialect() == Dialect::MySql;
         let mut tx = self.writer().begin().await?;
         let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
         let mut load = GramLoad::default();
@@ -308,14 +354,21 @@ impl ReadStore {
                     .collect();
                 keys.sort_unstable();
                 keys.dedup();
+                if mysql {
+                    gram_load::drop_padded_twins(&mut keys);
+                }
                 load.add(created_at, id, keys);
                 if load.len() >= gather || load.is_full() {
-                    grams += write_in_key_order(&mut tx, std::mem::take(&mut load), gather).await?;
+                    let also = other.as_deref_mut();
+                    grams += write_in_key_order(&mut tx, also, std::mem::take(&mut load), gather).await?;
                 }
             }
             families += texts.len();
         }
-        grams += write_in_key_order(&mut tx, load, gather).await?;
+        grams += write_in_key_order(&mut tx, other.as_deref_mut(), load, gather).await?;
+        if let Some(other) = other {
+            other.commit().await?;
+        }
         tx.commit().await?;
         tracing::info!(families, grams, "family search grams written");
         Ok(())
@@ -326,12 +379,45 @@ impl ReadStore {
 /// arguments borrow the load's text (the driver makes the one copy); returns
 /// how many. A statement holds no more rows than a load gathers (`gather`),
 /// so a small test load goes through full statements and a last short one.
-async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad, gather: usize) -> Result<usize, sqlx::Error> {
+/// With `also`, the rows are cut in two halves ([`KeyOrder::halfway`]) written
+/// side by side, the second on `also`.
+///
+/// [`KeyOrder::halfway`]: gram_load::KeyOrder::halfway
+async fn write_in_key_order(
+    c: &mut AnyConnection,
+    also: Option<&mut AnyConnection>,
+    load: GramLoad,
+    gather: usize,
+) -> Result<usize, sqlx::Error> {
     let shape = gram_rows(Dialect::of(c)).in_long_statements();
     let most = shape.statement_rows().min(gather.max(1));
     let order = load.into_key_order();
     let full = shape.statement(most);
-    let mut rows = order.rows().peekable();
+    match also {
+        None => write_rows(c, &shape, &full, most, order.rows()).await?,
+        Some(d) => {
+            let at = order.halfway();
+            let (low, high) = tokio::join!(
+                write_rows(c, &shape, &full, most, order.rows_in(0..at)),
+                write_rows(d, &shape, &full, most, order.rows_in(at..order.len())),
+            );
+            low?;
+            high?;
+        }
+    }
+    Ok(order.len())
+}
+
+/// Writes `rows` as statements of `most` rows (`full`'s SQL), the last one
+/// shorter.
+async fn write_rows<'a>(
+    c: &mut AnyConnection,
+    shape: &Rows,
+    full: &str,
+    most: usize,
+    rows: impl Iterator<Item = [&'a str; 3]>,
+) -> Result<(), sqlx::Error> {
+    let mut rows = rows.peekable();
     while rows.peek().is_some() {
         let mut args = AnyArguments::default();
         let mut n = 0;
@@ -342,13 +428,13 @@ async fn write_in_key_order(c: &mut AnyConnection, load: GramLoad, gather: usize
             n += 1;
         }
         let sql = if n == most {
-            Cow::Borrowed(&full)
+            Cow::Borrowed(full)
         } else {
             Cow::Owned(shape.statement(n))
         };
         sqlx::query_with(&sql, args).execute(&mut *c).await?;
     }
-    Ok(order.len())
+    Ok(())
 }
 
 #[async_trait]
@@ -387,7 +473,7 @@ impl Projector for FamiliesProjector {
 
     /// Writes the grams once, from the households' final rows.
     async fn finish_load(&self, store: &ReadStore) -> Result<(), ProjectionError> {
-        store.write_family_grams(usize::MAX).await?;
+        store.load_family_grams().await?;
         Ok(())
     }
 }

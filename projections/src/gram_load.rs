@@ -26,6 +26,25 @@ pub(crate) fn pack(first: char, second: Option<char>) -> u64 {
     (u64::from(first) << 22) | second.map_or(0, |c| u64::from(c) + 1)
 }
 
+/// Drops from a household's sorted, distinct [`pack`]ed grams each character
+/// followed by a space when the character alone is there too: MySQL compares
+/// text ignoring trailing spaces, so "e " and "e" are one key there (the row
+/// "e" serves a search for either), and a load holding both would make its
+/// insert-or-ignore check a duplicate, taking a lock.
+/// `keys` must be sorted.
+pub(crate) fn drop_padded_twins(keys: &mut Vec<u64>) {
+    const SECOND: u64 = (1 << 22) - 1;
+    let space = u64::from(' ') + 1;
+    let twins: Vec<u64> = keys
+        .iter()
+        .copied()
+        .filter(|k| k & SECOND == space && keys.binary_search(&(k & !SECOND)).is_ok())
+        .collect();
+    if !twins.is_empty() {
+        keys.retain(|k| !twins.contains(k));
+    }
+}
+
 /// The text of a [`pack`]ed gram.
 fn unpack(key: u64) -> String {
     let first = char::from_u32((key >> 22) as u32).unwrap_or(char::REPLACEMENT_CHARACTER);
@@ -123,10 +142,32 @@ impl KeyOrder {
     /// household's text lives far from its neighbours': two cache misses a
     /// row, 12 % of the grams' time, when each row cloned its `Arc`s).
     pub(crate) fn rows(&self) -> impl Iterator<Item = [&str; 3]> + '_ {
-        self.keys.iter().map(|key| {
+        self.rows_in(0..self.keys.len())
+    }
+
+    /// The rows at positions `range` of the key's order, as [`KeyOrder::rows`].
+    pub(crate) fn rows_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = [&str; 3]> + '_ {
+        self.keys[range].iter().map(|key| {
             let (created_at, id) = &self.households[(key & u64::from(u32::MAX)) as usize];
             [self.texts[(key >> 32) as usize].as_str(), &**created_at, &**id]
         })
+    }
+}
+
+impl KeyOrder {
+    /// Where to cut the rows in two halves written side by side: at the
+    /// middle, moved on to the first row whose gram starts with another
+    /// character than the row before's (`len()` if none). MySQL compares
+    /// grams ignoring trailing spaces, so "e" and "e " are one key there: both
+    /// start with the same character, so they stay in one half, and two
+    /// writers never insert the same key.
+    pub(crate) fn halfway(&self) -> usize {
+        let first = |key: &u64| self.texts[(key >> 32) as usize].chars().next();
+        let mut at = self.keys.len() / 2;
+        while at > 0 && at < self.keys.len() && first(&self.keys[at]) == first(&self.keys[at - 1]) {
+            at += 1;
+        }
+        at
     }
 }
 
@@ -187,6 +228,45 @@ mod tests {
         .collect();
         expected.sort();
         assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn a_padded_twin_is_dropped_only_beside_its_character_alone() {
+        let mut keys: Vec<u64> = ["e", "e ", "ez", "a ", "  ", " ", "王 ", "王"].map(packed).to_vec();
+        keys.sort_unstable();
+        drop_padded_twins(&mut keys);
+        let mut left: Vec<String> = keys.into_iter().map(unpack).collect();
+        left.sort();
+        assert_eq!(left, [" ", "a ", "e", "ez", "王"]);
+    }
+
+    #[test]
+    fn the_halves_never_part_grams_of_one_first_character() {
+        // MySQL's "e" and "e " are one key: they must land in one half.
+        let mut load = GramLoad::default();
+        load.add("2026-01-01", "f1", ["a", "ab", "e", "e "].map(packed));
+        load.add("2026-01-02", "f2", ["e", "ez", "z"].map(packed));
+        let order = load.into_key_order();
+        let at = order.halfway();
+        let firsts = |r: std::ops::Range<usize>| {
+            order
+                .rows_in(r)
+                .map(|[g, _, _]| g.chars().next().unwrap())
+                .collect::<std::collections::BTreeSet<char>>()
+        };
+        let (low, high) = (firsts(0..at), firsts(at..order.len()));
+        assert!(low.is_disjoint(&high), "{low:?} {high:?}");
+        assert!(!low.is_empty() && !high.is_empty(), "{low:?} {high:?}");
+        assert_eq!(
+            order.rows_in(0..at).count() + order.rows_in(at..order.len()).count(),
+            order.len()
+        );
+        // Every row with one first character: nothing to cut.
+        let mut one = GramLoad::default();
+        one.add("2026-01-01", "f1", ["e", "e ", "ex"].map(packed));
+        let one = one.into_key_order();
+        assert_eq!(one.halfway(), one.len());
+        assert_eq!(GramLoad::default().into_key_order().halfway(), 0);
     }
 
     #[test]
