@@ -336,6 +336,8 @@ pub async fn rebuild_beside(
         replica.init_checkpoints(projectors).await?;
         // Up to the head, as a bulk load (derived rows written at its end).
         let loading = replica.for_load();
+        // The list indexes wait for the last row (see `projections::deferred`).
+        let deferred = replica.defer_indexes(projectors).await?;
         // Replay the history up to the head without holding anything (the
         // head moves on meanwhile: chase it a few times), so that the switch,
         // which pauses the live pipeline, has only a few events left.
@@ -355,6 +357,13 @@ pub async fn rebuild_beside(
                 break;
             }
         }
+        let built = deferred.len();
+        replica.restore_indexes(deferred).await?;
+        tracing::info!(
+            statements = built,
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "rebuild: the shadow's list indexes built"
+        );
         for p in projectors {
             p.finish_load(replica).await?;
         }

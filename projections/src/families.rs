@@ -452,6 +452,18 @@ impl Projector for FamiliesProjector {
         ]
     }
 
+    /// The lists' orders; its writes go by id, by subscription and (for a
+    /// household's patients) through `patients_family`, which stays.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[
+            "families_created",
+            "families_created_id",
+            "families_name",
+            "patients_name",
+            "recorder_families_list",
+        ]
+    }
+
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
         self.apply_all(c, &[e]).await
     }

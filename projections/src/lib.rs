@@ -37,6 +37,7 @@
 
 pub mod alerts;
 pub mod bulk;
+pub mod deferred;
 pub mod erasure;
 pub mod evv;
 pub mod families;

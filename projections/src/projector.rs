@@ -79,6 +79,13 @@ pub trait Projector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Tables this projector owns, emptied on rebuild.
     fn tables(&self) -> &'static [&'static str];
+    /// Secondary indexes of its tables that only queries read, never its own
+    /// writes (no update, delete or lookup of `apply` or `load_all` goes
+    /// through them): a rebuild's bulk load builds them after its rows (see
+    /// `crate::deferred`). An index left out here is kept during the load.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Applies one event inside the batch transaction. Events of aggregates the
     /// projector does not follow are ignored.
     async fn apply(&self, conn: &mut AnyConnection, event: &StoredEvent) -> Result<(), ProjectionError>;

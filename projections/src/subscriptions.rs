@@ -27,6 +27,11 @@ impl Projector for SubscriptionsProjector {
         &["subscriptions"]
     }
 
+    /// A recorder's and the assignment checks' orders; its writes go by id.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["subscriptions_recorder", "subscriptions_assigned"]
+    }
+
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
         self.apply_all(c, &[e]).await
     }

@@ -27,6 +27,12 @@ impl Projector for VisitsProjector {
         &["appointment_history", "appointments"]
     }
 
+    /// A recorder's day and check-ins; its writes go by id and (an erasure)
+    /// through `appointments_patient`, which stays.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["appointments_recorder", "appointments_check_in"]
+    }
+
     async fn apply(&self, c: &mut AnyConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
         self.apply_all(c, &[e]).await
     }

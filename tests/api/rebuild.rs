@@ -7,6 +7,7 @@ use crate::dual;
 use crate::helpers::{spawn_app, Backend};
 
 dual!(
+    every_index_a_rebuild_builds_after_its_load_is_a_non_unique_index_of_the_projectors_tables,
     rebuild_reproduces_the_live_read_models,
     a_second_rebuild_of_the_same_read_store_is_refused_while_one_runs,
     rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_model
@@ -123,6 +124,64 @@ async fn dump(read: &projections::ReadStore) -> Vec<String> {
         }
     }
     out
+}
+
+/// Every index of the read store with its columns, by table and name.
+async fn indexes(read: &projections::ReadStore) -> Vec<String> {
+    use projections::store::RowExt;
+    let sql = match read.dialect() {
+        projections::Dialect::Sqlite => {
+            "SELECT tbl_name AS t, name AS i, COALESCE(sql, '(key)') AS c FROM sqlite_schema
+             WHERE type = 'index' ORDER BY tbl_name, name"
+        }
+        projections::Dialect::MySql => {
+            "SELECT TABLE_NAME AS t, INDEX_NAME AS i,
+                    CONCAT(NON_UNIQUE, ' ', SEQ_IN_INDEX, ' ', COLUMN_NAME, ' ', COALESCE(SUB_PART, 0), ' ',
+                           COALESCE(COLLATION, '')) AS c
+             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+             ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+        }
+    };
+    let rows = sqlx::query(sql).fetch_all(read.pool()).await.unwrap();
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{}.{} {}",
+                r.text("t").unwrap(),
+                r.text("i").unwrap(),
+                r.text("c").unwrap()
+            )
+        })
+        .collect()
+}
+
+/// A name in `Projector::deferred_indexes` that the schema does not have
+/// (renamed, or a typo) would leave that index built row by row in every
+/// rebuild, unnoticed; a unique one would be kept.
+async fn every_index_a_rebuild_builds_after_its_load_is_a_non_unique_index_of_the_projectors_tables(b: Backend) {
+    let app = spawn_app(b).await;
+    let schema = indexes(&app.state.read).await;
+    let mut deferred = 0;
+    for p in projections::all_projectors() {
+        for index in p.deferred_indexes() {
+            let found: Vec<&String> = schema
+                .iter()
+                .filter(|i| p.tables().iter().any(|t| i.starts_with(&format!("{t}.{index} "))))
+                .collect();
+            // InnoDB's secondary keys end with the primary key already.
+            if found.is_empty() && b == Backend::Servers && *index == "families_created_id" {
+                continue;
+            }
+            assert!(!found.is_empty(), "{}: no index {index} on its tables", p.name());
+            for i in found {
+                // SQLite: "t.i CREATE …"; MySQL: "t.i NON_UNIQUE …".
+                let unique = i.contains("CREATE UNIQUE") || i.split(' ').nth(1) == Some("0");
+                assert!(!unique, "{i} is unique");
+            }
+            deferred += 1;
+        }
+    }
+    assert!(deferred >= 8, "{deferred}");
 }
 
 async fn rebuild_reproduces_the_live_read_models(b: Backend) {
@@ -264,12 +323,19 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
     }
     assert_eq!(dump(&app.state.read).await, live);
     // Rebuilt beside them as `carelog rebuild` does: loaded in bulk (the
-    // search grams written after the load, from the final rows), then
-    // switched in. The same tables again.
+    // search grams written after the load, from the final rows; the list
+    // indexes built after it), then switched in. The same tables again, with
+    // the same indexes.
+    let schema = indexes(&app.state.read).await;
+    assert!(
+        schema.iter().any(|i| i.contains("recorder_families_list")),
+        "{schema:?}"
+    );
     carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
         .await
         .unwrap();
     assert_eq!(dump(&app.state.read).await, live);
+    assert_eq!(indexes(&app.state.read).await, schema);
 }
 
 async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_model(b: Backend) {
@@ -461,6 +527,7 @@ async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
     app.state.waiter.wait_for(store.head().await.unwrap()).await;
     app.state.read.set_reactor_checkpoint("a-reactor", 42).await.unwrap();
     assert_eq!(read_store_files(&dir), ["read.db", "read.db-shm", "read.db-wal"]);
+    let schema = indexes(&app.state.read).await;
 
     // Commands keep arriving while another process rebuilds.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -492,6 +559,10 @@ async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
             .any(|f| f.starts_with("read.db-") || f.contains("rebuild.db")),
         "the old file's log and the shadow are gone: {files:?}"
     );
+
+    // The new file has every index the old one had (the list indexes built
+    // after the load).
+    assert_eq!(indexes(&app.state.read).await, schema);
 
     // The server follows the new file: a family created now is listed, and
     // every family the history holds is there exactly once.
