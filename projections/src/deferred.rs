@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::projector::Projector;
+use crate::rebuild::quote;
 use crate::store::{Dialect, ReadStore, RowExt};
 
 /// The statements that build again the indexes [`ReadStore::defer_indexes`]
@@ -42,10 +43,6 @@ struct Part {
     /// A prefix length.
     prefix: Option<i64>,
     descending: bool,
-}
-
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
 }
 
 /// Per table, the `ALTER TABLE` that drops its indexes and the one that adds

@@ -124,7 +124,8 @@ fn plain_name(name: String) -> Result<String, sqlx::Error> {
     }
 }
 
-fn quote(ident: &str) -> String {
+/// A MySQL identifier, quoted.
+pub(crate) fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
