@@ -393,10 +393,7 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
         "{live:?}"
     );
     // A store that held families before the grams: filled at start-up.
-    sqlx::query("DELETE FROM family_grams")
-        .execute(read.writer())
-        .await
-        .unwrap();
+    empty_grams(read).await;
     assert_eq!(found(&app, "李四").await, 0);
     read.fill_family_grams().await.unwrap();
     assert_eq!(rows().await, live);
@@ -405,17 +402,11 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     // Gathered a few rows at a time (a server's bounded fill), written in
     // several loads: the same rows as in one.
     let in_one = rows().await;
-    sqlx::query("DELETE FROM family_grams")
-        .execute(read.writer())
-        .await
-        .unwrap();
+    empty_grams(read).await;
     read.write_family_grams(3).await.unwrap();
     assert_eq!(rows().await, in_one);
     // A rebuild's load (on MySQL two halves of the key side by side): the same.
-    sqlx::query("DELETE FROM family_grams")
-        .execute(read.writer())
-        .await
-        .unwrap();
+    empty_grams(read).await;
     read.load_family_grams().await.unwrap();
     assert_eq!(rows().await, in_one);
     assert!(in_one.iter().any(|(_, _, f)| *f == fam) && in_one.iter().any(|(_, _, f)| *f == other));
@@ -470,10 +461,7 @@ async fn a_name_with_spaces_is_searchable_after_a_rename(b: Backend) {
             .unwrap()
     };
     let live = rows().await;
-    sqlx::query("DELETE FROM family_grams")
-        .execute(read.writer())
-        .await
-        .unwrap();
+    empty_grams(read).await;
     read.load_family_grams().await.unwrap();
     assert_eq!(rows().await, live);
 }
@@ -808,4 +796,12 @@ async fn a_recorders_list_pages_their_households_newest_first_with_their_counts(
     let past = app.get("/families?limit=2&page=3", &token).await.ok();
     assert_eq!(past.data()["total"], 3, "{}", past.body);
     assert!(past.data()["families"].as_array().unwrap().is_empty());
+}
+
+/// Empties the search grams, as a store that predates them has them.
+async fn empty_grams(read: &projections::ReadStore) {
+    sqlx::query("DELETE FROM family_grams")
+        .execute(read.writer())
+        .await
+        .unwrap();
 }
