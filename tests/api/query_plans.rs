@@ -27,9 +27,9 @@ const PEOPLES_TEXT: [&str; 5] = [
 ];
 
 /// Every other indexed column holds what the server writes (ids, instants,
-/// dates, times, codes, digests) and compares byte by byte, as on SQLite: the
-/// Unicode collation on them was a sixth of MariaDB's CPU in a rebuild's
-/// search grams, on every index descent (migration 0021).
+/// dates, times, codes, digests) and compares byte by byte, as on SQLite, not
+/// through the Unicode collation algorithm on every index descent and index
+/// build (migration 0021).
 async fn indexed_times_dates_and_codes_compare_byte_by_byte(b: Backend) {
     let app = spawn_app(b).await;
     let read = &app.state.read;

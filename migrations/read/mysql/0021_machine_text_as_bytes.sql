@@ -1,10 +1,11 @@
--- Machine text compared as bytes. After the ids (0019), the Unicode collation
--- algorithm was still 16 % of MariaDB's CPU while a rebuild wrote the search
--- grams (a profile of `carelog rebuild`, `docs/performance.md`, "Times, dates
--- and codes compared as bytes"): every key of `family_grams` holds a
--- creation time, and the list indexes hold times, dates and status codes, all
--- compared under utf8mb4_unicode_ci on every index descent and sorted with
--- its weights when an index is built.
+-- Machine text compared as bytes. After the ids (0019), MariaDB still ran the
+-- Unicode collation algorithm while a rebuild wrote the search grams (about 5
+-- of the 16 % of its CPU that went to string routines; a profile of `carelog
+-- rebuild`, `docs/performance.md`, "Times, dates and codes compared as
+-- bytes"): every key of `family_grams` holds a creation time, and the list
+-- indexes hold times, dates and status codes, all compared under
+-- utf8mb4_unicode_ci on every index descent and sorted with its weights when
+-- an index is built.
 --
 -- These columns hold only what the server writes: RFC 3339 instants of fixed
 -- width, `YYYY-MM-DD` dates, `HH:MM` times, lower-case codes (statuses,
