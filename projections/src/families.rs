@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use crate::bind_assigned;
 use crate::bulk::{apply_buffered, Buffer, Rows};
+use crate::gram_counts::{self, counted_as, GramCounts};
 use crate::gram_load::{self, GramLoad};
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
@@ -217,6 +218,25 @@ impl HeldGrams {
     async fn rewrite(self, c: &mut AnyConnection) -> Result<(), sqlx::Error> {
         let now = HeldGrams::read(c, &self.family).await?;
         let kept = now.as_ref().map(|n| &n.grams);
+        // The household's grams as counted, before and after: one fewer
+        // household for each it no longer holds, one more for each it gains.
+        let dialect = Dialect::of(c);
+        let counted = |grams: Option<&BTreeSet<String>>| -> BTreeSet<String> {
+            grams
+                .into_iter()
+                .flatten()
+                .map(|g| counted_as(g, dialect).to_string())
+                .collect()
+        };
+        let (was, is) = (counted(Some(&self.grams)), counted(kept));
+        let mut counts = GramCounts::default();
+        for g in was.difference(&is) {
+            counts.add(g, -1);
+        }
+        for g in is.difference(&was) {
+            counts.add(g, 1);
+        }
+        counts.flush(c).await?;
         let gone: Vec<&String> = self
             .grams
             .iter()
@@ -288,7 +308,7 @@ impl ReadStore {
     /// memory is bounded by `gather` (a rebuild, a process of its own, gathers
     /// them all: one pass over the table's key).
     pub async fn write_family_grams(&self, gather: usize) -> Result<(), sqlx::Error> {
-        self.write_grams(gather, false).await
+        self.write_grams(gather, false, Counting::Recount).await
     }
 
     /// As [`ReadStore::write_family_grams`] for a rebuild's shadow, all
@@ -302,10 +322,11 @@ impl ReadStore {
     /// so neither takes the shared next-key lock a duplicate's check takes
     /// (inserts' own intention locks do not conflict). SQLite has one writer.
     pub async fn load_family_grams(&self) -> Result<(), sqlx::Error> {
-        self.write_grams(usize::MAX, self.dialect() == Dialect::MySql).await
+        self.write_grams(usize::MAX, self.dialect() == Dialect::MySql, Counting::Loaded)
+            .await
     }
 
-    async fn write_grams(&self, gather: usize, two_writers: bool) -> Result<(), sqlx::Error> {
+    async fn write_grams(&self, gather: usize, two_writers: bool, counting: Counting) -> Result<(), sqlx::Error> {
         let mut other = if two_writers {
             Some(self.writer().begin().await?)
         } else {
@@ -315,6 +336,7 @@ impl ReadStore {
         let mut tx = self.writer().begin().await?;
         let (mut after, mut families, mut grams) = (String::new(), 0_usize, 0_usize);
         let mut load = GramLoad::default();
+        let mut counts = GramCounts::default();
         loop {
             let page = sqlx::query(
                 "SELECT id, family_name, primary_address, created_at FROM families WHERE id > ? ORDER BY id LIMIT ?",
@@ -360,12 +382,17 @@ impl ReadStore {
                 load.add(created_at, id, keys);
                 if load.len() >= gather || load.is_full() {
                     let also = other.as_deref_mut();
-                    grams += write_in_key_order(&mut tx, also, std::mem::take(&mut load), gather).await?;
+                    let load = std::mem::take(&mut load);
+                    grams += write_in_key_order(&mut tx, also, load, gather, &mut counts).await?;
                 }
             }
             families += texts.len();
         }
-        grams += write_in_key_order(&mut tx, other.as_deref_mut(), load, gather).await?;
+        grams += write_in_key_order(&mut tx, other.as_deref_mut(), load, gather, &mut counts).await?;
+        match counting {
+            Counting::Loaded => counts.flush(&mut tx).await?,
+            Counting::Recount => gram_counts::recount(&mut tx).await?,
+        }
         if let Some(other) = other {
             other.commit().await?;
         }
@@ -375,9 +402,19 @@ impl ReadStore {
     }
 }
 
+/// How [`ReadStore::write_grams`] counts the households holding each gram.
+#[derive(Debug, Clone, Copy)]
+enum Counting {
+    /// From the rows it loads, into an empty table (a rebuild's shadow).
+    Loaded,
+    /// From the table once written: a fill may find some rows there already
+    /// (another server filling it at the same time).
+    Recount,
+}
+
 /// Writes the rows of `load` in the key's order, in long statements whose
 /// arguments borrow the load's text (the driver makes the one copy); returns
-/// how many. A statement holds no more rows than a load gathers (`gather`),
+/// how many, and adds each gram's rows to `counts`. A statement holds no more rows than a load gathers (`gather`),
 /// so a small test load goes through full statements and a last short one.
 /// With `also`, the rows are cut in two halves ([`KeyOrder::halfway`]) written
 /// side by side, the second on `also`.
@@ -388,10 +425,15 @@ async fn write_in_key_order(
     also: Option<&mut AnyConnection>,
     load: GramLoad,
     gather: usize,
+    counts: &mut GramCounts,
 ) -> Result<usize, sqlx::Error> {
-    let shape = gram_rows(Dialect::of(c)).in_long_statements();
+    let dialect = Dialect::of(c);
+    let shape = gram_rows(dialect).in_long_statements();
     let most = shape.statement_rows().min(gather.max(1));
     let order = load.into_key_order();
+    for (gram, households) in order.households_by_gram() {
+        counts.add(counted_as(gram, dialect), households);
+    }
     let full = shape.statement(most);
     match also {
         None => write_rows(c, &shape, &full, most, order.rows()).await?,
@@ -448,6 +490,7 @@ impl Projector for FamiliesProjector {
             "families",
             "family_totals",
             "family_grams",
+            "family_gram_counts",
             "recorder_families",
         ]
     }
@@ -673,6 +716,13 @@ struct FamilyRows {
     recorder_families: Rows,
     /// Households created in the run (added to `family_totals` at the flush).
     created: i64,
+    /// The grams each household touched in the run holds, as counted
+    /// ([`counted_as`]): a gram counts a household once, when the household
+    /// first holds it.
+    held: HashMap<String, BTreeSet<String>>,
+    /// The changes to `family_gram_counts` the run's grams make.
+    counts: GramCounts,
+    dialect: Dialect,
     /// What a subscription's row needs of the rows waiting here: a patient's
     /// household, a household's creation time.
     patient_family: HashMap<String, String>,
@@ -740,6 +790,7 @@ impl Buffer for FamilyRows {
                     // As the household's row: none for a household the read
                     // model does not know.
                     if let Some(created_at) = self.created_at(c, &family).await? {
+                        self.hold(c, &family).await?;
                         self.add_grams(Household::new(&created_at, &family), [d.name.as_str()]);
                     }
                 }
@@ -780,6 +831,8 @@ impl Buffer for FamilyRows {
         self.patients.flush(c).await?;
         push_grams(&mut self.grams, std::mem::take(&mut self.waiting_grams));
         self.grams.flush(c).await?;
+        self.counts.flush(c).await?;
+        self.held.clear();
         self.recorder_families.flush(c).await?;
         count_families(c, std::mem::take(&mut self.created)).await?;
         self.patient_family.clear();
@@ -819,18 +872,42 @@ impl FamilyRows {
                 "(?, ?, ?, ?, 'active', ?, ?, ?)",
             ),
             created: 0,
+            held: HashMap::new(),
+            counts: GramCounts::default(),
+            dialect,
             patient_family: HashMap::new(),
             family_created_at: HashMap::new(),
         }
     }
 
+    /// Adds the grams of `texts` to the household's, counting those it did
+    /// not hold yet (see [`FamilyRows::hold`] for a household written before
+    /// the run).
     fn add_grams<'a>(&mut self, household: Household, texts: impl IntoIterator<Item = &'a str>) {
         if self.keep_grams == Grams::Deferred {
             return;
         }
+        let held = self.held.entry(household.id.to_string()).or_default();
         for g in family_grams(texts) {
+            let counted = counted_as(&g, self.dialect);
+            if !held.contains(counted) {
+                self.counts.add(counted, 1);
+                held.insert(counted.to_string());
+            }
             self.waiting_grams.push((g, household.clone()));
         }
+    }
+
+    /// Learns the grams a household written before the run holds, from its
+    /// rows, unless the run touched it already (its rows then wait here).
+    async fn hold(&mut self, c: &mut AnyConnection, family: &str) -> Result<(), sqlx::Error> {
+        if self.held.contains_key(family) {
+            return Ok(());
+        }
+        let grams = HeldGrams::read(c, family).await?.map(|h| h.grams).unwrap_or_default();
+        let held = grams.iter().map(|g| counted_as(g, self.dialect).to_string()).collect();
+        self.held.insert(family.to_string(), held);
+        Ok(())
     }
 
     /// A patient's household: waiting here, or in the table (a patient not
@@ -998,8 +1075,13 @@ pub struct FamilyListSql {
     /// end, which has no rows to carry it.
     pub windowed: bool,
     /// An admin's search counts at most this many matches, plus one: a total
-    /// above it is reported as this number, as a lower bound.
+    /// above it is reported as this number, as a lower bound, or estimated
+    /// (`estimate`).
     pub cap: Option<i64>,
+    /// A total past `cap` is estimated from the walk: the drive pair and how
+    /// many households hold it ([`estimate`]). The list's rows carry the
+    /// oldest match's creation time and id (`walked_to`, `walked_to_id`).
+    pub estimate: Option<(String, i64)>,
     /// A recorder's list without a search: `list` reads every one of their
     /// assignments today (one range of the covering `recorder_families_list`,
     /// no `LIMIT`), which are grouped by household, counted and paged in
@@ -1061,36 +1143,35 @@ pub fn group_assignments<'a>(rows: &mut [(&'a str, &'a str, &'a str)]) -> Vec<As
 const RECORDER_FAMILIES: &str = "recorder_families ra
     WHERE ra.recorder_id = ? AND ra.status = 'active' AND ra.start_date <= ? AND ra.end_date >= ?";
 
-/// Matching households an admin's search counts: past this, its total is a
-/// lower bound (`total_exact: false`, "200+" to a person: ten pages, beyond
-/// which one refines the search), so that a search matching half the store
-/// costs about what one matching two hundred households does. Counting is
-/// the search's main cost (each match is read and checked with `LIKE`): at
-/// 1,000 a common name took 5–9 ms of SQLite time at 1,000,000 patients.
+/// Matching households an admin's search counts exactly. When its rarest
+/// pair is held by no more households than this, the walk reads them all
+/// and the total is exact (or, past the cap, a lower bound: a page past it
+/// extends the count to that page). When the pair is more common, the walk
+/// stops after the page (and one more match, to know there are more) and the
+/// total is estimated from it ([`estimate`]): a common name's search then costs
+/// about what its page does, where counting two hundred matches read ten
+/// times the page (2 of the 6 ms a common name took at 1,000,000 patients).
 pub const SEARCH_TOTAL_CAP: i64 = 200;
 
-/// Gram rows counted (at most) for a one-character search, to choose
-/// between gathering and scanning ([`Candidates::start`]).
+/// Gram rows (households, summed over the grams starting with the character)
+/// from which a one-character search scans every household instead of
+/// gathering the character's holders ([`Candidates::start`]).
 pub const PROBE_ROWS: i64 = 4_000;
 
-/// Rows counted (at most) of each pair of a search, in rounds, to choose the
-/// pair it starts from ([`Candidates::start`]): a walk reads about every row
-/// of its pair when the search matches few households (a house number,
-/// whose pairs are all common), and a count reads an index entry in a
-/// fifteenth of the time the walk spends on a row. At 1,000,000 patients,
-/// a name's rarest pair is found in the first round, and "幸福路12号" (pairs
-/// of 500,000, 500,000, 111,111, 29,551 and 50,000 rows) in the second; a
-/// search whose pairs all hold more starts from its first.
-pub const PAIR_PROBES: [i64; 2] = [2_000, 50_000];
-
-/// Where an admin's search starts, chosen from how many gram rows its grams
-/// hold ([`Candidates::start`]).
+/// Where an admin's search starts, chosen from how many households hold its
+/// grams (`family_gram_counts`, [`Candidates::start`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
     /// Walk the households holding `drive` newest first (its rows' key
     /// order), each probed by key for the `others`; the walk stops after
-    /// the page, or after the capped total.
-    Walk { drive: String, others: Vec<String> },
+    /// the page, or after the capped total. `households`: how many hold
+    /// `drive` (`None`: not known, as a recorder's search or a test's start
+    /// by hand; the total is then counted to the cap).
+    Walk {
+        drive: String,
+        others: Vec<String>,
+        households: Option<i64>,
+    },
     /// One character in few rows: take their households and sort them.
     Gather(char),
     /// One character in many rows (a common one): walk every household newest
@@ -1101,33 +1182,33 @@ pub enum Start {
 }
 
 impl Candidates {
-    /// Where the search starts, given the probe's counts ([`Families::list`]
-    /// counts each pair's rows in rounds of [`PAIR_PROBES`], each no further
-    /// than the fewest so far; a character's up to [`PROBE_ROWS`]). For
-    /// pairs, the one in the fewest rows (a pair in none ends the search at
-    /// once; the first of those tied, as counted no further): the walk reads
-    /// about its rows when matches are few. For one character, its holders
-    /// gathered when few and scanned for when many.
-    pub fn start(self, rows: &[i64]) -> Start {
+    /// Where the search starts, given how many households hold each pair
+    /// (in the order of [`Candidates::Pairs`]) or the grams starting with the
+    /// character. For pairs, the one the fewest hold (a pair none holds ends
+    /// the search at once; the first of those tied): the walk reads about its
+    /// rows when matches are few. For one character, its holders gathered when
+    /// few and scanned for when many.
+    pub fn start(self, households: &[i64]) -> Start {
         match self {
             Candidates::Pairs(pairs) => {
-                // By rows, the first of those tied (a stable sort); the
+                // By households, the first of those tied (a stable sort); the
                 // others are probed in that order too, so the first probe
                 // turns away the most.
-                let mut counted: Vec<(i64, String)> = pairs
+                let mut counted: Vec<(Option<i64>, String)> = pairs
                     .into_iter()
                     .enumerate()
-                    .map(|(i, p)| (rows.get(i).copied().unwrap_or(i64::MAX), p))
+                    .map(|(i, p)| (households.get(i).copied(), p))
                     .collect();
-                counted.sort_by_key(|(n, _)| *n);
-                let mut pairs = counted.into_iter().map(|(_, p)| p);
-                let drive = pairs.next().unwrap_or_default();
+                counted.sort_by_key(|(n, _)| n.unwrap_or(i64::MAX));
+                let mut pairs = counted.into_iter();
+                let (households, drive) = pairs.next().unwrap_or_default();
                 Start::Walk {
                     drive,
-                    others: pairs.collect(),
+                    others: pairs.map(|(_, p)| p).collect(),
+                    households,
                 }
             }
-            Candidates::Starting(c) if rows.first().is_some_and(|&n| n >= PROBE_ROWS) => Start::Scan(c),
+            Candidates::Starting(c) if households.first().is_some_and(|&n| n >= PROBE_ROWS) => Start::Scan(c),
             Candidates::Starting(c) => Start::Gather(c),
         }
     }
@@ -1302,6 +1383,7 @@ pub fn family_list_sql(
                 count: None,
                 windowed: false,
                 cap: None,
+                estimate: None,
                 assignments: true,
             },
             // Newest first straight off `families_created_id`: the counts are
@@ -1312,6 +1394,7 @@ pub fn family_list_sql(
                 count: None,
                 windowed: false,
                 cap: None,
+                estimate: None,
                 assignments: false,
             },
         };
@@ -1338,7 +1421,10 @@ pub fn family_list_sql(
     // counts computed for its rows alone.
     let paged = |matches: &str| {
         format!(
-            "{counts}, pg.total_rows FROM (SELECT m.id, m.created_at, COUNT(*) OVER () AS total_rows
+            "{counts}, pg.total_rows, pg.walked_to, pg.walked_to_id
+             FROM (SELECT m.id, m.created_at, COUNT(*) OVER () AS total_rows,
+                    FIRST_VALUE(m.created_at) OVER (ORDER BY m.created_at, m.id) AS walked_to,
+                    FIRST_VALUE(m.id) OVER (ORDER BY m.created_at, m.id) AS walked_to_id
                 FROM ({matches}) m
                 ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
@@ -1364,6 +1450,7 @@ pub fn family_list_sql(
                 count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
                 windowed: true,
                 cap: None,
+                estimate: None,
                 assignments: false,
             };
         }
@@ -1371,13 +1458,26 @@ pub fn family_list_sql(
         (None, None) => candidates.start(&[]),
     };
     // An admin's search: the first `walk` matches newest first, counted in
-    // the page's pass, as far as the cap (or the page, past it).
-    let walk = SEARCH_TOTAL_CAP.max(page.offset() + page.limit()) + 1;
+    // the page's pass, as far as the cap (or the page, past it); from a
+    // common pair, as far as the page, the total past it estimated.
+    let page_end = page.offset() + page.limit();
+    let estimate = match &start {
+        Start::Walk {
+            drive,
+            households: Some(n),
+            ..
+        } if *n > SEARCH_TOTAL_CAP => Some((drive.clone(), *n)),
+        _ => None,
+    };
+    let walk = match estimate {
+        Some(_) => page_end + 1,
+        None => SEARCH_TOTAL_CAP.max(page_end) + 1,
+    };
     let cap = Some(walk - 1);
     let (matches, binds) = match &start {
         // Matches newest first in the drive gram's key order: no sort, and
         // the walk stops at `walk` matches.
-        Start::Walk { drive, others } => {
+        Start::Walk { drive, others, .. } => {
             let probes: String = others
                 .iter()
                 .map(|_| format!(" AND {}", holds_pair("g.created_at", "g.family_id")))
@@ -1417,6 +1517,7 @@ pub fn family_list_sql(
                 )),
                 windowed: false,
                 cap,
+                estimate: None,
                 assignments: false,
             };
         }
@@ -1427,8 +1528,32 @@ pub fn family_list_sql(
         count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
         windowed: true,
         cap,
+        estimate,
         assignments: false,
     }
+}
+
+/// How many households holding a pair a search walked to reach its last match
+/// (the oldest): those created after it, and those created at the same
+/// instant with an id from its on (households created in one batch share an
+/// instant: 325 at a time in `carelog bench seed`). Two ranges of the grams'
+/// key, the rows the walk read. Binds: the pair, the match's creation time,
+/// the pair, the same time, the match's id.
+pub const WALKED: &str = "SELECT (SELECT COUNT(*) FROM family_grams WHERE gram = ? AND created_at > ?)
+    + (SELECT COUNT(*) FROM family_grams WHERE gram = ? AND created_at = ? AND family_id >= ?)";
+
+/// The total of a search whose walk found `found` matches (more than the
+/// page) among the first `walked` households holding its drive pair, of
+/// `households` holding it: the share of matches the walk saw, applied to
+/// every household holding the pair (rounded to the nearest). At least the
+/// matches found, at most the households holding the pair. Exact when every
+/// household holding the pair matches (a name, which is most searches).
+pub fn estimate(found: i64, walked: i64, households: i64) -> i64 {
+    if walked <= 0 {
+        return found;
+    }
+    let share = (found as f64 / walked as f64).min(1.0);
+    ((share * households as f64).round() as i64).clamp(found, households.max(found))
 }
 
 fn age(birth: &str, today: NaiveDate) -> i32 {
@@ -1529,9 +1654,22 @@ impl Families<'_> {
                 c.fetch_one(&mut *conn).await?
             }
         };
-        // Past the cap the count stopped: the total is a lower bound.
-        let (total, total_exact) = match q.cap {
-            Some(cap) if counted > cap => (cap, false),
+        // Past the cap the count stopped: the total is a lower bound, or
+        // estimated from the part of the drive pair's households walked.
+        let (total, total_exact) = match (q.cap, &q.estimate, rows.first()) {
+            (Some(_), Some((drive, households)), Some(first)) if counted > q.cap.unwrap_or(0) => {
+                let (at, id) = (first.text("walked_to")?, first.text("walked_to_id")?);
+                let walked: i64 = sqlx::query_scalar(WALKED)
+                    .bind(drive.as_str())
+                    .bind(&at)
+                    .bind(drive.as_str())
+                    .bind(&at)
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                (estimate(counted, walked, *households), false)
+            }
+            (Some(cap), _, _) if counted > cap => (cap, false),
             _ => (counted, true),
         };
         let items = rows
@@ -1556,53 +1694,46 @@ impl Families<'_> {
         })
     }
 
-    /// Where an admin's search for `candidates` starts: its grams' rows
-    /// counted, each a bounded read of the key ([`Candidates::start`]).
+    /// Where an admin's search for `candidates` starts: how many households
+    /// hold each of its pairs, or the grams starting with its character, read
+    /// from the projector's counts (`family_gram_counts`, by key).
     async fn start(self, conn: &mut sqlx::AnyConnection, candidates: Candidates) -> Result<Start, sqlx::Error> {
-        let count = |cond: &str| format!("SELECT COUNT(*) FROM (SELECT 1 FROM family_grams WHERE {cond} LIMIT ?) t");
-        let mut rows = Vec::new();
-        match &candidates {
-            // One pair: nothing to choose.
-            Candidates::Pairs(pairs) if pairs.len() == 1 => {}
+        let dialect = Dialect::of(conn);
+        let households = match &candidates {
             Candidates::Pairs(pairs) => {
-                // Rounds of growing reads, until one pair has fewer rows
-                // than the round reads: a name's rare pair is found in the
-                // first, a house number's in the last.
-                let sql = count("gram = ?");
-                for round in PAIR_PROBES {
-                    rows.clear();
-                    let mut limit = round;
-                    for pair in pairs {
-                        let n: i64 = sqlx::query_scalar(&sql)
-                            .bind(pair)
-                            .bind(limit)
-                            .fetch_one(&mut *conn)
-                            .await?;
-                        rows.push(n);
-                        // Past the fewest so far, a count tells nothing more.
-                        limit = limit.min(n);
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    if limit < round {
-                        break;
-                    }
+                let marks = vec!["?"; pairs.len()].join(", ");
+                let sql = format!("SELECT gram, households FROM family_gram_counts WHERE gram IN ({marks})");
+                let rows = pairs
+                    .iter()
+                    .fold(sqlx::query(&sql), |q, p| q.bind(p.as_str()))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut counted = HashMap::with_capacity(rows.len());
+                for r in &rows {
+                    counted.insert(counted_as(&r.text("gram")?, dialect).to_string(), r.int("households")?);
                 }
+                pairs
+                    .iter()
+                    .map(|p| counted.get(counted_as(p, dialect)).copied().unwrap_or(0))
+                    .collect()
             }
             Candidates::Starting(c) => {
                 let [from, to] = range(*c);
-                rows.push(
-                    sqlx::query_scalar(&count("gram >= ? AND gram <= ?"))
+                let sum = match dialect {
+                    Dialect::Sqlite => "COALESCE(SUM(households), 0)",
+                    Dialect::MySql => "CAST(COALESCE(SUM(households), 0) AS SIGNED)",
+                };
+                let sql = format!("SELECT {sum} FROM family_gram_counts WHERE gram >= ? AND gram <= ?");
+                vec![
+                    sqlx::query_scalar(&sql)
                         .bind(from)
                         .bind(to)
-                        .bind(PROBE_ROWS)
                         .fetch_one(&mut *conn)
                         .await?,
-                );
+                ]
             }
-        }
-        Ok(candidates.start(&rows))
+        };
+        Ok(candidates.start(&households))
     }
 
     /// Whether `recorder` may see `family` (see [`recorder_family`]).
@@ -1871,26 +2002,50 @@ mod tests {
             pairs().start(&[10, 3, 7]),
             Start::Walk {
                 drive: "bc".into(),
-                others: vec!["cd".into(), "ab".into()]
+                others: vec!["cd".into(), "ab".into()],
+                households: Some(3),
             }
         );
-        // Tied (counted no further than the first): the first.
+        // Tied: the first.
         assert_eq!(
-            pairs().start(&[PAIR_PROBES[1], PAIR_PROBES[1], PAIR_PROBES[1]]),
+            pairs().start(&[50, 50, 50]),
             Start::Walk {
                 drive: "ab".into(),
-                others: vec!["bc".into(), "cd".into()]
+                others: vec!["bc".into(), "cd".into()],
+                households: Some(50),
             }
         );
-        // A pair no household holds (the probe stops there): at once.
+        // A pair no household holds: the walk finds none at once.
         assert_eq!(
-            pairs().start(&[5, 0]),
+            pairs().start(&[5, 0, 9]),
             Start::Walk {
                 drive: "bc".into(),
-                others: vec!["ab".into(), "cd".into()]
+                others: vec!["ab".into(), "cd".into()],
+                households: Some(0),
+            }
+        );
+        // Not counted (a start by hand): its total is counted to the cap.
+        assert_eq!(
+            pairs().start(&[]),
+            Start::Walk {
+                drive: "ab".into(),
+                others: vec!["bc".into(), "cd".into()],
+                households: None,
             }
         );
         assert_eq!(Candidates::Starting('王').start(&[PROBE_ROWS]), Start::Scan('王'));
         assert_eq!(Candidates::Starting('王').start(&[PROBE_ROWS - 1]), Start::Gather('王'));
+    }
+
+    #[test]
+    fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_matched() {
+        // Every household walked matched (a name): every holder counted.
+        assert_eq!(estimate(21, 21, 16_667), 16_667);
+        // One in three matched.
+        assert_eq!(estimate(21, 63, 3_000), 1_000);
+        // Never fewer than found, nor more than hold the pair.
+        assert_eq!(estimate(21, 10_000, 300), 21);
+        assert_eq!(estimate(21, 20, 300), 300);
+        assert_eq!(estimate(21, 0, 300), 21);
     }
 }

@@ -145,6 +145,13 @@ impl KeyOrder {
         self.rows_in(0..self.keys.len())
     }
 
+    /// Each gram with how many rows (households) hold it, in the key's order.
+    pub(crate) fn households_by_gram(&self) -> impl Iterator<Item = (&str, i64)> + '_ {
+        self.keys
+            .chunk_by(|a, b| a >> 32 == b >> 32)
+            .map(|run| (self.texts[(run[0] >> 32) as usize].as_str(), run.len() as i64))
+    }
+
     /// The rows at positions `range` of the key's order, as [`KeyOrder::rows`].
     pub(crate) fn rows_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = [&str; 3]> + '_ {
         self.keys[range].iter().map(|key| {

@@ -41,6 +41,7 @@ pub mod deferred;
 pub mod erasure;
 pub mod evv;
 pub mod families;
+mod gram_counts;
 mod gram_load;
 pub mod hospitals;
 pub mod jobs;

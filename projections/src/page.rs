@@ -51,8 +51,9 @@ impl PageParams {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
-    /// False when `total` is a lower bound (a count that stopped at its cap:
-    /// `families::SEARCH_TOTAL_CAP`, [`AUDIT_TOTAL_CAP`]).
+    /// False when `total` is not an exact count: a lower bound (a count that
+    /// stopped at its cap: `families::SEARCH_TOTAL_CAP`, [`AUDIT_TOTAL_CAP`]),
+    /// or a common search's estimate (`families::estimate`).
     pub total_exact: bool,
     pub page: u32,
     pub limit: u32,

@@ -71,10 +71,16 @@ macro_rules! list_page {
             pub $field: Vec<$item>,
             /// Items matching the filters, over all pages.
             pub total: i64,
-            /// False when `total` is a lower bound: a family search counts at
-            /// most 200 matching households, the audit lists (`/audit/events`,
-            /// `/audit/access`, `/audit/logins`) at most 10,000 entries (or to
-            /// the end of the page asked for, past that).
+            /// False when `total` is not an exact count. The audit lists
+            /// (`/audit/events`, `/audit/access`, `/audit/logins`) count at most
+            /// 10,000 entries (or to the end of the page asked for, past that):
+            /// `total` is then that lower bound. An admin's family search counts
+            /// at most 200 matching households, or, when the rarest pair of
+            /// neighbouring characters of `search` is held by more than 200
+            /// households, as far as the page asked for: past that, `total` is an
+            /// estimate (the share of matches among the households read, applied
+            /// to every household holding that pair; never fewer than the
+            /// matches found).
             pub total_exact: bool,
             /// This page, from 1.
             #[schema(minimum = 1)]

@@ -333,6 +333,7 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     ] {
         assert_eq!(found(&app, text).await, n, "{text}");
     }
+    counts_follow_the_grams(&app.state.read).await;
     app.patch(
         &format!("/families/{fam}"),
         &app.admin_token,
@@ -357,6 +358,11 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     ] {
         assert_eq!(found(&app, text).await, n, "{text}");
     }
+    counts_follow_the_grams(&app.state.read).await;
+    // A second patient whose name shares grams with the household's texts
+    // and with the first's: each gram counts the household once.
+    app.patient(&fam, "赵家李四").await;
+    counts_follow_the_grams(&app.state.read).await;
     // An erased patient's name leaves the household's grams.
     let erased = app.patient(&fam, "王五").await;
     assert_eq!(found(&app, "王五").await, 1);
@@ -368,6 +374,7 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     .await
     .ok();
     assert_eq!(found(&app, "王五").await, 0);
+    counts_follow_the_grams(&app.state.read).await;
     // The rows each change left are exactly those its household's texts give
     // now: a rename or an erasure deletes every gram it takes away (`LIKE`
     // would hide a stale one from a search, not from this).
@@ -397,6 +404,7 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     assert_eq!(found(&app, "李四").await, 0);
     read.fill_family_grams().await.unwrap();
     assert_eq!(rows().await, live);
+    counts_follow_the_grams(read).await;
     assert_eq!(found(&app, "李四").await, 1);
     assert_eq!(found(&app, "Smith").await, 1);
     // Gathered a few rows at a time (a server's bounded fill), written in
@@ -405,10 +413,12 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     empty_grams(read).await;
     read.write_family_grams(3).await.unwrap();
     assert_eq!(rows().await, in_one);
+    counts_follow_the_grams(read).await;
     // A rebuild's load (on MySQL two halves of the key side by side): the same.
     empty_grams(read).await;
     read.load_family_grams().await.unwrap();
     assert_eq!(rows().await, in_one);
+    counts_follow_the_grams(read).await;
     assert!(in_one.iter().any(|(_, _, f)| *f == fam) && in_one.iter().any(|(_, _, f)| *f == other));
 }
 
@@ -461,9 +471,21 @@ async fn a_name_with_spaces_is_searchable_after_a_rename(b: Backend) {
             .unwrap()
     };
     let live = rows().await;
+    counts_follow_the_grams(read).await;
     empty_grams(read).await;
     read.load_family_grams().await.unwrap();
     assert_eq!(rows().await, live);
+    counts_follow_the_grams(read).await;
+}
+
+/// How many households hold `gram`, by the projector's counts.
+async fn households_holding(read: &projections::ReadStore, gram: &str) -> i64 {
+    sqlx::query_scalar("SELECT households FROM family_gram_counts WHERE gram = ?")
+        .bind(gram)
+        .fetch_optional(read.pool())
+        .await
+        .unwrap()
+        .unwrap_or(0)
 }
 
 const SURNAMES: [&str; 5] = ["王", "李", "张", "刘", "陈"];
@@ -519,13 +541,98 @@ impl Fodder {
     }
 }
 
-dual!(every_search_start_finds_the_same_households_newest_first);
+dual!(
+    every_search_start_finds_the_same_households_newest_first,
+    a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_matched
+);
 
-/// An admin's search starts where its probe of the grams says is cheapest:
+/// A search whose rarest pair more than the cap hold walks as far as its
+/// page: past it, the total is the share of matches among the households
+/// walked, applied to every household holding the pair (`total_exact:
+/// false`); a page reaching the last match counts them all.
+async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_matched(b: Backend) {
+    use projections::families::Start;
+    use projections::PageParams;
+
+    let app = spawn_app(b).await;
+    let read = &app.state.read;
+    // 600 households, ten created at each instant (as in one batch): the even
+    // ones 赵志远家, the odd ones 钱志远家.
+    let households: Vec<String> = (0..600)
+        .map(|n| {
+            let second = n / 10;
+            format!(
+                "('00000000-0000-7000-8000-{n:012}', '{}志远家', '北京市', '13900000000', '{at}', '{at}', 1)",
+                if n % 2 == 0 { "赵" } else { "钱" },
+                at = format!("2021-01-01T00:{:02}:{:02}.000000Z", second / 60, second % 60)
+            )
+        })
+        .collect();
+    sqlx::query(&format!(
+        "INSERT INTO families (id, family_name, primary_address, contact_phone, created_at, updated_at, version)
+         VALUES {}",
+        households.join(", ")
+    ))
+    .execute(read.writer())
+    .await
+    .unwrap();
+    read.fill_family_grams().await.unwrap();
+    assert_eq!(households_holding(read, "赵志").await, 300);
+    assert_eq!(households_holding(read, "志远").await, 600);
+
+    let search = |q: &str, page: u32| {
+        let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        format!("/families?search={q}&page={page}&limit=20")
+    };
+    // Every household holding the drive pair matches: the estimate is the count.
+    for (q, n) in [("赵志远", 300), ("钱志远", 300), ("志远", 600)] {
+        let v = app.get(&search(q, 1), &app.admin_token).await.ok();
+        assert_eq!(v.data()["families"].as_array().unwrap().len(), 20, "{q}");
+        assert_eq!(
+            (v.data()["total"].as_i64(), v.data()["total_exact"].as_bool()),
+            (Some(n), Some(false)),
+            "{q}"
+        );
+    }
+    // The page that reaches the last match, and the one after it: counted.
+    for page in [15, 16] {
+        let v = app.get(&search("赵志远", page), &app.admin_token).await.ok();
+        assert_eq!(
+            (v.data()["total"].as_i64(), v.data()["total_exact"].as_bool()),
+            (Some(300), Some(true)),
+            "page {page}"
+        );
+    }
+    // Walked from the pair all 600 hold, every other one matches: 21 matches
+    // among the newest 42 (599, the newest, is 钱; ties broken by the id), so
+    // 600 × 21 / 42.
+    let start = Start::Walk {
+        drive: "志远".into(),
+        others: vec!["赵志".into()],
+        households: Some(600),
+    };
+    let today = chrono::Utc::now().date_naive();
+    let got = read
+        .families()
+        .list_from(
+            None,
+            Some("赵志远"),
+            Some(&start),
+            today,
+            PageParams { page: 1, limit: 20 },
+        )
+        .await
+        .unwrap();
+    assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, false));
+}
+
+/// An admin's search starts where the counts of its grams say is cheapest:
 /// the rarest pair walked in the list's order, a character's holders
 /// gathered, or every household scanned for it. Each start must give the
-/// same page and total as `LIKE` over every household, on every page, with
-/// the total capped (and marked as a lower bound) past 1,000 matches; a
+/// same page as `LIKE` over every household, on every page, and the same
+/// total up to the cap (marked as a lower bound past it), or, walking a pair
+/// more than the cap hold, up to the page (past it an estimate, marked
+/// inexact, between the matches found and the pair's households); a
 /// recorder's search sees only their households and assigned patients.
 async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
     use projections::families::{Candidates, Start, SEARCH_TOTAL_CAP};
@@ -611,7 +718,7 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
         ids.into_iter().map(|(_, id)| id.to_string()).collect::<Vec<_>>()
     };
     let pages = [(1, 20), (2, 20), (3, 100), (12, 100), (60, 20), (70, 20)];
-    let mut capped = 0;
+    let (mut capped, mut estimated) = (0, 0);
     for q in [
         "王建国",
         "建国",
@@ -627,12 +734,29 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
     ] {
         let candidates = Candidates::of(q).unwrap();
         let mut starts = vec![None];
+        // How many households hold each pair, by the projector's counts.
+        let mut held = Vec::new();
         match &candidates {
             Candidates::Pairs(pairs) => {
-                for i in 0..pairs.len() {
+                for pair in pairs {
+                    held.push(households_holding(read, pair).await);
+                }
+                for (i, households) in held.iter().enumerate() {
                     let mut others = pairs.clone();
                     let drive = others.remove(i);
-                    starts.push(Some(Start::Walk { drive, others }));
+                    // Not counted: the total is counted to the cap.
+                    if i == 0 {
+                        starts.push(Some(Start::Walk {
+                            drive: drive.clone(),
+                            others: others.clone(),
+                            households: None,
+                        }));
+                    }
+                    starts.push(Some(Start::Walk {
+                        drive,
+                        others,
+                        households: Some(*households),
+                    }));
                 }
             }
             Candidates::Starting(c) => {
@@ -653,14 +777,42 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
                 let ids: Vec<String> = got.items.iter().map(|i| i.id.to_string()).collect();
                 let want_page: Vec<String> = want.iter().skip(from).take(limit as usize).cloned().collect();
                 assert_eq!(ids, want_page, "{q} from {start:?}, page {page} of {limit}");
-                let cap = SEARCH_TOTAL_CAP.max(i64::from(page * limit));
+                let page_end = i64::from(page * limit);
                 let n = want.len() as i64;
-                assert_eq!(
-                    (got.total, got.total_exact),
-                    (n.min(cap), n <= cap),
-                    "{q} from {start:?}, page {page} of {limit}"
-                );
-                capped += usize::from(!got.total_exact);
+                // The start the list takes by itself: from the counts.
+                let taken = start.clone().unwrap_or_else(|| candidates.clone().start(&held));
+                match taken {
+                    // A pair more than the cap hold: the walk stops after
+                    // the page, and a total past it is estimated, between the
+                    // matches found and the households holding the pair.
+                    Start::Walk {
+                        households: Some(h), ..
+                    } if h > SEARCH_TOTAL_CAP => {
+                        if n <= page_end {
+                            assert_eq!(
+                                (got.total, got.total_exact),
+                                (n, true),
+                                "{q} from {start:?}, page {page}"
+                            );
+                        } else {
+                            assert!(
+                                !got.total_exact && got.total > page_end && got.total <= h,
+                                "{q} from {start:?}, page {page} of {limit}: {} of {n}, {h} holding the pair",
+                                got.total
+                            );
+                            estimated += 1;
+                        }
+                    }
+                    _ => {
+                        let cap = SEARCH_TOTAL_CAP.max(page_end);
+                        assert_eq!(
+                            (got.total, got.total_exact),
+                            (n.min(cap), n <= cap),
+                            "{q} from {start:?}, page {page} of {limit}"
+                        );
+                        capped += usize::from(!got.total_exact);
+                    }
+                }
             }
         }
         for recorder in [RECORDER_A, RECORDER_B] {
@@ -685,6 +837,7 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
         }
     }
     assert!(capped > 0, "no search matched more than the cap");
+    assert!(estimated > 0, "no search estimated its total");
 
     // Over HTTP: the flag is in the page.
     let v = app
@@ -800,8 +953,40 @@ async fn a_recorders_list_pages_their_households_newest_first_with_their_counts(
 
 /// Empties the search grams, as a store that predates them has them.
 async fn empty_grams(read: &projections::ReadStore) {
-    sqlx::query("DELETE FROM family_grams")
-        .execute(read.writer())
-        .await
-        .unwrap();
+    for table in ["family_grams", "family_gram_counts"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(read.writer())
+            .await
+            .unwrap();
+    }
+}
+
+/// `family_gram_counts` holds, for each gram, how many households hold it:
+/// exactly the rows of `family_grams`, gram by gram (on MySQL, where "e "
+/// and "e" are one key, as one), and no gram no household holds.
+async fn counts_follow_the_grams(read: &projections::ReadStore) {
+    let mysql = read.dialect() == projections::Dialect::MySql;
+    let read_pairs = |sql: &'static str| async move {
+        let mut rows: Vec<(String, i64)> = sqlx::query(sql)
+            .fetch_all(read.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let gram = r.text("gram").unwrap();
+                let gram = if mysql {
+                    gram.trim_end_matches(' ').to_string()
+                } else {
+                    gram
+                };
+                (gram, r.int("n").unwrap())
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let counted = read_pairs("SELECT gram, households AS n FROM family_gram_counts").await;
+    let held = read_pairs("SELECT gram, COUNT(*) AS n FROM family_grams GROUP BY gram").await;
+    assert_eq!(counted, held);
+    assert!(!counted.is_empty());
 }

@@ -311,7 +311,42 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
     let walk = Start::Walk {
         drive: "家3".into(),
         others: vec!["34".into()],
+        households: None,
     };
+    // A common pair's walk, its total estimated past the page from the
+    // households walked: a range of the grams' key.
+    let walked = plan_of(
+        read,
+        projections::families::WALKED,
+        &[
+            "家3".to_string(),
+            "2020-01-01T00:00:00.000000Z".to_string(),
+            "家3".to_string(),
+            "2020-01-01T00:00:00.000000Z".to_string(),
+            "00000000-0000-7000-8000-000000000000".to_string(),
+        ],
+        false,
+    )
+    .await;
+    match read.dialect() {
+        Dialect::MySql => assert!(
+            walked.iter().filter(|l| l.contains("key=PRIMARY")).count() == 2
+                && !walked
+                    .iter()
+                    .any(|l| l.contains("type=ALL") || l.contains("type=index")),
+            "{walked:?}"
+        ),
+        Dialect::Sqlite => assert!(
+            walked
+                .iter()
+                .any(|l| l.contains("SEARCH family_grams USING PRIMARY KEY (gram=? AND created_at>?)"))
+                && walked.iter().any(|l| {
+                    l.contains("SEARCH family_grams USING PRIMARY KEY (gram=? AND created_at=? AND family_id>?)")
+                })
+                && !walked.iter().any(|l| l.starts_with("SCAN") && l != "SCAN CONSTANT ROW"),
+            "{walked:?}"
+        ),
+    }
     for (text, start) in [
         ("家34", &walk),
         ("罕", &Start::Gather('罕')),

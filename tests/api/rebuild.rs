@@ -87,6 +87,7 @@ async fn dump(read: &projections::ReadStore) -> Vec<String> {
         ("patients", "id"),
         ("family_totals", "id"),
         ("family_grams", "gram, created_at, family_id"),
+        ("family_gram_counts", "gram"),
         ("recorder_families", "subscription_id"),
         ("service_packages", "id"),
         ("subscriptions", "id"),
