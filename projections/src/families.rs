@@ -13,7 +13,7 @@ use domain::subscription::SubscriptionEvent;
 use domain::values::{age_on, Gender};
 use domain::ERASED;
 use serde::Serialize;
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{AnyConnection, Arguments};
 use utoipa::ToSchema;
 
@@ -1078,10 +1078,14 @@ pub struct FamilyListSql {
     /// above it is reported as this number, as a lower bound, or estimated
     /// (`estimate`).
     pub cap: Option<i64>,
-    /// A total past `cap` is estimated from the walk: the drive pair and how
-    /// many households hold it ([`estimate`]). The list's rows carry the
-    /// oldest match's creation time and id (`walked_to`, `walked_to_id`).
-    pub estimate: Option<(String, i64)>,
+    /// A total past `cap` is estimated from the walk ([`estimate`]): the
+    /// walk's rows (the list's, or with `tally` the count's) carry the oldest
+    /// match's creation time and id (`walked_to`, `walked_to_id`).
+    pub estimate: Option<Estimate>,
+    /// `count` is a tally: at most one row, with the matches walked
+    /// (`total_rows`) and where the walk ended (`walked_to`, `walked_to_id`);
+    /// none when nothing matched.
+    pub tally: bool,
     /// A recorder's list without a search: `list` reads every one of their
     /// assignments today (one range of the covering `recorder_families_list`,
     /// no `LIMIT`), which are grouped by household, counted and paged in
@@ -1384,6 +1388,7 @@ pub fn family_list_sql(
                 windowed: false,
                 cap: None,
                 estimate: None,
+                tally: false,
                 assignments: true,
             },
             // Newest first straight off `families_created_id`: the counts are
@@ -1395,6 +1400,7 @@ pub fn family_list_sql(
                 windowed: false,
                 cap: None,
                 estimate: None,
+                tally: false,
                 assignments: false,
             },
         };
@@ -1451,6 +1457,7 @@ pub fn family_list_sql(
                 windowed: true,
                 cap: None,
                 estimate: None,
+                tally: false,
                 assignments: false,
             };
         }
@@ -1466,7 +1473,11 @@ pub fn family_list_sql(
             drive,
             households: Some(n),
             ..
-        } if *n > SEARCH_TOTAL_CAP => Some((drive.clone(), *n)),
+        } if *n > SEARCH_TOTAL_CAP => Some(Estimate::Pair {
+            drive: drive.clone(),
+            households: *n,
+        }),
+        Start::Scan(_) => Some(Estimate::Every),
         _ => None,
     };
     let walk = match estimate {
@@ -1501,9 +1512,10 @@ pub fn family_list_sql(
             ),
             with(range(*c).to_vec(), &like_binds),
         ),
-        // The page walks every household newest first, and the total every
-        // household as far as the cap: holders are common, so either stops
-        // soon (the grams add nothing to `LIKE` for one character).
+        // The page walks every household newest first, and the tally every
+        // household as far as the page and one more match: holders are
+        // common, so either stops soon (the grams add nothing to `LIKE` for
+        // one character); past that the total is estimated.
         Start::Scan(_) => {
             return FamilyListSql {
                 list: format!(
@@ -1512,12 +1524,20 @@ pub fn family_list_sql(
                 ),
                 list_binds: with(select_binds, &like_binds),
                 count: Some((
-                    format!("SELECT COUNT(*) FROM (SELECT 1 FROM families f WHERE {like} LIMIT {walk}) m"),
+                    format!(
+                        "SELECT COUNT(*) OVER () AS total_rows,
+                            FIRST_VALUE(m.created_at) OVER (ORDER BY m.created_at, m.id) AS walked_to,
+                            FIRST_VALUE(m.id) OVER (ORDER BY m.created_at, m.id) AS walked_to_id
+                         FROM (SELECT f.id, f.created_at FROM families f WHERE {like}
+                               ORDER BY f.created_at DESC, f.id DESC LIMIT {walk}) m
+                         LIMIT 1"
+                    ),
                     like_binds,
                 )),
                 windowed: false,
                 cap,
-                estimate: None,
+                estimate,
+                tally: true,
                 assignments: false,
             };
         }
@@ -1529,9 +1549,25 @@ pub fn family_list_sql(
         windowed: true,
         cap,
         estimate,
+        tally: false,
         assignments: false,
     }
 }
+
+/// What a search's total past its walk is estimated over ([`estimate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Estimate {
+    /// The households holding the pair walked, `households` of them ([`WALKED`]).
+    Pair { drive: String, households: i64 },
+    /// Every household, walked newest first (a common character, [`SCANNED`]).
+    Every,
+}
+
+/// As [`WALKED`], for a walk over every household: two ranges of
+/// `families_created_id`. Binds: the match's creation time, the same time,
+/// its id.
+pub const SCANNED: &str = "SELECT (SELECT COUNT(*) FROM families WHERE created_at > ?)
+    + (SELECT COUNT(*) FROM families WHERE created_at = ? AND id >= ?)";
 
 /// How many households holding a pair a search walked to reach its last match
 /// (the oldest): those created after it, and those created at the same
@@ -1542,12 +1578,23 @@ pub fn family_list_sql(
 pub const WALKED: &str = "SELECT (SELECT COUNT(*) FROM family_grams WHERE gram = ? AND created_at > ?)
     + (SELECT COUNT(*) FROM family_grams WHERE gram = ? AND created_at = ? AND family_id >= ?)";
 
+/// How many households the read model holds: the projector's counter.
+async fn family_total(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
 /// The total of a search whose walk found `found` matches (more than the
-/// page) among the first `walked` households holding its drive pair, of
-/// `households` holding it: the share of matches the walk saw, applied to
-/// every household holding the pair (rounded to the nearest). At least the
-/// matches found, at most the households holding the pair. Exact when every
-/// household holding the pair matches (a name, which is most searches).
+/// page) among the first `walked` households holding its drive pair (or of
+/// all, for a common character), of `households` holding it: the share of
+/// matches the walk saw, applied to every household holding the pair (rounded
+/// to the nearest). At least the matches found, at most the households
+/// holding the pair. Exact when every household holding the pair matches (a
+/// name, which is most searches).
 pub fn estimate(found: i64, walked: i64, households: i64) -> i64 {
     if walked <= 0 {
         return found;
@@ -1639,35 +1686,60 @@ impl Families<'_> {
             .bind(page.offset())
             .fetch_all(&mut *conn)
             .await?;
-        let counted: i64 = match (&q.count, rows.first()) {
-            (None, _) => sqlx::query_scalar::<_, i64>("SELECT families FROM family_totals WHERE id = 1")
-                .fetch_optional(&mut *conn)
-                .await?
-                .unwrap_or(0),
-            (Some(_), Some(first)) if q.windowed => first.int("total_rows")?,
-            (Some(_), None) if q.windowed && page.offset() == 0 => 0,
+        // The matches counted, and where a walk that counted them ended.
+        let walk_end = |r: &AnyRow| -> Result<(String, String), sqlx::Error> {
+            Ok((r.text("walked_to")?, r.text("walked_to_id")?))
+        };
+        let (counted, ended): (i64, Option<(String, String)>) = match (&q.count, rows.first()) {
+            (None, _) => (family_total(conn).await?, None),
+            (Some(_), Some(first)) if q.windowed => (first.int("total_rows")?, Some(walk_end(first)?)),
+            (Some(_), None) if q.windowed && page.offset() == 0 => (0, None),
+            (Some((count, binds)), _) if q.tally => {
+                let tally = binds
+                    .iter()
+                    .fold(sqlx::query(count), |c, b| c.bind(b.clone()))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match tally {
+                    Some(t) => (t.int("total_rows")?, Some(walk_end(&t)?)),
+                    None => (0, None),
+                }
+            }
             (Some((count, binds)), _) => {
                 let mut c = sqlx::query_scalar(count);
                 for b in binds {
                     c = c.bind(b.clone());
                 }
-                c.fetch_one(&mut *conn).await?
+                (c.fetch_one(&mut *conn).await?, None)
             }
         };
         // Past the cap the count stopped: the total is a lower bound, or
-        // estimated from the part of the drive pair's households walked.
-        let (total, total_exact) = match (q.cap, &q.estimate, rows.first()) {
-            (Some(_), Some((drive, households)), Some(first)) if counted > q.cap.unwrap_or(0) => {
-                let (at, id) = (first.text("walked_to")?, first.text("walked_to_id")?);
-                let walked: i64 = sqlx::query_scalar(WALKED)
-                    .bind(drive.as_str())
-                    .bind(&at)
-                    .bind(drive.as_str())
-                    .bind(&at)
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                (estimate(counted, walked, *households), false)
+        // estimated from the share of the households walked that matched.
+        let (total, total_exact) = match (q.cap, &q.estimate, ended) {
+            (Some(cap), Some(over), Some((at, id))) if counted > cap => {
+                let (walked, of) = match over {
+                    Estimate::Pair { drive, households } => {
+                        let walked: i64 = sqlx::query_scalar(WALKED)
+                            .bind(drive.as_str())
+                            .bind(&at)
+                            .bind(drive.as_str())
+                            .bind(&at)
+                            .bind(id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                        (walked, *households)
+                    }
+                    Estimate::Every => {
+                        let walked: i64 = sqlx::query_scalar(SCANNED)
+                            .bind(&at)
+                            .bind(&at)
+                            .bind(id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                        (walked, family_total(conn).await?)
+                    }
+                };
+                (estimate(counted, walked, of), false)
             }
             (Some(cap), _, _) if counted > cap => (cap, false),
             _ => (counted, true),

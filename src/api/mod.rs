@@ -77,10 +77,10 @@ macro_rules! list_page {
             /// `total` is then that lower bound. An admin's family search counts
             /// at most 200 matching households, or, when the rarest pair of
             /// neighbouring characters of `search` is held by more than 200
-            /// households, as far as the page asked for: past that, `total` is an
-            /// estimate (the share of matches among the households read, applied
-            /// to every household holding that pair; never fewer than the
-            /// matches found).
+            /// households (or `search` is one common character), as far as the
+            /// page asked for: past that, `total` is an estimate (the share of
+            /// matches among the households read, applied to every household
+            /// holding that pair, or to all; never fewer than the matches found).
             pub total_exact: bool,
             /// This page, from 1.
             #[schema(minimum = 1)]

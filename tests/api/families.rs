@@ -549,7 +549,8 @@ dual!(
 /// A search whose rarest pair more than the cap hold walks as far as its
 /// page: past it, the total is the share of matches among the households
 /// walked, applied to every household holding the pair (`total_exact:
-/// false`); a page reaching the last match counts them all.
+/// false`); a page reaching the last match counts them all. A common
+/// character's scan of every household does the same over all of them.
 async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_matched(b: Backend) {
     use projections::families::Start;
     use projections::PageParams;
@@ -577,6 +578,10 @@ async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_match
     .await
     .unwrap();
     read.fill_family_grams().await.unwrap();
+    sqlx::query("UPDATE family_totals SET families = families + 600 WHERE id = 1")
+        .execute(read.writer())
+        .await
+        .unwrap();
     assert_eq!(households_holding(read, "赵志").await, 300);
     assert_eq!(households_holding(read, "志远").await, 600);
 
@@ -624,6 +629,32 @@ async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_match
         .await
         .unwrap();
     assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, false));
+    // A common character scans every household newest first: the same share
+    // of the 600.
+    let got = read
+        .families()
+        .list_from(
+            None,
+            Some("赵"),
+            Some(&Start::Scan('赵')),
+            today,
+            PageParams { page: 1, limit: 20 },
+        )
+        .await
+        .unwrap();
+    assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, false));
+    let got = read
+        .families()
+        .list_from(
+            None,
+            Some("赵"),
+            Some(&Start::Scan('赵')),
+            today,
+            PageParams { page: 15, limit: 20 },
+        )
+        .await
+        .unwrap();
+    assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, true));
 }
 
 /// An admin's search starts where the counts of its grams say is cheapest:
@@ -631,9 +662,10 @@ async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_match
 /// gathered, or every household scanned for it. Each start must give the
 /// same page as `LIKE` over every household, on every page, and the same
 /// total up to the cap (marked as a lower bound past it), or, walking a pair
-/// more than the cap hold, up to the page (past it an estimate, marked
-/// inexact, between the matches found and the pair's households); a
-/// recorder's search sees only their households and assigned patients.
+/// more than the cap hold or scanning for a common character, up to the page
+/// (past it an estimate, marked inexact, between the matches found and the
+/// households holding the pair, or all); a recorder's search sees only their
+/// households and assigned patients.
 async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
     use projections::families::{Candidates, Start, SEARCH_TOTAL_CAP};
     use projections::PageParams;
@@ -705,6 +737,11 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
         }
     }
     read.fill_family_grams().await.unwrap();
+    // Written past the projector: its counter of households set by hand.
+    sqlx::query("UPDATE family_totals SET families = families + 1250 WHERE id = 1")
+        .execute(read.writer())
+        .await
+        .unwrap();
 
     // The households `q` matches, newest first (ties: the larger id first).
     let expected = |q: &str, recorder: Option<&str>| {
@@ -781,13 +818,19 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
                 let n = want.len() as i64;
                 // The start the list takes by itself: from the counts.
                 let taken = start.clone().unwrap_or_else(|| candidates.clone().start(&held));
-                match taken {
-                    // A pair more than the cap hold: the walk stops after
-                    // the page, and a total past it is estimated, between the
-                    // matches found and the households holding the pair.
+                let over = match taken {
                     Start::Walk {
                         households: Some(h), ..
-                    } if h > SEARCH_TOTAL_CAP => {
+                    } if h > SEARCH_TOTAL_CAP => Some(h),
+                    Start::Scan(_) => Some(all.len() as i64),
+                    _ => None,
+                };
+                match over {
+                    // A pair more than the cap hold, or a common character:
+                    // the walk stops after the page, and a total past it is
+                    // estimated, between the matches found and the
+                    // households holding the pair (or all of them).
+                    Some(h) => {
                         if n <= page_end {
                             assert_eq!(
                                 (got.total, got.total_exact),
@@ -803,7 +846,7 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
                             estimated += 1;
                         }
                     }
-                    _ => {
+                    None => {
                         let cap = SEARCH_TOTAL_CAP.max(page_end);
                         assert_eq!(
                             (got.total, got.total_exact),

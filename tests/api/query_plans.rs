@@ -347,6 +347,39 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             "{walked:?}"
         ),
     }
+    // Its estimate past the page counts the households it scanned: two
+    // ranges of `families_created_id`.
+    let scanned = plan_of(
+        read,
+        projections::families::SCANNED,
+        &[
+            "2020-01-01T00:00:00.000000Z".to_string(),
+            "2020-01-01T00:00:00.000000Z".to_string(),
+            "00000000-0000-7000-8000-000000000000".to_string(),
+        ],
+        false,
+    )
+    .await;
+    match read.dialect() {
+        Dialect::MySql => assert!(
+            scanned.iter().filter(|l| l.contains("key=families_created")).count() == 2
+                && !scanned
+                    .iter()
+                    .any(|l| l.contains("type=ALL") || l.contains("type=index")),
+            "{scanned:?}"
+        ),
+        Dialect::Sqlite => assert!(
+            scanned
+                .iter()
+                .filter(|l| l.starts_with("SEARCH families USING COVERING INDEX families_created"))
+                .count()
+                == 2
+                && !scanned
+                    .iter()
+                    .any(|l| l.starts_with("SCAN") && l != "SCAN CONSTANT ROW"),
+            "{scanned:?}"
+        ),
+    }
     for (text, start) in [
         ("家34", &walk),
         ("罕", &Start::Gather('罕')),
@@ -357,8 +390,10 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
         let (count, count_binds) = search.count.as_ref().expect("a search's total is counted");
         let counted = plan_of(read, count, count_binds, false).await;
         // A common character walks the households in the list's order, each
-        // checked by `LIKE` (the grams add nothing for one character).
+        // checked by `LIKE` (the grams add nothing for one character), for
+        // its page and for its tally alike.
         if let Start::Scan(_) = start {
+            assert!(counted.iter().any(|l| l.contains("families_created")), "{counted:?}");
             assert!(
                 lines.iter().any(|l| l.contains("families_created"))
                     && !lines
