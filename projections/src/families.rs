@@ -92,8 +92,8 @@ impl Candidates {
             [] => None,
             [c] => Some(Candidates::Starting(*c)),
             _ => {
-                // In the text's order, once each: a search whose pairs all
-                // fill the probe starts from its first (see `start`).
+                // In the text's order, once each: of pairs held by as many
+                // households, a search starts from the first (see `start`).
                 let mut pairs: Vec<String> = Vec::new();
                 for w in chars.windows(2) {
                     let pair: String = w.iter().collect();
@@ -1339,9 +1339,9 @@ async fn assigned_page(
 }
 
 /// The family list's statements. `start` says where an admin's search starts
-/// ([`Families::list`] probes the grams for it; `None` with a search: from
-/// the text's grams alone, as a recorder's search does); `page` sets how far
-/// a search's capped walk goes.
+/// ([`Families::list`] reads the grams' counts for it; `None` with a search:
+/// from the text's grams alone, as a recorder's search does); `page` sets how
+/// far a search's walk goes.
 pub fn family_list_sql(
     recorder: Option<UserId>,
     search: Option<&str>,
@@ -1640,7 +1640,7 @@ impl Families<'_> {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
-        // One connection for the search's probes, the page and its total.
+        // One connection for the search's counts, the page and its total.
         let mut conn = self.0.pool().acquire().await?;
         let start = match (recorder, search.and_then(Candidates::of)) {
             (None, Some(candidates)) => Some(self.start(&mut conn, candidates).await?),
@@ -1651,7 +1651,9 @@ impl Families<'_> {
     }
 
     /// [`Families::list`], an admin's search starting at `start` (any start
-    /// gives the same answer; the probe picks the cheapest).
+    /// gives the same page, and the same total up to the cap; past it an
+    /// estimate, which depends on the pair walked; the counts pick the
+    /// cheapest).
     pub async fn list_from(
         self,
         recorder: Option<UserId>,

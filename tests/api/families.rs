@@ -617,44 +617,20 @@ async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_match
         households: Some(600),
     };
     let today = chrono::Utc::now().date_naive();
-    let got = read
-        .families()
-        .list_from(
-            None,
-            Some("赵志远"),
-            Some(&start),
-            today,
-            PageParams { page: 1, limit: 20 },
-        )
-        .await
-        .unwrap();
-    assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, false));
+    // (households shown, total, whether exact) of page `page` of 20 from `start`.
+    let from = |q: &'static str, start: Start, page: u32| async move {
+        let got = read
+            .families()
+            .list_from(None, Some(q), Some(&start), today, PageParams { page, limit: 20 })
+            .await
+            .unwrap();
+        (got.items.len(), got.total, got.total_exact)
+    };
+    assert_eq!(from("赵志远", start, 1).await, (20, 300, false));
     // A common character scans every household newest first: the same share
     // of the 600.
-    let got = read
-        .families()
-        .list_from(
-            None,
-            Some("赵"),
-            Some(&Start::Scan('赵')),
-            today,
-            PageParams { page: 1, limit: 20 },
-        )
-        .await
-        .unwrap();
-    assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, false));
-    let got = read
-        .families()
-        .list_from(
-            None,
-            Some("赵"),
-            Some(&Start::Scan('赵')),
-            today,
-            PageParams { page: 15, limit: 20 },
-        )
-        .await
-        .unwrap();
-    assert_eq!((got.items.len(), got.total, got.total_exact), (20, 300, true));
+    assert_eq!(from("赵", Start::Scan('赵'), 1).await, (20, 300, false));
+    assert_eq!(from("赵", Start::Scan('赵'), 15).await, (20, 300, true));
 }
 
 /// An admin's search starts where the counts of its grams say is cheapest:
