@@ -478,6 +478,20 @@ async fn a_name_with_spaces_is_searchable_after_a_rename(b: Backend) {
     counts_follow_the_grams(read).await;
 }
 
+/// Writes households straight into the read table, past the projector:
+/// `values` are rows of (id, family_name, primary_address, contact_phone,
+/// created_at, updated_at, version).
+async fn insert_households(read: &projections::ReadStore, values: &[String]) {
+    sqlx::query(&format!(
+        "INSERT INTO families (id, family_name, primary_address, contact_phone, created_at, updated_at, version)
+         VALUES {}",
+        values.join(", ")
+    ))
+    .execute(read.writer())
+    .await
+    .unwrap();
+}
+
 /// How many households hold `gram`, by the projector's counts.
 async fn households_holding(read: &projections::ReadStore, gram: &str) -> i64 {
     sqlx::query_scalar("SELECT households FROM family_gram_counts WHERE gram = ?")
@@ -569,14 +583,7 @@ async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_match
             )
         })
         .collect();
-    sqlx::query(&format!(
-        "INSERT INTO families (id, family_name, primary_address, contact_phone, created_at, updated_at, version)
-         VALUES {}",
-        households.join(", ")
-    ))
-    .execute(read.writer())
-    .await
-    .unwrap();
+    insert_households(read, &households).await;
     read.fill_family_grams().await.unwrap();
     sqlx::query("UPDATE family_totals SET families = families + 600 WHERE id = 1")
         .execute(read.writer())
@@ -664,14 +671,7 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
                 )
             })
             .collect();
-        sqlx::query(&format!(
-            "INSERT INTO families (id, family_name, primary_address, contact_phone, created_at, updated_at, version)
-             VALUES {}",
-            families.join(", ")
-        ))
-        .execute(read.writer())
-        .await
-        .unwrap();
+        insert_households(read, &families).await;
         for f in chunk {
             let Some((name, recorder)) = &f.patient else { continue };
             let patient = f.id.replacen("7000", "7001", 1);
