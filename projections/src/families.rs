@@ -1169,8 +1169,8 @@ pub enum Start {
     /// Walk the households holding `drive` newest first (its rows' key
     /// order), each probed by key for the `others`; the walk stops after
     /// the page, or after the capped total. `households`: how many hold
-    /// `drive` (`None`: not known, as a recorder's search or a test's start
-    /// by hand; the total is then counted to the cap).
+    /// `drive` (`None`: not known, as for a start given by hand or none at
+    /// all; the total is then counted to the cap).
     Walk {
         drive: String,
         others: Vec<String>,
