@@ -225,11 +225,23 @@ where
     loop {
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         on_progress(lowest).await;
-        let crate::store::Batch { events, more } = store.next_batch(lowest, batch).await?;
-        if events.is_empty() {
+        let crate::store::Batch { events, more } = store.next_raw_batch(lowest, batch).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
             return Ok(None);
-        }
-        match read.apply_batch_all(projectors, &checkpoints, &events).await {
+        };
+        // The batch's sealed fields are opened (their keys read from the
+        // event store) while the read store claims its checkpoints: two round
+        // trips at once instead of one after the other.
+        let (opened, claim) = tokio::join!(
+            store.open_many(events),
+            read.claim_batch(projectors, &checkpoints, last)
+        );
+        let events = opened?;
+        let applied = match claim {
+            Ok(claim) => claim.apply(&events).await,
+            Err(e) => Err(e),
+        };
+        match applied {
             Ok(moved) => checkpoints = moved,
             // A rebuild reset some, or another runner got there first: re-read.
             Err(ProjectionError::CheckpointMoved(_)) => {

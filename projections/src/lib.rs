@@ -61,6 +61,6 @@ pub mod visits;
 pub mod wechat;
 
 pub use page::{Page, PageParams};
-pub use projector::{ProjectionError, Projector, StoredEvent};
+pub use projector::{Claim, ProjectionError, Projector, StoredEvent};
 pub use registry::all_projectors;
 pub use store::{Dialect, ReadStore};

@@ -171,15 +171,9 @@ impl ReadStore {
     ///
     /// One batch costs one transaction whatever the number of projectors, and
     /// the checkpoints move with the rows they cover: a crash loses nothing
-    /// and applies nothing twice.
-    ///
-    /// The checkpoints are claimed first: `UPDATE … WHERE position = <what
-    /// the caller read>` locks exactly the rows this batch moves and checks
-    /// them in the same statement (one round trip, where a locking `SELECT`
-    /// and a later `UPDATE` took two). A projector the batch does not move
-    /// (its checkpoint is at or past the batch) is neither written nor
-    /// locked: if it was reset meanwhile, the batch that next moves it finds
-    /// out.
+    /// and applies nothing twice. [`ReadStore::claim_batch`] and
+    /// [`Claim::apply`] are its two halves, for a caller with something to do
+    /// while the checkpoints are claimed.
     pub async fn apply_batch_all(
         &self,
         projectors: &[Arc<dyn Projector>],
@@ -189,6 +183,28 @@ impl ReadStore {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(expected.to_vec());
         };
+        self.claim_batch(projectors, expected, last).await?.apply(events).await
+    }
+
+    /// The first half of [`ReadStore::apply_batch_all`] for a batch ending at
+    /// position `last`: opens its transaction and moves the checkpoints it
+    /// will cover, which it needs only the positions for. The follower does
+    /// this while it opens the batch's sealed fields (a read of their keys
+    /// from the event store): the two round trips overlap.
+    ///
+    /// The checkpoints are claimed first: `UPDATE … WHERE position = <what
+    /// the caller read>` locks exactly the rows this batch moves and checks
+    /// them in the same statement (one round trip, where a locking `SELECT`
+    /// and a later `UPDATE` took two). A projector the batch does not move
+    /// (its checkpoint is at or past the batch) is neither written nor
+    /// locked: if it was reset meanwhile, the batch that next moves it finds
+    /// out. Dropping the claim unapplied rolls it back.
+    pub async fn claim_batch<'a>(
+        &'a self,
+        projectors: &'a [Arc<dyn Projector>],
+        expected: &'a [i64],
+        last: i64,
+    ) -> Result<Claim<'a>, ProjectionError> {
         let mut tx = self.writer().begin().await?;
         // One statement per distinct old checkpoint (normally one for all).
         let mut olds: Vec<i64> = expected.iter().copied().filter(|c| *c < last).collect();
@@ -220,20 +236,13 @@ impl ReadStore {
                 "the read store's file, replaced by a rebuild",
             ));
         }
-        // Projector by projector: each reads and writes only its own tables,
-        // so only the order of events within one projector matters.
-        for (p, checkpoint) in projectors.iter().zip(expected) {
-            let due: Vec<&StoredEvent> = events.iter().filter(|e| e.position > *checkpoint).collect();
-            if due.is_empty() {
-                continue;
-            }
-            match self.loading() {
-                true => p.load_all(&mut tx, &due).await?,
-                false => p.apply_all(&mut tx, &due).await?,
-            }
-        }
-        tx.commit().await?;
-        Ok(expected.iter().map(|old| (*old).max(last)).collect())
+        Ok(Claim {
+            tx,
+            loading: self.loading(),
+            projectors,
+            expected,
+            last,
+        })
     }
 
     /// Empties a projector's tables and sets its checkpoint back to 0, in one
@@ -248,6 +257,42 @@ impl ReadStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await
+    }
+}
+
+/// A batch's transaction with its checkpoints claimed
+/// ([`ReadStore::claim_batch`]), waiting for the batch's events.
+pub struct Claim<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    loading: bool,
+    projectors: &'a [Arc<dyn Projector>],
+    expected: &'a [i64],
+    last: i64,
+}
+
+impl Claim<'_> {
+    /// The second half of [`ReadStore::apply_batch_all`]: applies `events`,
+    /// the batch claimed (ending at the claimed position), projector by
+    /// projector, and commits with the checkpoints. Returns the new
+    /// checkpoint of every projector.
+    pub async fn apply(mut self, events: &[StoredEvent]) -> Result<Vec<i64>, ProjectionError> {
+        if events.last().map(|e| e.position) != Some(self.last) {
+            return Err(ProjectionError::CheckpointMoved("a batch other than the one claimed"));
+        }
+        // Projector by projector: each reads and writes only its own tables,
+        // so only the order of events within one projector matters.
+        for (p, checkpoint) in self.projectors.iter().zip(self.expected) {
+            let due: Vec<&StoredEvent> = events.iter().filter(|e| e.position > *checkpoint).collect();
+            if due.is_empty() {
+                continue;
+            }
+            match self.loading {
+                true => p.load_all(&mut self.tx, &due).await?,
+                false => p.apply_all(&mut self.tx, &due).await?,
+            }
+        }
+        self.tx.commit().await?;
+        Ok(self.expected.iter().map(|old| (*old).max(self.last)).collect())
     }
 }
 

@@ -16,7 +16,8 @@ dual!(
     a_follower_never_skips_an_event_under_concurrent_writers,
     events_carry_request_metadata,
     events_kept_in_memory_are_the_stored_bytes,
-    a_subjects_first_key_is_stored_once_with_the_events_it_seals
+    a_subjects_first_key_is_stored_once_with_the_events_it_seals,
+    a_batch_that_cannot_be_opened_moves_no_checkpoint
 );
 
 async fn a_follower_never_skips_an_event_under_concurrent_writers(b: Backend) {
@@ -255,4 +256,96 @@ async fn events_kept_in_memory_are_the_stored_bytes(b: Backend) {
     let stored = app.state.store.query_raw(&filter, before, 100, 0).await.unwrap();
     assert_eq!(format!("{kept:?}"), format!("{stored:?}"));
     assert!(!kept[0].payload.contains("内存"), "sealed in memory as at rest");
+}
+
+/// Sets a subject's stored (wrapped) key.
+async fn set_wrapped_key(store: &carelog::store::EventStore, subject: &str, wrapped: &str) {
+    let sql = "UPDATE subject_keys SET wrapped_key = $1 WHERE subject_id = $2";
+    let done = match store.backend() {
+        carelog::store::Backend::Postgres(pool) => sqlx::query(sql)
+            .bind(wrapped)
+            .bind(subject)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()),
+        carelog::store::Backend::Sqlite(carelog::store::SqliteDb { write: pool, .. }) => sqlx::query(sql)
+            .bind(wrapped)
+            .bind(subject)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()),
+    };
+    assert_eq!(done.unwrap(), 1, "{subject} has a key");
+}
+
+/// The pipeline claims a batch's checkpoints while it opens the batch's
+/// sealed fields (`ReadStore::claim_batch`). A batch it cannot open (here a
+/// subject key that does not unwrap) must leave every checkpoint where it was:
+/// a claim that moved them anyway would skip the batch for good. Once the key
+/// reads again, the same batch is applied, whole and once.
+async fn a_batch_that_cannot_be_opened_moves_no_checkpoint(b: Backend) {
+    let app = spawn_app(b).await;
+    let families: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 0..3 {
+            v.push(app.family(&format!("开不了{i}家")).await);
+        }
+        v
+    };
+    let store = &app.state.store;
+    let head = store.head().await.unwrap();
+    // A second read store on the same history, which no server follows.
+    let url = match b {
+        Backend::Servers => crate::helpers::fresh_databases().await.1,
+        Backend::Embedded => format!("sqlite://{}?mode=rwc", app._dir.path().join("behind.db").display()),
+    };
+    let behind = projections::ReadStore::connect(&url).await.unwrap();
+    let projectors = projections::all_projectors();
+    behind.init_checkpoints(&projectors).await.unwrap();
+    let wrapped: String = {
+        let sql = "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1";
+        match store.backend() {
+            carelog::store::Backend::Postgres(pool) => sqlx::query_scalar(sql).bind(&families[1]).fetch_one(pool).await,
+            carelog::store::Backend::Sqlite(carelog::store::SqliteDb { read: pool, .. }) => {
+                sqlx::query_scalar(sql).bind(&families[1]).fetch_one(pool).await
+            }
+        }
+        .unwrap()
+    };
+    // Valid base64 of a nonce and a ciphertext the master key did not make.
+    set_wrapped_key(
+        store,
+        &families[1],
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )
+    .await;
+
+    let progress = |_: i64| async {};
+    let failed = carelog::runner::catch_up(store, &behind, &projectors, 10_000, &progress).await;
+    assert!(failed.is_err(), "the batch cannot be opened");
+    assert_eq!(
+        behind.checkpoints(&projectors).await.unwrap(),
+        vec![0; projectors.len()],
+        "no checkpoint moved past a batch that was not applied"
+    );
+    let listed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM families")
+        .fetch_one(behind.pool())
+        .await
+        .unwrap();
+    assert_eq!(listed, 0, "nothing of the batch was written");
+
+    set_wrapped_key(store, &families[1], &wrapped).await;
+    carelog::runner::catch_up(store, &behind, &projectors, 10_000, &progress)
+        .await
+        .unwrap();
+    assert_eq!(
+        behind.checkpoints(&projectors).await.unwrap(),
+        vec![head; projectors.len()]
+    );
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM families WHERE family_name LIKE ?")
+        .bind("开不了%")
+        .fetch_one(behind.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, families.len() as i64, "every household of the batch, once");
 }
