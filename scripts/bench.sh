@@ -17,8 +17,8 @@
 #    (BENCH_SCALE_MODES, default "embedded servers"), `carelog bench seed
 #    --patients N` writes the history, `carelog rebuild` replays it (events/s at
 #    scale), then the queries a day of work needs run at 32 clients: the family
-#    list (admin, admin searching, recorder), a family, a recorder's visits
-#    today and a patient's records.
+#    list (admin, admin searching a name and a house number, recorder), a
+#    family, a recorder's visits today and a patient's records.
 # 4. A table with the command/raw ratio.
 #
 # Needs PostgreSQL and MariaDB/MySQL as for the tests (CARELOG_BENCH_PG_URL,
@@ -264,6 +264,7 @@ scale_mode() { # $1 label
   local admin=$TOKEN
   R[$label.list]=$(load GET 32 '/families?limit=20')
   R[$label.search]=$(load GET 32 "/families?limit=20&search=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("王建国"))')")
+  R[$label.house]=$(load GET 32 "/families?limit=20&search=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("幸福路12号"))')")
   R[$label.family]=$(load GET 32 "/families/$family")
   R[$label.records]=$(load GET 32 "/patients/$patient/health-records?limit=20")
   export TOKEN=$rtoken
@@ -335,7 +336,8 @@ if ((PATIENTS > 0)); then
   echo "| measure | $(for m in $SCALE_MODES; do printf '%s | ' "$m"; done)"
   echo "|---|$(for _ in $SCALE_MODES; do printf -- '---|'; done)"
   cell() { read -r rps p50 p99 bad <<<"$1"; printf '%s req/s, %s / %s ms' "$rps" "$p50" "$p99"; }
-  for k in list:"family list, admin" search:"family list, admin searching a name" mine:"family list, recorder" \
+  for k in list:"family list, admin" search:"family list, admin searching a name" \
+    house:"family list, admin searching a house number" mine:"family list, recorder" \
     family:"a family" today:"a recorder's visits today" records:"a patient's records" \
     story:"an auditor's history of a patient"; do
     printf '| %s | ' "${k#*:}"

@@ -21,6 +21,7 @@ use crate::bind_assigned;
 use crate::bulk::{apply_buffered, Buffer, Rows};
 use crate::gram_counts::{self, counted_as, GramCounts};
 use crate::gram_load::{self, GramLoad};
+use crate::numbers;
 use crate::page::{Page, PageParams, Where};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::records::LATEST_RECORD_ID;
@@ -59,10 +60,13 @@ async fn count_families(c: &mut AnyConnection, n: i64) -> Result<(), sqlx::Error
 /// superset of those `LIKE '%q%'` matches, which then checks them. (Single
 /// characters were kept for each position until 2026-12: they doubled the
 /// table; a store filled then still holds them, which a search of either
-/// kind tolerates, until `carelog rebuild families`.)
+/// kind tolerates, until `carelog rebuild families`.) Then the number tokens
+/// of its runs of digits ([`numbers::tokens`]), which a search with digits
+/// may start from instead ([`numbers::ranges`]).
 pub fn grams(text: &str) -> BTreeSet<String> {
     gram_chars(text)
         .map(|(first, second)| std::iter::once(first).chain(second).collect())
+        .chain(numbers::tokens(text))
         .collect()
 }
 
@@ -374,6 +378,9 @@ impl ReadStore {
                     .flat_map(|t| gram_chars(t))
                     .map(|(first, second)| gram_load::pack(first, second))
                     .collect();
+                for t in texts.iter().flat_map(|t| numbers::tokens(t)) {
+                    keys.push(load.token(t));
+                }
                 keys.sort_unstable();
                 keys.dedup();
                 if mysql {
@@ -1178,6 +1185,10 @@ pub enum Start {
     },
     /// One character in few rows: take their households and sort them.
     Gather(char),
+    /// Digits held by fewer households than any pair of the search (and than
+    /// [`PROBE_ROWS`]): take the households holding a number token in these
+    /// ranges ([`numbers::ranges`]) and sort them.
+    Number(Vec<[String; 2]>),
     /// One character in many rows (a common one): walk every household newest
     /// first, each checked by `LIKE` alone (a household holds a gram starting
     /// with the character exactly when its text holds the character); holders
@@ -1229,6 +1240,45 @@ impl Candidates {
             ),
             Candidates::Starting(_) => (Vec::new(), Vec::new()),
         }
+    }
+}
+
+/// How many households hold a gram in one of `ranges` (inclusive), summed
+/// over the grams from the projector's counts (a household holding two is
+/// counted twice: an upper bound).
+async fn held_in(conn: &mut AnyConnection, ranges: &[[String; 2]]) -> Result<i64, sqlx::Error> {
+    let sum = match Dialect::of(conn) {
+        Dialect::Sqlite => "COALESCE(SUM(households), 0)",
+        Dialect::MySql => "CAST(COALESCE(SUM(households), 0) AS SIGNED)",
+    };
+    let held = vec!["(gram >= ? AND gram <= ?)"; ranges.len()].join(" OR ");
+    let sql = format!("SELECT {sum} FROM family_gram_counts WHERE {held}");
+    ranges
+        .iter()
+        .flatten()
+        .fold(sqlx::query_scalar(&sql), |q, b| q.bind(b.as_str()))
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Where a search starts whose runs of digits give `numbers` (each run's
+/// ranges of number tokens, [`numbers::ranges`], and how many households hold
+/// a token in them): from the rarest run's tokens, gathered, when fewer
+/// households hold them than the pair `start` walks and than [`PROBE_ROWS`];
+/// otherwise `start`. A house number's pairs are all common (a hundred pairs
+/// of digits), its tokens rare.
+pub fn or_number(start: Start, numbers: Vec<(Vec<[String; 2]>, i64)>) -> Start {
+    let Some((ranges, n)) = numbers.into_iter().min_by_key(|(_, n)| *n) else {
+        return start;
+    };
+    let walked = match &start {
+        Start::Walk { households, .. } => households.unwrap_or(i64::MAX),
+        _ => return start,
+    };
+    if n < walked && n <= PROBE_ROWS {
+        Start::Number(ranges)
+    } else {
+        start
     }
 }
 
@@ -1502,16 +1552,8 @@ pub fn family_list_sql(
                 with(with(vec![drive.clone()], others), &like_binds),
             )
         }
-        Start::Gather(c) => (
-            format!(
-                "SELECT f.id, f.created_at
-                 FROM (SELECT DISTINCT g.family_id AS id FROM family_grams g WHERE g.gram >= ? AND g.gram <= ?) cand
-                 JOIN families f ON f.id = cand.id
-                 WHERE {like}
-                 ORDER BY f.created_at DESC, f.id DESC LIMIT {walk}"
-            ),
-            with(range(*c).to_vec(), &like_binds),
-        ),
+        Start::Gather(c) => gathered(std::slice::from_ref(&range(*c)), &like, &like_binds, walk),
+        Start::Number(ranges) => gathered(ranges, &like, &like_binds, walk),
         // The page walks every household newest first, and the tally every
         // household as far as the page and one more match: holders are
         // common, so either stops soon (the grams add nothing to `LIKE` for
@@ -1552,6 +1594,24 @@ pub fn family_list_sql(
         tally: false,
         assignments: false,
     }
+}
+
+/// The matches among the households holding a gram in one of `ranges`
+/// (inclusive), gathered and sorted newest first, at most `walk`; and the
+/// binds (the ranges', then `LIKE`'s).
+fn gathered(ranges: &[[String; 2]], like: &str, like_binds: &[String], walk: i64) -> (String, Vec<String>) {
+    let held = vec!["(g.gram >= ? AND g.gram <= ?)"; ranges.len()].join(" OR ");
+    let binds = ranges.iter().flatten().chain(like_binds).cloned().collect();
+    (
+        format!(
+            "SELECT f.id, f.created_at
+             FROM (SELECT DISTINCT g.family_id AS id FROM family_grams g WHERE {held}) cand
+             JOIN families f ON f.id = cand.id
+             WHERE {like}
+             ORDER BY f.created_at DESC, f.id DESC LIMIT {walk}"
+        ),
+        binds,
+    )
 }
 
 /// What a search's total past its walk is estimated over ([`estimate`]).
@@ -1643,7 +1703,7 @@ impl Families<'_> {
         // One connection for the search's counts, the page and its total.
         let mut conn = self.0.pool().acquire().await?;
         let start = match (recorder, search.and_then(Candidates::of)) {
-            (None, Some(candidates)) => Some(self.start(&mut conn, candidates).await?),
+            (None, Some(candidates)) => Some(self.start(&mut conn, search, candidates).await?),
             _ => None,
         };
         self.list_on(&mut conn, recorder, search, start.as_ref(), today, page)
@@ -1771,7 +1831,12 @@ impl Families<'_> {
     /// Where an admin's search for `candidates` starts: how many households
     /// hold each of its pairs, or the grams starting with its character, read
     /// from the projector's counts (`family_gram_counts`, by key).
-    async fn start(self, conn: &mut sqlx::AnyConnection, candidates: Candidates) -> Result<Start, sqlx::Error> {
+    async fn start(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        search: Option<&str>,
+        candidates: Candidates,
+    ) -> Result<Start, sqlx::Error> {
         let dialect = Dialect::of(conn);
         let households = match &candidates {
             Candidates::Pairs(pairs) => {
@@ -1791,23 +1856,19 @@ impl Families<'_> {
                     .map(|p| counted.get(counted_as(p, dialect)).copied().unwrap_or(0))
                     .collect()
             }
-            Candidates::Starting(c) => {
-                let [from, to] = range(*c);
-                let sum = match dialect {
-                    Dialect::Sqlite => "COALESCE(SUM(households), 0)",
-                    Dialect::MySql => "CAST(COALESCE(SUM(households), 0) AS SIGNED)",
-                };
-                let sql = format!("SELECT {sum} FROM family_gram_counts WHERE gram >= ? AND gram <= ?");
-                vec![
-                    sqlx::query_scalar(&sql)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_one(&mut *conn)
-                        .await?,
-                ]
-            }
+            Candidates::Starting(c) => vec![held_in(conn, std::slice::from_ref(&range(*c))).await?],
         };
-        Ok(candidates.start(&households))
+        let numbers = match &candidates {
+            Candidates::Pairs(_) => search.map(numbers::ranges).unwrap_or_default(),
+            Candidates::Starting(_) => Vec::new(),
+        };
+        let start = candidates.start(&households);
+        let mut counted = Vec::with_capacity(numbers.len());
+        for ranges in numbers {
+            let n = held_in(conn, &ranges).await?;
+            counted.push((ranges, n));
+        }
+        Ok(or_number(start, counted))
     }
 
     /// Whether `recorder` may see `family` (see [`recorder_family`]).
@@ -2109,6 +2170,47 @@ mod tests {
         );
         assert_eq!(Candidates::Starting('王').start(&[PROBE_ROWS]), Start::Scan('王'));
         assert_eq!(Candidates::Starting('王').start(&[PROBE_ROWS - 1]), Start::Gather('王'));
+    }
+
+    #[test]
+    fn a_search_starts_from_its_digits_tokens_when_fewer_hold_them_than_its_rarest_pair() {
+        let pairs = || Candidates::Pairs(vec!["路1".into(), "12".into(), "2号".into()]);
+        let twelve = numbers::ranges("路12号").remove(0);
+        // Held by 1 household, against 29,551 for the rarest pair.
+        assert_eq!(
+            or_number(pairs().start(&[111_111, 29_551, 50_000]), vec![(twelve.clone(), 1)]),
+            Start::Number(twelve.clone())
+        );
+        // The rarest run of several.
+        let (a, b) = (
+            vec![["a".to_string(), "a".to_string()]],
+            vec![["b".to_string(), "b".to_string()]],
+        );
+        assert_eq!(
+            or_number(pairs().start(&[9_000, 9_000, 9_000]), vec![(a, 700), (b.clone(), 30)]),
+            Start::Number(b)
+        );
+        // A pair as rare, or tokens too common to gather: the walk.
+        let walk = pairs().start(&[40, 29_551, 50_000]);
+        assert_eq!(or_number(walk.clone(), vec![(twelve.clone(), 40)]), walk);
+        let walk = pairs().start(&[111_111, 29_551, 50_000]);
+        assert_eq!(or_number(walk.clone(), vec![(twelve.clone(), PROBE_ROWS + 1)]), walk);
+        // No digits to use.
+        assert_eq!(or_number(walk.clone(), Vec::new()), walk);
+        // Not counted: the tokens, when few hold them.
+        assert_eq!(
+            or_number(pairs().start(&[]), vec![(twelve.clone(), 3)]),
+            Start::Number(twelve)
+        );
+    }
+
+    #[test]
+    fn a_text_holds_its_pairs_and_its_number_tokens() {
+        let held = grams("幸福路12号");
+        assert!(
+            held.contains("\u{E000}12") && held.contains("12") && held.contains("号"),
+            "{held:?}"
+        );
     }
 
     #[test]

@@ -14,9 +14,16 @@
 //! A row is a key of 8 bytes while it is sorted: the gram's rank among the
 //! distinct grams gathered in the high half, the household's rank in
 //! (created_at, id) order in the low half.
+//!
+//! While gathered, a gram is a number: a pair [`pack`]ed, or a number token
+//! ([`crate::numbers`]) by its place among the load's tokens ([`GramLoad::token`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// Set in a gathered gram that is a number token: the rest is its place in
+/// [`GramLoad`]'s tokens. Never set by [`pack`] (43 bits at most).
+const TOKEN: u64 = 1 << 63;
 
 /// A gram as a number that sorts as the gram's text does (both stores compare
 /// grams by code point, which is UTF-8's byte order): the first character
@@ -38,7 +45,7 @@ pub(crate) fn drop_padded_twins(keys: &mut Vec<u64>) {
     let twins: Vec<u64> = keys
         .iter()
         .copied()
-        .filter(|k| k & SECOND == space && keys.binary_search(&(k & !SECOND)).is_ok())
+        .filter(|k| k & TOKEN == 0 && k & SECOND == space && keys.binary_search(&(k & !SECOND)).is_ok())
         .collect();
     if !twins.is_empty() {
         keys.retain(|k| !twins.contains(k));
@@ -65,9 +72,24 @@ pub(crate) struct GramLoad {
     grams: Vec<u64>,
     /// Where each household's grams end in `grams`.
     ends: Vec<usize>,
+    /// The number tokens gathered, each once, and their places.
+    tokens: Vec<String>,
+    token_at: HashMap<String, u64>,
 }
 
 impl GramLoad {
+    /// The gathered gram of a number token, to [`GramLoad::add`] with a
+    /// household's pairs.
+    pub(crate) fn token(&mut self, token: String) -> u64 {
+        if let Some(at) = self.token_at.get(&token) {
+            return *at;
+        }
+        let at = TOKEN | self.tokens.len() as u64;
+        self.tokens.push(token.clone());
+        self.token_at.insert(token, at);
+        at
+    }
+
     /// Adds a household and its grams ([`pack`]ed).
     pub(crate) fn add(&mut self, created_at: &str, id: &str, grams: impl IntoIterator<Item = u64>) {
         self.households.push((created_at.into(), id.into()));
@@ -91,6 +113,8 @@ impl GramLoad {
             households,
             mut grams,
             ends,
+            tokens,
+            token_at: _,
         } = self;
         // The households' ranks in (created_at, id) order.
         let mut order: Vec<u32> = (0..households.len() as u32).collect();
@@ -101,23 +125,43 @@ impl GramLoad {
         }
         let sorted: Vec<(Arc<str>, Arc<str>)> = order.iter().map(|h| households[*h as usize].clone()).collect();
         drop(households);
-        // The distinct grams, in order: a few hundred thousand at most (pairs
-        // of characters that occur in names and addresses).
+        // The distinct grams: a few hundred thousand at most (pairs of
+        // characters that occur in names and addresses, and numbers).
         let mut distinct: Vec<u64> = grams.iter().copied().collect::<HashSet<u64>>().into_iter().collect();
         distinct.sort_unstable();
+        // Their texts, and each one's rank in the texts' order (pairs sort as
+        // their texts do; tokens were numbered as they came).
+        let mut texts: Vec<String> = distinct
+            .iter()
+            .map(|&g| match g & TOKEN {
+                0 => unpack(g),
+                _ => tokens[(g & !TOKEN) as usize].clone(),
+            })
+            .collect();
+        let mut by_text: Vec<u32> = (0..texts.len() as u32).collect();
+        by_text.sort_unstable_by(|a, b| texts[*a as usize].cmp(&texts[*b as usize]));
+        let mut text_rank = vec![0_u64; texts.len()];
+        for (r, d) in by_text.iter().enumerate() {
+            text_rank[*d as usize] = r as u64;
+        }
         // Each row's key, in place of its gram.
         let mut start = 0;
         for (h, end) in ends.iter().enumerate() {
             for g in &mut grams[start..*end] {
-                let gram_rank = distinct.partition_point(|d| d < g) as u64;
+                let gram_rank = text_rank[distinct.partition_point(|d| d < g)];
                 *g = (gram_rank << 32) | u64::from(rank[h]);
             }
             start = *end;
         }
         grams.sort_unstable();
         grams.dedup();
+        let mut ordered: Vec<Option<String>> = texts.drain(..).map(Some).collect();
+        let texts = by_text
+            .iter()
+            .map(|d| ordered[*d as usize].take().unwrap_or_default())
+            .collect();
         KeyOrder {
-            texts: distinct.into_iter().map(unpack).collect(),
+            texts,
             households: sorted,
             keys: grams,
         }
@@ -274,6 +318,42 @@ mod tests {
         let one = one.into_key_order();
         assert_eq!(one.halfway(), one.len());
         assert_eq!(GramLoad::default().into_key_order().halfway(), 0);
+    }
+
+    #[test]
+    fn number_tokens_come_in_their_texts_order_beside_the_pairs() {
+        let mut load = GramLoad::default();
+        let (b, a) = (load.token("\u{E001}456".into()), load.token("\u{E000}123456".into()));
+        assert_eq!(load.token("\u{E001}456".into()), b);
+        let mut keys = vec![packed("家1"), b, a, packed("\u{10FFFF}\u{10FFFF}")];
+        keys.sort_unstable();
+        // A token is no padded twin, whatever its place.
+        drop_padded_twins(&mut keys);
+        assert_eq!(keys.len(), 4);
+        load.add("2026-01-01", "f1", keys);
+        load.add("2026-01-02", "f2", [b]);
+        let order = load.into_key_order();
+        let rows: Vec<(String, String)> = order.rows().map(|[g, _, i]| (g.to_string(), i.to_string())).collect();
+        let mut expected: Vec<(String, String)> = [
+            ("家1", "f1"),
+            ("\u{E000}123456", "f1"),
+            ("\u{E001}456", "f1"),
+            ("\u{E001}456", "f2"),
+            ("\u{10FFFF}\u{10FFFF}", "f1"),
+        ]
+        .iter()
+        .map(|(g, i)| (g.to_string(), i.to_string()))
+        .collect();
+        let grams: Vec<&str> = rows.iter().map(|(g, _)| g.as_str()).collect();
+        let mut sorted = grams.clone();
+        sorted.sort();
+        assert_eq!(grams, sorted, "rows in the grams' text order");
+        let mut got = rows.clone();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected);
+        let counts: Vec<(&str, i64)> = order.households_by_gram().collect();
+        assert!(counts.contains(&("\u{E001}456", 2)), "{counts:?}");
     }
 
     #[test]

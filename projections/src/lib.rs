@@ -46,6 +46,7 @@ mod gram_load;
 pub mod hospitals;
 pub mod jobs;
 mod live_file;
+pub mod numbers;
 pub mod orders;
 pub mod packages;
 pub mod page;

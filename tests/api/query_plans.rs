@@ -337,10 +337,14 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
         ),
     )
     .await;
+    // A number's tokens: two ranges of the grams' key (from a run's start
+    // and from inside one).
+    let number = Start::Number(projections::numbers::ranges("345").remove(0));
     for (text, start) in [
         ("家34", &walk),
         ("罕", &Start::Gather('罕')),
         ("家", &Start::Scan('家')),
+        ("345", &number),
     ] {
         let search = family_list_sql(None, Some(text), Some(start), today, page);
         let lines = plan(read, &search.list, &search.list_binds).await;
