@@ -1169,6 +1169,10 @@ pub const SEARCH_TOTAL_CAP: i64 = 200;
 /// gathering the character's holders ([`Candidates::start`]).
 pub const PROBE_ROWS: i64 = 4_000;
 
+/// Runs of digits of one search whose tokens' households are counted (the
+/// longest; a search is at most 100 characters, so 50 runs).
+pub const NUMBER_RUNS_COUNTED: usize = 4;
+
 /// Where an admin's search starts, chosen from how many households hold its
 /// grams (`family_gram_counts`, [`Candidates::start`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1858,10 +1862,14 @@ impl Families<'_> {
             }
             Candidates::Starting(c) => vec![held_in(conn, std::slice::from_ref(&range(*c))).await?],
         };
-        let numbers = match &candidates {
+        let mut numbers = match &candidates {
             Candidates::Pairs(_) => search.map(numbers::ranges).unwrap_or_default(),
             Candidates::Starting(_) => Vec::new(),
         };
+        // One count per run: the longest few (the rarest, as a rule), so a
+        // search of many short runs costs no more statements than that.
+        numbers.sort_by_key(|ranges| std::cmp::Reverse(ranges.first().map_or(0, |[from, _]| from.len())));
+        numbers.truncate(NUMBER_RUNS_COUNTED);
         let start = candidates.start(&households);
         let mut counted = Vec::with_capacity(numbers.len());
         for ranges in numbers {

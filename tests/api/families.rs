@@ -330,6 +330,10 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
         ("SMITH", 1),
         ("三丰张", 0),
         ("赵", 0),
+        // Digits: the address's house number, and many runs of them.
+        ("路1号", 2),
+        ("Smith路1号", 1),
+        ("1号1号1号1号1号1号1号1号", 0),
     ] {
         assert_eq!(found(&app, text).await, n, "{text}");
     }
