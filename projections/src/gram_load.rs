@@ -155,10 +155,9 @@ impl GramLoad {
         }
         grams.sort_unstable();
         grams.dedup();
-        let mut ordered: Vec<Option<String>> = texts.drain(..).map(Some).collect();
         let texts = by_text
             .iter()
-            .map(|d| ordered[*d as usize].take().unwrap_or_default())
+            .map(|d| std::mem::take(&mut texts[*d as usize]))
             .collect();
         KeyOrder {
             texts,
