@@ -18,9 +18,10 @@
 //! one or two short ranges of the key ([`ranges`]) instead of a pair held by
 //! tens of thousands: a text containing the search holds a token in one of
 //! them. A token is longer than a pair (a marker and a digit at least), and
-//! its marker is a private-use character, so it is told apart from a pair
-//! (a text holding the marker itself gives pairs that may equal a token:
-//! harmless, the search checks every candidate with `LIKE`).
+//! its marker is a private-use character, so it is told apart from a pair.
+//! A text holding the marker itself before a digit gives a pair equal to a
+//! token: every writer keeps them as one gram (one row, one count), and the
+//! search checks every candidate with `LIKE` anyway.
 //!
 //! A household with a number of six digits holds four tokens (one from its
 //! start, three inside), about a sixth more rows than its pairs alone.
