@@ -72,8 +72,7 @@ pub(crate) struct GramLoad {
     grams: Vec<u64>,
     /// Where each household's grams end in `grams`.
     ends: Vec<usize>,
-    /// The number tokens gathered, each once, and their places.
-    tokens: Vec<String>,
+    /// The number tokens gathered, each once, with their gathered grams.
     token_at: HashMap<String, u64>,
 }
 
@@ -81,13 +80,8 @@ impl GramLoad {
     /// The gathered gram of a number token, to [`GramLoad::add`] with a
     /// household's pairs.
     pub(crate) fn token(&mut self, token: String) -> u64 {
-        if let Some(at) = self.token_at.get(&token) {
-            return *at;
-        }
-        let at = TOKEN | self.tokens.len() as u64;
-        self.tokens.push(token.clone());
-        self.token_at.insert(token, at);
-        at
+        let next = TOKEN | self.token_at.len() as u64;
+        *self.token_at.entry(token).or_insert(next)
     }
 
     /// Adds a household and its grams ([`pack`]ed).
@@ -113,9 +107,13 @@ impl GramLoad {
             households,
             mut grams,
             ends,
-            tokens,
-            token_at: _,
+            token_at,
         } = self;
+        // The tokens by their places.
+        let mut tokens = vec![String::new(); token_at.len()];
+        for (token, at) in token_at {
+            tokens[(at & !TOKEN) as usize] = token;
+        }
         // The households' ranks in (created_at, id) order.
         let mut order: Vec<u32> = (0..households.len() as u32).collect();
         order.sort_unstable_by(|a, b| households[*a as usize].cmp(&households[*b as usize]));
@@ -135,7 +133,7 @@ impl GramLoad {
             .iter()
             .map(|&g| match g & TOKEN {
                 0 => unpack(g),
-                _ => tokens[(g & !TOKEN) as usize].clone(),
+                _ => std::mem::take(&mut tokens[(g & !TOKEN) as usize]),
             })
             .collect();
         // A pair and a token may have one text (a text holding the marker
@@ -329,7 +327,9 @@ mod tests {
         assert_eq!(load.token("\u{E001}456".into()), b);
         // The 34th token's place ends like a padded twin's key (a space plus
         // one): still no twin of the first.
-        let firsts: Vec<u64> = (0..31).map(|n| load.token(format!("\u{E000}{n}0"))).collect();
+        for n in 0..31 {
+            load.token(format!("\u{E000}{n}0"));
+        }
         let last = load.token("\u{E000}99".into());
         assert_eq!(last & ((1 << 22) - 1), u64::from(' ') + 1);
         let mut keys = vec![packed("家1"), b, a, packed("\u{10FFFF}\u{10FFFF}"), last];
@@ -338,7 +338,6 @@ mod tests {
         drop_padded_twins(&mut keys);
         assert_eq!(keys.len(), 5);
         keys.retain(|k| *k != last);
-        drop(firsts);
         load.add("2026-01-01", "f1", keys);
         load.add("2026-01-02", "f2", [b]);
         let order = load.into_key_order();
