@@ -112,9 +112,24 @@ pub fn respond(e: AppError) -> HttpResponse {
     ApiError(e).error_response()
 }
 
+/// The success envelope ([`crate::api::Envelope`]), serialized straight from
+/// `data`: not through a `serde_json::Value` tree first, which allocated every
+/// key and text of an answer a second time (a list of twenty households, or a
+/// recorder's day, as maps of strings) only to write it out and free it.
+#[derive(Serialize)]
+struct Success<'a, T> {
+    code: u16,
+    message: &'a str,
+    data: T,
+}
+
 /// The success envelope.
 pub fn envelope<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "code": status.as_u16(), "message": "成功", "data": data }))
+    HttpResponse::build(status).json(Success {
+        code: status.as_u16(),
+        message: "成功",
+        data,
+    })
 }
 
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {

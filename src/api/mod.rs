@@ -108,18 +108,6 @@ pub(crate) use list_page;
 pub use crate::app::input::MoneyInput;
 pub use crate::app::{IdVersion, StatusChanged};
 
-/// The list envelope `{<name>: [...], total, page, limit}`, untyped. Prefer a
-/// [`list_page!`] struct: its schema is documented.
-pub fn list_json<T: serde::Serialize>(name: &str, page: projections::Page<T>) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    m.insert(name.into(), serde_json::to_value(page.items).unwrap_or_default());
-    m.insert("total".into(), page.total.into());
-    m.insert("total_exact".into(), page.total_exact.into());
-    m.insert("page".into(), page.page.into());
-    m.insert("limit".into(), page.limit.into());
-    serde_json::Value::Object(m)
-}
-
 /// One route the API serves: its method and its path under `/api/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteInfo {
