@@ -1397,6 +1397,7 @@ async fn assigned_page(
 /// from the text's grams alone, as a recorder's search does); `page` sets how
 /// far a search's walk goes.
 pub fn family_list_sql(
+    dialect: Dialect,
     recorder: Option<UserId>,
     search: Option<&str>,
     start: Option<&Start>,
@@ -1478,9 +1479,27 @@ pub fn family_list_sql(
           OR 1 = (SELECT 1 FROM patients p2 WHERE p2.family_id = f.id AND p2.name LIKE ? ESCAPE '!'{mine_p2} LIMIT 1))"
     );
     // The page is chosen first, by key (the derived table `pg`), and the
-    // counts computed for its rows alone.
-    let paged = |matches: &str| {
-        format!(
+    // counts computed for its rows alone. The matches walked (at most the
+    // cap and one) also give the total and the oldest match.
+    let paged = |matches: &str| match dialect {
+        // SQLite computes window functions through ephemeral tables and a
+        // sort of their own: over a walk of 21 matches they cost as much as
+        // the walk itself (0.19 of 0.65 ms for "王建国" at 1,000,000
+        // patients). The walk as a common table expression, which SQLite
+        // materializes once when it is read more than once, gives the same
+        // three values by uncorrelated subqueries, each evaluated once.
+        Dialect::Sqlite => format!(
+            "WITH m AS ({matches})
+             {counts}, (SELECT COUNT(*) FROM m) AS total_rows,
+                (SELECT w.created_at FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to,
+                (SELECT w.id FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to_id
+             FROM (SELECT m.id, m.created_at FROM m ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?) pg
+             JOIN families f ON f.id = pg.id
+             ORDER BY pg.created_at DESC, pg.id DESC"
+        ),
+        // MariaDB may evaluate a common table expression once per reference:
+        // the walk once, with window functions.
+        Dialect::MySql => format!(
             "{counts}, pg.total_rows, pg.walked_to, pg.walked_to_id
              FROM (SELECT m.id, m.created_at, COUNT(*) OVER () AS total_rows,
                     FIRST_VALUE(m.created_at) OVER (ORDER BY m.created_at, m.id) AS walked_to,
@@ -1489,9 +1508,15 @@ pub fn family_list_sql(
                 ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
              ORDER BY pg.created_at DESC, pg.id DESC"
-        )
+        ),
     };
     let with = |first: Vec<String>, then: &[String]| first.into_iter().chain(then.iter().cloned()).collect::<Vec<_>>();
+    // The binds of `paged(matches)`, in the order of their marks: on SQLite
+    // the matches' come first (the common table expression).
+    let paged_binds = |select: Vec<String>, matches: &[String]| match dialect {
+        Dialect::Sqlite => with(matches.to_vec(), &select),
+        Dialect::MySql => with(select, matches),
+    };
 
     let start = match (recorder, start) {
         // A recorder's households are a few hundred at most: each is probed
@@ -1506,7 +1531,7 @@ pub fn family_list_sql(
             let binds = with(with(assigned(r), &held_binds), &like_binds);
             return FamilyListSql {
                 list: paged(&matches),
-                list_binds: with(select_binds, &binds),
+                list_binds: paged_binds(select_binds, &binds),
                 count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
                 windowed: true,
                 cap: None,
@@ -1590,7 +1615,7 @@ pub fn family_list_sql(
     };
     FamilyListSql {
         list: paged(&matches),
-        list_binds: with(select_binds, &binds),
+        list_binds: paged_binds(select_binds, &binds),
         count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
         windowed: true,
         cap,
@@ -1739,7 +1764,7 @@ impl Families<'_> {
         today: NaiveDate,
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
-        let q = family_list_sql(recorder, search, start, today, page);
+        let q = family_list_sql(Dialect::of(conn), recorder, search, start, today, page);
         if q.assignments {
             return assigned_page(conn, &q, page).await;
         }
