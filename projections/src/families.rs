@@ -1075,7 +1075,9 @@ pub struct FamilyListSql {
     pub list: String,
     pub list_binds: Vec<String>,
     /// The total's statement and its binds; `None`: no filter, the total is
-    /// the projector's counter.
+    /// the projector's counter, which the list's rows carry (`family_total`,
+    /// one read of `family_totals` in the page's statement) and which is read
+    /// on its own only for a page past the end.
     pub count: Option<(String, Vec<String>)>,
     /// The list's rows carry the total (`total_rows`, a window count taken
     /// in the same pass as the page): `count` runs only for a page past the
@@ -1089,6 +1091,11 @@ pub struct FamilyListSql {
     /// walk's rows (the list's, or with `tally` the count's) carry the oldest
     /// match's creation time and id (`walked_to`, `walked_to_id`).
     pub estimate: Option<Estimate>,
+    /// The list's rows also carry how many households holding the drive pair
+    /// the walk passed (`walked`, what [`WALKED`] counts), computed in the
+    /// page's statement (on SQLite, from its common table expression):
+    /// `WALKED` then need not run on its own.
+    pub walked_in_rows: bool,
     /// `count` is a tally: at most one row, with the matches walked
     /// (`total_rows`) and where the walk ended (`walked_to`, `walked_to_id`);
     /// none when nothing matched.
@@ -1443,18 +1450,23 @@ pub fn family_list_sql(
                 windowed: false,
                 cap: None,
                 estimate: None,
+                walked_in_rows: false,
                 tally: false,
                 assignments: true,
             },
             // Newest first straight off `families_created_id`: the counts are
             // computed for the rows returned only.
             None => FamilyListSql {
-                list: format!("{counts} FROM families f ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"),
+                list: format!(
+                    "{counts}, (SELECT COALESCE(MAX(t.families), 0) FROM family_totals t WHERE t.id = 1) AS family_total
+                     FROM families f ORDER BY f.created_at DESC, f.id DESC LIMIT ? OFFSET ?"
+                ),
                 list_binds: select_binds,
                 count: None,
                 windowed: false,
                 cap: None,
                 estimate: None,
+                walked_in_rows: false,
                 tally: false,
                 assignments: false,
             },
@@ -1481,7 +1493,7 @@ pub fn family_list_sql(
     // The page is chosen first, by key (the derived table `pg`), and the
     // counts computed for its rows alone. The matches walked (at most the
     // cap and one) also give the total and the oldest match.
-    let paged = |matches: &str| match dialect {
+    let paged = |matches: &str, walked: &str| match dialect {
         // SQLite computes window functions through ephemeral tables and a
         // sort of their own: over a walk of 21 matches they cost as much as
         // the walk itself (0.19 of 0.65 ms for "王建国" at 1,000,000
@@ -1492,7 +1504,7 @@ pub fn family_list_sql(
             "WITH m AS ({matches})
              {counts}, (SELECT COUNT(*) FROM m) AS total_rows,
                 (SELECT w.created_at FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to,
-                (SELECT w.id FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to_id
+                (SELECT w.id FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to_id{walked}
              FROM (SELECT m.id, m.created_at FROM m ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
              ORDER BY pg.created_at DESC, pg.id DESC"
@@ -1511,10 +1523,11 @@ pub fn family_list_sql(
         ),
     };
     let with = |first: Vec<String>, then: &[String]| first.into_iter().chain(then.iter().cloned()).collect::<Vec<_>>();
-    // The binds of `paged(matches)`, in the order of their marks: on SQLite
-    // the matches' come first (the common table expression).
-    let paged_binds = |select: Vec<String>, matches: &[String]| match dialect {
-        Dialect::Sqlite => with(matches.to_vec(), &select),
+    // The binds of `paged(matches, walked)`, in the order of their marks: on
+    // SQLite the matches' come first (the common table expression), then the
+    // select list's, then `walked`'s.
+    let paged_binds = |select: Vec<String>, matches: &[String], walked: &[String]| match dialect {
+        Dialect::Sqlite => with(with(matches.to_vec(), &select), walked),
         Dialect::MySql => with(select, matches),
     };
 
@@ -1530,12 +1543,13 @@ pub fn family_list_sql(
             let matches = format!("SELECT f.id, f.created_at FROM {from} WHERE {conditions}");
             let binds = with(with(assigned(r), &held_binds), &like_binds);
             return FamilyListSql {
-                list: paged(&matches),
-                list_binds: paged_binds(select_binds, &binds),
+                list: paged(&matches, ""),
+                list_binds: paged_binds(select_binds, &binds, &[]),
                 count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
                 windowed: true,
                 cap: None,
                 estimate: None,
+                walked_in_rows: false,
                 tally: false,
                 assignments: false,
             };
@@ -1608,18 +1622,35 @@ pub fn family_list_sql(
                 windowed: false,
                 cap,
                 estimate,
+                walked_in_rows: false,
                 tally: true,
                 assignments: false,
             };
         }
     };
+    // On SQLite the walk's extent past the cap ([`WALKED`]) in the same
+    // statement: two ranges of the grams' key, from the oldest match read
+    // off the common table expression.
+    let (walked, walked_binds) = match (&estimate, dialect) {
+        (Some(Estimate::Pair { drive, .. }), Dialect::Sqlite) => (
+            ",
+                (SELECT COUNT(*) FROM family_grams x
+                  WHERE x.gram = ? AND x.created_at > (SELECT MIN(w.created_at) FROM m w))
+                + (SELECT COUNT(*) FROM family_grams x
+                  WHERE x.gram = ? AND x.created_at = (SELECT MIN(w.created_at) FROM m w)
+                    AND x.family_id >= (SELECT w.id FROM m w ORDER BY w.created_at, w.id LIMIT 1)) AS walked",
+            vec![drive.clone(), drive.clone()],
+        ),
+        _ => ("", Vec::new()),
+    };
     FamilyListSql {
-        list: paged(&matches),
-        list_binds: paged_binds(select_binds, &binds),
+        list: paged(&matches, walked),
+        list_binds: paged_binds(select_binds, &binds, &walked_binds),
         count: Some((format!("SELECT COUNT(*) FROM ({matches}) m"), binds)),
         windowed: true,
         cap,
         estimate,
+        walked_in_rows: !walked.is_empty(),
         tally: false,
         assignments: false,
     }
@@ -1777,12 +1808,17 @@ impl Families<'_> {
             .bind(page.offset())
             .fetch_all(&mut *conn)
             .await?;
-        // The matches counted, and where a walk that counted them ended.
-        let walk_end = |r: &AnyRow| -> Result<(String, String), sqlx::Error> {
-            Ok((r.text("walked_to")?, r.text("walked_to_id")?))
+        // The matches counted, and where a walk that counted them ended (and,
+        // with `walked_in_rows`, how many households holding its pair it
+        // passed).
+        let walk_end = |r: &AnyRow| -> Result<(String, String, Option<i64>), sqlx::Error> {
+            let walked = if q.walked_in_rows { Some(r.int("walked")?) } else { None };
+            Ok((r.text("walked_to")?, r.text("walked_to_id")?, walked))
         };
-        let (counted, ended): (i64, Option<(String, String)>) = match (&q.count, rows.first()) {
-            (None, _) => (family_total(conn).await?, None),
+        type Ended = Option<(String, String, Option<i64>)>;
+        let (counted, ended): (i64, Ended) = match (&q.count, rows.first()) {
+            (None, Some(first)) => (first.int("family_total")?, None),
+            (None, None) => (family_total(conn).await?, None),
             (Some(_), Some(first)) if q.windowed => (first.int("total_rows")?, Some(walk_end(first)?)),
             (Some(_), None) if q.windowed && page.offset() == 0 => (0, None),
             (Some((count, binds)), _) if q.tally => {
@@ -1807,9 +1843,10 @@ impl Families<'_> {
         // Past the cap the count stopped: the total is a lower bound, or
         // estimated from the share of the households walked that matched.
         let (total, total_exact) = match (q.cap, &q.estimate, ended) {
-            (Some(cap), Some(over), Some((at, id))) if counted > cap => {
-                let (walked, of) = match over {
-                    Estimate::Pair { drive, households } => {
+            (Some(cap), Some(over), Some((at, id, in_rows))) if counted > cap => {
+                let (walked, of) = match (over, in_rows) {
+                    (Estimate::Pair { households, .. }, Some(walked)) => (walked, *households),
+                    (Estimate::Pair { drive, households }, None) => {
                         let walked: i64 = sqlx::query_scalar(WALKED)
                             .bind(drive.as_str())
                             .bind(&at)
@@ -1820,7 +1857,7 @@ impl Families<'_> {
                             .await?;
                         (walked, *households)
                     }
-                    Estimate::Every => {
+                    (Estimate::Every, _) => {
                         let walked: i64 = sqlx::query_scalar(SCANNED)
                             .bind(&at)
                             .bind(&at)
