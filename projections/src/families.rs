@@ -1497,14 +1497,15 @@ pub fn family_list_sql(
         // SQLite computes window functions through ephemeral tables and a
         // sort of their own: over a walk of 21 matches they cost as much as
         // the walk itself (0.19 of 0.65 ms for "王建国" at 1,000,000
-        // patients). The walk as a common table expression, which SQLite
-        // materializes once when it is read more than once, gives the same
-        // three values by uncorrelated subqueries, each evaluated once.
+        // patients). The walk (`m`) and its oldest match (`o`) as common
+        // table expressions, which SQLite materializes once when they are
+        // read more than once, give the same three values by uncorrelated
+        // subqueries, each evaluated once.
         Dialect::Sqlite => format!(
-            "WITH m AS ({matches})
+            "WITH m AS ({matches}),
+                o AS (SELECT m.created_at, m.id FROM m ORDER BY m.created_at, m.id LIMIT 1)
              {counts}, (SELECT COUNT(*) FROM m) AS total_rows,
-                (SELECT w.created_at FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to,
-                (SELECT w.id FROM m w ORDER BY w.created_at, w.id LIMIT 1) AS walked_to_id{walked}
+                (SELECT o.created_at FROM o) AS walked_to, (SELECT o.id FROM o) AS walked_to_id{walked}
              FROM (SELECT m.id, m.created_at FROM m ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?) pg
              JOIN families f ON f.id = pg.id
              ORDER BY pg.created_at DESC, pg.id DESC"
@@ -1629,16 +1630,15 @@ pub fn family_list_sql(
         }
     };
     // On SQLite the walk's extent past the cap ([`WALKED`]) in the same
-    // statement: two ranges of the grams' key, from the oldest match read
-    // off the common table expression.
+    // statement: two ranges of the grams' key, from the oldest match (`o`).
     let (walked, walked_binds) = match (&estimate, dialect) {
         (Some(Estimate::Pair { drive, .. }), Dialect::Sqlite) => (
             ",
                 (SELECT COUNT(*) FROM family_grams x
-                  WHERE x.gram = ? AND x.created_at > (SELECT MIN(w.created_at) FROM m w))
+                  WHERE x.gram = ? AND x.created_at > (SELECT o.created_at FROM o))
                 + (SELECT COUNT(*) FROM family_grams x
-                  WHERE x.gram = ? AND x.created_at = (SELECT MIN(w.created_at) FROM m w)
-                    AND x.family_id >= (SELECT w.id FROM m w ORDER BY w.created_at, w.id LIMIT 1)) AS walked",
+                  WHERE x.gram = ? AND x.created_at = (SELECT o.created_at FROM o)
+                    AND x.family_id >= (SELECT o.id FROM o)) AS walked",
             vec![drive.clone(), drive.clone()],
         ),
         _ => ("", Vec::new()),
