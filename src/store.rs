@@ -503,32 +503,83 @@ impl EventStore {
             return Ok(rows.into_iter().map(RawEvent::from).collect());
         }
         let (sql, values) = self.filtered_sql(filter);
-        let rows: Vec<RawRow> = match &self.backend {
-            Backend::Postgres(pool) => {
-                bind_values!(sqlx::query_as(&sql), &values, |t| t)
-                    .bind(after)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
-                bind_values!(sqlx::query_as(&sql), &values, sqlite_instant)
-                    .bind(after)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows: Vec<RawRow> = self.fetch_page(&sql, &values, after, limit, offset).await?;
         Ok(rows.into_iter().map(RawEvent::from).collect())
+    }
+
+    /// One page of the events `filter` selects, as stored, each with its link
+    /// in the hash chain (`None` until the sealer has reached it): the
+    /// auditor's history in one statement.
+    pub async fn query_sealed(
+        &self,
+        filter: &EventFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<(RawEvent, Option<String>)>, sqlx::Error> {
+        let (sql, values) = self.sealed_sql(filter);
+        let rows: Vec<SealedRow> = self.fetch_page(&sql, &values, 0, limit, offset).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, t, id, seq, ty, v, payload, meta, at, hash)| {
+                (RawEvent::from((p, t, id, seq, ty, v, payload, meta, at)), hash)
+            })
+            .collect())
     }
 
     /// The statement [`Self::query_raw`] runs for a non-empty `filter`, and
     /// its values: the filter's, then `after`, `limit` and `offset` (`$n`
     /// placeholders). Public for the plan tests.
     pub fn filtered_sql(&self, filter: &EventFilter) -> (String, Vec<FilterValue>) {
-        let select = raw_select(&self.backend);
+        self.page_sql(raw_select(&self.backend), filter)
+    }
+
+    /// The rows of a page statement ([`Self::page_sql`]): `values`, then
+    /// `after`, `limit` and `offset`.
+    async fn fetch_page<R>(
+        &self,
+        sql: &str,
+        values: &[FilterValue],
+        after: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                bind_values!(sqlx::query_as(sql), values, |t| t)
+                    .bind(after)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await
+            }
+            Backend::Sqlite(SqliteDb { read: pool, .. }) => {
+                bind_values!(sqlx::query_as(sql), values, sqlite_instant)
+                    .bind(after)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+    }
+
+    /// The statement [`Self::query_sealed`] runs: [`Self::filtered_sql`]'s,
+    /// with each event's link in the hash chain (a lookup by key in
+    /// `event_hashes`, null until sealed) as a tenth column. Public for the
+    /// plan tests.
+    pub fn sealed_sql(&self, filter: &EventFilter) -> (String, Vec<FilterValue>) {
+        self.page_sql(sealed_select(&self.backend), filter)
+    }
+
+    /// `select` (of the events table) with `filter`'s conditions, after a
+    /// position, in position order, one page.
+    fn page_sql(&self, select: &str, filter: &EventFilter) -> (String, Vec<FilterValue>) {
         let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
         let n = values.len();
         let sql = format!(
@@ -810,6 +861,19 @@ pub struct RawEvent {
 }
 
 type RawRow = (i64, String, String, i64, String, String, String, String, String);
+/// A [`RawRow`] and the event's hash (see [`EventStore::query_sealed`]).
+type SealedRow = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
 
 impl From<RawRow> for RawEvent {
     fn from(r: RawRow) -> Self {
@@ -854,22 +918,43 @@ impl EventFilter {
     }
 }
 
+/// The columns of a [`RawRow`], as each store renders them.
+macro_rules! raw_columns {
+    // `recorded_at` as `carelog_append` returns it (migration 0020), for the
+    // tail.
+    (postgres) => {
+        "position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+         payload::text, metadata::text,
+         to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    };
+    (sqlite) => {
+        "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at"
+    };
+}
+
 /// The SELECT list and WHERE clause ($1..$7 = the filter) for each backend.
 fn raw_select(backend: &Backend) -> &'static str {
     match backend {
-        Backend::Postgres(_) => {
-            // `recorded_at` as `carelog_append` returns it (migration 0020),
-            // for the tail.
-            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload::text, metadata::text,
-                to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-             FROM events"
-        }
-        Backend::Sqlite(_) => {
-            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload, metadata, recorded_at
-             FROM events"
-        }
+        Backend::Postgres(_) => concat!("SELECT ", raw_columns!(postgres), " FROM events"),
+        Backend::Sqlite(_) => concat!("SELECT ", raw_columns!(sqlite), " FROM events"),
+    }
+}
+
+/// [`raw_select`] with each event's link in the hash chain as a tenth column:
+/// a read by key of `event_hashes`, null until the sealer reaches the event.
+fn sealed_select(backend: &Backend) -> &'static str {
+    macro_rules! sealed {
+        ($backend:ident) => {
+            concat!(
+                "SELECT ",
+                raw_columns!($backend),
+                ", (SELECT h.hash FROM event_hashes h WHERE h.position = events.position) FROM events"
+            )
+        };
+    }
+    match backend {
+        Backend::Postgres(_) => sealed!(postgres),
+        Backend::Sqlite(_) => sealed!(sqlite),
     }
 }
 

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::access_log::ReadOrigin;
 use crate::app::error::AppError;
-use crate::audit::{redact, sealed_hashes};
+use crate::audit::redact;
 use crate::auth::Principal;
 use crate::state::AppState;
 use crate::store::EventFilter;
@@ -66,10 +66,12 @@ pub async fn events(
     filter: EventFilter,
     paging: PageParams,
 ) -> Result<Page<AuditEvent>, AppError> {
-    let raw = state
+    let (raw, hashes): (Vec<_>, Vec<_>) = state
         .store
-        .query_raw(&filter, 0, paging.limit(), paging.offset())
-        .await?;
+        .query_sealed(&filter, paging.limit(), paging.offset())
+        .await?
+        .into_iter()
+        .unzip();
     // A short first page is the whole history (most patients'): no count.
     // Otherwise a count as far as the cap (a whole store's history is
     // millions of events).
@@ -78,11 +80,9 @@ pub async fn events(
         Some(_) => None,
         None => Some(state.store.count(&filter, limit).await?),
     };
-    let positions: Vec<i64> = raw.iter().map(|e| e.position).collect();
-    let hashes = sealed_hashes(&state.store, &positions).await?;
     let mut items = Vec::with_capacity(raw.len());
-    for e in state.store.open_many(raw).await.map_err(AppError::internal)? {
-        let hash = hashes.get(&e.position).cloned();
+    let opened = state.store.open_many(raw).await.map_err(AppError::internal)?;
+    for (e, hash) in opened.into_iter().zip(hashes) {
         let mut payload = e.payload;
         redact(&mut payload);
         let meta = |k: &str| e.metadata.get(k).filter(|s| !s.is_empty()).cloned();

@@ -158,32 +158,6 @@ pub struct Verification {
     pub broken: Option<(i64, String)>,
 }
 
-/// The hash-chain links of the sealed events among `positions` (unsealed ones are absent).
-pub async fn sealed_hashes(
-    store: &EventStore,
-    positions: &[i64],
-) -> Result<std::collections::HashMap<i64, String>, sqlx::Error> {
-    // By key, the positions asked for only: a patient's page spans from their
-    // first event to their last, which may be the whole store (reading the
-    // range between took 2 s a page at 3,000,000 events).
-    let mut out = std::collections::HashMap::with_capacity(positions.len());
-    for chunk in positions.chunks(500) {
-        let sql = format!(
-            "SELECT position, hash FROM event_hashes WHERE position IN ({})",
-            store.backend().placeholders(chunk.len(), 1)
-        );
-        let rows: Vec<(i64, String)> = on_backend!(store.backend(), |pool| {
-            let mut q = sqlx::query_as(&sql);
-            for p in chunk {
-                q = q.bind(*p);
-            }
-            q.fetch_all(pool).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
-}
-
 /// Recomputes the whole chain from the events.
 pub async fn verify(store: &EventStore) -> Result<Verification, sqlx::Error> {
     let mut v = Verification {

@@ -519,7 +519,8 @@ async fn a_patients_history_reads_the_events_by_key_without_statistics(b: Backen
         patient_id: Some(patient.clone()),
         ..Default::default()
     };
-    let (sql, _) = store.filtered_sql(&filter);
+    // The page's statement, with each event's hash read by key.
+    let (sql, _) = store.sealed_sql(&filter);
     match store.backend() {
         carelog::backend::Backend::Postgres(pool) => {
             // Other patients' subjects, and no statistics (never analyzed).
@@ -534,15 +535,22 @@ async fn a_patients_history_reads_the_events_by_key_without_statistics(b: Backen
             assert!(!plan.contains("Seq Scan"), "{plan}");
             assert!(!plan.contains("Hash Join"), "{plan}");
             assert!(plan.contains("Index Cond: ((\"position\" = ANY"), "{plan}");
+            assert!(plan.contains("event_hashes_pkey"), "{plan}");
         }
         carelog::backend::Backend::Sqlite(_) => {
             let lines = event_plan(store, &sql, &patient).await;
-            for scan in ["SCAN events", "SCAN e", "SCAN o", "SCAN s"] {
+            for scan in ["SCAN events", "SCAN e", "SCAN o", "SCAN s", "SCAN h"] {
                 assert!(
                     !lines.iter().any(|l| l == scan || l.starts_with(&format!("{scan} "))),
                     "{lines:?}"
                 );
             }
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("SEARCH h USING INTEGER PRIMARY KEY")),
+                "{lines:?}"
+            );
         }
     }
 }
