@@ -371,7 +371,7 @@ where
 }
 
 /// The writer: waits for a request, takes whatever else is queued, writes it
-/// all at once (see [`write`]), acknowledges everyone with the outcome.
+/// all in one transaction, acknowledges everyone with the outcome.
 async fn writer(backend: Backend, mut rx: mpsc::Receiver<Pending>, stats: Arc<Stats>) {
     while let Some(first) = rx.recv().await {
         let mut records = first.entries.len();
@@ -405,63 +405,35 @@ async fn writer(backend: Backend, mut rx: mpsc::Receiver<Pending>, stats: Arc<St
     }
 }
 
-/// All the records or none. Up to [`ROWS_PER_INSERT`] records (every batch
-/// but a rare huge one) are one `INSERT`, atomic on its own: no `BEGIN` and
-/// `COMMIT` round trips to the database (on SQLite, hand-offs to the
-/// connection's thread) around it. More are one transaction of several.
+/// One transaction; one `INSERT` unless more than [`ROWS_PER_INSERT`] records.
 async fn write(backend: &Backend, entries: &[&AccessEntry]) -> Result<(), sqlx::Error> {
-    let one = entries.len() <= ROWS_PER_INSERT;
+    let head = format!("INSERT INTO access_log (at, {COLUMNS}) ");
     match backend {
-        Backend::Postgres(pool) if one => insert_pg(entries).build().execute(pool).await.map(drop),
         Backend::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             for chunk in entries.chunks(ROWS_PER_INSERT) {
-                insert_pg(chunk).build().execute(&mut *tx).await?;
+                let mut q = QueryBuilder::<Postgres>::new(&head);
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.at);
+                    push_facts(&mut row, e);
+                });
+                q.build().execute(&mut *tx).await?;
             }
             tx.commit().await
-        }
-        Backend::Sqlite(SqliteDb { write: pool, .. }) if one => {
-            insert_sqlite(entries).build().execute(pool).await.map(drop)
         }
         Backend::Sqlite(SqliteDb { write: pool, .. }) => {
             let mut tx = pool.begin().await?;
             for chunk in entries.chunks(ROWS_PER_INSERT) {
-                insert_sqlite(chunk).build().execute(&mut *tx).await?;
+                let mut q = QueryBuilder::<Sqlite>::new(&head);
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(stamp(e.at));
+                    push_facts(&mut row, e);
+                });
+                q.build().execute(&mut *tx).await?;
             }
             tx.commit().await
         }
     }
-}
-
-/// The multi-row `INSERT` of `chunk`; `at` binds a record's instant as the
-/// store keeps it.
-fn insert<'a, DB>(
-    chunk: &[&'a AccessEntry],
-    at: fn(&mut Separated<'_, 'a, DB, &'static str>, &'a AccessEntry),
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    &'a str: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(format!("INSERT INTO access_log (at, {COLUMNS}) "));
-    q.push_values(chunk, |mut row, e| {
-        at(&mut row, e);
-        push_facts(&mut row, e);
-    });
-    q
-}
-
-fn insert_pg<'a>(chunk: &[&'a AccessEntry]) -> QueryBuilder<'a, Postgres> {
-    insert(chunk, |row, e| {
-        row.push_bind(e.at);
-    })
-}
-
-/// Instants as text on SQLite.
-fn insert_sqlite<'a>(chunk: &[&'a AccessEntry]) -> QueryBuilder<'a, Sqlite> {
-    insert(chunk, |row, e| {
-        row.push_bind(stamp(e.at));
-    })
 }
 
 #[cfg(test)]
