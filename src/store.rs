@@ -932,7 +932,7 @@ macro_rules! raw_columns {
     };
 }
 
-/// The SELECT list and WHERE clause ($1..$7 = the filter) for each backend.
+/// The SELECT of a [`RawRow`] from the events table, as each store renders it.
 fn raw_select(backend: &Backend) -> &'static str {
     match backend {
         Backend::Postgres(_) => concat!("SELECT ", raw_columns!(postgres), " FROM events"),
