@@ -484,24 +484,14 @@ impl EventStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<RawEvent>, sqlx::Error> {
-        let select = raw_select(&self.backend);
         if filter.is_empty() && offset == 0 {
             if let Some(events) = self.tail.after(after, limit) {
                 return Ok(events);
             }
         }
-        if filter.is_empty() {
-            // The followers' query, after every commit: no `$n IS NULL OR …`
-            // filters for the planner to see through, just the position index.
-            let sql = format!("{select} WHERE position > $1 ORDER BY position LIMIT $2 OFFSET $3");
-            let rows: Vec<RawRow> = on_backend!(&self.backend, |pool| sqlx::query_as(&sql)
-                .bind(after)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await)?;
-            return Ok(rows.into_iter().map(RawEvent::from).collect());
-        }
+        // With an empty filter (the followers' query, after every commit) the
+        // statement has no `$n IS NULL OR …` filters for the planner to see
+        // through, just the position index.
         let (sql, values) = self.filtered_sql(filter);
         let rows: Vec<RawRow> = self.fetch_page(&sql, &values, after, limit, offset).await?;
         Ok(rows.into_iter().map(RawEvent::from).collect())
@@ -526,9 +516,9 @@ impl EventStore {
             .collect())
     }
 
-    /// The statement [`Self::query_raw`] runs for a non-empty `filter`, and
-    /// its values: the filter's, then `after`, `limit` and `offset` (`$n`
-    /// placeholders). Public for the plan tests.
+    /// The statement [`Self::query_raw`] runs when its page is not in the
+    /// tail cache, and its values: the filter's, then `after`, `limit` and
+    /// `offset` (`$n` placeholders). Public for the plan tests.
     pub fn filtered_sql(&self, filter: &EventFilter) -> (String, Vec<FilterValue>) {
         self.page_sql(raw_select(&self.backend), filter)
     }
@@ -582,8 +572,12 @@ impl EventStore {
     fn page_sql(&self, select: &str, filter: &EventFilter) -> (String, Vec<FilterValue>) {
         let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
         let n = values.len();
+        let conditions = match filter.is_empty() {
+            true => String::new(),
+            false => format!("{conditions} AND "),
+        };
         let sql = format!(
-            "{select} WHERE {conditions} AND position > ${} ORDER BY position LIMIT ${} OFFSET ${}",
+            "{select} WHERE {conditions}position > ${} ORDER BY position LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2,
             n + 3
