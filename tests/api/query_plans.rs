@@ -484,34 +484,29 @@ fn grams_read_by_key(dialect: Dialect, lines: &[String]) {
 /// a filter of one `value` (none for an empty filter), from position 0, 20
 /// events: one line per step.
 async fn event_plan(store: &carelog::store::EventStore, sql: &str, value: Option<&str>) -> Vec<String> {
+    // The filter's value if any, then `after`, `limit` and `offset`.
+    macro_rules! bound {
+        ($q:expr) => {
+            value
+                .into_iter()
+                .fold($q, |q, v| q.bind(v))
+                .bind(0_i64)
+                .bind(20_i64)
+                .bind(0_i64)
+        };
+    }
     match store.backend() {
-        carelog::backend::Backend::Postgres(pool) => {
-            let explain = format!("EXPLAIN {sql}");
-            value
-                .into_iter()
-                .fold(sqlx::query_scalar(&explain), |q, v| q.bind(v))
-                .bind(0_i64)
-                .bind(20_i64)
-                .bind(0_i64)
-                .fetch_all(pool)
-                .await
-                .unwrap()
-        }
-        carelog::backend::Backend::Sqlite(db) => {
-            let explain = format!("EXPLAIN QUERY PLAN {sql}");
-            value
-                .into_iter()
-                .fold(sqlx::query(&explain), |q, v| q.bind(v))
-                .bind(0_i64)
-                .bind(20_i64)
-                .bind(0_i64)
-                .fetch_all(&db.read)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
-                .collect()
-        }
+        carelog::backend::Backend::Postgres(pool) => bound!(sqlx::query_scalar(&format!("EXPLAIN {sql}")))
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        carelog::backend::Backend::Sqlite(db) => bound!(sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}")))
+            .fetch_all(&db.read)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+            .collect(),
     }
 }
 
