@@ -570,15 +570,12 @@ impl EventStore {
     /// `select` (of the events table) with `filter`'s conditions, after a
     /// position, in position order, one page.
     fn page_sql(&self, select: &str, filter: &EventFilter) -> (String, Vec<FilterValue>) {
-        let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
+        let (mut conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
         let n = values.len();
-        let conditions = match filter.is_empty() {
-            true => String::new(),
-            false => format!("{conditions} AND "),
-        };
+        conditions.push(format!("position > ${}", n + 1));
         let sql = format!(
-            "{select} WHERE {conditions}position > ${} ORDER BY position LIMIT ${} OFFSET ${}",
-            n + 1,
+            "{select} WHERE {} ORDER BY position LIMIT ${} OFFSET ${}",
+            conditions.join(" AND "),
             n + 2,
             n + 3
         );
@@ -602,6 +599,10 @@ impl EventStore {
     /// (see `projections::page::capped_count_limit`).
     pub async fn count(&self, filter: &EventFilter, limit: i64) -> Result<i64, sqlx::Error> {
         let (conditions, values) = filter_sql(matches!(self.backend, Backend::Postgres(_)), filter);
+        let conditions = match conditions.is_empty() {
+            true => "TRUE".to_string(),
+            false => conditions.join(" AND "),
+        };
         let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE {conditions} LIMIT {limit}) capped");
         match &self.backend {
             Backend::Postgres(pool) => {
@@ -958,12 +959,12 @@ pub enum FilterValue {
     Instant(chrono::DateTime<chrono::Utc>),
 }
 
-/// The conditions of `filter` that are set, joined with `AND` (placeholders
-/// `$1`, `$2`, … in order), and their values; `TRUE` with no values when none
-/// is set. Only what was asked is in the SQL, so the planner can use the
+/// The conditions of `filter` that are set (placeholders `$1`, `$2`, … in
+/// order), for the caller to join with `AND`, and their values; none when no
+/// field is set. Only what was asked is in the SQL, so the planner can use the
 /// primary key (an aggregate) or `events_recorded_at` (a time range); a
 /// `$n IS NULL OR …` per filter would defeat both.
-fn filter_sql(postgres: bool, filter: &EventFilter) -> (String, Vec<FilterValue>) {
+fn filter_sql(postgres: bool, filter: &EventFilter) -> (Vec<String>, Vec<FilterValue>) {
     let mut conditions: Vec<String> = Vec::new();
     let mut values = Vec::new();
     let mut push = |condition: &dyn Fn(usize) -> String, value: FilterValue| {
@@ -1029,10 +1030,7 @@ fn filter_sql(postgres: bool, filter: &EventFilter) -> (String, Vec<FilterValue>
         };
         push(&patient_sql, FilterValue::Text(patient.clone()));
     }
-    match conditions.is_empty() {
-        true => ("TRUE".to_string(), values),
-        false => (conditions.join(" AND "), values),
-    }
+    (conditions, values)
 }
 
 /// Binds [`filter_sql`]'s values on a query, instants converted by `$instant`
@@ -1323,8 +1321,8 @@ mod tests {
     #[test]
     fn only_the_conditions_asked_for_are_in_the_sql_numbered_in_order() {
         for postgres in [true, false] {
-            let (sql, values) = filter_sql(postgres, &EventFilter::default());
-            assert_eq!(sql, "TRUE");
+            let (conditions, values) = filter_sql(postgres, &EventFilter::default());
+            assert!(conditions.is_empty(), "{conditions:?}");
             assert!(values.is_empty());
 
             let by_aggregate = EventFilter {
@@ -1332,8 +1330,8 @@ mod tests {
                 aggregate_id: Some("v1".into()),
                 ..EventFilter::default()
             };
-            let (sql, values) = filter_sql(postgres, &by_aggregate);
-            assert_eq!(sql, "aggregate_type = $1 AND aggregate_id = $2");
+            let (conditions, values) = filter_sql(postgres, &by_aggregate);
+            assert_eq!(conditions.join(" AND "), "aggregate_type = $1 AND aggregate_id = $2");
             assert_eq!(texts(&values), ["visit", "v1"]);
 
             let from = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -1345,7 +1343,8 @@ mod tests {
                 patient_id: Some("p1".into()),
                 ..EventFilter::default()
             };
-            let (sql, values) = filter_sql(postgres, &by_actor_since);
+            let (conditions, values) = filter_sql(postgres, &by_actor_since);
+            let sql = conditions.join(" AND ");
             assert!(!sql.contains("IS NULL"), "{sql}");
             // PostgreSQL probes the position index with an array (see `filter_sql`).
             let (actor, positions, closing) = match postgres {
