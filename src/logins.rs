@@ -27,7 +27,7 @@ use serde::Serialize;
 use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 use utoipa::ToSchema;
 
-use crate::access_log::{capped_count, end_count, push_page, push_where, stamp, PG_AT};
+use crate::access_log::{capped_count, end_count, pg_instant, push_page, push_where, stamp};
 use crate::app::error::AppError;
 use crate::store::{Backend, SqliteDb};
 use projections::page::{capped_count_limit, whole_total, AUDIT_TOTAL_CAP};
@@ -232,7 +232,10 @@ impl LoginAttempts {
         let limit = capped_count_limit(AUDIT_TOTAL_CAP, page);
         let (rows, counted): (Vec<Row>, Option<i64>) = match &self.backend {
             Backend::Postgres(pool) => {
-                let mut list = QueryBuilder::<Postgres>::new(format!("SELECT id, {PG_AT}, {cols} FROM login_attempts"));
+                let mut list = QueryBuilder::<Postgres>::new(format!(
+                    "SELECT id, {}, {cols} FROM login_attempts",
+                    pg_instant("at")
+                ));
                 push_filters(&mut list, &hash, f, |t| t);
                 push_page(&mut list, page);
                 let rows: Vec<Row> = list.build_query_as().fetch_all(pool).await?;
@@ -292,7 +295,7 @@ fn push_filters<'a, DB, T>(
     String: Encode<'a, DB> + Type<DB>,
     T: 'a + Encode<'a, DB> + Type<DB>,
 {
-    push_where(q, &[("username_hash", hash.clone())], f.from, f.to, at);
+    push_where(q, &[("username_hash", hash.clone())], ("at", f.from, f.to), at);
 }
 
 /// A throttled login: 429 with the seconds to wait.

@@ -408,9 +408,12 @@ async fn the_access_log_cannot_be_changed(b: Backend) {
         200
     );
     let statements = [
-        "UPDATE access_log SET actor_id = 'someone-else'",
-        "DELETE FROM access_log",
-        "DELETE FROM access_log WHERE request_id = 'kept'",
+        "UPDATE access_reads SET actor_id = 'someone-else'",
+        "UPDATE access_reads SET patients = patients",
+        "DELETE FROM access_reads",
+        "DELETE FROM access_reads WHERE request_id = 'kept'",
+        "UPDATE access_read_patients SET patient_id = 'someone-else'",
+        "DELETE FROM access_read_patients",
     ];
     for sql in statements {
         let outcome = match app.state.store.backend() {
@@ -423,11 +426,13 @@ async fn the_access_log_cannot_be_changed(b: Backend) {
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     if let Store::Postgres(pool) = app.state.store.backend() {
-        let err = sqlx::query("TRUNCATE access_log")
-            .execute(pool)
-            .await
-            .expect_err("truncate");
-        assert!(err.to_string().contains("append-only"), "{err}");
+        for table in ["access_reads", "access_read_patients"] {
+            let err = sqlx::query(&format!("TRUNCATE {table} CASCADE"))
+                .execute(pool)
+                .await
+                .expect_err("truncate");
+            assert!(err.to_string().contains("append-only"), "{table}: {err}");
+        }
     }
     let r = log(app, &w.atoken, "").await.ok();
     assert_eq!(request_ids(&r), ["kept"]);

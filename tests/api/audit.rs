@@ -831,11 +831,11 @@ async fn audit_lists_count_no_further_than_their_cap(b: Backend) {
     let reads = AUDIT_TOTAL_CAP as usize + 50;
     let patients: Vec<String> = (0..7).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let entries = (0..reads)
-        .map(|n| carelog::access_log::AccessEntry {
+        .map(|n| carelog::access_log::AccessRead {
             at: chrono::Utc::now(),
             actor_id: "cap-test-actor".into(),
             actor_role: "admin".into(),
-            patient_id: patients[n % 7].clone(),
+            patients: vec![patients[n % 7].clone()],
             endpoint: "GET /api/v1/patients/{id}".into(),
             path: "/api/v1/patients/cap".into(),
             ip: "127.0.0.1".into(),
