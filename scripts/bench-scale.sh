@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# scripts/bench-scale.sh: the queries of a day of work, at 32 clients, against
+# an embedded store already seeded (`carelog bench seed --patients N` then
+# `carelog rebuild`, the seed's output kept as DIR/seed.log), one binary at a
+# time: the side-by-side comparison at scale (docs/performance.md).
+#
+#   scripts/bench-scale.sh DIR KEY...
+#   BIN=/tmp/carelog.before scripts/bench-scale.sh /work/scale/data today family
+#
+# KEY: list search house family records mine today story. Per key, a 2 s
+# warm-up, then `wrk` for SECS (10) with CONNS (32) connections; prints one
+# line "BIN KEY req/s p50_ms p99_ms non2xx cpu_us/req switches/req", the last
+# two read from /proc for the server's threads. PERF=1 also records
+# `perf record -g` of the server during each load (DIR/../perf.KEY.data).
+# The store's files are read once first, so that the OS has them cached.
+set -euo pipefail
+DIR=${1:?DIR: the seeded data dir}
+shift
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${BIN:-$ROOT/target/release/carelog}
+SECS=${SECS:-10}
+CONNS=${CONNS:-32}
+PORT=${PORT:-18500}
+URL=http://127.0.0.1:$PORT/api/v1
+export CARELOG_BIND=127.0.0.1:$PORT CARELOG_RATE_LIMIT_PER_MINUTE=0 CARELOG_DATA_DIR=$DIR
+unset CARELOG_EVENT_STORE_URL CARELOG_READ_STORE_URL
+recorder=$(grep -oE 'sign in as [^ ]+' "$DIR/seed.log" | awk '{print $4}')
+cat "$DIR"/*.db >/dev/null
+"$BIN" create-admin --username scale-admin --password scale-pass-1 --name 压测 --phone 13800000000 >/dev/null 2>&1 || true
+RUST_LOG=warn "$BIN" serve >"$DIR/../server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+login() { curl -s -X POST -H 'content-type: application/json' -d "{\"username\":\"$1\",\"password\":\"$2\"}" "$URL/auth/login" |
+  python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["access_token"])'; }
+data() { curl -s -H "Authorization: Bearer $1" "$URL$2" | python3 -c "import json,sys;d=json.load(sys.stdin)['data'];print($3)"; }
+admin=$(login scale-admin scale-pass-1)
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
+  -d '{"username":"scale-auditor","password":"scale-pass-1","name":"审计","phone":"13800000001","role":"auditor"}' "$URL/users"
+auditor=$(login scale-auditor scale-pass-1)
+rtoken=$(login "$recorder" seed-pass-1)
+family=$(data "$admin" '/families?limit=1' 'd["families"][0]["id"]')
+patient=$(data "$admin" "/families/$family" 'd["patients"][0]["id"]')
+quote() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+ticks() { cat /proc/$server/task/*/stat | awk '{s += $14 + $15} END {print s}'; }
+switches() { cat /proc/$server/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+for key in "$@"; do
+  case $key in
+    list) token=$admin path='/families?limit=20' ;;
+    search) token=$admin path="/families?limit=20&search=$(quote 王建国)" ;;
+    house) token=$admin path="/families?limit=20&search=$(quote 幸福路12号)" ;;
+    family) token=$admin path="/families/$family" ;;
+    records) token=$admin path="/patients/$patient/health-records?limit=20" ;;
+    mine) token=$rtoken path='/families?limit=20' ;;
+    today) token=$rtoken path='/appointments/today' ;;
+    story) token=$auditor path="/audit/events?patient_id=$patient&limit=20" ;;
+    *) echo "unknown key $key" >&2; exit 2 ;;
+  esac
+  export TOKEN=$token WRK_METHOD=GET
+  wrk -t2 -c"$CONNS" -d2s -s "$ROOT/scripts/lib/post.lua" "$URL$path" >/dev/null
+  p=''
+  if [[ ${PERF:-} == 1 ]]; then
+    perf record -F 999 -g -p "$server" -o "$DIR/../perf.$key.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    p=$!
+  fi
+  t0=$(ticks) s0=$(switches)
+  out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "$URL$path" | awk '/^RESULT/ {print $2, $3, $4, $5}')
+  t1=$(ticks) s1=$(switches)
+  [[ -n $p ]] && wait "$p" || true
+  read -r rps p50 p99 bad <<<"$out"
+  python3 -c "
+import sys
+rps, secs, ticks, sw = float('$rps'), $SECS, $t1 - $t0, $s1 - $s0
+n = max(rps * secs, 1)
+print('$(basename "$BIN") $key %s %s %s %s %.0f %.1f' % ('$rps', '$p50', '$p99', '$bad', ticks / $(getconf CLK_TCK) * 1e6 / n, sw / n))"
+done
