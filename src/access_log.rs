@@ -78,7 +78,7 @@ pub struct AccessRead {
     pub at: DateTime<Utc>,
     pub actor_id: String,
     pub actor_role: String,
-    /// Distinct, in the order read; at most [`PATIENTS_PER_READ`].
+    /// In the order read (see [`AccessLog::append`] for repeats and long lists).
     pub patients: Vec<String>,
     pub endpoint: String,
     pub path: String,
@@ -187,35 +187,26 @@ impl AccessLog {
         I: IntoIterator,
         I::Item: Display,
     {
-        let at = Utc::now();
-        let mut seen = HashSet::new();
-        let patients: Vec<String> = patients
-            .into_iter()
-            .map(|patient| patient.to_string())
-            .filter(|patient| seen.insert(patient.clone()))
-            .collect();
-        let reads = patients
-            .chunks(PATIENTS_PER_READ)
-            .map(|patients| AccessRead {
-                at,
-                actor_id: principal.user_id.to_string(),
-                actor_role: principal.role.as_str().to_string(),
-                patients: patients.to_vec(),
-                endpoint: origin.endpoint.clone(),
-                path: origin.path.clone(),
-                ip: origin.ip.clone(),
-                user_agent: origin.user_agent.clone(),
-                request_id: origin.request_id.clone(),
-            })
-            .collect();
-        self.append(reads).await.map_err(AppError::internal)
+        let read = AccessRead {
+            at: Utc::now(),
+            actor_id: principal.user_id.to_string(),
+            actor_role: principal.role.as_str().to_string(),
+            patients: patients.into_iter().map(|patient| patient.to_string()).collect(),
+            endpoint: origin.endpoint.clone(),
+            path: origin.path.clone(),
+            ip: origin.ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            request_id: origin.request_id.clone(),
+        };
+        self.append(vec![read]).await.map_err(AppError::internal)
     }
 
-    /// Queues `reads` for the next write and waits until it committed. Each
-    /// read names distinct patients, at most [`PATIENTS_PER_READ`]; reads
-    /// without patients are not recorded.
-    pub async fn append(&self, mut reads: Vec<AccessRead>) -> Result<(), AccessLogError> {
-        reads.retain(|r| !r.patients.is_empty());
+    /// Queues `reads` for the next write and waits until it committed. A
+    /// patient named twice in one read is recorded once; a read of more than
+    /// [`PATIENTS_PER_READ`] patients is recorded as several; a read of none
+    /// is not recorded.
+    pub async fn append(&self, reads: Vec<AccessRead>) -> Result<(), AccessLogError> {
+        let reads: Vec<AccessRead> = reads.into_iter().flat_map(split).collect();
         if reads.is_empty() {
             return Ok(());
         }
@@ -341,6 +332,27 @@ where
     push_filters(&mut q, f, at);
     push_order(&mut q, f, postgres, page);
     q
+}
+
+/// `read` as the writer takes it: its patients distinct, in the order first
+/// named, in reads of at most [`PATIENTS_PER_READ`] (none for none), so that
+/// one caller's list cannot fail a batch shared with others on the keys'
+/// primary key.
+fn split(read: AccessRead) -> Vec<AccessRead> {
+    let mut seen = HashSet::new();
+    let patients: Vec<String> = read
+        .patients
+        .iter()
+        .filter(|patient| seen.insert(patient.as_str()))
+        .cloned()
+        .collect();
+    patients
+        .chunks(PATIENTS_PER_READ)
+        .map(|chunk| AccessRead {
+            patients: chunk.to_vec(),
+            ..read.clone()
+        })
+        .collect()
 }
 
 /// A record's id: see [`AccessRecord::id`].
@@ -811,6 +823,30 @@ mod tests {
         )
         .await;
         assert_eq!(page.total, 2);
+    }
+
+    /// A read that names a patient twice (a caller's mistake) is recorded
+    /// with the patient once, and does not fail the batch it shares with
+    /// other requests on the keys' primary key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_patient_named_twice_in_a_read_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = sqlite(&dir).await;
+        let log = AccessLog::start(Backend::Sqlite(SqliteDb::single(pool.clone())));
+        log.append(vec![read(&["p1", "p2", "p1"], 0), read(&["p3"], 1), read(&[], 2)])
+            .await
+            .unwrap();
+        assert_eq!(log.stats(), (1, 3));
+        let page = log
+            .query(&AccessFilter::default(), PageParams::default())
+            .await
+            .unwrap();
+        let got: Vec<(&str, &str)> = page
+            .items
+            .iter()
+            .map(|r| (r.request_id.as_str(), r.patient_id.as_str()))
+            .collect();
+        assert_eq!(got, [("r0", "p1"), ("r0", "p2"), ("r1", "p3")]);
     }
 
     /// A request that read more than [`PATIENTS_PER_READ`] patients is kept as
