@@ -394,6 +394,14 @@ drop_old_test_databases
 KAFKA_HOST=${CARELOG_TEST_KAFKA_BROKERS%%:*}
 KAFKA_PORT=${CARELOG_TEST_KAFKA_BROKERS##*:}
 KAFKA_PID=
+start_tansu() {
+  log "starting tansu on $CARELOG_TEST_KAFKA_BROKERS (log: target/tansu.log)"
+  mkdir -p "$REPO_ROOT/target"
+  tansu broker --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+    --storage-engine memory://tansu/ >"$REPO_ROOT/target/tansu.log" 2>&1 &
+  KAFKA_PID=$!
+}
 if ! tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; then
   if ! have tansu && is_local_host "$KAFKA_HOST" && ! docker_compose_usable && have cargo; then
     # A fresh machine: install the broker rather than stop (cached in ~/.cargo/bin).
@@ -403,12 +411,19 @@ if ! tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
   fi
   if have tansu && is_local_host "$KAFKA_HOST"; then
-    log "starting tansu on $CARELOG_TEST_KAFKA_BROKERS (log: target/tansu.log)"
-    mkdir -p "$REPO_ROOT/target"
-    tansu broker --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
-      --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
-      --storage-engine memory://tansu/ >"$REPO_ROOT/target/tansu.log" 2>&1 &
-    KAFKA_PID=$!
+    start_tansu
+    # A tansu installed without the in-memory store (a plain `cargo install
+    # tansu`) stops at once saying so: install the one the tests need, start again.
+    for _ in $(seq 1 20); do
+      tcp_open "$KAFKA_HOST" "$KAFKA_PORT" || ! kill -0 "$KAFKA_PID" 2>/dev/null || { sleep 0.5; continue; }
+      break
+    done
+    if ! kill -0 "$KAFKA_PID" 2>/dev/null && grep -q 'FeatureNotEnabled.*dynostore' "$REPO_ROOT/target/tansu.log"; then
+      log "this tansu was built without its in-memory store: reinstalling it with --features dynostore"
+      cargo install tansu --locked --features dynostore --force --quiet ||
+        die "reinstalling tansu failed; run: cargo install tansu --locked --features dynostore --force"
+      start_tansu
+    fi
   elif docker_compose_usable; then
     log "starting Kafka with docker compose"
     compose up -d kafka
