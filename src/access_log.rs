@@ -628,6 +628,20 @@ mod tests {
         pool
     }
 
+    fn by_patient(patient: &str) -> AccessFilter {
+        AccessFilter {
+            patient_id: Some(patient.into()),
+            ..Default::default()
+        }
+    }
+
+    fn by_actor(actor: &str) -> AccessFilter {
+        AccessFilter {
+            actor_id: Some(actor.into()),
+            ..Default::default()
+        }
+    }
+
     fn entry(patient: &str, n: usize) -> AccessRead {
         read(&[patient], n)
     }
@@ -662,13 +676,7 @@ mod tests {
         assert_eq!(records, 200);
         assert!(writes < 50, "200 queued appends took {writes} writes");
         let page = log
-            .query(
-                &AccessFilter {
-                    patient_id: Some("p1".into()),
-                    ..Default::default()
-                },
-                PageParams { page: 1, limit: 100 },
-            )
+            .query(&by_patient("p1"), PageParams { page: 1, limit: 100 })
             .await
             .unwrap();
         assert_eq!(page.total, 200);
@@ -755,14 +763,7 @@ mod tests {
         assert_eq!(everything.items[0].at, stamp(t0));
 
         // The patient's records are the same records, found by its keys.
-        let p1 = all(
-            AccessFilter {
-                patient_id: Some("p1".into()),
-                ..Default::default()
-            },
-            100,
-        )
-        .await;
+        let p1 = all(by_patient("p1"), 100).await;
         let ids: Vec<i64> = p1.items.iter().map(|r| r.id).collect();
         assert_eq!(ids, [first * 1000 + 1, (first + 1) * 1000]);
         assert_eq!(p1.items[0].actor_id, "actor");
@@ -782,15 +783,8 @@ mod tests {
             both.items.iter().map(|r| r.id).collect::<Vec<_>>(),
             [(first + 1) * 1000]
         );
-        let by_actor = all(
-            AccessFilter {
-                actor_id: Some("actor".into()),
-                ..Default::default()
-            },
-            100,
-        )
-        .await;
-        assert_eq!(by_actor.items.len(), 3);
+        let actors = all(by_actor("actor"), 100).await;
+        assert_eq!(actors.items.len(), 3);
         let later = all(
             AccessFilter {
                 from: Some(t0 + chrono::Duration::milliseconds(500)),
@@ -807,23 +801,9 @@ mod tests {
         // Short pages count: records, not reads.
         let page = all(AccessFilter::default(), 2).await;
         assert_eq!((page.items.len(), page.total), (2, 4));
-        let page = all(
-            AccessFilter {
-                actor_id: Some("actor".into()),
-                ..Default::default()
-            },
-            1,
-        )
-        .await;
+        let page = all(by_actor("actor"), 1).await;
         assert_eq!(page.total, 3);
-        let page = all(
-            AccessFilter {
-                patient_id: Some("p1".into()),
-                ..Default::default()
-            },
-            1,
-        )
-        .await;
+        let page = all(by_patient("p1"), 1).await;
         assert_eq!(page.total, 2);
     }
 
@@ -962,16 +942,7 @@ mod tests {
                 (3000, "2026-01-02T00:00:00.000000Z", "p1", "a2", "old2"),
             ]
         );
-        let p1 = log
-            .query(
-                &AccessFilter {
-                    patient_id: Some("p1".into()),
-                    ..Default::default()
-                },
-                PageParams::default(),
-            )
-            .await
-            .unwrap();
+        let p1 = log.query(&by_patient("p1"), PageParams::default()).await.unwrap();
         assert_eq!(p1.items.iter().map(|r| r.id).collect::<Vec<_>>(), [1000, 3000]);
         assert_eq!(p1.items[1].ip, "10.0.0.1");
         // New reads follow the old ones.
