@@ -9,9 +9,12 @@
 #
 # KEY: list search house family records mine today story. Per key, a 2 s
 # warm-up, then `wrk` for SECS (10) with CONNS (32) connections; prints one
-# line "BIN KEY req/s p50_ms p99_ms non2xx cpu_us/req switches/req", the last
-# two read from /proc for the server's threads. PERF=1 also records
-# `perf record -g` of the server during each load (DIR/../perf.KEY.data).
+# line "BIN KEY req/s p50_ms p99_ms non2xx cpu_us/req switches/req kB_written/req",
+# the last three read from /proc for the server's threads (the bytes it sent to
+# storage: its write-ahead logs and their checkpoints). PERF=1 also records
+# `perf record -g` of the server during each load (DIR/../perf.KEY.data);
+# PERF_HZ (999) sets its rate and PERF_CG its call-graph option, e.g.
+# PERF_HZ=300 PERF_CG='--call-graph dwarf,16384' for SQLite's own frames.
 # The store's files are read once first, so that the OS has them cached.
 set -euo pipefail
 DIR=${1:?DIR: the seeded data dir}
@@ -44,6 +47,7 @@ patient=$(data "$admin" "/families/$family" 'd["patients"][0]["id"]')
 quote() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 ticks() { cat /proc/$server/task/*/stat | awk '{s += $14 + $15} END {print s}'; }
 switches() { cat /proc/$server/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+written() { awk '/^write_bytes/ {print $2}' /proc/$server/io; }
 for key in "$@"; do
   case $key in
     list) token=$admin path='/families?limit=20' ;;
@@ -60,17 +64,17 @@ for key in "$@"; do
   wrk -t2 -c"$CONNS" -d2s -s "$ROOT/scripts/lib/post.lua" "$URL$path" >/dev/null
   p=''
   if [[ ${PERF:-} == 1 ]]; then
-    perf record -F 999 -g -p "$server" -o "$DIR/../perf.$key.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    perf record -F ${PERF_HZ:-999} ${PERF_CG:--g} -p "$server" -o "$DIR/../perf.$key.data" -- sleep "$SECS" >/dev/null 2>&1 &
     p=$!
   fi
-  t0=$(ticks) s0=$(switches)
+  t0=$(ticks) s0=$(switches) w0=$(written)
   out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "$URL$path" | awk '/^RESULT/ {print $2, $3, $4, $5}')
-  t1=$(ticks) s1=$(switches)
+  t1=$(ticks) s1=$(switches) w1=$(written)
   [[ -n $p ]] && wait "$p" || true
   read -r rps p50 p99 bad <<<"$out"
   python3 -c "
 import sys
-rps, secs, ticks, sw = float('$rps'), $SECS, $t1 - $t0, $s1 - $s0
+rps, secs, ticks, sw, wb = float('$rps'), $SECS, $t1 - $t0, $s1 - $s0, $w1 - $w0
 n = max(rps * secs, 1)
-print('$(basename "$BIN") $key %s %s %s %s %.0f %.1f' % ('$rps', '$p50', '$p99', '$bad', ticks / $(getconf CLK_TCK) * 1e6 / n, sw / n))"
+print('$(basename "$BIN") $key %s %s %s %s %.0f %.1f %.1f' % ('$rps', '$p50', '$p99', '$bad', ticks / $(getconf CLK_TCK) * 1e6 / n, sw / n, wb / 1024 / n))"
 done
