@@ -11,11 +11,14 @@
 # warm-up, then `wrk` for SECS (10) with CONNS (32) connections; prints one
 # line "BIN KEY req/s p50_ms p99_ms non2xx cpu_us/req switches/req kB_written/req",
 # the last three read from /proc for the server's threads (the bytes it sent to
-# storage: its write-ahead logs and their checkpoints). PERF=1 also records
+# storage: its write-ahead logs and their checkpoints); on PostgreSQL + MySQL
+# also MariaDB's and PostgreSQL's CPU per request. PERF=1 also records
 # `perf record -g` of the server during each load (DIR/../perf.KEY.data);
 # PERF_HZ (999) sets its rate and PERF_CG its call-graph option, e.g.
 # PERF_HZ=300 PERF_CG='--call-graph dwarf,16384' for SQLite's own frames.
 # The store's files are read once first, so that the OS has them cached.
+# On PostgreSQL + MySQL: EVENTS_URL and READ_URL name the databases seeded
+# (with CARELOG_JWT_SECRET, default bench.sh's) and DIR holds seed.log.
 set -euo pipefail
 DIR=${1:?DIR: the seeded data dir}
 shift
@@ -26,9 +29,15 @@ CONNS=${CONNS:-32}
 PORT=${PORT:-18500}
 URL=http://127.0.0.1:$PORT/api/v1
 export CARELOG_BIND=127.0.0.1:$PORT CARELOG_RATE_LIMIT_PER_MINUTE=0 CARELOG_DATA_DIR=$DIR
-unset CARELOG_EVENT_STORE_URL CARELOG_READ_STORE_URL
+if [[ -n ${EVENTS_URL:-} && -n ${READ_URL:-} ]]; then
+  # PostgreSQL + MySQL: the seed's databases and the secret it was seeded with.
+  export CARELOG_EVENT_STORE_URL=$EVENTS_URL CARELOG_READ_STORE_URL=$READ_URL
+  export CARELOG_JWT_SECRET=${CARELOG_JWT_SECRET:-bench-secret-bench-secret-bench-secret-00}
+else
+  unset CARELOG_EVENT_STORE_URL CARELOG_READ_STORE_URL
+  cat "$DIR"/*.db >/dev/null
+fi
 recorder=$(grep -oE 'sign in as [^ ]+' "$DIR/seed.log" | awk '{print $4}')
-cat "$DIR"/*.db >/dev/null
 "$BIN" create-admin --username scale-admin --password scale-pass-1 --name 压测 --phone 13800000000 >/dev/null 2>&1 || true
 RUST_LOG=warn "$BIN" serve >"$DIR/../server.log" 2>&1 &
 server=$!
@@ -48,6 +57,9 @@ quote() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.arg
 ticks() { cat /proc/$server/task/*/stat | awk '{s += $14 + $15} END {print s}'; }
 switches() { cat /proc/$server/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 written() { awk '/^write_bytes/ {print $2}' /proc/$server/io; }
+# CPU ticks of the database servers (PostgreSQL + MySQL mode): MariaDB, then PostgreSQL.
+dbticks() { for name in mariadbd postgres; do
+  for p in $(pgrep -x "$name"); do cat /proc/$p/stat 2>/dev/null; done | awk '{s += $14 + $15} END {printf "%d ", s}'; done; }
 for key in "$@"; do
   case $key in
     list) token=$admin path='/families?limit=20' ;;
@@ -67,14 +79,19 @@ for key in "$@"; do
     perf record -F ${PERF_HZ:-999} ${PERF_CG:--g} -p "$server" -o "$DIR/../perf.$key.data" -- sleep "$SECS" >/dev/null 2>&1 &
     p=$!
   fi
-  t0=$(ticks) s0=$(switches) w0=$(written)
+  t0=$(ticks) s0=$(switches) w0=$(written) d0=$(dbticks)
   out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "$URL$path" | awk '/^RESULT/ {print $2, $3, $4, $5}')
-  t1=$(ticks) s1=$(switches) w1=$(written)
+  t1=$(ticks) s1=$(switches) w1=$(written) d1=$(dbticks)
   [[ -n $p ]] && wait "$p" || true
   read -r rps p50 p99 bad <<<"$out"
   python3 -c "
 import sys
 rps, secs, ticks, sw, wb = float('$rps'), $SECS, $t1 - $t0, $s1 - $s0, $w1 - $w0
 n = max(rps * secs, 1)
-print('$(basename "$BIN") $key %s %s %s %s %.0f %.1f %.1f' % ('$rps', '$p50', '$p99', '$bad', ticks / $(getconf CLK_TCK) * 1e6 / n, sw / n, wb / 1024 / n))"
+hz = $(getconf CLK_TCK)
+line = '$(basename "$BIN") $key %s %s %s %s %.0f %.1f %.1f' % ('$rps', '$p50', '$p99', '$bad', ticks / hz * 1e6 / n, sw / n, wb / 1024 / n)
+if '${EVENTS_URL:-}':
+    d0, d1 = [int(x) for x in '$d0'.split()], [int(x) for x in '$d1'.split()]
+    line += ' mariadb_us/req %.0f postgres_us/req %.0f' % ((d1[0] - d0[0]) / hz * 1e6 / n, (d1[1] - d0[1]) / hz * 1e6 / n)
+print(line)"
 done
