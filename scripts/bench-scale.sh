@@ -54,12 +54,14 @@ rtoken=$(login "$recorder" seed-pass-1)
 family=$(data "$admin" '/families?limit=1' 'd["families"][0]["id"]')
 patient=$(data "$admin" "/families/$family" 'd["patients"][0]["id"]')
 quote() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
-ticks() { cat /proc/$server/task/*/stat | awk '{s += $14 + $15} END {print s}'; }
+# utime + stime summed over the /proc stat lines on stdin.
+cpu_ticks() { awk '{s += $14 + $15} END {printf "%d ", s}'; }
+ticks() { cat /proc/$server/task/*/stat | cpu_ticks; }
 switches() { cat /proc/$server/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 written() { awk '/^write_bytes/ {print $2}' /proc/$server/io; }
 # CPU ticks of the database servers (PostgreSQL + MySQL mode): MariaDB, then PostgreSQL.
 dbticks() { for name in mariadbd postgres; do
-  for p in $(pgrep -x "$name"); do cat /proc/$p/stat 2>/dev/null; done | awk '{s += $14 + $15} END {printf "%d ", s}'; done; }
+  for p in $(pgrep -x "$name"); do cat /proc/$p/stat 2>/dev/null; done | cpu_ticks; done; }
 for key in "$@"; do
   case $key in
     list) token=$admin path='/families?limit=20' ;;
