@@ -183,6 +183,13 @@ impl Rows {
         self.cells.is_empty()
     }
 
+    /// The cell of waiting row `row` (in the order pushed) at placeholder
+    /// `column`, to change a row before it is written.
+    pub fn cell_mut(&mut self, row: usize, column: usize) -> &mut Cell {
+        assert!(column < self.width, "{} has {} placeholders", self.head, self.width);
+        &mut self.cells[row * self.width + column]
+    }
+
     /// Rows one statement holds at most.
     pub fn statement_rows(&self) -> usize {
         self.most.min(MAX_PARAMS / self.width.max(1)).max(1)

@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, Arguments};
 use utoipa::ToSchema;
 
 use crate::bind_assigned;
-use crate::bulk::{apply_buffered, Buffer, Rows};
+use crate::bulk::{apply_buffered, Buffer, Cell, Rows};
 use crate::gram_counts::{self, counted_as, GramCounts};
 use crate::gram_load::{self, GramLoad};
 use crate::numbers;
@@ -511,6 +511,7 @@ impl Projector for FamiliesProjector {
             "families_name",
             "patients_name",
             "recorder_families_list",
+            "recorder_families_household",
         ]
     }
 
@@ -709,6 +710,9 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
     Ok(())
 }
 
+/// The placeholder of `patient_count` in a household's row of [`FamilyRows`].
+const FAMILY_PATIENT_COUNT: usize = 12;
+
 /// The rows of a run of households created, patients registered and
 /// subscriptions taken out, written together by [`FamilyRows::flush`].
 struct FamilyRows {
@@ -723,6 +727,12 @@ struct FamilyRows {
     recorder_families: Rows,
     /// Households created in the run (added to `family_totals` at the flush).
     created: i64,
+    /// Where each household created in the run waits in `families`: its
+    /// patients registered in the run are counted in its row.
+    family_rows: HashMap<String, usize>,
+    /// Patients registered in the run of households written before it, by
+    /// household (added to `patient_count` at the flush).
+    more_patients: HashMap<String, i64>,
     /// The grams each household touched in the run holds, as counted
     /// ([`counted_as`]): a gram counts a household once, when the household
     /// first holds it.
@@ -761,7 +771,9 @@ impl Buffer for FamilyRows {
                     (&at).into(),
                     (&at).into(),
                     e.sequence.into(),
+                    0_i64.into(),
                 ]);
+                self.family_rows.insert(id.to_string(), self.families.len() - 1);
                 self.created += 1;
                 self.add_grams(
                     Household::new(&at, id),
@@ -801,6 +813,7 @@ impl Buffer for FamilyRows {
                         self.add_grams(Household::new(&created_at, &family), [d.name.as_str()]);
                     }
                 }
+                self.count_patient(&family);
                 self.patient_family.insert(id.to_string(), family);
                 Ok(true)
             }
@@ -836,6 +849,14 @@ impl Buffer for FamilyRows {
     async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
         self.families.flush(c).await?;
         self.patients.flush(c).await?;
+        self.family_rows.clear();
+        for (family, added) in std::mem::take(&mut self.more_patients) {
+            sqlx::query("UPDATE families SET patient_count = patient_count + ? WHERE id = ?")
+                .bind(added)
+                .bind(family)
+                .execute(&mut *c)
+                .await?;
+        }
         push_grams(&mut self.grams, std::mem::take(&mut self.waiting_grams));
         self.grams.flush(c).await?;
         self.counts.flush(c).await?;
@@ -860,9 +881,11 @@ impl FamilyRows {
                 "INSERT",
                 "families",
                 "id, family_name, primary_address, secondary_address, contact_phone, emergency_contact,
-                 emergency_phone, home_lat, home_lng, created_at, updated_at, version",
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 emergency_phone, home_lat, home_lng, created_at, updated_at, version, patient_count",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ),
+            family_rows: HashMap::new(),
+            more_patients: HashMap::new(),
             patients: Rows::new(
                 "INSERT",
                 "patients",
@@ -890,6 +913,18 @@ impl FamilyRows {
     /// Adds the grams of `texts` to the household's, counting those it did
     /// not hold yet (see [`FamilyRows::hold`] for a household written before
     /// the run).
+    /// Counts a patient registered in `family`: in the household's row if it
+    /// waits in this run, else as an addition to its stored count.
+    fn count_patient(&mut self, family: &str) {
+        match self.family_rows.get(family) {
+            Some(&row) => match self.families.cell_mut(row, FAMILY_PATIENT_COUNT) {
+                Cell::Int(Some(n)) => *n += 1,
+                other => unreachable!("a household's patient count is a number, not {other:?}"),
+            },
+            None => *self.more_patients.entry(family.to_string()).or_default() += 1,
+        }
+    }
+
     fn add_grams<'a>(&mut self, household: Household, texts: impl IntoIterator<Item = &'a str>) {
         if self.keep_grams == Grams::Deferred {
             return;
@@ -1414,26 +1449,35 @@ pub fn family_list_sql(
     let today = today.to_string();
     let assigned = |r: UserId| vec![r.to_string(), today.clone(), today.clone()];
     let mut select_binds = Vec::new();
-    let mine_p = match recorder {
+    // An admin's page: the household's own count. A recorder's: the patients
+    // assigned to them.
+    let patient_count = match recorder {
         Some(r) => {
             select_binds.extend(assigned(r));
-            format!(" AND {}", assigned_sql("p.id"))
+            format!(
+                "(SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id AND {})",
+                assigned_sql("p.id")
+            )
         }
-        None => String::new(),
+        None => "f.patient_count".to_string(),
     };
     select_binds.extend([today.clone(), today.clone()]);
     let by_recorder = match recorder {
         Some(r) => {
             select_binds.push(r.to_string());
-            " AND s.recorder_id = ?"
+            " AND rf.recorder_id = ?"
         }
         None => "",
     };
+    // The subscriptions active today from the household's own rows of
+    // `recorder_families` (one per subscription of its patients, with the
+    // status), one range of `recorder_families_household`: not a lookup of
+    // each patient, subscription and start date.
     let counts = format!(
         "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
-            (SELECT COUNT(*) FROM patients p WHERE p.family_id = f.id{mine_p}) AS patient_count,
-            (SELECT COUNT(*) FROM subscriptions s JOIN patients p ON p.id = s.patient_id
-              WHERE p.family_id = f.id AND s.status = 'active' AND s.start_date <= ? AND s.end_date >= ?{by_recorder})
+            {patient_count} AS patient_count,
+            (SELECT COUNT(*) FROM recorder_families rf
+              WHERE rf.family_id = f.id AND rf.status = 'active' AND rf.end_date >= ? AND rf.start_date <= ?{by_recorder})
               AS active_subscriptions"
     );
     let candidates = search.and_then(Candidates::of);

@@ -244,6 +244,10 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             assert!(!lines.iter().any(|l| l.contains("TEMP B-TREE")), "{lines:?}");
         }
     }
+    // Its counts: a household's subscriptions active today are one range of
+    // its rows in `recorder_families` (covering), not a lookup of each of its
+    // patients, their subscriptions and each subscription's start date.
+    household_subscriptions_counted_by_key(read.dialect(), &lines);
     // A recorder's list, its total and its per-family counts are one range of
     // their assignments (a covering index), not a lookup of every
     // subscription, patient and family, nor a walk over every family.
@@ -370,6 +374,7 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
     ] {
         let search = family_list_sql(read.dialect(), None, Some(text), Some(start), today, page);
         let lines = plan(read, &search.list, &search.list_binds).await;
+        household_subscriptions_counted_by_key(read.dialect(), &lines);
         let (count, count_binds) = search.count.as_ref().expect("a search's total is counted");
         let counted = plan_of(read, count, count_binds, false).await;
         // A common character walks the households in the list's order, each
@@ -403,13 +408,19 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             !scans_f(&lines) && (count_may_scan || !scans_f(&counted)),
             "{start:?}: {lines:?} {counted:?}"
         );
-        // A household's patients are read by its key, never all of them.
+        // A household's patients are read by its key, never all of them,
+        // and their names from the household's index alone.
         for l in lines.iter().chain(&counted) {
             assert!(
                 !l.contains("table=p2 type=ALL") && !l.starts_with("SCAN p2"),
                 "{start:?}: {l}"
             );
         }
+        let names_by_index = |l: &String| match read.dialect() {
+            Dialect::MySql => l.contains("table=p2 ") && l.contains("key=patients_family") && l.contains("Using index"),
+            Dialect::Sqlite => l.contains("SEARCH p2 USING COVERING INDEX patients_family"),
+        };
+        assert!(lines.iter().any(names_by_index), "{start:?}: {lines:?}");
         if let Start::Walk { .. } = start {
             match read.dialect() {
                 Dialect::MySql => assert!(
@@ -446,6 +457,26 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
 
 /// The plan of a count over two ranges of one index (`WALKED`, `SCANNED`):
 /// both read by it (MySQL's key, the start of SQLite's line), nothing scanned.
+/// A family page's active subscriptions are counted from one range of
+/// `recorder_families_household` (covering), never from `subscriptions`.
+fn household_subscriptions_counted_by_key(dialect: Dialect, lines: &[String]) {
+    match dialect {
+        Dialect::MySql => assert!(
+            lines.iter().any(|l| l.contains("table=rf ")
+                && l.contains("key=recorder_families_household")
+                && l.contains("Using index")),
+            "{lines:?}"
+        ),
+        Dialect::Sqlite => assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("SEARCH rf USING COVERING INDEX recorder_families_household")),
+            "{lines:?}"
+        ),
+    }
+    assert!(!lines.iter().any(|l| l.contains("subscriptions_assigned")), "{lines:?}");
+}
+
 async fn two_ranges_by_key(read: &projections::ReadStore, sql: &str, binds: &[&str], by: (&str, &str)) {
     let binds: Vec<String> = binds.iter().map(|b| b.to_string()).collect();
     let lines = plan_of(read, sql, &binds, false).await;
