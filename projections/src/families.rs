@@ -910,9 +910,6 @@ impl FamilyRows {
         }
     }
 
-    /// Adds the grams of `texts` to the household's, counting those it did
-    /// not hold yet (see [`FamilyRows::hold`] for a household written before
-    /// the run).
     /// Counts a patient registered in `family`: in the household's row if it
     /// waits in this run, else as an addition to its stored count.
     fn count_patient(&mut self, family: &str) {
@@ -925,6 +922,9 @@ impl FamilyRows {
         }
     }
 
+    /// Adds the grams of `texts` to the household's, counting those it did
+    /// not hold yet (see [`FamilyRows::hold`] for a household written before
+    /// the run).
     fn add_grams<'a>(&mut self, household: Household, texts: impl IntoIterator<Item = &'a str>) {
         if self.keep_grams == Grams::Deferred {
             return;

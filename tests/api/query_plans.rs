@@ -455,8 +455,6 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
     }
 }
 
-/// The plan of a count over two ranges of one index (`WALKED`, `SCANNED`):
-/// both read by it (MySQL's key, the start of SQLite's line), nothing scanned.
 /// A family page's active subscriptions are counted from one range of
 /// `recorder_families_household` (covering), never from `subscriptions`.
 fn household_subscriptions_counted_by_key(dialect: Dialect, lines: &[String]) {
@@ -477,6 +475,8 @@ fn household_subscriptions_counted_by_key(dialect: Dialect, lines: &[String]) {
     assert!(!lines.iter().any(|l| l.contains("subscriptions_assigned")), "{lines:?}");
 }
 
+/// The plan of a count over two ranges of one index (`WALKED`, `SCANNED`):
+/// both read by it (MySQL's key, the start of SQLite's line), nothing scanned.
 async fn two_ranges_by_key(read: &projections::ReadStore, sql: &str, binds: &[&str], by: (&str, &str)) {
     let binds: Vec<String> = binds.iter().map(|b| b.to_string()).collect();
     let lines = plan_of(read, sql, &binds, false).await;
