@@ -22,11 +22,11 @@ use crate::bulk::{apply_buffered, Buffer, Cell, Rows};
 use crate::gram_counts::{self, counted_as, GramCounts};
 use crate::gram_load::{self, GramLoad};
 use crate::numbers;
-use crate::page::{Page, PageParams, Where};
+use crate::page::{Page, PageParams};
 use crate::projector::{ProjectionError, Projector, StoredEvent};
 use crate::records::LATEST_RECORD_ID;
 use crate::store::{like_pattern, Dialect, ReadStore, RowExt};
-use crate::subscriptions::{assigned_binds, assigned_params, assigned_sql, current_subscription, SubscriptionSummary};
+use crate::subscriptions::{assigned_binds, assigned_sql, current_subscription, SubscriptionSummary};
 
 pub struct FamiliesProjector;
 
@@ -534,14 +534,21 @@ impl Projector for FamiliesProjector {
         apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c), Grams::Deferred)).await
     }
 
-    /// Writes the grams once, from the households' final rows.
+    /// Writes the grams once, from the households' final rows, and every
+    /// household's subscription windows, from `recorder_families` (once its
+    /// index by household is built).
     async fn finish_load(&self, store: &ReadStore) -> Result<(), ProjectionError> {
         store.load_family_grams().await?;
+        let windows = windows_sql(store.dialect());
+        sqlx::query(&format!("UPDATE families SET subscription_windows = {windows}"))
+            .execute(store.writer())
+            .await?;
         Ok(())
     }
 }
 
-/// Whether a run of events keeps the search grams (`family_grams`) as it
+/// Whether a run of events keeps the rows derived from other rows (the search
+/// grams, `family_grams`, and the households' subscription windows) as it
 /// goes, or leaves them to be written after a bulk load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grams {
@@ -704,6 +711,16 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
+            if grams == Grams::Kept {
+                let windows = windows_sql(Dialect::of(c));
+                sqlx::query(&format!(
+                    "UPDATE families SET subscription_windows = {windows}
+                     WHERE id = (SELECT family_id FROM recorder_families WHERE subscription_id = ?)"
+                ))
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            }
         }
         _ => {}
     }
@@ -712,6 +729,60 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
 
 /// The placeholder of `patient_count` in a household's row of [`FamilyRows`].
 const FAMILY_PATIENT_COUNT: usize = 12;
+
+/// The characters of one window in `families.subscription_windows` (migration
+/// 0028): a subscription active by status, as its start date and end date
+/// (`YYYY-MM-DD`) and its recorder's id, sorted.
+pub const WINDOW: usize = 10 + 10 + 36;
+
+/// A household's windows (`families.id`), from its rows of
+/// `recorder_families`: a scalar subquery for an `UPDATE` of `families`.
+fn windows_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::MySql => {
+            "(SELECT GROUP_CONCAT(rf.start_date, rf.end_date, rf.recorder_id
+                                  ORDER BY rf.start_date, rf.end_date, rf.recorder_id SEPARATOR '')
+              FROM recorder_families rf WHERE rf.family_id = families.id AND rf.status = 'active')"
+        }
+        Dialect::Sqlite => {
+            "(SELECT group_concat(rf.start_date || rf.end_date || rf.recorder_id, ''
+                                  ORDER BY rf.start_date, rf.end_date, rf.recorder_id)
+              FROM recorder_families rf WHERE rf.family_id = families.id AND rf.status = 'active')"
+        }
+    }
+}
+
+/// Writes again the windows of `households`, from their `recorder_families`
+/// rows (by `recorder_families_household`).
+async fn write_windows(
+    c: &mut AnyConnection,
+    dialect: Dialect,
+    households: BTreeSet<String>,
+) -> Result<(), sqlx::Error> {
+    let households: Vec<String> = households.into_iter().collect();
+    for chunk in households.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let windows = windows_sql(dialect);
+        let sql = format!("UPDATE families SET subscription_windows = {windows} WHERE id IN ({marks})");
+        chunk
+            .iter()
+            .fold(sqlx::query(&sql), |q, id| q.bind(id))
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How many of a household's `windows` (see [`WINDOW`]) are active on `today`
+/// (`YYYY-MM-DD`): started and not ended; only `recorder`'s, if given.
+pub fn active_windows(windows: &str, today: &str, recorder: Option<&str>) -> i64 {
+    let today = today.as_bytes();
+    let active = windows
+        .as_bytes()
+        .chunks_exact(WINDOW)
+        .filter(|w| &w[..10] <= today && &w[10..20] >= today && recorder.is_none_or(|r| &w[20..] == r.as_bytes()));
+    active.count() as i64
+}
 
 /// The rows of a run of households created, patients registered and
 /// subscriptions taken out, written together by [`FamilyRows::flush`].
@@ -744,6 +815,9 @@ struct FamilyRows {
     /// household, a household's creation time.
     patient_family: HashMap<String, String>,
     family_created_at: HashMap<String, String>,
+    /// Households given a subscription in the run: their windows are written
+    /// again at the flush, once their `recorder_families` rows are.
+    windows: BTreeSet<String>,
 }
 
 #[async_trait]
@@ -830,6 +904,9 @@ impl Buffer for FamilyRows {
                 let Some(created_at) = self.created_at(c, &family).await? else {
                     return Ok(true);
                 };
+                if self.keep_grams == Grams::Kept {
+                    self.windows.insert(family.clone());
+                }
                 self.recorder_families.push([
                     id.into(),
                     t.recorder_id.to_string().into(),
@@ -862,6 +939,7 @@ impl Buffer for FamilyRows {
         self.counts.flush(c).await?;
         self.held.clear();
         self.recorder_families.flush(c).await?;
+        write_windows(c, self.dialect, std::mem::take(&mut self.windows)).await?;
         count_families(c, std::mem::take(&mut self.created)).await?;
         self.patient_family.clear();
         self.family_created_at.clear();
@@ -907,6 +985,7 @@ impl FamilyRows {
             dialect,
             patient_family: HashMap::new(),
             family_created_at: HashMap::new(),
+            windows: BTreeSet::new(),
         }
     }
 
@@ -1461,24 +1540,12 @@ pub fn family_list_sql(
         }
         None => "f.patient_count".to_string(),
     };
-    select_binds.extend([today.clone(), today.clone()]);
-    let by_recorder = match recorder {
-        Some(r) => {
-            select_binds.push(r.to_string());
-            " AND rf.recorder_id = ?"
-        }
-        None => "",
-    };
-    // The subscriptions active today from the household's own rows of
-    // `recorder_families` (one per subscription of its patients, with the
-    // status), one range of `recorder_families_household`: not a lookup of
-    // each patient, subscription and start date.
+    // The subscriptions active today are counted from the household's row
+    // (its windows, [`active_windows`]), not from a range of
+    // `recorder_families` per household.
     let counts = format!(
         "SELECT f.id, f.family_name, f.primary_address, f.contact_phone,
-            {patient_count} AS patient_count,
-            (SELECT COUNT(*) FROM recorder_families rf
-              WHERE rf.family_id = f.id AND rf.status = 'active' AND rf.end_date >= ? AND rf.start_date <= ?{by_recorder})
-              AS active_subscriptions"
+            {patient_count} AS patient_count, f.subscription_windows"
     );
     let candidates = search.and_then(Candidates::of);
     let (Some(text), Some(candidates)) = (search, candidates) else {
@@ -1840,6 +1907,7 @@ impl Families<'_> {
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
         let q = family_list_sql(Dialect::of(conn), recorder, search, start, today, page);
+        let (today, recorder) = (today.to_string(), recorder.map(|r| r.to_string()));
         if q.assignments {
             return assigned_page(conn, &q, page).await;
         }
@@ -1925,7 +1993,11 @@ impl Families<'_> {
                     primary_address: r.text("primary_address")?,
                     contact_phone: r.text("contact_phone")?,
                     patient_count: r.int("patient_count")?,
-                    active_subscriptions: r.int("active_subscriptions")?,
+                    active_subscriptions: active_windows(
+                        r.opt_text("subscription_windows")?.as_deref().unwrap_or_default(),
+                        &today,
+                        recorder.as_deref(),
+                    ),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
@@ -2033,43 +2105,57 @@ impl Families<'_> {
         today: NaiveDate,
         recorder: Option<UserId>,
     ) -> Result<Option<FamilyDetail>, sqlx::Error> {
-        // One connection for the three statements: one hand-out and one
-        // return to the pool (which pings it) instead of three.
+        // One connection for the two statements: one hand-out and one return
+        // to the pool (which pings it) instead of two.
         let mut conn = self.0.pool().acquire().await?;
-        let Some(f) = sqlx::query("SELECT * FROM families WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let mut filter = Where::new().and("p.family_id = ?", [id.to_string().into()]);
-        if let Some(recorder) = recorder {
-            filter = filter.and(assigned_sql("p.id"), assigned_params(recorder, today));
-        }
-        // Each patient's last record comes in the same statement, one
+        // The household and its patients in one statement (a row per patient,
+        // or one without a patient), each patient's last record too, one
         // keyed read of `health_records_patient` per patient (see
         // [`LATEST_RECORD_ID`]): one round trip to the read store instead of
-        // one per patient.
-        let rows = self
-            .0
-            .rows_on(
-                &mut conn,
-                &format!(
-                    "SELECT p.id, p.name, p.gender, p.birth_date, p.relationship_to_head,
-                        hr.id AS last_id, hr.visit_date AS last_date, hr.visit_time AS last_time,
-                        hr.notes AS last_notes, hr.abnormal AS last_abnormal
-                     FROM patients p LEFT JOIN health_records hr ON hr.id = ({LATEST_RECORD_ID})"
-                ),
-                &filter,
-                "ORDER BY p.created_at, p.id",
-                |r| Ok(r.clone()),
-            )
+        // one for the household and one per patient.
+        let (mine, mut binds) = match recorder {
+            Some(recorder) => {
+                let (r, from, to) = assigned_binds(recorder, today);
+                (format!(" AND {}", assigned_sql("p.id")), vec![r, from, to])
+            }
+            None => (String::new(), Vec::new()),
+        };
+        binds.push(id.to_string());
+        let sql = format!(
+            "SELECT f.id AS family_id, f.family_name, f.primary_address, f.secondary_address, f.contact_phone,
+                f.emergency_contact, f.emergency_phone, f.home_lat, f.home_lng, f.created_at, f.updated_at,
+                f.version, p.id, p.name, p.gender, p.birth_date, p.relationship_to_head,
+                p.created_at AS registered_at,
+                hr.id AS last_id, hr.visit_date AS last_date, hr.visit_time AS last_time,
+                hr.notes AS last_notes, hr.abnormal AS last_abnormal
+             FROM families f
+             LEFT JOIN patients p ON p.family_id = f.id{mine}
+             LEFT JOIN health_records hr ON hr.id = ({LATEST_RECORD_ID})
+             WHERE f.id = ?"
+        );
+        let rows = binds
+            .into_iter()
+            .fold(sqlx::query(&sql), |q, b| q.bind(b))
+            .fetch_all(&mut *conn)
             .await?;
+        let Some(f) = rows.first() else {
+            return Ok(None);
+        };
+        // A household without a patient (of this recorder's) is one row
+        // without one. The patients in the order registered, sorted here: an
+        // `ORDER BY` of the join made MariaDB copy its rows, text and all,
+        // into a temporary table first.
+        let mut patient_rows = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(id) = r.opt_text("id")? {
+                patient_rows.push((r.text("registered_at")?, id, r));
+            }
+        }
+        patient_rows.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let subs = self.0.subscriptions().of_family(&mut conn, id).await?;
         drop(conn);
-        let mut patients = Vec::with_capacity(rows.len());
-        for r in &rows {
+        let mut patients = Vec::with_capacity(patient_rows.len());
+        for (_, _, r) in patient_rows {
             let pid: PatientId = r.id("id")?;
             let birth = r.text("birth_date")?;
             let last_record = match r.opt_text("last_id")? {
@@ -2094,7 +2180,7 @@ impl Families<'_> {
             });
         }
         Ok(Some(FamilyDetail {
-            id: f.id("id")?,
+            id: f.id("family_id")?,
             family_name: f.text("family_name")?,
             primary_address: f.text("primary_address")?,
             secondary_address: f.opt_text("secondary_address")?,
@@ -2325,6 +2411,29 @@ mod tests {
             held.contains("\u{E000}12") && held.contains("12") && held.contains("号"),
             "{held:?}"
         );
+    }
+
+    #[test]
+    fn a_households_windows_count_those_started_and_not_ended_today() {
+        let r1 = "01a2518c-2509-710d-b8f7-cf9da2b1652c";
+        let r2 = "01a2518c-24ec-7452-9ed4-dff8c558578d";
+        let windows = [
+            format!("2026-01-012026-12-31{r1}"),
+            format!("2026-06-012026-06-30{r2}"),
+            format!("2026-06-152027-06-14{r2}"),
+            format!("2026-07-012026-07-31{r1}"),
+        ]
+        .concat();
+        assert_eq!(windows.len(), 4 * WINDOW);
+        assert_eq!(active_windows(&windows, "2026-06-15", None), 3);
+        assert_eq!(active_windows(&windows, "2026-06-15", Some(r1)), 1);
+        assert_eq!(active_windows(&windows, "2026-06-15", Some(r2)), 2);
+        // Both ends are days of the window.
+        assert_eq!(active_windows(&windows, "2026-06-30", Some(r2)), 2);
+        assert_eq!(active_windows(&windows, "2026-07-01", None), 3);
+        assert_eq!(active_windows(&windows, "2025-12-31", None), 0);
+        assert_eq!(active_windows(&windows, "2027-06-15", None), 0);
+        assert_eq!(active_windows("", "2026-06-15", None), 0);
     }
 
     #[test]

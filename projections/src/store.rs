@@ -164,6 +164,15 @@ impl ReadStore {
             return Ok(store);
         }
         let pool = crate::pool::networked::<sqlx::Any>()
+            // A household's subscription windows are one `GROUP_CONCAT` of
+            // 56 characters a subscription (`families::WINDOW`): far past
+            // MariaDB's default cut of 1,024 bytes before it truncates.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET SESSION group_concat_max_len = 4194304").await?;
+                    Ok(())
+                })
+            })
             .acquire_timeout(Duration::from_secs(10))
             .max_connections(16)
             .connect(&url)

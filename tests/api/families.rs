@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use crate::dual;
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, today, Backend};
 use projections::store::RowExt;
 
 dual!(
@@ -11,7 +11,8 @@ dual!(
     medications_are_free_text_or_structured_and_read_back_as_sent,
     search_finds_what_the_families_hold_now,
     a_name_with_spaces_is_searchable_after_a_rename,
-    a_familys_detail_shows_each_patients_newest_record
+    a_familys_detail_shows_each_patients_newest_record,
+    a_households_subscriptions_count_while_active_today
 );
 
 async fn a_recorder_sees_only_their_families_field_by_field(b: Backend) {
@@ -1068,4 +1069,86 @@ async fn counts_follow_the_grams(read: &projections::ReadStore) {
     let held = read_pairs("SELECT gram, COUNT(*) AS n FROM family_grams GROUP BY gram").await;
     assert_eq!(counted, held);
     assert!(!counted.is_empty());
+}
+
+/// The lists count a household's subscriptions that are active today: not
+/// one paused or cancelled, not one that starts later; an admin counts every
+/// recorder's, a recorder only their own.
+async fn a_households_subscriptions_count_while_active_today(b: Backend) {
+    let app = spawn_app(b).await;
+    let (r1, t1) = app.recorder(1).await;
+    let (r2, t2) = app.recorder(2).await;
+    let package = app.package().await;
+    let fam = app.family("周家").await;
+    let newer = app.family("吴家").await;
+    let p1 = app.patient(&fam, "周奶奶").await;
+    let p2 = app.patient(&fam, "周爷爷").await;
+    let p3 = app.patient(&fam, "周阿姨").await;
+    let p4 = app.patient(&newer, "吴大爷").await;
+    let s1 = app.subscribe(&p1, &package, &r1).await;
+    let s2 = app.subscribe(&p2, &package, &r2).await;
+    app.subscribe(&p4, &package, &r1).await;
+    let later = (today() + chrono::Duration::days(10)).to_string();
+    app.post(
+        "/subscriptions",
+        &app.admin_token,
+        json!({"patient_id": p3, "package_id": package, "recorder_id": r1, "start_date": later}),
+    )
+    .await
+    .ok();
+
+    counts(&app, &fam, [&t1, &t2], [2, 2, 1, 1]).await;
+    let l = app.get("/families", &app.admin_token).await.ok();
+    let other = &l.data()["families"][0];
+    assert_eq!(other["id"], newer.as_str(), "{}", l.body);
+    assert_eq!(other["active_subscriptions"], 1, "{}", l.body);
+
+    app.post(
+        &format!("/subscriptions/{s1}/status"),
+        &app.admin_token,
+        json!({"status": "paused"}),
+    )
+    .await
+    .ok();
+    counts(&app, &fam, [&t1, &t2], [1, 1, 0, 1]).await;
+    app.post(
+        &format!("/subscriptions/{s1}/status"),
+        &app.admin_token,
+        json!({"status": "active"}),
+    )
+    .await
+    .ok();
+    counts(&app, &fam, [&t1, &t2], [2, 2, 1, 1]).await;
+    app.post(
+        &format!("/subscriptions/{s2}/status"),
+        &app.admin_token,
+        json!({"status": "cancelled"}),
+    )
+    .await
+    .ok();
+    counts(&app, &fam, [&t1, &t2], [1, 1, 1, 0]).await;
+}
+
+/// The household `fam`'s active subscriptions as listed to: the admin, the
+/// admin searching its name, and each of two recorders searching it (0 when
+/// not listed).
+async fn counts(app: &crate::helpers::TestApp, fam: &str, recorders: [&str; 2], expected: [i64; 4]) {
+    let search = "/families?search=%E5%91%A8%E5%AE%B6"; // 周家
+    let asked = [
+        ("/families", app.admin_token.as_str()),
+        (search, app.admin_token.as_str()),
+        (search, recorders[0]),
+        (search, recorders[1]),
+    ];
+    for (i, (path, token)) in asked.into_iter().enumerate() {
+        let l = app.get(path, token).await.ok();
+        let got = l.data()["families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == fam)
+            .map(|f| f["active_subscriptions"].as_i64().unwrap())
+            .unwrap_or(0);
+        assert_eq!(got, expected[i], "{path} ({i}): {}", l.body);
+    }
 }

@@ -404,9 +404,7 @@ impl TestApp {
     }
 
     pub async fn subscribe(&self, patient: &str, package: &str, recorder: &str) -> String {
-        let today = chrono::Utc::now()
-            .with_timezone(&chrono_tz::Asia::Shanghai)
-            .date_naive();
+        let today = today();
         self.post(
             "/subscriptions",
             &self.admin_token,
@@ -434,4 +432,11 @@ impl TestApp {
         }
         panic!("the sealer did not catch up");
     }
+}
+
+/// Today in the server's time zone (Asia/Shanghai), as the API dates things.
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
 }

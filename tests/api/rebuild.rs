@@ -1,6 +1,7 @@
 //! `carelog rebuild` produces read models identical to the live ones.
 
 use domain::family::{Family, FamilyChanges, FamilyCommand};
+use projections::store::RowExt;
 use sqlx::Row;
 
 use crate::dual;
@@ -319,6 +320,27 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
             .await
             .unwrap();
         assert_eq!(count, n, "{f}");
+        // Its windows: one per subscription active by status.
+        let windows = sqlx::query("SELECT subscription_windows FROM families WHERE id = ?")
+            .bind(f)
+            .fetch_one(app.state.read.pool())
+            .await
+            .unwrap()
+            .opt_text("subscription_windows")
+            .unwrap();
+        let active: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM recorder_families WHERE family_id = ? AND status = 'active'")
+                .bind(f)
+                .fetch_one(app.state.read.pool())
+                .await
+                .unwrap();
+        let windows = windows.unwrap_or_default();
+        assert_eq!(windows.len() % projections::families::WINDOW, 0, "{windows}");
+        assert_eq!(
+            (windows.len() / projections::families::WINDOW) as i64,
+            active,
+            "{f}: {windows}"
+        );
     }
 
     for p in projections::all_projectors() {

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{png, spawn_app, spawn_app_with, Backend, Resp, TestApp};
+use crate::helpers::{png, spawn_app, spawn_app_with, today, Backend, Resp, TestApp};
 
 dual!(
     a_recorder_sees_only_their_own_patients_of_a_shared_household,
@@ -29,12 +29,6 @@ dual!(
     profiles_are_edited_by_admins_and_their_owners,
     metrics_are_for_admins_or_a_private_listener,
 );
-
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-}
 
 /// Two recorders, one household with one patient each, one other household.
 struct Household {
