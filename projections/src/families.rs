@@ -534,15 +534,17 @@ impl Projector for FamiliesProjector {
         apply_buffered(c, events, &mut FamilyRows::new(Dialect::of(c), Grams::Deferred)).await
     }
 
-    /// Writes the grams once, from the households' final rows, and every
-    /// household's subscription windows, from `recorder_families` (once its
-    /// index by household is built).
+    /// Writes the grams once, from the households' final rows, and the
+    /// subscription windows the load left unwritten, from `recorder_families`
+    /// (once its index by household is built).
     async fn finish_load(&self, store: &ReadStore) -> Result<(), ProjectionError> {
         store.load_family_grams().await?;
         let windows = windows_sql(store.dialect());
-        sqlx::query(&format!("UPDATE families SET subscription_windows = {windows}"))
-            .execute(store.writer())
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE families SET subscription_windows = {windows} WHERE subscription_windows IS NULL"
+        ))
+        .execute(store.writer())
+        .await?;
         Ok(())
     }
 }
@@ -711,16 +713,19 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-            if grams == Grams::Kept {
-                let windows = windows_sql(Dialect::of(c));
-                sqlx::query(&format!(
-                    "UPDATE families SET subscription_windows = {windows}
-                     WHERE id = (SELECT family_id FROM recorder_families WHERE subscription_id = ?)"
-                ))
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-            }
+            // The household's windows: written again, or during a load left
+            // to `finish_load` (NULL).
+            let windows = match grams {
+                Grams::Kept => windows_sql(Dialect::of(c)),
+                Grams::Deferred => "NULL",
+            };
+            sqlx::query(&format!(
+                "UPDATE families SET subscription_windows = {windows}
+                 WHERE id = (SELECT family_id FROM recorder_families WHERE subscription_id = ?)"
+            ))
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
         }
         _ => {}
     }
@@ -730,39 +735,49 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
 /// The placeholder of `patient_count` in a household's row of [`FamilyRows`].
 const FAMILY_PATIENT_COUNT: usize = 12;
 
+/// The placeholder of `subscription_windows` in a household's row of
+/// [`FamilyRows`].
+const FAMILY_SUBSCRIPTION_WINDOWS: usize = 13;
+
 /// The characters of one window in `families.subscription_windows` (migration
 /// 0028): a subscription active by status, as its start date and end date
-/// (`YYYY-MM-DD`) and its recorder's id, sorted.
+/// (`YYYY-MM-DD`) and its recorder's id, sorted. None is `''`; NULL is a
+/// household whose windows a rebuild's load left to `finish_load`.
 pub const WINDOW: usize = 10 + 10 + 36;
 
 /// A household's windows (`families.id`), from its rows of
-/// `recorder_families`: a scalar subquery for an `UPDATE` of `families`.
+/// `recorder_families`: a scalar expression for an `UPDATE` of `families`.
 fn windows_sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::MySql => {
-            "(SELECT GROUP_CONCAT(rf.start_date, rf.end_date, rf.recorder_id
+            "COALESCE((SELECT GROUP_CONCAT(rf.start_date, rf.end_date, rf.recorder_id
                                   ORDER BY rf.start_date, rf.end_date, rf.recorder_id SEPARATOR '')
-              FROM recorder_families rf WHERE rf.family_id = families.id AND rf.status = 'active')"
+              FROM recorder_families rf WHERE rf.family_id = families.id AND rf.status = 'active'), '')"
         }
         Dialect::Sqlite => {
-            "(SELECT group_concat(rf.start_date || rf.end_date || rf.recorder_id, ''
+            "COALESCE((SELECT group_concat(rf.start_date || rf.end_date || rf.recorder_id, ''
                                   ORDER BY rf.start_date, rf.end_date, rf.recorder_id)
-              FROM recorder_families rf WHERE rf.family_id = families.id AND rf.status = 'active')"
+              FROM recorder_families rf WHERE rf.family_id = families.id AND rf.status = 'active'), '')"
         }
     }
 }
 
 /// Writes again the windows of `households`, from their `recorder_families`
-/// rows (by `recorder_families_household`).
+/// rows (by `recorder_families_household`); or, during a rebuild's load
+/// (whose list indexes come after it), leaves them to `finish_load` (NULL).
 async fn write_windows(
     c: &mut AnyConnection,
     dialect: Dialect,
+    grams: Grams,
     households: BTreeSet<String>,
 ) -> Result<(), sqlx::Error> {
     let households: Vec<String> = households.into_iter().collect();
+    let windows = match grams {
+        Grams::Kept => windows_sql(dialect),
+        Grams::Deferred => "NULL",
+    };
     for chunk in households.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let windows = windows_sql(dialect);
         let sql = format!("UPDATE families SET subscription_windows = {windows} WHERE id IN ({marks})");
         chunk
             .iter()
@@ -815,8 +830,12 @@ struct FamilyRows {
     /// household, a household's creation time.
     patient_family: HashMap<String, String>,
     family_created_at: HashMap<String, String>,
-    /// Households given a subscription in the run: their windows are written
-    /// again at the flush, once their `recorder_families` rows are.
+    /// The windows of households created in the run, by their row in
+    /// `families` (written with it).
+    row_windows: HashMap<usize, Vec<String>>,
+    /// Households written before the run and given a subscription in it:
+    /// their windows are written again at the flush, once their
+    /// `recorder_families` rows are ([`write_windows`]).
     windows: BTreeSet<String>,
 }
 
@@ -846,6 +865,7 @@ impl Buffer for FamilyRows {
                     (&at).into(),
                     e.sequence.into(),
                     0_i64.into(),
+                    String::new().into(),
                 ]);
                 self.family_rows.insert(id.to_string(), self.families.len() - 1);
                 self.created += 1;
@@ -904,8 +924,12 @@ impl Buffer for FamilyRows {
                 let Some(created_at) = self.created_at(c, &family).await? else {
                     return Ok(true);
                 };
-                if self.keep_grams == Grams::Kept {
-                    self.windows.insert(family.clone());
+                let window = format!("{}{}{}", t.start_date, t.end_date, t.recorder_id);
+                match self.family_rows.get(&family) {
+                    Some(&row) => self.row_windows.entry(row).or_default().push(window),
+                    None => {
+                        self.windows.insert(family.clone());
+                    }
                 }
                 self.recorder_families.push([
                     id.into(),
@@ -924,6 +948,10 @@ impl Buffer for FamilyRows {
     }
 
     async fn flush(&mut self, c: &mut AnyConnection) -> Result<(), ProjectionError> {
+        for (row, mut windows) in std::mem::take(&mut self.row_windows) {
+            windows.sort_unstable();
+            *self.families.cell_mut(row, FAMILY_SUBSCRIPTION_WINDOWS) = Cell::Text(Some(windows.concat()));
+        }
         self.families.flush(c).await?;
         self.patients.flush(c).await?;
         self.family_rows.clear();
@@ -939,7 +967,7 @@ impl Buffer for FamilyRows {
         self.counts.flush(c).await?;
         self.held.clear();
         self.recorder_families.flush(c).await?;
-        write_windows(c, self.dialect, std::mem::take(&mut self.windows)).await?;
+        write_windows(c, self.dialect, self.keep_grams, std::mem::take(&mut self.windows)).await?;
         count_families(c, std::mem::take(&mut self.created)).await?;
         self.patient_family.clear();
         self.family_created_at.clear();
@@ -959,8 +987,9 @@ impl FamilyRows {
                 "INSERT",
                 "families",
                 "id, family_name, primary_address, secondary_address, contact_phone, emergency_contact,
-                 emergency_phone, home_lat, home_lng, created_at, updated_at, version, patient_count",
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 emergency_phone, home_lat, home_lng, created_at, updated_at, version, patient_count,
+                 subscription_windows",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ),
             family_rows: HashMap::new(),
             more_patients: HashMap::new(),
@@ -985,6 +1014,7 @@ impl FamilyRows {
             dialect,
             patient_family: HashMap::new(),
             family_created_at: HashMap::new(),
+            row_windows: HashMap::new(),
             windows: BTreeSet::new(),
         }
     }

@@ -174,7 +174,13 @@ impl ReadStore {
                 })
             })
             .acquire_timeout(Duration::from_secs(10))
-            .max_connections(16)
+            // Eight, not sixteen: at 32 clients on 2 cores, sixteen busy MariaDB
+            // threads queued behind one another for the CPU. Eight served an
+            // admin's family page at p99 10.4–10.5 ms where sixteen gave
+            // 17.6–25.1 ms (and 11.8 ms for four), for 15 % fewer requests; a
+            // recorder's list at p99 26–28 ms where sixteen gave 57–87
+            // (docs/performance.md, thirty-first session).
+            .max_connections(8)
             .connect(&url)
             .await?;
         let store = Self {
