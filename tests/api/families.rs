@@ -1103,30 +1103,17 @@ async fn a_households_subscriptions_count_while_active_today(b: Backend) {
     assert_eq!(other["id"], newer.as_str(), "{}", l.body);
     assert_eq!(other["active_subscriptions"], 1, "{}", l.body);
 
-    app.post(
-        &format!("/subscriptions/{s1}/status"),
-        &app.admin_token,
-        json!({"status": "paused"}),
-    )
-    .await
-    .ok();
-    counts(&app, &fam, [&t1, &t2], [1, 1, 0, 1]).await;
-    app.post(
-        &format!("/subscriptions/{s1}/status"),
-        &app.admin_token,
-        json!({"status": "active"}),
-    )
-    .await
-    .ok();
-    counts(&app, &fam, [&t1, &t2], [2, 2, 1, 1]).await;
-    app.post(
-        &format!("/subscriptions/{s2}/status"),
-        &app.admin_token,
-        json!({"status": "cancelled"}),
-    )
-    .await
-    .ok();
-    counts(&app, &fam, [&t1, &t2], [1, 1, 1, 0]).await;
+    for (sub, status, expected) in [
+        (&s1, "paused", [1, 1, 0, 1]),
+        (&s1, "active", [2, 2, 1, 1]),
+        (&s2, "cancelled", [1, 1, 1, 0]),
+    ] {
+        let path = format!("/subscriptions/{sub}/status");
+        app.post(&path, &app.admin_token, json!({ "status": status }))
+            .await
+            .ok();
+        counts(&app, &fam, [&t1, &t2], expected).await;
+    }
 }
 
 /// The household `fam`'s active subscriptions as listed to: the admin, the
