@@ -559,6 +559,16 @@ enum Grams {
 }
 
 impl Grams {
+    /// What a household's subscription windows are set to when they change:
+    /// written again from `recorder_families`, or during a load NULL, left
+    /// to `finish_load` (the load has no index by household yet).
+    fn windows(self, dialect: Dialect) -> &'static str {
+        match self {
+            Grams::Kept => windows_sql(dialect),
+            Grams::Deferred => "NULL",
+        }
+    }
+
     /// The household's grams before a change to its texts, when they are kept.
     async fn before(self, c: &mut AnyConnection, family: &str) -> Result<Option<HeldGrams>, sqlx::Error> {
         match self {
@@ -714,11 +724,8 @@ async fn apply_one(c: &mut AnyConnection, e: &StoredEvent, grams: Grams) -> Resu
                 .execute(&mut *c)
                 .await?;
             // The household's windows: written again, or during a load left
-            // to `finish_load` (NULL).
-            let windows = match grams {
-                Grams::Kept => windows_sql(Dialect::of(c)),
-                Grams::Deferred => "NULL",
-            };
+            // to `finish_load`.
+            let windows = grams.windows(Dialect::of(c));
             sqlx::query(&format!(
                 "UPDATE families SET subscription_windows = {windows}
                  WHERE id = (SELECT family_id FROM recorder_families WHERE subscription_id = ?)"
@@ -772,10 +779,7 @@ async fn write_windows(
     households: BTreeSet<String>,
 ) -> Result<(), sqlx::Error> {
     let households: Vec<String> = households.into_iter().collect();
-    let windows = match grams {
-        Grams::Kept => windows_sql(dialect),
-        Grams::Deferred => "NULL",
-    };
+    let windows = grams.windows(dialect);
     for chunk in households.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let sql = format!("UPDATE families SET subscription_windows = {windows} WHERE id IN ({marks})");
@@ -1937,10 +1941,10 @@ impl Families<'_> {
         page: PageParams,
     ) -> Result<Page<FamilyListItem>, sqlx::Error> {
         let q = family_list_sql(Dialect::of(conn), recorder, search, start, today, page);
-        let (today, recorder) = (today.to_string(), recorder.map(|r| r.to_string()));
         if q.assignments {
             return assigned_page(conn, &q, page).await;
         }
+        let (today, recorder) = (today.to_string(), recorder.map(|r| r.to_string()));
         let mut list = sqlx::query(&q.list);
         for b in &q.list_binds {
             list = list.bind(b.clone());
