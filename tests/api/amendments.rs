@@ -2,14 +2,14 @@
 //! the amendment window, the original stays in the event history, and past
 //! the window only an admin's unlock reopens it.
 
-use chrono::{Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{Duration, NaiveTime, Utc};
 use domain::health_record::{HealthRecord, HealthRecordCommand, NewRecord, RecordFacts, RecordFiles};
 use domain::vitals::{AlertThresholds, BloodPressure, VitalSigns};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app_with, Backend, Resp, TestApp};
+use crate::helpers::{spawn_app_with, today, Backend, Resp, TestApp};
 
 dual!(
     a_recorder_corrects_their_record_and_the_original_stays_in_the_history,
@@ -44,10 +44,6 @@ async fn world_with(b: Backend, settings: &[(&str, String)]) -> World {
         rtoken,
         patient,
     }
-}
-
-fn today() -> NaiveDate {
-    Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive()
 }
 
 /// A record written through the API today: BP 120/80, HR 72, 36.5 °C.

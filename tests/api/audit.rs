@@ -10,7 +10,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::{spawn_app, today, Backend, TestApp};
 
 dual!(
     an_auditor_reconstructs_a_patients_story,
@@ -65,12 +65,6 @@ async fn family_with_patient(app: &TestApp, name: &str, id_card: &str, phone: &s
         .ok()
         .id();
     (family, patient)
-}
-
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
 }
 
 async fn an_auditor_reconstructs_a_patients_story(b: Backend) {

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{spawn_app, spawn_app_with, Backend, Resp, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, today, Backend, Resp, TestApp};
 
 dual!(
     check_in_and_check_out_mark_the_visit_and_its_distance_from_home,
@@ -27,12 +27,6 @@ struct World {
     recorder: String,
     rtoken: String,
     patient: String,
-}
-
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
 }
 
 fn tomorrow() -> String {

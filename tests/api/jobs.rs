@@ -11,11 +11,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{png, spawn_app, spawn_app_with, Backend, TestApp};
-
-fn today() -> NaiveDate {
-    Utc::now().with_timezone(&Shanghai).date_naive()
-}
+use crate::helpers::{png, spawn_app, spawn_app_with, today, Backend, TestApp};
 
 /// `day` at `hh:00` in Shanghai.
 fn local(day: NaiveDate, hh: u32) -> DateTime<Utc> {

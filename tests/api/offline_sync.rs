@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use domain::ids::{PatientId, SubscriptionId, UserId, VisitId};
 use domain::visit::{ScheduleContext, Visit, VisitCommand, VisitPlan, VisitType};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 use crate::dual;
-use crate::helpers::{png, spawn_app, Backend, TestApp};
+use crate::helpers::{png, spawn_app, today, Backend, TestApp};
 
 dual!(
     todays_route_is_shorter_than_the_time_order_where_the_homes_allow_it,
@@ -23,12 +23,6 @@ dual!(
 
 /// About a kilometre of longitude at the equator.
 const KM: f64 = 0.009;
-
-fn today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-}
 
 /// A household (with its home at `lng` on the equator, if any) and one patient subscribed
 /// and assigned to `recorder`; (patient, subscription).
