@@ -55,7 +55,30 @@ run() { # $1 binary
     p=$!
   fi
   printf '%s %s ' "$MODE" "$bin"
-  wrk -t2 -c32 -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "http://127.0.0.1:$PORT/api/v1/families" | awk '/^RESULT/ {print $2, $3, $4, $5}'
+  curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" >"$w/m0"
+  wrk -t2 -c32 -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "http://127.0.0.1:$PORT/api/v1/families" |
+    awk '/^RESULT/ {printf "%s %s %s %s", $2, $3, $4, $5}'
+  # The projection lag under the load (append → every read model), p50 and
+  # p99 by bucket, when the binary reports it.
+  curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" >"$w/m1"
+  python3 - "$w/m0" "$w/m1" <<'PY'
+import re, sys
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'carelog_projection_delay_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            out[float(m.group(1))] = float(m.group(2))
+    return out
+a, b = buckets(sys.argv[1]), buckets(sys.argv[2])
+rows = sorted((le, b[le] - a.get(le, 0)) for le in b)
+total = rows[-1][1] if rows else 0
+def q(f):
+    for le, n in rows:
+        if n >= f * total:
+            return "%gms" % (le * 1000)
+print(" lag p50 <= %s p99 <= %s" % (q(0.5), q(0.99)) if total else "")
+PY
   if [[ -n $p ]]; then
     wait "$p" || true
     echo "perf: $w/perf.data"

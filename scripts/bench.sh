@@ -9,8 +9,8 @@
 # 2. carelog on PostgreSQL + MySQL, then on the embedded default (SQLite), each
 #    on fresh databases with the release binary, rate limit off:
 #    - POST /families at 1 and 32 clients (wrk), GET /families?limit=20 at 32,
-#    - read-your-writes wait p99 under the 32-client load (from /metrics: the
-#      time from a command's commit until every read model shows it),
+#    - projection lag p99 under the 32-client load (from /metrics: the time
+#      from an event's append until every read model shows it),
 #    - peak RSS of the server,
 #    - `carelog rebuild` of every read model from the events written: events/s.
 # 3. With BENCH_PATIENTS=N (e.g. 1000000), the scale run: on fresh databases
@@ -209,7 +209,7 @@ run_mode() { # $1 label
   log "$label: POST /families, 32 clients"
   R[$label.post32]=$(load POST 32 /families)
   scrape "$WORK/m1"
-  R[$label.ryw]=$(hist_p99 carelog_read_your_writes_seconds "$WORK/m0" "$WORK/m1")
+  R[$label.lag]=$(hist_p99 carelog_projection_delay_seconds "$WORK/m0" "$WORK/m1")
   log "$label: GET /families?limit=20, 32 clients"
   R[$label.get32]=$(load GET 32 '/families?limit=20')
   R[$label.families]=$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/families?limit=1" |
@@ -326,7 +326,7 @@ echo
 echo "| measure | PostgreSQL + MySQL | embedded |"
 echo "|---|---|---|"
 echo "| command/raw ratio (POST /families, 32 clients) | $(ratio "${R[servers.post32]}") | $(ratio "${R[embedded.post32]}") |"
-echo "| read-your-writes wait p99, 32 clients | ${R[servers.ryw]} | ${R[embedded.ryw]} |"
+echo "| projection lag p99 (append → every read model), 32 clients | ${R[servers.lag]} | ${R[embedded.lag]} |"
 echo "| \`carelog rebuild\` | ${R[servers.rebuild]} | ${R[embedded.rebuild]} |"
 echo "| peak server RSS | ${R[servers.rss]} MB | ${R[embedded.rss]} MB |"
 if ((PATIENTS > 0)); then

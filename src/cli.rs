@@ -247,8 +247,10 @@ async fn create_admin(
 async fn project_now(state: &AppState) -> anyhow::Result<()> {
     if let Some(_lock) = LeaderLock::try_acquire(&state.store, "projectors").await? {
         let projectors = projections::all_projectors();
-        state.read.init_checkpoints(&projectors).await?;
-        catch_up(&state.store, &state.read, &projectors, REBUILD_BATCH, &|_| async {}).await?;
+        state.read_now().init_checkpoints(&projectors).await?;
+        catch_up(&state.store, state.read_now(), &projectors, REBUILD_BATCH, &|_| async {
+        })
+        .await?;
     }
     Ok(())
 }
@@ -256,7 +258,7 @@ async fn project_now(state: &AppState) -> anyhow::Result<()> {
 async fn jobs_list(settings: Settings) -> anyhow::Result<()> {
     let state = cli_state(&settings).await?;
     project_now(&state).await?;
-    let runs = state.read.jobs().latest_runs().await?;
+    let runs = state.read_now().jobs().latest_runs().await?;
     let tz = settings.field_work.timezone;
     println!("{:<20} {:<14} {:<12} last run", "job", "schedule", "period");
     for job in Job::ALL {
@@ -306,10 +308,10 @@ async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result<()>
             names.join(", ")
         );
     }
-    state.read.init_checkpoints(&all).await?;
+    state.read_now().init_checkpoints(&all).await?;
     // Built beside the live read models and switched in atomically: a
     // running server keeps answering (and following) throughout.
-    let done = crate::runner::rebuild_beside(&state.store, &state.read, &chosen).await?;
+    let done = crate::runner::rebuild_beside(&state.store, state.read_now(), &chosen).await?;
     let secs = done.elapsed.as_secs_f64();
     for p in &chosen {
         println!("rebuilt {} up to position {}", p.name(), done.position);

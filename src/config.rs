@@ -684,6 +684,13 @@ pub struct Limits {
     /// `CARELOG_IDEMPOTENCY_TTL_SECS`, default 24 h: how long a stored response
     /// answers repeats of its `Idempotency-Key`.
     pub idempotency_ttl_secs: i64,
+    /// `CARELOG_PROJECTION_MAX_BEHIND`, default 200: how many events the read
+    /// models may be behind a command's commit when it answers; past that the
+    /// command waits until they are within it, so commands slow to what the
+    /// projection pipeline keeps up with (its lag stays bounded). 0: every
+    /// command waits until the read models show it. Reads wait for their
+    /// caller's writes either way (`crate::fence`).
+    pub projection_max_behind: u32,
 }
 
 impl Default for Limits {
@@ -692,6 +699,7 @@ impl Default for Limits {
             max_json_bytes: 1024 * 1024,
             max_form_bytes: 48 * 1024 * 1024,
             idempotency_ttl_secs: 24 * 3600,
+            projection_max_behind: 200,
         }
     }
 }
@@ -703,6 +711,7 @@ impl Limits {
             max_json_bytes: env.positive("CARELOG_MAX_BODY_BYTES", d.max_json_bytes as i64)? as usize,
             max_form_bytes: env.positive("CARELOG_MAX_FORM_BYTES", d.max_form_bytes as i64)? as usize,
             idempotency_ttl_secs: env.positive("CARELOG_IDEMPOTENCY_TTL_SECS", d.idempotency_ttl_secs)?,
+            projection_max_behind: env.whole("CARELOG_PROJECTION_MAX_BEHIND", d.projection_max_behind)?,
         })
     }
 }
@@ -1080,6 +1089,17 @@ mod tests {
         for bad in ["-1", "an hour", "1441"] {
             let e = Settings::from_map(&map(&[("CARELOG_ROUTE_WINDOW_MIN", bad)])).unwrap_err();
             assert_eq!(e.name, "CARELOG_ROUTE_WINDOW_MIN", "{bad}");
+        }
+    }
+
+    #[test]
+    fn commands_may_run_200_events_ahead_of_the_read_models_unless_told_otherwise() {
+        assert_eq!(Settings::from_map(&map(&[])).unwrap().limits.projection_max_behind, 200);
+        let s = Settings::from_map(&map(&[("CARELOG_PROJECTION_MAX_BEHIND", "0")])).unwrap();
+        assert_eq!(s.limits.projection_max_behind, 0);
+        for bad in ["-1", "many", "1.5"] {
+            let e = Settings::from_map(&map(&[("CARELOG_PROJECTION_MAX_BEHIND", bad)])).unwrap_err();
+            assert_eq!(e.name, "CARELOG_PROJECTION_MAX_BEHIND", "{bad}");
         }
     }
 

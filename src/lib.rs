@@ -14,6 +14,7 @@
 //! - [`follower`]: the one way to follow the event store (leader lock, wake-ups, backoff),
 //!   used by the projection pipeline, the reactors, the relay and the sealer.
 //! - [`runner`]: projector runner, leader lock, read-your-writes waiting, rebuild beside the live read models.
+//! - [`fence`]: read-your-writes at the read: what a request's reads wait for (`AppState::read`).
 //! - [`reactors`]: followers that answer events with commands (alerts, erasure).
 //! - [`scheduler`]: the scheduled jobs' timed loop, under a leader lock (`app::jobs` runs them).
 //! - [`escalation`]: the timed loop, under a leader lock, that escalates alerts nobody acknowledged.
@@ -51,6 +52,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod escalation;
+pub mod fence;
 pub mod fhir;
 pub mod files;
 pub mod follower;

@@ -33,6 +33,7 @@ struct Metrics {
     pools: prometheus::IntGaugeVec,
     head: IntGauge,
     read_your_writes: prometheus::Histogram,
+    projection_delay: prometheus::Histogram,
     job_runs: IntCounterVec,
     job_last_run: prometheus::IntGaugeVec,
 }
@@ -105,14 +106,23 @@ fn metrics() -> &'static Metrics {
             &["pool", "state"],
         )
         .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let latency_buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+        ];
         let read_your_writes = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "carelog_read_your_writes_seconds",
-                "From a command's commit until every read model shows it (what the command's caller waits)",
+                "How long a read waited until the read models showed what its request must see (its caller's writes)",
             )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-            ]),
+            .buckets(latency_buckets.clone()),
+        )
+        .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
+        let projection_delay = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "carelog_projection_delay_seconds",
+                "From an event's append until every read model shows it (per applied batch, its oldest event)",
+            )
+            .buckets(latency_buckets),
         )
         .unwrap_or_else(|e| unreachable!("static metric options: {e}"));
         let job_runs = IntCounterVec::new(
@@ -146,6 +156,7 @@ fn metrics() -> &'static Metrics {
             Box::new(pools.clone()),
             Box::new(head.clone()),
             Box::new(read_your_writes.clone()),
+            Box::new(projection_delay.clone()),
         ] {
             // Names are distinct and static: registering cannot clash.
             let _ = registry.register(c);
@@ -164,6 +175,7 @@ fn metrics() -> &'static Metrics {
             pools,
             head,
             read_your_writes,
+            projection_delay,
             job_runs,
             job_last_run,
         }
@@ -178,9 +190,16 @@ pub fn command(aggregate: &str, ok: bool) {
         .inc();
 }
 
-/// Observes how long a command waited for its read models.
+/// Observes how long a read waited for its request's writes.
 pub fn read_your_writes(waited: std::time::Duration) {
     metrics().read_your_writes.observe(waited.as_secs_f64());
+}
+
+/// Observes how long after its append a batch's oldest event reached every
+/// read model.
+pub fn projection_delay(since_append: chrono::Duration) {
+    let secs = since_append.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+    metrics().projection_delay.observe(secs.max(0.0));
 }
 
 /// Counts one period of a scheduled job run by this process.

@@ -47,12 +47,20 @@ pub(crate) async fn patient_visible(state: &AppState, p: &Principal, patient: Pa
         Role::Admin => true,
         Role::Recorder => {
             state
-                .read
+                .read()
+                .await
                 .subscriptions()
                 .assigned(p.user_id, patient, state.today())
                 .await?
         }
-        Role::Doctor => state.read.orders().doctor_sees_patient(p.user_id, patient).await?,
+        Role::Doctor => {
+            state
+                .read()
+                .await
+                .orders()
+                .doctor_sees_patient(p.user_id, patient)
+                .await?
+        }
         Role::Auditor => false,
     })
 }
@@ -79,7 +87,14 @@ pub async fn ensure_sees_family(state: &AppState, p: &Principal, family: FamilyI
 pub(crate) async fn family_visible(state: &AppState, p: &Principal, family: FamilyId) -> Result<bool, AppError> {
     Ok(match p.role {
         Role::Admin => true,
-        Role::Recorder => state.read.families().sees(p.user_id, family, state.today()).await?,
+        Role::Recorder => {
+            state
+                .read()
+                .await
+                .families()
+                .sees(p.user_id, family, state.today())
+                .await?
+        }
         _ => false,
     })
 }

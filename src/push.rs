@@ -128,7 +128,7 @@ fn start_sender(state: AppState) -> JoinHandle<()> {
 
 /// Sends every push due now.
 async fn send_due(state: &AppState) -> anyhow::Result<()> {
-    let due = state.read.wechat().due_pushes(Utc::now(), BATCH).await?;
+    let due = state.read().await.wechat().due_pushes(Utc::now(), BATCH).await?;
     futures::future::join_all(due.into_iter().map(|d| async move {
         if let Err(e) = send(state, &d).await {
             tracing::error!(push = %d.id, error = ?e, "WeChat push failed to record");

@@ -99,7 +99,10 @@ struct Reactor<F> {
 impl<F> Reactor<F> {
     async fn save(&mut self, position: i64) -> anyhow::Result<()> {
         if position > self.saved.0 {
-            self.state.read.set_reactor_checkpoint(self.name, position).await?;
+            self.state
+                .read_now()
+                .set_reactor_checkpoint(self.name, position)
+                .await?;
         }
         self.saved = (position, Instant::now());
         Ok(())
@@ -124,7 +127,7 @@ where
     async fn checkpoint(&self) -> anyhow::Result<i64> {
         match self.position {
             Some(p) => Ok(p),
-            None => Ok(self.state.read.reactor_checkpoint(self.name).await?),
+            None => Ok(self.state.read_now().reactor_checkpoint(self.name).await?),
         }
     }
     async fn step(&mut self) -> anyhow::Result<Step> {

@@ -6,6 +6,7 @@
 //! store), but correctness does not depend on it: each batch moves the
 //! projector's checkpoint with a compare-and-set in the batch's transaction.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,10 @@ pub struct ProjectionWaiter {
     /// Whether this process holds the projectors' leader lock: then `local` is
     /// the whole truth and the read store need not be asked.
     leader: Arc<std::sync::atomic::AtomicBool>,
+    /// The lowest checkpoint last read from the read store (another instance
+    /// leads): checkpoints only move on, so a position at or below it needs
+    /// no query.
+    seen: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl ProjectionWaiter {
@@ -49,6 +54,7 @@ impl ProjectionWaiter {
             enabled: false,
             local,
             leader: Arc::default(),
+            seen: Arc::default(),
         }
     }
 
@@ -61,13 +67,18 @@ impl ProjectionWaiter {
         let mut local = self.local.clone();
         let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_TIMEOUT;
         loop {
-            if *local.borrow_and_update() >= position {
+            if *local.borrow_and_update() >= position || self.seen.load(Ordering::Acquire) >= position {
                 return true;
             }
-            let leader = self.leader.load(std::sync::atomic::Ordering::Acquire);
+            let leader = self.leader.load(Ordering::Acquire);
             // Another instance may be the leader: its progress is only in the database.
-            if !leader && matches!(self.read.min_checkpoint().await, Ok(p) if p >= position) {
-                return true;
+            if !leader {
+                if let Ok(p) = self.read.min_checkpoint().await {
+                    self.seen.fetch_max(p, Ordering::AcqRel);
+                    if p >= position {
+                        return true;
+                    }
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(position, "read models did not catch up in time");
@@ -106,6 +117,7 @@ pub async fn start_projectors(
         enabled: true,
         local: rx,
         leader: leader.clone(),
+        seen: Arc::default(),
     };
     let pipeline = Pipeline {
         store: store.clone(),
@@ -145,7 +157,7 @@ impl crate::follower::Follower for Pipeline {
         POLL
     }
     async fn lead(&mut self) {
-        self.leader.store(true, std::sync::atomic::Ordering::Release);
+        self.leader.store(true, Ordering::Release);
     }
     async fn checkpoint(&self) -> anyhow::Result<i64> {
         Ok(self.read.min_checkpoint().await?)
@@ -242,7 +254,12 @@ where
             Err(e) => Err(e),
         };
         match applied {
-            Ok(moved) => checkpoints = moved,
+            Ok(moved) => {
+                checkpoints = moved;
+                if let Some(oldest) = events.first() {
+                    crate::metrics::projection_delay(chrono::Utc::now() - oldest.recorded_at);
+                }
+            }
             // A rebuild reset some, or another runner got there first: re-read.
             Err(ProjectionError::CheckpointMoved(_)) => {
                 checkpoints = read.checkpoints(projectors).await?;

@@ -84,7 +84,7 @@ pub fn start(state: AppState) -> Option<JoinHandle<()>> {
 /// Runs every period due as of `now` that `done` does not know ran.
 async fn pass(state: &AppState, now: DateTime<Utc>, done: &mut HashSet<String>) -> anyhow::Result<()> {
     let tz = state.settings.field_work.timezone;
-    let last_runs = state.read.jobs().latest_runs().await?;
+    let last_runs = state.read().await.jobs().latest_runs().await?;
     for job in Job::ALL {
         let last = last_runs
             .iter()

@@ -123,7 +123,7 @@ pub fn app_state(
         blobs: blob_store(settings)?,
         settings: Arc::new(settings.clone()),
         store,
-        read,
+        read_models: read,
         jwt,
         waiter,
         relay,
@@ -151,9 +151,16 @@ fn cors(door: &crate::config::FrontDoor) -> actix_cors::Cors {
             actix_web::http::header::IF_MATCH,
         ])
         .allowed_header("idempotency-key")
+        .allowed_header("x-carelog-position")
         .allowed_header("x-request-id")
         .allowed_header("x-correlation-id")
-        .expose_headers(["etag", "x-request-id", "retry-after", "idempotent-replayed"])
+        .expose_headers([
+            "etag",
+            "x-request-id",
+            "retry-after",
+            "idempotent-replayed",
+            "x-carelog-position",
+        ])
         .max_age(3600);
     for origin in &door.cors_origins {
         cors = cors.allowed_origin(origin);
@@ -190,6 +197,8 @@ impl Application {
         reactors.extend(state.rate_limiter.start_housekeeping());
         reactors.extend(crate::push::start(state.clone()));
         let sealer = crate::audit::start_sealer(state.store.clone());
+        // Known to the other instances on the store before answering anyone.
+        state.store.listening().await;
         let metrics = match settings.http.metrics_bind {
             Some(bind) => {
                 let (server, port) = crate::api::metrics::serve_private(state.clone(), bind)
@@ -220,6 +229,9 @@ impl Application {
                     web::PathConfig::default().error_handler(|_, _| ApiError(AppError::NotFound("resource")).into()),
                 )
                 .wrap(from_fn(crate::api::idempotent::middleware))
+                // Outside the idempotency middleware, whose authentication
+                // reads sessions: those reads wait for the named position too.
+                .wrap(from_fn(crate::api::consistency::middleware))
                 .wrap(Condition::new(!door.cors_origins.is_empty(), cors(&door)))
                 .wrap(from_fn(crate::api::front_door::middleware))
                 .wrap(from_fn(crate::metrics::middleware))

@@ -1,5 +1,6 @@
 //! What every handler gets: the stores, settings, keys, and the helpers that
-//! turn a request into a command context and wait for read-your-writes.
+//! turn a request into a command context and read the read models once they
+//! show the caller's writes (read-your-writes, see `crate::fence`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use crate::store::{CommandContext, Committed, EventStore};
 #[derive(Clone)]
 pub struct AppState {
     pub store: EventStore,
-    pub read: ReadStore,
+    /// The read models: read them through [`AppState::read`], which waits
+    /// for what the request must see, or [`AppState::read_now`].
+    pub(crate) read_models: ReadStore,
     pub settings: Arc<Settings>,
     pub jwt: JwtKeys,
     pub waiter: ProjectionWaiter,
@@ -43,8 +46,28 @@ impl AppState {
         self.settings.today()
     }
 
-    /// Executes a command and returns once every read model shows its effect,
-    /// so the caller's next query sees it (read-your-writes).
+    /// The read models, once they show every event the current request must
+    /// see: this process's commits, the position the request names, and on a
+    /// shared store the head (`crate::fence`). Every read a user's answer
+    /// depends on goes through here.
+    pub async fn read(&self) -> &ReadStore {
+        crate::fence::before_read(&self.store, &self.waiter).await;
+        &self.read_models
+    }
+
+    /// The read models as they are: for the followers' own bookkeeping,
+    /// health checks, metrics and one-shot CLI commands, which wait for no
+    /// one's writes.
+    pub fn read_now(&self) -> &ReadStore {
+        &self.read_models
+    }
+
+    /// Executes a command and returns once its events are committed, with
+    /// their position, and the read models are no more than
+    /// `CARELOG_PROJECTION_MAX_BEHIND` events behind them. It does not wait
+    /// for the read models to show it: the caller's next read does
+    /// (`AppState::read`), and its answer names the position
+    /// (`X-Carelog-Position`).
     pub async fn execute<A>(&self, id: &str, command: A::Command, ctx: CommandContext) -> Result<Committed, AppError>
     where
         A: Aggregate<Services = ()>,
@@ -54,13 +77,16 @@ impl AppState {
         let result = self.store.execute::<A>(id, command, &ctx).await;
         crate::metrics::command(A::TYPE, result.is_ok());
         let committed = result?;
-        let started = std::time::Instant::now();
-        self.waiter.wait_for(committed.position).await;
-        if committed.position > 0 {
-            crate::metrics::read_your_writes(started.elapsed());
+        crate::fence::committed(committed.position);
+        // Flow control: past `CARELOG_PROJECTION_MAX_BEHIND` events behind,
+        // the command waits for the read models to come within it.
+        let behind = i64::from(self.settings.limits.projection_max_behind);
+        if committed.position > behind {
+            self.waiter.wait_for(committed.position - behind).await;
         }
         // A logout, suspension, role or password change: their sessions are
-        // checked afresh from now on (the read models show the change).
+        // checked afresh from now on (a session is checked through
+        // `AppState::read`, which waits for this commit).
         if A::TYPE == <domain::user::User as Aggregate>::TYPE {
             self.sessions.forget_user(id);
         }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +55,11 @@ pub struct EventStore {
     /// This store's writer id: the payload of its commits' notifications
     /// (PostgreSQL), so its listener knows its own commits from others'.
     writer: Arc<str>,
+    /// Whether another writer (an instance, a CLI command) has been heard on
+    /// this store: from then on a read asks the store's head.
+    others: Arc<AtomicBool>,
+    /// True once the commit listener listens and has announced this writer.
+    listener_up: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// `recorded_at` as SQLite's column default writes it (milliseconds).
@@ -68,13 +73,35 @@ pub(crate) const SQLITE_RECORDED_AT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 /// `crate::tail`); this store's own commits woke the followers already and
 /// are left alone. Other writers' commits made while the listener was down
 /// were not heard: a reconnect empties the tail and wakes the followers too.
-fn listen_for_commits(pool: PgPool, wake: Arc<Notify>, tail: Arc<Tail>, writer: Arc<str>) {
+///
+/// The listener also tells `others` that another writer shares the store, so
+/// that reads ask the store's head (`crate::fence`): each listener announces
+/// itself when it connects (a notification with its writer id and no commit),
+/// and answers the first other writer it hears with one more, so that two
+/// instances know of each other before either has committed.
+fn listen_for_commits(
+    pool: PgPool,
+    wake: Arc<Notify>,
+    tail: Arc<Tail>,
+    writer: Arc<str>,
+    others: Arc<AtomicBool>,
+    heard: Arc<tokio::sync::watch::Sender<bool>>,
+) {
+    let announce = |pool: PgPool, writer: Arc<str>| async move {
+        sqlx::query("SELECT pg_notify('carelog_events', $1)")
+            .bind(&*writer)
+            .execute(&pool)
+            .await
+            .map(|_| ())
+    };
     tokio::spawn(async move {
         let mut reconnect = false;
         loop {
             let result: Result<(), sqlx::Error> = async {
                 let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
                 listener.listen("carelog_events").await?;
+                announce(pool.clone(), writer.clone()).await?;
+                heard.send_replace(true);
                 if reconnect {
                     tail.clear();
                     wake.notify_waiters();
@@ -83,10 +110,14 @@ fn listen_for_commits(pool: PgPool, wake: Arc<Notify>, tail: Arc<Tail>, writer: 
                 loop {
                     match listener.try_recv().await? {
                         Some(n) if n.payload() == &*writer => {}
-                        // Another writer's commit, or the connection was
-                        // lost (and is made again by the next call): what
-                        // happened meanwhile was not heard.
-                        _ => {
+                        // Another writer's commit or announcement, or the
+                        // connection was lost (and is made again by the next
+                        // call): what happened meanwhile was not heard.
+                        n => {
+                            if n.is_some() && !others.swap(true, Ordering::AcqRel) {
+                                tracing::info!("another writer shares the event store; reads ask its head");
+                                announce(pool.clone(), writer.clone()).await?;
+                            }
                             tail.clear();
                             wake.notify_waiters();
                         }
@@ -225,6 +256,8 @@ impl EventStore {
             listening: Arc::default(),
             tail,
             writer,
+            others: Arc::default(),
+            listener_up: Arc::new(tokio::sync::watch::channel(false).0),
         })
     }
 
@@ -239,6 +272,35 @@ impl EventStore {
     /// The events this process committed last (see `crate::tail`).
     pub fn tail(&self) -> &Tail {
         &self.tail
+    }
+
+    /// The highest position this process has committed (0: none yet).
+    pub fn last_committed(&self) -> i64 {
+        self.tail.last_committed()
+    }
+
+    /// Whether another writer has been heard on this store (PostgreSQL: other
+    /// instances, CLI commands). Embedded, one process owns the data dir.
+    pub fn others_write(&self) -> bool {
+        self.others.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most a few seconds) until the commit listener listens and
+    /// has announced this writer, so that an instance serves only once the
+    /// others sharing its store know of it (`crate::fence`). If it does not
+    /// come up in time, this process reads as if others wrote.
+    pub async fn listening(&self) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let mut up = self.listener_up.subscribe();
+        if tokio::time::timeout(Duration::from_secs(5), up.wait_for(|v| *v))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the commit listener is not up; reads ask the event store's head");
+            self.others.store(true, Ordering::Release);
+        }
     }
 
     /// Appends the sealed events of new aggregates as one all-or-nothing
@@ -259,6 +321,8 @@ impl EventStore {
                     self.appended.clone(),
                     self.tail.clone(),
                     self.writer.clone(),
+                    self.others.clone(),
+                    self.listener_up.clone(),
                 );
             }
         }

@@ -28,6 +28,7 @@
 //!   (the writer's id, see `migrations/events/postgres/0015_*`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::store::{event_bytes, within_budget, RawEvent};
@@ -45,6 +46,9 @@ const CAPACITY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Default)]
 pub struct Tail {
     run: Mutex<Run>,
+    /// The highest position this process has committed; kept through
+    /// [`Tail::clear`] (what a read must wait for, see `crate::fence`).
+    last: AtomicI64,
 }
 
 /// The run of events held, and the size of their text.
@@ -60,6 +64,7 @@ impl Tail {
     pub fn push(&self, events: impl IntoIterator<Item = RawEvent>) {
         let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
         for e in events {
+            self.last.fetch_max(e.position, Ordering::AcqRel);
             if run.events.back().is_some_and(|last| last.position + 1 != e.position) {
                 *run = Run::default();
             }
@@ -70,6 +75,11 @@ impl Tail {
             let Some(oldest) = run.events.pop_front() else { break };
             run.bytes -= event_bytes(&oldest);
         }
+    }
+
+    /// The highest position this process has committed (0: none yet).
+    pub fn last_committed(&self) -> i64 {
+        self.last.load(Ordering::Acquire)
     }
 
     /// Forgets everything: another writer may have committed events the tail

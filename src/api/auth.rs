@@ -124,7 +124,13 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
     responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>), headers(("ETag" = String, description = "the version, quoted"))),
         (status = 401, body = crate::api::ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
-    let user = state.read.users().get(p.user_id).await?.ok_or(AppError::Unauthorized)?;
+    let user = state
+        .read()
+        .await
+        .users()
+        .get(p.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     let version = user.version;
     Ok(crate::api::error::ok_versioned(user, version))
 }

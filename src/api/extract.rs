@@ -34,7 +34,7 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest, kind: TokenKind) 
         .sessions
         .get_or_load(&claims.sid, async {
             match claims.sid.parse() {
-                Ok(sid) => state.read.users().session(sid).await,
+                Ok(sid) => state.read().await.users().session(sid).await,
                 Err(_) => Ok(None),
             }
         })

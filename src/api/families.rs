@@ -109,7 +109,8 @@ pub async fn list_families(state: web::Data<AppState>, p: Principal, q: web::Que
         return Err(AppError::field("search", "不能超过100个字符").into());
     }
     let families = state
-        .read
+        .read()
+        .await
         .families()
         .list(recorder_scope(&p), search, state.today(), page)
         .await?;
@@ -130,7 +131,8 @@ pub async fn get_family(
     let fid: FamilyId = path_id(&id, "family")?;
     ensure_sees_family(&state, &p, fid).await?;
     let family = state
-        .read
+        .read()
+        .await
         .families()
         .get(fid, state.today(), recorder_scope(&p))
         .await?
@@ -210,7 +212,8 @@ pub async fn get_patient(
     let pid: PatientId = path_id(&id, "patient")?;
     ensure_sees_patient(&state, &p, pid).await?;
     let patient = state
-        .read
+        .read()
+        .await
         .patients()
         .get(pid, state.today())
         .await?

@@ -39,7 +39,7 @@ pub struct HealthBody {
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, body = HealthBody), (status = 503, description = "a dependency is down", body = HealthBody)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let (db, read) = tokio::join!(state.store.ping(), state.read.ping());
+    let (db, read) = tokio::join!(state.store.ping(), state.read_now().ping());
     let (broker, broker_ok, relay_lag) = match &state.relay {
         None => ("disabled", true, None),
         Some(relay) => {
@@ -57,7 +57,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let projection_lag = match (state.store.head().await, state.read.min_checkpoint().await) {
+    let projection_lag = match (state.store.head().await, state.read_now().min_checkpoint().await) {
         (Ok(head), Ok(cp)) => Some(head - cp),
         _ => None,
     };

@@ -185,7 +185,7 @@ pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<Sear
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let s = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let d = q.department.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    Ok(ok(state.read.hospitals().search(s, d, state.today()).await?))
+    Ok(ok(state.read().await.hospitals().search(s, d, state.today()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/hospitals/{id}", tag = "hospitals", security(("bearer" = [])),
@@ -195,7 +195,7 @@ pub async fn search(state: web::Data<AppState>, p: Principal, q: web::Query<Sear
 pub async fn get_hospital(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let hid: HospitalId = path_id(&id, "hospital")?;
-    let h = state.read.hospitals().get(hid).await?;
+    let h = state.read().await.hospitals().get(hid).await?;
     let h = h
         .filter(|h| p.is(Role::Admin) || h.status == HospitalStatus::Active)
         .ok_or(AppError::NotFound("hospital"))?;
@@ -233,7 +233,7 @@ pub async fn slots(
         // No department has that id: no slot is of it.
         Some(Err(_)) => return Ok(ok(Vec::<SlotView>::new())),
     };
-    Ok(ok(state.read.hospitals().slots(hid, dep, day).await?))
+    Ok(ok(state.read().await.hospitals().slots(hid, dep, day).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/hospital-appointments", tag = "hospital bookings", request_body = BookingInput, security(("bearer" = [])),

@@ -15,7 +15,7 @@ async fn read(state: &AppState) -> Readings {
     let mut r = Readings::default();
     if let Ok(head) = state.store.head().await {
         r.head = head;
-        if let Ok(cp) = state.read.min_checkpoint().await {
+        if let Ok(cp) = state.read_now().min_checkpoint().await {
             r.projection = Some((cp, lag_seconds(state, cp, head).await));
         }
         if state.relay.is_some() {
@@ -31,7 +31,7 @@ async fn read(state: &AppState) -> Readings {
             r.pools.push(("events_writer", db.write.size(), db.write.num_idle()));
         }
     }
-    if let Ok(runs) = state.read.jobs().latest_runs().await {
+    if let Ok(runs) = state.read_now().jobs().latest_runs().await {
         r.jobs = runs
             .into_iter()
             .filter_map(|j| {
@@ -40,13 +40,16 @@ async fn read(state: &AppState) -> Readings {
             })
             .collect();
     }
-    r.pools
-        .push(("read", state.read.pool().size(), state.read.pool().num_idle()));
-    if state.read.dialect() == projections::Dialect::Sqlite {
+    r.pools.push((
+        "read",
+        state.read_now().pool().size(),
+        state.read_now().pool().num_idle(),
+    ));
+    if state.read_now().dialect() == projections::Dialect::Sqlite {
         r.pools.push((
             "read_writer",
-            state.read.writer().size(),
-            state.read.writer().num_idle(),
+            state.read_now().writer().size(),
+            state.read_now().writer().num_idle(),
         ));
     }
     r

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod consistency;
 pub mod erasure;
 pub mod error;
 pub mod evv;

@@ -68,7 +68,7 @@ pub async fn list_requests(
         Some(_) => return Err(AppError::field("status", "应为open、fulfilled或cancelled").into()),
     };
     let doctor = p.is(Role::Doctor).then_some(p.user_id);
-    let list = state.read.orders().requests(doctor, status, page).await?;
+    let list = state.read().await.orders().requests(doctor, status, page).await?;
     // The patients whose requests (and vitals) this page shows.
     state
         .access
@@ -89,7 +89,8 @@ pub async fn get_request(
 ) -> ApiResult {
     let rid: OrderRequestId = path_id(&id, "order_request")?;
     let r = state
-        .read
+        .read()
+        .await
         .orders()
         .request(rid)
         .await?
@@ -188,7 +189,7 @@ pub async fn patient_orders(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     ensure_sees_patient(&state, &p, pid).await?;
-    let orders = state.read.orders().of_patient(pid, q.params()?).await?;
+    let orders = state.read().await.orders().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &origin, [pid]).await?;
     Ok(ok(OrderList::from(orders)))
 }
@@ -233,9 +234,15 @@ pub async fn notifications(state: web::Data<AppState>, p: Principal, q: web::Que
     };
     let user = p.user_id;
     let scope = p.is(Role::Recorder).then(|| state.today());
-    let list = state.read.notifications().list(user, unread_only, scope, page).await?;
+    let list = state
+        .read()
+        .await
+        .notifications()
+        .list(user, unread_only, scope, page)
+        .await?;
     let unread = state
-        .read
+        .read()
+        .await
         .notifications()
         .list(user, true, scope, projections::PageParams { page: 1, limit: 1 })
         .await?

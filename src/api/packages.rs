@@ -36,6 +36,6 @@ crate::api::list_page!(
     responses((status = 200, body = crate::api::Envelope<PackageList>)))]
 pub async fn list_packages(state: web::Data<AppState>, p: Principal, q: web::Query<PageQuery>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
-    let packages = state.read.packages().list(q.params()?).await?;
+    let packages = state.read().await.packages().list(q.params()?).await?;
     Ok(ok(PackageList::from(packages)))
 }

@@ -175,7 +175,7 @@ pub async fn list_for_patient(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let pid: PatientId = path_id(&id, "patient")?;
     ensure_sees_patient(&state, &p, pid).await?;
-    let page = state.read.records().of_patient(pid, q.params()?).await?;
+    let page = state.read().await.records().of_patient(pid, q.params()?).await?;
     state.access.patients(&p, &origin, [pid]).await?;
     Ok(ok(RecordList::from(page)))
 }

@@ -100,7 +100,7 @@ pub async fn change_payment(
 pub async fn get_subscription(state: web::Data<AppState>, p: Principal, id: web::Path<String>) -> ApiResult {
     p.require(&[Role::Admin, Role::Recorder])?;
     let sid: SubscriptionId = path_id(&id, "subscription")?;
-    let sub = state.read.subscriptions().get(sid, state.today()).await?;
+    let sub = state.read().await.subscriptions().get(sid, state.today()).await?;
     let sub = sub
         .filter(|s| p.is(Role::Admin) || s.recorder_id == p.user_id)
         .ok_or(AppError::NotFound("subscription"))?;
@@ -140,7 +140,8 @@ pub async fn list_subscriptions(
         return Ok(ok(SubscriptionList::from(Page::empty(page))));
     };
     let subs = state
-        .read
+        .read()
+        .await
         .subscriptions()
         .list(patient, recorder, state.today(), page)
         .await?;

@@ -75,7 +75,7 @@ pub async fn list_users(state: web::Data<AppState>, p: Principal, q: web::Query<
         None | Some("") => None,
         Some(r) => Some(Role::parse(r).map_err(|e| AppError::field("role", e))?),
     };
-    let users = state.read.users().list(role, page).await?;
+    let users = state.read().await.users().list(role, page).await?;
     Ok(ok(UserList::from(users)))
 }
 
@@ -88,7 +88,13 @@ pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<St
     if !p.is(Role::Admin) && !p.is(Role::Auditor) && p.user_id != uid {
         return Err(AppError::NotFound("user").into());
     }
-    let user = state.read.users().get(uid).await?.ok_or(AppError::NotFound("user"))?;
+    let user = state
+        .read()
+        .await
+        .users()
+        .get(uid)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
@@ -119,7 +125,7 @@ pub async fn change_status(
 
 async fn profile(state: &AppState, id: &str, role: Role) -> ApiResult {
     let uid: UserId = path_id(id, role.as_str())?;
-    let user = state.read.users().get(uid).await?;
+    let user = state.read().await.users().get(uid).await?;
     let user = user
         .filter(|u| u.role == role)
         .ok_or(AppError::NotFound(role.as_str()))?;
@@ -242,7 +248,13 @@ pub async fn update_user(
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
     let changes = parse_changes(&body.0)?;
-    let current = state.read.users().get(uid).await?.ok_or(AppError::NotFound("user"))?;
+    let current = state
+        .read()
+        .await
+        .users()
+        .get(uid)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     let ctx = meta.context(Some(&p), "UpdateUser");
     let view = update_profile(&state, uid, changes, Some(current.phone), ctx).await?;
     let version = view.version;

@@ -283,7 +283,7 @@ pub async fn list(
         status,
         ..VisitFilter::new(state.today())
     };
-    let visits = state.read.visits().list(&filter, page).await?;
+    let visits = state.read().await.visits().list(&filter, page).await?;
     log_patients(&state, &p, &origin, &visits.items).await?;
     Ok(ok(VisitList::from(visits)))
 }

@@ -138,7 +138,8 @@ fn may_see(p: &Principal, alert: &AlertDetails) -> bool {
 pub async fn get(state: &AppState, p: &Principal, id: AlertId) -> Result<AlertDetails, AppError> {
     p.require(&[Role::Admin, Role::Auditor, Role::Doctor])?;
     state
-        .read
+        .read()
+        .await
         .alerts()
         .get(id)
         .await?
@@ -160,13 +161,19 @@ pub async fn list(
         status,
         severity,
     };
-    Ok(state.read.alerts().list(filter, page).await?)
+    Ok(state.read().await.alerts().list(filter, page).await?)
 }
 
 /// The alert after a command on it (past the bounded read-your-writes wait
 /// the view may lag; the version answered is the one the command produced).
 async fn after(state: &AppState, id: AlertId, committed: Committed) -> Result<AlertDetails, AppError> {
-    let mut alert = state.read.alerts().get(id).await?.ok_or(AppError::NotFound("alert"))?;
+    let mut alert = state
+        .read()
+        .await
+        .alerts()
+        .get(id)
+        .await?
+        .ok_or(AppError::NotFound("alert"))?;
     alert.version = alert.version.max(committed.version);
     Ok(alert)
 }
@@ -229,7 +236,8 @@ const ESCALATION_BATCH: i64 = 100;
 pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<AlertId>, AppError> {
     let policy = state.settings.alerts.escalation;
     let due = state
-        .read
+        .read()
+        .await
         .alerts()
         .due(
             &instant(now - policy.urgent_after),
@@ -240,12 +248,13 @@ pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Al
     if due.is_empty() {
         return Ok(Vec::new());
     }
-    let admins: Vec<UserId> = state.read.users().active_admins().await?;
+    let admins: Vec<UserId> = state.read().await.users().active_admins().await?;
     let mut escalated = Vec::new();
     for alert in due {
         let (id, current) = (alert.id, alert.doctor_id);
         let to_doctor = state
-            .read
+            .read()
+            .await
             .alerts()
             .least_loaded_doctor_except(current)
             .await?

@@ -13,7 +13,13 @@ use crate::state::AppState;
 /// assigned at all is the caller's check.
 pub async fn recorder_standing(state: &AppState, recorder_id: UserId) -> Result<RecorderStanding, AppError> {
     let today = state.today();
-    let profile = state.read.users().get(recorder_id).await?.and_then(|u| u.recorder);
+    let profile = state
+        .read()
+        .await
+        .users()
+        .get(recorder_id)
+        .await?
+        .and_then(|u| u.recorder);
     let Some(profile) = profile else {
         return Ok(RecorderStanding::good(today));
     };

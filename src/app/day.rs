@@ -41,7 +41,7 @@ pub struct RoutedDay {
 
 /// The calling recorder's visits today, by time (cancelled ones left out).
 pub async fn today(state: &AppState, p: &Principal) -> Result<Vec<VisitView>, AppError> {
-    Ok(state.read.visits().on(p.user_id, state.today()).await?)
+    Ok(state.read().await.visits().on(p.user_id, state.today()).await?)
 }
 
 /// Today's visits of the calling recorder in the order that travels least from `start`
@@ -52,7 +52,8 @@ pub async fn today_route(state: &AppState, p: &Principal, start: Option<GeoPoint
     families.sort_unstable();
     families.dedup();
     let homes: HashMap<FamilyId, GeoPoint> = state
-        .read
+        .read()
+        .await
         .families()
         .homes(&families)
         .await?

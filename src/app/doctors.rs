@@ -26,19 +26,26 @@ pub async fn for_patient(
     named: Option<UserId>,
 ) -> Result<Option<UserId>, AppError> {
     if let Some(d) = named {
-        let user = state.read.users().get(d).await?;
+        let user = state.read().await.users().get(d).await?;
         return match user {
             Some(u) if takes_new_work(&u) => Ok(Some(d)),
             _ => Err(AppError::field("doctor_id", "医生不存在或不可用")),
         };
     }
-    let latest = match state.read.orders().latest_doctor(patient).await? {
-        Some(d) => state.read.users().get(d).await?.filter(takes_new_work).map(|u| u.id),
+    let latest = match state.read().await.orders().latest_doctor(patient).await? {
+        Some(d) => state
+            .read()
+            .await
+            .users()
+            .get(d)
+            .await?
+            .filter(takes_new_work)
+            .map(|u| u.id),
         None => None,
     };
     let id = match latest {
         Some(d) => Some(d),
-        None => state.read.orders().available_doctor().await?,
+        None => state.read().await.orders().available_doctor().await?,
     };
     Ok(id)
 }

@@ -119,7 +119,7 @@ pub async fn complete(
     // 3. Files (the read model still lists them: only their names were blanked).
     let pid: Option<PatientId> = patient.parse().ok();
     let files = match pid {
-        Some(id) => state.read.erasure().patient_files(id).await?,
+        Some(id) => state.read().await.erasure().patient_files(id).await?,
         None => Vec::new(),
     };
     for f in &files {
@@ -141,12 +141,12 @@ pub async fn complete(
         ..ctx.clone()
     };
     let family = match pid {
-        Some(id) => state.read.patients().family_of(id).await?,
+        Some(id) => state.read().await.patients().family_of(id).await?,
         None => None,
     };
     let mut family_erased = false;
     if let Some(family) = family {
-        if state.read.erasure().family_live_patients(family).await? == 0 {
+        if state.read().await.erasure().family_live_patients(family).await? == 0 {
             let family = family.to_string();
             let erase = FamilyCommand::Erase {
                 reason: reason.to_string(),
@@ -176,7 +176,7 @@ pub async fn complete(
         crate::idempotency::forget_mentions(&state.store, subject).await?;
     }
     // 6. No old page images of the blanked rows in embedded SQLite logs.
-    state.read.flush_erased().await?;
+    state.read().await.flush_erased().await?;
     tracing::info!(patient, files = files.len(), family_erased, "patient erasure completed");
     Ok(Completion {
         files_deleted: files.len(),

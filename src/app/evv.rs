@@ -90,7 +90,8 @@ async fn on_check_in(
     // this check-in (it may be further on: intervals are compared by time).
     state.waiter.wait_for(e.position).await;
     let rows = state
-        .read
+        .read()
+        .await
         .evv()
         .intervals_open_at(visit.recorder_id, visit_id, &instant(mark.at))
         .await?;
@@ -154,7 +155,12 @@ pub async fn sweep_missing_check_outs(
     let tz = state.settings.field_work.timezone;
     let today = now.with_timezone(&tz).date_naive();
     let started = local_midnight(today, tz);
-    let open = state.read.evv().open_check_ins_before(&instant(started), 500).await?;
+    let open = state
+        .read()
+        .await
+        .evv()
+        .open_check_ins_before(&instant(started), 500)
+        .await?;
     for &visit_id in &open {
         let Some((visit, _)) = state.store.load::<Visit>(&visit_id.to_string()).await? else {
             continue;
@@ -249,7 +255,7 @@ pub async fn list(
         Role::Admin | Role::Auditor => {}
         Role::Doctor => return Err(AppError::Forbidden),
     }
-    Ok(state.read.evv().list(&filter, page).await?)
+    Ok(state.read().await.evv().list(&filter, page).await?)
 }
 
 /// An exception as its answerers may act on it: its recorder or an admin.
@@ -257,7 +263,8 @@ async fn answerable(state: &AppState, p: &Principal, id: &str, roles: &[Role]) -
     p.require(roles)?;
     let id: EvvExceptionId = crate::app::input::path_id(id, "evv_exception")?;
     let x = state
-        .read
+        .read()
+        .await
         .evv()
         .get(id)
         .await?
@@ -314,7 +321,8 @@ async fn answer(
         .execute::<EvvException>(&id.to_string(), command, meta.context(Some(p), name))
         .await?;
     state
-        .read
+        .read()
+        .await
         .evv()
         .get(id)
         .await?

@@ -63,7 +63,8 @@ async fn visible_patient(state: &AppState, p: &Principal, id: PatientId) -> Resu
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     ensure_sees_patient(state, p, id).await?;
     state
-        .read
+        .read()
+        .await
         .patients()
         .get(id, state.today())
         .await?
@@ -75,13 +76,13 @@ async fn household_address(state: &AppState, view: &PatientView) -> Result<Optio
     if view.erased {
         return Ok(None);
     }
-    Ok(state.read.families().address(view.family_id).await?)
+    Ok(state.read().await.families().address(view.family_id).await?)
 }
 
 async fn read_care(state: &AppState, patient: PatientView) -> Result<PatientCare, AppError> {
     let patient_id = patient.id;
     let today = state.today();
-    let read = &state.read;
+    let read = &state.read().await;
     let address = household_address(state, &patient).await?;
     let medications: Vec<Medication> =
         serde_json::from_value(patient.current_medications.clone()).map_err(AppError::internal)?;

@@ -186,7 +186,7 @@ async fn readable(
     file_id: FileId,
     uploaded_by: UserId,
 ) -> Result<Option<Vec<PatientId>>, AppError> {
-    let patients = state.read.files().patients(file_id).await?;
+    let patients = state.read().await.files().patients(file_id).await?;
     if uploaded_by == p.user_id || p.is(Role::Admin) {
         return Ok(Some(patients));
     }
@@ -208,7 +208,13 @@ pub async fn read(
     fid: FileId,
     thumb: bool,
 ) -> Result<FileContent, AppError> {
-    let file = state.read.files().get(fid).await?.ok_or(AppError::NotFound("file"))?;
+    let file = state
+        .read()
+        .await
+        .files()
+        .get(fid)
+        .await?
+        .ok_or(AppError::NotFound("file"))?;
     let Some(patients) = readable(state, p, file.id, file.uploaded_by).await? else {
         return Err(AppError::NotFound("file"));
     };

@@ -137,7 +137,8 @@ pub async fn book(
     hospital.bookable(department_id, doctor_id)?;
     let time_text = at.format("%H:%M").to_string();
     let candidates = state
-        .read
+        .read()
+        .await
         .hospitals()
         .matching_slots(hospital_id, department_id, doctor_id, day, &time_text)
         .await?;
@@ -249,7 +250,8 @@ pub(crate) async fn visible_booking(
 ) -> Result<projections::hospitals::BookingView, AppError> {
     let bid: HospitalBookingId = path_id(id, "hospital_appointment")?;
     let b = state
-        .read
+        .read()
+        .await
         .hospitals()
         .booking(bid)
         .await?
@@ -331,7 +333,7 @@ pub async fn bookings(
     let list = if matches_none {
         projections::Page::empty(page)
     } else {
-        state.read.hospitals().bookings(&f, state.today(), page).await?
+        state.read().await.hospitals().bookings(&f, state.today(), page).await?
     };
     // The patients whose bookings this page shows.
     state
@@ -355,7 +357,8 @@ pub async fn transition(
         .execute::<HospitalBooking>(&b.id.to_string(), cmd, meta.context(Some(p), name))
         .await?;
     let after = state
-        .read
+        .read()
+        .await
         .hospitals()
         .booking(b.id)
         .await?

@@ -189,7 +189,7 @@ pub async fn run(state: &AppState, job: Job, at: DateTime<Utc>) -> anyhow::Resul
 }
 
 async fn admins(state: &AppState) -> anyhow::Result<Vec<UserId>> {
-    Ok(state.read.users().active_admins().await?)
+    Ok(state.read().await.users().active_admins().await?)
 }
 
 /// Tomorrow's scheduled and confirmed visits, one reminder per recorder.
@@ -197,7 +197,7 @@ async fn visit_reminders(state: &AppState, today: NaiveDate) -> anyhow::Result<J
     let day = today.succ_opt().unwrap_or(today);
     // By recorder in the order of their ids' text, as the read model sorts them.
     let mut by: BTreeMap<String, (UserId, Vec<RemindedVisit>)> = BTreeMap::new();
-    for v in state.read.jobs().due_visits_on(day).await? {
+    for v in state.read().await.jobs().due_visits_on(day).await? {
         let Ok(time) = chrono::NaiveTime::parse_from_str(&v.time, "%H:%M") else {
             continue;
         };
@@ -224,7 +224,8 @@ async fn certificate_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resul
         .checked_add_days(Days::new(CERTIFICATE_NOTICE_DAYS))
         .unwrap_or(today);
     let expiring = state
-        .read
+        .read()
+        .await
         .jobs()
         .certificates_expiring(today, until)
         .await?
@@ -243,7 +244,13 @@ async fn certificate_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resul
 /// Expires every active or paused subscription whose end date is before today.
 async fn subscription_expiry(state: &AppState, today: NaiveDate) -> anyhow::Result<JobOutcome> {
     let mut expired = Vec::new();
-    for sid in state.read.jobs().subscriptions_ended_before(today, SWEEP_LIMIT).await? {
+    for sid in state
+        .read()
+        .await
+        .jobs()
+        .subscriptions_ended_before(today, SWEEP_LIMIT)
+        .await?
+    {
         let id = sid.to_string();
         match state
             .store
@@ -268,7 +275,7 @@ async fn subscription_expiry(state: &AppState, today: NaiveDate) -> anyhow::Resu
 /// Flags every visit still scheduled or confirmed after its day as missed.
 async fn missed_visits(state: &AppState, today: NaiveDate) -> anyhow::Result<JobOutcome> {
     let mut missed = Vec::new();
-    for visit_id in state.read.jobs().open_visits_before(today, SWEEP_LIMIT).await? {
+    for visit_id in state.read().await.jobs().open_visits_before(today, SWEEP_LIMIT).await? {
         let id = visit_id.to_string();
         let Some((Visit { plan: Some(plan), .. }, _)) = state.store.load::<Visit>(&id).await? else {
             continue;
@@ -308,7 +315,8 @@ async fn file_cleanup(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Jo
     let grace = TimeDelta::hours(domain::file::UNATTACHED_GRACE_HOURS);
     let mut discarded = Vec::new();
     for f in state
-        .read
+        .read()
+        .await
         .jobs()
         .unattached_files(now - grace, now - grace * 2, SWEEP_LIMIT)
         .await?
@@ -320,7 +328,7 @@ async fn file_cleanup(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Jo
             };
             let command = FileCommand::Discard {
                 uploaded_at: uploaded_at.to_utc(),
-                attached: state.read.files().attached(file_id).await?,
+                attached: state.read().await.files().attached(file_id).await?,
                 now,
             };
             match state
@@ -366,7 +374,8 @@ pub async fn weekly_report(
         week_bounds(&week, tz).ok_or_else(|| AppError::field("week", "应为YYYY-Www格式的ISO周，如2026-W49"))?;
     let recorder = p.is(Role::Recorder).then_some(p.user_id);
     Ok(state
-        .read
+        .read()
+        .await
         .jobs()
         .weekly_report(&week, monday, sunday, bounds, recorder)
         .await?)

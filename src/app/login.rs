@@ -134,7 +134,7 @@ pub async fn with_password(
     // One attempt per username at a time, so each is counted against the last.
     let _turn = state.logins.serialize(&username).await;
     check_throttle(state, &username, meta).await?;
-    let row = state.read.users().login_row(&username).await?;
+    let row = state.read().await.users().login_row(&username).await?;
     let failure = match &row {
         None => {
             // Spend the same time as a real check so usernames cannot be probed.
@@ -171,7 +171,13 @@ pub async fn with_wechat(
         }
     };
     // Recorded like a password login, under the username (its keyed hash).
-    let user = state.read.users().get(user_id).await?.ok_or(AppError::Unauthorized)?;
+    let user = state
+        .read()
+        .await
+        .users()
+        .get(user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     if user.status != UserStatus::Active {
         note_attempt(
             state,
@@ -212,7 +218,13 @@ async fn start_session(state: &AppState, id: UserId, meta: &RequestMeta) -> Resu
         e if e.is_refusal() => AppError::Unauthorized,
         other => other,
     })?;
-    let user = state.read.users().get(id).await?.ok_or(AppError::Unauthorized)?;
+    let user = state
+        .read()
+        .await
+        .users()
+        .get(id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     let role = user.role;
     Ok(LoginResponse {
         access_token: state.jwt.issue(id, session, role, TokenKind::Access)?,
@@ -243,9 +255,16 @@ pub async fn change_password(
     let (Some(old), Some(new)) = (old, new) else {
         return Err(AppError::field("body", "缺少必填字段"));
     };
-    let user = state.read.users().get(p.user_id).await?.ok_or(AppError::Unauthorized)?;
+    let user = state
+        .read()
+        .await
+        .users()
+        .get(p.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     let row = state
-        .read
+        .read()
+        .await
         .users()
         .login_row_by_id(user.id)
         .await?

@@ -1,6 +1,7 @@
 //! The application layer: one module per use case family. A use case takes typed input and the
 //! acting principal, checks access with [`crate::policy`], runs its commands on the aggregates,
-//! waits for read-your-writes once, and returns a typed result. HTTP handlers (`api`), the
+//! and returns a typed result; its reads go through `AppState::read`, which waits until the read
+//! models show what the caller wrote (read-your-writes, [`crate::fence`]). HTTP handlers (`api`), the
 //! followers and the CLI call these functions; none of them orchestrates commands itself.
 //!
 //! Several commands on several aggregates (a booking's claim, slot place and booking; a record's

@@ -20,7 +20,7 @@ pub struct NotificationRead {
 /// Marks the caller's notification `id` read (again: no change).
 pub async fn read(state: &AppState, p: &Principal, meta: &RequestMeta, id: &str) -> Result<NotificationRead, AppError> {
     let nid: uuid::Uuid = path_id(id, "notification")?;
-    let owner = state.read.notifications().owner(nid).await?;
+    let owner = state.read().await.notifications().owner(nid).await?;
     if owner != Some(p.user_id) {
         return Err(AppError::NotFound("notification"));
     }

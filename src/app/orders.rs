@@ -89,7 +89,7 @@ pub async fn issue(
     let mut recorder: Option<UserId> = None;
     let mut record = record;
     if let Some(req) = request {
-        let view = state.read.orders().request(req).await?;
+        let view = state.read().await.orders().request(req).await?;
         let view = view
             .filter(|q| q.doctor_id == p.user_id && q.patient_id == patient)
             .ok_or_else(|| AppError::field("request_id", "医嘱申请不存在或不属于该患者"))?;
@@ -102,7 +102,8 @@ pub async fn issue(
     if recorder.is_none() {
         // The recorder currently responsible for the patient is told.
         let subs = state
-            .read
+            .read()
+            .await
             .subscriptions()
             .list(
                 Some(patient),
@@ -161,7 +162,8 @@ pub(crate) async fn own_order(
 ) -> Result<projections::orders::MedicalOrderView, AppError> {
     let oid: MedicalOrderId = path_id(id, "medical_order")?;
     let order = state
-        .read
+        .read()
+        .await
         .orders()
         .get(oid)
         .await?
@@ -205,7 +207,8 @@ pub async fn finish(
         .execute::<MedicalOrder>(&order.id.to_string(), cmd, meta.context(Some(p), name))
         .await?;
     let after = state
-        .read
+        .read()
+        .await
         .orders()
         .get(order.id)
         .await?

@@ -306,7 +306,8 @@ pub async fn record_vitals(
     ensure_not_erased(state, patient).await?;
     if let Some(visit_id) = checked.appointment {
         let visit = state
-            .read
+            .read()
+            .await
             .visits()
             .get(visit_id)
             .await?
@@ -326,12 +327,13 @@ pub async fn record_vitals(
     }
     for (file, role) in &checked.existing_files {
         let row = state
-            .read
+            .read()
+            .await
             .files()
             .get(*file)
             .await?
             .ok_or_else(|| AppError::field(role, "文件不存在"))?;
-        if row.uploaded_by != p.user_id || state.read.files().attached(row.id).await? {
+        if row.uploaded_by != p.user_id || state.read().await.files().attached(row.id).await? {
             return Err(AppError::field(role, "文件不可用"));
         }
         if row.kind != kind_for(role).as_str() {
@@ -344,9 +346,9 @@ pub async fn record_vitals(
     let mut home = None;
     if let (Some(_), Some(family)) = (
         &checked.content.location,
-        state.read.patients().family_of(patient).await?,
+        state.read().await.patients().family_of(patient).await?,
     ) {
-        if let Some(family) = state.read.families().get(family, state.today(), None).await? {
+        if let Some(family) = state.read().await.families().get(family, state.today(), None).await? {
             home = family.home_lat.zip(family.home_lng);
         }
     }
@@ -472,7 +474,8 @@ pub async fn visible_record(
     p.require(&[Role::Admin, Role::Recorder, Role::Doctor])?;
     let rid: HealthRecordId = path_id(id, "health_record")?;
     let record = state
-        .read
+        .read()
+        .await
         .records()
         .get(rid)
         .await?
@@ -524,7 +527,7 @@ pub async fn open_order_request(
         .flatten();
     v.finish()?;
     let request = open_request(state, p, meta, &record, doctor, reason).await?;
-    let view = state.read.orders().request(request).await?;
+    let view = state.read().await.orders().request(request).await?;
     Ok(OrderRequestOpened {
         id: request.to_string(),
         doctor_id: view.map(|r| r.doctor_id.to_string()),
@@ -633,7 +636,8 @@ pub struct UnlockInput {
 /// A record as `GET /health-records/{id}` shows it, after a command on it.
 async fn record_after(state: &AppState, id: HealthRecordId, version: i64) -> Result<HealthRecordView, AppError> {
     let mut record = state
-        .read
+        .read()
+        .await
         .records()
         .get(id)
         .await?

@@ -184,12 +184,18 @@ async fn schedule_context(
     now: NaiveDateTime,
 ) -> Result<ScheduleContext, AppError> {
     let package = state
-        .read
+        .read()
+        .await
         .packages()
         .get(package_id)
         .await?
         .ok_or(AppError::NotFound("service_package"))?;
-    let used = state.read.visits().regular_in_month(patient, date, except).await?;
+    let used = state
+        .read()
+        .await
+        .visits()
+        .regular_in_month(patient, date, except)
+        .await?;
     Ok(ScheduleContext {
         now,
         monthly_quota: u32::try_from(package.service_frequency).unwrap_or(0),
@@ -216,7 +222,8 @@ pub async fn schedule(
     }
     // The subscription that covers the visit date, active and not expired.
     let subs = state
-        .read
+        .read()
+        .await
         .subscriptions()
         .list(
             Some(patient),
@@ -295,7 +302,8 @@ pub async fn schedule(
 pub async fn own_visit(state: &AppState, p: &Principal, id: &str) -> Result<VisitView, AppError> {
     let vid: VisitId = path_id(id, "appointment")?;
     let visit = state
-        .read
+        .read()
+        .await
         .visits()
         .get(vid)
         .await?
@@ -324,7 +332,8 @@ async fn transition(
         .execute::<Visit>(&visit.id.to_string(), cmd, meta.context(Some(p), name))
         .await?;
     let after = state
-        .read
+        .read()
+        .await
         .visits()
         .get(visit.id)
         .await?
@@ -389,7 +398,8 @@ pub async fn reschedule(
 ) -> Result<VisitTransitioned, AppError> {
     let visit = own_visit(state, p, id).await?;
     let sub = state
-        .read
+        .read()
+        .await
         .subscriptions()
         .get(visit.subscription_id, state.today())
         .await?

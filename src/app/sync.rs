@@ -517,7 +517,7 @@ async fn rejection(
 /// assigned to the recorder; `true` when the command names no known patient of theirs.
 async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool, AppError> {
     let patient = match body_id::<VisitId>(ready, "appointment_id") {
-        Some(visit) => match state.read.visits().get(visit).await? {
+        Some(visit) => match state.read().await.visits().get(visit).await? {
             Some(v) if v.recorder_id == p.user_id => Some(v.patient.id),
             _ => None,
         },
@@ -526,11 +526,19 @@ async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool
     let Some(patient) = patient else {
         return Ok(true);
     };
-    if state.read.patients().get(patient, state.today()).await?.is_none() {
+    if state
+        .read()
+        .await
+        .patients()
+        .get(patient, state.today())
+        .await?
+        .is_none()
+    {
         return Ok(true);
     }
     Ok(state
-        .read
+        .read()
+        .await
         .subscriptions()
         .assigned(p.user_id, patient, state.today())
         .await?)
@@ -539,7 +547,7 @@ async fn assigned(state: &AppState, p: &Principal, ready: &Ready) -> Result<bool
 /// The status of the visit the command acts on, if any.
 async fn visit_status(state: &AppState, ready: &Ready) -> Result<Option<VisitStatus>, AppError> {
     match body_id(ready, "appointment_id") {
-        Some(visit) => Ok(state.read.visits().get(visit).await?.map(|v| v.status)),
+        Some(visit) => Ok(state.read().await.visits().get(visit).await?.map(|v| v.status)),
         None => Ok(None),
     }
 }
@@ -697,7 +705,7 @@ async fn touched(state: &AppState, me: UserId, mut from: i64, head: i64) -> Resu
                     }
                 }
                 ("subscription", Some(u)) => {
-                    if let Some(s) = state.read.subscriptions().get(u.into(), state.today()).await? {
+                    if let Some(s) = state.read().await.subscriptions().get(u.into(), state.today()).await? {
                         if s.recorder_id == me {
                             t.assignments.insert(s.patient_id);
                         }
@@ -705,7 +713,7 @@ async fn touched(state: &AppState, me: UserId, mut from: i64, head: i64) -> Resu
                 }
                 // A new record shows as its household's patient's last record.
                 ("health_record", Some(u)) => {
-                    if let Some(r) = state.read.records().get(u.into()).await? {
+                    if let Some(r) = state.read().await.records().get(u.into()).await? {
                         t.patients.insert(r.patient_id);
                     }
                 }
@@ -726,7 +734,7 @@ async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes,
     let mut families = t.families;
     for &patient in t.patients.iter().chain(&t.assignments) {
         let visible = can_see_patient(state, p, patient).await?;
-        if let Some(view) = state.read.patients().get(patient, today).await? {
+        if let Some(view) = state.read().await.patients().get(patient, today).await? {
             // A household shows its patients: it changed with them.
             families.insert(view.family_id);
             if visible {
@@ -738,8 +746,8 @@ async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes,
     }
     let unassigned: BTreeSet<FamilyId> = households_of(state, &t.assignments).await?;
     for &family in &families {
-        if state.read.families().sees(me, family, today).await? {
-            if let Some(detail) = state.read.families().get(family, today, Some(me)).await? {
+        if state.read().await.families().sees(me, family, today).await? {
+            if let Some(detail) = state.read().await.families().get(family, today, Some(me)).await? {
                 c.families.push(detail);
             }
         } else if unassigned.contains(&family) {
@@ -747,7 +755,7 @@ async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes,
         }
     }
     for &visit in &t.appointments {
-        let Some(view) = state.read.visits().get(visit).await? else {
+        let Some(view) = state.read().await.visits().get(visit).await? else {
             continue;
         };
         if view.recorder_id != me {
@@ -765,14 +773,15 @@ async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes,
             patient: Some(patient),
             ..VisitFilter::new(today)
         };
-        for v in all_pages(|page| state.read.visits().list(&filter, page)).await? {
+        let read = state.read().await;
+        for v in all_pages(|page| read.visits().list(&filter, page)).await? {
             if v.recorder_id == me && !c.removed.appointments.contains(&v.id) {
                 c.removed.appointments.push(v.id);
             }
         }
     }
     for &order in &t.medical_orders {
-        if let Some(view) = state.read.orders().get(order).await? {
+        if let Some(view) = state.read().await.orders().get(order).await? {
             if can_see_patient(state, p, view.patient_id).await? {
                 c.medical_orders.push(view);
             }
@@ -781,7 +790,8 @@ async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes,
     let ids: Vec<String> = t.notifications.into_iter().collect();
     let refs: Vec<String> = t.notification_refs.into_iter().collect();
     c.notifications = state
-        .read
+        .read()
+        .await
         .notifications()
         .among(p.user_id, &ids, &refs, Some(today))
         .await?;
@@ -792,7 +802,7 @@ async fn changed(state: &AppState, p: &Principal, t: Touched) -> Result<Changes,
 async fn households_of(state: &AppState, patients: &BTreeSet<PatientId>) -> Result<BTreeSet<FamilyId>, AppError> {
     let mut out = BTreeSet::new();
     for &patient in patients {
-        if let Some(family) = state.read.patients().family_of(patient).await? {
+        if let Some(family) = state.read().await.patients().family_of(patient).await? {
             out.insert(family);
         }
     }
@@ -826,10 +836,11 @@ where
 async fn snapshot(state: &AppState, user: UserId) -> Result<Changes, AppError> {
     let today = state.today();
     let mut c = Changes::default();
-    for item in all_pages(|page| state.read.families().list(Some(user), None, today, page)).await? {
-        if let Some(detail) = state.read.families().get(item.id, today, Some(user)).await? {
+    let read = state.read().await;
+    for item in all_pages(|page| read.families().list(Some(user), None, today, page)).await? {
+        if let Some(detail) = read.families().get(item.id, today, Some(user)).await? {
             for patient in &detail.patients {
-                if let Some(view) = state.read.patients().get(patient.id, today).await? {
+                if let Some(view) = read.patients().get(patient.id, today).await? {
                     c.patients.push(view);
                 }
             }
@@ -840,12 +851,12 @@ async fn snapshot(state: &AppState, user: UserId) -> Result<Changes, AppError> {
         recorder: Some(user),
         ..VisitFilter::new(today)
     };
-    c.appointments = all_pages(|page| state.read.visits().list(&filter, page)).await?;
+    c.appointments = all_pages(|page| read.visits().list(&filter, page)).await?;
     for patient in &c.patients {
         let patient = patient.id;
-        let orders = all_pages(|page| state.read.orders().of_patient(patient, page)).await?;
+        let orders = all_pages(|page| read.orders().of_patient(patient, page)).await?;
         c.medical_orders.extend(orders);
     }
-    c.notifications = all_pages(|page| state.read.notifications().list(user, false, Some(today), page)).await?;
+    c.notifications = all_pages(|page| read.notifications().list(user, false, Some(today), page)).await?;
     Ok(c)
 }

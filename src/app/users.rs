@@ -79,7 +79,13 @@ pub async fn update_profile(
         _ => {}
     }
     result?;
-    state.read.users().get(user).await?.ok_or(AppError::NotFound("user"))
+    state
+        .read()
+        .await
+        .users()
+        .get(user)
+        .await?
+        .ok_or(AppError::NotFound("user"))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -84,7 +84,8 @@ pub async fn mark(
         .execute::<Visit>(&visit.id.to_string(), command, meta.context(Some(p), name))
         .await?;
     let visit = state
-        .read
+        .read()
+        .await
         .visits()
         .get(visit.id)
         .await?
@@ -101,7 +102,8 @@ async fn recorders_visit(state: &AppState, p: &Principal, id: &str) -> Result<Vi
     p.require(&[Role::Recorder])?;
     let vid: VisitId = path_id(id, "appointment")?;
     let visit = state
-        .read
+        .read()
+        .await
         .visits()
         .get(vid)
         .await?
@@ -114,6 +116,11 @@ async fn recorders_visit(state: &AppState, p: &Principal, id: &str) -> Result<Vi
 
 /// The family's home as `(lat, lng)`, when it has coordinates.
 async fn family_home(state: &AppState, family_id: FamilyId) -> Result<Option<(f64, f64)>, AppError> {
-    let family = state.read.families().get(family_id, state.today(), None).await?;
+    let family = state
+        .read()
+        .await
+        .families()
+        .get(family_id, state.today(), None)
+        .await?;
     Ok(family.and_then(|f| f.home_lat.zip(f.home_lng)))
 }

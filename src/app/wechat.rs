@@ -51,7 +51,7 @@ pub async fn user_for_code(state: &AppState, code: &str) -> Result<(UserId, Stri
         }
     };
     let hash = wechat.hash(&session.openid);
-    match state.read.wechat().user(&hash).await? {
+    match state.read().await.wechat().user(&hash).await? {
         Some(user) => Ok((user, hash)),
         None => {
             tracing::info!(openid = %mask(&session.openid), "WeChat login of an unbound account");

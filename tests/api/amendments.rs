@@ -198,10 +198,10 @@ async fn a_recorder_corrects_their_record_and_the_original_stays_in_the_history(
     let live = app.get(&format!("/health-records/{record}"), &w.rtoken).await.ok();
     let head = app.state.store.head().await.unwrap();
     let records = projections::records::RecordsProjector;
-    app.state.read.reset(&records).await.unwrap();
+    app.state.read().await.reset(&records).await.unwrap();
     let mut caught_up = false;
     for _ in 0..200 {
-        if app.state.read.checkpoint("health_records").await.unwrap() >= head {
+        if app.state.read().await.checkpoint("health_records").await.unwrap() >= head {
             caught_up = true;
             break;
         }
@@ -476,13 +476,14 @@ async fn an_erased_patients_amended_record_still_replays(b: Backend) {
     // A rebuild replays the erased amendment instead of stalling on it.
     let head = app.state.store.head().await.unwrap();
     app.state
-        .read
+        .read()
+        .await
         .reset(&projections::records::RecordsProjector)
         .await
         .unwrap();
     let mut caught_up = false;
     for _ in 0..200 {
-        if app.state.read.checkpoint("health_records").await.unwrap() >= head {
+        if app.state.read().await.checkpoint("health_records").await.unwrap() >= head {
             caught_up = true;
             break;
         }

@@ -536,11 +536,11 @@ async fn erasure_leaves_nothing_to_find(b: Backend) {
 
     // A rebuild from the events shows the same erased state.
     for p in projections::all_projectors() {
-        app.state.read.reset(p.as_ref()).await.unwrap();
+        app.state.read().await.reset(p.as_ref()).await.unwrap();
     }
     let head = app.event_count().await;
     for p in projections::all_projectors() {
-        while app.state.read.checkpoint(p.name()).await.unwrap() < head {
+        while app.state.read().await.checkpoint(p.name()).await.unwrap() < head {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -189,6 +189,55 @@ async fn a_subjects_first_key_is_stored_once_with_the_events_it_seals(b: Backend
     assert!(app.state.store.privacy().is_erased(&other).await.unwrap());
 }
 
+/// Read-your-writes across instances without session affinity: each write
+/// goes to one instance and its read, at once, to the other, the first of
+/// them before the second instance has committed anything. The instance that
+/// did not write knows from the store's notifications that another writer
+/// shares it, and its reads wait for the store's head; a read naming the
+/// write's position (`X-Carelog-Position`) waits for that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_is_read_at_once_on_the_other() {
+    let app = spawn_app(Backend::Servers).await;
+    let other = crate::helpers::second_instance(&app).await;
+    let bases = [app.base.clone() + "/api/v1", other.base.clone()];
+    for i in 0..30usize {
+        let (write, read) = (&bases[i % 2], &bases[1 - i % 2]);
+        let name = format!("两地{i}家");
+        let r = app
+            .client
+            .post(format!("{write}/families"))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"family_name": name, "primary_address": "上海", "contact_phone": "13912345678"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let position = r.headers()["x-carelog-position"].to_str().unwrap().to_string();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let id = v["data"]["id"].as_str().unwrap().to_string();
+        let mut get = app
+            .client
+            .get(format!("{read}/families/{id}"))
+            .bearer_auth(&app.admin_token);
+        if i % 3 == 0 {
+            get = get.header("X-Carelog-Position", position);
+        }
+        let r = get.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{name} written on {write}, read on {read}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["family_name"], name.as_str());
+        let r = app
+            .client
+            .get(format!("{read}/families?limit=1"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["total"], i + 1);
+    }
+}
+
 /// Two instances on the same databases write in turn. Each follower reads its
 /// own process's commits from memory (`carelog::tail`) and the other's from
 /// the store: every household created through either instance is in the read

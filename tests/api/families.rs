@@ -338,7 +338,7 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     ] {
         assert_eq!(found(&app, text).await, n, "{text}");
     }
-    counts_follow_the_grams(&app.state.read).await;
+    counts_follow_the_grams(app.state.read().await).await;
     app.patch(
         &format!("/families/{fam}"),
         &app.admin_token,
@@ -363,11 +363,11 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     ] {
         assert_eq!(found(&app, text).await, n, "{text}");
     }
-    counts_follow_the_grams(&app.state.read).await;
+    counts_follow_the_grams(app.state.read().await).await;
     // A second patient whose name shares grams with the household's texts
     // and with the first's: each gram counts the household once.
     app.patient(&fam, "赵家李四").await;
-    counts_follow_the_grams(&app.state.read).await;
+    counts_follow_the_grams(app.state.read().await).await;
     // An erased patient's name leaves the household's grams.
     let erased = app.patient(&fam, "王五").await;
     assert_eq!(found(&app, "王五").await, 1);
@@ -379,11 +379,11 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     .await
     .ok();
     assert_eq!(found(&app, "王五").await, 0);
-    counts_follow_the_grams(&app.state.read).await;
+    counts_follow_the_grams(app.state.read().await).await;
     // The rows each change left are exactly those its household's texts give
     // now: a rename or an erasure deletes every gram it takes away (`LIKE`
     // would hide a stale one from a search, not from this).
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     let rows = || async {
         sqlx::query("SELECT gram, created_at, family_id FROM family_grams ORDER BY gram, created_at, family_id")
             .fetch_all(read.pool())
@@ -409,7 +409,7 @@ async fn search_finds_what_the_families_hold_now(b: Backend) {
     )
     .await
     .ok();
-    counts_follow_the_grams(&app.state.read).await;
+    counts_follow_the_grams(app.state.read().await).await;
     let live = rows().await;
     assert!(
         !live.iter().any(|(g, _, _)| g == "王五" || g == "张三" || g == "张家"),
@@ -488,7 +488,7 @@ async fn a_name_with_spaces_is_searchable_after_a_rename(b: Backend) {
             .ok();
     }
     assert_eq!(found(&app, "Bee Cat").await, 1);
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     let rows = || async {
         sqlx::query_scalar::<_, String>("SELECT gram FROM family_grams ORDER BY gram")
             .fetch_all(read.pool())
@@ -595,7 +595,7 @@ async fn a_common_pairs_total_is_estimated_from_the_share_of_its_walk_that_match
     use projections::PageParams;
 
     let app = spawn_app(b).await;
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     // 600 households, ten created at each instant (as in one batch): the even
     // ones 赵志远家, the odd ones 钱志远家.
     let households: Vec<String> = (0..600)
@@ -679,7 +679,7 @@ async fn every_search_start_finds_the_same_households_newest_first(b: Backend) {
     use projections::PageParams;
 
     let app = spawn_app(b).await;
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive();

@@ -196,7 +196,7 @@ async fn upload(app: &TestApp, token: &str) -> String {
 
 /// Where the file's bytes are stored (from its read model).
 async fn storage_key(app: &TestApp, file: &str) -> String {
-    let file = app.state.read.files().get(file.parse().unwrap()).await.unwrap();
+    let file = app.state.read().await.files().get(file.parse().unwrap()).await.unwrap();
     file.unwrap().storage_key
 }
 
@@ -491,7 +491,7 @@ async fn a_run_recorded_in_parts_tells_each_recipient_once(b: Backend) {
         assert!(mine[0]["body"].as_str().unwrap().contains("共有600个上门"), "{mine:?}");
     }
     // 1,500 certificates (two of real recorders): the admins told once, of all of them.
-    let admins = app.state.read.users().active_admins().await.unwrap();
+    let admins = app.state.read().await.users().active_admins().await.unwrap();
     let mut expiring: Vec<ExpiringCertificate> = (0..1_498)
         .map(|_| ExpiringCertificate {
             recorder_id: UserId(uuid::Uuid::now_v7()),
@@ -520,7 +520,7 @@ async fn a_run_recorded_in_parts_tells_each_recipient_once(b: Backend) {
     for token in [&t1, &t2] {
         assert_eq!(notices(&app, token, "certificate_expiry").await.len(), 1);
     }
-    let runs = app.state.read.jobs().latest_runs().await.unwrap();
+    let runs = app.state.read().await.jobs().latest_runs().await.unwrap();
     let run = runs.iter().find(|r| r.job == "certificate_expiry").unwrap();
     assert_eq!(run.summary, "1500 certificates expiring");
     let run = runs.iter().find(|r| r.job == "visit_reminders").unwrap();
@@ -635,7 +635,7 @@ async fn the_server_runs_each_jobs_latest_period_once(b: Backend) {
     let tz = app.state.settings.field_work.timezone;
     let mut runs = Vec::new();
     for _ in 0..400 {
-        runs = app.state.read.jobs().latest_runs().await.unwrap();
+        runs = app.state.read().await.jobs().latest_runs().await.unwrap();
         if runs.len() == Job::ALL.len() {
             break;
         }

@@ -34,7 +34,7 @@ const PEOPLES_TEXT: [&str; 5] = [
 /// build (migration 0021).
 async fn indexed_times_dates_and_codes_compare_byte_by_byte(b: Backend) {
     let app = spawn_app(b).await;
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     let mut by_collation: Vec<String> = match read.dialect() {
         Dialect::MySql => sqlx::query(
             "SELECT DISTINCT CONCAT(c.TABLE_NAME, '.', c.COLUMN_NAME) AS col
@@ -144,7 +144,7 @@ async fn the_family_list_reads_an_index_in_order_and_counts_without_scanning(b: 
             app.subscribe(&p, &package, &recorder).await;
         }
     }
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive();

@@ -162,7 +162,7 @@ async fn indexes(read: &projections::ReadStore) -> Vec<String> {
 /// rebuild, unnoticed; a unique one would be kept.
 async fn every_index_a_rebuild_builds_after_its_load_is_a_non_unique_index_of_the_projectors_tables(b: Backend) {
     let app = spawn_app(b).await;
-    let schema = indexes(&app.state.read).await;
+    let schema = indexes(app.state.read().await).await;
     let mut deferred = 0;
     for p in projections::all_projectors() {
         for index in p.deferred_indexes() {
@@ -309,21 +309,21 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
     let head = store.head().await.unwrap();
     assert!(head > 2000, "{head} events");
     app.state.waiter.wait_for(head).await;
-    let live = dump(&app.state.read).await;
+    let live = dump(app.state.read().await).await;
     assert!(live.len() > 60);
     // The households' patient counts, kept as patients are registered (an
     // erased patient stays one of the household's).
     for (f, n) in [(&families[0], 1), (&families[1], 2), (&families[2], 2)] {
         let count: i64 = sqlx::query_scalar("SELECT patient_count FROM families WHERE id = ?")
             .bind(f)
-            .fetch_one(app.state.read.pool())
+            .fetch_one(app.state.read().await.pool())
             .await
             .unwrap();
         assert_eq!(count, n, "{f}");
         // Its windows: one per subscription active by status.
         let windows = sqlx::query("SELECT subscription_windows FROM families WHERE id = ?")
             .bind(f)
-            .fetch_one(app.state.read.pool())
+            .fetch_one(app.state.read().await.pool())
             .await
             .unwrap()
             .opt_text("subscription_windows")
@@ -331,7 +331,7 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
         let active: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM recorder_families WHERE family_id = ? AND status = 'active'")
                 .bind(f)
-                .fetch_one(app.state.read.pool())
+                .fetch_one(app.state.read().await.pool())
                 .await
                 .unwrap();
         let windows = windows.unwrap_or_default();
@@ -344,31 +344,31 @@ async fn rebuild_reproduces_the_live_read_models(b: Backend) {
     }
 
     for p in projections::all_projectors() {
-        app.state.read.reset(p.as_ref()).await.unwrap();
+        app.state.read().await.reset(p.as_ref()).await.unwrap();
     }
-    assert!(dump(&app.state.read).await.is_empty());
+    assert!(dump(app.state.read().await).await.is_empty());
     // The running server's runner replays into the emptied tables.
     app.state.waiter.wait_for(head).await;
     for p in projections::all_projectors() {
-        while app.state.read.checkpoint(p.name()).await.unwrap() < head {
+        while app.state.read().await.checkpoint(p.name()).await.unwrap() < head {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
-    assert_eq!(dump(&app.state.read).await, live);
+    assert_eq!(dump(app.state.read().await).await, live);
     // Rebuilt beside them as `carelog rebuild` does: loaded in bulk (the
     // search grams written after the load, from the final rows; the list
     // indexes built after it), then switched in. The same tables again, with
     // the same indexes.
-    let schema = indexes(&app.state.read).await;
+    let schema = indexes(app.state.read().await).await;
     assert!(
         schema.iter().any(|i| i.contains("recorder_families_list")),
         "{schema:?}"
     );
-    carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
+    carelog::runner::rebuild_beside(store, app.state.read().await, &projections::all_projectors())
         .await
         .unwrap();
-    assert_eq!(dump(&app.state.read).await, live);
-    assert_eq!(indexes(&app.state.read).await, schema);
+    assert_eq!(dump(app.state.read().await).await, live);
+    assert_eq!(indexes(app.state.read().await).await, schema);
 }
 
 async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_model(b: Backend) {
@@ -416,7 +416,7 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     // A writer: new families keep arriving while the rebuild runs.
     let writer = family_writer(&app, &stop);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let done = carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
+    let done = carelog::runner::rebuild_beside(store, app.state.read().await, &projections::all_projectors())
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -443,12 +443,12 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
     // The switched-in read models, kept up to date by the live pipeline, are
     // exactly what a quiet rebuild produces: nothing lost, nothing twice.
     app.state.waiter.wait_for(store.head().await.unwrap()).await;
-    let live = dump(&app.state.read).await;
+    let live = dump(app.state.read().await).await;
     assert!(live.iter().filter(|r| r.starts_with("families:")).count() >= 30 + written);
-    carelog::runner::rebuild_beside(store, &app.state.read, &projections::all_projectors())
+    carelog::runner::rebuild_beside(store, app.state.read().await, &projections::all_projectors())
         .await
         .unwrap();
-    assert_eq!(dump(&app.state.read).await, live);
+    assert_eq!(dump(app.state.read().await).await, live);
 }
 
 /// Two rebuilds of one read store would share its scratch database (or
@@ -457,7 +457,7 @@ async fn rebuild_under_read_and_write_load_never_shows_an_empty_or_partial_read_
 async fn a_second_rebuild_of_the_same_read_store_is_refused_while_one_runs(b: Backend) {
     let app = spawn_app(b).await;
     app.family("家").await;
-    let read = &app.state.read;
+    let read = &app.state.read().await;
     let first = read.create_shadow().await.unwrap();
     let second = read.create_shadow().await;
     let refused = second.err().expect("a second shadow while the first exists");
@@ -493,7 +493,7 @@ async fn a_read_store_left_behind_gets_the_rebuilt_tables_renamed_in_on_mysql() 
     move_families(store, &families, 5).await;
     let head = store.head().await.unwrap();
     app.state.waiter.wait_for(head).await;
-    let expected = dump(&app.state.read).await;
+    let expected = dump(app.state.read().await).await;
 
     // A second read store on the same history, which no runner follows: its
     // checkpoints stay at 0.
@@ -558,9 +558,14 @@ async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
     let store = &app.state.store;
     move_families(store, &families, 10).await;
     app.state.waiter.wait_for(store.head().await.unwrap()).await;
-    app.state.read.set_reactor_checkpoint("a-reactor", 42).await.unwrap();
+    app.state
+        .read()
+        .await
+        .set_reactor_checkpoint("a-reactor", 42)
+        .await
+        .unwrap();
     assert_eq!(read_store_files(&dir), ["read.db", "read.db-shm", "read.db-wal"]);
-    let schema = indexes(&app.state.read).await;
+    let schema = indexes(app.state.read().await).await;
 
     // Commands keep arriving while another process rebuilds.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -595,7 +600,7 @@ async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
 
     // The new file has every index the old one had (the list indexes built
     // after the load).
-    assert_eq!(indexes(&app.state.read).await, schema);
+    assert_eq!(indexes(app.state.read().await).await, schema);
 
     // The server follows the new file: a family created now is listed, and
     // every family the history holds is there exactly once.
@@ -606,20 +611,26 @@ async fn a_full_rebuild_on_sqlite_switches_the_file_under_a_running_server() {
     for id in &created {
         app.get(&format!("/families/{id}"), &app.admin_token).await.ok();
     }
-    assert_eq!(app.state.read.reactor_checkpoint("a-reactor").await.unwrap(), 42);
+    assert_eq!(
+        app.state.read().await.reactor_checkpoint("a-reactor").await.unwrap(),
+        42
+    );
 
     // What the server's pipeline kept up to date is what a quiet rebuild
     // makes; the second switch, from link to link, removes the first file.
     app.state.waiter.wait_for(store.head().await.unwrap()).await;
-    let live = dump(&app.state.read).await;
-    carelog::runner::rebuild_beside(store, &app.state.read, &projectors)
+    let live = dump(app.state.read().await).await;
+    carelog::runner::rebuild_beside(store, app.state.read().await, &projectors)
         .await
         .unwrap();
-    assert_eq!(dump(&app.state.read).await, live);
+    assert_eq!(dump(app.state.read().await).await, live);
     let files = read_store_files(&dir);
     assert!(!files.contains(&generation), "{files:?}");
     let newer = std::fs::read_link(dir.join("read.db")).unwrap();
     assert_ne!(newer, link);
     assert!(files.contains(&newer.to_string_lossy().into_owned()), "{files:?}");
-    assert_eq!(app.state.read.reactor_checkpoint("a-reactor").await.unwrap(), 42);
+    assert_eq!(
+        app.state.read().await.reactor_checkpoint("a-reactor").await.unwrap(),
+        42
+    );
 }

@@ -191,7 +191,7 @@ async fn a_bound_wechat_account_logs_in_and_an_unbound_one_is_told_so(b: Backend
     assert_eq!(bound.data()["bound"], true);
     // The lookup keys by a keyed hash: the openid is not in the read store in clear.
     let hashes: Vec<String> = sqlx::query_scalar("SELECT openid_hash FROM wechat_bindings")
-        .fetch_all(app.state.read.pool())
+        .fetch_all(app.state.read().await.pool())
         .await
         .unwrap();
     assert_eq!(hashes.len(), 1);
@@ -242,7 +242,7 @@ async fn a_bound_wechat_account_logs_in_and_an_unbound_one_is_told_so(b: Backend
         .await
         .err(401, "wechat_not_bound");
     let hashes: Vec<String> = sqlx::query_scalar("SELECT openid_hash FROM wechat_bindings")
-        .fetch_all(app.state.read.pool())
+        .fetch_all(app.state.read().await.pool())
         .await
         .unwrap();
     assert!(hashes.is_empty());
@@ -308,7 +308,7 @@ async fn pushes_once(app: &TestApp, user: &str, done: impl Fn(&[PushRow]) -> boo
     let user = user.parse().unwrap();
     let mut pushes = Vec::new();
     for _ in 0..100 {
-        pushes = app.state.read.wechat().pushes_to(user).await.unwrap();
+        pushes = app.state.read().await.wechat().pushes_to(user).await.unwrap();
         if done(&pushes) {
             break;
         }
