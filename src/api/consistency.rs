@@ -28,10 +28,16 @@ fn named(req: &ServiceRequest) -> Result<i64, AppError> {
         .ok_or_else(|| AppError::field("X-Carelog-Position", "须为不小于0的整数（事件位置）"))
 }
 
+/// Under `/api/v1` (the operations documented with the header); elsewhere
+/// (`/health`, `/metrics`, the docs) the header is ignored and reads wait
+/// for this process's commits only.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !req.path().starts_with("/api/v1/") {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
     let named = match named(&req) {
         Ok(p) => p,
         Err(e) => return Ok(req.into_response(respond(e)).map_into_right_body()),

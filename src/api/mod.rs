@@ -294,7 +294,10 @@ impl utoipa::Modify for BearerAuth {
 /// - `Idempotency-Key` on every command the idempotency middleware serves (all
 ///   secured POST and PATCH outside `/auth/`), with 422
 ///   `idempotency_key_reused` and 409 `conflict` for a repeat still in flight;
-/// - 500 `internal` everywhere.
+/// - 500 `internal` everywhere;
+/// - `X-Carelog-Position` on every operation under `/api/v1` (a position the
+///   request's reads must show), and on the successes of commands (the
+///   position of the last event the command committed; see `crate::fence`).
 ///
 /// It also documents `GET /api/v1/health`, the same handler as `GET /health`,
 /// and gives every error response without a body the error envelope.
@@ -356,6 +359,25 @@ fn conventions(path: &str, command: bool, op: &mut utoipa::openapi::path::Operat
             );
         }
     }
+    if path.starts_with("/api/v1/") {
+        op.parameters.get_or_insert_with(Vec::new).push(
+            ParameterBuilder::new()
+                .name(consistency::POSITION.as_str())
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "A position of the event store (a command's answer names its own): the request's reads \
+                     wait until the read models show it. A position past the store's head is not waited for.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0))
+                        .maximum(Some(9_007_199_254_740_991.0)),
+                ))
+                .build(),
+        );
+    }
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let mut add = |status: &str, description: &str| {
         op.responses
@@ -416,6 +438,11 @@ fn conventions(path: &str, command: bool, op: &mut utoipa::openapi::path::Operat
         if failure && response.content.is_empty() {
             response.content.insert("application/json".into(), error_content());
         }
+        if command && status.starts_with('2') {
+            response
+                .headers
+                .insert(consistency::POSITION.as_str().into(), committed_position());
+        }
         if status == "429" && !response.headers.contains_key("Retry-After") {
             response.headers.insert("Retry-After".into(), retry_after());
         }
@@ -432,6 +459,20 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
     utoipa::openapi::ResponseBuilder::new()
         .description(description)
         .content("application/json", error_content())
+        .build()
+}
+
+fn committed_position() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some(
+            "the event store position of the last event the command committed (absent when it committed none); \
+             a later read waits until the read models show it, and may send it back in this header",
+        ))
         .build()
 }
 
