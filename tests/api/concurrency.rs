@@ -206,52 +206,35 @@ fn urlencoding(s: &str) -> String {
 async fn a_named_position_is_a_whole_number_and_never_past_the_head(b: Backend) {
     let app = spawn_app(b).await;
     let fam = app.family("位置家").await;
-    for bad in ["-1", "abc", "1.5", "99999999999999999999"] {
-        let r = app
-            .send(
+    let path = format!("/families/{fam}");
+    let get = |position: String| {
+        let (app, path) = (&app, &path);
+        async move {
+            app.send(
                 Method::GET,
-                &format!("/families/{fam}"),
+                path,
                 Some(&app.admin_token),
                 None,
-                &[("X-Carelog-Position", bad)],
+                &[("X-Carelog-Position", &position)],
             )
             .await
-            .err(400, "validation_failed");
-        assert!(
-            r.body["message"].as_str().unwrap().contains("X-Carelog-Position"),
-            "{}",
-            r.body
-        );
+        }
+    };
+    for bad in ["-1", "abc", "1.5", "99999999999999999999"] {
+        let r = get(bad.to_string()).await.err(400, "validation_failed");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.contains("X-Carelog-Position"), "{}", r.body);
     }
     let head = app.event_count().await;
     let started = std::time::Instant::now();
-    let far = (head + 1_000_000).to_string();
-    let r = app
-        .send(
-            Method::GET,
-            &format!("/families/{fam}"),
-            Some(&app.admin_token),
-            None,
-            &[("X-Carelog-Position", &far)],
-        )
-        .await
-        .ok();
+    let r = get((head + 1_000_000).to_string()).await.ok();
     assert_eq!(r.data()["family_name"], "位置家");
     // The wait's bound is ten seconds: an answer well before it did not wait.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(8),
         "a position past the head was waited for"
     );
-    let r = app
-        .send(
-            Method::GET,
-            &format!("/families/{fam}"),
-            Some(&app.admin_token),
-            None,
-            &[("X-Carelog-Position", &head.to_string())],
-        )
-        .await
-        .ok();
+    let r = get(head.to_string()).await.ok();
     assert_eq!(r.data()["family_name"], "位置家");
 }
 
