@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 use crate::api::error::{ok, ok_versioned, ApiResult};
 use crate::api::extract::authenticate;
 use crate::api::Body;
-use crate::app::error::AppError;
 use crate::app::login;
 pub use crate::app::login::{ChangePasswordRequest, LoginRequest, LoginResponse, LoginUser, WechatCodeRequest};
 use crate::app::users::{update_profile, PasswordChanged};
@@ -124,13 +123,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, meta: RequestM
     responses((status = 200, body = inline(crate::api::Envelope<projections::users::UserView>), headers(("ETag" = String, description = "the version, quoted"))),
         (status = 401, body = crate::api::ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, p: Principal) -> ApiResult {
-    let user = state
-        .read()
-        .await
-        .users()
-        .get(p.user_id)
-        .await?
-        .ok_or(AppError::Unauthorized)?;
+    let user = crate::app::users::own_user(&state, &p).await?;
     let version = user.version;
     Ok(crate::api::error::ok_versioned(user, version))
 }

@@ -88,13 +88,7 @@ pub async fn get_user(state: web::Data<AppState>, p: Principal, id: web::Path<St
     if !p.is(Role::Admin) && !p.is(Role::Auditor) && p.user_id != uid {
         return Err(AppError::NotFound("user").into());
     }
-    let user = state
-        .read()
-        .await
-        .users()
-        .get(uid)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let user = users::user_view(&state, uid).await?;
     let version = user.version;
     Ok(ok_versioned(user, version))
 }
@@ -248,13 +242,7 @@ pub async fn update_user(
     p.require(&[Role::Admin])?;
     let uid: UserId = path_id(&id, "user")?;
     let changes = parse_changes(&body.0)?;
-    let current = state
-        .read()
-        .await
-        .users()
-        .get(uid)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let current = users::user_view(&state, uid).await?;
     let ctx = meta.context(Some(&p), "UpdateUser");
     let view = update_profile(&state, uid, changes, Some(current.phone), ctx).await?;
     let version = view.version;

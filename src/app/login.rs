@@ -255,13 +255,7 @@ pub async fn change_password(
     let (Some(old), Some(new)) = (old, new) else {
         return Err(AppError::field("body", "缺少必填字段"));
     };
-    let user = state
-        .read()
-        .await
-        .users()
-        .get(p.user_id)
-        .await?
-        .ok_or(AppError::Unauthorized)?;
+    let user = crate::app::users::own_user(state, p).await?;
     let row = state
         .read()
         .await

@@ -79,13 +79,26 @@ pub async fn update_profile(
         _ => {}
     }
     result?;
+    user_view(state, user).await
+}
+
+/// A user as the read models show them (once they show the caller's writes).
+pub async fn user_view(state: &AppState, id: UserId) -> Result<UserView, AppError> {
     state
         .read()
         .await
         .users()
-        .get(user)
+        .get(id)
         .await?
         .ok_or(AppError::NotFound("user"))
+}
+
+/// The caller's own user: gone means their session no longer stands (401).
+pub async fn own_user(state: &AppState, p: &Principal) -> Result<UserView, AppError> {
+    match user_view(state, p.user_id).await {
+        Err(AppError::NotFound(_)) => Err(AppError::Unauthorized),
+        other => other,
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
