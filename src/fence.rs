@@ -74,6 +74,12 @@ pub fn committed(position: i64) {
     let _ = REQUEST.try_with(|r| r.committed.set(r.committed.get().max(position)));
 }
 
+/// The position of the last event the current request has committed (0:
+/// none, or outside a request).
+pub fn committed_so_far() -> i64 {
+    REQUEST.try_with(|r| r.committed.get()).unwrap_or(0)
+}
+
 /// Waits (bounded, see `ProjectionWaiter::wait_for`) until the read models
 /// show what a read of the current request must see (module docs). Outside a
 /// request (jobs, reactors): what this process has committed.

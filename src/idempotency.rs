@@ -50,8 +50,8 @@ pub fn new_id(meta: &RequestMeta, p: &Principal) -> Uuid {
     }
 }
 
-/// fingerprint, response status, response body, guards (JSON).
-type StoredRow = (String, Option<i32>, Option<String>, Option<String>);
+/// fingerprint, response status, response body, guards (JSON), position.
+type StoredRow = (String, Option<i32>, Option<String>, Option<String>, Option<i64>);
 
 pub(crate) enum Reservation {
     New,
@@ -61,6 +61,8 @@ pub(crate) enum Reservation {
         body: String,
         /// `None` when the stored checks cannot be read: the repeat is refused.
         guards: Option<Vec<Guard>>,
+        /// The position the first answer named (0: none).
+        position: i64,
     },
     InFlight,
 }
@@ -128,7 +130,7 @@ pub(crate) async fn reserve(
     if n == 1 || take_over(store, scope, key, fingerprint, ttl_secs, false).await? {
         return Ok(Reservation::New);
     }
-    let select = "SELECT fingerprint, response_status, response_body, guards FROM idempotency_keys
+    let select = "SELECT fingerprint, response_status, response_body, guards, response_position FROM idempotency_keys
                   WHERE scope = $1 AND key = $2";
     let row: Option<StoredRow> = on_backend!(store.backend(), |pool| sqlx::query_as(select)
         .bind(scope)
@@ -137,7 +139,7 @@ pub(crate) async fn reserve(
         .await?);
     match row {
         None => Ok(Reservation::InFlight),
-        Some((fingerprint, Some(status), body, guards)) => Ok(Reservation::Done {
+        Some((fingerprint, Some(status), body, guards, position)) => Ok(Reservation::Done {
             fingerprint,
             status: status as u16,
             body: body.unwrap_or_default(),
@@ -145,8 +147,9 @@ pub(crate) async fn reserve(
                 None => Some(Vec::new()),
                 Some(text) => serde_json::from_str(text).ok(),
             },
+            position: position.unwrap_or(0),
         }),
-        Some((_, None, _, _)) => Ok(
+        Some((_, None, _, _, _)) => Ok(
             if take_over(store, scope, key, fingerprint, ABANDONED_SECS, true).await? {
                 Reservation::New
             } else {
@@ -156,23 +159,33 @@ pub(crate) async fn reserve(
     }
 }
 
+/// The first request's answer: its status and body, the checks it passed,
+/// and the position it committed (0: none).
+pub(crate) struct Answer<'a> {
+    pub status: u16,
+    pub body: &'a str,
+    pub guards: &'a [Guard],
+    pub position: i64,
+}
+
 pub(crate) async fn complete(
     store: &EventStore,
     scope: &str,
     key: &str,
-    status: u16,
-    body: &str,
-    guards: &[Guard],
+    answer: Answer<'_>,
 ) -> Result<(), sqlx::Error> {
-    let guards = serde_json::to_string(guards).unwrap_or_else(|_| "[]".into());
-    let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4, guards = $5
+    let guards = serde_json::to_string(answer.guards).unwrap_or_else(|_| "[]".into());
+    let position = (answer.position > 0).then_some(answer.position);
+    let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4, guards = $5,
+                      response_position = $6
                WHERE scope = $1 AND key = $2";
     on_writer!(store.backend(), |pool| sqlx::query(sql)
         .bind(scope)
         .bind(key)
-        .bind(i32::from(status))
-        .bind(body)
+        .bind(i32::from(answer.status))
+        .bind(answer.body)
         .bind(&guards)
+        .bind(position)
         .execute(pool)
         .await
         .map(|_| ()))?;

@@ -20,7 +20,7 @@ use crate::api::extract::authenticate;
 use crate::app::error::AppError;
 use crate::app::refusal::Refusal;
 use crate::auth::TokenKind;
-use crate::idempotency::{complete, release, reserve, Reservation, WAIT_FOR_FIRST};
+use crate::idempotency::{complete, release, reserve, Answer, Reservation, WAIT_FOR_FIRST};
 use crate::state::AppState;
 
 fn replay(status: u16, body: String) -> HttpResponse {
@@ -118,6 +118,7 @@ pub async fn middleware(
                 status,
                 body,
                 guards,
+                position,
             } => {
                 if f != fingerprint {
                     return Ok(req.into_response(respond(AppError::IdempotencyKeyReused)));
@@ -131,6 +132,9 @@ pub async fn middleware(
                         return Ok(req.into_response(respond(guard.refusal())));
                     }
                 }
+                // The first answer's position, named again by the
+                // consistency middleware around this one.
+                crate::fence::committed(position);
                 return Ok(req.into_response(replay(status, body)));
             }
             Reservation::InFlight if tokio::time::Instant::now() < deadline => {
@@ -164,7 +168,13 @@ pub async fn middleware(
     } else {
         let text = String::from_utf8_lossy(&bytes);
         let guards = guards.borrow().clone();
-        complete(&state.store, &scope, &key, status.as_u16(), &text, &guards)
+        let answer = Answer {
+            status: status.as_u16(),
+            body: &text,
+            guards: &guards,
+            position: crate::fence::committed_so_far(),
+        };
+        complete(&state.store, &scope, &key, answer)
             .await
             .map_err(ApiError::from)?;
     }

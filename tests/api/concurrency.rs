@@ -116,6 +116,14 @@ async fn idempotency_replays_and_refuses_another_body(b: Backend) {
         .ok();
     assert_eq!(a.body, b2.body);
     assert_eq!(b2.headers["idempotent-replayed"], "true");
+    // The replay names the first answer's position: a client that lost the
+    // first answer still gets a position its next read (on any instance)
+    // waits for.
+    assert_eq!(
+        position(&b2),
+        position(&a),
+        "the replay names the first answer's position"
+    );
     assert_eq!(app.event_count().await, events, "the repeat wrote nothing");
     let other = json!({"family_name": "郑家", "primary_address": "上海", "contact_phone": "13912345678"});
     app.send(Method::POST, "/families", Some(&app.admin_token), Some(other), &h)

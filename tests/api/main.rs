@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod authz_matrix;
 mod backup;
+mod bulk_rows;
 mod concurrency;
 mod event_store;
 mod events_doc;
