@@ -10,7 +10,9 @@
 # Each run: a fresh scratch database pair (servers) or data dir (embedded),
 # a 3 s warm-up, then `wrk -c32` for SECS; prints one line per run:
 # "MODE BIN rps p50_ms p99_ms non2xx". BENCH_PERF=1 also records
-# `perf record -g` of the server during the load (path printed).
+# `perf record -g` of the server during the load (path printed); BENCH_CPU=1
+# adds the CPU each process used during the load (carelog, PostgreSQL,
+# MariaDB, wrk; % of one core, from /proc: scripts/lib/cpu_by_process.py).
 # Needs what scripts/bench.sh needs (PostgreSQL, MariaDB, wrk, curl, python3);
 # CARELOG_BENCH_PG_URL / CARELOG_BENCH_MYSQL_URL as there.
 set -euo pipefail
@@ -56,8 +58,18 @@ run() { # $1 binary
   fi
   printf '%s %s ' "$MODE" "$bin"
   curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" >"$w/m0"
+  local cpu=''
+  if [[ ${BENCH_CPU:-} == 1 ]]; then
+    python3 -u "$ROOT/scripts/lib/cpu_by_process.py" >"$w/cpu" &
+    cpu=$!
+  fi
   wrk -t2 -c32 -d"${SECS}s" -s "$ROOT/scripts/lib/post.lua" "http://127.0.0.1:$PORT/api/v1/families" |
     awk '/^RESULT/ {printf "%s %s %s %s", $2, $3, $4, $5}'
+  if [[ -n $cpu ]]; then
+    kill -INT "$cpu"
+    wait "$cpu" 2>/dev/null || true
+    printf ' %s' "$(cat "$w/cpu")"
+  fi
   # The projection lag under the load (append → every read model), p50 and
   # p99 by bucket, when the binary reports it.
   curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" >"$w/m1"

@@ -15,11 +15,20 @@ use crate::page::{ListQuery, Page, PageParams, Where};
 use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, StoredEvent};
 use crate::store::{hhmm, instant, ReadStore, RowExt};
 
+/// A patient's records newest first: the order of `health_records_patient`
+/// backwards, the id (which InnoDB keeps at the end of every secondary
+/// index) included, so MySQL reads the index in order with no sort. (With
+/// the id ascending after three descending columns it sorted every record
+/// of the patient on each read.) Records alike in all three come newest id
+/// first: ids are time-ordered (UUIDv7).
+pub const RECORDS_NEWEST_FIRST: &str = "visit_date DESC, visit_time DESC, created_at DESC, id DESC";
+
 /// The id of the newest record of the patient `p` (a correlated subquery:
 /// `p` is the outer query's `patients` row), as the family detail shows it:
-/// the last entry of `health_records_patient` for that patient.
-pub(crate) const LATEST_RECORD_ID: &str = "SELECT r.id FROM health_records r WHERE r.patient_id = p.id
-     ORDER BY r.visit_date DESC, r.visit_time DESC, r.created_at DESC, r.id LIMIT 1";
+/// the first of [`RECORDS_NEWEST_FIRST`], the last entry of
+/// `health_records_patient` for that patient.
+pub const LATEST_RECORD_ID: &str = "SELECT r.id FROM health_records r WHERE r.patient_id = p.id
+     ORDER BY r.visit_date DESC, r.visit_time DESC, r.created_at DESC, r.id DESC LIMIT 1";
 
 pub struct RecordsProjector;
 
@@ -551,7 +560,7 @@ impl Records<'_> {
         let list = ListQuery {
             select: "SELECT * FROM health_records",
             from: "health_records",
-            order_by: "visit_date DESC, visit_time DESC, created_at DESC, id",
+            order_by: RECORDS_NEWEST_FIRST,
         };
         let filter = Where::new().and_eq("patient_id = ?", Some(patient.to_string()));
         let mut page = self.0.page(&list, &filter, page, record_view).await?;
