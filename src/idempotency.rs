@@ -85,7 +85,7 @@ pub(crate) async fn take_over(
     let n = match store.backend() {
         Backend::Postgres(pool) => sqlx::query(&format!(
             "UPDATE idempotency_keys SET created_at = now(), fingerprint = $3, response_status = NULL,
-                    response_body = NULL, guards = NULL
+                    response_body = NULL, guards = NULL, response_position = NULL
              WHERE scope = $1 AND key = $2{unanswered} AND created_at < now() - make_interval(secs => $4)"
         ))
         .bind(scope)
@@ -97,7 +97,7 @@ pub(crate) async fn take_over(
         .rows_affected(),
         Backend::Sqlite(SqliteDb { write: pool, .. }) => sqlx::query(&format!(
             "UPDATE idempotency_keys SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), fingerprint = $3,
-                    response_status = NULL, response_body = NULL, guards = NULL
+                    response_status = NULL, response_body = NULL, guards = NULL, response_position = NULL
              WHERE scope = $1 AND key = $2{unanswered}
                AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || $4 || ' seconds')"
         ))
