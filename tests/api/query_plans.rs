@@ -36,7 +36,7 @@ async fn a_patients_records_come_newest_first_from_the_index_without_a_sort(b: B
         k => format!("pat-{k:02}"),
     };
     // 50 patients of 100 records each; a patient's records (n = 50 k + its
-    // number) fall on 24 dates, times and instants, so ids break ties.
+    // number) fall on 12 dates, times and instants, so ids break ties.
     let month = |n: usize| 1 + (n / 50) % 4;
     let hour = |n: usize| 8 + (n / 50) % 2;
     let milli = |n: usize| (n / 50) % 3;
