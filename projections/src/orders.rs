@@ -18,6 +18,17 @@ use crate::projector::{erase_rows, erased_patient, ProjectionError, Projector, S
 use crate::store::{ReadStore, RowExt};
 use crate::subscriptions::{assigned_params, assigned_sql};
 
+/// A patient's medical orders newest first: `medical_orders_patient`
+/// (`patient_id, created_at`, and the id InnoDB appends) read backwards, so
+/// MySQL stops at the page instead of sorting every order of the patient, as
+/// it did with the id ascending (see `records::RECORDS_NEWEST_FIRST`).
+pub const ORDERS_NEWEST_FIRST: &str = "created_at DESC, id DESC";
+
+/// The doctor of a patient's newest medical order (the first of
+/// [`ORDERS_NEWEST_FIRST`]).
+pub const LATEST_DOCTOR: &str =
+    "SELECT doctor_id FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id DESC LIMIT 1";
+
 pub struct OrdersProjector;
 
 #[async_trait]
@@ -630,7 +641,7 @@ impl Orders<'_> {
         let list = ListQuery {
             select: "SELECT * FROM medical_orders",
             from: "medical_orders",
-            order_by: "created_at DESC, id",
+            order_by: ORDERS_NEWEST_FIRST,
         };
         let filter = Where::new().and_eq("patient_id = ?", Some(patient.to_string()));
         self.0.page(&list, &filter, page, order_view).await
@@ -638,12 +649,10 @@ impl Orders<'_> {
 
     /// The doctor of the patient's most recent order, if any.
     pub async fn latest_doctor(self, patient: PatientId) -> Result<Option<UserId>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT doctor_id FROM medical_orders WHERE patient_id = ? ORDER BY created_at DESC, id LIMIT 1",
-        )
-        .bind(patient.to_string())
-        .fetch_optional(self.0.pool())
-        .await?;
+        let row = sqlx::query(LATEST_DOCTOR)
+            .bind(patient.to_string())
+            .fetch_optional(self.0.pool())
+            .await?;
         row.map(|r| r.id("doctor_id")).transpose()
     }
 

@@ -17,6 +17,7 @@ dual!(
     the_access_log_is_read_by_index_in_order,
     indexed_times_dates_and_codes_compare_byte_by_byte,
     a_patients_records_come_newest_first_from_the_index_without_a_sort,
+    a_patients_medical_orders_come_newest_first_from_the_index_without_a_sort,
 );
 
 /// A patient's records page and the family detail's last record read
@@ -103,6 +104,65 @@ async fn a_patients_records_come_newest_first_from_the_index_without_a_sort(b: B
     by_hand.sort_by_key(|id| {
         let n = key(id);
         std::cmp::Reverse((month(n), 1 + n % 50 % 28, hour(n), milli(n), n))
+    });
+    assert_eq!(ids, by_hand);
+}
+
+/// A patient's medical orders page and their latest doctor read
+/// `medical_orders_patient` backwards, as the records do (above).
+async fn a_patients_medical_orders_come_newest_first_from_the_index_without_a_sort(b: Backend) {
+    use projections::orders::{LATEST_DOCTOR, ORDERS_NEWEST_FIRST};
+    let app = spawn_app(b).await;
+    let read = &app.state.read().await;
+    // 50 patients of 100 orders each; a patient's orders fall on 6 instants,
+    // so ids break ties.
+    let instant = |n: usize| format!("2026-12-0{}T08:00:00.000Z", 1 + (n / 50) % 6);
+    fodder(
+        read,
+        "medical_orders (id, patient_id, doctor_id, order_type, content, status, created_at, updated_at, version)",
+        |n| {
+            format!(
+                "('ord-{n:05}', 'pat-{:02}', 'doc-{:02}', 'medication', '遵医嘱', 'active', '{}', '{}', 1)",
+                n % 50,
+                n % 7,
+                instant(n),
+                instant(n)
+            )
+        },
+    )
+    .await;
+    if read.dialect() == Dialect::MySql {
+        sqlx::query("ANALYZE TABLE medical_orders")
+            .execute(read.writer())
+            .await
+            .unwrap();
+    }
+    let page =
+        format!("SELECT * FROM medical_orders WHERE patient_id = ? ORDER BY {ORDERS_NEWEST_FIRST} LIMIT ? OFFSET ?");
+    for (sql, paged) in [(page.as_str(), true), (LATEST_DOCTOR, false)] {
+        let lines = plan_of(read, sql, &["pat-07".to_string()], paged).await;
+        assert!(
+            lines.iter().any(|l| l.contains("medical_orders_patient")),
+            "read by the patient's index: {lines:?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("filesort") || l.contains("USE TEMP B-TREE FOR ORDER BY")),
+            "no sort of the patient's orders: {lines:?}"
+        );
+    }
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM medical_orders WHERE patient_id = 'pat-07' ORDER BY {ORDERS_NEWEST_FIRST}"
+    ))
+    .fetch_all(read.pool())
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 100);
+    let mut by_hand = ids.clone();
+    by_hand.sort_by_key(|id| {
+        let n: usize = id[4..].parse().unwrap();
+        std::cmp::Reverse((instant(n), n))
     });
     assert_eq!(ids, by_hand);
 }
