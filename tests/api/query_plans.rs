@@ -75,20 +75,7 @@ async fn a_patients_records_come_newest_first_from_the_index_without_a_sort(b: B
         format!("SELECT * FROM health_records WHERE patient_id = ? ORDER BY {RECORDS_NEWEST_FIRST} LIMIT ? OFFSET ?");
     let last = format!("SELECT p.id, ({LATEST_RECORD_ID}) AS last_id FROM patients p WHERE p.id = ?");
     for (sql, paged) in [(&page, true), (&last, false)] {
-        let lines = plan_of(read, sql, std::slice::from_ref(&patient), paged).await;
-        assert!(
-            lines.iter().any(|l| l.contains("health_records_patient")),
-            "read by the patient's index: {lines:?}"
-        );
-        // SQLite's index ends in its rowid, not the id: it orders the rows
-        // alike in the first three columns as it goes ("FOR RIGHT PART OF
-        // ORDER BY"), stopping at the page, which is no sort of the whole.
-        assert!(
-            !lines
-                .iter()
-                .any(|l| l.contains("filesort") || l.contains("USE TEMP B-TREE FOR ORDER BY")),
-            "no sort of the patient's records: {lines:?}"
-        );
+        read_in_index_order(read, sql, &patient, paged, "health_records_patient").await;
     }
     // The order itself: newest date, time and instant first, then newest id.
     let ids: Vec<String> = sqlx::query_scalar(&format!(
@@ -106,6 +93,24 @@ async fn a_patients_records_come_newest_first_from_the_index_without_a_sort(b: B
         std::cmp::Reverse((month(n), 1 + n % 50 % 28, hour(n), milli(n), n))
     });
     assert_eq!(ids, by_hand);
+}
+
+/// Asserts that `sql`, for `patient`, reads `index` and sorts none of the
+/// patient's rows. SQLite's index ends in its rowid, not the id: it orders
+/// the rows alike in the other columns as it goes ("FOR RIGHT PART OF ORDER
+/// BY"), stopping at the page, which is no sort of the whole.
+async fn read_in_index_order(read: &projections::ReadStore, sql: &str, patient: &str, paged: bool, index: &str) {
+    let lines = plan_of(read, sql, &[patient.to_string()], paged).await;
+    assert!(
+        lines.iter().any(|l| l.contains(index)),
+        "read by the patient's index: {lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("filesort") || l.contains("USE TEMP B-TREE FOR ORDER BY")),
+        "no sort of the patient's rows: {lines:?}"
+    );
 }
 
 /// A patient's medical orders page and their latest doctor read
@@ -140,17 +145,7 @@ async fn a_patients_medical_orders_come_newest_first_from_the_index_without_a_so
     let page =
         format!("SELECT * FROM medical_orders WHERE patient_id = ? ORDER BY {ORDERS_NEWEST_FIRST} LIMIT ? OFFSET ?");
     for (sql, paged) in [(page.as_str(), true), (LATEST_DOCTOR, false)] {
-        let lines = plan_of(read, sql, &["pat-07".to_string()], paged).await;
-        assert!(
-            lines.iter().any(|l| l.contains("medical_orders_patient")),
-            "read by the patient's index: {lines:?}"
-        );
-        assert!(
-            !lines
-                .iter()
-                .any(|l| l.contains("filesort") || l.contains("USE TEMP B-TREE FOR ORDER BY")),
-            "no sort of the patient's orders: {lines:?}"
-        );
+        read_in_index_order(read, sql, "pat-07", paged, "medical_orders_patient").await;
     }
     let ids: Vec<String> = sqlx::query_scalar(&format!(
         "SELECT id FROM medical_orders WHERE patient_id = 'pat-07' ORDER BY {ORDERS_NEWEST_FIRST}"
